@@ -1,0 +1,246 @@
+"""Own the service's configuration: every environment variable, its default and its validation.
+
+`load_settings(environ)` is the only place that reads configuration. It returns a frozen
+`Settings` and raises `ConfigError` naming the variable and what is wrong with it, so that a bad
+deploy stops at start-up instead of failing on the first request. Every variable here is
+documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+from urllib.parse import quote, urlsplit
+
+DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
+
+UpstreamMode = Literal["openai", "custom", "dev"]
+StoreKind = Literal["redis", "sqlite"]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """How to reach Redis: a URL (credentials inside) plus transport options."""
+
+    url: str
+    ssl: bool
+    socket_timeout: float
+
+    def describe(self) -> str:
+        """Return the URL without credentials, safe for logs."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one process."""
+
+    gpt_api_key: str | None
+    openai_base_url: str | None
+    upstream_mode: UpstreamMode
+    model: str
+    vision_model: str
+    moderation_model: str
+    max_tokens: int
+    upstream_timeout: float
+    upstream_max_retries: int
+    redis: RedisSettings | None
+    store_path: str
+    messages_length: int
+    expire_hours: float
+    system_prompt: str | None
+    max_body_bytes: int
+    log_level: str
+
+    @property
+    def store_kind(self) -> StoreKind:
+        """Name the store backend in use."""
+        return "redis" if self.redis else "sqlite"
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        """Return the chat TTL in seconds, or None when chats never expire."""
+        if self.expire_hours == 0:
+            return None
+        return max(1, round(self.expire_hours * 3600))
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Turn the environment into validated settings, or raise `ConfigError`."""
+    env = _Env(environ)
+    api_key = env.text("GPT_API_KEY")
+    base_url = env.parse("OPENAI_BASE_URL", _http_url)
+    if api_key is None and base_url is None and env.text("K_SERVICE"):
+        raise ConfigError(
+            "GPT_API_KEY is required when running on Cloud Functions "
+            "(the offline dev upstream is for local use only)"
+        )
+    mode: UpstreamMode = "custom" if base_url else ("openai" if api_key else "dev")
+    model = env.text("MODEL") or DEFAULT_MODEL
+    return Settings(
+        gpt_api_key=api_key,
+        openai_base_url=base_url,
+        upstream_mode=mode,
+        model=model,
+        vision_model=env.text("VISION_MODEL") or model,
+        moderation_model=env.text("MODERATION_MODEL") or DEFAULT_MODERATION_MODEL,
+        max_tokens=env.integer("MAX_TOKENS", 500, minimum=1),
+        upstream_timeout=env.number("UPSTREAM_TIMEOUT", 25.0, minimum=0.1),
+        upstream_max_retries=env.integer("UPSTREAM_MAX_RETRIES", 1, minimum=0, maximum=10),
+        redis=_redis_settings(env),
+        store_path=env.text("STORE_PATH") or "./chats.sqlite3",
+        messages_length=env.integer("MESSAGES_LENGTH", 20, minimum=0, maximum=10_000),
+        expire_hours=env.number("EXPIRE_HOURS", 6.0, minimum=0.0),
+        system_prompt=env.text("SYSTEM_PROMPT"),
+        max_body_bytes=env.integer("MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        log_level=env.parse("LOG_LEVEL", _log_level) or "INFO",
+    )
+
+
+def _redis_settings(env: _Env) -> RedisSettings | None:
+    """Build Redis settings from `REDIS_URL` or the seed's `REDIS_HOST`/`PORT`/`PASSWORD`."""
+    url = env.text("REDIS_URL")
+    host = env.text("REDIS_HOST")
+    if url and host:
+        raise ConfigError("set either REDIS_URL or REDIS_HOST, not both")
+    if not url and not host:
+        return None
+    ssl_flag = env.parse("REDIS_SSL", _boolean)
+    timeout = env.number("REDIS_TIMEOUT", 2.0, minimum=0.05)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ConfigError(
+                f"REDIS_URL must look like redis://[:password@]host:port, got {_mask(url)!r}"
+            )
+        try:
+            parts.port  # noqa: B018  (validates the port)
+        except ValueError:
+            raise ConfigError("REDIS_URL has an invalid port") from None
+        if parts.scheme == "rediss" and ssl_flag is False:
+            raise ConfigError("REDIS_SSL=0 contradicts the rediss:// scheme of REDIS_URL")
+        ssl = parts.scheme == "rediss" or _default_tls(parts.hostname, ssl_flag)
+        scheme = "rediss" if ssl else "redis"
+        return RedisSettings(
+            url=parts._replace(scheme=scheme).geturl(), ssl=ssl, socket_timeout=timeout
+        )
+    assert host is not None
+    port = env.integer("REDIS_PORT", 6379, minimum=1, maximum=65535)
+    password = env.text("REDIS_PASSWORD")
+    userinfo = f":{quote(password, safe='')}@" if password else ""
+    bracketed = f"[{host}]" if ":" in host else host
+    ssl = _default_tls(host, ssl_flag)
+    scheme = "rediss" if ssl else "redis"
+    return RedisSettings(
+        url=f"{scheme}://{userinfo}{bracketed}:{port}/0", ssl=ssl, socket_timeout=timeout
+    )
+
+
+def _default_tls(host: str, flag: bool | None) -> bool:
+    """Use TLS for non-loopback hosts unless REDIS_SSL says otherwise (Upstash requires TLS)."""
+    if flag is not None:
+        return flag
+    return not _is_loopback(host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _mask(url: str) -> str:
+    """Hide any password in a URL before it goes into a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _http_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {_mask(raw)!r}")
+    return raw.rstrip("/")
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"{name} must be one of DEBUG, INFO, WARNING, ERROR, got {raw!r}")
+    return level
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0), got {raw!r}")
+
+
+class _Env:
+    """Typed, named reads of the environment; empty values count as unset."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def parse(self, name: str, parser: Callable[[str, str], T]) -> T | None:
+        raw = self.text(name)
+        return None if raw is None else parser(name, raw)
+
+    def integer(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        return _bounded(name, value, minimum, maximum)
+
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        return _bounded(name, value, minimum, None)
+
+
+N = TypeVar("N", int, float)
+
+
+def _bounded(name: str, value: N, minimum: N | None, maximum: N | None) -> N:
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+    return value

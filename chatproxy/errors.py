@@ -1,0 +1,139 @@
+"""Own the error tree: every failure a client can see, with its HTTP status and a short code.
+
+    ProxyError                      500 internal
+    ├── BadRequest                  400 bad_request
+    │   ├── InvalidJSON             400 invalid_json
+    │   ├── InvalidChatId           400 invalid_chat_id
+    │   └── ValidationFailed        400 invalid_request
+    ├── NotFound                    404 not_found
+    ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
+    ├── PayloadTooLarge             413 payload_too_large
+    ├── StoreError                  500 store_error
+    │   └── StoreUnavailable        503 store_unavailable    (Retry-After)
+    └── UpstreamError               502 upstream_error
+        ├── UpstreamRejected        400/502 upstream_rejected (the upstream's own message)
+        ├── UpstreamAuthFailed      502 upstream_auth
+        ├── UpstreamBadResponse     502 upstream_bad_response
+        ├── UpstreamRateLimited     503 upstream_rate_limited (Retry-After)
+        └── UpstreamTimeout         504 upstream_timeout
+
+Lower layers translate foreign exceptions (redis, openai) into these at their boundary; `app.py`
+turns them into JSON responses in one place.
+"""
+
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    """Base of every error the proxy reports to a client."""
+
+    status = 500
+    code = "internal"
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.headers = dict(headers or {})
+
+    def to_json(self) -> dict[str, str]:
+        """Return the body clients receive: the seed's `error` plus a machine-readable `code`."""
+        return {"error": self.message, "code": self.code}
+
+
+class BadRequest(ProxyError):
+    status = 400
+    code = "bad_request"
+    default_message = "bad request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+    default_message = "the request body must be a JSON object"
+
+
+class InvalidChatId(BadRequest):
+    code = "invalid_chat_id"
+    default_message = "chat id must be 1-128 characters of A-Z a-z 0-9 . _ @ : -"
+
+
+class ValidationFailed(BadRequest):
+    code = "invalid_request"
+
+
+class NotFound(ProxyError):
+    status = 404
+    code = "not_found"
+    default_message = "not found"
+
+
+class MethodNotAllowed(ProxyError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, allowed: list[str]):
+        methods = ", ".join(sorted(allowed))
+        super().__init__(f"method not allowed; use {methods}", headers={"Allow": methods})
+
+
+class PayloadTooLarge(ProxyError):
+    status = 413
+    code = "payload_too_large"
+
+    def __init__(self, limit: int):
+        super().__init__(f"request body is larger than {limit} bytes")
+
+
+class StoreError(ProxyError):
+    code = "store_error"
+    default_message = "the chat store failed"
+
+
+class StoreUnavailable(StoreError):
+    status = 503
+    code = "store_unavailable"
+    default_message = "the chat store is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
+class UpstreamError(ProxyError):
+    status = 502
+    code = "upstream_error"
+    default_message = "the model provider failed"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request; its message is passed on."""
+
+    code = "upstream_rejected"
+
+    def __init__(self, message: str, *, status: int = 502):
+        super().__init__(message)
+        self.status = status
+
+
+class UpstreamAuthFailed(UpstreamError):
+    code = "upstream_auth"
+    default_message = "the model provider rejected the proxy's credentials (check GPT_API_KEY)"
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = "upstream_bad_response"
+    default_message = "the model provider sent an answer the proxy could not read"
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 503
+    code = "upstream_rate_limited"
+    default_message = "the model provider is rate limiting requests; try again later"
+
+    def __init__(self, retry_after: int):
+        super().__init__(headers={"Retry-After": str(retry_after)})
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+    default_message = "the model provider did not answer in time"

@@ -1,0 +1,207 @@
+"""Own the HTTP handlers: parse and validate a request, call the service, shape the response.
+
+Each handler takes the request context and returns a JSON-able body (and optionally a status).
+Request bodies are validated with pydantic; `app.py` turns any error into a JSON response.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from werkzeug.wrappers import Request
+
+from chatproxy.config import Settings
+from chatproxy.errors import (
+    InvalidChatId,
+    InvalidJSON,
+    PayloadTooLarge,
+    StoreError,
+    ValidationFailed,
+)
+from chatproxy.service import ChatService
+from chatproxy.store import OPEN_TENANT, ChatRef
+
+CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
+MAX_URL_CHARS = 2048
+MAX_DATA_URL_CHARS = 20 * 1024 * 1024
+
+Body = dict[str, Any] | list[Any]
+Reply = Body | tuple[Body, int]
+
+B = TypeVar("B", bound=BaseModel)
+
+
+@dataclass
+class Context:
+    """What a handler gets: the request, the service, settings and the matched URL values."""
+
+    request: Request
+    service: ChatService
+    settings: Settings
+    args: dict[str, str]
+
+    @property
+    def chat(self) -> ChatRef:
+        """Return the validated chat addressed by the URL."""
+        chat_id = self.args["chat_id"]
+        if not CHAT_ID.fullmatch(chat_id):
+            raise InvalidChatId()
+        return ChatRef(OPEN_TENANT, chat_id)
+
+    def body(self, model: type[B]) -> B:
+        """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""
+        limit = self.settings.max_body_bytes
+        if (self.request.content_length or 0) > limit:
+            raise PayloadTooLarge(limit)
+        raw = self.request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(limit)
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise InvalidJSON() from None
+        if not isinstance(data, dict):
+            raise InvalidJSON()
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ValidationFailed(_describe(exc)) from None
+
+
+class ContentBody(BaseModel):
+    """`{"content": "<text>"}`; other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    content: StrictStr = Field(min_length=1)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class ImageBody(ContentBody):
+    """`{"content": "<text>", "url": "<image URL>"}`: an http(s) or data:image URL."""
+
+    url: StrictStr
+
+    @field_validator("url")
+    @classmethod
+    def _image_url(cls, value: str) -> str:
+        if value.startswith("data:image/") and len(value) <= MAX_DATA_URL_CHARS:
+            return value
+        if re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value) and len(value) <= MAX_URL_CHARS:
+            return value
+        raise ValueError(
+            f"must be an http(s) URL of at most {MAX_URL_CHARS} characters or a data:image/ URL"
+        )
+
+
+def health(ctx: Context) -> Reply:
+    settings = ctx.settings
+    body: dict[str, Any] = {
+        "status": "ok",
+        "store": settings.store_kind,
+        "upstream": settings.upstream_mode,
+        "model": settings.model,
+    }
+    if settings.upstream_mode == "dev":
+        body["notice"] = (
+            "offline dev upstream: replies are canned; set GPT_API_KEY to talk to OpenAI"
+        )
+    try:
+        ctx.service.ping_store()
+    except StoreError:
+        body["status"] = "unavailable"
+        return body, 503
+    return body
+
+
+def post_chat(ctx: Context) -> Reply:
+    body = ctx.body(ContentBody)
+    return _reply(ctx.service.turn(ctx.chat, body.content).to_json())
+
+
+def post_image(ctx: Context) -> Reply:
+    body = ctx.body(ImageBody)
+    return _reply(ctx.service.image_turn(ctx.chat, body.content, body.url).to_json())
+
+
+def get_chat(ctx: Context) -> Reply:
+    return ctx.service.history(ctx.chat)
+
+
+def delete_chat(ctx: Context) -> Reply:
+    chat = ctx.chat
+    return {"chat_id": chat.chat_id, "deleted": ctx.service.clear(chat)}
+
+
+def get_chat_system(ctx: Context) -> Reply:
+    return ctx.service.chat_system(ctx.chat)
+
+
+def post_chat_system(ctx: Context) -> Reply:
+    chat = ctx.chat
+    return ctx.service.set_chat_system(chat, ctx.body(ContentBody).content)
+
+
+def delete_chat_system(ctx: Context) -> Reply:
+    return ctx.service.set_chat_system(ctx.chat, None)
+
+
+def get_system(ctx: Context) -> Reply:
+    return ctx.service.global_system()
+
+
+def post_system(ctx: Context) -> Reply:
+    return ctx.service.set_global_system(ctx.body(ContentBody).content)
+
+
+def delete_system(ctx: Context) -> Reply:
+    return ctx.service.set_global_system(None)
+
+
+def post_moderation(ctx: Context) -> Reply:
+    return ctx.service.moderate(ctx.body(ContentBody).content)
+
+
+Handler = Callable[[Context], Reply]
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("/", "GET", health),
+    ("/system", "GET", get_system),
+    ("/system", "POST", post_system),
+    ("/system", "DELETE", delete_system),
+    ("/mod", "POST", post_moderation),
+    ("/<chat_id>/chat", "GET", get_chat),
+    ("/<chat_id>/chat", "POST", post_chat),
+    ("/<chat_id>/chat", "DELETE", delete_chat),
+    ("/<chat_id>/clear", "POST", delete_chat),
+    ("/<chat_id>/img", "POST", post_image),
+    ("/<chat_id>/system", "GET", get_chat_system),
+    ("/<chat_id>/system", "POST", post_chat_system),
+    ("/<chat_id>/system", "DELETE", delete_chat_system),
+]
+
+
+def _reply(message: dict[str, Any]) -> dict[str, Any]:
+    """Shape a stored reply as the seed's clients expect it (`tokens` is always present)."""
+    message.setdefault("tokens", None)
+    return message
+
+
+def _describe(exc: ValidationError) -> str:
+    """Say what is wrong with a body in one line, e.g. `content: Field required`."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,19 @@
+"""Own the choice of chat store: Redis when configured, else the embedded SQLite file."""
+
+from __future__ import annotations
+
+from chatproxy.config import Settings
+from chatproxy.store.base import OPEN_TENANT, ChatRef, ChatState, Message, Store
+
+__all__ = ["OPEN_TENANT", "ChatRef", "ChatState", "Message", "Store", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    """Build the store the settings ask for (no network I/O happens here)."""
+    if settings.redis is not None:
+        from chatproxy.store.redis import RedisStore, connect
+
+        return RedisStore(connect(settings.redis), settings.ttl_seconds)
+    from chatproxy.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.store_path, settings.ttl_seconds)

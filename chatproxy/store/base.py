@@ -1,0 +1,115 @@
+"""Own the storage contract: the `Store` protocol and the data types every backend speaks.
+
+A chat is addressed by a `ChatRef` (tenant + chat id). Its messages are kept oldest first; a turn
+(user message + reply) is saved in one atomic, idempotent step keyed by a turn id. Every read and
+write of a chat refreshes its TTL. The global system prompt lives beside the chats.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Content = str | list[dict[str, Any]]
+
+OPEN_TENANT = "public"
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """The address of one chat: whose it is and its id."""
+
+    tenant: str
+    chat_id: str
+
+    @property
+    def slot(self) -> str:
+        """Return the Redis Cluster hash tag shared by every key of this chat."""
+        return f"{{{self.tenant}:{self.chat_id}}}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One stored chat message; replies also carry the model and its token usage."""
+
+    role: str
+    content: Content
+    created_at: float = field(default_factory=time.time)
+    usage: dict[str, int] | None = None
+    model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the stored and client-facing form (fields that are unset are left out)."""
+        data: dict[str, Any] = {"role": self.role, "content": self.content}
+        data["created_at"] = self.created_at
+        if self.usage is not None:
+            data["tokens"] = self.usage
+        if self.model is not None:
+            data["model"] = self.model
+        return data
+
+    def dumps(self) -> str:
+        """Serialize for storage."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> Message:
+        """Parse a stored message."""
+        data = json.loads(raw)
+        return cls(
+            role=data["role"],
+            content=data["content"],
+            created_at=float(data.get("created_at", 0.0)),
+            usage=data.get("tokens"),
+            model=data.get("model"),
+        )
+
+    def for_upstream(self) -> dict[str, Any]:
+        """Return the message as the chat completion API expects it."""
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class ChatState:
+    """What a read of one chat returns: its own system prompt, the global one, messages."""
+
+    exists: bool
+    chat_system: str | None
+    global_system: str | None
+    messages: list[Message]
+
+
+class Store(Protocol):
+    """The one interface both backends implement; see tests/test_store_contract.py."""
+
+    kind: str
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` when the store cannot be reached."""
+
+    def load_window(self, chat: ChatRef, limit: int) -> ChatState:
+        """Return the system prompts and the newest `limit` messages (one round trip)."""
+
+    def load_history(self, chat: ChatRef) -> ChatState:
+        """Return the system prompts and every message, oldest first."""
+
+    def save_turn(self, chat: ChatRef, turn_id: str, messages: Sequence[Message]) -> bool:
+        """Append `messages` atomically; return False if `turn_id` was already saved."""
+
+    def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        """Set (or with None remove) one chat's own system prompt."""
+
+    def get_global_system(self) -> str | None:
+        """Return the stored global system prompt ("" = explicitly none, None = never set)."""
+
+    def set_global_system(self, content: str) -> None:
+        """Store the global system prompt ("" = explicitly none)."""
+
+    def delete_chat(self, chat: ChatRef) -> bool:
+        """Delete a chat and everything in it; return whether it existed."""
+
+    def close(self) -> None:
+        """Release connections."""

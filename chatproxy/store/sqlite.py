@@ -1,0 +1,243 @@
+"""Own the embedded SQLite backend, used when no Redis is configured.
+
+Same behaviour as Redis, TTL included: a chat whose `expires_at` has passed is treated as gone and
+deleted on its next access, and expired chats are swept from time to time. WAL mode, one
+connection per thread, `BEGIN IMMEDIATE` around every write, schema changes as numbered migrations.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from chatproxy.errors import StoreError, StoreUnavailable
+from chatproxy.store.base import ChatRef, ChatState, Message
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE chats (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        system TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        expires_at REAL,
+        last_turn TEXT,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, chat_id)
+    );
+    CREATE INDEX chats_expiry ON chats (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_chat ON messages (tenant, chat_id, id);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+SWEEP_EVERY_SECONDS = 60.0
+SWEEP_BATCH = 200
+
+
+class SqliteStore:
+    """Chats in one SQLite file; safe to share between threads."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str, ttl_seconds: int | None):
+        self._path = path
+        self._ttl = ttl_seconds
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with self._write() as db:
+            _migrate(db)
+
+    def ping(self) -> None:
+        with _translated():
+            self._db().execute("SELECT 1").fetchone()
+
+    def load_window(self, chat: ChatRef, limit: int) -> ChatState:
+        with self._write() as db:
+            return self._load(db, chat, limit)
+
+    def load_history(self, chat: ChatRef) -> ChatState:
+        with self._write() as db:
+            return self._load(db, chat, None)
+
+    def _load(self, db: sqlite3.Connection, chat: ChatRef, limit: int | None) -> ChatState:
+        row = self._live_chat(db, chat)
+        global_system = _global_system(db)
+        if row is None:
+            return ChatState(False, None, global_system, [])
+        db.execute(
+            "UPDATE chats SET expires_at = ? WHERE tenant = ? AND chat_id = ?",
+            (self._expiry(), chat.tenant, chat.chat_id),
+        )
+        query = "SELECT body FROM messages WHERE tenant = ? AND chat_id = ? ORDER BY id DESC"
+        params: tuple[object, ...] = (chat.tenant, chat.chat_id)
+        if limit is not None:
+            query += " LIMIT ?"
+            params += (limit,)
+        bodies = [body for (body,) in db.execute(query, params)]
+        messages = [Message.loads(body) for body in reversed(bodies)]
+        return ChatState(True, row[0], global_system, messages)
+
+    def save_turn(self, chat: ChatRef, turn_id: str, messages: Sequence[Message]) -> bool:
+        now = time.time()
+        with self._write() as db:
+            row = self._live_chat(db, chat)
+            if row is not None and row[1] == turn_id:
+                return False
+            self._ensure_chat(db, chat, now)
+            db.executemany(
+                "INSERT INTO messages (tenant, chat_id, body) VALUES (?, ?, ?)",
+                [(chat.tenant, chat.chat_id, m.dumps()) for m in messages],
+            )
+            db.execute(
+                "UPDATE chats SET updated = ?, expires_at = ?, last_turn = ?,"
+                " message_count = message_count + ? WHERE tenant = ? AND chat_id = ?",
+                (now, self._expiry(now), turn_id, len(messages), chat.tenant, chat.chat_id),
+            )
+            self._maybe_sweep(db, now)
+        return True
+
+    def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        now = time.time()
+        with self._write() as db:
+            if content is None and self._live_chat(db, chat) is None:
+                return
+            self._ensure_chat(db, chat, now)
+            db.execute(
+                "UPDATE chats SET system = ?, updated = ?, expires_at = ?"
+                " WHERE tenant = ? AND chat_id = ?",
+                (content, now, self._expiry(now), chat.tenant, chat.chat_id),
+            )
+
+    def get_global_system(self) -> str | None:
+        with _translated():
+            return _global_system(self._db())
+
+    def set_global_system(self, content: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES ('system', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (content,),
+            )
+
+    def delete_chat(self, chat: ChatRef) -> bool:
+        with self._write() as db:
+            existed = self._live_chat(db, chat) is not None
+            _delete(db, chat)
+        return existed
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _live_chat(self, db: sqlite3.Connection, chat: ChatRef) -> tuple[str | None, str] | None:
+        """Return (system, last_turn) of an unexpired chat; delete it if it has expired."""
+        row = db.execute(
+            "SELECT system, last_turn, expires_at FROM chats WHERE tenant = ? AND chat_id = ?",
+            (chat.tenant, chat.chat_id),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[2] is not None and row[2] <= time.time():
+            _delete(db, chat)
+            return None
+        return row[0], row[1]
+
+    def _ensure_chat(self, db: sqlite3.Connection, chat: ChatRef, now: float) -> None:
+        db.execute(
+            "INSERT INTO chats (tenant, chat_id, created, updated, expires_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, chat_id) DO NOTHING",
+            (chat.tenant, chat.chat_id, now, now, self._expiry(now)),
+        )
+
+    def _expiry(self, now: float | None = None) -> float | None:
+        if self._ttl is None:
+            return None
+        return (now or time.time()) + self._ttl
+
+    def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
+        """Delete a batch of expired chats, at most once a minute per process."""
+        if now < self._next_sweep or self._ttl is None:
+            return
+        self._next_sweep = now + SWEEP_EVERY_SECONDS
+        expired = db.execute(
+            "SELECT tenant, chat_id FROM chats WHERE expires_at <= ? LIMIT ?", (now, SWEEP_BATCH)
+        ).fetchall()
+        for tenant, chat_id in expired:
+            _delete(db, ChatRef(tenant, chat_id))
+
+    def _db(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Run the block as one `BEGIN IMMEDIATE` transaction: all of it or none of it."""
+        with _translated():
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the numbered migrations this file has not seen yet."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+
+
+def _global_system(db: sqlite3.Connection) -> str | None:
+    row = db.execute("SELECT value FROM settings WHERE key = 'system'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _delete(db: sqlite3.Connection, chat: ChatRef) -> None:
+    params = (chat.tenant, chat.chat_id)
+    db.execute("DELETE FROM messages WHERE tenant = ? AND chat_id = ?", params)
+    db.execute("DELETE FROM chats WHERE tenant = ? AND chat_id = ?", params)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn sqlite3's exceptions into the proxy's store errors."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreUnavailable("the chat store is busy; try again shortly") from exc
+        raise StoreError(f"the chat store failed: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"the chat store failed: {exc}") from exc

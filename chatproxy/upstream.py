@@ -1,0 +1,180 @@
+"""Own the model provider: chat completions and moderation through the official `openai` client.
+
+One client per process (it keeps its connection pool). Every SDK failure is translated here into
+the proxy's error tree, so nothing above this module ever sees an `openai` exception.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, cast
+
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+from chatproxy.config import Settings
+from chatproxy.errors import (
+    UpstreamAuthFailed,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+
+DEFAULT_RETRY_AFTER = 5
+MAX_MESSAGE_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The reply to one chat completion call."""
+
+    content: str
+    model: str
+    usage: dict[str, int]
+    usage_estimated: bool
+
+
+class Upstream:
+    """Calls the OpenAI-compatible API configured for this process."""
+
+    def __init__(self, client: openai.OpenAI):
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings, base_url: str | None = None) -> Upstream:
+        """Build the client from settings; `base_url` overrides (the dev upstream's address)."""
+        client = openai.OpenAI(
+            api_key=settings.gpt_api_key or "no-key",
+            base_url=base_url or settings.openai_base_url,
+            timeout=settings.upstream_timeout,
+            max_retries=settings.upstream_max_retries,
+        )
+        return cls(client)
+
+    def complete(
+        self, messages: Sequence[dict[str, Any]], *, model: str, max_tokens: int
+    ) -> Completion:
+        """Return the model's reply to `messages`."""
+        with _translated():
+            result: object = self._client.chat.completions.create(
+                model=model,
+                messages=cast("list[ChatCompletionMessageParam]", list(messages)),
+                max_tokens=max_tokens,
+            )
+        if not isinstance(result, ChatCompletion) or not result.choices:
+            raise UpstreamBadResponse()
+        message = result.choices[0].message
+        content = message.content if message.content is not None else message.refusal
+        if content is None:
+            raise UpstreamBadResponse("the model provider returned no text")
+        if result.usage is not None:
+            usage = {
+                "prompt_tokens": result.usage.prompt_tokens,
+                "completion_tokens": result.usage.completion_tokens,
+                "total_tokens": result.usage.total_tokens,
+            }
+            return Completion(content, result.model or model, usage, usage_estimated=False)
+        return Completion(content, result.model or model, _estimate(messages, content), True)
+
+    def moderate(self, text: str, *, model: str) -> dict[str, Any]:
+        """Return the moderation result for `text` as the API gives it."""
+        with _translated():
+            result: object = self._client.moderations.create(input=text, model=model)
+        if not isinstance(result, openai.types.ModerationCreateResponse) or not result.results:
+            raise UpstreamBadResponse()
+        answer: dict[str, Any] = result.results[0].model_dump(mode="json", by_alias=True)
+        answer["model"] = result.model
+        return answer
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate tokens as a quarter of the characters (OpenAI's rule of thumb for English)."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _estimate(messages: Sequence[dict[str, Any]], reply: str) -> dict[str, int]:
+    prompt = sum(estimate_tokens(_text_of(m.get("content"))) + 4 for m in messages)
+    completion = estimate_tokens(reply)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn the SDK's exceptions into the proxy's upstream errors."""
+    try:
+        yield
+    except openai.APITimeoutError as exc:
+        raise UpstreamTimeout() from exc
+    except openai.APIConnectionError as exc:
+        raise UpstreamError("could not reach the model provider") from exc
+    except openai.APIResponseValidationError as exc:
+        raise UpstreamBadResponse() from exc
+    except openai.APIStatusError as exc:
+        raise _status_error(exc) from exc
+
+
+def _status_error(exc: openai.APIStatusError) -> UpstreamError:
+    status = exc.status_code
+    message = _upstream_message(exc)
+    if status == 429 and exc.code == "insufficient_quota":
+        return UpstreamRejected(f"the model provider's quota is exhausted: {message}")
+    if status == 429:
+        return UpstreamRateLimited(_retry_after(exc.response.headers.get))
+    if status in (401, 403):
+        return UpstreamAuthFailed()
+    if status >= 500:
+        return UpstreamError(f"the model provider failed (HTTP {status})")
+    return UpstreamRejected(message, status=400 if status in (400, 413, 422) else 502)
+
+
+def _upstream_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    text = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text:
+        text = f"the model provider refused the request (HTTP {exc.status_code})"
+    return text[:MAX_MESSAGE_CHARS]
+
+
+def _retry_after(header: Callable[[str], str | None]) -> int:
+    """Read how long to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    millis = header("retry-after-ms")
+    seconds: float | None = None
+    if millis:
+        try:
+            seconds = float(millis) / 1000
+        except ValueError:
+            seconds = None
+    raw = header("retry-after")
+    if seconds is None and raw:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            try:
+                seconds = parsedate_to_datetime(raw).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = None
+    if seconds is None or seconds != seconds:
+        return DEFAULT_RETRY_AFTER
+    return min(3600, max(1, math.ceil(seconds)))
