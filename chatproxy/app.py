@@ -64,6 +64,10 @@ class ProxyApp:
         body, status = result if isinstance(result, tuple) else (result, 200)
         return json_response(body, status)
 
+    def close(self) -> None:
+        """Release the store's and the upstream's connections."""
+        self.service.close()
+
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize `body` as a JSON response."""

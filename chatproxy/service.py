@@ -124,6 +124,11 @@ class ChatService:
         """Raise `StoreUnavailable` if the store cannot be reached."""
         self._store.ping()
 
+    def close(self) -> None:
+        """Release the store's and the upstream's connections."""
+        self._store.close()
+        self._upstream.close()
+
     def _system_prompt(self, state: ChatState) -> str | None:
         """Pick the chat's own prompt, else the global one; never an empty one."""
         return state.chat_system or self._global_system(state.global_system) or None
@@ -143,5 +148,6 @@ def _without_images(message: dict[str, Any]) -> dict[str, Any]:
         if part.get("type") == "text":
             words.append(str(part.get("text", "")))
         elif part.get("type") == "image_url":
-            words.append(f"[image: {part.get('image_url', {}).get('url', '')}]")
+            url = str(part.get("image_url", {}).get("url", ""))
+            words.append("[image]" if url.startswith("data:") else f"[image: {url}]")
     return {"role": message["role"], "content": " ".join(words)}

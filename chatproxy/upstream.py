@@ -26,6 +26,7 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from chatproxy.tokens import estimate_usage
 
 DEFAULT_RETRY_AFTER = 5
 MAX_MESSAGE_CHARS = 500
@@ -68,20 +69,11 @@ class Upstream:
                 messages=cast("list[ChatCompletionMessageParam]", list(messages)),
                 max_tokens=max_tokens,
             )
-        if not isinstance(result, ChatCompletion) or not result.choices:
-            raise UpstreamBadResponse()
-        message = result.choices[0].message
-        content = message.content if message.content is not None else message.refusal
-        if content is None:
-            raise UpstreamBadResponse("the model provider returned no text")
-        if result.usage is not None:
-            usage = {
-                "prompt_tokens": result.usage.prompt_tokens,
-                "completion_tokens": result.usage.completion_tokens,
-                "total_tokens": result.usage.total_tokens,
-            }
-            return Completion(content, result.model or model, usage, usage_estimated=False)
-        return Completion(content, result.model or model, _estimate(messages, content), True)
+        content, usage = _read_completion(result)
+        served_by = getattr(result, "model", None) or model
+        if usage is None:
+            return Completion(content, served_by, estimate_usage(messages, content), True)
+        return Completion(content, served_by, usage, usage_estimated=False)
 
     def moderate(self, text: str, *, model: str) -> dict[str, Any]:
         """Return the moderation result for `text` as the API gives it."""
@@ -97,27 +89,26 @@ class Upstream:
         self._client.close()
 
 
-def estimate_tokens(text: str) -> int:
-    """Estimate tokens as a quarter of the characters (OpenAI's rule of thumb for English)."""
-    return max(1, math.ceil(len(text) / 4))
+def _read_completion(result: object) -> tuple[str, dict[str, int] | None]:
+    """Return the reply text and usage, or raise if the answer is not a usable completion.
 
-
-def _estimate(messages: Sequence[dict[str, Any]], reply: str) -> dict[str, int]:
-    prompt = sum(estimate_tokens(_text_of(m.get("content"))) + 4 for m in messages)
-    completion = estimate_tokens(reply)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
+    The SDK returns a bare string for a non-JSON 200 answer, and a model whose fields are None for
+    JSON of the wrong shape; neither may reach the store.
+    """
+    if not isinstance(result, ChatCompletion):
+        raise UpstreamBadResponse()
+    try:
+        message = result.choices[0].message
+        content = message.content if message.content is not None else message.refusal
+    except (AttributeError, IndexError, TypeError):
+        raise UpstreamBadResponse() from None
+    if not isinstance(content, str):
+        raise UpstreamBadResponse("the model provider returned no text")
+    counts = result.usage
+    fields = ("prompt_tokens", "completion_tokens", "total_tokens")
+    if counts is None or not all(isinstance(getattr(counts, f, None), int) for f in fields):
+        return content, None
+    return content, {f: int(getattr(counts, f)) for f in fields}
 
 
 @contextmanager
@@ -133,6 +124,8 @@ def _translated() -> Iterator[None]:
         raise UpstreamBadResponse() from exc
     except openai.APIStatusError as exc:
         raise _status_error(exc) from exc
+    except ValueError as exc:  # the SDK lets a JSON decode error of a 200 answer escape
+        raise UpstreamBadResponse() from exc
 
 
 def _status_error(exc: openai.APIStatusError) -> UpstreamError:

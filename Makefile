@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` serves on :8080, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test lint typecheck unit redis-server clean
+
+run: $(VENV)/.run-deps
+	$(BIN)/functions-framework --target=main --source=main.py --host=$(HOST) --port=$(PORT)
+
+test: lint typecheck unit
+
+lint: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev-deps
+	$(BIN)/mypy
+
+unit: $(VENV)/.dev-deps redis-server
+	$(BIN)/python -m pytest
+
+redis-server:
+	@scripts/ensure-redis-server.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-deps: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.run-deps
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Persistent, separated chats in front of the OpenAI chat API."""

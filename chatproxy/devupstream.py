@@ -1,0 +1,233 @@
+"""Offline, OpenAI-compatible HTTP server: the "dev upstream" (standard library only).
+
+It lets the proxy run with no OpenAI key and no internet (``make run``) and is the base of the
+test fake (``tests/fake_upstream.py``). It owns three routes, all JSON unless streaming:
+``POST /v1/chat/completions`` answers a deterministic reply echoing the last user message
+(:meth:`DevUpstream.reply_for`), or with ``"stream": true`` the same reply as server-sent
+``chat.completion.chunk`` events, one per word, ending ``data: [DONE]``;
+``POST /v1/moderations`` follows the dev rule "flagged iff the input contains the whole word
+'kill' (any case)"; ``GET /v1/models`` lists ``dev-model``. Unknown paths answer 404 and bodies
+that are not a JSON object 400, in OpenAI's error shape. Subclasses hook in via ``route``,
+``handle_chat``, ``reply_for`` and ``usage_for``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self, cast
+
+from chatproxy.tokens import content_text, estimate_usage
+
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)  # fmt: skip
+_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/moderations"), ("GET", "/v1/models")}
+_FLAG_WORD = re.compile(r"\bkill\b", re.IGNORECASE)
+
+
+def moderation_result(flagged: bool) -> dict[str, Any]:
+    """One moderation result; a flagged input is put in the "violence" category."""
+    hit = {c: flagged and c == "violence" for c in MODERATION_CATEGORIES}
+    return {
+        "flagged": flagged,
+        "categories": hit,
+        "category_scores": {c: 0.9 if v else 0.0001 for c, v in hit.items()},
+        "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES},
+    }
+
+
+def error_body(message: str, type_: str = "invalid_request_error") -> dict[str, Any]:
+    """OpenAI's error JSON shape."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": None}}
+
+
+class DevRequestHandler(BaseHTTPRequestHandler):
+    """Per-request handler: reads the body and delegates to the owning DevUpstream."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request stderr log line."""
+
+    def do_POST(self) -> None:
+        """Read the body, then let the owning DevUpstream answer (``route``)."""
+        self.extra_headers: dict[str, str] = {}  # a subclass may add headers to the answer
+        self.route_path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        self.body: dict[str, Any] | None = parsed if isinstance(parsed, dict) else None
+        self.body_ok = not raw or self.body is not None  # False: a body that is no JSON object
+        cast("_Server", self.server).upstream.route(self)
+
+    do_GET = do_POST
+
+    def start_response(self, status: int, content_type: str, length: int | None) -> None:
+        """Send the status line and headers; ``length=None`` means stream until close."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length is None:
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(length))
+        for name, value in self.extra_headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def send_bytes(self, status: int, data: bytes, content_type: str = "application/json") -> None:
+        self.start_response(status, content_type, len(data))
+        self.wfile.write(data)
+
+    def send_json(self, status: int, obj: Any) -> None:
+        self.send_bytes(status, json.dumps(obj).encode())
+
+    def send_error_json(self, status: int, message: str) -> None:
+        self.send_json(status, error_body(message))
+
+    def send_event(self, payload: Any) -> None:
+        """Write one server-sent event ``data: ...`` and flush it."""
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        self.wfile.write(f"data: {data}\n\n".encode())
+        self.wfile.flush()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    upstream: DevUpstream
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (timeouts, dropped streams) are normal here, not errors."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class DevUpstream:
+    """A local OpenAI-compatible server on a daemon thread; also a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self._server: _Server | None = None
+        self._ids = itertools.count(1)  # next() on a count is atomic under the GIL
+
+    def start(self) -> str:
+        """Bind and serve in the background; returns the base URL (``http://host:port/v1``)."""
+        if self._server is None:
+            server = _Server((self.host, self.port), DevRequestHandler)
+            server.upstream = self
+            self.port = server.server_address[1]
+            self._server = server
+            serve = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+            serve.start()  # a short poll interval keeps stop() fast
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def route(self, handler: DevRequestHandler) -> None:
+        """Answer one request (``handler.command``, ``.route_path``, ``.body``, ``.body_ok``)."""
+        method, path, body = handler.command, handler.route_path, handler.body or {}
+        if (method, path) not in _ROUTES:
+            handler.send_error_json(404, f"Unknown request URL: {method} {path}.")
+        elif not handler.body_ok or (method == "POST" and handler.body is None):
+            handler.send_error_json(400, "We could not parse the JSON body of your request.")
+        elif path == "/v1/chat/completions":
+            self.handle_chat(handler, body)
+        elif path == "/v1/moderations":
+            handler.send_json(200, self.moderation(body))
+        else:
+            models = [{"id": "dev-model", "object": "model", "created": 0, "owned_by": "dev"}]
+            handler.send_json(200, {"object": "list", "data": models})
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def reply_for(self, request: dict[str, Any]) -> str:
+        """Deterministic dev reply echoing the last user message and counting earlier ones."""
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        text, images = content_text(messages[last].get("content")) if last >= 0 else ("", 0)
+        said = f"You said: {text}" if text else "You said nothing"
+        if images:
+            said += " and sent " + ("an image" if images == 1 else f"{images} images")
+        earlier = f"{max(last, 0)} earlier message" + ("" if last == 1 else "s")  # before it
+        return f"[dev upstream] {said}. (I can see {earlier}.)"
+
+    def usage_for(self, request: dict[str, Any], reply: str) -> dict[str, int] | None:
+        """Token usage: prompt = sum(ceil(chars/4) + 4) per message; None sends no usage."""
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        return estimate_usage(messages, reply)
+
+    def handle_chat(self, handler: DevRequestHandler, body: dict[str, Any]) -> None:
+        """Answer a chat completion, as one JSON object or as an SSE stream."""
+        reply = self.reply_for(body)
+        usage = self.usage_for(body, reply)
+        base = {"id": f"chatcmpl-dev-{self.next_id()}", "created": int(time.time())}
+        base["model"] = body.get("model", "dev-model")
+        if body.get("stream"):
+            self.stream_chat(handler, body, base, reply, usage)
+            return
+        message = {"role": "assistant", "content": reply, "refusal": None}
+        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        result = {**base, "object": "chat.completion", "choices": [choice]}
+        if usage is not None:
+            result["usage"] = usage
+        handler.send_json(200, result)
+
+    def stream_chat(self, handler: DevRequestHandler, body: dict[str, Any], base: dict[str, Any],
+                    reply: str, usage: dict[str, int] | None) -> None:  # fmt: skip
+        """Send ``reply`` as chat.completion.chunk events, one per word, then ``[DONE]``."""
+        opts = body.get("stream_options")
+        with_usage = usage is not None and isinstance(opts, dict) and opts.get("include_usage")
+        extra = {"usage": None} if with_usage else {}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return {**base, "object": "chat.completion.chunk", "choices": [choice], **extra}
+
+        handler.start_response(200, "text/event-stream", None)
+        handler.send_event(chunk({"role": "assistant", "content": ""}))
+        for word in re.findall(r"\s*\S+(?:\s+$)?", reply):
+            handler.send_event(chunk({"content": word}))
+        handler.send_event(chunk({}, "stop"))
+        if with_usage:
+            handler.send_event({**chunk({}), "choices": [], "usage": usage})
+        handler.send_event("[DONE]")
+
+    def moderation(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Dev moderation: one result per input; flagged iff it contains the word "kill"."""
+        raw = body.get("input", "")
+        items = raw if isinstance(raw, list) else [raw]
+        texts = [i if isinstance(i, str) else content_text([i])[0] for i in items]
+        results = [moderation_result(bool(_FLAG_WORD.search(t))) for t in texts]
+        mod_id = f"modr-dev-{self.next_id()}"
+        return {"id": mod_id, "model": "omni-moderation-latest", "results": results}

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real redis-server, a real fake OpenAI upstream, and the real app."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from tests.fake_upstream import FakeUpstream
+from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = ROOT / "main.py"
+
+# Every variable the proxy reads; cleared before each test so a developer's shell cannot leak in.
+CONFIG_VARS = (
+    "GPT_API_KEY", "OPENAI_BASE_URL", "MODEL", "VISION_MODEL", "MODERATION_MODEL", "MAX_TOKENS",
+    "UPSTREAM_TIMEOUT", "UPSTREAM_MAX_RETRIES", "REDIS_URL", "REDIS_HOST", "REDIS_PORT",
+    "REDIS_PASSWORD", "REDIS_SSL", "REDIS_TIMEOUT", "STORE_PATH", "MESSAGES_LENGTH",
+    "EXPIRE_HOURS", "SYSTEM_PROMPT", "MAX_BODY_BYTES", "LOG_LEVEL", "K_SERVICE",
+    "OPENAI_API_KEY",
+)  # fmt: skip
+
+MakeClient = Callable[..., FlaskClient]
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run each test in its own directory (so no `.env` is picked up) with a clean environment."""
+    monkeypatch.chdir(tmp_path)
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[FakeUpstream]:
+    server = FakeUpstream()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_upstream(fake_upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The session's fake upstream with nothing recorded and nothing scripted."""
+    fake_upstream_server.reset()
+    yield fake_upstream_server
+    fake_upstream_server.reset()
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def proxy_env(
+    store_kind: str, request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path: Path
+) -> dict[str, str]:
+    """The environment of a proxy that talks to the fake upstream and the chosen store."""
+    env = {
+        "GPT_API_KEY": "sk-test-proxy-key",
+        "OPENAI_BASE_URL": fake_upstream.base_url,
+        "UPSTREAM_MAX_RETRIES": "0",
+        "UPSTREAM_TIMEOUT": "5",
+    }
+    if store_kind == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    else:
+        env["STORE_PATH"] = str(tmp_path / "chats.sqlite3")
+    return env
+
+
+@pytest.fixture
+def make_client(monkeypatch: pytest.MonkeyPatch, proxy_env: dict[str, str]) -> Iterator[MakeClient]:
+    """Build the real functions-framework app from main.py with `proxy_env` plus overrides.
+
+    An override of None removes that variable.
+    """
+    apps = []
+
+    def make(**overrides: str | None) -> FlaskClient:
+        for name, value in {**proxy_env, **overrides}.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        flask_app = functions_framework.create_app(target="main", source=str(MAIN))
+        apps.append(sys.modules["main"].app)
+        return flask_app.test_client()
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> FlaskClient:
+    return make_client()

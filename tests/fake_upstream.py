@@ -1,0 +1,158 @@
+"""Scriptable fake OpenAI upstream for tests: a real local HTTP server, no SDK patching.
+
+``FakeUpstream`` extends the offline ``DevUpstream`` (same routes and default answers) with:
+
+* recording -- every request lands in ``requests`` as ``{"path", "body", "headers"}`` (header
+  names lower-cased, ``body`` None when absent or not a JSON object); ``chat_requests()`` gives
+  the chat-completion bodies in arrival order;
+* canned answers -- ``reply_text`` (fixed reply), ``usage`` (fixed usage dict), ``omit_usage``
+  (no usage at all, also not in streams) and ``delay`` (seconds to sleep before each chat answer);
+* one-shot faults -- ``script(Fault(...), ...)`` queues behaviours, each consumed by one chat
+  completion request: a scripted status/body/headers, a delay, or a dropped connection.
+
+``reset()`` clears recordings and all scripted behaviour. State is guarded by a lock because the
+server answers on its own threads.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from chatproxy.devupstream import DevRequestHandler, DevUpstream, error_body
+
+
+@dataclass
+class Fault:
+    """One scripted answer to a chat completion request.
+
+    ``drop=True`` resets the connection without any response. Otherwise, after sleeping ``delay``
+    seconds, the answer is ``status`` with ``body`` (dict -> JSON; str/bytes verbatim, with
+    Content-Type ``text/plain`` unless ``headers`` says otherwise) plus ``headers``. With
+    ``body=None`` an error status gets OpenAI's error shape, and a success status gets the normal
+    (dev/fake) completion plus ``headers`` -- so ``Fault(delay=2)`` is a one-shot slow answer.
+    """
+
+    status: int = 200
+    body: str | bytes | dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Fault:
+        """An HTTP error in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``."""
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        if status == 429:
+            kind = "requests"
+        body = error_body(message or f"Fake upstream error (HTTP {status}).", kind)
+        body["error"]["code"] = code
+        return cls(status=status, body=body, headers=headers)
+
+    @classmethod
+    def non_json(cls) -> Fault:
+        """A 200 answer that is HTML, not JSON (as from a misbehaving gateway)."""
+        return cls(status=200, body="<html>oops</html>", headers={"Content-Type": "text/html"})
+
+
+class FakeUpstream(DevUpstream):
+    """``DevUpstream`` plus request recording, canned answers and one-shot faults."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self._faults: deque[Fault] = deque()
+        self.reply_text: str | None = None
+        self.usage: dict[str, int] | None = None
+        self.omit_usage = False
+        self.delay = 0.0
+
+    # -- test API ----------------------------------------------------------------------------
+    def script(self, *faults: Fault) -> None:
+        """Queue one-shot behaviours; each chat completion request consumes the next one."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """Bodies of the chat completion requests, in arrival order."""
+        with self._lock:
+            return [
+                r["body"]
+                for r in self.requests
+                if r["path"] == "/v1/chat/completions" and r["body"] is not None
+            ]
+
+    def reset(self) -> None:
+        """Forget recorded requests and every scripted behaviour."""
+        with self._lock:
+            self.requests.clear()
+            self._faults.clear()
+            self.reply_text = None
+            self.usage = None
+            self.omit_usage = False
+            self.delay = 0.0
+
+    # -- DevUpstream hooks -------------------------------------------------------------------
+    def route(self, handler: DevRequestHandler) -> None:
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        entry = {"path": handler.route_path, "body": handler.body, "headers": headers}
+        with self._lock:
+            self.requests.append(entry)
+        super().route(handler)
+
+    def reply_for(self, request: dict[str, Any]) -> str:
+        reply = self.reply_text
+        return reply if reply is not None else super().reply_for(request)
+
+    def usage_for(self, request: dict[str, Any], reply: str) -> dict[str, int] | None:
+        if self.omit_usage:
+            return None
+        usage = self.usage
+        return dict(usage) if usage is not None else super().usage_for(request, reply)
+
+    def handle_chat(self, handler: DevRequestHandler, body: dict[str, Any]) -> None:
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is None:
+            time.sleep(self.delay)
+            super().handle_chat(handler, body)
+            return
+        time.sleep(fault.delay)
+        if fault.drop:
+            # Linger 0 turns the close into a TCP reset; nothing is written.
+            handler.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            handler.close_connection = True
+            return
+        handler.extra_headers.update(fault.headers or {})
+        if fault.body is None and fault.status < 400:
+            super().handle_chat(handler, body)
+            return
+        self._send_fault(handler, fault)
+
+    @staticmethod
+    def _send_fault(handler: DevRequestHandler, fault: Fault) -> None:
+        body = fault.body
+        if body is None:
+            body = Fault.error(fault.status).body
+        content_type = "text/plain; charset=utf-8"
+        if isinstance(body, dict):
+            body, content_type = json.dumps(body), "application/json"
+        for name in [n for n in handler.extra_headers if n.lower() == "content-type"]:
+            content_type = handler.extra_headers.pop(name)
+        data = body.encode() if isinstance(body, str) else bytes(body or b"")
+        handler.send_bytes(fault.status, data, content_type)

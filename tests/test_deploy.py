@@ -1,0 +1,458 @@
+"""Tests for deploy.sh, run against a stand-in ``gcloud`` that records what it receives.
+
+The stand-in writes its argv (one argument per line) to ``$FAKE_GCLOUD_ARGV`` and
+copies the ``--env-vars-file`` it was given to ``$FAKE_GCLOUD_ENV_COPY`` (mode kept),
+because deploy.sh deletes the original as soon as it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = REPO_ROOT / "deploy.sh"
+
+FAKE_GCLOUD = """#!/bin/sh
+# Stand-in gcloud: record argv, one per line, and keep a copy of --env-vars-file.
+: > "$FAKE_GCLOUD_ARGV"
+for arg in "$@"; do
+    printf '%s\\n' "$arg" >> "$FAKE_GCLOUD_ARGV"
+    case $arg in
+        --env-vars-file=*) cp -p "${arg#--env-vars-file=}" "$FAKE_GCLOUD_ENV_COPY" ;;
+    esac
+done
+exit "${FAKE_GCLOUD_EXIT:-0}"
+"""
+
+# Variables a developer's shell may set that deploy.sh reads as defaults.
+HOST_VARS = (
+    "GCLOUD_PROJECT",
+    "GOOGLE_CLOUD_PROJECT",
+    "FUNCTION_REGION",
+    "FUNCTION_NAME",
+    "PYTHON",
+    "TMPDIR",
+)
+
+# Every secret value used below contains this marker, so any leak shows up.
+SECRET_MARKER = "SECRET"
+API_KEY = "sk-test-SECRET123"
+REDIS_PASSWORD = "hunter2-SECRET"
+
+BASIC_ENV = f"""\
+GPT_API_KEY={API_KEY}
+REDIS_HOST=redis.internal
+REDIS_PASSWORD={REDIS_PASSWORD}
+"""
+
+# Values that are easy to get wrong when turned into YAML.
+TRICKY_ENV = (
+    "# a comment line\n"
+    f"GPT_API_KEY={API_KEY}\n"
+    f"REDIS_URL=redis://:{REDIS_PASSWORD}@redis.internal:6379/0\n"
+    'QUOTES="she said \\"SECRET-quoted\\" and \'left\'"\n'
+    "SPACES='  SECRET spaced  value  '\n"
+    'HASH="SECRET#not-a-comment # still the value"\n'
+    "UNICODE=SECRET-héllo wörld ✓ 😀\n"
+    'MULTILINE="SECRET line one\\nline two"\n'
+    "BACKSLASH='SECRET\\path\\n'\n"
+    "LINE_SEPARATOR=SECRET a\u2028b\n"
+    "EMPTY=\n"
+    "PORT=9999\n"
+    "STORE_PATH=/data/chats.sqlite3\n"
+    "K_SERVICE=some-service\n"
+    "FUNCTION_TARGET=other\n"
+)
+TRICKY_EXPECTED = {
+    "GPT_API_KEY": API_KEY,
+    "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis.internal:6379/0",
+    "QUOTES": "she said \"SECRET-quoted\" and 'left'",
+    "SPACES": "  SECRET spaced  value  ",
+    "HASH": "SECRET#not-a-comment # still the value",
+    "UNICODE": "SECRET-héllo wörld ✓ 😀",
+    "MULTILINE": "SECRET line one\nline two",
+    "BACKSLASH": "SECRET\\path\\n",
+    "LINE_SEPARATOR": "SECRET a\u2028b",
+}
+SECRET_VALUES = (API_KEY, REDIS_PASSWORD, *TRICKY_EXPECTED.values())
+
+DEFAULT_FLAGS: dict[str, str | None] = {
+    "--gen2": None,
+    "--runtime": "python312",
+    "--region": "europe-west1",
+    "--source": str(REPO_ROOT),
+    "--entry-point": "main",
+    "--trigger-http": None,
+    "--memory": "512Mi",
+    "--timeout": "60s",
+    "--max-instances": "10",
+    "--min-instances": "0",
+    "--concurrency": "16",
+    "--cpu": "1",
+    "--no-allow-unauthenticated": None,
+}
+
+
+def flag_list(flags: dict[str, str | None]) -> list[str]:
+    return sorted(flag if value is None else f"{flag}={value}" for flag, value in flags.items())
+
+
+def split_command(args: list[str]) -> tuple[str, list[str], str]:
+    """Split ``functions deploy NAME --flags...`` into (name, sorted flags, env-vars file)."""
+    assert args[:2] == ["functions", "deploy"]
+    name, flags = args[2], args[3:]
+    env_files = [flag for flag in flags if flag.startswith("--env-vars-file=")]
+    assert len(env_files) == 1, flags
+    rest = sorted(flag for flag in flags if flag not in env_files)
+    return name, rest, env_files[0].split("=", 1)[1]
+
+
+class Deployer:
+    """Runs deploy.sh in a hermetic environment with the stand-in gcloud first on PATH."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.cwd = tmp_path
+        self.bin_dir = tmp_path / "bin"
+        self.bin_dir.mkdir()
+        gcloud = self.bin_dir / "gcloud"
+        gcloud.write_text(FAKE_GCLOUD)
+        gcloud.chmod(0o755)
+        self.tmp_dir = tmp_path / "tmp"
+        self.tmp_dir.mkdir()
+        self.argv_file = tmp_path / "gcloud-argv.txt"
+        self.env_copy = tmp_path / "received-env-vars.yaml"
+        self.env = {key: value for key, value in os.environ.items() if key not in HOST_VARS}
+        self.env.update(
+            PATH=f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            TMPDIR=str(self.tmp_dir),
+            PYTHON=sys.executable,
+            FAKE_GCLOUD_ARGV=str(self.argv_file),
+            FAKE_GCLOUD_ENV_COPY=str(self.env_copy),
+        )
+
+    def write_env_file(self, text: str, name: str = ".env") -> Path:
+        path = self.cwd / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def run(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(DEPLOY), *args],
+            env={**self.env, **extra_env},
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # Whatever happened, the temporary env-vars file must be gone.
+        assert list(self.tmp_dir.iterdir()) == [], result.stderr
+        return result
+
+    @property
+    def gcloud_called(self) -> bool:
+        return self.argv_file.exists()
+
+    @property
+    def gcloud_args(self) -> list[str]:
+        assert self.gcloud_called, "gcloud was not called"
+        return self.argv_file.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture
+def deployer(tmp_path: Path) -> Deployer:
+    return Deployer(tmp_path)
+
+
+def assert_no_secrets(result: subprocess.CompletedProcess[str]) -> None:
+    for stream in (result.stdout, result.stderr):
+        assert SECRET_MARKER not in stream
+        for value in SECRET_VALUES:
+            assert value not in stream
+
+
+def test_deploy_passes_expected_flags_to_gcloud(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run()
+
+    assert result.returncode == 0, result.stderr
+    name, flags, env_vars_file = split_command(deployer.gcloud_args)
+    assert name == "chat-proxy"
+    assert flags == flag_list(DEFAULT_FLAGS)
+    assert not any(flag.startswith("--project") for flag in flags)
+    assert Path(env_vars_file).parent == deployer.tmp_dir
+    assert_no_secrets(result)
+
+
+def test_public_flag_allows_unauthenticated_invocations(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run("--public")
+
+    assert result.returncode == 0, result.stderr
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert "--allow-unauthenticated" in flags
+    assert "--no-allow-unauthenticated" not in flags
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_env", "expected_name", "changed_flags"),
+    [
+        pytest.param(["--region", "us-central1"], {}, "chat-proxy", {"--region": "us-central1"}),
+        pytest.param(["--region=us-east4"], {}, "chat-proxy", {"--region": "us-east4"}),
+        pytest.param(
+            [], {"FUNCTION_REGION": "asia-east1"}, "chat-proxy", {"--region": "asia-east1"}
+        ),
+        pytest.param(
+            ["--region", "us-central1"],
+            {"FUNCTION_REGION": "asia-east1"},
+            "chat-proxy",
+            {"--region": "us-central1"},
+            id="region-flag-beats-env",
+        ),
+        pytest.param(["--name", "my-chat"], {}, "my-chat", {}),
+        pytest.param([], {"FUNCTION_NAME": "env-chat"}, "env-chat", {}),
+        pytest.param(["--max-instances", "3"], {}, "chat-proxy", {"--max-instances": "3"}),
+        pytest.param(["--project", "flag-proj"], {}, "chat-proxy", {"--project": "flag-proj"}),
+        pytest.param([], {"GCLOUD_PROJECT": "env-proj"}, "chat-proxy", {"--project": "env-proj"}),
+        pytest.param(
+            [], {"GOOGLE_CLOUD_PROJECT": "google-proj"}, "chat-proxy", {"--project": "google-proj"}
+        ),
+        pytest.param(
+            ["--project=flag-proj"],
+            {"GCLOUD_PROJECT": "env-proj", "GOOGLE_CLOUD_PROJECT": "google-proj"},
+            "chat-proxy",
+            {"--project": "flag-proj"},
+            id="project-flag-beats-env",
+        ),
+        pytest.param(
+            [
+                "--runtime=python311",
+                "--memory",
+                "1Gi",
+                "--timeout",
+                "120s",
+                "--min-instances",
+                "1",
+                "--concurrency",
+                "4",
+            ],
+            {},
+            "chat-proxy",
+            {
+                "--runtime": "python311",
+                "--memory": "1Gi",
+                "--timeout": "120s",
+                "--min-instances": "1",
+                "--concurrency": "4",
+            },
+            id="sizing-flags",
+        ),
+    ],
+)
+def test_flags_and_env_vars_override_defaults(
+    deployer: Deployer,
+    args: list[str],
+    extra_env: dict[str, str],
+    expected_name: str,
+    changed_flags: dict[str, str],
+) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run(*args, **extra_env)
+
+    assert result.returncode == 0, result.stderr
+    name, flags, _ = split_command(deployer.gcloud_args)
+    assert name == expected_name
+    assert flags == flag_list({**DEFAULT_FLAGS, **changed_flags})
+
+
+def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> None:
+    env_file = deployer.write_env_file(TRICKY_ENV, name="prod.env")
+
+    result = deployer.run("--env-file", str(env_file))
+
+    assert result.returncode == 0, result.stderr
+    _, _, env_vars_file = split_command(deployer.gcloud_args)
+    assert not Path(env_vars_file).exists(), "temporary env-vars file left behind"
+    assert stat.S_IMODE(deployer.env_copy.stat().st_mode) == 0o600
+
+    text = deployer.env_copy.read_text(encoding="utf-8")
+    # One line per variable: no raw control characters or YAML line breaks in values.
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]", text)
+    # YAML has no surrogate-pair escapes: characters beyond the BMP must be written raw.
+    assert not re.search(r"\\u[dD][89a-fA-F]", text)
+    assert text.endswith("\n")
+    received = {}
+    for line in text.split("\n")[:-1]:
+        match = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*): (".*")', line)
+        assert match, f'not a KEY: "json" line: {line!r}'
+        received[match[1]] = json.loads(match[2])
+    assert received == TRICKY_EXPECTED
+    assert_no_secrets(result)
+
+
+def test_gcloud_failure_is_reported_and_temp_file_removed(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run(FAKE_GCLOUD_EXIT="7")
+
+    assert result.returncode == 7
+    _, _, env_vars_file = split_command(deployer.gcloud_args)
+    assert not Path(env_vars_file).exists()
+
+
+@pytest.mark.parametrize(
+    ("env_text", "named"),
+    [
+        pytest.param("REDIS_HOST=redis.internal\n", "GPT_API_KEY", id="no-api-key"),
+        pytest.param("GPT_API_KEY=\nREDIS_HOST=redis.internal\n", "GPT_API_KEY", id="empty-key"),
+        pytest.param(
+            'GPT_API_KEY="   "\nREDIS_HOST=redis.internal\n', "GPT_API_KEY", id="blank-key"
+        ),
+        pytest.param(f"GPT_API_KEY={API_KEY}\n", "REDIS", id="no-redis"),
+        pytest.param(
+            f"GPT_API_KEY={API_KEY}\nREDIS_URL=\nREDIS_HOST=\n", "REDIS", id="empty-redis"
+        ),
+        pytest.param(
+            f"GPT_API_KEY={API_KEY}\nSTORE_PATH=/data/chats.sqlite3\n", "REDIS", id="sqlite-only"
+        ),
+    ],
+)
+def test_deploy_refuses_incomplete_env_file(deployer: Deployer, env_text: str, named: str) -> None:
+    deployer.write_env_file(env_text + f"REDIS_PASSWORD={REDIS_PASSWORD}\n")
+
+    result = deployer.run()
+
+    assert result.returncode == 1
+    assert named in result.stderr
+    assert not deployer.gcloud_called
+    assert_no_secrets(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param([], ".env", id="default-env-file"),
+        pytest.param(["--env-file", "missing.env"], "missing.env", id="env-file-flag"),
+    ],
+)
+def test_deploy_refuses_missing_env_file(deployer: Deployer, args: list[str], named: str) -> None:
+    result = deployer.run(*args)
+
+    assert result.returncode == 1
+    assert named in result.stderr
+    assert "not found" in result.stderr
+    assert not deployer.gcloud_called
+
+
+def test_dry_run_prints_command_without_calling_gcloud(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run("--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    assert not deployer.gcloud_called
+    commands = [line for line in result.stdout.splitlines() if "gcloud functions deploy" in line]
+    assert len(commands) == 1, result.stdout
+    words = shlex.split(commands[0])
+    assert words[0] == "gcloud"
+    name, flags, env_vars_file = split_command(words[1:])
+    assert name == "chat-proxy"
+    assert flags == flag_list(DEFAULT_FLAGS)
+    assert not Path(env_vars_file).exists()
+    assert_no_secrets(result)
+
+
+@pytest.mark.parametrize("args", [[], ["--dry-run"], ["--public", "--dry-run"]])
+def test_secret_values_are_never_printed(deployer: Deployer, args: list[str]) -> None:
+    deployer.write_env_file(TRICKY_ENV)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert_no_secrets(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param(["--bogus"], "--bogus", id="unknown-flag"),
+        pytest.param(["--max-instances", "ten"], "--max-instances", id="max-word"),
+        pytest.param(["--max-instances=1.5"], "--max-instances", id="max-decimal"),
+        pytest.param(["--max-instances", "-1"], "--max-instances", id="max-negative"),
+        pytest.param(["--max-instances", "0"], "--max-instances", id="max-zero"),
+        pytest.param(["--max-instances"], "--max-instances", id="max-missing-value"),
+        pytest.param(["--min-instances", "one"], "--min-instances", id="min-word"),
+        pytest.param(["--concurrency", "0"], "--concurrency", id="concurrency-zero"),
+        pytest.param(
+            ["--min-instances", "5", "--max-instances", "2"], "--min-instances", id="min-above-max"
+        ),
+    ],
+)
+def test_bad_arguments_exit_with_usage_error(
+    deployer: Deployer, args: list[str], named: str
+) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert not deployer.gcloud_called
+
+
+def test_help_prints_usage(deployer: Deployer) -> None:
+    result = deployer.run("--help")
+
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+    assert "--public" in result.stdout
+    assert not deployer.gcloud_called
+
+
+def test_missing_python_dotenv_is_reported(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+    # The same interpreter without site-packages, hence without python-dotenv.
+    no_site_python = deployer.bin_dir / "python-no-site"
+    no_site_python.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -S "$@"\n')
+    no_site_python.chmod(0o755)
+
+    result = deployer.run(PYTHON=str(no_site_python))
+
+    assert result.returncode == 1
+    assert "python-dotenv" in result.stderr
+    assert not deployer.gcloud_called
+
+
+@pytest.mark.parametrize(("args", "returncode"), [([], 1), (["--dry-run"], 0)])
+def test_gcloud_missing_from_path(deployer: Deployer, args: list[str], returncode: int) -> None:
+    deployer.write_env_file(BASIC_ENV)
+    # A PATH holding only the tools deploy.sh needs, and no gcloud.
+    tools_dir = deployer.cwd / "tools"
+    tools_dir.mkdir()
+    for tool in ("bash", "dirname", "mktemp", "chmod", "rm"):
+        found = shutil.which(tool)
+        if found is None:
+            pytest.skip(f"{tool} not available")
+        (tools_dir / tool).symlink_to(found)
+
+    result = deployer.run(*args, PATH=str(tools_dir))
+
+    assert result.returncode == returncode, result.stderr
+    if returncode:
+        assert "gcloud" in result.stderr
+    else:
+        assert "gcloud functions deploy" in result.stdout
+    assert not deployer.gcloud_called
