@@ -159,7 +159,7 @@ chmod 600 "$vars_file"
 # Validate the env file and write it as YAML for --env-vars-file. Every value
 # becomes a JSON string (valid YAML double-quoted scalar). Only names are
 # reported, never values.
-if ! "$python" - "$env_file" "$vars_file" <<'PY'; then
+if ! "$python" - "$env_file" "$vars_file" "$concurrency" <<'PY'; then
 import json
 import re
 import sys
@@ -174,7 +174,7 @@ except ImportError:
     )
     sys.exit(1)
 
-env_path, out_path = sys.argv[1], sys.argv[2]
+env_path, out_path, concurrency = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
     values = dotenv_values(env_path, encoding="utf-8")
 except Exception as exc:  # never echo the message: it could quote a value
@@ -222,6 +222,11 @@ for key, value in values.items():
     quoted = json.dumps(value, ensure_ascii=False)
     quoted = UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
     lines.append(f"{key}: {quoted}\n")
+
+# One server thread per request the instance may be sent at once, unless the file says otherwise
+# (functions-framework's gunicorn otherwise runs 4 threads per CPU and queues the rest).
+if not present("THREADS"):
+    lines.append(f'THREADS: "{concurrency}"\n')
 
 with open(out_path, "w", encoding="utf-8", newline="\n") as out:
     out.writelines(lines)

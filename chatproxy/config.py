@@ -9,10 +9,11 @@ documented in `.env.example`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
@@ -38,9 +39,8 @@ class RedisSettings:
     def describe(self) -> str:
         """Return the URL without credentials, safe for logs."""
         parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
+        address = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{address}{parts.path}"
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
     ssl_flag = env.parse("REDIS_SSL", _boolean)
     timeout = env.number("REDIS_TIMEOUT", 2.0, minimum=0.05)
     if url:
-        parts = urlsplit(url)
+        parts = _split("REDIS_URL", url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ConfigError(
                 f"REDIS_URL must look like redis://[:password@]host:port, got {_mask(url)!r}"
@@ -137,15 +137,30 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
             url=parts._replace(scheme=scheme).geturl(), ssl=ssl, socket_timeout=timeout
         )
     assert host is not None
+    bracketed = _redis_host(host)
     port = env.integer("REDIS_PORT", 6379, minimum=1, maximum=65535)
     password = env.text("REDIS_PASSWORD")
     userinfo = f":{quote(password, safe='')}@" if password else ""
-    bracketed = f"[{host}]" if ":" in host else host
     ssl = _default_tls(host, ssl_flag)
     scheme = "rediss" if ssl else "redis"
     return RedisSettings(
         url=f"{scheme}://{userinfo}{bracketed}:{port}/0", ssl=ssl, socket_timeout=timeout
     )
+
+
+def _redis_host(host: str) -> str:
+    """Validate REDIS_HOST (a name or an IP address, no port) and bracket an IPv6 address."""
+    if ":" in host:
+        try:
+            return f"[{ipaddress.IPv6Address(host)}]"
+        except ValueError:
+            raise ConfigError(
+                f"REDIS_HOST must be a host name or IP address without a port (use REDIS_PORT),"
+                f" got {_mask(host)!r}"
+            ) from None
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        raise ConfigError(f"REDIS_HOST must be a host name or IP address, got {_mask(host)!r}")
+    return host
 
 
 def _default_tls(host: str, flag: bool | None) -> bool:
@@ -164,17 +179,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _mask(url: str) -> str:
-    """Hide any password in a URL before it goes into a message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+def _mask(value: str) -> str:
+    """Hide credentials (anything before an `@`) before a value goes into a message.
+
+    Works on malformed values too, e.g. a URL pasted without its scheme.
+    """
+    return re.sub(r"[^/@]*@", "***@", value)
+
+
+def _split(name: str, url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL: {_mask(url)!r}") from None
 
 
 def _http_url(name: str, raw: str) -> str:
-    parts = urlsplit(raw)
+    parts = _split(name, raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name} must be an http(s) URL, got {_mask(raw)!r}")
     return raw.rstrip("/")
@@ -183,7 +204,9 @@ def _http_url(name: str, raw: str) -> str:
 def _log_level(name: str, raw: str) -> str:
     level = raw.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"{name} must be one of DEBUG, INFO, WARNING, ERROR, got {raw!r}")
+        raise ConfigError(
+            f"{name} must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}"
+        )
     return level
 
 

@@ -159,6 +159,16 @@ class Deployer:
         assert list(self.tmp_dir.iterdir()) == [], result.stderr
         return result
 
+    def received_vars(self) -> dict[str, str]:
+        """Parse the env-vars file gcloud received: one `KEY: "json string"` line per variable."""
+        text = self.env_copy.read_text(encoding="utf-8")
+        received = {}
+        for line in text.split("\n")[:-1]:
+            match = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*): (".*")', line)
+            assert match, f'not a KEY: "json" line: {line!r}'
+            received[match[1]] = json.loads(match[2])
+        return received
+
     @property
     def gcloud_called(self) -> bool:
         return self.argv_file.exists()
@@ -294,13 +304,27 @@ def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> 
     # YAML has no surrogate-pair escapes: characters beyond the BMP must be written raw.
     assert not re.search(r"\\u[dD][89a-fA-F]", text)
     assert text.endswith("\n")
-    received = {}
-    for line in text.split("\n")[:-1]:
-        match = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*): (".*")', line)
-        assert match, f'not a KEY: "json" line: {line!r}'
-        received[match[1]] = json.loads(match[2])
-    assert received == TRICKY_EXPECTED
+    assert deployer.received_vars() == {**TRICKY_EXPECTED, "THREADS": "16"}
     assert_no_secrets(result)
+
+
+@pytest.mark.parametrize(
+    ("env_threads", "args", "threads"),
+    [
+        ("", [], "16"),
+        ("", ["--concurrency", "40"], "40"),
+        ("THREADS=8\n", ["--concurrency", "40"], "8"),
+    ],
+)
+def test_server_threads_match_the_concurrency_unless_set(
+    deployer: Deployer, env_threads: str, args: list[str], threads: str
+) -> None:
+    deployer.write_env_file(BASIC_ENV + env_threads)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert deployer.received_vars()["THREADS"] == threads
 
 
 def test_gcloud_failure_is_reported_and_temp_file_removed(deployer: Deployer) -> None:

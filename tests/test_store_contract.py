@@ -1,0 +1,216 @@
+"""The storage contract, run against every backend: what one passes, the other must pass too."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chatproxy.config import RedisSettings
+from chatproxy.store import ChatRef, Message, Store
+from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.sqlite import SqliteStore
+
+MakeStore = Callable[..., Store]
+
+CHAT = ChatRef("public", "chat-1")
+
+
+@pytest.fixture
+def make_store(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[MakeStore]:
+    """Build stores of the parametrized kind over one shared database."""
+    made: list[Store] = []
+
+    def make(ttl_seconds: int | None = 3600) -> Store:
+        store: Store
+        if store_kind == "redis":
+            url = request.getfixturevalue("redis_url")
+            store = RedisStore(connect(RedisSettings(url, False, 2.0)), ttl_seconds)
+        else:
+            store = SqliteStore(str(tmp_path / "chats.sqlite3"), ttl_seconds)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Store:
+    return make_store()
+
+
+def turn(n: int) -> list[Message]:
+    return [
+        Message("user", f"question {n}", created_at=1000.0 + n),
+        Message(
+            "assistant",
+            f"answer {n}",
+            created_at=1000.5 + n,
+            usage={"prompt_tokens": n, "completion_tokens": 2, "total_tokens": n + 2},
+            model="m-1",
+        ),
+    ]
+
+
+def contents(messages: list[Message]) -> list[object]:
+    return [m.content for m in messages]
+
+
+def test_unknown_chat_is_empty_and_does_not_exist(store: Store) -> None:
+    state = store.load_history(CHAT)
+    assert (state.exists, state.chat_system, state.messages) == (False, None, [])
+    assert store.load_window(CHAT, 10).messages == []
+
+
+def test_saved_turns_come_back_in_order_with_every_field(store: Store) -> None:
+    assert store.save_turn(CHAT, "t1", turn(1))
+    assert store.save_turn(CHAT, "t2", turn(2))
+
+    state = store.load_history(CHAT)
+
+    assert state.exists
+    assert state.messages == turn(1) + turn(2)
+
+
+def test_window_holds_only_the_newest_messages_oldest_first(store: Store) -> None:
+    for n in range(5):
+        store.save_turn(CHAT, f"t{n}", turn(n))
+
+    assert contents(store.load_window(CHAT, 3).messages) == ["answer 3", "question 4", "answer 4"]
+    assert store.load_window(CHAT, 0).messages == []
+    assert len(store.load_window(CHAT, 1000).messages) == 10
+
+
+def test_saving_the_same_turn_id_twice_stores_it_once(store: Store) -> None:
+    assert store.save_turn(CHAT, "same", turn(1)) is True
+    assert store.save_turn(CHAT, "same", turn(1)) is False
+
+    assert store.load_history(CHAT).messages == turn(1)
+
+
+def test_chats_and_tenants_are_separate(store: Store) -> None:
+    other_chat = ChatRef("public", "chat-2")
+    other_tenant = ChatRef("web", "chat-1")
+    store.save_turn(CHAT, "t1", turn(1))
+    store.save_turn(other_chat, "t2", turn(2))
+    store.set_chat_system(other_tenant, "tenant prompt")
+
+    assert store.load_history(CHAT).messages == turn(1)
+    assert store.load_history(other_chat).messages == turn(2)
+    assert store.load_history(other_tenant).messages == []
+    assert store.load_history(CHAT).chat_system is None
+    assert store.load_history(other_tenant).chat_system == "tenant prompt"
+
+
+def test_content_parts_and_unicode_round_trip(store: Store) -> None:
+    parts = [
+        {"type": "text", "text": 'Что на картинке? 🖼️ "quoted" \\ back'},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+    ]
+    store.save_turn(CHAT, "t1", [Message("user", parts), Message("assistant", "猫 🐱")])
+
+    assert contents(store.load_history(CHAT).messages) == [parts, "猫 🐱"]
+
+
+def test_chat_system_prompt_is_set_replaced_and_removed(store: Store) -> None:
+    store.set_chat_system(CHAT, "first")
+    state = store.load_window(CHAT, 5)
+    assert (state.exists, state.chat_system, state.messages) == (True, "first", [])
+
+    store.set_chat_system(CHAT, "second")
+    store.save_turn(CHAT, "t1", turn(1))
+    assert store.load_window(CHAT, 5).chat_system == "second"
+
+    store.set_chat_system(CHAT, None)
+    state = store.load_window(CHAT, 5)
+    assert state.chat_system is None
+    assert state.messages == turn(1)
+
+
+def test_global_system_prompt_is_stored_beside_the_chats(store: Store) -> None:
+    assert store.get_global_system() is None
+    store.set_global_system("Be brief.")
+    assert store.get_global_system() == "Be brief."
+    assert store.load_window(CHAT, 1).global_system == "Be brief."
+    store.set_global_system("")
+    assert store.get_global_system() == ""
+
+
+def test_delete_removes_the_whole_chat_and_nothing_else(store: Store) -> None:
+    other = ChatRef("public", "keep-me")
+    store.save_turn(CHAT, "t1", turn(1))
+    store.set_chat_system(CHAT, "mine")
+    store.save_turn(other, "t2", turn(2))
+    store.set_global_system("global")
+
+    assert store.delete_chat(CHAT) is True
+    assert store.delete_chat(CHAT) is False
+
+    state = store.load_history(CHAT)
+    assert (state.exists, state.chat_system, state.messages) == (False, None, [])
+    assert store.load_history(other).messages == turn(2)
+    assert store.get_global_system() == "global"
+
+
+def test_a_deleted_chat_starts_again_empty_even_with_a_reused_turn_id(store: Store) -> None:
+    store.save_turn(CHAT, "t1", turn(1))
+    store.delete_chat(CHAT)
+
+    assert store.save_turn(CHAT, "t1", turn(2)) is True
+    assert store.load_history(CHAT).messages == turn(2)
+
+
+def test_a_chat_expires_after_its_ttl(make_store: MakeStore) -> None:
+    store = make_store(ttl_seconds=1)
+    store.save_turn(CHAT, "t1", turn(1))
+    store.set_global_system("survives")
+
+    time.sleep(1.3)
+
+    state = store.load_history(CHAT)
+    assert (state.exists, state.messages) == (False, [])
+    assert store.get_global_system() == "survives"
+
+
+def test_every_read_refreshes_the_ttl(make_store: MakeStore) -> None:
+    store = make_store(ttl_seconds=2)
+    store.save_turn(CHAT, "t1", turn(1))
+
+    for _ in range(3):  # 3.3 s in all: longer than the TTL, but never 2 s without a read
+        time.sleep(1.1)
+        assert store.load_window(CHAT, 5).messages == turn(1)
+
+
+def test_concurrent_turns_are_each_stored_whole(make_store: MakeStore) -> None:
+    stores = [make_store() for _ in range(2)]  # two "processes"
+    threads_per_store, turns_each = 4, 15
+
+    def writer(store: Store, worker: int) -> None:
+        for n in range(turns_each):
+            tag = f"w{worker}-{n}"
+            pair = [Message("user", f"q {tag}"), Message("assistant", f"a {tag}")]
+            assert store.save_turn(CHAT, tag, pair)
+
+    threads = [
+        threading.Thread(target=writer, args=(store, i * threads_per_store + j))
+        for i, store in enumerate(stores)
+        for j in range(threads_per_store)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    messages = stores[0].load_history(CHAT).messages
+    assert len(messages) == 2 * threads_per_store * len(stores) * turns_each
+    for question, answer in zip(messages[::2], messages[1::2], strict=True):
+        assert question.role == "user"
+        assert answer.role == "assistant"
+        assert str(answer.content) == "a " + str(question.content)[2:]

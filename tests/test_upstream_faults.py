@@ -1,0 +1,126 @@
+"""Upstream failures become clear JSON errors and leave the history untouched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import MakeClient
+from tests.fake_upstream import FakeUpstream, Fault
+
+CONTEXT_TOO_LONG = "This model's maximum context length is 128000 tokens."
+
+FAULTS = [
+    # fault, status, code, expected Retry-After header (None = absent)
+    (Fault.error(429, "slow", headers={"retry-after": "7"}), 503, "upstream_rate_limited", "7"),
+    (Fault.error(429, headers={"retry-after-ms": "1500"}), 503, "upstream_rate_limited", "2"),
+    (Fault.error(429), 503, "upstream_rate_limited", "5"),
+    (Fault.error(429, "You exceeded your quota", code="insufficient_quota"), 502,
+     "upstream_rejected", None),
+    (Fault.error(500), 502, "upstream_error", None),
+    (Fault.error(503), 502, "upstream_error", None),
+    (Fault.error(401, "Incorrect API key provided: sk-test***-key"), 502, "upstream_auth", None),
+    (Fault.error(403), 502, "upstream_auth", None),
+    (Fault.error(400, CONTEXT_TOO_LONG, code="context_length_exceeded"), 400,
+     "upstream_rejected", None),
+    (Fault.error(404, "The model `nope` does not exist"), 502, "upstream_rejected", None),
+    (Fault(drop=True), 502, "upstream_error", None),
+    (Fault(delay=1.5), 504, "upstream_timeout", None),
+    (Fault.non_json(), 502, "upstream_bad_response", None),
+    (Fault(body="{not json", headers={"Content-Type": "application/json"}), 502,
+     "upstream_bad_response", None),
+    (Fault(body={"unexpected": True}), 502, "upstream_bad_response", None),
+    (Fault(body={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": None}}]}),
+     502, "upstream_bad_response", None),
+]  # fmt: skip
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> FlaskClient:
+    return make_client(UPSTREAM_TIMEOUT="0.5", UPSTREAM_MAX_RETRIES="0")
+
+
+@pytest.mark.parametrize(("fault", "status", "code", "retry_after"), FAULTS)
+def test_upstream_fault_maps_to_status_and_leaves_history_unchanged(
+    client: FlaskClient,
+    fake_upstream: FakeUpstream,
+    fault: Fault,
+    status: int,
+    code: str,
+    retry_after: str | None,
+) -> None:
+    client.post("/c1/chat", data=json.dumps({"content": "before"}))
+    before = client.get("/c1/chat").get_json()
+    fake_upstream.reset()
+    fake_upstream.script(fault)
+
+    response = client.post("/c1/chat", data=json.dumps({"content": "during"}))
+
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["code"] == code
+    assert body["error"]
+    assert response.headers.get("Retry-After") == retry_after
+    assert len(fake_upstream.chat_requests()) == 1
+    assert client.get("/c1/chat").get_json() == before
+    assert "sk-test" not in response.get_data(as_text=True)
+
+
+def test_rejection_passes_on_the_upstream_message(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Fault.error(400, CONTEXT_TOO_LONG, code="context_length_exceeded"))
+
+    response = client.post("/c1/chat", data=json.dumps({"content": "long"}))
+
+    assert response.get_json()["error"] == CONTEXT_TOO_LONG
+
+
+def test_upstream_failure_leaves_no_orphan_user_message(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Fault.error(500))
+
+    assert client.post("/c1/chat", data=json.dumps({"content": "lost?"})).status_code == 502
+    assert client.get("/c1/chat").get_json() == []
+
+    assert client.post("/c1/chat", data=json.dumps({"content": "again"})).status_code == 200
+    assert client.get("/c1/chat").get_json()[0]["content"] == "again"
+
+
+def test_bounded_retries_recover_from_a_transient_failure(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(UPSTREAM_MAX_RETRIES="1")
+    fake_upstream.script(Fault.error(500))
+    fake_upstream.reply_text = "recovered"
+
+    response = client.post("/c1/chat", data=json.dumps({"content": "hi"}))
+
+    assert response.status_code == 200
+    assert response.get_json()["content"] == "recovered"
+    assert len(fake_upstream.chat_requests()) == 2
+    assert len(client.get("/c1/chat").get_json()) == 2
+
+
+def test_missing_usage_is_estimated(client: FlaskClient, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.omit_usage = True
+    fake_upstream.reply_text = "x" * 40
+
+    tokens = client.post("/c1/chat", data=json.dumps({"content": "y" * 80})).get_json()["tokens"]
+
+    assert tokens == {"prompt_tokens": 24, "completion_tokens": 10, "total_tokens": 34}
+
+
+def test_unreachable_upstream_is_502_for_chat_and_moderation(make_client: MakeClient) -> None:
+    client = make_client(OPENAI_BASE_URL="http://127.0.0.1:1/v1")
+
+    for path in ("/c1/chat", "/mod"):
+        response = client.post(path, data=json.dumps({"content": "hello"}))
+        assert response.status_code == 502, path
+        assert response.get_json()["code"] == "upstream_error"
+    assert client.get("/c1/chat").get_json() == []
