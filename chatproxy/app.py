@@ -61,8 +61,9 @@ class ProxyApp:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(ProxyError())
-        body, status = result if isinstance(result, tuple) else (result, 200)
-        return json_response(body, status)
+        if not isinstance(result, tuple):
+            return json_response(result)
+        return json_response(*result)
 
     def close(self) -> None:
         """Release the store's and the upstream's connections."""

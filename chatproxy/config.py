@@ -35,6 +35,8 @@ class RedisSettings:
     url: str
     ssl: bool
     socket_timeout: float
+    ca_cert: str | None = None
+    cluster: bool = False
 
     def describe(self) -> str:
         """Return the URL without credentials, safe for logs."""
@@ -63,6 +65,9 @@ class Settings:
     system_prompt: str | None
     max_body_bytes: int
     log_level: str
+    request_timeout: float
+    turn_wait_seconds: float
+    turn_lease_seconds: float
 
     @property
     def store_kind(self) -> StoreKind:
@@ -89,6 +94,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     mode: UpstreamMode = "custom" if base_url else ("openai" if api_key else "dev")
     model = env.text("MODEL") or DEFAULT_MODEL
+    request_timeout = env.number("REQUEST_TIMEOUT", 55.0, minimum=1.0)
+    turn_wait = env.number("TURN_WAIT_SECONDS", min(30.0, request_timeout / 2), minimum=0.0)
+    if turn_wait >= request_timeout:
+        raise ConfigError(
+            f"TURN_WAIT_SECONDS ({turn_wait:g}) must be less than REQUEST_TIMEOUT"
+            f" ({request_timeout:g}): a turn needs time for the model after its wait"
+        )
     return Settings(
         gpt_api_key=api_key,
         openai_base_url=base_url,
@@ -106,6 +118,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         system_prompt=env.text("SYSTEM_PROMPT"),
         max_body_bytes=env.integer("MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         log_level=env.parse("LOG_LEVEL", _log_level) or "INFO",
+        request_timeout=request_timeout,
+        turn_wait_seconds=turn_wait,
+        turn_lease_seconds=env.number("TURN_LEASE_SECONDS", request_timeout + 5, minimum=0.1),
     )
 
 
@@ -118,7 +133,13 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
     if not url and not host:
         return None
     ssl_flag = env.parse("REDIS_SSL", _boolean)
-    timeout = env.number("REDIS_TIMEOUT", 2.0, minimum=0.05)
+    timeout = env.number("REDIS_TIMEOUT", 1.0, minimum=0.05)
+    ca_cert = env.parse("REDIS_CA_CERT", _readable_file)
+    cluster = env.parse("REDIS_CLUSTER", _boolean) or False
+
+    def settings(url: str, ssl: bool) -> RedisSettings:
+        return RedisSettings(url, ssl, timeout, ca_cert=ca_cert, cluster=cluster)
+
     if url:
         parts = _split("REDIS_URL", url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
@@ -133,9 +154,7 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
             raise ConfigError("REDIS_SSL=0 contradicts the rediss:// scheme of REDIS_URL")
         ssl = parts.scheme == "rediss" or _default_tls(parts.hostname, ssl_flag)
         scheme = "rediss" if ssl else "redis"
-        return RedisSettings(
-            url=parts._replace(scheme=scheme).geturl(), ssl=ssl, socket_timeout=timeout
-        )
+        return settings(parts._replace(scheme=scheme).geturl(), ssl)
     assert host is not None
     bracketed = _redis_host(host)
     port = env.integer("REDIS_PORT", 6379, minimum=1, maximum=65535)
@@ -143,9 +162,7 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
     userinfo = f":{quote(password, safe='')}@" if password else ""
     ssl = _default_tls(host, ssl_flag)
     scheme = "rediss" if ssl else "redis"
-    return RedisSettings(
-        url=f"{scheme}://{userinfo}{bracketed}:{port}/0", ssl=ssl, socket_timeout=timeout
-    )
+    return settings(f"{scheme}://{userinfo}{bracketed}:{port}/0", ssl)
 
 
 def _redis_host(host: str) -> str:
@@ -208,6 +225,16 @@ def _log_level(name: str, raw: str) -> str:
             f"{name} must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}"
         )
     return level
+
+
+def _readable_file(name: str, raw: str) -> str:
+    try:
+        with open(raw, "rb"):
+            return raw
+    except OSError as exc:
+        raise ConfigError(
+            f"{name} must name a readable file, got {raw!r} ({exc.strerror})"
+        ) from None
 
 
 def _boolean(name: str, raw: str) -> bool:

@@ -4,9 +4,15 @@
     ├── BadRequest                  400 bad_request
     │   ├── InvalidJSON             400 invalid_json
     │   ├── InvalidChatId           400 invalid_chat_id
+    │   ├── InvalidIdempotencyKey   400 invalid_idempotency_key
     │   └── ValidationFailed        400 invalid_request
     ├── NotFound                    404 not_found
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
+    ├── Conflict                    409 conflict             (Retry-After)
+    │   ├── ChatBusy                409 chat_busy
+    │   ├── TurnLeaseLost           409 turn_lease_lost
+    │   └── IdempotencyInProgress   409 idempotency_in_progress
+    ├── IdempotencyKeyReused        422 idempotency_key_reused
     ├── PayloadTooLarge             413 payload_too_large
     ├── StoreError                  500 store_error
     │   └── StoreUnavailable        503 store_unavailable    (Retry-After)
@@ -16,6 +22,9 @@
         ├── UpstreamBadResponse     502 upstream_bad_response
         ├── UpstreamRateLimited     503 upstream_rate_limited (Retry-After)
         └── UpstreamTimeout         504 upstream_timeout
+
+Upstream errors say whether trying again may help (`retryable`); `upstream.py` retries those
+within the request's deadline.
 
 Lower layers translate foreign exceptions (redis, openai) into these at their boundary; `app.py`
 turns them into JSON responses in one place.
@@ -57,6 +66,11 @@ class InvalidChatId(BadRequest):
     default_message = "chat id must be 1-128 characters of A-Z a-z 0-9 . _ @ : -"
 
 
+class InvalidIdempotencyKey(BadRequest):
+    code = "invalid_idempotency_key"
+    default_message = "Idempotency-Key must be 1-255 visible ASCII characters"
+
+
 class ValidationFailed(BadRequest):
     code = "invalid_request"
 
@@ -74,6 +88,39 @@ class MethodNotAllowed(ProxyError):
     def __init__(self, allowed: list[str]):
         methods = ", ".join(sorted(allowed))
         super().__init__(f"method not allowed; use {methods}", headers={"Allow": methods})
+
+
+class Conflict(ProxyError):
+    """The chat is in a state that refuses this request now; trying again later may work."""
+
+    status = 409
+    code = "conflict"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class ChatBusy(Conflict):
+    code = "chat_busy"
+    default_message = "another message in this chat is still being answered; try again shortly"
+
+
+class TurnLeaseLost(Conflict):
+    code = "turn_lease_lost"
+    default_message = (
+        "the reply took longer than this chat's turn lease, so it was not stored; send it again"
+    )
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    default_message = "a request with this Idempotency-Key is still being answered"
+
+
+class IdempotencyKeyReused(ProxyError):
+    status = 422
+    code = "idempotency_key_reused"
+    default_message = "this Idempotency-Key was already used with a different request body"
 
 
 class PayloadTooLarge(ProxyError):
@@ -102,12 +149,14 @@ class UpstreamError(ProxyError):
     status = 502
     code = "upstream_error"
     default_message = "the model provider failed"
+    retryable = True
 
 
 class UpstreamRejected(UpstreamError):
     """The upstream refused the request; its message is passed on."""
 
     code = "upstream_rejected"
+    retryable = False
 
     def __init__(self, message: str, *, status: int = 502):
         super().__init__(message)
@@ -116,11 +165,13 @@ class UpstreamRejected(UpstreamError):
 
 class UpstreamAuthFailed(UpstreamError):
     code = "upstream_auth"
+    retryable = False
     default_message = "the model provider rejected the proxy's credentials (check GPT_API_KEY)"
 
 
 class UpstreamBadResponse(UpstreamError):
     code = "upstream_bad_response"
+    retryable = False
     default_message = "the model provider sent an answer the proxy could not read"
 
 
@@ -131,6 +182,7 @@ class UpstreamRateLimited(UpstreamError):
 
     def __init__(self, retry_after: int):
         super().__init__(headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
 class UpstreamTimeout(UpstreamError):

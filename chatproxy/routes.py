@@ -18,20 +18,23 @@ from werkzeug.wrappers import Request
 from chatproxy.config import Settings
 from chatproxy.errors import (
     InvalidChatId,
+    InvalidIdempotencyKey,
     InvalidJSON,
     PayloadTooLarge,
     StoreError,
     ValidationFailed,
 )
-from chatproxy.service import ChatService
+from chatproxy.service import ChatService, TurnResult
 from chatproxy.store import OPEN_TENANT, ChatRef
 
 CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
 MAX_URL_CHARS = 2048
 MAX_DATA_URL_CHARS = 20 * 1024 * 1024
 
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
 Body = dict[str, Any] | list[Any]
-Reply = Body | tuple[Body, int]
+Reply = Body | tuple[Body, int] | tuple[Body, int, dict[str, str]]
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -52,6 +55,14 @@ class Context:
         if not CHAT_ID.fullmatch(chat_id):
             raise InvalidChatId()
         return ChatRef(OPEN_TENANT, chat_id)
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """Return the validated `Idempotency-Key` header, if the client sent one."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidIdempotencyKey()
+        return key
 
     def body(self, model: type[B]) -> B:
         """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""
@@ -128,13 +139,17 @@ def health(ctx: Context) -> Reply:
 
 
 def post_chat(ctx: Context) -> Reply:
+    key = ctx.idempotency_key
     body = ctx.body(ContentBody)
-    return _reply(ctx.service.turn(ctx.chat, body.content).to_json())
+    return _turn_reply(ctx.service.turn(ctx.chat, body.content, idempotency_key=key))
 
 
 def post_image(ctx: Context) -> Reply:
+    key = ctx.idempotency_key
     body = ctx.body(ImageBody)
-    return _reply(ctx.service.image_turn(ctx.chat, body.content, body.url).to_json())
+    return _turn_reply(
+        ctx.service.image_turn(ctx.chat, body.content, body.url, idempotency_key=key)
+    )
 
 
 def get_chat(ctx: Context) -> Reply:
@@ -194,10 +209,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def _reply(message: dict[str, Any]) -> dict[str, Any]:
-    """Shape a stored reply as the seed's clients expect it (`tokens` is always present)."""
-    message.setdefault("tokens", None)
-    return message
+def _turn_reply(result: TurnResult) -> Reply:
+    """Answer a turn; a replayed Idempotency-Key says so in a header."""
+    if result.replayed:
+        return result.body, 200, {"Idempotent-Replayed": "true"}
+    return result.body
 
 
 def _describe(exc: ValidationError) -> str:

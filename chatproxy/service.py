@@ -1,24 +1,63 @@
 """Own what a chat turn is, and the other operations on chats and system prompts.
 
-A turn: load the chat's window (system prompt + newest messages) in one store round trip, send
-system + window + the new user message upstream, then save the user message and the reply together
-in one atomic, idempotent step. Nothing is stored unless the upstream answered. This module never
-touches HTTP; handlers never touch the store or the upstream.
+A turn, all within the request's deadline (REQUEST_TIMEOUT):
+1. claim the Idempotency-Key if the client sent one (a finished key replays its answer);
+2. take the chat's turn lock (a random token with a lease), waiting up to TURN_WAIT_SECONDS;
+3. load the chat's window (system prompt + newest messages) in one store round trip;
+4. send system + window + the new user message upstream;
+5. save the user message and the reply together, with the idempotent answer, in one atomic step
+   that is fenced by the lock token and keyed by a turn id (so a retried save stores nothing);
+6. release the lock. On any failure the claim is released too, so the client may retry.
+Nothing is stored unless the upstream answered. This module never touches HTTP; handlers never
+touch the store or the upstream.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import random
+import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import StoreUnavailable
-from chatproxy.store import ChatRef, ChatState, Message, Store
+from chatproxy.errors import (
+    ChatBusy,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    StoreError,
+    StoreUnavailable,
+)
+from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
+from chatproxy.store.base import Content
 from chatproxy.upstream import Upstream
+
+log = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
 SAVE_RETRY_DELAY = 0.2
+LOCK_POLL_FIRST = 0.005
+LOCK_POLL_MAX = 0.1
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """The answer to a turn: the reply as clients see it, and whether it is a replay."""
+
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class _Claim:
+    key: str
+    fingerprint: str
 
 
 class ChatService:
@@ -29,48 +68,120 @@ class ChatService:
         self._store = store
         self._upstream = upstream
 
-    def turn(self, chat: ChatRef, content: str) -> Message:
+    def turn(
+        self, chat: ChatRef, content: str, *, idempotency_key: str | None = None
+    ) -> TurnResult:
         """Send a text message in `chat` and return the stored reply."""
-        return self._turn(chat, content, model=self._settings.model)
+        return self._turn(chat, content, self._settings.model, idempotency_key)
 
-    def image_turn(self, chat: ChatRef, text: str, image_url: str) -> Message:
+    def image_turn(
+        self, chat: ChatRef, text: str, image_url: str, *, idempotency_key: str | None = None
+    ) -> TurnResult:
         """Send a message that carries an image to the vision model."""
         parts: list[dict[str, Any]] = [
             {"type": "text", "text": text},
             {"type": "image_url", "image_url": {"url": image_url}},
         ]
-        return self._turn(chat, parts, model=self._settings.vision_model)
+        return self._turn(chat, parts, self._settings.vision_model, idempotency_key)
 
-    def _turn(self, chat: ChatRef, content: str | list[dict[str, Any]], *, model: str) -> Message:
+    def _turn(
+        self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
+    ) -> TurnResult:
+        deadline = time.monotonic() + self._settings.request_timeout
+        claim = None
+        if idempotency_key is not None:
+            claim = _Claim(_digest(idempotency_key), _digest([model, content]))
+            found = self._store.claim_idempotency(
+                chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
+            )
+            if found.state == "done" and found.response is not None:
+                return TurnResult(json.loads(found.response), replayed=True)
+            if found.state == "mismatch":
+                raise IdempotencyKeyReused()
+            if found.state != "new":
+                raise IdempotencyInProgress()
+        try:
+            with self._turn_lock(chat) as token:
+                body = self._locked_turn(chat, content, model, deadline, token, claim)
+        except BaseException:
+            if claim is not None:
+                self._forget(chat, claim)
+            raise
+        return TurnResult(body)
+
+    def _locked_turn(
+        self,
+        chat: ChatRef,
+        content: Content,
+        model: str,
+        deadline: float,
+        token: str,
+        claim: _Claim | None,
+    ) -> dict[str, Any]:
         user = Message("user", content)
         state = self._store.load_window(chat, self._settings.messages_length)
-        can_see = model == self._settings.vision_model
         outgoing = [m.for_upstream() for m in state.messages] + [user.for_upstream()]
-        if not can_see:
+        if model != self._settings.vision_model:
             outgoing = [_without_images(m) for m in outgoing]
         system = self._system_prompt(state)
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
         completion = self._upstream.complete(
-            outgoing, model=model, max_tokens=self._settings.max_tokens
+            outgoing, model=model, max_tokens=self._settings.max_tokens, deadline=deadline
         )
         reply = Message(
-            "assistant",
-            completion.content,
-            usage=completion.usage,
-            model=completion.model,
+            "assistant", completion.content, usage=completion.usage, model=completion.model
         )
-        self._save(chat, uuid.uuid4().hex, [user, reply])
-        return reply
+        body = reply.to_json()
+        answer = None
+        if claim is not None:
+            answer = IdempotentResult(claim.key, claim.fingerprint, json.dumps(body))
+        self._save(chat, uuid.uuid4().hex, [user, reply], token, answer)
+        return body
 
-    def _save(self, chat: ChatRef, turn_id: str, messages: list[Message]) -> None:
+    @contextmanager
+    def _turn_lock(self, chat: ChatRef) -> Iterator[str]:
+        """Hold the chat's turn lock, waiting up to TURN_WAIT_SECONDS for it."""
+        token = secrets.token_hex(16)
+        lease = self._settings.turn_lease_seconds
+        give_up = time.monotonic() + self._settings.turn_wait_seconds
+        pause = LOCK_POLL_FIRST
+        while not self._store.acquire_turn(chat, token, lease):
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise ChatBusy()
+            time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
+            pause = min(pause * 2, LOCK_POLL_MAX)
+        try:
+            yield token
+        finally:
+            try:
+                self._store.release_turn(chat, token)
+            except StoreError:
+                log.warning("could not release a turn lock; its lease will end it", exc_info=True)
+
+    def _forget(self, chat: ChatRef, claim: _Claim) -> None:
+        """Release an idempotency claim after a failure, so that the client can retry."""
+        try:
+            self._store.release_idempotency(chat, claim.key, claim.fingerprint)
+        except StoreError:
+            log.warning("could not release an idempotency key; it ends with its lease")
+
+    def _save(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        messages: list[Message],
+        token: str,
+        answer: IdempotentResult | None,
+    ) -> None:
         """Save the turn, retrying a store outage: the upstream's answer is already paid for.
 
         The save is idempotent by `turn_id`, so a retry after a save that did land stores nothing.
         """
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                self._store.save_turn(chat, turn_id, messages)
+                self._store.save_turn(chat, turn_id, messages, lock_token=token, idempotent=answer)
                 return
             except StoreUnavailable:
                 if attempt == SAVE_ATTEMPTS:
@@ -118,7 +229,10 @@ class ChatService:
 
     def moderate(self, text: str) -> dict[str, Any]:
         """Run the upstream moderation model on `text`."""
-        return self._upstream.moderate(text, model=self._settings.moderation_model)
+        deadline = time.monotonic() + self._settings.request_timeout
+        return self._upstream.moderate(
+            text, model=self._settings.moderation_model, deadline=deadline
+        )
 
     def ping_store(self) -> None:
         """Raise `StoreUnavailable` if the store cannot be reached."""
@@ -136,6 +250,12 @@ class ChatService:
     def _global_system(self, stored: str | None) -> str | None:
         """The stored global prompt wins; SYSTEM_PROMPT applies until one is stored."""
         return self._settings.system_prompt if stored is None else stored
+
+
+def _digest(value: object) -> str:
+    """Hash a key or a request body canonically (sorted keys, no whitespace)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _without_images(message: dict[str, Any]) -> dict[str, Any]:

@@ -2,17 +2,22 @@
 
 One client per process (it keeps its connection pool). Every SDK failure is translated here into
 the proxy's error tree, so nothing above this module ever sees an `openai` exception.
+
+Retries are done here rather than by the SDK, because the SDK does not know the request's
+deadline (it may sleep up to a minute on a Retry-After): each attempt gets at most the time left,
+and no retry starts that could not finish before the deadline.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
@@ -30,6 +35,11 @@ from chatproxy.tokens import estimate_usage
 
 DEFAULT_RETRY_AFTER = 5
 MAX_MESSAGE_CHARS = 500
+MIN_ATTEMPT_SECONDS = 0.5
+RETRY_BASE_SECONDS = 0.25
+RETRY_CAP_SECONDS = 4.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,10 @@ class Completion:
 class Upstream:
     """Calls the OpenAI-compatible API configured for this process."""
 
-    def __init__(self, client: openai.OpenAI):
+    def __init__(self, client: openai.OpenAI, *, timeout: float, max_retries: int):
         self._client = client
+        self._timeout = timeout
+        self._max_retries = max_retries
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> Upstream:
@@ -55,38 +67,83 @@ class Upstream:
             api_key=settings.gpt_api_key or "no-key",
             base_url=base_url or settings.openai_base_url,
             timeout=settings.upstream_timeout,
-            max_retries=settings.upstream_max_retries,
+            max_retries=0,
         )
-        return cls(client)
+        return cls(
+            client, timeout=settings.upstream_timeout, max_retries=settings.upstream_max_retries
+        )
 
     def complete(
-        self, messages: Sequence[dict[str, Any]], *, model: str, max_tokens: int
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        model: str,
+        max_tokens: int,
+        deadline: float | None = None,
     ) -> Completion:
-        """Return the model's reply to `messages`."""
-        with _translated():
-            result: object = self._client.chat.completions.create(
-                model=model,
-                messages=cast("list[ChatCompletionMessageParam]", list(messages)),
-                max_tokens=max_tokens,
-            )
-        content, usage = _read_completion(result)
-        served_by = getattr(result, "model", None) or model
-        if usage is None:
-            return Completion(content, served_by, estimate_usage(messages, content), True)
-        return Completion(content, served_by, usage, usage_estimated=False)
+        """Return the model's reply to `messages`, trying again on transient failures."""
 
-    def moderate(self, text: str, *, model: str) -> dict[str, Any]:
+        def attempt(timeout: float) -> Completion:
+            with _translated():
+                result: object = self._client.chat.completions.create(
+                    model=model,
+                    messages=cast("list[ChatCompletionMessageParam]", list(messages)),
+                    max_tokens=max_tokens,
+                    timeout=timeout,
+                )
+            content, usage = _read_completion(result)
+            served_by = getattr(result, "model", None) or model
+            if usage is None:
+                return Completion(content, served_by, estimate_usage(messages, content), True)
+            return Completion(content, served_by, usage, usage_estimated=False)
+
+        return self._with_retries(attempt, deadline)
+
+    def moderate(self, text: str, *, model: str, deadline: float | None = None) -> dict[str, Any]:
         """Return the moderation result for `text` as the API gives it."""
-        with _translated():
-            result: object = self._client.moderations.create(input=text, model=model)
-        if not isinstance(result, openai.types.ModerationCreateResponse) or not result.results:
-            raise UpstreamBadResponse()
-        answer: dict[str, Any] = result.results[0].model_dump(mode="json", by_alias=True)
-        answer["model"] = result.model
-        return answer
+
+        def attempt(timeout: float) -> dict[str, Any]:
+            with _translated():
+                result: object = self._client.moderations.create(
+                    input=text, model=model, timeout=timeout
+                )
+            if not isinstance(result, openai.types.ModerationCreateResponse) or not result.results:
+                raise UpstreamBadResponse()
+            answer: dict[str, Any] = result.results[0].model_dump(mode="json", by_alias=True)
+            answer["model"] = result.model
+            return answer
+
+        return self._with_retries(attempt, deadline)
+
+    def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
+        """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
+        failures = 0
+        while True:
+            left = math.inf if deadline is None else deadline - time.monotonic()
+            if left <= MIN_ATTEMPT_SECONDS:
+                raise UpstreamTimeout()
+            try:
+                return attempt(min(self._timeout, left))
+            except UpstreamError as exc:
+                failures += 1
+                if not exc.retryable or failures > self._max_retries:
+                    raise
+                pause = _pause_before_retry(exc, failures)
+                left = math.inf if deadline is None else deadline - time.monotonic()
+                if pause + MIN_ATTEMPT_SECONDS >= left:
+                    raise
+                time.sleep(pause)
 
     def close(self) -> None:
         self._client.close()
+
+
+def _pause_before_retry(exc: UpstreamError, failures: int) -> float:
+    """Wait as the provider asks on a 429, else back off exponentially with jitter."""
+    if isinstance(exc, UpstreamRateLimited):
+        return float(exc.retry_after)
+    backoff = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** (failures - 1))
+    return backoff * random.uniform(0.5, 1.0)
 
 
 def _read_completion(result: object) -> tuple[str, dict[str, int] | None]:

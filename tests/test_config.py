@@ -260,7 +260,7 @@ def test_redis_timeout_defaults_and_can_be_set() -> None:
     custom = load_settings({"REDIS_HOST": "localhost", "REDIS_TIMEOUT": "0.5"}).redis
     assert default is not None
     assert custom is not None
-    assert default.socket_timeout == 2.0
+    assert default.socket_timeout == 1.0
     assert custom.socket_timeout == 0.5
 
 

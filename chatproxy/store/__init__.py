@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from chatproxy.config import Settings
-from chatproxy.store.base import OPEN_TENANT, ChatRef, ChatState, Message, Store
+from chatproxy.store.base import (
+    OPEN_TENANT,
+    ChatRef,
+    ChatState,
+    IdempotencyClaim,
+    IdempotentResult,
+    Message,
+    Store,
+)
 
-__all__ = ["OPEN_TENANT", "ChatRef", "ChatState", "Message", "Store", "open_store"]
+__all__ = [
+    "OPEN_TENANT",
+    "ChatRef",
+    "ChatState",
+    "IdempotencyClaim",
+    "IdempotentResult",
+    "Message",
+    "Store",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> Store:

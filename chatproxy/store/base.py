@@ -3,6 +3,10 @@
 A chat is addressed by a `ChatRef` (tenant + chat id). Its messages are kept oldest first; a turn
 (user message + reply) is saved in one atomic, idempotent step keyed by a turn id. Every read and
 write of a chat refreshes its TTL. The global system prompt lives beside the chats.
+
+Turns on one chat are serialized by a turn lock held in the store: a random token with a lease.
+The save checks the token inside its atomic step (fencing), so a holder whose lease ran out can
+never append. Idempotency records (per chat, by key) make a repeated request replay its answer.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 Content = str | list[dict[str, Any]]
 
 OPEN_TENANT = "public"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,23 @@ class ChatState:
     messages: list[Message]
 
 
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """What a store knows of an idempotency key: new (now claimed), pending, done or mismatch."""
+
+    state: Literal["new", "pending", "done", "mismatch"]
+    response: str | None = None
+
+
+@dataclass(frozen=True)
+class IdempotentResult:
+    """The answer to record with a turn, under its (hashed) key and request fingerprint."""
+
+    key: str
+    fingerprint: str
+    response: str
+
+
 class Store(Protocol):
     """The one interface both backends implement; see tests/test_store_contract.py."""
 
@@ -96,8 +118,34 @@ class Store(Protocol):
     def load_history(self, chat: ChatRef) -> ChatState:
         """Return the system prompts and every message, oldest first."""
 
-    def save_turn(self, chat: ChatRef, turn_id: str, messages: Sequence[Message]) -> bool:
-        """Append `messages` atomically; return False if `turn_id` was already saved."""
+    def save_turn(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        messages: Sequence[Message],
+        *,
+        lock_token: str | None = None,
+        idempotent: IdempotentResult | None = None,
+    ) -> bool:
+        """Append `messages` and record `idempotent`, all in one atomic step.
+
+        Return False (and change nothing) if `turn_id` was already saved. With `lock_token`,
+        raise `TurnLeaseLost` unless that token still holds the chat's turn lock.
+        """
+
+    def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+        """Take the chat's turn lock for `lease_seconds` unless someone else holds it."""
+
+    def release_turn(self, chat: ChatRef, token: str) -> None:
+        """Release the turn lock if `token` still holds it."""
+
+    def claim_idempotency(
+        self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim:
+        """Claim `key` for a request (pending for `lease_seconds`), or report its state."""
+
+    def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
+        """Forget a pending claim (the request failed), so the client may retry."""
 
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
         """Set (or with None remove) one chat's own system prompt."""

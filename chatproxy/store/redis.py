@@ -2,13 +2,16 @@
 
 Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
 
-    chat:{<tenant>:<chat_id>}:msgs   list of JSON messages, oldest first
-    chat:{<tenant>:<chat_id>}:meta   hash: system, created, updated, messages, last_turn
-    system                           the global default system prompt (never expires)
+    chat:{<tenant>:<chat_id>}:msgs       list of JSON messages, oldest first
+    chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages, last_turn
+    chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
+    chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
+    system                               the global default system prompt (never expires)
 
-A turn is saved by one Lua script (append both messages, update meta, refresh TTLs), which refuses
-a turn id it has already saved, so a retried save cannot store a turn twice. Reads are one
-pipelined round trip that also refreshes the chat's TTL.
+A turn is saved by one Lua script (check the lock token, append both messages, update meta,
+record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
+retried save cannot store a turn twice. Reads are one pipelined round trip that also refreshes
+the chat's TTL.
 """
 
 from __future__ import annotations
@@ -20,43 +23,102 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store.base import ChatRef, ChatState, Message
+from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
+from chatproxy.store.base import (
+    IDEMPOTENCY_TTL_SECONDS,
+    ChatRef,
+    ChatState,
+    IdempotencyClaim,
+    IdempotentResult,
+    Message,
+)
 
 GLOBAL_SYSTEM_KEY = "system"
 
 SAVE_TURN = """
--- KEYS: msgs, meta   ARGV: turn_id, now, ttl (0 = none), message JSON...
+-- KEYS: msgs, meta, lock, idem
+-- ARGV: turn_id, now, ttl (0 = none), lock token ('' = none),
+--       idem fingerprint ('' = none), idem response, idem ttl, message JSON...
 if redis.call('HGET', KEYS[2], 'last_turn') == ARGV[1] then
   return 0
 end
-for i = 4, #ARGV do
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return -1
+end
+for i = 8, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
 redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
 redis.call('HSET', KEYS[2], 'updated', ARGV[2], 'last_turn', ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'messages', #ARGV - 3)
+redis.call('HINCRBY', KEYS[2], 'messages', #ARGV - 7)
 local ttl = tonumber(ARGV[3])
-for _, key in ipairs(KEYS) do
-  if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
+for i = 1, 2 do
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[5], 'response', ARGV[6])
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
 end
 return 1
 """
 
+RELEASE_TURN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
-def connect(settings: RedisSettings) -> redis.Redis:
-    """Create the process's Redis client with bounded timeouts and one quick retry."""
-    return redis.Redis.from_url(
-        settings.url,
-        decode_responses=True,
-        socket_timeout=settings.socket_timeout,
-        socket_connect_timeout=settings.socket_timeout,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-    )
+CLAIM_IDEMPOTENCY = """
+-- KEYS: idem   ARGV: fingerprint, pending lease (ms)
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'fingerprint', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'new'}
+end
+if redis.call('HGET', KEYS[1], 'fingerprint') ~= ARGV[1] then
+  return {'mismatch'}
+end
+if state == 'pending' then
+  return {'pending'}
+end
+return {'done', redis.call('HGET', KEYS[1], 'response')}
+"""
+
+RELEASE_IDEMPOTENCY = """
+if redis.call('HGET', KEYS[1], 'state') == 'pending'
+   and redis.call('HGET', KEYS[1], 'fingerprint') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+Client = redis.Redis | RedisCluster
+
+
+def connect(settings: RedisSettings) -> Client:
+    """Create the process's Redis client with bounded timeouts and one quick retry.
+
+    The retry reconnects a pooled connection that a Redis restart broke; it is safe for writes
+    because every write here is idempotent (a turn is keyed by its turn id).
+    """
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.socket_timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+    }
+    if settings.ca_cert:
+        options["ssl_ca_certs"] = settings.ca_cert
+    if settings.cluster:
+        return RedisCluster.from_url(settings.url, **options)
+    return redis.Redis.from_url(settings.url, health_check_interval=30, **options)
 
 
 class RedisStore:
@@ -64,10 +126,13 @@ class RedisStore:
 
     kind = "redis"
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int | None):
+    def __init__(self, client: Client, ttl_seconds: int | None):
         self._redis = client
         self._ttl = ttl_seconds
         self._save_turn = client.register_script(SAVE_TURN)
+        self._release_turn = client.register_script(RELEASE_TURN)
+        self._claim_idempotency = client.register_script(CLAIM_IDEMPOTENCY)
+        self._release_idempotency = client.register_script(RELEASE_IDEMPOTENCY)
 
     def ping(self) -> None:
         with _translated():
@@ -98,12 +163,50 @@ class RedisStore:
             messages=[Message.loads(raw) for raw in raw_messages],
         )
 
-    def save_turn(self, chat: ChatRef, turn_id: str, messages: Sequence[Message]) -> bool:
+    def save_turn(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        messages: Sequence[Message],
+        *,
+        lock_token: str | None = None,
+        idempotent: IdempotentResult | None = None,
+    ) -> bool:
         msgs, meta = _keys(chat)
-        args: list[str | int] = [turn_id, repr(time.time()), self._ttl or 0]
+        idem_key = _idem_key(chat, idempotent.key if idempotent else "")
+        args: list[str | int] = [turn_id, repr(time.time()), self._ttl or 0, lock_token or ""]
+        if idempotent:
+            args += [idempotent.fingerprint, idempotent.response, IDEMPOTENCY_TTL_SECONDS]
+        else:
+            args += ["", "", 0]
         args += [m.dumps() for m in messages]
         with _translated():
-            return bool(self._save_turn(keys=[msgs, meta], args=args))
+            saved = int(self._save_turn(keys=[msgs, meta, _lock_key(chat), idem_key], args=args))
+        if saved < 0:
+            raise TurnLeaseLost()
+        return saved == 1
+
+    def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+        with _translated():
+            return bool(self._redis.set(_lock_key(chat), token, nx=True, px=_millis(lease_seconds)))
+
+    def release_turn(self, chat: ChatRef, token: str) -> None:
+        with _translated():
+            self._release_turn(keys=[_lock_key(chat)], args=[token])
+
+    def claim_idempotency(
+        self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim:
+        with _translated():
+            answer = self._claim_idempotency(
+                keys=[_idem_key(chat, key)], args=[fingerprint, _millis(lease_seconds)]
+            )
+        state = answer[0]
+        return IdempotencyClaim(state, answer[1] if state == "done" else None)
+
+    def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
+        with _translated():
+            self._release_idempotency(keys=[_idem_key(chat, key)], args=[fingerprint])
 
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
         _, meta = _keys(chat)
@@ -144,6 +247,18 @@ class RedisStore:
 
 def _keys(chat: ChatRef) -> tuple[str, str]:
     return f"chat:{chat.slot}:msgs", f"chat:{chat.slot}:meta"
+
+
+def _lock_key(chat: ChatRef) -> str:
+    return f"chat:{chat.slot}:lock"
+
+
+def _idem_key(chat: ChatRef, key: str) -> str:
+    return f"chat:{chat.slot}:idem:{key}"
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """Own the embedded SQLite backend, used when no Redis is configured.
 
 Same behaviour as Redis, TTL included: a chat whose `expires_at` has passed is treated as gone and
-deleted on its next access, and expired chats are swept from time to time. WAL mode, one
-connection per thread, `BEGIN IMMEDIATE` around every write, schema changes as numbered migrations.
+deleted on its next access, and expired chats are swept from time to time. Turn locks and
+idempotency records are rows with an expiry, checked inside the same `BEGIN IMMEDIATE`
+transactions as the writes they guard. WAL mode, one connection per thread, schema changes as
+numbered migrations.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store.base import ChatRef, ChatState, Message
+from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
+from chatproxy.store.base import (
+    IDEMPOTENCY_TTL_SECONDS,
+    ChatRef,
+    ChatState,
+    IdempotencyClaim,
+    IdempotentResult,
+    Message,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -39,6 +48,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_by_chat ON messages (tenant, chat_id, id);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE turn_locks (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (tenant, chat_id)
+    );
+    CREATE TABLE idempotency (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        response TEXT,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (tenant, chat_id, key)
+    );
+    CREATE INDEX idempotency_expiry ON idempotency (expires_at);
     """,
 )
 
@@ -93,12 +122,22 @@ class SqliteStore:
         messages = [Message.loads(body) for body in reversed(bodies)]
         return ChatState(True, row[0], global_system, messages)
 
-    def save_turn(self, chat: ChatRef, turn_id: str, messages: Sequence[Message]) -> bool:
+    def save_turn(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        messages: Sequence[Message],
+        *,
+        lock_token: str | None = None,
+        idempotent: IdempotentResult | None = None,
+    ) -> bool:
         now = time.time()
         with self._write() as db:
             row = self._live_chat(db, chat)
             if row is not None and row[1] == turn_id:
                 return False
+            if lock_token is not None and not _holds_lock(db, chat, lock_token, now):
+                raise TurnLeaseLost()
             self._ensure_chat(db, chat, now)
             db.executemany(
                 "INSERT INTO messages (tenant, chat_id, body) VALUES (?, ?, ?)",
@@ -109,8 +148,72 @@ class SqliteStore:
                 " message_count = message_count + ? WHERE tenant = ? AND chat_id = ?",
                 (now, self._expiry(now), turn_id, len(messages), chat.tenant, chat.chat_id),
             )
+            if idempotent is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'done', ?, ?)",
+                    (
+                        chat.tenant,
+                        chat.chat_id,
+                        idempotent.key,
+                        idempotent.fingerprint,
+                        idempotent.response,
+                        now + IDEMPOTENCY_TTL_SECONDS,
+                    ),
+                )
             self._maybe_sweep(db, now)
         return True
+
+    def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
+                (chat.tenant, chat.chat_id),
+            ).fetchone()
+            if row is not None and row[0] > now:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO turn_locks VALUES (?, ?, ?, ?)",
+                (chat.tenant, chat.chat_id, token, now + lease_seconds),
+            )
+        return True
+
+    def release_turn(self, chat: ChatRef, token: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM turn_locks WHERE tenant = ? AND chat_id = ? AND token = ?",
+                (chat.tenant, chat.chat_id, token),
+            )
+
+    def claim_idempotency(
+        self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim:
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT fingerprint, state, response FROM idempotency"
+                " WHERE tenant = ? AND chat_id = ? AND key = ? AND expires_at > ?",
+                (chat.tenant, chat.chat_id, key, now),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'pending', NULL, ?)",
+                    (chat.tenant, chat.chat_id, key, fingerprint, now + lease_seconds),
+                )
+                return IdempotencyClaim("new")
+        if row[0] != fingerprint:
+            return IdempotencyClaim("mismatch")
+        if row[1] == "pending":
+            return IdempotencyClaim("pending")
+        return IdempotencyClaim("done", row[2])
+
+    def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND key = ?"
+                " AND fingerprint = ? AND state = 'pending'",
+                (chat.tenant, chat.chat_id, key, fingerprint),
+            )
 
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
         now = time.time()
@@ -175,8 +278,8 @@ class SqliteStore:
         return (now or time.time()) + self._ttl
 
     def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
-        """Delete a batch of expired chats, at most once a minute per process."""
-        if now < self._next_sweep or self._ttl is None:
+        """Delete expired chats (a batch), records and locks, at most once a minute per process."""
+        if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY_SECONDS
         expired = db.execute(
@@ -184,6 +287,8 @@ class SqliteStore:
         ).fetchall()
         for tenant, chat_id in expired:
             _delete(db, ChatRef(tenant, chat_id))
+        db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+        db.execute("DELETE FROM turn_locks WHERE expires_at <= ?", (now,))
 
     def _db(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -220,6 +325,14 @@ def _migrate(db: sqlite3.Connection) -> None:
         for statement in filter(str.strip, script.split(";")):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {number}")
+
+
+def _holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) -> bool:
+    row = db.execute(
+        "SELECT token, expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
+        (chat.tenant, chat.chat_id),
+    ).fetchone()
+    return row is not None and row[0] == token and row[1] > now
 
 
 def _global_system(db: sqlite3.Connection) -> str | None:
