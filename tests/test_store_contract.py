@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from chatproxy.config import RedisSettings
-from chatproxy.store import ChatRef, Message, Store
+from chatproxy.errors import TurnLeaseLost
+from chatproxy.store import ChatRef, IdempotencyClaim, IdempotentResult, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore
 
@@ -214,3 +215,98 @@ def test_concurrent_turns_are_each_stored_whole(make_store: MakeStore) -> None:
         assert question.role == "user"
         assert answer.role == "assistant"
         assert str(answer.content) == "a " + str(question.content)[2:]
+
+
+# --- Turn lock and fencing -----------------------------------------------------------------------
+
+
+def test_turn_lock_has_one_holder_until_released(store: Store) -> None:
+    assert store.acquire_turn(CHAT, "a", 30) is True
+    assert store.acquire_turn(CHAT, "b", 30) is False
+    assert store.acquire_turn(ChatRef("public", "other"), "b", 30) is True
+
+    store.release_turn(CHAT, "b")  # not the holder: nothing happens
+    assert store.acquire_turn(CHAT, "b", 30) is False
+
+    store.release_turn(CHAT, "a")
+    assert store.acquire_turn(CHAT, "b", 30) is True
+
+
+def test_an_expired_lease_lets_another_holder_in(store: Store) -> None:
+    assert store.acquire_turn(CHAT, "slow", 0.2)
+    time.sleep(0.3)
+    assert store.acquire_turn(CHAT, "next", 30) is True
+
+
+def test_save_is_fenced_by_the_lock_token(store: Store) -> None:
+    store.acquire_turn(CHAT, "holder", 30)
+
+    with pytest.raises(TurnLeaseLost):
+        store.save_turn(CHAT, "t1", turn(1), lock_token="intruder")
+    assert store.load_history(CHAT).messages == []
+
+    assert store.save_turn(CHAT, "t1", turn(1), lock_token="holder") is True
+    assert store.load_history(CHAT).messages == turn(1)
+
+
+def test_a_holder_whose_lease_ran_out_cannot_append(store: Store) -> None:
+    store.acquire_turn(CHAT, "paused", 0.2)
+    time.sleep(0.3)  # the holder "pauses" past its lease; nobody else took the lock
+
+    with pytest.raises(TurnLeaseLost):
+        store.save_turn(CHAT, "t1", turn(1), lock_token="paused")
+
+    store.acquire_turn(CHAT, "next", 30)
+    with pytest.raises(TurnLeaseLost):
+        store.save_turn(CHAT, "t1", turn(1), lock_token="paused")
+    assert store.load_history(CHAT).messages == []
+
+
+def test_a_retried_save_that_already_landed_is_not_refused_after_the_lease(store: Store) -> None:
+    store.acquire_turn(CHAT, "holder", 0.2)
+    assert store.save_turn(CHAT, "t1", turn(1), lock_token="holder") is True
+    time.sleep(0.3)
+
+    assert store.save_turn(CHAT, "t1", turn(1), lock_token="holder") is False
+    assert store.load_history(CHAT).messages == turn(1)
+
+
+# --- Idempotency records -------------------------------------------------------------------------
+
+
+def test_idempotency_key_is_claimed_once_then_pending(store: Store) -> None:
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("new")
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("pending")
+    assert store.claim_idempotency(CHAT, "k", "body-2", 30) == IdempotencyClaim("mismatch")
+    other_chat = ChatRef("public", "chat-2")
+    assert store.claim_idempotency(other_chat, "k", "body-2", 30) == IdempotencyClaim("new")
+
+
+def test_a_saved_turn_completes_its_idempotency_record(store: Store) -> None:
+    store.claim_idempotency(CHAT, "k", "body-1", 30)
+    answer = IdempotentResult("k", "body-1", '{"content": "the reply"}')
+
+    store.save_turn(CHAT, "t1", turn(1), idempotent=answer)
+
+    done = IdempotencyClaim("done", '{"content": "the reply"}')
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == done
+    assert store.claim_idempotency(CHAT, "k", "body-2", 30) == IdempotencyClaim("mismatch")
+    store.release_idempotency(CHAT, "k", "body-1")  # a finished record is kept
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == done
+
+
+def test_a_released_claim_can_be_claimed_again(store: Store) -> None:
+    store.claim_idempotency(CHAT, "k", "body-1", 30)
+    store.release_idempotency(CHAT, "k", "other-body")  # not ours: kept
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("pending")
+
+    store.release_idempotency(CHAT, "k", "body-1")
+
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("new")
+
+
+def test_a_pending_claim_ends_with_its_lease(store: Store) -> None:
+    store.claim_idempotency(CHAT, "k", "body-1", 0.2)
+    time.sleep(0.3)
+
+    assert store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("new")
