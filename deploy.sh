@@ -23,7 +23,8 @@ Options (flags win over environment variables):
   --env-file PATH      env file with the runtime settings (default: .env)
   --runtime RUNTIME    runtime (default: python312)
   --memory SIZE        memory (default: 512Mi)
-  --timeout DURATION   request timeout (default: 60s)
+  --timeout SECONDS    function timeout, e.g. 60 or 60s (default: 60s); the
+                       proxy's REQUEST_TIMEOUT defaults to 5 s less
   --max-instances N    maximum instances (default: 10)
   --min-instances N    minimum instances (default: 0)
   --concurrency N      concurrent requests per instance (default: 16)
@@ -136,6 +137,19 @@ if ((min_instances > max_instances)); then
     die "--min-instances ($min_instances) is larger than --max-instances ($max_instances)" 2
 fi
 
+# The function timeout in whole seconds ("60", "60s" or "2m").
+if [[ $timeout =~ ^([0-9]{1,5})s?$ ]]; then
+    timeout_seconds=$((10#${BASH_REMATCH[1]}))
+elif [[ $timeout =~ ^([0-9]{1,3})m$ ]]; then
+    timeout_seconds=$((10#${BASH_REMATCH[1]} * 60))
+else
+    die "--timeout must be whole seconds such as 60 or 60s (or minutes such as 2m), got '$timeout'" 2
+fi
+if ((timeout_seconds < 10)); then
+    die "--timeout must be at least 10s, got '$timeout'" 2
+fi
+timeout="${timeout_seconds}s"
+
 if [[ ! -f $env_file ]]; then
     die "env file not found: $env_file (create it from .env.example or pass --env-file PATH)"
 fi
@@ -159,7 +173,7 @@ chmod 600 "$vars_file"
 # Validate the env file and write it as YAML for --env-vars-file. Every value
 # becomes a JSON string (valid YAML double-quoted scalar). Only names are
 # reported, never values.
-if ! "$python" - "$env_file" "$vars_file" "$concurrency" <<'PY'; then
+if ! "$python" - "$env_file" "$vars_file" "$concurrency" "$timeout_seconds" <<'PY'; then
 import json
 import re
 import sys
@@ -174,7 +188,7 @@ except ImportError:
     )
     sys.exit(1)
 
-env_path, out_path, concurrency = sys.argv[1], sys.argv[2], sys.argv[3]
+env_path, out_path, concurrency, function_timeout = sys.argv[1:5]
 try:
     values = dotenv_values(env_path, encoding="utf-8")
 except Exception as exc:  # never echo the message: it could quote a value
@@ -203,6 +217,18 @@ if not (present("REDIS_URL") or present("REDIS_HOST")):
         f"no Redis configured in {env_path}: set REDIS_URL or REDIS_HOST "
         "(instance disks are ephemeral, a SQLite STORE_PATH would lose chats)"
     )
+# A request must end before Cloud Functions kills it, or the client gets a bare 504 and the
+# proxy never gets to say what happened.
+if present("REQUEST_TIMEOUT"):
+    try:
+        fits = 0 < float(values["REQUEST_TIMEOUT"]) < int(function_timeout)
+    except ValueError:
+        fits = False
+    if not fits:
+        errors.append(
+            f"REQUEST_TIMEOUT in {env_path} must be a number of seconds below the function"
+            f" timeout ({function_timeout}s); leave it out to use {int(function_timeout) - 5}"
+        )
 # Lines without "=" give a None value: not a variable, and maybe not a name.
 bad = [key for key, value in values.items() if value is not None and not NAME.match(key)]
 if bad:
@@ -227,6 +253,8 @@ for key, value in values.items():
 # (functions-framework's gunicorn otherwise runs 4 threads per CPU and queues the rest).
 if not present("THREADS"):
     lines.append(f'THREADS: "{concurrency}"\n')
+if not present("REQUEST_TIMEOUT"):
+    lines.append(f'REQUEST_TIMEOUT: "{int(function_timeout) - 5}"\n')
 
 with open(out_path, "w", encoding="utf-8", newline="\n") as out:
     out.writelines(lines)

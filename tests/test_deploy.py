@@ -304,7 +304,7 @@ def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> 
     # YAML has no surrogate-pair escapes: characters beyond the BMP must be written raw.
     assert not re.search(r"\\u[dD][89a-fA-F]", text)
     assert text.endswith("\n")
-    assert deployer.received_vars() == {**TRICKY_EXPECTED, "THREADS": "16"}
+    assert deployer.received_vars() == {**TRICKY_EXPECTED, "THREADS": "16", "REQUEST_TIMEOUT": "55"}
     assert_no_secrets(result)
 
 
@@ -479,4 +479,49 @@ def test_gcloud_missing_from_path(deployer: Deployer, args: list[str], returncod
         assert "gcloud" in result.stderr
     else:
         assert "gcloud functions deploy" in result.stdout
+    assert not deployer.gcloud_called
+
+
+@pytest.mark.parametrize(
+    ("env_extra", "args", "timeout_flag", "request_timeout"),
+    [
+        ("", [], "--timeout=60s", "55"),
+        ("", ["--timeout", "120"], "--timeout=120s", "115"),
+        ("", ["--timeout", "2m"], "--timeout=120s", "115"),
+        ("REQUEST_TIMEOUT=30\n", ["--timeout", "60s"], "--timeout=60s", "30"),
+    ],
+)
+def test_request_timeout_stays_below_the_function_timeout(
+    deployer: Deployer, env_extra: str, args: list[str], timeout_flag: str, request_timeout: str
+) -> None:
+    deployer.write_env_file(BASIC_ENV + env_extra)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert timeout_flag in deployer.gcloud_args
+    assert deployer.received_vars()["REQUEST_TIMEOUT"] == request_timeout
+
+
+@pytest.mark.parametrize("request_timeout", ["60", "90", "abc", "-1"])
+def test_deploy_refuses_a_request_timeout_the_function_would_cut_off(
+    deployer: Deployer, request_timeout: str
+) -> None:
+    deployer.write_env_file(BASIC_ENV + f"REQUEST_TIMEOUT={request_timeout}\n")
+
+    result = deployer.run("--timeout", "60s")
+
+    assert result.returncode == 1
+    assert "REQUEST_TIMEOUT" in result.stderr
+    assert not deployer.gcloud_called
+
+
+@pytest.mark.parametrize("timeout", ["soon", "5s", "1h", "60.5s"])
+def test_deploy_refuses_a_malformed_function_timeout(deployer: Deployer, timeout: str) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run("--timeout", timeout)
+
+    assert result.returncode == 2
+    assert "--timeout" in result.stderr
     assert not deployer.gcloud_called
