@@ -138,6 +138,8 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
     cluster = env.parse("REDIS_CLUSTER", _boolean) or False
 
     def settings(url: str, ssl: bool) -> RedisSettings:
+        if ca_cert and not ssl:
+            raise ConfigError("REDIS_CA_CERT needs TLS to Redis: use rediss:// or REDIS_SSL=1")
         return RedisSettings(url, ssl, timeout, ca_cert=ca_cert, cluster=cluster)
 
     if url:

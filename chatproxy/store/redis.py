@@ -16,6 +16,7 @@ the chat's TTL.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -267,6 +268,20 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
+        if _is_certificate_error(exc):
+            raise StoreError(
+                "the chat store's TLS certificate could not be verified (check REDIS_CA_CERT)"
+            ) from exc
         raise StoreUnavailable() from exc
     except redis.RedisError as exc:
         raise StoreError(f"the chat store failed: {type(exc).__name__}") from exc
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    """Tell a TLS verification failure (a setup error) from an outage (worth a retry)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)

@@ -1,0 +1,312 @@
+"""The Redis backend over the topologies production may use: TLS with a private CA, and a Cluster.
+
+One TLS-only redis-server (self-signed CA made with openssl) and one 3-primary Redis Cluster are
+started for the module. Each is spoken to through `connect()` + `RedisStore`, and through the whole
+app built by functions-framework with the matching environment (REDIS_CA_CERT, REDIS_CLUSTER).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from chatproxy.config import ConfigError, RedisSettings, load_settings
+from chatproxy.errors import StoreError, StoreUnavailable
+from chatproxy.store import ChatRef, Message
+from chatproxy.store.redis import GLOBAL_SYSTEM_KEY, RedisStore, connect
+from tests.conftest import MakeClient
+from tests.fake_upstream import FakeUpstream
+from tests.redis_server import RedisClusterServers, RedisServer
+
+CHAT = ChatRef("public", "chat-1")
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store_kind() -> str:
+    """Override conftest's parametrized fixture: every test here is about Redis, run once."""
+    return "redis"
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def tls(tls_server: RedisServer) -> RedisServer:
+    """The module's TLS server, emptied for this test."""
+    with tls_server.client() as client:
+        client.flushall()
+    return tls_server
+
+
+@pytest.fixture
+def cluster(cluster_servers: RedisClusterServers) -> RedisClusterServers:
+    """The module's cluster, every node emptied for this test."""
+    cluster_servers.flushall()
+    return cluster_servers
+
+
+@pytest.fixture
+def cluster_store(cluster: RedisClusterServers) -> Iterator[RedisStore]:
+    settings = RedisSettings(url=cluster.url, ssl=False, socket_timeout=2.0, cluster=True)
+    store = RedisStore(connect(settings), 3600)
+    yield store
+    store.close()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def turn(n: int) -> list[Message]:
+    return [
+        Message("user", f"question {n}", created_at=1000.0 + n),
+        Message("assistant", f"answer {n}", created_at=1000.5 + n, model="m-1"),
+    ]
+
+
+def contents(messages: list[Message]) -> list[object]:
+    return [m.content for m in messages]
+
+
+def keys_per_node(cluster: RedisClusterServers, pattern: str) -> dict[int, set[str]]:
+    """Ask every node (not the cluster client) which keys it holds itself."""
+    held: dict[int, set[str]] = {}
+    for node, client in zip(cluster.nodes, cluster.node_clients(), strict=True):
+        with client:
+            held[node.port] = {str(key) for key in client.keys(pattern)}
+    return held
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def post(client: FlaskClient, path: str, body: dict[str, Any]) -> Any:
+    response = client.post(path, json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def history(client: FlaskClient, chat_id: str) -> list[dict[str, Any]]:
+    """The chat's history without timestamps, tokens and models."""
+    response = client.get(f"/{chat_id}/chat")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [{"role": m["role"], "content": m["content"]} for m in response.get_json()]
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+def test_store_saves_loads_and_deletes_a_chat_over_tls_verified_by_the_ca(
+    tls: RedisServer,
+) -> None:
+    settings = RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0, ca_cert=str(tls.ca_path))
+    store = RedisStore(connect(settings), 3600)
+    try:
+        store.ping()
+        assert store.save_turn(CHAT, "t1", turn(1)) is True
+
+        assert store.load_history(CHAT).messages == turn(1)
+        assert store.delete_chat(CHAT) is True
+        assert store.load_history(CHAT).exists is False
+    finally:
+        store.close()
+
+
+def test_tls_server_with_an_unknown_ca_is_refused_as_a_setup_error(tls: RedisServer) -> None:
+    """Without REDIS_CA_CERT the self-signed certificate must fail verification, never pass.
+
+    It is a store error that names REDIS_CA_CERT, not a transient outage worth retrying.
+    """
+    settings = RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0)
+    store = RedisStore(connect(settings), 3600)
+    try:
+        with pytest.raises(StoreError, match="REDIS_CA_CERT") as caught:
+            store.ping()
+        assert not isinstance(caught.value, StoreUnavailable)
+        with pytest.raises(StoreError, match="REDIS_CA_CERT"):
+            store.save_turn(CHAT, "t1", turn(1))
+    finally:
+        store.close()
+
+    assert any(isinstance(e, ssl.SSLCertVerificationError) for e in exception_chain(caught.value))
+    with tls.client() as client:
+        assert client.keys("*") == []  # nothing was written over the unverified connection
+
+
+def test_app_serves_chats_over_tls_with_redis_ca_cert(
+    make_client: MakeClient, tls: RedisServer
+) -> None:
+    client = make_client(
+        REDIS_URL=tls.url, REDIS_CA_CERT=str(tls.ca_path), REDIS_CLUSTER=None, STORE_PATH=None
+    )
+
+    health = client.get("/")
+    assert (health.status_code, health.get_json()["store"]) == (200, "redis")
+    post(client, "/c1/chat", {"content": "hi"})
+
+    messages = history(client, "c1")
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[0]["content"] == "hi"
+    with tls.client() as redis_client:
+        assert redis_client.exists("chat:{public:c1}:msgs") == 1
+
+
+def test_a_ca_cert_with_a_plain_redis_url_is_refused_at_start_up(
+    redis_url: str, tls_server: RedisServer
+) -> None:
+    environ = {"REDIS_URL": redis_url, "REDIS_CA_CERT": str(tls_server.ca_path)}
+
+    with pytest.raises(ConfigError, match="REDIS_CA_CERT"):
+        load_settings(environ)
+
+
+# -- Redis Cluster ----------------------------------------------------------------------------
+
+
+def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
+    cluster: RedisClusterServers, cluster_store: RedisStore
+) -> None:
+    chats = [ChatRef("public", f"chat-{n}") for n in range(12)]
+    for n, chat in enumerate(chats):
+        assert cluster_store.save_turn(chat, f"t{n}", turn(n))
+    cluster_store.set_global_system("global")
+
+    held = keys_per_node(cluster, "chat:*")
+    assert len([port for port, keys in held.items() if keys]) >= 2
+    with cluster.client() as client:
+        for chat in chats:
+            msgs, meta = f"chat:{chat.slot}:msgs", f"chat:{chat.slot}:meta"
+            assert client.keyslot(msgs) == client.keyslot(meta)
+            owner = client.get_node_from_key(msgs)
+            assert owner is not None
+            assert {msgs, meta} <= held[owner.port]
+        assert client.keyslot(GLOBAL_SYSTEM_KEY) != client.keyslot(f"chat:{chats[0].slot}:msgs")
+    assert sum(len(keys) for keys in held.values()) == 2 * len(chats)
+
+
+def test_cluster_returns_windows_and_histories_oldest_first(
+    cluster_store: RedisStore,
+) -> None:
+    other = ChatRef("public", "other")
+    for n in range(4):
+        cluster_store.save_turn(CHAT, f"t{n}", turn(n))
+    cluster_store.save_turn(other, "t9", turn(9))
+
+    assert contents(cluster_store.load_window(CHAT, 3).messages) == [
+        "answer 2",
+        "question 3",
+        "answer 3",
+    ]
+    assert cluster_store.load_history(CHAT).messages == [m for n in range(4) for m in turn(n)]
+    assert cluster_store.load_history(other).messages == turn(9)
+    assert cluster_store.load_window(CHAT, 0).messages == []
+
+
+def test_cluster_stores_a_repeated_turn_id_once(cluster_store: RedisStore) -> None:
+    assert cluster_store.save_turn(CHAT, "same", turn(1)) is True
+    assert cluster_store.save_turn(CHAT, "same", turn(1)) is False
+
+    assert cluster_store.load_history(CHAT).messages == turn(1)
+
+
+def test_cluster_sets_and_removes_chat_and_global_system_prompts(
+    cluster_store: RedisStore,
+) -> None:
+    other = ChatRef("public", "other")
+    assert cluster_store.get_global_system() is None
+    cluster_store.set_global_system("Be brief.")
+    cluster_store.set_chat_system(CHAT, "Be a pirate.")
+    cluster_store.save_turn(CHAT, "t1", turn(1))
+
+    state = cluster_store.load_window(CHAT, 5)
+    assert (state.exists, state.chat_system, state.global_system) == (
+        True,
+        "Be a pirate.",
+        "Be brief.",
+    )
+    assert cluster_store.load_window(other, 5).chat_system is None
+
+    cluster_store.set_chat_system(CHAT, None)
+    state = cluster_store.load_window(CHAT, 5)
+    assert (state.chat_system, state.global_system, state.messages) == (None, "Be brief.", turn(1))
+    assert cluster_store.get_global_system() == "Be brief."
+
+
+def test_cluster_deletes_a_whole_chat_and_nothing_else(
+    cluster: RedisClusterServers, cluster_store: RedisStore
+) -> None:
+    other = ChatRef("public", "keep-me")
+    cluster_store.save_turn(CHAT, "t1", turn(1))
+    cluster_store.set_chat_system(CHAT, "mine")
+    cluster_store.save_turn(other, "t2", turn(2))
+    cluster_store.set_global_system("global")
+
+    assert cluster_store.delete_chat(CHAT) is True
+    assert cluster_store.delete_chat(CHAT) is False
+
+    state = cluster_store.load_history(CHAT)
+    assert (state.exists, state.chat_system, state.messages) == (False, None, [])
+    assert cluster_store.load_history(other).messages == turn(2)
+    assert cluster_store.get_global_system() == "global"
+    remaining = set().union(*keys_per_node(cluster, "*").values())
+    assert remaining == {f"chat:{other.slot}:msgs", f"chat:{other.slot}:meta", GLOBAL_SYSTEM_KEY}
+
+
+def test_app_serves_separate_chats_and_system_prompts_over_the_cluster(
+    make_client: MakeClient, cluster: RedisClusterServers, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(
+        REDIS_URL=cluster.url,
+        REDIS_CLUSTER="1",
+        REDIS_SSL="0",
+        REDIS_CA_CERT=None,
+        STORE_PATH=None,
+    )
+    health = client.get("/")
+    assert (health.status_code, health.get_json()["store"]) == (200, "redis")
+    chat_ids = [f"chat-{n}" for n in range(6)]
+
+    post(client, "/system", {"content": "Be global."})
+    post(client, "/chat-1/system", {"content": "Be chat one."})
+    for chat_id in chat_ids:
+        fake_upstream.reply_text = f"reply in {chat_id}"
+        post(client, f"/{chat_id}/chat", {"content": f"hello {chat_id}"})
+        system = fake_upstream.chat_requests()[-1]["messages"][0]
+        expected = "Be chat one." if chat_id == "chat-1" else "Be global."
+        assert system == {"role": "system", "content": expected}
+
+    for chat_id in chat_ids:
+        prompt = "Be chat one." if chat_id == "chat-1" else "Be global."
+        assert history(client, chat_id) == [
+            {"role": "system", "content": prompt},
+            {"role": "user", "content": f"hello {chat_id}"},
+            {"role": "assistant", "content": f"reply in {chat_id}"},
+        ]
+    assert len([keys for keys in keys_per_node(cluster, "chat:*").values() if keys]) >= 2
+
+    assert client.delete("/chat-2/chat").get_json() == {"chat_id": "chat-2", "deleted": True}
+    assert client.get("/chat-2/chat").get_json() == []
+    assert client.get("/chat-1/system").get_json()["source"] == "chat"
