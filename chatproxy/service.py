@@ -19,11 +19,13 @@ import json
 import logging
 import random
 import secrets
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from chatproxy.config import Settings
@@ -44,6 +46,8 @@ SAVE_ATTEMPTS = 3
 SAVE_RETRY_DELAY = 0.2
 LOCK_POLL_FIRST = 0.005
 LOCK_POLL_MAX = 0.1
+CLEAN_UP_FIRST_PAUSE = 0.1
+CLEAN_UP_MAX_PAUSE = 2.0
 
 
 @dataclass(frozen=True)
@@ -155,17 +159,26 @@ class ChatService:
         try:
             yield token
         finally:
-            try:
-                self._store.release_turn(chat, token)
-            except StoreError:
-                log.warning("could not release a turn lock; its lease will end it", exc_info=True)
+            self._clean_up(lambda: self._store.release_turn(chat, token), lease)
 
     def _forget(self, chat: ChatRef, claim: _Claim) -> None:
         """Release an idempotency claim after a failure, so that the client can retry."""
+        release = partial(self._store.release_idempotency, chat, claim.key, claim.fingerprint)
+        self._clean_up(release, self._settings.turn_lease_seconds)
+
+    def _clean_up(self, action: Callable[[], None], lease: float) -> None:
+        """Run a release now, or keep retrying it in the background while the store is away.
+
+        Without this, a turn cut short by a Redis outage would leave its chat locked (or its
+        Idempotency-Key pending) for the rest of the lease once Redis is back. Releases compare
+        tokens, so a late one never frees what someone else holds.
+        """
         try:
-            self._store.release_idempotency(chat, claim.key, claim.fingerprint)
+            action()
         except StoreError:
-            log.warning("could not release an idempotency key; it ends with its lease")
+            log.warning("the store is unavailable; retrying a lock release in the background")
+            give_up = time.monotonic() + lease
+            threading.Thread(target=_retry, args=(action, give_up), daemon=True).start()
 
     def _save(
         self,
@@ -250,6 +263,18 @@ class ChatService:
     def _global_system(self, stored: str | None) -> str | None:
         """The stored global prompt wins; SYSTEM_PROMPT applies until one is stored."""
         return self._settings.system_prompt if stored is None else stored
+
+
+def _retry(action: Callable[[], None], give_up: float) -> None:
+    """Retry `action` with back-off until it works or `give_up` (a monotonic time) passes."""
+    pause = CLEAN_UP_FIRST_PAUSE
+    while time.monotonic() + pause < give_up:
+        time.sleep(pause)
+        try:
+            action()
+            return
+        except StoreError:
+            pause = min(pause * 2, CLEAN_UP_MAX_PAUSE)
 
 
 def _digest(value: object) -> str:
