@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import functions_framework
@@ -10,21 +9,22 @@ from dotenv import load_dotenv
 from flask import Request
 from werkzeug.wrappers import Response
 
-from chatproxy.app import create_app, error_response
+from chatproxy.app import create_app, error_response, with_cors
 from chatproxy.config import load_settings
 from chatproxy.errors import NotFound
+from chatproxy.logs import configure_logging
 
 load_dotenv(".env")
 settings = load_settings(os.environ)
-logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per upstream call is noise
+configure_logging(settings.log_level)
 app = create_app(settings)
+handle = with_cors(app.handle, settings.allowed_origins)
 
 
 @functions_framework.http
 def main(request: Request) -> Response:
     """Answer one HTTP request."""
-    return app.handle(request)
+    return handle(request)
 
 
 @functions_framework.errorhandler(404)  # type: ignore[untyped-decorator]

@@ -1,38 +1,51 @@
 """Own the HTTP application: build it from settings, route each request, turn errors into JSON.
 
 `create_app(settings)` wires the store, the upstream (the bundled dev upstream when no key and no
-base URL are configured) and the service. `ProxyApp.handle(request)` is what the Cloud Function
-calls; it is the one place where an error becomes a response.
+base URL are configured), the authenticator, the quotas and the service. `ProxyApp.handle`
+is what the Cloud Function calls. For every route but the health check it authenticates the caller
+and counts the request against its limits before any store or upstream work; it is the one place
+where an error becomes a response, and it logs each request once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
+from flask_cors import cross_origin
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from chatproxy import routes
+from chatproxy.auth import Authenticator
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
 from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
+from chatproxy.logs import request_fields
+from chatproxy.quotas import Identity, Quotas
 from chatproxy.service import ChatService
 from chatproxy.store import Store, open_store
 from chatproxy.upstream import Upstream
 
 log = logging.getLogger("chatproxy")
+access_log = logging.getLogger("chatproxy.requests")
 
 
 class ProxyApp:
     """Routes requests to handlers; every answer, error or not, is JSON."""
 
-    def __init__(self, settings: Settings, service: ChatService):
+    def __init__(
+        self, settings: Settings, service: ChatService, quotas: Quotas, auth: Authenticator
+    ):
         self.settings = settings
         self.service = service
+        self.quotas = quotas
+        self.auth = auth
         self._map = Map(
             [
                 Rule(path, methods=[method], endpoint=handler)
@@ -43,31 +56,107 @@ class ProxyApp:
         )
 
     def handle(self, request: Request) -> Response:
-        """Answer one request."""
+        """Answer one request, and log it."""
+        started = time.perf_counter()
+        client_ip = self.client_ip(request)
+        fields: dict[str, Any] = {}
         try:
-            adapter = self._map.bind_to_environ(request.environ)
-            try:
-                handler, args = adapter.match()
-            except WerkzeugNotFound:
-                raise NotFound(f"no route for {request.path}") from None
-            except WerkzeugMethodNotAllowed as exc:
-                raise MethodNotAllowed(list(exc.valid_methods or [])) from None
-            ctx = routes.Context(request, self.service, self.settings, dict(args))
-            if "chat_id" in args:
-                _ = ctx.chat  # an invalid id is refused before the body is read
-            result = handler(ctx)
+            response = self._dispatch(request, client_ip, fields)
         except ProxyError as exc:
-            return error_response(exc)
+            response = error_response(exc)
+            fields["error"] = exc.code
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response(ProxyError())
+            response = error_response(ProxyError())
+            fields["error"] = ProxyError.code
+        latency = time.perf_counter() - started
+        access_log.info(
+            "%s %s %d",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "fields": request_fields(
+                    method=request.method,
+                    path=request.path,
+                    status=response.status_code,
+                    latency=latency,
+                    remote_ip=client_ip,
+                    extra=fields,
+                )
+            },
+        )
+        return response
+
+    def _dispatch(self, request: Request, client_ip: str, fields: dict[str, Any]) -> Response:
+        adapter = self._map.bind_to_environ(request.environ)
+        try:
+            rule, args = adapter.match(return_rule=True)
+        except WerkzeugNotFound:
+            raise NotFound(f"no route for {request.path}") from None
+        except WerkzeugMethodNotAllowed as exc:
+            raise MethodNotAllowed(list(exc.valid_methods or [])) from None
+        fields["route"] = rule.rule
+        handler: routes.Handler = rule.endpoint
+        caller = None
+        if handler is not routes.health:
+            caller = self.auth.authenticate(request.headers)
+            fields["tenant"] = caller.tenant
+            identities: list[Identity] = [("ip", client_ip)]
+            if not self.auth.open:
+                identities.insert(0, ("key", caller.tenant))
+            self.quotas.admit(identities)
+        ctx = routes.Context(request, self, caller, dict(args), fields)
+        if "chat_id" in args:
+            fields["chat_id"] = ctx.chat.chat_id  # an invalid id is refused before the body
+        result = handler(ctx)
         if not isinstance(result, tuple):
             return json_response(result)
         return json_response(*result)
 
+    def client_ip(self, request: Request) -> str:
+        """Return the client's address: the socket peer, or with TRUSTED_PROXY_HOPS the entry
+        that many hops from the right of X-Forwarded-For (entries further left can be forged)."""
+        hops = self.settings.trusted_proxy_hops
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        chain = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if hops and chain:
+            return chain[-min(hops, len(chain))]
+        return request.remote_addr or "unknown"
+
     def close(self) -> None:
         """Release the store's and the upstream's connections."""
         self.service.close()
+
+
+View = Callable[[Request], Response]
+
+CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"]
+CORS_HEADERS_OUT = [
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotent-Replayed",
+]
+
+
+def with_cors(view: View, origins: tuple[str, ...]) -> View:
+    """Answer browsers from `origins` (ALLOWED_ORIGINS) with flask-cors, preflights included.
+
+    Origins not on the list get no CORS headers; with no list, no CORS at all.
+    """
+    if not origins:
+        return view
+    allowed: str | list[str] = "*" if origins == ("*",) else list(origins)
+    wrapped: View = cross_origin(
+        origins=allowed,
+        methods=["GET", "POST", "DELETE"],
+        allow_headers=CORS_HEADERS_IN,
+        expose_headers=CORS_HEADERS_OUT,
+        max_age=600,
+    )(view)
+    return wrapped
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -97,12 +186,22 @@ def create_app(
         upstream = Upstream.from_settings(settings, base_url)
     if store is None:
         store = open_store(settings)
+    auth = Authenticator(settings.api_keys)
+    if auth.open:
+        log.warning(
+            "no PROXY_API_KEYS: the service is OPEN. Anyone who can reach it can read every chat"
+            " and spend the upstream account's money. Set PROXY_API_KEYS before exposing it."
+        )
+    quotas = Quotas.from_settings(settings)
     where = settings.redis.describe() if settings.redis else settings.store_path
     log.info(
-        "chatproxy ready: store=%s (%s) upstream=%s model=%s",
+        "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s",
         settings.store_kind,
         where,
         settings.upstream_mode,
         settings.model,
+        "open" if auth.open else f"{len(settings.api_keys)} keys",
+        settings.rate_limit or "none",
     )
-    return ProxyApp(settings, ChatService(settings, store, upstream))
+    service = ChatService(settings, store, upstream, quotas)
+    return ProxyApp(settings, service, quotas, auth)

@@ -8,12 +8,15 @@ documented in `.env.example`.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 from urllib.parse import SplitResult, quote, urlsplit
+
+import limits
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
@@ -26,6 +29,15 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One named client key; only its SHA-256 digest is kept in memory."""
+
+    name: str
+    digest: bytes
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,14 @@ class Settings:
     request_timeout: float
     turn_wait_seconds: float
     turn_lease_seconds: float
+    api_keys: tuple[ApiKey, ...] = ()
+    rate_limit: str | None = None
+    token_budget_per_day: int = 0
+    max_content_chars: int = 32_000
+    max_chat_messages: int = 10_000
+    allowed_origins: tuple[str, ...] = ()
+    log_content: bool = False
+    trusted_proxy_hops: int = 0
 
     @property
     def store_kind(self) -> StoreKind:
@@ -121,7 +141,87 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         request_timeout=request_timeout,
         turn_wait_seconds=turn_wait,
         turn_lease_seconds=env.number("TURN_LEASE_SECONDS", request_timeout + 5, minimum=0.1),
+        api_keys=_api_keys(env),
+        rate_limit=env.parse("RATE_LIMIT", _rate_limit),
+        token_budget_per_day=env.integer("TOKEN_BUDGET_PER_DAY", 0, minimum=0),
+        max_content_chars=env.integer("MAX_CONTENT_CHARS", 32_000, minimum=1),
+        max_chat_messages=env.integer("MAX_CHAT_MESSAGES", 10_000, minimum=0),
+        allowed_origins=env.parse("ALLOWED_ORIGINS", _origins) or (),
+        log_content=env.parse("LOG_CONTENT", _boolean) or False,
+        trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
     )
+
+
+KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+KEY_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
+MIN_KEY_CHARS = 16
+
+
+def _api_keys(env: _Env) -> tuple[ApiKey, ...]:
+    """Parse `PROXY_API_KEYS` (name=key or name=sha256:<hex>, comma separated) and `ADMIN_KEYS`.
+
+    Messages name the key, never its value.
+    """
+    raw = env.text("PROXY_API_KEYS")
+    admins = set(filter(None, (n.strip() for n in (env.text("ADMIN_KEYS") or "").split(","))))
+    if raw is None:
+        if admins:
+            raise ConfigError("ADMIN_KEYS names keys, but PROXY_API_KEYS is not set")
+        return ()
+    keys: dict[str, ApiKey] = {}
+    digests: set[bytes] = set()
+    for number, item in enumerate(raw.split(","), start=1):
+        name, equals, secret = (part.strip() for part in item.partition("="))
+        if not equals or not KEY_NAME.fullmatch(name) or not secret:
+            raise ConfigError(
+                f"PROXY_API_KEYS entry {number} must look like name=key, with a name of"
+                " letters, digits, _ or - (e.g. web=<key>,ops=sha256:<hex>)"
+            )
+        if name in keys:
+            raise ConfigError(f"PROXY_API_KEYS names the key {name!r} twice")
+        stored = KEY_DIGEST.fullmatch(secret)
+        if stored:
+            digest = bytes.fromhex(stored.group(1))
+        elif len(secret) < MIN_KEY_CHARS:
+            raise ConfigError(
+                f"PROXY_API_KEYS key {name!r} is shorter than {MIN_KEY_CHARS} characters;"
+                " use a random one, e.g. `openssl rand -hex 24`"
+            )
+        else:
+            digest = hashlib.sha256(secret.encode()).digest()
+        if digest in digests:
+            raise ConfigError(f"PROXY_API_KEYS key {name!r} is the same key as another one")
+        digests.add(digest)
+        keys[name] = ApiKey(name, digest, admin=name in admins)
+    unknown = sorted(admins - keys.keys())
+    if unknown:
+        raise ConfigError(f"ADMIN_KEYS names keys that PROXY_API_KEYS lacks: {', '.join(unknown)}")
+    return tuple(keys.values())
+
+
+def _rate_limit(name: str, raw: str) -> str:
+    try:
+        limits.parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must look like 60/minute or 1000/hour;10/second, got {raw!r}"
+        ) from None
+    return raw
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin) if origin != "*" else None
+        if parts is not None and (
+            parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+        ):
+            raise ConfigError(
+                f"{name} must list origins such as https://app.example.com (or *), got {origin!r}"
+            )
+    if "*" in origins and len(origins) > 1:
+        raise ConfigError(f"{name}: * allows every origin and cannot be combined with others")
+    return origins
 
 
 def _redis_settings(env: _Env) -> RedisSettings | None:

@@ -6,6 +6,8 @@
     │   ├── InvalidChatId           400 invalid_chat_id
     │   ├── InvalidIdempotencyKey   400 invalid_idempotency_key
     │   └── ValidationFailed        400 invalid_request
+    ├── Unauthorized                401 unauthorized         (WWW-Authenticate)
+    ├── Forbidden                   403 admin_only
     ├── NotFound                    404 not_found
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
     ├── Conflict                    409 conflict             (Retry-After)
@@ -13,6 +15,8 @@
     │   ├── TurnLeaseLost           409 turn_lease_lost
     │   └── IdempotencyInProgress   409 idempotency_in_progress
     ├── IdempotencyKeyReused        422 idempotency_key_reused
+    ├── RateLimited                 429 rate_limited         (Retry-After, RateLimit-*)
+    │   └── TokenBudgetExhausted    429 token_budget_exhausted
     ├── PayloadTooLarge             413 payload_too_large
     ├── StoreError                  500 store_error
     │   └── StoreUnavailable        503 store_unavailable    (Retry-After)
@@ -75,6 +79,21 @@ class ValidationFailed(BadRequest):
     code = "invalid_request"
 
 
+class Unauthorized(ProxyError):
+    status = 401
+    code = "unauthorized"
+    default_message = "a valid API key is required"
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="chatproxy"'})
+
+
+class Forbidden(ProxyError):
+    status = 403
+    code = "admin_only"
+    default_message = "only an admin key may do this"
+
+
 class NotFound(ProxyError):
     status = 404
     code = "not_found"
@@ -121,6 +140,22 @@ class IdempotencyKeyReused(ProxyError):
     status = 422
     code = "idempotency_key_reused"
     default_message = "this Idempotency-Key was already used with a different request body"
+
+
+class RateLimited(ProxyError):
+    """Too many requests for a key or a client address; the headers say when to come back."""
+
+    status = 429
+    code = "rate_limited"
+    default_message = "too many requests; slow down"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str]):
+        super().__init__(message, headers=headers)
+
+
+class TokenBudgetExhausted(RateLimited):
+    code = "token_budget_exhausted"
+    default_message = "this key has used its token budget for the day"
 
 
 class PayloadTooLarge(ProxyError):

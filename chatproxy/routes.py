@@ -10,13 +10,23 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from werkzeug.wrappers import Request
 
+from chatproxy.auth import Authenticator, Caller
 from chatproxy.config import Settings
 from chatproxy.errors import (
+    Forbidden,
     InvalidChatId,
     InvalidIdempotencyKey,
     InvalidJSON,
@@ -39,22 +49,44 @@ Reply = Body | tuple[Body, int] | tuple[Body, int, dict[str, str]]
 B = TypeVar("B", bound=BaseModel)
 
 
+class App(Protocol):
+    """What handlers need of the application."""
+
+    settings: Settings
+    service: ChatService
+    auth: Authenticator
+
+
 @dataclass
 class Context:
-    """What a handler gets: the request, the service, settings and the matched URL values."""
+    """What a handler gets: the request, the app, the caller, URL values and log fields."""
 
     request: Request
-    service: ChatService
-    settings: Settings
+    app: App
+    caller: Caller | None
     args: dict[str, str]
+    log_fields: dict[str, Any]
+
+    @property
+    def service(self) -> ChatService:
+        return self.app.service
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
 
     @property
     def chat(self) -> ChatRef:
-        """Return the validated chat addressed by the URL."""
+        """Return the validated chat addressed by the URL, in the caller's tenant."""
         chat_id = self.args["chat_id"]
         if not CHAT_ID.fullmatch(chat_id):
             raise InvalidChatId()
-        return ChatRef(OPEN_TENANT, chat_id)
+        return ChatRef(self.caller.tenant if self.caller else OPEN_TENANT, chat_id)
+
+    def require_admin(self) -> None:
+        """Refuse callers whose key is not an admin key."""
+        if self.caller is None or not self.caller.admin:
+            raise Forbidden("only an admin key (ADMIN_KEYS) may change the global system prompt")
 
     @property
     def idempotency_key(self) -> str | None:
@@ -79,7 +111,9 @@ class Context:
         if not isinstance(data, dict):
             raise InvalidJSON()
         try:
-            return model.model_validate(data)
+            return model.model_validate(
+                data, context={"max_chars": self.settings.max_content_chars}
+            )
         except ValidationError as exc:
             raise ValidationFailed(_describe(exc)) from None
 
@@ -93,11 +127,14 @@ class ContentBody(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        limit = (info.context or {}).get("max_chars")
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters (MAX_CONTENT_CHARS)")
         return value
 
 
@@ -126,10 +163,16 @@ def health(ctx: Context) -> Reply:
         "upstream": settings.upstream_mode,
         "model": settings.model,
     }
+    body["auth"] = "none" if ctx.app.auth.open else "api_keys"
+    notices = []
     if settings.upstream_mode == "dev":
-        body["notice"] = (
+        notices.append(
             "offline dev upstream: replies are canned; set GPT_API_KEY to talk to OpenAI"
         )
+    if ctx.app.auth.open:
+        notices.append("no PROXY_API_KEYS: anyone who can reach this service can use it")
+    if notices:
+        body["notice"] = "; ".join(notices)
     try:
         ctx.service.ping_store()
     except StoreError:
@@ -141,15 +184,16 @@ def health(ctx: Context) -> Reply:
 def post_chat(ctx: Context) -> Reply:
     key = ctx.idempotency_key
     body = ctx.body(ContentBody)
-    return _turn_reply(ctx.service.turn(ctx.chat, body.content, idempotency_key=key))
+    return _turn_reply(
+        ctx, body.content, ctx.service.turn(ctx.chat, body.content, idempotency_key=key)
+    )
 
 
 def post_image(ctx: Context) -> Reply:
     key = ctx.idempotency_key
     body = ctx.body(ImageBody)
-    return _turn_reply(
-        ctx.service.image_turn(ctx.chat, body.content, body.url, idempotency_key=key)
-    )
+    result = ctx.service.image_turn(ctx.chat, body.content, body.url, idempotency_key=key)
+    return _turn_reply(ctx, body.content, result)
 
 
 def get_chat(ctx: Context) -> Reply:
@@ -179,10 +223,12 @@ def get_system(ctx: Context) -> Reply:
 
 
 def post_system(ctx: Context) -> Reply:
+    ctx.require_admin()
     return ctx.service.set_global_system(ctx.body(ContentBody).content)
 
 
 def delete_system(ctx: Context) -> Reply:
+    ctx.require_admin()
     return ctx.service.set_global_system(None)
 
 
@@ -209,8 +255,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def _turn_reply(result: TurnResult) -> Reply:
-    """Answer a turn; a replayed Idempotency-Key says so in a header."""
+def _turn_reply(ctx: Context, content: str, result: TurnResult) -> Reply:
+    """Answer a turn (a replayed Idempotency-Key says so in a header) and note it for the log."""
+    ctx.log_fields["tokens"] = result.body.get("tokens")
+    ctx.log_fields["replayed"] = result.replayed or None
+    if ctx.settings.log_content:
+        ctx.log_fields["content"] = content
+        ctx.log_fields["reply"] = result.body.get("content")
     if result.replayed:
         return result.body, 200, {"Idempotent-Replayed": "true"}
     return result.body

@@ -36,6 +36,7 @@ from chatproxy.errors import (
     StoreError,
     StoreUnavailable,
 )
+from chatproxy.quotas import Quotas
 from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
 from chatproxy.store.base import Content
 from chatproxy.upstream import Upstream
@@ -67,10 +68,11 @@ class _Claim:
 class ChatService:
     """Turns, histories, system prompts and moderation, over one store and one upstream."""
 
-    def __init__(self, settings: Settings, store: Store, upstream: Upstream):
+    def __init__(self, settings: Settings, store: Store, upstream: Upstream, quotas: Quotas):
         self._settings = settings
         self._store = store
         self._upstream = upstream
+        self._quotas = quotas
 
     def turn(
         self, chat: ChatRef, content: str, *, idempotency_key: str | None = None
@@ -92,6 +94,7 @@ class ChatService:
         self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
     ) -> TurnResult:
         deadline = time.monotonic() + self._settings.request_timeout
+        self._quotas.check_budget(chat.tenant)
         claim = None
         if idempotency_key is not None:
             claim = _Claim(_digest(idempotency_key), _digest([model, content]))
@@ -141,6 +144,7 @@ class ChatService:
         if claim is not None:
             answer = IdempotentResult(claim.key, claim.fingerprint, json.dumps(body))
         self._save(chat, uuid.uuid4().hex, [user, reply], token, answer)
+        self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 
     @contextmanager

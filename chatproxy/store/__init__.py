@@ -30,7 +30,7 @@ def open_store(settings: Settings) -> Store:
     if settings.redis is not None:
         from chatproxy.store.redis import RedisStore, connect
 
-        return RedisStore(connect(settings.redis), settings.ttl_seconds)
+        return RedisStore(connect(settings.redis), settings.ttl_seconds, settings.max_chat_messages)
     from chatproxy.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.store_path, settings.ttl_seconds)
+    return SqliteStore(settings.store_path, settings.ttl_seconds, settings.max_chat_messages)

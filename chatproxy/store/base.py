@@ -129,8 +129,10 @@ class Store(Protocol):
     ) -> bool:
         """Append `messages` and record `idempotent`, all in one atomic step.
 
-        Return False (and change nothing) if `turn_id` was already saved. With `lock_token`,
-        raise `TurnLeaseLost` unless that token still holds the chat's turn lock.
+        Return False (and change nothing) if `turn_id` is the chat's last saved turn: a save that
+        is retried after it landed (turn ids are fresh per turn, so only the last can repeat).
+        With `lock_token`, raise `TurnLeaseLost` unless that token still holds the chat's turn
+        lock. With a message limit, the oldest messages beyond it are dropped in the same step.
         """
 
     def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:

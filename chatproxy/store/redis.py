@@ -42,27 +42,32 @@ GLOBAL_SYSTEM_KEY = "system"
 
 SAVE_TURN = """
 -- KEYS: msgs, meta, lock, idem
--- ARGV: turn_id, now, ttl (0 = none), lock token ('' = none),
---       idem fingerprint ('' = none), idem response, idem ttl, message JSON...
+-- ARGV: turn_id, now, ttl (0 = none), fenced (1/0), lock token, idem fingerprint ('' = none),
+--       idem response, idem ttl, most messages kept (0 = all), message JSON...
 if redis.call('HGET', KEYS[2], 'last_turn') == ARGV[1] then
   return 0
 end
-if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+if ARGV[4] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
   return -1
 end
-for i = 8, #ARGV do
+for i = 10, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
+local kept = redis.call('LLEN', KEYS[1])
+local most = tonumber(ARGV[9])
+if most > 0 and kept > most then
+  redis.call('LTRIM', KEYS[1], -most, -1)
+  kept = most
+end
 redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
-redis.call('HSET', KEYS[2], 'updated', ARGV[2], 'last_turn', ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'messages', #ARGV - 7)
+redis.call('HSET', KEYS[2], 'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', kept)
 local ttl = tonumber(ARGV[3])
 for i = 1, 2 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
 end
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[5], 'response', ARGV[6])
-  redis.call('EXPIRE', KEYS[4], ARGV[7])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
+  redis.call('EXPIRE', KEYS[4], ARGV[8])
 end
 return 1
 """
@@ -127,9 +132,10 @@ class RedisStore:
 
     kind = "redis"
 
-    def __init__(self, client: Client, ttl_seconds: int | None):
+    def __init__(self, client: Client, ttl_seconds: int | None, max_messages: int = 0):
         self._redis = client
         self._ttl = ttl_seconds
+        self._max_messages = max_messages
         self._save_turn = client.register_script(SAVE_TURN)
         self._release_turn = client.register_script(RELEASE_TURN)
         self._claim_idempotency = client.register_script(CLAIM_IDEMPOTENCY)
@@ -175,11 +181,14 @@ class RedisStore:
     ) -> bool:
         msgs, meta = _keys(chat)
         idem_key = _idem_key(chat, idempotent.key if idempotent else "")
-        args: list[str | int] = [turn_id, repr(time.time()), self._ttl or 0, lock_token or ""]
+        fenced = 0 if lock_token is None else 1
+        args: list[str | int] = [turn_id, repr(time.time()), self._ttl or 0, fenced]
+        args.append(lock_token or "")
         if idempotent:
             args += [idempotent.fingerprint, idempotent.response, IDEMPOTENCY_TTL_SECONDS]
         else:
             args += ["", "", 0]
+        args.append(self._max_messages)
         args += [m.dumps() for m in messages]
         with _translated():
             saved = int(self._save_turn(keys=[msgs, meta, _lock_key(chat), idem_key], args=args))

@@ -80,9 +80,10 @@ class SqliteStore:
 
     kind = "sqlite"
 
-    def __init__(self, path: str, ttl_seconds: int | None):
+    def __init__(self, path: str, ttl_seconds: int | None, max_messages: int = 0):
         self._path = path
         self._ttl = ttl_seconds
+        self._max_messages = max_messages
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -148,6 +149,8 @@ class SqliteStore:
                 " message_count = message_count + ? WHERE tenant = ? AND chat_id = ?",
                 (now, self._expiry(now), turn_id, len(messages), chat.tenant, chat.chat_id),
             )
+            if self._max_messages:
+                self._trim(db, chat)
             if idempotent is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'done', ?, ?)",
@@ -270,6 +273,21 @@ class SqliteStore:
             "INSERT INTO chats (tenant, chat_id, created, updated, expires_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, chat_id) DO NOTHING",
             (chat.tenant, chat.chat_id, now, now, self._expiry(now)),
+        )
+
+    def _trim(self, db: sqlite3.Connection, chat: ChatRef) -> None:
+        """Keep only the newest MAX_CHAT_MESSAGES messages of the chat."""
+        params = (chat.tenant, chat.chat_id)
+        db.execute(
+            "DELETE FROM messages WHERE tenant = ? AND chat_id = ? AND id <= ("
+            " SELECT id FROM messages WHERE tenant = ? AND chat_id = ?"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (*params, *params, self._max_messages),
+        )
+        db.execute(
+            "UPDATE chats SET message_count = MIN(message_count, ?)"
+            " WHERE tenant = ? AND chat_id = ?",
+            (self._max_messages, *params),
         )
 
     def _expiry(self, now: float | None = None) -> float | None:

@@ -1,0 +1,72 @@
+"""Own the log format: one JSON object per line, in the shape Google Cloud Logging reads.
+
+Every request is logged once by `app.py` with `severity`, `message`, `httpRequest` (method, URL
+path, status, latency, client address), the route, chat id, tenant, error code and upstream token
+usage. Nothing here ever sees a request header, so API keys and the `Authorization` header cannot
+reach a log; message text is logged only with `LOG_CONTENT=1`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# Client libraries whose debug output could show request details: kept at WARNING whatever
+# LOG_LEVEL says.
+QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "urllib3")
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line; `extra={"fields": {...}}` adds structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["message"] += "\n" + self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send every log record to stderr as JSON lines at `level`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def request_fields(
+    *,
+    method: str,
+    path: str,
+    status: int,
+    latency: float,
+    remote_ip: str | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Build the structured part of a request's log line."""
+    fields: dict[str, Any] = {
+        "httpRequest": {
+            "requestMethod": method,
+            "requestUrl": path,
+            "status": status,
+            "latency": f"{latency:.6f}s",
+            "remoteIp": remote_ip,
+        },
+        "latency_ms": round(latency * 1000, 3),
+    }
+    fields.update({key: value for key, value in extra.items() if value is not None})
+    return fields
