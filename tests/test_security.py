@@ -1,0 +1,361 @@
+"""API keys, tenant isolation, admin-only routes, limits, budgets, bounds and CORS.
+
+Every test runs on both stores through the real functions-framework app and the fake upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import MakeClient
+from tests.fake_upstream import FakeUpstream
+
+WEB_KEY = "web-key-0123456789abcdef"
+OPS_KEY = "ops-key-0123456789abcdef"
+HASHED_KEY = "ci-key-0123456789abcdef0"
+KEYS = f"web={WEB_KEY},ops={OPS_KEY},ci=sha256:{hashlib.sha256(HASHED_KEY.encode()).hexdigest()}"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def post(client: FlaskClient, path: str, content: str, key: str, **headers: str) -> Any:
+    return client.post(
+        path, data=json.dumps({"content": content}), headers={**bearer(key), **headers}
+    )
+
+
+def history(client: FlaskClient, chat: str, key: str) -> list[tuple[str, Any]]:
+    response = client.get(f"/{chat}/chat", headers=bearer(key))
+    assert response.status_code == 200
+    return [(m["role"], m["content"]) for m in response.get_json()]
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> FlaskClient:
+    return make_client(PROXY_API_KEYS=KEYS, ADMIN_KEYS="ops")
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "/c1/chat"),
+    ("POST", "/c1/chat"),
+    ("DELETE", "/c1/chat"),
+    ("POST", "/c1/clear"),
+    ("POST", "/c1/img"),
+    ("GET", "/c1/system"),
+    ("POST", "/c1/system"),
+    ("GET", "/system"),
+    ("POST", "/system"),
+    ("POST", "/mod"),
+]
+
+BAD_CREDENTIALS = [
+    {},
+    {"Authorization": "Bearer wrong-key-0123456789abcdef"},
+    {"Authorization": f"Basic {WEB_KEY}"},
+    {"Authorization": "Bearer "},
+    {"Authorization": WEB_KEY},
+    {"X-API-Key": "wrong-key-0123456789abcdef"},
+    {"Authorization": f"Bearer {WEB_KEY}x"},
+    {"Authorization": f"Bearer {WEB_KEY[:-1]}"},
+    {"X-API-Key": f"sha256:{hashlib.sha256(HASHED_KEY.encode()).hexdigest()}"},
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("headers", BAD_CREDENTIALS)
+def test_missing_or_wrong_key_gets_401_and_no_work_is_done(
+    client: FlaskClient,
+    fake_upstream: FakeUpstream,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+) -> None:
+    body = json.dumps({"content": "hi", "url": "https://example.com/a.png"})
+
+    response = client.open(path, method=method, data=body, headers=headers)
+
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="chatproxy"'
+    assert fake_upstream.requests == []
+    assert history(client, "c1", WEB_KEY) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [bearer(WEB_KEY), {"X-API-Key": WEB_KEY}, {"Authorization": f"bearer {WEB_KEY}"}],
+)
+def test_a_valid_key_is_accepted_as_bearer_or_x_api_key(
+    client: FlaskClient, headers: dict[str, str]
+) -> None:
+    response = client.post("/c1/chat", data='{"content": "hi"}', headers=headers)
+
+    assert response.status_code == 200
+    assert len(history(client, "c1", WEB_KEY)) == 2
+
+
+def test_a_key_configured_by_its_sha256_works(client: FlaskClient) -> None:
+    assert post(client, "/c1/chat", "hi", HASHED_KEY).status_code == 200
+    assert len(history(client, "c1", HASHED_KEY)) == 2
+
+
+def test_health_needs_no_key_and_says_keys_are_required(client: FlaskClient) -> None:
+    body = client.get("/").get_json()
+
+    assert body["auth"] == "api_keys"
+    assert "notice" not in body
+
+
+def test_an_open_service_says_so(make_client: MakeClient) -> None:
+    body = make_client().get("/").get_json()
+
+    assert body["auth"] == "none"
+    assert "PROXY_API_KEYS" in body["notice"]
+
+
+# --- Admin ---------------------------------------------------------------------------------------
+
+
+def test_only_admin_keys_change_the_global_system_prompt(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    refused = post(client, "/system", "ignore all rules", WEB_KEY)
+    assert refused.status_code == 403
+    assert refused.get_json()["code"] == "admin_only"
+    assert client.delete("/system", headers=bearer(WEB_KEY)).status_code == 403
+
+    assert post(client, "/system", "Be brief.", OPS_KEY).status_code == 200
+    assert client.get("/system", headers=bearer(WEB_KEY)).get_json()["content"] == "Be brief."
+    post(client, "/c1/chat", "hi", WEB_KEY)
+    assert fake_upstream.chat_requests()[-1]["messages"][0] == {
+        "role": "system",
+        "content": "Be brief.",
+    }
+
+
+def test_any_key_sets_its_own_chats_system_prompt(client: FlaskClient) -> None:
+    response = post(client, "/c1/system", "Answer in French.", WEB_KEY)
+
+    assert response.status_code == 200
+    assert response.get_json()["source"] == "chat"
+
+
+# --- Tenant isolation ----------------------------------------------------------------------------
+
+
+def test_keys_cannot_read_write_or_delete_each_others_chats(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    post(client, "/42/chat", "web's secret plan", WEB_KEY)
+    post(client, "/42/system", "web's prompt", WEB_KEY)
+    webs = history(client, "42", WEB_KEY)
+
+    assert history(client, "42", OPS_KEY) == []  # looks like any chat that does not exist
+    assert client.get("/42/system", headers=bearer(OPS_KEY)).get_json()["source"] == "global"
+    deleted = client.delete("/42/chat", headers=bearer(OPS_KEY)).get_json()
+    assert deleted == {"chat_id": "42", "deleted": False}
+    assert client.post("/42/clear", headers=bearer(OPS_KEY)).get_json()["deleted"] is False
+    assert client.delete("/42/system", headers=bearer(OPS_KEY)).status_code == 200
+    post(client, "/42/chat", "ops writes its own chat 42", OPS_KEY)
+
+    assert history(client, "42", WEB_KEY) == webs
+    assert history(client, "42", OPS_KEY)[0] == ("user", "ops writes its own chat 42")
+    ops_call = fake_upstream.chat_requests()[-1]["messages"]
+    assert all("web's" not in str(m["content"]) for m in ops_call)
+
+
+def test_an_idempotency_key_of_another_tenant_replays_nothing(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    post(client, "/42/chat", "hi", WEB_KEY, **{"Idempotency-Key": "k1"})
+    other = post(client, "/42/chat", "hi", OPS_KEY, **{"Idempotency-Key": "k1"})
+
+    assert "Idempotent-Replayed" not in other.headers
+    assert len(fake_upstream.chat_requests()) == 2
+
+
+# --- Rate limits and budgets ---------------------------------------------------------------------
+
+
+def test_rate_limit_per_key_gives_429_with_headers(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="3/minute", TRUSTED_PROXY_HOPS="1")
+    web_ip = {"X-Forwarded-For": "203.0.113.1"}
+
+    statuses = [
+        client.get("/c1/chat", headers={**bearer(WEB_KEY), **web_ip}).status_code for _ in range(4)
+    ]
+    limited = client.get("/c1/chat", headers={**bearer(WEB_KEY), **web_ip})
+
+    assert statuses == [200, 200, 200, 429]
+    assert limited.get_json()["code"] == "rate_limited"
+    assert "per API key" in limited.get_json()["error"]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["RateLimit-Limit"] == "3"
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    assert limited.headers["RateLimit-Reset"] == limited.headers["Retry-After"]
+    other = client.get("/c1/chat", headers={**bearer(OPS_KEY), "X-Forwarded-For": "203.0.113.2"})
+    assert other.status_code == 200
+    assert fake_upstream.requests == []
+
+
+def test_rate_limit_per_client_address_spans_keys(make_client: MakeClient) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="3/minute", TRUSTED_PROXY_HOPS="1")
+    same_ip = {"X-Forwarded-For": "198.51.100.9"}
+
+    statuses = [
+        client.get("/c1/chat", headers={**bearer(key), **same_ip}).status_code
+        for key in (WEB_KEY, OPS_KEY, HASHED_KEY, OPS_KEY)
+    ]
+
+    assert statuses == [200, 200, 200, 429]
+    limited = client.get("/c1/chat", headers={**bearer(HASHED_KEY), **same_ip})
+    assert "per client address" in limited.get_json()["error"]
+
+
+def test_only_the_trusted_hop_of_x_forwarded_for_counts(make_client: MakeClient) -> None:
+    client = make_client(RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS="1")
+
+    def get(forwarded: str) -> int:
+        return int(client.get("/c1/chat", headers={"X-Forwarded-For": forwarded}).status_code)
+
+    # A client that forges the left part of the header is still counted by its real address.
+    assert [get(f"10.0.0.{n}, 192.0.2.7") for n in range(3)] == [200, 200, 429]
+    assert get("192.0.2.8") == 200
+
+
+@pytest.mark.parametrize("store_kind", ["redis"])  # SQLite keeps limits per process
+def test_rate_limits_are_shared_by_instances(make_client: MakeClient) -> None:
+    first = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="4/minute")
+    second = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="4/minute")
+
+    statuses = [
+        instance.get("/c1/chat", headers=bearer(WEB_KEY)).status_code
+        for instance in (first, second, first, second, first)
+    ]
+
+    assert statuses == [200, 200, 200, 200, 429]
+
+
+def test_token_budget_stops_a_key_after_its_quota(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, TOKEN_BUDGET_PER_DAY="50")
+    fake_upstream.usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+
+    assert post(client, "/c1/chat", "one", WEB_KEY).status_code == 200
+    assert post(client, "/c1/chat", "two", WEB_KEY).status_code == 200  # 60 tokens: over now
+    refused = post(client, "/c1/chat", "three", WEB_KEY)
+
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == "token_budget_exhausted"
+    assert "50 tokens" in refused.get_json()["error"]
+    assert int(refused.headers["Retry-After"]) > 3600
+    assert len(fake_upstream.chat_requests()) == 2
+    assert len(history(client, "c1", WEB_KEY)) == 4
+    assert post(client, "/c1/chat", "other key", OPS_KEY).status_code == 200
+
+
+# --- Resource bounds -----------------------------------------------------------------------------
+
+
+def test_content_longer_than_the_limit_is_400(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(MAX_CONTENT_CHARS="10")
+
+    too_long = client.post("/c1/chat", data=json.dumps({"content": "x" * 11}))
+
+    assert too_long.status_code == 400
+    assert "MAX_CONTENT_CHARS" in too_long.get_json()["error"]
+    assert fake_upstream.requests == []
+    assert client.post("/c1/chat", data=json.dumps({"content": "x" * 10})).status_code == 200
+
+
+def test_a_chat_keeps_only_its_newest_messages(make_client: MakeClient) -> None:
+    client = make_client(MAX_CHAT_MESSAGES="4", SYSTEM_PROMPT="sys")
+    for n in range(3):
+        client.post("/c1/chat", data=json.dumps({"content": f"m{n}"}))
+
+    messages = client.get("/c1/chat").get_json()
+
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert [m["content"] for m in messages][1::2] == ["m1", "m2"]
+
+
+def test_max_tokens_is_always_sent_upstream(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(MAX_TOKENS="77")
+    client.post("/c1/chat", data=json.dumps({"content": "hi"}))
+    client.post("/c1/img", data=json.dumps({"content": "hi", "url": "https://e.com/a.png"}))
+
+    assert [r["max_tokens"] for r in fake_upstream.chat_requests()] == [77, 77]
+
+
+# --- CORS ----------------------------------------------------------------------------------------
+
+APP_ORIGIN = "https://app.example.com"
+
+
+def test_cors_answers_an_allowed_origin_only(make_client: MakeClient) -> None:
+    client = make_client(ALLOWED_ORIGINS=f"{APP_ORIGIN},https://admin.example.com")
+
+    allowed = client.get("/c1/chat", headers={"Origin": APP_ORIGIN})
+    other = client.get("/c1/chat", headers={"Origin": "https://evil.example.net"})
+
+    assert allowed.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "Retry-After" in allowed.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Origin" not in other.headers
+    assert other.status_code == 200  # CORS is the browser's rule; the API still answers
+
+
+def test_cors_preflight_allows_the_api_headers(make_client: MakeClient) -> None:
+    client = make_client(ALLOWED_ORIGINS=APP_ORIGIN, PROXY_API_KEYS=KEYS)
+    preflight = {
+        "Origin": APP_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+    }
+
+    answer = client.options("/c1/chat", headers=preflight)
+    refused = client.options("/c1/chat", headers={**preflight, "Origin": "https://evil.example"})
+
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "POST" in answer.headers["Access-Control-Allow-Methods"]
+    allowed_headers = answer.headers["Access-Control-Allow-Headers"].lower()
+    for header in ("authorization", "content-type", "idempotency-key"):
+        assert header in allowed_headers
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_errors_carry_cors_headers_so_browsers_can_read_them(make_client: MakeClient) -> None:
+    client = make_client(ALLOWED_ORIGINS=APP_ORIGIN, PROXY_API_KEYS=KEYS)
+
+    unauthorized = client.get("/c1/chat", headers={"Origin": APP_ORIGIN})
+
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+
+
+def test_no_cors_headers_without_allowed_origins(make_client: MakeClient) -> None:
+    response = make_client().get("/c1/chat", headers={"Origin": APP_ORIGIN})
+
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_wildcard_origin_only_when_set_explicitly(make_client: MakeClient) -> None:
+    response = make_client(ALLOWED_ORIGINS="*").get("/", headers={"Origin": APP_ORIGIN})
+
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
