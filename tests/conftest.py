@@ -12,21 +12,7 @@ from flask.testing import FlaskClient
 
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
-
-ROOT = Path(__file__).resolve().parents[1]
-MAIN = ROOT / "main.py"
-
-# Every variable the proxy reads; cleared before each test so a developer's shell cannot leak in.
-CONFIG_VARS = (
-    "GPT_API_KEY", "OPENAI_BASE_URL", "MODEL", "VISION_MODEL", "MODERATION_MODEL", "MAX_TOKENS",
-    "UPSTREAM_TIMEOUT", "UPSTREAM_MAX_RETRIES", "REDIS_URL", "REDIS_HOST", "REDIS_PORT",
-    "REDIS_PASSWORD", "REDIS_SSL", "REDIS_TIMEOUT", "STORE_PATH", "MESSAGES_LENGTH",
-    "EXPIRE_HOURS", "SYSTEM_PROMPT", "MAX_BODY_BYTES", "LOG_LEVEL", "K_SERVICE",
-    "OPENAI_API_KEY", "REDIS_CA_CERT", "REDIS_CLUSTER", "REQUEST_TIMEOUT", "TURN_WAIT_SECONDS",
-    "TURN_LEASE_SECONDS", "PROXY_API_KEYS", "ADMIN_KEYS", "RATE_LIMIT", "TOKEN_BUDGET_PER_DAY",
-    "MAX_CONTENT_CHARS", "MAX_CHAT_MESSAGES", "ALLOWED_ORIGINS", "LOG_CONTENT",
-    "TRUSTED_PROXY_HOPS",
-)  # fmt: skip
+from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 
 MakeClient = Callable[..., FlaskClient]
 
@@ -120,3 +106,19 @@ def make_client(monkeypatch: pytest.MonkeyPatch, proxy_env: dict[str, str]) -> I
 @pytest.fixture
 def client(make_client: MakeClient) -> FlaskClient:
     return make_client()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """`start_server(env) -> Server`: the real server process, ready, stopped at teardown."""
+    servers: list[Server] = []
+
+    def start(env: dict[str, str]) -> Server:
+        server = launch(env, tmp_path)
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

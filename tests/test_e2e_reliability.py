@@ -29,7 +29,7 @@ import pytest
 from chatproxy.devupstream import DevRequestHandler
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
-from tests.test_e2e_server import Reply, Server, http, launch, server_env
+from tests.server_process import Reply, Server, http, launch, server_env
 
 API_KEY = "sk-x"
 LONG = 90.0  # client timeout: generous, the server bounds every request itself

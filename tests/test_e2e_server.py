@@ -9,204 +9,28 @@ servers too: the session's redis-server and the fake OpenAI upstream from `conft
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from email.message import Message as Headers
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
-from tests.conftest import CONFIG_VARS, MAIN
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.redis_server import RedisServer
+from tests.server_process import (
+    READY_TIMEOUT,
+    REDIS_PASSWORD,
+    PasswordRedisServer,
+    Reply,
+    StartServer,
+    http,
+    launch,
+    server_env,
+)
 
-READY_TIMEOUT = 20.0
-STOP_GRACE = 5.0
 API_KEY = "sk-e2e-SECRET-key"
-REDIS_PASSWORD = "hunter2SECRETpw"
-
-# The HTTP client ignores any proxy of the developer's environment: every server here is local.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-# -- HTTP client ------------------------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    """One HTTP answer: status, headers and raw body."""
-
-    status: int
-    headers: Headers
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def http(
-    method: str,
-    url: str,
-    body: bytes | dict[str, Any] | None = None,
-    *,
-    content_type: str = "application/json",
-    timeout: float = 15.0,
-) -> Reply:
-    """Send one request; an HTTP error status is a `Reply` too, not an exception."""
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", content_type)
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return Reply(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return Reply(exc.code, exc.headers, exc.read())
-
-
-# -- the server process -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_env(**values: str) -> dict[str, str]:
-    """This process's environment without any of the proxy's variables, plus `values`."""
-    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(values)
-    return env
-
-
-@dataclass
-class Server:
-    """One running `functions_framework` process and the files its output goes to."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    workdir: Path
-    stdout_path: Path = field(init=False)
-    stderr_path: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.stdout_path = self.workdir / f"server-{self.port}.stdout"
-        self.stderr_path = self.workdir / f"server-{self.port}.stderr"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stdout_text(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    def stderr_text(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll `GET /` until the server answers anything over HTTP."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"server exited with {self.process.returncode} before it was ready;"
-                    f" stderr:\n{self.stderr_text()}"
-                )
-            try:
-                http("GET", self.url + "/", timeout=2)
-                return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"server not ready after {timeout} s; stderr:\n{self.stderr_text()}"
-                    )
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL (to its process group, i.e. its workers too) after 5 s."""
-        process = self.process
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_GRACE)
-
-
-def launch(env: dict[str, str], workdir: Path) -> Server:
-    """Start the server process (without waiting for it) in `workdir`."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "functions_framework", "--target=main", f"--source={MAIN}",
-        "--host=127.0.0.1", f"--port={port}",
-    ]  # fmt: skip
-    stdout = (workdir / f"server-{port}.stdout").open("wb")
-    stderr = (workdir / f"server-{port}.stderr").open("wb")
-    with stdout, stderr:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,  # its own process group, so teardown can reach the workers
-        )
-    return Server(process, port, workdir)
-
-
-StartServer = Callable[[dict[str, str]], Server]
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """`start_server(env) -> Server`: a ready server in tmp_path, stopped at teardown."""
-    servers: list[Server] = []
-
-    def start(env: dict[str, str]) -> Server:
-        server = launch(env, tmp_path)
-        servers.append(server)
-        server.wait_ready()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-class PasswordRedisServer(RedisServer):
-    """A dedicated redis-server that requires a password once started."""
-
-    password = REDIS_PASSWORD
-
-    def start(self) -> PasswordRedisServer:
-        super().start()
-        client = redis.Redis.from_url(self.url)
-        client.config_set("requirepass", self.password)
-        client.close()
-        return self
-
-    @property
-    def secret_url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
 
 # -- tests ------------------------------------------------------------------------------------
 

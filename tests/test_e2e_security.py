@@ -1,0 +1,123 @@
+"""Security through the real server process: shared rate limits across workers, safe JSON logs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.fake_upstream import FakeUpstream, Fault
+from tests.server_process import PasswordRedisServer, StartServer, http, server_env
+
+GPT_KEY = "sk-e2e-SECRET-gpt-key"
+WEB_KEY = "web-SECRET-0123456789abcdef"
+OPS_KEY = "ops-SECRET-0123456789abcdef"
+WRONG_KEY = "wrong-SECRET-0123456789abcdef"
+PRIVATE_TEXT = "my private SECRET-diary entry"
+
+
+def test_rate_limit_holds_across_four_workers(
+    start_server: StartServer, fake_upstream: FakeUpstream, redis_url: str
+) -> None:
+    limit, sent = 100, 160
+    server = start_server(
+        server_env(
+            WORKERS="4",
+            THREADS="8",
+            REDIS_URL=redis_url,
+            GPT_API_KEY=GPT_KEY,
+            OPENAI_BASE_URL=fake_upstream.base_url,
+            PROXY_API_KEYS=f"web={WEB_KEY}",
+            RATE_LIMIT=f"{limit}/minute",
+        )
+    )
+    auth = {"Authorization": f"Bearer {WEB_KEY}"}
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(
+            pool.map(
+                lambda n: http("GET", f"{server.url}/c{n % 7}/chat", headers=auth), range(sent)
+            )
+        )
+
+    statuses = Counter(reply.status for reply in replies)
+    assert set(statuses) <= {200, 429}, statuses
+    assert limit * 0.95 <= statuses[200] <= limit * 1.05, statuses
+    refused = next(reply for reply in replies if reply.status == 429)
+    assert refused.json()["code"] == "rate_limited"
+    assert refused.headers["RateLimit-Limit"] == str(limit)
+
+
+def run_and_read_logs(
+    start_server: StartServer, fake_upstream: FakeUpstream, tmp_path: Path, **env: str
+) -> tuple[str, dict[str, int]]:
+    """Serve a few requests (good, unauthorized, failing) and return the server's stderr."""
+    guarded = PasswordRedisServer(tmp_path / "redis-pw").start()
+    try:
+        server = start_server(
+            server_env(
+                GPT_API_KEY=GPT_KEY,
+                OPENAI_BASE_URL=fake_upstream.base_url,
+                REDIS_URL=guarded.secret_url,
+                PROXY_API_KEYS=f"web={WEB_KEY},ops={OPS_KEY}",
+                ADMIN_KEYS="ops",
+                LOG_LEVEL="DEBUG",
+                UPSTREAM_MAX_RETRIES="0",
+                **env,
+            )
+        )
+        chat = f"{server.url}/diary/chat"
+        statuses = {
+            "ok": http(
+                "POST",
+                chat,
+                {"content": PRIVATE_TEXT},
+                headers={"Authorization": f"Bearer {WEB_KEY}"},
+            ).status,
+            "x_api_key": http("GET", chat, headers={"X-API-Key": OPS_KEY}).status,
+            "wrong": http("GET", chat, headers={"Authorization": f"Bearer {WRONG_KEY}"}).status,
+        }
+        fake_upstream.script(Fault.error(500))
+        statuses["upstream_down"] = http(
+            "POST", chat, {"content": "again"}, headers={"X-API-Key": WEB_KEY}
+        ).status
+        server.stop()
+        return server.stderr_text() + server.stdout_text(), statuses
+    finally:
+        guarded.stop()
+
+
+def test_logs_are_json_lines_with_request_fields_and_no_secrets(
+    start_server: StartServer, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    logs, statuses = run_and_read_logs(start_server, fake_upstream, tmp_path)
+
+    assert statuses == {"ok": 200, "x_api_key": 200, "wrong": 401, "upstream_down": 502}
+    entries = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    assert all({"severity", "message"} <= entry.keys() for entry in entries)
+    requests = [e for e in entries if e.get("route", "/") != "/"]  # not the readiness probes
+    assert [e["httpRequest"]["status"] for e in requests] == [200, 200, 401, 502]
+    turn = requests[0]
+    assert turn["httpRequest"]["requestMethod"] == "POST"
+    assert turn["httpRequest"]["requestUrl"] == "/diary/chat"
+    assert turn["httpRequest"]["latency"].endswith("s")
+    assert (turn["route"], turn["chat_id"], turn["tenant"]) == ("/<chat_id>/chat", "diary", "web")
+    assert set(turn["tokens"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert requests[2]["error"] == "unauthorized"
+    assert requests[3]["error"] == "upstream_error"
+    for secret in (GPT_KEY, WEB_KEY, OPS_KEY, WRONG_KEY, PasswordRedisServer.password):
+        assert secret not in logs
+    assert "Bearer" not in logs
+    assert PRIVATE_TEXT not in logs  # message text stays out of the logs by default
+
+
+def test_message_text_is_logged_only_with_log_content(
+    start_server: StartServer, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    logs, _ = run_and_read_logs(start_server, fake_upstream, tmp_path, LOG_CONTENT="1")
+
+    turn = next(json.loads(line) for line in logs.splitlines() if PRIVATE_TEXT in line)
+    assert turn["content"] == PRIVATE_TEXT
+    assert turn["reply"]
+    assert WEB_KEY not in logs
