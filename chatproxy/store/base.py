@@ -12,6 +12,7 @@ never append. Idempotency records (per chat, by key) make a repeated request rep
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,12 +24,23 @@ OPEN_TENANT = "public"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
+TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass(frozen=True)
 class ChatRef:
-    """The address of one chat: whose it is and its id."""
+    """The address of one chat: whose it is and its id.
+
+    A tenant is an API key's name and never contains `:`, so `{tenant:chat_id}` is unambiguous
+    even for chat ids that contain colons.
+    """
 
     tenant: str
     chat_id: str
+
+    def __post_init__(self) -> None:
+        if not TENANT.fullmatch(self.tenant):
+            raise ValueError(f"invalid tenant name {self.tenant!r}")
 
     @property
     def slot(self) -> str:
@@ -79,7 +91,11 @@ class Message:
 
 @dataclass(frozen=True)
 class ChatState:
-    """What a read of one chat returns: its own system prompt, the global one, messages."""
+    """What a read of one chat returns: its own system prompt, the global one, messages.
+
+    `exists` says the chat has a record: a turn or its own system prompt was saved since it was
+    created or last deleted.
+    """
 
     exists: bool
     chat_system: str | None
@@ -102,6 +118,10 @@ class IdempotentResult:
     key: str
     fingerprint: str
     response: str
+
+    def __post_init__(self) -> None:
+        if not self.key or not self.fingerprint:
+            raise ValueError("an idempotent answer needs a key and a fingerprint")
 
 
 class Store(Protocol):
@@ -159,7 +179,11 @@ class Store(Protocol):
         """Store the global system prompt ("" = explicitly none)."""
 
     def delete_chat(self, chat: ChatRef) -> bool:
-        """Delete a chat and everything in it; return whether it existed."""
+        """Delete a chat's messages, system prompt and record; return whether it existed.
+
+        A running turn's lock is left to its holder, and idempotency records stay for their
+        24 hours, so a retried request still gets the answer it was given.
+        """
 
     def close(self) -> None:
         """Release connections."""

@@ -1,0 +1,312 @@
+"""The store contract as a model: random sequences of store calls, checked step by step.
+
+A hypothesis state machine drives a real backend (Redis, SQLite) and a plain in-memory model side
+by side; every answer of the store must equal the model's. No TTL and hour-long leases, so time
+never matters; each example draws the store's message limit (none, 3 or 1). Single cases of the
+contract follow at the end of the file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    rule,
+    run_state_machine_as_test,
+)
+
+from chatproxy.config import RedisSettings
+from chatproxy.errors import TurnLeaseLost
+from chatproxy.store import ChatRef, ChatState, IdempotencyClaim, IdempotentResult, Message, Store
+from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.sqlite import SqliteStore
+
+LEASE = 3600.0  # never runs out during a run
+
+# Small pools, so that chats, turn ids, lock tokens and idempotency keys collide often.
+CHATS = tuple(
+    ChatRef(tenant, chat_id) for tenant in ("public", "web") for chat_id in ("a:b", "x@y.z")
+)
+TURN_IDS = ("t1", "t2", "t3")
+TOKENS = ("tok-a", "tok-b")
+KEYS = ("k1", "k2")
+FINGERPRINTS = ("f1", "f2")
+
+chats = st.sampled_from(CHATS)
+turn_ids = st.sampled_from(TURN_IDS)
+tokens = st.sampled_from(TOKENS)
+keys = st.sampled_from(KEYS)
+fingerprints = st.sampled_from(FINGERPRINTS)
+texts = st.text(max_size=12)
+contents = st.one_of(
+    texts,
+    st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2),
+)
+messages = st.builds(
+    Message,
+    role=st.sampled_from(["user", "assistant"]),
+    content=contents,
+    created_at=st.floats(min_value=0, max_value=2e9, allow_nan=False),
+    usage=st.none() | st.fixed_dictionaries({"total_tokens": st.integers(0, 10**6)}),
+    model=st.none() | st.just("m-1"),
+)
+answers = st.none() | st.builds(
+    IdempotentResult, key=keys, fingerprint=fingerprints, response=texts
+)
+
+MACHINE_SETTINGS = settings(
+    max_examples=100,
+    stateful_step_count=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+# A fresh, empty store with a message limit (0 = none), and what to call when the example is over.
+FreshStore = Callable[[int], tuple[Store, Callable[[], None]]]
+
+
+@dataclass
+class Record:
+    """The model of one idempotency record."""
+
+    state: str  # "pending" or "done"
+    fingerprint: str
+    response: str | None = None
+
+
+class StoreModel(RuleBasedStateMachine):
+    """Compare one backend with a dict-based model of the contract, call by call."""
+
+    def __init__(self, fresh_store: FreshStore) -> None:
+        super().__init__()
+        self._fresh_store = fresh_store
+        self._cleanup: Callable[[], None] | None = None
+        self.max_messages = 0
+        # A chat has a record once a turn was saved or its own prompt was set, until deleted:
+        # `exists` and delete_chat's answer follow the record, not "messages or own prompt".
+        self.present: set[ChatRef] = set()
+        self.messages: dict[ChatRef, list[Message]] = {c: [] for c in CHATS}
+        self.system: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
+        self.last_turn: dict[ChatRef, str | None] = dict.fromkeys(CHATS)  # only the LAST one
+        self.holder: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
+        self.idem: dict[tuple[ChatRef, str], Record] = {}
+        self.global_system: str | None = None
+
+    @initialize(max_messages=st.sampled_from([0, 3, 1]))
+    def open_store(self, max_messages: int) -> None:
+        self.store, self._cleanup = self._fresh_store(max_messages)
+        self.max_messages = max_messages
+
+    def expected_state(self, chat: ChatRef, limit: int | None) -> ChatState:
+        stored = self.messages[chat]
+        window = stored if limit is None else stored[max(0, len(stored) - limit) :]
+        return ChatState(chat in self.present, self.system[chat], self.global_system, window)
+
+    @rule(
+        chat=chats,
+        turn_id=turn_ids,
+        turn=st.lists(messages, min_size=1, max_size=2),
+        token=st.none() | tokens,
+        answer=answers,
+    )
+    def save_turn(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        turn: list[Message],
+        token: str | None,
+        answer: IdempotentResult | None,
+    ) -> None:
+        if self.last_turn[chat] == turn_id:
+            assert (
+                self.store.save_turn(chat, turn_id, turn, lock_token=token, idempotent=answer)
+                is False
+            )
+            return
+        if token is not None and self.holder[chat] != token:
+            with pytest.raises(TurnLeaseLost):
+                self.store.save_turn(chat, turn_id, turn, lock_token=token, idempotent=answer)
+            return
+        assert (
+            self.store.save_turn(chat, turn_id, turn, lock_token=token, idempotent=answer) is True
+        )
+        self.present.add(chat)
+        self.messages[chat] += turn
+        if self.max_messages:  # the oldest beyond the limit go, in the same step
+            self.messages[chat] = self.messages[chat][-self.max_messages :]
+        self.last_turn[chat] = turn_id
+        if answer is not None:
+            self.idem[chat, answer.key] = Record("done", answer.fingerprint, answer.response)
+
+    @rule(chat=chats, limit=st.integers(0, 5))
+    def load_window(self, chat: ChatRef, limit: int) -> None:
+        assert self.store.load_window(chat, limit) == self.expected_state(chat, limit)
+
+    @rule(chat=chats)
+    def load_history(self, chat: ChatRef) -> None:
+        assert self.store.load_history(chat) == self.expected_state(chat, None)
+
+    @rule(chat=chats, content=st.none() | texts)
+    def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        self.store.set_chat_system(chat, content)
+        if content is not None:
+            self.present.add(chat)
+        if chat in self.present:
+            self.system[chat] = content
+
+    @rule(content=texts)
+    def set_global_system(self, content: str) -> None:
+        self.store.set_global_system(content)
+        self.global_system = content
+
+    @rule()
+    def get_global_system(self) -> None:
+        assert self.store.get_global_system() == self.global_system
+
+    @rule(chat=chats)
+    def delete_chat(self, chat: ChatRef) -> None:
+        assert self.store.delete_chat(chat) is (chat in self.present)
+        self.present.discard(chat)
+        self.messages[chat] = []
+        self.system[chat] = None
+        self.last_turn[chat] = None
+        # Both backends keep the chat's turn lock and its idempotency records (see the reply).
+
+    @rule(chat=chats, token=tokens)
+    def acquire_turn(self, chat: ChatRef, token: str) -> None:
+        free = self.holder[chat] is None
+        assert self.store.acquire_turn(chat, token, LEASE) is free
+        if free:
+            self.holder[chat] = token
+
+    @rule(chat=chats, token=tokens)
+    def release_turn(self, chat: ChatRef, token: str) -> None:
+        self.store.release_turn(chat, token)
+        if self.holder[chat] == token:
+            self.holder[chat] = None
+
+    @rule(chat=chats, key=keys, fingerprint=fingerprints)
+    def claim_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
+        record = self.idem.get((chat, key))
+        if record is None:
+            expected = IdempotencyClaim("new")
+            self.idem[chat, key] = Record("pending", fingerprint)
+        elif record.fingerprint != fingerprint:
+            expected = IdempotencyClaim("mismatch")
+        elif record.state == "pending":
+            expected = IdempotencyClaim("pending")
+        else:
+            expected = IdempotencyClaim("done", record.response)
+        assert self.store.claim_idempotency(chat, key, fingerprint, LEASE) == expected
+
+    @rule(chat=chats, key=keys, fingerprint=fingerprints)
+    def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
+        self.store.release_idempotency(chat, key, fingerprint)
+        record = self.idem.get((chat, key))
+        if record is not None and record.state == "pending" and record.fingerprint == fingerprint:
+            del self.idem[chat, key]
+
+    @rule()
+    def everything_matches(self) -> None:
+        """Compare every chat of the pool and the global prompt (too slow as an invariant)."""
+        for chat in CHATS:
+            assert self.store.load_history(chat) == self.expected_state(chat, None), chat
+        assert self.store.get_global_system() == self.global_system
+
+    def teardown(self) -> None:
+        if self._cleanup is None:  # the example ended before the store was opened
+            return
+        try:
+            self.everything_matches()
+        finally:
+            self._cleanup()
+
+
+@pytest.fixture
+def fresh_store(store_kind: str, request: pytest.FixtureRequest) -> Iterator[FreshStore]:
+    """Hand out an empty store per example: Redis flushed, or a new SQLite file."""
+    if store_kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        admin = server.client()
+        client = connect(RedisSettings(server.url, False, 2.0))  # shared by the examples' stores
+
+        def fresh_redis(max_messages: int) -> tuple[Store, Callable[[], None]]:
+            admin.flushall()
+            return RedisStore(client, None, max_messages), lambda: None
+
+        yield fresh_redis
+        client.close()
+        admin.close()
+        return
+
+    def fresh_sqlite(max_messages: int) -> tuple[Store, Callable[[], None]]:
+        directory = tempfile.mkdtemp(prefix="store-model-")
+        sqlite_store = SqliteStore(str(Path(directory) / "chats.sqlite3"), None, max_messages)
+
+        def cleanup() -> None:
+            sqlite_store.close()
+            shutil.rmtree(directory, ignore_errors=True)
+
+        return sqlite_store, cleanup
+
+    yield fresh_sqlite
+
+
+def test_store_behaves_like_the_model(fresh_store: FreshStore) -> None:
+    run_state_machine_as_test(lambda: StoreModel(fresh_store), settings=MACHINE_SETTINGS)
+
+
+# --- Single cases ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(fresh_store: FreshStore) -> Iterator[Store]:
+    made, cleanup = fresh_store(0)
+    yield made
+    cleanup()
+
+
+CHAT = ChatRef("public", "chat-1")
+
+
+def pair(n: int) -> list[Message]:
+    return [Message("user", f"q{n}", created_at=float(n)), Message("assistant", f"a{n}")]
+
+
+def test_an_empty_lock_token_is_fenced_like_any_other(store: Store) -> None:
+    assert store.acquire_turn(CHAT, "holder", LEASE)
+
+    with pytest.raises(TurnLeaseLost):
+        store.save_turn(CHAT, "t1", pair(1), lock_token="")
+
+
+def test_an_idempotent_answer_needs_a_fingerprint() -> None:
+    # The Redis save script reads an empty fingerprint as "no answer to record".
+    with pytest.raises(ValueError, match="fingerprint"):
+        IdempotentResult("k", "", "reply")
+
+
+@pytest.mark.parametrize("tenant", ["public:a", "", "a b", "{x}", "t" * 65])
+def test_tenants_cannot_contain_what_would_make_keys_ambiguous(tenant: str) -> None:
+    # Redis keys join tenant and chat id as {tenant:chat_id}; chat ids may contain ':'.
+    with pytest.raises(ValueError, match="tenant"):
+        ChatRef(tenant, "b")
+
+
+def test_chat_ids_with_colons_stay_apart(store: Store) -> None:
+    saved = pair(1)
+    store.save_turn(ChatRef("public", "a:b"), "t1", saved)
+
+    assert store.load_history(ChatRef("public", "a")).messages == []
+    assert store.load_history(ChatRef("public", "a:b")).messages == saved
