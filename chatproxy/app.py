@@ -197,7 +197,7 @@ def create_app(
             "no PROXY_API_KEYS: the service is OPEN. Anyone who can reach it can read every chat"
             " and spend the upstream account's money. Set PROXY_API_KEYS before exposing it."
         )
-    quotas = Quotas.from_settings(settings)
+    quotas = Quotas.from_settings(settings, store)
     where = settings.redis.describe() if settings.redis else settings.store_path
     log.info(
         "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s",

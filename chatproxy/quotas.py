@@ -2,9 +2,9 @@
 
 Built on the `limits` package: a moving window of requests per API key and per client address
 (`RATE_LIMIT`, e.g. `60/minute`), and a one-day window of upstream tokens per key
-(`TOKEN_BUDGET_PER_DAY`; the day starts with the first tokens spent). With Redis configured the
-counters live there (Cluster and TLS included); with the embedded SQLite store they are kept in
-the process's memory, which is enough for one local server.
+(`TOKEN_BUDGET_PER_DAY`; the day starts with the first tokens spent). The counters live in the
+chat store: in Redis (Cluster and TLS included) or in the embedded SQLite file, so every instance
+or worker process counts against the same limits.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from chatproxy.config import RedisSettings, Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
+from chatproxy.store import Store
+from chatproxy.store.sqlite import SqliteStore
+from chatproxy.store.sqlite_limits import SqliteLimitsStorage
 
 Identity = tuple[str, str]  # ("key", "web") or ("ip", "203.0.113.7")
 
@@ -37,13 +40,14 @@ class Quotas:
         self._storage = storage
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Quotas:
-        """Keep the counters in the configured Redis, else in memory."""
+    def from_settings(cls, settings: Settings, store: Store) -> Quotas:
+        """Keep the counters beside the chats: in the configured Redis, or in the SQLite file."""
+        if isinstance(store, SqliteStore):
+            return cls(settings, SqliteLimitsStorage(store))
         if settings.redis is None:
-            storage = storage_from_string("memory://")
-        else:
-            uri, options = _redis_storage(settings.redis)
-            storage = storage_from_string(uri, wrap_exceptions=True, **options)
+            raise ValueError("a store other than SQLite needs Redis settings for its limits")
+        uri, options = _redis_storage(settings.redis)
+        storage = storage_from_string(uri, wrap_exceptions=True, **options)
         assert isinstance(storage, Storage)  # a sync storage: the URI has no async+ scheme
         return cls(settings, storage)
 

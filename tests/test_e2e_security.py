@@ -7,6 +7,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.server_process import PasswordRedisServer, StartServer, http, server_env
 
@@ -17,15 +19,17 @@ WRONG_KEY = "wrong-SECRET-0123456789abcdef"
 PRIVATE_TEXT = "my private SECRET-diary entry"
 
 
+@pytest.mark.parametrize("store_kind", ["redis", "sqlite"])
 def test_rate_limit_holds_across_four_workers(
-    start_server: StartServer, fake_upstream: FakeUpstream, redis_url: str
+    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
 ) -> None:
     limit, sent = 100, 160
+    store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
     server = start_server(
         server_env(
             WORKERS="4",
             THREADS="8",
-            REDIS_URL=redis_url,
+            **store,
             GPT_API_KEY=GPT_KEY,
             OPENAI_BASE_URL=fake_upstream.base_url,
             PROXY_API_KEYS=f"web={WEB_KEY}",

@@ -234,7 +234,6 @@ def test_only_the_trusted_hop_of_x_forwarded_for_counts(make_client: MakeClient)
     assert get("192.0.2.8") == 200
 
 
-@pytest.mark.parametrize("store_kind", ["redis"])  # SQLite keeps limits per process
 def test_rate_limits_are_shared_by_instances(make_client: MakeClient) -> None:
     first = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="4/minute")
     second = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="4/minute")

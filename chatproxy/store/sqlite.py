@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
@@ -68,6 +68,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (tenant, chat_id, key)
     );
     CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+    """,
+    """
+    CREATE TABLE limit_counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL);
+    CREATE TABLE limit_entries (key TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX limit_entries_by_key ON limit_entries (key, at);
     """,
 )
 
@@ -307,6 +312,8 @@ class SqliteStore:
             _delete(db, ChatRef(tenant, chat_id))
         db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
         db.execute("DELETE FROM turn_locks WHERE expires_at <= ?", (now,))
+        db.execute("DELETE FROM limit_counters WHERE expires_at <= ?", (now,))
+        db.execute("DELETE FROM limit_entries WHERE at <= ?", (now - 86_400,))
 
     def _db(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -321,6 +328,10 @@ class SqliteStore:
             with self._lock:
                 self._connections.append(connection)
         return connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Run a block as one write transaction on this store's file (for the rate limits)."""
+        return self._write()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
