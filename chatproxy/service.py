@@ -94,7 +94,6 @@ class ChatService:
         self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
     ) -> TurnResult:
         deadline = time.monotonic() + self._settings.request_timeout
-        self._quotas.check_budget(chat.tenant)
         claim = None
         if idempotency_key is not None:
             claim = _Claim(_digest(idempotency_key), _digest([model, content]))
@@ -108,6 +107,7 @@ class ChatService:
             if found.state != "new":
                 raise IdempotencyInProgress()
         try:
+            self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             with self._turn_lock(chat) as token:
                 body = self._locked_turn(chat, content, model, deadline, token, claim)
         except BaseException:

@@ -265,6 +265,23 @@ def test_token_budget_stops_a_key_after_its_quota(
     assert post(client, "/c1/chat", "other key", OPS_KEY).status_code == 200
 
 
+def test_a_spent_budget_still_replays_an_answered_request(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, TOKEN_BUDGET_PER_DAY="10")
+    fake_upstream.usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+    first = post(client, "/c1/chat", "hi", WEB_KEY, **{"Idempotency-Key": "k1"})
+
+    again = post(client, "/c1/chat", "hi", WEB_KEY, **{"Idempotency-Key": "k1"})
+    refused = post(client, "/c1/chat", "new", WEB_KEY, **{"Idempotency-Key": "k2"})
+
+    assert again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert refused.status_code == 429
+    retry = post(client, "/c1/chat", "new", WEB_KEY, **{"Idempotency-Key": "k2"})
+    assert retry.get_json()["code"] == "token_budget_exhausted"  # k2 was not left pending
+
+
 # --- Resource bounds -----------------------------------------------------------------------------
 
 
