@@ -3,7 +3,8 @@
 #
 # Reads the runtime configuration from an env file (default: .env in the
 # current directory), turns it into a temporary --env-vars-file for gcloud and
-# runs `gcloud functions deploy`. Values from the env file are never printed.
+# runs `gcloud functions deploy`; variables named with --secret come from
+# Secret Manager instead. Values from the env file are never printed.
 # Run `./deploy.sh --help` for the options.
 set -euo pipefail
 
@@ -28,15 +29,34 @@ Options (flags win over environment variables):
   --max-instances N    maximum instances (default: 10)
   --min-instances N    minimum instances (default: 0)
   --concurrency N      concurrent requests per instance (default: 16)
-  --public             allow unauthenticated invocations; without it the
-                       function is IAM-protected (--no-allow-unauthenticated)
+  --secret NAME=SECRET[:VERSION]
+                       set the variable NAME from the Secret Manager secret
+                       SECRET (an id, or projects/PROJECT/secrets/ID) at
+                       VERSION (a number, or latest: the default); repeatable,
+                       e.g. --secret GPT_API_KEY=openai-key:3. A variable
+                       given as a secret is left out of the env-vars file.
+                       The runtime service account needs the role
+                       roles/secretmanager.secretAccessor on each secret.
+  --allow-unauthenticated
+                       let anyone reach the URL, the proxy checking its own
+                       API keys: refused unless PROXY_API_KEYS is set (in the
+                       env file or as a --secret)
+  --public             let anyone reach the URL even without PROXY_API_KEYS
+                       (then anyone can spend the OpenAI credit and read
+                       every chat; a warning is printed)
   --dry-run            print the gcloud command instead of running it
   -h, --help           show this help
 
-The env file must set GPT_API_KEY and a Redis store (REDIS_URL or REDIS_HOST):
-instance disks are ephemeral, so the SQLite fallback would lose chats.
-Reading it needs python-dotenv (pip install python-dotenv); set PYTHON to
-choose the interpreter (default: python3).
+Without --allow-unauthenticated or --public the function is IAM-protected
+(--no-allow-unauthenticated): callers need an identity token.
+
+The env file (or --secret) must provide GPT_API_KEY and a Redis store
+(REDIS_URL or REDIS_HOST): instance disks are ephemeral, so the SQLite fallback
+would lose chats. Unless the env file sets them, TRUSTED_PROXY_HOPS is 1
+(Google's front end appends the client address to X-Forwarded-For), THREADS
+is --concurrency and REQUEST_TIMEOUT is the function timeout less 5 s.
+Reading the env file needs python-dotenv (pip install python-dotenv); set
+PYTHON to choose the interpreter (default: python3).
 EOF
 }
 
@@ -62,7 +82,9 @@ max_instances=10
 min_instances=0
 concurrency=16
 public=0
+allow_unauthenticated=0
 dry_run=0
+secret_specs=()
 
 # Value of an option given as "--opt VALUE" (needs $2) or "--opt=VALUE".
 opt_value=
@@ -88,12 +110,13 @@ while (($# > 0)); do
         exit 0
         ;;
     --public) public=1 ;;
+    --allow-unauthenticated) allow_unauthenticated=1 ;;
     --dry-run) dry_run=1 ;;
     --project | --project=* | --region | --region=* | --name | --name=* | \
         --env-file | --env-file=* | --runtime | --runtime=* | \
         --memory | --memory=* | --timeout | --timeout=* | \
         --max-instances | --max-instances=* | --min-instances | --min-instances=* | \
-        --concurrency | --concurrency=*)
+        --concurrency | --concurrency=* | --secret | --secret=*)
         opt=${arg%%=*}
         if take_value "$opt" "$@"; then shift; fi
         if [[ -z $opt_value ]]; then
@@ -110,6 +133,7 @@ while (($# > 0)); do
         --max-instances) max_instances=$opt_value ;;
         --min-instances) min_instances=$opt_value ;;
         --concurrency) concurrency=$opt_value ;;
+        --secret) secret_specs+=("$opt_value") ;;
         esac
         ;;
     *) usage_error "unknown option: $arg" ;;
@@ -150,6 +174,60 @@ if ((timeout_seconds < 10)); then
 fi
 timeout="${timeout_seconds}s"
 
+# --secret NAME=SECRET[:VERSION] -> NAME=SECRET:VERSION for --set-secrets.
+# Messages name the variable at most: a secret value pasted by mistake must
+# not be echoed.
+secret_names=()
+secret_refs=()
+secret_id_re='^[A-Za-z0-9_-]{1,255}$'
+secret_path_re='^projects/([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,19})/secrets/[A-Za-z0-9_-]{1,255}$'
+secret_number=0
+for spec in ${secret_specs[@]+"${secret_specs[@]}"}; do
+    secret_number=$((secret_number + 1))
+    if [[ $spec != *=* ]]; then
+        usage_error "--secret #$secret_number must look like NAME=SECRET[:VERSION], e.g. GPT_API_KEY=openai-key"
+    fi
+    secret_var=${spec%%=*}
+    secret_ref=${spec#*=}
+    if ! [[ $secret_var =~ ^[A-Za-z_][A-Za-z0-9_]{0,254}$ ]]; then
+        usage_error "--secret #$secret_number: NAME must be an environment variable name (letters, digits and _, not starting with a digit)"
+    fi
+    case $secret_var in
+    # Kept in step with SKIP below: reserved by Cloud Functions or unused there.
+    PORT | K_SERVICE | K_REVISION | K_CONFIGURATION | FUNCTION_TARGET | STORE_PATH | X_GOOGLE_*)
+        usage_error "--secret $secret_var: the variable is reserved or unused on Cloud Functions"
+        ;;
+    esac
+    for seen in ${secret_names[@]+"${secret_names[@]}"}; do
+        if [[ $seen == "$secret_var" ]]; then
+            usage_error "--secret names $secret_var twice"
+        fi
+    done
+    secret_version=latest
+    if [[ $secret_ref == *:* ]]; then
+        secret_version=${secret_ref##*:}
+        secret_ref=${secret_ref%:*}
+    fi
+    if ! [[ $secret_ref =~ $secret_id_re || $secret_ref =~ $secret_path_re ]]; then
+        usage_error "--secret $secret_var: SECRET must be a secret id (1-255 letters, digits, - or _) or projects/PROJECT/secrets/ID"
+    fi
+    if ! [[ $secret_version == latest || $secret_version =~ ^[1-9][0-9]{0,18}$ ]]; then
+        usage_error "--secret $secret_var: VERSION must be a version number or latest"
+    fi
+    secret_names+=("$secret_var")
+    secret_refs+=("$secret_var=$secret_ref:$secret_version")
+done
+
+# Who may call the URL: iam (identity tokens), keys (anyone; the proxy checks
+# PROXY_API_KEYS) or public (anyone, keys or not).
+if ((public)); then
+    access=public
+elif ((allow_unauthenticated)); then
+    access=keys
+else
+    access=iam
+fi
+
 if [[ ! -f $env_file ]]; then
     die "env file not found: $env_file (create it from .env.example or pass --env-file PATH)"
 fi
@@ -172,8 +250,10 @@ chmod 600 "$vars_file"
 
 # Validate the env file and write it as YAML for --env-vars-file. Every value
 # becomes a JSON string (valid YAML double-quoted scalar). Only names are
-# reported, never values.
-if ! "$python" - "$env_file" "$vars_file" "$concurrency" "$timeout_seconds" <<'PY'; then
+# reported, never values. The words after the access mode name the variables
+# that come from Secret Manager.
+if ! "$python" - "$env_file" "$vars_file" "$concurrency" "$timeout_seconds" "$access" \
+    ${secret_names[@]+"${secret_names[@]}"} <<'PY'; then
 import json
 import re
 import sys
@@ -188,7 +268,8 @@ except ImportError:
     )
     sys.exit(1)
 
-env_path, out_path, concurrency, function_timeout = sys.argv[1:5]
+env_path, out_path, concurrency, function_timeout, access = sys.argv[1:6]
+secrets = set(sys.argv[6:])
 try:
     values = dotenv_values(env_path, encoding="utf-8")
 except Exception as exc:  # never echo the message: it could quote a value
@@ -196,7 +277,7 @@ except Exception as exc:  # never echo the message: it could quote a value
     sys.exit(1)
 
 # Reserved by Cloud Functions or meaningless there (STORE_PATH: the instance
-# disk is ephemeral, chats must live in Redis).
+# disk is ephemeral, chats must live in Redis). deploy.sh refuses them as --secret.
 SKIP = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET", "STORE_PATH"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Characters YAML parsers treat as line breaks or refuse raw; json.dumps with
@@ -204,22 +285,45 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 
-def present(key):
+# gcloud refuses a variable that is both a plain variable and a secret: the secret wins.
+replaced = [key for key, value in values.items() if key in secrets and value]
+for key in secrets:
+    values.pop(key, None)
+
+
+def in_file(key):
     value = values.get(key)
     return value is not None and value.strip() != ""
 
 
+def present(key):
+    return key in secrets or in_file(key)
+
+
 errors = []
 if not present("GPT_API_KEY"):
-    errors.append(f"GPT_API_KEY is missing or empty in {env_path}")
+    errors.append(
+        f"GPT_API_KEY is missing or empty in {env_path} (set it there or pass --secret GPT_API_KEY=<secret-id>)"
+    )
 if not (present("REDIS_URL") or present("REDIS_HOST")):
     errors.append(
-        f"no Redis configured in {env_path}: set REDIS_URL or REDIS_HOST "
-        "(instance disks are ephemeral, a SQLite STORE_PATH would lose chats)"
+        f"no Redis configured in {env_path}: set REDIS_URL or REDIS_HOST, or pass --secret REDIS_URL=<secret-id>"
+        " (instance disks are ephemeral, a SQLite STORE_PATH would lose chats)"
     )
+has_keys = present("PROXY_API_KEYS")
+if access == "keys" and not has_keys:
+    errors.append(
+        "--allow-unauthenticated needs the proxy's own API keys, but PROXY_API_KEYS is missing or empty"
+        f" in {env_path} and not given as --secret PROXY_API_KEYS=<secret-id>. Without keys the proxy is"
+        " open: anyone who finds the URL could spend the OpenAI account's money and read every chat."
+        " Set PROXY_API_KEYS, leave the function IAM-protected (drop the flag), or pass --public to"
+        " open it without keys anyway."
+    )
+if present("ADMIN_KEYS") and not has_keys:
+    errors.append("ADMIN_KEYS is set but PROXY_API_KEYS is not (the proxy would refuse to start)")
 # A request must end before Cloud Functions kills it, or the client gets a bare 504 and the
 # proxy never gets to say what happened.
-if present("REQUEST_TIMEOUT"):
+if in_file("REQUEST_TIMEOUT"):
     try:
         fits = 0 < float(values["REQUEST_TIMEOUT"]) < int(function_timeout)
     except ValueError:
@@ -255,14 +359,39 @@ if not present("THREADS"):
     lines.append(f'THREADS: "{concurrency}"\n')
 if not present("REQUEST_TIMEOUT"):
     lines.append(f'REQUEST_TIMEOUT: "{int(function_timeout) - 5}"\n')
+# Google's front end appends the client address to X-Forwarded-For; without one trusted hop every
+# caller would share the front end's address for RATE_LIMIT.
+if not present("TRUSTED_PROXY_HOPS"):
+    lines.append('TRUSTED_PROXY_HOPS: "1"\n')
 
 with open(out_path, "w", encoding="utf-8", newline="\n") as out:
     out.writelines(lines)
 
 if skipped:
     sys.stderr.write(f"{prog}: not deployed (reserved or unused on Cloud Functions): {', '.join(skipped)}\n")
+if replaced:
+    sys.stderr.write(
+        f"{prog}: left out of the env-vars file, set from Secret Manager instead: {', '.join(replaced)}\n"
+    )
 names = [line.split(":", 1)[0] for line in lines]
 sys.stderr.write(f"{prog}: environment variables: {', '.join(names)}\n")
+if secrets:
+    sys.stderr.write(f"{prog}: secret environment variables: {', '.join(sorted(secrets))}\n")
+
+if access == "public" and not has_keys:
+    sys.stderr.write(
+        f"{prog}: WARNING: ****************************************************************\n"
+        f"{prog}: WARNING: --public without PROXY_API_KEYS: the URL is OPEN TO ANYONE.\n"
+        f"{prog}: WARNING: Whoever finds it can spend the OpenAI account's money and read,\n"
+        f"{prog}: WARNING: change or delete every chat (--max-instances only caps the bill).\n"
+        f"{prog}: WARNING: Set PROXY_API_KEYS and use --allow-unauthenticated instead.\n"
+        f"{prog}: WARNING: ****************************************************************\n"
+    )
+elif access == "iam" and has_keys:
+    sys.stderr.write(
+        f"{prog}: the function stays IAM-protected; --allow-unauthenticated lets clients in with"
+        " a PROXY_API_KEYS key alone\n"
+    )
 PY
     exit 1
 fi
@@ -288,7 +417,14 @@ cmd+=(
     "--concurrency=$concurrency"
     --cpu=1
 )
-if ((public)); then
+if ((${#secret_refs[@]} > 0)); then
+    set_secrets=$(
+        IFS=,
+        printf '%s' "${secret_refs[*]}"
+    )
+    cmd+=("--set-secrets=$set_secrets")
+fi
+if [[ $access != iam ]]; then
     cmd+=(--allow-unauthenticated)
 else
     cmd+=(--no-allow-unauthenticated)

@@ -1,10 +1,12 @@
 """Own who the caller is: API keys, their tenants, and who may act as an admin.
 
-A key is sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are configured by name
-(`PROXY_API_KEYS=web=<key>,ops=sha256:<hex>`); only their SHA-256 digests are held, and a presented
-key is compared against every digest in constant time. The key's name is the caller's tenant, so
-each key sees only its own chats. With no keys configured the service is open: one tenant, and
-everyone may do everything (as in the original project), which start-up and `GET /` say loudly.
+A key is sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` (X-API-Key wins, so an
+IAM-protected deploy can carry Google's identity token in `Authorization`). Keys are configured
+by name (`PROXY_API_KEYS=web=<key>,ops=sha256:<hex>`); only their SHA-256 digests are held, and a
+presented key is compared against every digest in constant time. The key's name is the caller's
+tenant, so each key sees only its own chats. With no keys configured the service is open: one
+tenant, and everyone may do everything (as in the original project), which start-up and `GET /`
+say loudly.
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ class Authenticator:
 
 
 def _presented_key(headers: Headers) -> str | None:
-    authorization = headers.get("Authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
+    """Read X-API-Key first, so `Authorization` may carry a Google identity token instead
+    (an IAM-protected deploy), else `Authorization: Bearer <key>`."""
+    api_key = headers.get("X-API-Key", "").strip()
+    if api_key:
+        return api_key
+    scheme, _, credentials = headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    api_key = headers.get("X-API-Key", "").strip()
-    return api_key or None
+    return None

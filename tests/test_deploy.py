@@ -48,6 +48,7 @@ HOST_VARS = (
 SECRET_MARKER = "SECRET"
 API_KEY = "sk-test-SECRET123"
 REDIS_PASSWORD = "hunter2-SECRET"
+PROXY_KEY = "web-key-SECRET-0123456789abcdef"
 
 BASIC_ENV = f"""\
 GPT_API_KEY={API_KEY}
@@ -84,7 +85,13 @@ TRICKY_EXPECTED = {
     "BACKSLASH": "SECRET\\path\\n",
     "LINE_SEPARATOR": "SECRET a\u2028b",
 }
-SECRET_VALUES = (API_KEY, REDIS_PASSWORD, *TRICKY_EXPECTED.values())
+SECRET_VALUES = (API_KEY, REDIS_PASSWORD, PROXY_KEY, *TRICKY_EXPECTED.values())
+
+# BASIC_ENV plus the proxy's own client API keys.
+KEYS_ENV = BASIC_ENV + f"PROXY_API_KEYS=web={PROXY_KEY}\n"
+
+# Variables deploy.sh adds to the env-vars file unless the env file sets them.
+ADDED_DEFAULTS = {"THREADS": "16", "REQUEST_TIMEOUT": "55", "TRUSTED_PROXY_HOPS": "1"}
 
 DEFAULT_FLAGS: dict[str, str | None] = {
     "--gen2": None,
@@ -304,7 +311,7 @@ def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> 
     # YAML has no surrogate-pair escapes: characters beyond the BMP must be written raw.
     assert not re.search(r"\\u[dD][89a-fA-F]", text)
     assert text.endswith("\n")
-    assert deployer.received_vars() == {**TRICKY_EXPECTED, "THREADS": "16", "REQUEST_TIMEOUT": "55"}
+    assert deployer.received_vars() == {**TRICKY_EXPECTED, **ADDED_DEFAULTS}
     assert_no_secrets(result)
 
 
@@ -442,7 +449,8 @@ def test_help_prints_usage(deployer: Deployer) -> None:
 
     assert result.returncode == 0
     assert "Usage:" in result.stdout
-    assert "--public" in result.stdout
+    for option in ("--public", "--allow-unauthenticated", "--secret", "PROXY_API_KEYS"):
+        assert option in result.stdout
     assert not deployer.gcloud_called
 
 
@@ -525,3 +533,322 @@ def test_deploy_refuses_a_malformed_function_timeout(deployer: Deployer, timeout
     assert result.returncode == 2
     assert "--timeout" in result.stderr
     assert not deployer.gcloud_called
+
+
+# --- Access: IAM by default, --allow-unauthenticated only with PROXY_API_KEYS, --public anyway ---
+
+OPEN_FLAGS = {**DEFAULT_FLAGS, "--allow-unauthenticated": None}
+del OPEN_FLAGS["--no-allow-unauthenticated"]
+
+
+def test_default_stays_iam_protected_even_with_api_keys(deployer: Deployer) -> None:
+    deployer.write_env_file(KEYS_ENV)
+
+    result = deployer.run()
+
+    assert result.returncode == 0, result.stderr
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert flags == flag_list(DEFAULT_FLAGS)
+    assert deployer.received_vars()["PROXY_API_KEYS"] == f"web={PROXY_KEY}"
+    assert "--allow-unauthenticated" in result.stderr  # the hint on how to open it
+    assert_no_secrets(result)
+
+
+@pytest.mark.parametrize(
+    "env_extra",
+    [
+        pytest.param("", id="unset"),
+        pytest.param("PROXY_API_KEYS=\n", id="empty"),
+        pytest.param('PROXY_API_KEYS="   "\n', id="blank"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["deploy", "dry-run"])
+def test_allow_unauthenticated_is_refused_without_api_keys(
+    deployer: Deployer, env_extra: str, dry_run: list[str]
+) -> None:
+    deployer.write_env_file(BASIC_ENV + env_extra)
+
+    result = deployer.run("--allow-unauthenticated", *dry_run)
+
+    assert result.returncode == 1
+    assert "PROXY_API_KEYS" in result.stderr
+    assert "--public" in result.stderr
+    assert "gcloud functions deploy" not in result.stdout
+    assert not deployer.gcloud_called
+    assert_no_secrets(result)
+
+
+def test_allow_unauthenticated_with_api_keys_opens_the_url(deployer: Deployer) -> None:
+    deployer.write_env_file(KEYS_ENV)
+
+    result = deployer.run("--allow-unauthenticated")
+
+    assert result.returncode == 0, result.stderr
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert flags == flag_list(OPEN_FLAGS)
+    assert deployer.received_vars()["PROXY_API_KEYS"] == f"web={PROXY_KEY}"
+    assert "WARNING" not in result.stderr
+    assert_no_secrets(result)
+
+
+def test_allow_unauthenticated_accepts_api_keys_from_a_secret(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run("--allow-unauthenticated", "--secret", "PROXY_API_KEYS=proxy-keys")
+
+    assert result.returncode == 0, result.stderr
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert flags == flag_list({**OPEN_FLAGS, "--set-secrets": "PROXY_API_KEYS=proxy-keys:latest"})
+    assert "PROXY_API_KEYS" not in deployer.received_vars()
+    assert_no_secrets(result)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--public"],
+        ["--public", "--allow-unauthenticated"],
+        ["--allow-unauthenticated", "--public"],
+    ],
+)
+def test_public_without_api_keys_deploys_open_with_a_warning(
+    deployer: Deployer, args: list[str]
+) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert deployer.gcloud_args.count("--allow-unauthenticated") == 1
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert flags == flag_list(OPEN_FLAGS)
+    assert "WARNING" in result.stderr
+    assert "PROXY_API_KEYS" in result.stderr
+    assert_no_secrets(result)
+
+
+def test_public_with_api_keys_does_not_warn(deployer: Deployer) -> None:
+    deployer.write_env_file(KEYS_ENV)
+
+    result = deployer.run("--public")
+
+    assert result.returncode == 0, result.stderr
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert flags == flag_list(OPEN_FLAGS)
+    assert "WARNING" not in result.stderr
+
+
+def test_admin_keys_without_api_keys_are_refused(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV + "ADMIN_KEYS=ops\n")
+
+    result = deployer.run()
+
+    assert result.returncode == 1
+    assert "ADMIN_KEYS" in result.stderr
+    assert not deployer.gcloud_called
+
+
+# --- Secret Manager: --secret NAME=SECRET[:VERSION] -> one --set-secrets flag ---
+
+
+@pytest.mark.parametrize(
+    ("args", "set_secrets"),
+    [
+        pytest.param(
+            [
+                "--secret",
+                "GPT_API_KEY=openai-key",
+                "--secret",
+                "REDIS_PASSWORD=redis-pw:3",
+                "--secret",
+                "PROXY_API_KEYS=proxy-keys",
+            ],
+            "GPT_API_KEY=openai-key:latest,REDIS_PASSWORD=redis-pw:3,PROXY_API_KEYS=proxy-keys:latest",
+            id="table",
+        ),
+        pytest.param(
+            ["--secret=GPT_API_KEY=openai_key:latest"],
+            "GPT_API_KEY=openai_key:latest",
+            id="equals-form",
+        ),
+        pytest.param(
+            ["--secret", "GPT_API_KEY=projects/my-project/secrets/openai-key:12"],
+            "GPT_API_KEY=projects/my-project/secrets/openai-key:12",
+            id="project-path",
+        ),
+        pytest.param(
+            ["--secret", "GPT_API_KEY=projects/123456789012/secrets/openai-key"],
+            "GPT_API_KEY=projects/123456789012/secrets/openai-key:latest",
+            id="project-number-path",
+        ),
+    ],
+)
+def test_secrets_become_one_set_secrets_flag(
+    deployer: Deployer, args: list[str], set_secrets: str
+) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 0, result.stderr
+    _, flags, _ = split_command(deployer.gcloud_args)
+    assert flags == flag_list({**DEFAULT_FLAGS, "--set-secrets": set_secrets})
+    assert_no_secrets(result)
+
+
+def test_no_secrets_no_set_secrets_flag(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run()
+
+    assert result.returncode == 0, result.stderr
+    assert not any(arg.startswith("--set-secrets") for arg in deployer.gcloud_args)
+
+
+def test_secret_variables_are_left_out_of_the_env_vars_file(deployer: Deployer) -> None:
+    deployer.write_env_file(KEYS_ENV)
+
+    result = deployer.run(
+        "--secret",
+        "GPT_API_KEY=openai-key",
+        "--secret",
+        "REDIS_PASSWORD=redis-pw:3",
+        "--secret",
+        "PROXY_API_KEYS=proxy-keys",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert deployer.received_vars() == {"REDIS_HOST": "redis.internal", **ADDED_DEFAULTS}
+    # The note names what was left out, never its value.
+    notes = [line for line in result.stderr.splitlines() if "Secret Manager" in line]
+    assert len(notes) == 1, result.stderr
+    for name in ("GPT_API_KEY", "REDIS_PASSWORD", "PROXY_API_KEYS"):
+        assert name in notes[0]
+    assert_no_secrets(result)
+
+
+def test_api_key_given_only_as_a_secret_satisfies_the_check(deployer: Deployer) -> None:
+    deployer.write_env_file("REDIS_HOST=redis.internal\n")
+
+    result = deployer.run("--secret", "GPT_API_KEY=openai-key")
+
+    assert result.returncode == 0, result.stderr
+    assert "--set-secrets=GPT_API_KEY=openai-key:latest" in deployer.gcloud_args
+    assert deployer.received_vars() == {"REDIS_HOST": "redis.internal", **ADDED_DEFAULTS}
+
+
+def test_redis_url_given_only_as_a_secret_satisfies_the_check(deployer: Deployer) -> None:
+    deployer.write_env_file(f"GPT_API_KEY={API_KEY}\n")
+
+    result = deployer.run("--secret", "REDIS_URL=redis-url:2")
+
+    assert result.returncode == 0, result.stderr
+    assert "--set-secrets=REDIS_URL=redis-url:2" in deployer.gcloud_args
+    assert deployer.received_vars() == {"GPT_API_KEY": API_KEY, **ADDED_DEFAULTS}
+    assert_no_secrets(result)
+
+
+def test_secret_variables_get_no_defaults_and_no_file_checks(deployer: Deployer) -> None:
+    # REQUEST_TIMEOUT=90 would be refused with a 60s timeout, but the secret replaces it.
+    deployer.write_env_file(BASIC_ENV + "REQUEST_TIMEOUT=90\n")
+
+    result = deployer.run(
+        "--secret",
+        "REQUEST_TIMEOUT=request-timeout",
+        "--secret",
+        "THREADS=threads",
+        "--secret",
+        "TRUSTED_PROXY_HOPS=hops",
+    )
+
+    assert result.returncode == 0, result.stderr
+    received = deployer.received_vars()
+    for name in ("REQUEST_TIMEOUT", "THREADS", "TRUSTED_PROXY_HOPS"):
+        assert name not in received
+
+
+def test_dry_run_prints_the_set_secrets_flag(deployer: Deployer) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run("--dry-run", "--secret", "GPT_API_KEY=openai-key", "--secret", "A=b:7")
+
+    assert result.returncode == 0, result.stderr
+    assert not deployer.gcloud_called
+    (command,) = [line for line in result.stdout.splitlines() if "gcloud functions deploy" in line]
+    assert "--set-secrets=GPT_API_KEY=openai-key:latest,A=b:7" in shlex.split(command)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--secret", "GPT_API_KEY"], id="no-equals"),
+        pytest.param(["--secret", f"{API_KEY}"], id="pasted-value"),
+        pytest.param(["--secret", "=openai-key"], id="empty-name"),
+        pytest.param(["--secret", "1KEY=openai-key"], id="name-starts-with-digit"),
+        pytest.param(["--secret", "GPT-API-KEY=openai-key"], id="name-with-dash"),
+        pytest.param(["--secret", "PORT=port"], id="reserved-name"),
+        pytest.param(["--secret", "GPT_API_KEY="], id="empty-secret"),
+        pytest.param(["--secret", "GPT_API_KEY=:3"], id="empty-secret-with-version"),
+        pytest.param(["--secret", "GPT_API_KEY=openai.key"], id="bad-secret-id"),
+        pytest.param(["--secret", "GPT_API_KEY=a/b"], id="bad-secret-path"),
+        pytest.param(["--secret", "GPT_API_KEY=projects/p/secrets/x"], id="bad-project"),
+        pytest.param(["--secret", f"GPT_API_KEY={'k' * 256}"], id="secret-id-too-long"),
+        pytest.param(["--secret", "GPT_API_KEY=openai-key:"], id="empty-version"),
+        pytest.param(["--secret", "GPT_API_KEY=openai-key:v2"], id="word-version"),
+        pytest.param(["--secret", "GPT_API_KEY=openai-key:0"], id="version-zero"),
+        pytest.param(["--secret", "GPT_API_KEY=openai-key:-1"], id="negative-version"),
+        pytest.param(["--secret", f"GPT_API_KEY={API_KEY}:x"], id="pasted-value-bad-version"),
+        pytest.param(
+            ["--secret", "GPT_API_KEY=a", "--secret", "GPT_API_KEY=b:2"], id="duplicate-name"
+        ),
+        pytest.param(["--secret"], id="missing-value"),
+    ],
+)
+def test_malformed_secrets_exit_with_usage_error(deployer: Deployer, args: list[str]) -> None:
+    deployer.write_env_file(BASIC_ENV)
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 2
+    assert "--secret" in result.stderr
+    assert not deployer.gcloud_called
+    # A value pasted where the secret's name belongs is not echoed back.
+    assert API_KEY not in result.stdout + result.stderr
+
+
+# --- Rate limits behind Google's front end ---
+
+
+@pytest.mark.parametrize(
+    ("env_extra", "hops"),
+    [("", "1"), ("TRUSTED_PROXY_HOPS=0\n", "0"), ("TRUSTED_PROXY_HOPS=2\n", "2")],
+)
+def test_trusted_proxy_hops_defaults_to_one(deployer: Deployer, env_extra: str, hops: str) -> None:
+    deployer.write_env_file(BASIC_ENV + env_extra)
+
+    result = deployer.run()
+
+    assert result.returncode == 0, result.stderr
+    assert deployer.received_vars()["TRUSTED_PROXY_HOPS"] == hops
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--dry-run"],
+        ["--allow-unauthenticated"],
+        ["--public", "--dry-run"],
+        ["--secret", "GPT_API_KEY=openai-key", "--secret", "PROXY_API_KEYS=proxy-keys:4"],
+        ["--dry-run", "--allow-unauthenticated", "--secret", "REDIS_URL=redis-url"],
+    ],
+)
+def test_secret_values_are_never_printed_with_keys_and_secrets(
+    deployer: Deployer, args: list[str]
+) -> None:
+    deployer.write_env_file(TRICKY_ENV + f"PROXY_API_KEYS=web={PROXY_KEY}\n")
+
+    result = deployer.run(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert_no_secrets(result)

@@ -103,6 +103,15 @@ def test_a_valid_key_is_accepted_as_bearer_or_x_api_key(
     assert len(history(client, "c1", WEB_KEY)) == 2
 
 
+def test_x_api_key_wins_so_authorization_can_carry_an_identity_token(
+    client: FlaskClient,
+) -> None:
+    headers = {"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.identity.token", "X-API-Key": WEB_KEY}
+
+    assert client.post("/c1/chat", data='{"content": "hi"}', headers=headers).status_code == 200
+    assert len(history(client, "c1", WEB_KEY)) == 2
+
+
 def test_a_key_configured_by_its_sha256_works(client: FlaskClient) -> None:
     assert post(client, "/c1/chat", "hi", HASHED_KEY).status_code == 200
     assert len(history(client, "c1", HASHED_KEY)) == 2
