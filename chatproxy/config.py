@@ -88,6 +88,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     log_content: bool = False
     trusted_proxy_hops: int = 0
+    context_tokens: int = 16_000
 
     @property
     def store_kind(self) -> StoreKind:
@@ -114,6 +115,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     mode: UpstreamMode = "custom" if base_url else ("openai" if api_key else "dev")
     model = env.text("MODEL") or DEFAULT_MODEL
+    max_tokens = env.integer("MAX_TOKENS", 500, minimum=1)
+    context_tokens = env.integer("CONTEXT_TOKENS", 16_000, minimum=2)
+    if context_tokens <= max_tokens:
+        raise ConfigError(
+            f"CONTEXT_TOKENS ({context_tokens}) must be larger than MAX_TOKENS ({max_tokens}):"
+            " the reply's tokens count against the context window"
+        )
     request_timeout = env.number("REQUEST_TIMEOUT", 55.0, minimum=1.0)
     turn_wait = env.number("TURN_WAIT_SECONDS", min(30.0, request_timeout / 2), minimum=0.0)
     if turn_wait >= request_timeout:
@@ -128,7 +136,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         model=model,
         vision_model=env.text("VISION_MODEL") or model,
         moderation_model=env.text("MODERATION_MODEL") or DEFAULT_MODERATION_MODEL,
-        max_tokens=env.integer("MAX_TOKENS", 500, minimum=1),
+        max_tokens=max_tokens,
         upstream_timeout=env.number("UPSTREAM_TIMEOUT", 25.0, minimum=0.1),
         upstream_max_retries=env.integer("UPSTREAM_MAX_RETRIES", 1, minimum=0, maximum=10),
         redis=_redis_settings(env),
@@ -149,6 +157,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         allowed_origins=env.parse("ALLOWED_ORIGINS", _origins) or (),
         log_content=env.parse("LOG_CONTENT", _boolean) or False,
         trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+        context_tokens=context_tokens,
     )
 
 

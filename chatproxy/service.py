@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any
 
 from chatproxy.config import Settings
+from chatproxy.context import fit_window
 from chatproxy.errors import (
     ChatBusy,
     IdempotencyInProgress,
@@ -127,10 +128,12 @@ class ChatService:
     ) -> dict[str, Any]:
         user = Message("user", content)
         state = self._store.load_window(chat, self._settings.messages_length)
-        outgoing = [m.for_upstream() for m in state.messages] + [user.for_upstream()]
+        system = self._system_prompt(state)
+        budget = self._settings.context_tokens - self._settings.max_tokens
+        window = fit_window(system, state.messages, user, budget=budget)
+        outgoing = [m.for_upstream() for m in window] + [user.for_upstream()]
         if model != self._settings.vision_model:
             outgoing = [_without_images(m) for m in outgoing]
-        system = self._system_prompt(state)
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
         completion = self._upstream.complete(

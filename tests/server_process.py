@@ -42,7 +42,7 @@ CONFIG_VARS = (
     "OPENAI_API_KEY", "REDIS_CA_CERT", "REDIS_CLUSTER", "REQUEST_TIMEOUT", "TURN_WAIT_SECONDS",
     "TURN_LEASE_SECONDS", "PROXY_API_KEYS", "ADMIN_KEYS", "RATE_LIMIT", "TOKEN_BUDGET_PER_DAY",
     "MAX_CONTENT_CHARS", "MAX_CHAT_MESSAGES", "ALLOWED_ORIGINS", "LOG_CONTENT",
-    "TRUSTED_PROXY_HOPS",
+    "TRUSTED_PROXY_HOPS", "CONTEXT_TOKENS",
 )  # fmt: skip
 
 # The HTTP client ignores any proxy of the developer's environment: every server here is local.

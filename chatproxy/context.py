@@ -1,0 +1,54 @@
+"""Own the choice of what history goes upstream: the newest messages that fit a token budget.
+
+The budget is `CONTEXT_TOKENS - MAX_TOKENS` (the reply needs room too). The system prompt and the
+new message always go; then the newest messages of the window (at most `MESSAGES_LENGTH`, read
+from the tail of the chat, so the cost does not grow with the chat) while they fit.
+
+Token counts: a reply's is exact (the upstream's `completion_tokens`, stored with it); other
+messages are estimated as characters / 4, plus 4 tokens of overhead per message and 765 per image
+(a high-detail image of up to 512x1024). No tokenizer files are needed, so this works offline and
+at cold start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chatproxy.errors import ValidationFailed
+from chatproxy.store import Message
+from chatproxy.tokens import TOKENS_PER_MESSAGE, content_text, estimate_tokens
+
+TOKENS_PER_IMAGE = 765
+
+
+def message_tokens(message: Message) -> int:
+    """Count a stored message's tokens: exact for replies, estimated otherwise."""
+    usage = message.usage or {}
+    exact = usage.get("completion_tokens") if message.role == "assistant" else None
+    if isinstance(exact, int):
+        return exact + TOKENS_PER_MESSAGE
+    text, images = content_text(message.content)
+    return estimate_tokens(text) + images * TOKENS_PER_IMAGE + TOKENS_PER_MESSAGE
+
+
+def fit_window(
+    system: str | None, history: Sequence[Message], new: Message, *, budget: int
+) -> list[Message]:
+    """Return the newest messages of `history` that fit `budget` beside the system prompt and
+    the new message, oldest first; refuse a new message that cannot fit at all."""
+    used = message_tokens(new)
+    if system:
+        used += estimate_tokens(system) + TOKENS_PER_MESSAGE
+    if used > budget:
+        raise ValidationFailed(
+            f"content: the message needs about {used} tokens with the system prompt, more than"
+            f" the {budget} this chat may send (CONTEXT_TOKENS - MAX_TOKENS)"
+        )
+    kept: list[Message] = []
+    for message in reversed(history):
+        used += message_tokens(message)
+        if used > budget:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept

@@ -1,0 +1,90 @@
+"""What goes upstream fits CONTEXT_TOKENS: system kept, newest messages kept, exact counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from chatproxy.config import RedisSettings
+from chatproxy.context import fit_window, message_tokens
+from chatproxy.errors import ValidationFailed
+from chatproxy.store import ChatRef, Message, Store
+from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.sqlite import SqliteStore
+from chatproxy.tokens import estimate_tokens
+from tests.conftest import MakeClient
+from tests.fake_upstream import FakeUpstream
+
+
+def reply(text: str, completion_tokens: int) -> Message:
+    usage = {"prompt_tokens": 1, "completion_tokens": completion_tokens, "total_tokens": 1}
+    return Message("assistant", text, usage=usage)
+
+
+def test_a_reply_counts_its_exact_tokens_other_messages_are_estimated() -> None:
+    assert message_tokens(reply("ok", 120)) == 124
+    assert message_tokens(Message("user", "x" * 40)) == 14
+    image = [{"type": "text", "text": "abcd"}, {"type": "image_url", "image_url": {"url": "u"}}]
+    assert message_tokens(Message("user", image)) == 1 + 765 + 4
+
+
+def test_newest_messages_that_fit_are_kept_in_order() -> None:
+    history = [Message("user", "a" * 40), reply("b", 10), Message("user", "c" * 40), reply("d", 10)]
+    new = Message("user", "new!")  # 1 + 4 tokens
+
+    assert fit_window(None, history, new, budget=5 + 14 + 14) == history[2:]
+    assert fit_window(None, history, new, budget=5 + 14 + 14 + 13) == history[2:]
+    assert fit_window(None, history, new, budget=5 + 14 + 14 + 14) == history[1:]
+    assert fit_window(None, history, new, budget=10_000) == history
+    assert fit_window("s" * 400, history, new, budget=5 + 104 + 14) == history[3:]
+
+
+def test_a_new_message_that_cannot_fit_is_refused() -> None:
+    with pytest.raises(ValidationFailed, match="CONTEXT_TOKENS"):
+        fit_window("system " * 100, [], Message("user", "x" * 400), budget=100)
+
+
+@pytest.fixture
+def seeded_store(store_kind: str, proxy_env: dict[str, str]) -> Iterator[Store]:
+    """A store over the same database as the app under test."""
+    store: Store
+    if store_kind == "redis":
+        store = RedisStore(connect(RedisSettings(proxy_env["REDIS_URL"], False, 2.0)), 3600)
+    else:
+        store = SqliteStore(proxy_env["STORE_PATH"], 3600)
+    yield store
+    store.close()
+
+
+def test_a_2000_turn_chat_sends_only_what_fits_and_keeps_everything(
+    make_client: MakeClient, fake_upstream: FakeUpstream, seeded_store: Store
+) -> None:
+    chat = ChatRef("public", "long")
+    for n in range(2000):
+        # Short replies that cost many tokens: only the exact count keeps the call in budget.
+        turn = [Message("user", f"question {n} " + "x" * 30), reply(f"answer {n}", 50)]
+        seeded_store.save_turn(chat, f"t{n}", turn)
+    client = make_client(
+        CONTEXT_TOKENS="3000", MAX_TOKENS="500", MESSAGES_LENGTH="10000", SYSTEM_PROMPT="Be kind."
+    )
+
+    response = client.post("/long/chat", data=json.dumps({"content": "and now?"}))
+
+    assert response.status_code == 200
+    sent = fake_upstream.chat_requests()[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be kind."}
+    assert sent[-1] == {"role": "user", "content": "and now?"}
+    history = sent[1:-1]
+    assert history[-1]["content"] == "answer 1999"  # the newest are kept, contiguous
+    first = int(str(history[0]["content"]).split()[1])
+    expected = [c for n in range(first, 2000) for c in (f"question {n} " + "x" * 30, f"answer {n}")]
+    expected = expected[len(expected) - len(history) :]
+    assert [m["content"] for m in history] == expected
+    cost = sum(
+        54 if m["role"] == "assistant" else estimate_tokens(str(m["content"])) + 4 for m in history
+    )
+    assert cost + estimate_tokens("Be kind.") + 4 + estimate_tokens("and now?") + 4 <= 2500
+    assert cost > 2500 - 100  # and the budget is used, not wasted
+    assert len(client.get("/long/chat").get_json()) == 1 + 4002  # the full history is kept
