@@ -39,6 +39,8 @@ from chatproxy.store import OPEN_TENANT, ChatRef
 
 CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
 MAX_URL_CHARS = 2048
+MAX_PAGE = 1000
+DEFAULT_CHATS_PAGE = 20
 MAX_DATA_URL_CHARS = 20 * 1024 * 1024
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -82,6 +84,29 @@ class Context:
         if not CHAT_ID.fullmatch(chat_id):
             raise InvalidChatId()
         return ChatRef(self.caller.tenant if self.caller else OPEN_TENANT, chat_id)
+
+    def query_int(self, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+        """Read an optional whole-number query parameter within bounds."""
+        raw = self.request.args.get(name)
+        if raw is None:
+            return None
+        if not raw.isdigit() or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise ValidationFailed(f"{name}: must be a whole number at least {minimum}{upper}")
+        return int(raw)
+
+    def query_number(self, name: str) -> float | None:
+        """Read an optional non-negative number query parameter (a listing cursor)."""
+        raw = self.request.args.get(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value < float("inf"):
+            raise ValidationFailed(f"{name}: must be a number, as given in next_before")
+        return value
 
     def require_admin(self) -> None:
         """Refuse callers whose key is not an admin key."""
@@ -197,7 +222,20 @@ def post_image(ctx: Context) -> Reply:
 
 
 def get_chat(ctx: Context) -> Reply:
-    return ctx.service.history(ctx.chat)
+    limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE)
+    before = ctx.query_int("before", minimum=0)
+    return ctx.service.history(ctx.chat, limit=limit, before=before)
+
+
+def list_chats(ctx: Context) -> Reply:
+    assert ctx.caller is not None
+    limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_CHATS_PAGE
+    before = ctx.query_number("before")
+    return ctx.service.chats(ctx.caller.tenant, limit=limit, before=before)
+
+
+def get_usage(ctx: Context) -> Reply:
+    return ctx.service.usage(ctx.chat)
 
 
 def delete_chat(ctx: Context) -> Reply:
@@ -244,6 +282,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("/system", "POST", post_system),
     ("/system", "DELETE", delete_system),
     ("/mod", "POST", post_moderation),
+    ("/chats", "GET", list_chats),
+    ("/<chat_id>/usage", "GET", get_usage),
     ("/<chat_id>/chat", "GET", get_chat),
     ("/<chat_id>/chat", "POST", post_chat),
     ("/<chat_id>/chat", "DELETE", delete_chat),

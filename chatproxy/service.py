@@ -34,6 +34,7 @@ from chatproxy.errors import (
     ChatBusy,
     IdempotencyInProgress,
     IdempotencyKeyReused,
+    NotFound,
     StoreError,
     StoreUnavailable,
 )
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
 SAVE_RETRY_DELAY = 0.2
+DEFAULT_PAGE = 50
 LOCK_POLL_FIRST = 0.005
 LOCK_POLL_MAX = 0.1
 CLEAN_UP_FIRST_PAUSE = 0.1
@@ -208,14 +210,36 @@ class ChatService:
                     raise
                 time.sleep(SAVE_RETRY_DELAY * attempt)
 
-    def history(self, chat: ChatRef) -> list[dict[str, Any]]:
-        """Return the chat's messages oldest first, its system prompt first when it has one."""
-        state = self._store.load_history(chat)
-        messages = [m.to_json() for m in state.messages]
+    def history(
+        self, chat: ChatRef, *, limit: int | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the chat's messages oldest first, each with its number (`id`).
+
+        Without `limit` and `before`: the whole history, the system prompt first when the chat
+        has one. With them: a page of at most `limit` messages numbered below `before`.
+        """
+        if limit is None and before is None:
+            state = self._store.load_history(chat)
+        else:
+            state = self._store.load_page(chat, limit or DEFAULT_PAGE, before)
+        messages = [{"id": state.first_id + n, **m.to_json()} for n, m in enumerate(state.messages)]
         system = self._system_prompt(state)
-        if state.exists and system:
+        if state.exists and system and limit is None and before is None:
             messages.insert(0, {"role": "system", "content": system})
         return messages
+
+    def chats(self, tenant: str, *, limit: int, before: float | None) -> dict[str, Any]:
+        """List a tenant's chats, newest activity first, with the cursor of the next page."""
+        found = self._store.list_chats(tenant, limit, before)
+        cursor = found[-1].updated if len(found) == limit else None
+        return {"chats": [info.to_json() for info in found], "next_before": cursor}
+
+    def usage(self, chat: ChatRef) -> dict[str, Any]:
+        """Return the chat's token totals and size."""
+        info = self._store.chat_info(chat)
+        if info is None:
+            raise NotFound("no such chat")
+        return info.to_json()
 
     def chat_system(self, chat: ChatRef) -> dict[str, Any]:
         """Return the system prompt that applies to `chat` and where it comes from."""

@@ -272,7 +272,15 @@ def test_cluster_deletes_a_whole_chat_and_nothing_else(
     assert cluster_store.load_history(other).messages == turn(2)
     assert cluster_store.get_global_system() == "global"
     remaining = set().union(*keys_per_node(cluster, "*").values())
-    assert remaining == {f"chat:{other.slot}:msgs", f"chat:{other.slot}:meta", GLOBAL_SYSTEM_KEY}
+    index = "chats:{public}"  # the tenant's listing, without the deleted chat
+    assert remaining == {
+        f"chat:{other.slot}:msgs",
+        f"chat:{other.slot}:meta",
+        GLOBAL_SYSTEM_KEY,
+        index,
+    }
+    with cluster.client() as client:
+        assert client.zrange(index, 0, -1) == ["keep-me"]
 
 
 def test_app_serves_separate_chats_and_system_prompts_over_the_cluster(

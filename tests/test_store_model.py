@@ -97,6 +97,7 @@ class StoreModel(RuleBasedStateMachine):
         # `exists` and delete_chat's answer follow the record, not "messages or own prompt".
         self.present: set[ChatRef] = set()
         self.messages: dict[ChatRef, list[Message]] = {c: [] for c in CHATS}
+        self.appended: dict[ChatRef, int] = dict.fromkeys(CHATS, 0)  # numbers messages
         self.system: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
         self.last_turn: dict[ChatRef, str | None] = dict.fromkeys(CHATS)  # only the LAST one
         self.holder: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
@@ -111,7 +112,10 @@ class StoreModel(RuleBasedStateMachine):
     def expected_state(self, chat: ChatRef, limit: int | None) -> ChatState:
         stored = self.messages[chat]
         window = stored if limit is None else stored[max(0, len(stored) - limit) :]
-        return ChatState(chat in self.present, self.system[chat], self.global_system, window)
+        first_id = self.appended[chat] - len(window)
+        return ChatState(
+            chat in self.present, self.system[chat], self.global_system, window, first_id
+        )
 
     @rule(
         chat=chats,
@@ -143,6 +147,7 @@ class StoreModel(RuleBasedStateMachine):
         )
         self.present.add(chat)
         self.messages[chat] += turn
+        self.appended[chat] += len(turn)
         if self.max_messages:  # the oldest beyond the limit go, in the same step
             self.messages[chat] = self.messages[chat][-self.max_messages :]
         self.last_turn[chat] = turn_id
@@ -179,6 +184,7 @@ class StoreModel(RuleBasedStateMachine):
         assert self.store.delete_chat(chat) is (chat in self.present)
         self.present.discard(chat)
         self.messages[chat] = []
+        self.appended[chat] = 0
         self.system[chat] = None
         self.last_turn[chat] = None
         # Both backends keep the chat's turn lock and its idempotency records (see the reply).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chatproxy.config import Settings
 from chatproxy.store.base import (
     OPEN_TENANT,
+    ChatInfo,
     ChatRef,
     ChatState,
     IdempotencyClaim,
@@ -15,6 +16,7 @@ from chatproxy.store.base import (
 
 __all__ = [
     "OPEN_TENANT",
+    "ChatInfo",
     "ChatRef",
     "ChatState",
     "IdempotencyClaim",

@@ -94,13 +94,66 @@ class ChatState:
     """What a read of one chat returns: its own system prompt, the global one, messages.
 
     `exists` says the chat has a record: a turn or its own system prompt was saved since it was
-    created or last deleted.
+    created or last deleted. Messages are numbered per chat from 0 in the order they were added;
+    `first_id` is the number of `messages[0]` (numbers stay put when old messages are dropped).
     """
 
     exists: bool
     chat_system: str | None
     global_system: str | None
     messages: list[Message]
+    first_id: int = 0
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    """One chat in a listing: its activity, size, token totals and a title."""
+
+    chat_id: str
+    created: float
+    updated: float
+    messages: int
+    title: str | None
+    tokens: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.chat_id,
+            "title": self.title,
+            "created": self.created,
+            "updated": self.updated,
+            "messages": self.messages,
+            "tokens": self.tokens,
+        }
+
+
+TITLE_CHARS = 60
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def title_of(messages: Sequence[Message]) -> str | None:
+    """Return the first user message's text, cut short, as a chat's title."""
+    for message in messages:
+        if message.role != "user":
+            continue
+        content = message.content
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        text = " ".join(content.split())
+        if text:
+            return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+    return None
+
+
+def usage_of(messages: Sequence[Message]) -> dict[str, int]:
+    """Add up the token usage the messages of a turn carry."""
+    totals = dict.fromkeys(USAGE_FIELDS, 0)
+    for message in messages:
+        for name in USAGE_FIELDS:
+            value = (message.usage or {}).get(name)
+            if isinstance(value, int):
+                totals[name] += value
+    return totals
 
 
 @dataclass(frozen=True)
@@ -137,6 +190,15 @@ class Store(Protocol):
 
     def load_history(self, chat: ChatRef) -> ChatState:
         """Return the system prompts and every message, oldest first."""
+
+    def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+        """Return up to `limit` messages numbered below `before` (None: newest), oldest first."""
+
+    def chat_info(self, chat: ChatRef) -> ChatInfo | None:
+        """Return a chat's activity and token totals, or None if it does not exist."""
+
+    def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+        """Return a tenant's live chats, most recent activity first, updated before `before`."""
 
     def save_turn(
         self,

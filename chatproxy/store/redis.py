@@ -3,7 +3,9 @@
 Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
 
     chat:{<tenant>:<chat_id>}:msgs       list of JSON messages, oldest first
-    chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages, last_turn
+    chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages, appended,
+                                         last_turn, title, prompt/completion/total_tokens
+    chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
     system                               the global default system prompt (never expires)
@@ -18,9 +20,9 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -31,11 +33,15 @@ from chatproxy.config import RedisSettings
 from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
+    USAGE_FIELDS,
+    ChatInfo,
     ChatRef,
     ChatState,
     IdempotencyClaim,
     IdempotentResult,
     Message,
+    title_of,
+    usage_of,
 )
 
 GLOBAL_SYSTEM_KEY = "system"
@@ -43,16 +49,21 @@ GLOBAL_SYSTEM_KEY = "system"
 SAVE_TURN = """
 -- KEYS: msgs, meta, lock, idem
 -- ARGV: turn_id, now, ttl (0 = none), fenced (1/0), lock token, idem fingerprint ('' = none),
---       idem response, idem ttl, most messages kept (0 = all), message JSON...
+--       idem response, idem ttl, most messages kept (0 = all), prompt, completion and total
+--       tokens, title, message JSON...
 if redis.call('HGET', KEYS[2], 'last_turn') == ARGV[1] then
   return 0
 end
 if ARGV[4] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
   return -1
 end
-for i = 10, #ARGV do
+if redis.call('HEXISTS', KEYS[2], 'appended') == 0 then
+  redis.call('HSET', KEYS[2], 'appended', redis.call('LLEN', KEYS[1]))
+end
+for i = 14, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
+redis.call('HINCRBY', KEYS[2], 'appended', #ARGV - 13)
 local kept = redis.call('LLEN', KEYS[1])
 local most = tonumber(ARGV[9])
 if most > 0 and kept > most then
@@ -61,6 +72,12 @@ if most > 0 and kept > most then
 end
 redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
 redis.call('HSET', KEYS[2], 'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', kept)
+redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[10])
+redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[11])
+redis.call('HINCRBY', KEYS[2], 'total_tokens', ARGV[12])
+if ARGV[13] ~= '' then
+  redis.call('HSETNX', KEYS[2], 'title', ARGV[13])
+end
 local ttl = tonumber(ARGV[3])
 for i = 1, 2 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
@@ -70,6 +87,27 @@ if ARGV[6] ~= '' then
   redis.call('EXPIRE', KEYS[4], ARGV[8])
 end
 return 1
+"""
+
+READ_CHAT = """
+-- KEYS: msgs, meta   ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
+-- Returns: exists, own system prompt, number of the first message returned, messages.
+local n = redis.call('LLEN', KEYS[1])
+local first = tonumber(redis.call('HGET', KEYS[2], 'appended') or n) - n
+local stop = n - 1
+local before = tonumber(ARGV[2])
+if before >= 0 then stop = math.min(stop, before - first - 1) end
+local limit = tonumber(ARGV[1])
+local start = 0
+if limit >= 0 then start = math.max(0, stop - limit + 1) end
+local items = {}
+if stop >= start and limit ~= 0 then items = redis.call('LRANGE', KEYS[1], start, stop) end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items}
 """
 
 RELEASE_TURN = """
@@ -137,6 +175,7 @@ class RedisStore:
         self._ttl = ttl_seconds
         self._max_messages = max_messages
         self._save_turn = client.register_script(SAVE_TURN)
+        self._read_chat = client.register_script(READ_CHAT)
         self._release_turn = client.register_script(RELEASE_TURN)
         self._claim_idempotency = client.register_script(CLAIM_IDEMPOTENCY)
         self._release_idempotency = client.register_script(RELEASE_IDEMPOTENCY)
@@ -146,29 +185,55 @@ class RedisStore:
             self._redis.ping()
 
     def load_window(self, chat: ChatRef, limit: int) -> ChatState:
-        return self._load(chat, -limit if limit > 0 else None)
+        return self._read(chat, limit, None)
 
     def load_history(self, chat: ChatRef) -> ChatState:
-        return self._load(chat, 0)
+        return self._read(chat, -1, None)
 
-    def _load(self, chat: ChatRef, start: int | None) -> ChatState:
-        msgs, meta = _keys(chat)
+    def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+        return self._read(chat, limit, before)
+
+    def _read(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+        """Read the chat (and refresh its TTL) atomically, and the global prompt, in one trip."""
+        args = [limit, -1 if before is None else before, self._ttl or 0]
+        with _translated():
+            read, (global_system,) = self._script_then(
+                self._read_chat, list(_keys(chat)), args, lambda pipe: pipe.get(GLOBAL_SYSTEM_KEY)
+            )
+        exists, chat_system, first_id, raw_messages = read
+        return ChatState(
+            exists=bool(exists),
+            chat_system=chat_system,
+            global_system=global_system,
+            messages=[Message.loads(raw) for raw in raw_messages],
+            first_id=int(first_id),
+        )
+
+    def chat_info(self, chat: ChatRef) -> ChatInfo | None:
+        _, meta = _keys(chat)
         with _translated():
             pipe = self._redis.pipeline(transaction=False)
-            pipe.exists(meta)
-            pipe.hget(meta, "system")
-            pipe.get(GLOBAL_SYSTEM_KEY)
-            if start is not None:
-                pipe.lrange(msgs, start, -1)
+            pipe.hgetall(meta)
             self._touch(pipe, chat)
-            results: list[Any] = pipe.execute()
-        raw_messages: list[str] = results[3] if start is not None else []
-        return ChatState(
-            exists=bool(results[0]),
-            chat_system=results[1],
-            global_system=results[2],
-            messages=[Message.loads(raw) for raw in raw_messages],
-        )
+            fields = pipe.execute()[0]
+        return _info(chat.chat_id, fields) if fields else None
+
+    def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+        index = _index_key(tenant)
+        top = f"({before!r}" if before is not None else "+inf"
+        with _translated():
+            found = self._redis.zrevrangebyscore(index, top, "-inf", start=0, num=limit)
+            ids = [str(chat_id) for chat_id in found]
+            pipe = self._redis.pipeline(transaction=False)
+            for chat_id in ids:
+                pipe.hgetall(_keys(ChatRef(tenant, chat_id))[1])
+            metas = pipe.execute()
+            gone = [chat_id for chat_id, fields in zip(ids, metas, strict=True) if not fields]
+            if gone:  # expired chats leave the index when a listing finds them
+                self._redis.zrem(index, *gone)
+        return [
+            _info(chat_id, fields) for chat_id, fields in zip(ids, metas, strict=True) if fields
+        ]
 
     def save_turn(
         self,
@@ -189,9 +254,14 @@ class RedisStore:
         else:
             args += ["", "", 0]
         args.append(self._max_messages)
+        args += [*usage_of(messages).values(), title_of(messages) or ""]
         args += [m.dumps() for m in messages]
+        keys = [msgs, meta, _lock_key(chat), idem_key]
         with _translated():
-            saved = int(self._save_turn(keys=[msgs, meta, _lock_key(chat), idem_key], args=args))
+            result, _ = self._script_then(
+                self._save_turn, keys, args, lambda pipe: self._index(pipe, chat, time.time())
+            )
+        saved = int(result)
         if saved < 0:
             raise TurnLeaseLost()
         return saved == 1
@@ -230,6 +300,10 @@ class RedisStore:
                 pipe.hsetnx(meta, "created", now)
             self._touch(pipe, chat)
             pipe.execute()
+            if content is not None:
+                index = self._redis.pipeline(transaction=False)
+                self._index(index, chat, float(now))
+                index.execute()
 
     def get_global_system(self) -> str | None:
         with _translated():
@@ -242,10 +316,38 @@ class RedisStore:
 
     def delete_chat(self, chat: ChatRef) -> bool:
         with _translated():
-            return int(self._redis.delete(*_keys(chat))) > 0
+            pipe = self._redis.pipeline(transaction=False)
+            for key in _keys(chat):  # one DEL each: a cluster pipeline refuses multi-key DEL
+                pipe.delete(key)
+            pipe.zrem(_index_key(chat.tenant), chat.chat_id)
+            deleted = pipe.execute()
+        return int(deleted[0]) + int(deleted[1]) > 0
 
     def close(self) -> None:
         self._redis.close()
+
+    def _script_then(
+        self, script: Any, keys: list[str], args: list[Any], then: Callable[[Any], Any]
+    ) -> tuple[Any, list[Any]]:
+        """Run a script and the commands `then` queues: one round trip on a single node; two on
+        a cluster, which refuses scripts in pipelines (the commands touch other slots)."""
+        if isinstance(self._redis, RedisCluster):
+            result = script(keys=keys, args=args)
+            pipe = cast(Any, self._redis).pipeline(transaction=False)
+            then(pipe)
+            return result, pipe.execute()
+        pipe = self._redis.pipeline(transaction=False)
+        script(keys=keys, args=args, client=pipe)
+        then(pipe)
+        result, *rest = pipe.execute()
+        return result, rest
+
+    def _index(self, pipe: Any, chat: ChatRef, now: float) -> None:
+        """Queue the chat's entry in its tenant's listing (by last activity)."""
+        index = _index_key(chat.tenant)
+        pipe.zadd(index, {chat.chat_id: now})
+        if self._ttl is not None:
+            pipe.expire(index, self._ttl)
 
     def _touch(self, pipe: redis.client.Pipeline, chat: ChatRef) -> None:
         """Queue the TTL refresh of every key of the chat."""
@@ -257,6 +359,21 @@ class RedisStore:
 
 def _keys(chat: ChatRef) -> tuple[str, str]:
     return f"chat:{chat.slot}:msgs", f"chat:{chat.slot}:meta"
+
+
+def _index_key(tenant: str) -> str:
+    return f"chats:{{{tenant}}}"
+
+
+def _info(chat_id: str, fields: dict[str, str]) -> ChatInfo:
+    return ChatInfo(
+        chat_id=chat_id,
+        created=float(fields.get("created", 0)),
+        updated=float(fields.get("updated", 0)),
+        messages=int(fields.get("messages", 0)),
+        title=fields.get("title"),
+        tokens={name: int(fields.get(name, 0)) for name in USAGE_FIELDS},
+    )
 
 
 def _lock_key(chat: ChatRef) -> str:

@@ -9,21 +9,27 @@ numbered migrations.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
+    USAGE_FIELDS,
+    ChatInfo,
     ChatRef,
     ChatState,
     IdempotencyClaim,
     IdempotentResult,
     Message,
+    title_of,
+    usage_of,
 )
 
 MIGRATIONS: tuple[str, ...] = (
@@ -74,6 +80,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE limit_entries (key TEXT NOT NULL, at REAL NOT NULL);
     CREATE INDEX limit_entries_by_key ON limit_entries (key, at);
     """,
+    """
+    ALTER TABLE chats ADD COLUMN appended INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN title TEXT;
+    ALTER TABLE chats ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN total_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET seq = (
+        SELECT COUNT(*) FROM messages AS earlier
+        WHERE earlier.tenant = messages.tenant AND earlier.chat_id = messages.chat_id
+        AND earlier.id < messages.id);
+    UPDATE chats SET appended = (
+        SELECT COUNT(*) FROM messages WHERE messages.tenant = chats.tenant
+        AND messages.chat_id = chats.chat_id);
+    CREATE INDEX messages_by_seq ON messages (tenant, chat_id, seq);
+    CREATE INDEX chats_by_activity ON chats (tenant, updated);
+    """,
 )
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -104,29 +127,63 @@ class SqliteStore:
 
     def load_window(self, chat: ChatRef, limit: int) -> ChatState:
         with self._write() as db:
-            return self._load(db, chat, limit)
+            return self._load(db, chat, limit, None)
 
     def load_history(self, chat: ChatRef) -> ChatState:
         with self._write() as db:
-            return self._load(db, chat, None)
+            return self._load(db, chat, None, None)
 
-    def _load(self, db: sqlite3.Connection, chat: ChatRef, limit: int | None) -> ChatState:
+    def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+        with self._write() as db:
+            return self._load(db, chat, limit, before)
+
+    def _load(
+        self, db: sqlite3.Connection, chat: ChatRef, limit: int | None, before: int | None
+    ) -> ChatState:
         row = self._live_chat(db, chat)
         global_system = _global_system(db)
         if row is None:
             return ChatState(False, None, global_system, [])
-        db.execute(
-            "UPDATE chats SET expires_at = ? WHERE tenant = ? AND chat_id = ?",
-            (self._expiry(), chat.tenant, chat.chat_id),
-        )
-        query = "SELECT body FROM messages WHERE tenant = ? AND chat_id = ? ORDER BY id DESC"
+        self._touch(db, chat)
+        query = "SELECT seq, body FROM messages WHERE tenant = ? AND chat_id = ?"
         params: tuple[object, ...] = (chat.tenant, chat.chat_id)
+        if before is not None:
+            query += " AND seq < ?"
+            params += (before,)
+        query += " ORDER BY seq DESC"
         if limit is not None:
             query += " LIMIT ?"
             params += (limit,)
-        bodies = [body for (body,) in db.execute(query, params)]
-        messages = [Message.loads(body) for body in reversed(bodies)]
-        return ChatState(True, row[0], global_system, messages)
+        rows = db.execute(query, params).fetchall()
+        rows.reverse()
+        first_id = rows[0][0] if rows else (before if before is not None else row[2])
+        messages = [Message.loads(body) for _, body in rows]
+        return ChatState(True, row[0], global_system, messages, first_id)
+
+    def chat_info(self, chat: ChatRef) -> ChatInfo | None:
+        with self._write() as db:
+            if self._live_chat(db, chat) is None:
+                return None
+            self._touch(db, chat)
+            found = db.execute(
+                f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ? AND chat_id = ?",  # noqa: S608
+                (chat.tenant, chat.chat_id),
+            ).fetchone()
+        return _info(found)
+
+    def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+        with _translated():
+            rows = (
+                self._db()
+                .execute(
+                    f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
+                    " AND (expires_at IS NULL OR expires_at > ?) AND updated < ?"
+                    " ORDER BY updated DESC LIMIT ?",
+                    (tenant, time.time(), math.inf if before is None else before, limit),
+                )
+                .fetchall()
+            )
+        return [_info(row) for row in rows]
 
     def save_turn(
         self,
@@ -145,14 +202,35 @@ class SqliteStore:
             if lock_token is not None and not _holds_lock(db, chat, lock_token, now):
                 raise TurnLeaseLost()
             self._ensure_chat(db, chat, now)
+            (appended,) = db.execute(
+                "SELECT appended FROM chats WHERE tenant = ? AND chat_id = ?",
+                (chat.tenant, chat.chat_id),
+            ).fetchone()
             db.executemany(
-                "INSERT INTO messages (tenant, chat_id, body) VALUES (?, ?, ?)",
-                [(chat.tenant, chat.chat_id, m.dumps()) for m in messages],
+                "INSERT INTO messages (tenant, chat_id, seq, body) VALUES (?, ?, ?, ?)",
+                [
+                    (chat.tenant, chat.chat_id, appended + n, m.dumps())
+                    for n, m in enumerate(messages)
+                ],
             )
+            usage = usage_of(messages)
             db.execute(
                 "UPDATE chats SET updated = ?, expires_at = ?, last_turn = ?,"
-                " message_count = message_count + ? WHERE tenant = ? AND chat_id = ?",
-                (now, self._expiry(now), turn_id, len(messages), chat.tenant, chat.chat_id),
+                " message_count = message_count + ?, appended = appended + ?,"
+                " title = COALESCE(title, ?), prompt_tokens = prompt_tokens + ?,"
+                " completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?"
+                " WHERE tenant = ? AND chat_id = ?",
+                (
+                    now,
+                    self._expiry(now),
+                    turn_id,
+                    len(messages),
+                    len(messages),
+                    title_of(messages),
+                    *usage.values(),
+                    chat.tenant,
+                    chat.chat_id,
+                ),
             )
             if self._max_messages:
                 self._trim(db, chat)
@@ -260,18 +338,28 @@ class SqliteStore:
             self._connections.clear()
         self._local = threading.local()
 
-    def _live_chat(self, db: sqlite3.Connection, chat: ChatRef) -> tuple[str | None, str] | None:
-        """Return (system, last_turn) of an unexpired chat; delete it if it has expired."""
+    def _live_chat(
+        self, db: sqlite3.Connection, chat: ChatRef
+    ) -> tuple[str | None, str, int] | None:
+        """Return (system, last_turn, appended) of an unexpired chat; delete an expired one."""
         row = db.execute(
-            "SELECT system, last_turn, expires_at FROM chats WHERE tenant = ? AND chat_id = ?",
+            "SELECT system, last_turn, appended, expires_at FROM chats"
+            " WHERE tenant = ? AND chat_id = ?",
             (chat.tenant, chat.chat_id),
         ).fetchone()
         if row is None:
             return None
-        if row[2] is not None and row[2] <= time.time():
+        if row[3] is not None and row[3] <= time.time():
             _delete(db, chat)
             return None
-        return row[0], row[1]
+        return row[0], row[1], row[2]
+
+    def _touch(self, db: sqlite3.Connection, chat: ChatRef) -> None:
+        """Refresh the chat's TTL on a read."""
+        db.execute(
+            "UPDATE chats SET expires_at = ? WHERE tenant = ? AND chat_id = ?",
+            (self._expiry(), chat.tenant, chat.chat_id),
+        )
 
     def _ensure_chat(self, db: sqlite3.Connection, chat: ChatRef, now: float) -> None:
         db.execute(
@@ -354,6 +442,20 @@ def _migrate(db: sqlite3.Connection) -> None:
         for statement in filter(str.strip, script.split(";")):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {number}")
+
+
+# A constant column list (never user input) for the chat listing queries.
+INFO_COLUMNS = (
+    "chat_id, created, updated, message_count, title,"
+    " prompt_tokens, completion_tokens, total_tokens"
+)
+
+
+def _info(row: tuple[Any, ...]) -> ChatInfo:
+    chat_id, created, updated, messages, title, *tokens = row
+    return ChatInfo(
+        chat_id, created, updated, messages, title, dict(zip(USAGE_FIELDS, tokens, strict=True))
+    )
 
 
 def _holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) -> bool:
