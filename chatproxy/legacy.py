@@ -1,0 +1,426 @@
+"""Import the chats of the original project's Redis: `python -m chatproxy.legacy --from URL`.
+
+The original project kept each chat in a Redis list `user-<chat_id>` of JSON messages
+(`{"role": ..., "content": ...}`, oldest first, the chat's system message first when it had one)
+and the global system prompt in the string key `system`. `import_legacy` copies them into a
+`Store` of this project:
+
+- the global prompt is copied when the target has none stored;
+- a chat's leading system message becomes its own system prompt, unless it equals the global
+  prompt the chat will follow after the import (then the chat keeps following the global one);
+- the other messages are appended in their order, as turns: a user message and the assistant
+  reply right after it make one turn; any other message (a user message left without a reply,
+  an assistant message without a question before it) is a turn of its own, so nothing is lost.
+
+Running it again is safe and resumes. A chat's messages are numbered from 0 in the store
+(`ChatState.first_id`, which survives trimming), and an imported chat holds legacy message `i` as
+its message `i`. So the import compares what the target holds with the legacy list and appends
+only the legacy messages past its end: nothing twice, and whatever a legacy chat gained since
+the last run. A chat whose target history disagrees with the legacy list (say it was used
+through the proxy and the legacy chat grew too) is reported and left alone. Each chat is written
+under its turn lock, so a proxy serving the same store cannot interleave a turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeGuard
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis
+from dotenv import load_dotenv
+
+from chatproxy.config import ConfigError, load_settings
+from chatproxy.errors import ProxyError, TurnLeaseLost
+from chatproxy.routes import CHAT_ID
+from chatproxy.store import OPEN_TENANT, ChatRef, ChatState, Message, Store, open_store
+from chatproxy.store.base import TENANT, Content
+
+KEY_PREFIX = "user-"
+GLOBAL_SYSTEM_KEY = "system"
+SCAN_BATCH = 500
+LOCK_LEASE_SECONDS = 300.0
+LOCK_WAIT_SECONDS = 10.0
+SOURCE_TIMEOUT_SECONDS = 10.0
+
+
+class LegacyProblem(Exception):
+    """Why one legacy chat (or the global prompt) cannot be imported."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, in a dry run, would do)."""
+
+    dry_run: bool = False
+    chats_imported: int = 0
+    chats_skipped: int = 0
+    messages_imported: int = 0
+    chat_systems_set: int = 0
+    global_system: str = "none in the source"
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Return a few lines for a person: counts, the global prompt, then each problem."""
+        verb = "would import" if self.dry_run else "imported"
+        lines = [
+            ("dry run, nothing written: " if self.dry_run else "")
+            + f"{verb} {self.chats_imported} chat(s): {self.messages_imported} message(s),"
+            f" {self.chat_systems_set} own system prompt(s);"
+            f" {self.chats_skipped} chat(s) already up to date",
+            f"global system prompt: {self.global_system}",
+        ]
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s), left as they are:")
+            lines += [f"  {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Legacy:
+    """One legacy chat, parsed: its leading system message and the rest."""
+
+    system: str | None
+    messages: list[Message]
+
+
+def import_legacy(
+    source: redis.Redis,
+    store: Store,
+    *,
+    tenant: str = OPEN_TENANT,
+    dry_run: bool = False,
+    default_system: str | None = None,
+) -> ImportReport:
+    """Copy every legacy chat of `source` into `store` under `tenant`; see the module docstring.
+
+    `default_system` is the SYSTEM_PROMPT setting, which applies while the store holds no global
+    prompt. Give a `source` without `decode_responses`, so that even a key that is not UTF-8 is
+    reported rather than ending the scan. Redis errors of the source and store errors of the
+    target propagate: what was imported until then stays, and a new run resumes.
+    """
+    if not TENANT.fullmatch(tenant):
+        raise ValueError(f"invalid tenant name {tenant!r}")
+    report = ImportReport(dry_run=dry_run)
+    stored = _import_global_system(source, store, report)
+    global_system = stored if stored is not None else default_system
+    keys: set[str] = set()
+    for raw in source.scan_iter(match=f"{KEY_PREFIX}*", count=SCAN_BATCH):  # SCAN may repeat
+        try:
+            keys.add(_text(raw))
+        except LegacyProblem as problem:
+            report.problems.append(f"{raw!r}: {problem}")
+    for key in sorted(keys):
+        try:
+            _import_chat(source, store, key, tenant, global_system, report)
+        except LegacyProblem as problem:
+            report.problems.append(f"{key}: {problem}")
+    return report
+
+
+def _import_global_system(source: redis.Redis, store: Store, report: ImportReport) -> str | None:
+    """Copy the legacy global prompt unless the target has one; return the target's after."""
+    target = store.get_global_system()
+    try:
+        raw = source.get(GLOBAL_SYSTEM_KEY)
+        legacy = None if raw is None else _text(raw)
+    except (redis.ResponseError, LegacyProblem) as exc:
+        report.problems.append(f"{GLOBAL_SYSTEM_KEY}: not a text string, not copied ({exc})")
+        legacy = None
+    if legacy is None:
+        return target
+    if target is None:
+        report.global_system = "would be copied" if report.dry_run else "copied"
+        if not report.dry_run:
+            store.set_global_system(legacy)
+        return legacy
+    # Same Redis as source and target: both read the same `system` key.
+    same = target == legacy
+    report.global_system = "already in place" if same else "the target's own kept (it differs)"
+    return target
+
+
+def _import_chat(
+    source: redis.Redis,
+    store: Store,
+    key: str,
+    tenant: str,
+    global_system: str | None,
+    report: ImportReport,
+) -> None:
+    """Import one legacy chat, or raise `LegacyProblem` (having written nothing of it, unless
+    the turn lease ran out midway: then the next run resumes)."""
+    chat_id = key.removeprefix(KEY_PREFIX)
+    if not CHAT_ID.fullmatch(chat_id):
+        raise LegacyProblem("not a chat id the proxy accepts (1-128 of A-Z a-z 0-9 . _ @ : -)")
+    try:
+        entries = source.lrange(key, 0, -1)
+    except redis.ResponseError:
+        raise LegacyProblem("not a list, as the original project's chats are") from None
+    except UnicodeDecodeError:  # a client with decode_responses=True met a non-UTF-8 element
+        raise LegacyProblem("an element is not UTF-8") from None
+    legacy = _parse(entries)
+    own_system = legacy.system if legacy.system and legacy.system != global_system else None
+    if not legacy.messages and own_system is None:
+        report.chats_skipped += 1  # nothing to import (or the list expired meanwhile)
+        return
+    chat = ChatRef(tenant, chat_id)
+    if report.dry_run:
+        _apply(store, chat, legacy, own_system, report, None)
+        return
+    token = _acquire_turn(store, chat)
+    try:
+        _apply(store, chat, legacy, own_system, report, token)
+    except TurnLeaseLost:
+        raise LegacyProblem(
+            "its import outlasted the turn lease and stopped; run the import again to finish it"
+        ) from None
+    finally:
+        store.release_turn(chat, token)
+
+
+def _apply(
+    store: Store,
+    chat: ChatRef,
+    legacy: _Legacy,
+    own_system: str | None,
+    report: ImportReport,
+    token: str | None,
+) -> None:
+    """Append what the target lacks of `legacy` (with `token` None: only count it)."""
+    state = store.load_history(chat)
+    done = _imported(state, legacy.messages)
+    if done is None:
+        raise LegacyProblem(
+            "its history in the target differs from the legacy list (changed on both sides"
+            " since the last import?)"
+        )
+    new = legacy.messages[done:]
+    system = own_system if not state.exists else None  # a later run keeps what is set
+    if not new and system is None:
+        report.chats_skipped += 1
+        return
+    if token is not None and system is not None:
+        store.set_chat_system(chat, system)  # first, so an interrupted import keeps it
+    for number, turn in _turns(new, done):
+        if token is not None:
+            store.save_turn(chat, _turn_id(chat, number), turn, lock_token=token)
+    report.chats_imported += 1
+    report.messages_imported += len(new)
+    report.chat_systems_set += system is not None
+
+
+def _imported(state: ChatState, legacy: Sequence[Message]) -> int | None:
+    """Return how many legacy messages the target chat holds, or None if it holds others.
+
+    The target's message `n` must be legacy message `n` wherever both exist; messages past the
+    legacy list's end were added through the proxy after the import.
+    """
+    for offset, message in enumerate(state.messages):
+        number = state.first_id + offset
+        if number >= len(legacy):
+            break
+        if (message.role, message.content) != (legacy[number].role, legacy[number].content):
+            return None
+    return min(state.first_id + len(state.messages), len(legacy))
+
+
+def _turns(messages: Sequence[Message], first: int) -> Iterator[tuple[int, list[Message]]]:
+    """Yield (legacy number, messages) per turn: user + the reply after it, else one message."""
+    index = 0
+    while index < len(messages):
+        pair = (
+            messages[index].role == "user"
+            and index + 1 < len(messages)
+            and messages[index + 1].role == "assistant"
+        )
+        size = 2 if pair else 1
+        yield first + index, list(messages[index : index + size])
+        index += size
+
+
+def _turn_id(chat: ChatRef, number: int) -> str:
+    """Name a legacy turn by its chat and position, the same on every run."""
+    digest = hashlib.sha256(f"{chat.tenant}\0{chat.chat_id}\0{number}".encode()).hexdigest()
+    return f"legacy-{digest[:32]}"
+
+
+def _acquire_turn(store: Store, chat: ChatRef) -> str:
+    """Take the chat's turn lock, waiting a little for a running turn to finish."""
+    token = secrets.token_hex(16)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not store.acquire_turn(chat, token, LOCK_LEASE_SECONDS):
+        if time.monotonic() > deadline:
+            raise LegacyProblem("a turn on this chat kept running; run the import again later")
+        time.sleep(0.1)
+    return token
+
+
+def _parse(entries: Sequence[Any]) -> _Legacy:
+    """Parse a legacy list; raise `LegacyProblem` naming the first element that does not fit."""
+    system: str | None = None
+    messages: list[Message] = []
+    for index, raw in enumerate(entries):
+        where = f"element {index}"
+        try:
+            data = json.loads(_text(raw))
+        except LegacyProblem as problem:
+            raise LegacyProblem(f"{where}: {problem}") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise LegacyProblem(f"{where} is not JSON") from None
+        if not isinstance(data, dict):
+            raise LegacyProblem(f"{where} is not a JSON object")
+        role, content = data.get("role"), data.get("content")
+        if not _is_content(content):
+            raise LegacyProblem(f"{where} has no text or content parts")
+        if role == "system" and index == 0 and isinstance(content, str):
+            system = content
+        elif role == "system":
+            raise LegacyProblem(f"{where} is a system message that does not open the chat")
+        elif role in ("user", "assistant"):
+            messages.append(Message(role, content))
+        else:
+            raise LegacyProblem(f"{where} has the role {role!r} (only user and assistant import)")
+    return _Legacy(system, messages)
+
+
+def _is_content(content: object) -> TypeGuard[Content]:
+    """Tell text or a list of content parts, storable as UTF-8, from anything else."""
+    if not isinstance(content, str) and not (
+        isinstance(content, list) and all(isinstance(part, dict) for part in content)
+    ):
+        return False
+    try:
+        json.dumps(content, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        return False
+    return True
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise LegacyProblem("not UTF-8") from None
+    if isinstance(value, str):
+        return value
+    raise LegacyProblem(f"unexpected {type(value).__name__}")
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that hides credentials in the messages it prints."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(mask(message))
+
+
+def mask(text: str) -> str:
+    """Replace the credentials of any URL in `text` (user info, `password=`) with `***`."""
+    text = re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
+    return re.sub(r"(password=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the import; return 0 when done, 1 on problems or failures (2: bad arguments)."""
+    parser = _Parser(
+        prog="python -m chatproxy.legacy",
+        description="Copy the chats of the original project's Redis (user-<chat_id> lists and"
+        " the `system` key) into the store that the environment / .env configures."
+        " Safe to run again: it appends only what is new.",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="the original Redis, e.g. redis://:password@old-host:6379/0",
+    )
+    parser.add_argument(
+        "--tenant",
+        default=OPEN_TENANT,
+        help=f"the tenant (API key name) that gets the chats; default {OPEN_TENANT}",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="report what would be imported, write nothing"
+    )
+    args = parser.parse_args(argv)
+    if not TENANT.fullmatch(args.tenant):
+        parser.error(f"--tenant must be 1-64 of A-Z a-z 0-9 _ -, got {args.tenant!r}")
+    url: str = args.source
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        parser.error(f"--from must be a redis://, rediss:// or unix:// URL, got {url!r}")
+    try:
+        source = redis.Redis.from_url(  # bytes: a non-UTF-8 key is reported, not fatal
+            url,
+            socket_timeout=SOURCE_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOURCE_TIMEOUT_SECONDS,
+        )
+    except ValueError as exc:
+        parser.error(f"--from {url!r}: {exc}")
+    with source:
+        return _run(source, url, args.tenant, args.dry_run)
+
+
+def _run(source: redis.Redis, url: str, tenant: str, dry_run: bool) -> int:
+    """Import from `source` into the configured store and print the summary; return the code."""
+    load_dotenv(".env")
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        print(f"error: configuration: {exc}", file=sys.stderr)
+        return 2
+    target = settings.redis.describe() if settings.redis else f"SQLite {settings.store_path}"
+    shown = _describe(url)
+    print(f"importing chats from {shown} into {target}, tenant {tenant}", flush=True)
+    store: Store | None = None
+    try:
+        source.ping()  # before the target is opened (and a SQLite file created)
+        store = open_store(settings)
+        report = import_legacy(
+            source, store, tenant=tenant, dry_run=dry_run, default_system=settings.system_prompt
+        )
+    except redis.RedisError as exc:
+        reason = _hide(f"{type(exc).__name__}: {exc}", url)
+        print(f"error: reading {shown} failed: {reason}", file=sys.stderr)
+        return 1
+    except ProxyError as exc:
+        print(f"error: the target store failed: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        if store is not None:
+            store.close()
+    print(report.summary())
+    return 1 if report.problems else 0
+
+
+def _describe(url: str) -> str:
+    """Return the URL without credentials or query (which may hold a password), for output."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+def _hide(text: str, url: str) -> str:
+    """Mask URL credentials in `text`, and the source's password wherever it appears."""
+    parts = urlsplit(url)
+    passwords = [value for name, value in parse_qsl(parts.query) if name == "password"]
+    passwords += [parts.password, unquote(parts.password)] if parts.password else []
+    for password in sorted(filter(None, passwords), key=len, reverse=True):
+        text = text.replace(password, "***")
+    return mask(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
