@@ -33,6 +33,7 @@ from chatproxy.store import Store, open_store
 from chatproxy.upstream import Upstream
 
 log = logging.getLogger("chatproxy")
+DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
 access_log = logging.getLogger("chatproxy.requests")
 
 
@@ -110,6 +111,8 @@ class ProxyApp:
         if "chat_id" in args:
             fields["chat_id"] = ctx.chat.chat_id  # an invalid id is refused before the body
         result = handler(ctx)
+        if isinstance(result, Response):
+            return result
         if not isinstance(result, tuple):
             return json_response(result)
         return json_response(*result)
@@ -182,7 +185,7 @@ def create_app(
     if upstream is None:
         base_url = None
         if settings.upstream_mode == "dev":
-            base_url = DevUpstream().start()
+            base_url = DevUpstream(chunk_delay=DEV_STREAM_PAUSE).start()
             log.warning(
                 "no GPT_API_KEY or OPENAI_BASE_URL: using the bundled offline dev upstream at %s;"
                 " replies are canned. Set GPT_API_KEY to talk to OpenAI.",

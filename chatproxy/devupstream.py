@@ -117,9 +117,10 @@ class _Server(ThreadingHTTPServer):
 class DevUpstream:
     """A local OpenAI-compatible server on a daemon thread; also a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0) -> None:
         self.host = host
         self.port = port
+        self.chunk_delay = chunk_delay  # seconds between streamed words, so streams look real
         self._server: _Server | None = None
         self._ids = itertools.count(1)  # next() on a count is atomic under the GIL
 
@@ -216,7 +217,9 @@ class DevUpstream:
 
         handler.start_response(200, "text/event-stream", None)
         handler.send_event(chunk({"role": "assistant", "content": ""}))
-        for word in re.findall(r"\s*\S+(?:\s+$)?", reply):
+        for n, word in enumerate(re.findall(r"\s*\S+(?:\s+$)?", reply)):
+            if n and self.chunk_delay:
+                time.sleep(self.chunk_delay)
             handler.send_event(chunk({"content": word}))
         handler.send_event(chunk({}, "stop"))
         if with_usage:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -16,12 +16,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 from chatproxy.auth import Authenticator, Caller
 from chatproxy.config import Settings
@@ -34,7 +35,7 @@ from chatproxy.errors import (
     StoreError,
     ValidationFailed,
 )
-from chatproxy.service import ChatService, TurnResult
+from chatproxy.service import ChatService, StreamingTurn, TurnResult
 from chatproxy.store import OPEN_TENANT, ChatRef
 
 CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
@@ -149,6 +150,7 @@ class ContentBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     content: StrictStr = Field(min_length=1)
+    stream: StrictBool = False
 
     @field_validator("content")
     @classmethod
@@ -206,19 +208,52 @@ def health(ctx: Context) -> Reply:
     return body
 
 
-def post_chat(ctx: Context) -> Reply:
+def post_chat(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = ctx.body(ContentBody)
+    if _wants_stream(ctx, body):
+        turn = ctx.service.stream_turn(ctx.chat, body.content, idempotency_key=key)
+        return _event_stream(ctx, body.content, turn)
     return _turn_reply(
         ctx, body.content, ctx.service.turn(ctx.chat, body.content, idempotency_key=key)
     )
 
 
-def post_image(ctx: Context) -> Reply:
+def post_image(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = ctx.body(ImageBody)
+    if _wants_stream(ctx, body):
+        turn = ctx.service.stream_turn(
+            ctx.chat, body.content, image_url=body.url, idempotency_key=key
+        )
+        return _event_stream(ctx, body.content, turn)
     result = ctx.service.image_turn(ctx.chat, body.content, body.url, idempotency_key=key)
     return _turn_reply(ctx, body.content, result)
+
+
+def _wants_stream(ctx: Context, body: ContentBody) -> bool:
+    """Stream when the body says `"stream": true` or the client accepts only server-sent events."""
+    accept = ctx.request.accept_mimetypes
+    return body.stream or (accept.best == "text/event-stream")
+
+
+def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
+    """Answer with server-sent events: `delta` events with the text, then `done` with the stored
+    reply (or `error` if the stream broke off after it began)."""
+    ctx.log_fields["stream"] = True
+    ctx.log_fields["replayed"] = turn.replayed or None
+    if ctx.settings.log_content:
+        ctx.log_fields["content"] = content
+
+    def events() -> Iterator[str]:
+        for event in turn.events:
+            data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+            yield f"event: {event.kind}\ndata: {data}\n\n"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if turn.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(events(), mimetype="text/event-stream", headers=headers)
 
 
 def get_chat(ctx: Context) -> Reply:
@@ -274,7 +309,7 @@ def post_moderation(ctx: Context) -> Reply:
     return ctx.service.moderate(ctx.body(ContentBody).content)
 
 
-Handler = Callable[[Context], Reply]
+Handler = Callable[[Context], Reply | Response]
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("/", "GET", health),

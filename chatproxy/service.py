@@ -15,8 +15,10 @@ touch the store or the upstream.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import queue
 import random
 import secrets
 import threading
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from chatproxy.config import Settings
 from chatproxy.context import fit_window
@@ -35,13 +37,14 @@ from chatproxy.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     NotFound,
+    ProxyError,
     StoreError,
     StoreUnavailable,
 )
 from chatproxy.quotas import Quotas
 from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
 from chatproxy.store.base import Content
-from chatproxy.upstream import Upstream
+from chatproxy.upstream import Completion, ReplyStream, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,23 @@ class TurnResult:
     """The answer to a turn: the reply as clients see it, and whether it is a replay."""
 
     body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event of a streamed turn: a text delta, the stored reply, or an error."""
+
+    kind: Literal["delta", "done", "error"]
+    data: dict[str, Any]
+    error: ProxyError | None = None
+
+
+@dataclass(frozen=True)
+class StreamingTurn:
+    """A streamed turn's events (ending with `done` or `error`), and whether it is a replay."""
+
+    events: Iterator[StreamEvent]
     replayed: bool = False
 
 
@@ -87,28 +107,117 @@ class ChatService:
         self, chat: ChatRef, text: str, image_url: str, *, idempotency_key: str | None = None
     ) -> TurnResult:
         """Send a message that carries an image to the vision model."""
-        parts: list[dict[str, Any]] = [
-            {"type": "text", "text": text},
-            {"type": "image_url", "image_url": {"url": image_url}},
-        ]
+        parts = _image_parts(text, image_url)
         return self._turn(chat, parts, self._settings.vision_model, idempotency_key)
+
+    def stream_turn(
+        self,
+        chat: ChatRef,
+        content: str,
+        *,
+        image_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> StreamingTurn:
+        """Start a turn whose reply streams.
+
+        Anything that fails before the reply's first text raises, as `turn` does. Then a worker
+        thread reads the stream to its end, stores the turn (fenced, idempotent) and releases the
+        lock, whether or not anyone still reads the events: a client that hangs up mid-stream
+        still gets its turn stored once, complete.
+        """
+        model = self._settings.model
+        turn_content: Content = content
+        if image_url is not None:
+            turn_content = _image_parts(content, image_url)
+            model = self._settings.vision_model
+        deadline = time.monotonic() + self._settings.request_timeout
+        claim, replay = self._claim(chat, turn_content, model, idempotency_key)
+        if replay is not None:
+            done = StreamEvent("done", replay)
+            return StreamingTurn(
+                iter([StreamEvent("delta", {"content": replay["content"]}), done]), True
+            )
+        events: queue.Queue[StreamEvent | None] = queue.Queue()
+        try:
+            self._quotas.check_budget(chat.tenant)
+            token = self._acquire(chat)
+            try:
+                user = Message("user", turn_content)
+                outgoing = self._outgoing(chat, user, model)
+                stream = self._upstream.stream(
+                    outgoing, model=model, max_tokens=self._settings.max_tokens, deadline=deadline
+                )
+            except BaseException:
+                self._release(chat, token)
+                raise
+        except BaseException:
+            if claim is not None:
+                self._forget(chat, claim)
+            raise
+        worker = threading.Thread(
+            target=self._pump,
+            args=(chat, user, stream, token, claim, events),
+            name="stream-turn",
+            daemon=True,
+        )
+        worker.start()
+        first = events.get()
+        if first is None or first.error is not None:
+            raise first.error if first is not None and first.error else ProxyError()
+        return StreamingTurn(itertools.chain([first], iter(events.get, None)))
+
+    def _pump(
+        self,
+        chat: ChatRef,
+        user: Message,
+        stream: ReplyStream,
+        token: str,
+        claim: _Claim | None,
+        events: queue.Queue[StreamEvent | None],
+    ) -> None:
+        """Relay the stream to `events`, then store the turn; runs on its own thread."""
+        try:
+            for text in stream:
+                events.put(StreamEvent("delta", {"content": text}))
+            body = self._record(chat, user, stream.completion(), token, claim)
+            events.put(StreamEvent("done", body))
+        except Exception as exc:
+            error = exc if isinstance(exc, ProxyError) else ProxyError()
+            if not isinstance(exc, ProxyError):
+                log.exception("a streamed turn failed")
+            if claim is not None:
+                self._forget(chat, claim)
+            events.put(StreamEvent("error", error.to_json(), error))
+        finally:
+            self._release(chat, token)
+            events.put(None)
+
+    def _claim(
+        self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
+    ) -> tuple[_Claim | None, dict[str, Any] | None]:
+        """Claim an Idempotency-Key; return the claim, or the answer to replay."""
+        if idempotency_key is None:
+            return None, None
+        claim = _Claim(_digest(idempotency_key), _digest([model, content]))
+        found = self._store.claim_idempotency(
+            chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
+        )
+        if found.state == "done" and found.response is not None:
+            replay: dict[str, Any] = json.loads(found.response)
+            return None, replay
+        if found.state == "mismatch":
+            raise IdempotencyKeyReused()
+        if found.state != "new":
+            raise IdempotencyInProgress()
+        return claim, None
 
     def _turn(
         self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
     ) -> TurnResult:
         deadline = time.monotonic() + self._settings.request_timeout
-        claim = None
-        if idempotency_key is not None:
-            claim = _Claim(_digest(idempotency_key), _digest([model, content]))
-            found = self._store.claim_idempotency(
-                chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
-            )
-            if found.state == "done" and found.response is not None:
-                return TurnResult(json.loads(found.response), replayed=True)
-            if found.state == "mismatch":
-                raise IdempotencyKeyReused()
-            if found.state != "new":
-                raise IdempotencyInProgress()
+        claim, replay = self._claim(chat, content, model, idempotency_key)
+        if replay is not None:
+            return TurnResult(replay, replayed=True)
         try:
             self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             with self._turn_lock(chat) as token:
@@ -129,6 +238,14 @@ class ChatService:
         claim: _Claim | None,
     ) -> dict[str, Any]:
         user = Message("user", content)
+        outgoing = self._outgoing(chat, user, model)
+        completion = self._upstream.complete(
+            outgoing, model=model, max_tokens=self._settings.max_tokens, deadline=deadline
+        )
+        return self._record(chat, user, completion, token, claim)
+
+    def _outgoing(self, chat: ChatRef, user: Message, model: str) -> list[dict[str, Any]]:
+        """Build what the upstream gets: system prompt, the history that fits, the new message."""
         state = self._store.load_window(chat, self._settings.messages_length)
         system = self._system_prompt(state)
         budget = self._settings.context_tokens - self._settings.max_tokens
@@ -138,9 +255,17 @@ class ChatService:
             outgoing = [_without_images(m) for m in outgoing]
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
-        completion = self._upstream.complete(
-            outgoing, model=model, max_tokens=self._settings.max_tokens, deadline=deadline
-        )
+        return outgoing
+
+    def _record(
+        self,
+        chat: ChatRef,
+        user: Message,
+        completion: Completion,
+        token: str,
+        claim: _Claim | None,
+    ) -> dict[str, Any]:
+        """Store the turn with its idempotent answer, count its tokens, return the reply body."""
         reply = Message(
             "assistant", completion.content, usage=completion.usage, model=completion.model
         )
@@ -155,6 +280,14 @@ class ChatService:
     @contextmanager
     def _turn_lock(self, chat: ChatRef) -> Iterator[str]:
         """Hold the chat's turn lock, waiting up to TURN_WAIT_SECONDS for it."""
+        token = self._acquire(chat)
+        try:
+            yield token
+        finally:
+            self._release(chat, token)
+
+    def _acquire(self, chat: ChatRef) -> str:
+        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS; return its token."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
@@ -165,10 +298,13 @@ class ChatService:
                 raise ChatBusy()
             time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
             pause = min(pause * 2, LOCK_POLL_MAX)
-        try:
-            yield token
-        finally:
-            self._clean_up(lambda: self._store.release_turn(chat, token), lease)
+        return token
+
+    def _release(self, chat: ChatRef, token: str) -> None:
+        """Release the turn lock (retried in the background while the store is away)."""
+        self._clean_up(
+            lambda: self._store.release_turn(chat, token), self._settings.turn_lease_seconds
+        )
 
     def _forget(self, chat: ChatRef, claim: _Claim) -> None:
         """Release an idempotency claim after a failure, so that the client can retry."""
@@ -306,6 +442,14 @@ def _retry(action: Callable[[], None], give_up: float) -> None:
             return
         except StoreError:
             pause = min(pause * 2, CLEAN_UP_MAX_PAUSE)
+
+
+def _image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
+    """A user message that carries an image, as OpenAI content parts."""
+    return [
+        {"type": "text", "text": text},
+        {"type": "image_url", "image_url": {"url": image_url}},
+    ]
 
 
 def _digest(value: object) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 TOKENS_PER_MESSAGE = 4
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def estimate_tokens(text: str) -> int:

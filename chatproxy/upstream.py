@@ -31,7 +31,7 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from chatproxy.tokens import estimate_usage
+from chatproxy.tokens import USAGE_FIELDS, estimate_usage
 
 DEFAULT_RETRY_AFTER = 5
 MAX_MESSAGE_CHARS = 500
@@ -50,6 +50,59 @@ class Completion:
     model: str
     usage: dict[str, int]
     usage_estimated: bool
+
+
+class ReplyStream:
+    """A reply arriving in pieces: iterate for the text deltas, then ask for the `Completion`."""
+
+    def __init__(self, chunks: Any, model: str, messages: Sequence[dict[str, Any]]):
+        self._chunks = chunks
+        self._model = model
+        self._messages = messages
+        self._parts: list[str] = []
+        self._usage: dict[str, int] | None = None
+        self._finished = False
+
+    def __iter__(self) -> Iterator[str]:
+        """Yield the reply's text as it arrives; a stream that breaks off is an upstream error."""
+        try:
+            for chunk in self._chunks:
+                self._model = getattr(chunk, "model", None) or self._model
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    self._usage = {f: int(getattr(usage, f)) for f in USAGE_FIELDS}
+                for choice in getattr(chunk, "choices", None) or []:
+                    self._finished = self._finished or choice.finish_reason is not None
+                    text = getattr(choice.delta, "content", None)
+                    if text:
+                        self._parts.append(text)
+                        yield text
+        except UpstreamError:
+            raise
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimeout() from exc
+        except Exception as exc:  # a cut connection, a malformed chunk: the reply is incomplete
+            raise UpstreamError("the model provider's stream broke off") from exc
+        finally:
+            self.close()
+        if not self._finished:  # the connection ended before the reply said it was complete
+            raise UpstreamError("the model provider's stream broke off")
+
+    def completion(self) -> Completion:
+        """Return the whole reply once the stream has ended."""
+        content = "".join(self._parts)
+        if not content:
+            raise UpstreamBadResponse("the model provider streamed no text")
+        if self._usage is None:
+            usage = estimate_usage(self._messages, content)
+            return Completion(content, self._model, usage, usage_estimated=True)
+        return Completion(content, self._model, self._usage, usage_estimated=False)
+
+    def close(self) -> None:
+        """Close the connection to the provider (also when the stream is abandoned)."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
 
 
 class Upstream:
@@ -96,6 +149,30 @@ class Upstream:
             if usage is None:
                 return Completion(content, served_by, estimate_usage(messages, content), True)
             return Completion(content, served_by, usage, usage_estimated=False)
+
+        return self._with_retries(attempt, deadline)
+
+    def stream(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        model: str,
+        max_tokens: int,
+        deadline: float | None = None,
+    ) -> ReplyStream:
+        """Open a streamed completion; failures to open it are retried like `complete`'s."""
+
+        def attempt(timeout: float) -> ReplyStream:
+            with _translated():
+                chunks = self._client.chat.completions.create(
+                    model=model,
+                    messages=cast("list[ChatCompletionMessageParam]", list(messages)),
+                    max_tokens=max_tokens,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    timeout=timeout,
+                )
+            return ReplyStream(chunks, model, messages)
 
         return self._with_retries(attempt, deadline)
 
@@ -162,10 +239,9 @@ def _read_completion(result: object) -> tuple[str, dict[str, int] | None]:
     if not isinstance(content, str):
         raise UpstreamBadResponse("the model provider returned no text")
     counts = result.usage
-    fields = ("prompt_tokens", "completion_tokens", "total_tokens")
-    if counts is None or not all(isinstance(getattr(counts, f, None), int) for f in fields):
+    if counts is None or not all(isinstance(getattr(counts, f, None), int) for f in USAGE_FIELDS):
         return content, None
-    return content, {f: int(getattr(counts, f)) for f in fields}
+    return content, {f: int(getattr(counts, f)) for f in USAGE_FIELDS}
 
 
 @contextmanager

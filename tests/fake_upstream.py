@@ -79,6 +79,7 @@ class FakeUpstream(DevUpstream):
         self.usage: dict[str, int] | None = None
         self.omit_usage = False
         self.delay = 0.0
+        self.cut_stream_after: int | None = None  # drop a stream after this many events
 
     # -- test API ----------------------------------------------------------------------------
     def script(self, *faults: Fault) -> None:
@@ -104,6 +105,8 @@ class FakeUpstream(DevUpstream):
             self.usage = None
             self.omit_usage = False
             self.delay = 0.0
+            self.chunk_delay = 0.0
+            self.cut_stream_after = None
 
     # -- DevUpstream hooks -------------------------------------------------------------------
     def route(self, handler: DevRequestHandler) -> None:
@@ -143,6 +146,32 @@ class FakeUpstream(DevUpstream):
             super().handle_chat(handler, body)
             return
         self._send_fault(handler, fault)
+
+    def stream_chat(
+        self,
+        handler: DevRequestHandler,
+        body: dict[str, Any],
+        base: dict[str, Any],
+        reply: str,
+        usage: dict[str, int] | None,
+    ) -> None:
+        """Stream as the dev upstream does, but break off after `cut_stream_after` events."""
+        cut = self.cut_stream_after
+        if cut is not None:
+            send, sent = handler.send_event, 0
+
+            def send_until_cut(payload: Any) -> None:
+                nonlocal sent
+                if sent >= cut:
+                    handler.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    raise ConnectionAbortedError("the fake upstream cut the stream")
+                sent += 1
+                send(payload)
+
+            handler.send_event = send_until_cut  # type: ignore[method-assign]
+        super().stream_chat(handler, body, base, reply, usage)
 
     @staticmethod
     def _send_fault(handler: DevRequestHandler, fault: Fault) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chatproxy.tokens import USAGE_FIELDS
+
 Content = str | list[dict[str, Any]]
 
 OPEN_TENANT = "public"
@@ -128,7 +130,6 @@ class ChatInfo:
 
 
 TITLE_CHARS = 60
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def title_of(messages: Sequence[Message]) -> str | None:

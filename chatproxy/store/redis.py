@@ -33,7 +33,6 @@ from chatproxy.config import RedisSettings
 from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
-    USAGE_FIELDS,
     ChatInfo,
     ChatRef,
     ChatState,
@@ -43,6 +42,7 @@ from chatproxy.store.base import (
     title_of,
     usage_of,
 )
+from chatproxy.tokens import USAGE_FIELDS
 
 GLOBAL_SYSTEM_KEY = "system"
 

@@ -21,7 +21,6 @@ from typing import Any
 from chatproxy.errors import StoreError, StoreUnavailable, TurnLeaseLost
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
-    USAGE_FIELDS,
     ChatInfo,
     ChatRef,
     ChatState,
@@ -31,6 +30,7 @@ from chatproxy.store.base import (
     title_of,
     usage_of,
 )
+from chatproxy.tokens import USAGE_FIELDS
 
 MIGRATIONS: tuple[str, ...] = (
     """

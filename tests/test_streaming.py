@@ -1,0 +1,203 @@
+"""Streamed turns: server-sent events as the reply is generated, stored once, complete."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from http.client import HTTPConnection
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.fake_upstream import FakeUpstream, Fault
+from tests.server_process import StartServer, http, server_env
+
+REPLY = "one two three four five six seven eight nine ten"
+
+
+def parse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """Split an SSE body into (event, data) pairs."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def stream(client: FlaskClient, path: str, body: dict[str, Any], **headers: str) -> Any:
+    return client.post(
+        path, data=json.dumps(body), headers={"Accept": "text/event-stream", **headers}
+    )
+
+
+def history(client: FlaskClient, chat: str) -> list[tuple[str, Any]]:
+    return [(m["role"], m["content"]) for m in client.get(f"/{chat}/chat").get_json()]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [({"content": "hi"}, {"Accept": "text/event-stream"}), ({"content": "hi", "stream": True}, {})],
+)
+def test_reply_streams_as_events_and_is_stored_once(
+    client: FlaskClient,
+    fake_upstream: FakeUpstream,
+    body: dict[str, Any],
+    headers: dict[str, str],
+) -> None:
+    fake_upstream.reply_text = REPLY
+    fake_upstream.usage = {"prompt_tokens": 7, "completion_tokens": 10, "total_tokens": 17}
+
+    response = client.post("/c1/chat", data=json.dumps(body), headers=headers)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    events = parse_events(response.get_data(as_text=True))
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["delta"] * 10 + ["done"]
+    text = "".join(data["content"] for kind, data in events if kind == "delta")
+    done = events[-1][1]
+    assert text == done["content"] == REPLY
+    assert done["tokens"] == {"prompt_tokens": 7, "completion_tokens": 10, "total_tokens": 17}
+    assert history(client, "c1") == [("user", "hi"), ("assistant", REPLY)]
+    sent = fake_upstream.chat_requests()[-1]
+    assert sent["stream"] is True
+    assert sent["stream_options"] == {"include_usage": True}
+
+
+def test_errors_before_the_first_byte_are_json(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Fault.error(500))
+
+    failed = stream(client, "/c1/chat", {"content": "hi"})
+    bad = stream(client, "/c1/chat", {"content": ""})
+
+    assert (failed.status_code, failed.mimetype) == (502, "application/json")
+    assert failed.get_json()["code"] == "upstream_error"
+    assert (bad.status_code, bad.get_json()["code"]) == (400, "invalid_request")
+    assert history(client, "c1") == []
+
+
+def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.reply_text = REPLY
+    fake_upstream.cut_stream_after = 4  # the role chunk and three words, then the connection drops
+
+    response = stream(client, "/c1/chat", {"content": "hi"}, **{"Idempotency-Key": "k1"})
+
+    events = parse_events(response.get_data(as_text=True))
+    assert response.status_code == 200
+    assert [kind for kind, _ in events] == ["delta", "delta", "delta", "error"]
+    assert events[-1][1]["code"] == "upstream_error"
+    assert history(client, "c1") == []
+    fake_upstream.cut_stream_after = None
+    again = client.post(  # the lock is free and the key was not used up
+        "/c1/chat", data=json.dumps({"content": "hi"}), headers={"Idempotency-Key": "k1"}
+    )
+    assert again.status_code == 200
+    assert "Idempotent-Replayed" not in again.headers
+
+
+def test_a_repeated_idempotency_key_replays_the_stream(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.reply_text = REPLY
+    first = stream(client, "/c1/chat", {"content": "hi"}, **{"Idempotency-Key": "k1"})
+    first_events = parse_events(first.get_data(as_text=True))
+
+    again = stream(client, "/c1/chat", {"content": "hi"}, **{"Idempotency-Key": "k1"})
+
+    replayed = parse_events(again.get_data(as_text=True))
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert replayed == [("delta", {"content": REPLY}), ("done", first_events[-1][1])]
+    assert len(fake_upstream.chat_requests()) == 1
+    assert len(history(client, "c1")) == 2
+
+
+def test_an_image_turn_streams_too(client: FlaskClient, fake_upstream: FakeUpstream) -> None:
+    body = {"content": "what is this?", "url": "https://example.com/a.png", "stream": True}
+
+    events = parse_events(client.post("/c1/img", data=json.dumps(body)).get_data(as_text=True))
+
+    assert events[-1][0] == "done"
+    assert history(client, "c1")[0][1][1]["image_url"]["url"] == "https://example.com/a.png"
+
+
+def test_a_stream_without_usage_gets_an_estimate(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.omit_usage = True
+    fake_upstream.reply_text = "x" * 40
+
+    events = parse_events(stream(client, "/c1/chat", {"content": "y" * 80}).get_data(as_text=True))
+
+    assert events[-1][1]["tokens"] == {
+        "prompt_tokens": 24,
+        "completion_tokens": 10,
+        "total_tokens": 34,
+    }
+
+
+# --- Through the real server process -------------------------------------------------------------
+
+
+@pytest.fixture
+def server_url(
+    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
+) -> str:
+    return start_server(server_env(**proxy_env)).url
+
+
+def test_events_arrive_while_the_reply_is_generated(
+    server_url: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.15  # ten words: about 1.4 s from first to last
+    host, port = server_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=10)
+    connection.request(
+        "POST", "/live/chat", body=json.dumps({"content": "go", "stream": True}),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    response = connection.getresponse()
+    arrivals: list[tuple[float, str]] = []
+    while line := response.readline():
+        if line.startswith(b"event: "):
+            arrivals.append((time.monotonic(), line.decode().split(": ", 1)[1].strip()))
+    connection.close()
+
+    kinds = [kind for _, kind in arrivals]
+    assert kinds == ["delta"] * 10 + ["done"]
+    assert arrivals[-1][0] - arrivals[0][0] > 1.0  # the first words came long before the end
+
+
+def test_a_client_that_hangs_up_mid_stream_still_gets_the_turn_stored_once(
+    server_url: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.1
+    host, port = server_url.removeprefix("http://").split(":")
+    body = json.dumps({"content": "bye", "stream": True}).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /gone/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while b"event: delta" not in received:
+            received += sock.recv(4096)
+    # The client is gone after the first word; the reply has nine more to come.
+
+    deadline = time.monotonic() + 10
+    while len(http("GET", f"{server_url}/gone/chat").json()) < 2:
+        assert time.monotonic() < deadline, "the turn was not stored"
+        time.sleep(0.1)
+    time.sleep(0.5)  # anything stored twice would show up by now
+
+    stored = http("GET", f"{server_url}/gone/chat").json()
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "bye"), ("assistant", REPLY)]
+    assert len(fake_upstream.chat_requests()) == 1
