@@ -89,6 +89,7 @@ class Settings:
     log_content: bool = False
     trusted_proxy_hops: int = 0
     context_tokens: int = 16_000
+    allowed_models: tuple[str, ...] = ()
 
     @property
     def store_kind(self) -> StoreKind:
@@ -158,6 +159,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_content=env.parse("LOG_CONTENT", _boolean) or False,
         trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
         context_tokens=context_tokens,
+        allowed_models=_models(env, model, env.text("VISION_MODEL") or model),
     )
 
 
@@ -206,6 +208,12 @@ def _api_keys(env: _Env) -> tuple[ApiKey, ...]:
     if unknown:
         raise ConfigError(f"ADMIN_KEYS names keys that PROXY_API_KEYS lacks: {', '.join(unknown)}")
     return tuple(keys.values())
+
+
+def _models(env: _Env, model: str, vision_model: str) -> tuple[str, ...]:
+    """ALLOWED_MODELS, comma separated; MODEL and VISION_MODEL are always allowed."""
+    listed = [m.strip() for m in (env.text("ALLOWED_MODELS") or "").split(",") if m.strip()]
+    return tuple(dict.fromkeys([model, vision_model, *listed]))
 
 
 def _rate_limit(name: str, raw: str) -> str:

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
     ValidationError,
     ValidationInfo,
@@ -35,7 +36,7 @@ from chatproxy.errors import (
     StoreError,
     ValidationFailed,
 )
-from chatproxy.service import ChatService, StreamingTurn, TurnResult
+from chatproxy.service import ChatService, StreamingTurn, TurnOptions, TurnResult
 from chatproxy.store import OPEN_TENANT, ChatRef
 
 CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
@@ -151,6 +152,14 @@ class ContentBody(BaseModel):
 
     content: StrictStr = Field(min_length=1)
     stream: StrictBool = False
+    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+
+    @property
+    def options(self) -> TurnOptions:
+        """The settings this turn overrides, if any."""
+        return TurnOptions(self.model, self.max_tokens, self.temperature)
 
     @field_validator("content")
     @classmethod
@@ -163,6 +172,20 @@ class ContentBody(BaseModel):
         if limit is not None and len(value) > limit:
             raise ValueError(f"must be at most {limit} characters (MAX_CONTENT_CHARS)")
         return value
+
+
+class SettingsBody(BaseModel):
+    """A change to a chat's settings: only the fields sent change; null removes a setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    system: StrictStr | None = Field(default=None, min_length=1)
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class ImageBody(ContentBody):
@@ -212,10 +235,14 @@ def post_chat(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = ctx.body(ContentBody)
     if _wants_stream(ctx, body):
-        turn = ctx.service.stream_turn(ctx.chat, body.content, idempotency_key=key)
+        turn = ctx.service.stream_turn(
+            ctx.chat, body.content, idempotency_key=key, options=body.options
+        )
         return _event_stream(ctx, body.content, turn)
     return _turn_reply(
-        ctx, body.content, ctx.service.turn(ctx.chat, body.content, idempotency_key=key)
+        ctx,
+        body.content,
+        ctx.service.turn(ctx.chat, body.content, idempotency_key=key, options=body.options),
     )
 
 
@@ -224,10 +251,12 @@ def post_image(ctx: Context) -> Reply | Response:
     body = ctx.body(ImageBody)
     if _wants_stream(ctx, body):
         turn = ctx.service.stream_turn(
-            ctx.chat, body.content, image_url=body.url, idempotency_key=key
+            ctx.chat, body.content, image_url=body.url, idempotency_key=key, options=body.options
         )
         return _event_stream(ctx, body.content, turn)
-    result = ctx.service.image_turn(ctx.chat, body.content, body.url, idempotency_key=key)
+    result = ctx.service.image_turn(
+        ctx.chat, body.content, body.url, idempotency_key=key, options=body.options
+    )
     return _turn_reply(ctx, body.content, result)
 
 
@@ -278,6 +307,18 @@ def delete_chat(ctx: Context) -> Reply:
     return {"chat_id": chat.chat_id, "deleted": ctx.service.clear(chat)}
 
 
+def get_settings(ctx: Context) -> Reply:
+    return ctx.service.chat_settings(ctx.chat)
+
+
+def post_settings(ctx: Context) -> Reply:
+    chat = ctx.chat
+    body = ctx.body(SettingsBody)
+    if "system" in body.model_fields_set and body.system is not None and not body.system.strip():
+        raise ValidationFailed("system: must not be blank")
+    return ctx.service.update_chat_settings(chat, body.changes())
+
+
 def get_chat_system(ctx: Context) -> Reply:
     return ctx.service.chat_system(ctx.chat)
 
@@ -319,6 +360,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("/mod", "POST", post_moderation),
     ("/chats", "GET", list_chats),
     ("/<chat_id>/usage", "GET", get_usage),
+    ("/<chat_id>/settings", "GET", get_settings),
+    ("/<chat_id>/settings", "POST", post_settings),
     ("/<chat_id>/chat", "GET", get_chat),
     ("/<chat_id>/chat", "POST", post_chat),
     ("/<chat_id>/chat", "DELETE", delete_chat),

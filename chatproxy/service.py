@@ -40,6 +40,7 @@ from chatproxy.errors import (
     ProxyError,
     StoreError,
     StoreUnavailable,
+    ValidationFailed,
 )
 from chatproxy.quotas import Quotas
 from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
@@ -83,6 +84,27 @@ class StreamingTurn:
 
 
 @dataclass(frozen=True)
+class TurnOptions:
+    """What a turn (or a chat's settings) may choose: model, max_tokens, temperature."""
+
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+NO_OPTIONS = TurnOptions()
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The options a turn's upstream call is made with, once resolved."""
+
+    model: str
+    max_tokens: int
+    temperature: float | None
+
+
+@dataclass(frozen=True)
 class _Claim:
     key: str
     fingerprint: str
@@ -98,17 +120,27 @@ class ChatService:
         self._quotas = quotas
 
     def turn(
-        self, chat: ChatRef, content: str, *, idempotency_key: str | None = None
+        self,
+        chat: ChatRef,
+        content: str,
+        *,
+        idempotency_key: str | None = None,
+        options: TurnOptions = NO_OPTIONS,
     ) -> TurnResult:
         """Send a text message in `chat` and return the stored reply."""
-        return self._turn(chat, content, self._settings.model, idempotency_key)
+        return self._turn(chat, content, False, idempotency_key, options)
 
     def image_turn(
-        self, chat: ChatRef, text: str, image_url: str, *, idempotency_key: str | None = None
+        self,
+        chat: ChatRef,
+        text: str,
+        image_url: str,
+        *,
+        idempotency_key: str | None = None,
+        options: TurnOptions = NO_OPTIONS,
     ) -> TurnResult:
         """Send a message that carries an image to the vision model."""
-        parts = _image_parts(text, image_url)
-        return self._turn(chat, parts, self._settings.vision_model, idempotency_key)
+        return self._turn(chat, _image_parts(text, image_url), True, idempotency_key, options)
 
     def stream_turn(
         self,
@@ -117,6 +149,7 @@ class ChatService:
         *,
         image_url: str | None = None,
         idempotency_key: str | None = None,
+        options: TurnOptions = NO_OPTIONS,
     ) -> StreamingTurn:
         """Start a turn whose reply streams.
 
@@ -125,13 +158,10 @@ class ChatService:
         lock, whether or not anyone still reads the events: a client that hangs up mid-stream
         still gets its turn stored once, complete.
         """
-        model = self._settings.model
-        turn_content: Content = content
-        if image_url is not None:
-            turn_content = _image_parts(content, image_url)
-            model = self._settings.vision_model
+        image = image_url is not None
+        turn_content: Content = content if image_url is None else _image_parts(content, image_url)
         deadline = time.monotonic() + self._settings.request_timeout
-        claim, replay = self._claim(chat, turn_content, model, idempotency_key)
+        claim, replay = self._claim(chat, turn_content, image, options, idempotency_key)
         if replay is not None:
             done = StreamEvent("done", replay)
             return StreamingTurn(
@@ -143,9 +173,13 @@ class ChatService:
             token = self._acquire(chat)
             try:
                 user = Message("user", turn_content)
-                outgoing = self._outgoing(chat, user, model)
+                outgoing, call = self._outgoing(chat, user, image, options)
                 stream = self._upstream.stream(
-                    outgoing, model=model, max_tokens=self._settings.max_tokens, deadline=deadline
+                    outgoing,
+                    model=call.model,
+                    max_tokens=call.max_tokens,
+                    temperature=call.temperature,
+                    deadline=deadline,
                 )
             except BaseException:
                 self._release(chat, token)
@@ -193,12 +227,19 @@ class ChatService:
             events.put(None)
 
     def _claim(
-        self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
+        self,
+        chat: ChatRef,
+        content: Content,
+        image: bool,
+        options: TurnOptions,
+        idempotency_key: str | None,
     ) -> tuple[_Claim | None, dict[str, Any] | None]:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
+        self._check(options)
         if idempotency_key is None:
             return None, None
-        claim = _Claim(_digest(idempotency_key), _digest([model, content]))
+        request = [image, content, options.model, options.temperature, options.max_tokens]
+        claim = _Claim(_digest(idempotency_key), _digest(request))
         found = self._store.claim_idempotency(
             chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
         )
@@ -212,16 +253,21 @@ class ChatService:
         return claim, None
 
     def _turn(
-        self, chat: ChatRef, content: Content, model: str, idempotency_key: str | None
+        self,
+        chat: ChatRef,
+        content: Content,
+        image: bool,
+        idempotency_key: str | None,
+        options: TurnOptions,
     ) -> TurnResult:
         deadline = time.monotonic() + self._settings.request_timeout
-        claim, replay = self._claim(chat, content, model, idempotency_key)
+        claim, replay = self._claim(chat, content, image, options, idempotency_key)
         if replay is not None:
             return TurnResult(replay, replayed=True)
         try:
             self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             with self._turn_lock(chat) as token:
-                body = self._locked_turn(chat, content, model, deadline, token, claim)
+                body = self._locked_turn(chat, content, image, options, deadline, token, claim)
         except BaseException:
             if claim is not None:
                 self._forget(chat, claim)
@@ -232,30 +278,89 @@ class ChatService:
         self,
         chat: ChatRef,
         content: Content,
-        model: str,
+        image: bool,
+        options: TurnOptions,
         deadline: float,
         token: str,
         claim: _Claim | None,
     ) -> dict[str, Any]:
         user = Message("user", content)
-        outgoing = self._outgoing(chat, user, model)
+        outgoing, call = self._outgoing(chat, user, image, options)
         completion = self._upstream.complete(
-            outgoing, model=model, max_tokens=self._settings.max_tokens, deadline=deadline
+            outgoing,
+            model=call.model,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            deadline=deadline,
         )
         return self._record(chat, user, completion, token, claim)
 
-    def _outgoing(self, chat: ChatRef, user: Message, model: str) -> list[dict[str, Any]]:
-        """Build what the upstream gets: system prompt, the history that fits, the new message."""
+    def _outgoing(
+        self, chat: ChatRef, user: Message, image: bool, options: TurnOptions
+    ) -> tuple[list[dict[str, Any]], _Call]:
+        """Build what the upstream gets (system prompt, the history that fits, the new message)
+        and the model, max_tokens and temperature to call it with."""
         state = self._store.load_window(chat, self._settings.messages_length)
+        call = self._call_options(state.settings, image, options)
         system = self._system_prompt(state)
-        budget = self._settings.context_tokens - self._settings.max_tokens
+        budget = self._settings.context_tokens - call.max_tokens
         window = fit_window(system, state.messages, user, budget=budget)
         outgoing = [m.for_upstream() for m in window] + [user.for_upstream()]
-        if model != self._settings.vision_model:
+        if call.model != self._settings.vision_model:
             outgoing = [_without_images(m) for m in outgoing]
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
-        return outgoing
+        return outgoing, call
+
+    def _call_options(
+        self, chat_settings: dict[str, Any], image: bool, options: TurnOptions
+    ) -> _Call:
+        """Resolve this turn's model, max_tokens and temperature: the turn's own, else the chat's
+        settings, else the defaults (an image turn's default model is VISION_MODEL)."""
+        default_model = self._settings.vision_model if image else self._settings.model
+        chat_model = None if image else chat_settings.get("model")
+        temperature = options.temperature
+        if temperature is None:
+            temperature = chat_settings.get("temperature")
+        return _Call(
+            model=options.model or chat_model or default_model,
+            max_tokens=options.max_tokens
+            or chat_settings.get("max_tokens")
+            or self._settings.max_tokens,
+            temperature=temperature,
+        )
+
+    def _check(self, options: TurnOptions) -> None:
+        """Refuse a model outside ALLOWED_MODELS or a max_tokens above MAX_TOKENS."""
+        if options.model is not None and options.model not in self._settings.allowed_models:
+            allowed = ", ".join(self._settings.allowed_models)
+            raise ValidationFailed(f"model: {options.model!r} is not allowed; use one of {allowed}")
+        if options.max_tokens is not None and options.max_tokens > self._settings.max_tokens:
+            raise ValidationFailed(f"max_tokens: at most {self._settings.max_tokens} (MAX_TOKENS)")
+
+    def chat_settings(self, chat: ChatRef) -> dict[str, Any]:
+        """Return what a text turn in `chat` would use, and which of it the chat sets itself."""
+        state = self._store.load_window(chat, 0)
+        call = self._call_options(state.settings, False, NO_OPTIONS)
+        return {
+            "model": call.model,
+            "temperature": call.temperature,
+            "max_tokens": call.max_tokens,
+            "system": self._system_prompt(state),
+            "own": {**state.settings, "system": state.chat_system},
+            "allowed_models": list(self._settings.allowed_models),
+        }
+
+    def update_chat_settings(self, chat: ChatRef, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change some of a chat's settings; a None value removes that setting."""
+        self._check(TurnOptions(model=changes.get("model"), max_tokens=changes.get("max_tokens")))
+        if "system" in changes:
+            self._store.set_chat_system(chat, changes.pop("system"))
+        if changes:
+            current = self._store.load_window(chat, 0).settings
+            merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
+            self._store.set_chat_settings(chat, merged)
+        return self.chat_settings(chat)
 
     def _record(
         self,

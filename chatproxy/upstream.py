@@ -132,6 +132,7 @@ class Upstream:
         *,
         model: str,
         max_tokens: int,
+        temperature: float | None = None,
         deadline: float | None = None,
     ) -> Completion:
         """Return the model's reply to `messages`, trying again on transient failures."""
@@ -143,6 +144,7 @@ class Upstream:
                     messages=cast("list[ChatCompletionMessageParam]", list(messages)),
                     max_tokens=max_tokens,
                     timeout=timeout,
+                    **_sampling(temperature),
                 )
             content, usage = _read_completion(result)
             served_by = getattr(result, "model", None) or model
@@ -158,6 +160,7 @@ class Upstream:
         *,
         model: str,
         max_tokens: int,
+        temperature: float | None = None,
         deadline: float | None = None,
     ) -> ReplyStream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
@@ -171,6 +174,7 @@ class Upstream:
                     stream=True,
                     stream_options={"include_usage": True},
                     timeout=timeout,
+                    **_sampling(temperature),
                 )
             return ReplyStream(chunks, model, messages)
 
@@ -213,6 +217,11 @@ class Upstream:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _sampling(temperature: float | None) -> dict[str, Any]:
+    """Send a temperature only when one is set (the provider's default otherwise)."""
+    return {} if temperature is None else {"temperature": temperature}
 
 
 def _pause_before_retry(exc: UpstreamError, failures: int) -> float:

@@ -105,6 +105,7 @@ class ChatState:
     global_system: str | None
     messages: list[Message]
     first_id: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,9 @@ class Store(Protocol):
 
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
         """Set (or with None remove) one chat's own system prompt."""
+
+    def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        """Replace a chat's own settings (model, temperature, max_tokens); {} removes them."""
 
     def get_global_system(self) -> str | None:
         """Return the stored global system prompt ("" = explicitly none, None = never set)."""

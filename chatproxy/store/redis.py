@@ -18,6 +18,7 @@ the chat's TTL.
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -91,7 +92,7 @@ return 1
 
 READ_CHAT = """
 -- KEYS: msgs, meta   ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
--- Returns: exists, own system prompt, number of the first message returned, messages.
+-- Returns: exists, own system prompt, number of the first message returned, messages, settings.
 local n = redis.call('LLEN', KEYS[1])
 local first = tonumber(redis.call('HGET', KEYS[2], 'appended') or n) - n
 local stop = n - 1
@@ -107,7 +108,8 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items}
+return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items,
+        redis.call('HGET', KEYS[2], 'settings')}
 """
 
 RELEASE_TURN = """
@@ -200,13 +202,14 @@ class RedisStore:
             read, (global_system,) = self._script_then(
                 self._read_chat, list(_keys(chat)), args, lambda pipe: pipe.get(GLOBAL_SYSTEM_KEY)
             )
-        exists, chat_system, first_id, raw_messages = read
+        exists, chat_system, first_id, raw_messages, settings = read
         return ChatState(
             exists=bool(exists),
             chat_system=chat_system,
             global_system=global_system,
             messages=[Message.loads(raw) for raw in raw_messages],
             first_id=int(first_id),
+            settings=json.loads(settings) if settings else {},
         )
 
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:
@@ -304,6 +307,19 @@ class RedisStore:
                 index = self._redis.pipeline(transaction=False)
                 self._index(index, chat, float(now))
                 index.execute()
+
+    def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        _, meta = _keys(chat)
+        now = repr(time.time())
+        with _translated():
+            pipe = self._redis.pipeline(transaction=True)
+            if settings:
+                pipe.hset(meta, mapping={"settings": json.dumps(settings), "updated": now})
+                pipe.hsetnx(meta, "created", now)
+            else:
+                pipe.hdel(meta, "settings")
+            self._touch(pipe, chat)
+            pipe.execute()
 
     def get_global_system(self) -> str | None:
         with _translated():

@@ -9,6 +9,7 @@ numbered migrations.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
@@ -97,6 +98,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_by_seq ON messages (tenant, chat_id, seq);
     CREATE INDEX chats_by_activity ON chats (tenant, updated);
     """,
+    """
+    ALTER TABLE chats ADD COLUMN settings TEXT;
+    """,
 )
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -158,7 +162,12 @@ class SqliteStore:
         rows.reverse()
         first_id = rows[0][0] if rows else (before if before is not None else row[2])
         messages = [Message.loads(body) for _, body in rows]
-        return ChatState(True, row[0], global_system, messages, first_id)
+        (settings,) = db.execute(
+            "SELECT settings FROM chats WHERE tenant = ? AND chat_id = ?",
+            (chat.tenant, chat.chat_id),
+        ).fetchone()
+        own = json.loads(settings) if settings else {}
+        return ChatState(True, row[0], global_system, messages, first_id, own)
 
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         with self._write() as db:
@@ -311,6 +320,24 @@ class SqliteStore:
                 "UPDATE chats SET system = ?, updated = ?, expires_at = ?"
                 " WHERE tenant = ? AND chat_id = ?",
                 (content, now, self._expiry(now), chat.tenant, chat.chat_id),
+            )
+
+    def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        now = time.time()
+        with self._write() as db:
+            if not settings and self._live_chat(db, chat) is None:
+                return
+            self._ensure_chat(db, chat, now)
+            db.execute(
+                "UPDATE chats SET settings = ?, updated = ?, expires_at = ?"
+                " WHERE tenant = ? AND chat_id = ?",
+                (
+                    json.dumps(settings) if settings else None,
+                    now,
+                    self._expiry(now),
+                    chat.tenant,
+                    chat.chat_id,
+                ),
             )
 
     def get_global_system(self) -> str | None:
