@@ -21,7 +21,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chatproxy import routes
+from chatproxy import openai_compat, routes
 from chatproxy.auth import Authenticator
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
@@ -50,7 +50,7 @@ class ProxyApp:
         self._map = Map(
             [
                 Rule(path, methods=[method], endpoint=handler)
-                for path, method, handler in routes.ROUTES
+                for path, method, handler in routes.ROUTES + openai_compat.ROUTES
             ],
             strict_slashes=False,
             merge_slashes=False,
@@ -64,11 +64,11 @@ class ProxyApp:
         try:
             response = self._dispatch(request, client_ip, fields)
         except ProxyError as exc:
-            response = error_response(exc)
+            response = error_response(exc, openai=_is_openai_path(request))
             fields["error"] = exc.code
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            response = error_response(ProxyError())
+            response = error_response(ProxyError(), openai=_is_openai_path(request))
             fields["error"] = ProxyError.code
         latency = time.perf_counter() - started
         access_log.info(
@@ -134,7 +134,7 @@ class ProxyApp:
 
 View = Callable[[Request], Response]
 
-CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"]
+CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Chat-Id"]
 CORS_HEADERS_OUT = [
     "Retry-After",
     "RateLimit-Limit",
@@ -173,9 +173,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(text, status=status, headers=headers, mimetype="application/json")
 
 
-def error_response(exc: ProxyError) -> Response:
-    """Turn a proxy error into its JSON response, headers included."""
-    return json_response(exc.to_json(), exc.status, exc.headers)
+def error_response(exc: ProxyError, *, openai: bool = False) -> Response:
+    """Turn a proxy error into its JSON response, headers included (OpenAI's shape on /v1)."""
+    body = exc.to_openai_json() if openai else exc.to_json()
+    return json_response(body, exc.status, exc.headers)
+
+
+def _is_openai_path(request: Request) -> bool:
+    return request.path.startswith("/v1/")
 
 
 def create_app(

@@ -36,6 +36,16 @@ turns them into JSON responses in one place.
 
 from __future__ import annotations
 
+from typing import Any
+
+OPENAI_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
+
 
 class ProxyError(Exception):
     """Base of every error the proxy reports to a client."""
@@ -52,6 +62,13 @@ class ProxyError(Exception):
     def to_json(self) -> dict[str, str]:
         """Return the body clients receive: the seed's `error` plus a machine-readable `code`."""
         return {"error": self.message, "code": self.code}
+
+    def to_openai_json(self) -> dict[str, Any]:
+        """Return the body in OpenAI's error shape, for the OpenAI-compatible endpoint."""
+        kind = OPENAI_ERROR_TYPES.get(self.status, "invalid_request_error")
+        if self.status >= 500:
+            kind = "api_error"
+        return {"error": {"message": self.message, "type": kind, "param": None, "code": self.code}}
 
 
 class BadRequest(ProxyError):

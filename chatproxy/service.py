@@ -45,6 +45,7 @@ from chatproxy.errors import (
 from chatproxy.quotas import Quotas
 from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
 from chatproxy.store.base import Content
+from chatproxy.tokens import content_text
 from chatproxy.upstream import Completion, ReplyStream, Upstream
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,60 @@ class ChatService:
         """Send a message that carries an image to the vision model."""
         return self._turn(chat, _image_parts(text, image_url), True, idempotency_key, options)
 
+    def content_turn(
+        self,
+        chat: ChatRef,
+        content: Content,
+        *,
+        stream: bool = False,
+        idempotency_key: str | None = None,
+        options: TurnOptions = NO_OPTIONS,
+    ) -> TurnResult | StreamingTurn:
+        """A turn whose user message is OpenAI content (text or parts; images go to the vision
+        model unless the turn names one): the OpenAI-compatible endpoint's chat mode."""
+        image = content_text(content)[1] > 0
+        if stream:
+            return self._stream(chat, content, image, idempotency_key, options)
+        return self._turn(chat, content, image, idempotency_key, options)
+
+    def pass_through(
+        self,
+        tenant: str,
+        messages: list[dict[str, Any]],
+        *,
+        stream: bool,
+        options: TurnOptions,
+    ) -> dict[str, Any] | ReplyStream:
+        """Send `messages` as they are, store nothing (the endpoint without a chat id); the
+        tenant's token budget still counts."""
+        self._check(options)
+        self._quotas.check_budget(tenant)
+        deadline = time.monotonic() + self._settings.request_timeout
+        call = self._call_options({}, False, options)
+        if stream:
+            return self._upstream.stream(
+                messages,
+                model=call.model,
+                max_tokens=call.max_tokens,
+                temperature=call.temperature,
+                deadline=deadline,
+            )
+        completion = self._upstream.complete(
+            messages,
+            model=call.model,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            deadline=deadline,
+        )
+        self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
+        return Message(
+            "assistant", completion.content, usage=completion.usage, model=completion.model
+        ).to_json()
+
+    def spend(self, tenant: str, tokens: int) -> None:
+        """Count tokens a pass-through stream used against the tenant's budget."""
+        self._quotas.spend(tenant, tokens)
+
     def stream_turn(
         self,
         chat: ChatRef,
@@ -158,8 +213,17 @@ class ChatService:
         lock, whether or not anyone still reads the events: a client that hangs up mid-stream
         still gets its turn stored once, complete.
         """
-        image = image_url is not None
         turn_content: Content = content if image_url is None else _image_parts(content, image_url)
+        return self._stream(chat, turn_content, image_url is not None, idempotency_key, options)
+
+    def _stream(
+        self,
+        chat: ChatRef,
+        turn_content: Content,
+        image: bool,
+        idempotency_key: str | None,
+        options: TurnOptions,
+    ) -> StreamingTurn:
         deadline = time.monotonic() + self._settings.request_timeout
         claim, replay = self._claim(chat, turn_content, image, options, idempotency_key)
         if replay is not None:

@@ -1,0 +1,136 @@
+"""The official openai SDK, pointed at the running proxy: chats by id, pass-through, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.server_process import StartServer, http, server_env
+
+PROXY_KEY = "sdk-key-0123456789abcdef"
+
+
+@pytest.fixture
+def proxy(
+    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
+) -> Iterator[tuple[openai.OpenAI, str]]:
+    server = start_server(
+        server_env(**proxy_env, PROXY_API_KEYS=f"sdk={PROXY_KEY}", SYSTEM_PROMPT="Be kind.")
+    )
+    client = openai.OpenAI(api_key=PROXY_KEY, base_url=f"{server.url}/v1", max_retries=0)
+    yield client, server.url
+    client.close()
+
+
+def stored(url: str, chat: str) -> list[tuple[str, str]]:
+    reply = http("GET", f"{url}/{chat}/chat", headers={"X-API-Key": PROXY_KEY})
+    return [(m["role"], m["content"]) for m in reply.json()]
+
+
+def test_sdk_holds_a_conversation_by_chat_id(
+    proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
+) -> None:
+    client, url = proxy
+    replies = []
+    for n, text in enumerate(["Hi", "How are you?", "Bye"]):
+        ask = {"metadata": {"chat_id": "sdk-chat"}} if n % 2 else {}
+        headers = {} if n % 2 else {"X-Chat-Id": "sdk-chat"}
+        completion = client.chat.completions.create(
+            model="gpt-4.1-mini",
+            messages=[{"role": "user", "content": text}],
+            extra_headers=headers,
+            **ask,  # type: ignore[arg-type]
+        )
+        assert completion.object == "chat.completion"
+        assert completion.usage is not None
+        assert completion.usage.total_tokens > 0
+        replies.append(completion.choices[0].message.content)
+
+    history = stored(url, "sdk-chat")
+    assert history[0] == ("system", "Be kind.")
+    assert history[1:] == [
+        ("user", "Hi"), ("assistant", replies[0]),
+        ("user", "How are you?"), ("assistant", replies[1]),
+        ("user", "Bye"), ("assistant", replies[2]),
+    ]  # fmt: skip
+    third = fake_upstream.chat_requests()[-1]["messages"]
+    assert [m["content"] for m in third] == [content for _, content in history[:-1]]
+
+
+def test_sdk_streams_a_chat_turn_and_the_proxy_stores_it(
+    proxy: tuple[openai.OpenAI, str],
+) -> None:
+    client, url = proxy
+    for text in ("one", "two", "three"):
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4.1-mini",
+                messages=[{"role": "user", "content": text}],
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers={"X-Chat-Id": "streamed"},
+            )
+        )
+        assert chunks[0].object == "chat.completion.chunk"
+        reply = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert chunks[-1].usage is not None
+        assert stored(url, "streamed")[-1] == ("assistant", reply)
+    assert len(stored(url, "streamed")) == 1 + 6
+
+
+def test_without_a_chat_id_the_sdk_gets_a_plain_pass_through(
+    proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
+) -> None:
+    client, url = proxy
+    messages = [
+        {"role": "system", "content": "Only this system prompt."},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": "second"},
+    ]
+
+    completion = client.chat.completions.create(model="gpt-4.1-mini", messages=messages)  # type: ignore[arg-type]
+    streamed = list(
+        client.chat.completions.create(model="gpt-4.1-mini", messages=messages, stream=True)  # type: ignore[arg-type]
+    )
+
+    assert completion.choices[0].message.content
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert fake_upstream.chat_requests()[0]["messages"] == messages
+    listing = http("GET", f"{url}/chats", headers={"X-API-Key": PROXY_KEY}).json()
+    assert listing["chats"] == []  # nothing was stored
+
+
+def test_models_lists_the_allowed_models(proxy: tuple[openai.OpenAI, str]) -> None:
+    client, _ = proxy
+
+    assert [model.id for model in client.models.list()] == ["gpt-4.1-mini"]
+
+
+def test_errors_come_in_openai_shape_through_the_sdk(proxy: tuple[openai.OpenAI, str]) -> None:
+    client, url = proxy
+    message = [{"role": "user", "content": "hi"}]
+
+    with pytest.raises(openai.AuthenticationError) as unauthorized:
+        openai.OpenAI(api_key="wrong-key-0123456789abcd", base_url=f"{url}/v1", max_retries=0)\
+            .chat.completions.create(model="gpt-4.1-mini", messages=message)  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as not_allowed:
+        client.chat.completions.create(model="gpt-unlisted", messages=message)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError) as two_messages:
+        client.chat.completions.create(
+            model="gpt-4.1-mini",
+            messages=[*message, *message],  # type: ignore[list-item]
+            extra_headers={"X-Chat-Id": "c1"},
+        )
+
+    assert unauthorized.value.status_code == 401
+    assert unauthorized.value.code == "unauthorized"
+    assert not_allowed.value.code == "invalid_request"
+    assert "not allowed" in not_allowed.value.message
+    assert "only the new user message" in two_messages.value.message
+    body = http("POST", f"{url}/v1/chat/completions", b"nope", headers={"X-API-Key": PROXY_KEY})
+    assert body.status == 400
+    assert body.json()["error"]["type"] == "invalid_request_error"
