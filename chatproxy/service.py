@@ -104,6 +104,9 @@ class _Call:
     max_tokens: int
     temperature: float | None
 
+    def options(self) -> dict[str, Any]:
+        return {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
+
 
 @dataclass(frozen=True)
 class _Claim:
@@ -176,16 +179,12 @@ class ChatService:
         if stream:
             return self._upstream.stream(
                 messages,
-                model=call.model,
-                max_tokens=call.max_tokens,
-                temperature=call.temperature,
+                **call.options(),
                 deadline=deadline,
             )
         completion = self._upstream.complete(
             messages,
-            model=call.model,
-            max_tokens=call.max_tokens,
-            temperature=call.temperature,
+            **call.options(),
             deadline=deadline,
         )
         self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
@@ -240,9 +239,7 @@ class ChatService:
                 outgoing, call = self._outgoing(chat, user, image, options)
                 stream = self._upstream.stream(
                     outgoing,
-                    model=call.model,
-                    max_tokens=call.max_tokens,
-                    temperature=call.temperature,
+                    **call.options(),
                     deadline=deadline,
                 )
             except BaseException:
@@ -352,9 +349,7 @@ class ChatService:
         outgoing, call = self._outgoing(chat, user, image, options)
         completion = self._upstream.complete(
             outgoing,
-            model=call.model,
-            max_tokens=call.max_tokens,
-            temperature=call.temperature,
+            **call.options(),
             deadline=deadline,
         )
         return self._record(chat, user, completion, token, claim)

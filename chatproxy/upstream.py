@@ -138,14 +138,7 @@ class Upstream:
         """Return the model's reply to `messages`, trying again on transient failures."""
 
         def attempt(timeout: float) -> Completion:
-            with _translated():
-                result: object = self._client.chat.completions.create(
-                    model=model,
-                    messages=cast("list[ChatCompletionMessageParam]", list(messages)),
-                    max_tokens=max_tokens,
-                    timeout=timeout,
-                    **_sampling(temperature),
-                )
+            result = self._create(messages, model, max_tokens, temperature, timeout)
             content, usage = _read_completion(result)
             served_by = getattr(result, "model", None) or model
             if usage is None:
@@ -166,16 +159,15 @@ class Upstream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
 
         def attempt(timeout: float) -> ReplyStream:
-            with _translated():
-                chunks = self._client.chat.completions.create(
-                    model=model,
-                    messages=cast("list[ChatCompletionMessageParam]", list(messages)),
-                    max_tokens=max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    timeout=timeout,
-                    **_sampling(temperature),
-                )
+            chunks = self._create(
+                messages,
+                model,
+                max_tokens,
+                temperature,
+                timeout,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             return ReplyStream(chunks, model, messages)
 
         return self._with_retries(attempt, deadline)
@@ -195,6 +187,28 @@ class Upstream:
             return answer
 
         return self._with_retries(attempt, deadline)
+
+    def _create(
+        self,
+        messages: Sequence[dict[str, Any]],
+        model: str,
+        max_tokens: int,
+        temperature: float | None,
+        timeout: float,
+        **extra: Any,
+    ) -> Any:
+        """Make one chat completion call (a temperature is sent only when one is set)."""
+        sampling = {} if temperature is None else {"temperature": temperature}
+        create: Any = self._client.chat.completions.create  # its overloads cannot see **extra
+        with _translated():
+            return create(
+                model=model,
+                messages=cast("list[ChatCompletionMessageParam]", list(messages)),
+                max_tokens=max_tokens,
+                timeout=timeout,
+                **sampling,
+                **extra,
+            )
 
     def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
         """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
@@ -217,11 +231,6 @@ class Upstream:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _sampling(temperature: float | None) -> dict[str, Any]:
-    """Send a temperature only when one is set (the provider's default otherwise)."""
-    return {} if temperature is None else {"temperature": temperature}
 
 
 def _pause_before_retry(exc: UpstreamError, failures: int) -> float:
