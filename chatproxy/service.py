@@ -8,55 +8,40 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
 5. save the user message and the reply together, with the idempotent answer, in one atomic step
    that is fenced by the lock token and keyed by a turn id (so a retried save stores nothing);
 6. release the lock. On any failure the claim is released too, so the client may retry.
-Nothing is stored unless the upstream answered. This module never touches HTTP; handlers never
-touch the store or the upstream.
+Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
+`turns.py`; the window's token budget in `context.py`. This module never touches HTTP; handlers
+never touch the store or the upstream.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import queue
-import random
-import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 from chatproxy.config import Settings
 from chatproxy.context import fit_window
 from chatproxy.errors import (
-    ChatBusy,
-    IdempotencyInProgress,
-    IdempotencyKeyReused,
     NotFound,
     ProxyError,
-    StoreError,
-    StoreUnavailable,
     ValidationFailed,
 )
 from chatproxy.quotas import Quotas
-from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
+from chatproxy.store import ChatRef, ChatState, Message, Store
 from chatproxy.store.base import Content
 from chatproxy.tokens import content_text
+from chatproxy.turns import Claim, TurnGuard
 from chatproxy.upstream import Completion, ReplyStream, Upstream
 
 log = logging.getLogger(__name__)
 
-SAVE_ATTEMPTS = 3
-SAVE_RETRY_DELAY = 0.2
 DEFAULT_PAGE = 50
-LOCK_POLL_FIRST = 0.005
-LOCK_POLL_MAX = 0.1
-CLEAN_UP_FIRST_PAUSE = 0.1
-CLEAN_UP_MAX_PAUSE = 2.0
 
 
 @dataclass(frozen=True)
@@ -108,12 +93,6 @@ class _Call:
         return {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
 
 
-@dataclass(frozen=True)
-class _Claim:
-    key: str
-    fingerprint: str
-
-
 class ChatService:
     """Turns, histories, system prompts and moderation, over one store and one upstream."""
 
@@ -122,6 +101,7 @@ class ChatService:
         self._store = store
         self._upstream = upstream
         self._quotas = quotas
+        self._guard = TurnGuard(settings, store)
 
     def turn(
         self,
@@ -233,7 +213,7 @@ class ChatService:
         events: queue.Queue[StreamEvent | None] = queue.Queue()
         try:
             self._quotas.check_budget(chat.tenant)
-            token = self._acquire(chat)
+            token = self._guard.acquire(chat)
             try:
                 user = Message("user", turn_content)
                 outgoing, call = self._outgoing(chat, user, image, options)
@@ -243,11 +223,11 @@ class ChatService:
                     deadline=deadline,
                 )
             except BaseException:
-                self._release(chat, token)
+                self._guard.release(chat, token)
                 raise
         except BaseException:
             if claim is not None:
-                self._forget(chat, claim)
+                self._guard.forget(chat, claim)
             raise
         worker = threading.Thread(
             target=self._pump,
@@ -267,7 +247,7 @@ class ChatService:
         user: Message,
         stream: ReplyStream,
         token: str,
-        claim: _Claim | None,
+        claim: Claim | None,
         events: queue.Queue[StreamEvent | None],
     ) -> None:
         """Relay the stream to `events`, then store the turn; runs on its own thread."""
@@ -281,10 +261,10 @@ class ChatService:
             if not isinstance(exc, ProxyError):
                 log.exception("a streamed turn failed")
             if claim is not None:
-                self._forget(chat, claim)
+                self._guard.forget(chat, claim)
             events.put(StreamEvent("error", error.to_json(), error))
         finally:
-            self._release(chat, token)
+            self._guard.release(chat, token)
             events.put(None)
 
     def _claim(
@@ -294,24 +274,11 @@ class ChatService:
         image: bool,
         options: TurnOptions,
         idempotency_key: str | None,
-    ) -> tuple[_Claim | None, dict[str, Any] | None]:
+    ) -> tuple[Claim | None, dict[str, Any] | None]:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
         self._check(options)
-        if idempotency_key is None:
-            return None, None
         request = [image, content, options.model, options.temperature, options.max_tokens]
-        claim = _Claim(_digest(idempotency_key), _digest(request))
-        found = self._store.claim_idempotency(
-            chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
-        )
-        if found.state == "done" and found.response is not None:
-            replay: dict[str, Any] = json.loads(found.response)
-            return None, replay
-        if found.state == "mismatch":
-            raise IdempotencyKeyReused()
-        if found.state != "new":
-            raise IdempotencyInProgress()
-        return claim, None
+        return self._guard.claim(chat, idempotency_key, request)
 
     def _turn(
         self,
@@ -327,11 +294,11 @@ class ChatService:
             return TurnResult(replay, replayed=True)
         try:
             self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            with self._turn_lock(chat) as token:
+            with self._guard.locked(chat) as token:
                 body = self._locked_turn(chat, content, image, options, deadline, token, claim)
         except BaseException:
             if claim is not None:
-                self._forget(chat, claim)
+                self._guard.forget(chat, claim)
             raise
         return TurnResult(body)
 
@@ -343,7 +310,7 @@ class ChatService:
         options: TurnOptions,
         deadline: float,
         token: str,
-        claim: _Claim | None,
+        claim: Claim | None,
     ) -> dict[str, Any]:
         user = Message("user", content)
         outgoing, call = self._outgoing(chat, user, image, options)
@@ -427,88 +394,17 @@ class ChatService:
         user: Message,
         completion: Completion,
         token: str,
-        claim: _Claim | None,
+        claim: Claim | None,
     ) -> dict[str, Any]:
         """Store the turn with its idempotent answer, count its tokens, return the reply body."""
         reply = Message(
             "assistant", completion.content, usage=completion.usage, model=completion.model
         )
         body = reply.to_json()
-        answer = None
-        if claim is not None:
-            answer = IdempotentResult(claim.key, claim.fingerprint, json.dumps(body))
-        self._save(chat, uuid.uuid4().hex, [user, reply], token, answer)
+        answer = claim.answer(body) if claim is not None else None
+        self._guard.save(chat, uuid.uuid4().hex, [user, reply], token, answer)
         self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
-
-    @contextmanager
-    def _turn_lock(self, chat: ChatRef) -> Iterator[str]:
-        """Hold the chat's turn lock, waiting up to TURN_WAIT_SECONDS for it."""
-        token = self._acquire(chat)
-        try:
-            yield token
-        finally:
-            self._release(chat, token)
-
-    def _acquire(self, chat: ChatRef) -> str:
-        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS; return its token."""
-        token = secrets.token_hex(16)
-        lease = self._settings.turn_lease_seconds
-        give_up = time.monotonic() + self._settings.turn_wait_seconds
-        pause = LOCK_POLL_FIRST
-        while not self._store.acquire_turn(chat, token, lease):
-            left = give_up - time.monotonic()
-            if left <= 0:
-                raise ChatBusy()
-            time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
-            pause = min(pause * 2, LOCK_POLL_MAX)
-        return token
-
-    def _release(self, chat: ChatRef, token: str) -> None:
-        """Release the turn lock (retried in the background while the store is away)."""
-        self._clean_up(
-            lambda: self._store.release_turn(chat, token), self._settings.turn_lease_seconds
-        )
-
-    def _forget(self, chat: ChatRef, claim: _Claim) -> None:
-        """Release an idempotency claim after a failure, so that the client can retry."""
-        release = partial(self._store.release_idempotency, chat, claim.key, claim.fingerprint)
-        self._clean_up(release, self._settings.turn_lease_seconds)
-
-    def _clean_up(self, action: Callable[[], None], lease: float) -> None:
-        """Run a release now, or keep retrying it in the background while the store is away.
-
-        Without this, a turn cut short by a Redis outage would leave its chat locked (or its
-        Idempotency-Key pending) for the rest of the lease once Redis is back. Releases compare
-        tokens, so a late one never frees what someone else holds.
-        """
-        try:
-            action()
-        except StoreError:
-            log.warning("the store is unavailable; retrying a lock release in the background")
-            give_up = time.monotonic() + lease
-            threading.Thread(target=_retry, args=(action, give_up), daemon=True).start()
-
-    def _save(
-        self,
-        chat: ChatRef,
-        turn_id: str,
-        messages: list[Message],
-        token: str,
-        answer: IdempotentResult | None,
-    ) -> None:
-        """Save the turn, retrying a store outage: the upstream's answer is already paid for.
-
-        The save is idempotent by `turn_id`, so a retry after a save that did land stores nothing.
-        """
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
-            try:
-                self._store.save_turn(chat, turn_id, messages, lock_token=token, idempotent=answer)
-                return
-            except StoreUnavailable:
-                if attempt == SAVE_ATTEMPTS:
-                    raise
-                time.sleep(SAVE_RETRY_DELAY * attempt)
 
     def history(
         self, chat: ChatRef, *, limit: int | None = None, before: int | None = None
@@ -596,30 +492,12 @@ class ChatService:
         return self._settings.system_prompt if stored is None else stored
 
 
-def _retry(action: Callable[[], None], give_up: float) -> None:
-    """Retry `action` with back-off until it works or `give_up` (a monotonic time) passes."""
-    pause = CLEAN_UP_FIRST_PAUSE
-    while time.monotonic() + pause < give_up:
-        time.sleep(pause)
-        try:
-            action()
-            return
-        except StoreError:
-            pause = min(pause * 2, CLEAN_UP_MAX_PAUSE)
-
-
 def _image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
     """A user message that carries an image, as OpenAI content parts."""
     return [
         {"type": "text", "text": text},
         {"type": "image_url", "image_url": {"url": image_url}},
     ]
-
-
-def _digest(value: object) -> str:
-    """Hash a key or a request body canonically (sorted keys, no whitespace)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _without_images(message: dict[str, Any]) -> dict[str, Any]:

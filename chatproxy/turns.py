@@ -1,0 +1,164 @@
+"""Own what keeps a turn safe in the store: the chat's turn lock, Idempotency-Key claims, the
+fenced save, and the releases of all of them.
+
+The lock is a random token with a lease (TURN_LEASE_SECONDS), waited for up to
+TURN_WAIT_SECONDS. A claim hashes the key and the request, so the same key with another body is
+told apart. The save is fenced by the lock token and idempotent by turn id, and is retried
+through a store outage (the upstream's answer is already paid for). Releases that meet a store
+outage are retried in the background until they work or the lease would have ended them, so a
+turn cut short never leaves its chat locked or its key pending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from chatproxy.config import Settings
+from chatproxy.errors import (
+    ChatBusy,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    StoreError,
+    StoreUnavailable,
+)
+from chatproxy.store import ChatRef, IdempotentResult, Message, Store
+
+log = logging.getLogger(__name__)
+
+SAVE_ATTEMPTS = 3
+SAVE_RETRY_DELAY = 0.2
+LOCK_POLL_FIRST = 0.005
+LOCK_POLL_MAX = 0.1
+CLEAN_UP_FIRST_PAUSE = 0.1
+CLEAN_UP_MAX_PAUSE = 2.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed Idempotency-Key: the key's hash and the request's fingerprint."""
+
+    key: str
+    fingerprint: str
+
+    def answer(self, body: dict[str, Any]) -> IdempotentResult:
+        """The idempotent answer to record with the turn."""
+        return IdempotentResult(self.key, self.fingerprint, json.dumps(body))
+
+
+class TurnGuard:
+    """Locks, claims, saves and releases for the turns of one store."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self._settings = settings
+        self._store = store
+
+    def claim(
+        self, chat: ChatRef, idempotency_key: str | None, request: object
+    ) -> tuple[Claim | None, dict[str, Any] | None]:
+        """Claim an Idempotency-Key for `request`; return the claim, or the answer to replay."""
+        if idempotency_key is None:
+            return None, None
+        claim = Claim(_digest(idempotency_key), _digest(request))
+        found = self._store.claim_idempotency(
+            chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
+        )
+        if found.state == "done" and found.response is not None:
+            replay: dict[str, Any] = json.loads(found.response)
+            return None, replay
+        if found.state == "mismatch":
+            raise IdempotencyKeyReused()
+        if found.state != "new":
+            raise IdempotencyInProgress()
+        return claim, None
+
+    def forget(self, chat: ChatRef, claim: Claim) -> None:
+        """Release a claim after a failure, so that the client can retry."""
+        release = partial(self._store.release_idempotency, chat, claim.key, claim.fingerprint)
+        self._clean_up(release)
+
+    @contextmanager
+    def locked(self, chat: ChatRef) -> Iterator[str]:
+        """Hold the chat's turn lock, waiting up to TURN_WAIT_SECONDS for it."""
+        token = self.acquire(chat)
+        try:
+            yield token
+        finally:
+            self.release(chat, token)
+
+    def acquire(self, chat: ChatRef) -> str:
+        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS; return its token."""
+        token = secrets.token_hex(16)
+        lease = self._settings.turn_lease_seconds
+        give_up = time.monotonic() + self._settings.turn_wait_seconds
+        pause = LOCK_POLL_FIRST
+        while not self._store.acquire_turn(chat, token, lease):
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise ChatBusy()
+            time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
+            pause = min(pause * 2, LOCK_POLL_MAX)
+        return token
+
+    def release(self, chat: ChatRef, token: str) -> None:
+        """Release the turn lock (retried in the background while the store is away)."""
+        self._clean_up(lambda: self._store.release_turn(chat, token))
+
+    def save(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        messages: Sequence[Message],
+        token: str,
+        answer: IdempotentResult | None,
+    ) -> None:
+        """Save the turn fenced by `token`, retrying a store outage: a retry after a save that
+        did land stores nothing (the save is idempotent by `turn_id`)."""
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                self._store.save_turn(chat, turn_id, messages, lock_token=token, idempotent=answer)
+                return
+            except StoreUnavailable:
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+                time.sleep(SAVE_RETRY_DELAY * attempt)
+
+    def _clean_up(self, action: Callable[[], None]) -> None:
+        """Run a release now, or keep retrying it in the background while the store is away.
+
+        Releases compare tokens, so a late one never frees what someone else holds.
+        """
+        try:
+            action()
+        except StoreError:
+            log.warning("the store is unavailable; retrying a release in the background")
+            give_up = time.monotonic() + self._settings.turn_lease_seconds
+            threading.Thread(target=_retry, args=(action, give_up), daemon=True).start()
+
+
+def _retry(action: Callable[[], None], give_up: float) -> None:
+    """Retry `action` with back-off until it works or `give_up` (a monotonic time) passes."""
+    pause = CLEAN_UP_FIRST_PAUSE
+    while time.monotonic() + pause < give_up:
+        time.sleep(pause)
+        try:
+            action()
+            return
+        except StoreError:
+            pause = min(pause * 2, CLEAN_UP_MAX_PAUSE)
+
+
+def _digest(value: object) -> str:
+    """Hash a key or a request body canonically (sorted keys, no whitespace)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
