@@ -38,3 +38,10 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# `make bench`: performance benchmarks (bench/run.py), not part of `make test`; it rewrites
+# BENCHMARKS.md and bench/results.png. `make bench BENCH_ARGS=--quick` for a short run.
+.PHONY: bench
+bench: $(VENV)/.dev-deps redis-server
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from chatproxy.devupstream import DevRequestHandler
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from tests.server_process import Reply, Server, http, launch, server_env
@@ -85,11 +84,7 @@ def test_turns_on_one_chat_are_serialized_across_workers_and_threads(
     serve: StartServer,
     redis_url: str,
     fake_upstream: FakeUpstream,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The fake upstream writes headers and body separately; without TCP_NODELAY, Nagle plus
-    # delayed ACKs add stalls that are the test double's, not the proxy's.
-    monkeypatch.setattr(DevRequestHandler, "disable_nagle_algorithm", True)
     fake_upstream.delay = 0.002
     server = serve(
         WORKERS="4",

@@ -102,7 +102,8 @@ local limit = tonumber(ARGV[1])
 local start = 0
 if limit >= 0 then start = math.max(0, stop - limit + 1) end
 local items = {}
-if stop >= start and limit ~= 0 then items = redis.call('LRANGE', KEYS[1], start, stop) end
+-- Indices from the tail: LRANGE walks from the nearer end, so a window costs the same in any chat.
+if stop >= start and limit ~= 0 then items = redis.call('LRANGE', KEYS[1], start - n, stop - n) end
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)

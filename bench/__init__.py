@@ -1,0 +1,1 @@
+"""Performance benchmarks of the proxy (`make bench`); not part of `make test`."""
