@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from chatproxy.config import Settings
 from chatproxy.errors import (
@@ -159,15 +159,7 @@ class Upstream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
 
         def attempt(timeout: float) -> ReplyStream:
-            chunks = self._create(
-                messages,
-                model,
-                max_tokens,
-                temperature,
-                timeout,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            chunks = self._create(messages, model, max_tokens, temperature, timeout, stream=True)
             return ReplyStream(chunks, model, messages)
 
         return self._with_retries(attempt, deadline)
@@ -195,19 +187,37 @@ class Upstream:
         max_tokens: int,
         temperature: float | None,
         timeout: float,
-        **extra: Any,
+        *,
+        stream: bool = False,
     ) -> Any:
-        """Make one chat completion call (a temperature is sent only when one is set)."""
-        sampling = {} if temperature is None else {"temperature": temperature}
-        create: Any = self._client.chat.completions.create  # its overloads cannot see **extra
+        """Make one chat completion call (a temperature is sent only when one is set).
+
+        The messages are plain JSON already, so they go through the client's public low-level
+        `post` rather than `chat.completions.create`, whose request transform walks every message
+        (about 0.17 ms each, most of the SDK's cost per call); the answer is parsed and
+        validated into the same `ChatCompletion` / `Stream[ChatCompletionChunk]` types.
+        """
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+        }
+        if temperature is not None:
+            body["temperature"] = temperature
+        options: openai.RequestOptions = {"timeout": timeout, "security": {"bearer_auth": True}}
         with _translated():
-            return create(
-                model=model,
-                messages=cast("list[ChatCompletionMessageParam]", list(messages)),
-                max_tokens=max_tokens,
-                timeout=timeout,
-                **sampling,
-                **extra,
+            if stream:
+                body.update(stream=True, stream_options={"include_usage": True})
+                return self._client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=body,
+                    options=options,
+                    stream=True,
+                    stream_cls=openai.Stream[ChatCompletionChunk],
+                )
+            return self._client.post(
+                "/chat/completions", cast_to=ChatCompletion, body=body, options=options
             )
 
     def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
