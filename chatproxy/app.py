@@ -2,9 +2,9 @@
 
 `create_app(settings)` wires the store, the upstream (the bundled dev upstream when no key and no
 base URL are configured), the authenticator, the quotas and the service. `ProxyApp.handle`
-is what the Cloud Function calls. For every route but the health check it authenticates the caller
-and counts the request against its limits before any store or upstream work; it is the one place
-where an error becomes a response, and it logs each request once.
+is what the Cloud Function calls. For every route but the public ones (health, pages, the spec) it
+authenticates the caller and counts the request against its limits before any store or upstream
+work; it is the one place where an error becomes a response, and it logs each request once.
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ class ProxyApp:
         self.service = service
         self.quotas = quotas
         self.auth = auth
+        public = routes.PUBLIC_ROUTES
+        private = routes.ROUTES + openai_compat.ROUTES
+        self._public = {handler for _, _, handler in public}
         self._map = Map(
             [
                 Rule(path, methods=[method], endpoint=handler)
-                for path, method, handler in routes.ROUTES + openai_compat.ROUTES
+                for path, method, handler in public + private
             ],
             strict_slashes=False,
             merge_slashes=False,
@@ -100,7 +103,7 @@ class ProxyApp:
         fields["route"] = rule.rule
         handler: routes.Handler = rule.endpoint
         caller = None
-        if handler is not routes.health:
+        if handler not in self._public:
             caller = self.auth.authenticate(request.headers)
             fields["tenant"] = caller.tenant
             identities: list[Identity] = [("ip", client_ip)]

@@ -352,8 +352,12 @@ def post_moderation(ctx: Context) -> Reply:
 
 Handler = Callable[[Context], Reply | Response]
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("/", "GET", health),
+Route = tuple[str, str, Handler]
+
+# Answered without authentication or quotas: they read nothing a caller owns.
+PUBLIC_ROUTES: list[Route] = [("/", "GET", health)]
+
+ROUTES: list[Route] = [
     ("/system", "GET", get_system),
     ("/system", "POST", post_system),
     ("/system", "DELETE", delete_system),
