@@ -2,12 +2,13 @@
 
 A turn, all within the request's deadline (REQUEST_TIMEOUT):
 1. claim the Idempotency-Key if the client sent one (a finished key replays its answer);
-2. take the chat's turn lock (a random token with a lease), waiting up to TURN_WAIT_SECONDS;
-3. load the chat's window (system prompt + newest messages) in one store round trip;
-4. send system + window + the new user message upstream;
-5. save the user message and the reply together, with the idempotent answer, in one atomic step
-   that is fenced by the lock token and keyed by a turn id (so a retried save stores nothing);
-6. release the lock. On any failure the claim is released too, so the client may retry.
+2. take the chat's turn lock (a random token with a lease), waiting up to TURN_WAIT_SECONDS, and
+   load the chat's window (system prompt + newest messages) in the same store round trip;
+3. send system + window + the new user message upstream;
+4. save the user message and the reply together, with the idempotent answer, in one atomic step
+   that is fenced by the lock token, keyed by a turn id (so a retried save stores nothing) and
+   releases the lock. On any failure the lock and the claim are released, so the client may
+   retry.
 Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
 `turns.py`; the window's token budget in `context.py`. This module never touches HTTP; handlers
 never touch the store or the upstream.
@@ -36,7 +37,7 @@ from chatproxy.quotas import Quotas
 from chatproxy.store import ChatRef, ChatState, Message, Store
 from chatproxy.store.base import Content
 from chatproxy.tokens import content_text
-from chatproxy.turns import Claim, TurnGuard
+from chatproxy.turns import Claim, Lease, TurnGuard
 from chatproxy.upstream import Completion, ReplyStream, Upstream
 
 log = logging.getLogger(__name__)
@@ -213,17 +214,17 @@ class ChatService:
         events: queue.Queue[StreamEvent | None] = queue.Queue()
         try:
             self._quotas.check_budget(chat.tenant)
-            token = self._guard.acquire(chat)
+            lease = self._guard.begin(chat, self._settings.messages_length)
             try:
                 user = Message("user", turn_content)
-                outgoing, call = self._outgoing(chat, user, image, options)
+                outgoing, call = self._outgoing(lease.state, user, image, options)
                 stream = self._upstream.stream(
                     outgoing,
                     **call.options(),
                     deadline=deadline,
                 )
             except BaseException:
-                self._guard.release(chat, token)
+                self._guard.end(chat, lease)
                 raise
         except BaseException:
             if claim is not None:
@@ -231,7 +232,7 @@ class ChatService:
             raise
         worker = threading.Thread(
             target=self._pump,
-            args=(chat, user, stream, token, claim, events),
+            args=(chat, user, stream, lease, claim, events),
             name="stream-turn",
             daemon=True,
         )
@@ -246,7 +247,7 @@ class ChatService:
         chat: ChatRef,
         user: Message,
         stream: ReplyStream,
-        token: str,
+        lease: Lease,
         claim: Claim | None,
         events: queue.Queue[StreamEvent | None],
     ) -> None:
@@ -254,7 +255,7 @@ class ChatService:
         try:
             for text in stream:
                 events.put(StreamEvent("delta", {"content": text}))
-            body = self._record(chat, user, stream.completion(), token, claim)
+            body = self._record(chat, user, stream.completion(), lease, claim)
             events.put(StreamEvent("done", body))
         except Exception as exc:
             error = exc if isinstance(exc, ProxyError) else ProxyError()
@@ -264,7 +265,7 @@ class ChatService:
                 self._guard.forget(chat, claim)
             events.put(StreamEvent("error", error.to_json(), error))
         finally:
-            self._guard.release(chat, token)
+            self._guard.end(chat, lease)
             events.put(None)
 
     def _claim(
@@ -294,8 +295,8 @@ class ChatService:
             return TurnResult(replay, replayed=True)
         try:
             self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            with self._guard.locked(chat) as token:
-                body = self._locked_turn(chat, content, image, options, deadline, token, claim)
+            with self._guard.locked(chat, self._settings.messages_length) as lease:
+                body = self._locked_turn(chat, content, image, options, deadline, lease, claim)
         except BaseException:
             if claim is not None:
                 self._guard.forget(chat, claim)
@@ -309,24 +310,23 @@ class ChatService:
         image: bool,
         options: TurnOptions,
         deadline: float,
-        token: str,
+        lease: Lease,
         claim: Claim | None,
     ) -> dict[str, Any]:
         user = Message("user", content)
-        outgoing, call = self._outgoing(chat, user, image, options)
+        outgoing, call = self._outgoing(lease.state, user, image, options)
         completion = self._upstream.complete(
             outgoing,
             **call.options(),
             deadline=deadline,
         )
-        return self._record(chat, user, completion, token, claim)
+        return self._record(chat, user, completion, lease, claim)
 
     def _outgoing(
-        self, chat: ChatRef, user: Message, image: bool, options: TurnOptions
+        self, state: ChatState, user: Message, image: bool, options: TurnOptions
     ) -> tuple[list[dict[str, Any]], _Call]:
         """Build what the upstream gets (system prompt, the history that fits, the new message)
         and the model, max_tokens and temperature to call it with."""
-        state = self._store.load_window(chat, self._settings.messages_length)
         call = self._call_options(state.settings, image, options)
         system = self._system_prompt(state)
         budget = self._settings.context_tokens - call.max_tokens
@@ -393,7 +393,7 @@ class ChatService:
         chat: ChatRef,
         user: Message,
         completion: Completion,
-        token: str,
+        lease: Lease,
         claim: Claim | None,
     ) -> dict[str, Any]:
         """Store the turn with its idempotent answer, count its tokens, return the reply body."""
@@ -402,7 +402,7 @@ class ChatService:
         )
         body = reply.to_json()
         answer = claim.answer(body) if claim is not None else None
-        self._guard.save(chat, uuid.uuid4().hex, [user, reply], token, answer)
+        self._guard.save(chat, uuid.uuid4().hex, [user, reply], lease, answer)
         self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 

@@ -1,12 +1,13 @@
 """Own what keeps a turn safe in the store: the chat's turn lock, Idempotency-Key claims, the
 fenced save, and the releases of all of them.
 
-The lock is a random token with a lease (TURN_LEASE_SECONDS), waited for up to
-TURN_WAIT_SECONDS. A claim hashes the key and the request, so the same key with another body is
-told apart. The save is fenced by the lock token and idempotent by turn id, and is retried
-through a store outage (the upstream's answer is already paid for). Releases that meet a store
-outage are retried in the background until they work or the lease would have ended them, so a
-turn cut short never leaves its chat locked or its key pending.
+The lock is a random token with a lease (TURN_LEASE_SECONDS), waited for up to TURN_WAIT_SECONDS;
+taking it also reads the chat's window, and the save releases it, so a turn costs the store two
+round trips. A claim hashes the key and the request, so the same key with another body is told
+apart. The save is fenced by the lock token and idempotent by turn id, and is retried through a
+store outage (the upstream's answer is already paid for). Releases that meet a store outage are
+retried in the background until they work or the lease would have ended them, so a turn cut
+short never leaves its chat locked or its key pending.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from chatproxy.errors import (
     StoreError,
     StoreUnavailable,
 )
-from chatproxy.store import ChatRef, IdempotentResult, Message, Store
+from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,15 @@ class Claim:
     def answer(self, body: dict[str, Any]) -> IdempotentResult:
         """The idempotent answer to record with the turn."""
         return IdempotentResult(self.key, self.fingerprint, json.dumps(body))
+
+
+@dataclass
+class Lease:
+    """A held turn lock: its token, the chat's window read with it, and whether it is released."""
+
+    token: str
+    state: ChatState
+    released: bool = False
 
 
 class TurnGuard:
@@ -88,45 +98,53 @@ class TurnGuard:
         self._clean_up(release)
 
     @contextmanager
-    def locked(self, chat: ChatRef) -> Iterator[str]:
-        """Hold the chat's turn lock, waiting up to TURN_WAIT_SECONDS for it."""
-        token = self.acquire(chat)
+    def locked(self, chat: ChatRef, window: int) -> Iterator[Lease]:
+        """Hold the chat's turn lock (see `begin`) until the save or the end of the block."""
+        lease = self.begin(chat, window)
         try:
-            yield token
+            yield lease
         finally:
-            self.release(chat, token)
+            self.end(chat, lease)
 
-    def acquire(self, chat: ChatRef) -> str:
-        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS; return its token."""
+    def begin(self, chat: ChatRef, window: int) -> Lease:
+        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS, and read its newest
+        `window` messages with it."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
         pause = LOCK_POLL_FIRST
-        while not self._store.acquire_turn(chat, token, lease):
+        while (state := self._store.begin_turn(chat, token, lease, window)) is None:
             left = give_up - time.monotonic()
             if left <= 0:
                 raise ChatBusy()
             time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
             pause = min(pause * 2, LOCK_POLL_MAX)
-        return token
+        return Lease(token, state)
 
-    def release(self, chat: ChatRef, token: str) -> None:
-        """Release the turn lock (retried in the background while the store is away)."""
-        self._clean_up(lambda: self._store.release_turn(chat, token))
+    def end(self, chat: ChatRef, lease: Lease) -> None:
+        """Release the turn lock unless the save did (retried in the background while the
+        store is away)."""
+        if not lease.released:
+            lease.released = True
+            self._clean_up(lambda: self._store.release_turn(chat, lease.token))
 
     def save(
         self,
         chat: ChatRef,
         turn_id: str,
         messages: Sequence[Message],
-        token: str,
+        lease: Lease,
         answer: IdempotentResult | None,
     ) -> None:
-        """Save the turn fenced by `token`, retrying a store outage: a retry after a save that
-        did land stores nothing (the save is idempotent by `turn_id`)."""
+        """Save the turn fenced by the lease and release the lock in the same step, retrying a
+        store outage: a retry after a save that did land stores nothing (the save is idempotent
+        by `turn_id`)."""
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                self._store.save_turn(chat, turn_id, messages, lock_token=token, idempotent=answer)
+                self._store.save_turn(
+                    chat, turn_id, messages, lock_token=lease.token, idempotent=answer, release=True
+                )
+                lease.released = True
                 return
             except StoreUnavailable:
                 if attempt == SAVE_ATTEMPTS:

@@ -271,6 +271,38 @@ def test_a_retried_save_that_already_landed_is_not_refused_after_the_lease(store
     assert store.load_history(CHAT).messages == turn(1)
 
 
+def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: Store) -> None:
+    for n in range(1, 4):
+        store.save_turn(CHAT, f"t{n}", turn(n))
+    store.set_chat_system(CHAT, "Be kind.")
+
+    state = store.begin_turn(CHAT, "a", 30, 3)
+    assert state == store.load_window(CHAT, 3)
+    assert state is not None and contents(state.messages) == ["answer 2", "question 3", "answer 3"]
+    assert state.chat_system == "Be kind." and state.first_id == 3
+
+    assert store.begin_turn(CHAT, "b", 30, 3) is None  # held: nothing is read
+    assert store.acquire_turn(CHAT, "b", 30) is False
+    store.release_turn(CHAT, "a")
+    fresh = store.begin_turn(ChatRef("public", "new"), "c", 30, 5)
+    assert fresh is not None and not fresh.exists and fresh.messages == []
+
+
+def test_a_save_can_release_the_lock_in_the_same_step(store: Store) -> None:
+    store.begin_turn(CHAT, "holder", 30, 5)
+
+    assert store.save_turn(CHAT, "t1", turn(1), lock_token="holder", release=True) is True
+    assert store.load_history(CHAT).messages == turn(1)
+    # retried after it landed: nothing stored, nothing refused, though the lock is gone
+    assert store.save_turn(CHAT, "t1", turn(1), lock_token="holder", release=True) is False
+
+    assert store.begin_turn(CHAT, "next", 30, 5) is not None
+    with pytest.raises(TurnLeaseLost):  # an old holder neither saves nor frees the new one's lock
+        store.save_turn(CHAT, "t2", turn(2), lock_token="holder", release=True)
+    assert store.acquire_turn(CHAT, "third", 30) is False
+    assert store.load_history(CHAT).messages == turn(1)
+
+
 # --- Idempotency records -------------------------------------------------------------------------
 
 

@@ -123,6 +123,7 @@ class StoreModel(RuleBasedStateMachine):
         turn=st.lists(messages, min_size=1, max_size=2),
         token=st.none() | tokens,
         answer=answers,
+        release=st.booleans(),
     )
     def save_turn(
         self,
@@ -131,20 +132,24 @@ class StoreModel(RuleBasedStateMachine):
         turn: list[Message],
         token: str | None,
         answer: IdempotentResult | None,
+        release: bool,
     ) -> None:
-        if self.last_turn[chat] == turn_id:
-            assert (
-                self.store.save_turn(chat, turn_id, turn, lock_token=token, idempotent=answer)
-                is False
+        def save() -> bool:
+            return self.store.save_turn(
+                chat, turn_id, turn, lock_token=token, idempotent=answer, release=release
             )
+
+        holds = token is not None and self.holder[chat] == token
+        if holds and release:  # released in the same step, whatever else happens
+            self.holder[chat] = None
+        if self.last_turn[chat] == turn_id:
+            assert save() is False
             return
-        if token is not None and self.holder[chat] != token:
+        if token is not None and not holds:
             with pytest.raises(TurnLeaseLost):
-                self.store.save_turn(chat, turn_id, turn, lock_token=token, idempotent=answer)
+                save()
             return
-        assert (
-            self.store.save_turn(chat, turn_id, turn, lock_token=token, idempotent=answer) is True
-        )
+        assert save() is True
         self.present.add(chat)
         self.messages[chat] += turn
         self.appended[chat] += len(turn)
@@ -195,6 +200,15 @@ class StoreModel(RuleBasedStateMachine):
         assert self.store.acquire_turn(chat, token, LEASE) is free
         if free:
             self.holder[chat] = token
+
+    @rule(chat=chats, token=tokens, limit=st.integers(0, 5))
+    def begin_turn(self, chat: ChatRef, token: str, limit: int) -> None:
+        state = self.store.begin_turn(chat, token, LEASE, limit)
+        if self.holder[chat] is not None:
+            assert state is None
+            return
+        assert state == self.expected_state(chat, limit)
+        self.holder[chat] = token
 
     @rule(chat=chats, token=tokens)
     def release_turn(self, chat: ChatRef, token: str) -> None:

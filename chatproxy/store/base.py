@@ -210,17 +210,26 @@ class Store(Protocol):
         *,
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
+        release: bool = False,
     ) -> bool:
         """Append `messages` and record `idempotent`, all in one atomic step.
 
         Return False (and change nothing) if `turn_id` is the chat's last saved turn: a save that
         is retried after it landed (turn ids are fresh per turn, so only the last can repeat).
         With `lock_token`, raise `TurnLeaseLost` unless that token still holds the chat's turn
-        lock. With a message limit, the oldest messages beyond it are dropped in the same step.
+        lock, and with `release` also release that lock in the same step (a repeated save
+        releases it too). With a message limit, the oldest messages beyond it are dropped in the
+        same step.
         """
 
     def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
         """Take the chat's turn lock for `lease_seconds` unless someone else holds it."""
+
+    def begin_turn(
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+    ) -> ChatState | None:
+        """Take the chat's turn lock and read its window (as `load_window`) in one step;
+        return None, reading nothing, while someone else holds the lock."""
 
     def release_turn(self, chat: ChatRef, token: str) -> None:
         """Release the turn lock if `token` still holds it."""

@@ -49,13 +49,17 @@ GLOBAL_SYSTEM_KEY = "system"
 
 SAVE_TURN = """
 -- KEYS: msgs, meta, lock, idem
--- ARGV: turn_id, now, ttl (0 = none), fenced (1/0), lock token, idem fingerprint ('' = none),
---       idem response, idem ttl, most messages kept (0 = all), prompt, completion and total
---       tokens, title, message JSON...
+-- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
+--       lock token, idem fingerprint ('' = none), idem response, idem ttl, most messages kept
+--       (0 = all), prompt, completion and total tokens, title, message JSON...
+local holds = redis.call('GET', KEYS[3]) == ARGV[5]
+if ARGV[4] == '2' and holds then
+  redis.call('DEL', KEYS[3])
+end
 if redis.call('HGET', KEYS[2], 'last_turn') == ARGV[1] then
   return 0
 end
-if ARGV[4] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
+if ARGV[4] ~= '0' and not holds then
   return -1
 end
 if redis.call('HEXISTS', KEYS[2], 'appended') == 0 then
@@ -90,21 +94,18 @@ end
 return 1
 """
 
-READ_CHAT = """
--- KEYS: msgs, meta   ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
--- Returns: exists, own system prompt, number of the first message returned, messages, settings.
+# Reads a chat window, given locals limit (-1 = all), before (-1 = newest) and ttl (0 = none).
+# Returns: exists, own system prompt, number of the first message returned, messages, settings.
+READ_WINDOW = """
 local n = redis.call('LLEN', KEYS[1])
 local first = tonumber(redis.call('HGET', KEYS[2], 'appended') or n) - n
 local stop = n - 1
-local before = tonumber(ARGV[2])
 if before >= 0 then stop = math.min(stop, before - first - 1) end
-local limit = tonumber(ARGV[1])
 local start = 0
 if limit >= 0 then start = math.max(0, stop - limit + 1) end
 local items = {}
 -- Indices from the tail: LRANGE walks from the nearer end, so a window costs the same in any chat.
 if stop >= start and limit ~= 0 then items = redis.call('LRANGE', KEYS[1], start - n, stop - n) end
-local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
@@ -112,6 +113,26 @@ end
 return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items,
         redis.call('HGET', KEYS[2], 'settings')}
 """
+
+READ_CHAT = (
+    """
+-- KEYS: msgs, meta   ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
+local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+"""
+    + READ_WINDOW
+)
+
+BEGIN_TURN = (
+    """
+-- KEYS: msgs, meta, lock   ARGV: limit, ttl (0 = none), lock token, lease (ms)
+-- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if held.
+if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
+  return false
+end
+local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])
+"""
+    + READ_WINDOW
+)
 
 RELEASE_TURN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -179,6 +200,7 @@ class RedisStore:
         self._max_messages = max_messages
         self._save_turn = client.register_script(SAVE_TURN)
         self._read_chat = client.register_script(READ_CHAT)
+        self._begin_turn = client.register_script(BEGIN_TURN)
         self._release_turn = client.register_script(RELEASE_TURN)
         self._claim_idempotency = client.register_script(CLAIM_IDEMPOTENCY)
         self._release_idempotency = client.register_script(RELEASE_IDEMPOTENCY)
@@ -196,6 +218,17 @@ class RedisStore:
     def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
         return self._read(chat, limit, before)
 
+    def begin_turn(
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+    ) -> ChatState | None:
+        args = [limit, self._ttl or 0, token, _millis(lease_seconds)]
+        keys = [*_keys(chat), _lock_key(chat)]
+        with _translated():
+            read, (global_system,) = self._script_then(
+                self._begin_turn, keys, args, lambda pipe: pipe.get(GLOBAL_SYSTEM_KEY)
+            )
+        return None if read is None else _state(read, global_system)
+
     def _read(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt, in one trip."""
         args = [limit, -1 if before is None else before, self._ttl or 0]
@@ -203,15 +236,7 @@ class RedisStore:
             read, (global_system,) = self._script_then(
                 self._read_chat, list(_keys(chat)), args, lambda pipe: pipe.get(GLOBAL_SYSTEM_KEY)
             )
-        exists, chat_system, first_id, raw_messages, settings = read
-        return ChatState(
-            exists=bool(exists),
-            chat_system=chat_system,
-            global_system=global_system,
-            messages=[Message.loads(raw) for raw in raw_messages],
-            first_id=int(first_id),
-            settings=json.loads(settings) if settings else {},
-        )
+        return _state(read, global_system)
 
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         _, meta = _keys(chat)
@@ -247,10 +272,11 @@ class RedisStore:
         *,
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
+        release: bool = False,
     ) -> bool:
         msgs, meta = _keys(chat)
         idem_key = _idem_key(chat, idempotent.key if idempotent else "")
-        fenced = 0 if lock_token is None else 1
+        fenced = 0 if lock_token is None else 2 if release else 1
         args: list[str | int] = [turn_id, repr(time.time()), self._ttl or 0, fenced]
         args.append(lock_token or "")
         if idempotent:
@@ -372,6 +398,19 @@ class RedisStore:
             return
         for key in _keys(chat):
             pipe.expire(key, self._ttl)
+
+
+def _state(read: list[Any], global_system: str | None) -> ChatState:
+    """Turn READ_CHAT's answer into a ChatState."""
+    exists, chat_system, first_id, raw_messages, settings = read
+    return ChatState(
+        exists=bool(exists),
+        chat_system=chat_system,
+        global_system=global_system,
+        messages=[Message.loads(raw) for raw in raw_messages],
+        first_id=int(first_id),
+        settings=json.loads(settings) if settings else {},
+    )
 
 
 def _keys(chat: ChatRef) -> tuple[str, str]:

@@ -202,13 +202,17 @@ class SqliteStore:
         *,
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
+        release: bool = False,
     ) -> bool:
         now = time.time()
         with self._write() as db:
+            holds = lock_token is not None and _holds_lock(db, chat, lock_token, now)
+            if holds and release:
+                _release_lock(db, chat, lock_token or "")
             row = self._live_chat(db, chat)
             if row is not None and row[1] == turn_id:
                 return False
-            if lock_token is not None and not _holds_lock(db, chat, lock_token, now):
+            if lock_token is not None and not holds:
                 raise TurnLeaseLost()
             self._ensure_chat(db, chat, now)
             (appended,) = db.execute(
@@ -259,26 +263,20 @@ class SqliteStore:
         return True
 
     def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
-        now = time.time()
         with self._write() as db:
-            row = db.execute(
-                "SELECT expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
-                (chat.tenant, chat.chat_id),
-            ).fetchone()
-            if row is not None and row[0] > now:
-                return False
-            db.execute(
-                "INSERT OR REPLACE INTO turn_locks VALUES (?, ?, ?, ?)",
-                (chat.tenant, chat.chat_id, token, now + lease_seconds),
-            )
-        return True
+            return _take_lock(db, chat, token, lease_seconds)
+
+    def begin_turn(
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+    ) -> ChatState | None:
+        with self._write() as db:
+            if not _take_lock(db, chat, token, lease_seconds):
+                return None
+            return self._load(db, chat, limit, None)
 
     def release_turn(self, chat: ChatRef, token: str) -> None:
         with self._write() as db:
-            db.execute(
-                "DELETE FROM turn_locks WHERE tenant = ? AND chat_id = ? AND token = ?",
-                (chat.tenant, chat.chat_id, token),
-            )
+            _release_lock(db, chat, token)
 
     def claim_idempotency(
         self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
@@ -482,6 +480,29 @@ def _info(row: tuple[Any, ...]) -> ChatInfo:
     chat_id, created, updated, messages, title, *tokens = row
     return ChatInfo(
         chat_id, created, updated, messages, title, dict(zip(USAGE_FIELDS, tokens, strict=True))
+    )
+
+
+def _take_lock(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+    """Take the chat's turn lock unless an unexpired one is held."""
+    now = time.time()
+    row = db.execute(
+        "SELECT expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
+        (chat.tenant, chat.chat_id),
+    ).fetchone()
+    if row is not None and row[0] > now:
+        return False
+    db.execute(
+        "INSERT OR REPLACE INTO turn_locks VALUES (?, ?, ?, ?)",
+        (chat.tenant, chat.chat_id, token, now + lease_seconds),
+    )
+    return True
+
+
+def _release_lock(db: sqlite3.Connection, chat: ChatRef, token: str) -> None:
+    db.execute(
+        "DELETE FROM turn_locks WHERE tenant = ? AND chat_id = ? AND token = ?",
+        (chat.tenant, chat.chat_id, token),
     )
 
 
