@@ -4,11 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# A turn mostly waits on the model, so one process holds many at once (deploy.sh's --concurrency).
+THREADS ?= 250
 
 .PHONY: run test lint typecheck unit redis-server clean
 
 run: $(VENV)/.run-deps
-	$(BIN)/functions-framework --target=main --source=main.py --host=$(HOST) --port=$(PORT)
+	THREADS=$(THREADS) $(BIN)/functions-framework --target=main --source=main.py \
+		--host=$(HOST) --port=$(PORT)
 
 test: lint typecheck unit
 

@@ -28,7 +28,7 @@ Options (flags win over environment variables):
                        proxy's REQUEST_TIMEOUT defaults to 5 s less
   --max-instances N    maximum instances (default: 10)
   --min-instances N    minimum instances (default: 0)
-  --concurrency N      concurrent requests per instance (default: 16)
+  --concurrency N      concurrent requests per instance (default: 250)
   --secret NAME=SECRET[:VERSION]
                        set the variable NAME from the Secret Manager secret
                        SECRET (an id, or projects/PROJECT/secrets/ID) at
@@ -80,7 +80,7 @@ memory=512Mi
 timeout=60s
 max_instances=10
 min_instances=0
-concurrency=16
+concurrency=250
 public=0
 allow_unauthenticated=0
 dry_run=0

@@ -1,11 +1,11 @@
-"""Measure the proxy's performance (issue "Performance", step 1: measure, do not optimize).
+"""Measure the proxy's performance (issue "Performance").
 
     make bench                        # full run (about 4-6 minutes on 2 cores)
     make bench BENCH_ARGS=--quick     # short run (about 1-2 minutes), fewer samples
 
 Starts its own redis-server, its own fake OpenAI upstream (``bench/upstream.py``, a separate
 process with a fixed latency) and the real server process (``python -m functions_framework``,
-WORKERS/THREADS as configured: default WORKERS=1 and functions-framework's THREADS, as `make run`).
+WORKERS=1 and THREADS=250 unless given, as `make run` and deploy.sh configure it).
 Load comes from Python threads, each with its own keep-alive ``http.client`` connection.
 Writes ``bench/results.json``, ``bench/results.png`` and ``BENCHMARKS.md``.
 """
@@ -48,6 +48,7 @@ WINDOW = 20  # the proxy's default MESSAGES_LENGTH
 TENANT = "public"  # the tenant of an open service (no PROXY_API_KEYS)
 RAMP = (1, 4, 16, 64)
 RESULTS_JSON = ROOT / "bench" / "results.json"
+RUN_THREADS = 250  # what `make run` and deploy.sh (--concurrency) configure
 CHART = ROOT / "bench" / "results.png"
 REPORT = ROOT / "BENCHMARKS.md"
 
@@ -369,12 +370,12 @@ def sdk_baseline(url: str, window: list[dict[str, str]], n: int) -> list[float]:
 
 
 def t2_concurrent(rig: Rig, clients: int, duration: float, delay: float) -> dict[str, Any]:
-    with rig.running(delay=delay, threads=clients) as (server, _):
+    with rig.running(delay=delay) as (server, _):
         load = closed_loop(server.url, clients, duration, warmup=delay + 1.0)
     added = [x - delay for x in load.latencies]
     return {
         "clients": clients,
-        "threads": clients,
+        "threads": rig.threads,
         "rate": round(load.rate, 1),
         "errors": load.errors,
         "turns": len(load.latencies),
@@ -484,7 +485,7 @@ def t5_cold_start(rig: Rig, tries: int) -> dict[str, Any]:
 
 
 def t6_rss(rig: Rig, clients: int, delay: float, duration: float) -> dict[str, Any]:
-    with rig.running(delay=delay, threads=clients) as (server, _):
+    with rig.running(delay=delay) as (server, _):
         idle = proc_tree_rss(server.process.pid)
         load = closed_loop(
             server.url,
@@ -495,7 +496,7 @@ def t6_rss(rig: Rig, clients: int, delay: float, duration: float) -> dict[str, A
         )
     return {
         "clients": clients,
-        "threads": clients,
+        "threads": rig.threads,
         "idle_mb": round(idle / 2**20, 1),
         "peak_mb": round(load.peak_rss / 2**20, 1),
         "errors": load.errors,
@@ -691,11 +692,10 @@ def write_report(r: dict[str, Any]) -> None:
         "  still latency the proxy adds today, so row 1 counts it.",
         "- 2, 6: closed loop, one chat and one connection per client; every client POSTs its",
         "  next turn as soon as the last one answers. Added = turn latency - upstream latency.",
-        "  Both run with THREADS equal to the number of clients (the default THREADS, 4 per CPU,",
-        "  would queue 200 one-second turns). 6 samples VmRSS of the server process and its",
-        "  gunicorn workers (from /proc) every 0.25 s and reports the peak.",
-        "- 3: closed loop with 1, 4, 16, 64 clients against a zero-latency upstream, default",
-        "  THREADS; added = latency - the direct upstream median of target 1.",
+        "  6 samples VmRSS of the server process and its gunicorn workers (from /proc) every",
+        "  0.25 s and reports the peak.",
+        "- 3: closed loop with 1, 4, 16, 64 clients against a zero-latency upstream;",
+        "  added = latency - the direct upstream median of target 1.",
         "- 4: a chat seeded straight into Redis (`RedisStore.save_turn`, 2 messages per call)",
         "  vs a new empty chat per POST, interleaved; GET `?limit=50` of the long chat vs of a",
         "  60-message chat. Ratio of medians.",
@@ -780,14 +780,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, 1 run (≈ 1-2 min)")
     parser.add_argument("--runs", type=int, help="repeated runs per target (default 3, quick 1)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "0")) or None)
+    parser.add_argument(
+        "--threads", type=int, default=int(os.environ.get("THREADS", "0")) or RUN_THREADS
+    )
     parser.add_argument("--only", help="comma-separated targets to run, e.g. 1,3 (no report)")
     args = parser.parse_args()
     quick = args.quick
     runs = args.runs or (1 if quick else 3)
     only = set(args.only.split(",")) if args.only else None
     began = time.time()
-    threads_label = f"THREADS={args.threads}" if args.threads else "THREADS=default (4 per CPU)"
+    threads_label = f"THREADS={args.threads}"
     n1 = 100 if quick else 300
     load_s = 5.0 if quick else 15.0
     ramp_s = 2.0 if quick else 4.0

@@ -91,7 +91,7 @@ SECRET_VALUES = (API_KEY, REDIS_PASSWORD, PROXY_KEY, *TRICKY_EXPECTED.values())
 KEYS_ENV = BASIC_ENV + f"PROXY_API_KEYS=web={PROXY_KEY}\n"
 
 # Variables deploy.sh adds to the env-vars file unless the env file sets them.
-ADDED_DEFAULTS = {"THREADS": "16", "REQUEST_TIMEOUT": "55", "TRUSTED_PROXY_HOPS": "1"}
+ADDED_DEFAULTS = {"THREADS": "250", "REQUEST_TIMEOUT": "55", "TRUSTED_PROXY_HOPS": "1"}
 
 DEFAULT_FLAGS: dict[str, str | None] = {
     "--gen2": None,
@@ -104,7 +104,7 @@ DEFAULT_FLAGS: dict[str, str | None] = {
     "--timeout": "60s",
     "--max-instances": "10",
     "--min-instances": "0",
-    "--concurrency": "16",
+    "--concurrency": "250",
     "--cpu": "1",
     "--no-allow-unauthenticated": None,
 }
@@ -318,7 +318,7 @@ def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> 
 @pytest.mark.parametrize(
     ("env_threads", "args", "threads"),
     [
-        ("", [], "16"),
+        ("", [], "250"),
         ("", ["--concurrency", "40"], "40"),
         ("THREADS=8\n", ["--concurrency", "40"], "8"),
     ],
@@ -852,3 +852,13 @@ def test_secret_values_are_never_printed_with_keys_and_secrets(
 
     assert result.returncode == 0, result.stderr
     assert_no_secrets(result)
+
+
+def test_make_run_deploy_and_the_benchmark_size_threads_alike() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    deploy = (REPO_ROOT / "deploy.sh").read_text()
+    bench = (REPO_ROOT / "bench" / "run.py").read_text()
+    (make_threads,) = re.findall(r"^THREADS \?= (\d+)$", makefile, re.M)
+    (deploy_concurrency,) = re.findall(r"^concurrency=(\d+)$", deploy, re.M)
+    (bench_threads,) = re.findall(r"^RUN_THREADS = (\d+)", bench, re.M)
+    assert make_threads == deploy_concurrency == bench_threads == DEFAULT_FLAGS["--concurrency"]
