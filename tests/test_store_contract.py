@@ -278,14 +278,18 @@ def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: Store) -> N
 
     state = store.begin_turn(CHAT, "a", 30, 3)
     assert state == store.load_window(CHAT, 3)
-    assert state is not None and contents(state.messages) == ["answer 2", "question 3", "answer 3"]
-    assert state.chat_system == "Be kind." and state.first_id == 3
+    assert state is not None
+    assert contents(state.messages) == ["answer 2", "question 3", "answer 3"]
+    assert state.chat_system == "Be kind."
+    assert state.first_id == 3
 
     assert store.begin_turn(CHAT, "b", 30, 3) is None  # held: nothing is read
     assert store.acquire_turn(CHAT, "b", 30) is False
     store.release_turn(CHAT, "a")
     fresh = store.begin_turn(ChatRef("public", "new"), "c", 30, 5)
-    assert fresh is not None and not fresh.exists and fresh.messages == []
+    assert fresh is not None
+    assert not fresh.exists
+    assert fresh.messages == []
 
 
 def test_a_save_can_release_the_lock_in_the_same_step(store: Store) -> None:
@@ -342,3 +346,23 @@ def test_a_pending_claim_ends_with_its_lease(store: Store) -> None:
     time.sleep(0.3)
 
     assert store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("new")
+
+
+# --- Redis only ----------------------------------------------------------------------------------
+
+
+def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(redis_url: str) -> None:
+    store = RedisStore(connect(RedisSettings(redis_url, False, 2.0)), 3600)
+    client = connect(RedisSettings(redis_url, False, 2.0))
+    try:
+        store.save_turn(CHAT, "t1", turn(1))
+        client.script_flush()  # what a restarted Redis without persistence looks like
+
+        assert store.begin_turn(CHAT, "a", 30, 5) == store.load_window(CHAT, 5)
+        client.script_flush()
+        assert store.save_turn(CHAT, "t2", turn(2), lock_token="a", release=True) is True
+        assert store.load_history(CHAT).messages == turn(1) + turn(2)
+        assert [info.chat_id for info in store.list_chats("public", 10, None)] == ["chat-1"]
+    finally:
+        store.close()
+        client.close()

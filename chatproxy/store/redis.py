@@ -28,6 +28,7 @@ from typing import Any, cast
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from chatproxy.config import RedisSettings
@@ -373,16 +374,29 @@ class RedisStore:
         self, script: Any, keys: list[str], args: list[Any], then: Callable[[Any], Any]
     ) -> tuple[Any, list[Any]]:
         """Run a script and the commands `then` queues: one round trip on a single node; two on
-        a cluster, which refuses scripts in pipelines (the commands touch other slots)."""
+        a cluster, which refuses scripts in pipelines (the commands touch other slots).
+
+        The script goes by EVALSHA, loaded only when Redis answers NOSCRIPT: redis-py's
+        pipelined scripts would ask SCRIPT EXISTS first, a second round trip on every call.
+        The queued commands are idempotent, so running them again with the retry is harmless.
+        """
         if isinstance(self._redis, RedisCluster):
             result = script(keys=keys, args=args)
             pipe = cast(Any, self._redis).pipeline(transaction=False)
             then(pipe)
             return result, pipe.execute()
-        pipe = self._redis.pipeline(transaction=False)
-        script(keys=keys, args=args, client=pipe)
-        then(pipe)
-        result, *rest = pipe.execute()
+
+        def pipeline() -> Any:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            then(pipe)
+            return pipe
+
+        try:
+            result, *rest = pipeline().execute()
+        except NoScriptError:  # a restarted or flushed Redis forgot it
+            self._redis.script_load(script.script)
+            result, *rest = pipeline().execute()
         return result, rest
 
     def _index(self, pipe: Any, chat: ChatRef, now: float) -> None:
