@@ -20,7 +20,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from chatproxy.config import Settings
 from chatproxy.errors import (
@@ -40,6 +39,7 @@ RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 4.0
 
 T = TypeVar("T")
+JsonObject = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,17 @@ class ReplyStream:
     def __iter__(self) -> Iterator[str]:
         """Yield the reply's text as it arrives; a stream that breaks off is an upstream error."""
         try:
-            for chunk in self._chunks:
-                self._model = getattr(chunk, "model", None) or self._model
-                usage = getattr(chunk, "usage", None)
-                if usage is not None:
-                    self._usage = {f: int(getattr(usage, f)) for f in USAGE_FIELDS}
-                for choice in getattr(chunk, "choices", None) or []:
-                    self._finished = self._finished or choice.finish_reason is not None
-                    text = getattr(choice.delta, "content", None)
+            for chunk in self._chunks:  # each a plain chat.completion.chunk object
+                self._model = chunk.get("model") or self._model
+                usage = chunk.get("usage")
+                if isinstance(usage, dict) and all(type(usage.get(f)) is int for f in USAGE_FIELDS):
+                    self._usage = {f: usage[f] for f in USAGE_FIELDS}
+                for choice in chunk.get("choices") or []:
+                    self._finished = self._finished or choice.get("finish_reason") is not None
+                    text = (choice.get("delta") or {}).get("content")
                     if text:
-                        self._parts.append(text)
-                        yield text
+                        self._parts.append(str(text))
+                        yield str(text)
         except UpstreamError:
             raise
         except openai.APITimeoutError as exc:
@@ -140,7 +140,7 @@ class Upstream:
         def attempt(timeout: float) -> Completion:
             result = self._create(messages, model, max_tokens, temperature, timeout)
             content, usage = _read_completion(result)
-            served_by = getattr(result, "model", None) or model
+            served_by = str(result.get("model") or model)
             if usage is None:
                 return Completion(content, served_by, estimate_usage(messages, content), True)
             return Completion(content, served_by, usage, usage_estimated=False)
@@ -194,8 +194,10 @@ class Upstream:
 
         The messages are plain JSON already, so they go through the client's public low-level
         `post` rather than `chat.completions.create`, whose request transform walks every message
-        (about 0.17 ms each, most of the SDK's cost per call); the answer is parsed and
-        validated into the same `ChatCompletion` / `Stream[ChatCompletionChunk]` types.
+        (about 0.17 ms each, most of the SDK's cost per call). The answer (or each streamed
+        chunk) stays the plain JSON object the API sent: building the SDK's pydantic models for
+        it cost more than all of the proxy's own work on a turn. The SDK still raises its errors
+        for failed calls and for errors inside a stream.
         """
         body: dict[str, Any] = {
             "model": model,
@@ -210,14 +212,14 @@ class Upstream:
                 body.update(stream=True, stream_options={"include_usage": True})
                 return self._client.post(
                     "/chat/completions",
-                    cast_to=ChatCompletion,
+                    cast_to=JsonObject,
                     body=body,
                     options=options,
                     stream=True,
-                    stream_cls=openai.Stream[ChatCompletionChunk],
+                    stream_cls=openai.Stream[JsonObject],
                 )
             return self._client.post(
-                "/chat/completions", cast_to=ChatCompletion, body=body, options=options
+                "/chat/completions", cast_to=JsonObject, body=body, options=options
             )
 
     def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
@@ -254,22 +256,24 @@ def _pause_before_retry(exc: UpstreamError, failures: int) -> float:
 def _read_completion(result: object) -> tuple[str, dict[str, int] | None]:
     """Return the reply text and usage, or raise if the answer is not a usable completion.
 
-    The SDK returns a bare string for a non-JSON 200 answer, and a model whose fields are None for
-    JSON of the wrong shape; neither may reach the store.
+    The SDK returns a bare string for a non-JSON 200 answer, and JSON of any shape as it came;
+    neither may reach the store unless it holds a reply.
     """
-    if not isinstance(result, ChatCompletion):
+    if not isinstance(result, dict):
         raise UpstreamBadResponse()
     try:
-        message = result.choices[0].message
-        content = message.content if message.content is not None else message.refusal
-    except (AttributeError, IndexError, TypeError):
+        message = result["choices"][0]["message"]
+        content = message.get("content")
+        if content is None:
+            content = message.get("refusal")
+    except (AttributeError, IndexError, KeyError, TypeError):
         raise UpstreamBadResponse() from None
     if not isinstance(content, str):
         raise UpstreamBadResponse("the model provider returned no text")
-    counts = result.usage
-    if counts is None or not all(isinstance(getattr(counts, f, None), int) for f in USAGE_FIELDS):
+    counts = result.get("usage")
+    if not isinstance(counts, dict) or not all(type(counts.get(f)) is int for f in USAGE_FIELDS):
         return content, None
-    return content, {f: int(getattr(counts, f)) for f in USAGE_FIELDS}
+    return content, {f: int(counts[f]) for f in USAGE_FIELDS}
 
 
 @contextmanager
