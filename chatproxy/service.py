@@ -211,7 +211,6 @@ class ChatService:
             return StreamingTurn(
                 iter([StreamEvent("delta", {"content": replay["content"]}), done]), True
             )
-        events: queue.Queue[StreamEvent | None] = queue.Queue()
         try:
             self._quotas.check_budget(chat.tenant)
             lease = self._guard.begin(chat, self._settings.messages_length)
@@ -223,6 +222,10 @@ class ChatService:
                     **call.options(),
                     deadline=deadline,
                 )
+                pieces = iter(stream)
+                first = next(pieces, None)  # read here: no thread hand-off before the first byte
+                if first is None:
+                    stream.completion()  # raises: the stream ended without any text
             except BaseException:
                 self._guard.end(chat, lease)
                 raise
@@ -230,30 +233,32 @@ class ChatService:
             if claim is not None:
                 self._guard.forget(chat, claim)
             raise
+        events: queue.Queue[StreamEvent | None] = queue.Queue()
         worker = threading.Thread(
             target=self._pump,
-            args=(chat, user, stream, lease, claim, events),
+            args=(chat, user, stream, pieces, lease, claim, events),
             name="stream-turn",
             daemon=True,
         )
         worker.start()
-        first = events.get()
-        if first is None or first.error is not None:
-            raise first.error if first is not None and first.error else ProxyError()
-        return StreamingTurn(itertools.chain([first], iter(events.get, None)))
+        return StreamingTurn(
+            itertools.chain([StreamEvent("delta", {"content": first})], iter(events.get, None))
+        )
 
     def _pump(
         self,
         chat: ChatRef,
         user: Message,
         stream: ReplyStream,
+        pieces: Iterator[str],
         lease: Lease,
         claim: Claim | None,
         events: queue.Queue[StreamEvent | None],
     ) -> None:
-        """Relay the stream to `events`, then store the turn; runs on its own thread."""
+        """Relay the rest of the stream (`pieces`) to `events`, then store the turn; runs on its
+        own thread."""
         try:
-            for text in stream:
+            for text in pieces:
                 events.put(StreamEvent("delta", {"content": text}))
             body = self._record(chat, user, stream.completion(), lease, claim)
             events.put(StreamEvent("done", body))
