@@ -7,7 +7,7 @@ PORT ?= 8080
 # A turn mostly waits on the model, so one process holds many at once (deploy.sh's --concurrency).
 THREADS ?= 250
 
-.PHONY: run test lint typecheck unit redis-server clean
+.PHONY: run test lint typecheck unit redis-server chromium clean
 
 run: $(VENV)/.run-deps
 	THREADS=$(THREADS) $(BIN)/functions-framework --target=main --source=main.py \
@@ -22,11 +22,14 @@ lint: $(VENV)/.dev-deps
 typecheck: $(VENV)/.dev-deps
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev-deps redis-server
+unit: $(VENV)/.dev-deps redis-server chromium
 	$(BIN)/python -m pytest
 
 redis-server:
 	@scripts/ensure-redis-server.sh
+
+chromium:
+	@scripts/ensure-chromium.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -21,7 +21,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chatproxy import openai_compat, routes
+from chatproxy import apidocs, openai_compat, routes, ui
 from chatproxy.auth import Authenticator
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
@@ -47,7 +47,7 @@ class ProxyApp:
         self.service = service
         self.quotas = quotas
         self.auth = auth
-        public = routes.PUBLIC_ROUTES
+        public = routes.PUBLIC_ROUTES + ui.ROUTES + apidocs.ROUTES
         private = routes.ROUTES + openai_compat.ROUTES
         self._public = {handler for _, _, handler in public}
         self._map = Map(

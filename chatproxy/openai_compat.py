@@ -72,10 +72,13 @@ def list_models(ctx: Context) -> Reply:
 
 
 def chat_completions(ctx: Context) -> Reply | Response:
+    idempotency_key = ctx.idempotency_key  # a malformed one is refused, chat id or not
     request = ctx.body(CompletionRequest)
     caller = ctx.caller
     assert caller is not None
-    chat_id = ctx.request.headers.get("X-Chat-Id") or (request.metadata or {}).get("chat_id")
+    chat_id = ctx.request.headers.get("X-Chat-Id")  # an empty one is an invalid id, not none
+    if chat_id is None:
+        chat_id = (request.metadata or {}).get("chat_id")
     if chat_id is None:
         return _pass_through(ctx, caller.tenant, request)
     if not CHAT_ID.fullmatch(chat_id):
@@ -87,7 +90,7 @@ def chat_completions(ctx: Context) -> Reply | Response:
         chat,
         content,
         stream=request.stream,
-        idempotency_key=ctx.idempotency_key,
+        idempotency_key=idempotency_key,
         options=request.options,
     )
     if isinstance(result, StreamingTurn):

@@ -42,6 +42,7 @@ from chatproxy.store import OPEN_TENANT, ChatRef
 CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000
+MAX_DIGITS = 18  # a whole number in a query: below 2**63
 DEFAULT_CHATS_PAGE = 20
 MAX_DATA_URL_CHARS = 20 * 1024 * 1024
 
@@ -92,7 +93,10 @@ class Context:
         raw = self.request.args.get(name)
         if raw is None:
             return None
-        if not raw.isdigit() or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
+        # ASCII digits only ("²".isdigit() is true, but int() refuses it), and few enough of
+        # them for int() and for a store's 64-bit integers.
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS
+        if not digits or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
             upper = f" and at most {maximum}" if maximum is not None else ""
             raise ValidationFailed(f"{name}: must be a whole number at least {minimum}{upper}")
         return int(raw)

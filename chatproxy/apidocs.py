@@ -1,0 +1,88 @@
+"""Own the API docs: the OpenAPI spec at `GET /openapi.json` and a Swagger UI page at `GET /docs`.
+
+The page works offline: Swagger UI's files come from the pinned `flask-swagger-ui` package (only
+its `dist` folder is used, not its Flask blueprint), the page and its start-up script from
+`static/docs/`. They are served by the proxy itself with a Content-Security-Policy that allows
+nothing but this origin, and no inline script. These routes are public: they show nothing that
+a caller owns.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from werkzeug.wrappers import Response
+
+from chatproxy import ui
+from chatproxy.openapi import build_spec, file_operation
+from chatproxy.routes import Context, Handler, Route
+
+STATIC = Path(__file__).parent / "static" / "docs"
+SWAGGER_UI = files("flask_swagger_ui") / "dist"
+
+# path -> (where the file is, its media type)
+FILES: dict[str, tuple[Traversable, str]] = {
+    "/docs/swagger-ui-bundle.js": (SWAGGER_UI / "swagger-ui-bundle.js", "text/javascript"),
+    "/docs/swagger-ui.css": (SWAGGER_UI / "swagger-ui.css", "text/css"),
+    "/docs/favicon-32x32.png": (SWAGGER_UI / "favicon-32x32.png", "image/png"),
+    "/docs/docs.js": (STATIC / "docs.js", "text/javascript"),
+}
+
+# Swagger UI sets some styles from its scripts (allowed) and builds its SVG icons as data: URLs.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=3600"}
+
+
+@functools.cache
+def spec_text() -> str:
+    """The spec as served, built once."""
+    files = {path: file_operation(media_type) for path, (_, media_type) in FILES.items()}
+    for name, content_type in ui.ASSETS.items():
+        media_type = content_type.split(";")[0]
+        files[f"/ui/{name}"] = file_operation(media_type, versioned=True)
+    spec = build_spec(files)
+    return json.dumps(spec, ensure_ascii=False, separators=(",", ":"))
+
+
+def openapi_json(ctx: Context) -> Response:
+    return Response(spec_text(), mimetype="application/json", headers={"Cache-Control": "no-cache"})
+
+
+def docs_page(ctx: Context) -> Response:
+    page = (STATIC / "index.html").read_bytes()
+    return Response(page, mimetype="text/html", headers=PAGE_HEADERS)
+
+
+def _file_handler(path: str) -> Handler:
+    media_type = FILES[path][1]
+
+    def serve_file(ctx: Context) -> Response:
+        return Response(_read(path), mimetype=media_type, headers=FILE_HEADERS)
+
+    return serve_file
+
+
+@functools.cache
+def _read(path: str) -> bytes:
+    """A file's bytes, read once: the files of an installed package do not change."""
+    return FILES[path][0].read_bytes()
+
+
+ROUTES: list[Route] = [
+    ("/openapi.json", "GET", openapi_json),
+    ("/docs", "GET", docs_page),
+    *((path, "GET", _file_handler(path)) for path in FILES),
+]

@@ -1,0 +1,101 @@
+"""Own the chat page at `GET /ui`: plain HTML, CSS and JavaScript from `static/ui/`, no build step.
+
+The page holds no data (it calls the API with the key the user pastes), so its routes are public.
+Each answer carries a strict Content-Security-Policy (scripts and styles only from this origin,
+nothing inline, requests only to this origin). The page links its assets with a hash of their
+content (`ui/app.js?v=<hash>`), so those can be cached for good while the page itself is
+revalidated on every load (`ETag`, `304`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.wrappers import Response
+
+from chatproxy.routes import Context, Route
+
+STATIC = Path(__file__).parent / "static" / "ui"
+PAGE = "index.html"
+ASSETS = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+    "icon.svg": "image/svg+xml",
+}
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+REVALIDATE = "no-cache"
+FOREVER = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One static file, read once: its bytes and a short hash of them."""
+
+    body: bytes
+    version: str
+
+
+@functools.cache
+def load_asset(name: str) -> Asset:
+    """Read a file of the page; the page gets its assets' versions written into its links."""
+    body = (STATIC / name).read_bytes()
+    if name == PAGE:
+        for asset in ASSETS:
+            link = f'"ui/{asset}"'.encode()
+            body = body.replace(link, f'"ui/{asset}?v={load_asset(asset).version}"'.encode())
+    return Asset(body, hashlib.sha256(body).hexdigest()[:16])
+
+
+def get_page(ctx: Context) -> Response:
+    """Serve the page at `/ui`, sending `/ui/` there."""
+    if ctx.request.path.endswith("/"):
+        # The page links its assets relative to itself, as `ui/app.js`, so that it works under
+        # a path prefix too (a Cloud Functions URL): serve it only without the trailing slash.
+        return Response(status=308, headers={"Location": "../ui", **SECURITY_HEADERS})
+    return _static(ctx, PAGE, "text/html; charset=utf-8", REVALIDATE)
+
+
+def _asset_handler(name: str, content_type: str) -> Callable[[Context], Response]:
+    """Make the handler of one asset: cached for good when asked for by its current version."""
+
+    def get_asset(ctx: Context) -> Response:
+        fresh = ctx.request.args.get("v") == load_asset(name).version
+        return _static(ctx, name, content_type, FOREVER if fresh else REVALIDATE)
+
+    get_asset.__name__ = f"get_ui_{name.replace('.', '_')}"
+    return get_asset
+
+
+def _static(ctx: Context, name: str, content_type: str, cache: str) -> Response:
+    asset = load_asset(name)
+    headers = {"Cache-Control": cache, **SECURITY_HEADERS}
+    response = Response(asset.body, content_type=content_type, headers=headers)
+    response.set_etag(asset.version)
+    return response.make_conditional(ctx.request)
+
+
+ROUTES: list[Route] = [
+    ("/ui", "GET", get_page),
+    *[(f"/ui/{name}", "GET", _asset_handler(name, kind)) for name, kind in ASSETS.items()],
+]

@@ -1,0 +1,174 @@
+"""The OpenAPI spec names every route the app serves, is valid OpenAPI 3.1, and its docs page is
+served offline with a strict Content-Security-Policy."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+
+from chatproxy import routes
+from chatproxy.openai_compat import CompletionRequest
+from chatproxy.openapi import openapi_path
+from tests.conftest import MakeClient
+from tests.server_process import StartServer, http, server_env
+
+KEY = "docs-test-key-0123456789"
+IGNORED_METHODS = {"HEAD", "OPTIONS"}  # werkzeug adds HEAD to every GET rule
+
+
+@pytest.fixture
+def store_kind() -> str:
+    """The spec does not depend on the store: one is enough here."""
+    return "sqlite"
+
+
+@pytest.fixture
+def keyed_client(make_client: MakeClient) -> FlaskClient:
+    return make_client(PROXY_API_KEYS=f"docs={KEY}")
+
+
+def served_spec(client: FlaskClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    spec: dict[str, Any] = response.get_json()
+    return spec
+
+
+def app_rules() -> dict[tuple[str, str], bool]:
+    """Every (OpenAPI path, method) of the running app's URL map, and whether it is public."""
+    app = sys.modules["main"].app
+    return {
+        (openapi_path(rule.rule), method): rule.endpoint in app._public
+        for rule in app._map.iter_rules()
+        for method in rule.methods - IGNORED_METHODS
+    }
+
+
+def spec_operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (path, method.upper()): operation
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def test_spec_names_every_route_of_the_app_with_its_methods(keyed_client: FlaskClient) -> None:
+    spec = served_spec(keyed_client)
+    assert set(spec_operations(spec)) == set(app_rules())
+
+
+def test_spec_marks_exactly_the_public_routes_as_needing_no_key(keyed_client: FlaskClient) -> None:
+    operations = spec_operations(served_spec(keyed_client))
+    for route, public in app_rules().items():
+        assert (operations[route].get("security") == []) == public, route
+    assert served_spec(keyed_client)["security"] == [{"apiKey": []}, {"bearer": []}]
+
+
+def test_spec_is_valid_openapi_3_1(client: FlaskClient) -> None:
+    spec = served_spec(client)
+    assert spec["openapi"] == "3.1.0"
+    validate(spec)  # raises on an invalid document
+
+
+def test_request_bodies_are_the_handlers_pydantic_models(client: FlaskClient) -> None:
+    schemas = served_spec(client)["components"]["schemas"]
+    template = "#/components/schemas/{model}"
+    for model in (routes.ContentBody, routes.ImageBody, routes.SettingsBody, CompletionRequest):
+        expected = model.model_json_schema(ref_template=template)
+        expected.pop("$defs", None)
+        assert schemas[model.__name__] == expected
+    body = served_spec(client)["paths"]["/{chat_id}/chat"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {"$ref": f"{template[:-7]}ContentBody"}
+
+
+def test_turns_document_idempotency_and_their_event_stream(client: FlaskClient) -> None:
+    paths = served_spec(client)["paths"]
+    for path in ("/{chat_id}/chat", "/{chat_id}/img", "/v1/chat/completions"):
+        operation = paths[path]["post"]
+        params = {p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
+        assert "Idempotency-Key" in params
+        ok = operation["responses"]["200"]
+        assert set(ok["content"]) == {"application/json", "text/event-stream"}
+        assert "Idempotent-Replayed" in ok["headers"]
+    assert "X-Chat-Id" in str(paths["/v1/chat/completions"]["post"]["parameters"])
+    assert paths["/v1/models"]["get"]["responses"]["401"]["$ref"].endswith("OpenAIError401")
+    assert paths["/chats"]["get"]["responses"]["401"]["$ref"].endswith("/Error401")
+
+
+def test_error_responses_carry_their_headers(client: FlaskClient) -> None:
+    responses = served_spec(client)["components"]["responses"]
+    assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(
+        responses["Error429"]["headers"]
+    )
+    assert responses["Error409"]["headers"]["Retry-After"]["required"] is True
+    assert responses["Error401"]["headers"]["WWW-Authenticate"]["required"] is True
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/docs/docs.js"])
+def test_docs_need_no_key(keyed_client: FlaskClient, path: str) -> None:
+    assert keyed_client.get(path).status_code == 200
+    assert keyed_client.get("/system").status_code == 401  # while the API does
+
+
+def test_docs_page_loads_only_files_the_proxy_serves(client: FlaskClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src 'self';" in csp
+    assert "unsafe" not in csp
+    html = page.get_data(as_text=True)
+    assert "<script>" not in html  # no inline script
+    assert "://" not in html  # nothing remote
+    links = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(links) == 4
+    kinds = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for link in links:
+        asset = client.get(f"/{link}")  # relative to /docs, as a browser resolves it
+        assert asset.status_code == 200, link
+        assert asset.mimetype == kinds[link[link.rindex(".") :]], link
+        assert asset.headers["X-Content-Type-Options"] == "nosniff"
+    assert b"SwaggerUIBundle" in client.get("/docs/swagger-ui-bundle.js").data
+
+
+@pytest.mark.parametrize("name", ["limit", "before"])
+@pytest.mark.parametrize("value", ["²", "\u0661", "-1", "1.5", "9" * 19, "9" * 5000])
+def test_history_query_numbers_outside_the_spec_are_refused(
+    client: FlaskClient, name: str, value: str
+) -> None:
+    response = client.get("/demo/chat", query_string={name: value})
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "invalid_request"
+
+
+def test_history_before_up_to_the_specs_maximum_is_accepted(client: FlaskClient) -> None:
+    operation = served_spec(client)["paths"]["/{chat_id}/chat"]["get"]
+    before = next(p for p in operation["parameters"] if p.get("name") == "before")
+    maximum = before["schema"]["maximum"]
+    assert client.post("/demo/chat", json={"content": "hi"}).status_code == 200
+    response = client.get("/demo/chat", query_string={"before": str(maximum), "limit": "5"})
+    assert response.status_code == 200
+    assert [m["role"] for m in response.get_json()] == ["user", "assistant"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_docs_page_renders_every_operation_in_a_browser(
+    start_server: StartServer, proxy_env: dict[str, str]
+) -> None:
+    server = start_server(server_env(**proxy_env, PROXY_API_KEYS=f"docs={KEY}"))
+    command = [
+        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+        "--dump-dom", f"{server.url}/docs",
+    ]  # fmt: skip
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=90, check=True).stdout
+    rendered = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom))
+    assert rendered == set(http("GET", f"{server.url}/openapi.json").json()["paths"])
