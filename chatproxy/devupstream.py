@@ -109,6 +109,9 @@ class DevRequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections that arrive together (a proxy
+    # opening many at once), which the client only retries a second later.
+    request_queue_size = 1024
     upstream: DevUpstream
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import httpx2
 import openai
 
 from chatproxy.config import Settings
@@ -37,6 +38,11 @@ MAX_MESSAGE_CHARS = 500
 MIN_ATTEMPT_SECONDS = 0.5
 RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 4.0
+
+# Keep a connection open for every call that may run at once: the SDK's default keeps 100, so
+# under more concurrent turns (THREADS is 250) connections were opened and closed on every call,
+# each a new TCP and TLS handshake. Idle ones still close after httpx's keep-alive expiry (5 s).
+CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
@@ -121,6 +127,7 @@ class Upstream:
             base_url=base_url or settings.openai_base_url,
             timeout=settings.upstream_timeout,
             max_retries=0,
+            http_client=openai.DefaultHttpxClient(limits=CONNECTION_LIMITS),
         )
         return cls(
             client, timeout=settings.upstream_timeout, max_retries=settings.upstream_max_retries

@@ -111,7 +111,12 @@ class FakeUpstream(DevUpstream):
     # -- DevUpstream hooks -------------------------------------------------------------------
     def route(self, handler: DevRequestHandler) -> None:
         headers = {name.lower(): value for name, value in handler.headers.items()}
-        entry = {"path": handler.route_path, "body": handler.body, "headers": headers}
+        entry = {
+            "path": handler.route_path,
+            "body": handler.body,
+            "headers": headers,
+            "peer": handler.client_address,  # one per connection: tells reuse from new ones
+        }
         with self._lock:
             self.requests.append(entry)
         super().route(handler)

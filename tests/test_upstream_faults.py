@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask.testing import FlaskClient
 
+from chatproxy.config import load_settings
+from chatproxy.upstream import Upstream
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream, Fault
 
@@ -124,3 +127,28 @@ def test_unreachable_upstream_is_502_for_chat_and_moderation(make_client: MakeCl
         assert response.status_code == 502, path
         assert response.get_json()["code"] == "upstream_error"
     assert client.get("/c1/chat").get_json() == []
+
+
+def test_the_client_keeps_a_connection_open_for_every_concurrent_call(
+    fake_upstream: FakeUpstream,
+) -> None:
+    """More calls at once than the SDK's default keep-alive pool (100) still reuse connections:
+    a new one per call would be a TCP and TLS handshake each time."""
+    settings = load_settings({"OPENAI_BASE_URL": fake_upstream.base_url, "GPT_API_KEY": "k"})
+    upstream = Upstream.from_settings(settings)
+    fake_upstream.delay = 0.3
+    calls = 150
+
+    def call(_: int) -> str:
+        messages = [{"role": "user", "content": "hi"}]
+        return upstream.complete(messages, model="gpt-4.1-mini", max_tokens=16).content
+
+    try:
+        with ThreadPoolExecutor(calls) as pool:
+            for _ in range(2):
+                assert all(list(pool.map(call, range(calls))))
+    finally:
+        upstream.close()
+    peers = {tuple(entry["peer"]) for entry in fake_upstream.requests}
+    assert len(fake_upstream.requests) == 2 * calls
+    assert len(peers) <= calls  # the second round used the first round's connections
