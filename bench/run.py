@@ -49,6 +49,7 @@ TENANT = "public"  # the tenant of an open service (no PROXY_API_KEYS)
 RAMP = (1, 4, 16, 64)
 RESULTS_JSON = ROOT / "bench" / "results.json"
 RUN_THREADS = 250  # what `make run` and deploy.sh (--concurrency) configure
+PER_CORE = os.cpu_count() or 1
 CHART = ROOT / "bench" / "results.png"
 REPORT = ROOT / "BENCHMARKS.md"
 
@@ -170,12 +171,14 @@ class Rig:
     workers: int
     servers: list[Server] = field(default_factory=list)
 
-    def env(self, upstream_url: str, threads: int | None = None) -> dict[str, str]:
+    def env(
+        self, upstream_url: str, threads: int | None = None, workers: int | None = None
+    ) -> dict[str, str]:
         values = {
             "OPENAI_BASE_URL": upstream_url,
             "GPT_API_KEY": "bench-key",
             "REDIS_URL": self.redis.url,
-            "WORKERS": str(self.workers),
+            "WORKERS": str(workers or self.workers),
         }
         env = server_env(**values)
         env.pop("THREADS", None)
@@ -190,12 +193,16 @@ class Rig:
 
     @contextlib.contextmanager
     def running(
-        self, delay: float, threads: int | None = None, chunk_delay: float = 0.0
+        self,
+        delay: float,
+        threads: int | None = None,
+        chunk_delay: float = 0.0,
+        workers: int | None = None,
     ) -> Iterator[tuple[Server, Upstream]]:
         """A fresh fake upstream (latency `delay`) and server process on an empty Redis."""
         self.flush()
         upstream = Upstream(delay, chunk_delay)
-        server = launch(self.env(upstream.url, threads), self.workdir)
+        server = launch(self.env(upstream.url, threads, workers), self.workdir)
         try:
             server.wait_ready()
             yield server, upstream
@@ -204,8 +211,13 @@ class Rig:
             upstream.stop()
 
 
-def proc_tree_rss(pid: int) -> int:
-    """Summed VmRSS (bytes) of `pid` and all its descendants, from /proc."""
+def proc_tree_memory(pid: int) -> tuple[int, int]:
+    """Summed VmRSS and Pss (bytes) of `pid` and all its descendants, from /proc.
+
+    RSS counts a page that a forked gunicorn worker still shares with its master in both
+    processes; PSS splits each shared page between its sharers, so the PSS sum is the memory the
+    tree really holds (what a container's memory limit sees).
+    """
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -215,17 +227,24 @@ def proc_tree_rss(pid: int) -> int:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         todo.extend(children.get(current, []))
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            rss += _kilobytes(Path(f"/proc/{current}/status"), "VmRSS:")
+            pss += _kilobytes(Path(f"/proc/{current}/smaps_rollup"), "Pss:")
         except OSError:
             continue
-    return total
+    return rss, pss
+
+
+def _kilobytes(path: Path, field: str) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 # -- the load -------------------------------------------------------------------------------------
@@ -239,7 +258,7 @@ class Load:
     duration: float
     latencies: list[float]
     errors: int
-    peak_rss: int = 0
+    peak_memory: tuple[int, int] = (0, 0)
 
     @property
     def rate(self) -> float:
@@ -251,7 +270,7 @@ def closed_loop(
     clients: int,
     duration: float,
     warmup: float = 1.0,
-    sample: Callable[[], int] | None = None,
+    sample: Callable[[], tuple[int, int]] | None = None,
 ) -> Load:
     """`clients` threads, each on its own chat and connection, POST turns back to back.
 
@@ -263,7 +282,7 @@ def closed_loop(
     lock = threading.Lock()
     latencies: list[float] = []
     errors = [0]
-    peak = [0]
+    peak = [0, 0]
 
     def worker(n: int) -> None:
         client = Client(base_url)
@@ -288,7 +307,7 @@ def closed_loop(
     def sampler() -> None:
         while time.perf_counter() < stop_at and sample is not None:
             if time.perf_counter() >= start_at:
-                peak[0] = max(peak[0], sample())
+                peak[:] = map(max, peak, sample())
             time.sleep(0.25)
 
     threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(clients)]
@@ -297,7 +316,7 @@ def closed_loop(
         thread.start()
     for thread in threads:
         thread.join(timeout=duration + warmup + 120)
-    return Load(clients, duration, latencies, errors[0], peak[0])
+    return Load(clients, duration, latencies, errors[0], (peak[0], peak[1]))
 
 
 def direct_body(window: list[dict[str, str]], content: str, stream: bool = False) -> Any:
@@ -384,9 +403,11 @@ def t2_concurrent(rig: Rig, clients: int, duration: float, delay: float) -> dict
     }
 
 
-def t3_saturation(rig: Rig, duration: float, direct_ms: float) -> dict[str, Any]:
+def t3_saturation(
+    rig: Rig, duration: float, direct_ms: float, workers: int | None = None
+) -> dict[str, Any]:
     levels = []
-    with rig.running(delay=0.0) as (server, _):
+    with rig.running(delay=0.0, workers=workers) as (server, _):
         for clients in RAMP:
             load = closed_loop(server.url, clients, duration, warmup=1.0)
             added = [x * 1000 - direct_ms for x in load.latencies]
@@ -486,19 +507,21 @@ def t5_cold_start(rig: Rig, tries: int) -> dict[str, Any]:
 
 def t6_rss(rig: Rig, clients: int, delay: float, duration: float) -> dict[str, Any]:
     with rig.running(delay=delay) as (server, _):
-        idle = proc_tree_rss(server.process.pid)
+        idle_rss, idle_pss = proc_tree_memory(server.process.pid)
         load = closed_loop(
             server.url,
             clients,
             duration,
             warmup=1.0,
-            sample=lambda: proc_tree_rss(server.process.pid),
+            sample=lambda: proc_tree_memory(server.process.pid),
         )
     return {
         "clients": clients,
         "threads": rig.threads,
-        "idle_mb": round(idle / 2**20, 1),
-        "peak_mb": round(load.peak_rss / 2**20, 1),
+        "idle_mb": round(idle_rss / 2**20, 1),
+        "peak_mb": round(load.peak_memory[0] / 2**20, 1),
+        "idle_pss_mb": round(idle_pss / 2**20, 1),
+        "peak_pss_mb": round(load.peak_memory[1] / 2**20, 1),
         "errors": load.errors,
         "turns": len(load.latencies),
     }
@@ -589,6 +612,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     t1, t2, t3, t4 = r["t1"], r["t2"], r["t3"], r["t4"]
     t5, t6, t7 = r["t5"], r["t6"], r["t7"]
     ramp = ", ".join(f"{lv['clients']}: {lv['rate']:.0f}" for lv in t3["levels"])
+    t3b = r["t3b"]
+    ramp_b = ", ".join(f"{lv['clients']}: {lv['rate']:.0f}" for lv in t3b["levels"])
     return [
         (
             "1. added latency, concurrency 1, Redis, upstream 0 ms",
@@ -606,10 +631,16 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             verdict(t2["rate"] >= 190 and t2["errors"] == 0 and t2["added_p99_ms"] <= 50),
         ),
         (
-            f"3. saturation, upstream 0 ms, {r['threads_label']}",
+            f"3. saturation, upstream 0 ms, WORKERS={r['workers']}, {r['threads_label']}",
             "≥ 600 turns/s",
             f"max {t3['max_rate']:.0f} turns/s (clients: turns/s = {ramp})",
             verdict(t3["max_rate"] >= 600),
+        ),
+        (
+            f"3b. the same, one worker per core: WORKERS={t3b['workers']}",
+            "≥ 600 turns/s",
+            f"max {t3b['max_rate']:.0f} turns/s (clients: turns/s = {ramp_b})",
+            verdict(t3b["max_rate"] >= 600),
         ),
         (
             f"4. POST with {t4['messages']:,} stored messages vs empty chat",
@@ -630,11 +661,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             verdict(t5["median_s"] <= 1.0),
         ),
         (
-            f"6. RSS of the server tree, {t6['clients']} turns in flight, upstream 2 s, "
+            f"6. memory of the server tree, {t6['clients']} turns in flight, upstream 2 s, "
             f"THREADS={t6['threads']}",
             "≤ 150 MB",
-            f"{t6['peak_mb']:.0f} MB peak (idle {t6['idle_mb']:.0f} MB)",
-            verdict(t6["peak_mb"] <= 150),
+            f"PSS {t6['peak_pss_mb']:.0f} MB peak (idle {t6['idle_pss_mb']:.0f} MB); summed RSS "
+            f"{t6['peak_mb']:.0f} MB (idle {t6['idle_mb']:.0f} MB), which counts the pages the "
+            "worker shares with its master twice",
+            verdict(t6["peak_pss_mb"] <= 150),
         ),
         (
             "7. streaming: first delta added vs upstream's first chunk",
@@ -755,6 +788,13 @@ def write_chart(r: dict[str, Any]) -> None:
     clients = [lv["clients"] for lv in levels]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     left.plot(clients, [lv["rate"] for lv in levels], "o-", label="upstream 0 ms")
+    per_core = r["t3b"]
+    left.plot(
+        clients,
+        [lv["rate"] for lv in per_core["levels"]],
+        "o--",
+        label=f"upstream 0 ms, WORKERS={per_core['workers']}",
+    )
     t2 = r["t2"]
     left.plot([t2["clients"]], [t2["rate"]], "s", label=f"upstream 1 s, THREADS={t2['threads']}")
     left.axhline(600, color="grey", ls=":", label="goal 3: 600 turns/s")
@@ -817,6 +857,7 @@ def main() -> None:
                 direct_ms = per_run["t1"][-1]["direct_median_ms"] if "t1" in per_run else 0.5
                 step("t2", lambda: t2_concurrent(rig, 200, load_s, 1.0))
                 step("t3", lambda d=direct_ms: t3_saturation(rig, ramp_s, d))
+                step("t3b", lambda d=direct_ms: t3_saturation(rig, ramp_s, d, PER_CORE))
                 step("t4", lambda: t4_long_chat(rig, n4, 10_000))
                 step("t6", lambda: t6_rss(rig, 200, 2.0, 4.0 if quick else 6.0))
                 step("t7", lambda: t7_stream_ttfb(rig, 50 if quick else 150))
@@ -839,6 +880,7 @@ def main() -> None:
         "t1": combine(per_run["t1"]),
         "t2": combine(per_run["t2"]),
         "t3": combine_ramp(per_run["t3"]),
+        "t3b": combine_ramp(per_run["t3b"]) | {"workers": PER_CORE},
         "t4": combine(per_run["t4"]),
         "t5": per_run["t5"][0],
         "t6": combine(per_run["t6"], take_max=("peak_mb", "idle_mb")),
