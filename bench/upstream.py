@@ -8,6 +8,7 @@ prints its base URL (``http://127.0.0.1:<port>/v1``) on one line, then serves un
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import threading
 
@@ -29,6 +30,7 @@ def main() -> None:
     # The fake records every request; the benchmark never reads them, so keep none.
     upstream.requests = _Nowhere()
     print(url, flush=True)
+    gc.freeze()  # as main.py does: no full collections over what start-up loaded
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()

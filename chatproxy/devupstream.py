@@ -77,13 +77,14 @@ class DevRequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST
 
     def start_response(self, status: int, content_type: str, length: int | None) -> None:
-        """Send the status line and headers; ``length=None`` means stream until close."""
+        """Send the status line and headers; ``length=None`` starts a chunked stream (the
+        connection stays open for the next request, as OpenAI's does), ended by `end_stream`."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        self.chunked = length is None
         if length is None:
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.close_connection = True
+            self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", str(length))
         for name, value in self.extra_headers.items():
@@ -101,9 +102,15 @@ class DevRequestHandler(BaseHTTPRequestHandler):
         self.send_json(status, error_body(message))
 
     def send_event(self, payload: Any) -> None:
-        """Write one server-sent event ``data: ...`` and flush it."""
+        """Write one server-sent event ``data: ...`` as one chunk, and flush it."""
         data = payload if isinstance(payload, str) else json.dumps(payload)
-        self.wfile.write(f"data: {data}\n\n".encode())
+        event = f"data: {data}\n\n".encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.flush()
+
+    def end_stream(self) -> None:
+        """End a chunked stream."""
+        self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
 
@@ -231,6 +238,7 @@ class DevUpstream:
         if with_usage:
             handler.send_event({**chunk({}), "choices": [], "usage": usage})
         handler.send_event("[DONE]")
+        handler.end_stream()
 
     def moderation(self, body: dict[str, Any]) -> dict[str, Any]:
         """Dev moderation: one result per input; flagged iff it contains the word "kill"."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import urllib.error
@@ -145,6 +146,27 @@ def test_stream_without_include_usage_has_no_usage_chunk(devup: DevUpstream) -> 
             chunks = list(stream)
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert all(c.usage is None for c in chunks)
+
+
+def test_a_stream_is_chunked_and_keeps_the_connection_for_the_next_call(
+    devup: DevUpstream,
+) -> None:
+    host, port = devup.base_url.split("//")[1].split("/")[0].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    body = {"model": "m", "messages": [{"role": "user", "content": "one two"}], "stream": True}
+    sockets = []
+    try:
+        for _ in range(2):
+            conn.request("POST", "/v1/chat/completions", json.dumps(body))
+            response = conn.getresponse()
+            assert response.getheader("Transfer-Encoding") == "chunked"
+            events = response.read().decode().split("\n\n")
+            assert events[-2] == "data: [DONE]"
+            sockets.append(conn.sock)
+        assert sockets[0] is not None
+        assert sockets[0] is sockets[1]  # the same connection served both
+    finally:
+        conn.close()
 
 
 def test_moderation_flags_kill_only(devup: DevUpstream) -> None:
