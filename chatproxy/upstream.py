@@ -10,6 +10,7 @@ and no retry starts that could not finish before the deadline.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -59,10 +60,16 @@ class Completion:
 
 
 class ReplyStream:
-    """A reply arriving in pieces: iterate for the text deltas, then ask for the `Completion`."""
+    """A reply arriving in pieces: iterate for the text deltas, then ask for the `Completion`.
 
-    def __init__(self, chunks: Any, model: str, messages: Sequence[dict[str, Any]]):
-        self._chunks = chunks
+    It reads the server-sent events of the open response itself, to the end of the body: the
+    SDK's own stream stops reading at `data: [DONE]` and closes the response before the body's
+    last bytes, which throws the connection away, so every streamed turn paid a new TCP and TLS
+    handshake.
+    """
+
+    def __init__(self, response: httpx2.Response, model: str, messages: Sequence[dict[str, Any]]):
+        self._response = response
         self._model = model
         self._messages = messages
         self._parts: list[str] = []
@@ -72,7 +79,7 @@ class ReplyStream:
     def __iter__(self) -> Iterator[str]:
         """Yield the reply's text as it arrives; a stream that breaks off is an upstream error."""
         try:
-            for chunk in self._chunks:  # each a plain chat.completion.chunk object
+            for chunk in self._chunks():
                 self._model = chunk.get("model") or self._model
                 usage = chunk.get("usage")
                 if isinstance(usage, dict) and all(type(usage.get(f)) is int for f in USAGE_FIELDS):
@@ -85,7 +92,7 @@ class ReplyStream:
                         yield str(text)
         except UpstreamError:
             raise
-        except openai.APITimeoutError as exc:
+        except httpx2.TimeoutException as exc:
             raise UpstreamTimeout() from exc
         except Exception as exc:  # a cut connection, a malformed chunk: the reply is incomplete
             raise UpstreamError("the model provider's stream broke off") from exc
@@ -105,10 +112,31 @@ class ReplyStream:
         return Completion(content, self._model, self._usage, usage_estimated=False)
 
     def close(self) -> None:
-        """Close the connection to the provider (also when the stream is abandoned)."""
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        """Release the response: its connection goes back to the pool if the body was read to
+        the end, and is closed otherwise (a stream abandoned or broken off)."""
+        self._response.close()
+
+    def _chunks(self) -> Iterator[JsonObject]:
+        """The `chat.completion.chunk` objects of the event stream, up to `data: [DONE]`; the
+        body is still read to its end. An error event raises."""
+        data: list[str] = []
+        done = False
+        for line in self._response.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+                continue
+            if line or not data:  # other fields (event:, id:, comments), or no event yet
+                continue
+            payload, data = "\n".join(data), []
+            if done or payload == "[DONE]":
+                done = True
+                continue
+            chunk = json.loads(payload)
+            if not isinstance(chunk, dict):
+                raise UpstreamError("the model provider streamed something that is no chunk")
+            if chunk.get("error"):
+                raise UpstreamError(f"the model provider's stream failed: {_error_text(chunk)}")
+            yield chunk
 
 
 class Upstream:
@@ -166,8 +194,8 @@ class Upstream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
 
         def attempt(timeout: float) -> ReplyStream:
-            chunks = self._create(messages, model, max_tokens, temperature, timeout, stream=True)
-            return ReplyStream(chunks, model, messages)
+            response = self._create(messages, model, max_tokens, temperature, timeout, stream=True)
+            return ReplyStream(response, model, messages)
 
         return self._with_retries(attempt, deadline)
 
@@ -201,10 +229,10 @@ class Upstream:
 
         The messages are plain JSON already, so they go through the client's public low-level
         `post` rather than `chat.completions.create`, whose request transform walks every message
-        (about 0.17 ms each, most of the SDK's cost per call). The answer (or each streamed
-        chunk) stays the plain JSON object the API sent: building the SDK's pydantic models for
-        it cost more than all of the proxy's own work on a turn. The SDK still raises its errors
-        for failed calls and for errors inside a stream.
+        (about 0.17 ms each, most of the SDK's cost per call). The answer stays the plain JSON
+        object the API sent: building the SDK's pydantic models for it cost more than all of the
+        proxy's own work on a turn. A stream comes back as the open response (see
+        `ReplyStream`). The SDK still raises its errors for failed calls.
         """
         body: dict[str, Any] = {
             "model": model,
@@ -219,11 +247,10 @@ class Upstream:
                 body.update(stream=True, stream_options={"include_usage": True})
                 return self._client.post(
                     "/chat/completions",
-                    cast_to=JsonObject,
+                    cast_to=httpx2.Response,
                     body=body,
                     options=options,
                     stream=True,
-                    stream_cls=openai.Stream[JsonObject],
                 )
             return self._client.post(
                 "/chat/completions", cast_to=JsonObject, body=body, options=options
@@ -320,6 +347,13 @@ def _upstream_message(exc: openai.APIStatusError) -> str:
     if not isinstance(text, str) or not text:
         text = f"the model provider refused the request (HTTP {exc.status_code})"
     return text[:MAX_MESSAGE_CHARS]
+
+
+def _error_text(chunk: JsonObject) -> str:
+    """The message of an error event in a stream."""
+    error = chunk.get("error")
+    text = error.get("message") if isinstance(error, dict) else None
+    return str(text or "no message")[:MAX_MESSAGE_CHARS]
 
 
 def _retry_after(header: Callable[[str], str | None]) -> int:

@@ -201,3 +201,35 @@ def test_a_client_that_hangs_up_mid_stream_still_gets_the_turn_stored_once(
     stored = http("GET", f"{server_url}/gone/chat").json()
     assert [(m["role"], m["content"]) for m in stored] == [("user", "bye"), ("assistant", REPLY)]
     assert len(fake_upstream.chat_requests()) == 1
+
+
+def test_streamed_turns_reuse_one_upstream_connection(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    """A stream is read to the end of its body, so its connection serves the next call (a new
+    one would cost a TCP and TLS handshake per streamed turn)."""
+    for n in range(3):
+        assert stream(client, "/c1/chat", {"content": f"turn {n}"}).status_code == 200
+        assert client.post("/c1/chat", data=json.dumps({"content": "plain"})).status_code == 200
+
+    assert len(fake_upstream.chat_requests()) == 6
+    assert len({tuple(entry["peer"]) for entry in fake_upstream.requests}) == 1
+
+
+def test_an_error_event_from_the_upstream_ends_the_stream_with_an_error_and_stores_nothing(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    first = {**chunk, "choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+    error = {"error": {"message": "The server is overloaded.", "type": "server_error"}}
+    events = f"data: {json.dumps(first)}\n\ndata: {json.dumps(error)}\n\n"
+    fake_upstream.script(Fault(body=events, headers={"Content-Type": "text/event-stream"}))
+
+    response = stream(client, "/c1/chat", {"content": "hi"})
+
+    assert parse_events(response.get_data(as_text=True)) == [
+        ("delta", {"content": "Hel"}),
+        ("error", {"error": "the model provider's stream failed: The server is overloaded.",
+                   "code": "upstream_error"}),
+    ]  # fmt: skip
+    assert history(client, "c1") == []
