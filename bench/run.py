@@ -801,7 +801,7 @@ def write_report(r: dict[str, Any]) -> None:
         "  the small rest. To go lower: send completions with a lean HTTP client (urllib3)",
         "  instead of the openai client, keeping the error mapping (about -0.4 ms a turn); we",
         "  keep the official client for now, as it is the contract the tests hold the proxy to.",
-        "- **Row 7, about 1.5 ms over.** In-process, the first text of a streamed turn comes",
+        "- **Row 7, about 2 ms over.** In-process, the first text of a streamed turn comes",
         "  about 1.2 ms later than a whole plain turn ends. Opening a stream through the openai",
         "  client costs about 1.4 ms alone against this upstream, 0.75 ms more than a whole",
         "  plain completion: about 0.45 ms of that is this upstream's own stream start (the",
