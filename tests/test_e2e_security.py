@@ -125,3 +125,20 @@ def test_message_text_is_logged_only_with_log_content(
     assert turn["content"] == PRIVATE_TEXT
     assert turn["reply"]
     assert WEB_KEY not in logs
+
+
+def test_a_streamed_turn_is_logged_once_it_has_been_sent_with_its_whole_duration(
+    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
+) -> None:
+    fake_upstream.reply_text = "one two three four five six seven eight nine ten"
+    fake_upstream.chunk_delay = 0.05  # the reply takes at least 0.45 s to stream
+    server = start_server(server_env(**proxy_env))
+
+    reply = http("POST", f"{server.url}/slow/chat", {"content": "hi", "stream": True})
+
+    assert reply.status == 200
+    assert b"event: done" in reply.body
+    lines = [json.loads(line) for line in server.stderr_text().splitlines() if line.strip()]
+    (turn,) = [e for e in lines if e.get("route") == "/<chat_id>/chat"]
+    assert turn["stream"] is True
+    assert float(turn["httpRequest"]["latency"].removesuffix("s")) >= 0.45
