@@ -138,6 +138,7 @@ def test_a_streamed_turn_is_logged_once_it_has_been_sent_with_its_whole_duration
 
     assert reply.status == 200
     assert b"event: done" in reply.body
+    server.stop()  # the line is written after the last byte went out: it may trail the reply
     lines = [json.loads(line) for line in server.stderr_text().splitlines() if line.strip()]
     (turn,) = [e for e in lines if e.get("route") == "/<chat_id>/chat"]
     assert turn["stream"] is True
