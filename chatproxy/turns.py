@@ -32,6 +32,7 @@ from chatproxy.errors import (
     IdempotencyKeyReused,
     StoreError,
     StoreUnavailable,
+    TurnLeaseLost,
 )
 from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
 SAVE_RETRY_DELAY = 0.2
+LANDED_LOOKBACK = 50  # newest messages searched for a turn whose save reply was lost
 LOCK_POLL_FIRST = 0.005
 LOCK_POLL_MAX = 0.1
 CLEAN_UP_FIRST_PAUSE = 0.1
@@ -138,7 +140,13 @@ class TurnGuard:
     ) -> None:
         """Save the turn fenced by the lease and release the lock in the same step, retrying a
         store outage: a retry after a save that did land stores nothing (the save is idempotent
-        by `turn_id`)."""
+        by `turn_id`).
+
+        A save whose reply was lost may have landed, released the lock and let the chat's next
+        turn in before the retry; the retry is then refused (the lock is gone), so the turn's
+        own reply is looked for among the newest messages before calling the turn lost.
+        """
+        unknown = False  # whether an earlier attempt may have landed
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 self._store.save_turn(
@@ -149,7 +157,16 @@ class TurnGuard:
             except StoreUnavailable:
                 if attempt == SAVE_ATTEMPTS:
                     raise
+                unknown = True
                 time.sleep(SAVE_RETRY_DELAY * attempt)
+            except TurnLeaseLost:
+                if (
+                    unknown
+                    and messages[-1] in self._store.load_window(chat, LANDED_LOOKBACK).messages
+                ):
+                    lease.released = True
+                    return
+                raise
 
     def _clean_up(self, action: Callable[[], None]) -> None:
         """Run a release now, or keep retrying it in the background while the store is away.

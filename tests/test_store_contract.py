@@ -284,6 +284,7 @@ def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: Store) -> N
     assert state.first_id == 3
 
     assert store.begin_turn(CHAT, "b", 30, 3) is None  # held: nothing is read
+    assert store.begin_turn(CHAT, "a", 30, 3) == state  # the holder again: a re-sent call
     assert store.acquire_turn(CHAT, "b", 30) is False
     store.release_turn(CHAT, "a")
     fresh = store.begin_turn(ChatRef("public", "new"), "c", 30, 5)

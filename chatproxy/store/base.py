@@ -229,7 +229,8 @@ class Store(Protocol):
         self, chat: ChatRef, token: str, lease_seconds: float, limit: int
     ) -> ChatState | None:
         """Take the chat's turn lock and read its window (as `load_window`) in one step;
-        return None, reading nothing, while someone else holds the lock."""
+        return None, reading nothing, while another token holds the lock. Taking it again with
+        the same token renews the lease: a call re-sent after its reply was lost succeeds."""
 
     def release_turn(self, chat: ChatRef, token: str) -> None:
         """Release the turn lock if `token` still holds it."""

@@ -126,8 +126,11 @@ local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3
 BEGIN_TURN = (
     """
 -- KEYS: msgs, meta, lock   ARGV: limit, ttl (0 = none), lock token, lease (ms)
--- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if held.
-if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
+-- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if another
+-- token holds it. The holder may take it again (a call re-sent after a lost reply).
+if redis.call('GET', KEYS[3]) == ARGV[3] then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+elseif not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
   return false
 end
 local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])

@@ -264,13 +264,13 @@ class SqliteStore:
 
     def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
         with self._write() as db:
-            return _take_lock(db, chat, token, lease_seconds)
+            return _take_lock(db, chat, token, lease_seconds, again=False)
 
     def begin_turn(
         self, chat: ChatRef, token: str, lease_seconds: float, limit: int
     ) -> ChatState | None:
         with self._write() as db:
-            if not _take_lock(db, chat, token, lease_seconds):
+            if not _take_lock(db, chat, token, lease_seconds, again=True):
                 return None
             return self._load(db, chat, limit, None)
 
@@ -483,14 +483,17 @@ def _info(row: tuple[Any, ...]) -> ChatInfo:
     )
 
 
-def _take_lock(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:
-    """Take the chat's turn lock unless an unexpired one is held."""
+def _take_lock(
+    db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float, *, again: bool
+) -> bool:
+    """Take the chat's turn lock unless another token holds an unexpired one; with `again`, the
+    holder may take it again (as `begin_turn` allows a call re-sent after a lost reply)."""
     now = time.time()
     row = db.execute(
-        "SELECT expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
+        "SELECT token, expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
         (chat.tenant, chat.chat_id),
     ).fetchone()
-    if row is not None and row[0] > now:
+    if row is not None and row[1] > now and not (again and row[0] == token):
         return False
     db.execute(
         "INSERT OR REPLACE INTO turn_locks VALUES (?, ?, ?, ?)",

@@ -1,0 +1,81 @@
+"""The turn guard over a real store: a save whose reply was lost is not called lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatproxy.config import RedisSettings, load_settings
+from chatproxy.errors import StoreUnavailable, TurnLeaseLost
+from chatproxy.store import ChatRef, Message, Store
+from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.sqlite import SqliteStore
+from chatproxy.turns import TurnGuard
+
+CHAT = ChatRef("public", "chat-1")
+
+
+@pytest.fixture
+def store(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made: Store
+    if store_kind == "redis":
+        made = RedisStore(
+            connect(RedisSettings(request.getfixturevalue("redis_url"), False, 2)), 3600
+        )
+    else:
+        made = SqliteStore(str(tmp_path / "chats.sqlite3"), 3600)
+    yield made
+    made.close()
+
+
+class LostReply:
+    """A real store whose first save lands but answers as if the store were away; before that
+    answer comes, the chat's next turn (another client) takes the free lock and is saved."""
+
+    def __init__(self, store: Store, next_turn: list[Message]):
+        self._store = store
+        self._next_turn = next_turn
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def save_turn(self, chat: ChatRef, turn_id: str, *args: Any, **kwargs: Any) -> bool:
+        saved = self._store.save_turn(chat, turn_id, *args, **kwargs)
+        if not self.lost:
+            self.lost = True
+            assert self._store.begin_turn(chat, "next-client", 30, 5) is not None
+            self._store.save_turn(chat, "next", self._next_turn, lock_token="next-client")
+            raise StoreUnavailable()
+        return saved
+
+
+def turn(n: int) -> list[Message]:
+    return [Message("user", f"question {n}"), Message("assistant", f"answer {n}")]
+
+
+def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(store: Store) -> None:
+    mine, theirs = turn(1), turn(2)
+    flaky = LostReply(store, theirs)
+    guard = TurnGuard(load_settings({}), flaky)  # type: ignore[arg-type]
+    lease = guard.begin(CHAT, 5)
+
+    guard.save(CHAT, "mine", mine, lease, None)  # the retry is refused, yet it landed
+
+    assert flaky.lost
+    assert lease.released
+    assert store.load_history(CHAT).messages == mine + theirs  # each turn stored once
+
+
+def test_a_save_refused_after_an_outage_is_lost_when_it_did_not_land(store: Store) -> None:
+    guard = TurnGuard(load_settings({}), store)
+    lease = guard.begin(CHAT, 5)
+    store.release_turn(CHAT, lease.token)  # the lease ran out meanwhile
+    assert store.begin_turn(CHAT, "next-client", 30, 5) is not None
+
+    with pytest.raises(TurnLeaseLost):
+        guard.save(CHAT, "mine", turn(1), lease, None)
+    assert store.load_history(CHAT).messages == []
