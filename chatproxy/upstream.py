@@ -10,6 +10,7 @@ and no retry starts that could not finish before the deadline.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -47,6 +48,7 @@ CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connection
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
+DRAIN_LINES = 16
 
 
 @dataclass(frozen=True)
@@ -117,19 +119,22 @@ class ReplyStream:
         self._response.close()
 
     def _chunks(self) -> Iterator[JsonObject]:
-        """The `chat.completion.chunk` objects of the event stream, up to `data: [DONE]`; the
-        body is still read to its end. An error event raises."""
+        """The `chat.completion.chunk` objects of the event stream, up to `data: [DONE]`; an
+        error event raises. What follows `[DONE]` is read too (normally only the end of the
+        body), so the connection can serve the next call."""
+        lines = self._response.iter_lines()
         data: list[str] = []
-        done = False
-        for line in self._response.iter_lines():
+        for line in lines:
             if line.startswith("data:"):
                 data.append(line[5:].removeprefix(" "))
                 continue
             if line or not data:  # other fields (event:, id:, comments), or no event yet
                 continue
             payload, data = "\n".join(data), []
-            if done or payload == "[DONE]":
-                done = True
+            if payload == "[DONE]":
+                _drain(lines)
+                return
+            if not payload:
                 continue
             chunk = json.loads(payload)
             if not isinstance(chunk, dict):
@@ -137,6 +142,17 @@ class ReplyStream:
             if chunk.get("error"):
                 raise UpstreamError(f"the model provider's stream failed: {_error_text(chunk)}")
             yield chunk
+
+
+def _drain(lines: Iterator[str]) -> None:
+    """Read the little that follows `[DONE]`. The reply is complete by then, so a failure here
+    (a connection closed without the body's last bytes) only costs the connection, and so does
+    a body that goes on: after DRAIN_LINES lines it is left unread and the connection dropped."""
+    try:
+        for _ in itertools.islice(lines, DRAIN_LINES):
+            pass
+    except (httpx2.HTTPError, httpx2.StreamError):
+        pass
 
 
 class Upstream:

@@ -80,6 +80,7 @@ class FakeUpstream(DevUpstream):
         self.omit_usage = False
         self.delay = 0.0
         self.cut_stream_after: int | None = None  # drop a stream after this many events
+        self.cut_stream_end = False  # drop a stream after all its events, before its last bytes
 
     # -- test API ----------------------------------------------------------------------------
     def script(self, *faults: Fault) -> None:
@@ -107,6 +108,7 @@ class FakeUpstream(DevUpstream):
             self.delay = 0.0
             self.chunk_delay = 0.0
             self.cut_stream_after = None
+            self.cut_stream_end = False
 
     # -- DevUpstream hooks -------------------------------------------------------------------
     def route(self, handler: DevRequestHandler) -> None:
@@ -176,6 +178,15 @@ class FakeUpstream(DevUpstream):
                 send(payload)
 
             handler.send_event = send_until_cut  # type: ignore[method-assign]
+        if self.cut_stream_end:
+
+            def reset() -> None:
+                handler.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                raise ConnectionAbortedError("the fake upstream cut the stream's end")
+
+            handler.end_stream = reset  # type: ignore[method-assign]
         super().stream_chat(handler, body, base, reply, usage)
 
     @staticmethod

@@ -233,3 +233,15 @@ def test_an_error_event_from_the_upstream_ends_the_stream_with_an_error_and_stor
                    "code": "upstream_error"}),
     ]  # fmt: skip
     assert history(client, "c1") == []
+
+
+def test_a_connection_cut_after_the_last_event_still_stores_the_whole_reply(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.reply_text = REPLY
+    fake_upstream.cut_stream_end = True  # `data: [DONE]`, then a reset instead of the body's end
+
+    events = parse_events(stream(client, "/c1/chat", {"content": "hi"}).get_data(as_text=True))
+
+    assert events[-1][0] == "done"
+    assert history(client, "c1") == [("user", "hi"), ("assistant", REPLY)]
