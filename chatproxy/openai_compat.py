@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from werkzeug.wrappers import Response
 
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
-from chatproxy.routes import CHAT_ID, Context, Handler, Reply
+from chatproxy.routes import Context, Handler, Reply, valid_chat_id
 from chatproxy.service import StreamEvent, StreamingTurn, TurnOptions, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.tokens import content_text
@@ -81,7 +81,7 @@ def chat_completions(ctx: Context) -> Reply | Response:
         chat_id = (request.metadata or {}).get("chat_id")
     if chat_id is None:
         return _pass_through(ctx, caller.tenant, request)
-    if not CHAT_ID.fullmatch(chat_id):
+    if not valid_chat_id(chat_id):
         raise InvalidChatId()
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
@@ -199,14 +199,16 @@ def _chunks_of_stream(
     ctx: Context, tenant: str, stream: ReplyStream, include_usage: bool
 ) -> Iterator[Any]:
     chunks = _Chunks()
-    yield chunks.chunk({"role": "assistant", "content": ""})
     try:
+        yield chunks.chunk({"role": "assistant", "content": ""})
         for text in stream:
             yield chunks.chunk({"content": text})
         completion = stream.completion()
     except ProxyError as exc:
         yield {"error": _openai_error_body(exc.to_json())}
         return
+    finally:
+        stream.close()  # also when the client hangs up before the reply's first text
     ctx.service.spend(tenant, completion.usage.get("total_tokens", 0))
     chunks.model = completion.model
     yield chunks.chunk({}, "stop")

@@ -226,6 +226,13 @@ class ChatService:
                 first = next(pieces, None)  # read here: no thread hand-off before the first byte
                 if first is None:
                     stream.completion()  # raises: the stream ended without any text
+                events: queue.Queue[StreamEvent | None] = queue.Queue()
+                threading.Thread(
+                    target=self._pump,
+                    args=(chat, user, stream, pieces, lease, claim, events),
+                    name="stream-turn",
+                    daemon=True,
+                ).start()
             except BaseException:
                 self._guard.end(chat, lease)
                 raise
@@ -233,14 +240,6 @@ class ChatService:
             if claim is not None:
                 self._guard.forget(chat, claim)
             raise
-        events: queue.Queue[StreamEvent | None] = queue.Queue()
-        worker = threading.Thread(
-            target=self._pump,
-            args=(chat, user, stream, pieces, lease, claim, events),
-            name="stream-turn",
-            daemon=True,
-        )
-        worker.start()
         return StreamingTurn(
             itertools.chain([StreamEvent("delta", {"content": first})], iter(events.get, None))
         )
