@@ -41,7 +41,7 @@ from dotenv import load_dotenv
 
 from chatproxy.config import ConfigError, load_settings
 from chatproxy.errors import ProxyError, TurnLeaseLost
-from chatproxy.routes import CHAT_ID
+from chatproxy.routes import valid_chat_id
 from chatproxy.store import OPEN_TENANT, ChatRef, ChatState, Message, Store, open_store
 from chatproxy.store.base import TENANT, Content
 
@@ -160,7 +160,7 @@ def _import_chat(
     """Import one legacy chat, or raise `LegacyProblem` (having written nothing of it, unless
     the turn lease ran out midway: then the next run resumes)."""
     chat_id = key.removeprefix(KEY_PREFIX)
-    if not CHAT_ID.fullmatch(chat_id):
+    if not valid_chat_id(chat_id):
         raise LegacyProblem("not a chat id the proxy accepts (1-128 of A-Z a-z 0-9 . _ @ : -)")
     try:
         entries = source.lrange(key, 0, -1)

@@ -62,6 +62,12 @@ class App(Protocol):
     auth: Authenticator
 
 
+def valid_chat_id(chat_id: str) -> bool:
+    """Whether `chat_id` is 1-128 of `A-Z a-z 0-9 . _ @ : -`, not dots only (a path segment of
+    dots means "this folder" or "the one above" to browsers and HTTP clients)."""
+    return CHAT_ID.fullmatch(chat_id) is not None and chat_id.strip(".") != ""
+
+
 @dataclass
 class Context:
     """What a handler gets: the request, the app, the caller, URL values and log fields."""
@@ -84,7 +90,7 @@ class Context:
     def chat(self) -> ChatRef:
         """Return the validated chat addressed by the URL, in the caller's tenant."""
         chat_id = self.args["chat_id"]
-        if not CHAT_ID.fullmatch(chat_id):
+        if not valid_chat_id(chat_id):
             raise InvalidChatId()
         return ChatRef(self.caller.tenant if self.caller else OPEN_TENANT, chat_id)
 

@@ -285,7 +285,9 @@ def test_bad_image_turns_get_400_and_no_upstream_call(
     assert client.get("/c1/chat").get_json() == []
 
 
-@pytest.mark.parametrize("chat_id", ["a%20b", "x" * 129, "caf%C3%A9", "semi;colon", "a%00b"])
+@pytest.mark.parametrize(
+    "chat_id", ["a%20b", "x" * 129, "caf%C3%A9", "semi;colon", "a%00b", "...", "%2E%2E"]
+)
 def test_invalid_chat_ids_get_400(
     client: FlaskClient, fake_upstream: FakeUpstream, chat_id: str
 ) -> None:
@@ -293,6 +295,20 @@ def test_invalid_chat_ids_get_400(
         response = client.open(f"/{chat_id}/chat", method=method, data='{"content": "hi"}')
         assert response.status_code == 400, method
         assert response.get_json()["code"] == "invalid_chat_id"
+    assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize("chat_id", [".", "..", "..."])
+def test_a_chat_id_of_dots_only_is_refused_where_no_url_would_fold_it(
+    client: FlaskClient, fake_upstream: FakeUpstream, chat_id: str
+) -> None:
+    """A dots-only path segment means "here" or "the folder above" to browsers, so a page would
+    reach other routes with it (`/../system`); the X-Chat-Id header takes it as it is."""
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
+    response = client.post("/v1/chat/completions", json=body, headers={"X-Chat-Id": chat_id})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_chat_id"
     assert fake_upstream.requests == []
 
 

@@ -216,6 +216,26 @@ def test_chat_page_pages_back_through_a_long_history(serve: Serve, page: Page) -
     expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()
 
 
+@pytest.mark.parametrize("linked", ["..", ".", "a%20b"])
+def test_a_link_to_an_impossible_chat_id_opens_a_new_chat(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream, linked: str
+) -> None:
+    """`#chat=..` must not become `/../system` (the global prompt) in the page's requests."""
+    base = serve()
+    paths: list[str] = []
+    page.on("request", lambda request: paths.append(request.url.removeprefix(base)))
+
+    page.goto(f"{base}/ui#chat={linked}")
+    page.get_by_label("Message", exact=True).fill("hello")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#messages li")).to_have_count(2)
+    chat = page.evaluate("new URLSearchParams(location.hash.slice(1)).get('chat')")
+    assert chat not in (".", "..", "a b")
+    assert f"/{chat}/chat" in paths
+    assert not any(path.startswith("/system") for path in paths)
+
+
 def test_wrong_api_key_is_reported_and_a_good_one_is_kept(serve: Serve, page: Page) -> None:
     base = serve(PROXY_API_KEYS=f"web={API_KEY}")
     page.goto(base + "/ui")

@@ -76,7 +76,14 @@ async function errorFrom(response) {
   );
 }
 
+// The server's chat id rule; a dots-only id is refused too, since a browser folds a path segment
+// of dots away ("/../system" would be the global prompt).
+function validChatId(id) {
+  return /^[A-Za-z0-9._@:-]{1,128}$/.test(id) && /[^.]/.test(id);
+}
+
 function chatPath(id, rest) {
+  if (!validChatId(id)) throw new Error(`not a chat id: ${id}`);
   return `/${encodeURIComponent(id)}/${rest}`;
 }
 
@@ -591,7 +598,8 @@ function wire() {
 
 async function start() {
   wire();
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("chat");
+  const linked = new URLSearchParams(location.hash.slice(1)).get("chat");
+  const wanted = linked && validChatId(linked) ? linked : null;
   const health = await showServer();
   if (health && health.auth === "api_keys" && !state.key) {
     openKeyDialog();
