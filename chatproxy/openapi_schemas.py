@@ -270,7 +270,7 @@ PARAMETERS: dict[str, Schema] = {
         "name": "chat_id",
         "in": "path",
         "required": True,
-        "description": "1-128 characters of A-Z a-z 0-9 . _ @ : -",
+        "description": "1-128 characters of A-Z a-z 0-9 . _ @ : -, not dots only",
         "schema": {"type": "string", "pattern": f"^{routes.CHAT_ID.pattern}$"},
     },
     "Idempotency-Key": {
@@ -282,8 +282,9 @@ PARAMETERS: dict[str, Schema] = {
     "X-Chat-Id": {
         "name": "X-Chat-Id",
         "in": "header",
-        "description": "The chat to continue and store the turn in (or `metadata.chat_id`);"
-        " without either, the request passes through and nothing is stored.",
+        "description": "The chat to continue and store the turn in (or `metadata.chat_id`; a"
+        " chat id as in the paths); without either, the request passes through and nothing is"
+        " stored.",
         "schema": {"type": "string", "pattern": f"^{routes.CHAT_ID.pattern}$"},
     },
 }
