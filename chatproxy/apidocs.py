@@ -62,8 +62,16 @@ def openapi_json(ctx: Context) -> Response:
 
 
 def docs_page(ctx: Context) -> Response:
-    page = (STATIC / "index.html").read_bytes()
-    return Response(page, mimetype="text/html", headers=PAGE_HEADERS)
+    if ctx.request.path.endswith("/"):
+        # The page links its files relative to itself (so that it works under a path prefix):
+        # from `/docs/` they would resolve below it.
+        return Response(status=308, headers={"Location": "../docs"})
+    return Response(_page(), mimetype="text/html", headers=PAGE_HEADERS)
+
+
+@functools.cache
+def _page() -> bytes:
+    return (STATIC / "index.html").read_bytes()
 
 
 def _file_handler(path: str) -> Handler:

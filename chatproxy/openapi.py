@@ -278,6 +278,9 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "The API docs page (Swagger UI, served offline)",
         _file("The page.", "text/html"),
         public=True,
+        more={
+            "308": {"description": "`/docs/` redirects to `/docs`.", "headers": headers("Location")}
+        },
     ),
 }
 

@@ -118,6 +118,13 @@ def test_docs_need_no_key(keyed_client: FlaskClient, path: str) -> None:
     assert keyed_client.get("/system").status_code == 401  # while the API does
 
 
+def test_docs_with_a_trailing_slash_redirect_to_the_page(client: FlaskClient) -> None:
+    response = client.get("/docs/")
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "../docs"  # relative: works under a path prefix
+
+
 def test_docs_page_loads_only_files_the_proxy_serves(client: FlaskClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
