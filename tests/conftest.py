@@ -10,11 +10,16 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
+from chatproxy.config import RedisSettings
+from chatproxy.store import Store
+from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.sqlite import SqliteStore
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 
 MakeClient = Callable[..., FlaskClient]
+MakeStore = Callable[..., Store]
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +65,34 @@ def fake_upstream(fake_upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
 @pytest.fixture(params=["redis", "sqlite"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def make_store(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[MakeStore]:
+    """Build stores of the parametrized kind over one shared database (the session's Redis,
+    emptied, or one SQLite file); all are closed after the test."""
+    made: list[Store] = []
+
+    def make(ttl_seconds: int | None = 3600, max_messages: int = 0) -> Store:
+        store: Store
+        if store_kind == "redis":
+            url = request.getfixturevalue("redis_url")
+            store = RedisStore(connect(RedisSettings(url, False, 2.0)), ttl_seconds, max_messages)
+        else:
+            store = SqliteStore(str(tmp_path / "chats.sqlite3"), ttl_seconds, max_messages)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Store:
+    return make_store()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,11 @@ from chatproxy.legacy import ImportReport, import_legacy
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore
+from tests.conftest import MakeStore
 from tests.redis_server import RedisServer
 from tests.server_process import ROOT
 
 Pairs = list[tuple[str, str]]
-MakeStore = Callable[..., Store]
 
 CONVERSATION: Pairs = [
     ("user", "hi"),
@@ -38,32 +38,6 @@ def source(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1", decode_responses=True)
     yield client
     client.close()
-
-
-@pytest.fixture
-def make_store(
-    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[MakeStore]:
-    made: list[Store] = []
-
-    def make(max_messages: int = 0) -> Store:
-        store: Store
-        if store_kind == "redis":
-            url = request.getfixturevalue("redis_url")
-            store = RedisStore(connect(RedisSettings(url, False, 2.0)), 3600, max_messages)
-        else:
-            store = SqliteStore(str(tmp_path / "chats.sqlite3"), 3600, max_messages)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
-
-
-@pytest.fixture
-def store(make_store: MakeStore) -> Store:
-    return make_store()
 
 
 def write_chat(source: redis.Redis, chat_id: str, messages: Pairs) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,38 +11,9 @@ from chatproxy.config import RedisSettings
 from chatproxy.errors import TurnLeaseLost
 from chatproxy.store import ChatRef, IdempotencyClaim, IdempotentResult, Message, Store
 from chatproxy.store.redis import RedisStore, connect
-from chatproxy.store.sqlite import SqliteStore
-
-MakeStore = Callable[..., Store]
+from tests.conftest import MakeStore
 
 CHAT = ChatRef("public", "chat-1")
-
-
-@pytest.fixture
-def make_store(
-    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[MakeStore]:
-    """Build stores of the parametrized kind over one shared database."""
-    made: list[Store] = []
-
-    def make(ttl_seconds: int | None = 3600) -> Store:
-        store: Store
-        if store_kind == "redis":
-            url = request.getfixturevalue("redis_url")
-            store = RedisStore(connect(RedisSettings(url, False, 2.0)), ttl_seconds)
-        else:
-            store = SqliteStore(str(tmp_path / "chats.sqlite3"), ttl_seconds)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
-
-
-@pytest.fixture
-def store(make_store: MakeStore) -> Store:
-    return make_store()
 
 
 def turn(n: int) -> list[Message]:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chatproxy.config import RedisSettings, load_settings
+from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.redis import RedisStore, connect
-from chatproxy.store.sqlite import SqliteStore
 from chatproxy.turns import TurnGuard
 
 CHAT = ChatRef("public", "chat-1")
-
-
-@pytest.fixture
-def store(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store
-    if store_kind == "redis":
-        made = RedisStore(
-            connect(RedisSettings(request.getfixturevalue("redis_url"), False, 2)), 3600
-        )
-    else:
-        made = SqliteStore(str(tmp_path / "chats.sqlite3"), 3600)
-    yield made
-    made.close()
 
 
 class LostReply:
