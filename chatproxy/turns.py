@@ -115,13 +115,23 @@ class TurnGuard:
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
         pause = LOCK_POLL_FIRST
-        while (state := self._store.begin_turn(chat, token, lease, window)) is None:
+        while (state := self._begin(chat, token, lease, window)) is None:
             left = give_up - time.monotonic()
             if left <= 0:
                 raise ChatBusy()
             time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
             pause = min(pause * 2, LOCK_POLL_MAX)
         return Lease(token, state)
+
+    def _begin(self, chat: ChatRef, token: str, lease: float, window: int) -> ChatState | None:
+        """One try at the lock. When the store fails, the lock may still have been taken (the
+        reply lost, as when Redis dies right after it): release it by its token, so that the
+        chat is not held for a whole lease by a turn that never began."""
+        try:
+            return self._store.begin_turn(chat, token, lease, window)
+        except StoreError:
+            self._clean_up(lambda: self._store.release_turn(chat, token))
+            raise
 
     def end(self, chat: ChatRef, lease: Lease) -> None:
         """Release the turn lock unless the save did (retried in the background while the

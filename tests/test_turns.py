@@ -62,3 +62,31 @@ def test_a_save_refused_after_an_outage_is_lost_when_it_did_not_land(store: Stor
     with pytest.raises(TurnLeaseLost):
         guard.save(CHAT, "mine", turn(1), lease, None)
     assert store.load_history(CHAT).messages == []
+
+
+class LostBeginReply:
+    """A real store whose first `begin_turn` takes the lock but answers as if the store were
+    away (Redis dying right after it ran the command)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def begin_turn(self, chat: ChatRef, token: str, *args: Any) -> Any:
+        state = self._store.begin_turn(chat, token, *args)
+        if not self.lost:
+            self.lost = True
+            raise StoreUnavailable()
+        return state
+
+
+def test_a_lock_taken_by_a_begin_whose_reply_was_lost_is_released(store: Store) -> None:
+    guard = TurnGuard(load_settings({}), LostBeginReply(store))  # type: ignore[arg-type]
+
+    with pytest.raises(StoreUnavailable):
+        guard.begin(CHAT, 5)
+
+    assert store.begin_turn(CHAT, "next-client", 30, 5) is not None  # not held for a lease
