@@ -90,6 +90,8 @@ class Settings:
     trusted_proxy_hops: int = 0
     context_tokens: int = 16_000
     allowed_models: tuple[str, ...] = ()
+    openai_organization: str | None = None
+    openai_project: str | None = None
 
     @property
     def store_kind(self) -> StoreKind:
@@ -160,6 +162,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
         context_tokens=context_tokens,
         allowed_models=_models(env, model, env.text("VISION_MODEL") or model),
+        openai_organization=env.text("OPENAI_ORG_ID"),
+        openai_project=env.text("OPENAI_PROJECT_ID"),
     )
 
 

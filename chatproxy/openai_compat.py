@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from werkzeug.wrappers import Response
 
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
+from chatproxy.reply_stream import ReplyStream
 from chatproxy.routes import Context, Handler, Reply, valid_chat_id
 from chatproxy.service import StreamEvent, StreamingTurn, TurnOptions, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.tokens import content_text
-from chatproxy.upstream import ReplyStream
 
 
 class ChatMessage(BaseModel):

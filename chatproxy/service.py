@@ -34,11 +34,12 @@ from chatproxy.errors import (
     ValidationFailed,
 )
 from chatproxy.quotas import Quotas
+from chatproxy.reply_stream import Completion, ReplyStream
 from chatproxy.store import ChatRef, ChatState, Message, Store
 from chatproxy.store.base import Content
 from chatproxy.tokens import content_text
 from chatproxy.turns import Claim, Lease, TurnGuard
-from chatproxy.upstream import Completion, ReplyStream, Upstream
+from chatproxy.upstream import Upstream
 
 log = logging.getLogger(__name__)
 

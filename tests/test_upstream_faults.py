@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import pytest
 from flask.testing import FlaskClient
@@ -132,8 +135,8 @@ def test_unreachable_upstream_is_502_for_chat_and_moderation(make_client: MakeCl
 def test_the_client_keeps_a_connection_open_for_every_concurrent_call(
     fake_upstream: FakeUpstream,
 ) -> None:
-    """More calls at once than the SDK's default keep-alive pool (100) still reuse connections:
-    a new one per call would be a TCP and TLS handshake each time."""
+    """More calls at once than a default keep-alive pool (urllib3 keeps 1, httpx 100) still
+    reuse connections: a new one per call would be a TCP and TLS handshake each time."""
     settings = load_settings({"OPENAI_BASE_URL": fake_upstream.base_url, "GPT_API_KEY": "k"})
     upstream = Upstream.from_settings(settings)
     fake_upstream.delay = 0.3
@@ -152,3 +155,68 @@ def test_the_client_keeps_a_connection_open_for_every_concurrent_call(
     peers = {tuple(entry["peer"]) for entry in fake_upstream.requests}
     assert len(fake_upstream.requests) == 2 * calls
     assert len(peers) <= calls  # the second round used the first round's connections
+
+
+def test_calls_carry_the_key_organization_and_project(fake_upstream: FakeUpstream) -> None:
+    settings = load_settings(
+        {
+            "OPENAI_BASE_URL": fake_upstream.base_url,
+            "GPT_API_KEY": "sk-test-key",
+            "OPENAI_ORG_ID": "org-7",
+            "OPENAI_PROJECT_ID": "proj-9",
+        }
+    )
+    upstream = Upstream.from_settings(settings)
+    try:
+        upstream.complete([{"role": "user", "content": "hi"}], model="gpt-4.1-mini", max_tokens=5)
+        upstream.moderate("hello", model="omni-moderation-latest")
+    finally:
+        upstream.close()
+    for request in fake_upstream.requests:
+        headers = request["headers"]
+        assert headers["authorization"] == "Bearer sk-test-key"
+        assert headers["openai-organization"] == "org-7"
+        assert headers["openai-project"] == "proj-9"
+        assert headers["content-type"] == "application/json"
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A plain HTTP forward proxy that answers every request itself with a canned completion,
+    recording the request line it was sent."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append(self.path)
+        body = json.dumps(
+            {"model": "m", "choices": [{"message": {"role": "assistant", "content": "via proxy"}}]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_calls_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    model_url = "http://model.example:8000/v1"
+    settings = load_settings({"OPENAI_BASE_URL": model_url, "GPT_API_KEY": "k"})
+    upstream = Upstream.from_settings(settings)
+    try:
+        reply = upstream.complete([{"role": "user", "content": "hi"}], model="m", max_tokens=5)
+    finally:
+        upstream.close()
+        proxy.shutdown()
+    assert reply.content == "via proxy"
+    assert _ForwardProxy.seen == [f"{model_url}/chat/completions"]

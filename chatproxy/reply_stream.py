@@ -1,0 +1,146 @@
+"""Own a reply that arrives in pieces: the server-sent events of a streamed chat completion.
+
+The events are read here, to the end of the body, so the connection goes back to the pool for
+the next call: a reader that stops at `data: [DONE]` and closes the response throws the
+connection away, and every streamed turn then pays a new TCP and TLS handshake.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError, TimeoutError
+
+from chatproxy.errors import UpstreamBadResponse, UpstreamError, UpstreamTimeout
+from chatproxy.tokens import USAGE_FIELDS, estimate_usage
+
+JsonObject = dict[str, Any]
+DRAIN_LINES = 16
+MAX_MESSAGE_CHARS = 500
+READ_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The reply to one chat completion call."""
+
+    content: str
+    model: str
+    usage: dict[str, int]
+    usage_estimated: bool
+
+
+class ReplyStream:
+    """A reply arriving in pieces: iterate for the text deltas, then ask for the `Completion`."""
+
+    def __init__(
+        self, response: urllib3.BaseHTTPResponse, model: str, messages: Sequence[dict[str, Any]]
+    ):
+        self._response = response
+        self._model = model
+        self._messages = messages
+        self._parts: list[str] = []
+        self._usage: dict[str, int] | None = None
+        self._finished = False
+
+    def __iter__(self) -> Iterator[str]:
+        """Yield the reply's text as it arrives; a stream that breaks off is an upstream error."""
+        try:
+            for chunk in self._chunks():
+                self._model = chunk.get("model") or self._model
+                usage = chunk.get("usage")
+                if isinstance(usage, dict) and all(type(usage.get(f)) is int for f in USAGE_FIELDS):
+                    self._usage = {f: usage[f] for f in USAGE_FIELDS}
+                for choice in chunk.get("choices") or []:
+                    self._finished = self._finished or choice.get("finish_reason") is not None
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        self._parts.append(str(text))
+                        yield str(text)
+        except UpstreamError:
+            raise
+        except TimeoutError as exc:
+            raise UpstreamTimeout() from exc
+        except Exception as exc:  # a cut connection, a malformed chunk: the reply is incomplete
+            raise UpstreamError("the model provider's stream broke off") from exc
+        finally:
+            self.close()
+        if not self._finished:  # the connection ended before the reply said it was complete
+            raise UpstreamError("the model provider's stream broke off")
+
+    def completion(self) -> Completion:
+        """Return the whole reply once the stream has ended."""
+        content = "".join(self._parts)
+        if not content:
+            raise UpstreamBadResponse("the model provider streamed no text")
+        if self._usage is None:
+            usage = estimate_usage(self._messages, content)
+            return Completion(content, self._model, usage, usage_estimated=True)
+        return Completion(content, self._model, self._usage, usage_estimated=False)
+
+    def close(self) -> None:
+        """Release the response: its connection goes back to the pool if the body was read to
+        the end (urllib3 has done so already), and is closed otherwise (a stream abandoned or
+        broken off)."""
+        self._response.close()
+        self._response.release_conn()
+
+    def _chunks(self) -> Iterator[JsonObject]:
+        """The `chat.completion.chunk` objects of the event stream, up to `data: [DONE]`; an
+        error event raises. What follows `[DONE]` is read too (normally only the end of the
+        body), so the connection can serve the next call."""
+        lines = _lines(self._response)
+        data: list[str] = []
+        for line in lines:
+            if line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+                continue
+            if line or not data:  # other fields (event:, id:, comments), or no event yet
+                continue
+            payload, data = "\n".join(data), []
+            if payload == "[DONE]":
+                _drain(lines)
+                return
+            if not payload:
+                continue
+            chunk = json.loads(payload)
+            if not isinstance(chunk, dict):
+                raise UpstreamError("the model provider streamed something that is no chunk")
+            if chunk.get("error"):
+                raise UpstreamError(f"the model provider's stream failed: {_error_text(chunk)}")
+            yield chunk
+
+
+def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[str]:
+    """The body's lines as they arrive (without their line ends), each read as soon as it is
+    there: `read1` returns what has arrived rather than waiting for a full buffer."""
+    pending = b""
+    while data := response.read1(READ_BYTES):
+        *complete, pending = (pending + data).split(b"\n")
+        for line in complete:
+            yield line.removesuffix(b"\r").decode()
+    if pending:
+        yield pending.removesuffix(b"\r").decode()
+
+
+def _drain(lines: Iterator[str]) -> None:
+    """Read the little that follows `[DONE]`. The reply is complete by then, so a failure here
+    (a connection closed without the body's last bytes) only costs the connection, and so does
+    a body that goes on: after DRAIN_LINES lines it is left unread and the connection dropped."""
+    try:
+        for _ in itertools.islice(lines, DRAIN_LINES):
+            pass
+    except (HTTPError, OSError):
+        pass
+
+
+def _error_text(chunk: JsonObject) -> str:
+    """The message of an error event in a stream."""
+    error = chunk.get("error")
+    text = error.get("message") if isinstance(error, dict) else None
+    return str(text or "no message")[:MAX_MESSAGE_CHARS]
