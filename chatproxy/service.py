@@ -19,10 +19,10 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,6 +44,10 @@ from chatproxy.upstream import Upstream
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 50
+# Streamed turns in flight at once, each stored by a worker thread: more wait for a free one.
+# THREADS (250 in `make run` and deploy.sh) bounds the streams being read; this leaves room for
+# those whose clients hung up while the worker still stores the turn.
+STREAM_WORKERS = 1000
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ class ChatService:
         self._upstream = upstream
         self._quotas = quotas
         self._guard = TurnGuard(settings, store)
+        # Reused threads: starting a new one per stream waited for it to be scheduled (0.2-0.3 ms
+        # before the first event could leave). At exit Python waits for these to finish, so a
+        # turn being stored is not cut off.
+        self._pumps = ThreadPoolExecutor(STREAM_WORKERS, thread_name_prefix="stream-turn")
 
     def turn(
         self,
@@ -228,12 +236,11 @@ class ChatService:
                 if first is None:
                     stream.completion()  # raises: the stream ended without any text
                 events: queue.Queue[StreamEvent | None] = queue.Queue()
-                threading.Thread(
-                    target=self._pump,
-                    args=(chat, user, stream, pieces, lease, claim, events),
-                    name="stream-turn",
-                    daemon=True,
-                ).start()
+                try:
+                    self._pumps.submit(self._pump, chat, user, stream, pieces, lease, claim, events)
+                except BaseException:
+                    stream.close()  # no worker will read it: drop its connection now
+                    raise
             except BaseException:
                 self._guard.end(chat, lease)
                 raise
@@ -484,7 +491,9 @@ class ChatService:
         self._store.ping()
 
     def close(self) -> None:
-        """Release the store's and the upstream's connections."""
+        """Release the store's and the upstream's connections (streams still being stored finish
+        first)."""
+        self._pumps.shutdown()
         self._store.close()
         self._upstream.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 from http.client import HTTPConnection
 from typing import Any
@@ -78,6 +79,25 @@ def test_errors_before_the_first_byte_are_json(
     assert failed.get_json()["code"] == "upstream_error"
     assert (bad.status_code, bad.get_json()["code"]) == (400, "invalid_request")
     assert history(client, "c1") == []
+
+
+def test_a_stream_whose_worker_cannot_start_fails_and_frees_the_chat(
+    client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pumps = sys.modules["main"].app.service._pumps
+
+    def refuse(*_: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(pumps, "submit", refuse)
+    failed = stream(client, "/c1/chat", {"content": "hi"})
+    monkeypatch.undo()
+    retried = stream(client, "/c1/chat", {"content": "again"})
+
+    assert (failed.status_code, failed.get_json()["code"]) == (500, "internal")
+    assert retried.status_code == 200
+    assert parse_events(retried.get_data(as_text=True))[-1][0] == "done"
+    assert history(client, "c1")[0] == ("user", "again")
 
 
 def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
