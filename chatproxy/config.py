@@ -49,6 +49,7 @@ class RedisSettings:
     socket_timeout: float
     ca_cert: str | None = None
     cluster: bool = False
+    max_connections: int = 100
 
     def describe(self) -> str:
         """Return the URL without credentials, safe for logs."""
@@ -257,11 +258,14 @@ def _redis_settings(env: _Env) -> RedisSettings | None:
     timeout = env.number("REDIS_TIMEOUT", 1.0, minimum=0.05)
     ca_cert = env.parse("REDIS_CA_CERT", _readable_file)
     cluster = env.parse("REDIS_CLUSTER", _boolean) or False
+    connections = env.integer("REDIS_MAX_CONNECTIONS", 100, minimum=1, maximum=100_000)
 
     def settings(url: str, ssl: bool) -> RedisSettings:
         if ca_cert and not ssl:
             raise ConfigError("REDIS_CA_CERT needs TLS to Redis: use rediss:// or REDIS_SSL=1")
-        return RedisSettings(url, ssl, timeout, ca_cert=ca_cert, cluster=cluster)
+        return RedisSettings(
+            url, ssl, timeout, ca_cert=ca_cert, cluster=cluster, max_connections=connections
+        )
 
     if url:
         parts = _split("REDIS_URL", url)

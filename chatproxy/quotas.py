@@ -18,6 +18,7 @@ import limits
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from redis import BlockingConnectionPool
 
 from chatproxy.config import RedisSettings, Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
@@ -113,7 +114,9 @@ def _window(item: limits.RateLimitItem) -> str:
 
 
 def _redis_storage(redis: RedisSettings) -> tuple[str, dict[str, Any]]:
-    """Point `limits` at the same Redis as the chats, with the same TLS and timeouts."""
+    """Point `limits` at the same Redis as the chats, with the same TLS, timeouts and bounded
+    blocking connection pool (see `store.redis.connect`); on a cluster, where `limits` builds
+    the node clients itself, at most REDIS_MAX_CONNECTIONS per node."""
     options: dict[str, Any] = {
         "socket_timeout": redis.socket_timeout,
         "socket_connect_timeout": redis.socket_timeout,
@@ -121,7 +124,14 @@ def _redis_storage(redis: RedisSettings) -> tuple[str, dict[str, Any]]:
     if redis.ca_cert:
         options["ssl_ca_certs"] = redis.ca_cert
     if not redis.cluster:
-        return redis.url, options
+        pool = BlockingConnectionPool.from_url(
+            redis.url,
+            max_connections=redis.max_connections,
+            timeout=redis.socket_timeout,
+            **options,
+        )
+        return redis.url, {"connection_pool": pool}
+    options["max_connections"] = redis.max_connections
     parts = urlsplit(redis.url)
     if redis.ssl:
         options["ssl"] = True

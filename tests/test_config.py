@@ -173,6 +173,8 @@ def test_cloud_functions_with_key_or_base_url_is_accepted(
         ({"REDIS_HOST": "h", "REDIS_PORT": "0"}, "REDIS_PORT", "0"),
         ({"REDIS_HOST": "h", "REDIS_TIMEOUT": "0"}, "REDIS_TIMEOUT", "0"),
         ({"REDIS_HOST": "h", "REDIS_TIMEOUT": "inf"}, "REDIS_TIMEOUT", "inf"),
+        ({"REDIS_HOST": "h", "REDIS_MAX_CONNECTIONS": "0"}, "REDIS_MAX_CONNECTIONS", "0"),
+        ({"REDIS_HOST": "h", "REDIS_MAX_CONNECTIONS": "many"}, "REDIS_MAX_CONNECTIONS", "many"),
         ({"MESSAGES_LENGTH": "-1"}, "MESSAGES_LENGTH", "-1"),
         ({"MESSAGES_LENGTH": "10001"}, "MESSAGES_LENGTH", "10001"),
         ({"EXPIRE_HOURS": "-2"}, "EXPIRE_HOURS", "-2"),
@@ -262,6 +264,14 @@ def test_redis_timeout_defaults_and_can_be_set() -> None:
     assert custom is not None
     assert default.socket_timeout == 1.0
     assert custom.socket_timeout == 0.5
+
+
+def test_redis_max_connections_defaults_and_can_be_set() -> None:
+    default = load_settings({"REDIS_HOST": "localhost"}).redis
+    custom = load_settings({"REDIS_HOST": "localhost", "REDIS_MAX_CONNECTIONS": "8"}).redis
+    assert default is not None
+    assert custom is not None
+    assert (default.max_connections, custom.max_connections) == (100, 8)
 
 
 @pytest.mark.parametrize("password", ["p@ss:w/rd#", "a b%c?d&e=f", "plain"])

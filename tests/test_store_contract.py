@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -319,6 +320,29 @@ def test_a_pending_claim_ends_with_its_lease(store: Store) -> None:
 
 
 # --- Redis only ----------------------------------------------------------------------------------
+
+
+def test_more_calls_at_once_than_redis_connections_wait_for_one(redis_url: str) -> None:
+    """A burst beyond the pool waits for a connection instead of failing: redis-py's default
+    pool raised MaxConnectionsError (a 503 to the client) beyond its 100 connections."""
+    client = connect(RedisSettings(redis_url, False, 2.0, max_connections=3))
+    store = RedisStore(client, 3600)
+    calls = 60
+    barrier = threading.Barrier(calls)
+
+    def turn_in_own_chat(n: int) -> bool:
+        chat = ChatRef("public", f"burst-{n}")
+        barrier.wait()
+        state = store.begin_turn(chat, f"token-{n}", 30, 5)
+        assert state is not None
+        return store.save_turn(chat, f"t{n}", turn(n), lock_token=f"token-{n}", release=True)
+
+    try:
+        with ThreadPoolExecutor(calls) as pool:
+            saved = list(pool.map(turn_in_own_chat, range(calls)))
+    finally:
+        store.close()
+    assert all(saved)  # with a non-blocking pool of 3, most would raise MaxConnectionsError
 
 
 def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(redis_url: str) -> None:

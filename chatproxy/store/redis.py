@@ -179,18 +179,28 @@ def connect(settings: RedisSettings) -> Client:
 
     The retry reconnects a pooled connection that a Redis restart broke; it is safe for writes
     because every write here is idempotent (a turn is keyed by its turn id).
+
+    Connections come from a blocking pool of REDIS_MAX_CONNECTIONS (per node on a cluster): a
+    call beyond them waits up to REDIS_TIMEOUT for one to come back. Every store call is one
+    short round trip, so a few connections serve many threads; redis-py's own pool instead
+    failed every call beyond its 100 connections at once (a 503 in a burst of turns).
     """
     options: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.socket_timeout,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+        "max_connections": settings.max_connections,
+        "timeout": settings.socket_timeout,  # the wait for a free connection
     }
     if settings.ca_cert:
         options["ssl_ca_certs"] = settings.ca_cert
     if settings.cluster:
-        return RedisCluster.from_url(settings.url, **options)
-    return redis.Redis.from_url(settings.url, health_check_interval=30, **options)
+        return RedisCluster.from_url(
+            settings.url, connection_pool_class=redis.BlockingConnectionPool, **options
+        )
+    pool = redis.BlockingConnectionPool.from_url(settings.url, health_check_interval=30, **options)
+    return redis.Redis.from_pool(pool)
 
 
 class RedisStore:
