@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from chatproxy import apidocs, openai_compat, routes, ui
 from chatproxy.auth import Authenticator
+from chatproxy.chats import Chats
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
 from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
@@ -42,10 +43,16 @@ class ProxyApp:
     """Routes requests to handlers; every answer, error or not, is JSON."""
 
     def __init__(
-        self, settings: Settings, service: ChatService, quotas: Quotas, auth: Authenticator
+        self,
+        settings: Settings,
+        service: ChatService,
+        chats: Chats,
+        quotas: Quotas,
+        auth: Authenticator,
     ):
         self.settings = settings
         self.service = service
+        self.chats = chats
         self.quotas = quotas
         self.auth = auth
         public = routes.PUBLIC_ROUTES + ui.ROUTES + apidocs.ROUTES
@@ -227,4 +234,4 @@ def create_app(
         settings.rate_limit or "none",
     )
     service = ChatService(settings, store, upstream, quotas)
-    return ProxyApp(settings, service, quotas, auth)
+    return ProxyApp(settings, service, Chats(settings, store), quotas, auth)

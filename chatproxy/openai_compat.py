@@ -19,10 +19,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from werkzeug.wrappers import Response
 
+from chatproxy.defaults import TurnOptions
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
 from chatproxy.reply_stream import ReplyStream
 from chatproxy.routes import Context, Handler, Reply, valid_chat_id
-from chatproxy.service import StreamEvent, StreamingTurn, TurnOptions, TurnResult
+from chatproxy.service import StreamEvent, StreamingTurn, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.tokens import content_text
 

@@ -26,7 +26,9 @@ from pydantic import (
 from werkzeug.wrappers import Request, Response
 
 from chatproxy.auth import Authenticator, Caller
+from chatproxy.chats import Chats
 from chatproxy.config import Settings
+from chatproxy.defaults import TurnOptions
 from chatproxy.errors import (
     Forbidden,
     InvalidChatId,
@@ -36,7 +38,7 @@ from chatproxy.errors import (
     StoreError,
     ValidationFailed,
 )
-from chatproxy.service import ChatService, StreamingTurn, TurnOptions, TurnResult
+from chatproxy.service import ChatService, StreamingTurn, TurnResult
 from chatproxy.store import OPEN_TENANT, ChatRef
 
 CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
@@ -59,6 +61,7 @@ class App(Protocol):
 
     settings: Settings
     service: ChatService
+    chats: Chats
     auth: Authenticator
 
 
@@ -81,6 +84,10 @@ class Context:
     @property
     def service(self) -> ChatService:
         return self.app.service
+
+    @property
+    def chats(self) -> Chats:
+        return self.app.chats
 
     @property
     def settings(self) -> Settings:
@@ -234,7 +241,7 @@ def health(ctx: Context) -> Reply:
     if notices:
         body["notice"] = "; ".join(notices)
     try:
-        ctx.service.ping_store()
+        ctx.chats.ping_store()
     except StoreError:
         body["status"] = "unavailable"
         return body, 503
@@ -298,27 +305,27 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
 def get_chat(ctx: Context) -> Reply:
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE)
     before = ctx.query_int("before", minimum=0)
-    return ctx.service.history(ctx.chat, limit=limit, before=before)
+    return ctx.chats.history(ctx.chat, limit=limit, before=before)
 
 
 def list_chats(ctx: Context) -> Reply:
     assert ctx.caller is not None
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_CHATS_PAGE
     before = ctx.query_number("before")
-    return ctx.service.chats(ctx.caller.tenant, limit=limit, before=before)
+    return ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before)
 
 
 def get_usage(ctx: Context) -> Reply:
-    return ctx.service.usage(ctx.chat)
+    return ctx.chats.usage(ctx.chat)
 
 
 def delete_chat(ctx: Context) -> Reply:
     chat = ctx.chat
-    return {"chat_id": chat.chat_id, "deleted": ctx.service.clear(chat)}
+    return {"chat_id": chat.chat_id, "deleted": ctx.chats.clear(chat)}
 
 
 def get_settings(ctx: Context) -> Reply:
-    return ctx.service.chat_settings(ctx.chat)
+    return ctx.chats.chat_settings(ctx.chat)
 
 
 def post_settings(ctx: Context) -> Reply:
@@ -326,34 +333,34 @@ def post_settings(ctx: Context) -> Reply:
     body = ctx.body(SettingsBody)
     if "system" in body.model_fields_set and body.system is not None and not body.system.strip():
         raise ValidationFailed("system: must not be blank")
-    return ctx.service.update_chat_settings(chat, body.changes())
+    return ctx.chats.update_chat_settings(chat, body.changes())
 
 
 def get_chat_system(ctx: Context) -> Reply:
-    return ctx.service.chat_system(ctx.chat)
+    return ctx.chats.chat_system(ctx.chat)
 
 
 def post_chat_system(ctx: Context) -> Reply:
     chat = ctx.chat
-    return ctx.service.set_chat_system(chat, ctx.body(ContentBody).content)
+    return ctx.chats.set_chat_system(chat, ctx.body(ContentBody).content)
 
 
 def delete_chat_system(ctx: Context) -> Reply:
-    return ctx.service.set_chat_system(ctx.chat, None)
+    return ctx.chats.set_chat_system(ctx.chat, None)
 
 
 def get_system(ctx: Context) -> Reply:
-    return ctx.service.global_system()
+    return ctx.chats.global_system()
 
 
 def post_system(ctx: Context) -> Reply:
     ctx.require_admin()
-    return ctx.service.set_global_system(ctx.body(ContentBody).content)
+    return ctx.chats.set_global_system(ctx.body(ContentBody).content)
 
 
 def delete_system(ctx: Context) -> Reply:
     ctx.require_admin()
-    return ctx.service.set_global_system(None)
+    return ctx.chats.set_global_system(None)
 
 
 def post_moderation(ctx: Context) -> Reply:

@@ -1,4 +1,4 @@
-"""Own what a chat turn is, and the other operations on chats and system prompts.
+"""Own what a chat turn is (plain, streamed, OpenAI-style, pass-through), and moderation.
 
 A turn, all within the request's deadline (REQUEST_TIMEOUT):
 1. claim the Idempotency-Key if the client sent one (a finished key replays its answer);
@@ -10,8 +10,9 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
    releases the lock. On any failure the lock and the claim are released, so the client may
    retry.
 Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
-`turns.py`; the window's token budget in `context.py`. This module never touches HTTP; handlers
-never touch the store or the upstream.
+`turns.py`; the window's token budget in `context.py`; the turn's model, options and system prompt
+in `defaults.py`. The operations on chats that are not turns are `chats.py`'s. This module never
+touches HTTP; handlers never touch the store or the upstream.
 """
 
 from __future__ import annotations
@@ -28,11 +29,8 @@ from typing import Any, Literal
 
 from chatproxy.config import Settings
 from chatproxy.context import fit_window
-from chatproxy.errors import (
-    NotFound,
-    ProxyError,
-    ValidationFailed,
-)
+from chatproxy.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
+from chatproxy.errors import ProxyError
 from chatproxy.quotas import Quotas
 from chatproxy.reply_stream import Completion, ReplyStream
 from chatproxy.store import ChatRef, ChatState, Message, Store
@@ -43,7 +41,6 @@ from chatproxy.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE = 50
 # Streamed turns in flight at once, each stored by a worker thread: more wait for a free one.
 # THREADS (250 in `make run` and deploy.sh) bounds the streams being read; this leaves room for
 # those whose clients hung up while the worker still stores the turn.
@@ -75,32 +72,9 @@ class StreamingTurn:
     replayed: bool = False
 
 
-@dataclass(frozen=True)
-class TurnOptions:
-    """What a turn (or a chat's settings) may choose: model, max_tokens, temperature."""
-
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-
-
-NO_OPTIONS = TurnOptions()
-
-
-@dataclass(frozen=True)
-class _Call:
-    """The options a turn's upstream call is made with, once resolved."""
-
-    model: str
-    max_tokens: int
-    temperature: float | None
-
-    def options(self) -> dict[str, Any]:
-        return {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
-
-
 class ChatService:
-    """Turns, histories, system prompts and moderation, over one store and one upstream."""
+    """Turns (plain, streamed, OpenAI-style, pass-through) and moderation, over one store and one
+    upstream."""
 
     def __init__(self, settings: Settings, store: Store, upstream: Upstream, quotas: Quotas):
         self._settings = settings
@@ -108,6 +82,7 @@ class ChatService:
         self._upstream = upstream
         self._quotas = quotas
         self._guard = TurnGuard(settings, store)
+        self._defaults = Defaults(settings)
         # Reused threads: starting a new one per stream waited for it to be scheduled (0.2-0.3 ms
         # before the first event could leave). At exit Python waits for these to finish, so a
         # turn being stored is not cut off.
@@ -162,10 +137,10 @@ class ChatService:
     ) -> dict[str, Any] | ReplyStream:
         """Send `messages` as they are, store nothing (the endpoint without a chat id); the
         tenant's token budget still counts."""
-        self._check(options)
+        self._defaults.check(options)
         self._quotas.check_budget(tenant)
         deadline = time.monotonic() + self._settings.request_timeout
-        call = self._call_options({}, False, options)
+        call = self._defaults.call({}, False, options)
         if stream:
             return self._upstream.stream(
                 messages,
@@ -289,7 +264,7 @@ class ChatService:
         idempotency_key: str | None,
     ) -> tuple[Claim | None, dict[str, Any] | None]:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
-        self._check(options)
+        self._defaults.check(options)
         request = [image, content, options.model, options.temperature, options.max_tokens]
         return self._guard.claim(chat, idempotency_key, request)
 
@@ -336,11 +311,11 @@ class ChatService:
 
     def _outgoing(
         self, state: ChatState, user: Message, image: bool, options: TurnOptions
-    ) -> tuple[list[dict[str, Any]], _Call]:
+    ) -> tuple[list[dict[str, Any]], CallOptions]:
         """Build what the upstream gets (system prompt, the history that fits, the new message)
         and the model, max_tokens and temperature to call it with."""
-        call = self._call_options(state.settings, image, options)
-        system = self._system_prompt(state)
+        call = self._defaults.call(state.settings, image, options)
+        system = self._defaults.system_prompt(state)
         budget = self._settings.context_tokens - call.max_tokens
         window = fit_window(system, state.messages, user, budget=budget)
         outgoing = [m.for_upstream() for m in window] + [user.for_upstream()]
@@ -349,56 +324,6 @@ class ChatService:
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
         return outgoing, call
-
-    def _call_options(
-        self, chat_settings: dict[str, Any], image: bool, options: TurnOptions
-    ) -> _Call:
-        """Resolve this turn's model, max_tokens and temperature: the turn's own, else the chat's
-        settings, else the defaults (an image turn's default model is VISION_MODEL)."""
-        default_model = self._settings.vision_model if image else self._settings.model
-        chat_model = None if image else chat_settings.get("model")
-        temperature = options.temperature
-        if temperature is None:
-            temperature = chat_settings.get("temperature")
-        return _Call(
-            model=options.model or chat_model or default_model,
-            max_tokens=options.max_tokens
-            or chat_settings.get("max_tokens")
-            or self._settings.max_tokens,
-            temperature=temperature,
-        )
-
-    def _check(self, options: TurnOptions) -> None:
-        """Refuse a model outside ALLOWED_MODELS or a max_tokens above MAX_TOKENS."""
-        if options.model is not None and options.model not in self._settings.allowed_models:
-            allowed = ", ".join(self._settings.allowed_models)
-            raise ValidationFailed(f"model: {options.model!r} is not allowed; use one of {allowed}")
-        if options.max_tokens is not None and options.max_tokens > self._settings.max_tokens:
-            raise ValidationFailed(f"max_tokens: at most {self._settings.max_tokens} (MAX_TOKENS)")
-
-    def chat_settings(self, chat: ChatRef) -> dict[str, Any]:
-        """Return what a text turn in `chat` would use, and which of it the chat sets itself."""
-        state = self._store.load_window(chat, 0)
-        call = self._call_options(state.settings, False, NO_OPTIONS)
-        return {
-            "model": call.model,
-            "temperature": call.temperature,
-            "max_tokens": call.max_tokens,
-            "system": self._system_prompt(state),
-            "own": {**state.settings, "system": state.chat_system},
-            "allowed_models": list(self._settings.allowed_models),
-        }
-
-    def update_chat_settings(self, chat: ChatRef, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change some of a chat's settings; a None value removes that setting."""
-        self._check(TurnOptions(model=changes.get("model"), max_tokens=changes.get("max_tokens")))
-        if "system" in changes:
-            self._store.set_chat_system(chat, changes.pop("system"))
-        if changes:
-            current = self._store.load_window(chat, 0).settings
-            merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
-            self._store.set_chat_settings(chat, merged)
-        return self.chat_settings(chat)
 
     def _record(
         self,
@@ -418,67 +343,6 @@ class ChatService:
         self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 
-    def history(
-        self, chat: ChatRef, *, limit: int | None = None, before: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Return the chat's messages oldest first, each with its number (`id`).
-
-        Without `limit` and `before`: the whole history, the system prompt first when the chat
-        has one. With them: a page of at most `limit` messages numbered below `before`.
-        """
-        if limit is None and before is None:
-            state = self._store.load_history(chat)
-        else:
-            state = self._store.load_page(chat, limit or DEFAULT_PAGE, before)
-        messages = [{"id": state.first_id + n, **m.to_json()} for n, m in enumerate(state.messages)]
-        system = self._system_prompt(state)
-        if state.exists and system and limit is None and before is None:
-            messages.insert(0, {"role": "system", "content": system})
-        return messages
-
-    def chats(self, tenant: str, *, limit: int, before: float | None) -> dict[str, Any]:
-        """List a tenant's chats, newest activity first, with the cursor of the next page."""
-        found = self._store.list_chats(tenant, limit, before)
-        cursor = found[-1].updated if len(found) == limit else None
-        return {"chats": [info.to_json() for info in found], "next_before": cursor}
-
-    def usage(self, chat: ChatRef) -> dict[str, Any]:
-        """Return the chat's token totals and size."""
-        info = self._store.chat_info(chat)
-        if info is None:
-            raise NotFound("no such chat")
-        return info.to_json()
-
-    def chat_system(self, chat: ChatRef) -> dict[str, Any]:
-        """Return the system prompt that applies to `chat` and where it comes from."""
-        state = self._store.load_window(chat, 0)
-        if state.chat_system:
-            return {"role": "system", "content": state.chat_system, "source": "chat"}
-        return {
-            "role": "system",
-            "content": self._global_system(state.global_system) or None,
-            "source": "global",
-        }
-
-    def set_chat_system(self, chat: ChatRef, content: str | None) -> dict[str, Any]:
-        """Set or (with None) remove the chat's own system prompt; return what now applies."""
-        self._store.set_chat_system(chat, content)
-        return self.chat_system(chat)
-
-    def global_system(self) -> dict[str, Any]:
-        """Return the global default system prompt."""
-        content = self._global_system(self._store.get_global_system())
-        return {"role": "system", "content": content or None}
-
-    def set_global_system(self, content: str | None) -> dict[str, Any]:
-        """Set the global default system prompt; None removes it (SYSTEM_PROMPT included)."""
-        self._store.set_global_system(content or "")
-        return self.global_system()
-
-    def clear(self, chat: ChatRef) -> bool:
-        """Delete the chat; return whether it existed."""
-        return self._store.delete_chat(chat)
-
     def moderate(self, text: str) -> dict[str, Any]:
         """Run the upstream moderation model on `text`."""
         deadline = time.monotonic() + self._settings.request_timeout
@@ -486,24 +350,12 @@ class ChatService:
             text, model=self._settings.moderation_model, deadline=deadline
         )
 
-    def ping_store(self) -> None:
-        """Raise `StoreUnavailable` if the store cannot be reached."""
-        self._store.ping()
-
     def close(self) -> None:
         """Release the store's and the upstream's connections (streams still being stored finish
         first)."""
         self._pumps.shutdown()
         self._store.close()
         self._upstream.close()
-
-    def _system_prompt(self, state: ChatState) -> str | None:
-        """Pick the chat's own prompt, else the global one; never an empty one."""
-        return state.chat_system or self._global_system(state.global_system) or None
-
-    def _global_system(self, stored: str | None) -> str | None:
-        """The stored global prompt wins; SYSTEM_PROMPT applies until one is stored."""
-        return self._settings.system_prompt if stored is None else stored
 
 
 def _image_parts(text: str, image_url: str) -> list[dict[str, Any]]:

@@ -1,0 +1,75 @@
+"""Own what applies to a turn that does not say: its model, max_tokens, temperature and system
+prompt come from the turn, else the chat's settings, else the configuration; and what a turn or a
+chat may choose (ALLOWED_MODELS, at most MAX_TOKENS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chatproxy.config import Settings
+from chatproxy.errors import ValidationFailed
+from chatproxy.store import ChatState
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """What a turn (or a chat's settings) may choose: model, max_tokens, temperature."""
+
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+NO_OPTIONS = TurnOptions()
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """The options a turn's upstream call is made with, once resolved."""
+
+    model: str
+    max_tokens: int
+    temperature: float | None
+
+    def options(self) -> dict[str, Any]:
+        return {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
+
+
+class Defaults:
+    """Resolves a turn's options and system prompt against the chat's and the process's."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+
+    def check(self, options: TurnOptions) -> None:
+        """Refuse a model outside ALLOWED_MODELS or a max_tokens above MAX_TOKENS."""
+        if options.model is not None and options.model not in self._settings.allowed_models:
+            allowed = ", ".join(self._settings.allowed_models)
+            raise ValidationFailed(f"model: {options.model!r} is not allowed; use one of {allowed}")
+        if options.max_tokens is not None and options.max_tokens > self._settings.max_tokens:
+            raise ValidationFailed(f"max_tokens: at most {self._settings.max_tokens} (MAX_TOKENS)")
+
+    def call(self, chat_settings: dict[str, Any], image: bool, options: TurnOptions) -> CallOptions:
+        """Resolve this turn's model, max_tokens and temperature: the turn's own, else the chat's
+        settings, else the defaults (an image turn's default model is VISION_MODEL)."""
+        default_model = self._settings.vision_model if image else self._settings.model
+        chat_model = None if image else chat_settings.get("model")
+        temperature = options.temperature
+        if temperature is None:
+            temperature = chat_settings.get("temperature")
+        return CallOptions(
+            model=options.model or chat_model or default_model,
+            max_tokens=options.max_tokens
+            or chat_settings.get("max_tokens")
+            or self._settings.max_tokens,
+            temperature=temperature,
+        )
+
+    def system_prompt(self, state: ChatState) -> str | None:
+        """Pick the chat's own prompt, else the global one; never an empty one."""
+        return state.chat_system or self.global_system(state.global_system) or None
+
+    def global_system(self, stored: str | None) -> str | None:
+        """The stored global prompt wins; SYSTEM_PROMPT applies until one is stored."""
+        return self._settings.system_prompt if stored is None else stored
