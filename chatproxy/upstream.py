@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 import urllib.request
@@ -211,14 +212,16 @@ def _connect(base_url: str) -> tuple[urllib3.PoolManager, Urlopen, str]:
 
     Without a proxy the base URL's own connection pool is kept and called with paths (no URL
     parsing per call); with one (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as the environment sets them)
-    every call goes through the proxy manager with its full URL.
+    every call goes through the proxy manager with its full URL. TLS certificates are checked
+    against certifi's CA bundle, or the file SSL_CERT_FILE names (a private CA in front of a
+    self-hosted model).
     """
     url = urllib3.util.parse_url(base_url)
     options: dict[str, Any] = {
         "maxsize": POOL_CONNECTIONS,
         "block": False,
         "retries": False,
-        "ca_certs": certifi.where(),
+        "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
     }
     proxy = urllib.request.getproxies().get(url.scheme or "https")
     if proxy and not urllib.request.proxy_bypass(url.host or ""):

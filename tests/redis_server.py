@@ -77,7 +77,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.tls:
             if not self.ca_path.exists():  # a restart keeps the certificates
-                _make_certificates(self.workdir)
+                make_certificates(self.workdir)
             args += [
                 "--port", "0",
                 "--tls-port", str(self.port),
@@ -233,7 +233,7 @@ def _cluster_state(client: redis.Redis) -> str:
     return str(info.get("cluster_state", "?"))
 
 
-def _make_certificates(workdir: Path) -> None:
+def make_certificates(workdir: Path) -> None:
     """Write ca.crt/ca.key and server.crt/server.key (EC P-256, for 127.0.0.1 and localhost)."""
     ext = workdir / "server.ext"
     ext.write_text(

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import http.server
 import json
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from flask.testing import FlaskClient
 
 from chatproxy.config import load_settings
+from chatproxy.errors import UpstreamError
 from chatproxy.upstream import Upstream
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream, Fault
+from tests.redis_server import make_certificates
 
 CONTEXT_TOO_LONG = "This model's maximum context length is 128000 tokens."
 
@@ -180,9 +184,9 @@ def test_calls_carry_the_key_organization_and_project(fake_upstream: FakeUpstrea
         assert headers["content-type"] == "application/json"
 
 
-class _ForwardProxy(http.server.BaseHTTPRequestHandler):
-    """A plain HTTP forward proxy that answers every request itself with a canned completion,
-    recording the request line it was sent."""
+class _Canned(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a canned completion and records the path of its request line
+    (from a client that takes it for a forward proxy: the whole URL)."""
 
     seen: ClassVar[list[str]] = []
 
@@ -190,7 +194,7 @@ class _ForwardProxy(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers["Content-Length"]))
         self.seen.append(self.path)
         body = json.dumps(
-            {"model": "m", "choices": [{"message": {"role": "assistant", "content": "via proxy"}}]}
+            {"model": "m", "choices": [{"message": {"role": "assistant", "content": "canned"}}]}
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -205,7 +209,8 @@ class _ForwardProxy(http.server.BaseHTTPRequestHandler):
 def test_calls_go_through_the_proxy_the_environment_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    _Canned.seen.clear()
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -218,5 +223,37 @@ def test_calls_go_through_the_proxy_the_environment_names(
     finally:
         upstream.close()
         proxy.shutdown()
-    assert reply.content == "via proxy"
-    assert _ForwardProxy.seen == [f"{model_url}/chat/completions"]
+    assert reply.content == "canned"
+    assert _Canned.seen == [f"{model_url}/chat/completions"]
+
+
+def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    make_certificates(tmp_path)  # a private CA and a certificate for 127.0.0.1 it signed
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_port}/v1"
+    settings = load_settings({"OPENAI_BASE_URL": url, "GPT_API_KEY": "k"})
+    messages = [{"role": "user", "content": "hi"}]
+
+    def call() -> str:
+        upstream = Upstream.from_settings(settings)
+        try:
+            return upstream.complete(messages, model="m", max_tokens=5).content
+        finally:
+            upstream.close()
+
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(UpstreamError) as refused:  # certifi does not know this CA
+            call()
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.crt"))
+        reply = call()
+    finally:
+        server.shutdown()
+    assert "certificate verify failed" in repr(refused.value.__cause__).lower()
+    assert reply == "canned"
