@@ -23,6 +23,7 @@ from redis import BlockingConnectionPool
 from chatproxy.config import RedisSettings, Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
 from chatproxy.store import Store
+from chatproxy.store.redis import WaitingQueue
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_limits import SqliteLimitsStorage
 
@@ -115,8 +116,8 @@ def _window(item: limits.RateLimitItem) -> str:
 
 def _redis_storage(redis: RedisSettings) -> tuple[str, dict[str, Any]]:
     """Point `limits` at the same Redis as the chats, with the same TLS, timeouts and bounded
-    blocking connection pool (see `store.redis.connect`); on a cluster, where `limits` builds
-    the node clients itself, at most REDIS_MAX_CONNECTIONS per node."""
+    blocking connection pool (see `store.redis.connect`). On a cluster `limits` builds the node
+    clients itself, with its own pools (up to 1000 connections per node)."""
     options: dict[str, Any] = {
         "socket_timeout": redis.socket_timeout,
         "socket_connect_timeout": redis.socket_timeout,
@@ -128,10 +129,10 @@ def _redis_storage(redis: RedisSettings) -> tuple[str, dict[str, Any]]:
             redis.url,
             max_connections=redis.max_connections,
             timeout=redis.socket_timeout,
+            queue_class=WaitingQueue,
             **options,
         )
         return redis.url, {"connection_pool": pool}
-    options["max_connections"] = redis.max_connections
     parts = urlsplit(redis.url)
     if redis.ssl:
         options["ssl"] = True

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import pytest
+from redis.exceptions import MaxConnectionsError
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import TurnLeaseLost
+from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.store import ChatRef, IdempotencyClaim, IdempotentResult, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from tests.conftest import MakeStore
@@ -343,6 +345,21 @@ def test_more_calls_at_once_than_redis_connections_wait_for_one(redis_url: str) 
     finally:
         store.close()
     assert all(saved)  # with a non-blocking pool of 3, most would raise MaxConnectionsError
+
+
+def test_a_wait_for_a_redis_connection_that_times_out_is_a_full_pool(redis_url: str) -> None:
+    """Not a plain ConnectionError: a cluster client takes that for a failed node, drops its
+    connections and reads the topology again, on every such wait."""
+    client = cast(Any, connect(RedisSettings(redis_url, False, 0.1, max_connections=1)))
+    store = RedisStore(client, 3600)
+    held = client.connection_pool.get_connection()  # the only connection, in use elsewhere
+    try:
+        with pytest.raises(StoreUnavailable) as waited:
+            store.load_window(CHAT, 5)
+    finally:
+        client.connection_pool.release(held)
+        store.close()
+    assert isinstance(waited.value.__cause__, MaxConnectionsError)
 
 
 def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(redis_url: str) -> None:

@@ -23,12 +23,13 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from queue import Empty, LifoQueue
 from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import MaxConnectionsError, NoScriptError
 from redis.retry import Retry
 
 from chatproxy.config import RedisSettings
@@ -174,6 +175,21 @@ return 0
 Client = redis.Redis | RedisCluster
 
 
+class WaitingQueue(LifoQueue[Any]):
+    """The free connections of a blocking pool. A wait for one that times out raises
+    MaxConnectionsError, as redis-py's own pool does when full: the plain ConnectionError a
+    BlockingConnectionPool raises instead makes a cluster client take the node for failed,
+    drop its connections and read the cluster's topology again, on every such wait."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        try:
+            return super().get(block, timeout)
+        except Empty:
+            if not block:
+                raise
+            raise MaxConnectionsError("no Redis connection came free in time") from None
+
+
 def connect(settings: RedisSettings) -> Client:
     """Create the process's Redis client with bounded timeouts and one quick retry.
 
@@ -192,6 +208,7 @@ def connect(settings: RedisSettings) -> Client:
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
         "max_connections": settings.max_connections,
         "timeout": settings.socket_timeout,  # the wait for a free connection
+        "queue_class": WaitingQueue,
     }
     if settings.ca_cert:
         options["ssl_ca_certs"] = settings.ca_cert
