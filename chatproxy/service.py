@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,6 +46,25 @@ log = logging.getLogger(__name__)
 # THREADS (250 in `make run` and deploy.sh) bounds the streams being read; this leaves room for
 # those whose clients hung up while the worker still stores the turn.
 STREAM_WORKERS = 1000
+
+
+class _Job:
+    """Who owns a streamed turn once it is handed to the worker pool: the worker that starts
+    it, or the request thread if the hand-off failed first. A failed `submit` may still have
+    queued the work (Python queues it before starting a thread), and a worker must not run a
+    turn whose stream, lock and claim the request thread has already released."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: str | None = None
+
+    def claim(self, owner: Literal["running", "abandoned"]) -> bool:
+        """Take the turn for `owner`; False if it was taken already."""
+        with self._lock:
+            if self._owner is not None:
+                return False
+            self._owner = owner
+            return True
 
 
 @dataclass(frozen=True)
@@ -211,11 +231,16 @@ class ChatService:
                 if first is None:
                     stream.completion()  # raises: the stream ended without any text
                 events: queue.Queue[StreamEvent | None] = queue.Queue()
+                job = _Job()
                 try:
-                    self._pumps.submit(self._pump, chat, user, stream, pieces, lease, claim, events)
+                    self._pumps.submit(
+                        self._pump, job, chat, user, stream, pieces, lease, claim, events
+                    )
                 except BaseException:
-                    stream.close()  # no worker will read it: drop its connection now
-                    raise
+                    if job.claim("abandoned"):  # no worker has it: drop its connection now
+                        stream.close()
+                        raise
+                    log.warning("a stream worker started although its submission failed")
             except BaseException:
                 self._guard.end(chat, lease)
                 raise
@@ -229,6 +254,7 @@ class ChatService:
 
     def _pump(
         self,
+        job: _Job,
         chat: ChatRef,
         user: Message,
         stream: ReplyStream,
@@ -238,7 +264,9 @@ class ChatService:
         events: queue.Queue[StreamEvent | None],
     ) -> None:
         """Relay the rest of the stream (`pieces`) to `events`, then store the turn; runs on its
-        own thread."""
+        own thread, unless the request thread gave the turn up first."""
+        if not job.claim("running"):
+            return
         try:
             for text in pieces:
                 events.put(StreamEvent("delta", {"content": text}))

@@ -84,20 +84,33 @@ def test_errors_before_the_first_byte_are_json(
 def test_a_stream_whose_worker_cannot_start_fails_and_frees_the_chat(
     client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pumps = sys.modules["main"].app.service._pumps
+    service = sys.modules["main"].app.service
+    pumps, guard = service._pumps, service._guard
+    start_worker = pumps._adjust_thread_count
 
-    def refuse(*_: object) -> None:
+    def refuse() -> None:  # Python has queued the work by then: it must not run it later
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(pumps, "submit", refuse)
-    failed = stream(client, "/c1/chat", {"content": "hi"})
-    monkeypatch.undo()
-    retried = stream(client, "/c1/chat", {"content": "again"})
+    forgotten = []
+    forget = guard.forget
+
+    def counted_forget(chat: Any, claim: Any) -> None:
+        forgotten.append(claim)
+        forget(chat, claim)
+
+    monkeypatch.setattr(guard, "forget", counted_forget)
+    monkeypatch.setattr(pumps, "_adjust_thread_count", refuse)
+    key = {"Idempotency-Key": "k1"}
+    failed = stream(client, "/c1/chat", {"content": "hi"}, **key)
+    monkeypatch.setattr(pumps, "_adjust_thread_count", start_worker)
+    retried = stream(client, "/c1/chat", {"content": "again"}, **key)
 
     assert (failed.status_code, failed.get_json()["code"]) == (500, "internal")
     assert retried.status_code == 200
     assert parse_events(retried.get_data(as_text=True))[-1][0] == "done"
+    assert [role for role, _ in history(client, "c1")] == ["user", "assistant"]
     assert history(client, "c1")[0] == ("user", "again")
+    assert len(forgotten) == 1  # the failed attempt's claim, once: its queued work never ran
 
 
 def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
