@@ -123,9 +123,9 @@ def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[str]:
     while data := response.read1(READ_BYTES):
         *complete, pending = (pending + data).split(b"\n")
         for line in complete:
-            yield line.removesuffix(b"\r").decode()
+            yield line.removesuffix(b"\r").decode(errors="replace")
     if pending:
-        yield pending.removesuffix(b"\r").decode()
+        yield pending.removesuffix(b"\r").decode(errors="replace")
 
 
 def _drain(lines: Iterator[str]) -> None:

@@ -19,11 +19,13 @@ import json
 import math
 import os
 import random
+import socket
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import certifi
 import urllib3
@@ -172,6 +174,8 @@ class Upstream:
         except TimeoutError as exc:
             raise UpstreamTimeout() from exc
         except HTTPError as exc:  # reset, closed early, TLS failure, malformed answer
+            if _timed_out(exc):  # e.g. sending the body: "Connection aborted." from a timeout
+                raise UpstreamTimeout() from exc
             raise UpstreamError("could not reach the model provider") from exc
         if 200 <= response.status < 300:
             return response
@@ -223,12 +227,27 @@ def _connect(base_url: str) -> tuple[urllib3.PoolManager, Urlopen, str]:
         "retries": False,
         "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
     }
-    proxy = urllib.request.getproxies().get(url.scheme or "https")
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme or "https") or proxies.get("all")
     if proxy and not urllib.request.proxy_bypass(url.host or ""):
-        manager: urllib3.PoolManager = urllib3.ProxyManager(proxy, **options)
+        manager: urllib3.PoolManager = _proxy_manager(proxy, options)
         return manager, manager.urlopen, base_url
     manager = urllib3.PoolManager(**options)
     return manager, manager.connection_from_url(base_url).urlopen, url.path or ""
+
+
+def _proxy_manager(proxy: str, options: dict[str, Any]) -> urllib3.ProxyManager:
+    """A manager for the proxy the environment names: `host:port` means `http://host:port`,
+    and credentials in it (`http://user:password@host:port`) go as Proxy-Authorization."""
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    parsed = urllib3.util.parse_url(proxy)
+    headers = None
+    if parsed.auth:
+        user, _, password = parsed.auth.partition(":")
+        headers = urllib3.make_headers(proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")
+        proxy = parsed._replace(auth=None).url
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:
@@ -236,6 +255,13 @@ def _discard(response: urllib3.BaseHTTPResponse) -> None:
     urllib3 has already put it back in the pool, open)."""
     response.close()
     response.release_conn()
+
+
+def _timed_out(exc: HTTPError) -> bool:
+    """Whether urllib3 wrapped a timeout in another error (ProtocolError while sending,
+    ProxyError while reaching the proxy)."""
+    causes = [*exc.args, exc.__context__]
+    return any(isinstance(c, (socket.timeout, TimeoutError)) for c in causes)
 
 
 def _completion_body(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import ssl
 import threading
+from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -14,7 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from chatproxy.config import load_settings
-from chatproxy.errors import UpstreamError
+from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.upstream import Upstream
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream, Fault
@@ -189,10 +191,12 @@ class _Canned(http.server.BaseHTTPRequestHandler):
     (from a client that takes it for a forward proxy: the whole URL)."""
 
     seen: ClassVar[list[str]] = []
+    proxy_auth: ClassVar[list[str | None]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.seen.append(self.path)
+        self.proxy_auth.append(self.headers.get("Proxy-Authorization"))
         body = json.dumps(
             {"model": "m", "choices": [{"message": {"role": "assistant", "content": "canned"}}]}
         ).encode()
@@ -206,15 +210,25 @@ class _Canned(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.parametrize(
+    ("variable", "proxy", "authorization"),
+    [
+        ("HTTP_PROXY", "http://{address}", None),
+        ("HTTP_PROXY", "{address}", None),  # no scheme: http://
+        ("ALL_PROXY", "http://{address}", None),
+        ("HTTP_PROXY", "http://me:p%40ss@{address}", "Basic " + b64encode(b"me:p@ss").decode()),
+    ],
+)
 def test_calls_go_through_the_proxy_the_environment_names(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, variable: str, proxy: str, authorization: str | None
 ) -> None:
     _Canned.seen.clear()
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    _Canned.proxy_auth.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, proxy.format(address=f"127.0.0.1:{server.server_port}"))
     model_url = "http://model.example:8000/v1"
     settings = load_settings({"OPENAI_BASE_URL": model_url, "GPT_API_KEY": "k"})
     upstream = Upstream.from_settings(settings)
@@ -222,9 +236,31 @@ def test_calls_go_through_the_proxy_the_environment_names(
         reply = upstream.complete([{"role": "user", "content": "hi"}], model="m", max_tokens=5)
     finally:
         upstream.close()
-        proxy.shutdown()
+        server.shutdown()
     assert reply.content == "canned"
     assert _Canned.seen == [f"{model_url}/chat/completions"]
+    assert _Canned.proxy_auth == [authorization]
+
+
+def test_an_upstream_that_stops_reading_the_request_is_a_timeout() -> None:
+    """A socket timeout while sending the body is a 504 like one while waiting for the answer
+    (urllib3 reports it as a ProtocolError, "Connection aborted.")."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    settings = load_settings(
+        {"OPENAI_BASE_URL": url, "GPT_API_KEY": "k", "UPSTREAM_TIMEOUT": "0.3"}
+    )
+    upstream = Upstream.from_settings(settings)
+    big = [{"role": "user", "content": "x" * 32_000_000}]  # more than the socket buffers hold
+    try:
+        with pytest.raises(UpstreamTimeout):
+            upstream.complete(big, model="m", max_tokens=5)
+    finally:
+        upstream.close()
+        listener.close()
 
 
 def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
