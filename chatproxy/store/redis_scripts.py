@@ -1,0 +1,124 @@
+"""The Lua scripts of the Redis backend (`redis.py`): each runs atomically in Redis, and each
+touches only keys of one chat (one hash slot), so they also run on a Redis Cluster."""
+
+SAVE_TURN = """
+-- KEYS: msgs, meta, lock, idem
+-- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
+--       lock token, idem fingerprint ('' = none), idem response, idem ttl, most messages kept
+--       (0 = all), prompt, completion and total tokens, title, message JSON...
+local holds = redis.call('GET', KEYS[3]) == ARGV[5]
+if ARGV[4] == '2' and holds then
+  redis.call('DEL', KEYS[3])
+end
+if redis.call('HGET', KEYS[2], 'last_turn') == ARGV[1] then
+  return 0
+end
+if ARGV[4] ~= '0' and not holds then
+  return -1
+end
+if redis.call('HEXISTS', KEYS[2], 'appended') == 0 then
+  redis.call('HSET', KEYS[2], 'appended', redis.call('LLEN', KEYS[1]))
+end
+for i = 14, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+redis.call('HINCRBY', KEYS[2], 'appended', #ARGV - 13)
+local kept = redis.call('LLEN', KEYS[1])
+local most = tonumber(ARGV[9])
+if most > 0 and kept > most then
+  redis.call('LTRIM', KEYS[1], -most, -1)
+  kept = most
+end
+redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
+redis.call('HSET', KEYS[2], 'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', kept)
+redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[10])
+redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[11])
+redis.call('HINCRBY', KEYS[2], 'total_tokens', ARGV[12])
+if ARGV[13] ~= '' then
+  redis.call('HSETNX', KEYS[2], 'title', ARGV[13])
+end
+local ttl = tonumber(ARGV[3])
+for i = 1, 2 do
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
+  redis.call('EXPIRE', KEYS[4], ARGV[8])
+end
+return 1
+"""
+
+# Reads a chat window, given locals limit (-1 = all), before (-1 = newest) and ttl (0 = none).
+# Returns: exists, own system prompt, number of the first message returned, messages, settings.
+READ_WINDOW = """
+local n = redis.call('LLEN', KEYS[1])
+local first = tonumber(redis.call('HGET', KEYS[2], 'appended') or n) - n
+local stop = n - 1
+if before >= 0 then stop = math.min(stop, before - first - 1) end
+local start = 0
+if limit >= 0 then start = math.max(0, stop - limit + 1) end
+local items = {}
+-- Indices from the tail: LRANGE walks from the nearer end, so a window costs the same in any chat.
+if stop >= start and limit ~= 0 then items = redis.call('LRANGE', KEYS[1], start - n, stop - n) end
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items,
+        redis.call('HGET', KEYS[2], 'settings')}
+"""
+
+READ_CHAT = (
+    """
+-- KEYS: msgs, meta   ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
+local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+"""
+    + READ_WINDOW
+)
+
+BEGIN_TURN = (
+    """
+-- KEYS: msgs, meta, lock   ARGV: limit, ttl (0 = none), lock token, lease (ms)
+-- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if another
+-- token holds it. The holder may take it again (a call re-sent after a lost reply).
+if redis.call('GET', KEYS[3]) == ARGV[3] then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+elseif not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
+  return false
+end
+local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])
+"""
+    + READ_WINDOW
+)
+
+RELEASE_TURN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+CLAIM_IDEMPOTENCY = """
+-- KEYS: idem   ARGV: fingerprint, pending lease (ms)
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'fingerprint', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'new'}
+end
+if redis.call('HGET', KEYS[1], 'fingerprint') ~= ARGV[1] then
+  return {'mismatch'}
+end
+if state == 'pending' then
+  return {'pending'}
+end
+return {'done', redis.call('HGET', KEYS[1], 'response')}
+"""
+
+RELEASE_IDEMPOTENCY = """
+if redis.call('HGET', KEYS[1], 'state') == 'pending'
+   and redis.call('HGET', KEYS[1], 'fingerprint') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
