@@ -57,6 +57,11 @@ RETRY_CAP_SECONDS = 4.0
 # run: the extra connections are closed after use instead of kept.
 POOL_CONNECTIONS = 1000
 
+# Kept connections idle longer than this are closed instead of reused: one that a NAT or firewall
+# dropped without a word would hang the next call until its timeout. NATs keep idle TCP for
+# minutes (Cloud NAT: 20); httpx, under the openai client, closed them after 5 s.
+IDLE_SECONDS = 60.0
+
 T = TypeVar("T")
 Urlopen = Callable[..., urllib3.BaseHTTPResponse]
 
@@ -231,9 +236,35 @@ def _connect(base_url: str) -> tuple[urllib3.PoolManager, Urlopen, str]:
     proxy = proxies.get(url.scheme or "https") or proxies.get("all")
     if proxy and not urllib.request.proxy_bypass(url.host or ""):
         manager: urllib3.PoolManager = _proxy_manager(proxy, options)
+        manager.pool_classes_by_scheme = POOL_CLASSES
         return manager, manager.urlopen, base_url
     manager = urllib3.PoolManager(**options)
+    manager.pool_classes_by_scheme = POOL_CLASSES
     return manager, manager.connection_from_url(base_url).urlopen, url.path or ""
+
+
+class _Expiring(urllib3.HTTPConnectionPool):
+    """A connection pool that closes a connection idle for over IDLE_SECONDS when it is taken
+    (the next request on it then opens a new one)."""
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.idle_since = time.monotonic()
+        super()._put_conn(conn)
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        idle_since = getattr(conn, "idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since > IDLE_SECONDS:
+            conn.close()
+        return conn
+
+
+class _ExpiringHTTPS(_Expiring, urllib3.HTTPSConnectionPool):
+    pass
+
+
+POOL_CLASSES = {"http": _Expiring, "https": _ExpiringHTTPS}
 
 
 def _proxy_manager(proxy: str, options: dict[str, Any]) -> urllib3.ProxyManager:

@@ -7,6 +7,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import ClassVar
 import pytest
 from flask.testing import FlaskClient
 
+from chatproxy import upstream as upstream_module
 from chatproxy.config import load_settings
 from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.upstream import Upstream
@@ -293,3 +295,21 @@ def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
         server.shutdown()
     assert "certificate verify failed" in repr(refused.value.__cause__).lower()
     assert reply == "canned"
+
+
+def test_a_kept_connection_idle_too_long_is_replaced(
+    fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upstream_module, "IDLE_SECONDS", 0.3)
+    settings = load_settings({"OPENAI_BASE_URL": fake_upstream.base_url, "GPT_API_KEY": "k"})
+    upstream = Upstream.from_settings(settings)
+    messages = [{"role": "user", "content": "hi"}]
+    try:
+        for pause in (0.0, 0.0, 0.5):
+            time.sleep(pause)
+            upstream.complete(messages, model="gpt-4.1-mini", max_tokens=5)
+    finally:
+        upstream.close()
+    first, second, third = (tuple(entry["peer"]) for entry in fake_upstream.requests)
+    assert first == second  # kept and reused
+    assert third != second  # idle for longer than IDLE_SECONDS: a new connection
