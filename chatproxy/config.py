@@ -93,6 +93,7 @@ class Settings:
     allowed_models: tuple[str, ...] = ()
     openai_organization: str | None = None
     openai_project: str | None = None
+    upstream_ca_file: str | None = None
 
     @property
     def store_kind(self) -> StoreKind:
@@ -165,6 +166,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         allowed_models=_models(env, model, env.text("VISION_MODEL") or model),
         openai_organization=env.text("OPENAI_ORG_ID"),
         openai_project=env.text("OPENAI_PROJECT_ID"),
+        upstream_ca_file=env.parse("SSL_CERT_FILE", _readable_file),
     )
 
 

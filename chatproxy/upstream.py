@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import socket
 import time
@@ -77,6 +76,7 @@ class Upstream:
         timeout: float,
         max_retries: int,
         headers: Mapping[str, str] | None = None,
+        ca_file: str | None = None,
     ):
         self._timeout = timeout
         self._max_retries = max_retries
@@ -87,7 +87,7 @@ class Upstream:
             "User-Agent": USER_AGENT,
             **(headers or {}),
         }
-        self._manager, self._urlopen, self._prefix = _connect(base_url.rstrip("/"))
+        self._manager, self._urlopen, self._prefix = _connect(base_url.rstrip("/"), ca_file)
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> Upstream:
@@ -103,6 +103,7 @@ class Upstream:
             timeout=settings.upstream_timeout,
             max_retries=settings.upstream_max_retries,
             headers=headers,
+            ca_file=settings.upstream_ca_file,
         )
 
     def complete(
@@ -216,13 +217,13 @@ class Upstream:
         self._manager.clear()
 
 
-def _connect(base_url: str) -> tuple[urllib3.PoolManager, Urlopen, str]:
+def _connect(base_url: str, ca_file: str | None) -> tuple[urllib3.PoolManager, Urlopen, str]:
     """Return the pool manager, the call that sends a request, and what a path is appended to.
 
     Without a proxy the base URL's own connection pool is kept and called with paths (no URL
     parsing per call); with one (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as the environment sets them)
     every call goes through the proxy manager with its full URL. TLS certificates are checked
-    against certifi's CA bundle, or the file SSL_CERT_FILE names (a private CA in front of a
+    against certifi's CA bundle, or `ca_file` (SSL_CERT_FILE: a private CA in front of a
     self-hosted model).
     """
     url = urllib3.util.parse_url(base_url)
@@ -230,7 +231,7 @@ def _connect(base_url: str) -> tuple[urllib3.PoolManager, Urlopen, str]:
         "maxsize": POOL_CONNECTIONS,
         "block": False,
         "retries": False,
-        "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        "ca_certs": ca_file or certifi.where(),
     }
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme or "https") or proxies.get("all")

@@ -174,6 +174,7 @@ def test_cloud_functions_with_key_or_base_url_is_accepted(
         ({"REDIS_HOST": "h", "REDIS_TIMEOUT": "0"}, "REDIS_TIMEOUT", "0"),
         ({"REDIS_HOST": "h", "REDIS_TIMEOUT": "inf"}, "REDIS_TIMEOUT", "inf"),
         ({"REDIS_HOST": "h", "REDIS_MAX_CONNECTIONS": "0"}, "REDIS_MAX_CONNECTIONS", "0"),
+        ({"SSL_CERT_FILE": "/nonexistent/ca.pem"}, "SSL_CERT_FILE", "/nonexistent/ca.pem"),
         ({"REDIS_HOST": "h", "REDIS_MAX_CONNECTIONS": "many"}, "REDIS_MAX_CONNECTIONS", "many"),
         ({"MESSAGES_LENGTH": "-1"}, "MESSAGES_LENGTH", "-1"),
         ({"MESSAGES_LENGTH": "10001"}, "MESSAGES_LENGTH", "10001"),

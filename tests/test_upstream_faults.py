@@ -266,7 +266,7 @@ def test_an_upstream_that_stops_reading_the_request_is_a_timeout() -> None:
 
 
 def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     make_certificates(tmp_path)  # a private CA and a certificate for 127.0.0.1 it signed
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
@@ -275,10 +275,10 @@ def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"https://127.0.0.1:{server.server_port}/v1"
-    settings = load_settings({"OPENAI_BASE_URL": url, "GPT_API_KEY": "k"})
     messages = [{"role": "user", "content": "hi"}]
 
-    def call() -> str:
+    def call(**env: str) -> str:
+        settings = load_settings({"OPENAI_BASE_URL": url, "GPT_API_KEY": "k", **env})
         upstream = Upstream.from_settings(settings)
         try:
             return upstream.complete(messages, model="m", max_tokens=5).content
@@ -286,11 +286,9 @@ def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
             upstream.close()
 
     try:
-        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
         with pytest.raises(UpstreamError) as refused:  # certifi does not know this CA
             call()
-        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.crt"))
-        reply = call()
+        reply = call(SSL_CERT_FILE=str(tmp_path / "ca.crt"))
     finally:
         server.shutdown()
     assert "certificate verify failed" in repr(refused.value.__cause__).lower()
