@@ -221,8 +221,8 @@ def _connect(base_url: str, ca_file: str | None) -> tuple[urllib3.PoolManager, U
     """Return the pool manager, the call that sends a request, and what a path is appended to.
 
     Without a proxy the base URL's own connection pool is kept and called with paths (no URL
-    parsing per call); with one (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as the environment sets them)
-    every call goes through the proxy manager with its full URL. TLS certificates are checked
+    parsing per call); with one (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, unless NO_PROXY names the
+    host) every call goes through the proxy manager with its full URL. TLS certificates are checked
     against certifi's CA bundle, or `ca_file` (SSL_CERT_FILE: a private CA in front of a
     self-hosted model).
     """
