@@ -84,11 +84,8 @@ class ReplyStream:
         return Completion(content, self._model, self._usage, usage_estimated=False)
 
     def close(self) -> None:
-        """Release the response: its connection goes back to the pool if the body was read to
-        the end (urllib3 has done so already), and is closed otherwise (a stream abandoned or
-        broken off)."""
-        self._response.close()
-        self._response.release_conn()
+        """Release the response (see `release`)."""
+        release(self._response)
 
     def _chunks(self) -> Iterator[JsonObject]:
         """The `chat.completion.chunk` objects of the event stream, up to `data: [DONE]`; an
@@ -114,6 +111,13 @@ class ReplyStream:
             if chunk.get("error"):
                 raise UpstreamError(f"the model provider's stream failed: {_error_text(chunk)}")
             yield chunk
+
+
+def release(response: urllib3.BaseHTTPResponse) -> None:
+    """Give a response's connection back: closed, unless its body was read to the end (then
+    urllib3 has already put it back in the pool, open)."""
+    response.close()
+    response.release_conn()
 
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[str]:

@@ -39,14 +39,19 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from chatproxy.reply_stream import Completion, JsonObject, ReplyStream
+from chatproxy.reply_stream import (
+    MAX_MESSAGE_CHARS,
+    Completion,
+    JsonObject,
+    ReplyStream,
+    release,
+)
 from chatproxy.tokens import USAGE_FIELDS, estimate_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_RETRY_AFTER = 5
 USER_AGENT = "chatproxy"
 MAX_ERROR_BYTES = 64 * 1024
-MAX_MESSAGE_CHARS = 500
 MIN_ATTEMPT_SECONDS = 0.5
 RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 4.0
@@ -191,7 +196,7 @@ class Upstream:
             data = b""
         finally:
             if stream:
-                _discard(response)
+                release(response)
         raise _status_error(response.status, response.headers, data)
 
     def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
@@ -280,13 +285,6 @@ def _proxy_manager(proxy: str, options: dict[str, Any]) -> urllib3.ProxyManager:
         headers = urllib3.make_headers(proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")
         proxy = parsed._replace(auth=None).url
     return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
-
-
-def _discard(response: urllib3.BaseHTTPResponse) -> None:
-    """Give a response's connection back: closed, unless its body was read to the end (then
-    urllib3 has already put it back in the pool, open)."""
-    response.close()
-    response.release_conn()
 
 
 def _timed_out(exc: HTTPError) -> bool:
