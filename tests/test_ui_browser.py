@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.server_process import ROOT, StartServer, http, server_env
@@ -214,6 +214,29 @@ def test_chat_page_pages_back_through_a_long_history(serve: Serve, page: Page) -
     expect(messages).to_have_count(60)
     expect(messages.first).to_contain_text("message 0")
     expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()
+
+
+def test_a_message_typed_while_the_page_starts_is_sent_not_lost(serve: Serve, page: Page) -> None:
+    """The chat list loads slowly: the message box waits for the chat to open, and the message
+    sent then stays on the page and reaches the server."""
+    base = serve()
+    held: list[Route] = []
+    # Hold the page's first request for the chat list; let any later one through.
+    page.route("**/chats?*", lambda route: route.continue_() if held else held.append(route))
+
+    page.goto(base + "/ui")
+    box = page.get_by_label("Message", exact=True)
+    expect(box).to_be_disabled()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    page.wait_for_timeout(300)
+    assert len(held) == 1
+    held[0].continue_()
+
+    box.fill("typed early")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(1)
+    expect(page.locator("#messages li")).to_have_count(2)
+    assert stored(base, chat_id_of(page))[0] == ("user", "typed early")
 
 
 @pytest.mark.parametrize("linked", ["..", ".", "a%20b"])

@@ -320,6 +320,9 @@ async function openChat(id, isNew) {
   state.isNew = isNew;
   state.firstMessageId = null;
   history.replaceState(null, "", `#chat=${encodeURIComponent(id)}`);
+  // The composer stays disabled until the first chat is open, so nothing typed goes nowhere.
+  $("message").disabled = false;
+  $("send").disabled = state.sending;
   $("messages").replaceChildren();
   $("more-messages").hidden = true;
   $("system-form").hidden = true;
