@@ -41,7 +41,7 @@ from chatproxy.config import RedisSettings  # noqa: E402
 from chatproxy.store.base import ChatRef, Message  # noqa: E402
 from chatproxy.store.redis import RedisStore, connect  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
-from tests.server_process import Server, launch, server_env  # noqa: E402
+from tests.server_process import MAIN, Server, launch, server_env  # noqa: E402
 
 MODEL = "gpt-4.1-mini"  # the proxy's default MODEL
 MAX_TOKENS = 500  # the proxy's default MAX_TOKENS
@@ -50,9 +50,12 @@ TENANT = "public"  # the tenant of an open service (no PROXY_API_KEYS)
 RAMP = (1, 4, 16, 64)
 RESULTS_JSON = ROOT / "bench" / "results.json"
 NAIVE_HANDLER = ROOT / "bench" / "naive_handler.py"
+EMPTY_HANDLERS = ROOT / "bench" / "empty_handlers.py"
+STAGES = ROOT / "bench" / "stages.py"
 RUN_THREADS = 250  # what `make run` and deploy.sh (--concurrency) configure
 PER_CORE = os.cpu_count() or 1
 WHY = "#where-the-remaining-time-goes-targets-not-met"
+WARMUP_PAIRS = 20  # turns of targets 0 and 1 not counted
 THINK = 0.01  # row 2: each client waits a random 0-10 ms before its next turn
 CHART = ROOT / "bench" / "results.png"
 REPORT = ROOT / "BENCHMARKS.md"
@@ -205,16 +208,15 @@ class Rig:
         source: Path | None = None,
     ) -> Iterator[tuple[Server, Upstream]]:
         """A fresh fake upstream (latency `delay`) and server process on an empty Redis; with
-        `source`, that handler with functions-framework's defaults instead of the proxy."""
+        `source`, that file's `main` instead of the proxy's; the naive handler runs with
+        functions-framework's default threads and workers."""
         self.flush()
         upstream = Upstream(delay, chunk_delay)
         env = self.env(upstream.url, threads, workers)
-        if source is not None:
+        if source == NAIVE_HANDLER:
             env.pop("THREADS", None)
             env.pop("WORKERS", None)
-            server = launch(env, self.workdir, source)
-        else:
-            server = launch(env, self.workdir)
+        server = launch(env, self.workdir, source or MAIN)
         try:
             server.wait_ready()
             yield server, upstream
@@ -223,13 +225,8 @@ class Rig:
             upstream.stop()
 
 
-def proc_tree_memory(pid: int) -> tuple[int, int]:
-    """Summed VmRSS and Pss (bytes) of `pid` and all its descendants, from /proc.
-
-    RSS counts a page that a forked gunicorn worker still shares with its master in both
-    processes; PSS splits each shared page between its sharers, so the PSS sum is the memory the
-    tree really holds (what a container's memory limit sees).
-    """
+def proc_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (the server's gunicorn master and workers), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -239,17 +236,41 @@ def proc_tree_memory(pid: int) -> tuple[int, int]:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
-    rss = pss = 0
-    todo = [pid]
+    tree, todo = [], [pid]
     while todo:
         current = todo.pop()
+        tree.append(current)
         todo.extend(children.get(current, []))
+    return tree
+
+
+def proc_tree_memory(pid: int) -> tuple[int, int]:
+    """Summed VmRSS and Pss (bytes) of `pid` and all its descendants, from /proc.
+
+    RSS counts a page that a forked gunicorn worker still shares with its master in both
+    processes; PSS splits each shared page between its sharers, so the PSS sum is the memory the
+    tree really holds (what a container's memory limit sees).
+    """
+    rss = pss = 0
+    for current in proc_tree(pid):
         try:
             rss += _kilobytes(Path(f"/proc/{current}/status"), "VmRSS:")
             pss += _kilobytes(Path(f"/proc/{current}/smaps_rollup"), "Pss:")
         except OSError:
             continue
     return rss, pss
+
+
+def proc_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and all its descendants, from /proc."""
+    ticks = 0
+    for current in proc_tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _kilobytes(path: Path, field: str) -> int:
@@ -361,14 +382,55 @@ def direct_body(window: list[dict[str, str]], content: str, stream: bool = False
 # -- targets --------------------------------------------------------------------------------------
 
 
+def t0_floor(rig: Rig, n: int) -> dict[str, Any]:
+    """Concurrency 1: each of ``bench/empty_handlers.py`` minus the same-size call made directly,
+    pair by pair: what functions-framework's servers add before a handler does any work."""
+    result: dict[str, Any] = {}
+    upstream = Upstream(0.0)
+    try:
+        for target, asgi in (("wsgi", False), ("asgi_async", True), ("asgi_thread", True)):
+            env = rig.env(upstream.url)
+            if asgi:
+                env["FUNCTION_USE_ASGI"] = "true"
+            server = launch(env, rig.workdir, EMPTY_HANDLERS, target)
+            try:
+                server.wait_ready()
+                cpu_before = proc_tree_cpu(server.process.pid)
+                handler, direct = Client(server.url), Client(upstream.url)
+                diffs = []
+                for i in range(n + WARMUP_PAIRS):
+                    content = f"Question {i}: what is Redis?"
+                    status, _, served = handler.request("POST", "/chat", {"content": content})
+                    if status != 200:
+                        raise RuntimeError(f"the empty handler {target} answered {status}")
+                    _, _, straight = direct.request(
+                        "POST", "/chat/completions", direct_body([], content)
+                    )
+                    if i >= WARMUP_PAIRS:
+                        diffs.append(served - straight)
+                handler.close()
+                direct.close()
+                cpu = proc_tree_cpu(server.process.pid) - cpu_before
+            finally:
+                server.stop()
+            result[f"{target}_cpu_ms"] = ms(cpu / (n + WARMUP_PAIRS))
+            result[f"{target}_median_ms"] = ms(med(diffs))
+            result[f"{target}_p99_ms"] = ms(pct(diffs, 99))
+    finally:
+        upstream.stop()
+    return result
+
+
 def t1_added_latency(rig: Rig, n: int) -> dict[str, Any]:
     """Concurrency 1: proxy turn minus the same completion sent directly, pair by pair; then the
     same for the naive handler (``bench/naive_handler.py``) on this machine."""
     with rig.running(delay=0.0) as (server, upstream):
         proxy_times, direct_times, diffs = paired_turns(server.url, upstream.url, n)
+    steps = turn_steps(rig, n)
     with rig.running(delay=0.0, source=NAIVE_HANDLER) as (server, upstream):
         _, _, naive_diffs = paired_turns(server.url, upstream.url, n)
     return {
+        **{f"{name}_cpu_ms": value for name, value in steps.items()},
         "median_ms": ms(med(diffs)),
         "p99_ms": ms(pct(diffs, 99)),
         "p99_apart_ms": ms(pct(proxy_times, 99) - pct(direct_times, 99)),
@@ -382,6 +444,35 @@ def t1_added_latency(rig: Rig, n: int) -> dict[str, Any]:
     }
 
 
+def turn_steps(rig: Rig, n: int) -> dict[str, float]:
+    """CPU milliseconds per turn, in all and by step, of row 1's turns through the proxy served
+    with a CPU clock on each step (``bench/stages.py``)."""
+    with rig.running(delay=0.0, source=STAGES) as (server, upstream):
+        paired_turns(server.url, upstream.url, 20)  # warm up
+        cpu_before = proc_tree_cpu(server.process.pid)
+        before = read_steps(server.url)
+        paired_turns(server.url, upstream.url, n)
+        after = read_steps(server.url)
+        server_cpu = proc_tree_cpu(server.process.pid) - cpu_before
+    turns = n + WARMUP_PAIRS
+    steps = {name: ms((after[name] - before.get(name, 0.0)) / turns) for name in after}
+    return {"server": ms(server_cpu / turns), **steps}
+
+
+def read_steps(url: str) -> dict[str, float]:
+    """The CPU seconds ``bench/stages.py`` has added up so far, by step (on a new connection:
+    gunicorn closes one left idle for 2 s)."""
+    client = Client(url)
+    try:
+        status, body, _ = client.request("GET", "/bench/steps")
+    finally:
+        client.close()
+    if status != 200:
+        raise RuntimeError(f"{url}/bench/steps answered {status}")
+    steps: dict[str, float] = json.loads(body)
+    return steps
+
+
 def paired_turns(
     server_url: str, upstream_url: str, n: int
 ) -> tuple[list[float], list[float], list[float]]:
@@ -390,7 +481,7 @@ def paired_turns(
     proxy, direct = Client(server_url), Client(upstream_url)
     chat, window = f"lat-{uuid.uuid4().hex[:8]}", []
     proxy_times, direct_times, diffs = [], [], []
-    for i in range(n + 20):
+    for i in range(n + WARMUP_PAIRS):
         content = f"Question {i}: what is Redis?"
         body = direct_body(window, content)
         status, payload, proxied = proxy.request("POST", f"/{chat}/chat", {"content": content})
@@ -403,7 +494,7 @@ def paired_turns(
             {"role": "user", "content": content},
             {"role": "assistant", "content": json.loads(payload)["content"]},
         ]
-        if i >= 20:
+        if i >= WARMUP_PAIRS:
             proxy_times.append(proxied)
             direct_times.append(straight)
             diffs.append(proxied - straight)
@@ -741,6 +832,101 @@ def machine_speed(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def cost_lines(r: dict[str, Any]) -> list[str]:
+    """Rows 1 and 7: what a turn's CPU goes to, and the floor under any handler, measured here."""
+    t1 = r["t1"]
+    if "server_cpu_ms" not in t1 or "t0" not in r:
+        return []
+    t0, total = r["t0"], t1["server_cpu_ms"]
+    request, wsgi, turn = t1["request_cpu_ms"], t1["wsgi_cpu_ms"], t1["turn_cpu_ms"]
+    upstream, begin, save = t1["upstream_cpu_ms"], t1["begin_cpu_ms"], t1["save_cpu_ms"]
+    steps = [
+        ("gunicorn's poller thread: taking each request, handing it to a worker thread and "
+         "back", total - request),
+        ("gunicorn on the worker thread: reading the request, writing the answer",
+         request - wsgi),
+        ("functions-framework, Flask, the proxy's routing, validation, logging, JSON",
+         wsgi - turn),
+        ("the model call: request, answer, JSON (urllib3)", upstream),
+        ("store trip 1: lock, window, global prompt (one Lua call + GET)", begin),
+        ("store trip 2: save both messages, release the lock", save),
+        ("the rest of the turn: window, token estimate, options", turn - upstream - begin - save),
+    ]  # fmt: skip
+    saved_cpu = t0["wsgi_cpu_ms"] - t0["asgi_async_cpu_ms"]
+    saved_ms = t0["wsgi_median_ms"] - t0["asgi_async_median_ms"]
+    return [
+        "- **Rows 1 and 7 (latency at concurrency 1).** A turn costs the server",
+        f"  {total:.2f} ms of CPU here (row 1's turns, which add {t1['median_ms']:.2f} ms):",
+        "  the time a turn adds is the server's CPU, not waiting. Where it goes:",
+        "",
+        "  | step | CPU per turn |",
+        "  |---|---|",
+        *(f"  | {name} | {value:.2f} ms |" for name, value in steps),
+        "",
+        "  No step dominates: the store and model steps are mostly redis-py's and urllib3's",
+        "  own cost per call (timed alone on a 2-core AMD EPYC: a bare EVALSHA costs about",
+        "  0.1 ms of CPU, and the same completion costs about 0.2 ms less through `http.client`",
+        "  alone than through urllib3), and the proxy's own Python is the smallest share. Under",
+        "  any handler, functions-framework costs this much (target 0: handlers that only read",
+        "  the body and answer):",
+        "",
+        "  | functions-framework server | added vs direct (median, p99) | CPU per request |",
+        "  |---|---|---|",
+        *(
+            f"  | {label} | {t0[k + '_median_ms']:.2f} ms, {t0[k + '_p99_ms']:.2f} ms "
+            f"| {t0[k + '_cpu_ms']:.2f} ms |"
+            for k, label in (
+                ("wsgi", "default (gunicorn gthread), which the proxy runs on"),
+                ("asgi_async", "`--asgi` (uvicorn), a coroutine"),
+                ("asgi_thread", "`--asgi`, the work in a thread"),
+            )
+        ),
+        "",
+        "  So the proxy rewritten as coroutines on the ASGI server (redis.asyncio and an async",
+        f"  HTTP client) would save about {saved_ms:.2f} ms of latency and {saved_cpu:.2f} ms of",
+        "  CPU per turn in the server alone: row 1 would be near "
+        f"{t1['median_ms'] - saved_ms:.2f} ms here.",
+        "  Running today's blocking code in threads there saves little. Those two changes, the",
+        "  async rewrite and a leaner HTTP client for the model call, are what is left to",
+        "  move rows 1, 3 and 7; the rest is the libraries' own cost per call on this machine,",
+        "  where the same completion sent straight to the upstream takes "
+        f"{t1['direct_median_ms']:.2f} ms.",
+        "  The p99s carry this machine's stalls too: in the slowest turns every step",
+        "  (each Redis round trip, the upstream call) is slow at once, by 5-10 ms.",
+    ]
+
+
+def load_lines(r: dict[str, Any]) -> list[str]:
+    """Rows 2, 3 and 3b: one GIL per worker, at this run's CPU per turn."""
+    t1, t2, t3 = r["t1"], r["t2"], r["t3"]
+    lines = [
+        f"- **Row 2 (200 chats on a 1 s model).** {t2['rate']:.1f} turns/s, added p99",
+        f"  {t2['added_p99_ms']:.0f} ms in this run (a closed loop's rate falls with its latency).",
+    ]
+    if "server_cpu_ms" in t1:
+        busy = 190 * t1["server_cpu_ms"] / 1000
+        lines += [
+            f"  190 turns/s at {t1['server_cpu_ms']:.2f} ms of CPU each keep the worker's one GIL",
+            f"  busy {busy:.0%} of the time, so turns queue for it after each of their ten or so",
+            "  socket calls and thread hand-offs.",
+        ]
+    lines += [
+        "  On a 2-core Xeon (2.4 ms of CPU per turn) the rate was 188.5-193 turns/s and the",
+        "  p99 swung between 115 and 245 ms over identical runs (29 ms on a faster machine,",
+        "  before the changes above). The load generator and the fake upstream alone, 200",
+        "  clients straight to the upstream, added 1.0 ms median and 6.4 ms p99 there. Tried",
+        "  and measured there: a GIL switch interval of 1-2 ms or 10-20 ms (worse: up to",
+        "  500-700 ms p99 at 1 ms and 10 ms), and two workers of 125 threads (193 turns/s, p99",
+        "  134-149 ms). The CPU per turn above is what would move it.",
+        f"- **Rows 3 and 3b (saturation)**: {t3['max_rate']:.0f} turns/s with one worker: one",
+        "  process is bound by one GIL at the CPU per turn above; one worker per core (3b)",
+        f"  scales it ({r['t3b']['max_rate']:.0f} turns/s here, 660 on a faster machine in an",
+        "  earlier full run). Cloud Functions with `--cpu=1` has one core, so deploy.sh keeps",
+        "  WORKERS=1.",
+    ]
+    return lines
+
+
 def stolen_lines(r: dict[str, Any]) -> list[str]:
     """The machine's stolen CPU time during the run, if the run recorded it."""
     if "steal_pct" not in r:
@@ -821,6 +1007,11 @@ def write_report(r: dict[str, Any]) -> None:
         "  from the proxy, the first word's `chat.completion.chunk` straight from the upstream,",
         "  both over kept-alive connections (the upstream streams chunked, as OpenAI does, and",
         "  keeps the connection). Upstream streams a word per 5 ms.",
+        "- CPU per turn (below): row 1's turns again, through the proxy served by",
+        "  `bench/stages.py` (the same app, with each step adding up its thread's CPU time),",
+        "  and the server's process tree from /proc for the whole.",
+        "- Framework floor (below): `bench/empty_handlers.py`, handlers that only read the JSON",
+        "  body and answer, served by functions-framework and timed like row 1.",
         "",
         "## What the profiles found, and what was changed",
         "",
@@ -867,37 +1058,8 @@ def write_report(r: dict[str, Any]) -> None:
         "",
         *machine_speed(r),
         "",
-        "- **Rows 1 and 7 (latency at concurrency 1).** The server thread spends about 2.4 ms",
-        "  of CPU per turn on this machine (read from /proc over 1000 turns). py-spy on it under",
-        "  row 1's load: the proxy's own handler is about 40% of the sampled time, of which the",
-        "  upstream call is 17% and the two Redis round trips 17%; gunicorn's gthread loop,",
-        "  functions-framework and Flask take most of the rest. Much of it is system calls:",
-        "  the socket sends to the upstream, to Redis and to the client are 6-7% each (urllib3",
-        "  sends a request's headers and body separately, gunicorn a response's), and gunicorn",
-        "  hands every keep-alive request from its poller thread to a worker thread and back.",
-        "  An empty functions-framework handler under the same settings answers in 1.06 ms",
-        "  here, 0.45 ms more than the fake upstream's direct answer. The proxy's store work is",
-        "  at its floor (two round trips: lock + window, save + release) and its own Python is",
-        "  a small share. What would close the gap lies below the proxy: a server that does not",
-        "  pass each request between threads, and one send per request and per response.",
-        "  Cloud Functions runs functions-framework's gunicorn, so that is not the proxy's to",
-        "  change. The p99s carry this machine's stalls too: in the slowest turns every step",
-        "  (each Redis round trip, the upstream call) is slow at once, by 5-10 ms.",
-        "- **Row 2 (200 chats on a 1 s model).** The rate is at the goal or within 1% of it",
-        "  (188.5-193 turns/s over full runs; a closed loop's rate falls with its latency), the",
-        "  tail is not: the p99 swung between 115 and 245 ms over identical runs on this",
-        "  machine (29 ms on the faster machine of the previous full run, before these",
-        "  changes). The load generator and the fake upstream",
-        "  alone, 200 clients straight to the upstream, add 1.0 ms median and 6.4 ms p99. py-spy",
-        "  with `--gil` shows the server's one GIL held about half the time at 190 turns/s:",
-        "  turns wait to get it back after each of their ten or so socket calls and thread",
-        "  hand-offs. Tried and measured here: a GIL switch interval of 1-2 ms or 10-20 ms",
-        "  (worse: up to 500-700 ms p99 at 1 ms and 10 ms), and two workers of 125 threads",
-        "  (193 turns/s, p99 134-149 ms). The CPU per turn above is what would move it.",
-        "- **Rows 3 and 3b (saturation)**: one process is bound by one GIL at about 2.4 ms of",
-        "  CPU per turn here; one worker per core (3b) scales it, to 660 turns/s on the faster",
-        "  machine of the previous full run. Cloud Functions with `--cpu=1` has one core, so",
-        "  deploy.sh keeps WORKERS=1.",
+        *cost_lines(r),
+        *load_lines(r),
         "",
         "## Commands",
         "",
@@ -1014,6 +1176,7 @@ def main() -> None:
         try:
             for run in range(runs):
                 print(f"--- run {run + 1}/{runs}", flush=True)
+                step("t0", lambda: t0_floor(rig, n1))
                 step("t1", lambda: t1_added_latency(rig, n1))
                 direct_ms = per_run["t1"][-1]["direct_median_ms"] if "t1" in per_run else 0.5
                 step("t2", lambda: t2_concurrent(rig, 200, load_s, 1.0))
@@ -1041,6 +1204,7 @@ def main() -> None:
         "elapsed_s": time.time() - began,
         "steal_pct": stolen_pct(began_ticks, cpu_ticks()),
         "steal_by_target": {name: max(values) for name, values in steal.items()},
+        "t0": combine(per_run["t0"]),
         "t1": combine(per_run["t1"]),
         "t2": combine(per_run["t2"]),
         "t3": combine_ramp(per_run["t3"]),

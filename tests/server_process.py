@@ -160,12 +160,12 @@ class Server:
                 process.wait(timeout=STOP_GRACE)
 
 
-def launch(env: dict[str, str], workdir: Path, source: Path = MAIN) -> Server:
-    """Start the server process (without waiting for it) in `workdir`; `source` is the file
-    whose `main` it serves."""
+def launch(env: dict[str, str], workdir: Path, source: Path = MAIN, target: str = "main") -> Server:
+    """Start the server process (without waiting for it) in `workdir`; it serves the function
+    `target` of the file `source`."""
     port = free_port()
     command = [
-        sys.executable, "-m", "functions_framework", "--target=main", f"--source={source}",
+        sys.executable, "-m", "functions_framework", f"--target={target}", f"--source={source}",
         "--host=127.0.0.1", f"--port={port}",
     ]  # fmt: skip
     stdout = (workdir / f"server-{port}.stdout").open("wb")

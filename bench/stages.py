@@ -1,0 +1,73 @@
+"""The proxy with a CPU clock on each step of a request (`make bench`, row 1's cost table).
+
+functions-framework serves this file's `main` in place of main.py's: the same app, with the
+THREADS and WORKERS of a normal run, whose steps add up the CPU time of the thread that runs them
+(`time.thread_time`, system calls included):
+
+- `request`: gunicorn's handling of one request on its worker thread (parse it, run the app,
+  write the answer);
+- `wsgi`: functions-framework's Flask app, the proxy inside it;
+- `turn`: `ChatService.turn`, the turn without HTTP;
+- `upstream`: the chat completion call (`Upstream.complete`), request and answer;
+- `begin`: the first store trip (take the lock, read the window and the global prompt);
+- `save`: the second (store both messages, release the lock).
+
+`GET /bench/steps` answers the totals in seconds (with WORKERS=1: one process holds them all).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import flask
+import functions_framework
+from gunicorn.workers.gthread import ThreadWorker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import main as proxy  # noqa: E402  (builds the app, as functions-framework would)
+from chatproxy.service import ChatService  # noqa: E402
+from chatproxy.store.redis import RedisStore  # noqa: E402
+from chatproxy.upstream import Upstream  # noqa: E402
+
+STEPS = {
+    "request": (ThreadWorker, "handle"),
+    "wsgi": (flask.Flask, "__call__"),
+    "turn": (ChatService, "turn"),
+    "upstream": (Upstream, "complete"),
+    "begin": (RedisStore, "begin_turn"),
+    "save": (RedisStore, "save_turn"),
+}
+spent: Counter[str] = Counter()
+
+
+def timed(name: str, cls: type, attr: str) -> None:
+    """Replace `cls.attr` with a wrapper that adds its thread's CPU time to `spent[name]`."""
+    original = getattr(cls, attr)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[name] += time.thread_time() - start
+
+    setattr(cls, attr, wrapper)
+
+
+for step, (owner, method) in STEPS.items():
+    timed(step, owner, method)
+
+
+@functions_framework.http
+def main(request: flask.Request) -> Any:
+    if request.path == "/bench/steps":
+        return dict(spent)
+    return proxy.main(request)
