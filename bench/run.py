@@ -383,8 +383,8 @@ def direct_body(window: list[dict[str, str]], content: str, stream: bool = False
 
 
 def t0_floor(rig: Rig, n: int) -> dict[str, Any]:
-    """Concurrency 1: each of ``bench/empty_handlers.py`` minus the same-size call made directly,
-    pair by pair: what functions-framework's servers add before a handler does any work."""
+    """Concurrency 1: each of ``bench/empty_handlers.py`` minus a chat completion sent straight to
+    the upstream, pair by pair: what functions-framework's servers add before a handler works."""
     result: dict[str, Any] = {}
     upstream = Upstream(0.0)
     try:
