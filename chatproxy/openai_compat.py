@@ -114,7 +114,11 @@ def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Repl
         tenant, messages, stream=request.stream, options=request.options
     )
     if isinstance(answer, ReplyStream):
-        return _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
+        response = _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
+        # Also when the server closes the answer before reading any of it: a generator that never
+        # started never runs its `finally`.
+        response.call_on_close(answer.close)
+        return response
     ctx.log_fields["tokens"] = answer.get("tokens")
     return _completion(answer)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.server_process import StartServer, http, server_env
@@ -233,6 +234,28 @@ def test_a_client_that_hangs_up_mid_stream_still_gets_the_turn_stored_once(
 
     stored = http("GET", f"{server_url}/gone/chat").json()
     assert [(m["role"], m["content"]) for m in stored] == [("user", "bye"), ("assistant", REPLY)]
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+def test_a_pass_through_stream_closed_unread_gives_its_connection_back(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    """`/v1/chat/completions` without a chat id, answered by a stream that the server closes
+    without reading any of it (a WSGI server may, when the client is gone). The upstream
+    connection must go back to the pool: every one lost would shrink the kept connections until
+    each call paid a new handshake. (The test client would read the first chunk itself.)"""
+    pool = sys.modules["main"].app.service._upstream._urlopen.__self__
+    free = pool.pool.qsize()
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
+    environ = EnvironBuilder("/v1/chat/completions", method="POST", json={**body, "stream": True})
+    statuses = []
+    answer = client.application(environ.get_environ(), lambda status, *_: statuses.append(status))
+    assert statuses == ["200 OK"]
+    assert pool.pool.qsize() == free - 1  # the open stream holds one
+
+    answer.close()
+
+    assert pool.pool.qsize() == free
     assert len(fake_upstream.chat_requests()) == 1
 
 
