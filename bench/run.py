@@ -891,8 +891,9 @@ def cost_lines(r: dict[str, Any]) -> list[str]:
         "  move rows 1, 3 and 7; the rest is the libraries' own cost per call on this machine,",
         "  where the same completion sent straight to the upstream takes "
         f"{t1['direct_median_ms']:.2f} ms.",
-        "  The p99s carry this machine's stalls too: in the slowest turns every step",
-        "  (each Redis round trip, the upstream call) is slow at once, by 5-10 ms.",
+        "  The p99s carry the machine's stalls too: in the slowest turns profiled on a 2-core",
+        "  Xeon, every step (each Redis round trip, the upstream call) was slow at once, by",
+        "  5-10 ms.",
     ]
 
 

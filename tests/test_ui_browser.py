@@ -228,8 +228,12 @@ def test_a_message_typed_while_the_page_starts_is_sent_not_lost(serve: Serve, pa
     box = page.get_by_label("Message", exact=True)
     expect(box).to_be_disabled()
     expect(page.get_by_role("button", name="Send")).to_be_disabled()
-    page.wait_for_timeout(300)
-    assert len(held) == 1
+    for _ in range(100):  # the page asks for the list after the server's health
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1, "the page did not ask for the chat list"
+    expect(box).to_be_disabled()  # still: no chat is open while the list is held
     held[0].continue_()
 
     box.fill("typed early")
