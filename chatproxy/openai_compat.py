@@ -115,8 +115,8 @@ def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Repl
     )
     if isinstance(answer, ReplyStream):
         response = _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
-        # Also when the server closes the answer before reading any of it: a generator that never
-        # started never runs its `finally`.
+        # Released when the server closes the answer, however far it was read: a `finally` in the
+        # generator would not run if the server closed it before reading any of it.
         response.call_on_close(answer.close)
         return response
     ctx.log_fields["tokens"] = answer.get("tokens")
@@ -212,8 +212,6 @@ def _chunks_of_stream(
     except ProxyError as exc:
         yield {"error": _openai_error_body(exc.to_json())}
         return
-    finally:
-        stream.close()  # also when the client hangs up before the reply's first text
     ctx.service.spend(tenant, completion.usage.get("total_tokens", 0))
     chunks.model = completion.model
     yield chunks.chunk({}, "stop")
