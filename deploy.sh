@@ -29,6 +29,9 @@ Options (flags win over environment variables):
   --max-instances N    maximum instances (default: 10)
   --min-instances N    minimum instances (default: 0)
   --concurrency N      concurrent requests per instance (default: 250)
+  --cpu N              CPUs per instance, 1 to 8 (default: 1); the proxy runs
+                       one worker process per CPU (WORKERS). Cloud Run wants
+                       --memory of at least 2Gi for 4 CPUs and 4Gi for 6 or 8
   --secret NAME=SECRET[:VERSION]
                        set the variable NAME from the Secret Manager secret
                        SECRET (an id, or projects/PROJECT/secrets/ID) at
@@ -54,7 +57,8 @@ The env file (or --secret) must provide GPT_API_KEY and a Redis store
 (REDIS_URL or REDIS_HOST): instance disks are ephemeral, so the SQLite fallback
 would lose chats. Unless the env file sets them, TRUSTED_PROXY_HOPS is 1
 (Google's front end appends the client address to X-Forwarded-For), THREADS
-is --concurrency and REQUEST_TIMEOUT is the function timeout less 5 s.
+is --concurrency, WORKERS is --cpu and REQUEST_TIMEOUT is the function timeout
+less 5 s.
 Reading the env file needs python-dotenv (pip install python-dotenv); set
 PYTHON to choose the interpreter (default: python3).
 EOF
@@ -81,6 +85,7 @@ timeout=60s
 max_instances=10
 min_instances=0
 concurrency=250
+cpu=1
 public=0
 allow_unauthenticated=0
 dry_run=0
@@ -116,7 +121,7 @@ while (($# > 0)); do
         --env-file | --env-file=* | --runtime | --runtime=* | \
         --memory | --memory=* | --timeout | --timeout=* | \
         --max-instances | --max-instances=* | --min-instances | --min-instances=* | \
-        --concurrency | --concurrency=* | --secret | --secret=*)
+        --concurrency | --concurrency=* | --cpu | --cpu=* | --secret | --secret=*)
         opt=${arg%%=*}
         if take_value "$opt" "$@"; then shift; fi
         if [[ -z $opt_value ]]; then
@@ -133,6 +138,7 @@ while (($# > 0)); do
         --max-instances) max_instances=$opt_value ;;
         --min-instances) min_instances=$opt_value ;;
         --concurrency) concurrency=$opt_value ;;
+        --cpu) cpu=$opt_value ;;
         --secret) secret_specs+=("$opt_value") ;;
         esac
         ;;
@@ -157,6 +163,12 @@ check_int --concurrency "$concurrency" 1
 max_instances=$((10#$max_instances))
 min_instances=$((10#$min_instances))
 concurrency=$((10#$concurrency))
+# Whole CPUs only: Cloud Run allows a fraction of one only with a concurrency of 1.
+check_int --cpu "$cpu" 1
+cpu=$((10#$cpu))
+if ((cpu > 8)); then
+    die "--cpu must be at most 8, got '$cpu'" 2
+fi
 if ((min_instances > max_instances)); then
     die "--min-instances ($min_instances) is larger than --max-instances ($max_instances)" 2
 fi
@@ -252,7 +264,7 @@ chmod 600 "$vars_file"
 # becomes a JSON string (valid YAML double-quoted scalar). Only names are
 # reported, never values. The words after the access mode name the variables
 # that come from Secret Manager.
-if ! "$python" - "$env_file" "$vars_file" "$concurrency" "$timeout_seconds" "$access" \
+if ! "$python" - "$env_file" "$vars_file" "$concurrency" "$cpu" "$timeout_seconds" "$access" \
     ${secret_names[@]+"${secret_names[@]}"} <<'PY'; then
 import json
 import re
@@ -268,8 +280,8 @@ except ImportError:
     )
     sys.exit(1)
 
-env_path, out_path, concurrency, function_timeout, access = sys.argv[1:6]
-secrets = set(sys.argv[6:])
+env_path, out_path, concurrency, cpu, function_timeout, access = sys.argv[1:7]
+secrets = set(sys.argv[7:])
 try:
     values = dotenv_values(env_path, encoding="utf-8")
 except Exception as exc:  # never echo the message: it could quote a value
@@ -357,6 +369,9 @@ for key, value in values.items():
 # (functions-framework's gunicorn otherwise runs 4 threads per CPU and queues the rest).
 if not present("THREADS"):
     lines.append(f'THREADS: "{concurrency}"\n')
+# One worker process per CPU: a turn's own work holds one process's interpreter lock.
+if not present("WORKERS"):
+    lines.append(f'WORKERS: "{cpu}"\n')
 if not present("REQUEST_TIMEOUT"):
     lines.append(f'REQUEST_TIMEOUT: "{int(function_timeout) - 5}"\n')
 # Google's front end appends the client address to X-Forwarded-For; without one trusted hop every
@@ -415,7 +430,7 @@ cmd+=(
     "--max-instances=$max_instances"
     "--min-instances=$min_instances"
     "--concurrency=$concurrency"
-    --cpu=1
+    "--cpu=$cpu"
 )
 if ((${#secret_refs[@]} > 0)); then
     set_secrets=$(

@@ -91,7 +91,12 @@ SECRET_VALUES = (API_KEY, REDIS_PASSWORD, PROXY_KEY, *TRICKY_EXPECTED.values())
 KEYS_ENV = BASIC_ENV + f"PROXY_API_KEYS=web={PROXY_KEY}\n"
 
 # Variables deploy.sh adds to the env-vars file unless the env file sets them.
-ADDED_DEFAULTS = {"THREADS": "250", "REQUEST_TIMEOUT": "55", "TRUSTED_PROXY_HOPS": "1"}
+ADDED_DEFAULTS = {
+    "THREADS": "250",
+    "WORKERS": "1",
+    "REQUEST_TIMEOUT": "55",
+    "TRUSTED_PROXY_HOPS": "1",
+}
 
 DEFAULT_FLAGS: dict[str, str | None] = {
     "--gen2": None,
@@ -316,22 +321,27 @@ def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> 
 
 
 @pytest.mark.parametrize(
-    ("env_threads", "args", "threads"),
+    ("env_extra", "args", "cpu", "threads", "workers"),
     [
-        ("", [], "250"),
-        ("", ["--concurrency", "40"], "40"),
-        ("THREADS=8\n", ["--concurrency", "40"], "8"),
+        ("", [], "1", "250", "1"),
+        ("", ["--concurrency", "40"], "1", "40", "1"),
+        ("THREADS=8\n", ["--concurrency", "40"], "1", "8", "1"),
+        ("", ["--cpu", "2"], "2", "250", "2"),
+        ("", ["--cpu=02"], "2", "250", "2"),
+        ("WORKERS=1\n", ["--cpu", "4", "--memory", "2Gi"], "4", "250", "1"),
     ],
 )
-def test_server_threads_match_the_concurrency_unless_set(
-    deployer: Deployer, env_threads: str, args: list[str], threads: str
+def test_server_threads_and_workers_follow_concurrency_and_cpu_unless_set(
+    deployer: Deployer, env_extra: str, args: list[str], cpu: str, threads: str, workers: str
 ) -> None:
-    deployer.write_env_file(BASIC_ENV + env_threads)
+    deployer.write_env_file(BASIC_ENV + env_extra)
 
     result = deployer.run(*args)
 
     assert result.returncode == 0, result.stderr
-    assert deployer.received_vars()["THREADS"] == threads
+    assert f"--cpu={cpu}" in deployer.gcloud_args
+    received = deployer.received_vars()
+    assert (received["THREADS"], received["WORKERS"]) == (threads, workers)
 
 
 def test_gcloud_failure_is_reported_and_temp_file_removed(deployer: Deployer) -> None:
@@ -427,6 +437,9 @@ def test_secret_values_are_never_printed(deployer: Deployer, args: list[str]) ->
         pytest.param(["--max-instances"], "--max-instances", id="max-missing-value"),
         pytest.param(["--min-instances", "one"], "--min-instances", id="min-word"),
         pytest.param(["--concurrency", "0"], "--concurrency", id="concurrency-zero"),
+        pytest.param(["--cpu", "0.5"], "--cpu", id="cpu-fraction"),
+        pytest.param(["--cpu=0"], "--cpu", id="cpu-zero"),
+        pytest.param(["--cpu", "9"], "--cpu", id="cpu-above-eight"),
         pytest.param(
             ["--min-instances", "5", "--max-instances", "2"], "--min-instances", id="min-above-max"
         ),
@@ -758,12 +771,14 @@ def test_secret_variables_get_no_defaults_and_no_file_checks(deployer: Deployer)
         "--secret",
         "THREADS=threads",
         "--secret",
+        "WORKERS=workers",
+        "--secret",
         "TRUSTED_PROXY_HOPS=hops",
     )
 
     assert result.returncode == 0, result.stderr
     received = deployer.received_vars()
-    for name in ("REQUEST_TIMEOUT", "THREADS", "TRUSTED_PROXY_HOPS"):
+    for name in ("REQUEST_TIMEOUT", "THREADS", "WORKERS", "TRUSTED_PROXY_HOPS"):
         assert name not in received
 
 
@@ -862,3 +877,13 @@ def test_make_run_deploy_and_the_benchmark_size_threads_alike() -> None:
     (deploy_concurrency,) = re.findall(r"^concurrency=(\d+)$", deploy, re.M)
     (bench_threads,) = re.findall(r"^RUN_THREADS = (\d+)", bench, re.M)
     assert make_threads == deploy_concurrency == bench_threads == DEFAULT_FLAGS["--concurrency"]
+
+
+def test_make_run_starts_one_worker_per_core() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKERS", "THREADS", "MAKEFLAGS")}
+    planned = subprocess.run(
+        ["make", "--dry-run", "run"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+
+    assert planned.returncode == 0, planned.stderr
+    assert f"WORKERS={os.cpu_count()} THREADS=250 " in planned.stdout
