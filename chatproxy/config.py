@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 from urllib.parse import SplitResult, quote, urlsplit
 
-import limits
-
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
@@ -224,6 +222,8 @@ def _models(env: _Env, model: str, vision_model: str) -> tuple[str, ...]:
 
 
 def _rate_limit(name: str, raw: str) -> str:
+    import limits  # here, not at the top: a service without RATE_LIMIT starts without it
+
     try:
         limits.parse_many(raw)
     except ValueError:
