@@ -1,6 +1,6 @@
 """Own the limits on what callers may spend: requests per key and address, tokens per day.
 
-`Quotas` is what the app and the service call. As it is, it is the limits of a service that sets
+`Quotas` is what the app and the service call. On its own it stands for a service that sets
 neither `RATE_LIMIT` nor `TOKEN_BUDGET_PER_DAY`: it admits every request and counts nothing. With
 either set, `Quotas.from_settings` returns `counters.CountedQuotas`, which counts in the chat
 store; only then is the `limits` package loaded, which would add about 60 ms to every cold start.

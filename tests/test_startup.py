@@ -28,7 +28,6 @@ print("limits" in sys.modules)
     ],
     ids=["no-limits", "rate-limit", "token-budget"],
 )
-@pytest.mark.parametrize("store_kind", ["redis", "sqlite"])
 def test_the_limits_package_loads_only_when_a_limit_is_set(
     request: pytest.FixtureRequest,
     tmp_path: Path,
