@@ -317,6 +317,17 @@ def test_an_idempotent_answer_needs_a_fingerprint() -> None:
         IdempotentResult("k", "", "reply")
 
 
+def test_messages_are_read_back_in_one_parse_and_a_split_entry_is_refused() -> None:
+    messages = pair(1) + pair(2)
+    stored = [m.dumps() for m in messages]
+    assert Message.loads_many(stored) == messages
+    assert Message.loads_many([]) == []
+
+    # One entry that holds two JSON values would shift every message after it.
+    with pytest.raises(ValueError, match="one JSON value"):
+        Message.loads_many([f"{stored[0]},{stored[1]}", stored[2]])
+
+
 @pytest.mark.parametrize("tenant", ["public:a", "", "a b", "{x}", "t" * 65])
 def test_tenants_cannot_contain_what_would_make_keys_ambiguous(tenant: str) -> None:
     # Redis keys join tenant and chat id as {tenant:chat_id}; chat ids may contain ':'.

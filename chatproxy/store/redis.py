@@ -336,7 +336,7 @@ def _state(read: list[Any], global_system: str | None) -> ChatState:
         exists=bool(exists),
         chat_system=chat_system,
         global_system=global_system,
-        messages=[Message.loads(raw) for raw in raw_messages],
+        messages=Message.loads_many(raw_messages),
         first_id=int(first_id),
         settings=json.loads(settings) if settings else {},
     )

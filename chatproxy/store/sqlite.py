@@ -161,7 +161,7 @@ class SqliteStore:
         rows = db.execute(query, params).fetchall()
         rows.reverse()
         first_id = rows[0][0] if rows else (before if before is not None else row[2])
-        messages = [Message.loads(body) for _, body in rows]
+        messages = Message.loads_many([body for _, body in rows])
         (settings,) = db.execute(
             "SELECT settings FROM chats WHERE tenant = ? AND chat_id = ?",
             (chat.tenant, chat.chat_id),
