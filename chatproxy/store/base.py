@@ -77,7 +77,7 @@ class Message:
     @classmethod
     def loads_many(cls, raws: Sequence[str]) -> list[Message]:
         """Parse stored messages with one JSON parse: a turn reads its whole window, and one
-        parse per message cost half again as much."""
+        parse per message cost 1.7 times as much (20 messages: 53 us against 31)."""
         parsed = json.loads(f"[{','.join(raws)}]")
         if len(parsed) != len(raws):  # a damaged entry holding a comma would split in two
             raise ValueError("a stored message is not one JSON value")
