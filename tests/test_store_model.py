@@ -317,15 +317,22 @@ def test_an_idempotent_answer_needs_a_fingerprint() -> None:
         IdempotentResult("k", "", "reply")
 
 
-def test_messages_are_read_back_in_one_parse_and_a_split_entry_is_refused() -> None:
+def test_messages_are_read_back_in_one_parse_and_a_damaged_entry_is_named() -> None:
     messages = pair(1) + pair(2)
     stored = [m.dumps() for m in messages]
     assert Message.loads_many(stored) == messages
     assert Message.loads_many([]) == []
 
-    # One entry that holds two JSON values would shift every message after it.
-    with pytest.raises(ValueError, match="one JSON value"):
+    # Damaged entries that still parse together are read one by one, naming the bad one: two
+    # values in one entry would shift every message after it.
+    with pytest.raises(ValueError, match="stored message 0 is not JSON"):
         Message.loads_many([f"{stored[0]},{stored[1]}", stored[2]])
+    with pytest.raises(ValueError, match="stored message 0 is not JSON"):
+        Message.loads_many([f"[{stored[0]}", f"{stored[1]}]", f"{stored[2]},{stored[3]}"])
+    with pytest.raises(ValueError, match="stored message 1 is not a JSON object"):
+        Message.loads_many([stored[0], "[]"])
+    with pytest.raises(ValueError, match="stored message 1 is not JSON"):
+        Message.loads_many([stored[0], stored[1][:-1]])
 
 
 @pytest.mark.parametrize("tenant", ["public:a", "", "a b", "{x}", "t" * 65])
