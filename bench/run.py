@@ -1139,9 +1139,14 @@ def cost_lines(r: dict[str, Any]) -> list[str]:
         f"{t1['median_ms'] - saved_ms:.2f} ms here.",
         "  Running today's blocking code in threads there saves little. Those two changes, the",
         "  async rewrite and a leaner HTTP client for the model call, are what is left to",
-        "  take from a turn's latency; the rest is the libraries' own cost per call on this",
-        "  machine, where the same completion sent straight to the upstream takes "
+        "  take from the stack's own cost: the libraries' cost per call on this machine, where",
+        "  the same completion sent straight to the upstream takes "
         f"{t1['direct_median_ms']:.2f} ms.",
+        *(
+            ["  What the proxy's own work adds over that stack: the floor of this design, below."]
+            if "lean_median_ms" in t1
+            else []
+        ),
         "  The p99s carry the machine's stalls too: in the slowest turns profiled on a 2-core",
         "  Xeon, every step (each Redis round trip, the upstream call) was slow at once, by",
         "  5-10 ms.",
