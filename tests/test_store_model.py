@@ -8,6 +8,8 @@ contract follow at the end of the file.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -333,6 +335,31 @@ def test_messages_are_read_back_in_one_parse_and_a_damaged_entry_is_named() -> N
         Message.loads_many([stored[0], "[]"])
     with pytest.raises(ValueError, match="stored message 1 is not JSON"):
         Message.loads_many([stored[0], stored[1][:-1]])
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message("user", "q", created_at=1.5),
+        Message("user", [{"type": "text", "text": "q"}], created_at=2.0),
+        Message("assistant", "a", created_at=3.0, usage={"total_tokens": 7}, model="m"),
+    ],
+)
+def test_a_decoded_message_is_the_one_the_constructor_builds(message: Message) -> None:
+    # from_json fills the instance's fields without the dataclass's __init__.
+    decoded = Message.from_json(json.loads(message.dumps()))
+
+    assert decoded == message
+    assert repr(decoded) == repr(message)
+    assert vars(decoded) == vars(message)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.content = "changed"  # type: ignore[misc]
+
+
+def test_a_stored_message_without_optional_fields_gets_the_defaults() -> None:
+    decoded = Message.from_json({"role": "user", "content": "q"})
+
+    assert decoded == Message("user", "q", created_at=0.0)
 
 
 @pytest.mark.parametrize("tenant", ["public:a", "", "a b", "{x}", "t" * 65])
