@@ -1083,7 +1083,8 @@ def floor_lines(r: dict[str, Any]) -> list[str]:
     if "7" in within:
         lines += [
             "",
-            "Up to a stream's first text the proxy runs 27% more instructions than the lean",
+            "Measured once outside `make bench` (these numbers are not from this run): up to a",
+            "stream's first text the proxy runs 27% more instructions than the lean",
             "handler (callgrind, 30 turns in one process: 2.9M against 2.3M a turn); the rest of",
             "the gap is spent around them (system calls, thread wake-ups). Tried for row 7 and not",
             "kept, each timed in alternating runs beside the lean handler: the window read as a",
