@@ -29,6 +29,7 @@ from hypothesis.stateful import (
 from chatproxy.config import RedisSettings
 from chatproxy.errors import TurnLeaseLost
 from chatproxy.store import ChatRef, ChatState, IdempotencyClaim, IdempotentResult, Message, Store
+from chatproxy.store.base import DECODED, DecodedMessages
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore
 
@@ -335,6 +336,55 @@ def test_messages_are_read_back_in_one_parse_and_a_damaged_entry_is_named() -> N
         Message.loads_many([stored[0], "[]"])
     with pytest.raises(ValueError, match="stored message 1 is not JSON"):
         Message.loads_many([stored[0], stored[1][:-1]])
+
+
+def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(store: Store) -> None:
+    DECODED.clear()
+    saved = pair(1) + pair(2)
+    store.save_turn(CHAT, "t1", saved[:2])
+    store.save_turn(CHAT, "t2", saved[2:])
+    assert store.load_history(CHAT).messages == saved
+    # Redis keeps the messages it saved; a history read keeps nothing.
+    assert len(DECODED) == (len(saved) if isinstance(store, RedisStore) else 0)
+
+    first = store.begin_turn(CHAT, "tok", LEASE, 10)
+    assert first is not None
+    assert first.messages == saved
+    assert DECODED.get_many([m.dumps() for m in saved]) == saved
+    store.release_turn(CHAT, "tok")
+    again = store.begin_turn(CHAT, "tok", LEASE, 10)
+
+    assert again is not None
+    assert again.messages == saved
+    assert all(a is b for a, b in zip(again.messages, first.messages, strict=True))
+    assert len(DECODED) == len(saved)
+
+
+def test_decoded_messages_are_forgotten_together_at_either_bound() -> None:
+    decoded = DecodedMessages(max_entries=3, max_chars=30)
+    one, two, three = (Message("user", text) for text in ("a", "b", "c"))
+
+    decoded.put_many(["x" * 10, "y" * 10], [one, two])
+    assert decoded.get_many(["x" * 10, "y" * 10, "z"]) == [one, two, None]
+    decoded.put_many(["z" * 10, "w"], [three, one])  # a fourth entry: all forgotten first
+    assert decoded.get_many(["x" * 10, "z" * 10, "w"]) == [None, three, one]
+    decoded.put_many(["v" * 20], [two])  # 11 + 20 characters: all forgotten first
+    assert decoded.get_many(["z" * 10, "v" * 20]) == [None, two]
+    decoded.put_many(["u" * 31], [three])  # over the bound alone: not kept at all
+    assert len(decoded) == 0
+
+
+def test_a_damaged_entry_beside_decoded_ones_is_named_by_its_place() -> None:
+    messages = pair(7)
+    stored = [m.dumps() for m in messages]
+    Message.loads_many(stored[:1], keep=True)
+
+    assert Message.loads_many(stored, keep=True) == messages
+    with pytest.raises(ValueError, match="stored message 2 is not a JSON object"):
+        Message.loads_many([*stored, "[]"])
+    with pytest.raises(ValueError, match="stored message 1 is not JSON"):
+        Message.loads_many([stored[0], stored[1][:-1]], keep=True)
+    assert DECODED.get_many([stored[1][:-1]]) == [None]
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,13 @@
 """The Lua scripts of the Redis backend (`redis.py`): each runs atomically in Redis, and each
-touches only keys of one chat (one hash slot), so they also run on a Redis Cluster."""
+touches only keys of one chat (one hash slot), so they also run on a Redis Cluster. On a single
+node some are also given a key outside the chat (the global prompt, the tenant's listing), so that
+a step is one call; a cluster runs that part as a second one."""
 
 SAVE_TURN = """
--- KEYS: msgs, meta, lock, idem
+-- KEYS: msgs, meta, lock, idem, and on a single node the tenant's listing
 -- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
 --       lock token, idem fingerprint ('' = none), idem response, idem ttl, most messages kept
---       (0 = all), prompt, completion and total tokens, title, message JSON...
+--       (0 = all), prompt, completion and total tokens, title, chat id, message JSON...
 local holds = redis.call('GET', KEYS[3]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[3])
@@ -19,10 +21,10 @@ end
 if redis.call('HEXISTS', KEYS[2], 'appended') == 0 then
   redis.call('HSET', KEYS[2], 'appended', redis.call('LLEN', KEYS[1]))
 end
-for i = 14, #ARGV do
+for i = 15, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
-redis.call('HINCRBY', KEYS[2], 'appended', #ARGV - 13)
+redis.call('HINCRBY', KEYS[2], 'appended', #ARGV - 14)
 local kept = redis.call('LLEN', KEYS[1])
 local most = tonumber(ARGV[9])
 if most > 0 and kept > most then
@@ -45,11 +47,17 @@ if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
   redis.call('EXPIRE', KEYS[4], ARGV[8])
 end
+if KEYS[5] then
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[14])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
+end
 return 1
 """
 
-# Reads a chat window, given locals limit (-1 = all), before (-1 = newest) and ttl (0 = none).
-# Returns: exists, own system prompt, number of the first message returned, messages, settings.
+# Reads a chat window, given locals limit (-1 = all), before (-1 = newest), ttl (0 = none) and
+# global (the global prompt's key, or nil on a cluster).
+# Returns: exists, own system prompt, number of the first message returned, messages, settings,
+# the global prompt (false on a cluster).
 READ_WINDOW = """
 local n = redis.call('LLEN', KEYS[1])
 local first = tonumber(redis.call('HGET', KEYS[2], 'appended') or n) - n
@@ -64,21 +72,26 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
+local global_system = false
+if global then global_system = redis.call('GET', global) end
 return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items,
-        redis.call('HGET', KEYS[2], 'settings')}
+        redis.call('HGET', KEYS[2], 'settings'), global_system}
 """
 
 READ_CHAT = (
     """
--- KEYS: msgs, meta   ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
+-- KEYS: msgs, meta, and on a single node the global prompt
+-- ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
 local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local global = KEYS[3]
 """
     + READ_WINDOW
 )
 
 BEGIN_TURN = (
     """
--- KEYS: msgs, meta, lock   ARGV: limit, ttl (0 = none), lock token, lease (ms)
+-- KEYS: msgs, meta, lock, and on a single node the global prompt
+-- ARGV: limit, ttl (0 = none), lock token, lease (ms)
 -- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if another
 -- token holds it. The holder may take it again (a call re-sent after a lost reply).
 if redis.call('GET', KEYS[3]) == ARGV[3] then
@@ -87,6 +100,7 @@ elseif not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
   return false
 end
 local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])
+local global = KEYS[4]
 """
     + READ_WINDOW
 )

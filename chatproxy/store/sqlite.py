@@ -142,7 +142,13 @@ class SqliteStore:
             return self._load(db, chat, limit, before)
 
     def _load(
-        self, db: sqlite3.Connection, chat: ChatRef, limit: int | None, before: int | None
+        self,
+        db: sqlite3.Connection,
+        chat: ChatRef,
+        limit: int | None,
+        before: int | None,
+        *,
+        keep: bool = False,
     ) -> ChatState:
         row = self._live_chat(db, chat)
         global_system = _global_system(db)
@@ -161,7 +167,7 @@ class SqliteStore:
         rows = db.execute(query, params).fetchall()
         rows.reverse()
         first_id = rows[0][0] if rows else (before if before is not None else row[2])
-        messages = Message.loads_many([body for _, body in rows])
+        messages = Message.loads_many([body for _, body in rows], keep=keep)
         (settings,) = db.execute(
             "SELECT settings FROM chats WHERE tenant = ? AND chat_id = ?",
             (chat.tenant, chat.chat_id),
@@ -272,7 +278,7 @@ class SqliteStore:
         with self._write() as db:
             if not _take_lock(db, chat, token, lease_seconds, again=True):
                 return None
-            return self._load(db, chat, limit, None)
+            return self._load(db, chat, limit, None, keep=True)
 
     def release_turn(self, chat: ChatRef, token: str) -> None:
         with self._write() as db:
