@@ -95,7 +95,9 @@ def chat_completions(ctx: Context) -> Reply | Response:
         options=request.options,
     )
     if isinstance(result, StreamingTurn):
-        return _sse(_chunks_of_turn(result.events, request.include_usage))
+        response = _sse(_chunks_of_turn(result.events, request.include_usage))
+        response.call_on_close(result.close)  # a turn left unread is finished by a worker
+        return response
     assert isinstance(result, TurnResult)
     ctx.log_fields["tokens"] = result.body.get("tokens")
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}

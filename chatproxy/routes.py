@@ -299,7 +299,12 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(events(), mimetype="text/event-stream", headers=headers)
+    response = Response(events(), mimetype="text/event-stream", headers=headers)
+    # Run when the server closes the answer, however far it was read (a `finally` in `events`
+    # would not run if it was closed before any of it was read): a turn whose client left before
+    # its end is finished and stored by a worker.
+    response.call_on_close(turn.close)
+    return response
 
 
 def get_chat(ctx: Context) -> Reply:

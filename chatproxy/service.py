@@ -17,13 +17,11 @@ touches HTTP; handlers never touch the store or the upstream.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,7 +29,7 @@ from typing import Any, Literal
 from chatproxy.config import Settings
 from chatproxy.context import fit_window
 from chatproxy.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
-from chatproxy.errors import ProxyError
+from chatproxy.errors import ProxyError, UpstreamBadResponse
 from chatproxy.quotas import Quotas
 from chatproxy.reply_stream import Completion, ReplyStream
 from chatproxy.store import ChatRef, ChatState, Message, Store
@@ -42,17 +40,21 @@ from chatproxy.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
-# Streamed turns in flight at once, each stored by a worker thread: more wait for a free one.
-# THREADS (250 in `make run` and deploy.sh) bounds the streams being read; this leaves room for
-# those whose clients hung up while the worker still stores the turn.
+# Streamed turns whose clients left before the end, finished at once by worker threads: more
+# wait for a free one.
 STREAM_WORKERS = 1000
+# A streamed turn whose reader has not asked for its next event this long (a client that stopped
+# reading, so the server's write waits) is handed to a worker, which stores it before its lock's
+# lease runs out; the relays are looked over every WATCH_SECONDS.
+STALL_SECONDS = 10.0
+WATCH_SECONDS = 1.0
 
 
 class _Job:
     """Who owns a streamed turn once it is handed to the worker pool: the worker that starts
-    it, or the request thread if the hand-off failed first. A failed `submit` may still have
-    queued the work (Python queues it before starting a thread), and a worker must not run a
-    turn whose stream, lock and claim the request thread has already released."""
+    it, or the thread that handed it over if the hand-off failed first. A failed `submit` may
+    still have queued the work (Python queues it before starting a thread), and a worker must not
+    run a turn whose stream, lock and claim have already been released."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -84,12 +86,100 @@ class StreamEvent:
     error: ProxyError | None = None
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class StreamingTurn:
-    """A streamed turn's events (ending with `done` or `error`), and whether it is a replay."""
+    """A streamed turn's events (ending with `done` or `error`), whether it is a replay, and
+    what to call once the answer is closed, read to its end or not: a turn whose events were
+    not all read is then finished and stored by a worker thread."""
 
     events: Iterator[StreamEvent]
     replayed: bool = False
+    close: Callable[[], None] = _nothing
+
+
+@dataclass(frozen=True)
+class _OpenTurn:
+    """A streamed turn between its first text and its end: what storing it needs."""
+
+    chat: ChatRef
+    user: Message
+    stream: ReplyStream
+    pieces: Iterator[str]
+    lease: Lease
+    claim: Claim | None
+
+
+class _Relay:
+    """A streamed turn's events, each read from the upstream when it is asked for, on the
+    thread that asks (the request's): the first text (read already), the rest as it arrives, then
+    `done` once the turn is stored, or `error`. Handing each piece to another thread instead cost
+    the first text 0.2-0.3 ms of thread wake-ups (row 7 of BENCHMARKS.md).
+
+    `close` before the end (the client hung up, or the answer was never sent) hands the rest to
+    a worker, which reads the stream to its end and stores the turn, and so does `take_over` when
+    the reader has stalled: once it has begun, a turn is stored once and complete, whoever still
+    listens. A reader that comes back after a take-over finds the events ended."""
+
+    def __init__(self, service: ChatService, turn: _OpenTurn, first: str):
+        self._service = service
+        self._turn = turn
+        self._first: str | None = first
+        self._open = True  # the turn is still this relay's to finish
+        self._lock = threading.Lock()  # held while reading: a take-over waits for the reader
+        self._handed_at = time.monotonic()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        with self._lock:
+            if self._first is not None:
+                first, self._first = self._first, None
+                return StreamEvent("delta", {"content": first})
+            if not self._open:
+                raise StopIteration
+            try:
+                text = next(self._turn.pieces, None)
+            except Exception as exc:
+                self._end()
+                return self._service._finish(self._turn, exc)
+            except BaseException:
+                self._end()
+                self._service._abandon(self._turn)
+                raise
+            if text is not None:
+                self._handed_at = time.monotonic()
+                return StreamEvent("delta", {"content": text})
+            self._end()
+            return self._service._finish(self._turn)
+
+    def close(self) -> None:
+        """Hand the turn to a worker if its events were not read to the end."""
+        with self._lock:
+            if self._open:
+                self._end()
+                self._service._hand_over(self._turn)
+
+    def take_over(self, now: float) -> None:
+        """Hand the turn to a worker if its reader has not asked for an event in
+        STALL_SECONDS (and is not reading one now)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._open and now - self._handed_at > STALL_SECONDS:
+                log.warning("a streamed turn's client stopped reading; a worker stores the turn")
+                self._end()
+                self._service._hand_over(self._turn)
+        finally:
+            self._lock.release()
+
+    def _end(self) -> None:
+        self._open = False
+        self._service._relays.discard(self)
 
 
 class ChatService:
@@ -107,6 +197,9 @@ class ChatService:
         # before the first event could leave). At exit Python waits for these to finish, so a
         # turn being stored is not cut off.
         self._pumps = ThreadPoolExecutor(STREAM_WORKERS, thread_name_prefix="stream-turn")
+        self._relays: set[_Relay] = set()  # streamed turns being read, looked over for stalls
+        self._watching = threading.Lock()
+        self._watcher: threading.Thread | None = None
 
     def turn(
         self,
@@ -192,10 +285,10 @@ class ChatService:
     ) -> StreamingTurn:
         """Start a turn whose reply streams.
 
-        Anything that fails before the reply's first text raises, as `turn` does. Then a worker
-        thread reads the stream to its end, stores the turn (fenced, idempotent) and releases the
-        lock, whether or not anyone still reads the events: a client that hangs up mid-stream
-        still gets its turn stored once, complete.
+        Anything that fails before the reply's first text raises, as `turn` does. Reading the
+        events reads the rest of the stream; after the last text the turn is stored (fenced,
+        idempotent) and the lock released. If the answer is closed before that (`close`: a
+        client that hangs up mid-stream), a worker thread finishes and stores the turn.
         """
         turn_content: Content = content if image_url is None else _image_parts(content, image_url)
         return self._stream(chat, turn_content, image_url is not None, idempotency_key, options)
@@ -227,22 +320,10 @@ class ChatService:
                     deadline=deadline,
                 )
                 pieces = iter(stream)
-                first = next(pieces, None)  # read here: no thread hand-off before the first byte
-                if first is None:
-                    stream.completion()  # raises: the stream ended without any text
-                # SimpleQueue is C, without queue.Queue's Python locks and conditions: a streamed
-                # turn cost 5% fewer instructions and 7 fewer futex calls with it.
-                events: queue.SimpleQueue[StreamEvent | None] = queue.SimpleQueue()
-                job = _Job()
-                try:
-                    self._pumps.submit(
-                        self._pump, job, chat, user, stream, pieces, lease, claim, events
-                    )
-                except BaseException:
-                    if job.claim("abandoned"):  # no worker has it: drop its connection now
-                        stream.close()
-                        raise
-                    log.warning("a stream worker started although its submission failed")
+                first = next(pieces, None)
+                if first is None:  # the stream ended without any text
+                    stream.completion()  # raises, as it finds no text
+                    raise UpstreamBadResponse("the model provider streamed no text")
             except BaseException:
                 self._guard.end(chat, lease)
                 raise
@@ -250,40 +331,84 @@ class ChatService:
             if claim is not None:
                 self._guard.forget(chat, claim)
             raise
-        return StreamingTurn(
-            itertools.chain([StreamEvent("delta", {"content": first})], iter(events.get, None))
-        )
+        relay = _Relay(self, _OpenTurn(chat, user, stream, pieces, lease, claim), first)
+        self._relays.add(relay)
+        if self._watcher is None:
+            self._start_watching()
+        return StreamingTurn(relay, close=relay.close)
 
-    def _pump(
-        self,
-        job: _Job,
-        chat: ChatRef,
-        user: Message,
-        stream: ReplyStream,
-        pieces: Iterator[str],
-        lease: Lease,
-        claim: Claim | None,
-        events: queue.SimpleQueue[StreamEvent | None],
-    ) -> None:
-        """Relay the rest of the stream (`pieces`) to `events`, then store the turn; runs on its
-        own thread, unless the request thread gave the turn up first."""
-        if not job.claim("running"):
-            return
+    def _start_watching(self) -> None:
+        """Start the thread that hands stalled streamed turns over (once per process, when
+        the first stream begins: a forked worker does not inherit its parent's threads)."""
+        with self._watching:
+            if self._watcher is not None:
+                return
+            watcher = threading.Thread(target=self._watch, name="stream-watch", daemon=True)
+            try:
+                watcher.start()
+            except RuntimeError:  # no thread to be had now: the next stream tries again
+                log.warning("could not start the thread that looks for stalled streams")
+                return
+            self._watcher = watcher
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            now = time.monotonic()
+            for relay in list(self._relays):
+                relay.take_over(now)
+
+    def _finish(self, turn: _OpenTurn, failure: Exception | None = None) -> StreamEvent:
+        """Store a streamed turn whose stream has ended (or failed: `failure`) and release its
+        lock; return the `done` event, or the `error` one (then the claim is released too)."""
         try:
-            for text in pieces:
-                events.put(StreamEvent("delta", {"content": text}))
-            body = self._record(chat, user, stream.completion(), lease, claim)
-            events.put(StreamEvent("done", body))
+            if failure is not None:
+                raise failure
+            completion = turn.stream.completion()
+            body = self._record(turn.chat, turn.user, completion, turn.lease, turn.claim)
+            return StreamEvent("done", body)
         except Exception as exc:
             error = exc if isinstance(exc, ProxyError) else ProxyError()
             if not isinstance(exc, ProxyError):
                 log.exception("a streamed turn failed")
-            if claim is not None:
-                self._guard.forget(chat, claim)
-            events.put(StreamEvent("error", error.to_json(), error))
+            if turn.claim is not None:
+                self._guard.forget(turn.chat, turn.claim)
+            return StreamEvent("error", error.to_json(), error)
         finally:
-            self._guard.end(chat, lease)
-            events.put(None)
+            self._guard.end(turn.chat, turn.lease)
+
+    def _hand_over(self, turn: _OpenTurn) -> None:
+        """Have a worker thread read the rest of a streamed turn and store it; if none can
+        start, give the turn up (nothing is stored, the chat and the key are freed)."""
+        job = _Job()
+        try:
+            self._pumps.submit(self._drain, job, turn)
+        except Exception:
+            if job.claim("abandoned"):  # no worker has it
+                log.warning("no worker could start to store a streamed turn; it is not stored")
+                self._abandon(turn)
+            else:
+                log.warning("a stream worker started although its submission failed")
+
+    def _drain(self, job: _Job, turn: _OpenTurn) -> None:
+        """Read the rest of a handed-over turn's stream and store it (a worker's job), unless
+        the hand-off gave the turn up first."""
+        if not job.claim("running"):
+            return
+        try:
+            for _ in turn.pieces:
+                pass
+        except Exception as exc:
+            self._finish(turn, exc)
+        else:
+            self._finish(turn)
+
+    def _abandon(self, turn: _OpenTurn) -> None:
+        """Give up a streamed turn: drop its upstream connection, release its key and lock."""
+        turn.stream.close()
+        if turn.claim is not None:
+            self._guard.forget(turn.chat, turn.claim)
+        self._guard.end(turn.chat, turn.lease)
 
     def _claim(
         self,

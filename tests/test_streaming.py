@@ -29,8 +29,12 @@ def parse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def stream(client: FlaskClient, path: str, body: dict[str, Any], **headers: str) -> Any:
+    """POST a streamed turn and read the whole answer, as a server sending it to a client does."""
     return client.post(
-        path, data=json.dumps(body), headers={"Accept": "text/event-stream", **headers}
+        path,
+        data=json.dumps(body),
+        headers={"Accept": "text/event-stream", **headers},
+        buffered=True,
     )
 
 
@@ -82,7 +86,67 @@ def test_errors_before_the_first_byte_are_json(
     assert history(client, "c1") == []
 
 
-def test_a_stream_whose_worker_cannot_start_fails_and_frees_the_chat(
+def open_stream(client: FlaskClient, path: str, body: dict[str, Any], **headers: str) -> Any:
+    """POST a streamed turn as a WSGI server would: the answer's iterable, none of it read."""
+    environ = EnvironBuilder(
+        path,
+        method="POST",
+        data=json.dumps(body),
+        headers={"Accept": "text/event-stream", **headers},
+    )
+    statuses = []
+    answer = client.application(environ.get_environ(), lambda status, *_: statuses.append(status))
+    assert statuses == ["200 OK"]
+    return answer
+
+
+def wait_for_history(client: FlaskClient, chat: str, count: int) -> list[tuple[str, Any]]:
+    deadline = time.monotonic() + 10
+    while len(found := history(client, chat)) < count:
+        assert time.monotonic() < deadline, f"{chat} holds {found}"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_stream_closed_before_any_of_it_was_read_is_still_stored_once(
+    client: FlaskClient, fake_upstream: FakeUpstream
+) -> None:
+    """A WSGI server may close an answer without reading it (its client already gone): a worker
+    then reads the reply and stores the turn, and releases the chat's lock."""
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.02
+
+    open_stream(client, "/c1/chat", {"content": "hi"}).close()
+
+    assert wait_for_history(client, "c1", 2) == [("user", "hi"), ("assistant", REPLY)]
+    follow_up = stream(client, "/c1/chat", {"content": "next"})  # the lock is free
+    assert parse_events(follow_up.get_data(as_text=True))[-1][0] == "done"
+    assert len(history(client, "c1")) == 4
+
+
+def test_a_stream_whose_reader_stalls_is_stored_by_a_worker_and_ends_for_the_reader(
+    client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops reading (so the server's write waits) neither closes the answer nor
+    asks for more: after STALL_SECONDS a worker stores the turn, within its lock's lease."""
+    monkeypatch.setattr("chatproxy.service.STALL_SECONDS", 0.3)
+    monkeypatch.setattr("chatproxy.service.WATCH_SECONDS", 0.05)
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.02
+
+    stalled = open_stream(client, "/c1/chat", {"content": "hi"})
+    events = iter(stalled)
+    assert next(events).startswith(b"event: delta")
+    assert next(events).startswith(b"event: delta")  # then the reader stops
+
+    assert wait_for_history(client, "c1", 2) == [("user", "hi"), ("assistant", REPLY)]
+    assert list(events) == []  # a reader that comes back finds the events ended
+    stalled.close()
+    assert len(history(client, "c1")) == 2
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+def test_a_stream_left_when_no_worker_can_start_is_given_up_and_frees_the_chat(
     client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = sys.modules["main"].app.service
@@ -99,19 +163,22 @@ def test_a_stream_whose_worker_cannot_start_fails_and_frees_the_chat(
         forgotten.append(claim)
         forget(chat, claim)
 
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.02
     monkeypatch.setattr(guard, "forget", counted_forget)
     monkeypatch.setattr(pumps, "_adjust_thread_count", refuse)
     key = {"Idempotency-Key": "k1"}
-    failed = stream(client, "/c1/chat", {"content": "hi"}, **key)
+    left = open_stream(client, "/c1/chat", {"content": "hi"}, **key)
+    assert next(iter(left)).startswith(b"event: delta")
+    left.close()  # the client hung up after the first word
     monkeypatch.setattr(pumps, "_adjust_thread_count", start_worker)
     retried = stream(client, "/c1/chat", {"content": "again"}, **key)
 
-    assert (failed.status_code, failed.get_json()["code"]) == (500, "internal")
     assert retried.status_code == 200
     assert parse_events(retried.get_data(as_text=True))[-1][0] == "done"
-    assert [role for role, _ in history(client, "c1")] == ["user", "assistant"]
-    assert history(client, "c1")[0] == ("user", "again")
-    assert len(forgotten) == 1  # the failed attempt's claim, once: its queued work never ran
+    time.sleep(0.3)  # a queued worker that ran the given-up turn would have stored it by now
+    assert history(client, "c1") == [("user", "again"), ("assistant", REPLY)]
+    assert len(forgotten) == 1  # the given-up turn's claim, once: its queued work never ran
 
 
 def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
