@@ -10,7 +10,6 @@ the answer is sent.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from chatproxy.chats import Chats
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
 from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
+from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
 from chatproxy.quotas import Identity, Quotas
 from chatproxy.service import ChatService
@@ -186,7 +186,7 @@ def with_cors(view: View, origins: tuple[str, ...]) -> View:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize `body` as a JSON response."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = compact(body)
     return Response(text, status=status, headers=headers, mimetype="application/json")
 
 

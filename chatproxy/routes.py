@@ -38,6 +38,7 @@ from chatproxy.errors import (
     StoreError,
     ValidationFailed,
 )
+from chatproxy.jsontext import compact
 from chatproxy.service import ChatService, StreamingTurn, TurnResult
 from chatproxy.store import OPEN_TENANT, ChatRef
 
@@ -293,7 +294,7 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
 
     def events() -> Iterator[str]:
         for event in turn.events:
-            data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+            data = compact(event.data)
             yield f"event: {event.kind}\ndata: {data}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -406,6 +406,15 @@ def test_a_decoded_message_is_the_one_the_constructor_builds(message: Message) -
         decoded.content = "changed"  # type: ignore[misc]
 
 
+def test_a_stored_message_is_compact_json_with_its_text_as_written() -> None:
+    message = Message("assistant", "héllo 👋", created_at=1.5, usage={"total_tokens": 7}, model="m")
+
+    assert message.dumps() == (
+        '{"role":"assistant","content":"héllo 👋","created_at":1.5,"tokens":{"total_tokens":7},'
+        '"model":"m"}'
+    )
+
+
 def test_a_stored_message_without_optional_fields_gets_the_defaults() -> None:
     decoded = Message.from_json({"role": "user", "content": "q"})
 

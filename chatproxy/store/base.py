@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chatproxy.jsontext import compact
 from chatproxy.tokens import USAGE_FIELDS
 
 Content = str | list[dict[str, Any]]
@@ -73,7 +74,7 @@ class Message:
 
     def dumps(self) -> str:
         """Serialize for storage."""
-        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+        return compact(self.to_json())
 
     @classmethod
     def loads_many(cls, raws: Sequence[str], *, keep: bool = False) -> list[Message]:
