@@ -10,27 +10,27 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
    releases the lock. On any failure the lock and the claim are released, so the client may
    retry.
 Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
-`turns.py`; the window's token budget in `context.py`; the turn's model, options and system prompt
-in `defaults.py`. The operations on chats that are not turns are `chats.py`'s. This module never
-touches HTTP; handlers never touch the store or the upstream.
+`turns.py`; a streamed turn after its first text in `relay.py`; the window's token budget in
+`context.py`; the turn's model, options and system prompt in `defaults.py`. The operations on
+chats that are not turns are `chats.py`'s. This module never touches HTTP; handlers never touch
+the store or the upstream.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.context import fit_window
 from chatproxy.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
-from chatproxy.errors import ProxyError, UpstreamBadResponse
+from chatproxy.errors import UpstreamBadResponse
 from chatproxy.quotas import Quotas
+from chatproxy.relay import OpenTurn, Relays, StreamEvent
 from chatproxy.reply_stream import Completion, ReplyStream
 from chatproxy.store import ChatRef, ChatState, Message, Store
 from chatproxy.store.base import Content
@@ -40,33 +40,7 @@ from chatproxy.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
-# Streamed turns whose clients left before the end, finished at once by worker threads: more
-# wait for a free one.
-STREAM_WORKERS = 1000
-# A streamed turn whose reader has not asked for its next event this long (a client that stopped
-# reading, so the server's write waits) is handed to a worker, which stores it before its lock's
-# lease runs out; the relays are looked over every WATCH_SECONDS.
-STALL_SECONDS = 10.0
-WATCH_SECONDS = 1.0
-
-
-class _Job:
-    """Who owns a streamed turn once it is handed to the worker pool: the worker that starts
-    it, or the thread that handed it over if the hand-off failed first. A failed `submit` may
-    still have queued the work (Python queues it before starting a thread), and a worker must not
-    run a turn whose stream, lock and claim have already been released."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owner: str | None = None
-
-    def claim(self, owner: Literal["running", "abandoned"]) -> bool:
-        """Take the turn for `owner`; False if it was taken already."""
-        with self._lock:
-            if self._owner is not None:
-                return False
-            self._owner = owner
-            return True
+__all__ = ["ChatService", "StreamEvent", "StreamingTurn", "TurnResult"]
 
 
 @dataclass(frozen=True)
@@ -75,15 +49,6 @@ class TurnResult:
 
     body: dict[str, Any]
     replayed: bool = False
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One server-sent event of a streamed turn: a text delta, the stored reply, or an error."""
-
-    kind: Literal["delta", "done", "error"]
-    data: dict[str, Any]
-    error: ProxyError | None = None
 
 
 def _nothing() -> None:
@@ -101,87 +66,6 @@ class StreamingTurn:
     close: Callable[[], None] = _nothing
 
 
-@dataclass(frozen=True)
-class _OpenTurn:
-    """A streamed turn between its first text and its end: what storing it needs."""
-
-    chat: ChatRef
-    user: Message
-    stream: ReplyStream
-    pieces: Iterator[str]
-    lease: Lease
-    claim: Claim | None
-
-
-class _Relay:
-    """A streamed turn's events, each read from the upstream when it is asked for, on the
-    thread that asks (the request's): the first text (read already), the rest as it arrives, then
-    `done` once the turn is stored, or `error`. Handing each piece to another thread instead cost
-    the first text 0.2-0.3 ms of thread wake-ups (row 7 of BENCHMARKS.md).
-
-    `close` before the end (the client hung up, or the answer was never sent) hands the rest to
-    a worker, which reads the stream to its end and stores the turn, and so does `take_over` when
-    the reader has stalled: once it has begun, a turn is stored once and complete, whoever still
-    listens. A reader that comes back after a take-over finds the events ended."""
-
-    def __init__(self, service: ChatService, turn: _OpenTurn, first: str):
-        self._service = service
-        self._turn = turn
-        self._first: str | None = first
-        self._open = True  # the turn is still this relay's to finish
-        self._lock = threading.Lock()  # held while reading: a take-over waits for the reader
-        self._handed_at = time.monotonic()
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        return self
-
-    def __next__(self) -> StreamEvent:
-        with self._lock:
-            if self._first is not None:
-                first, self._first = self._first, None
-                return StreamEvent("delta", {"content": first})
-            if not self._open:
-                raise StopIteration
-            try:
-                text = next(self._turn.pieces, None)
-            except Exception as exc:
-                self._end()
-                return self._service._finish(self._turn, exc)
-            except BaseException:
-                self._end()
-                self._service._abandon(self._turn)
-                raise
-            if text is not None:
-                self._handed_at = time.monotonic()
-                return StreamEvent("delta", {"content": text})
-            self._end()
-            return self._service._finish(self._turn)
-
-    def close(self) -> None:
-        """Hand the turn to a worker if its events were not read to the end."""
-        with self._lock:
-            if self._open:
-                self._end()
-                self._service._hand_over(self._turn)
-
-    def take_over(self, now: float) -> None:
-        """Hand the turn to a worker if its reader has not asked for an event in
-        STALL_SECONDS (and is not reading one now)."""
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            if self._open and now - self._handed_at > STALL_SECONDS:
-                log.warning("a streamed turn's client stopped reading; a worker stores the turn")
-                self._end()
-                self._service._hand_over(self._turn)
-        finally:
-            self._lock.release()
-
-    def _end(self) -> None:
-        self._open = False
-        self._service._relays.discard(self)
-
-
 class ChatService:
     """Turns (plain, streamed, OpenAI-style, pass-through) and moderation, over one store and one
     upstream."""
@@ -193,13 +77,7 @@ class ChatService:
         self._quotas = quotas
         self._guard = TurnGuard(settings, store)
         self._defaults = Defaults(settings)
-        # Reused threads: starting a new one per stream waited for it to be scheduled (0.2-0.3 ms
-        # before the first event could leave). At exit Python waits for these to finish, so a
-        # turn being stored is not cut off.
-        self._pumps = ThreadPoolExecutor(STREAM_WORKERS, thread_name_prefix="stream-turn")
-        self._relays: set[_Relay] = set()  # streamed turns being read, looked over for stalls
-        self._watching = threading.Lock()
-        self._watcher: threading.Thread | None = None
+        self._relays = Relays(self._guard, self._store_streamed)
 
     def turn(
         self,
@@ -331,84 +209,11 @@ class ChatService:
             if claim is not None:
                 self._guard.forget(chat, claim)
             raise
-        relay = _Relay(self, _OpenTurn(chat, user, stream, pieces, lease, claim), first)
-        self._relays.add(relay)
-        if self._watcher is None:
-            self._start_watching()
+        relay = self._relays.relay(OpenTurn(chat, user, stream, pieces, lease, claim), first)
         return StreamingTurn(relay, close=relay.close)
 
-    def _start_watching(self) -> None:
-        """Start the thread that hands stalled streamed turns over (once per process, when
-        the first stream begins: a forked worker does not inherit its parent's threads)."""
-        with self._watching:
-            if self._watcher is not None:
-                return
-            watcher = threading.Thread(target=self._watch, name="stream-watch", daemon=True)
-            try:
-                watcher.start()
-            except RuntimeError:  # no thread to be had now: the next stream tries again
-                log.warning("could not start the thread that looks for stalled streams")
-                return
-            self._watcher = watcher
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(WATCH_SECONDS)
-            now = time.monotonic()
-            for relay in list(self._relays):
-                relay.take_over(now)
-
-    def _finish(self, turn: _OpenTurn, failure: Exception | None = None) -> StreamEvent:
-        """Store a streamed turn whose stream has ended (or failed: `failure`) and release its
-        lock; return the `done` event, or the `error` one (then the claim is released too)."""
-        try:
-            if failure is not None:
-                raise failure
-            completion = turn.stream.completion()
-            body = self._record(turn.chat, turn.user, completion, turn.lease, turn.claim)
-            return StreamEvent("done", body)
-        except Exception as exc:
-            error = exc if isinstance(exc, ProxyError) else ProxyError()
-            if not isinstance(exc, ProxyError):
-                log.exception("a streamed turn failed")
-            if turn.claim is not None:
-                self._guard.forget(turn.chat, turn.claim)
-            return StreamEvent("error", error.to_json(), error)
-        finally:
-            self._guard.end(turn.chat, turn.lease)
-
-    def _hand_over(self, turn: _OpenTurn) -> None:
-        """Have a worker thread read the rest of a streamed turn and store it; if none can
-        start, give the turn up (nothing is stored, the chat and the key are freed)."""
-        job = _Job()
-        try:
-            self._pumps.submit(self._drain, job, turn)
-        except Exception:
-            if job.claim("abandoned"):  # no worker has it
-                log.warning("no worker could start to store a streamed turn; it is not stored")
-                self._abandon(turn)
-            else:
-                log.warning("a stream worker started although its submission failed")
-
-    def _drain(self, job: _Job, turn: _OpenTurn) -> None:
-        """Read the rest of a handed-over turn's stream and store it (a worker's job), unless
-        the hand-off gave the turn up first."""
-        if not job.claim("running"):
-            return
-        try:
-            for _ in turn.pieces:
-                pass
-        except Exception as exc:
-            self._finish(turn, exc)
-        else:
-            self._finish(turn)
-
-    def _abandon(self, turn: _OpenTurn) -> None:
-        """Give up a streamed turn: drop its upstream connection, release its key and lock."""
-        turn.stream.close()
-        if turn.claim is not None:
-            self._guard.forget(turn.chat, turn.claim)
-        self._guard.end(turn.chat, turn.lease)
+    def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
+        return self._record(turn.chat, turn.user, completion, turn.lease, turn.claim)
 
     def _claim(
         self,
@@ -508,7 +313,7 @@ class ChatService:
     def close(self) -> None:
         """Release the store's and the upstream's connections (streams still being stored finish
         first)."""
-        self._pumps.shutdown()
+        self._relays.close()
         self._store.close()
         self._upstream.close()
 

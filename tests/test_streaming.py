@@ -129,8 +129,8 @@ def test_a_stream_whose_reader_stalls_is_stored_by_a_worker_and_ends_for_the_rea
 ) -> None:
     """A client that stops reading (so the server's write waits) neither closes the answer nor
     asks for more: after STALL_SECONDS a worker stores the turn, within its lock's lease."""
-    monkeypatch.setattr("chatproxy.service.STALL_SECONDS", 0.3)
-    monkeypatch.setattr("chatproxy.service.WATCH_SECONDS", 0.05)
+    monkeypatch.setattr("chatproxy.relay.STALL_SECONDS", 0.3)
+    monkeypatch.setattr("chatproxy.relay.WATCH_SECONDS", 0.05)
     fake_upstream.reply_text = REPLY
     fake_upstream.chunk_delay = 0.02
 
@@ -150,7 +150,7 @@ def test_a_stream_left_when_no_worker_can_start_is_given_up_and_frees_the_chat(
     client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = sys.modules["main"].app.service
-    pumps, guard = service._pumps, service._guard
+    pumps, guard = service._relays._pumps, service._guard
     start_worker = pumps._adjust_thread_count
 
     def refuse() -> None:  # Python has queued the work by then: it must not run it later
