@@ -377,3 +377,32 @@ def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(redis_url:
     finally:
         store.close()
         client.close()
+
+
+def test_one_save_of_many_messages_stores_them_all_in_order(store: Store) -> None:
+    many = [Message("user", f"part {n}", created_at=1000.0 + n) for n in range(250)]
+
+    assert store.save_turn(CHAT, "t1", many)
+
+    assert store.load_history(CHAT).messages == many
+    window = store.load_window(CHAT, 3)
+    assert (contents(window.messages), window.first_id) == (["part 247", "part 248", "part 249"], 247)
+
+
+def test_a_redis_chat_stored_before_messages_were_numbered_is_numbered_from_its_first(
+    redis_url: str,
+) -> None:
+    store = RedisStore(connect(RedisSettings(redis_url, False, 2.0)), None)
+    client = connect(RedisSettings(redis_url, False, 2.0))
+    try:  # an older version kept the list and a meta hash without `appended`
+        client.rpush("chat:{public:chat-1}:msgs", *(m.dumps() for m in turn(1)))
+        client.hset("chat:{public:chat-1}:meta", mapping={"created": "1000.0", "messages": 2})
+
+        assert store.save_turn(CHAT, "t2", turn(2))
+
+        assert store.load_history(CHAT).messages == turn(1) + turn(2)
+        assert store.load_window(CHAT, 1).first_id == 3
+        assert store.load_page(CHAT, 2, 3).first_id == 1
+    finally:
+        store.close()
+        client.close()

@@ -12,20 +12,22 @@ local holds = redis.call('GET', KEYS[3]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[3])
 end
-if redis.call('HGET', KEYS[2], 'last_turn') == ARGV[1] then
+local meta = redis.call('HMGET', KEYS[2], 'last_turn', 'appended')
+if meta[1] == ARGV[1] then
   return 0
 end
 if ARGV[4] ~= '0' and not holds then
   return -1
 end
-if redis.call('HEXISTS', KEYS[2], 'appended') == 0 then
-  redis.call('HSET', KEYS[2], 'appended', redis.call('LLEN', KEYS[1]))
+local added, kept = #ARGV - 14, nil
+for i = 15, #ARGV, 100 do  -- at most 100 at a time: unpack has a limit
+  kept = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 99, #ARGV)))
 end
-for i = 15, #ARGV do
-  redis.call('RPUSH', KEYS[1], ARGV[i])
+kept = kept or redis.call('LLEN', KEYS[1])
+if not meta[2] then
+  redis.call('HSET', KEYS[2], 'appended', kept - added)
 end
-redis.call('HINCRBY', KEYS[2], 'appended', #ARGV - 14)
-local kept = redis.call('LLEN', KEYS[1])
+redis.call('HINCRBY', KEYS[2], 'appended', added)
 local most = tonumber(ARGV[9])
 if most > 0 and kept > most then
   redis.call('LTRIM', KEYS[1], -most, -1)
@@ -41,7 +43,7 @@ if ARGV[13] ~= '' then
 end
 local ttl = tonumber(ARGV[3])
 for i = 1, 2 do
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) else redis.call('PERSIST', KEYS[i]) end
 end
 if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
@@ -49,33 +51,44 @@ if ARGV[6] ~= '' then
 end
 if KEYS[5] then
   redis.call('ZADD', KEYS[5], ARGV[2], ARGV[14])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
+  if ttl > 0 then redis.call('EXPIRE', KEYS[5], ARGV[3]) end
 end
 return 1
 """
 
-# Reads a chat window, given locals limit (-1 = all), before (-1 = newest), ttl (0 = none) and
-# global (the global prompt's key, or nil on a cluster).
+# Reads a chat window, given locals limit (-1 = all), before (-1 = newest), ttl (0 = none), their
+# ARGV texts limit_arg and ttl_arg, and global (the global prompt's key, or nil on a cluster).
 # Returns: exists, own system prompt, number of the first message returned, messages, settings,
 # the global prompt (false on a cluster).
+# A number given to redis.call is formatted as text first, which costs more than the command, so
+# the arguments that can be are passed on as ARGV's own text.
 READ_WINDOW = """
 local n = redis.call('LLEN', KEYS[1])
-local first = tonumber(redis.call('HGET', KEYS[2], 'appended') or n) - n
+local meta = redis.call('HMGET', KEYS[2], 'appended', 'system', 'settings')
+local first = tonumber(meta[1] or n) - n
 local stop = n - 1
 if before >= 0 then stop = math.min(stop, before - first - 1) end
 local start = 0
 if limit >= 0 then start = math.max(0, stop - limit + 1) end
 local items = {}
 -- Indices from the tail: LRANGE walks from the nearer end, so a window costs the same in any chat.
-if stop >= start and limit ~= 0 then items = redis.call('LRANGE', KEYS[1], start - n, stop - n) end
+if stop >= start and limit ~= 0 then
+  if before < 0 and limit > 0 then
+    items = redis.call('LRANGE', KEYS[1], '-' .. limit_arg, '-1')
+  else
+    items = redis.call('LRANGE', KEYS[1], start - n, stop - n)
+  end
+end
+local exists
 if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[1], ttl_arg)
+  exists = redis.call('EXPIRE', KEYS[2], ttl_arg)  -- 1 if the chat's hash exists
+else
+  exists = redis.call('EXISTS', KEYS[2])
 end
 local global_system = false
 if global then global_system = redis.call('GET', global) end
-return {redis.call('EXISTS', KEYS[2]), redis.call('HGET', KEYS[2], 'system'), first + start, items,
-        redis.call('HGET', KEYS[2], 'settings'), global_system}
+return {exists, meta[2], first + start, items, meta[3], global_system}
 """
 
 READ_CHAT = (
@@ -83,7 +96,7 @@ READ_CHAT = (
 -- KEYS: msgs, meta, and on a single node the global prompt
 -- ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
 local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local global = KEYS[3]
+local limit_arg, ttl_arg, global = ARGV[1], ARGV[3], KEYS[3]
 """
     + READ_WINDOW
 )
@@ -94,13 +107,14 @@ BEGIN_TURN = (
 -- ARGV: limit, ttl (0 = none), lock token, lease (ms)
 -- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if another
 -- token holds it. The holder may take it again (a call re-sent after a lost reply).
-if redis.call('GET', KEYS[3]) == ARGV[3] then
+if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
+  if redis.call('GET', KEYS[3]) ~= ARGV[3] then
+    return false
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
-elseif not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
-  return false
 end
 local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])
-local global = KEYS[4]
+local limit_arg, ttl_arg, global = ARGV[1], ARGV[2], KEYS[4]
 """
     + READ_WINDOW
 )
