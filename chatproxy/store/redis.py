@@ -15,7 +15,8 @@ record the idempotent answer, refresh TTLs), which ignores a turn id it has alre
 retried save cannot store a turn twice. Reads are one script too, which also refreshes the
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
-in a second. The scripts' Lua source is in `redis_scripts.py`.
+in a second. The scripts' Lua source is in `redis_scripts.py`. A turn of a chat whose last save
+was this process's own is not sent its window again (`windows.py`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from chatproxy.store.redis_scripts import (
     RELEASE_TURN,
     SAVE_TURN,
 )
+from chatproxy.store.windows import KnownWindows
 from chatproxy.tokens import USAGE_FIELDS
 
 GLOBAL_SYSTEM_KEY = "system"
@@ -118,6 +120,7 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
+        self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
         self._save_turn = client.register_script(SAVE_TURN)
         self._read_chat = client.register_script(READ_CHAT)
         self._begin_turn = client.register_script(BEGIN_TURN)
@@ -141,13 +144,21 @@ class RedisStore:
     def begin_turn(
         self, chat: ChatRef, token: str, lease_seconds: float, limit: int
     ) -> ChatState | None:
+        known = self._windows.get(chat)
         args = [limit, self._ttl or 0, token, _millis(lease_seconds)]
+        args += [known.turn or "", len(known.raws)] if known else ["", 0]
         keys = [*_keys(chat), _lock_key(chat)]
         with _translated():
             read = self._script(self._begin_turn, keys, [GLOBAL_SYSTEM_KEY], args)
             if read is not None and self._cluster:
                 read[5] = self._redis.get(GLOBAL_SYSTEM_KEY)
-        return None if read is None else _state(read, keep=True)
+        if read is None:
+            return None
+        if isinstance(read[3], int):  # the newest read[3] of the window this process knows
+            assert known is not None
+            read[3] = known.raws[len(known.raws) - read[3] :]
+        self._windows.read(chat, token, read[3], limit)
+        return _state(read, keep=True)
 
     def _read(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt."""
@@ -218,6 +229,8 @@ class RedisStore:
             raise TurnLeaseLost()
         if saved == 1:
             DECODED.put_many(raws, messages)  # the next turn reads them back in its window
+            if lock_token is not None:
+                self._windows.saved(chat, lock_token, turn_id, raws)
         return saved == 1
 
     def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
@@ -282,6 +295,7 @@ class RedisStore:
             self._redis.set(GLOBAL_SYSTEM_KEY, content)
 
     def delete_chat(self, chat: ChatRef) -> bool:
+        self._windows.forget(chat)
         with _translated():
             pipe = self._redis.pipeline(transaction=False)
             for key in _keys(chat):  # one DEL each: a cluster pipeline refuses multi-key DEL

@@ -57,14 +57,17 @@ return 1
 """
 
 # Reads a chat window, given locals limit (-1 = all), before (-1 = newest), ttl (0 = none), their
-# ARGV texts limit_arg and ttl_arg, and global (the global prompt's key, or nil on a cluster).
-# Returns: exists, own system prompt, number of the first message returned, messages, settings,
-# the global prompt (false on a cluster).
+# ARGV texts limit_arg and ttl_arg, global (the global prompt's key, or nil on a cluster), and
+# known, known_count: the turn id by which the caller knows the chat's newest known_count
+# messages (false = none; see windows.py).
+# Returns: exists, own system prompt, number of the first message returned, messages (or, if the
+# caller knows them, how many of its newest the window holds), settings, the global prompt (false
+# on a cluster).
 # A number given to redis.call is formatted as text first, which costs more than the command, so
 # the arguments that can be are passed on as ARGV's own text.
 READ_WINDOW = """
 local n = redis.call('LLEN', KEYS[1])
-local meta = redis.call('HMGET', KEYS[2], 'appended', 'system', 'settings')
+local meta = redis.call('HMGET', KEYS[2], 'appended', 'system', 'settings', 'last_turn')
 local first = tonumber(meta[1] or n) - n
 local stop = n - 1
 if before >= 0 then stop = math.min(stop, before - first - 1) end
@@ -73,7 +76,9 @@ if limit >= 0 then start = math.max(0, stop - limit + 1) end
 local items = {}
 -- Indices from the tail: LRANGE walks from the nearer end, so a window costs the same in any chat.
 if stop >= start and limit ~= 0 then
-  if before < 0 and limit > 0 then
+  if known and meta[4] == known and stop - start + 1 <= known_count then
+    items = stop - start + 1
+  elseif before < 0 and limit > 0 then
     items = redis.call('LRANGE', KEYS[1], '-' .. limit_arg, '-1')
   else
     items = redis.call('LRANGE', KEYS[1], start - n, stop - n)
@@ -97,6 +102,7 @@ READ_CHAT = (
 -- ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
 local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local limit_arg, ttl_arg, global = ARGV[1], ARGV[3], KEYS[3]
+local known, known_count = false, 0
 """
     + READ_WINDOW
 )
@@ -104,7 +110,7 @@ local limit_arg, ttl_arg, global = ARGV[1], ARGV[3], KEYS[3]
 BEGIN_TURN = (
     """
 -- KEYS: msgs, meta, lock, and on a single node the global prompt
--- ARGV: limit, ttl (0 = none), lock token, lease (ms)
+-- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count
 -- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if another
 -- token holds it. The holder may take it again (a call re-sent after a lost reply).
 if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
@@ -115,6 +121,7 @@ if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
 end
 local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])
 local limit_arg, ttl_arg, global = ARGV[1], ARGV[2], KEYS[4]
+local known, known_count = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6])
 """
     + READ_WINDOW
 )

@@ -1,0 +1,167 @@
+"""The Redis store does not read again a window it already has (store/windows.py): when that
+holds, and that a chat changed by anyone else is always read from Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from chatproxy.config import RedisSettings
+from chatproxy.store import ChatRef, Message
+from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.windows import KnownWindows
+
+CHAT = ChatRef("public", "chat-1")
+LIMIT = 4
+
+
+def turn(label: str) -> list[Message]:
+    return [
+        Message("user", f"question {label}", created_at=1000.0),
+        Message("assistant", f"answer {label}", created_at=1000.5),
+    ]
+
+
+class Process:
+    """One process's Redis store, and the turns it runs as the service does."""
+
+    def __init__(self, url: str, max_messages: int = 0) -> None:
+        self.store = RedisStore(connect(RedisSettings(url, False, 2.0)), 3600, max_messages)
+
+    def run_turn(self, label: str, chat: ChatRef = CHAT) -> list[Message]:
+        """Begin a turn, save it (fenced, releasing the lock), and return the window it read."""
+        token = uuid.uuid4().hex
+        state = self.store.begin_turn(chat, token, 30, LIMIT)
+        assert state is not None
+        self.store.save_turn(chat, uuid.uuid4().hex, turn(label), lock_token=token, release=True)
+        return state.messages
+
+
+@pytest.fixture
+def admin(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def lranges(admin: redis.Redis) -> int:
+    """How many LRANGEs Redis has run (in scripts too): each is a window sent."""
+    stats = admin.info("commandstats")
+    return int(stats.get("cmdstat_lrange", {}).get("calls", 0))
+
+
+def test_a_chat_s_next_turn_in_the_same_process_is_not_sent_its_window(
+    redis_url: str, admin: redis.Redis
+) -> None:
+    one = Process(redis_url)
+    for n in range(3):
+        one.run_turn(f"{n}")
+    sent = lranges(admin)
+
+    window = one.run_turn("3")
+
+    assert lranges(admin) == sent
+    assert window == turn("1") + turn("2")
+    assert one.store.load_window(CHAT, 10).messages == turn("0") + turn("1") + turn("2") + turn("3")
+
+
+def test_a_chat_another_process_changed_is_read_again(redis_url: str, admin: redis.Redis) -> None:
+    one, two = Process(redis_url), Process(redis_url)
+    one.run_turn("a")
+    one.run_turn("b")
+    two.run_turn("c")
+    sent = lranges(admin)
+
+    assert one.run_turn("d") == turn("b") + turn("c")
+    assert lranges(admin) == sent + 1
+
+    two.store.delete_chat(CHAT)
+    two.run_turn("e")
+    assert one.run_turn("f") == turn("e")
+    assert one.run_turn("g") == turn("e") + turn("f")
+
+
+def test_a_save_without_the_lock_or_a_turn_that_failed_leave_no_stale_window(
+    redis_url: str,
+) -> None:
+    one = Process(redis_url)
+    one.run_turn("a")
+    one.store.save_turn(CHAT, "unlocked", turn("b"))  # as a legacy import without a lock may
+    assert one.run_turn("c") == turn("a") + turn("b")
+
+    token = uuid.uuid4().hex
+    assert one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
+    one.store.release_turn(CHAT, token)  # the model call failed: nothing saved
+    assert one.run_turn("d") == turn("b") + turn("c")
+
+
+def test_a_known_window_follows_trimming_and_a_longer_window(redis_url: str) -> None:
+    one = Process(redis_url, max_messages=3)
+    one.run_turn("a")
+    one.run_turn("b")  # 4 messages saved, the oldest dropped: 3 kept
+    assert one.run_turn("c") == [turn("a")[1], *turn("b")]
+
+    state = one.store.begin_turn(CHAT, "longer", 30, 10)  # more than it knows
+    assert state is not None
+    assert state.messages == [turn("b")[1], *turn("c")]
+    assert state == one.store.load_window(CHAT, 10)
+
+
+def test_a_known_window_begins_with_the_same_state_as_a_read(
+    redis_url: str, admin: redis.Redis
+) -> None:
+    one = Process(redis_url)
+    one.store.set_chat_system(CHAT, "Be brief.")
+    for n in range(4):
+        one.run_turn(f"{n}")
+    sent = lranges(admin)
+
+    known = one.store.begin_turn(CHAT, "next", 30, LIMIT)
+    assert lranges(admin) == sent
+    assert known == one.store.load_window(CHAT, LIMIT)
+    assert known is not None
+    assert (known.chat_system, known.first_id) == ("Be brief.", 4)
+    one.store.release_turn(CHAT, "next")
+
+    longer = one.store.begin_turn(CHAT, "longer", 30, LIMIT + 2)  # more than it knows: read
+    assert longer == one.store.load_window(CHAT, LIMIT + 2)
+    assert longer is not None
+    assert longer.first_id == 2
+
+
+def test_known_windows_are_bounded_by_chats_and_by_characters() -> None:
+    windows = KnownWindows(max_chats=2, max_chars=10)
+    chats = [ChatRef("public", f"c{n}") for n in range(3)]
+    windows.read(chats[0], "t", ["abc"], 5)
+    windows.read(chats[1], "t", ["def"], 5)
+
+    windows.read(chats[2], "t", ["ghi"], 5)  # a third chat: the others are forgotten
+    assert (windows.get(chats[0]), windows.get(chats[1])) == (None, None)
+    assert len(windows) == 1
+
+    windows.read(chats[2], "t", ["0123456789"], 5)  # replaces its own: 10 characters fit
+    assert len(windows) == 1
+    windows.read(chats[0], "t", ["x"], 5)  # 11 in all: everything goes first
+    assert (windows.get(chats[2]), len(windows)) == (None, 1)
+
+    windows.read(chats[1], "t", ["y" * 11], 5)  # larger than the bound: not kept at all
+    assert len(windows) == 0
+    windows.forget(chats[1])
+
+
+def test_a_save_only_continues_the_window_read_under_its_own_lock() -> None:
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "mine", ["1", "2", "3"], 3)
+
+    windows.saved(CHAT, "someone-else", "t1", ["4", "5"])
+    unchanged = windows.get(CHAT)
+    assert unchanged is not None
+    assert (unchanged.raws, unchanged.turn) == (("1", "2", "3"), None)
+
+    windows.saved(CHAT, "mine", "t1", ["4", "5"])
+    known = windows.get(CHAT)
+    assert known is not None
+    assert (known.raws, known.turn, known.token) == (("3", "4", "5"), "t1", None)
