@@ -798,9 +798,9 @@ def instruction_lines(r: dict[str, Any]) -> list[str]:
         "instructions a turn executes does not, whatever else runs (valgrind's callgrind,",
         "`bench/instructions.py`). The server process serves the turns with",
         "functions-framework's Flask app behind Flask's test client, so gunicorn's share,",
-        "the same for both, is not in it; each count is over 40 turns after 20, on one chat,",
-        "with the upstream answering at once. Two counts of the same code differ by about 1%",
-        "(timing-dependent work: clocks, thread hand-offs).",
+        "the same for both, is not in it; each count is over 40 turns after 20 (redis-server:",
+        "200), on one chat, with the upstream answering at once. Two counts of the same code",
+        "differ by 1-2% (timing-dependent work: clocks, thread hand-offs, Redis's timer).",
         "",
         "| what | where | the proxy | the lean handler |",
         "|---|---|---|---|",
@@ -1123,13 +1123,10 @@ def floor_lines(r: dict[str, Any]) -> list[str]:
             f"is what takes {'them' if several else 'it'} over.",
         ]
     if "7" in within or "7" in below:
+        lines += ["", *gap_counts(r)]
         lines += [
-            "",
-            "Measured outside `make bench` (these numbers are not from this run): up to a",
-            "stream's first text the proxy runs about as many instructions as the lean handler",
-            "(callgrind, 30 turns in one process through Flask's test client: 2.82M against",
-            "2.84M), so the gap is spent around them. One part is Redis: cold, after a 65 ms",
-            "pause, its answer to the lock script came back 0.15-0.2 ms later than to the lean",
+            "Measured outside `make bench` before the script changes above: cold, after a",
+            "65 ms pause, Redis answered the lock script 0.15-0.2 ms later than the lean",
             "handler's LRANGE.",
             "Taking the lock with plain commands instead (SET NX PX, GET, LRANGE in a pipeline)",
             "took proxy - lean from 0.74-1.05 ms to 0.66-0.74 ms in alternating runs, and would",
@@ -1138,6 +1135,21 @@ def floor_lines(r: dict[str, Any]) -> list[str]:
             "event was written (proxy - lean 0.62-0.69 ms, against 0.56-0.67 without).",
         ]
     return [*lines, ""]
+
+
+def gap_counts(r: dict[str, Any]) -> list[str]:
+    """Where proxy - lean goes, by this run's instruction counts (none if not counted)."""
+    counts = r.get("ti")
+    if not counts:
+        return []
+    server = counts["proxy"]["server"] / counts["lean"]["server"] - 1
+    redis = counts["proxy"]["redis"] / counts["lean"]["redis"]
+    return [
+        "Where the gap goes, counted (instructions per turn, above): the proxy's server",
+        f"process runs {server:.0%} more than the lean handler's, and redis-server {redis:.0f}",
+        "times as many, for the two Lua scripts (the lock, the fenced and idempotent save,",
+        "the chat's record and listing) against one LRANGE and one RPUSH.",
+    ]
 
 
 def cost_lines(r: dict[str, Any]) -> list[str]:
