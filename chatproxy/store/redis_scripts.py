@@ -12,7 +12,7 @@ local holds = redis.call('GET', KEYS[3]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[3])
 end
-local meta = redis.call('HMGET', KEYS[2], 'last_turn', 'appended')
+local meta = redis.call('HMGET', KEYS[2], 'last_turn', 'appended', 'created', 'title')
 if meta[1] == ARGV[1] then
   return 0
 end
@@ -24,23 +24,26 @@ for i = 15, #ARGV, 100 do  -- at most 100 at a time: unpack has a limit
   kept = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 99, #ARGV)))
 end
 kept = kept or redis.call('LLEN', KEYS[1])
-if not meta[2] then
-  redis.call('HSET', KEYS[2], 'appended', kept - added)
-end
-redis.call('HINCRBY', KEYS[2], 'appended', added)
+-- A chat stored before messages were numbered counts from the messages it had.
+local appended = tonumber(meta[2] or kept - added) + added
 local most = tonumber(ARGV[9])
 if most > 0 and kept > most then
   redis.call('LTRIM', KEYS[1], -most, -1)
   kept = most
 end
-redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
-redis.call('HSET', KEYS[2], 'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', kept)
+local fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', kept, 'appended', appended}
+if not meta[3] then
+  table.insert(fields, 'created')
+  table.insert(fields, ARGV[2])
+end
+if ARGV[13] ~= '' and not meta[4] then
+  table.insert(fields, 'title')
+  table.insert(fields, ARGV[13])
+end
+redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[10])
 redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[11])
 redis.call('HINCRBY', KEYS[2], 'total_tokens', ARGV[12])
-if ARGV[13] ~= '' then
-  redis.call('HSETNX', KEYS[2], 'title', ARGV[13])
-end
 local ttl = tonumber(ARGV[3])
 for i = 1, 2 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) else redis.call('PERSIST', KEYS[i]) end
