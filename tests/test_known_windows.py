@@ -165,3 +165,15 @@ def test_a_save_only_continues_the_window_read_under_its_own_lock() -> None:
     known = windows.get(CHAT)
     assert known is not None
     assert (known.raws, known.turn, known.token) == (("3", "4", "5"), "t1", None)
+
+
+def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(redis_url: str) -> None:
+    one, two = Process(redis_url), Process(redis_url)
+    one.run_turn("a")
+    token = uuid.uuid4().hex
+    assert one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
+    two.store.delete_chat(CHAT)  # deletes take no lock
+    one.store.save_turn(CHAT, "after-delete", turn("b"), lock_token=token, release=True)
+
+    assert one.run_turn("c") == turn("b")
+    assert one.store.load_history(CHAT).messages == turn("b") + turn("c")

@@ -11,9 +11,11 @@ script answers how many of the newest messages the window holds instead of the m
 Why that is safe: a chat's messages change only by a save, which sets `last_turn` to its own
 turn id, or all at once with the whole chat (delete, expiry: the messages and the hash expire
 together), which removes `last_turn`. Only ids of this process's own saves of a turn it began
-are remembered, and those are random (uuid4), so no other write can leave one behind. A save
-that trims the oldest messages (MAX_MESSAGES) leaves the newest ones, and the script counts the
-window on the list as it is.
+are remembered, and those are random (uuid4), so no other write can leave one behind. Between a
+turn's read and its save, every other writer of the chat's messages waits for its turn lock, but
+a delete: after one, the save leaves only its own messages, the newest of those remembered. A
+save that trims the oldest messages (MAX_MESSAGES) leaves the newest ones too, and the script
+counts the window on the list as it is.
 
 Bounded like `DECODED`: when the chats or characters kept would pass their bounds, everything is
 forgotten at once (the next turns read their windows from Redis again).
