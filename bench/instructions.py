@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.server_process import server_env
+
 ROOT = Path(__file__).resolve().parents[1]
 WARM = 20
 TURNS = 40
@@ -71,8 +73,7 @@ def _turns(n: int) -> list[str]:
 def _env(
     upstream_url: str, redis_url: str, case: str, source: str, streamed: bool
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PROXY_API_KEYS", "RATE_LIMIT")}
-    env.update(
+    return server_env(  # this environment without the proxy's own settings, plus these
         PYTHONHASHSEED="0",
         OPENAI_BASE_URL=upstream_url,
         GPT_API_KEY="bench-key",
@@ -82,7 +83,6 @@ def _env(
         BENCH_SOURCE=source,
         BENCH_STREAM="1" if streamed else "",
     )
-    return env
 
 
 def _under_callgrind(

@@ -149,7 +149,12 @@ def test_known_windows_are_bounded_by_chats_and_by_characters() -> None:
 
     windows.read(chats[1], "t", ["y" * 11], 5)  # larger than the bound: not kept at all
     assert len(windows) == 0
-    windows.forget(chats[1])
+
+    windows.read(chats[0], "t", ["abc"], 5)
+    windows.forget(chats[0])  # a deleted chat's window goes, and its characters with it
+    windows.read(chats[1], "t", ["0123456789"], 5)
+    assert (windows.get(chats[0]), len(windows)) == (None, 1)
+    windows.forget(chats[2])  # one never kept
 
 
 def test_a_save_only_continues_the_window_read_under_its_own_lock() -> None:
