@@ -1237,6 +1237,12 @@ def coroutine_lines(r: dict[str, Any]) -> list[str]:
         "no better than on gunicorn's threads (CPU per turn 1.73-2.31 ms against 1.61-2.04 ms,",
         "337-503 turns/s at 4 clients against 423-458): the gain needs the coroutines, not only",
         "the server.",
+        "Also measured outside `make bench` on that machine (WORKERS=2), the rest of the",
+        "rewrite's floor: the coroutine handler holds row 2 (198.4 turns/s, 0 errors, added",
+        "p99 6.7 ms, against the lean handler's 19.6 ms and the proxy's 34.5 ms in the same",
+        "script) and row 6 (peak PSS 84 MB, against 79 MB and 95 MB), and starts slower: its",
+        "first reply came 0.50-0.54 s after the process started, against the lean handler's",
+        "0.30-0.33 s (uvicorn's and aiohttp's imports), which still leaves row 5 room.",
     ]
 
 
