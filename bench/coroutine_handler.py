@@ -3,8 +3,10 @@
 `bench/lean_handler.py` does the least a chat proxy can do for one turn on the proxy's own stack
 (gunicorn's threaded worker, blocking redis-py and urllib3). This file does the same steps, with
 the same bounded waits, model, max_tokens and window, on functions-framework's ASGI server
-(`--asgi`, set here by FUNCTION_USE_ASGI: uvicorn in gunicorn, with uvloop and httptools), with
-redis.asyncio (hiredis) and aiohttp. Nothing else: no lock, no validation, no limits, no logs.
+(uvicorn in gunicorn, with uvloop and httptools: functions-framework picks it for an
+`aio.http` target; `make bench` also sets FUNCTION_USE_ASGI, which skips the Flask app it would
+build first), with redis.asyncio (hiredis) and aiohttp. Nothing else: no lock, no validation, no
+limits, no logs.
 
 `make bench` times it like the proxy and the lean handler (rows 1 and 7) and saturates one worker
 with it (row 3b), so the report can say what the coroutine rewrite would start from, measured

@@ -238,7 +238,7 @@ class Rig:
         if source == NAIVE_HANDLER:
             env.pop("THREADS", None)
             env.pop("WORKERS", None)
-        if source == COROUTINE_HANDLER:  # functions-framework's ASGI server: no threads to size
+        if source == COROUTINE_HANDLER:  # ASGI (detected anyway; the flag skips a Flask app)
             env.pop("THREADS", None)
             env["FUNCTION_USE_ASGI"] = "1"
         server = launch(env, self.workdir, source or MAIN)
@@ -1229,9 +1229,12 @@ def coroutine_lines(r: dict[str, Any]) -> list[str]:
         verdict_line,
         "The rewrite this points to: the proxy's turn (the lock, the fenced save, validation,",
         "limits, idempotency, logs) written as coroutines over redis.asyncio and an async HTTP",
-        "client, on the server functions-framework already ships (deploy.sh would set",
-        "FUNCTION_USE_ASGI). What the proxy's own work adds over the threaded floor (the table",
-        "above) would then come on top of this one, as far as it carries over.",
+        "client, on the server functions-framework already ships. functions-framework 3.10",
+        "starts that server by itself when the target is an `@functions_framework.aio.http`",
+        "coroutine (checked: this handler runs on uvicorn without FUNCTION_USE_ASGI, which only",
+        "skips the Flask app it builds first), so `deploy.sh` and Cloud Run's build would not",
+        "change. What the proxy's own work adds over the threaded floor (the table above) would",
+        "then come on top of this one, as far as it carries over.",
         "Measured outside `make bench` (2-core AMD EPYC, one worker, alternating runs): the",
         "proxy's own code run unchanged on the ASGI server, through a2wsgi's thread pool, was",
         "no better than on gunicorn's threads (CPU per turn 1.73-2.31 ms against 1.61-2.04 ms,",
