@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import unquote
 
 import certifi
@@ -70,8 +70,9 @@ T = TypeVar("T")
 Urlopen = Callable[..., urllib3.BaseHTTPResponse]
 
 
-class Upstream:
-    """Calls the OpenAI-compatible API at `base_url` with `api_key`."""
+class Provider:
+    """What every client of the OpenAI-compatible API at `base_url` shares: the key and headers,
+    the timeout of each attempt, how many retries, and where TLS certificates are checked."""
 
     def __init__(
         self,
@@ -83,8 +84,10 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         ca_file: str | None = None,
     ):
+        self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._max_retries = max_retries
+        self._ca_file = ca_file
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
@@ -92,10 +95,9 @@ class Upstream:
             "User-Agent": USER_AGENT,
             **(headers or {}),
         }
-        self._manager, self._urlopen, self._prefix = _connect(base_url.rstrip("/"), ca_file)
 
     @classmethod
-    def from_settings(cls, settings: Settings, base_url: str | None = None) -> Upstream:
+    def from_settings(cls, settings: Settings, base_url: str | None = None) -> Self:
         """Build the client from settings; `base_url` overrides (the dev upstream's address)."""
         headers = {}
         if settings.openai_organization:
@@ -111,6 +113,14 @@ class Upstream:
             ca_file=settings.upstream_ca_file,
         )
 
+
+class Upstream(Provider):
+    """Calls the OpenAI-compatible API at `base_url` with `api_key`, over urllib3."""
+
+    def __init__(self, base_url: str, api_key: str, **options: Any):
+        super().__init__(base_url, api_key, **options)
+        self._manager, self._urlopen, self._prefix = _connect(self._base_url, self._ca_file)
+
     def complete(
         self,
         messages: Sequence[dict[str, Any]],
@@ -121,15 +131,11 @@ class Upstream:
         deadline: float | None = None,
     ) -> Completion:
         """Return the model's reply to `messages`, trying again on transient failures."""
-        body = _completion_body(messages, model, max_tokens, temperature)
+        body = completion_body(messages, model, max_tokens, temperature)
 
         def attempt(timeout: float) -> Completion:
-            result = _json(self._post("/chat/completions", body, timeout))
-            content, usage = _read_completion(result)
-            served_by = str(result.get("model") or model)
-            if usage is None:
-                return Completion(content, served_by, estimate_usage(messages, content), True)
-            return Completion(content, served_by, usage, usage_estimated=False)
+            result = json_object(self._post("/chat/completions", body, timeout).data)
+            return completion_of(result, model, messages)
 
         return self._with_retries(attempt, deadline)
 
@@ -143,7 +149,7 @@ class Upstream:
         deadline: float | None = None,
     ) -> ReplyStream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
-        body = _completion_body(messages, model, max_tokens, temperature)
+        body = completion_body(messages, model, max_tokens, temperature)
         body.update(stream=True, stream_options={"include_usage": True})
 
         def attempt(timeout: float) -> ReplyStream:
@@ -156,11 +162,8 @@ class Upstream:
         """Return the moderation result for `text` as the API gives it, with the model's name."""
 
         def attempt(timeout: float) -> dict[str, Any]:
-            result = _json(self._post("/moderations", {"input": text, "model": model}, timeout))
-            results = result.get("results")
-            if not isinstance(results, list) or not results or not isinstance(results[0], dict):
-                raise UpstreamBadResponse()
-            return {**results[0], "model": str(result.get("model") or model)}
+            response = self._post("/moderations", {"input": text, "model": model}, timeout)
+            return moderation_of(json_object(response.data), model)
 
         return self._with_retries(attempt, deadline)
 
@@ -197,24 +200,18 @@ class Upstream:
         finally:
             if stream:
                 release(response)
-        raise _status_error(response.status, response.headers, data)
+        raise status_error(response.status, response.headers, data)
 
     def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
         """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
         failures = 0
         while True:
-            left = math.inf if deadline is None else deadline - time.monotonic()
-            if left <= MIN_ATTEMPT_SECONDS:
-                raise UpstreamTimeout()
             try:
-                return attempt(min(self._timeout, left))
+                return attempt(attempt_timeout(self._timeout, deadline))
             except UpstreamError as exc:
                 failures += 1
-                if not exc.retryable or failures > self._max_retries:
-                    raise
-                pause = _pause_before_retry(exc, failures)
-                left = math.inf if deadline is None else deadline - time.monotonic()
-                if pause + MIN_ATTEMPT_SECONDS >= left:
+                pause = retry_pause(exc, failures, self._max_retries, deadline)
+                if pause is None:
                     raise
                 time.sleep(pause)
 
@@ -238,15 +235,37 @@ def _connect(base_url: str, ca_file: str | None) -> tuple[urllib3.PoolManager, U
         "retries": False,
         "ca_certs": ca_file or certifi.where(),
     }
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(url.scheme or "https") or proxies.get("all")
-    if proxy and not urllib.request.proxy_bypass(url.host or ""):
+    proxy = proxy_for(base_url)
+    if proxy:
         manager: urllib3.PoolManager = _proxy_manager(proxy, options)
         manager.pool_classes_by_scheme = POOL_CLASSES
         return manager, manager.urlopen, base_url
     manager = urllib3.PoolManager(**options)
     manager.pool_classes_by_scheme = POOL_CLASSES
     return manager, manager.connection_from_url(base_url).urlopen, url.path or ""
+
+
+def proxy_for(base_url: str) -> str | None:
+    """The proxy the environment names for `base_url` (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY,
+    unless NO_PROXY names the host), if any."""
+    url = urllib3.util.parse_url(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme or "https") or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(url.host or ""):
+        return proxy
+    return None
+
+
+def split_proxy(proxy: str) -> tuple[str, tuple[str, str] | None]:
+    """A proxy's URL (`host:port` means `http://host:port`) without the credentials in it, and
+    those credentials (`http://user:password@host:port`), unquoted."""
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    parsed = urllib3.util.parse_url(proxy)
+    if not parsed.auth:
+        return proxy, None
+    user, _, password = parsed.auth.partition(":")
+    return parsed._replace(auth=None).url, (unquote(user), unquote(password))
 
 
 class _Expiring(urllib3.HTTPConnectionPool):
@@ -274,17 +293,13 @@ POOL_CLASSES = {"http": _Expiring, "https": _ExpiringHTTPS}
 
 
 def _proxy_manager(proxy: str, options: dict[str, Any]) -> urllib3.ProxyManager:
-    """A manager for the proxy the environment names: `host:port` means `http://host:port`,
-    and credentials in it (`http://user:password@host:port`) go as Proxy-Authorization."""
-    if "://" not in proxy:
-        proxy = f"http://{proxy}"
-    parsed = urllib3.util.parse_url(proxy)
+    """A manager for the proxy the environment names; its credentials go as
+    Proxy-Authorization (see `split_proxy`)."""
+    url, credentials = split_proxy(proxy)
     headers = None
-    if parsed.auth:
-        user, _, password = parsed.auth.partition(":")
-        headers = urllib3.make_headers(proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")
-        proxy = parsed._replace(auth=None).url
-    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+    if credentials:
+        headers = urllib3.make_headers(proxy_basic_auth=":".join(credentials))
+    return urllib3.ProxyManager(url, proxy_headers=headers, **options)
 
 
 def _timed_out(exc: HTTPError) -> bool:
@@ -294,7 +309,7 @@ def _timed_out(exc: HTTPError) -> bool:
     return any(isinstance(c, (socket.timeout, TimeoutError)) for c in causes)
 
 
-def _completion_body(
+def completion_body(
     messages: Sequence[dict[str, Any]], model: str, max_tokens: int, temperature: float | None
 ) -> JsonObject:
     """A chat completion request (a temperature is sent only when one is set)."""
@@ -304,10 +319,48 @@ def _completion_body(
     return body
 
 
-def _json(response: urllib3.BaseHTTPResponse) -> JsonObject:
+def attempt_timeout(timeout: float, deadline: float | None) -> float:
+    """How long the next attempt may take: `timeout`, or less if the deadline is nearer; an
+    attempt that could not take MIN_ATTEMPT_SECONDS is not started (a timeout)."""
+    left = math.inf if deadline is None else deadline - time.monotonic()
+    if left <= MIN_ATTEMPT_SECONDS:
+        raise UpstreamTimeout()
+    return min(timeout, left)
+
+
+def retry_pause(
+    exc: UpstreamError, failures: int, max_retries: int, deadline: float | None
+) -> float | None:
+    """How long to wait before trying again after `failures` failed attempts, the last with
+    `exc`; None when no retry may follow (not retryable, none left, or past the deadline)."""
+    if not exc.retryable or failures > max_retries:
+        return None
+    pause = _pause_before_retry(exc, failures)
+    left = math.inf if deadline is None else deadline - time.monotonic()
+    return None if pause + MIN_ATTEMPT_SECONDS >= left else pause
+
+
+def completion_of(result: JsonObject, model: str, messages: Sequence[dict[str, Any]]) -> Completion:
+    """The `Completion` a chat completion's answer holds (usage estimated if it has none)."""
+    content, usage = _read_completion(result)
+    served_by = str(result.get("model") or model)
+    if usage is None:
+        return Completion(content, served_by, estimate_usage(messages, content), True)
+    return Completion(content, served_by, usage, usage_estimated=False)
+
+
+def moderation_of(result: JsonObject, model: str) -> dict[str, Any]:
+    """The first moderation result, as the API gives it, with the model's name."""
+    results = result.get("results")
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        raise UpstreamBadResponse()
+    return {**results[0], "model": str(result.get("model") or model)}
+
+
+def json_object(data: bytes) -> JsonObject:
     """The JSON object a successful call answered; anything else is a bad response."""
     try:
-        result = json.loads(response.data)
+        result = json.loads(data)
     except ValueError as exc:  # not JSON (an HTML page from a gateway), or not UTF-8
         raise UpstreamBadResponse() from exc
     if not isinstance(result, dict):
@@ -340,7 +393,7 @@ def _read_completion(result: JsonObject) -> tuple[str, dict[str, int] | None]:
     return content, {f: int(counts[f]) for f in USAGE_FIELDS}
 
 
-def _status_error(status: int, headers: Mapping[str, str], data: bytes) -> UpstreamError:
+def status_error(status: int, headers: Mapping[str, str], data: bytes) -> UpstreamError:
     """The proxy's error for a failed call, from its status and OpenAI's error object."""
     error = _error_object(data)
     message = error.get("message")
