@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import socket
-import ssl
-import threading
-import time
-from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from flask.testing import FlaskClient
 
-from chatproxy import upstream as upstream_module
 from chatproxy.config import load_settings
-from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.upstream import Upstream
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream, Fault
-from tests.redis_server import make_certificates
 
 CONTEXT_TOO_LONG = "This model's maximum context length is 128000 tokens."
 
@@ -186,128 +175,3 @@ def test_calls_carry_the_key_organization_and_project(fake_upstream: FakeUpstrea
         assert headers["openai-organization"] == "org-7"
         assert headers["openai-project"] == "proj-9"
         assert headers["content-type"] == "application/json"
-
-
-class _Canned(http.server.BaseHTTPRequestHandler):
-    """Answers every POST with a canned completion and records the path of its request line
-    (from a client that takes it for a forward proxy: the whole URL)."""
-
-    seen: ClassVar[list[str]] = []
-    proxy_auth: ClassVar[list[str | None]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.seen.append(self.path)
-        self.proxy_auth.append(self.headers.get("Proxy-Authorization"))
-        body = json.dumps(
-            {"model": "m", "choices": [{"message": {"role": "assistant", "content": "canned"}}]}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@pytest.mark.parametrize(
-    ("variable", "proxy", "authorization"),
-    [
-        ("HTTP_PROXY", "http://{address}", None),
-        ("HTTP_PROXY", "{address}", None),  # no scheme: http://
-        ("ALL_PROXY", "http://{address}", None),
-        ("HTTP_PROXY", "http://me:p%40ss@{address}", "Basic " + b64encode(b"me:p@ss").decode()),
-    ],
-)
-def test_calls_go_through_the_proxy_the_environment_names(
-    monkeypatch: pytest.MonkeyPatch, variable: str, proxy: str, authorization: str | None
-) -> None:
-    _Canned.seen.clear()
-    _Canned.proxy_auth.clear()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(variable, proxy.format(address=f"127.0.0.1:{server.server_port}"))
-    model_url = "http://model.example:8000/v1"
-    settings = load_settings({"OPENAI_BASE_URL": model_url, "GPT_API_KEY": "k"})
-    upstream = Upstream.from_settings(settings)
-    try:
-        reply = upstream.complete([{"role": "user", "content": "hi"}], model="m", max_tokens=5)
-    finally:
-        upstream.close()
-        server.shutdown()
-    assert reply.content == "canned"
-    assert _Canned.seen == [f"{model_url}/chat/completions"]
-    assert _Canned.proxy_auth == [authorization]
-
-
-def test_an_upstream_that_stops_reading_the_request_is_a_timeout() -> None:
-    """A socket timeout while sending the body is a 504 like one while waiting for the answer
-    (urllib3 reports it as a ProtocolError, "Connection aborted.")."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
-    settings = load_settings(
-        {"OPENAI_BASE_URL": url, "GPT_API_KEY": "k", "UPSTREAM_TIMEOUT": "0.3"}
-    )
-    upstream = Upstream.from_settings(settings)
-    big = [{"role": "user", "content": "x" * 32_000_000}]  # more than the socket buffers hold
-    try:
-        with pytest.raises(UpstreamTimeout):
-            upstream.complete(big, model="m", max_tokens=5)
-    finally:
-        upstream.close()
-        listener.close()
-
-
-def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
-    tmp_path: Path,
-) -> None:
-    make_certificates(tmp_path)  # a private CA and a certificate for 127.0.0.1 it signed
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{server.server_port}/v1"
-    messages = [{"role": "user", "content": "hi"}]
-
-    def call(**env: str) -> str:
-        settings = load_settings({"OPENAI_BASE_URL": url, "GPT_API_KEY": "k", **env})
-        upstream = Upstream.from_settings(settings)
-        try:
-            return upstream.complete(messages, model="m", max_tokens=5).content
-        finally:
-            upstream.close()
-
-    try:
-        with pytest.raises(UpstreamError) as refused:  # certifi does not know this CA
-            call()
-        reply = call(SSL_CERT_FILE=str(tmp_path / "ca.crt"))
-    finally:
-        server.shutdown()
-    assert "certificate verify failed" in repr(refused.value.__cause__).lower()
-    assert reply == "canned"
-
-
-def test_a_kept_connection_idle_too_long_is_replaced(
-    fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(upstream_module, "IDLE_SECONDS", 0.3)
-    settings = load_settings({"OPENAI_BASE_URL": fake_upstream.base_url, "GPT_API_KEY": "k"})
-    upstream = Upstream.from_settings(settings)
-    messages = [{"role": "user", "content": "hi"}]
-    try:
-        for pause in (0.0, 0.0, 0.5):
-            time.sleep(pause)
-            upstream.complete(messages, model="gpt-4.1-mini", max_tokens=5)
-    finally:
-        upstream.close()
-    first, second, third = (tuple(entry["peer"]) for entry in fake_upstream.requests)
-    assert first == second  # kept and reused
-    assert third != second  # idle for longer than IDLE_SECONDS: a new connection

@@ -1,0 +1,240 @@
+"""Own the model provider for coroutines: `AsyncUpstream`, `Upstream`'s twin over aiohttp.
+
+The second step of the coroutine rewrite BENCHMARKS.md measures the case for: the same calls,
+failures, retries, deadlines, proxy and TLS settings as `chatproxy.upstream.Upstream`, whose
+rules it takes from that module rather than restating them; only the I/O is aiohttp's. Nothing
+serves requests with it yet: the service moves onto it in a later step.
+
+Its session is made on the event loop of its first call and belongs to that loop (a worker
+process has one); `aclose` releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+import certifi
+
+from chatproxy import upstream as shared
+from chatproxy.errors import UpstreamError, UpstreamTimeout
+from chatproxy.reply_stream import DRAIN_LINES, Completion, EventLines, JsonObject, ReplyParts
+from chatproxy.upstream import (
+    MAX_ERROR_BYTES,
+    POOL_CONNECTIONS,
+    Provider,
+    attempt_timeout,
+    completion_body,
+    completion_of,
+    json_object,
+    moderation_of,
+    proxy_for,
+    retry_pause,
+    split_proxy,
+    status_error,
+)
+
+T = TypeVar("T")
+LINE_BYTES = 1 << 20  # the longest line of a stream read (aiohttp's default is 64 KiB)
+
+
+class AsyncUpstream(Provider):
+    """Calls the OpenAI-compatible API at `base_url` with `api_key`, from coroutines."""
+
+    def __init__(self, base_url: str, api_key: str, **options: Any):
+        super().__init__(base_url, api_key, **options)
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: str | None = None
+        self._proxy_headers: dict[str, str] | None = None
+        if proxy := proxy_for(self._base_url):
+            self._proxy, credentials = split_proxy(proxy)
+            if credentials:  # to the proxy: in the CONNECT of a tunnel, else in the request
+                auth = {"Proxy-Authorization": aiohttp.encode_basic_auth(*credentials)}
+                if self._base_url.startswith("https:"):
+                    self._proxy_headers = auth
+                else:
+                    self._headers.update(auth)
+
+    async def complete(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float | None = None,
+        deadline: float | None = None,
+    ) -> Completion:
+        """Return the model's reply to `messages`, trying again on transient failures."""
+        body = completion_body(messages, model, max_tokens, temperature)
+
+        async def attempt(timeout: float) -> Completion:
+            response = await self._post("/chat/completions", body, timeout)
+            data = await _read(response.read())
+            return completion_of(json_object(data), model, messages)
+
+        return await self._with_retries(attempt, deadline)
+
+    async def stream(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float | None = None,
+        deadline: float | None = None,
+    ) -> AsyncReplyStream:
+        """Open a streamed completion; failures to open it are retried like `complete`'s."""
+        body = completion_body(messages, model, max_tokens, temperature)
+        body.update(stream=True, stream_options={"include_usage": True})
+
+        async def attempt(timeout: float) -> AsyncReplyStream:
+            response = await self._post("/chat/completions", body, timeout)
+            return AsyncReplyStream(response, model, messages)
+
+        return await self._with_retries(attempt, deadline)
+
+    async def moderate(
+        self, text: str, *, model: str, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """Return the moderation result for `text` as the API gives it, with the model's name."""
+
+        async def attempt(timeout: float) -> dict[str, Any]:
+            response = await self._post("/moderations", {"input": text, "model": model}, timeout)
+            return moderation_of(json_object(await _read(response.read())), model)
+
+        return await self._with_retries(attempt, deadline)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post(self, path: str, body: JsonObject, timeout: float) -> aiohttp.ClientResponse:
+        """Send one request; return the response, its body unread, if it succeeded, else raise
+        the proxy's error for it. Connecting, sending and waiting for the answer's head take at
+        most `timeout` together; each read of the body after that, at most `timeout` too."""
+        session = self._session or self._open()
+        try:
+            async with asyncio.timeout(timeout):
+                response = await session.post(
+                    self._base_url + path,
+                    data=json.dumps(body).encode(),
+                    headers=self._headers,
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
+                    timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
+                    allow_redirects=False,
+                )
+        except aiohttp.ClientConnectorError as exc:  # refused, no such host, TLS not trusted
+            raise UpstreamError("could not reach the model provider") from exc
+        except TimeoutError as exc:
+            raise UpstreamTimeout() from exc
+        except aiohttp.ClientError as exc:  # reset, closed early, malformed answer
+            raise UpstreamError("could not reach the model provider") from exc
+        if 200 <= response.status < 300:
+            return response
+        try:
+            data = await response.content.read(MAX_ERROR_BYTES)
+        except (aiohttp.ClientError, TimeoutError):
+            data = b""
+        finally:
+            response.release()
+        raise status_error(response.status, response.headers, data)
+
+    async def _with_retries(
+        self, attempt: Callable[[float], Awaitable[T]], deadline: float | None
+    ) -> T:
+        """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
+        failures = 0
+        while True:
+            try:
+                return await attempt(attempt_timeout(self._timeout, deadline))
+            except UpstreamError as exc:
+                failures += 1
+                pause = retry_pause(exc, failures, self._max_retries, deadline)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+
+    def _open(self) -> aiohttp.ClientSession:
+        context = ssl.create_default_context(cafile=self._ca_file or certifi.where())
+        connector = aiohttp.TCPConnector(
+            limit=POOL_CONNECTIONS, ssl=context, keepalive_timeout=shared.IDLE_SECONDS
+        )
+        self._session = aiohttp.ClientSession(connector=connector, read_bufsize=LINE_BYTES)
+        return self._session
+
+
+class AsyncReplyStream:
+    """A reply arriving in pieces: iterate (`async for`) for the text deltas, then ask for the
+    `Completion`. As `ReplyStream` does, it reads what follows `[DONE]` too, so the connection
+    can serve the next call."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, model: str, messages: Sequence[dict[str, Any]]
+    ):
+        self._response = response
+        self._reply = ReplyParts(model, messages)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._texts()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        """Yield the reply's text as it arrives; a stream that breaks off is an upstream error."""
+        try:
+            lines, events = _lines(self._response), EventLines()
+            async for line in lines:
+                chunk = events.feed(line)
+                if events.done:
+                    await _drain(lines)
+                    break
+                if chunk is not None:
+                    for text in self._reply.add(chunk):
+                        yield text
+        except UpstreamError:
+            raise
+        except TimeoutError as exc:
+            raise UpstreamTimeout() from exc
+        except Exception as exc:  # a cut connection, a malformed chunk: the reply is incomplete
+            raise UpstreamError("the model provider's stream broke off") from exc
+        finally:
+            self.close()
+        self._reply.check_finished()
+
+    def completion(self) -> Completion:
+        """Return the whole reply once the stream has ended."""
+        return self._reply.completion()
+
+    def close(self) -> None:
+        """Give the connection back: kept if the body was read to its end, else closed."""
+        self._response.release()
+
+
+async def _read(body: Awaitable[bytes]) -> bytes:
+    """A successful answer's body; a failure while reading it is the upstream's."""
+    try:
+        return await body
+    except TimeoutError as exc:
+        raise UpstreamTimeout() from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("could not reach the model provider") from exc
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The body's lines as they arrive, without their line ends."""
+    async for raw in response.content:
+        yield raw.removesuffix(b"\n").removesuffix(b"\r").decode(errors="replace")
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read the little that follows `[DONE]`; a failure here only costs the connection, and so
+    does a body that goes on past DRAIN_LINES lines."""
+    try:
+        for _ in range(DRAIN_LINES):
+            await anext(lines)
+    except (StopAsyncIteration, aiohttp.ClientError, OSError, TimeoutError):
+        pass
