@@ -151,8 +151,9 @@ class AsyncUpstream(Provider):
         """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
         failures = 0
         while True:
+            timeout = attempt_timeout(self._timeout, deadline)  # none starts past the deadline
             try:
-                return await attempt(attempt_timeout(self._timeout, deadline))
+                return await attempt(timeout)
             except UpstreamError as exc:
                 failures += 1
                 pause = retry_pause(exc, failures, self._max_retries, deadline)
