@@ -129,11 +129,9 @@ class AsyncUpstream(Provider):
                     timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
                     allow_redirects=False,
                 )
-        except aiohttp.ClientConnectorError as exc:  # refused, no such host, TLS not trusted
-            raise UpstreamError("could not reach the model provider") from exc
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             raise UpstreamTimeout() from exc
-        except aiohttp.ClientError as exc:  # reset, closed early, malformed answer
+        except aiohttp.ClientError as exc:  # refused, TLS not trusted, reset, malformed answer
             raise UpstreamError("could not reach the model provider") from exc
         if 200 <= response.status < 300:
             return response
