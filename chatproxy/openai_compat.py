@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from werkzeug.wrappers import Response
 
 from chatproxy.defaults import TurnOptions
@@ -44,10 +44,10 @@ class CompletionRequest(BaseModel):
 
     model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
     messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
-    stream: bool = False
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stream: StrictBool = False
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
     metadata: dict[str, StrictStr] | None = None
     stream_options: dict[str, Any] | None = None
 

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -171,7 +172,7 @@ class ContentBody(BaseModel):
     content: StrictStr = Field(min_length=1)
     stream: StrictBool = False
     model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1)
 
     @property
@@ -198,7 +199,7 @@ class SettingsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     system: StrictStr | None = Field(default=None, min_length=1)
 

@@ -88,6 +88,9 @@ def test_a_turn_may_override_for_itself_only(
     )
 
 
+MESSAGE = [{"role": "user", "content": "hi"}]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "says"),
     [
@@ -95,12 +98,19 @@ def test_a_turn_may_override_for_itself_only(
         ("/c1/settings", {"max_tokens": 501}, "MAX_TOKENS"),
         ("/c1/settings", {"temperature": 2.5}, "temperature"),
         ("/c1/settings", {"temperature": "hot"}, "temperature"),
+        ("/c1/settings", {"temperature": False}, "temperature"),
+        ("/c1/settings", {"temperature": "1"}, "temperature"),
         ("/c1/settings", {"colour": "blue"}, "colour"),
         ("/c1/settings", {"system": "   "}, "blank"),
         ("/c1/chat", {"content": "hi", "model": "gpt-unlisted"}, "not allowed"),
         ("/c1/chat", {"content": "hi", "max_tokens": 9999}, "MAX_TOKENS"),
         ("/c1/chat", {"content": "hi", "max_tokens": 0}, "max_tokens"),
         ("/c1/chat", {"content": "hi", "temperature": -1}, "temperature"),
+        ("/c1/chat", {"content": "hi", "temperature": True}, "temperature"),
+        ("/v1/chat/completions", {"messages": MESSAGE, "temperature": True}, "temperature"),
+        ("/v1/chat/completions", {"messages": MESSAGE, "stream": "yes"}, "stream"),
+        ("/v1/chat/completions", {"messages": MESSAGE, "max_tokens": "5"}, "max_tokens"),
+        ("/v1/chat/completions", {"messages": MESSAGE, "max_tokens": 5.0}, "max_tokens"),
     ],
 )
 def test_settings_outside_the_limits_are_400(
@@ -109,7 +119,8 @@ def test_settings_outside_the_limits_are_400(
     response = client.post(path, data=json.dumps(body))
 
     assert response.status_code == 400
-    assert says in response.get_json()["error"]
+    error = response.get_json()["error"]  # OpenAI's shape on /v1: {"message": ..., ...}
+    assert says in (error["message"] if path.startswith("/v1/") else error)
     assert fake_upstream.requests == []
 
 
