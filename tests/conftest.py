@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import functions_framework
 import pytest
@@ -13,7 +14,10 @@ from flask.testing import FlaskClient
 from chatproxy.config import RedisSettings
 from chatproxy.store import Store
 from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.redis_aio import AsyncRedisStore
 from chatproxy.store.sqlite import SqliteStore
+from chatproxy.store.threaded import ThreadedStore
+from tests.event_loop import Blocking, LoopThread
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
@@ -72,22 +76,36 @@ def make_store(
     store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[MakeStore]:
     """Build stores of the parametrized kind over one shared database (the session's Redis,
-    emptied, or one SQLite file); all are closed after the test."""
+    emptied, or one SQLite file); all are closed after the test. The `-aio` kinds are the
+    coroutine stores (`AsyncStore`), called through `Blocking` on a loop of their own."""
     made: list[Store] = []
+    loop: LoopThread | None = None
 
     def make(ttl_seconds: int | None = 3600, max_messages: int = 0) -> Store:
+        nonlocal loop
+        kind, _, flavour = store_kind.partition("-")
         store: Store
-        if store_kind == "redis":
-            url = request.getfixturevalue("redis_url")
-            store = RedisStore(connect(RedisSettings(url, False, 2.0)), ttl_seconds, max_messages)
+        if kind == "redis":
+            settings = RedisSettings(request.getfixturevalue("redis_url"), False, 2.0)
+            if flavour == "aio":
+                loop = loop or LoopThread()
+                aio = AsyncRedisStore.from_settings(settings, ttl_seconds, max_messages)
+                store = cast(Store, Blocking(aio, loop))
+            else:
+                store = RedisStore(connect(settings), ttl_seconds, max_messages)
         else:
             store = SqliteStore(str(tmp_path / "chats.sqlite3"), ttl_seconds, max_messages)
+            if flavour == "aio":
+                loop = loop or LoopThread()
+                store = cast(Store, Blocking(ThreadedStore(store), loop))
         made.append(store)
         return store
 
     yield make
     for store in made:
         store.close()
+    if loop is not None:
+        loop.close()
 
 
 @pytest.fixture

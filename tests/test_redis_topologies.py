@@ -1,24 +1,27 @@
 """The Redis backend over the topologies production may use: TLS with a private CA, and a Cluster.
 
 One TLS-only redis-server (self-signed CA made with openssl) and one 3-primary Redis Cluster are
-started for the module. Each is spoken to through `connect()` + `RedisStore`, and through the whole
-app built by functions-framework with the matching environment (REDIS_CA_CERT, REDIS_CLUSTER).
+started for the module. Each is spoken to through both drivers of the store (`RedisStore`,
+`AsyncRedisStore`), and through the whole app built by functions-framework with the matching
+environment (REDIS_CA_CERT, REDIS_CLUSTER).
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 from flask.testing import FlaskClient
 
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store import ChatRef, Message
+from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import GLOBAL_SYSTEM_KEY, RedisStore, connect
+from chatproxy.store.redis_aio import AsyncRedisStore
 from tests.conftest import MakeClient
+from tests.event_loop import Blocking, LoopThread
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisClusterServers, RedisServer
 
@@ -63,12 +66,32 @@ def cluster(cluster_servers: RedisClusterServers) -> RedisClusterServers:
     return cluster_servers
 
 
+@pytest.fixture(params=["blocking", "aio"])
+def open_redis(request: pytest.FixtureRequest) -> Iterator[Callable[[RedisSettings], Store]]:
+    """Open stores on given settings with one driver: `RedisStore`, or `AsyncRedisStore` on a
+    loop of its own; all are closed after the test."""
+    opened: list[Store] = []
+    loop = LoopThread()
+
+    def open_store(settings: RedisSettings) -> Store:
+        if request.param == "aio":
+            store = cast(Store, Blocking(AsyncRedisStore.from_settings(settings, 3600), loop))
+        else:
+            store = RedisStore(connect(settings), 3600)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+    loop.close()
+
+
 @pytest.fixture
-def cluster_store(cluster: RedisClusterServers) -> Iterator[RedisStore]:
-    settings = RedisSettings(url=cluster.url, ssl=False, socket_timeout=2.0, cluster=True)
-    store = RedisStore(connect(settings), 3600)
-    yield store
-    store.close()
+def cluster_store(
+    cluster: RedisClusterServers, open_redis: Callable[[RedisSettings], Store]
+) -> Store:
+    return open_redis(RedisSettings(url=cluster.url, ssl=False, socket_timeout=2.0, cluster=True))
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -120,36 +143,31 @@ def history(client: FlaskClient, chat_id: str) -> list[dict[str, Any]]:
 
 
 def test_store_saves_loads_and_deletes_a_chat_over_tls_verified_by_the_ca(
-    tls: RedisServer,
+    tls: RedisServer, open_redis: Callable[[RedisSettings], Store]
 ) -> None:
     settings = RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0, ca_cert=str(tls.ca_path))
-    store = RedisStore(connect(settings), 3600)
-    try:
-        store.ping()
-        assert store.save_turn(CHAT, "t1", turn(1)) is True
+    store = open_redis(settings)
+    store.ping()
+    assert store.save_turn(CHAT, "t1", turn(1)) is True
 
-        assert store.load_history(CHAT).messages == turn(1)
-        assert store.delete_chat(CHAT) is True
-        assert store.load_history(CHAT).exists is False
-    finally:
-        store.close()
+    assert store.load_history(CHAT).messages == turn(1)
+    assert store.delete_chat(CHAT) is True
+    assert store.load_history(CHAT).exists is False
 
 
-def test_tls_server_with_an_unknown_ca_is_refused_as_a_setup_error(tls: RedisServer) -> None:
+def test_tls_server_with_an_unknown_ca_is_refused_as_a_setup_error(
+    tls: RedisServer, open_redis: Callable[[RedisSettings], Store]
+) -> None:
     """Without REDIS_CA_CERT the self-signed certificate must fail verification, never pass.
 
     It is a store error that names REDIS_CA_CERT, not a transient outage worth retrying.
     """
-    settings = RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0)
-    store = RedisStore(connect(settings), 3600)
-    try:
-        with pytest.raises(StoreError, match="REDIS_CA_CERT") as caught:
-            store.ping()
-        assert not isinstance(caught.value, StoreUnavailable)
-        with pytest.raises(StoreError, match="REDIS_CA_CERT"):
-            store.save_turn(CHAT, "t1", turn(1))
-    finally:
-        store.close()
+    store = open_redis(RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0))
+    with pytest.raises(StoreError, match="REDIS_CA_CERT") as caught:
+        store.ping()
+    assert not isinstance(caught.value, StoreUnavailable)
+    with pytest.raises(StoreError, match="REDIS_CA_CERT"):
+        store.save_turn(CHAT, "t1", turn(1))
 
     assert any(isinstance(e, ssl.SSLCertVerificationError) for e in exception_chain(caught.value))
     with tls.client() as client:
@@ -187,7 +205,7 @@ def test_a_ca_cert_with_a_plain_redis_url_is_refused_at_start_up(
 
 
 def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
-    cluster: RedisClusterServers, cluster_store: RedisStore
+    cluster: RedisClusterServers, cluster_store: Store
 ) -> None:
     chats = [ChatRef("public", f"chat-{n}") for n in range(12)]
     for n, chat in enumerate(chats):
@@ -208,7 +226,7 @@ def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
 
 
 def test_cluster_returns_windows_and_histories_oldest_first(
-    cluster_store: RedisStore,
+    cluster_store: Store,
 ) -> None:
     other = ChatRef("public", "other")
     for n in range(4):
@@ -225,7 +243,7 @@ def test_cluster_returns_windows_and_histories_oldest_first(
     assert cluster_store.load_window(CHAT, 0).messages == []
 
 
-def test_cluster_stores_a_repeated_turn_id_once(cluster_store: RedisStore) -> None:
+def test_cluster_stores_a_repeated_turn_id_once(cluster_store: Store) -> None:
     assert cluster_store.save_turn(CHAT, "same", turn(1)) is True
     assert cluster_store.save_turn(CHAT, "same", turn(1)) is False
 
@@ -233,7 +251,7 @@ def test_cluster_stores_a_repeated_turn_id_once(cluster_store: RedisStore) -> No
 
 
 def test_cluster_sets_and_removes_chat_and_global_system_prompts(
-    cluster_store: RedisStore,
+    cluster_store: Store,
 ) -> None:
     other = ChatRef("public", "other")
     assert cluster_store.get_global_system() is None
@@ -256,7 +274,7 @@ def test_cluster_sets_and_removes_chat_and_global_system_prompts(
 
 
 def test_cluster_deletes_a_whole_chat_and_nothing_else(
-    cluster: RedisClusterServers, cluster_store: RedisStore
+    cluster: RedisClusterServers, cluster_store: Store
 ) -> None:
     other = ChatRef("public", "keep-me")
     cluster_store.save_turn(CHAT, "t1", turn(1))

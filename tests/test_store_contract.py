@@ -1,22 +1,41 @@
-"""The storage contract, run against every backend: what one passes, the other must pass too."""
+"""The storage contract, run against every backend, blocking and as coroutines (`AsyncStore`):
+what one passes, the others must pass too."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from redis.exceptions import MaxConnectionsError
 
-from chatproxy.config import RedisSettings
+from chatproxy.config import RedisSettings, load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
-from chatproxy.store import ChatRef, IdempotencyClaim, IdempotentResult, Message, Store
+from chatproxy.store import (
+    ChatRef,
+    IdempotencyClaim,
+    IdempotentResult,
+    Message,
+    Store,
+    open_async_store,
+    open_store,
+)
+from chatproxy.store.base import ChatState
 from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.redis_aio import AsyncRedisStore, connect_async
 from tests.conftest import MakeStore
 
 CHAT = ChatRef("public", "chat-1")
+
+
+@pytest.fixture(params=["redis", "sqlite", "redis-aio", "sqlite-aio"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every backend, blocking and as coroutines."""
+    return str(request.param)
 
 
 def turn(n: int) -> list[Message]:
@@ -362,8 +381,11 @@ def test_a_wait_for_a_redis_connection_that_times_out_is_a_full_pool(redis_url: 
     assert isinstance(waited.value.__cause__, MaxConnectionsError)
 
 
-def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(redis_url: str) -> None:
-    store = RedisStore(connect(RedisSettings(redis_url, False, 2.0)), 3600)
+@pytest.mark.parametrize("store_kind", ["redis", "redis-aio"])
+def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(
+    make_store: MakeStore, redis_url: str
+) -> None:
+    store = make_store()
     client = connect(RedisSettings(redis_url, False, 2.0))
     try:
         store.save_turn(CHAT, "t1", turn(1))
@@ -375,8 +397,60 @@ def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(redis_url:
         assert store.load_history(CHAT).messages == turn(1) + turn(2)
         assert [info.chat_id for info in store.list_chats("public", 10, None)] == ["chat-1"]
     finally:
-        store.close()
         client.close()
+
+
+def test_async_store_holds_a_burst_beyond_its_connections_until_one_comes_free(
+    redis_url: str,
+) -> None:
+    """redis.asyncio's pool fails a call beyond its connections at once; the store waits."""
+    settings = RedisSettings(redis_url, False, 2.0, max_connections=3)
+    store = AsyncRedisStore.from_settings(settings, 3600)
+    calls = 60
+
+    async def turn_in_own_chat(n: int) -> bool:
+        chat = ChatRef("public", f"burst-{n}")
+        state = await store.begin_turn(chat, f"token-{n}", 30, 5)
+        assert state is not None
+        return await store.save_turn(chat, f"t{n}", turn(n), lock_token=f"token-{n}", release=True)
+
+    async def burst() -> list[bool]:
+        try:
+            return list(await asyncio.gather(*(turn_in_own_chat(n) for n in range(calls))))
+        finally:
+            await store.close()
+
+    assert asyncio.run(burst()) == [True] * calls
+    check = connect(settings)
+    assert check.zcard("chats:{public}") == calls
+    check.close()
+
+
+def test_async_store_call_that_waits_too_long_for_a_connection_is_a_full_pool(
+    redis_url: str,
+) -> None:
+    settings = RedisSettings(redis_url, False, 2.0, max_connections=1)
+    store = AsyncRedisStore(connect_async(settings), 3600, max_calls=1, wait_seconds=0.1)
+    pauser = connect(settings)
+
+    async def two_calls() -> tuple[ChatState | BaseException, ...]:
+        pauser.execute_command("CLIENT", "PAUSE", "400", "ALL")  # the first call waits in Redis
+        first = asyncio.ensure_future(store.load_window(CHAT, 5))
+        await asyncio.sleep(0.02)
+        try:
+            second = store.load_window(CHAT, 5)
+            return tuple(await asyncio.gather(second, first, return_exceptions=True))
+        finally:
+            await store.close()
+
+    try:
+        second, first = asyncio.run(two_calls())
+    finally:
+        pauser.close()
+    assert isinstance(first, ChatState)
+    assert first.messages == []
+    assert isinstance(second, StoreUnavailable)
+    assert isinstance(second.__cause__, MaxConnectionsError)
 
 
 def test_one_save_of_many_messages_stores_them_all_in_order(store: Store) -> None:
@@ -407,3 +481,28 @@ def test_a_redis_chat_stored_before_messages_were_numbered_is_numbered_from_its_
     finally:
         store.close()
         client.close()
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_async_store_of_the_settings_shares_its_chats_with_the_blocking_one(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    environ = {"GPT_API_KEY": "sk-test", "STORE_PATH": str(tmp_path / "chats.sqlite3")}
+    if backend == "redis":
+        environ["REDIS_URL"] = request.getfixturevalue("redis_url")
+    settings = load_settings(environ)
+    blocking = open_store(settings)
+    aio = open_async_store(settings)
+
+    async def save_and_read() -> ChatState:
+        try:
+            assert await aio.save_turn(CHAT, "t1", turn(1))
+            return await aio.load_history(CHAT)
+        finally:
+            await aio.close()
+
+    try:
+        assert (aio.kind, asyncio.run(save_and_read()).messages) == (backend, turn(1))
+        assert blocking.load_history(CHAT).messages == turn(1)
+    finally:
+        blocking.close()

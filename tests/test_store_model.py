@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,7 +32,9 @@ from chatproxy.errors import TurnLeaseLost
 from chatproxy.store import ChatRef, ChatState, IdempotencyClaim, IdempotentResult, Message, Store
 from chatproxy.store.base import DECODED, DecodedMessages
 from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.redis_aio import AsyncRedisStore, connect_async
 from chatproxy.store.sqlite import SqliteStore
+from tests.event_loop import Blocking, LoopThread
 
 LEASE = 3600.0  # never runs out during a run
 
@@ -256,9 +259,31 @@ class StoreModel(RuleBasedStateMachine):
             self._cleanup()
 
 
+@pytest.fixture(params=["redis", "sqlite", "redis-aio"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Both backends, and the Redis one also as coroutines (`AsyncRedisStore`)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def fresh_store(store_kind: str, request: pytest.FixtureRequest) -> Iterator[FreshStore]:
     """Hand out an empty store per example: Redis flushed, or a new SQLite file."""
+    if store_kind == "redis-aio":
+        server = request.getfixturevalue("redis_server")
+        admin = server.client()
+        loop = LoopThread()
+        client = connect_async(RedisSettings(server.url, False, 2.0))  # shared, as below
+
+        def fresh_aio(max_messages: int) -> tuple[Store, Callable[[], None]]:
+            admin.flushall()
+            aio = AsyncRedisStore(client, None, max_messages)
+            return cast(Store, Blocking(aio, loop)), lambda: None
+
+        yield fresh_aio
+        loop.run(client.aclose())
+        loop.close()
+        admin.close()
+        return
     if store_kind == "redis":
         server = request.getfixturevalue("redis_server")
         admin = server.client()
@@ -345,7 +370,7 @@ def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(store: Store)
     store.save_turn(CHAT, "t2", saved[2:])
     assert store.load_history(CHAT).messages == saved
     # Redis keeps the messages it saved; a history read keeps nothing.
-    assert len(DECODED) == (len(saved) if isinstance(store, RedisStore) else 0)
+    assert len(DECODED) == (len(saved) if store.kind == "redis" else 0)
 
     first = store.begin_turn(CHAT, "tok", LEASE, 10)
     assert first is not None

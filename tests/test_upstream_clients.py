@@ -5,7 +5,6 @@ connection pool behave alike. The app-level suites (test_upstream_faults, test_s
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import socket
@@ -25,6 +24,7 @@ from chatproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from chatproxy.reply_stream import Completion
 from chatproxy.upstream import Upstream
 from chatproxy.upstream_aio import AsyncUpstream
+from tests.event_loop import LoopThread
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.redis_server import make_certificates
 from tests.test_upstream_faults import FAULTS
@@ -35,21 +35,18 @@ REPLY = "one two three four five six"
 
 
 class Client:
-    """One client of either kind, called the same way; the async one runs on an event loop of its
-    own, in a thread of its own (the test's thread may have one running: Playwright's), that
-    lives as long as the client, as a worker's loop does."""
+    """One client of either kind, called the same way; the async one runs on a loop of its own
+    (`LoopThread`) that lives as long as the client."""
 
     def __init__(self, kind: str, **env: str):
         settings = load_settings({"GPT_API_KEY": "k", **env})
         self.kind = kind
         self.sync = Upstream.from_settings(settings) if kind == "sync" else None
         self.aio = AsyncUpstream.from_settings(settings) if kind == "async" else None
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.loop = LoopThread()
 
     def run(self, call: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(call, self.loop).result()
+        return self.loop.run(call)
 
     def complete(self, messages: list[dict[str, Any]] = MESSAGES, **options: Any) -> Completion:
         if self.sync:
@@ -82,8 +79,6 @@ class Client:
             self.sync.close()
         if self.aio:
             self.run(self.aio.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
         self.loop.close()
 
 

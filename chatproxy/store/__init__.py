@@ -1,10 +1,12 @@
-"""Own the choice of chat store: Redis when configured, else the embedded SQLite file."""
+"""Own the choice of chat store: Redis when configured, else the embedded SQLite file; blocking
+(`open_store`) or for coroutines (`open_async_store`)."""
 
 from __future__ import annotations
 
 from chatproxy.config import Settings
 from chatproxy.store.base import (
     OPEN_TENANT,
+    AsyncStore,
     ChatInfo,
     ChatRef,
     ChatState,
@@ -16,6 +18,7 @@ from chatproxy.store.base import (
 
 __all__ = [
     "OPEN_TENANT",
+    "AsyncStore",
     "ChatInfo",
     "ChatRef",
     "ChatState",
@@ -23,6 +26,7 @@ __all__ = [
     "IdempotentResult",
     "Message",
     "Store",
+    "open_async_store",
     "open_store",
 ]
 
@@ -36,3 +40,17 @@ def open_store(settings: Settings) -> Store:
     from chatproxy.store.sqlite import SqliteStore
 
     return SqliteStore(settings.store_path, settings.ttl_seconds, settings.max_chat_messages)
+
+
+def open_async_store(settings: Settings) -> AsyncStore:
+    """Build the store the settings ask for, for coroutines: Redis over redis.asyncio, or the
+    SQLite file with its calls in worker threads (no network I/O happens here)."""
+    if settings.redis is not None:
+        from chatproxy.store.redis_aio import AsyncRedisStore
+
+        return AsyncRedisStore.from_settings(
+            settings.redis, settings.ttl_seconds, settings.max_chat_messages
+        )
+    from chatproxy.store.threaded import ThreadedStore
+
+    return ThreadedStore(open_store(settings))

@@ -366,3 +366,59 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class AsyncStore(Protocol):
+    """`Store` for coroutines: the same methods, answers and errors, awaited (the contract
+    suite runs against both kinds)."""
+
+    kind: str
+
+    async def ping(self) -> None: ...
+
+    async def load_window(self, chat: ChatRef, limit: int) -> ChatState: ...
+
+    async def load_history(self, chat: ChatRef) -> ChatState: ...
+
+    async def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState: ...
+
+    async def chat_info(self, chat: ChatRef) -> ChatInfo | None: ...
+
+    async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]: ...
+
+    async def save_turn(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        messages: Sequence[Message],
+        *,
+        lock_token: str | None = None,
+        idempotent: IdempotentResult | None = None,
+        release: bool = False,
+    ) -> bool: ...
+
+    async def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool: ...
+
+    async def begin_turn(
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+    ) -> ChatState | None: ...
+
+    async def release_turn(self, chat: ChatRef, token: str) -> None: ...
+
+    async def claim_idempotency(
+        self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim: ...
+
+    async def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None: ...
+
+    async def set_chat_system(self, chat: ChatRef, content: str | None) -> None: ...
+
+    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None: ...
+
+    async def get_global_system(self) -> str | None: ...
+
+    async def set_global_system(self, content: str) -> None: ...
+
+    async def delete_chat(self, chat: ChatRef) -> bool: ...
+
+    async def close(self) -> None: ...

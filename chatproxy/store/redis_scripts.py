@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis backend (`redis.py`): each runs atomically in Redis, and each
+"""The Lua scripts of the Redis backend (`redis_steps.py`): each runs atomically in Redis, and each
 touches only keys of one chat (one hash slot), so they also run on a Redis Cluster. On a single
 node some are also given a key outside the chat (the global prompt, the tenant's listing), so that
 a step is one call; a cluster runs that part as a second one."""
@@ -160,3 +160,13 @@ if redis.call('HGET', KEYS[1], 'state') == 'pending'
 end
 return 0
 """
+
+# By the name a step asks for (`redis_steps.Script`).
+SCRIPTS = {
+    "save_turn": SAVE_TURN,
+    "read_chat": READ_CHAT,
+    "begin_turn": BEGIN_TURN,
+    "release_turn": RELEASE_TURN,
+    "claim_idempotency": CLAIM_IDEMPOTENCY,
+    "release_idempotency": RELEASE_IDEMPOTENCY,
+}

@@ -1,0 +1,47 @@
+"""Run coroutines from a test's thread: an event loop in a thread of its own (the test's thread
+may have one running: Playwright's), living as long as what uses it, as a worker's loop does."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in its own thread until `close`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run `call` on the loop and wait for its result (safe from any thread)."""
+        return asyncio.run_coroutine_threadsafe(call, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class Blocking:
+    """Call an object's coroutine methods as blocking ones, on `loop` (an `AsyncStore` seen as
+    a `Store`, so the contract suite runs against both kinds unchanged)."""
+
+    def __init__(self, target: Any, loop: LoopThread):
+        self.target = target
+        self.kind = target.kind
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.target, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._loop.run(method(*args, **kwargs))
+
+        return call
