@@ -1273,12 +1273,12 @@ def cost_lines(r: dict[str, Any]) -> list[str]:
     upstream, begin, save = t1["upstream_cpu_ms"], t1["begin_cpu_ms"], t1["save_cpu_ms"]
     steps = [
         ("gunicorn's poller thread: taking each request, handing it to a worker thread and "
-         "back", total - request),
+         "back", total - request - turn),
         ("gunicorn on the worker thread: reading the request, writing the answer",
          request - wsgi),
-        ("functions-framework, Flask, the proxy's routing, validation, logging, JSON",
-         wsgi - turn),
-        ("the model call: request, answer, JSON (urllib3)", upstream),
+        ("functions-framework, Flask, the proxy's routing, validation, logging, JSON, and the "
+         "hand-over to the event loop", wsgi),
+        ("the model call: request, answer, JSON (aiohttp)", upstream),
         ("store trip 1: lock, window, global prompt (one Lua call)", begin),
         ("store trip 2: save both messages, release the lock", save),
         ("the rest of the turn: window, token estimate, options", turn - upstream - begin - save),

@@ -6,11 +6,15 @@ THREADS and WORKERS of a normal run, whose steps add up the CPU time of the thre
 
 - `request`: gunicorn's handling of one request on its worker thread (parse it, run the app,
   write the answer);
-- `wsgi`: functions-framework's Flask app, the proxy inside it;
-- `turn`: `ChatService.turn`, the turn without HTTP;
-- `upstream`: the chat completion call (`Upstream.complete`), request and answer;
+- `wsgi`: functions-framework's Flask app, the proxy's HTTP layer inside it (the service's
+  coroutines run on the event loop's thread, and are not in it);
+- `turn`: `ChatService.turn`, the turn without HTTP, on the event loop's thread;
+- `upstream`: the chat completion call (`AsyncUpstream.complete`), request and answer;
 - `begin`: the first store trip (take the lock, read the window and the global prompt);
 - `save`: the second (store both messages, release the lock).
+
+A coroutine's clock runs while it waits, too, and so counts what other coroutines do on the loop
+meanwhile: with one turn at a time (row 1), that is nothing but the loop's own bookkeeping.
 
 `GET /bench/steps` answers the totals in seconds (with WORKERS=1: one process holds them all).
 """
@@ -18,6 +22,7 @@ THREADS and WORKERS of a normal run, whose steps add up the CPU time of the thre
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import time
 from collections import Counter
@@ -33,16 +38,16 @@ sys.path.insert(0, str(ROOT))
 
 import main as proxy  # noqa: E402  (builds the app, as functions-framework would)
 from chatproxy.service import ChatService  # noqa: E402
-from chatproxy.store.redis import RedisStore  # noqa: E402
-from chatproxy.upstream import Upstream  # noqa: E402
+from chatproxy.store.redis_aio import AsyncRedisStore  # noqa: E402
+from chatproxy.upstream_aio import AsyncUpstream  # noqa: E402
 
 STEPS = {
     "request": (ThreadWorker, "handle"),
     "wsgi": (flask.Flask, "__call__"),
     "turn": (ChatService, "turn"),
-    "upstream": (Upstream, "complete"),
-    "begin": (RedisStore, "begin_turn"),
-    "save": (RedisStore, "save_turn"),
+    "upstream": (AsyncUpstream, "complete"),
+    "begin": (AsyncRedisStore, "begin_turn"),
+    "save": (AsyncRedisStore, "save_turn"),
 }
 spent: Counter[str] = Counter()
 
@@ -59,7 +64,15 @@ def timed(name: str, cls: type, attr: str) -> None:
         finally:
             spent[name] += time.thread_time() - start
 
-    setattr(cls, attr, wrapper)
+    @functools.wraps(original)
+    async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            spent[name] += time.thread_time() - start
+
+    setattr(cls, attr, coroutine_wrapper if inspect.iscoroutinefunction(original) else wrapper)
 
 
 for step, (owner, method) in STEPS.items():

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from chatproxy import apidocs, openai_compat, routes, ui
 from chatproxy.auth import Authenticator
+from chatproxy.bridge import EventLoop
 from chatproxy.chats import Chats
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
@@ -31,8 +32,8 @@ from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
 from chatproxy.quotas import Identity, Quotas
 from chatproxy.service import ChatService
-from chatproxy.store import Store, open_store
-from chatproxy.upstream import Upstream
+from chatproxy.store import AsyncStore, open_async_store
+from chatproxy.upstream_aio import AsyncUpstream
 
 log = logging.getLogger("chatproxy")
 DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
@@ -49,7 +50,9 @@ class ProxyApp:
         chats: Chats,
         quotas: Quotas,
         auth: Authenticator,
+        loop: EventLoop,
     ):
+        self.loop = loop  # where the service, the store and the upstream client run
         self.settings = settings
         self.service = service
         self.chats = chats
@@ -123,7 +126,7 @@ class ProxyApp:
             identities: list[Identity] = [("ip", client_ip)]
             if not self.auth.open:
                 identities.insert(0, ("key", caller.tenant))
-            self.quotas.admit(identities)
+            self.loop.run(self.quotas.admit(identities))
         ctx = routes.Context(request, self, caller, dict(args), fields)
         if "chat_id" in args:
             fields["chat_id"] = ctx.chat.chat_id  # an invalid id is refused before the body
@@ -145,8 +148,9 @@ class ProxyApp:
         return request.remote_addr or "unknown"
 
     def close(self) -> None:
-        """Release the store's and the upstream's connections."""
-        self.service.close()
+        """Release the store's and the upstream's connections, and stop the event loop."""
+        self.loop.run(self.service.close())
+        self.loop.close()
 
 
 View = Callable[[Request], Response]
@@ -201,7 +205,10 @@ def _is_openai_path(request: Request) -> bool:
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, upstream: Upstream | None = None
+    settings: Settings,
+    *,
+    store: AsyncStore | None = None,
+    upstream: AsyncUpstream | None = None,
 ) -> ProxyApp:
     """Build the application; tests pass their own store or upstream."""
     if upstream is None:
@@ -213,9 +220,9 @@ def create_app(
                 " replies are canned. Set GPT_API_KEY to talk to OpenAI.",
                 base_url,
             )
-        upstream = Upstream.from_settings(settings, base_url)
+        upstream = AsyncUpstream.from_settings(settings, base_url)
     if store is None:
-        store = open_store(settings)
+        store = open_async_store(settings)
     auth = Authenticator(settings.api_keys)
     if auth.open:
         log.warning(
@@ -234,4 +241,4 @@ def create_app(
         settings.rate_limit or "none",
     )
     service = ChatService(settings, store, upstream, quotas)
-    return ProxyApp(settings, service, Chats(settings, store), quotas, auth)
+    return ProxyApp(settings, service, Chats(settings, store), quotas, auth, EventLoop())

@@ -8,7 +8,7 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.defaults import NO_OPTIONS, Defaults, TurnOptions
 from chatproxy.errors import NotFound
-from chatproxy.store import ChatRef, Store
+from chatproxy.store import AsyncStore, ChatRef
 
 DEFAULT_PAGE = 50
 
@@ -16,14 +16,14 @@ DEFAULT_PAGE = 50
 class Chats:
     """Reads and changes chats in one store; never calls the model."""
 
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: AsyncStore):
         self._settings = settings
         self._store = store
         self._defaults = Defaults(settings)
 
-    def chat_settings(self, chat: ChatRef) -> dict[str, Any]:
+    async def chat_settings(self, chat: ChatRef) -> dict[str, Any]:
         """Return what a text turn in `chat` would use, and which of it the chat sets itself."""
-        state = self._store.load_window(chat, 0)
+        state = await self._store.load_window(chat, 0)
         call = self._defaults.call(state.settings, False, NO_OPTIONS)
         return {
             "model": call.model,
@@ -34,20 +34,20 @@ class Chats:
             "allowed_models": list(self._settings.allowed_models),
         }
 
-    def update_chat_settings(self, chat: ChatRef, changes: dict[str, Any]) -> dict[str, Any]:
+    async def update_chat_settings(self, chat: ChatRef, changes: dict[str, Any]) -> dict[str, Any]:
         """Change some of a chat's settings; a None value removes that setting."""
         self._defaults.check(
             TurnOptions(model=changes.get("model"), max_tokens=changes.get("max_tokens"))
         )
         if "system" in changes:
-            self._store.set_chat_system(chat, changes.pop("system"))
+            await self._store.set_chat_system(chat, changes.pop("system"))
         if changes:
-            current = self._store.load_window(chat, 0).settings
+            current = (await self._store.load_window(chat, 0)).settings
             merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
-            self._store.set_chat_settings(chat, merged)
-        return self.chat_settings(chat)
+            await self._store.set_chat_settings(chat, merged)
+        return await self.chat_settings(chat)
 
-    def history(
+    async def history(
         self, chat: ChatRef, *, limit: int | None = None, before: int | None = None
     ) -> list[dict[str, Any]]:
         """Return the chat's messages oldest first, each with its number (`id`).
@@ -56,31 +56,31 @@ class Chats:
         has one. With them: a page of at most `limit` messages numbered below `before`.
         """
         if limit is None and before is None:
-            state = self._store.load_history(chat)
+            state = await self._store.load_history(chat)
         else:
-            state = self._store.load_page(chat, limit or DEFAULT_PAGE, before)
+            state = await self._store.load_page(chat, limit or DEFAULT_PAGE, before)
         messages = [{"id": state.first_id + n, **m.to_json()} for n, m in enumerate(state.messages)]
         system = self._defaults.system_prompt(state)
         if state.exists and system and limit is None and before is None:
             messages.insert(0, {"role": "system", "content": system})
         return messages
 
-    def chats(self, tenant: str, *, limit: int, before: float | None) -> dict[str, Any]:
+    async def chats(self, tenant: str, *, limit: int, before: float | None) -> dict[str, Any]:
         """List a tenant's chats, newest activity first, with the cursor of the next page."""
-        found = self._store.list_chats(tenant, limit, before)
+        found = await self._store.list_chats(tenant, limit, before)
         cursor = found[-1].updated if len(found) == limit else None
         return {"chats": [info.to_json() for info in found], "next_before": cursor}
 
-    def usage(self, chat: ChatRef) -> dict[str, Any]:
+    async def usage(self, chat: ChatRef) -> dict[str, Any]:
         """Return the chat's token totals and size."""
-        info = self._store.chat_info(chat)
+        info = await self._store.chat_info(chat)
         if info is None:
             raise NotFound("no such chat")
         return info.to_json()
 
-    def chat_system(self, chat: ChatRef) -> dict[str, Any]:
+    async def chat_system(self, chat: ChatRef) -> dict[str, Any]:
         """Return the system prompt that applies to `chat` and where it comes from."""
-        state = self._store.load_window(chat, 0)
+        state = await self._store.load_window(chat, 0)
         if state.chat_system:
             return {"role": "system", "content": state.chat_system, "source": "chat"}
         return {
@@ -89,25 +89,26 @@ class Chats:
             "source": "global",
         }
 
-    def set_chat_system(self, chat: ChatRef, content: str | None) -> dict[str, Any]:
+    async def set_chat_system(self, chat: ChatRef, content: str | None) -> dict[str, Any]:
         """Set or (with None) remove the chat's own system prompt; return what now applies."""
-        self._store.set_chat_system(chat, content)
-        return self.chat_system(chat)
+        await self._store.set_chat_system(chat, content)
+        return await self.chat_system(chat)
 
-    def global_system(self) -> dict[str, Any]:
+    async def global_system(self) -> dict[str, Any]:
         """Return the global default system prompt."""
-        content = self._defaults.global_system(self._store.get_global_system())
+        stored = await self._store.get_global_system()
+        content = self._defaults.global_system(stored)
         return {"role": "system", "content": content or None}
 
-    def set_global_system(self, content: str | None) -> dict[str, Any]:
+    async def set_global_system(self, content: str | None) -> dict[str, Any]:
         """Set the global default system prompt; None removes it (SYSTEM_PROMPT included)."""
-        self._store.set_global_system(content or "")
-        return self.global_system()
+        await self._store.set_global_system(content or "")
+        return await self.global_system()
 
-    def clear(self, chat: ChatRef) -> bool:
+    async def clear(self, chat: ChatRef) -> bool:
         """Delete the chat; return whether it existed."""
-        return self._store.delete_chat(chat)
+        return await self._store.delete_chat(chat)
 
-    def ping_store(self) -> None:
+    async def ping_store(self) -> None:
         """Raise `StoreUnavailable` if the store cannot be reached."""
-        self._store.ping()
+        await self._store.ping()

@@ -4,12 +4,14 @@ Built on the `limits` package: a moving window of requests per API key and per c
 (`RATE_LIMIT`, e.g. `60/minute`), and a one-day window of upstream tokens per key
 (`TOKEN_BUDGET_PER_DAY`; the day starts with the first tokens spent). The counters live in the
 chat store: in Redis (Cluster and TLS included) or in the embedded SQLite file, so every instance
-or worker process counts against the same limits. `Quotas.from_settings` imports this module only
-when one of the two is set.
+or worker process counts against the same limits. `limits` is blocking here: each count runs in
+a worker thread, off the event loop. `Quotas.from_settings` imports this module only when one of
+the two is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from typing import Any
@@ -24,10 +26,11 @@ from redis import BlockingConnectionPool
 from chatproxy.config import RedisSettings, Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
 from chatproxy.quotas import Identity, Quotas
-from chatproxy.store import Store
+from chatproxy.store import AsyncStore
 from chatproxy.store.redis import WaitingQueue
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_limits import SqliteLimitsStorage
+from chatproxy.store.threaded import ThreadedStore
 
 
 class CountedQuotas(Quotas):
@@ -42,10 +45,10 @@ class CountedQuotas(Quotas):
         self._storage = storage
 
     @classmethod
-    def in_store(cls, settings: Settings, store: Store) -> CountedQuotas:
+    def in_store(cls, settings: Settings, store: AsyncStore) -> CountedQuotas:
         """Keep the counters beside the chats: in the configured Redis, or in the SQLite file."""
-        if isinstance(store, SqliteStore):
-            return cls(settings, SqliteLimitsStorage(store))
+        if isinstance(store, ThreadedStore) and isinstance(store.blocking, SqliteStore):
+            return cls(settings, SqliteLimitsStorage(store.blocking))
         if settings.redis is None:
             raise ValueError("a store other than SQLite needs Redis settings for its limits")
         uri, options = _redis_storage(settings.redis)
@@ -53,39 +56,42 @@ class CountedQuotas(Quotas):
         assert isinstance(storage, Storage)  # a sync storage: the URI has no async+ scheme
         return cls(settings, storage)
 
-    def admit(self, identities: list[Identity]) -> None:
+    async def admit(self, identities: list[Identity]) -> None:
         """Count one request for each identity; raise `RateLimited` if any is over its limit."""
         for item in self._rates:
             for kind, value in identities:
-                if not _guarded(self._requests.hit, item, "requests", kind, value):
-                    stats = _guarded(self._requests.get_window_stats, item, "requests", kind, value)
+                if not await _guarded(self._requests.hit, item, "requests", kind, value):
+                    stats = await _guarded(
+                        self._requests.get_window_stats, item, "requests", kind, value
+                    )
                     raise RateLimited(
                         f"rate limit exceeded: {item.amount} requests per {_window(item)} per"
                         f" {'API key' if kind == 'key' else 'client address'}",
                         headers=_headers(item, stats),
                     )
 
-    def check_budget(self, tenant: str) -> None:
+    async def check_budget(self, tenant: str) -> None:
         """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day."""
         if self._budget is None:
             return
-        if not _guarded(self._tokens.test, self._budget, "tokens", tenant):
-            stats = _guarded(self._tokens.get_window_stats, self._budget, "tokens", tenant)
+        if not await _guarded(self._tokens.test, self._budget, "tokens", tenant):
+            stats = await _guarded(self._tokens.get_window_stats, self._budget, "tokens", tenant)
             raise TokenBudgetExhausted(
                 f"this key has used its budget of {self._budget.amount} tokens for the day",
                 headers=_headers(self._budget, stats),
             )
 
-    def spend(self, tenant: str, tokens: int) -> None:
+    async def spend(self, tenant: str, tokens: int) -> None:
         """Count the tokens a turn used against `tenant`'s daily budget."""
         if self._budget is not None and tokens > 0:
-            _guarded(self._tokens.hit, self._budget, "tokens", tenant, cost=tokens)
+            await _guarded(self._tokens.hit, self._budget, "tokens", tenant, cost=tokens)
 
 
-def _guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a `limits` call; a storage failure is a store outage (503), not a crash."""
+async def _guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a (blocking) `limits` call in a worker thread; a storage failure is a store outage
+    (503), not a crash."""
     try:
-        return call(*args, **kwargs)
+        return await asyncio.to_thread(call, *args, **kwargs)
     except StorageError as exc:
         raise StoreUnavailable() from exc
 

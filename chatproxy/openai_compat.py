@@ -21,11 +21,11 @@ from werkzeug.wrappers import Response
 
 from chatproxy.defaults import TurnOptions
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
-from chatproxy.reply_stream import ReplyStream
 from chatproxy.routes import Context, Handler, Reply, valid_chat_id
 from chatproxy.service import StreamEvent, StreamingTurn, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.tokens import content_text
+from chatproxy.upstream_aio import AsyncReplyStream
 
 
 class ChatMessage(BaseModel):
@@ -87,17 +87,17 @@ def chat_completions(ctx: Context) -> Reply | Response:
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
     content = _new_user_message(request, ctx.settings.max_content_chars)
-    result = ctx.service.content_turn(
-        chat,
-        content,
-        stream=request.stream,
-        idempotency_key=idempotency_key,
-        options=request.options,
+    result = ctx.run(
+        ctx.service.content_turn(
+            chat,
+            content,
+            stream=request.stream,
+            idempotency_key=idempotency_key,
+            options=request.options,
+        )
     )
     if isinstance(result, StreamingTurn):
-        response = _sse(_chunks_of_turn(result.events, request.include_usage))
-        response.call_on_close(result.close)  # a turn left unread is finished by a worker
-        return response
+        return _sse(_chunks_of_turn(ctx.iterate(result.events), request.include_usage))
     assert isinstance(result, TurnResult)
     ctx.log_fields["tokens"] = result.body.get("tokens")
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
@@ -112,14 +112,14 @@ ROUTES: list[tuple[str, str, Handler]] = [
 
 def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Reply | Response:
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
-    answer = ctx.service.pass_through(
-        tenant, messages, stream=request.stream, options=request.options
+    answer = ctx.run(
+        ctx.service.pass_through(tenant, messages, stream=request.stream, options=request.options)
     )
-    if isinstance(answer, ReplyStream):
+    if isinstance(answer, AsyncReplyStream):
         response = _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
         # Released when the server closes the answer, however far it was read: a `finally` in the
         # generator would not run if the server closed it before reading any of it.
-        response.call_on_close(answer.close)
+        response.call_on_close(lambda: ctx.app.loop.call_soon(answer.close))
         return response
     ctx.log_fields["tokens"] = answer.get("tokens")
     return _completion(answer)
@@ -203,18 +203,18 @@ def _chunks_of_turn(events: Iterable[StreamEvent], include_usage: bool) -> Itera
 
 
 def _chunks_of_stream(
-    ctx: Context, tenant: str, stream: ReplyStream, include_usage: bool
+    ctx: Context, tenant: str, stream: AsyncReplyStream, include_usage: bool
 ) -> Iterator[Any]:
     chunks = _Chunks()
     try:
         yield chunks.chunk({"role": "assistant", "content": ""})
-        for text in stream:
+        for text in ctx.iterate(aiter(stream)):
             yield chunks.chunk({"content": text})
         completion = stream.completion()
     except ProxyError as exc:
         yield {"error": _openai_error_body(exc.to_json())}
         return
-    ctx.service.spend(tenant, completion.usage.get("total_tokens", 0))
+    ctx.run(ctx.service.spend(tenant, completion.usage.get("total_tokens", 0)))
     chunks.model = completion.model
     yield chunks.chunk({}, "stop")
     if include_usage:

@@ -9,7 +9,7 @@ store; only then is the `limits` package loaded, which would add about 60 ms to 
 from __future__ import annotations
 
 from chatproxy.config import Settings
-from chatproxy.store import Store
+from chatproxy.store import AsyncStore
 
 Identity = tuple[str, str]  # ("key", "web") or ("ip", "203.0.113.7")
 
@@ -18,7 +18,7 @@ class Quotas:
     """Admits every request and sets no budget; `CountedQuotas` enforces configured limits."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Store) -> Quotas:
+    def from_settings(cls, settings: Settings, store: AsyncStore) -> Quotas:
         """The quotas `settings` configure, counted beside the chats in `store`."""
         if not settings.rate_limit and not settings.token_budget_per_day:
             return cls()
@@ -26,11 +26,11 @@ class Quotas:
 
         return CountedQuotas.in_store(settings, store)
 
-    def admit(self, identities: list[Identity]) -> None:
+    async def admit(self, identities: list[Identity]) -> None:
         """Count one request for each identity; raise `RateLimited` if any is over its limit."""
 
-    def check_budget(self, tenant: str) -> None:
+    async def check_budget(self, tenant: str) -> None:
         """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day."""
 
-    def spend(self, tenant: str, tokens: int) -> None:
+    async def spend(self, tenant: str, tokens: int) -> None:
         """Count the tokens a turn used against `tenant`'s daily budget."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +27,7 @@ from pydantic import (
 from werkzeug.wrappers import Request, Response
 
 from chatproxy.auth import Authenticator, Caller
+from chatproxy.bridge import EventLoop
 from chatproxy.chats import Chats
 from chatproxy.config import Settings
 from chatproxy.defaults import TurnOptions
@@ -56,6 +57,7 @@ Body = dict[str, Any] | list[Any]
 Reply = Body | tuple[Body, int] | tuple[Body, int, dict[str, str]]
 
 B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T")
 
 
 class App(Protocol):
@@ -65,6 +67,7 @@ class App(Protocol):
     service: ChatService
     chats: Chats
     auth: Authenticator
+    loop: EventLoop
 
 
 def valid_chat_id(chat_id: str) -> bool:
@@ -94,6 +97,14 @@ class Context:
     @property
     def settings(self) -> Settings:
         return self.app.settings
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Wait for a coroutine of the service (it runs on the process's event loop)."""
+        return self.app.loop.run(call)
+
+    def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
+        """Read an async iterator of the service from the request's thread."""
+        return self.app.loop.iterate(items)
 
     @property
     def chat(self) -> ChatRef:
@@ -243,7 +254,7 @@ def health(ctx: Context) -> Reply:
     if notices:
         body["notice"] = "; ".join(notices)
     try:
-        ctx.chats.ping_store()
+        ctx.run(ctx.chats.ping_store())
     except StoreError:
         body["status"] = "unavailable"
         return body, 503
@@ -254,14 +265,18 @@ def post_chat(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = ctx.body(ContentBody)
     if _wants_stream(ctx, body):
-        turn = ctx.service.stream_turn(
-            ctx.chat, body.content, idempotency_key=key, options=body.options
+        turn = ctx.run(
+            ctx.service.stream_turn(
+                ctx.chat, body.content, idempotency_key=key, options=body.options
+            )
         )
         return _event_stream(ctx, body.content, turn)
     return _turn_reply(
         ctx,
         body.content,
-        ctx.service.turn(ctx.chat, body.content, idempotency_key=key, options=body.options),
+        ctx.run(
+            ctx.service.turn(ctx.chat, body.content, idempotency_key=key, options=body.options)
+        ),
     )
 
 
@@ -269,12 +284,20 @@ def post_image(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = ctx.body(ImageBody)
     if _wants_stream(ctx, body):
-        turn = ctx.service.stream_turn(
-            ctx.chat, body.content, image_url=body.url, idempotency_key=key, options=body.options
+        turn = ctx.run(
+            ctx.service.stream_turn(
+                ctx.chat,
+                body.content,
+                image_url=body.url,
+                idempotency_key=key,
+                options=body.options,
+            )
         )
         return _event_stream(ctx, body.content, turn)
-    result = ctx.service.image_turn(
-        ctx.chat, body.content, body.url, idempotency_key=key, options=body.options
+    result = ctx.run(
+        ctx.service.image_turn(
+            ctx.chat, body.content, body.url, idempotency_key=key, options=body.options
+        )
     )
     return _turn_reply(ctx, body.content, result)
 
@@ -294,45 +317,40 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
         ctx.log_fields["content"] = content
 
     def events() -> Iterator[str]:
-        for event in turn.events:
+        for event in ctx.iterate(turn.events):
             data = compact(event.data)
             yield f"event: {event.kind}\ndata: {data}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    response = Response(events(), mimetype="text/event-stream", headers=headers)
-    # Run when the server closes the answer, however far it was read (a `finally` in `events`
-    # would not run if it was closed before any of it was read): a turn whose client left before
-    # its end is finished and stored by a worker.
-    response.call_on_close(turn.close)
-    return response
+    return Response(events(), mimetype="text/event-stream", headers=headers)
 
 
 def get_chat(ctx: Context) -> Reply:
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE)
     before = ctx.query_int("before", minimum=0)
-    return ctx.chats.history(ctx.chat, limit=limit, before=before)
+    return ctx.run(ctx.chats.history(ctx.chat, limit=limit, before=before))
 
 
 def list_chats(ctx: Context) -> Reply:
     assert ctx.caller is not None
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_CHATS_PAGE
     before = ctx.query_number("before")
-    return ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before)
+    return ctx.run(ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before))
 
 
 def get_usage(ctx: Context) -> Reply:
-    return ctx.chats.usage(ctx.chat)
+    return ctx.run(ctx.chats.usage(ctx.chat))
 
 
 def delete_chat(ctx: Context) -> Reply:
     chat = ctx.chat
-    return {"chat_id": chat.chat_id, "deleted": ctx.chats.clear(chat)}
+    return {"chat_id": chat.chat_id, "deleted": ctx.run(ctx.chats.clear(chat))}
 
 
 def get_settings(ctx: Context) -> Reply:
-    return ctx.chats.chat_settings(ctx.chat)
+    return ctx.run(ctx.chats.chat_settings(ctx.chat))
 
 
 def post_settings(ctx: Context) -> Reply:
@@ -340,38 +358,38 @@ def post_settings(ctx: Context) -> Reply:
     body = ctx.body(SettingsBody)
     if "system" in body.model_fields_set and body.system is not None and not body.system.strip():
         raise ValidationFailed("system: must not be blank")
-    return ctx.chats.update_chat_settings(chat, body.changes())
+    return ctx.run(ctx.chats.update_chat_settings(chat, body.changes()))
 
 
 def get_chat_system(ctx: Context) -> Reply:
-    return ctx.chats.chat_system(ctx.chat)
+    return ctx.run(ctx.chats.chat_system(ctx.chat))
 
 
 def post_chat_system(ctx: Context) -> Reply:
     chat = ctx.chat
-    return ctx.chats.set_chat_system(chat, ctx.body(ContentBody).content)
+    return ctx.run(ctx.chats.set_chat_system(chat, ctx.body(ContentBody).content))
 
 
 def delete_chat_system(ctx: Context) -> Reply:
-    return ctx.chats.set_chat_system(ctx.chat, None)
+    return ctx.run(ctx.chats.set_chat_system(ctx.chat, None))
 
 
 def get_system(ctx: Context) -> Reply:
-    return ctx.chats.global_system()
+    return ctx.run(ctx.chats.global_system())
 
 
 def post_system(ctx: Context) -> Reply:
     ctx.require_admin()
-    return ctx.chats.set_global_system(ctx.body(ContentBody).content)
+    return ctx.run(ctx.chats.set_global_system(ctx.body(ContentBody).content))
 
 
 def delete_system(ctx: Context) -> Reply:
     ctx.require_admin()
-    return ctx.chats.set_global_system(None)
+    return ctx.run(ctx.chats.set_global_system(None))
 
 
 def post_moderation(ctx: Context) -> Reply:
-    return ctx.service.moderate(ctx.body(ContentBody).content)
+    return ctx.run(ctx.service.moderate(ctx.body(ContentBody).content))
 
 
 Handler = Callable[[Context], Reply | Response]

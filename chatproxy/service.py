@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +31,12 @@ from chatproxy.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
 from chatproxy.errors import UpstreamBadResponse
 from chatproxy.quotas import Quotas
 from chatproxy.relay import OpenTurn, Relays, StreamEvent
-from chatproxy.reply_stream import Completion, ReplyStream
-from chatproxy.store import ChatRef, ChatState, Message, Store
+from chatproxy.reply_stream import Completion
+from chatproxy.store import AsyncStore, ChatRef, ChatState, Message
 from chatproxy.store.base import Content
 from chatproxy.tokens import content_text
 from chatproxy.turns import Claim, Lease, TurnGuard
-from chatproxy.upstream import Upstream
+from chatproxy.upstream_aio import AsyncReplyStream, AsyncUpstream
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +51,28 @@ class TurnResult:
     replayed: bool = False
 
 
-def _nothing() -> None:
-    pass
-
-
 @dataclass(frozen=True)
 class StreamingTurn:
-    """A streamed turn's events (ending with `done` or `error`), whether it is a replay, and
-    what to call once the answer is closed, read to its end or not: a turn whose events were
-    not all read is then finished and stored by a worker thread."""
+    """A streamed turn's events (ending with `done` or `error`) and whether it is a replay. The
+    turn is stored whether or not its events are read to the end (see `relay.py`)."""
 
-    events: Iterator[StreamEvent]
+    events: AsyncIterator[StreamEvent]
     replayed: bool = False
-    close: Callable[[], None] = _nothing
+
+
+async def _replayed(reply: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+    """The events of a replayed streamed turn: its whole text, then its stored reply."""
+    yield StreamEvent("delta", {"content": reply["content"]})
+    yield StreamEvent("done", reply)
 
 
 class ChatService:
     """Turns (plain, streamed, OpenAI-style, pass-through) and moderation, over one store and one
     upstream."""
 
-    def __init__(self, settings: Settings, store: Store, upstream: Upstream, quotas: Quotas):
+    def __init__(
+        self, settings: Settings, store: AsyncStore, upstream: AsyncUpstream, quotas: Quotas
+    ):
         self._settings = settings
         self._store = store
         self._upstream = upstream
@@ -79,7 +81,7 @@ class ChatService:
         self._defaults = Defaults(settings)
         self._relays = Relays(self._guard, self._store_streamed)
 
-    def turn(
+    async def turn(
         self,
         chat: ChatRef,
         content: str,
@@ -88,9 +90,9 @@ class ChatService:
         options: TurnOptions = NO_OPTIONS,
     ) -> TurnResult:
         """Send a text message in `chat` and return the stored reply."""
-        return self._turn(chat, content, False, idempotency_key, options)
+        return await self._turn(chat, content, False, idempotency_key, options)
 
-    def image_turn(
+    async def image_turn(
         self,
         chat: ChatRef,
         text: str,
@@ -100,9 +102,9 @@ class ChatService:
         options: TurnOptions = NO_OPTIONS,
     ) -> TurnResult:
         """Send a message that carries an image to the vision model."""
-        return self._turn(chat, _image_parts(text, image_url), True, idempotency_key, options)
+        return await self._turn(chat, _image_parts(text, image_url), True, idempotency_key, options)
 
-    def content_turn(
+    async def content_turn(
         self,
         chat: ChatRef,
         content: Content,
@@ -115,44 +117,44 @@ class ChatService:
         model unless the turn names one): the OpenAI-compatible endpoint's chat mode."""
         image = content_text(content)[1] > 0
         if stream:
-            return self._stream(chat, content, image, idempotency_key, options)
-        return self._turn(chat, content, image, idempotency_key, options)
+            return await self._stream(chat, content, image, idempotency_key, options)
+        return await self._turn(chat, content, image, idempotency_key, options)
 
-    def pass_through(
+    async def pass_through(
         self,
         tenant: str,
         messages: list[dict[str, Any]],
         *,
         stream: bool,
         options: TurnOptions,
-    ) -> dict[str, Any] | ReplyStream:
+    ) -> dict[str, Any] | AsyncReplyStream:
         """Send `messages` as they are, store nothing (the endpoint without a chat id); the
         tenant's token budget still counts."""
         self._defaults.check(options)
-        self._quotas.check_budget(tenant)
+        await self._quotas.check_budget(tenant)
         deadline = time.monotonic() + self._settings.request_timeout
         call = self._defaults.call({}, False, options)
         if stream:
-            return self._upstream.stream(
+            return await self._upstream.stream(
                 messages,
                 **call.options(),
                 deadline=deadline,
             )
-        completion = self._upstream.complete(
+        completion = await self._upstream.complete(
             messages,
             **call.options(),
             deadline=deadline,
         )
-        self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
+        await self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
         return Message(
             "assistant", completion.content, usage=completion.usage, model=completion.model
         ).to_json()
 
-    def spend(self, tenant: str, tokens: int) -> None:
+    async def spend(self, tenant: str, tokens: int) -> None:
         """Count tokens a pass-through stream used against the tenant's budget."""
-        self._quotas.spend(tenant, tokens)
+        await self._quotas.spend(tenant, tokens)
 
-    def stream_turn(
+    async def stream_turn(
         self,
         chat: ChatRef,
         content: str,
@@ -163,15 +165,16 @@ class ChatService:
     ) -> StreamingTurn:
         """Start a turn whose reply streams.
 
-        Anything that fails before the reply's first text raises, as `turn` does. Reading the
-        events reads the rest of the stream; after the last text the turn is stored (fenced,
-        idempotent) and the lock released. If the answer is closed before that (`close`: a
-        client that hangs up mid-stream), a worker thread finishes and stores the turn.
+        Anything that fails before the reply's first text raises, as `turn` does. The rest of
+        the stream is read as it arrives; after the last text the turn is stored (fenced,
+        idempotent) and the lock released, however much of it the client reads.
         """
         turn_content: Content = content if image_url is None else _image_parts(content, image_url)
-        return self._stream(chat, turn_content, image_url is not None, idempotency_key, options)
+        return await self._stream(
+            chat, turn_content, image_url is not None, idempotency_key, options
+        )
 
-    def _stream(
+    async def _stream(
         self,
         chat: ChatRef,
         turn_content: Content,
@@ -180,42 +183,39 @@ class ChatService:
         options: TurnOptions,
     ) -> StreamingTurn:
         deadline = time.monotonic() + self._settings.request_timeout
-        claim, replay = self._claim(chat, turn_content, image, options, idempotency_key)
+        claim, replay = await self._claim(chat, turn_content, image, options, idempotency_key)
         if replay is not None:
-            done = StreamEvent("done", replay)
-            return StreamingTurn(
-                iter([StreamEvent("delta", {"content": replay["content"]}), done]), True
-            )
+            return StreamingTurn(_replayed(replay), True)
         try:
-            self._quotas.check_budget(chat.tenant)
-            lease = self._guard.begin(chat, self._settings.messages_length)
+            await self._quotas.check_budget(chat.tenant)
+            lease = await self._guard.begin(chat, self._settings.messages_length)
             try:
                 user = Message("user", turn_content)
                 outgoing, call = self._outgoing(lease.state, user, image, options)
-                stream = self._upstream.stream(
+                stream = await self._upstream.stream(
                     outgoing,
                     **call.options(),
                     deadline=deadline,
                 )
-                pieces = iter(stream)
-                first = next(pieces, None)
+                pieces = aiter(stream)
+                first = await anext(pieces, None)
                 if first is None:  # the stream ended without any text
                     stream.completion()  # raises, as it finds no text
                     raise UpstreamBadResponse("the model provider streamed no text")
             except BaseException:
-                self._guard.end(chat, lease)
+                await self._guard.end(chat, lease)
                 raise
         except BaseException:
             if claim is not None:
-                self._guard.forget(chat, claim)
+                await self._guard.forget(chat, claim)
             raise
         relay = self._relays.relay(OpenTurn(chat, user, stream, pieces, lease, claim), first)
-        return StreamingTurn(relay, close=relay.close)
+        return StreamingTurn(relay)
 
-    def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
-        return self._record(turn.chat, turn.user, completion, turn.lease, turn.claim)
+    async def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
+        return await self._record(turn.chat, turn.user, completion, turn.lease, turn.claim)
 
-    def _claim(
+    async def _claim(
         self,
         chat: ChatRef,
         content: Content,
@@ -226,9 +226,9 @@ class ChatService:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
         self._defaults.check(options)
         request = [image, content, options.model, options.temperature, options.max_tokens]
-        return self._guard.claim(chat, idempotency_key, request)
+        return await self._guard.claim(chat, idempotency_key, request)
 
-    def _turn(
+    async def _turn(
         self,
         chat: ChatRef,
         content: Content,
@@ -237,20 +237,22 @@ class ChatService:
         options: TurnOptions,
     ) -> TurnResult:
         deadline = time.monotonic() + self._settings.request_timeout
-        claim, replay = self._claim(chat, content, image, options, idempotency_key)
+        claim, replay = await self._claim(chat, content, image, options, idempotency_key)
         if replay is not None:
             return TurnResult(replay, replayed=True)
         try:
-            self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            with self._guard.locked(chat, self._settings.messages_length) as lease:
-                body = self._locked_turn(chat, content, image, options, deadline, lease, claim)
+            await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
+            async with self._guard.locked(chat, self._settings.messages_length) as lease:
+                body = await self._locked_turn(
+                    chat, content, image, options, deadline, lease, claim
+                )
         except BaseException:
             if claim is not None:
-                self._guard.forget(chat, claim)
+                await self._guard.forget(chat, claim)
             raise
         return TurnResult(body)
 
-    def _locked_turn(
+    async def _locked_turn(
         self,
         chat: ChatRef,
         content: Content,
@@ -262,12 +264,12 @@ class ChatService:
     ) -> dict[str, Any]:
         user = Message("user", content)
         outgoing, call = self._outgoing(lease.state, user, image, options)
-        completion = self._upstream.complete(
+        completion = await self._upstream.complete(
             outgoing,
             **call.options(),
             deadline=deadline,
         )
-        return self._record(chat, user, completion, lease, claim)
+        return await self._record(chat, user, completion, lease, claim)
 
     def _outgoing(
         self, state: ChatState, user: Message, image: bool, options: TurnOptions
@@ -285,7 +287,7 @@ class ChatService:
             outgoing.insert(0, {"role": "system", "content": system})
         return outgoing, call
 
-    def _record(
+    async def _record(
         self,
         chat: ChatRef,
         user: Message,
@@ -299,23 +301,23 @@ class ChatService:
         )
         body = reply.to_json()
         answer = claim.answer(body) if claim is not None else None
-        self._guard.save(chat, uuid.uuid4().hex, [user, reply], lease, answer)
-        self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
+        await self._guard.save(chat, uuid.uuid4().hex, [user, reply], lease, answer)
+        await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 
-    def moderate(self, text: str) -> dict[str, Any]:
+    async def moderate(self, text: str) -> dict[str, Any]:
         """Run the upstream moderation model on `text`."""
         deadline = time.monotonic() + self._settings.request_timeout
-        return self._upstream.moderate(
+        return await self._upstream.moderate(
             text, model=self._settings.moderation_model, deadline=deadline
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the store's and the upstream's connections (streams still being stored finish
         first)."""
-        self._relays.close()
-        self._store.close()
-        self._upstream.close()
+        await self._relays.close()
+        await self._store.close()
+        await self._upstream.aclose()
 
 
 def _image_parts(text: str, image_url: str) -> list[dict[str, Any]]:

@@ -6,21 +6,21 @@ taking it also reads the chat's window, and the save releases it, so a turn cost
 round trips. A claim hashes the key and the request, so the same key with another body is told
 apart. The save is fenced by the lock token and idempotent by turn id, and is retried through a
 store outage (the upstream's answer is already paid for). Releases that meet a store outage are
-retried in the background until they work or the lease would have ended them, so a turn cut
-short never leaves its chat locked or its key pending.
+retried in the background (a task on the event loop) until they work or the lease would have
+ended them, so a turn cut short never leaves its chat locked or its key pending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import random
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -34,7 +34,7 @@ from chatproxy.errors import (
     StoreUnavailable,
     TurnLeaseLost,
 )
-from chatproxy.store import ChatRef, ChatState, IdempotentResult, Message, Store
+from chatproxy.store import AsyncStore, ChatRef, ChatState, IdempotentResult, Message
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +71,19 @@ class Lease:
 class TurnGuard:
     """Locks, claims, saves and releases for the turns of one store."""
 
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: AsyncStore):
         self._settings = settings
         self._store = store
+        self._retrying: set[asyncio.Task[None]] = set()  # releases retried in the background
 
-    def claim(
+    async def claim(
         self, chat: ChatRef, idempotency_key: str | None, request: object
     ) -> tuple[Claim | None, dict[str, Any] | None]:
         """Claim an Idempotency-Key for `request`; return the claim, or the answer to replay."""
         if idempotency_key is None:
             return None, None
         claim = Claim(_digest(idempotency_key), _digest(request))
-        found = self._store.claim_idempotency(
+        found = await self._store.claim_idempotency(
             chat, claim.key, claim.fingerprint, self._settings.turn_lease_seconds
         )
         if found.state == "done" and found.response is not None:
@@ -94,53 +95,55 @@ class TurnGuard:
             raise IdempotencyInProgress()
         return claim, None
 
-    def forget(self, chat: ChatRef, claim: Claim) -> None:
+    async def forget(self, chat: ChatRef, claim: Claim) -> None:
         """Release a claim after a failure, so that the client can retry."""
         release = partial(self._store.release_idempotency, chat, claim.key, claim.fingerprint)
-        self._clean_up(release)
+        await self._clean_up(release)
 
-    @contextmanager
-    def locked(self, chat: ChatRef, window: int) -> Iterator[Lease]:
+    @asynccontextmanager
+    async def locked(self, chat: ChatRef, window: int) -> AsyncIterator[Lease]:
         """Hold the chat's turn lock (see `begin`) until the save or the end of the block."""
-        lease = self.begin(chat, window)
+        lease = await self.begin(chat, window)
         try:
             yield lease
         finally:
-            self.end(chat, lease)
+            await self.end(chat, lease)
 
-    def begin(self, chat: ChatRef, window: int) -> Lease:
+    async def begin(self, chat: ChatRef, window: int) -> Lease:
         """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS, and read its newest
         `window` messages with it."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
         pause = LOCK_POLL_FIRST
-        while (state := self._begin(chat, token, lease, window)) is None:
+        while (state := await self._begin(chat, token, lease, window)) is None:
             left = give_up - time.monotonic()
             if left <= 0:
                 raise ChatBusy()
-            time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
+            await asyncio.sleep(min(left, pause * random.uniform(0.5, 1.0)))
             pause = min(pause * 2, LOCK_POLL_MAX)
         return Lease(token, state)
 
-    def _begin(self, chat: ChatRef, token: str, lease: float, window: int) -> ChatState | None:
+    async def _begin(
+        self, chat: ChatRef, token: str, lease: float, window: int
+    ) -> ChatState | None:
         """One try at the lock. When the store fails, the lock may still have been taken (the
         reply lost, as when Redis dies right after it): release it by its token, so that the
         chat is not held for a whole lease by a turn that never began."""
         try:
-            return self._store.begin_turn(chat, token, lease, window)
+            return await self._store.begin_turn(chat, token, lease, window)
         except StoreError:
-            self._clean_up(lambda: self._store.release_turn(chat, token))
+            await self._clean_up(partial(self._store.release_turn, chat, token))
             raise
 
-    def end(self, chat: ChatRef, lease: Lease) -> None:
+    async def end(self, chat: ChatRef, lease: Lease) -> None:
         """Release the turn lock unless the save did (retried in the background while the
         store is away)."""
         if not lease.released:
             lease.released = True
-            self._clean_up(lambda: self._store.release_turn(chat, lease.token))
+            await self._clean_up(partial(self._store.release_turn, chat, lease.token))
 
-    def save(
+    async def save(
         self,
         chat: ChatRef,
         turn_id: str,
@@ -159,7 +162,7 @@ class TurnGuard:
         unknown = False  # whether an earlier attempt may have landed
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                self._store.save_turn(
+                await self._store.save_turn(
                     chat, turn_id, messages, lock_token=lease.token, idempotent=answer, release=True
                 )
                 lease.released = True
@@ -168,36 +171,39 @@ class TurnGuard:
                 if attempt == SAVE_ATTEMPTS:
                     raise
                 unknown = True
-                time.sleep(SAVE_RETRY_DELAY * attempt)
+                await asyncio.sleep(SAVE_RETRY_DELAY * attempt)
             except TurnLeaseLost:
-                if (
-                    unknown
-                    and messages[-1] in self._store.load_window(chat, LANDED_LOOKBACK).messages
-                ):
+                if unknown and messages[-1] in (await self._landed(chat)):
                     lease.released = True
                     return
                 raise
 
-    def _clean_up(self, action: Callable[[], None]) -> None:
+    async def _landed(self, chat: ChatRef) -> list[Message]:
+        """The chat's newest messages, among which a save that landed left its own."""
+        return (await self._store.load_window(chat, LANDED_LOOKBACK)).messages
+
+    async def _clean_up(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run a release now, or keep retrying it in the background while the store is away.
 
         Releases compare tokens, so a late one never frees what someone else holds.
         """
         try:
-            action()
+            await action()
         except StoreError:
             log.warning("the store is unavailable; retrying a release in the background")
             give_up = time.monotonic() + self._settings.turn_lease_seconds
-            threading.Thread(target=_retry, args=(action, give_up), daemon=True).start()
+            task = asyncio.get_running_loop().create_task(_retry(action, give_up))
+            self._retrying.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._retrying.discard)
 
 
-def _retry(action: Callable[[], None], give_up: float) -> None:
+async def _retry(action: Callable[[], Awaitable[None]], give_up: float) -> None:
     """Retry `action` with back-off until it works or `give_up` (a monotonic time) passes."""
     pause = CLEAN_UP_FIRST_PAUSE
     while time.monotonic() + pause < give_up:
-        time.sleep(pause)
+        await asyncio.sleep(pause)
         try:
-            action()
+            await action()
             return
         except StoreError:
             pause = min(pause * 2, CLEAN_UP_MAX_PAUSE)

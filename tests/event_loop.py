@@ -36,12 +36,12 @@ class Blocking:
     def __init__(self, target: Any, loop: LoopThread):
         self.target = target
         self.kind = target.kind
-        self._loop = loop
+        self.loop = loop
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self.target, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run(method(*args, **kwargs))
+            return self.loop.run(method(*args, **kwargs))
 
         return call

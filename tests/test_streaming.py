@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sys
@@ -13,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder
 
+from chatproxy.store import ChatRef, open_store
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.server_process import StartServer, http, server_env
 
@@ -124,13 +126,12 @@ def test_a_stream_closed_before_any_of_it_was_read_is_still_stored_once(
     assert len(history(client, "c1")) == 4
 
 
-def test_a_stream_whose_reader_stalls_is_stored_by_a_worker_and_ends_for_the_reader(
-    client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+def test_a_stream_whose_reader_stalls_is_stored_and_the_reader_gets_the_rest_later(
+    client: FlaskClient, fake_upstream: FakeUpstream
 ) -> None:
     """A client that stops reading (so the server's write waits) neither closes the answer nor
-    asks for more: after STALL_SECONDS a worker stores the turn, within its lock's lease."""
-    monkeypatch.setattr("chatproxy.relay.STALL_SECONDS", 0.3)
-    monkeypatch.setattr("chatproxy.relay.WATCH_SECONDS", 0.05)
+    asks for more: the turn is stored anyway, within its lock's lease, and a reader that comes
+    back gets the rest of the events."""
     fake_upstream.reply_text = REPLY
     fake_upstream.chunk_delay = 0.02
 
@@ -140,45 +141,34 @@ def test_a_stream_whose_reader_stalls_is_stored_by_a_worker_and_ends_for_the_rea
     assert next(events).startswith(b"event: delta")  # then the reader stops
 
     assert wait_for_history(client, "c1", 2) == [("user", "hi"), ("assistant", REPLY)]
-    assert list(events) == []  # a reader that comes back finds the events ended
+    rest = parse_events(b"".join(events).decode())
     stalled.close()
+    assert [kind for kind, _ in rest] == ["delta"] * (len(rest) - 1) + ["done"]
+    assert rest[-1][1]["content"] == REPLY
     assert len(history(client, "c1")) == 2
     assert len(fake_upstream.chat_requests()) == 1
 
 
-def test_a_stream_left_when_no_worker_can_start_is_given_up_and_frees_the_chat(
-    client: FlaskClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+def test_closing_the_app_waits_for_the_streamed_turns_being_stored(
+    client: FlaskClient, fake_upstream: FakeUpstream
 ) -> None:
-    service = sys.modules["main"].app.service
-    pumps, guard = service._relays._pumps, service._guard
-    start_worker = pumps._adjust_thread_count
-
-    def refuse() -> None:  # Python has queued the work by then: it must not run it later
-        raise RuntimeError("can't start new thread")
-
-    forgotten = []
-    forget = guard.forget
-
-    def counted_forget(chat: Any, claim: Any) -> None:
-        forgotten.append(claim)
-        forget(chat, claim)
-
+    """A stream whose client left is still being read when the process is told to stop: the
+    turn is stored before the store's connections close."""
     fake_upstream.reply_text = REPLY
-    fake_upstream.chunk_delay = 0.02
-    monkeypatch.setattr(guard, "forget", counted_forget)
-    monkeypatch.setattr(pumps, "_adjust_thread_count", refuse)
-    key = {"Idempotency-Key": "k1"}
-    left = open_stream(client, "/c1/chat", {"content": "hi"}, **key)
+    fake_upstream.chunk_delay = 0.05
+    left = open_stream(client, "/c1/chat", {"content": "hi"})
     assert next(iter(left)).startswith(b"event: delta")
     left.close()  # the client hung up after the first word
-    monkeypatch.setattr(pumps, "_adjust_thread_count", start_worker)
-    retried = stream(client, "/c1/chat", {"content": "again"}, **key)
 
-    assert retried.status_code == 200
-    assert parse_events(retried.get_data(as_text=True))[-1][0] == "done"
-    time.sleep(0.3)  # a queued worker that ran the given-up turn would have stored it by now
-    assert history(client, "c1") == [("user", "again"), ("assistant", REPLY)]
-    assert len(forgotten) == 1  # the given-up turn's claim, once: its queued work never ran
+    app = sys.modules["main"].app
+    app.close()
+
+    store = open_store(app.settings)
+    try:
+        stored = store.load_history(ChatRef("public", "c1")).messages
+    finally:
+        store.close()
+    assert [(m.role, m.content) for m in stored] == [("user", "hi"), ("assistant", REPLY)]
 
 
 def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
@@ -309,20 +299,21 @@ def test_a_pass_through_stream_closed_unread_gives_its_connection_back(
 ) -> None:
     """`/v1/chat/completions` without a chat id, answered by a stream that the server closes
     without reading any of it (a WSGI server may, when the client is gone). The upstream
-    connection must go back to the pool: every one lost would shrink the kept connections until
-    each call paid a new handshake. (The test client would read the first chunk itself.)"""
-    pool = sys.modules["main"].app.service._upstream._urlopen.__self__
-    free = pool.pool.qsize()
+    connection must be given back: every one held would shrink the pool until calls waited for
+    one. (The test client would read the first chunk itself.)"""
+    app = sys.modules["main"].app
     body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
     environ = EnvironBuilder("/v1/chat/completions", method="POST", json={**body, "stream": True})
     statuses = []
     answer = client.application(environ.get_environ(), lambda status, *_: statuses.append(status))
     assert statuses == ["200 OK"]
-    assert pool.pool.qsize() == free - 1  # the open stream holds one
+    connector = app.service._upstream._session.connector
+    assert len(connector._acquired) == 1  # the open stream holds one
 
     answer.close()
+    app.loop.run(asyncio.sleep(0))  # the loop has run what the close asked of it
 
-    assert pool.pool.qsize() == free
+    assert len(connector._acquired) == 0
     assert len(fake_upstream.chat_requests()) == 1
 
 

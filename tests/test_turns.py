@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
-from chatproxy.store import ChatRef, Message, Store
+from chatproxy.store import AsyncStore, ChatRef, Message, Store
 from chatproxy.turns import TurnGuard
+from tests.event_loop import Blocking, LoopThread
 
 CHAT = ChatRef("public", "chat-1")
+
+
+@pytest.fixture(params=["redis-aio", "sqlite-aio"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The guard runs on coroutine stores; `store` is one, called blocking by the tests."""
+    return str(request.param)
+
+
+def coroutine_store(store: Store) -> tuple[AsyncStore, LoopThread]:
+    """The `AsyncStore` behind the fixture's `store`, and the loop it runs on."""
+    blocking = cast(Blocking, store)
+    return blocking.target, blocking.loop
 
 
 class LostReply:
     """A real store whose first save lands but answers as if the store were away; before that
     answer comes, the chat's next turn (another client) takes the free lock and is saved."""
 
-    def __init__(self, store: Store, next_turn: list[Message]):
+    def __init__(self, store: AsyncStore, next_turn: list[Message]):
         self._store = store
         self._next_turn = next_turn
         self.lost = False
@@ -26,12 +39,12 @@ class LostReply:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def save_turn(self, chat: ChatRef, turn_id: str, *args: Any, **kwargs: Any) -> bool:
-        saved = self._store.save_turn(chat, turn_id, *args, **kwargs)
+    async def save_turn(self, chat: ChatRef, turn_id: str, *args: Any, **kwargs: Any) -> bool:
+        saved = await self._store.save_turn(chat, turn_id, *args, **kwargs)
         if not self.lost:
             self.lost = True
-            assert self._store.begin_turn(chat, "next-client", 30, 5) is not None
-            self._store.save_turn(chat, "next", self._next_turn, lock_token="next-client")
+            assert await self._store.begin_turn(chat, "next-client", 30, 5) is not None
+            await self._store.save_turn(chat, "next", self._next_turn, lock_token="next-client")
             raise StoreUnavailable()
         return saved
 
@@ -42,11 +55,12 @@ def turn(n: int) -> list[Message]:
 
 def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(store: Store) -> None:
     mine, theirs = turn(1), turn(2)
-    flaky = LostReply(store, theirs)
+    target, loop = coroutine_store(store)
+    flaky = LostReply(target, theirs)
     guard = TurnGuard(load_settings({}), flaky)  # type: ignore[arg-type]
-    lease = guard.begin(CHAT, 5)
+    lease = loop.run(guard.begin(CHAT, 5))
 
-    guard.save(CHAT, "mine", mine, lease, None)  # the retry is refused, yet it landed
+    loop.run(guard.save(CHAT, "mine", mine, lease, None))  # the retry is refused, yet it landed
 
     assert flaky.lost
     assert lease.released
@@ -54,13 +68,14 @@ def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(store: Store
 
 
 def test_a_save_refused_after_an_outage_is_lost_when_it_did_not_land(store: Store) -> None:
-    guard = TurnGuard(load_settings({}), store)
-    lease = guard.begin(CHAT, 5)
+    target, loop = coroutine_store(store)
+    guard = TurnGuard(load_settings({}), target)
+    lease = loop.run(guard.begin(CHAT, 5))
     store.release_turn(CHAT, lease.token)  # the lease ran out meanwhile
     assert store.begin_turn(CHAT, "next-client", 30, 5) is not None
 
     with pytest.raises(TurnLeaseLost):
-        guard.save(CHAT, "mine", turn(1), lease, None)
+        loop.run(guard.save(CHAT, "mine", turn(1), lease, None))
     assert store.load_history(CHAT).messages == []
 
 
@@ -68,15 +83,15 @@ class LostBeginReply:
     """A real store whose first `begin_turn` takes the lock but answers as if the store were
     away (Redis dying right after it ran the command)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: AsyncStore):
         self._store = store
         self.lost = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def begin_turn(self, chat: ChatRef, token: str, *args: Any) -> Any:
-        state = self._store.begin_turn(chat, token, *args)
+    async def begin_turn(self, chat: ChatRef, token: str, *args: Any) -> Any:
+        state = await self._store.begin_turn(chat, token, *args)
         if not self.lost:
             self.lost = True
             raise StoreUnavailable()
@@ -84,9 +99,10 @@ class LostBeginReply:
 
 
 def test_a_lock_taken_by_a_begin_whose_reply_was_lost_is_released(store: Store) -> None:
-    guard = TurnGuard(load_settings({}), LostBeginReply(store))  # type: ignore[arg-type]
+    target, loop = coroutine_store(store)
+    guard = TurnGuard(load_settings({}), LostBeginReply(target))  # type: ignore[arg-type]
 
     with pytest.raises(StoreUnavailable):
-        guard.begin(CHAT, 5)
+        loop.run(guard.begin(CHAT, 5))
 
     assert store.begin_turn(CHAT, "next-client", 30, 5) is not None  # not held for a lease
