@@ -4,15 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
-# A turn mostly waits on the model, so one process holds many at once (deploy.sh's --concurrency);
-# one worker process per core spends the CPU it does need (deploy.sh: WORKERS is --cpu).
-THREADS ?= 250
+# A turn mostly waits on the model: one worker process's event loop holds any number at once, and
+# one worker per core spends the CPU they do need (deploy.sh: WORKERS is --cpu).
 WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
 
 .PHONY: run test lint typecheck unit redis-server chromium clean
 
 run: $(VENV)/.run-deps
-	WORKERS=$(WORKERS) THREADS=$(THREADS) $(BIN)/functions-framework --target=main --source=main.py \
+	WORKERS=$(WORKERS) $(BIN)/functions-framework --target=main --source=main.py \
 		--host=$(HOST) --port=$(PORT)
 
 test: lint typecheck unit

@@ -56,9 +56,8 @@ Without --allow-unauthenticated or --public the function is IAM-protected
 The env file (or --secret) must provide GPT_API_KEY and a Redis store
 (REDIS_URL or REDIS_HOST): instance disks are ephemeral, so the SQLite fallback
 would lose chats. Unless the env file sets them, TRUSTED_PROXY_HOPS is 1
-(Google's front end appends the client address to X-Forwarded-For), THREADS
-is --concurrency, WORKERS is --cpu and REQUEST_TIMEOUT is the function timeout
-less 5 s.
+(Google's front end appends the client address to X-Forwarded-For), WORKERS
+is --cpu and REQUEST_TIMEOUT is the function timeout less 5 s.
 Reading the env file needs python-dotenv (pip install python-dotenv); set
 PYTHON to choose the interpreter (default: python3).
 EOF
@@ -365,11 +364,8 @@ for key, value in values.items():
     quoted = UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
     lines.append(f"{key}: {quoted}\n")
 
-# One server thread per request the instance may be sent at once, unless the file says otherwise
-# (functions-framework's gunicorn otherwise runs 4 threads per CPU and queues the rest).
-if not present("THREADS"):
-    lines.append(f'THREADS: "{concurrency}"\n')
-# One worker process per CPU: a turn's own work holds one process's interpreter lock.
+# One worker process per CPU: a worker's event loop holds all the turns it is sent at once
+# (--concurrency), and a turn's own work runs on that one thread.
 if not present("WORKERS"):
     lines.append(f'WORKERS: "{cpu}"\n')
 if not present("REQUEST_TIMEOUT"):

@@ -4,8 +4,10 @@ The timed rows of `make bench` swing with the machine: on a shared 2-core VM the
 be twice as slow a minute later. The number of instructions a turn executes does not, so this
 counts them for the proxy and for the lean handler (`lean_handler.py`, the design's floor):
 
-- `server`: the Python process that serves the turn, with functions-framework's Flask app
-  behind Flask's test client (gunicorn's share is the same for both, and left out);
+- `server`: the Python process that serves the turn: functions-framework's app called in
+  process, without a server (the server's share is left out): the proxy's and the coroutine
+  handler's ASGI app driven on one uvloop event loop, the lean handler's Flask app through
+  Flask's test client;
 - `redis`: redis-server, while those turns run.
 
 Each count is (a run of WARM + TURNS turns - a run of WARM turns) / TURNS (REDIS_TURNS for
@@ -41,8 +43,10 @@ COLLECTED = re.compile(r"Collected : (\d+)")
 CASES = {  # name: (source, streamed)
     "proxy": ("main.py", False),
     "lean": ("bench/lean_handler.py", False),
+    "coroutine": ("bench/coroutine_handler.py", False),
     "proxy_stream": ("main.py", True),
     "lean_stream": ("bench/lean_handler.py", True),
+    "coroutine_stream": ("bench/coroutine_handler.py", True),
 }
 
 
@@ -151,19 +155,85 @@ def run_turns(total: int) -> None:
     """Serve `total` turns of one chat in this process (the child under callgrind)."""
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
+    from flask import Flask
     from functions_framework import create_app
 
     app = create_app(target="main", source=os.environ["BENCH_SOURCE"])
-    client = app.test_client()
     streamed = bool(os.environ.get("BENCH_STREAM"))
     path = f"/instructions-{os.environ['BENCH_CASE']}-{total}/chat"  # one chat per run
+    bodies = []
     for n in range(total):
         body: dict[str, Any] = {"content": f"Turn {n}: what is Redis?"}
         if streamed:
             body["stream"] = True
-        answer = client.post(path, json=body, buffered=True)
-        if answer.status_code != 200:
-            raise SystemExit(f"turn {n} answered {answer.status_code}: {answer.data[:300]!r}")
+        bodies.append(json.dumps(body).encode())
+    if isinstance(app, Flask):
+        client = app.test_client()
+        for n, body_bytes in enumerate(bodies):
+            answer = client.post(path, data=body_bytes, buffered=True)
+            _check(n, answer.status_code, answer.data)
+        return
+    import uvloop
+
+    async def serve_all() -> None:
+        for n, body_bytes in enumerate(bodies):
+            _check(n, *await _asgi_post(app, path, body_bytes))
+
+    uvloop.run(serve_all())
+
+
+def _check(n: int, status: int, body: bytes) -> None:
+    if status != 200:
+        raise SystemExit(f"turn {n} answered {status}: {body[:300]!r}")
+
+
+async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST `body` to an ASGI app as a server would hand it over; return the status and body."""
+    import asyncio
+
+    answered = asyncio.Event()
+    sent = False
+    status = 0
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                answered.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
 
 
 def main() -> None:

@@ -1269,15 +1269,14 @@ def cost_lines(r: dict[str, Any]) -> list[str]:
     if "server_cpu_ms" not in t1 or "t0" not in r:
         return []
     t0, total = r["t0"], t1["server_cpu_ms"]
-    request, wsgi, turn = t1["request_cpu_ms"], t1["wsgi_cpu_ms"], t1["turn_cpu_ms"]
+    request, app, turn = t1["request_cpu_ms"], t1["app_cpu_ms"], t1["turn_cpu_ms"]
     upstream, begin, save = t1["upstream_cpu_ms"], t1["begin_cpu_ms"], t1["save_cpu_ms"]
     steps = [
-        ("gunicorn's poller thread: taking each request, handing it to a worker thread and "
-         "back", total - request - turn),
-        ("gunicorn on the worker thread: reading the request, writing the answer",
-         request - wsgi),
-        ("functions-framework, Flask, the proxy's routing, validation, logging, JSON, and the "
-         "hand-over to the event loop", wsgi),
+        ("uvicorn outside the app: the event loop, reading and parsing the request (httptools)",
+         total - request),
+        ("functions-framework's Starlette app around the proxy's", request - app),
+        ("the proxy's HTTP layer: routing, validation, logging, JSON, writing the answer",
+         app - turn),
         ("the model call: request, answer, JSON (aiohttp)", upstream),
         ("store trip 1: lock, window, global prompt (one Lua call)", begin),
         ("store trip 2: save both messages, release the lock", save),

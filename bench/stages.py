@@ -1,14 +1,13 @@
 """The proxy with a CPU clock on each step of a request (`make bench`, row 1's cost table).
 
 functions-framework serves this file's `main` in place of main.py's: the same app, with the
-THREADS and WORKERS of a normal run, whose steps add up the CPU time of the thread that runs them
-(`time.thread_time`, system calls included):
+WORKERS of a normal run, whose steps add up the CPU time of the thread that runs them (the
+worker's event loop; `time.thread_time`, system calls included):
 
-- `request`: gunicorn's handling of one request on its worker thread (parse it, run the app,
-  write the answer);
-- `wsgi`: functions-framework's Flask app, the proxy's HTTP layer inside it (the service's
-  coroutines run on the event loop's thread, and are not in it);
-- `turn`: `ChatService.turn`, the turn without HTTP, on the event loop's thread;
+- `request`: uvicorn's run of the ASGI app for one request (functions-framework's Starlette app,
+  the proxy inside it, the answer written to the transport);
+- `app`: the proxy's ASGI app (`ProxyApp.__call__`): routing, validation, logging, JSON;
+- `turn`: `ChatService.turn`, the turn without HTTP;
 - `upstream`: the chat completion call (`AsyncUpstream.complete`), request and answer;
 - `begin`: the first store trip (take the lock, read the window and the global prompt);
 - `save`: the second (store both messages, release the lock).
@@ -29,21 +28,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import flask
-import functions_framework
-from gunicorn.workers.gthread import ThreadWorker
+import functions_framework.aio
+from starlette.requests import Request
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import main as proxy  # noqa: E402  (builds the app, as functions-framework would)
+from chatproxy.app import ProxyApp  # noqa: E402
 from chatproxy.service import ChatService  # noqa: E402
 from chatproxy.store.redis_aio import AsyncRedisStore  # noqa: E402
 from chatproxy.upstream_aio import AsyncUpstream  # noqa: E402
 
 STEPS = {
-    "request": (ThreadWorker, "handle"),
-    "wsgi": (flask.Flask, "__call__"),
+    "request": (RequestResponseCycle, "run_asgi"),
+    "app": (ProxyApp, "__call__"),
     "turn": (ChatService, "turn"),
     "upstream": (AsyncUpstream, "complete"),
     "begin": (AsyncRedisStore, "begin_turn"),
@@ -79,8 +79,8 @@ for step, (owner, method) in STEPS.items():
     timed(step, owner, method)
 
 
-@functions_framework.http
-def main(request: flask.Request) -> Any:
-    if request.path == "/bench/steps":
+@functions_framework.aio.http
+async def main(request: Request) -> Any:
+    if request.url.path == "/bench/steps":
         return dict(spent)
-    return proxy.main(request)
+    return await proxy.main(request)

@@ -15,7 +15,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from werkzeug.wrappers import Response
+from starlette.responses import Response
 
 from chatproxy import ui
 from chatproxy.openapi import build_spec, file_operation
@@ -57,16 +57,17 @@ def spec_text() -> str:
     return json.dumps(spec, ensure_ascii=False, separators=(",", ":"))
 
 
-def openapi_json(ctx: Context) -> Response:
-    return Response(spec_text(), mimetype="application/json", headers={"Cache-Control": "no-cache"})
+async def openapi_json(ctx: Context) -> Response:
+    headers = {"Cache-Control": "no-cache"}
+    return Response(spec_text(), media_type="application/json", headers=headers)
 
 
-def docs_page(ctx: Context) -> Response:
-    if ctx.request.path.endswith("/"):
+async def docs_page(ctx: Context) -> Response:
+    if ctx.path.endswith("/"):
         # The page links its files relative to itself (so that it works under a path prefix):
         # from `/docs/` they would resolve below it.
-        return Response(status=308, headers={"Location": "../docs"})
-    return Response(_page(), mimetype="text/html", headers=PAGE_HEADERS)
+        return Response(status_code=308, headers={"Location": "../docs"})
+    return Response(_page(), media_type="text/html", headers=PAGE_HEADERS)
 
 
 @functools.cache
@@ -77,8 +78,8 @@ def _page() -> bytes:
 def _file_handler(path: str) -> Handler:
     media_type = FILES[path][1]
 
-    def serve_file(ctx: Context) -> Response:
-        return Response(_read(path), mimetype=media_type, headers=FILE_HEADERS)
+    async def serve_file(ctx: Context) -> Response:
+        return Response(_read(path), media_type=media_type, headers=FILE_HEADERS)
 
     return serve_file
 

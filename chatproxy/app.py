@@ -1,29 +1,30 @@
 """Own the HTTP application: build it from settings, route each request, turn errors into JSON.
 
 `create_app(settings)` wires the store, the upstream (the bundled dev upstream when no key and no
-base URL are configured), the authenticator, the quotas and the service. `ProxyApp.handle`
-is what the Cloud Function calls. For every route but the public ones (health, pages, the spec) it
-authenticates the caller and counts the request against its limits before any store or upstream
-work; it is the one place where an error becomes a response, and it logs each request once, after
-the answer is sent.
+base URL are configured), the authenticator, the quotas and the service. `ProxyApp` is an ASGI
+application, to which the Cloud Function hands every request (main.py). For every route but the
+public ones (health, pages, the spec) it authenticates the caller and counts the request against
+its limits before any store or upstream work; it is the one place where an error becomes a
+response, and it logs each request once, after the answer is sent.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
-from flask_cors import cross_origin
+from starlette.background import BackgroundTask
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
 
 from chatproxy import apidocs, openai_compat, routes, ui
 from chatproxy.auth import Authenticator
-from chatproxy.bridge import EventLoop
 from chatproxy.chats import Chats
 from chatproxy.config import Settings
 from chatproxy.devupstream import DevUpstream
@@ -41,7 +42,7 @@ access_log = logging.getLogger("chatproxy.requests")
 
 
 class ProxyApp:
-    """Routes requests to handlers; every answer, error or not, is JSON."""
+    """Routes requests to handlers; every answer, error or not, is JSON. An ASGI application."""
 
     def __init__(
         self,
@@ -50,9 +51,7 @@ class ProxyApp:
         chats: Chats,
         quotas: Quotas,
         auth: Authenticator,
-        loop: EventLoop,
     ):
-        self.loop = loop  # where the service, the store and the upstream client run
         self.settings = settings
         self.service = service
         self.chats = chats
@@ -61,29 +60,33 @@ class ProxyApp:
         public = routes.PUBLIC_ROUTES + ui.ROUTES + apidocs.ROUTES
         private = routes.ROUTES + openai_compat.ROUTES
         self._public = {handler for _, _, handler in public}
-        self._map = Map(
+        self._routes = Map(
             [
                 Rule(path, methods=[method], endpoint=handler)
                 for path, method, handler in public + private
             ],
             strict_slashes=False,
             merge_slashes=False,
-        )
+        ).bind("proxy")
 
-    def handle(self, request: Request) -> Response:
-        """Answer one request, and log it once the answer has been sent (the server closes the
-        response then): the line costs the client no time, and a stream's line carries the
-        whole stream's duration."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one request, and log it once the answer has been sent (a background task of
+        the response): the line costs the client no time, and a stream's line carries the whole
+        stream's duration."""
         started = time.perf_counter()
         client_ip = self.client_ip(request)
         fields: dict[str, Any] = {}
         try:
-            response = self._dispatch(request, client_ip, fields)
+            response = await self._dispatch(request, client_ip, fields)
         except ProxyError as exc:
             response = error_response(exc, openai=_is_openai_path(request))
             fields["error"] = exc.code
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            log.exception("unhandled error on %s %s", request.method, path_of(request))
             response = error_response(ProxyError(), openai=_is_openai_path(request))
             fields["error"] = ProxyError.code
         status = response.status_code
@@ -92,12 +95,12 @@ class ProxyApp:
             access_log.info(
                 "%s %s %d",
                 request.method,
-                request.path,
+                path_of(request),
                 status,
                 extra={
                     "fields": request_fields(
                         method=request.method,
-                        path=request.path,
+                        path=path_of(request),
                         status=status,
                         latency=time.perf_counter() - started,
                         remote_ip=client_ip,
@@ -106,15 +109,16 @@ class ProxyApp:
                 },
             )
 
-        response.call_on_close(log_request)
+        response.background = BackgroundTask(log_request)
         return response
 
-    def _dispatch(self, request: Request, client_ip: str, fields: dict[str, Any]) -> Response:
-        adapter = self._map.bind_to_environ(request.environ)
+    async def _dispatch(self, request: Request, client_ip: str, fields: dict[str, Any]) -> Response:
         try:
-            rule, args = adapter.match(return_rule=True)
+            rule, args = self._routes.match(
+                path_of(request), method=request.method, return_rule=True
+            )
         except WerkzeugNotFound:
-            raise NotFound(f"no route for {request.path}") from None
+            raise NotFound(f"no route for {path_of(request)}") from None
         except WerkzeugMethodNotAllowed as exc:
             raise MethodNotAllowed(list(exc.valid_methods or [])) from None
         fields["route"] = rule.rule
@@ -126,11 +130,11 @@ class ProxyApp:
             identities: list[Identity] = [("ip", client_ip)]
             if not self.auth.open:
                 identities.insert(0, ("key", caller.tenant))
-            self.loop.run(self.quotas.admit(identities))
+            await self.quotas.admit(identities)
         ctx = routes.Context(request, self, caller, dict(args), fields)
         if "chat_id" in args:
             fields["chat_id"] = ctx.chat.chat_id  # an invalid id is refused before the body
-        result = handler(ctx)
+        result = await handler(ctx)
         if isinstance(result, Response):
             return result
         if not isinstance(result, tuple):
@@ -145,15 +149,13 @@ class ProxyApp:
         chain = [part.strip() for part in forwarded.split(",") if part.strip()]
         if hops and chain:
             return chain[-min(hops, len(chain))]
-        return request.remote_addr or "unknown"
+        return request.client.host if request.client else "unknown"
 
-    def close(self) -> None:
-        """Release the store's and the upstream's connections, and stop the event loop."""
-        self.loop.run(self.service.close())
-        self.loop.close()
+    async def aclose(self) -> None:
+        """Release the store's and the upstream's connections (streams still being stored finish
+        first)."""
+        await self.service.close()
 
-
-View = Callable[[Request], Response]
 
 CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Chat-Id"]
 CORS_HEADERS_OUT = [
@@ -165,33 +167,28 @@ CORS_HEADERS_OUT = [
 ]
 
 
-def with_cors(view: View, origins: tuple[str, ...]) -> View:
-    """Answer browsers from `origins` (ALLOWED_ORIGINS) with flask-cors, preflights included.
+def with_cors(app: ASGIApp, origins: tuple[str, ...]) -> ASGIApp:
+    """Answer browsers from `origins` (ALLOWED_ORIGINS) with Starlette's CORS middleware,
+    preflights included.
 
     Origins not on the list get no CORS headers; with no list, no CORS at all.
     """
     if not origins:
-        return view
-    allowed: str | list[str] = "*" if origins == ("*",) else list(origins)
-
-    def answer(request: Request) -> Response:  # flask-cors marks the function it wraps
-        return view(request)
-
-    wrapped: View = cross_origin(
-        origins=allowed,
-        methods=["GET", "POST", "DELETE"],
+        return app
+    return CORSMiddleware(
+        app,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "DELETE"],
         allow_headers=CORS_HEADERS_IN,
         expose_headers=CORS_HEADERS_OUT,
         max_age=600,
-        send_wildcard=allowed == "*",
-    )(answer)
-    return wrapped
+    )
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize `body` as a JSON response."""
     text = compact(body)
-    return Response(text, status=status, headers=headers, mimetype="application/json")
+    return Response(text, status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(exc: ProxyError, *, openai: bool = False) -> Response:
@@ -200,8 +197,15 @@ def error_response(exc: ProxyError, *, openai: bool = False) -> Response:
     return json_response(body, exc.status, exc.headers)
 
 
+def path_of(request: Request) -> str:
+    """The request's path, percent-decoded (Starlette's `request.url` would parse a decoded `?`
+    or `#` in a chat id as the start of the query or fragment)."""
+    path: str = request.scope["path"]
+    return path
+
+
 def _is_openai_path(request: Request) -> bool:
-    return request.path.startswith("/v1/")
+    return path_of(request).startswith("/v1/")
 
 
 def create_app(
@@ -241,4 +245,4 @@ def create_app(
         settings.rate_limit or "none",
     )
     service = ChatService(settings, store, upstream, quotas)
-    return ProxyApp(settings, service, Chats(settings, store), quotas, auth, EventLoop())
+    return ProxyApp(settings, service, Chats(settings, store), quotas, auth)

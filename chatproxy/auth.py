@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from werkzeug.datastructures import Headers
 
 from chatproxy.config import ApiKey
 from chatproxy.errors import Unauthorized
@@ -45,7 +44,7 @@ class Authenticator:
         """Say whether the service runs without API keys."""
         return not self._keys
 
-    def authenticate(self, headers: Headers) -> Caller:
+    def authenticate(self, headers: Mapping[str, str]) -> Caller:
         """Identify the caller from its key; every configured digest is compared."""
         if not self._keys:
             return OPEN_CALLER
@@ -62,7 +61,7 @@ class Authenticator:
         return Caller(found.name, found.admin, found.name)
 
 
-def _presented_key(headers: Headers) -> str | None:
+def _presented_key(headers: Mapping[str, str]) -> str | None:
     """Read X-API-Key first, so `Authorization` may carry a Google identity token instead
     (an IAM-protected deploy), else `Authorization: Bearer <key>`."""
     api_key = headers.get("X-API-Key", "").strip()

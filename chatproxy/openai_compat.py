@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from werkzeug.wrappers import Response
+from starlette.responses import Response, StreamingResponse
 
 from chatproxy.defaults import TurnOptions
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
@@ -62,7 +62,7 @@ class CompletionRequest(BaseModel):
         return bool((self.stream_options or {}).get("include_usage"))
 
 
-def list_models(ctx: Context) -> Reply:
+async def list_models(ctx: Context) -> Reply:
     return {
         "object": "list",
         "data": [
@@ -72,32 +72,30 @@ def list_models(ctx: Context) -> Reply:
     }
 
 
-def chat_completions(ctx: Context) -> Reply | Response:
+async def chat_completions(ctx: Context) -> Reply | Response:
     idempotency_key = ctx.idempotency_key  # a malformed one is refused, chat id or not
-    request = ctx.body(CompletionRequest)
+    request = await ctx.body(CompletionRequest)
     caller = ctx.caller
     assert caller is not None
     chat_id = ctx.request.headers.get("X-Chat-Id")  # an empty one is an invalid id, not none
     if chat_id is None:
         chat_id = (request.metadata or {}).get("chat_id")
     if chat_id is None:
-        return _pass_through(ctx, caller.tenant, request)
+        return await _pass_through(ctx, caller.tenant, request)
     if not valid_chat_id(chat_id):
         raise InvalidChatId()
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
     content = _new_user_message(request, ctx.settings.max_content_chars)
-    result = ctx.run(
-        ctx.service.content_turn(
-            chat,
-            content,
-            stream=request.stream,
-            idempotency_key=idempotency_key,
-            options=request.options,
-        )
+    result = await ctx.service.content_turn(
+        chat,
+        content,
+        stream=request.stream,
+        idempotency_key=idempotency_key,
+        options=request.options,
     )
     if isinstance(result, StreamingTurn):
-        return _sse(_chunks_of_turn(ctx.iterate(result.events), request.include_usage))
+        return _sse(_chunks_of_turn(result.events, request.include_usage))
     assert isinstance(result, TurnResult)
     ctx.log_fields["tokens"] = result.body.get("tokens")
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
@@ -110,17 +108,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Reply | Response:
+async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Reply | Response:
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
-    answer = ctx.run(
-        ctx.service.pass_through(tenant, messages, stream=request.stream, options=request.options)
+    answer = await ctx.service.pass_through(
+        tenant, messages, stream=request.stream, options=request.options
     )
     if isinstance(answer, AsyncReplyStream):
-        response = _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
-        # Released when the server closes the answer, however far it was read: a `finally` in the
-        # generator would not run if the server closed it before reading any of it.
-        response.call_on_close(lambda: ctx.app.loop.call_soon(answer.close))
-        return response
+        return _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
     ctx.log_fields["tokens"] = answer.get("tokens")
     return _completion(answer)
 
@@ -185,10 +179,12 @@ class _Chunks:
         }
 
 
-def _chunks_of_turn(events: Iterable[StreamEvent], include_usage: bool) -> Iterator[Any]:
+async def _chunks_of_turn(
+    events: AsyncIterable[StreamEvent], include_usage: bool
+) -> AsyncIterator[Any]:
     chunks = _Chunks()
     yield chunks.chunk({"role": "assistant", "content": ""})
-    for event in events:
+    async for event in events:
         if event.kind == "delta":
             yield chunks.chunk({"content": event.data["content"]})
         elif event.kind == "done":
@@ -202,19 +198,23 @@ def _chunks_of_turn(events: Iterable[StreamEvent], include_usage: bool) -> Itera
     yield "[DONE]"
 
 
-def _chunks_of_stream(
+async def _chunks_of_stream(
     ctx: Context, tenant: str, stream: AsyncReplyStream, include_usage: bool
-) -> Iterator[Any]:
+) -> AsyncIterator[Any]:
+    """The chunks of a pass-through stream; its connection is given back however far it is
+    read (a client that hangs up cancels the answer: `finally` runs then too)."""
     chunks = _Chunks()
     try:
         yield chunks.chunk({"role": "assistant", "content": ""})
-        for text in ctx.iterate(aiter(stream)):
+        async for text in stream:
             yield chunks.chunk({"content": text})
         completion = stream.completion()
     except ProxyError as exc:
         yield {"error": _openai_error_body(exc.to_json())}
         return
-    ctx.run(ctx.service.spend(tenant, completion.usage.get("total_tokens", 0)))
+    finally:
+        stream.close()
+    await ctx.service.spend(tenant, completion.usage.get("total_tokens", 0))
     chunks.model = completion.model
     yield chunks.chunk({}, "stop")
     if include_usage:
@@ -222,13 +222,14 @@ def _chunks_of_stream(
     yield "[DONE]"
 
 
-def _sse(items: Iterator[Any]) -> Response:
-    def lines() -> Iterator[str]:
-        for item in items:
+def _sse(items: AsyncIterator[Any]) -> Response:
+    async def lines() -> AsyncIterator[str]:
+        async for item in items:
             data = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
             yield f"data: {data}\n\n"
 
-    return Response(lines(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache"}
+    return StreamingResponse(lines(), media_type="text/event-stream", headers=headers)
 
 
 def _openai_error_body(error: dict[str, Any]) -> dict[str, Any]:

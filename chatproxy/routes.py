@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pydantic import (
@@ -24,10 +24,12 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from werkzeug.wrappers import Request, Response
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 from chatproxy.auth import Authenticator, Caller
-from chatproxy.bridge import EventLoop
 from chatproxy.chats import Chats
 from chatproxy.config import Settings
 from chatproxy.defaults import TurnOptions
@@ -57,7 +59,6 @@ Body = dict[str, Any] | list[Any]
 Reply = Body | tuple[Body, int] | tuple[Body, int, dict[str, str]]
 
 B = TypeVar("B", bound=BaseModel)
-T = TypeVar("T")
 
 
 class App(Protocol):
@@ -67,7 +68,6 @@ class App(Protocol):
     service: ChatService
     chats: Chats
     auth: Authenticator
-    loop: EventLoop
 
 
 def valid_chat_id(chat_id: str) -> bool:
@@ -85,6 +85,7 @@ class Context:
     caller: Caller | None
     args: dict[str, str]
     log_fields: dict[str, Any]
+    _raw_body: bytes | None = field(default=None, repr=False)
 
     @property
     def service(self) -> ChatService:
@@ -98,13 +99,11 @@ class Context:
     def settings(self) -> Settings:
         return self.app.settings
 
-    def run(self, call: Coroutine[Any, Any, T]) -> T:
-        """Wait for a coroutine of the service (it runs on the process's event loop)."""
-        return self.app.loop.run(call)
-
-    def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
-        """Read an async iterator of the service from the request's thread."""
-        return self.app.loop.iterate(items)
+    @property
+    def path(self) -> str:
+        """The request's path, percent-decoded."""
+        path: str = self.request.scope["path"]
+        return path
 
     @property
     def chat(self) -> ChatRef:
@@ -116,7 +115,7 @@ class Context:
 
     def query_int(self, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
         """Read an optional whole-number query parameter within bounds."""
-        raw = self.request.args.get(name)
+        raw = self.request.query_params.get(name)
         if raw is None:
             return None
         # ASCII digits only ("²".isdigit() is true, but int() refuses it), and few enough of
@@ -129,7 +128,7 @@ class Context:
 
     def query_number(self, name: str) -> float | None:
         """Read an optional non-negative number query parameter (a listing cursor)."""
-        raw = self.request.args.get(name)
+        raw = self.request.query_params.get(name)
         if raw is None:
             return None
         try:
@@ -153,14 +152,9 @@ class Context:
             raise InvalidIdempotencyKey()
         return key
 
-    def body(self, model: type[B]) -> B:
+    async def body(self, model: type[B]) -> B:
         """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""
-        limit = self.settings.max_body_bytes
-        if (self.request.content_length or 0) > limit:
-            raise PayloadTooLarge(limit)
-        raw = self.request.stream.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(limit)
+        raw = await self._read_body()
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -173,6 +167,22 @@ class Context:
             )
         except ValidationError as exc:
             raise ValidationFailed(_describe(exc)) from None
+
+    async def _read_body(self) -> bytes:
+        """The body, read once, refused past MAX_BODY_BYTES without reading the rest."""
+        if self._raw_body is not None:
+            return self._raw_body
+        limit = self.settings.max_body_bytes
+        length = self.request.headers.get("Content-Length", "")
+        if length.isascii() and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(limit)
+        raw = bytearray()
+        async for chunk in self.request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise PayloadTooLarge(limit)
+        self._raw_body = bytes(raw)
+        return self._raw_body
 
 
 class ContentBody(BaseModel):
@@ -235,7 +245,7 @@ class ImageBody(ContentBody):
         )
 
 
-def health(ctx: Context) -> Reply:
+async def health(ctx: Context) -> Reply:
     settings = ctx.settings
     body: dict[str, Any] = {
         "status": "ok",
@@ -254,57 +264,44 @@ def health(ctx: Context) -> Reply:
     if notices:
         body["notice"] = "; ".join(notices)
     try:
-        ctx.run(ctx.chats.ping_store())
+        await ctx.chats.ping_store()
     except StoreError:
         body["status"] = "unavailable"
         return body, 503
     return body
 
 
-def post_chat(ctx: Context) -> Reply | Response:
+async def post_chat(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
-    body = ctx.body(ContentBody)
+    body = await ctx.body(ContentBody)
     if _wants_stream(ctx, body):
-        turn = ctx.run(
-            ctx.service.stream_turn(
-                ctx.chat, body.content, idempotency_key=key, options=body.options
-            )
+        turn = await ctx.service.stream_turn(
+            ctx.chat, body.content, idempotency_key=key, options=body.options
         )
         return _event_stream(ctx, body.content, turn)
-    return _turn_reply(
-        ctx,
-        body.content,
-        ctx.run(
-            ctx.service.turn(ctx.chat, body.content, idempotency_key=key, options=body.options)
-        ),
+    result = await ctx.service.turn(
+        ctx.chat, body.content, idempotency_key=key, options=body.options
     )
+    return _turn_reply(ctx, body.content, result)
 
 
-def post_image(ctx: Context) -> Reply | Response:
+async def post_image(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
-    body = ctx.body(ImageBody)
+    body = await ctx.body(ImageBody)
     if _wants_stream(ctx, body):
-        turn = ctx.run(
-            ctx.service.stream_turn(
-                ctx.chat,
-                body.content,
-                image_url=body.url,
-                idempotency_key=key,
-                options=body.options,
-            )
+        turn = await ctx.service.stream_turn(
+            ctx.chat, body.content, image_url=body.url, idempotency_key=key, options=body.options
         )
         return _event_stream(ctx, body.content, turn)
-    result = ctx.run(
-        ctx.service.image_turn(
-            ctx.chat, body.content, body.url, idempotency_key=key, options=body.options
-        )
+    result = await ctx.service.image_turn(
+        ctx.chat, body.content, body.url, idempotency_key=key, options=body.options
     )
     return _turn_reply(ctx, body.content, result)
 
 
 def _wants_stream(ctx: Context, body: ContentBody) -> bool:
     """Stream when the body says `"stream": true` or the client accepts only server-sent events."""
-    accept = ctx.request.accept_mimetypes
+    accept = parse_accept_header(ctx.request.headers.get("Accept"), MIMEAccept)
     return body.stream or (accept.best == "text/event-stream")
 
 
@@ -316,83 +313,83 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
     if ctx.settings.log_content:
         ctx.log_fields["content"] = content
 
-    def events() -> Iterator[str]:
-        for event in ctx.iterate(turn.events):
+    async def events() -> AsyncIterator[str]:
+        async for event in turn.events:
             data = compact(event.data)
             yield f"event: {event.kind}\ndata: {data}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(events(), mimetype="text/event-stream", headers=headers)
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-def get_chat(ctx: Context) -> Reply:
+async def get_chat(ctx: Context) -> Reply:
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE)
     before = ctx.query_int("before", minimum=0)
-    return ctx.run(ctx.chats.history(ctx.chat, limit=limit, before=before))
+    return await ctx.chats.history(ctx.chat, limit=limit, before=before)
 
 
-def list_chats(ctx: Context) -> Reply:
+async def list_chats(ctx: Context) -> Reply:
     assert ctx.caller is not None
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_CHATS_PAGE
     before = ctx.query_number("before")
-    return ctx.run(ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before))
+    return await ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before)
 
 
-def get_usage(ctx: Context) -> Reply:
-    return ctx.run(ctx.chats.usage(ctx.chat))
+async def get_usage(ctx: Context) -> Reply:
+    return await ctx.chats.usage(ctx.chat)
 
 
-def delete_chat(ctx: Context) -> Reply:
+async def delete_chat(ctx: Context) -> Reply:
     chat = ctx.chat
-    return {"chat_id": chat.chat_id, "deleted": ctx.run(ctx.chats.clear(chat))}
+    return {"chat_id": chat.chat_id, "deleted": await ctx.chats.clear(chat)}
 
 
-def get_settings(ctx: Context) -> Reply:
-    return ctx.run(ctx.chats.chat_settings(ctx.chat))
+async def get_settings(ctx: Context) -> Reply:
+    return await ctx.chats.chat_settings(ctx.chat)
 
 
-def post_settings(ctx: Context) -> Reply:
+async def post_settings(ctx: Context) -> Reply:
     chat = ctx.chat
-    body = ctx.body(SettingsBody)
+    body = await ctx.body(SettingsBody)
     if "system" in body.model_fields_set and body.system is not None and not body.system.strip():
         raise ValidationFailed("system: must not be blank")
-    return ctx.run(ctx.chats.update_chat_settings(chat, body.changes()))
+    return await ctx.chats.update_chat_settings(chat, body.changes())
 
 
-def get_chat_system(ctx: Context) -> Reply:
-    return ctx.run(ctx.chats.chat_system(ctx.chat))
+async def get_chat_system(ctx: Context) -> Reply:
+    return await ctx.chats.chat_system(ctx.chat)
 
 
-def post_chat_system(ctx: Context) -> Reply:
+async def post_chat_system(ctx: Context) -> Reply:
     chat = ctx.chat
-    return ctx.run(ctx.chats.set_chat_system(chat, ctx.body(ContentBody).content))
+    return await ctx.chats.set_chat_system(chat, (await ctx.body(ContentBody)).content)
 
 
-def delete_chat_system(ctx: Context) -> Reply:
-    return ctx.run(ctx.chats.set_chat_system(ctx.chat, None))
+async def delete_chat_system(ctx: Context) -> Reply:
+    return await ctx.chats.set_chat_system(ctx.chat, None)
 
 
-def get_system(ctx: Context) -> Reply:
-    return ctx.run(ctx.chats.global_system())
+async def get_system(ctx: Context) -> Reply:
+    return await ctx.chats.global_system()
 
 
-def post_system(ctx: Context) -> Reply:
+async def post_system(ctx: Context) -> Reply:
     ctx.require_admin()
-    return ctx.run(ctx.chats.set_global_system(ctx.body(ContentBody).content))
+    return await ctx.chats.set_global_system((await ctx.body(ContentBody)).content)
 
 
-def delete_system(ctx: Context) -> Reply:
+async def delete_system(ctx: Context) -> Reply:
     ctx.require_admin()
-    return ctx.run(ctx.chats.set_global_system(None))
+    return await ctx.chats.set_global_system(None)
 
 
-def post_moderation(ctx: Context) -> Reply:
-    return ctx.run(ctx.service.moderate(ctx.body(ContentBody).content))
+async def post_moderation(ctx: Context) -> Reply:
+    return await ctx.service.moderate((await ctx.body(ContentBody)).content)
 
 
-Handler = Callable[[Context], Reply | Response]
+Handler = Callable[[Context], Awaitable[Reply | Response]]
 
 Route = tuple[str, str, Handler]
 

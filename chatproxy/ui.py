@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from werkzeug.wrappers import Response
+from starlette.responses import Response
+from werkzeug.http import parse_etags
 
 from chatproxy.routes import Context, Route
 
@@ -67,20 +68,20 @@ def load_asset(name: str) -> Asset:
     return Asset(body, hashlib.sha256(body).hexdigest()[:16])
 
 
-def get_page(ctx: Context) -> Response:
+async def get_page(ctx: Context) -> Response:
     """Serve the page at `/ui`, sending `/ui/` there."""
-    if ctx.request.path.endswith("/"):
+    if ctx.path.endswith("/"):
         # The page links its assets relative to itself, as `ui/app.js`, so that it works under
         # a path prefix too (a Cloud Functions URL): serve it only without the trailing slash.
-        return Response(status=308, headers={"Location": "../ui", **SECURITY_HEADERS})
+        return Response(status_code=308, headers={"Location": "../ui", **SECURITY_HEADERS})
     return _static(ctx, PAGE, "text/html; charset=utf-8", REVALIDATE)
 
 
-def _asset_handler(name: str, content_type: str) -> Callable[[Context], Response]:
+def _asset_handler(name: str, content_type: str) -> Callable[[Context], Awaitable[Response]]:
     """Make the handler of one asset: cached for good when asked for by its current version."""
 
-    def get_asset(ctx: Context) -> Response:
-        fresh = ctx.request.args.get("v") == load_asset(name).version
+    async def get_asset(ctx: Context) -> Response:
+        fresh = ctx.request.query_params.get("v") == load_asset(name).version
         return _static(ctx, name, content_type, FOREVER if fresh else REVALIDATE)
 
     get_asset.__name__ = f"get_ui_{name.replace('.', '_')}"
@@ -88,11 +89,12 @@ def _asset_handler(name: str, content_type: str) -> Callable[[Context], Response
 
 
 def _static(ctx: Context, name: str, content_type: str, cache: str) -> Response:
+    """The file, or a 304 when the browser's copy (If-None-Match) is this version."""
     asset = load_asset(name)
-    headers = {"Cache-Control": cache, **SECURITY_HEADERS}
-    response = Response(asset.body, content_type=content_type, headers=headers)
-    response.set_etag(asset.version)
-    return response.make_conditional(ctx.request)
+    headers = {"Cache-Control": cache, "ETag": f'"{asset.version}"', **SECURITY_HEADERS}
+    if parse_etags(ctx.request.headers.get("If-None-Match")).contains_weak(asset.version):
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, headers={"Content-Type": content_type, **headers})
 
 
 ROUTES: list[Route] = [

@@ -9,7 +9,6 @@ from typing import cast
 
 import functions_framework
 import pytest
-from flask.testing import FlaskClient
 
 from chatproxy.config import RedisSettings
 from chatproxy.store import Store
@@ -17,12 +16,13 @@ from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.redis_aio import AsyncRedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.threaded import ThreadedStore
+from tests.asgi_client import ProxyClient
 from tests.event_loop import Blocking, LoopThread
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 
-MakeClient = Callable[..., FlaskClient]
+MakeClient = Callable[..., ProxyClient]
 MakeStore = Callable[..., Store]
 
 
@@ -133,29 +133,29 @@ def proxy_env(
 
 @pytest.fixture
 def make_client(monkeypatch: pytest.MonkeyPatch, proxy_env: dict[str, str]) -> Iterator[MakeClient]:
-    """Build the real functions-framework app from main.py with `proxy_env` plus overrides.
-
-    An override of None removes that variable.
+    """Build the real functions-framework app from main.py with `proxy_env` plus overrides, and
+    a client that calls it in process (`ProxyClient`). An override of None removes that variable.
     """
-    apps = []
+    made = []
 
-    def make(**overrides: str | None) -> FlaskClient:
+    def make(**overrides: str | None) -> ProxyClient:
         for name, value in {**proxy_env, **overrides}.items():
             if value is None:
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, value)
-        flask_app = functions_framework.create_app(target="main", source=str(MAIN))
-        apps.append(sys.modules["main"].app)
-        return flask_app.test_client()
+        client = ProxyClient(functions_framework.create_app(target="main", source=str(MAIN)))
+        made.append((client, sys.modules["main"].app))
+        return client
 
     yield make
-    for app in apps:
-        app.close()
+    for client, app in made:
+        client.portal_call(app.aclose)  # on the app's loop, where its connections live
+        client.close()
 
 
 @pytest.fixture
-def client(make_client: MakeClient) -> FlaskClient:
+def client(make_client: MakeClient) -> ProxyClient:
     return make_client()
 
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream
 
@@ -17,20 +17,20 @@ OPS = {"X-API-Key": "ops-key-0123456789abcdef"}
 KEYS = f"web={WEB['X-API-Key']},ops={OPS['X-API-Key']}"
 
 
-def say(client: FlaskClient, chat: str, text: str, headers: dict[str, str] | None = None) -> Any:
+def say(client: ProxyClient, chat: str, text: str, headers: dict[str, str] | None = None) -> Any:
     response = client.post(f"/{chat}/chat", data=json.dumps({"content": text}), headers=headers)
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
 
 @pytest.fixture
-def client(make_client: MakeClient, fake_upstream: FakeUpstream) -> FlaskClient:
+def client(make_client: MakeClient, fake_upstream: FakeUpstream) -> ProxyClient:
     fake_upstream.usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
     return make_client(PROXY_API_KEYS=KEYS)
 
 
 def test_chats_are_listed_newest_activity_first_with_totals_and_titles(
-    client: FlaskClient,
+    client: ProxyClient,
 ) -> None:
     say(client, "older", "What is the capital of France? " + "Please answer. " * 10, WEB)
     say(client, "newer", "Hi", WEB)
@@ -50,7 +50,7 @@ def test_chats_are_listed_newest_activity_first_with_totals_and_titles(
     assert listing["next_before"] is None
 
 
-def test_chat_listing_pages_with_a_cursor(client: FlaskClient) -> None:
+def test_chat_listing_pages_with_a_cursor(client: ProxyClient) -> None:
     for n in range(5):
         say(client, f"c{n}", f"message {n}", WEB)
 
@@ -74,7 +74,7 @@ def test_deleted_and_expired_chats_are_not_listed(make_client: MakeClient) -> No
     assert [c["id"] for c in client.get("/chats").get_json()["chats"]] == ["fresh"]
 
 
-def test_a_chat_with_only_a_system_prompt_is_listed_without_a_title(client: FlaskClient) -> None:
+def test_a_chat_with_only_a_system_prompt_is_listed_without_a_title(client: ProxyClient) -> None:
     client.post("/setup/system", data=json.dumps({"content": "Be brief."}), headers=WEB)
 
     (listed,) = client.get("/chats", headers=WEB).get_json()["chats"]
@@ -85,7 +85,7 @@ def test_a_chat_with_only_a_system_prompt_is_listed_without_a_title(client: Flas
 @pytest.mark.parametrize(
     "query", ["limit=0", "limit=1001", "limit=abc", "before=-1", "before=x", "before=inf"]
 )
-def test_bad_listing_parameters_are_400(client: FlaskClient, query: str) -> None:
+def test_bad_listing_parameters_are_400(client: ProxyClient, query: str) -> None:
     response = client.get(f"/chats?{query}", headers=WEB)
 
     assert response.status_code == 400
@@ -125,14 +125,14 @@ def test_message_numbers_stay_put_when_old_messages_are_dropped(make_client: Mak
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=-3", "before=-1", "before=a"])
-def test_bad_paging_parameters_are_400(client: FlaskClient, query: str) -> None:
+def test_bad_paging_parameters_are_400(client: ProxyClient, query: str) -> None:
     response = client.get(f"/c1/chat?{query}", headers=WEB)
 
     assert response.status_code == 400
     assert response.get_json()["code"] == "invalid_request"
 
 
-def test_usage_adds_up_the_chats_tokens(client: FlaskClient) -> None:
+def test_usage_adds_up_the_chats_tokens(client: ProxyClient) -> None:
     say(client, "c1", "one", WEB)
     say(client, "c1", "two", WEB)
 
@@ -143,7 +143,7 @@ def test_usage_adds_up_the_chats_tokens(client: FlaskClient) -> None:
     assert usage["tokens"] == {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
 
 
-def test_usage_of_an_unknown_or_foreign_chat_is_404(client: FlaskClient) -> None:
+def test_usage_of_an_unknown_or_foreign_chat_is_404(client: ProxyClient) -> None:
     say(client, "c1", "one", WEB)
 
     assert client.get("/nope/usage", headers=WEB).status_code == 404

@@ -92,7 +92,6 @@ KEYS_ENV = BASIC_ENV + f"PROXY_API_KEYS=web={PROXY_KEY}\n"
 
 # Variables deploy.sh adds to the env-vars file unless the env file sets them.
 ADDED_DEFAULTS = {
-    "THREADS": "250",
     "WORKERS": "1",
     "REQUEST_TIMEOUT": "55",
     "TRUSTED_PROXY_HOPS": "1",
@@ -321,18 +320,16 @@ def test_env_vars_file_holds_exactly_the_env_file_values(deployer: Deployer) -> 
 
 
 @pytest.mark.parametrize(
-    ("env_extra", "args", "cpu", "threads", "workers"),
+    ("env_extra", "args", "cpu", "workers"),
     [
-        ("", [], "1", "250", "1"),
-        ("", ["--concurrency", "40"], "1", "40", "1"),
-        ("THREADS=8\n", ["--concurrency", "40"], "1", "8", "1"),
-        ("", ["--cpu", "2"], "2", "250", "2"),
-        ("", ["--cpu=02"], "2", "250", "2"),
-        ("WORKERS=1\n", ["--cpu", "4", "--memory", "2Gi"], "4", "250", "1"),
+        ("", [], "1", "1"),
+        ("", ["--cpu", "2"], "2", "2"),
+        ("", ["--cpu=02"], "2", "2"),
+        ("WORKERS=1\n", ["--cpu", "4", "--memory", "2Gi"], "4", "1"),
     ],
 )
-def test_server_threads_and_workers_follow_concurrency_and_cpu_unless_set(
-    deployer: Deployer, env_extra: str, args: list[str], cpu: str, threads: str, workers: str
+def test_server_workers_follow_cpu_unless_set(
+    deployer: Deployer, env_extra: str, args: list[str], cpu: str, workers: str
 ) -> None:
     deployer.write_env_file(BASIC_ENV + env_extra)
 
@@ -341,7 +338,8 @@ def test_server_threads_and_workers_follow_concurrency_and_cpu_unless_set(
     assert result.returncode == 0, result.stderr
     assert f"--cpu={cpu}" in deployer.gcloud_args
     received = deployer.received_vars()
-    assert (received["THREADS"], received["WORKERS"]) == (threads, workers)
+    assert received["WORKERS"] == workers
+    assert "THREADS" not in received  # the ASGI server runs no request threads
 
 
 def test_gcloud_failure_is_reported_and_temp_file_removed(deployer: Deployer) -> None:
@@ -769,8 +767,6 @@ def test_secret_variables_get_no_defaults_and_no_file_checks(deployer: Deployer)
         "--secret",
         "REQUEST_TIMEOUT=request-timeout",
         "--secret",
-        "THREADS=threads",
-        "--secret",
         "WORKERS=workers",
         "--secret",
         "TRUSTED_PROXY_HOPS=hops",
@@ -778,7 +774,7 @@ def test_secret_variables_get_no_defaults_and_no_file_checks(deployer: Deployer)
 
     assert result.returncode == 0, result.stderr
     received = deployer.received_vars()
-    for name in ("REQUEST_TIMEOUT", "THREADS", "WORKERS", "TRUSTED_PROXY_HOPS"):
+    for name in ("REQUEST_TIMEOUT", "WORKERS", "TRUSTED_PROXY_HOPS"):
         assert name not in received
 
 
@@ -869,14 +865,12 @@ def test_secret_values_are_never_printed_with_keys_and_secrets(
     assert_no_secrets(result)
 
 
-def test_make_run_deploy_and_the_benchmark_size_threads_alike() -> None:
-    makefile = (REPO_ROOT / "Makefile").read_text()
+def test_deploy_and_the_benchmark_hold_as_many_calls_at_once() -> None:
     deploy = (REPO_ROOT / "deploy.sh").read_text()
     bench = (REPO_ROOT / "bench" / "run.py").read_text()
-    (make_threads,) = re.findall(r"^THREADS \?= (\d+)$", makefile, re.M)
     (deploy_concurrency,) = re.findall(r"^concurrency=(\d+)$", deploy, re.M)
     (bench_threads,) = re.findall(r"^RUN_THREADS = (\d+)", bench, re.M)
-    assert make_threads == deploy_concurrency == bench_threads == DEFAULT_FLAGS["--concurrency"]
+    assert deploy_concurrency == bench_threads == DEFAULT_FLAGS["--concurrency"]
 
 
 def test_make_run_starts_one_worker_per_core() -> None:
@@ -886,4 +880,5 @@ def test_make_run_starts_one_worker_per_core() -> None:
     )
 
     assert planned.returncode == 0, planned.stderr
-    assert f"WORKERS={os.cpu_count()} THREADS=250 " in planned.stdout
+    assert f"WORKERS={os.cpu_count()} " in planned.stdout
+    assert "THREADS" not in planned.stdout

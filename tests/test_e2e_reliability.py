@@ -1,6 +1,6 @@
 """End to end under stress: the real server process (gunicorn), a real Redis, the fake upstream.
 
-* many clients on one chat, across worker processes and threads: every turn is serialized, sees
+* many clients on one chat, across worker processes: every turn is serialized, sees
   the whole previous history and is stored exactly once, in order;
 * Redis killed mid-load: quick 503s while it is down, recovery by itself once it is back (AOF),
   and every acknowledged turn kept exactly once;
@@ -80,7 +80,7 @@ def assert_turns_paired(chat: str, messages: list[tuple[str, str]]) -> None:
 # -- 1. one hot chat under 50 concurrent clients --------------------------------------------
 
 
-def test_turns_on_one_chat_are_serialized_across_workers_and_threads(
+def test_turns_on_one_chat_are_serialized_across_workers(
     serve: StartServer,
     redis_url: str,
     fake_upstream: FakeUpstream,
@@ -88,7 +88,6 @@ def test_turns_on_one_chat_are_serialized_across_workers_and_threads(
     fake_upstream.delay = 0.002
     server = serve(
         WORKERS="4",
-        THREADS="16",
         MESSAGES_LENGTH="1000",
         TURN_WAIT_SECONDS="60",
         REQUEST_TIMEOUT="90",

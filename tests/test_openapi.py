@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from chatproxy import routes
 from chatproxy.openai_compat import CompletionRequest
 from chatproxy.openapi import openapi_path
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.server_process import StartServer, http, server_env
 
@@ -30,11 +30,11 @@ def store_kind() -> str:
 
 
 @pytest.fixture
-def keyed_client(make_client: MakeClient) -> FlaskClient:
+def keyed_client(make_client: MakeClient) -> ProxyClient:
     return make_client(PROXY_API_KEYS=f"docs={KEY}")
 
 
-def served_spec(client: FlaskClient) -> dict[str, Any]:
+def served_spec(client: ProxyClient) -> dict[str, Any]:
     response = client.get("/openapi.json")
     assert response.status_code == 200
     assert response.mimetype == "application/json"
@@ -47,7 +47,7 @@ def app_rules() -> dict[tuple[str, str], bool]:
     app = sys.modules["main"].app
     return {
         (openapi_path(rule.rule), method): rule.endpoint in app._public
-        for rule in app._map.iter_rules()
+        for rule in app._routes.map.iter_rules()
         for method in rule.methods - IGNORED_METHODS
     }
 
@@ -60,25 +60,25 @@ def spec_operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
     }
 
 
-def test_spec_names_every_route_of_the_app_with_its_methods(keyed_client: FlaskClient) -> None:
+def test_spec_names_every_route_of_the_app_with_its_methods(keyed_client: ProxyClient) -> None:
     spec = served_spec(keyed_client)
     assert set(spec_operations(spec)) == set(app_rules())
 
 
-def test_spec_marks_exactly_the_public_routes_as_needing_no_key(keyed_client: FlaskClient) -> None:
+def test_spec_marks_exactly_the_public_routes_as_needing_no_key(keyed_client: ProxyClient) -> None:
     operations = spec_operations(served_spec(keyed_client))
     for route, public in app_rules().items():
         assert (operations[route].get("security") == []) == public, route
     assert served_spec(keyed_client)["security"] == [{"apiKey": []}, {"bearer": []}]
 
 
-def test_spec_is_valid_openapi_3_1(client: FlaskClient) -> None:
+def test_spec_is_valid_openapi_3_1(client: ProxyClient) -> None:
     spec = served_spec(client)
     assert spec["openapi"] == "3.1.0"
     validate(spec)  # raises on an invalid document
 
 
-def test_request_bodies_are_the_handlers_pydantic_models(client: FlaskClient) -> None:
+def test_request_bodies_are_the_handlers_pydantic_models(client: ProxyClient) -> None:
     schemas = served_spec(client)["components"]["schemas"]
     template = "#/components/schemas/{model}"
     for model in (routes.ContentBody, routes.ImageBody, routes.SettingsBody, CompletionRequest):
@@ -89,7 +89,7 @@ def test_request_bodies_are_the_handlers_pydantic_models(client: FlaskClient) ->
     assert body["content"]["application/json"]["schema"] == {"$ref": f"{template[:-7]}ContentBody"}
 
 
-def test_turns_document_idempotency_and_their_event_stream(client: FlaskClient) -> None:
+def test_turns_document_idempotency_and_their_event_stream(client: ProxyClient) -> None:
     paths = served_spec(client)["paths"]
     for path in ("/{chat_id}/chat", "/{chat_id}/img", "/v1/chat/completions"):
         operation = paths[path]["post"]
@@ -103,7 +103,7 @@ def test_turns_document_idempotency_and_their_event_stream(client: FlaskClient) 
     assert paths["/chats"]["get"]["responses"]["401"]["$ref"].endswith("/Error401")
 
 
-def test_error_responses_carry_their_headers(client: FlaskClient) -> None:
+def test_error_responses_carry_their_headers(client: ProxyClient) -> None:
     responses = served_spec(client)["components"]["responses"]
     assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(
         responses["Error429"]["headers"]
@@ -113,19 +113,19 @@ def test_error_responses_carry_their_headers(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/docs/docs.js"])
-def test_docs_need_no_key(keyed_client: FlaskClient, path: str) -> None:
+def test_docs_need_no_key(keyed_client: ProxyClient, path: str) -> None:
     assert keyed_client.get(path).status_code == 200
     assert keyed_client.get("/system").status_code == 401  # while the API does
 
 
-def test_docs_with_a_trailing_slash_redirect_to_the_page(client: FlaskClient) -> None:
+def test_docs_with_a_trailing_slash_redirect_to_the_page(client: ProxyClient) -> None:
     response = client.get("/docs/")
 
     assert response.status_code == 308
     assert response.headers["Location"] == "../docs"  # relative: works under a path prefix
 
 
-def test_docs_page_loads_only_files_the_proxy_serves(client: FlaskClient) -> None:
+def test_docs_page_loads_only_files_the_proxy_serves(client: ProxyClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
     assert page.mimetype == "text/html"
@@ -150,14 +150,14 @@ def test_docs_page_loads_only_files_the_proxy_serves(client: FlaskClient) -> Non
 @pytest.mark.parametrize("name", ["limit", "before"])
 @pytest.mark.parametrize("value", ["²", "\u0661", "-1", "1.5", "9" * 19, "9" * 5000])
 def test_history_query_numbers_outside_the_spec_are_refused(
-    client: FlaskClient, name: str, value: str
+    client: ProxyClient, name: str, value: str
 ) -> None:
     response = client.get("/demo/chat", query_string={name: value})
     assert response.status_code == 400
     assert response.get_json()["code"] == "invalid_request"
 
 
-def test_history_before_up_to_the_specs_maximum_is_accepted(client: FlaskClient) -> None:
+def test_history_before_up_to_the_specs_maximum_is_accepted(client: ProxyClient) -> None:
     operation = served_spec(client)["paths"]["/{chat_id}/chat"]["get"]
     before = next(p for p in operation["parameters"] if p.get("name") == "before")
     maximum = before["schema"]["maximum"]

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-from flask.testing import FlaskClient
 
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import GLOBAL_SYSTEM_KEY, RedisStore, connect
 from chatproxy.store.redis_aio import AsyncRedisStore
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.event_loop import Blocking, LoopThread
 from tests.fake_upstream import FakeUpstream
@@ -126,13 +126,13 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def post(client: FlaskClient, path: str, body: dict[str, Any]) -> Any:
+def post(client: ProxyClient, path: str, body: dict[str, Any]) -> Any:
     response = client.post(path, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
 
 
-def history(client: FlaskClient, chat_id: str) -> list[dict[str, Any]]:
+def history(client: ProxyClient, chat_id: str) -> list[dict[str, Any]]:
     """The chat's history without timestamps, tokens and models."""
     response = client.get(f"/{chat_id}/chat")
     assert response.status_code == 200, response.get_data(as_text=True)

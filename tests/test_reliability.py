@@ -12,14 +12,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream, Fault
 
 
 def post(
-    client: FlaskClient, chat: str, content: str, key: str | None = None, route: str = "chat"
+    client: ProxyClient, chat: str, content: str, key: str | None = None, route: str = "chat"
 ) -> Any:
     headers = {} if key is None else {"Idempotency-Key": key}
     body: dict[str, str] = {"content": content}
@@ -28,7 +28,7 @@ def post(
     return client.post(f"/{chat}/{route}", data=json.dumps(body), headers=headers)
 
 
-def contents(client: FlaskClient, chat: str) -> list[tuple[str, Any]]:
+def contents(client: ProxyClient, chat: str) -> list[tuple[str, Any]]:
     return [(m["role"], m["content"]) for m in client.get(f"/{chat}/chat").get_json()]
 
 
@@ -51,7 +51,7 @@ def in_background(call: Callable[[], Any]) -> Future[Any]:
 
 @pytest.mark.parametrize("route", ["chat", "img"])
 def test_repeated_idempotency_key_replays_the_answer_without_a_new_turn(
-    client: FlaskClient, fake_upstream: FakeUpstream, route: str
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
 ) -> None:
     first = post(client, "c1", "hi", key="key-1", route=route)
     again = post(client, "c1", "hi", key="key-1", route=route)
@@ -65,7 +65,7 @@ def test_repeated_idempotency_key_replays_the_answer_without_a_new_turn(
 
 
 def test_same_key_with_a_different_body_is_422(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     post(client, "c1", "hi", key="key-1")
 
@@ -98,7 +98,7 @@ def test_same_key_while_the_first_is_running_is_409(
 
 
 def test_a_failed_upstream_call_does_not_consume_the_key(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.script(Fault.error(500))
 
@@ -113,7 +113,7 @@ def test_a_failed_upstream_call_does_not_consume_the_key(
 
 
 def test_idempotency_keys_are_scoped_to_their_chat(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     post(client, "c1", "hi", key="shared")
     other = post(client, "c2", "hi", key="shared")
@@ -124,7 +124,7 @@ def test_idempotency_keys_are_scoped_to_their_chat(
 
 @pytest.mark.parametrize("key", ["", "k" * 256, "has space", "tab\there"])
 def test_malformed_idempotency_key_is_400_without_a_turn(
-    client: FlaskClient, fake_upstream: FakeUpstream, key: str
+    client: ProxyClient, fake_upstream: FakeUpstream, key: str
 ) -> None:
     response = post(client, "c1", "hi", key=key)
 
@@ -133,7 +133,7 @@ def test_malformed_idempotency_key_is_400_without_a_turn(
     assert fake_upstream.requests == []
 
 
-def test_longest_allowed_idempotency_key_works(client: FlaskClient) -> None:
+def test_longest_allowed_idempotency_key_works(client: ProxyClient) -> None:
     key = "k" * 255
     post(client, "c1", "hi", key=key)
     assert post(client, "c1", "hi", key=key).headers["Idempotent-Replayed"] == "true"

@@ -9,13 +9,13 @@ import json
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream
 
 
-def post(client: FlaskClient, path: str, body: Any, **kwargs: Any) -> Any:
+def post(client: ProxyClient, path: str, body: Any, **kwargs: Any) -> Any:
     data = body if isinstance(body, str | bytes) else json.dumps(body)
     return client.post(path, data=data, **kwargs)
 
@@ -28,14 +28,14 @@ def sent_messages(upstream: FakeUpstream, index: int = -1) -> list[dict[str, Any
     ]
 
 
-def history(client: FlaskClient, chat: str) -> list[dict[str, Any]]:
+def history(client: ProxyClient, chat: str) -> list[dict[str, Any]]:
     response = client.get(f"/{chat}/chat")
     assert response.status_code == 200
     return [{"role": m["role"], "content": m["content"]} for m in response.get_json()]
 
 
 def test_post_chat_creates_chat_on_first_message(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.reply_text = "Hello there!"
     fake_upstream.usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
@@ -56,7 +56,7 @@ def test_post_chat_creates_chat_on_first_message(
 
 
 def test_upstream_receives_system_then_history_then_new_message(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     post(client, "/system", {"content": "Be brief."})
     fake_upstream.reply_text = "one"
@@ -133,14 +133,14 @@ def test_system_prompt_precedence_chat_then_global_then_none(
     assert history(client, "c1")[0]["role"] == "user"
 
 
-def test_get_chat_of_unknown_chat_is_empty_list(client: FlaskClient) -> None:
+def test_get_chat_of_unknown_chat_is_empty_list(client: ProxyClient) -> None:
     response = client.get("/never-used/chat")
     assert response.status_code == 200
     assert response.get_json() == []
 
 
 def test_history_messages_carry_time_and_reply_usage(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     post(client, "/c1/chat", {"content": "Hi"})
 
@@ -153,7 +153,7 @@ def test_history_messages_carry_time_and_reply_usage(
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/c1/clear"), ("DELETE", "/c1/chat")])
 def test_clear_and_delete_remove_only_that_chat(
-    client: FlaskClient, method: str, path: str
+    client: ProxyClient, method: str, path: str
 ) -> None:
     post(client, "/c1/chat", {"content": "a"})
     post(client, "/c2/chat", {"content": "b"})
@@ -197,7 +197,7 @@ def test_image_turn_sends_content_parts_to_the_vision_model(
 
 
 def test_moderation_returns_the_upstream_result(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     flagged = post(client, "/mod", {"content": "I will kill the process"})
     clean = post(client, "/mod", {"content": "hello"})
@@ -212,7 +212,7 @@ def test_moderation_returns_the_upstream_result(
 
 
 def test_health_names_store_and_upstream_without_secrets(
-    client: FlaskClient, store_kind: str
+    client: ProxyClient, store_kind: str
 ) -> None:
     response = client.get("/")
 
@@ -227,7 +227,7 @@ def test_health_names_store_and_upstream_without_secrets(
 @pytest.mark.parametrize(
     "chat_id", ["123e4567-e89b-12d3-a456-426614174000", "user-42", "ana@example.com", "a:b.c_d-e"]
 )
-def test_chat_ids_of_common_shapes_are_accepted(client: FlaskClient, chat_id: str) -> None:
+def test_chat_ids_of_common_shapes_are_accepted(client: ProxyClient, chat_id: str) -> None:
     assert post(client, f"/{chat_id}/chat", {"content": "hi"}).status_code == 200
     assert len(history(client, chat_id)) == 2
 
@@ -252,7 +252,7 @@ BAD_BODIES = [
 @pytest.mark.parametrize("path", ["/c1/chat", "/c1/system", "/system", "/mod"])
 @pytest.mark.parametrize(("body", "code"), BAD_BODIES)
 def test_bad_bodies_get_400_json_and_no_upstream_call(
-    client: FlaskClient, fake_upstream: FakeUpstream, path: str, body: str | bytes, code: str
+    client: ProxyClient, fake_upstream: FakeUpstream, path: str, body: str | bytes, code: str
 ) -> None:
     response = post(client, path, body, content_type="application/json")
 
@@ -275,7 +275,7 @@ def test_bad_bodies_get_400_json_and_no_upstream_call(
     ],
 )
 def test_bad_image_turns_get_400_and_no_upstream_call(
-    client: FlaskClient, fake_upstream: FakeUpstream, body: dict[str, Any]
+    client: ProxyClient, fake_upstream: FakeUpstream, body: dict[str, Any]
 ) -> None:
     response = post(client, "/c1/img", body)
 
@@ -286,10 +286,11 @@ def test_bad_image_turns_get_400_and_no_upstream_call(
 
 
 @pytest.mark.parametrize(
-    "chat_id", ["a%20b", "x" * 129, "caf%C3%A9", "semi;colon", "a%00b", "...", "%2E%2E"]
+    "chat_id",
+    ["a%20b", "x" * 129, "caf%C3%A9", "semi;colon", "a%00b", "a%0Ab", "a%0D%0Ab", "...", "%2E%2E"],
 )
 def test_invalid_chat_ids_get_400(
-    client: FlaskClient, fake_upstream: FakeUpstream, chat_id: str
+    client: ProxyClient, fake_upstream: FakeUpstream, chat_id: str
 ) -> None:
     for method in ("GET", "POST", "DELETE"):
         response = client.open(f"/{chat_id}/chat", method=method, data='{"content": "hi"}')
@@ -300,7 +301,7 @@ def test_invalid_chat_ids_get_400(
 
 @pytest.mark.parametrize("chat_id", [".", "..", "..."])
 def test_a_chat_id_of_dots_only_is_refused_where_no_url_would_fold_it(
-    client: FlaskClient, fake_upstream: FakeUpstream, chat_id: str
+    client: ProxyClient, fake_upstream: FakeUpstream, chat_id: str
 ) -> None:
     """A dots-only path segment means "here" or "the folder above" to browsers, so a page would
     reach other routes with it (`/../system`); the X-Chat-Id header takes it as it is."""
@@ -324,7 +325,7 @@ def test_body_over_the_limit_gets_413(make_client: MakeClient, fake_upstream: Fa
     assert post(client, "/c1/chat", {"content": "x" * 1000}).status_code == 200
 
 
-def test_body_is_json_whatever_the_content_type_as_curl_d_sends_it(client: FlaskClient) -> None:
+def test_body_is_json_whatever_the_content_type_as_curl_d_sends_it(client: ProxyClient) -> None:
     response = client.post(
         "/c1/chat",
         data='{"content":"hi"}',
@@ -333,7 +334,7 @@ def test_body_is_json_whatever_the_content_type_as_curl_d_sends_it(client: Flask
     assert response.status_code == 200
 
 
-def test_unknown_path_is_404_json(client: FlaskClient) -> None:
+def test_unknown_path_is_404_json(client: ProxyClient) -> None:
     for path in ("/a/b/c", "/c1/unknown", "/robots.txt", "/favicon.ico"):
         response = client.get(path)
         assert response.status_code == 404, path
@@ -352,7 +353,7 @@ def test_unknown_path_is_404_json(client: FlaskClient) -> None:
     ],
 )
 def test_wrong_method_is_405_json_with_allow(
-    client: FlaskClient, method: str, path: str, allow: str
+    client: ProxyClient, method: str, path: str, allow: str
 ) -> None:
     response = client.open(path, method=method)
 

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream
 
@@ -25,20 +25,20 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def post(client: FlaskClient, path: str, content: str, key: str, **headers: str) -> Any:
+def post(client: ProxyClient, path: str, content: str, key: str, **headers: str) -> Any:
     return client.post(
         path, data=json.dumps({"content": content}), headers={**bearer(key), **headers}
     )
 
 
-def history(client: FlaskClient, chat: str, key: str) -> list[tuple[str, Any]]:
+def history(client: ProxyClient, chat: str, key: str) -> list[tuple[str, Any]]:
     response = client.get(f"/{chat}/chat", headers=bearer(key))
     assert response.status_code == 200
     return [(m["role"], m["content"]) for m in response.get_json()]
 
 
 @pytest.fixture
-def client(make_client: MakeClient) -> FlaskClient:
+def client(make_client: MakeClient) -> ProxyClient:
     return make_client(PROXY_API_KEYS=KEYS, ADMIN_KEYS="ops")
 
 
@@ -73,7 +73,7 @@ BAD_CREDENTIALS = [
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 @pytest.mark.parametrize("headers", BAD_CREDENTIALS)
 def test_missing_or_wrong_key_gets_401_and_no_work_is_done(
-    client: FlaskClient,
+    client: ProxyClient,
     fake_upstream: FakeUpstream,
     method: str,
     path: str,
@@ -95,7 +95,7 @@ def test_missing_or_wrong_key_gets_401_and_no_work_is_done(
     [bearer(WEB_KEY), {"X-API-Key": WEB_KEY}, {"Authorization": f"bearer {WEB_KEY}"}],
 )
 def test_a_valid_key_is_accepted_as_bearer_or_x_api_key(
-    client: FlaskClient, headers: dict[str, str]
+    client: ProxyClient, headers: dict[str, str]
 ) -> None:
     response = client.post("/c1/chat", data='{"content": "hi"}', headers=headers)
 
@@ -104,7 +104,7 @@ def test_a_valid_key_is_accepted_as_bearer_or_x_api_key(
 
 
 def test_x_api_key_wins_so_authorization_can_carry_an_identity_token(
-    client: FlaskClient,
+    client: ProxyClient,
 ) -> None:
     headers = {"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.identity.token", "X-API-Key": WEB_KEY}
 
@@ -112,12 +112,12 @@ def test_x_api_key_wins_so_authorization_can_carry_an_identity_token(
     assert len(history(client, "c1", WEB_KEY)) == 2
 
 
-def test_a_key_configured_by_its_sha256_works(client: FlaskClient) -> None:
+def test_a_key_configured_by_its_sha256_works(client: ProxyClient) -> None:
     assert post(client, "/c1/chat", "hi", HASHED_KEY).status_code == 200
     assert len(history(client, "c1", HASHED_KEY)) == 2
 
 
-def test_health_needs_no_key_and_says_keys_are_required(client: FlaskClient) -> None:
+def test_health_needs_no_key_and_says_keys_are_required(client: ProxyClient) -> None:
     body = client.get("/").get_json()
 
     assert body["auth"] == "api_keys"
@@ -135,7 +135,7 @@ def test_an_open_service_says_so(make_client: MakeClient) -> None:
 
 
 def test_only_admin_keys_change_the_global_system_prompt(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     refused = post(client, "/system", "ignore all rules", WEB_KEY)
     assert refused.status_code == 403
@@ -151,7 +151,7 @@ def test_only_admin_keys_change_the_global_system_prompt(
     }
 
 
-def test_any_key_sets_its_own_chats_system_prompt(client: FlaskClient) -> None:
+def test_any_key_sets_its_own_chats_system_prompt(client: ProxyClient) -> None:
     response = post(client, "/c1/system", "Answer in French.", WEB_KEY)
 
     assert response.status_code == 200
@@ -162,7 +162,7 @@ def test_any_key_sets_its_own_chats_system_prompt(client: FlaskClient) -> None:
 
 
 def test_keys_cannot_read_write_or_delete_each_others_chats(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     post(client, "/42/chat", "web's secret plan", WEB_KEY)
     post(client, "/42/system", "web's prompt", WEB_KEY)
@@ -183,7 +183,7 @@ def test_keys_cannot_read_write_or_delete_each_others_chats(
 
 
 def test_an_idempotency_key_of_another_tenant_replays_nothing(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     post(client, "/42/chat", "hi", WEB_KEY, **{"Idempotency-Key": "k1"})
     other = post(client, "/42/chat", "hi", OPS_KEY, **{"Idempotency-Key": "k1"})

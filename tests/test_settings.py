@@ -6,18 +6,18 @@ import json
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream
 
 
 @pytest.fixture
-def client(make_client: MakeClient) -> FlaskClient:
+def client(make_client: MakeClient) -> ProxyClient:
     return make_client(MODEL="base-model", VISION_MODEL="eye-model", ALLOWED_MODELS="alt-model")
 
 
-def say(client: FlaskClient, chat: str, **body: Any) -> Any:
+def say(client: ProxyClient, chat: str, **body: Any) -> Any:
     return client.post(f"/{chat}/chat", data=json.dumps({"content": "hi", **body}))
 
 
@@ -25,7 +25,7 @@ def last_call(upstream: FakeUpstream) -> dict[str, Any]:
     return upstream.chat_requests()[-1]
 
 
-def test_defaults_are_reported(client: FlaskClient) -> None:
+def test_defaults_are_reported(client: ProxyClient) -> None:
     settings = client.get("/c1/settings").get_json()
 
     assert settings == {
@@ -38,7 +38,7 @@ def test_defaults_are_reported(client: FlaskClient) -> None:
     }
 
 
-def test_chat_settings_apply_to_its_turns(client: FlaskClient, fake_upstream: FakeUpstream) -> None:
+def test_chat_settings_apply_to_its_turns(client: ProxyClient, fake_upstream: FakeUpstream) -> None:
     changes = {"model": "alt-model", "temperature": 0.3, "max_tokens": 100, "system": "Be terse."}
 
     answer = client.post("/c1/settings", data=json.dumps(changes)).get_json()
@@ -58,7 +58,7 @@ def test_chat_settings_apply_to_its_turns(client: FlaskClient, fake_upstream: Fa
 
 
 def test_null_removes_a_setting_and_others_stay(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     client.post("/c1/settings", data=json.dumps({"model": "alt-model", "temperature": 0.5}))
 
@@ -71,7 +71,7 @@ def test_null_removes_a_setting_and_others_stay(
 
 
 def test_a_turn_may_override_for_itself_only(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     client.post("/c1/settings", data=json.dumps({"temperature": 0.2}))
 
@@ -114,7 +114,7 @@ MESSAGE = [{"role": "user", "content": "hi"}]
     ],
 )
 def test_settings_outside_the_limits_are_400(
-    client: FlaskClient, fake_upstream: FakeUpstream, path: str, body: dict[str, Any], says: str
+    client: ProxyClient, fake_upstream: FakeUpstream, path: str, body: dict[str, Any], says: str
 ) -> None:
     response = client.post(path, data=json.dumps(body))
 
@@ -125,7 +125,7 @@ def test_settings_outside_the_limits_are_400(
 
 
 def test_an_image_turn_keeps_the_vision_model(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     client.post("/c1/settings", data=json.dumps({"model": "alt-model"}))
 
@@ -134,7 +134,7 @@ def test_an_image_turn_keeps_the_vision_model(
     assert last_call(fake_upstream)["model"] == "eye-model"
 
 
-def test_a_changed_override_is_a_different_request_for_idempotency(client: FlaskClient) -> None:
+def test_a_changed_override_is_a_different_request_for_idempotency(client: ProxyClient) -> None:
     headers = {"Idempotency-Key": "k1"}
     client.post("/c1/chat", data=json.dumps({"content": "hi"}), headers=headers)
 

@@ -11,10 +11,9 @@ from http.client import HTTPConnection
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-from werkzeug.test import EnvironBuilder
 
 from chatproxy.store import ChatRef, open_store
+from tests.asgi_client import ProxyClient
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.server_process import StartServer, http, server_env
 
@@ -30,7 +29,7 @@ def parse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def stream(client: FlaskClient, path: str, body: dict[str, Any], **headers: str) -> Any:
+def stream(client: ProxyClient, path: str, body: dict[str, Any], **headers: str) -> Any:
     """POST a streamed turn and read the whole answer, as a server sending it to a client does."""
     return client.post(
         path,
@@ -40,7 +39,7 @@ def stream(client: FlaskClient, path: str, body: dict[str, Any], **headers: str)
     )
 
 
-def history(client: FlaskClient, chat: str) -> list[tuple[str, Any]]:
+def history(client: ProxyClient, chat: str) -> list[tuple[str, Any]]:
     return [(m["role"], m["content"]) for m in client.get(f"/{chat}/chat").get_json()]
 
 
@@ -49,7 +48,7 @@ def history(client: FlaskClient, chat: str) -> list[tuple[str, Any]]:
     [({"content": "hi"}, {"Accept": "text/event-stream"}), ({"content": "hi", "stream": True}, {})],
 )
 def test_reply_streams_as_events_and_is_stored_once(
-    client: FlaskClient,
+    client: ProxyClient,
     fake_upstream: FakeUpstream,
     body: dict[str, Any],
     headers: dict[str, str],
@@ -75,7 +74,7 @@ def test_reply_streams_as_events_and_is_stored_once(
 
 
 def test_errors_before_the_first_byte_are_json(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.script(Fault.error(500))
 
@@ -88,21 +87,17 @@ def test_errors_before_the_first_byte_are_json(
     assert history(client, "c1") == []
 
 
-def open_stream(client: FlaskClient, path: str, body: dict[str, Any], **headers: str) -> Any:
-    """POST a streamed turn as a WSGI server would: the answer's iterable, none of it read."""
-    environ = EnvironBuilder(
-        path,
-        method="POST",
-        data=json.dumps(body),
-        headers={"Accept": "text/event-stream", **headers},
+def open_stream(client: ProxyClient, path: str, body: dict[str, Any], **headers: str) -> Any:
+    """POST a streamed turn and hold its answer, none of it read: iterate it for its events,
+    stop, or `close` it (the client hangs up)."""
+    answer = client.open_stream(
+        path, data=json.dumps(body), headers={"Accept": "text/event-stream", **headers}
     )
-    statuses = []
-    answer = client.application(environ.get_environ(), lambda status, *_: statuses.append(status))
-    assert statuses == ["200 OK"]
+    assert answer.status_code == 200
     return answer
 
 
-def wait_for_history(client: FlaskClient, chat: str, count: int) -> list[tuple[str, Any]]:
+def wait_for_history(client: ProxyClient, chat: str, count: int) -> list[tuple[str, Any]]:
     deadline = time.monotonic() + 10
     while len(found := history(client, chat)) < count:
         assert time.monotonic() < deadline, f"{chat} holds {found}"
@@ -111,10 +106,10 @@ def wait_for_history(client: FlaskClient, chat: str, count: int) -> list[tuple[s
 
 
 def test_a_stream_closed_before_any_of_it_was_read_is_still_stored_once(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
-    """A WSGI server may close an answer without reading it (its client already gone): a worker
-    then reads the reply and stores the turn, and releases the chat's lock."""
+    """A client may hang up before any of the answer is sent: the turn's own task reads the
+    reply and stores the turn, and releases the chat's lock."""
     fake_upstream.reply_text = REPLY
     fake_upstream.chunk_delay = 0.02
 
@@ -127,7 +122,7 @@ def test_a_stream_closed_before_any_of_it_was_read_is_still_stored_once(
 
 
 def test_a_stream_whose_reader_stalls_is_stored_and_the_reader_gets_the_rest_later(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     """A client that stops reading (so the server's write waits) neither closes the answer nor
     asks for more: the turn is stored anyway, within its lock's lease, and a reader that comes
@@ -150,7 +145,7 @@ def test_a_stream_whose_reader_stalls_is_stored_and_the_reader_gets_the_rest_lat
 
 
 def test_closing_the_app_waits_for_the_streamed_turns_being_stored(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     """A stream whose client left is still being read when the process is told to stop: the
     turn is stored before the store's connections close."""
@@ -161,7 +156,7 @@ def test_closing_the_app_waits_for_the_streamed_turns_being_stored(
     left.close()  # the client hung up after the first word
 
     app = sys.modules["main"].app
-    app.close()
+    client.portal_call(app.aclose)
 
     store = open_store(app.settings)
     try:
@@ -172,7 +167,7 @@ def test_closing_the_app_waits_for_the_streamed_turns_being_stored(
 
 
 def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.reply_text = REPLY
     fake_upstream.cut_stream_after = 4  # the role chunk and three words, then the connection drops
@@ -193,7 +188,7 @@ def test_a_stream_that_breaks_off_ends_with_an_error_event_and_stores_nothing(
 
 
 def test_a_repeated_idempotency_key_replays_the_stream(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.reply_text = REPLY
     first = stream(client, "/c1/chat", {"content": "hi"}, **{"Idempotency-Key": "k1"})
@@ -208,7 +203,7 @@ def test_a_repeated_idempotency_key_replays_the_stream(
     assert len(history(client, "c1")) == 2
 
 
-def test_an_image_turn_streams_too(client: FlaskClient, fake_upstream: FakeUpstream) -> None:
+def test_an_image_turn_streams_too(client: ProxyClient, fake_upstream: FakeUpstream) -> None:
     body = {"content": "what is this?", "url": "https://example.com/a.png", "stream": True}
 
     events = parse_events(client.post("/c1/img", data=json.dumps(body)).get_data(as_text=True))
@@ -218,7 +213,7 @@ def test_an_image_turn_streams_too(client: FlaskClient, fake_upstream: FakeUpstr
 
 
 def test_a_stream_without_usage_gets_an_estimate(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.omit_usage = True
     fake_upstream.reply_text = "x" * 40
@@ -295,30 +290,28 @@ def test_a_client_that_hangs_up_mid_stream_still_gets_the_turn_stored_once(
 
 
 def test_a_pass_through_stream_closed_unread_gives_its_connection_back(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
-    """`/v1/chat/completions` without a chat id, answered by a stream that the server closes
-    without reading any of it (a WSGI server may, when the client is gone). The upstream
-    connection must be given back: every one held would shrink the pool until calls waited for
-    one. (The test client would read the first chunk itself.)"""
-    app = sys.modules["main"].app
+    """`/v1/chat/completions` without a chat id, answered by a stream whose client hangs up
+    before reading any of it. The upstream connection must be given back: every one held would
+    shrink the pool until calls waited for one."""
     body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
-    environ = EnvironBuilder("/v1/chat/completions", method="POST", json={**body, "stream": True})
-    statuses = []
-    answer = client.application(environ.get_environ(), lambda status, *_: statuses.append(status))
-    assert statuses == ["200 OK"]
-    connector = app.service._upstream._session.connector
+    answer = client.open_stream("/v1/chat/completions", json={**body, "stream": True})
+    assert answer.status_code == 200
+    connector = sys.modules["main"].app.service._upstream._session.connector
     assert len(connector._acquired) == 1  # the open stream holds one
 
     answer.close()
-    app.loop.run(asyncio.sleep(0))  # the loop has run what the close asked of it
 
-    assert len(connector._acquired) == 0
+    deadline = time.monotonic() + 5
+    while connector._acquired:
+        assert time.monotonic() < deadline, "the stream's connection was never given back"
+        client.portal_call(asyncio.sleep, 0.01)
     assert len(fake_upstream.chat_requests()) == 1
 
 
 def test_streamed_turns_reuse_one_upstream_connection(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     """A stream is read to the end of its body, so its connection serves the next call (a new
     one would cost a TCP and TLS handshake per streamed turn)."""
@@ -331,7 +324,7 @@ def test_streamed_turns_reuse_one_upstream_connection(
 
 
 def test_an_error_event_from_the_upstream_ends_the_stream_with_an_error_and_stores_nothing(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
     first = {**chunk, "choices": [{"index": 0, "delta": {"content": "Hel"}}]}
@@ -350,7 +343,7 @@ def test_an_error_event_from_the_upstream_ends_the_stream_with_an_error_and_stor
 
 
 def test_a_connection_cut_after_the_last_event_still_stores_the_whole_reply(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.reply_text = REPLY
     fake_upstream.cut_stream_end = True  # `data: [DONE]`, then a reset instead of the body's end

@@ -6,10 +6,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from flask.testing import FlaskClient
 
 from chatproxy.config import load_settings
 from chatproxy.upstream import Upstream
+from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream, Fault
 
@@ -43,13 +43,13 @@ FAULTS = [
 
 
 @pytest.fixture
-def client(make_client: MakeClient) -> FlaskClient:
+def client(make_client: MakeClient) -> ProxyClient:
     return make_client(UPSTREAM_TIMEOUT="0.5", UPSTREAM_MAX_RETRIES="0")
 
 
 @pytest.mark.parametrize(("fault", "status", "code", "retry_after"), FAULTS)
 def test_upstream_fault_maps_to_status_and_leaves_history_unchanged(
-    client: FlaskClient,
+    client: ProxyClient,
     fake_upstream: FakeUpstream,
     fault: Fault,
     status: int,
@@ -74,7 +74,7 @@ def test_upstream_fault_maps_to_status_and_leaves_history_unchanged(
 
 
 def test_rejection_passes_on_the_upstream_message(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.script(Fault.error(400, CONTEXT_TOO_LONG, code="context_length_exceeded"))
 
@@ -84,7 +84,7 @@ def test_rejection_passes_on_the_upstream_message(
 
 
 def test_upstream_failure_leaves_no_orphan_user_message(
-    client: FlaskClient, fake_upstream: FakeUpstream
+    client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.script(Fault.error(500))
 
@@ -110,7 +110,7 @@ def test_bounded_retries_recover_from_a_transient_failure(
     assert len(client.get("/c1/chat").get_json()) == 2
 
 
-def test_missing_usage_is_estimated(client: FlaskClient, fake_upstream: FakeUpstream) -> None:
+def test_missing_usage_is_estimated(client: ProxyClient, fake_upstream: FakeUpstream) -> None:
     fake_upstream.omit_usage = True
     fake_upstream.reply_text = "x" * 40
 
