@@ -170,7 +170,9 @@ def run_turns(total: int) -> None:
     if isinstance(app, Flask):
         client = app.test_client()
         for n, body_bytes in enumerate(bodies):
-            answer = client.post(path, data=body_bytes, buffered=True)
+            answer = client.post(
+                path, data=body_bytes, content_type="application/json", buffered=True
+            )
             _check(n, answer.status_code, answer.data)
         return
     import uvloop

@@ -797,26 +797,28 @@ def instruction_lines(r: dict[str, Any]) -> list[str]:
     if not counts:
         missing = "valgrind was not installed" if "ti" in r else "this run did not count them"
         return [f"Not counted: {missing}.", ""]
-    cases = [
-        ("a turn (row 1's)", "proxy", "lean"),
-        ("a streamed turn, to its last event", "proxy_stream", "lean_stream"),
-    ]
+    cases = [("a turn (row 1's)", ""), ("a streamed turn, to its last event", "_stream")]
+    kinds = [name for name in ("proxy", "coroutine", "lean") if name in counts]
+    heads = {"proxy": "the proxy", "coroutine": "the coroutine handler", "lean": "the lean handler"}
     rows_ = [
-        f"| {label} | {where} | {counts[p][key] / 1e3:,.0f}K | {counts[q][key] / 1e3:,.0f}K |"
-        for label, p, q in cases
+        f"| {label} | {where} | "
+        + " | ".join(f"{counts[kind + suffix][key] / 1e3:,.0f}K" for kind in kinds)
+        + " |"
+        for label, suffix in cases
         for where, key in (("server process", "server"), ("redis-server", "redis"))
     ]
     return [
         "A timed number here can double a minute later on the same machine; the number of",
         "instructions a turn executes does not, whatever else runs (valgrind's callgrind,",
-        "`bench/instructions.py`). The server process serves the turns with",
-        "functions-framework's Flask app behind Flask's test client, so gunicorn's share,",
-        "the same for both, is not in it; each count is over 40 turns after 20 (redis-server:",
+        "`bench/instructions.py`). The server process runs functions-framework's app in",
+        "process, without a server in front (its share is not in the counts): the proxy's and",
+        "the coroutine handler's ASGI apps on one uvloop event loop, the lean handler's Flask",
+        "app through Flask's test client. Each count is over 40 turns after 20 (redis-server:",
         "200), on one chat, with the upstream answering at once. Two counts of the same code",
-        "differ by 1-2% (timing-dependent work: clocks, thread hand-offs, Redis's timer).",
+        "differ by 1-2% (timing-dependent work: clocks, Redis's timer).",
         "",
-        "| what | where | the proxy | the lean handler |",
-        "|---|---|---|---|",
+        "| what | where | " + " | ".join(heads[kind] for kind in kinds) + " |",
+        "|---|---|" + "---|" * len(kinds),
         *rows_,
         "",
     ]
@@ -896,7 +898,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             verdict(t1["median_ms"] <= GOAL_ADDED_MS and t1["p99_ms"] <= GOAL_ADDED_P99_MS),
         ),
         (
-            f"2. {t2['clients']} concurrent chats, upstream 1 s, THREADS={t2['threads']}",
+            f"2. {t2['clients']} concurrent chats, upstream 1 s, WORKERS={r['workers']} "
+            "(`make run`'s)",
             f"≥ {GOAL_CHATS_RATE} turns/s, 0 errors, added p99 ≤ {GOAL_CHATS_P99_MS:g} ms",
             f"{t2['rate']:.1f} turns/s, {t2['errors']} errors, "
             f"added p99 {t2['added_p99_ms']:.1f} ms (median {t2['added_median_ms']:.1f} ms)",
@@ -907,7 +910,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ),
         ),
         (
-            f"3. saturation, upstream 0 ms, WORKERS={r['workers']}, {r['threads_label']}",
+            f"3. saturation, upstream 0 ms, WORKERS={r['workers']}",
             f"≥ {GOAL_RATE} turns/s",
             f"max {t3['max_rate']:.0f} turns/s (clients: turns/s = {ramp}); the issue's naive "
             f"handler on this machine: max {t3n['max_rate']:.0f} turns/s",
@@ -939,7 +942,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
         (
             f"6. memory of the server tree, {t6['clients']} turns in flight, upstream 2 s, "
-            f"THREADS={t6['threads']}",
+            f"WORKERS={r['workers']}",
             f"≤ {GOAL_MEMORY_MB} MB",
             f"{t6['errors']:.0f} errors; "
             f"PSS {t6['peak_pss_mb']:.0f} MB peak (idle {t6['idle_pss_mb']:.0f} MB); summed RSS "
@@ -966,12 +969,13 @@ def per_run(r: dict[str, Any], target: str, key: str) -> str:
 
 
 def lean_handler(target: dict[str, Any]) -> str:
-    """'; the lean handler: ...': the floor of the design in rows 1 and 7, if this run has it."""
-    if "lean_median_ms" not in target:
+    """'; the coroutine handler: ...': the floors of rows 1 and 7, if this run has them."""
+    if "coroutine_median_ms" not in target:
         return ""
     return (
-        f"; the lean handler (the design's floor, [below](#the-floor-of-this-design)): median "
-        f"{target['lean_median_ms']:.2f} ms, p99 {target['lean_p99_ms']:.2f} ms"
+        f"; the coroutine handler (this design's floor, [below](#the-floor-of-this-design)): "
+        f"median {target['coroutine_median_ms']:.2f} ms, p99 {target['coroutine_p99_ms']:.2f} ms; "
+        f"the lean handler (the threaded design's): median {target['lean_median_ms']:.2f} ms"
     )
 
 
@@ -1058,125 +1062,23 @@ def machine_speed(r: dict[str, Any]) -> list[str]:
 
 
 def lean_method(r: dict[str, Any]) -> list[str]:
-    """How rows 1 and 7 time the lean handler, if this run did."""
+    """How rows 1 and 7 time the two floors, if this run did."""
     if "lean_median_ms" not in r["t1"]:
         return []
     return [
-        "- 1 and 7 also time **the lean handler** (`bench/lean_handler.py`, the design's",
-        "  floor, below) the same way, in the same run: it and the proxy take turns in blocks",
-        f"  of {BLOCK_PAIRS} pairs, each block after the first on new connections and with "
-        f"{REWARM_PAIRS} more",
-        "  uncounted pairs first, so that a slow spell of the machine falls on both alike.",
-        *(
-            [
-                "  **The coroutine handler** (`bench/coroutine_handler.py`: the lean handler's",
-                "  steps as coroutines on functions-framework's ASGI server, with redis.asyncio",
-                "  and aiohttp) takes turns with them the same way, and row 3b's ramp is run on it",
-                "  too (one worker): it measures the floor of the rewrite proposed below.",
-            ]
-            if "coroutine_median_ms" in r["t1"]
-            else []
-        ),
+        "- 1 and 7 also time **the coroutine handler** (`bench/coroutine_handler.py`, the",
+        "  floor of the proxy's design, below) and **the lean handler**",
+        "  (`bench/lean_handler.py`, the same steps on gunicorn's threads: the floor of the",
+        "  threaded design the proxy had before) the same way, in the same run: they and the",
+        f"  proxy take turns in blocks of {BLOCK_PAIRS} pairs, each block after the first on new "
+        f"connections and with {REWARM_PAIRS} more",
+        "  uncounted pairs first, so that a slow spell of the machine falls on all alike. Row",
+        "  3b's ramp is run on the coroutine handler too (one worker).",
     ]
 
 
 def floor_lines(r: dict[str, Any]) -> list[str]:
-    """Rows 1 and 7 beside the lean handler: what the design costs, and what the proxy adds."""
-    t1, t7 = r["t1"], r["t7"]
-    if "lean_median_ms" not in t1 or "lean_median_ms" not in t7:
-        return []
-    lines = [
-        "### The floor of this design",
-        "",
-        "`bench/lean_handler.py` runs on the proxy's own stack and server settings",
-        "(functions-framework, gunicorn's threaded worker, redis-py with hiredis, urllib3) and",
-        "does only what no chat proxy can leave out: it reads the history (one Redis round",
-        "trip), calls the model and stores both messages (one more round trip). It has no",
-        "lock, no validation, no limits, no idempotency and no logs. Timed like rows 1 and 7,",
-        "in the same run:",
-        "",
-        "| added | the proxy | the lean handler | proxy - lean (medians) | goal |",
-        "|---|---|---|---|---|",
-    ]
-    below, within = [], []
-    floors = {"1": t1["lean_median_ms"], "7": t7["lean_median_ms"]}
-    for row, name, goal, proxy in (
-        ("1", "1. a plain turn (median)", GOAL_ADDED_MS, t1["median_ms"]),
-        ("7", "7. the first streamed text (median)", GOAL_STREAM_MS, t7["added_median_ms"]),
-    ):
-        lean = floors[row]
-        runs = per_run(r, f"t{row}", "lean_median_ms")
-        lines.append(
-            f"| {name} | {proxy:.2f} ms | {lean:.2f} ms{runs} | {proxy - lean:.2f} ms "
-            f"| ≤ {goal:g} ms |"
-        )
-        if proxy > goal:  # a missed goal: under the floor, or over what the floor leaves
-            (below if lean > goal else within).append(row)
-    lines.append("")
-    if below:
-        several = len(below) > 1
-        lines += [
-            f"On this machine the goal{'s' if several else ''} of row{'s' if several else ''} "
-            f"{' and '.join(below)} {'are' if several else 'is'} below this design's floor: a "
-            "handler built",
-            "this way (gunicorn's threaded worker, blocking redis-py and urllib3) that does only",
-            f"the steps above misses {'them' if several else 'it'}.",
-        ]
-        if "t0" in r and "coroutine_median_ms" not in t1:
-            t0 = r["t0"]
-            saved = t0["wsgi_median_ms"] - t0["asgi_async_median_ms"]
-            what = {"1": "a plain turn", "7": "the first streamed text"}
-            estimates = " and ".join(
-                f"{floors[row] - saved:.2f} ms to {what[row]}" for row in below
-            )
-            lines += [
-                "functions-framework's ASGI server with coroutines adds "
-                f"{saved:.2f} ms less than its threaded one to",
-                "any handler (target 0, above): the same lean steps written as coroutines would",
-                f"add about {estimates}",
-                "(an estimate from that floor, not a measured rewrite).",
-            ]
-    if within:
-        several = len(within) > 1
-        lines += [
-            f"{'Rows' if several else 'Row'} {' and '.join(within)}'s "
-            f"{'goals are' if several else 'goal is'} within this design's reach here: what the "
-            "proxy adds over",
-            "the floor (the turn lock and the fenced save, validation, limits, idempotency, logs)",
-            f"is what takes {'them' if several else 'it'} over.",
-        ]
-    lines += coroutine_lines(r)
-    if "7" in within or "7" in below:
-        lines += ["", *gap_counts(r)]
-        lines += [
-            "Measured outside `make bench` (2-core AMD EPYC): under gunicorn itself (WORKERS=1,",
-            "callgrind on the worker, 100 turns) the count is 3.53M against 3.08M, and",
-            "callgrind's simulated caches miss about as often for both (first-level",
-            "instruction misses 94K against 91K a turn). Timed CPU per turn at one client",
-            "swings with the machine: in alternating runs it has been 1.46-1.69 ms against",
-            "0.94-1.10 ms (+50%), and with `perf stat` on the worker over 1000 turns each, 2.82",
-            "and 3.50 ms against 2.59 and 2.31 ms (+9% and +52%). Sampled with `perf record`",
-            "(cpu-clock, 1500 turns each) the proxy's worker took 2.67 ms a turn and the lean",
-            "handler's 2.40 ms (+11%), with the kernel's share alike (19% and 23%), and",
-            "`strace -c` counted the same system calls a turn for both (61-62), but for the",
-            "proxy's one more write (its log line), two getrandom (the turn's ids), one getpid",
-            "and five fewer futex calls: the gap is the instruction count's, and the +50%",
-            "readings were the machine's swings.",
-            "Measured outside `make bench` before the script changes above: cold, after a",
-            "65 ms pause, Redis answered the lock script 0.15-0.2 ms later than the lean",
-            "handler's LRANGE.",
-            "Taking the lock with plain commands instead (SET NX PX, GET, LRANGE in a pipeline)",
-            "took proxy - lean from 0.74-1.05 ms to 0.66-0.74 ms in alternating runs, and would",
-            "give up the script's atomic read of the window's count and the chat's record; not",
-            "kept. Tried before and not kept: holding the stream's worker back until the first",
-            "event was written (proxy - lean 0.62-0.69 ms, against 0.56-0.67 without).",
-        ]
-    return [*lines, ""]
-
-
-def coroutine_lines(r: dict[str, Any]) -> list[str]:
-    """The lean steps as coroutines (bench/coroutine_handler.py) beside the threaded floor and
-    the proxy, if this run timed them: what the proposed rewrite would start from."""
+    """Rows 1, 7 and 3b beside the floors: what the design costs, and what the proxy adds."""
     t1, t7, t3b, t3c = r["t1"], r["t7"], r["t3b"], r.get("t3c")
     if "coroutine_median_ms" not in t1 or "coroutine_median_ms" not in t7 or not t3c:
         return []
@@ -1186,87 +1088,61 @@ def coroutine_lines(r: dict[str, Any]) -> list[str]:
         ("7. the first streamed text, added (median)", GOAL_STREAM_MS, t7, "added_median_ms"),
     )
     table = [
-        f"| {name} | {row[key]:.2f} ms | {row['lean_median_ms']:.2f} ms "
-        f"| {row['coroutine_median_ms']:.2f} ms | ≤ {goal:g} ms |"
+        f"| {name} | {row[key]:.2f} ms | {row['coroutine_median_ms']:.2f} ms"
+        f"{per_run(r, 't' + name[0], 'coroutine_median_ms')} | {row['lean_median_ms']:.2f} ms "
+        f"| {row[key] - row['coroutine_median_ms']:.2f} ms | ≤ {goal:g} ms |"
         for name, goal, row, key in rows_
     ]
     table.append(
         f"| 3b. saturation, one worker (max) | {t3b['max_rate']:.0f} turns/s "
-        f"| (not run) | {t3c['max_rate']:.0f} turns/s | ≥ {GOAL_RATE} turns/s |"
-    )
-    met = [
-        name
-        for name, ok in (
-            ("1", t1["coroutine_median_ms"] <= GOAL_ADDED_MS),
-            ("7", t7["coroutine_median_ms"] <= GOAL_STREAM_MS),
-            ("3b", t3c["max_rate"] >= GOAL_RATE),
-        )
-        if ok
-    ]
-    named = " and ".join([", ".join(met[:-1]), met[-1]] if len(met) > 1 else met)
-    verdict_line = (
-        f"On this machine that floor is within the goal{'s' if len(met) > 1 else ''} of "
-        f"row{'s' if len(met) > 1 else ''} {named}."
-        if met
-        else "On this machine that floor misses those goals too."
+        f"| {t3c['max_rate']:.0f} turns/s | (not run) | | ≥ {GOAL_RATE} turns/s |"
     )
     return [
+        "### The floor of this design",
         "",
-        "#### The same steps as coroutines",
+        "`bench/coroutine_handler.py` does only what no chat proxy can leave out, on the",
+        "proxy's own stack (functions-framework's ASGI server: uvicorn in gunicorn, with",
+        "uvloop and httptools; redis.asyncio with hiredis; aiohttp for the model): it reads",
+        "the history (one Redis round trip), calls the model and stores both messages (one",
+        "more round trip), with the same bounded waits. It has no lock, no validation, no",
+        "limits, no idempotency and no logs. `bench/lean_handler.py` does the same on the",
+        "threaded stack the proxy ran on before (gunicorn's threads, blocking redis-py,",
+        "urllib3). Timed like rows 1, 7 and 3b, in the same run:",
         "",
-        "`bench/coroutine_handler.py` does the lean handler's steps, with the same bounded",
-        "waits, as coroutines on functions-framework's ASGI server (`--asgi`: uvicorn in",
-        "gunicorn, with uvloop and httptools; redis.asyncio with hiredis; aiohttp for the",
-        "model), timed in the same run:",
-        "",
-        "| | the proxy | the lean handler | the lean steps as coroutines | goal |",
-        "|---|---|---|---|---|",
+        "| | the proxy | the coroutine handler | the lean handler (threads) "
+        "| proxy - coroutine handler | goal |",
+        "|---|---|---|---|---|---|",
         *table,
         "",
         f"(one worker of the coroutine handler, clients: turns/s = {ramp})",
         "",
-        verdict_line,
-        "The rewrite this points to: the proxy's turn (the lock, the fenced save, validation,",
-        "limits, idempotency, logs) written as coroutines over redis.asyncio and an async HTTP",
-        "client, on the server functions-framework already ships. functions-framework 3.10",
-        "starts that server by itself when the target is an `@functions_framework.aio.http`",
-        "coroutine (checked: this handler runs on uvicorn without FUNCTION_USE_ASGI, which only",
-        "skips the Flask app it builds first), so `deploy.sh` and Cloud Run's build would not",
-        "change. What the proxy's own work adds over the threaded floor (the table above) would",
-        "then come on top of this one, as far as it carries over.",
-        "Measured outside `make bench` (2-core AMD EPYC, one worker, alternating runs): the",
-        "proxy's own code run unchanged on the ASGI server, through a2wsgi's thread pool, was",
-        "no better than on gunicorn's threads (CPU per turn 1.73-2.31 ms against 1.61-2.04 ms,",
-        "337-503 turns/s at 4 clients against 423-458): the gain needs the coroutines, not only",
-        "the server.",
-        "Also measured outside `make bench` on that machine (WORKERS=2), the rest of the",
-        "rewrite's floor: the coroutine handler holds row 2 (198.4 turns/s, 0 errors, added",
-        "p99 6.7 ms, against the lean handler's 19.6 ms and the proxy's 34.5 ms in the same",
-        "script) and row 6 (peak PSS 84 MB, against 79 MB and 95 MB), and starts slower: its",
-        "first reply came 0.50-0.54 s after the process started, against the lean handler's",
-        "0.30-0.33 s (uvicorn's and aiohttp's imports), which still leaves row 5 room.",
+        "What the proxy adds over its floor is its own work: the turn lock and the fenced,",
+        "idempotent save (two Lua scripts where the floor sends an LRANGE and an RPUSH),",
+        "validation, limits, the access log.",
+        *gap_counts(r),
+        "",
     ]
 
 
 def gap_counts(r: dict[str, Any]) -> list[str]:
-    """Where proxy - lean goes, by this run's instruction counts (none if not counted)."""
+    """Where proxy - floor goes, by this run's instruction counts (none if not counted)."""
     counts = r.get("ti")
-    if not counts:
+    if not counts or "coroutine" not in counts:
         return []
-    server = counts["proxy"]["server"] / counts["lean"]["server"] - 1
-    redis = counts["proxy"]["redis"] / counts["lean"]["redis"]
+    server = counts["proxy"]["server"] / counts["coroutine"]["server"] - 1
+    redis = counts["proxy"]["redis"] / counts["coroutine"]["redis"]
     return [
-        "Where the gap goes, counted (instructions per turn, above): the proxy's server",
-        f"process runs {server:.0%} more than the lean handler's, and redis-server {redis:.0f}",
-        "times as many, for the two Lua scripts (the lock, the fenced and idempotent save,",
-        "the chat's record and listing) against one LRANGE and one RPUSH.",
+        "Counted (instructions per turn, above): the proxy's server process runs",
+        f"{server:.0%} more than the coroutine handler's, and redis-server {redis:.0f} times as",
+        "many, for the two scripts (the lock, the fenced and idempotent save, the chat's",
+        "record and listing) against one LRANGE and one RPUSH.",
     ]
 
 
 def cost_lines(r: dict[str, Any]) -> list[str]:
     """Rows 1 and 7: what a turn's CPU goes to, and the floor under any handler, measured here."""
     t1 = r["t1"]
-    if "server_cpu_ms" not in t1 or "t0" not in r:
+    if "server_cpu_ms" not in t1 or "app_cpu_ms" not in t1 or "t0" not in r:
         return []
     t0, total = r["t0"], t1["server_cpu_ms"]
     request, app, turn = t1["request_cpu_ms"], t1["app_cpu_ms"], t1["turn_cpu_ms"]
@@ -1282,23 +1158,20 @@ def cost_lines(r: dict[str, Any]) -> list[str]:
         ("store trip 2: save both messages, release the lock", save),
         ("the rest of the turn: window, token estimate, options", turn - upstream - begin - save),
     ]  # fmt: skip
-    saved_cpu = t0["wsgi_cpu_ms"] - t0["asgi_async_cpu_ms"]
-    saved_ms = t0["wsgi_median_ms"] - t0["asgi_async_median_ms"]
     return [
         "- **Rows 1 and 7 (latency at concurrency 1).** A turn costs the server",
         f"  {total:.2f} ms of CPU here (row 1's turns, which add {t1['median_ms']:.2f} ms):",
-        "  the time a turn adds is the server's CPU, not waiting. Where it goes:",
+        "  the time a turn adds is the server's CPU, not waiting. Where it goes, all of it on",
+        "  the worker's one event loop:",
         "",
         "  | step | CPU per turn |",
         "  |---|---|",
         *(f"  | {name} | {value:.2f} ms |" for name, value in steps),
         "",
-        "  No step dominates: the store and model steps are mostly redis-py's and urllib3's",
-        "  own cost per call (timed alone on a 2-core AMD EPYC: a bare EVALSHA costs about",
-        "  0.1 ms of CPU, and the same completion costs about 0.2 ms less through `http.client`",
-        "  alone than through urllib3), and the proxy's own Python is the smallest share. Under",
-        "  any handler, functions-framework costs this much (target 0: handlers that only read",
-        "  the body and answer):",
+        "  No step dominates: the store and model steps are mostly redis.asyncio's and",
+        "  aiohttp's own cost per call, and the proxy's own Python is the smallest share.",
+        "  Under any handler, functions-framework costs this much (target 0: handlers that",
+        "  only read the body and answer):",
         "",
         "  | functions-framework server | added vs direct (median, p99) | CPU per request |",
         "  |---|---|---|",
@@ -1306,52 +1179,23 @@ def cost_lines(r: dict[str, Any]) -> list[str]:
             f"  | {label} | {t0[k + '_median_ms']:.2f} ms, {t0[k + '_p99_ms']:.2f} ms "
             f"| {t0[k + '_cpu_ms']:.2f} ms |"
             for k, label in (
-                ("wsgi", "default (gunicorn gthread), which the proxy runs on"),
-                ("asgi_async", "`--asgi` (uvicorn), a coroutine"),
-                ("asgi_thread", "`--asgi`, the work in a thread"),
+                ("wsgi", "gunicorn gthread (a plain function), which the proxy ran on before"),
+                ("asgi_async", "uvicorn, a coroutine: what the proxy runs on"),
+                ("asgi_thread", "uvicorn, the work in a thread"),
             )
         ),
         "",
-        "  So the proxy rewritten as coroutines on the ASGI server (redis.asyncio and an async",
-        f"  HTTP client) would save about {saved_ms:.2f} ms of latency and {saved_cpu:.2f} ms of",
-        "  CPU per turn in the server alone: row 1 would be near "
-        f"{t1['median_ms'] - saved_ms:.2f} ms here.",
-        *(
-            [
-                "  Measured, not estimated: the lean steps as coroutines add "
-                f"{t1['coroutine_median_ms']:.2f} ms to a turn here",
-                "  ([below](#the-same-steps-as-coroutines)).",
-            ]
-            if "coroutine_median_ms" in t1
-            else []
-        ),
-        "  Running today's blocking code in threads there did not pay (through a2wsgi, below).",
-        "  Those two changes, the",
-        "  async rewrite and a leaner HTTP client for the model call, are what is left to",
-        "  take from the stack's own cost: the libraries' cost per call on this machine, where",
-        "  the same completion sent straight to the upstream takes "
-        f"{t1['direct_median_ms']:.2f} ms.",
-        *(
-            ["  What the proxy's own work adds over that stack: the floor of this design, below."]
-            if "lean_median_ms" in t1
-            else []
-        ),
-        "  The p99s carry the machine's stalls too: in the slowest turns profiled on a 2-core",
-        "  Xeon, every step (each Redis round trip, the upstream call) was slow at once, by",
-        "  5-10 ms.",
-        "  Counted with `strace -c` on the worker over 500 such turns (2-core Xeon, one",
-        "  worker): 69 system calls a turn, 24 of them futex waits and wakes, the GIL and the",
-        "  hand-offs between gunicorn's poller thread and its worker threads; 10 polls, as",
-        "  Python waits on a socket with a timeout (Redis, the model) before each read and",
-        "  write. Those belong to gunicorn's threaded worker and to bounded timeouts, which",
-        "  the proxy keeps.",
+        "  (A median below zero: the empty handler answered sooner than the fake upstream",
+        "  does, which answers in the same process as its own load.) The p99s carry the",
+        "  machine's stalls too: in the slowest turns profiled on a 2-core Xeon, every step",
+        "  (each Redis round trip, the upstream call) was slow at once, by 5-10 ms.",
         *stream_lines(r),
     ]
 
 
 def stream_lines(r: dict[str, Any]) -> list[str]:
     """Row 7: the same first text after a long reply and after a short one."""
-    t7, busy, t0, t1 = r["t7"], r.get("t7w"), r["t0"], r["t1"]
+    t7, busy, t1 = r["t7"], r.get("t7w"), r["t1"]
     if not busy or busy["added_median_ms"] >= t7["added_median_ms"]:
         return []
     lines = ["- **Row 7 (first streamed text).** It depends on the pause before each turn."]
@@ -1361,7 +1205,6 @@ def stream_lines(r: dict[str, Any]) -> list[str]:
             "  before its first text it makes one store trip, not two. What differs is the pause",
             "  before each measured turn.",
         ]
-    saved_ms = t0["wsgi_median_ms"] - t0["asgi_async_median_ms"]
     return [
         *lines,
         f"  Replies of a word per {STREAM_WORD_S * 1000:g} ms last "
@@ -1370,32 +1213,17 @@ def stream_lines(r: dict[str, Any]) -> list[str]:
         f"  word per {BUSY_STREAM_WORD_S * 1000:g} ms ({reply_ms(BUSY_STREAM_WORD_S):.0f} ms) "
         f"the same code adds {busy['added_median_ms']:.2f} ms "
         f"(p99 {busy['added_p99_ms']:.2f} ms)",
-        f"  instead of {t7['added_median_ms']:.2f} ms. Traced with a clock on each step "
-        "(a 2-core Xeon, one worker),",
-        "  each step after the long pause took about twice as long as in row 1's back-to-back",
-        "  turns: Flask to the proxy's handler 0.24 ms against 0.10, the first store trip",
-        "  0.57 ms against 0.34 (Redis itself ran the lock script in 127 us against 50). The",
-        "  verdict uses the long pause, as a chat's next message usually comes after one. No",
-        *(
-            [
-                "  one step stands out; the same lean steps as coroutines add "
-                f"{t7['coroutine_median_ms']:.2f} ms here",
-                "  ([below](#the-same-steps-as-coroutines)).",
-            ]
-            if "coroutine_median_ms" in t7
-            else [
-                "  one step stands out; the async rewrite above would take about "
-                f"{saved_ms:.2f} ms off, short of",
-                f"  the {t7['added_median_ms'] - GOAL_STREAM_MS:.2f} ms the goal asks for here."
-                if t7["added_median_ms"] > GOAL_STREAM_MS
-                else "  one step stands out.",
-            ]
-        ),
+        f"  instead of {t7['added_median_ms']:.2f} ms, and the coroutine handler "
+        f"{t7['coroutine_median_ms']:.2f} ms after the long pause"
+        if "coroutine_median_ms" in t7
+        else f"  instead of {t7['added_median_ms']:.2f} ms",
+        "  ([below](#the-floor-of-this-design)). The verdict uses the long pause, as a chat's",
+        "  next message usually comes after one.",
     ]
 
 
 def load_lines(r: dict[str, Any]) -> list[str]:
-    """Rows 2, 3 and 3b: one GIL per worker, at this run's CPU per turn."""
+    """Rows 2, 3 and 3b: one event loop per worker, at this run's CPU per turn."""
     t1, t2, t3, t3b = r["t1"], r["t2"], r["t3"], r["t3b"]
     workers = r["workers"]
     lines = [
@@ -1408,49 +1236,20 @@ def load_lines(r: dict[str, Any]) -> list[str]:
         lines += [
             f"  {GOAL_CHATS_RATE} turns/s at {t1['server_cpu_ms']:.2f} ms of CPU each would keep "
             "one worker's",
-            f"  GIL busy {busy:.0%} of the time, and turns would queue for it after each of",
-            "  their ten or so socket calls and thread hand-offs: that is why `make run` starts",
-            "  one worker per core, and `deploy.sh --cpu N` starts N (see Workers above).",
+            f"  event loop busy {busy:.0%} of the time, and a turn ready to go on waits for the",
+            "  ones ahead of it on the loop: that is why `make run` starts one worker per core,",
+            "  and `deploy.sh --cpu N` starts N.",
         ]
     lines += [
-        "  Tried and measured on a 2-core Xeon with one worker, and not kept: a GIL switch",
-        "  interval of 1-2 ms or 10-20 ms (worse: up to 500-700 ms p99 at 1 ms and 10 ms).",
         f"- **Rows 3 and 3b (saturation)**: {t3['max_rate']:.0f} turns/s with WORKERS={workers},",
-        f"  {t3b['max_rate']:.0f} with one: each process is bound by its one GIL at the CPU per",
-        "  turn above, so the rate scales with workers and cores.",
+        f"  {t3b['max_rate']:.0f} with one: each process runs its turns on one thread, at the CPU",
+        "  per turn above, so the rate scales with workers and cores.",
     ]
     if "3b" in missed(r) and "server_cpu_ms" in t1:
-        cpu, need = t1["server_cpu_ms"], 1 - t3b["max_rate"] / GOAL_RATE
-        saved = r["t0"]["wsgi_cpu_ms"] - r["t0"]["asgi_async_cpu_ms"]
-        two = "" if "3" in missed(r) else " `deploy.sh --cpu 2` runs two workers."
-        t3c = r.get("t3c")
-        lines += (
-            [
-                f"  One worker reaching {GOAL_RATE} needs {need:.0%} less CPU per turn. The lean "
-                "steps as",
-                f"  coroutines reach {t3c['max_rate']:.0f} turns/s on one worker in this run "
-                "([above](#the-same-steps-as-coroutines)).",
-            ]
-            if t3c
-            else [
-                f"  One worker reaching {GOAL_RATE} needs {need:.0%} less CPU per turn; the async "
-                "rewrite's",
-                f"  {saved:.2f} ms of {cpu:.2f} would bring it near "
-                f"{t3b['max_rate'] * cpu / (cpu - saved):.0f} turns/s.",
-            ]
-        )
-        lines[-1] += two
+        need = 1 - t3b["max_rate"] / GOAL_RATE
         lines += [
-            "  One worker's rate falls past 4 clients, and the lean handler's too: measured",
-            "  outside `make bench` (2-core AMD EPYC, WORKERS=1, alternating runs), the lean",
-            "  handler's CPU per turn went from 1.04-1.10 ms at 1 client to 1.76-1.98 ms at 16",
-            "  and 64, the proxy's from 1.59-1.69 ms to 2.06-2.78 ms, most of the rise system",
-            "  time (the lean handler's 0.2 ms a turn became 0.7-0.8): 16-64 threads taking turns",
-            "  on one GIL, and gunicorn's hand-offs, wait and wake each other in the kernel.",
-            "  That rise is the threaded worker's cost, not the proxy's, and more processes are",
-            "  what remove it. At its best level (4 clients) the lean handler's one worker",
-            "  reached 665-734 turns/s in those runs and the proxy's 480-532: the proxy's own",
-            "  work per turn is what keeps row 3b under the goal where the floor is above it.",
+            f"  One worker reaching {GOAL_RATE} needs {need:.0%} less CPU per turn"
+            + ("." if "3" in missed(r) else "; `deploy.sh --cpu 2` runs two workers."),
         ]
     return lines
 
@@ -1498,10 +1297,10 @@ def write_report(r: dict[str, Any]) -> None:
         "",
         "- Everything runs on this one machine: a redis-server (no persistence), the fake",
         "  OpenAI upstream (`tests/fake_upstream.py` in its own process, `bench/upstream.py`,",
-        "  fixed latency), the real server (`python -m functions_framework --target=main`,",
-        f"  gunicorn gthread, WORKERS={r['workers']}, {r['threads_label']} unless a row says",
-        "  otherwise; default config otherwise: Redis store, LOG_LEVEL=INFO to a file,",
-        "  MESSAGES_LENGTH=20) and the load generator (Python threads, one keep-alive",
+        "  fixed latency), the real server (`python -m functions_framework --target=main`:",
+        f"  gunicorn with uvicorn workers, WORKERS={r['workers']} unless a row says otherwise;",
+        "  default config otherwise: Redis store, LOG_LEVEL=INFO to a file, MESSAGES_LENGTH=20)",
+        "  and the load generator (Python threads, one keep-alive",
         "  `http.client` connection each). They share the cores, so the load generator and",
         "  fake upstream take CPU from the server under load.",
         "- 1: pairs of (POST `/<chat>/chat` through the proxy, the same chat completion — same",
@@ -1523,7 +1322,7 @@ def write_report(r: dict[str, Any]) -> None:
         "  Added = turn latency - upstream latency. Without the think time, clients slowed",
         "  once catch up with the next ones and move as a platoon, one burst per upstream",
         "  period: in short runs that gave p99s of 30-150 ms, with it about 20 ms.",
-        "  6 samples VmRSS and Pss of the server process and its gunicorn workers (from /proc)",
+        "  6 samples VmRSS and Pss of the server process and its workers (from /proc)",
         "  every 0.25 s and reports the peak (all 200 clients move together there: the most",
         "  in flight at once).",
         "- 3: closed loop with 1, 4, 16, 64 clients against a zero-latency upstream;",
@@ -1539,8 +1338,9 @@ def write_report(r: dict[str, Any]) -> None:
         "  keeps the connection). Upstream streams a word per 5 ms; measured again with a word",
         "  per 0.5 ms, so that each turn follows a shorter reply (shown beside it).",
         "- CPU per turn (below): row 1's turns again, through the proxy served by",
-        "  `bench/stages.py` (the same app, with each step adding up its thread's CPU time),",
-        "  and the server's process tree from /proc for the whole.",
+        "  `bench/stages.py` (the same app, with each step adding up its thread's CPU time,",
+        "  awaits included: one turn at a time, nothing else runs on the loop meanwhile), and",
+        "  the server's process tree from /proc for the whole.",
         "- Framework floor (below): `bench/empty_handlers.py`, handlers that only read the JSON",
         "  body and answer, served by functions-framework and timed like row 1.",
         "",
@@ -1562,9 +1362,10 @@ def write_report(r: dict[str, Any]) -> None:
         "  window, and the save also releases the lock (two Lua calls). And redis-py sends",
         "  `SCRIPT EXISTS` before every pipeline that holds a script, so each of those was two",
         "  round trips: scripts now go by `EVALSHA`, loaded only on `NOSCRIPT`.",
-        "- **Threads**: functions-framework's default (4 per CPU) queues a 1 s turn behind",
-        "  others at 8 in flight; `make run` and deploy.sh now use THREADS=250 (and",
-        "  `--concurrency=250`), since a turn waits on the model, not the CPU.",
+        "- **Threads**: functions-framework's default (4 per CPU) queued a 1 s turn behind",
+        "  others at 8 in flight; `make run` and deploy.sh used THREADS=250 (and",
+        "  `--concurrency=250`), since a turn waits on the model, not the CPU. (Replaced by",
+        "  coroutines: last below.)",
         "- **Upstream connections**: the SDK keeps 100 idle connections, so above 100 turns in",
         "  flight each call opened a new one (a TLS handshake each against OpenAI); it now keeps",
         "  1000. Its stream reader also stopped at `data: [DONE]` and threw the connection away,",
@@ -1574,32 +1375,34 @@ def write_report(r: dict[str, Any]) -> None:
         "  (httpx, httpcore, h11) cost about 1.4 ms of CPU per call, more than the rest of a",
         "  turn's own work; `chat.completions.create` with its request transform and models",
         "  about 9 ms with a 20-message window. The proxy already sent plain JSON, read plain",
-        "  JSON, parsed streams and retried by itself, so it now calls the API with urllib3",
+        "  JSON, parsed streams and retried by itself, so it called the API with urllib3",
         "  (one kept-alive pool of 1000 connections, the same error mapping): row 1 went from",
         "  3.6 to 2.6-2.8 ms added on a 2-core AMD EPYC, row 7 from 4.5-4.8 to 3.5-3.8 ms.",
+        "  (Now aiohttp, the same way: last below.)",
         "- **Streaming hand-off**: a streamed turn was read by a worker thread from a pool,",
         "  which handed each piece to the request thread (starting a thread per stream had",
-        "  waited 0.2-0.3 ms for it to be scheduled). Now the request thread relays the stream",
-        "  itself, as the lean handler below does, and a worker takes the rest over only when",
-        "  the client hangs up or stops reading: row 7's proxy - lean went from 0.74-1.05 ms to",
-        "  0.62-0.69 ms (2-core Xeon in a slow spell, runs of `--only 7`, 4 before and 2 after).",
+        "  waited 0.2-0.3 ms for it to be scheduled). Then the request thread relayed the",
+        "  stream itself, as the lean handler below does, and a worker took the rest over only",
+        "  when the client hung up or stopped reading: row 7's proxy - lean went from",
+        "  0.74-1.05 ms to 0.62-0.69 ms (2-core Xeon in a slow spell, runs of `--only 7`).",
+        "  (Now a task per stream: last below.)",
         "- **Redis connections**: redis-py 8's pool fails the 101st call at once",
         "  (MaxConnectionsError), so in row 6's burst of 200 turns 2-3 a run got 503: the",
-        "  store and the rate limiter now share the wait in a blocking pool of",
-        "  REDIS_MAX_CONNECTIONS (100) instead, bounded by REDIS_TIMEOUT.",
+        "  store and the rate limiter now wait for one of REDIS_MAX_CONNECTIONS (100) instead,",
+        "  bounded by REDIS_TIMEOUT (redis.asyncio's pool fails at once too: the store keeps",
+        "  its calls within the pool's size).",
         "- **Garbage collector**: `gc.freeze()` after start-up keeps what start-up loaded out of",
         "  full collections (fewer pauses under load, and fewer writes to pages a forked",
         "  worker shares with its master).",
-        "- **Workers**: one gunicorn worker holds one GIL, and on a 2-core AMD EPYC, at row 2's",
-        "  rate, a turn's own CPU (3.5 ms there) kept it busy two thirds of the time (180",
-        "  turns/s, p99 267 ms with one worker): `make run` now starts one worker per core and",
-        "  `deploy.sh --cpu N` starts N.",
+        "- **Workers**: one worker process runs one GIL (now: one event loop), and on a 2-core",
+        "  AMD EPYC, at row 2's rate, a turn's own CPU (3.5 ms there) kept it busy two thirds",
+        "  of the time (180 turns/s, p99 267 ms with one worker): `make run` now starts one",
+        "  worker per core and `deploy.sh --cpu N` starts N.",
         "- **Start-up imports** (`python -X importtime`): the `limits` package took about 57 ms",
         "  of every cold start, also with no limit configured; it is now loaded only when",
         "  RATE_LIMIT or TOKEN_BUDGET_PER_DAY is set (row 5 on a 2-core AMD EPYC: 0.85 → 0.80 s,",
-        "  measured alternately). The rest of main.py's import (0.55 s there) is libraries the",
-        "  proxy uses on every turn (redis-py, which itself imports `redis.asyncio`, pydantic,",
-        "  urllib3).",
+        "  measured alternately). The rest of main.py's import is libraries the proxy uses on",
+        "  every turn (redis-py with `redis.asyncio`, pydantic, aiohttp, Starlette).",
         "- **The window, one message at a time**: a turn decoded each of its 20 messages with",
         "  its own `json.loads` (53 us); one parse of the joined entries costs 31 us (store",
         "  trip 1: 0.24-0.25 → 0.21-0.23 ms of CPU, in alternating runs).",
@@ -1631,6 +1434,22 @@ def write_report(r: dict[str, Any]) -> None:
         "  chat's `last_turn` is still that id (382K → 261K; the client's work is the same",
         "  within 1%). The save's numbering, `created` and title then went into the one",
         "  HSET it already made (three calls fewer; a save 165K → 159K).",
+        "- **Coroutines instead of threads**: the threaded stack's own cost was most of a",
+        "  turn (the lean handler, which does nothing but a turn's unavoidable steps on it,",
+        "  added 1.71 ms to row 1 and 2.22 ms to row 7 in a slow spell of a 2-core Xeon, where",
+        "  the same steps as coroutines added 1.15 ms and 1.65 ms). The proxy now runs as",
+        "  coroutines on functions-framework's ASGI server (uvicorn with uvloop and httptools):",
+        "  `@functions_framework.aio.http` in main.py, Starlette requests and responses under",
+        "  the same werkzeug URL map, redis.asyncio for the store (the Redis steps written once",
+        "  as generators without I/O), aiohttp for the model, and a task per streamed turn",
+        "  that stores it whether or not its client still reads (the worker pool and the",
+        "  stalled-reader watch went). Counted in one process (callgrind, as above): a plain",
+        "  turn 3.42M → 2.93M instructions, a streamed one 5.42M → 5.32M. Taken in steps, the",
+        "  middle one (the service as coroutines behind gunicorn's threads, through one event",
+        "  loop thread) cost 4.15M and 8.82M: the hand-over between threads, per call and per",
+        "  streamed event, was dearer than anything it saved. Running the old blocking code",
+        "  unchanged on the ASGI server (through a2wsgi's thread pool) had not paid either",
+        "  (CPU per turn 1.73-2.31 ms against 1.61-2.04 ms on gunicorn's threads).",
         "",
         "## Where the remaining time goes" + (" (targets not met)" if missed(r) else ""),
         "",
@@ -1646,7 +1465,7 @@ def write_report(r: dict[str, Any]) -> None:
         "```sh",
         "make bench                          # full run (≈ 13 min on 2 cores); rewrites this file",
         "make bench BENCH_ARGS=--quick       # short run, fewer samples and shorter loads",
-        "make bench BENCH_ARGS='--workers 2 --threads 16'   # other gunicorn settings",
+        "make bench BENCH_ARGS='--workers 2' # other worker counts",
         "make bench BENCH_ARGS=--report-only # rewrite this file from bench/results.json",
         "```",
         "",
