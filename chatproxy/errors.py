@@ -27,8 +27,8 @@
         ├── UpstreamRateLimited     503 upstream_rate_limited (Retry-After)
         └── UpstreamTimeout         504 upstream_timeout
 
-Upstream errors say whether trying again may help (`retryable`); `upstream.py` retries those
-within the request's deadline.
+Upstream errors say whether trying again may help (`retryable`); the model client retries those
+within the request's deadline (`upstream.py` decides when).
 
 Lower layers translate foreign exceptions (redis, openai) into these at their boundary; `app.py`
 turns them into JSON responses in one place.

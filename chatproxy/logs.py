@@ -16,7 +16,7 @@ from typing import Any
 
 # Client libraries whose debug output could show request details: kept at WARNING whatever
 # LOG_LEVEL says.
-QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "urllib3")
+QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "urllib3", "aiohttp")
 
 
 class JsonFormatter(logging.Formatter):

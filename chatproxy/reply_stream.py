@@ -5,29 +5,23 @@ the next call: a reader that stops at `data: [DONE]` and closes the response thr
 connection away, and every streamed turn then pays a new TCP and TLS handshake.
 
 What the lines mean is kept apart from how they are read: `EventLines` turns lines into chunks
-and `ReplyParts` gathers a reply from its chunks, neither doing any I/O, and `ReplyStream` reads
-the lines from urllib3 and translates its failures. A reader over another HTTP client needs
-only the last part.
+and `ReplyParts` gathers a reply from its chunks, neither doing any I/O;
+`upstream_aio.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError
-
-from chatproxy.errors import UpstreamBadResponse, UpstreamError, UpstreamTimeout
+from chatproxy.errors import UpstreamBadResponse, UpstreamError
 from chatproxy.tokens import USAGE_FIELDS, estimate_usage
 
 JsonObject = dict[str, Any]
 DRAIN_LINES = 16
 MAX_MESSAGE_CHARS = 500
-READ_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -108,77 +102,6 @@ class ReplyParts:
             usage = estimate_usage(self._messages, content)
             return Completion(content, self._model, usage, usage_estimated=True)
         return Completion(content, self._model, self._usage, usage_estimated=False)
-
-
-class ReplyStream:
-    """A reply arriving in pieces: iterate for the text deltas, then ask for the `Completion`."""
-
-    def __init__(
-        self, response: urllib3.BaseHTTPResponse, model: str, messages: Sequence[dict[str, Any]]
-    ):
-        self._response = response
-        self._reply = ReplyParts(model, messages)
-
-    def __iter__(self) -> Iterator[str]:
-        """Yield the reply's text as it arrives; a stream that breaks off is an upstream error.
-        What follows `[DONE]` is read too (normally only the end of the body), so the connection
-        can serve the next call."""
-        try:
-            lines, events = _lines(self._response), EventLines()
-            for line in lines:
-                chunk = events.feed(line)
-                if events.done:
-                    _drain(lines)
-                    break
-                if chunk is not None:
-                    yield from self._reply.add(chunk)
-        except UpstreamError:
-            raise
-        except TimeoutError as exc:
-            raise UpstreamTimeout() from exc
-        except Exception as exc:  # a cut connection, a malformed chunk: the reply is incomplete
-            raise UpstreamError("the model provider's stream broke off") from exc
-        finally:
-            self.close()
-        self._reply.check_finished()
-
-    def completion(self) -> Completion:
-        """Return the whole reply once the stream has ended."""
-        return self._reply.completion()
-
-    def close(self) -> None:
-        """Release the response (see `release`)."""
-        release(self._response)
-
-
-def release(response: urllib3.BaseHTTPResponse) -> None:
-    """Give a response's connection back: closed, unless its body was read to the end (then
-    urllib3 has already put it back in the pool, open)."""
-    response.close()
-    response.release_conn()
-
-
-def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[str]:
-    """The body's lines as they arrive (without their line ends), each read as soon as it is
-    there: `read1` returns what has arrived rather than waiting for a full buffer."""
-    pending = b""
-    while data := response.read1(READ_BYTES):
-        *complete, pending = (pending + data).split(b"\n")
-        for line in complete:
-            yield line.removesuffix(b"\r").decode(errors="replace")
-    if pending:
-        yield pending.removesuffix(b"\r").decode(errors="replace")
-
-
-def _drain(lines: Iterator[str]) -> None:
-    """Read the little that follows `[DONE]`. The reply is complete by then, so a failure here
-    (a connection closed without the body's last bytes) only costs the connection, and so does
-    a body that goes on: after DRAIN_LINES lines it is left unread and the connection dropped."""
-    try:
-        for _ in itertools.islice(lines, DRAIN_LINES):
-            pass
-    except (HTTPError, OSError):
-        pass
 
 
 def _error_text(chunk: JsonObject) -> str:

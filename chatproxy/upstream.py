@@ -1,16 +1,17 @@
-"""Own the model provider: chat completions and moderation over its HTTP API.
+"""Own what a call to the model provider is, apart from the HTTP client that makes it: the
+provider's settings (`Provider`), the request bodies, what the answers mean, the timing of
+retries, and the translation of failures into the proxy's error tree.
 
-The calls are plain JSON over kept-alive connections from one urllib3 pool per process. The
-official `openai` client was used here before: profiled in a turn, its request building and HTTP
-stack (httpx, httpcore, h11) cost about 1.4 ms of CPU a call on a slow 2-core machine, more than
-the proxy's own work and both store round trips together; the same call through urllib3 costs
-about 0.3 ms. Nothing of the client was left to use: the proxy already sent the messages as
-plain JSON, read the answers as plain JSON, parsed streams itself and did its own retries.
+`upstream_aio.AsyncUpstream` makes the calls (aiohttp). The calls are plain JSON over kept-alive
+connections: the official `openai` client was used before, and profiled in a turn its request
+building and HTTP stack (httpx, httpcore, h11) cost about 1.4 ms of CPU a call on a slow 2-core
+machine, more than the proxy's own work and both store round trips together. Nothing of it was
+left to use: the proxy sends the messages as plain JSON, reads the answers as plain JSON,
+parses streams itself and does its own retries.
 
-Every failure is translated here into the proxy's error tree, so nothing above this module ever
-sees an HTTP library's exception. Retries are done here too, because only this module knows the
-request's deadline: each attempt gets at most the time left, and no retry starts that could not
-finish before the deadline.
+Every failure is translated into the proxy's error tree, so nothing above the client ever sees
+an HTTP library's exception. Retries are decided here too: each attempt gets at most the time
+left before the request's deadline, and no retry starts that could not finish before it.
 """
 
 from __future__ import annotations
@@ -18,17 +19,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any, Self, TypeVar
-from urllib.parse import unquote
-
-import certifi
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chatproxy.config import Settings
 from chatproxy.errors import (
@@ -39,13 +35,7 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from chatproxy.reply_stream import (
-    MAX_MESSAGE_CHARS,
-    Completion,
-    JsonObject,
-    ReplyStream,
-    release,
-)
+from chatproxy.reply_stream import MAX_MESSAGE_CHARS, Completion, JsonObject
 from chatproxy.tokens import USAGE_FIELDS, estimate_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -56,18 +46,14 @@ MIN_ATTEMPT_SECONDS = 0.5
 RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 4.0
 
-# Keep a connection open for every call that may run at once (THREADS is 250 in `make run` and
-# deploy.sh), so no call under load pays a new TCP and TLS handshake. More calls than this still
-# run: the extra connections are closed after use instead of kept.
+# Keep a connection open for every call that may run at once (deploy.sh's --concurrency is 250),
+# so no call under load pays a new TCP and TLS handshake.
 POOL_CONNECTIONS = 1000
 
 # Kept connections idle longer than this are closed instead of reused: one that a NAT or firewall
 # dropped without a word would hang the next call until its timeout. NATs keep idle TCP for
 # minutes (Cloud NAT: 20); httpx, under the openai client, closed them after 5 s.
 IDLE_SECONDS = 60.0
-
-T = TypeVar("T")
-Urlopen = Callable[..., urllib3.BaseHTTPResponse]
 
 
 class Provider:
@@ -114,145 +100,13 @@ class Provider:
         )
 
 
-class Upstream(Provider):
-    """Calls the OpenAI-compatible API at `base_url` with `api_key`, over urllib3."""
-
-    def __init__(self, base_url: str, api_key: str, **options: Any):
-        super().__init__(base_url, api_key, **options)
-        self._manager, self._urlopen, self._prefix = _connect(self._base_url, self._ca_file)
-
-    def complete(
-        self,
-        messages: Sequence[dict[str, Any]],
-        *,
-        model: str,
-        max_tokens: int,
-        temperature: float | None = None,
-        deadline: float | None = None,
-    ) -> Completion:
-        """Return the model's reply to `messages`, trying again on transient failures."""
-        body = completion_body(messages, model, max_tokens, temperature)
-
-        def attempt(timeout: float) -> Completion:
-            result = json_object(self._post("/chat/completions", body, timeout).data)
-            return completion_of(result, model, messages)
-
-        return self._with_retries(attempt, deadline)
-
-    def stream(
-        self,
-        messages: Sequence[dict[str, Any]],
-        *,
-        model: str,
-        max_tokens: int,
-        temperature: float | None = None,
-        deadline: float | None = None,
-    ) -> ReplyStream:
-        """Open a streamed completion; failures to open it are retried like `complete`'s."""
-        body = completion_body(messages, model, max_tokens, temperature)
-        body.update(stream=True, stream_options={"include_usage": True})
-
-        def attempt(timeout: float) -> ReplyStream:
-            response = self._post("/chat/completions", body, timeout, stream=True)
-            return ReplyStream(response, model, messages)
-
-        return self._with_retries(attempt, deadline)
-
-    def moderate(self, text: str, *, model: str, deadline: float | None = None) -> dict[str, Any]:
-        """Return the moderation result for `text` as the API gives it, with the model's name."""
-
-        def attempt(timeout: float) -> dict[str, Any]:
-            response = self._post("/moderations", {"input": text, "model": model}, timeout)
-            return moderation_of(json_object(response.data), model)
-
-        return self._with_retries(attempt, deadline)
-
-    def _post(
-        self, path: str, body: JsonObject, timeout: float, *, stream: bool = False
-    ) -> urllib3.BaseHTTPResponse:
-        """Send one request; return the response if it succeeded (unread when `stream`), else
-        raise the proxy's error for it."""
-        try:
-            response = self._urlopen(
-                "POST",
-                self._prefix + path,
-                body=json.dumps(body).encode(),
-                headers=self._headers,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                retries=False,
-                redirect=False,
-                preload_content=not stream,
-            )
-        except NewConnectionError as exc:  # before TimeoutError: urllib3 makes it a subclass
-            raise UpstreamError("could not reach the model provider") from exc
-        except TimeoutError as exc:
-            raise UpstreamTimeout() from exc
-        except HTTPError as exc:  # reset, closed early, TLS failure, malformed answer
-            if _timed_out(exc):  # e.g. sending the body: "Connection aborted." from a timeout
-                raise UpstreamTimeout() from exc
-            raise UpstreamError("could not reach the model provider") from exc
-        if 200 <= response.status < 300:
-            return response
-        try:
-            data = response.data if not stream else response.read(MAX_ERROR_BYTES)
-        except HTTPError:
-            data = b""
-        finally:
-            if stream:
-                release(response)
-        raise status_error(response.status, response.headers, data)
-
-    def _with_retries(self, attempt: Callable[[float], T], deadline: float | None) -> T:
-        """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
-        failures = 0
-        while True:
-            timeout = attempt_timeout(self._timeout, deadline)  # none starts past the deadline
-            try:
-                return attempt(timeout)
-            except UpstreamError as exc:
-                failures += 1
-                pause = retry_pause(exc, failures, self._max_retries, deadline)
-                if pause is None:
-                    raise
-                time.sleep(pause)
-
-    def close(self) -> None:
-        self._manager.clear()
-
-
-def _connect(base_url: str, ca_file: str | None) -> tuple[urllib3.PoolManager, Urlopen, str]:
-    """Return the pool manager, the call that sends a request, and what a path is appended to.
-
-    Without a proxy the base URL's own connection pool is kept and called with paths (no URL
-    parsing per call); with one (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, unless NO_PROXY names the
-    host) every call goes through the proxy manager with its full URL. TLS certificates are checked
-    against certifi's CA bundle, or `ca_file` (SSL_CERT_FILE: a private CA in front of a
-    self-hosted model).
-    """
-    url = urllib3.util.parse_url(base_url)
-    options: dict[str, Any] = {
-        "maxsize": POOL_CONNECTIONS,
-        "block": False,
-        "retries": False,
-        "ca_certs": ca_file or certifi.where(),
-    }
-    proxy = proxy_for(base_url)
-    if proxy:
-        manager: urllib3.PoolManager = _proxy_manager(proxy, options)
-        manager.pool_classes_by_scheme = POOL_CLASSES
-        return manager, manager.urlopen, base_url
-    manager = urllib3.PoolManager(**options)
-    manager.pool_classes_by_scheme = POOL_CLASSES
-    return manager, manager.connection_from_url(base_url).urlopen, url.path or ""
-
-
 def proxy_for(base_url: str) -> str | None:
     """The proxy the environment names for `base_url` (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY,
     unless NO_PROXY names the host), if any."""
-    url = urllib3.util.parse_url(base_url)
+    url = urlsplit(base_url)
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme or "https") or proxies.get("all")
-    if proxy and not urllib.request.proxy_bypass(url.host or ""):
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
         return proxy
     return None
 
@@ -262,52 +116,11 @@ def split_proxy(proxy: str) -> tuple[str, tuple[str, str] | None]:
     those credentials (`http://user:password@host:port`), unquoted."""
     if "://" not in proxy:
         proxy = f"http://{proxy}"
-    parsed = urllib3.util.parse_url(proxy)
-    if not parsed.auth:
+    parts = urlsplit(proxy)
+    if parts.username is None:
         return proxy, None
-    user, _, password = parsed.auth.partition(":")
-    return parsed._replace(auth=None).url, (unquote(user), unquote(password))
-
-
-class _Expiring(urllib3.HTTPConnectionPool):
-    """A connection pool that closes a connection idle for over IDLE_SECONDS when it is taken
-    (the next request on it then opens a new one)."""
-
-    def _put_conn(self, conn: Any) -> None:
-        if conn is not None:
-            conn.idle_since = time.monotonic()
-        super()._put_conn(conn)
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        idle_since = getattr(conn, "idle_since", None)
-        if idle_since is not None and time.monotonic() - idle_since > IDLE_SECONDS:
-            conn.close()
-        return conn
-
-
-class _ExpiringHTTPS(_Expiring, urllib3.HTTPSConnectionPool):
-    pass
-
-
-POOL_CLASSES = {"http": _Expiring, "https": _ExpiringHTTPS}
-
-
-def _proxy_manager(proxy: str, options: dict[str, Any]) -> urllib3.ProxyManager:
-    """A manager for the proxy the environment names; its credentials go as
-    Proxy-Authorization (see `split_proxy`)."""
-    url, credentials = split_proxy(proxy)
-    headers = None
-    if credentials:
-        headers = urllib3.make_headers(proxy_basic_auth=":".join(credentials))
-    return urllib3.ProxyManager(url, proxy_headers=headers, **options)
-
-
-def _timed_out(exc: HTTPError) -> bool:
-    """Whether urllib3 wrapped a timeout in another error (ProtocolError while sending,
-    ProxyError while reaching the proxy)."""
-    causes = [*exc.args, exc.__context__]
-    return any(isinstance(c, (socket.timeout, TimeoutError)) for c in causes)
+    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    return urlunsplit(bare), (unquote(parts.username), unquote(parts.password or ""))
 
 
 def completion_body(

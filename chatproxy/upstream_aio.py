@@ -1,9 +1,7 @@
-"""Own the model provider for coroutines: `AsyncUpstream`, `Upstream`'s twin over aiohttp.
+"""Own the calls to the model provider: `AsyncUpstream`, over aiohttp.
 
-The second step of the coroutine rewrite BENCHMARKS.md measures the case for: the same calls,
-failures, retries, deadlines, proxy and TLS settings as `chatproxy.upstream.Upstream`, whose
-rules it takes from that module rather than restating them; only the I/O is aiohttp's. Nothing
-serves requests with it yet: the service moves onto it in a later step.
+Chat completions (whole or streamed) and moderation, with the failures, retries, deadlines,
+proxy and TLS settings that `chatproxy.upstream` defines for any client; only the I/O is here.
 
 Its session is made on the event loop of its first call and belongs to that loop (a worker
 process has one); `aclose` releases it.

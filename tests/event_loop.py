@@ -29,6 +29,16 @@ class LoopThread:
         self.loop.close()
 
 
+def run_on_own_loop(call: Coroutine[Any, Any, T]) -> T:
+    """Run `call` to its end on a new loop in a thread of its own (asyncio.run would refuse,
+    in a thread whose loop is running)."""
+    loop = LoopThread()
+    try:
+        return loop.run(call)
+    finally:
+        loop.close()
+
+
 class Blocking:
     """Call an object's coroutine methods as blocking ones, on `loop` (an `AsyncStore` seen as
     a `Store`, so the contract suite runs against both kinds unchanged)."""

@@ -28,6 +28,7 @@ from chatproxy.store.base import ChatState
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.redis_aio import AsyncRedisStore, connect_async
 from tests.conftest import MakeStore
+from tests.event_loop import run_on_own_loop
 
 CHAT = ChatRef("public", "chat-1")
 
@@ -420,7 +421,7 @@ def test_async_store_holds_a_burst_beyond_its_connections_until_one_comes_free(
         finally:
             await store.close()
 
-    assert asyncio.run(burst()) == [True] * calls
+    assert run_on_own_loop(burst()) == [True] * calls
     check = connect(settings)
     assert check.zcard("chats:{public}") == calls
     check.close()
@@ -444,7 +445,7 @@ def test_async_store_call_that_waits_too_long_for_a_connection_is_a_full_pool(
             await store.close()
 
     try:
-        second, first = asyncio.run(two_calls())
+        second, first = run_on_own_loop(two_calls())
     finally:
         pauser.close()
     assert isinstance(first, ChatState)
@@ -502,7 +503,7 @@ def test_async_store_of_the_settings_shares_its_chats_with_the_blocking_one(
             await aio.close()
 
     try:
-        assert (aio.kind, asyncio.run(save_and_read()).messages) == (backend, turn(1))
+        assert (aio.kind, run_on_own_loop(save_and_read()).messages) == (backend, turn(1))
         assert blocking.load_history(CHAT).messages == turn(1)
     finally:
         blocking.close()

@@ -1,7 +1,7 @@
-"""Both model clients, `Upstream` (urllib3) and `AsyncUpstream` (aiohttp), against the same fake
-upstream: every failure becomes the same proxy error, and replies, streams, retries and the
-connection pool behave alike. The app-level suites (test_upstream_faults, test_streaming) run
-`Upstream` through the service; this one holds the async client to the same answers."""
+"""The model client, `AsyncUpstream` (aiohttp), on its own against the fake upstream and real
+proxies and TLS servers: every failure becomes its proxy error, and replies, streams, retries
+and the connection pool behave as the service needs. The app-level suites
+(test_upstream_faults, test_streaming) run it through the service."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from chatproxy import upstream as upstream_module
 from chatproxy.config import load_settings
 from chatproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from chatproxy.reply_stream import Completion
-from chatproxy.upstream import Upstream
 from chatproxy.upstream_aio import AsyncUpstream
 from tests.event_loop import LoopThread
 from tests.fake_upstream import FakeUpstream, Fault
@@ -35,32 +34,23 @@ REPLY = "one two three four five six"
 
 
 class Client:
-    """One client of either kind, called the same way; the async one runs on a loop of its own
-    (`LoopThread`) that lives as long as the client."""
+    """The client called from the test's thread; it runs on a loop of its own (`LoopThread`)
+    that lives as long as the client."""
 
-    def __init__(self, kind: str, **env: str):
+    def __init__(self, **env: str):
         settings = load_settings({"GPT_API_KEY": "k", **env})
-        self.kind = kind
-        self.sync = Upstream.from_settings(settings) if kind == "sync" else None
-        self.aio = AsyncUpstream.from_settings(settings) if kind == "async" else None
+        self.aio = AsyncUpstream.from_settings(settings)
         self.loop = LoopThread()
 
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(call)
 
     def complete(self, messages: list[dict[str, Any]] = MESSAGES, **options: Any) -> Completion:
-        if self.sync:
-            return self.sync.complete(messages, model="m", max_tokens=5, **options)
-        assert self.aio
         return self.run(self.aio.complete(messages, model="m", max_tokens=5, **options))
 
     def stream(self) -> tuple[list[str], Completion]:
         """The streamed texts and the completion; raises as the stream does."""
-        if self.sync:
-            reply = self.sync.stream(MESSAGES, model="m", max_tokens=5)
-            return list(reply), reply.completion()
         aio = self.aio
-        assert aio
 
         async def read() -> tuple[list[str], Completion]:
             reply = await aio.stream(MESSAGES, model="m", max_tokens=5)
@@ -69,30 +59,19 @@ class Client:
         return self.run(read())
 
     def moderate(self) -> dict[str, Any]:
-        if self.sync:
-            return self.sync.moderate("hello", model="omni-moderation-latest")
-        assert self.aio
         return self.run(self.aio.moderate("hello", model="omni-moderation-latest"))
 
     def close(self) -> None:
-        if self.sync:
-            self.sync.close()
-        if self.aio:
-            self.run(self.aio.aclose())
+        self.run(self.aio.aclose())
         self.loop.close()
 
 
-@pytest.fixture(params=["sync", "async"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-def make(kind: str, fake_upstream: FakeUpstream) -> Iterator[Any]:
+def make(fake_upstream: FakeUpstream) -> Iterator[Any]:
     clients: list[Client] = []
 
     def make(**env: str) -> Client:
-        clients.append(Client(kind, OPENAI_BASE_URL=fake_upstream.base_url, **env))
+        clients.append(Client(OPENAI_BASE_URL=fake_upstream.base_url, **env))
         return clients[-1]
 
     yield make
@@ -245,7 +224,6 @@ class _Canned(http.server.BaseHTTPRequestHandler):
     ],
 )
 def test_calls_go_through_the_proxy_the_environment_names(
-    kind: str,
     monkeypatch: pytest.MonkeyPatch,
     variable: str,
     proxy: str,
@@ -259,7 +237,7 @@ def test_calls_go_through_the_proxy_the_environment_names(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(variable, proxy.format(address=f"127.0.0.1:{server.server_port}"))
     model_url = "http://model.example:8000/v1"
-    client = Client(kind, OPENAI_BASE_URL=model_url)
+    client = Client(OPENAI_BASE_URL=model_url)
     try:
         reply = client.complete()
     finally:
@@ -270,15 +248,14 @@ def test_calls_go_through_the_proxy_the_environment_names(
     assert _Canned.proxy_auth == [authorization]
 
 
-def test_an_upstream_that_stops_reading_the_request_is_a_timeout(kind: str) -> None:
-    """A socket timeout while sending the body is a 504 like one while waiting for the answer
-    (urllib3 reports it as a ProtocolError, "Connection aborted.")."""
+def test_an_upstream_that_stops_reading_the_request_is_a_timeout() -> None:
+    """A socket timeout while sending the body is a 504 like one while waiting for the answer."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
-    client = Client(kind, OPENAI_BASE_URL=url, UPSTREAM_TIMEOUT="0.3")
+    client = Client(OPENAI_BASE_URL=url, UPSTREAM_TIMEOUT="0.3")
     big = [{"role": "user", "content": "x" * 32_000_000}]  # more than the socket buffers hold
     try:
         with pytest.raises(UpstreamTimeout):
@@ -288,9 +265,7 @@ def test_an_upstream_that_stops_reading_the_request_is_a_timeout(kind: str) -> N
         listener.close()
 
 
-def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
-    kind: str, tmp_path: Path
-) -> None:
+def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(tmp_path: Path) -> None:
     make_certificates(tmp_path)  # a private CA and a certificate for 127.0.0.1 it signed
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -300,7 +275,7 @@ def test_tls_upstreams_are_verified_against_certifi_or_ssl_cert_file(
     url = f"https://127.0.0.1:{server.server_port}/v1"
 
     def call(**env: str) -> str:
-        client = Client(kind, OPENAI_BASE_URL=url, **env)
+        client = Client(OPENAI_BASE_URL=url, **env)
         try:
             return client.complete().content
         finally:

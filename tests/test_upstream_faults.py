@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chatproxy.config import load_settings
-from chatproxy.upstream import Upstream
+from chatproxy.upstream_aio import AsyncUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
+from tests.event_loop import run_on_own_loop
 from tests.fake_upstream import FakeUpstream, Fault
 
 CONTEXT_TOO_LONG = "This model's maximum context length is 128000 tokens."
@@ -135,20 +136,25 @@ def test_the_client_keeps_a_connection_open_for_every_concurrent_call(
     """More calls at once than a default keep-alive pool (urllib3 keeps 1, httpx 100) still
     reuse connections: a new one per call would be a TCP and TLS handshake each time."""
     settings = load_settings({"OPENAI_BASE_URL": fake_upstream.base_url, "GPT_API_KEY": "k"})
-    upstream = Upstream.from_settings(settings)
+    upstream = AsyncUpstream.from_settings(settings)
     fake_upstream.delay = 0.3
     calls = 150
+    messages = [{"role": "user", "content": "hi"}]
 
-    def call(_: int) -> str:
-        messages = [{"role": "user", "content": "hi"}]
-        return upstream.complete(messages, model="gpt-4.1-mini", max_tokens=16).content
-
-    try:
-        with ThreadPoolExecutor(calls) as pool:
+    async def two_rounds() -> list[str]:
+        try:
+            replies = []
             for _ in range(2):
-                assert all(list(pool.map(call, range(calls))))
-    finally:
-        upstream.close()
+                calls_at_once = (
+                    upstream.complete(messages, model="gpt-4.1-mini", max_tokens=16)
+                    for _ in range(calls)
+                )
+                replies += [c.content for c in await asyncio.gather(*calls_at_once)]
+            return replies
+        finally:
+            await upstream.aclose()
+
+    assert all(run_on_own_loop(two_rounds()))
     peers = {tuple(entry["peer"]) for entry in fake_upstream.requests}
     assert len(fake_upstream.requests) == 2 * calls
     assert len(peers) <= calls  # the second round used the first round's connections
@@ -163,12 +169,17 @@ def test_calls_carry_the_key_organization_and_project(fake_upstream: FakeUpstrea
             "OPENAI_PROJECT_ID": "proj-9",
         }
     )
-    upstream = Upstream.from_settings(settings)
-    try:
-        upstream.complete([{"role": "user", "content": "hi"}], model="gpt-4.1-mini", max_tokens=5)
-        upstream.moderate("hello", model="omni-moderation-latest")
-    finally:
-        upstream.close()
+    upstream = AsyncUpstream.from_settings(settings)
+
+    async def both_calls() -> None:
+        try:
+            messages = [{"role": "user", "content": "hi"}]
+            await upstream.complete(messages, model="gpt-4.1-mini", max_tokens=5)
+            await upstream.moderate("hello", model="omni-moderation-latest")
+        finally:
+            await upstream.aclose()
+
+    run_on_own_loop(both_calls())
     for request in fake_upstream.requests:
         headers = request["headers"]
         assert headers["authorization"] == "Bearer sk-test-key"
