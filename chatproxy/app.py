@@ -91,7 +91,7 @@ class ProxyApp:
             fields["error"] = ProxyError.code
         status = response.status_code
 
-        def log_request() -> None:
+        async def log_request() -> None:  # a coroutine: Starlette runs a function in a thread
             access_log.info(
                 "%s %s %d",
                 request.method,
