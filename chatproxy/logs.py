@@ -17,6 +17,8 @@ from typing import Any
 # Client libraries whose debug output could show request details: kept at WARNING whatever
 # LOG_LEVEL says.
 QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "urllib3", "aiohttp")
+# One encoder for every line: `json.dumps` with options builds a new one per call.
+LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["message"] += "\n" + self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return LINE_ENCODER.encode(entry)
 
 
 def configure_logging(level: str) -> None:

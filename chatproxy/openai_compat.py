@@ -17,11 +17,11 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from chatproxy.defaults import TurnOptions
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
-from chatproxy.routes import Context, Handler, Reply, valid_chat_id
+from chatproxy.routes import Context, EventStream, Handler, Reply, valid_chat_id
 from chatproxy.service import StreamEvent, StreamingTurn, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.tokens import content_text
@@ -229,7 +229,7 @@ def _sse(items: AsyncIterator[Any]) -> Response:
             yield f"data: {data}\n\n"
 
     headers = {"Cache-Control": "no-cache"}
-    return StreamingResponse(lines(), media_type="text/event-stream", headers=headers)
+    return EventStream(lines(), headers)
 
 
 def _openai_error_body(error: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
@@ -68,6 +69,30 @@ class App(Protocol):
     service: ChatService
     chats: Chats
     auth: Authenticator
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events from an async iterator of texts, each sent as it comes.
+
+    Starlette's own streaming response also listens for the client's disconnect, in a task group
+    of its own, on ASGI servers before spec 2.4 (uvicorn's httptools server is 2.3): that cost a
+    stream's first event about 0.1 ms. Nothing here needs to stop early: a streamed turn is read
+    and stored by its own task whoever listens, and uvicorn drops what is sent to a client that
+    has gone, so a stream ends when its events do.
+    """
+
+    def __init__(self, events: AsyncIterator[str], headers: dict[str, str]):
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.stream_response(send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()  # its `finally` runs now, also when the send was cancelled
+        if self.background is not None:
+            await self.background()
 
 
 def valid_chat_id(chat_id: str) -> bool:
@@ -321,7 +346,7 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return EventStream(events(), headers)
 
 
 async def get_chat(ctx: Context) -> Reply:
