@@ -465,7 +465,7 @@ def test_env_example_documents_every_variable_config_reads() -> None:
 
 
 # Documented in .env.example but read by functions-framework's gunicorn, not by config.py.
-SERVER_VARS = {"WORKERS", "THREADS"}
+SERVER_VARS = {"WORKERS"}
 
 
 def test_env_example_documents_no_variable_config_ignores() -> None:

@@ -1,11 +1,13 @@
-"""End to end under stress: the real server process (gunicorn), a real Redis, the fake upstream.
+"""End to end under stress: the real server process (gunicorn and uvicorn), a real Redis, the fake
+upstream.
 
 * many clients on one chat, across worker processes: every turn is serialized, sees
   the whole previous history and is stored exactly once, in order;
 * Redis killed mid-load: quick 503s while it is down, recovery by itself once it is back (AOF),
   and every acknowledged turn kept exactly once;
 * a client that hangs up mid-turn: the turn is still answered and stored once;
-* a turn cut by a Redis outage does not keep its chat locked once Redis is back.
+* a turn cut by a Redis outage does not keep its chat locked once Redis is back;
+* a worker told to stop while a stream whose client left is still being read stores it first.
 
 The server-process helpers (`launch`, `server_env`, `http`, ...) come from `test_e2e_server`.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
@@ -66,6 +70,16 @@ def history(server: Server, chat: str) -> list[tuple[str, str]]:
     answer = http("GET", f"{server.url}/{chat}/chat", timeout=LONG)
     assert answer.status == 200, answer.body
     return [(m["role"], m["content"]) for m in answer.json()]
+
+
+def raw_post(server: Server, path: str, body: dict[str, object]) -> bytes:
+    """The bytes of a POST of `body` as JSON, for a client that hangs up on its own socket."""
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
 
 
 def assert_turns_paired(chat: str, messages: list[tuple[str, str]]) -> None:
@@ -192,7 +206,6 @@ def test_redis_outage_gives_503_then_recovers_with_every_acknowledged_turn_kept(
             REDIS_URL=store.url,
             REDIS_TIMEOUT="0.5",
             WORKERS="2",
-            THREADS="8",
             UPSTREAM_MAX_RETRIES="0",
         )
         attempts: list[Attempt] = []
@@ -283,15 +296,10 @@ def test_client_disconnect_mid_turn_still_stores_the_turn_once(
     serve: StartServer, redis_url: str, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.delay = 1.0
-    server = serve(WORKERS="1", THREADS="4", REDIS_URL=redis_url, UPSTREAM_MAX_RETRIES="0")
+    server = serve(WORKERS="1", REDIS_URL=redis_url, UPSTREAM_MAX_RETRIES="0")
 
-    body = json.dumps({"content": "are you still there?"}).encode()
-    head = (
-        f"POST /gone/chat HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(head + body)
+        sock.sendall(raw_post(server, "/gone/chat", {"content": "are you still there?"}))
     # hung up before the reply (the upstream takes 1 s)
 
     deadline = time.monotonic() + 10
@@ -319,7 +327,6 @@ def test_a_turn_cut_by_a_redis_outage_does_not_keep_its_chat_locked(
             REDIS_URL=store.url,
             REDIS_TIMEOUT="0.5",
             WORKERS="1",
-            THREADS="4",
             UPSTREAM_MAX_RETRIES="0",
             REQUEST_TIMEOUT="20",  # so the default lease is 25 s
             TURN_WAIT_SECONDS="3",
@@ -358,3 +365,33 @@ def test_a_turn_cut_by_a_redis_outage_does_not_keep_its_chat_locked(
         ]
     finally:
         store.stop()
+
+
+# -- 4. a worker told to stop while a stream whose client left is still being read ------------
+
+
+def test_a_worker_told_to_stop_first_stores_the_stream_its_client_left(
+    serve: StartServer, redis_url: str, fake_upstream: FakeUpstream
+) -> None:
+    """SIGTERM a second before a streamed turn ends, its client gone after the first word: the
+    server's graceful stop waits for the turn, which is stored whole."""
+    reply = "one two three four five six seven eight nine ten"
+    fake_upstream.reply_text = reply
+    fake_upstream.chunk_delay = 0.1
+    server = serve(WORKERS="1", REDIS_URL=redis_url, UPSTREAM_MAX_RETRIES="0")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(raw_post(server, "/gone/chat", {"content": "bye", "stream": True}))
+        received = b""
+        while b"event: delta" not in received:
+            received += sock.recv(4096)
+    # The client is gone after the first word; the reply has nine more to come.
+
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=15)
+
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        stored = [json.loads(raw) for raw in store.lrange("chat:{public:gone}:msgs", 0, -1)]
+    finally:
+        store.close()
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "bye"), ("assistant", reply)]

@@ -28,7 +28,6 @@ def test_rate_limit_holds_across_four_workers(
     server = start_server(
         server_env(
             WORKERS="4",
-            THREADS="8",
             **store,
             GPT_API_KEY=GPT_KEY,
             OPENAI_BASE_URL=fake_upstream.base_url,

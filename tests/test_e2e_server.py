@@ -44,7 +44,6 @@ def test_server_process_serves_a_chat_through_redis_and_the_upstream(
     server = start_server(
         server_env(
             WORKERS="2",
-            THREADS="4",
             REDIS_URL=redis_url,
             OPENAI_BASE_URL=fake_upstream.base_url,
             GPT_API_KEY=API_KEY,
