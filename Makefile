@@ -19,6 +19,7 @@ test: lint typecheck unit
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.dev-deps
 	$(BIN)/mypy

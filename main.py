@@ -13,9 +13,9 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatproxy.app import create_app, error_response, with_cors
 from chatproxy.config import load_settings
 from chatproxy.errors import NotFound
+from chatproxy.http.app import create_app, error_response, with_cors
 from chatproxy.logs import configure_logging
 
 load_dotenv(".env")

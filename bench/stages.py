@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import main as proxy  # noqa: E402  (builds the app, as functions-framework would)
-from chatproxy.app import ProxyApp  # noqa: E402
-from chatproxy.service import ChatService  # noqa: E402
+from chatproxy.http.app import ProxyApp  # noqa: E402
+from chatproxy.service.turns import ChatService  # noqa: E402
 from chatproxy.store.redis_aio import AsyncRedisStore  # noqa: E402
-from chatproxy.upstream_aio import AsyncUpstream  # noqa: E402
+from chatproxy.upstream.client import AsyncUpstream  # noqa: E402
 
 STEPS = {
     "request": (RequestResponseCycle, "run_asgi"),

@@ -28,10 +28,10 @@
         └── UpstreamTimeout         504 upstream_timeout
 
 Upstream errors say whether trying again may help (`retryable`); the model client retries those
-within the request's deadline (`upstream.py` decides when).
+within the request's deadline (`upstream/rules.py` decides when).
 
-Lower layers translate foreign exceptions (redis, openai) into these at their boundary; `app.py`
-turns them into JSON responses in one place.
+Lower layers translate foreign exceptions (redis, openai) into these at their boundary;
+`http/app.py` turns them into JSON responses in one place.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Own the log format: one JSON object per line, in the shape Google Cloud Logging reads.
 
-Every request is logged once by `app.py` with `severity`, `message`, `httpRequest` (method, URL
+Every request is logged once by `http/app.py` with `severity`, `message`, `httpRequest` (method, URL
 path, status, latency, client address), the route, chat id, tenant, error code and upstream token
 usage. Nothing here ever sees a request header, so API keys and the `Authorization` header cannot
 reach a log; message text is logged only with `LOG_CONTENT=1`.

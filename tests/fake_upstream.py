@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from chatproxy.devupstream import DevRequestHandler, DevUpstream, error_body
+from chatproxy.upstream.dev import DevRequestHandler, DevUpstream, error_body
 
 
 @dataclass

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from chatproxy.config import RedisSettings
-from chatproxy.context import fit_window, message_tokens
 from chatproxy.errors import ValidationFailed
+from chatproxy.service.window import fit_window, message_tokens
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore

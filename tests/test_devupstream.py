@@ -13,8 +13,8 @@ from typing import Any
 import openai
 import pytest
 
-from chatproxy.devupstream import DevUpstream
 from chatproxy.tokens import estimate_tokens
+from chatproxy.upstream.dev import DevUpstream
 from tests.fake_upstream import FakeUpstream, Fault
 
 MESSAGES: list[Any] = [

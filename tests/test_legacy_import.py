@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from chatproxy import legacy
+from chatproxy.cli import legacy
+from chatproxy.cli.legacy import ImportReport, import_legacy
 from chatproxy.config import RedisSettings
-from chatproxy.legacy import ImportReport, import_legacy
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore
@@ -357,7 +357,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "chatproxy.legacy", *args],
+        [sys.executable, "-m", "chatproxy", "legacy", *args],
         env=environ,
         cwd=cwd,
         capture_output=True,

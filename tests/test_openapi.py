@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from chatproxy import routes
-from chatproxy.openai_compat import CompletionRequest
-from chatproxy.openapi import openapi_path
+from chatproxy.http import routes
+from chatproxy.http.openai_compat import CompletionRequest
+from chatproxy.http.openapi import openapi_path
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.server_process import StartServer, http, server_env

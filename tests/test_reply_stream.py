@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chatproxy.errors import UpstreamBadResponse, UpstreamError
-from chatproxy.reply_stream import EventLines, ReplyParts
+from chatproxy.upstream.stream import EventLines, ReplyParts
 
 
 def chunks_of(lines: list[str]) -> tuple[list[dict[str, Any]], bool]:

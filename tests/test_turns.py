@@ -8,8 +8,8 @@ import pytest
 
 from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
+from chatproxy.service.guard import TurnGuard
 from chatproxy.store import AsyncStore, ChatRef, Message, Store
-from chatproxy.turns import TurnGuard
 from tests.event_loop import Blocking, LoopThread
 
 CHAT = ChatRef("public", "chat-1")

@@ -18,11 +18,11 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from chatproxy import upstream as upstream_module
 from chatproxy.config import load_settings
 from chatproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
-from chatproxy.reply_stream import Completion
-from chatproxy.upstream_aio import AsyncUpstream
+from chatproxy.upstream import rules as upstream_module
+from chatproxy.upstream.client import AsyncUpstream
+from chatproxy.upstream.stream import Completion
 from tests.event_loop import LoopThread
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.redis_server import make_certificates

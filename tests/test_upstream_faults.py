@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chatproxy.config import load_settings
-from chatproxy.upstream_aio import AsyncUpstream
+from chatproxy.upstream.client import AsyncUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.event_loop import run_on_own_loop

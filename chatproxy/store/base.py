@@ -29,6 +29,13 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
+
+
+def valid_chat_id(chat_id: str) -> bool:
+    """Whether `chat_id` is 1-128 of `A-Z a-z 0-9 . _ @ : -`, not dots only (a path segment of
+    dots means "this folder" or "the one above" to browsers and HTTP clients)."""
+    return CHAT_ID.fullmatch(chat_id) is not None and chat_id.strip(".") != ""
 
 
 @dataclass(frozen=True)

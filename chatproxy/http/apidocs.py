@@ -17,9 +17,9 @@ from pathlib import Path
 
 from starlette.responses import Response
 
-from chatproxy import ui
-from chatproxy.openapi import build_spec, file_operation
-from chatproxy.routes import Context, Handler, Route
+from chatproxy.http import ui
+from chatproxy.http.openapi import build_spec, file_operation
+from chatproxy.http.routes import Context, Handler, Route
 
 STATIC = Path(__file__).parent / "static" / "docs"
 SWAGGER_UI = files("flask_swagger_ui") / "dist"

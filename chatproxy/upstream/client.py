@@ -1,7 +1,7 @@
 """Own the calls to the model provider: `AsyncUpstream`, over aiohttp.
 
 Chat completions (whole or streamed) and moderation, with the failures, retries, deadlines,
-proxy and TLS settings that `chatproxy.upstream` defines for any client; only the I/O is here.
+proxy and TLS settings that `chatproxy.upstream.rules` defines for any client; only the I/O is here.
 
 Its session is made on the event loop of its first call and belongs to that loop (a worker
 process has one); `aclose` releases it.
@@ -18,10 +18,9 @@ from typing import Any, TypeVar
 import aiohttp
 import certifi
 
-from chatproxy import upstream as shared
 from chatproxy.errors import UpstreamError, UpstreamTimeout
-from chatproxy.reply_stream import DRAIN_LINES, Completion, EventLines, JsonObject, ReplyParts
-from chatproxy.upstream import (
+from chatproxy.upstream import rules as shared
+from chatproxy.upstream.rules import (
     MAX_ERROR_BYTES,
     POOL_CONNECTIONS,
     Provider,
@@ -35,6 +34,7 @@ from chatproxy.upstream import (
     split_proxy,
     status_error,
 )
+from chatproxy.upstream.stream import DRAIN_LINES, Completion, EventLines, JsonObject, ReplyParts
 
 T = TypeVar("T")
 LINE_BYTES = 1 << 20  # the longest line of a stream read (aiohttp's default is 64 KiB)

@@ -18,7 +18,7 @@ from pathlib import Path
 from starlette.responses import Response
 from werkzeug.http import parse_etags
 
-from chatproxy.routes import Context, Route
+from chatproxy.http.routes import Context, Route
 
 STATIC = Path(__file__).parent / "static" / "ui"
 PAGE = "index.html"

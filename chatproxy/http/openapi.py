@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chatproxy import routes
-from chatproxy.openapi_schemas import (
+from chatproxy.http import routes
+from chatproxy.http.openapi_schemas import (
     COUNT,
     PAGE_LIMIT,
     STRING,

@@ -10,8 +10,8 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
    releases the lock. On any failure the lock and the claim are released, so the client may
    retry.
 Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
-`turns.py`; a streamed turn after its first text in `relay.py`; the window's token budget in
-`context.py`; the turn's model, options and system prompt in `defaults.py`. The operations on
+`guard.py`; a streamed turn after its first text in `relay.py`; the window's token budget in
+`window.py`; the turn's model, options and system prompt in `defaults.py`. The operations on
 chats that are not turns are `chats.py`'s. This module never touches HTTP; handlers never touch
 the store or the upstream.
 """
@@ -26,17 +26,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.context import fit_window
-from chatproxy.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
 from chatproxy.errors import UpstreamBadResponse
-from chatproxy.quotas import Quotas
-from chatproxy.relay import OpenTurn, Relays, StreamEvent
-from chatproxy.reply_stream import Completion
+from chatproxy.service.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
+from chatproxy.service.guard import Claim, Lease, TurnGuard
+from chatproxy.service.quotas import Quotas
+from chatproxy.service.relay import OpenTurn, Relays, StreamEvent
+from chatproxy.service.window import fit_window
 from chatproxy.store import AsyncStore, ChatRef, ChatState, Message
 from chatproxy.store.base import Content
 from chatproxy.tokens import content_text
-from chatproxy.turns import Claim, Lease, TurnGuard
-from chatproxy.upstream_aio import AsyncReplyStream, AsyncUpstream
+from chatproxy.upstream.client import AsyncReplyStream, AsyncUpstream
+from chatproxy.upstream.stream import Completion
 
 log = logging.getLogger(__name__)
 

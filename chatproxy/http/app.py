@@ -23,18 +23,19 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 
-from chatproxy import apidocs, openai_compat, routes, ui
-from chatproxy.auth import Authenticator
-from chatproxy.chats import Chats
 from chatproxy.config import Settings
-from chatproxy.devupstream import DevUpstream
 from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
+from chatproxy.http import apidocs, openai_compat, routes, ui
+from chatproxy.http.auth import Authenticator
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
-from chatproxy.quotas import Identity, Quotas
-from chatproxy.service import ChatService
+from chatproxy.service import open_quotas
+from chatproxy.service.chats import Chats
+from chatproxy.service.quotas import Identity, Quotas
+from chatproxy.service.turns import ChatService
 from chatproxy.store import AsyncStore, open_async_store
-from chatproxy.upstream_aio import AsyncUpstream
+from chatproxy.upstream.client import AsyncUpstream
+from chatproxy.upstream.dev import DevUpstream
 
 log = logging.getLogger("chatproxy")
 DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
@@ -233,7 +234,7 @@ def create_app(
             "no PROXY_API_KEYS: the service is OPEN. Anyone who can reach it can read every chat"
             " and spend the upstream account's money. Set PROXY_API_KEYS before exposing it."
         )
-    quotas = Quotas.from_settings(settings, store)
+    quotas = open_quotas(settings, store)
     where = settings.redis.describe() if settings.redis else settings.store_path
     log.info(
         "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s",

@@ -5,7 +5,7 @@ Built on the `limits` package: a moving window of requests per API key and per c
 (`TOKEN_BUDGET_PER_DAY`; the day starts with the first tokens spent). The counters live in the
 chat store: in Redis (Cluster and TLS included) or in the embedded SQLite file, so every instance
 or worker process counts against the same limits. `limits` is blocking here: each count runs in
-a worker thread, off the event loop. `Quotas.from_settings` imports this module only when one of
+a worker thread, off the event loop. `open_quotas` imports this module only when one of
 the two is set.
 """
 
@@ -25,7 +25,7 @@ from redis import BlockingConnectionPool
 
 from chatproxy.config import RedisSettings, Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
-from chatproxy.quotas import Identity, Quotas
+from chatproxy.service.quotas import Identity, Quotas
 from chatproxy.store import AsyncStore
 from chatproxy.store.redis import WaitingQueue
 from chatproxy.store.sqlite import SqliteStore

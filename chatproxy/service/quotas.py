@@ -2,29 +2,18 @@
 
 `Quotas` is what the app and the service call. On its own it stands for a service that sets
 neither `RATE_LIMIT` nor `TOKEN_BUDGET_PER_DAY`: it admits every request and counts nothing. With
-either set, `Quotas.from_settings` returns `counters.CountedQuotas`, which counts in the chat
-store; only then is the `limits` package loaded, which would add about 60 ms to every cold start.
+either set, `open_quotas` (in `chatproxy.service`) returns `counters.CountedQuotas`, which counts
+in the chat store; only then is the `limits` package loaded, which would add about 60 ms to every
+cold start.
 """
 
 from __future__ import annotations
-
-from chatproxy.config import Settings
-from chatproxy.store import AsyncStore
 
 Identity = tuple[str, str]  # ("key", "web") or ("ip", "203.0.113.7")
 
 
 class Quotas:
     """Admits every request and sets no budget; `CountedQuotas` enforces configured limits."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings, store: AsyncStore) -> Quotas:
-        """The quotas `settings` configure, counted beside the chats in `store`."""
-        if not settings.rate_limit and not settings.token_budget_per_day:
-            return cls()
-        from chatproxy.counters import CountedQuotas  # loads `limits`: see the module's doc
-
-        return CountedQuotas.in_store(settings, store)
 
     async def admit(self, identities: list[Identity]) -> None:
         """Count one request for each identity; raise `RateLimited` if any is over its limit."""

@@ -30,10 +30,7 @@ from starlette.types import Receive, Scope, Send
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from chatproxy.auth import Authenticator, Caller
-from chatproxy.chats import Chats
 from chatproxy.config import Settings
-from chatproxy.defaults import TurnOptions
 from chatproxy.errors import (
     Forbidden,
     InvalidChatId,
@@ -43,11 +40,14 @@ from chatproxy.errors import (
     StoreError,
     ValidationFailed,
 )
+from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.jsontext import compact
-from chatproxy.service import ChatService, StreamingTurn, TurnResult
+from chatproxy.service.chats import Chats
+from chatproxy.service.defaults import TurnOptions
+from chatproxy.service.turns import ChatService, StreamingTurn, TurnResult
 from chatproxy.store import OPEN_TENANT, ChatRef
+from chatproxy.store.base import valid_chat_id
 
-CHAT_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000
 MAX_DIGITS = 18  # a whole number in a query: below 2**63
@@ -93,12 +93,6 @@ class EventStream(StreamingResponse):
                 await aclose()  # its `finally` runs now, also when the send was cancelled
         if self.background is not None:
             await self.background()
-
-
-def valid_chat_id(chat_id: str) -> bool:
-    """Whether `chat_id` is 1-128 of `A-Z a-z 0-9 . _ @ : -`, not dots only (a path segment of
-    dots means "this folder" or "the one above" to browsers and HTTP clients)."""
-    return CHAT_ID.fullmatch(chat_id) is not None and chat_id.strip(".") != ""
 
 
 @dataclass

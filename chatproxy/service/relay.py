@@ -1,7 +1,7 @@
 """Own a streamed turn once its first text has arrived: a task that reads the rest from the
 upstream and stores the turn, whoever still listens, and the events it hands the reader.
 
-The service (`service.py`) takes the lock, opens the stream and reads its first text; from then
+The service (`turns.py`) takes the lock, opens the stream and reads its first text; from then
 on the turn is a `Relay`'s. Its pump task reads the upstream to the end, stores the turn (through
 the service's `store` callback) and releases its lock and key; the reader takes the events as
 they come. A client that hangs up or stops reading holds nothing but its events: the turn is
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from chatproxy.errors import ProxyError
-from chatproxy.reply_stream import Completion
+from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.store import ChatRef, Message
-from chatproxy.turns import Claim, Lease, TurnGuard
-from chatproxy.upstream_aio import AsyncReplyStream
+from chatproxy.upstream.client import AsyncReplyStream
+from chatproxy.upstream.stream import Completion
 
 log = logging.getLogger(__name__)
 

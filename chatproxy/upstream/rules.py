@@ -35,8 +35,8 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from chatproxy.reply_stream import MAX_MESSAGE_CHARS, Completion, JsonObject
 from chatproxy.tokens import USAGE_FIELDS, estimate_usage
+from chatproxy.upstream.stream import MAX_MESSAGE_CHARS, Completion, JsonObject
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_RETRY_AFTER = 5

@@ -19,13 +19,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.responses import Response
 
-from chatproxy.defaults import TurnOptions
 from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
-from chatproxy.routes import Context, EventStream, Handler, Reply, valid_chat_id
-from chatproxy.service import StreamEvent, StreamingTurn, TurnResult
+from chatproxy.http.routes import Context, EventStream, Handler, Reply
+from chatproxy.service.defaults import TurnOptions
+from chatproxy.service.turns import StreamEvent, StreamingTurn, TurnResult
 from chatproxy.store import ChatRef
+from chatproxy.store.base import valid_chat_id
 from chatproxy.tokens import content_text
-from chatproxy.upstream_aio import AsyncReplyStream
+from chatproxy.upstream.client import AsyncReplyStream
 
 
 class ChatMessage(BaseModel):

@@ -1,4 +1,4 @@
-"""Import the chats of the original project's Redis: `python -m chatproxy.legacy --from URL`.
+"""Import the chats of the original project's Redis: `python -m chatproxy legacy --from URL`.
 
 The original project kept each chat in a Redis list `user-<chat_id>` of JSON messages
 (`{"role": ..., "content": ...}`, oldest first, the chat's system message first when it had one)
@@ -41,9 +41,8 @@ from dotenv import load_dotenv
 
 from chatproxy.config import ConfigError, load_settings
 from chatproxy.errors import ProxyError, TurnLeaseLost
-from chatproxy.routes import valid_chat_id
 from chatproxy.store import OPEN_TENANT, ChatRef, ChatState, Message, Store, open_store
-from chatproxy.store.base import TENANT, Content
+from chatproxy.store.base import TENANT, Content, valid_chat_id
 
 KEY_PREFIX = "user-"
 GLOBAL_SYSTEM_KEY = "system"
@@ -336,7 +335,7 @@ def mask(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the import; return 0 when done, 1 on problems or failures (2: bad arguments)."""
     parser = _Parser(
-        prog="python -m chatproxy.legacy",
+        prog="python -m chatproxy legacy",
         description="Copy the chats of the original project's Redis (user-<chat_id> lists and"
         " the `system` key) into the store that the environment / .env configures."
         " Safe to run again: it appends only what is new.",
@@ -420,7 +419,3 @@ def _hide(text: str, url: str) -> str:
     for password in sorted(filter(None, passwords), key=len, reverse=True):
         text = text.replace(password, "***")
     return mask(text)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

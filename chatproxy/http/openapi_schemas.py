@@ -11,8 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chatproxy import errors, routes
-from chatproxy.openai_compat import CompletionRequest
+from chatproxy import errors
+from chatproxy.http import routes
+from chatproxy.http.openai_compat import CompletionRequest
+from chatproxy.store.base import CHAT_ID
 
 Schema = dict[str, Any]
 
@@ -271,7 +273,7 @@ PARAMETERS: dict[str, Schema] = {
         "in": "path",
         "required": True,
         "description": "1-128 characters of A-Z a-z 0-9 . _ @ : -, not dots only",
-        "schema": {"type": "string", "pattern": f"^{routes.CHAT_ID.pattern}$"},
+        "schema": {"type": "string", "pattern": f"^{CHAT_ID.pattern}$"},
     },
     "Idempotency-Key": {
         "name": "Idempotency-Key",
@@ -285,7 +287,7 @@ PARAMETERS: dict[str, Schema] = {
         "description": "The chat to continue and store the turn in (or `metadata.chat_id`; a"
         " chat id as in the paths); without either, the request passes through and nothing is"
         " stored.",
-        "schema": {"type": "string", "pattern": f"^{routes.CHAT_ID.pattern}$"},
+        "schema": {"type": "string", "pattern": f"^{CHAT_ID.pattern}$"},
     },
 }
 

@@ -1,13 +1,13 @@
 """Own the operations on chats besides turns: histories and their pages, the listing, usage,
-system prompts, per-chat settings, deleting a chat. Turns are `service.py`'s."""
+system prompts, per-chat settings, deleting a chat. Turns are `turns.py`'s."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.defaults import NO_OPTIONS, Defaults, TurnOptions
 from chatproxy.errors import NotFound
+from chatproxy.service.defaults import NO_OPTIONS, Defaults, TurnOptions
 from chatproxy.store import AsyncStore, ChatRef
 
 DEFAULT_PAGE = 50

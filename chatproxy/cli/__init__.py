@@ -1,0 +1,1 @@
+"""Command-line tools over the same settings and store as the service."""

@@ -1,0 +1,1 @@
+"""The one model client: calls, retries, stream parsing, and the offline dev upstream."""
