@@ -11,12 +11,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 TOKENS_PER_MESSAGE = 4
+CHARS_PER_TOKEN = 4
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def estimate_tokens(text: str) -> int:
     """Estimate the tokens of `text` as ceil(characters / 4)."""
-    return math.ceil(len(text) / 4)
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def content_text(content: Any) -> tuple[str, int]:

@@ -161,6 +161,7 @@ class FakeUpstream(DevUpstream):
         base: dict[str, Any],
         reply: str,
         usage: dict[str, int] | None,
+        finish: str = "stop",
     ) -> None:
         """Stream as the dev upstream does, but break off after `cut_stream_after` events."""
         cut = self.cut_stream_after
@@ -187,7 +188,7 @@ class FakeUpstream(DevUpstream):
                 raise ConnectionAbortedError("the fake upstream cut the stream's end")
 
             handler.end_stream = reset  # type: ignore[method-assign]
-        super().stream_chat(handler, body, base, reply, usage)
+        super().stream_chat(handler, body, base, reply, usage, finish)
 
     @staticmethod
     def _send_fault(handler: DevRequestHandler, fault: Fault) -> None:

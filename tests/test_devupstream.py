@@ -139,6 +139,44 @@ def test_stream_yields_words_then_usage(devup: DevUpstream) -> None:
     assert last.usage == expected.usage
 
 
+@pytest.mark.parametrize("limit_field", ["max_tokens", "max_completion_tokens"])
+def test_reply_is_cut_to_the_token_limit_with_finish_reason_length(
+    devup: DevUpstream, limit_field: str
+) -> None:
+    with make_client(devup) as client:
+        whole = client.chat.completions.create(model="m", messages=MESSAGES)
+        cut = client.chat.completions.create(
+            model="m", messages=MESSAGES, extra_body={limit_field: 3}
+        )
+        streamed = client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, extra_body={limit_field: 3}
+        )
+        with streamed:
+            chunks = list(streamed)
+    reply = whole.choices[0].message.content or ""
+    short = cut.choices[0].message.content or ""
+    assert whole.choices[0].finish_reason == "stop"
+    assert estimate_tokens(reply) > 3
+    assert cut.choices[0].finish_reason == "length"
+    assert reply.startswith(short)
+    assert 0 < len(short) <= 3 * 4
+    assert cut.usage is not None
+    assert cut.usage.completion_tokens <= 3
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == short
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_a_reply_within_the_token_limit_is_whole(devup: DevUpstream) -> None:
+    with make_client(devup) as client:
+        whole = client.chat.completions.create(model="m", messages=MESSAGES)
+        reply = whole.choices[0].message.content or ""
+        same = client.chat.completions.create(
+            model="m", messages=MESSAGES, max_tokens=estimate_tokens(reply)
+        )
+    assert same.choices[0].message.content == reply
+    assert same.choices[0].finish_reason == "stop"
+
+
 def test_stream_without_include_usage_has_no_usage_chunk(devup: DevUpstream) -> None:
     with make_client(devup) as client:
         stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)

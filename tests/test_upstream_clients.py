@@ -46,14 +46,14 @@ class Client:
         return self.loop.run(call)
 
     def complete(self, messages: list[dict[str, Any]] = MESSAGES, **options: Any) -> Completion:
-        return self.run(self.aio.complete(messages, model="m", max_tokens=5, **options))
+        return self.run(self.aio.complete(messages, model="m", max_tokens=50, **options))
 
     def stream(self) -> tuple[list[str], Completion]:
         """The streamed texts and the completion; raises as the stream does."""
         aio = self.aio
 
         async def read() -> tuple[list[str], Completion]:
-            reply = await aio.stream(MESSAGES, model="m", max_tokens=5)
+            reply = await aio.stream(MESSAGES, model="m", max_tokens=50)
             return [text async for text in reply], reply.completion()
 
         return self.run(read())

@@ -3,7 +3,9 @@
 It lets the proxy run with no OpenAI key and no internet (``make run``) and is the base of the
 test fake (``tests/fake_upstream.py``). It owns three routes, all JSON unless streaming:
 ``POST /v1/chat/completions`` answers a deterministic reply echoing the last user message
-(:meth:`DevUpstream.reply_for`), or with ``"stream": true`` the same reply as server-sent
+(:meth:`DevUpstream.reply_for`), cut to the request's ``max_tokens`` (or
+``max_completion_tokens``) with ``finish_reason: "length"`` as a model would, or with
+``"stream": true`` the same reply as server-sent
 ``chat.completion.chunk`` events, one per word, ending ``data: [DONE]``;
 ``POST /v1/moderations`` follows the dev rule "flagged iff the input contains the whole word
 'kill' (any case)"; ``GET /v1/models`` lists ``dev-model``. Unknown paths answer 404 and bodies
@@ -22,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self, cast
 
-from chatproxy.tokens import content_text, estimate_usage
+from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens, estimate_usage
 
 MODERATION_CATEGORIES = (
     "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
@@ -42,6 +44,18 @@ def moderation_result(flagged: bool) -> dict[str, Any]:
         "category_scores": {c: 0.9 if v else 0.0001 for c, v in hit.items()},
         "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES},
     }
+
+
+def cut_to_limit(reply: str, request: dict[str, Any]) -> tuple[str, str]:
+    """Cut `reply` to the request's `max_completion_tokens` or `max_tokens` (estimated as
+    `tokens.estimate_tokens` does, at a word's end where one fits) and return it with its
+    finish reason: "length" when cut, as OpenAI answers, else "stop"."""
+    limit = request.get("max_completion_tokens", request.get("max_tokens"))
+    if not isinstance(limit, int) or isinstance(limit, bool) or estimate_tokens(reply) <= limit:
+        return reply, "stop"
+    cut = reply[: max(limit, 0) * CHARS_PER_TOKEN]
+    words = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return words, "length"
 
 
 def error_body(message: str, type_: str = "invalid_request_error") -> dict[str, Any]:
@@ -203,22 +217,23 @@ class DevUpstream:
 
     def handle_chat(self, handler: DevRequestHandler, body: dict[str, Any]) -> None:
         """Answer a chat completion, as one JSON object or as an SSE stream."""
-        reply = self.reply_for(body)
+        reply, finish = cut_to_limit(self.reply_for(body), body)
         usage = self.usage_for(body, reply)
         base = {"id": f"chatcmpl-dev-{self.next_id()}", "created": int(time.time())}
         base["model"] = body.get("model", "dev-model")
         if body.get("stream"):
-            self.stream_chat(handler, body, base, reply, usage)
+            self.stream_chat(handler, body, base, reply, usage, finish)
             return
         message = {"role": "assistant", "content": reply, "refusal": None}
-        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
         result = {**base, "object": "chat.completion", "choices": [choice]}
         if usage is not None:
             result["usage"] = usage
         handler.send_json(200, result)
 
     def stream_chat(self, handler: DevRequestHandler, body: dict[str, Any], base: dict[str, Any],
-                    reply: str, usage: dict[str, int] | None) -> None:  # fmt: skip
+                    reply: str, usage: dict[str, int] | None,
+                    finish: str = "stop") -> None:  # fmt: skip
         """Send ``reply`` as chat.completion.chunk events, one per word, then ``[DONE]``."""
         opts = body.get("stream_options")
         with_usage = usage is not None and isinstance(opts, dict) and opts.get("include_usage")
@@ -234,7 +249,7 @@ class DevUpstream:
             if n and self.chunk_delay:
                 time.sleep(self.chunk_delay)
             handler.send_event(chunk({"content": word}))
-        handler.send_event(chunk({}, "stop"))
+        handler.send_event(chunk({}, finish))
         if with_usage:
             handler.send_event({**chunk({}), "choices": [], "usage": usage})
         handler.send_event("[DONE]")
