@@ -263,6 +263,33 @@ def test_bad_bodies_get_400_json_and_no_upstream_call(
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/c1/chat", {}, "content: Field required"),
+        ("/c1/chat", {"content": "   "}, "content: must not be blank"),
+        ("/c1/chat", {"content": "a\u0000b"}, "content: must not contain NUL characters"),
+        (
+            "/c1/chat",
+            {"content": "x" * 32_001},
+            "content: must be at most 32000 characters (MAX_CONTENT_CHARS)",
+        ),
+        (
+            "/c1/img",
+            {"content": "look", "url": "ftp://example.com/a.png"},
+            "url: must be an http(s) URL of at most 2048 characters or a data:image/ URL",
+        ),
+    ],
+)
+def test_validation_messages_name_the_field_and_say_what_is_wrong(
+    client: ProxyClient, path: str, body: dict[str, Any], message: str
+) -> None:
+    response = post(client, path, body)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == message
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {"content": "look"},

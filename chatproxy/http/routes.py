@@ -448,7 +448,11 @@ def _turn_reply(ctx: Context, content: str, result: TurnResult) -> Reply:
 
 
 def _describe(exc: ValidationError) -> str:
-    """Say what is wrong with a body in one line, e.g. `content: Field required`."""
+    """Say what is wrong with a body in one line, e.g. `content: Field required`, or for our own
+    validators' `ValueError`s their words alone (`content: must not be blank`), without the
+    `Value error, ` that pydantic puts before them."""
     first = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
+    error = first.get("ctx", {}).get("error")
+    what = str(error) if first["type"] == "value_error" and error is not None else first["msg"]
+    return f"{where}: {what}"
