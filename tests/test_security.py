@@ -307,6 +307,30 @@ def test_content_longer_than_the_limit_is_400(
     assert client.post("/c1/chat", data=json.dumps({"content": "x" * 10})).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        ("x" * 11, 400),
+        ([{"type": "text", "text": "x" * 6}, {"type": "text", "text": "y" * 6}], 400),
+        ("x" * 10, 200),
+    ],
+)
+def test_pass_through_messages_longer_than_the_limit_are_400(
+    make_client: MakeClient, fake_upstream: FakeUpstream, content: Any, status: int
+) -> None:
+    client = make_client(MAX_CONTENT_CHARS="10")
+    messages = [{"role": "system", "content": "short"}, {"role": "user", "content": content}]
+
+    response = client.post("/v1/chat/completions", data=json.dumps({"messages": messages}))
+
+    assert response.status_code == status
+    if status == 400:
+        assert response.get_json()["error"]["message"] == (
+            "messages[1]: at most 10 characters (MAX_CONTENT_CHARS)"
+        )
+        assert fake_upstream.requests == []
+
+
 def test_a_chat_keeps_only_its_newest_messages(make_client: MakeClient) -> None:
     client = make_client(MAX_CHAT_MESSAGES="4", SYSTEM_PROMPT="sys")
     for n in range(3):

@@ -82,6 +82,7 @@ async def chat_completions(ctx: Context) -> Reply | Response:
     if chat_id is None:
         chat_id = (request.metadata or {}).get("chat_id")
     if chat_id is None:
+        _check_lengths(request.messages, ctx.settings.max_content_chars)
         return await _pass_through(ctx, caller.tenant, request)
     if not valid_chat_id(chat_id):
         raise InvalidChatId()
@@ -118,6 +119,16 @@ async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -
         return _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
     ctx.log_fields["tokens"] = answer.get("tokens")
     return _completion(answer)
+
+
+def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
+    """Refuse a pass-through request with a message longer than MAX_CONTENT_CHARS, as a turn
+    of a chat is refused: the limit bounds what one message may cost, stored or not."""
+    for n, message in enumerate(messages):
+        if len(content_text(message.content)[0]) > max_chars:
+            raise ValidationFailed(
+                f"messages[{n}]: at most {max_chars} characters (MAX_CONTENT_CHARS)"
+            )
 
 
 def _new_user_message(request: CompletionRequest, max_chars: int) -> str | list[dict[str, Any]]:
