@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from chatproxy.http import routes
@@ -101,6 +102,20 @@ def test_turns_document_idempotency_and_their_event_stream(client: ProxyClient) 
     assert "X-Chat-Id" in str(paths["/v1/chat/completions"]["post"]["parameters"])
     assert paths["/v1/models"]["get"]["responses"]["401"]["$ref"].endswith("OpenAIError401")
     assert paths["/chats"]["get"]["responses"]["401"]["$ref"].endswith("/Error401")
+
+
+@pytest.mark.parametrize("headers", [{"X-Chat-Id": "c1"}, {}], ids=["chat", "pass-through"])
+def test_a_chat_completion_answer_matches_its_schema_down_to_the_message(
+    client: ProxyClient, headers: dict[str, str]
+) -> None:
+    schema = {**served_spec(client), "$ref": "#/components/schemas/ChatCompletion"}
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    answer = client.post("/v1/chat/completions", json=body, headers=headers).get_json()
+    without_message = {**answer, "choices": [{"index": 0, "finish_reason": "stop"}]}
+
+    assert list(Draft202012Validator(schema).iter_errors(answer)) == []
+    assert list(Draft202012Validator(schema).iter_errors(without_message)) != []
+    assert answer["choices"][0]["message"]["content"]
 
 
 def test_error_responses_carry_their_headers(client: ProxyClient) -> None:

@@ -166,13 +166,25 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             ),
         },
     ),
+    "ChatCompletionChoice": _object(
+        ["index", "message", "finish_reason"],
+        index={"type": "integer", "minimum": 0},
+        message=_object(
+            ["role", "content"],
+            role={"const": "assistant"},
+            content={**_nullable(STRING), "description": "The reply's text."},
+            refusal=_nullable(STRING),
+        ),
+        finish_reason=_nullable(STRING),
+        logprobs=_nullable({"type": "object"}),
+    ),
     "ChatCompletion": _object(
         ["id", "object", "created", "model", "choices", "usage"],
         id=STRING,
         object={"const": "chat.completion"},
         created={"type": "integer"},
         model=_nullable(STRING),
-        choices={"type": "array", "items": {"type": "object"}},
+        choices={"type": "array", "items": ref("ChatCompletionChoice")},
         usage=_nullable(ref("TokenCounts")),
     ),
 }
