@@ -371,7 +371,7 @@ if not present("WORKERS"):
 if not present("REQUEST_TIMEOUT"):
     lines.append(f'REQUEST_TIMEOUT: "{int(function_timeout) - 5}"\n')
 # Google's front end appends the client address to X-Forwarded-For; without one trusted hop every
-# caller would share the front end's address for RATE_LIMIT.
+# caller would share the front end's address for RATE_LIMIT_PER_ADDRESS.
 if not present("TRUSTED_PROXY_HOPS"):
     lines.append('TRUSTED_PROXY_HOPS: "1"\n')
 

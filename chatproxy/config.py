@@ -81,6 +81,7 @@ class Settings:
     turn_lease_seconds: float
     api_keys: tuple[ApiKey, ...] = ()
     rate_limit: str | None = None
+    rate_limit_per_address: str | None = None
     token_budget_per_day: int = 0
     max_content_chars: int = 32_000
     max_chat_messages: int = 10_000
@@ -154,6 +155,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         turn_lease_seconds=env.number("TURN_LEASE_SECONDS", request_timeout + 5, minimum=0.1),
         api_keys=_api_keys(env),
         rate_limit=env.parse("RATE_LIMIT", _rate_limit),
+        rate_limit_per_address=env.parse("RATE_LIMIT_PER_ADDRESS", _rate_limit),
         token_budget_per_day=env.integer("TOKEN_BUDGET_PER_DAY", 0, minimum=0),
         max_content_chars=env.integer("MAX_CONTENT_CHARS", 32_000, minimum=1),
         max_chat_messages=env.integer("MAX_CHAT_MESSAGES", 10_000, minimum=0),

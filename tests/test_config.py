@@ -48,6 +48,8 @@ def test_empty_environment_gives_documented_defaults() -> None:
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.system_prompt is None
     assert settings.log_level == "INFO"
+    assert (settings.rate_limit, settings.rate_limit_per_address) == (None, None)
+    assert settings.token_budget_per_day == 0
 
 
 def test_vision_model_follows_model_unless_set() -> None:
@@ -193,6 +195,10 @@ def test_cloud_functions_with_key_or_base_url_is_accepted(
         # config.py reports a bad port without echoing the URL (which may hold the password).
         ({"REDIS_URL": "redis://host:notaport"}, "REDIS_URL", "invalid port"),
         ({"REDIS_URL": "redis://host:70000"}, "REDIS_URL", "invalid port"),
+        ({"RATE_LIMIT": "lots"}, "RATE_LIMIT", "lots"),
+        ({"RATE_LIMIT": "60/fortnight"}, "RATE_LIMIT", "60/fortnight"),
+        ({"RATE_LIMIT_PER_ADDRESS": "many"}, "RATE_LIMIT_PER_ADDRESS", "many"),
+        ({"RATE_LIMIT_PER_ADDRESS": "600/minute;x"}, "RATE_LIMIT_PER_ADDRESS", "600/minute;x"),
     ],
 )
 def test_bad_value_is_refused_naming_variable_and_value(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_upstream import FakeUpstream, Fault
-from tests.server_process import PasswordRedisServer, StartServer, http, server_env
+from tests.server_process import PasswordRedisServer, Reply, StartServer, http, server_env
 
 GPT_KEY = "sk-e2e-SECRET-gpt-key"
 WEB_KEY = "web-SECRET-0123456789abcdef"
@@ -23,6 +24,43 @@ PRIVATE_TEXT = "my private SECRET-diary entry"
 def test_rate_limit_holds_across_four_workers(
     start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
 ) -> None:
+    """Each key gets its limit from one address, however many requests another key sends."""
+    limit, sent = 100, {WEB_KEY: 160, OPS_KEY: 240}
+    store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
+    server = start_server(
+        server_env(
+            WORKERS="4",
+            **store,
+            GPT_API_KEY=GPT_KEY,
+            OPENAI_BASE_URL=fake_upstream.base_url,
+            PROXY_API_KEYS=f"web={WEB_KEY},ops={OPS_KEY}",
+            RATE_LIMIT=f"{limit}/minute",
+        )
+    )
+    keys = [key for key, count in sent.items() for _ in range(count)]
+    random.Random(20).shuffle(keys)
+
+    def get(n: int) -> tuple[str, Reply]:
+        auth = {"Authorization": f"Bearer {keys[n]}"}
+        return keys[n], http("GET", f"{server.url}/c{n % 7}/chat", headers=auth)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(get, range(len(keys))))
+
+    for key in sent:
+        statuses = Counter(reply.status for sender, reply in replies if sender == key)
+        assert set(statuses) <= {200, 429}, statuses
+        assert limit * 0.95 <= statuses[200] <= limit * 1.05, (key, statuses)
+    refused = next(reply for _, reply in replies if reply.status == 429)
+    assert refused.json()["code"] == "rate_limited"
+    assert refused.headers["RateLimit-Limit"] == str(limit)
+
+
+@pytest.mark.parametrize("store_kind", ["redis", "sqlite"])
+def test_rate_limit_per_address_holds_across_four_workers_over_every_route(
+    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
+) -> None:
+    """Public pages, the spec, health checks and wrong keys all count against one address."""
     limit, sent = 100, 160
     store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
     server = start_server(
@@ -32,24 +70,28 @@ def test_rate_limit_holds_across_four_workers(
             GPT_API_KEY=GPT_KEY,
             OPENAI_BASE_URL=fake_upstream.base_url,
             PROXY_API_KEYS=f"web={WEB_KEY}",
-            RATE_LIMIT=f"{limit}/minute",
+            RATE_LIMIT_PER_ADDRESS=f"{limit}/minute",
+            TRUSTED_PROXY_HOPS="1",
         )
     )
-    auth = {"Authorization": f"Bearer {WEB_KEY}"}
+    guesser = {"X-Forwarded-For": "203.0.113.9"}
+    wrong = {**guesser, "Authorization": f"Bearer {WRONG_KEY}"}
+    calls = [("/", guesser), ("/openapi.json", guesser), ("/ui", guesser), ("/c1/chat", wrong)]
+
+    def get(n: int) -> Reply:
+        path, headers = calls[n % len(calls)]
+        return http("GET", server.url + path, headers=headers)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        replies = list(
-            pool.map(
-                lambda n: http("GET", f"{server.url}/c{n % 7}/chat", headers=auth), range(sent)
-            )
-        )
+        replies = list(pool.map(get, range(sent)))
 
     statuses = Counter(reply.status for reply in replies)
-    assert set(statuses) <= {200, 429}, statuses
-    assert limit * 0.95 <= statuses[200] <= limit * 1.05, statuses
+    assert set(statuses) <= {200, 401, 429}, statuses
+    assert limit * 0.95 <= statuses[200] + statuses[401] <= limit * 1.05, statuses
     refused = next(reply for reply in replies if reply.status == 429)
-    assert refused.json()["code"] == "rate_limited"
-    assert refused.headers["RateLimit-Limit"] == str(limit)
+    assert "per client address" in refused.json()["error"]
+    other = {"X-Forwarded-For": "203.0.113.10", "Authorization": f"Bearer {WEB_KEY}"}
+    assert http("GET", f"{server.url}/c1/chat", headers=other).status == 200
 
 
 def run_and_read_logs(

@@ -192,6 +192,30 @@ def test_app_serves_chats_over_tls_with_redis_ca_cert(
         assert redis_client.exists("chat:{public:c1}:msgs") == 1
 
 
+def test_app_counts_rate_limits_and_budgets_over_tls_with_redis_ca_cert(
+    make_client: MakeClient, tls: RedisServer, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(
+        REDIS_URL=tls.url,
+        REDIS_CA_CERT=str(tls.ca_path),
+        REDIS_CLUSTER=None,
+        STORE_PATH=None,
+        RATE_LIMIT="3/minute",
+        RATE_LIMIT_PER_ADDRESS="10/minute",
+        TOKEN_BUDGET_PER_DAY="1000",
+    )
+
+    post(client, "/c1/chat", {"content": "hi"})
+    statuses = [client.get("/c1/chat").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+    with tls.client() as redis_client:
+        counters = {str(key) for key in redis_client.keys("LIMITS:*")}
+    assert any("/requests/ip/" in key for key in counters)
+    assert any("/address/" in key for key in counters)
+    assert any("/tokens/" in key for key in counters)
+
+
 def test_a_ca_cert_with_a_plain_redis_url_is_refused_at_start_up(
     redis_url: str, tls_server: RedisServer
 ) -> None:
@@ -336,3 +360,31 @@ def test_app_serves_separate_chats_and_system_prompts_over_the_cluster(
     assert client.delete("/chat-2/chat").get_json() == {"chat_id": "chat-2", "deleted": True}
     assert client.get("/chat-2/chat").get_json() == []
     assert client.get("/chat-1/system").get_json()["source"] == "chat"
+
+
+def test_app_counts_rate_limits_over_the_cluster(
+    make_client: MakeClient, cluster: RedisClusterServers
+) -> None:
+    client = make_client(
+        REDIS_URL=cluster.url,
+        REDIS_CLUSTER="1",
+        REDIS_SSL="0",
+        REDIS_CA_CERT=None,
+        STORE_PATH=None,
+        RATE_LIMIT="3/minute",
+        RATE_LIMIT_PER_ADDRESS="5/minute",
+        TRUSTED_PROXY_HOPS="1",
+    )
+
+    def get(address: str) -> int:
+        return int(client.get("/c1/chat", headers={"X-Forwarded-For": address}).status_code)
+
+    assert [get("198.51.100.1") for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get("/", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 200
+    refused = client.get("/", headers={"X-Forwarded-For": "198.51.100.1"})
+    assert refused.status_code == 429
+    assert "per client address" in refused.get_json()["error"]
+    assert get("198.51.100.2") == 200
+    counters = set().union(*keys_per_node(cluster, "LIMITS:*").values())
+    assert any("/requests/ip/198.51.100.1/" in key for key in counters)
+    assert any("/address/198.51.100.1/" in key for key in counters)

@@ -218,8 +218,24 @@ def test_rate_limit_per_key_gives_429_with_headers(
     assert fake_upstream.requests == []
 
 
-def test_rate_limit_per_client_address_spans_keys(make_client: MakeClient) -> None:
+def test_rate_limit_counts_each_key_whatever_other_keys_on_its_address_did(
+    make_client: MakeClient,
+) -> None:
     client = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="3/minute", TRUSTED_PROXY_HOPS="1")
+    same_ip = {"X-Forwarded-For": "198.51.100.9"}
+
+    def get(key: str) -> int:
+        return int(client.get("/c1/chat", headers={**bearer(key), **same_ip}).status_code)
+
+    assert [get(WEB_KEY) for _ in range(4)] == [200, 200, 200, 429]
+    assert [get(OPS_KEY) for _ in range(4)] == [200, 200, 200, 429]
+    assert get(HASHED_KEY) == 200
+
+
+def test_rate_limit_per_client_address_spans_keys(make_client: MakeClient) -> None:
+    client = make_client(
+        PROXY_API_KEYS=KEYS, RATE_LIMIT_PER_ADDRESS="3/minute", TRUSTED_PROXY_HOPS="1"
+    )
     same_ip = {"X-Forwarded-For": "198.51.100.9"}
 
     statuses = [
@@ -230,6 +246,79 @@ def test_rate_limit_per_client_address_spans_keys(make_client: MakeClient) -> No
     assert statuses == [200, 200, 200, 429]
     limited = client.get("/c1/chat", headers={**bearer(HASHED_KEY), **same_ip})
     assert "per client address" in limited.get_json()["error"]
+
+
+PUBLIC_PATHS = [
+    "/",
+    "/ui",
+    "/ui/app.js",
+    "/docs",
+    "/docs/swagger-ui-bundle.js",
+    "/openapi.json",
+]
+
+
+@pytest.mark.parametrize("path", PUBLIC_PATHS)
+def test_rate_limit_per_address_counts_public_routes_and_failed_authentications(
+    make_client: MakeClient, path: str
+) -> None:
+    client = make_client(
+        PROXY_API_KEYS=KEYS, RATE_LIMIT_PER_ADDRESS="4/minute", TRUSTED_PROXY_HOPS="1"
+    )
+    guesser = {"X-Forwarded-For": "203.0.113.66"}
+
+    statuses = [
+        client.get(path, headers=guesser).status_code,
+        client.get("/c1/chat", headers={**bearer("guessed-key-0123456789"), **guesser}).status_code,
+        client.get("/c1/chat", headers=guesser).status_code,
+        client.get("/no/such/route", headers=guesser).status_code,
+    ]
+    refused = client.get(path, headers=guesser)
+    refused_key = client.get("/c1/chat", headers={**bearer(WEB_KEY), **guesser})
+
+    assert statuses[0] == 200
+    assert statuses[1:3] == [401, 401]
+    assert statuses[3] in (401, 404)  # an unknown path: 401 once keys guard every path
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == "rate_limited"
+    assert "per client address" in refused.get_json()["error"]
+    assert refused.headers["RateLimit-Limit"] == "4"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused_key.status_code == 429  # the right key from that address waits too
+    other = {"X-Forwarded-For": "203.0.113.67"}
+    assert client.get(path, headers=other).status_code == 200
+
+
+def test_rate_limit_per_address_answers_openai_clients_in_their_shape(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(RATE_LIMIT_PER_ADDRESS="1/minute")
+    client.get("/")
+
+    refused = client.post("/v1/chat/completions", data=json.dumps({"model": "m", "messages": []}))
+
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["type"] == "rate_limit_error"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.parametrize("store_kind", ["redis"])
+def test_rate_limits_on_an_unreachable_redis_give_503_before_any_work(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(
+        REDIS_URL="redis://127.0.0.1:1/0",
+        STORE_PATH=None,
+        REDIS_TIMEOUT="0.5",
+        RATE_LIMIT_PER_ADDRESS="100/minute",
+    )
+
+    refused = [client.get("/"), post(client, "/c1/chat", "hi", WEB_KEY)]
+
+    assert [r.status_code for r in refused] == [503, 503]
+    assert [r.get_json()["code"] for r in refused] == ["store_unavailable"] * 2
+    assert refused[1].headers["Retry-After"] == "1"
+    assert fake_upstream.requests == []
 
 
 def test_only_the_trusted_hop_of_x_forwarded_for_counts(make_client: MakeClient) -> None:

@@ -24,9 +24,10 @@ print("limits" in sys.modules)
     [
         ({}, False),
         ({"RATE_LIMIT": "60/minute"}, True),
+        ({"RATE_LIMIT_PER_ADDRESS": "600/minute"}, True),
         ({"TOKEN_BUDGET_PER_DAY": "1000"}, True),
     ],
-    ids=["no-limits", "rate-limit", "token-budget"],
+    ids=["no-limits", "rate-limit", "rate-limit-per-address", "token-budget"],
 )
 def test_the_limits_package_loads_only_when_a_limit_is_set(
     request: pytest.FixtureRequest,

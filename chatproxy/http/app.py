@@ -4,8 +4,9 @@
 base URL are configured), the authenticator, the quotas and the service. `ProxyApp` is an ASGI
 application, to which the Cloud Function hands every request (main.py). For every route but the
 public ones (health, pages, the spec) it authenticates the caller and counts the request against
-its limits before any store or upstream work; it is the one place where an error becomes a
-response, and it logs each request once, after the answer is sent.
+its key's limit before any store or upstream work; every request, public or refused, counts
+against its client address's. It is the one place where an error becomes a response, and it logs
+each request once, after the answer is sent.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from werkzeug.routing import Map, Rule
 from chatproxy.config import Settings
 from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
 from chatproxy.http import apidocs, openai_compat, routes, ui
-from chatproxy.http.auth import Authenticator
+from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
 from chatproxy.service import open_quotas
 from chatproxy.service.chats import Chats
-from chatproxy.service.quotas import Identity, Quotas
+from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
 from chatproxy.store import AsyncStore, open_async_store
 from chatproxy.upstream.client import AsyncUpstream
@@ -114,6 +115,7 @@ class ProxyApp:
         return response
 
     async def _dispatch(self, request: Request, client_ip: str, fields: dict[str, Any]) -> Response:
+        await self.quotas.admit_address(client_ip)  # every request: public, unknown, unauthorized
         try:
             rule, args = self._routes.match(
                 path_of(request), method=request.method, return_rule=True
@@ -126,12 +128,7 @@ class ProxyApp:
         handler: routes.Handler = rule.endpoint
         caller = None
         if handler not in self._public:
-            caller = self.auth.authenticate(request.headers)
-            fields["tenant"] = caller.tenant
-            identities: list[Identity] = [("ip", client_ip)]
-            if not self.auth.open:
-                identities.insert(0, ("key", caller.tenant))
-            await self.quotas.admit(identities)
+            caller = await self._admit_caller(request, client_ip, fields)
         ctx = routes.Context(request, self, caller, dict(args), fields)
         if "chat_id" in args:
             fields["chat_id"] = ctx.chat.chat_id  # an invalid id is refused before the body
@@ -141,6 +138,17 @@ class ProxyApp:
         if not isinstance(result, tuple):
             return json_response(result)
         return json_response(*result)
+
+    async def _admit_caller(
+        self, request: Request, client_ip: str, fields: dict[str, Any]
+    ) -> Caller:
+        """Authenticate the caller of a private route and count the request against RATE_LIMIT:
+        its key's, or on a service without keys its address's (the address's own limit,
+        RATE_LIMIT_PER_ADDRESS, has counted every request before routing)."""
+        caller = self.auth.authenticate(request.headers)
+        fields["tenant"] = caller.tenant
+        await self.quotas.admit(("ip", client_ip) if self.auth.open else ("key", caller.tenant))
+        return caller
 
     def client_ip(self, request: Request) -> str:
         """Return the client's address: the socket peer, or with TRUSTED_PROXY_HOPS the entry
@@ -156,6 +164,7 @@ class ProxyApp:
         """Release the store's and the upstream's connections (streams still being stored finish
         first)."""
         await self.service.close()
+        await self.quotas.close()
 
 
 CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Chat-Id"]
@@ -237,13 +246,14 @@ def create_app(
     quotas = open_quotas(settings, store)
     where = settings.redis.describe() if settings.redis else settings.store_path
     log.info(
-        "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s",
+        "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s per_address=%s",
         settings.store_kind,
         where,
         settings.upstream_mode,
         settings.model,
         "open" if auth.open else f"{len(settings.api_keys)} keys",
         settings.rate_limit or "none",
+        settings.rate_limit_per_address or "none",
     )
     service = ChatService(settings, store, upstream, quotas)
     return ProxyApp(settings, service, Chats(settings, store), quotas, auth)

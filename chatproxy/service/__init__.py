@@ -13,7 +13,8 @@ from chatproxy.store import AsyncStore
 
 def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:
     """Build the quotas `settings` configure, counted beside the chats in `store`."""
-    if not settings.rate_limit and not settings.token_budget_per_day:
+    counted = settings.rate_limit or settings.rate_limit_per_address
+    if not counted and not settings.token_budget_per_day:
         return Quotas()
     from chatproxy.service.counters import CountedQuotas  # loads `limits`: see quotas.py
 

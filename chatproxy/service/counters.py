@@ -1,33 +1,31 @@
 """Count rate limits and token budgets in the chat store, shared by every instance.
 
-Built on the `limits` package: a moving window of requests per API key and per client address
-(`RATE_LIMIT`, e.g. `60/minute`), and a one-day window of upstream tokens per key
+Built on `limits.aio`, on the event loop: a moving window of requests per API key (`RATE_LIMIT`,
+e.g. `60/minute`; per client address on a service without keys), another over every request of
+a client address (`RATE_LIMIT_PER_ADDRESS`), and a one-day window of upstream tokens per key
 (`TOKEN_BUDGET_PER_DAY`; the day starts with the first tokens spent). The counters live in the
-chat store: in Redis (Cluster and TLS included) or in the embedded SQLite file, so every instance
-or worker process counts against the same limits. `limits` is blocking here: each count runs in
-a worker thread, off the event loop. `open_quotas` imports this module only when one of
-the two is set.
+chat store: in Redis (Cluster and TLS included) or in the embedded SQLite file, so every
+instance or worker process counts against the same limits. `open_quotas` imports this module
+only when one of the three is set.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import limits
+from limits.aio.storage import Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from limits.errors import StorageError
-from limits.storage import Storage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
-from redis import BlockingConnectionPool
+from limits.util import WindowStats
 
-from chatproxy.config import RedisSettings, Settings
+from chatproxy.config import Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
 from chatproxy.service.quotas import Identity, Quotas
 from chatproxy.store import AsyncStore
-from chatproxy.store.redis import WaitingQueue
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_limits import SqliteLimitsStorage
 from chatproxy.store.threaded import ThreadedStore
@@ -36,13 +34,19 @@ from chatproxy.store.threaded import ThreadedStore
 class CountedQuotas(Quotas):
     """Counts requests and tokens; raises a 429 error when a caller is over its limit."""
 
-    def __init__(self, settings: Settings, storage: Storage):
-        self._rates = limits.parse_many(settings.rate_limit) if settings.rate_limit else []
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        close: Callable[[], Awaitable[None]] | None = None,
+    ):
+        self._rates = _parse(settings.rate_limit)
+        self._address_rates = _parse(settings.rate_limit_per_address)
         self._requests = MovingWindowRateLimiter(storage)
         budget = settings.token_budget_per_day
         self._budget = limits.RateLimitItemPerDay(budget) if budget else None
         self._tokens = FixedWindowRateLimiter(storage)
-        self._storage = storage
+        self._close = close
 
     @classmethod
     def in_store(cls, settings: Settings, store: AsyncStore) -> CountedQuotas:
@@ -51,31 +55,27 @@ class CountedQuotas(Quotas):
             return cls(settings, SqliteLimitsStorage(store.blocking))
         if settings.redis is None:
             raise ValueError("a store other than SQLite needs Redis settings for its limits")
-        uri, options = _redis_storage(settings.redis)
-        storage = storage_from_string(uri, wrap_exceptions=True, **options)
-        assert isinstance(storage, Storage)  # a sync storage: the URI has no async+ scheme
-        return cls(settings, storage)
+        from chatproxy.store.redis_limits import open_redis_limits
 
-    async def admit(self, identities: list[Identity]) -> None:
-        """Count one request for each identity; raise `RateLimited` if any is over its limit."""
-        for item in self._rates:
-            for kind, value in identities:
-                if not await _guarded(self._requests.hit, item, "requests", kind, value):
-                    stats = await _guarded(
-                        self._requests.get_window_stats, item, "requests", kind, value
-                    )
-                    raise RateLimited(
-                        f"rate limit exceeded: {item.amount} requests per {_window(item)} per"
-                        f" {'API key' if kind == 'key' else 'client address'}",
-                        headers=_headers(item, stats),
-                    )
+        storage, close = open_redis_limits(settings.redis)
+        return cls(settings, storage, close)
+
+    async def admit(self, identity: Identity) -> None:
+        """Count one request against RATE_LIMIT for the caller's key (or address)."""
+        kind, value = identity
+        per = "API key" if kind == "key" else "client address"
+        await self._count(self._rates, per, "requests", kind, value)
+
+    async def admit_address(self, address: str) -> None:
+        """Count one request of any kind against RATE_LIMIT_PER_ADDRESS."""
+        await self._count(self._address_rates, "client address", "address", address)
 
     async def check_budget(self, tenant: str) -> None:
         """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day."""
         if self._budget is None:
             return
-        if not await _guarded(self._tokens.test, self._budget, "tokens", tenant):
-            stats = await _guarded(self._tokens.get_window_stats, self._budget, "tokens", tenant)
+        if not await _guarded(self._tokens.test(self._budget, "tokens", tenant)):
+            stats = await _guarded(self._tokens.get_window_stats(self._budget, "tokens", tenant))
             raise TokenBudgetExhausted(
                 f"this key has used its budget of {self._budget.amount} tokens for the day",
                 headers=_headers(self._budget, stats),
@@ -84,19 +84,38 @@ class CountedQuotas(Quotas):
     async def spend(self, tenant: str, tokens: int) -> None:
         """Count the tokens a turn used against `tenant`'s daily budget."""
         if self._budget is not None and tokens > 0:
-            await _guarded(self._tokens.hit, self._budget, "tokens", tenant, cost=tokens)
+            await _guarded(self._tokens.hit(self._budget, "tokens", tenant, cost=tokens))
+
+    async def close(self) -> None:
+        """Release the counters' own Redis connections (the SQLite file is the store's)."""
+        if self._close is not None:
+            await self._close()
+
+    async def _count(self, items: list[limits.RateLimitItem], per: str, *identifiers: str) -> None:
+        """Take one request from each window of `items`; raise `RateLimited` at the first that
+        is full."""
+        for item in items:
+            if not await _guarded(self._requests.hit(item, *identifiers)):
+                stats = await _guarded(self._requests.get_window_stats(item, *identifiers))
+                raise RateLimited(
+                    f"rate limit exceeded: {item.amount} requests per {_window(item)} per {per}",
+                    headers=_headers(item, stats),
+                )
 
 
-async def _guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a (blocking) `limits` call in a worker thread; a storage failure is a store outage
-    (503), not a crash."""
+def _parse(limit: str | None) -> list[limits.RateLimitItem]:
+    return limits.parse_many(limit) if limit else []
+
+
+async def _guarded(call: Awaitable[Any]) -> Any:
+    """Await a `limits` call; a storage failure is a store outage (503), not a crash."""
     try:
-        return await asyncio.to_thread(call, *args, **kwargs)
+        return await call
     except StorageError as exc:
         raise StoreUnavailable() from exc
 
 
-def _headers(item: limits.RateLimitItem, stats: Any) -> dict[str, str]:
+def _headers(item: limits.RateLimitItem, stats: WindowStats) -> dict[str, str]:
     """The standard RateLimit-* headers and Retry-After for a refusal."""
     wait = max(1, math.ceil(stats.reset_time - time.time()))
     return {
@@ -110,28 +129,3 @@ def _headers(item: limits.RateLimitItem, stats: Any) -> dict[str, str]:
 def _window(item: limits.RateLimitItem) -> str:
     unit = item.GRANULARITY.name
     return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
-
-
-def _redis_storage(redis: RedisSettings) -> tuple[str, dict[str, Any]]:
-    """Point `limits` at the same Redis as the chats, with the same TLS, timeouts and bounded
-    blocking connection pool (see `store.redis.connect`). On a cluster `limits` builds the node
-    clients itself, with its own pools (up to 1000 connections per node)."""
-    options: dict[str, Any] = {
-        "socket_timeout": redis.socket_timeout,
-        "socket_connect_timeout": redis.socket_timeout,
-    }
-    if redis.ca_cert:
-        options["ssl_ca_certs"] = redis.ca_cert
-    if not redis.cluster:
-        pool = BlockingConnectionPool.from_url(
-            redis.url,
-            max_connections=redis.max_connections,
-            timeout=redis.socket_timeout,
-            queue_class=WaitingQueue,
-            **options,
-        )
-        return redis.url, {"connection_pool": pool}
-    parts = urlsplit(redis.url)
-    if redis.ssl:
-        options["ssl"] = True
-    return f"redis+cluster://{parts.netloc}", options
