@@ -17,7 +17,7 @@ from redis.connection import parse_url
 from chatproxy.config import DEFAULT_MODEL, DEFAULT_MODERATION_MODEL, ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_SOURCE = ROOT / "chatproxy" / "config.py"
+CONFIG_SOURCES = [ROOT / "chatproxy" / "config.py", ROOT / "chatproxy" / "environment.py"]
 ENV_EXAMPLE = ROOT / ".env.example"
 
 # Set by the Cloud Functions runtime itself, so it is not something to document for users.
@@ -450,7 +450,11 @@ _READ_PATTERN = re.compile(
 
 
 def _names_read_by_config() -> set[str]:
-    return set(_READ_PATTERN.findall(CONFIG_SOURCE.read_text(encoding="utf-8")))
+    return {
+        name
+        for source in CONFIG_SOURCES
+        for name in _READ_PATTERN.findall(source.read_text(encoding="utf-8"))
+    }
 
 
 def _names_documented() -> set[str]:
