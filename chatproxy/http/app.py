@@ -1,7 +1,7 @@
 """Own the HTTP application: build it from settings, route each request, turn errors into JSON.
 
-`create_app(settings)` wires the store, the upstream (the bundled dev upstream when no key and no
-base URL are configured), the authenticator, the quotas and the service. `ProxyApp` is an ASGI
+`create_app(settings)` wires the store, the authenticator, the quotas and the service (over the
+model client the settings configure: `chatproxy.service.open_service`). `ProxyApp` is an ASGI
 application, to which the Cloud Function hands every request (main.py). For every route but the
 public ones (health, pages, the spec) it authenticates the caller and counts the request against
 its limits before any store or upstream work; it is the one place where an error becomes a
@@ -29,16 +29,13 @@ from chatproxy.http import apidocs, openai_compat, routes, ui
 from chatproxy.http.auth import Authenticator
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
-from chatproxy.service import open_quotas
+from chatproxy.service import AsyncUpstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
 from chatproxy.service.quotas import Identity, Quotas
 from chatproxy.service.turns import ChatService
 from chatproxy.store import AsyncStore, open_async_store
-from chatproxy.upstream.client import AsyncUpstream
-from chatproxy.upstream.dev import DevUpstream
 
 log = logging.getLogger("chatproxy")
-DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
 access_log = logging.getLogger("chatproxy.requests")
 
 
@@ -216,16 +213,6 @@ def create_app(
     upstream: AsyncUpstream | None = None,
 ) -> ProxyApp:
     """Build the application; tests pass their own store or upstream."""
-    if upstream is None:
-        base_url = None
-        if settings.upstream_mode == "dev":
-            base_url = DevUpstream(chunk_delay=DEV_STREAM_PAUSE).start()
-            log.warning(
-                "no GPT_API_KEY or OPENAI_BASE_URL: using the bundled offline dev upstream at %s;"
-                " replies are canned. Set GPT_API_KEY to talk to OpenAI.",
-                base_url,
-            )
-        upstream = AsyncUpstream.from_settings(settings, base_url)
     if store is None:
         store = open_async_store(settings)
     auth = Authenticator(settings.api_keys)
@@ -235,6 +222,7 @@ def create_app(
             " and spend the upstream account's money. Set PROXY_API_KEYS before exposing it."
         )
     quotas = open_quotas(settings, store)
+    service = open_service(settings, store, quotas, upstream)
     where = settings.redis.describe() if settings.redis else settings.store_path
     log.info(
         "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s",
@@ -245,5 +233,4 @@ def create_app(
         "open" if auth.open else f"{len(settings.api_keys)} keys",
         settings.rate_limit or "none",
     )
-    service = ChatService(settings, store, upstream, quotas)
     return ProxyApp(settings, service, Chats(settings, store), quotas, auth)
