@@ -3,8 +3,8 @@
 `open_service` and `open_quotas` build the service's parts from settings, for the app. They live
 here, beside `Quotas` and `CountedQuotas`, so that neither module imports the other's users: the
 counters stand on `Quotas`, and the choice between them stands on both. `AsyncUpstream` is named
-here for the edge, which may hand `open_service` a model client of its own (tests do) without
-reaching past the service.
+here for the edge, whose app factory may be handed a model client of its own to pass on to
+`open_service`, without reaching past the service.
 """
 
 from __future__ import annotations
