@@ -64,7 +64,8 @@ class ProxyError(Exception):
         return {"error": self.message, "code": self.code}
 
     def to_openai_json(self) -> dict[str, Any]:
-        """Return the body in OpenAI's error shape, for the OpenAI-compatible endpoint."""
+        """Return the body in OpenAI's error shape, for the OpenAI-compatible endpoint: the one
+        place it is built, for an error answer and for the event that ends a stream alike."""
         kind = OPENAI_ERROR_TYPES.get(self.status, "invalid_request_error")
         if self.status >= 500:
             kind = "api_error"

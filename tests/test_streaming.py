@@ -295,7 +295,8 @@ def test_a_pass_through_stream_closed_unread_gives_its_connection_back(
     """`/v1/chat/completions` without a chat id, answered by a stream whose client hangs up
     before reading any of it. The upstream connection must be given back: every one held would
     shrink the pool until calls waited for one."""
-    fake_upstream.chunk_delay = 0.2  # the stream is still coming when its client hangs up
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 1.0  # 9 s in all: still open when the client hangs up
     body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
     answer = client.open_stream("/v1/chat/completions", json={**body, "stream": True})
     assert answer.status_code == 200

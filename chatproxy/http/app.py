@@ -1,7 +1,7 @@
 """Own the HTTP application: build it from settings, route each request, turn errors into JSON.
 
-`create_app(settings)` wires the store, the upstream (the bundled dev upstream when no key and no
-base URL are configured), the authenticator, the quotas and the service. `ProxyApp` is an ASGI
+`create_app(settings)` wires the store, the authenticator, the quotas and the service (over the
+model client the settings configure: `chatproxy.service.open_service`). `ProxyApp` is an ASGI
 application, to which the Cloud Function hands every request (main.py). For every route but the
 public ones (health, pages, the spec) it authenticates the caller and counts the request against
 its key's limit before any store or upstream work; every request, public or refused, counts
@@ -30,16 +30,13 @@ from chatproxy.http import apidocs, openai_compat, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
-from chatproxy.service import open_quotas
+from chatproxy.service import AsyncUpstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
 from chatproxy.store import AsyncStore, open_async_store
-from chatproxy.upstream.client import AsyncUpstream
-from chatproxy.upstream.dev import DevUpstream
 
 log = logging.getLogger("chatproxy")
-DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
 access_log = logging.getLogger("chatproxy.requests")
 
 
@@ -225,16 +222,6 @@ def create_app(
     upstream: AsyncUpstream | None = None,
 ) -> ProxyApp:
     """Build the application; tests pass their own store or upstream."""
-    if upstream is None:
-        base_url = None
-        if settings.upstream_mode == "dev":
-            base_url = DevUpstream(chunk_delay=DEV_STREAM_PAUSE).start()
-            log.warning(
-                "no GPT_API_KEY or OPENAI_BASE_URL: using the bundled offline dev upstream at %s;"
-                " replies are canned. Set GPT_API_KEY to talk to OpenAI.",
-                base_url,
-            )
-        upstream = AsyncUpstream.from_settings(settings, base_url)
     if store is None:
         store = open_async_store(settings)
     auth = Authenticator(settings.api_keys)
@@ -244,6 +231,7 @@ def create_app(
             " and spend the upstream account's money. Set PROXY_API_KEYS before exposing it."
         )
     quotas = open_quotas(settings, store)
+    service = open_service(settings, store, quotas, upstream)
     where = settings.redis.describe() if settings.redis else settings.store_path
     log.info(
         "chatproxy ready: store=%s (%s) upstream=%s model=%s auth=%s rate_limit=%s per_address=%s",
@@ -255,5 +243,4 @@ def create_app(
         settings.rate_limit or "none",
         settings.rate_limit_per_address or "none",
     )
-    service = ChatService(settings, store, upstream, quotas)
     return ProxyApp(settings, service, Chats(settings, store), quotas, auth)

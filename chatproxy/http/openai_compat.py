@@ -5,7 +5,9 @@ id (`X-Chat-Id` header, or `metadata.chat_id`) the client sends only its new use
 proxy adds the stored history and stores the turn, exactly as `POST /<chat_id>/chat` does (locks,
 idempotency, budgets, tenants). Without one it is an authenticated pass-through that stores
 nothing. Answers are standard `chat.completion` objects, or `chat.completion.chunk` server-sent
-events with `stream: true`; errors use OpenAI's `{"error": {...}}` shape (see `app.py`).
+events with `stream: true`. Errors use OpenAI's `{"error": {...}}` shape, built in one place
+(`ProxyError.to_openai_json`): the answer to an error before a stream (see `app.py`) and the
+last chunk of a stream that an error ends hold the same `error` object.
 """
 
 from __future__ import annotations
@@ -13,20 +15,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.responses import Response
 
-from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
+from chatproxy.errors import InvalidChatId, ValidationFailed
 from chatproxy.http.routes import Context, EventStream, Handler, Reply
 from chatproxy.service.defaults import TurnOptions
-from chatproxy.service.turns import StreamEvent, StreamingTurn, TurnResult
+from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.store.base import valid_chat_id
 from chatproxy.tokens import content_text
-from chatproxy.upstream.client import AsyncReplyStream
 
 
 class ChatMessage(BaseModel):
@@ -89,19 +91,12 @@ async def chat_completions(ctx: Context) -> Reply | Response:
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
     content = _new_user_message(request, ctx.settings.max_content_chars)
-    result = await ctx.service.content_turn(
-        chat,
-        content,
-        stream=request.stream,
-        idempotency_key=idempotency_key,
-        options=request.options,
-    )
-    if isinstance(result, StreamingTurn):
-        return _sse(_chunks_of_turn(result.events, request.include_usage))
-    assert isinstance(result, TurnResult)
-    ctx.log_fields["tokens"] = result.body.get("tokens")
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return _completion(result.body), 200, headers
+    key, options = idempotency_key, request.options
+    if request.stream:
+        turn = await ctx.service.stream_turn(chat, content, idempotency_key=key, options=options)
+        return _sse(turn, request.include_usage)
+    result = await ctx.service.turn(chat, content, idempotency_key=key, options=options)
+    return _completion_reply(ctx, result)
 
 
 ROUTES: list[tuple[str, str, Handler]] = [
@@ -111,14 +106,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
 
 
 async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Reply | Response:
+    """Without a chat id: the client's messages go to the model as they are; nothing is stored."""
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
-    answer = await ctx.service.pass_through(
-        tenant, messages, stream=request.stream, options=request.options
-    )
-    if isinstance(answer, AsyncReplyStream):
-        return _sse(_chunks_of_stream(ctx, tenant, answer, request.include_usage))
-    ctx.log_fields["tokens"] = answer.get("tokens")
-    return _completion(answer)
+    if request.stream:
+        turn = await ctx.service.stream_pass_through(tenant, messages, options=request.options)
+        return _sse(turn, request.include_usage)
+    result = await ctx.service.pass_through(tenant, messages, options=request.options)
+    return _completion_reply(ctx, result)
 
 
 def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
@@ -145,6 +139,13 @@ def _new_user_message(request: CompletionRequest, max_chars: int) -> str | list[
     if len(text) > max_chars:
         raise ValidationFailed(f"messages: at most {max_chars} characters (MAX_CONTENT_CHARS)")
     return content
+
+
+def _completion_reply(ctx: Context, result: TurnResult) -> Reply:
+    """Answer a plain turn as a chat.completion (a replayed Idempotency-Key says so)."""
+    ctx.log_fields["tokens"] = result.body.get("tokens")
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return _completion(result.body), 200, headers
 
 
 def _completion(reply: dict[str, Any]) -> dict[str, Any]:
@@ -191,58 +192,30 @@ class _Chunks:
         }
 
 
-async def _chunks_of_turn(
-    events: AsyncIterable[StreamEvent], include_usage: bool
-) -> AsyncIterator[Any]:
+def _sse(turn: StreamingTurn, include_usage: bool) -> Response:
+    return EventStream(_lines(turn, include_usage), {"Cache-Control": "no-cache"})
+
+
+async def _lines(turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]:
+    """The chat.completion.chunk events of a streamed turn, then `[DONE]`; an error ends the
+    stream as an event that holds the same `error` object as the error's JSON answer."""
     chunks = _Chunks()
-    yield chunks.chunk({"role": "assistant", "content": ""})
-    async for event in events:
-        if event.kind == "delta":
-            yield chunks.chunk({"content": event.data["content"]})
-        elif event.kind == "done":
-            chunks.model = event.data.get("model")
-            yield chunks.chunk({}, "stop")
-            if include_usage:
-                yield chunks.usage(event.data.get("tokens"))
-        else:
-            yield {"error": _openai_error_body(event.data)}
-            return
-    yield "[DONE]"
+    async with aclosing(turn.events) as events:  # a reader that leaves lets go of the stream
+        yield _data(chunks.chunk({"role": "assistant", "content": ""}))
+        async for event in events:
+            if event.kind == "delta":
+                yield _data(chunks.chunk({"content": event.data["content"]}))
+            elif event.kind == "done":
+                chunks.model = event.data.get("model")
+                yield _data(chunks.chunk({}, "stop"))
+                if include_usage:
+                    yield _data(chunks.usage(event.data.get("tokens")))
+            else:
+                assert event.error is not None  # an `error` event carries its error
+                yield _data(event.error.to_openai_json())
+                return
+    yield "data: [DONE]\n\n"
 
 
-async def _chunks_of_stream(
-    ctx: Context, tenant: str, stream: AsyncReplyStream, include_usage: bool
-) -> AsyncIterator[Any]:
-    """The chunks of a pass-through stream; its connection is given back however far it is
-    read (a client that hangs up cancels the answer: `finally` runs then too)."""
-    chunks = _Chunks()
-    try:
-        yield chunks.chunk({"role": "assistant", "content": ""})
-        async for text in stream:
-            yield chunks.chunk({"content": text})
-        completion = stream.completion()
-    except ProxyError as exc:
-        yield {"error": _openai_error_body(exc.to_json())}
-        return
-    finally:
-        stream.close()
-    await ctx.service.spend(tenant, completion.usage.get("total_tokens", 0))
-    chunks.model = completion.model
-    yield chunks.chunk({}, "stop")
-    if include_usage:
-        yield chunks.usage(completion.usage)
-    yield "[DONE]"
-
-
-def _sse(items: AsyncIterator[Any]) -> Response:
-    async def lines() -> AsyncIterator[str]:
-        async for item in items:
-            data = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-            yield f"data: {data}\n\n"
-
-    headers = {"Cache-Control": "no-cache"}
-    return EventStream(lines(), headers)
-
-
-def _openai_error_body(error: dict[str, Any]) -> dict[str, Any]:
-    return {"message": error.get("error"), "type": "api_error", "code": error.get("code")}
+def _data(item: dict[str, Any]) -> str:
+    return f"data: {json.dumps(item, separators=(',', ':'))}\n\n"

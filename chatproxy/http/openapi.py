@@ -55,8 +55,8 @@ SSE_COMPLETION: Schema = {
     "required": ["data"],
     "properties": {"event": {"const": "message"}, "data": STRING},
     "description": "With `stream: true`: `chat.completion.chunk` events as OpenAI's API sends"
-    ' them, ending with `data: [DONE]`, or an `{"error": {...}}` event if the provider\'s stream'
-    " breaks off.",
+    " them, ending with `data: [DONE]`; a stream that fails after it began ends instead with"
+    ' `{"error": {...}}`, the same object as an error answer\'s (`OpenAIError`).',
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -44,9 +45,10 @@ from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.jsontext import compact
 from chatproxy.service.chats import Chats
 from chatproxy.service.defaults import TurnOptions
-from chatproxy.service.turns import ChatService, StreamingTurn, TurnResult
+from chatproxy.service.results import StreamingTurn, TurnResult
+from chatproxy.service.turns import ChatService, image_parts
 from chatproxy.store import OPEN_TENANT, ChatRef
-from chatproxy.store.base import valid_chat_id
+from chatproxy.store.base import Content, valid_chat_id
 
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000
@@ -293,28 +295,27 @@ async def health(ctx: Context) -> Reply:
 async def post_chat(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = await ctx.body(ContentBody)
-    if _wants_stream(ctx, body):
-        turn = await ctx.service.stream_turn(
-            ctx.chat, body.content, idempotency_key=key, options=body.options
-        )
-        return _event_stream(ctx, body.content, turn)
-    result = await ctx.service.turn(
-        ctx.chat, body.content, idempotency_key=key, options=body.options
-    )
-    return _turn_reply(ctx, body.content, result)
+    return await _send(ctx, key, body, body.content)
 
 
 async def post_image(ctx: Context) -> Reply | Response:
     key = ctx.idempotency_key
     body = await ctx.body(ImageBody)
+    return await _send(ctx, key, body, image_parts(body.content, body.url))
+
+
+async def _send(
+    ctx: Context, key: str | None, body: ContentBody, content: Content
+) -> Reply | Response:
+    """Answer a turn whose user message is `content`: as server-sent events when the client
+    wants a stream, else as one JSON reply."""
+    chat = ctx.chat
     if _wants_stream(ctx, body):
         turn = await ctx.service.stream_turn(
-            ctx.chat, body.content, image_url=body.url, idempotency_key=key, options=body.options
+            chat, content, idempotency_key=key, options=body.options
         )
         return _event_stream(ctx, body.content, turn)
-    result = await ctx.service.image_turn(
-        ctx.chat, body.content, body.url, idempotency_key=key, options=body.options
-    )
+    result = await ctx.service.turn(chat, content, idempotency_key=key, options=body.options)
     return _turn_reply(ctx, body.content, result)
 
 
@@ -333,9 +334,10 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> Response:
         ctx.log_fields["content"] = content
 
     async def events() -> AsyncIterator[str]:
-        async for event in turn.events:
-            data = compact(event.data)
-            yield f"event: {event.kind}\ndata: {data}\n\n"
+        async with aclosing(turn.events) as stream:
+            async for event in stream:
+                data = compact(event.data)
+                yield f"event: {event.kind}\ndata: {data}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if turn.replayed:

@@ -1,14 +1,27 @@
 """What a turn is: the guard, the relay, chats, the window and quotas; the service never sees HTTP.
 
-`open_quotas` lives here, beside `Quotas` and `CountedQuotas`, so that neither module imports
-the other's users: the counters stand on `Quotas`, and the choice between them stands on both.
+`open_service` and `open_quotas` build the service's parts from settings, for the app. They live
+here, beside `Quotas` and `CountedQuotas`, so that neither module imports the other's users: the
+counters stand on `Quotas`, and the choice between them stands on both. `AsyncUpstream` is named
+here for the edge, whose app factory may be handed a model client of its own to pass on to
+`open_service`, without reaching past the service.
 """
 
 from __future__ import annotations
 
+import logging
+
 from chatproxy.config import Settings
 from chatproxy.service.quotas import Quotas
+from chatproxy.service.turns import ChatService
 from chatproxy.store import AsyncStore
+from chatproxy.upstream.client import AsyncUpstream
+from chatproxy.upstream.dev import DevUpstream
+
+__all__ = ["AsyncUpstream", "open_quotas", "open_service"]
+
+log = logging.getLogger("chatproxy")
+DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
 
 
 def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:
@@ -19,3 +32,21 @@ def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:
     from chatproxy.service.counters import CountedQuotas  # loads `limits`: see quotas.py
 
     return CountedQuotas.in_store(settings, store)
+
+
+def open_service(
+    settings: Settings, store: AsyncStore, quotas: Quotas, upstream: AsyncUpstream | None = None
+) -> ChatService:
+    """Build the turn service over `store`; without `upstream`, over the model client `settings`
+    configure (the bundled dev upstream when they name no key and no base URL)."""
+    if upstream is None:
+        base_url = None
+        if settings.upstream_mode == "dev":
+            base_url = DevUpstream(chunk_delay=DEV_STREAM_PAUSE).start()
+            log.warning(
+                "no GPT_API_KEY or OPENAI_BASE_URL: using the bundled offline dev upstream at %s;"
+                " replies are canned. Set GPT_API_KEY to talk to OpenAI.",
+                base_url,
+            )
+        upstream = AsyncUpstream.from_settings(settings, base_url)
+    return ChatService(settings, store, upstream, quotas)

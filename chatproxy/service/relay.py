@@ -11,27 +11,15 @@ stored once, complete, within its lock's lease. `Relays` keeps the pumps until t
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from chatproxy.errors import ProxyError
 from chatproxy.service.guard import Claim, Lease, TurnGuard
+from chatproxy.service.results import StreamEvent
 from chatproxy.store import ChatRef, Message
 from chatproxy.upstream.client import AsyncReplyStream
 from chatproxy.upstream.stream import Completion
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One server-sent event of a streamed turn: a text delta, the stored reply, or an error."""
-
-    kind: Literal["delta", "done", "error"]
-    data: dict[str, Any]
-    error: ProxyError | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +54,9 @@ class Relay:
             self._events.put_nowait(None)  # a reader that asks again still finds the end
             raise StopAsyncIteration
         return event
+
+    async def aclose(self) -> None:
+        """The reader has gone: nothing changes, the pump still stores the turn."""
 
     def put(self, event: StreamEvent) -> None:
         self._events.put_nowait(event)
@@ -112,12 +103,9 @@ class Relays:
                 raise failure
             return StreamEvent("done", await self._store(turn, turn.stream.completion()))
         except Exception as exc:
-            error = exc if isinstance(exc, ProxyError) else ProxyError()
-            if not isinstance(exc, ProxyError):
-                log.exception("a streamed turn failed")
             if turn.claim is not None:
                 await self._guard.forget(turn.chat, turn.claim)
-            return StreamEvent("error", error.to_json(), error)
+            return StreamEvent.failure(exc)
         finally:
             await self._guard.end(turn.chat, turn.lease)
 

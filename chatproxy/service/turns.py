@@ -1,4 +1,4 @@
-"""Own what a chat turn is (plain, streamed, OpenAI-style, pass-through), and moderation.
+"""Own what a chat turn is (plain or streamed, text or OpenAI content parts), and moderation.
 
 A turn, all within the request's deadline (REQUEST_TIMEOUT):
 1. claim the Idempotency-Key if the client sent one (a finished key replays its answer);
@@ -11,64 +11,39 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
    retry.
 Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
 `guard.py`; a streamed turn after its first text in `relay.py`; the window's token budget in
-`window.py`; the turn's model, options and system prompt in `defaults.py`. The operations on
-chats that are not turns are `chats.py`'s. This module never touches HTTP; handlers never touch
-the store or the upstream.
+`window.py`; the turn's model, options and system prompt in `defaults.py`; the OpenAI
+endpoint's turn without a chat id, which stores nothing, in `passthrough.py`. A plain turn
+answers a `TurnResult`, a streamed one a `StreamingTurn` (`results.py`). The operations on chats
+that are not turns are `chats.py`'s. This module never touches HTTP; handlers never touch the
+store or the upstream.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import UpstreamBadResponse
 from chatproxy.service.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
 from chatproxy.service.guard import Claim, Lease, TurnGuard
+from chatproxy.service.passthrough import PassThrough
 from chatproxy.service.quotas import Quotas
-from chatproxy.service.relay import OpenTurn, Relays, StreamEvent
+from chatproxy.service.relay import OpenTurn, Relays
+from chatproxy.service.results import StreamingTurn, TurnResult, replayed
 from chatproxy.service.window import fit_window
 from chatproxy.store import AsyncStore, ChatRef, ChatState, Message
 from chatproxy.store.base import Content
 from chatproxy.tokens import content_text
-from chatproxy.upstream.client import AsyncReplyStream, AsyncUpstream
+from chatproxy.upstream.client import AsyncUpstream
 from chatproxy.upstream.stream import Completion
-
-log = logging.getLogger(__name__)
-
-__all__ = ["ChatService", "StreamEvent", "StreamingTurn", "TurnResult"]
-
-
-@dataclass(frozen=True)
-class TurnResult:
-    """The answer to a turn: the reply as clients see it, and whether it is a replay."""
-
-    body: dict[str, Any]
-    replayed: bool = False
-
-
-@dataclass(frozen=True)
-class StreamingTurn:
-    """A streamed turn's events (ending with `done` or `error`) and whether it is a replay. The
-    turn is stored whether or not its events are read to the end (see `relay.py`)."""
-
-    events: AsyncIterator[StreamEvent]
-    replayed: bool = False
-
-
-async def _replayed(reply: dict[str, Any]) -> AsyncIterator[StreamEvent]:
-    """The events of a replayed streamed turn: its whole text, then its stored reply."""
-    yield StreamEvent("delta", {"content": reply["content"]})
-    yield StreamEvent("done", reply)
 
 
 class ChatService:
-    """Turns (plain, streamed, OpenAI-style, pass-through) and moderation, over one store and one
-    upstream."""
+    """Turns (plain or streamed; stored, or passed through) and moderation, over one store and
+    one upstream: what the handlers call."""
 
     def __init__(
         self, settings: Settings, store: AsyncStore, upstream: AsyncUpstream, quotas: Quotas
@@ -80,99 +55,52 @@ class ChatService:
         self._guard = TurnGuard(settings, store)
         self._defaults = Defaults(settings)
         self._relays = Relays(self._guard, self._store_streamed)
+        self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
 
     async def turn(
         self,
         chat: ChatRef,
-        content: str,
-        *,
-        idempotency_key: str | None = None,
-        options: TurnOptions = NO_OPTIONS,
-    ) -> TurnResult:
-        """Send a text message in `chat` and return the stored reply."""
-        return await self._turn(chat, content, False, idempotency_key, options)
-
-    async def image_turn(
-        self,
-        chat: ChatRef,
-        text: str,
-        image_url: str,
-        *,
-        idempotency_key: str | None = None,
-        options: TurnOptions = NO_OPTIONS,
-    ) -> TurnResult:
-        """Send a message that carries an image to the vision model."""
-        return await self._turn(chat, _image_parts(text, image_url), True, idempotency_key, options)
-
-    async def content_turn(
-        self,
-        chat: ChatRef,
         content: Content,
         *,
-        stream: bool = False,
         idempotency_key: str | None = None,
         options: TurnOptions = NO_OPTIONS,
-    ) -> TurnResult | StreamingTurn:
-        """A turn whose user message is OpenAI content (text or parts; images go to the vision
-        model unless the turn names one): the OpenAI-compatible endpoint's chat mode."""
+    ) -> TurnResult:
+        """Send a user message in `chat` and return the stored reply.
+
+        `content` is text, or OpenAI content parts (see `image_parts`); a message with an image
+        goes to the vision model unless the turn names one.
+        """
         image = content_text(content)[1] > 0
-        if stream:
-            return await self._stream(chat, content, image, idempotency_key, options)
         return await self._turn(chat, content, image, idempotency_key, options)
-
-    async def pass_through(
-        self,
-        tenant: str,
-        messages: list[dict[str, Any]],
-        *,
-        stream: bool,
-        options: TurnOptions,
-    ) -> dict[str, Any] | AsyncReplyStream:
-        """Send `messages` as they are, store nothing (the endpoint without a chat id); the
-        tenant's token budget still counts."""
-        self._defaults.check(options)
-        await self._quotas.check_budget(tenant)
-        deadline = time.monotonic() + self._settings.request_timeout
-        call = self._defaults.call({}, False, options)
-        if stream:
-            return await self._upstream.stream(
-                messages,
-                **call.options(),
-                deadline=deadline,
-            )
-        completion = await self._upstream.complete(
-            messages,
-            **call.options(),
-            deadline=deadline,
-        )
-        await self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
-        return Message(
-            "assistant", completion.content, usage=completion.usage, model=completion.model
-        ).to_json()
-
-    async def spend(self, tenant: str, tokens: int) -> None:
-        """Count tokens a pass-through stream used against the tenant's budget."""
-        await self._quotas.spend(tenant, tokens)
 
     async def stream_turn(
         self,
         chat: ChatRef,
-        content: str,
+        content: Content,
         *,
-        image_url: str | None = None,
         idempotency_key: str | None = None,
         options: TurnOptions = NO_OPTIONS,
     ) -> StreamingTurn:
-        """Start a turn whose reply streams.
+        """Start a turn whose reply streams (`content` as for `turn`).
 
         Anything that fails before the reply's first text raises, as `turn` does. The rest of
         the stream is read as it arrives; after the last text the turn is stored (fenced,
         idempotent) and the lock released, however much of it the client reads.
         """
-        turn_content: Content = content if image_url is None else _image_parts(content, image_url)
-        return await self._stream(
-            chat, turn_content, image_url is not None, idempotency_key, options
-        )
+        image = content_text(content)[1] > 0
+        return await self._stream(chat, content, image, idempotency_key, options)
+
+    async def pass_through(
+        self, tenant: str, messages: Sequence[dict[str, Any]], *, options: TurnOptions
+    ) -> TurnResult:
+        """Send `messages` as they are and store nothing (see `passthrough.py`)."""
+        return await self._pass_through.complete(tenant, messages, options)
+
+    async def stream_pass_through(
+        self, tenant: str, messages: Sequence[dict[str, Any]], *, options: TurnOptions
+    ) -> StreamingTurn:
+        """Stream the reply to `messages` as they are; store nothing (see `passthrough.py`)."""
+        return await self._pass_through.stream(tenant, messages, options)
 
     async def _stream(
         self,
@@ -185,7 +113,7 @@ class ChatService:
         deadline = time.monotonic() + self._settings.request_timeout
         claim, replay = await self._claim(chat, turn_content, image, options, idempotency_key)
         if replay is not None:
-            return StreamingTurn(_replayed(replay), True)
+            return StreamingTurn(replayed(replay), True)
         try:
             await self._quotas.check_budget(chat.tenant)
             lease = await self._guard.begin(chat, self._settings.messages_length)
@@ -320,7 +248,7 @@ class ChatService:
         await self._upstream.aclose()
 
 
-def _image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
+def image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
     """A user message that carries an image, as OpenAI content parts."""
     return [
         {"type": "text", "text": text},

@@ -1,0 +1,98 @@
+"""Own the turn that is only passed on: the OpenAI-compatible endpoint without a chat id.
+
+The client's messages go to the model as they are and nothing is stored, but the tenant's token
+budget still counts. A streamed answer is read here, not at the edge: its events end with `done`
+(the reply, with its model and usage) or `error`, its tokens are charged once it is whole, and
+its upstream connection is given back however far it is read (a reader that leaves closes it,
+cancelling the answer, as a client of the model itself would).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+from chatproxy.config import Settings
+from chatproxy.service.defaults import Defaults, TurnOptions
+from chatproxy.service.quotas import Quotas
+from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult
+from chatproxy.store import Message
+from chatproxy.upstream.client import AsyncReplyStream, AsyncUpstream
+from chatproxy.upstream.stream import Completion
+
+
+class PassThrough:
+    """Plain and streamed pass-through turns over one upstream."""
+
+    def __init__(
+        self, settings: Settings, upstream: AsyncUpstream, quotas: Quotas, defaults: Defaults
+    ):
+        self._settings = settings
+        self._upstream = upstream
+        self._quotas = quotas
+        self._defaults = defaults
+
+    async def complete(
+        self, tenant: str, messages: Sequence[dict[str, Any]], options: TurnOptions
+    ) -> TurnResult:
+        """Send `messages` as they are and return the reply."""
+        call, deadline = await self._prepare(tenant, options)
+        completion = await self._upstream.complete(messages, **call, deadline=deadline)
+        await self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
+        return TurnResult(_reply(completion))
+
+    async def stream(
+        self, tenant: str, messages: Sequence[dict[str, Any]], options: TurnOptions
+    ) -> StreamingTurn:
+        """Send `messages` as they are and return the reply's events; anything that fails
+        before the stream opens raises."""
+        call, deadline = await self._prepare(tenant, options)
+        stream = await self._upstream.stream(messages, **call, deadline=deadline)
+        return StreamingTurn(PassedStream(stream, partial(self._quotas.spend, tenant)))
+
+    async def _prepare(self, tenant: str, options: TurnOptions) -> tuple[dict[str, Any], float]:
+        """Check the options and the tenant's budget; return the call's options and deadline."""
+        self._defaults.check(options)
+        await self._quotas.check_budget(tenant)
+        deadline = time.monotonic() + self._settings.request_timeout
+        return self._defaults.call({}, False, options).options(), deadline
+
+
+class PassedStream:
+    """The events of a pass-through stream: `delta`s, then `done` once its tokens are counted,
+    or `error`. Its upstream connection is given back when it ends or when the reader leaves
+    (`aclose`), however far it was read, even not at all."""
+
+    def __init__(self, stream: AsyncReplyStream, spend: Callable[[int], Awaitable[None]]):
+        self._stream = stream
+        self._spend = spend
+        self._events = self._read()
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._events
+
+    async def aclose(self) -> None:
+        await self._events.aclose()  # a generator never started runs no `finally`: close here
+        self._stream.close()
+
+    async def _read(self) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async for text in self._stream:
+                yield StreamEvent("delta", {"content": text})
+            completion = self._stream.completion()
+            await self._spend(completion.usage.get("total_tokens", 0))
+        except Exception as exc:
+            yield StreamEvent.failure(exc)
+            return
+        finally:
+            self._stream.close()
+        yield StreamEvent("done", _reply(completion))
+
+
+def _reply(completion: Completion) -> dict[str, Any]:
+    """The reply as clients see it (the shape of a stored one)."""
+    return Message(
+        "assistant", completion.content, usage=completion.usage, model=completion.model
+    ).to_json()

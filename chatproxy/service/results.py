@@ -1,0 +1,68 @@
+"""Own what the service answers a turn with, the types every handler renders: `TurnResult` for a
+plain turn, `StreamingTurn` for a streamed one, and the `StreamEvent`s a stream is made of.
+
+Whether a turn is stored (a chat's) or only passed on (the OpenAI endpoint without a chat id), it
+answers in these types, so a handler has one way to render a plain answer and one for a stream.
+An error after a stream has begun is its last event and carries the `ProxyError`, so the edge
+renders it exactly as it renders the same error raised before the stream began.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from chatproxy.errors import ProxyError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """The answer to a plain turn: the reply as clients see it, and whether it is a replay."""
+
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of a streamed turn: a text delta, the reply once it is whole (stored, for a
+    chat's turn), or the error that ended the stream (`error`; `data` is its JSON body)."""
+
+    kind: Literal["delta", "done", "error"]
+    data: dict[str, Any]
+    error: ProxyError | None = None
+
+    @classmethod
+    def failure(cls, exc: Exception) -> StreamEvent:
+        """The `error` event that ends a stream which failed with `exc`; an exception that is no
+        `ProxyError` is logged and reported as an internal error."""
+        if not isinstance(exc, ProxyError):
+            log.error("a stream failed", exc_info=exc)
+            exc = ProxyError()
+        return cls("error", exc.to_json(), exc)
+
+
+class Events(Protocol):
+    """A stream's events, read with `async for`; `aclose` tells it that the reader has gone."""
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class StreamingTurn:
+    """A streamed turn's events (ending with `done` or `error`) and whether it is a replay."""
+
+    events: Events
+    replayed: bool = False
+
+
+async def replayed(reply: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
+    """The events of a replayed streamed turn: its whole text, then its stored reply."""
+    yield StreamEvent("delta", {"content": reply["content"]})
+    yield StreamEvent("done", reply)

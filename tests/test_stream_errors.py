@@ -1,0 +1,133 @@
+"""An error that ends a stream is the error a plain request gets: the same `error` object, on
+`/v1` (OpenAI's `{"error": {"message", "type", "param", "code"}}`) and on `/<chat_id>/chat`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.asgi_client import ProxyClient
+from tests.conftest import MakeClient
+from tests.fake_upstream import FakeUpstream, Fault
+
+REPLY = "one two three four five six seven eight nine ten"
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def v1_events(answer: Any) -> list[Any]:
+    """The JSON objects of a `/v1` event stream, `[DONE]` as the string."""
+    assert (answer.status_code, answer.mimetype) == (200, "text/event-stream")
+    blocks = answer.get_data(as_text=True).strip().split("\n\n")
+    data = [block.removeprefix("data: ") for block in blocks]
+    return [item if item == "[DONE]" else json.loads(item) for item in data]
+
+
+def v1_turn(client: ProxyClient, chat: str | None, *, stream: bool) -> Any:
+    """A `/v1/chat/completions` call: a chat's turn, or without a chat id a pass-through."""
+    headers = {} if chat is None else {"X-Chat-Id": chat}
+    body = {"model": "gpt-4.1-mini", "messages": MESSAGES, "stream": stream}
+    return client.post("/v1/chat/completions", json=body, headers=headers)
+
+
+def native_events(answer: Any) -> list[tuple[str, Any]]:
+    """The (event, data) pairs of a `/<chat_id>/chat` event stream."""
+    assert (answer.status_code, answer.mimetype) == (200, "text/event-stream")
+    events = []
+    for block in answer.get_data(as_text=True).strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+@pytest.mark.parametrize("chat", ["c1", None], ids=["chat", "pass-through"])
+def test_an_upstream_timeout_mid_stream_is_the_error_object_of_a_plain_timeout(
+    make_client: MakeClient, fake_upstream: FakeUpstream, chat: str | None
+) -> None:
+    client = make_client(UPSTREAM_TIMEOUT="0.5")
+    fake_upstream.script(Fault(delay=1.0))  # the plain call: no answer within the timeout
+    plain = v1_turn(client, chat, stream=False)
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 1.0  # the stream's first word comes at once, the next too late
+
+    events = v1_events(v1_turn(client, chat, stream=True))
+
+    assert plain.status_code == 504
+    assert [e["choices"][0]["delta"] for e in events[:2]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "one"},
+    ]
+    assert events[2:] == [{"error": plain.get_json()["error"]}]  # and no `[DONE]`
+    assert plain.get_json()["error"] == {
+        "message": "the model provider did not answer in time",
+        "type": "api_error",
+        "param": None,
+        "code": "upstream_timeout",
+    }
+
+
+def test_a_lease_that_ends_mid_stream_is_the_error_object_of_a_plain_turn_that_outlived_it(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    """A 409 is a `conflict_error` to OpenAI's clients, inside a stream as outside it."""
+    client = make_client(TURN_LEASE_SECONDS="0.5")
+    fake_upstream.script(Fault(delay=1.0))  # the plain turn's reply comes after its lease
+    plain = v1_turn(client, "c1", stream=False)
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.15  # the whole stream takes longer than the lease
+
+    events = v1_events(v1_turn(client, "c1", stream=True))
+
+    assert plain.status_code == 409
+    assert plain.get_json()["error"] == {
+        "message": "the reply took longer than this chat's turn lease, so it was not stored;"
+        " send it again",
+        "type": "conflict_error",
+        "param": None,
+        "code": "turn_lease_lost",
+    }
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == REPLY
+    assert events[-1] == {"error": plain.get_json()["error"]}
+    assert client.get("/c1/chat").get_json() == []  # neither turn was stored
+
+
+def test_a_lease_that_ends_mid_stream_is_the_error_body_of_a_plain_turn_on_the_chat_api(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(TURN_LEASE_SECONDS="0.5")
+    fake_upstream.script(Fault(delay=1.0))
+    plain = client.post("/c1/chat", json={"content": "hi"})
+    fake_upstream.reply_text = REPLY
+    fake_upstream.chunk_delay = 0.15
+
+    events = native_events(client.post("/c1/chat", json={"content": "hi", "stream": True}))
+
+    assert plain.status_code == 409
+    assert plain.get_json() == {
+        "error": "the reply took longer than this chat's turn lease, so it was not stored;"
+        " send it again",
+        "code": "turn_lease_lost",
+    }
+    assert [kind for kind, _ in events] == ["delta"] * 10 + ["error"]
+    assert events[-1][1] == plain.get_json()
+
+
+def test_streamed_pass_throughs_spend_the_budget_and_are_then_refused_as_plain_calls_are(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    """A pass-through stream counts its tokens once it is whole; a spent budget refuses the next
+    call, streamed or not, before anything is sent, with the same OpenAI error."""
+    client = make_client(TOKEN_BUDGET_PER_DAY="50")
+    fake_upstream.usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+
+    streams = [v1_events(v1_turn(client, None, stream=True)) for _ in range(2)]  # 60 tokens
+    refused_stream = v1_turn(client, None, stream=True)
+    refused_plain = v1_turn(client, None, stream=False)
+
+    assert all(events[-1] == "[DONE]" for events in streams)
+    assert len(fake_upstream.chat_requests()) == 2
+    assert (refused_stream.status_code, refused_plain.status_code) == (429, 429)
+    assert refused_stream.get_json() == refused_plain.get_json()
+    assert refused_plain.get_json()["error"]["type"] == "rate_limit_error"
+    assert refused_plain.get_json()["error"]["code"] == "token_budget_exhausted"
