@@ -5,8 +5,8 @@ listen for the client's disconnect (Starlette's `StreamingResponse` does, in a t
 own on ASGI servers before spec 2.4, as uvicorn's httptools server is). Nothing here needs to
 stop early: a streamed turn is read and stored by its own task whoever listens, and uvicorn drops
 what is sent to a client that has gone, so a stream ends when its events do (and a worker's
-graceful stop waits for it). An async generator is closed however the sending ends, so its `finally`
-runs then, also when the send was cancelled.
+graceful stop waits for it). An async generator is closed however the sending ends, so its
+`finally` runs then, also when the send was cancelled.
 """
 
 from __future__ import annotations

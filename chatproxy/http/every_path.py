@@ -5,12 +5,13 @@ functions-framework's ASGI app routes `/` and `/{path:path}` to the function, bu
 a path with a line break in it (`%0A`, part of a chat id the proxy refuses): both get a
 plain-text 404 where every other answer of the proxy is JSON. functions-framework builds its app
 itself, from the command line, and has no option for this; so `serve_every_path(app)` wraps the
-outermost middleware it names (`functions_framework.aio.ExceptionHandlerMiddleware`, a public
-name, looked up when main.py has been imported and the app is built), and sends those requests to
-`app` directly. Every other request takes functions-framework's own way to the function.
+first middleware it adds to its app (`functions_framework.aio.ExceptionHandlerMiddleware`, a
+public name, looked up when main.py has been imported and the app is built), and sends those
+requests to `app` directly. Every other request takes functions-framework's own way to the
+function.
 
 `tests/test_every_path.py` fails when functions-framework changes under this: other paths of its
-own, a catch-all that takes line breaks, or a middleware of another name.
+own, a catch-all that takes line breaks, or a first middleware of another name.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def serve_every_path(app: ASGIApp) -> None:
     """Have the app functions-framework builds next hand `app` the paths it would keep."""
 
     class EveryPath:
-        """functions-framework's outermost middleware, which first takes the paths it keeps."""
+        """functions-framework's first middleware, which first takes the paths it keeps."""
 
         def __init__(self, inner: ASGIApp):
             self.framework = OUTERMOST(inner)
