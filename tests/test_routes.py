@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chatproxy.http.context import preferred_media_type
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.fake_upstream import FakeUpstream
@@ -361,6 +362,15 @@ def test_body_is_json_whatever_the_content_type_as_curl_d_sends_it(client: Proxy
     assert response.status_code == 200
 
 
+def test_a_path_with_one_slash_more_is_the_same_route(client: ProxyClient) -> None:
+    assert post(client, "/c1/chat/", {"content": "hi"}).status_code == 200
+    assert [m["role"] for m in client.get("/c1/chat/").get_json()] == ["user", "assistant"]
+    for path in ("/c1/chat//", "/c1//chat", "/c1/"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.get_json()["code"] == "not_found"
+
+
 def test_unknown_path_is_404_json(client: ProxyClient) -> None:
     for path in ("/a/b/c", "/c1/unknown", "/robots.txt", "/favicon.ico"):
         response = client.get(path)
@@ -403,3 +413,46 @@ def test_unreachable_redis_gives_503_and_no_upstream_call(
     assert chat.get_json()["code"] == "store_unavailable"
     assert chat.headers["Retry-After"] == "1"
     assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("accept", "preferred"),
+    [
+        (None, None),
+        ("", None),
+        ("text/event-stream", "text/event-stream"),
+        ("application/json, text/event-stream", "application/json"),
+        ("text/event-stream;q=0.5, application/json", "application/json"),
+        ("*/*, text/event-stream;q=0.1", "text/event-stream"),
+        ("text/*, text/event-stream", "text/event-stream"),
+        ("text/event-stream;q=x, application/json;q=0.2", "application/json"),
+        ("Text/Event-Stream", "text/event-stream"),
+    ],
+)
+def test_the_preferred_media_type_is_the_most_specific_then_highest_q_then_first(
+    accept: str | None, preferred: str | None
+) -> None:
+    assert preferred_media_type(accept) == preferred
+
+
+@pytest.mark.parametrize(
+    ("tags", "fresh"),
+    [
+        ('"{v}"', True),
+        ('W/"{v}"', True),
+        ('"other", "{v}"', True),
+        ("*", True),
+        ('"other"', False),
+        ('"{v}x"', False),
+        (None, False),
+    ],
+)
+def test_the_page_answers_304_to_the_etags_naming_its_version(
+    client: ProxyClient, tags: str | None, fresh: bool
+) -> None:
+    version = client.get("/ui").headers["ETag"].strip('"')
+    headers = {} if tags is None else {"If-None-Match": tags.format(v=version)}
+
+    response = client.get("/ui", headers=headers)
+
+    assert response.status_code == (304 if fresh else 200)

@@ -90,6 +90,21 @@ def test_missing_or_wrong_key_gets_401_and_no_work_is_done(
     assert history(client, "c1", WEB_KEY) == []
 
 
+@pytest.mark.parametrize("path", ["/nope", "/a/b/c", "/c1/unknown", "/robots.txt", "/favicon.ico"])
+@pytest.mark.parametrize("headers", BAD_CREDENTIALS[:2])
+def test_an_unknown_path_is_401_without_a_valid_key_and_404_with_one(
+    client: ProxyClient, path: str, headers: dict[str, str]
+) -> None:
+    refused = client.get(path, headers=headers)
+
+    assert refused.status_code == 401
+    assert refused.get_json()["code"] == "unauthorized"
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="chatproxy"'
+    unknown = client.get(path, headers=bearer(WEB_KEY))
+    assert unknown.status_code == 404
+    assert unknown.get_json()["code"] == "not_found"
+
+
 @pytest.mark.parametrize(
     "headers",
     [bearer(WEB_KEY), {"X-API-Key": WEB_KEY}, {"Authorization": f"bearer {WEB_KEY}"}],

@@ -4,22 +4,24 @@ The page works offline: Swagger UI's files come from the pinned `flask-swagger-u
 its `dist` folder is used, not its Flask blueprint), the page and its start-up script from
 `static/docs/`. They are served by the proxy itself with a Content-Security-Policy that allows
 nothing but this origin, and no inline script. These routes are public: they show nothing that
-a caller owns.
+a caller owns. The spec describes the route table it is given (`routes(served)`): this module
+imports no handler.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from starlette.responses import Response
 
-from chatproxy.http import ui
-from chatproxy.http.openapi import build_spec, file_operation
-from chatproxy.http.routes import Context, Handler, Route
+from chatproxy.http.context import Context, Handler, Route
+from chatproxy.http.openapi import build_spec
+from chatproxy.http.openapi_operation import file_operation
 
 STATIC = Path(__file__).parent / "static" / "docs"
 SWAGGER_UI = files("flask_swagger_ui") / "dist"
@@ -46,20 +48,35 @@ PAGE_HEADERS = {
 FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=3600"}
 
 
-@functools.cache
-def spec_text() -> str:
-    """The spec as served, built once."""
-    files = {path: file_operation(media_type) for path, (_, media_type) in FILES.items()}
-    for name, content_type in ui.ASSETS.items():
-        media_type = content_type.split(";")[0]
-        files[f"/ui/{name}"] = file_operation(media_type, versioned=True)
-    spec = build_spec(files)
-    return json.dumps(spec, ensure_ascii=False, separators=(",", ":"))
+def routes(served: Sequence[Route]) -> list[Route]:
+    """The docs' own routes: the spec, the page and its files. The spec describes `served` (the
+    rest of the route table) and these."""
+    spec = Spec()
+    own = [
+        Route("/openapi.json", "GET", spec.serve, public=True),
+        Route("/docs", "GET", docs_page, public=True),
+        *(
+            Route(path, "GET", _file_handler(path), public=True, doc=file_operation(media_type))
+            for path, (_, media_type) in FILES.items()
+        ),
+    ]
+    spec.table = [*served, *own]
+    return own
 
 
-async def openapi_json(ctx: Context) -> Response:
-    headers = {"Cache-Control": "no-cache"}
-    return Response(spec_text(), media_type="application/json", headers=headers)
+class Spec:
+    """The OpenAPI spec of a route table, built on its first request."""
+
+    def __init__(self) -> None:
+        self.table: list[Route] = []
+
+    @functools.cached_property
+    def text(self) -> str:
+        return json.dumps(build_spec(self.table), ensure_ascii=False, separators=(",", ":"))
+
+    async def serve(self, ctx: Context) -> Response:
+        headers = {"Cache-Control": "no-cache"}
+        return Response(self.text, media_type="application/json", headers=headers)
 
 
 async def docs_page(ctx: Context) -> Response:
@@ -88,10 +105,3 @@ def _file_handler(path: str) -> Handler:
 def _read(path: str) -> bytes:
     """A file's bytes, read once: the files of an installed package do not change."""
     return FILES[path][0].read_bytes()
-
-
-ROUTES: list[Route] = [
-    ("/openapi.json", "GET", openapi_json),
-    ("/docs", "GET", docs_page),
-    *((path, "GET", _file_handler(path)) for path in FILES),
-]

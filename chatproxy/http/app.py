@@ -2,11 +2,13 @@
 
 `create_app(settings)` wires the store, the authenticator, the quotas and the service (over the
 model client the settings configure: `chatproxy.service.open_service`). `ProxyApp` is an ASGI
-application, to which the Cloud Function hands every request (main.py). For every route but the
-public ones (health, pages, the spec) it authenticates the caller and counts the request against
-its key's limit before any store or upstream work; every request, public or refused, counts
-against its client address's. It is the one place where an error becomes a response, and it logs
-each request once, after the answer is sent.
+application, to which the Cloud Function hands every request (main.py). It routes by the route
+table (`ROUTES` of the handler modules, and the docs' routes) with Starlette's `Router`. Every
+request, public, unknown or refused, counts against its client address's limit first. For every
+route but the public ones (health, pages, the spec) it authenticates the caller and counts the
+request against its key's limit before any store or upstream work; a path that names no route
+needs a key too, when keys are configured. It is the one place where an error becomes a
+response, and it logs each request once, after the answer is sent.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
-from werkzeug.exceptions import NotFound as WerkzeugNotFound
-from werkzeug.routing import Map, Rule
 
 from chatproxy.config import Settings
-from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
+from chatproxy.errors import NotFound, ProxyError
 from chatproxy.http import apidocs, openai_compat, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
+from chatproxy.http.context import Answer, Context, Route
+from chatproxy.http.event_stream import EventStream
+from chatproxy.http.router import PathRoutes, build_router
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
 from chatproxy.service import AsyncUpstream, open_quotas, open_service
@@ -56,23 +58,22 @@ class ProxyApp:
         self.chats = chats
         self.quotas = quotas
         self.auth = auth
-        public = routes.PUBLIC_ROUTES + ui.ROUTES + apidocs.ROUTES
-        private = routes.ROUTES + openai_compat.ROUTES
-        self._public = {handler for _, _, handler in public}
-        self._routes = Map(
-            [
-                Rule(path, methods=[method], endpoint=handler)
-                for path, method, handler in public + private
-            ],
-            strict_slashes=False,
-            merge_slashes=False,
-        ).bind("proxy")
+        api = [*openai_compat.ROUTES, *routes.ROUTES, *ui.ROUTES]
+        self.routes: list[Route] = [*api, *apidocs.routes(api)]
+        self.router = build_router(self.routes, self.answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handle(Request(scope, receive))
+        await self.router(scope, receive, send)
+
+    async def answer(
+        self, scope: Scope, receive: Receive, send: Send, path: PathRoutes | None = None
+    ) -> None:
+        """Answer a request that the router matched to `path`, or to no path."""
+        request = Request(scope, receive)
+        response = await self.handle(request, path)
         await response(scope, receive, send)
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request, path: PathRoutes | None) -> Response | EventStream:
         """Answer one request, and log it once the answer has been sent (a background task of
         the response): the line costs the client no time, and a stream's line carries the whole
         stream's duration."""
@@ -80,7 +81,7 @@ class ProxyApp:
         client_ip = self.client_ip(request)
         fields: dict[str, Any] = {}
         try:
-            response = await self._dispatch(request, client_ip, fields)
+            response = await self._dispatch(request, path, client_ip, fields)
         except ProxyError as exc:
             response = error_response(exc, openai=_is_openai_path(request))
             fields["error"] = exc.code
@@ -111,30 +112,21 @@ class ProxyApp:
         response.background = BackgroundTask(log_request)
         return response
 
-    async def _dispatch(self, request: Request, client_ip: str, fields: dict[str, Any]) -> Response:
+    async def _dispatch(
+        self, request: Request, path: PathRoutes | None, client_ip: str, fields: dict[str, Any]
+    ) -> Response | EventStream:
         await self.quotas.admit_address(client_ip)  # every request: public, unknown, unauthorized
-        try:
-            rule, args = self._routes.match(
-                path_of(request), method=request.method, return_rule=True
-            )
-        except WerkzeugNotFound:
-            raise NotFound(f"no route for {path_of(request)}") from None
-        except WerkzeugMethodNotAllowed as exc:
-            raise MethodNotAllowed(list(exc.valid_methods or [])) from None
-        fields["route"] = rule.rule
-        handler: routes.Handler = rule.endpoint
-        caller = None
-        if handler not in self._public:
-            caller = await self._admit_caller(request, client_ip, fields)
-        ctx = routes.Context(request, self, caller, dict(args), fields)
+        if path is None:
+            self.auth.authenticate(request.headers)  # with keys, say nothing more without one
+            raise NotFound(f"no route for {path_of(request)}")
+        route = path.route_for(request.method)
+        fields["route"] = path.logged_as
+        caller = None if route.public else await self._admit_caller(request, client_ip, fields)
+        args = {name: request.path_params[name] for name in path.params}
+        ctx = Context(request, self, caller, args, fields)
         if "chat_id" in args:
             fields["chat_id"] = ctx.chat.chat_id  # an invalid id is refused before the body
-        result = await handler(ctx)
-        if isinstance(result, Response):
-            return result
-        if not isinstance(result, tuple):
-            return json_response(result)
-        return json_response(*result)
+        return _response(await route.handler(ctx))
 
     async def _admit_caller(
         self, request: Request, client_ip: str, fields: dict[str, Any]
@@ -162,6 +154,14 @@ class ProxyApp:
         first)."""
         await self.service.close()
         await self.quotas.close()
+
+
+def _response(result: Answer) -> Response | EventStream:
+    if isinstance(result, Response | EventStream):
+        return result
+    if not isinstance(result, tuple):
+        return json_response(result)
+    return json_response(*result)
 
 
 CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Chat-Id"]

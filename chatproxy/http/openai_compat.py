@@ -17,52 +17,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from starlette.responses import Response
+from typing import Any
 
 from chatproxy.errors import InvalidChatId, ValidationFailed
-from chatproxy.http.routes import Context, EventStream, Handler, Reply
-from chatproxy.service.defaults import TurnOptions
+from chatproxy.http.bodies import ChatMessage, CompletionRequest
+from chatproxy.http.context import Answer, Context, Reply, Route
+from chatproxy.http.event_stream import EventStream
 from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store import ChatRef
 from chatproxy.store.base import valid_chat_id
 from chatproxy.tokens import content_text
-
-
-class ChatMessage(BaseModel):
-    """One message of a chat completion request (other fields are passed through)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: StrictStr | list[dict[str, Any]] | None = None
-
-
-class CompletionRequest(BaseModel):
-    """The standard request; fields this proxy does not use are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
-    stream: StrictBool = False
-    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
-    max_tokens: StrictInt | None = Field(default=None, ge=1)
-    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
-    metadata: dict[str, StrictStr] | None = None
-    stream_options: dict[str, Any] | None = None
-
-    @property
-    def options(self) -> TurnOptions:
-        return TurnOptions(
-            self.model, self.max_completion_tokens or self.max_tokens, self.temperature
-        )
-
-    @property
-    def include_usage(self) -> bool:
-        return bool((self.stream_options or {}).get("include_usage"))
 
 
 async def list_models(ctx: Context) -> Reply:
@@ -75,7 +39,7 @@ async def list_models(ctx: Context) -> Reply:
     }
 
 
-async def chat_completions(ctx: Context) -> Reply | Response:
+async def chat_completions(ctx: Context) -> Answer:
     idempotency_key = ctx.idempotency_key  # a malformed one is refused, chat id or not
     request = await ctx.body(CompletionRequest)
     caller = ctx.caller
@@ -99,13 +63,13 @@ async def chat_completions(ctx: Context) -> Reply | Response:
     return _completion_reply(ctx, result)
 
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("/v1/models", "GET", list_models),
-    ("/v1/chat/completions", "POST", chat_completions),
+ROUTES: list[Route] = [
+    Route("/v1/chat/completions", "POST", chat_completions),
+    Route("/v1/models", "GET", list_models),
 ]
 
 
-async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Reply | Response:
+async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Answer:
     """Without a chat id: the client's messages go to the model as they are; nothing is stored."""
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     if request.stream:
@@ -192,7 +156,7 @@ class _Chunks:
         }
 
 
-def _sse(turn: StreamingTurn, include_usage: bool) -> Response:
+def _sse(turn: StreamingTurn, include_usage: bool) -> EventStream:
     return EventStream(_lines(turn, include_usage), {"Cache-Control": "no-cache"})
 
 

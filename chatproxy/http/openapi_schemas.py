@@ -1,22 +1,19 @@
 """Own the OpenAPI components: the bodies, errors, headers and parameters that routes share.
 
-Request bodies come from the handlers' own pydantic models (`model_json_schema()`), error codes
-from the error tree, path and header patterns from the validators in `routes.py`; the answers'
-shapes are written out here. `openapi.py` puts them together with the paths.
+Request bodies come from the pydantic models the handlers validate with (`bodies.py`,
+`model_json_schema()`), error codes from the error tree, path and header patterns from the same
+rules the handlers check; the answers' shapes are written out here. `openapi.py` puts them
+together with the paths.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from chatproxy import errors
-from chatproxy.http import routes
-from chatproxy.http.openai_compat import CompletionRequest
+from chatproxy.http import bodies
+from chatproxy.http.openapi_operation import STRING, Schema, ref
 from chatproxy.store.base import CHAT_ID
-
-Schema = dict[str, Any]
 
 # What each error status means here; every one has the same body (OpenAI's shape on /v1).
 ERROR_STATUSES = {
@@ -40,10 +37,6 @@ ERROR_STATUSES = {
 RETRY_AFTER_STATUSES = {409, 429}  # always sent; on 503 only by the two 503 errors
 
 
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
@@ -52,7 +45,6 @@ def _object(required: list[str], **properties: Schema) -> Schema:
     return {"type": "object", "required": required, "properties": properties}
 
 
-STRING: Schema = {"type": "string"}
 NUMBER: Schema = {"type": "number"}
 COUNT: Schema = {"type": "integer", "minimum": 0}
 TEXT_OR_PARTS: Schema = {
@@ -190,10 +182,10 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
 }
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "ContentBody": routes.ContentBody,
-    "ImageBody": routes.ImageBody,
-    "SettingsBody": routes.SettingsBody,
-    "CompletionRequest": CompletionRequest,
+    "ContentBody": bodies.ContentBody,
+    "ImageBody": bodies.ImageBody,
+    "SettingsBody": bodies.SettingsBody,
+    "CompletionRequest": bodies.CompletionRequest,
 }
 
 
@@ -291,7 +283,7 @@ PARAMETERS: dict[str, Schema] = {
         "name": "Idempotency-Key",
         "in": "header",
         "description": "Makes the turn retry-safe: the same key and body replay the first answer.",
-        "schema": {"type": "string", "pattern": f"^{routes.IDEMPOTENCY_KEY.pattern}$"},
+        "schema": {"type": "string", "pattern": f"^{bodies.IDEMPOTENCY_KEY.pattern}$"},
     },
     "X-Chat-Id": {
         "name": "X-Chat-Id",
@@ -308,8 +300,4 @@ def param(name: str) -> Schema:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-def query(name: str, description: str, schema: Schema) -> Schema:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
-
-
-PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": routes.MAX_PAGE}
+PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": bodies.MAX_PAGE}

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.responses import Response
-from werkzeug.http import parse_etags
 
-from chatproxy.http.routes import Context, Route
+from chatproxy.http.context import Context, Route
+from chatproxy.http.openapi_operation import file_operation
 
 STATIC = Path(__file__).parent / "static" / "ui"
 PAGE = "index.html"
@@ -92,12 +92,34 @@ def _static(ctx: Context, name: str, content_type: str, cache: str) -> Response:
     """The file, or a 304 when the browser's copy (If-None-Match) is this version."""
     asset = load_asset(name)
     headers = {"Cache-Control": cache, "ETag": f'"{asset.version}"', **SECURITY_HEADERS}
-    if parse_etags(ctx.request.headers.get("If-None-Match")).contains_weak(asset.version):
+    if _names_version(ctx.request.headers.get("If-None-Match"), asset.version):
         return Response(status_code=304, headers=headers)
     return Response(asset.body, headers={"Content-Type": content_type, **headers})
 
 
+def _names_version(if_none_match: str | None, version: str) -> bool:
+    """Say whether an `If-None-Match` header names `version`: `*`, or one of its entity tags,
+    weak (`W/"..."`) or strong."""
+    for tag in (if_none_match or "").split(","):
+        tag = tag.strip()
+        if tag[:2] in ("W/", "w/"):
+            tag = tag[2:]
+        if tag == "*" or tag.strip('"') == version:
+            return True
+    return False
+
+
+# The page and its files need no key: the page holds no data.
 ROUTES: list[Route] = [
-    ("/ui", "GET", get_page),
-    *[(f"/ui/{name}", "GET", _asset_handler(name, kind)) for name, kind in ASSETS.items()],
+    Route("/ui", "GET", get_page, public=True),
+    *[
+        Route(
+            f"/ui/{name}",
+            "GET",
+            _asset_handler(name, kind),
+            public=True,
+            doc=file_operation(kind.split(";")[0], versioned=True),
+        )
+        for name, kind in ASSETS.items()
+    ],
 ]

@@ -1,0 +1,127 @@
+"""Own what a request may carry: its JSON bodies as pydantic models, and the bounds of the
+query values and headers that handlers read.
+
+Handlers validate with these models (`Context.body`); the OpenAPI spec describes the same models
+(`model_json_schema()`) and bounds, so the docs never import a handler.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
+
+from chatproxy.service.defaults import TurnOptions
+
+MAX_URL_CHARS = 2048
+MAX_PAGE = 1000
+MAX_DIGITS = 18  # a whole number in a query: below 2**63
+DEFAULT_CHATS_PAGE = 20
+MAX_DATA_URL_CHARS = 20 * 1024 * 1024
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+class ContentBody(BaseModel):
+    """`{"content": "<text>"}`; other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    content: StrictStr = Field(min_length=1)
+    stream: StrictBool = False
+    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+
+    @property
+    def options(self) -> TurnOptions:
+        """The settings this turn overrides, if any."""
+        return TurnOptions(self.model, self.max_tokens, self.temperature)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        limit = (info.context or {}).get("max_chars")
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters (MAX_CONTENT_CHARS)")
+        return value
+
+
+class SettingsBody(BaseModel):
+    """A change to a chat's settings: only the fields sent change; null removes a setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    system: StrictStr | None = Field(default=None, min_length=1)
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class ImageBody(ContentBody):
+    """`{"content": "<text>", "url": "<image URL>"}`: an http(s) or data:image URL."""
+
+    url: StrictStr
+
+    @field_validator("url")
+    @classmethod
+    def _image_url(cls, value: str) -> str:
+        if value.startswith("data:image/") and len(value) <= MAX_DATA_URL_CHARS:
+            return value
+        if re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value) and len(value) <= MAX_URL_CHARS:
+            return value
+        raise ValueError(
+            f"must be an http(s) URL of at most {MAX_URL_CHARS} characters or a data:image/ URL"
+        )
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat completion request (other fields are passed through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: StrictStr | list[dict[str, Any]] | None = None
+
+
+class CompletionRequest(BaseModel):
+    """The standard request; fields this proxy does not use are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
+    stream: StrictBool = False
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    metadata: dict[str, StrictStr] | None = None
+    stream_options: dict[str, Any] | None = None
+
+    @property
+    def options(self) -> TurnOptions:
+        return TurnOptions(
+            self.model, self.max_completion_tokens or self.max_tokens, self.temperature
+        )
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))

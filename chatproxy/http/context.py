@@ -1,0 +1,210 @@
+"""Own what a handler works with: the request `Context`, and the `Route` that names a handler.
+
+A route table is a list of `Route`s (`routes.ROUTES`, `openai_compat.ROUTES`, ...): `app.py`
+routes requests by it, `apidocs.py` describes it. A handler takes a `Context` and returns a
+JSON-able body (and optionally a status and headers), a Starlette response, or an event stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chatproxy.config import Settings
+from chatproxy.errors import (
+    Forbidden,
+    InvalidChatId,
+    InvalidIdempotencyKey,
+    InvalidJSON,
+    PayloadTooLarge,
+    ValidationFailed,
+)
+from chatproxy.http.auth import Authenticator, Caller
+from chatproxy.http.bodies import IDEMPOTENCY_KEY, MAX_DIGITS
+from chatproxy.http.event_stream import EventStream
+from chatproxy.http.openapi_operation import Operation
+from chatproxy.service.chats import Chats
+from chatproxy.service.turns import ChatService
+from chatproxy.store.base import OPEN_TENANT, ChatRef, valid_chat_id
+
+Body = dict[str, Any] | list[Any]
+Reply = Body | tuple[Body, int] | tuple[Body, int, dict[str, str]]
+Answer = Reply | Response | EventStream
+
+B = TypeVar("B", bound=BaseModel)
+
+
+class App(Protocol):
+    """What handlers need of the application."""
+
+    settings: Settings
+    service: ChatService
+    chats: Chats
+    auth: Authenticator
+
+
+@dataclass
+class Context:
+    """What a handler gets: the request, the app, the caller, URL values and log fields."""
+
+    request: Request
+    app: App
+    caller: Caller | None
+    args: dict[str, str]
+    log_fields: dict[str, Any]
+    _raw_body: bytes | None = field(default=None, repr=False)
+
+    @property
+    def service(self) -> ChatService:
+        return self.app.service
+
+    @property
+    def chats(self) -> Chats:
+        return self.app.chats
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
+
+    @property
+    def path(self) -> str:
+        """The request's path, percent-decoded."""
+        path: str = self.request.scope["path"]
+        return path
+
+    @property
+    def chat(self) -> ChatRef:
+        """Return the validated chat addressed by the URL, in the caller's tenant."""
+        chat_id = self.args["chat_id"]
+        if not valid_chat_id(chat_id):
+            raise InvalidChatId()
+        return ChatRef(self.caller.tenant if self.caller else OPEN_TENANT, chat_id)
+
+    def query_int(self, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+        """Read an optional whole-number query parameter within bounds."""
+        raw = self.request.query_params.get(name)
+        if raw is None:
+            return None
+        # ASCII digits only ("²".isdigit() is true, but int() refuses it), and few enough of
+        # them for int() and for a store's 64-bit integers.
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS
+        if not digits or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise ValidationFailed(f"{name}: must be a whole number at least {minimum}{upper}")
+        return int(raw)
+
+    def query_number(self, name: str) -> float | None:
+        """Read an optional non-negative number query parameter (a listing cursor)."""
+        raw = self.request.query_params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value < float("inf"):
+            raise ValidationFailed(f"{name}: must be a number, as given in next_before")
+        return value
+
+    def require_admin(self) -> None:
+        """Refuse callers whose key is not an admin key."""
+        if self.caller is None or not self.caller.admin:
+            raise Forbidden("only an admin key (ADMIN_KEYS) may change the global system prompt")
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """Return the validated `Idempotency-Key` header, if the client sent one."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidIdempotencyKey()
+        return key
+
+    def prefers(self, media_type: str) -> bool:
+        """Say whether `media_type` comes first in the request's `Accept` header."""
+        return preferred_media_type(self.request.headers.get("Accept")) == media_type
+
+    async def body(self, model: type[B]) -> B:
+        """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""
+        raw = await self._read_body()
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise InvalidJSON() from None
+        if not isinstance(data, dict):
+            raise InvalidJSON()
+        try:
+            return model.model_validate(
+                data, context={"max_chars": self.settings.max_content_chars}
+            )
+        except ValidationError as exc:
+            raise ValidationFailed(_describe(exc)) from None
+
+    async def _read_body(self) -> bytes:
+        """The body, read once, refused past MAX_BODY_BYTES without reading the rest."""
+        if self._raw_body is not None:
+            return self._raw_body
+        limit = self.settings.max_body_bytes
+        length = self.request.headers.get("Content-Length", "")
+        if length.isascii() and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(limit)
+        raw = bytearray()
+        async for chunk in self.request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise PayloadTooLarge(limit)
+        self._raw_body = bytes(raw)
+        return self._raw_body
+
+
+Handler = Callable[[Context], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One entry of the route table: a path in Starlette's form (`/{chat_id}/chat`), a method
+    and its handler. A public route is answered without a key or quotas (it reads nothing a
+    caller owns); `doc` is its OpenAPI operation when the route makes its own (a page's files),
+    else `openapi.py` has it by path and method."""
+
+    path: str
+    method: str
+    handler: Handler
+    public: bool = False
+    doc: Operation | None = None
+
+
+def preferred_media_type(accept: str | None) -> str | None:
+    """The media type an `Accept` header asks for first: the most specific range (`a/b` before
+    `a/*` before `*/*`), then the highest `q`, then the first listed; None without one."""
+    ranked = []
+    for position, item in enumerate((accept or "").split(",")):
+        media_type, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = -1.0
+        if media_type and 0 <= quality <= 1:
+            specificity = tuple(part != "*" for part in media_type.split("/"))
+            ranked.append(((specificity, quality), -position, media_type.lower()))
+    return max(ranked)[2] if ranked else None
+
+
+def _describe(exc: ValidationError) -> str:
+    """Say what is wrong with a body in one line, e.g. `content: Field required`, or for our own
+    validators' `ValueError`s their words alone (`content: must not be blank`), without the
+    `Value error, ` that pydantic puts before them."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    error = first.get("ctx", {}).get("error")
+    what = str(error) if first["type"] == "value_error" and error is not None else first["msg"]
+    return f"{where}: {what}"

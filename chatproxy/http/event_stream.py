@@ -1,0 +1,53 @@
+"""Own the answer of a streamed turn: server-sent events, written by a small ASGI app of our own.
+
+`EventStream` sends each text of an async iterator as it comes, and nothing else: it does not
+listen for the client's disconnect (Starlette's `StreamingResponse` does, in a task group of its
+own on ASGI servers before spec 2.4, as uvicorn's httptools server is). Nothing here needs to
+stop early: a streamed turn is read and stored by its own task whoever listens, and uvicorn drops
+what is sent to a client that has gone, so a stream ends when its events do (and a worker's
+graceful stop waits for it). An async generator is closed however the sending ends, so its
+`finally` runs then, also when the send was cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
+
+MEDIA_TYPE = b"text/event-stream; charset=utf-8"
+
+
+class EventStream:
+    """A `text/event-stream` answer from an async iterator of texts; an ASGI application.
+
+    Like a Starlette response it has a `status_code`, and runs its `background` task once the
+    last event is sent.
+    """
+
+    status_code = 200
+
+    def __init__(self, events: AsyncIterator[str], headers: Mapping[str, str]):
+        self.events = events
+        self.headers = dict(headers)
+        self.background: BackgroundTask | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_headers = [(b"content-type", MEDIA_TYPE)]
+        raw_headers += [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.headers.items()
+        ]
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            async for text in self.events:
+                body = text.encode()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            aclose = getattr(self.events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if self.background is not None:
+            await self.background()

@@ -1,0 +1,98 @@
+"""Own how the spec describes one route: an `Operation`, and the answers it is made of.
+
+A route of the table may carry its own `Operation` (`context.Route.doc`: the pages' files do);
+the others are listed in `openapi.py`. Whether a route needs a key is the route's to say, so an
+operation is rendered for it (`Operation.render`). The shared components an operation refers to
+(`ref`) are in `openapi_schemas.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Schema = dict[str, Any]
+STRING: Schema = {"type": "string"}
+# Every route that needs a key may be refused, limited, or meet a store failure.
+AUTHED = (401, 429, 500, 503)
+NOT_MODIFIED = {"description": "Not modified (`If-None-Match`)."}
+
+
+def ref(name: str) -> Schema:
+    """A reference to a schema of the spec's components."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def query(name: str, description: str, schema: Schema) -> Schema:
+    """A query parameter."""
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def json_content(schema: Schema) -> Schema:
+    """A JSON body of `schema`."""
+    return {"application/json": {"schema": schema}}
+
+
+def ok(description: str, schema: Schema, extra_headers: Schema | None = None) -> Schema:
+    """A 200 answer with a JSON body."""
+    response: Schema = {"description": description, "content": json_content(schema)}
+    if extra_headers:
+        response["headers"] = extra_headers
+    return response
+
+
+def file_answer(description: str, media_type: str) -> Schema:
+    """A 200 answer with a file of `media_type`."""
+    return {"description": description, "content": {media_type: {"schema": STRING}}}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the spec says of one route: its success answer, the error statuses it can answer
+    with, its parameters and body, and `more` answers of its own."""
+
+    tag: str
+    summary: str
+    ok: Schema
+    errors: tuple[int, ...] = ()
+    params: tuple[Schema, ...] = ()
+    body: str | None = None
+    more: Schema = field(default_factory=dict)
+
+    def render(self, *, public: bool, openai: bool) -> Schema:
+        """The OpenAPI operation; a route that needs a key may also be refused or limited."""
+        operation: Schema = {"tags": [self.tag], "summary": self.summary}
+        if self.params:
+            operation["parameters"] = list(self.params)
+        if self.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "description": "JSON, whatever the Content-Type (so `curl -d` works).",
+                "content": json_content(ref(self.body)),
+            }
+        if public:
+            operation["security"] = []
+        statuses = sorted(set(self.errors if public else (*self.errors, *AUTHED)))
+        prefix = "OpenAIError" if openai else "Error"
+        operation["responses"] = {"200": self.ok} | {
+            str(status): {"$ref": f"#/components/responses/{prefix}{status}"} for status in statuses
+        }
+        operation["responses"].update(self.more)
+        return operation
+
+
+VERSION = query("v", "The file's content hash as the page links it: cacheable for good.", STRING)
+
+
+def file_operation(media_type: str, *, versioned: bool = False) -> Operation:
+    """A static file of a page (a script, a style sheet, an icon); the chat page's files are
+    linked with their content hash (`versioned`) and answer `If-None-Match`."""
+    if not versioned:
+        return Operation("pages", "A file of a page", file_answer("The file.", media_type))
+    return Operation(
+        "pages",
+        "A file of the chat page",
+        file_answer("The file.", media_type),
+        params=(VERSION,),
+        more={"304": NOT_MODIFIED},
+    )
