@@ -2,8 +2,8 @@
 
 The original project kept each chat in a Redis list `user-<chat_id>` of JSON messages
 (`{"role": ..., "content": ...}`, oldest first, the chat's system message first when it had one)
-and the global system prompt in the string key `system`. `import_legacy` copies them into a
-`Store` of this project:
+and the global system prompt in the string key `system`. `import_legacy` copies them into the
+store of this project:
 
 - the global prompt is copied when the target has none stored;
 - a chat's leading system message becomes its own system prompt, unless it equals the global
@@ -24,6 +24,7 @@ under its turn lock, so a proxy serving the same store cannot interleave a turn.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -39,10 +40,19 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import redis
 from dotenv import load_dotenv
 
-from chatproxy.config import ConfigError, load_settings
+from chatproxy.config import ConfigError, Settings, load_settings
 from chatproxy.errors import ProxyError, TurnLeaseLost
-from chatproxy.store import OPEN_TENANT, ChatRef, ChatState, Message, Store, open_store
-from chatproxy.store.base import TENANT, Content, valid_chat_id
+from chatproxy.store import open_async_store
+from chatproxy.store.base import (
+    OPEN_TENANT,
+    TENANT,
+    AsyncStore,
+    ChatRef,
+    ChatState,
+    Content,
+    Message,
+    valid_chat_id,
+)
 
 KEY_PREFIX = "user-"
 GLOBAL_SYSTEM_KEY = "system"
@@ -92,9 +102,9 @@ class _Legacy:
     messages: list[Message]
 
 
-def import_legacy(
+async def import_legacy(
     source: redis.Redis,
-    store: Store,
+    store: AsyncStore,
     *,
     tenant: str = OPEN_TENANT,
     dry_run: bool = False,
@@ -110,7 +120,7 @@ def import_legacy(
     if not TENANT.fullmatch(tenant):
         raise ValueError(f"invalid tenant name {tenant!r}")
     report = ImportReport(dry_run=dry_run)
-    stored = _import_global_system(source, store, report)
+    stored = await _import_global_system(source, store, report)
     global_system = stored if stored is not None else default_system
     keys: set[str] = set()
     for raw in source.scan_iter(match=f"{KEY_PREFIX}*", count=SCAN_BATCH):  # SCAN may repeat
@@ -120,15 +130,17 @@ def import_legacy(
             report.problems.append(f"{raw!r}: {problem}")
     for key in sorted(keys):
         try:
-            _import_chat(source, store, key, tenant, global_system, report)
+            await _import_chat(source, store, key, tenant, global_system, report)
         except LegacyProblem as problem:
             report.problems.append(f"{key}: {problem}")
     return report
 
 
-def _import_global_system(source: redis.Redis, store: Store, report: ImportReport) -> str | None:
+async def _import_global_system(
+    source: redis.Redis, store: AsyncStore, report: ImportReport
+) -> str | None:
     """Copy the legacy global prompt unless the target has one; return the target's after."""
-    target = store.get_global_system()
+    target = await store.get_global_system()
     try:
         raw = source.get(GLOBAL_SYSTEM_KEY)
         legacy = None if raw is None else _text(raw)
@@ -140,7 +152,7 @@ def _import_global_system(source: redis.Redis, store: Store, report: ImportRepor
     if target is None:
         report.global_system = "would be copied" if report.dry_run else "copied"
         if not report.dry_run:
-            store.set_global_system(legacy)
+            await store.set_global_system(legacy)
         return legacy
     # Same Redis as source and target: both read the same `system` key.
     same = target == legacy
@@ -148,9 +160,9 @@ def _import_global_system(source: redis.Redis, store: Store, report: ImportRepor
     return target
 
 
-def _import_chat(
+async def _import_chat(
     source: redis.Redis,
-    store: Store,
+    store: AsyncStore,
     key: str,
     tenant: str,
     global_system: str | None,
@@ -174,21 +186,21 @@ def _import_chat(
         return
     chat = ChatRef(tenant, chat_id)
     if report.dry_run:
-        _apply(store, chat, legacy, own_system, report, None)
+        await _apply(store, chat, legacy, own_system, report, None)
         return
-    token = _acquire_turn(store, chat)
+    token = await _take_turn_lock(store, chat)
     try:
-        _apply(store, chat, legacy, own_system, report, token)
+        await _apply(store, chat, legacy, own_system, report, token)
     except TurnLeaseLost:
         raise LegacyProblem(
             "its import outlasted the turn lease and stopped; run the import again to finish it"
         ) from None
     finally:
-        store.release_turn(chat, token)
+        await store.release_turn(chat, token)
 
 
-def _apply(
-    store: Store,
+async def _apply(
+    store: AsyncStore,
     chat: ChatRef,
     legacy: _Legacy,
     own_system: str | None,
@@ -196,7 +208,7 @@ def _apply(
     token: str | None,
 ) -> None:
     """Append what the target lacks of `legacy` (with `token` None: only count it)."""
-    state = store.load_history(chat)
+    state = await store.load_history(chat)
     done = _imported(state, legacy.messages)
     if done is None:
         raise LegacyProblem(
@@ -209,10 +221,10 @@ def _apply(
         report.chats_skipped += 1
         return
     if token is not None and system is not None:
-        store.set_chat_system(chat, system)  # first, so an interrupted import keeps it
+        await store.set_chat_system(chat, system)  # first, so an interrupted import keeps it
     for number, turn in _turns(new, done):
         if token is not None:
-            store.save_turn(chat, _turn_id(chat, number), turn, lock_token=token)
+            await store.save_turn(chat, _turn_id(chat, number), turn, lock_token=token)
     report.chats_imported += 1
     report.messages_imported += len(new)
     report.chat_systems_set += system is not None
@@ -253,14 +265,15 @@ def _turn_id(chat: ChatRef, number: int) -> str:
     return f"legacy-{digest[:32]}"
 
 
-def _acquire_turn(store: Store, chat: ChatRef) -> str:
-    """Take the chat's turn lock, waiting a little for a running turn to finish."""
+async def _take_turn_lock(store: AsyncStore, chat: ChatRef) -> str:
+    """Take the chat's turn lock (as a turn begins, reading no messages), waiting a little for
+    a running turn to finish."""
     token = secrets.token_hex(16)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while not store.acquire_turn(chat, token, LOCK_LEASE_SECONDS):
+    while await store.begin_turn(chat, token, LOCK_LEASE_SECONDS, 0) is None:
         if time.monotonic() > deadline:
             raise LegacyProblem("a turn on this chat kept running; run the import again later")
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
     return token
 
 
@@ -384,13 +397,9 @@ def _run(source: redis.Redis, url: str, tenant: str, dry_run: bool) -> int:
     target = settings.redis.describe() if settings.redis else f"SQLite {settings.store_path}"
     shown = _describe(url)
     print(f"importing chats from {shown} into {target}, tenant {tenant}", flush=True)
-    store: Store | None = None
     try:
         source.ping()  # before the target is opened (and a SQLite file created)
-        store = open_store(settings)
-        report = import_legacy(
-            source, store, tenant=tenant, dry_run=dry_run, default_system=settings.system_prompt
-        )
+        report = asyncio.run(_import_into(settings, source, tenant, dry_run))
     except redis.RedisError as exc:
         reason = _hide(f"{type(exc).__name__}: {exc}", url)
         print(f"error: reading {shown} failed: {reason}", file=sys.stderr)
@@ -398,11 +407,21 @@ def _run(source: redis.Redis, url: str, tenant: str, dry_run: bool) -> int:
     except ProxyError as exc:
         print(f"error: the target store failed: {exc.message}", file=sys.stderr)
         return 1
-    finally:
-        if store is not None:
-            store.close()
     print(report.summary())
     return 1 if report.problems else 0
+
+
+async def _import_into(
+    settings: Settings, source: redis.Redis, tenant: str, dry_run: bool
+) -> ImportReport:
+    """Import from `source` into the store the settings configure, closing it after."""
+    store = open_async_store(settings)
+    try:
+        return await import_legacy(
+            source, store, tenant=tenant, dry_run=dry_run, default_system=settings.system_prompt
+        )
+    finally:
+        await store.close()
 
 
 def _describe(url: str) -> str:
