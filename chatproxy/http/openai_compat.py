@@ -23,8 +23,7 @@ from chatproxy.errors import InvalidChatId, ProxyError, ValidationFailed
 from chatproxy.http.routes import Context, EventStream, Handler, Reply
 from chatproxy.service.defaults import TurnOptions
 from chatproxy.service.turns import StreamEvent, StreamingTurn, TurnResult
-from chatproxy.store import ChatRef
-from chatproxy.store.base import valid_chat_id
+from chatproxy.store.base import ChatRef, valid_chat_id
 from chatproxy.tokens import content_text
 from chatproxy.upstream.client import AsyncReplyStream
 

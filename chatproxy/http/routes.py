@@ -45,8 +45,7 @@ from chatproxy.jsontext import compact
 from chatproxy.service.chats import Chats
 from chatproxy.service.defaults import TurnOptions
 from chatproxy.service.turns import ChatService, StreamingTurn, TurnResult
-from chatproxy.store import OPEN_TENANT, ChatRef
-from chatproxy.store.base import valid_chat_id
+from chatproxy.store.base import OPEN_TENANT, ChatRef, valid_chat_id
 
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chatproxy.config import Settings
 from chatproxy.service.quotas import Quotas
-from chatproxy.store import AsyncStore
+from chatproxy.store.base import AsyncStore
 
 
 def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:

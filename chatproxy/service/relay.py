@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from chatproxy.errors import ProxyError
 from chatproxy.service.guard import Claim, Lease, TurnGuard
-from chatproxy.store import ChatRef, Message
+from chatproxy.store.base import ChatRef, Message
 from chatproxy.upstream.client import AsyncReplyStream
 from chatproxy.upstream.stream import Completion
 

@@ -32,8 +32,7 @@ from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays, StreamEvent
 from chatproxy.service.window import fit_window
-from chatproxy.store import AsyncStore, ChatRef, ChatState, Message
-from chatproxy.store.base import Content
+from chatproxy.store.base import AsyncStore, ChatRef, ChatState, Content, Message
 from chatproxy.tokens import content_text
 from chatproxy.upstream.client import AsyncReplyStream, AsyncUpstream
 from chatproxy.upstream.stream import Completion
