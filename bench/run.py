@@ -14,6 +14,7 @@ Writes ``bench/results.json``, ``bench/results.png`` and ``BENCHMARKS.md``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import json
@@ -42,7 +43,7 @@ from bench import instructions  # noqa: E402
 from bench.upstream import REPLY  # noqa: E402
 from chatproxy.config import RedisSettings  # noqa: E402
 from chatproxy.store.base import ChatRef, Message  # noqa: E402
-from chatproxy.store.redis import RedisStore, connect  # noqa: E402
+from chatproxy.store.redis import RedisStore  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.server_process import MAIN, Server, launch, server_env  # noqa: E402
 
@@ -644,14 +645,21 @@ def t3_saturation(
 
 def seed(redis_url: str, chat_id: str, messages: int) -> None:
     """Store `messages` messages (user/assistant pairs) in a chat, straight into Redis."""
-    store = RedisStore(connect(RedisSettings(redis_url, False, 5.0)), None)
+    asyncio.run(seed_turns(redis_url, chat_id, messages))
+
+
+async def seed_turns(redis_url: str, chat_id: str, messages: int) -> None:
+    store = RedisStore.from_settings(RedisSettings(redis_url, False, 5.0), None)
     chat = ChatRef(TENANT, chat_id)
-    for turn in range(messages // 2):
-        pair = [
-            Message("user", f"Seeded question {turn}: tell me something about Redis."),
-            Message("assistant", f"Seeded answer {turn}: Redis keeps data in memory."),
-        ]
-        store.save_turn(chat, f"seed-{turn}", pair)
+    try:
+        for turn in range(messages // 2):
+            pair = [
+                Message("user", f"Seeded question {turn}: tell me something about Redis."),
+                Message("assistant", f"Seeded answer {turn}: Redis keeps data in memory."),
+            ]
+            await store.save_turn(chat, f"seed-{turn}", pair)
+    finally:
+        await store.close()
 
 
 def t4_long_chat(rig: Rig, n: int, size: int) -> dict[str, Any]:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import main as proxy  # noqa: E402  (builds the app, as functions-framework would)
 from chatproxy.http.app import ProxyApp  # noqa: E402
 from chatproxy.service.turns import ChatService  # noqa: E402
-from chatproxy.store.redis_aio import AsyncRedisStore  # noqa: E402
+from chatproxy.store.redis import RedisStore  # noqa: E402
 from chatproxy.upstream.client import AsyncUpstream  # noqa: E402
 
 STEPS = {
@@ -46,8 +46,8 @@ STEPS = {
     "app": (ProxyApp, "__call__"),
     "turn": (ChatService, "turn"),
     "upstream": (AsyncUpstream, "complete"),
-    "begin": (AsyncRedisStore, "begin_turn"),
-    "save": (AsyncRedisStore, "save_turn"),
+    "begin": (RedisStore, "begin_turn"),
+    "save": (RedisStore, "save_turn"),
 }
 spent: Counter[str] = Counter()
 

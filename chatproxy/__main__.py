@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from chatproxy.cli import legacy
+from chatproxy.cli import legacy_command
 
-COMMANDS = {"legacy": legacy.main}
+COMMANDS = {"legacy": legacy_command.main}
 
 
 def main(argv: list[str]) -> int:

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import cast
 
 import functions_framework
 import pytest
 
 from chatproxy.config import RedisSettings
-from chatproxy.store import Store
-from chatproxy.store.redis import RedisStore, connect
-from chatproxy.store.redis_aio import AsyncRedisStore
+from chatproxy.store.base import AsyncStore, ChatRef
+from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
-from chatproxy.store.threaded import ThreadedStore
 from tests.asgi_client import ProxyClient
-from tests.event_loop import Blocking, LoopThread
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 
 MakeClient = Callable[..., ProxyClient]
-MakeStore = Callable[..., Store]
+MakeStore = Callable[..., AsyncStore]
+
+
+async def take_lock(store: AsyncStore, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+    """Take the chat's turn lock as a turn does, reading no messages; whether it was free."""
+    return await store.begin_turn(chat, token, lease_seconds, 0) is not None
 
 
 @pytest.fixture(autouse=True)
@@ -71,45 +72,37 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def make_store(
-    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[MakeStore]:
-    """Build stores of the parametrized kind over one shared database (the session's Redis,
-    emptied, or one SQLite file); all are closed after the test. The `-aio` kinds are the
-    coroutine stores (`AsyncStore`), called through `Blocking` on a loop of their own."""
-    made: list[Store] = []
-    loop: LoopThread | None = None
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """Coroutine tests (`@pytest.mark.anyio`) run on asyncio, as the service does."""
+    return "asyncio"
 
-    def make(ttl_seconds: int | None = 3600, max_messages: int = 0) -> Store:
-        nonlocal loop
-        kind, _, flavour = store_kind.partition("-")
-        store: Store
-        if kind == "redis":
+
+@pytest.fixture
+async def make_store(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
+) -> AsyncIterator[MakeStore]:
+    """Build stores of the parametrized kind over one shared database (the session's Redis,
+    emptied, or one SQLite file), on the test's event loop; all are closed after the test."""
+    made: list[AsyncStore] = []
+
+    def make(ttl_seconds: int | None = 3600, max_messages: int = 0) -> AsyncStore:
+        store: AsyncStore
+        if store_kind == "redis":
             settings = RedisSettings(request.getfixturevalue("redis_url"), False, 2.0)
-            if flavour == "aio":
-                loop = loop or LoopThread()
-                aio = AsyncRedisStore.from_settings(settings, ttl_seconds, max_messages)
-                store = cast(Store, Blocking(aio, loop))
-            else:
-                store = RedisStore(connect(settings), ttl_seconds, max_messages)
+            store = RedisStore.from_settings(settings, ttl_seconds, max_messages)
         else:
             store = SqliteStore(str(tmp_path / "chats.sqlite3"), ttl_seconds, max_messages)
-            if flavour == "aio":
-                loop = loop or LoopThread()
-                store = cast(Store, Blocking(ThreadedStore(store), loop))
         made.append(store)
         return store
 
     yield make
     for store in made:
-        store.close()
-    if loop is not None:
-        loop.close()
+        await store.close()
 
 
 @pytest.fixture
-def store(make_store: MakeStore) -> Store:
+def store(make_store: MakeStore) -> AsyncStore:
     return make_store()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,21 +37,3 @@ def run_on_own_loop(call: Coroutine[Any, Any, T]) -> T:
         return loop.run(call)
     finally:
         loop.close()
-
-
-class Blocking:
-    """Call an object's coroutine methods as blocking ones, on `loop` (an `AsyncStore` seen as
-    a `Store`, so the contract suite runs against both kinds unchanged)."""
-
-    def __init__(self, target: Any, loop: LoopThread):
-        self.target = target
-        self.kind = target.kind
-        self.loop = loop
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.target, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self.loop.run(method(*args, **kwargs))
-
-        return call

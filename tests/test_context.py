@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from chatproxy.config import RedisSettings
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.window import fit_window, message_tokens
-from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.tokens import estimate_tokens
 from tests.conftest import MakeClient
+from tests.event_loop import run_on_own_loop
 from tests.fake_upstream import FakeUpstream
 
 
@@ -46,26 +47,41 @@ def test_a_new_message_that_cannot_fit_is_refused() -> None:
         fit_window("system " * 100, [], Message("user", "x" * 400), budget=100)
 
 
+SeedTurns = Callable[[ChatRef, list[list[Message]]], None]
+
+
 @pytest.fixture
-def seeded_store(store_kind: str, proxy_env: dict[str, str]) -> Iterator[Store]:
-    """A store over the same database as the app under test."""
-    store: Store
-    if store_kind == "redis":
-        store = RedisStore(connect(RedisSettings(proxy_env["REDIS_URL"], False, 2.0)), 3600)
-    else:
-        store = SqliteStore(proxy_env["STORE_PATH"], 3600)
-    yield store
-    store.close()
+def seed_turns(store_kind: str, proxy_env: dict[str, str]) -> SeedTurns:
+    """Save turns into the same database as the app under test, as another process would."""
+
+    def seed(chat: ChatRef, turns: list[list[Message]]) -> None:
+        async def save_all() -> None:
+            store: AsyncStore
+            if store_kind == "redis":
+                settings = RedisSettings(proxy_env["REDIS_URL"], False, 2.0)
+                store = RedisStore.from_settings(settings, 3600)
+            else:
+                store = SqliteStore(proxy_env["STORE_PATH"], 3600)
+            try:
+                for n, turn in enumerate(turns):
+                    await store.save_turn(chat, f"t{n}", turn)
+            finally:
+                await store.close()
+
+        run_on_own_loop(save_all())
+
+    return seed
 
 
 def test_a_2000_turn_chat_sends_only_what_fits_and_keeps_everything(
-    make_client: MakeClient, fake_upstream: FakeUpstream, seeded_store: Store
+    make_client: MakeClient, fake_upstream: FakeUpstream, seed_turns: SeedTurns
 ) -> None:
     chat = ChatRef("public", "long")
-    for n in range(2000):
-        # Short replies that cost many tokens: only the exact count keeps the call in budget.
-        turn = [Message("user", f"question {n} " + "x" * 30), reply(f"answer {n}", 50)]
-        seeded_store.save_turn(chat, f"t{n}", turn)
+    # Short replies that cost many tokens: only the exact count keeps the call in budget.
+    question = "question {} " + "x" * 30
+    seed_turns(
+        chat, [[Message("user", question.format(n)), reply(f"answer {n}", 50)] for n in range(2000)]
+    )
     client = make_client(
         CONTEXT_TOKENS="3000", MAX_TOKENS="500", MESSAGES_LENGTH="10000", SYSTEM_PROMPT="Be kind."
     )

@@ -4,14 +4,14 @@ holds, and that a chat changed by anyone else is always read from Redis."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis
 
 from chatproxy.config import RedisSettings
-from chatproxy.store import ChatRef, Message
-from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.base import ChatRef, Message
+from chatproxy.store.redis import RedisStore
 from chatproxy.store.windows import KnownWindows
 
 CHAT = ChatRef("public", "chat-1")
@@ -29,15 +29,31 @@ class Process:
     """One process's Redis store, and the turns it runs as the service does."""
 
     def __init__(self, url: str, max_messages: int = 0) -> None:
-        self.store = RedisStore(connect(RedisSettings(url, False, 2.0)), 3600, max_messages)
+        self.store = RedisStore.from_settings(RedisSettings(url, False, 2.0), 3600, max_messages)
 
-    def run_turn(self, label: str, chat: ChatRef = CHAT) -> list[Message]:
+    async def run_turn(self, label: str, chat: ChatRef = CHAT) -> list[Message]:
         """Begin a turn, save it (fenced, releasing the lock), and return the window it read."""
         token = uuid.uuid4().hex
-        state = self.store.begin_turn(chat, token, 30, LIMIT)
+        state = await self.store.begin_turn(chat, token, 30, LIMIT)
         assert state is not None
-        self.store.save_turn(chat, uuid.uuid4().hex, turn(label), lock_token=token, release=True)
+        await self.store.save_turn(
+            chat, uuid.uuid4().hex, turn(label), lock_token=token, release=True
+        )
         return state.messages
+
+
+@pytest.fixture
+async def process(redis_url: str, anyio_backend: str) -> AsyncIterator[Callable[..., Process]]:
+    """`process(max_messages=0)`: a new process's store on the test's Redis, closed after."""
+    made: list[Process] = []
+
+    def start(max_messages: int = 0) -> Process:
+        made.append(Process(redis_url, max_messages))
+        return made[-1]
+
+    yield start
+    for one in made:
+        await one.store.close()
 
 
 @pytest.fixture
@@ -53,81 +69,91 @@ def lranges(admin: redis.Redis) -> int:
     return int(stats.get("cmdstat_lrange", {}).get("calls", 0))
 
 
-def test_a_chat_s_next_turn_in_the_same_process_is_not_sent_its_window(
-    redis_url: str, admin: redis.Redis
+@pytest.mark.anyio
+async def test_a_chat_s_next_turn_in_the_same_process_is_not_sent_its_window(
+    process: Callable[..., Process], admin: redis.Redis
 ) -> None:
-    one = Process(redis_url)
+    one = process()
     for n in range(3):
-        one.run_turn(f"{n}")
+        await one.run_turn(f"{n}")
     sent = lranges(admin)
 
-    window = one.run_turn("3")
+    window = await one.run_turn("3")
 
     assert lranges(admin) == sent
     assert window == turn("1") + turn("2")
-    assert one.store.load_window(CHAT, 10).messages == turn("0") + turn("1") + turn("2") + turn("3")
+    everything = turn("0") + turn("1") + turn("2") + turn("3")
+    assert (await one.store.load_window(CHAT, 10)).messages == everything
 
 
-def test_a_chat_another_process_changed_is_read_again(redis_url: str, admin: redis.Redis) -> None:
-    one, two = Process(redis_url), Process(redis_url)
-    one.run_turn("a")
-    one.run_turn("b")
-    two.run_turn("c")
+@pytest.mark.anyio
+async def test_a_chat_another_process_changed_is_read_again(
+    process: Callable[..., Process], admin: redis.Redis
+) -> None:
+    one, two = process(), process()
+    await one.run_turn("a")
+    await one.run_turn("b")
+    await two.run_turn("c")
     sent = lranges(admin)
 
-    assert one.run_turn("d") == turn("b") + turn("c")
+    assert await one.run_turn("d") == turn("b") + turn("c")
     assert lranges(admin) == sent + 1
 
-    two.store.delete_chat(CHAT)
-    two.run_turn("e")
-    assert one.run_turn("f") == turn("e")
-    assert one.run_turn("g") == turn("e") + turn("f")
+    await two.store.delete_chat(CHAT)
+    await two.run_turn("e")
+    assert await one.run_turn("f") == turn("e")
+    assert await one.run_turn("g") == turn("e") + turn("f")
 
 
-def test_a_save_without_the_lock_or_a_turn_that_failed_leave_no_stale_window(
-    redis_url: str,
+@pytest.mark.anyio
+async def test_a_save_without_the_lock_or_a_turn_that_failed_leave_no_stale_window(
+    process: Callable[..., Process],
 ) -> None:
-    one = Process(redis_url)
-    one.run_turn("a")
-    one.store.save_turn(CHAT, "unlocked", turn("b"))  # as a legacy import without a lock may
-    assert one.run_turn("c") == turn("a") + turn("b")
+    one = process()
+    await one.run_turn("a")
+    await one.store.save_turn(CHAT, "unlocked", turn("b"))  # as a legacy import without a lock may
+    assert await one.run_turn("c") == turn("a") + turn("b")
 
     token = uuid.uuid4().hex
-    assert one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
-    one.store.release_turn(CHAT, token)  # the model call failed: nothing saved
-    assert one.run_turn("d") == turn("b") + turn("c")
+    assert await one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
+    await one.store.release_turn(CHAT, token)  # the model call failed: nothing saved
+    assert await one.run_turn("d") == turn("b") + turn("c")
 
 
-def test_a_known_window_follows_trimming_and_a_longer_window(redis_url: str) -> None:
-    one = Process(redis_url, max_messages=3)
-    one.run_turn("a")
-    one.run_turn("b")  # 4 messages saved, the oldest dropped: 3 kept
-    assert one.run_turn("c") == [turn("a")[1], *turn("b")]
+@pytest.mark.anyio
+async def test_a_known_window_follows_trimming_and_a_longer_window(
+    process: Callable[..., Process],
+) -> None:
+    one = process(max_messages=3)
+    await one.run_turn("a")
+    await one.run_turn("b")  # 4 messages saved, the oldest dropped: 3 kept
+    assert await one.run_turn("c") == [turn("a")[1], *turn("b")]
 
-    state = one.store.begin_turn(CHAT, "longer", 30, 10)  # more than it knows
+    state = await one.store.begin_turn(CHAT, "longer", 30, 10)  # more than it knows
     assert state is not None
     assert state.messages == [turn("b")[1], *turn("c")]
-    assert state == one.store.load_window(CHAT, 10)
+    assert state == await one.store.load_window(CHAT, 10)
 
 
-def test_a_known_window_begins_with_the_same_state_as_a_read(
-    redis_url: str, admin: redis.Redis
+@pytest.mark.anyio
+async def test_a_known_window_begins_with_the_same_state_as_a_read(
+    process: Callable[..., Process], admin: redis.Redis
 ) -> None:
-    one = Process(redis_url)
-    one.store.set_chat_system(CHAT, "Be brief.")
+    one = process()
+    await one.store.set_chat_system(CHAT, "Be brief.")
     for n in range(4):
-        one.run_turn(f"{n}")
+        await one.run_turn(f"{n}")
     sent = lranges(admin)
 
-    known = one.store.begin_turn(CHAT, "next", 30, LIMIT)
+    known = await one.store.begin_turn(CHAT, "next", 30, LIMIT)
     assert lranges(admin) == sent
-    assert known == one.store.load_window(CHAT, LIMIT)
+    assert known == await one.store.load_window(CHAT, LIMIT)
     assert known is not None
     assert (known.chat_system, known.first_id) == ("Be brief.", 4)
-    one.store.release_turn(CHAT, "next")
+    await one.store.release_turn(CHAT, "next")
 
-    longer = one.store.begin_turn(CHAT, "longer", 30, LIMIT + 2)  # more than it knows: read
-    assert longer == one.store.load_window(CHAT, LIMIT + 2)
+    longer = await one.store.begin_turn(CHAT, "longer", 30, LIMIT + 2)  # more than it knows: read
+    assert longer == await one.store.load_window(CHAT, LIMIT + 2)
     assert longer is not None
     assert longer.first_id == 2
 
@@ -172,13 +198,16 @@ def test_a_save_only_continues_the_window_read_under_its_own_lock() -> None:
     assert (known.raws, known.turn, known.token) == (("3", "4", "5"), "t1", None)
 
 
-def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(redis_url: str) -> None:
-    one, two = Process(redis_url), Process(redis_url)
-    one.run_turn("a")
+@pytest.mark.anyio
+async def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(
+    process: Callable[..., Process],
+) -> None:
+    one, two = process(), process()
+    await one.run_turn("a")
     token = uuid.uuid4().hex
-    assert one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
-    two.store.delete_chat(CHAT)  # deletes take no lock
-    one.store.save_turn(CHAT, "after-delete", turn("b"), lock_token=token, release=True)
+    assert await one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
+    await two.store.delete_chat(CHAT)  # deletes take no lock
+    await one.store.save_turn(CHAT, "after-delete", turn("b"), lock_token=token, release=True)
 
-    assert one.run_turn("c") == turn("b")
-    assert one.store.load_history(CHAT).messages == turn("b") + turn("c")
+    assert await one.run_turn("c") == turn("b")
+    assert (await one.store.load_history(CHAT)).messages == turn("b") + turn("c")

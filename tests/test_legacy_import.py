@@ -15,10 +15,11 @@ import redis
 from chatproxy.cli import legacy
 from chatproxy.cli.legacy import ImportReport, import_legacy
 from chatproxy.config import RedisSettings
-from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.redis import RedisStore, connect
+from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
-from tests.conftest import MakeStore
+from tests.conftest import MakeStore, take_lock
+from tests.event_loop import run_on_own_loop
 from tests.redis_server import RedisServer
 from tests.server_process import ROOT
 
@@ -45,12 +46,13 @@ def write_chat(source: redis.Redis, chat_id: str, messages: Pairs) -> None:
     source.rpush(f"user-{chat_id}", *(json.dumps({"role": r, "content": c}) for r, c in messages))
 
 
-def history(store: Store, chat_id: str, tenant: str = "public") -> Pairs:
-    return [(m.role, str(m.content)) for m in store.load_history(ChatRef(tenant, chat_id)).messages]
+async def history(store: AsyncStore, chat_id: str, tenant: str = "public") -> Pairs:
+    state = await store.load_history(ChatRef(tenant, chat_id))
+    return [(m.role, str(m.content)) for m in state.messages]
 
 
-def chat_system(store: Store, chat_id: str) -> str | None:
-    return store.load_history(ChatRef("public", chat_id)).chat_system
+async def chat_system(store: AsyncStore, chat_id: str) -> str | None:
+    return (await store.load_history(ChatRef("public", chat_id))).chat_system
 
 
 def counts(report: ImportReport) -> tuple[int, int, int, int]:
@@ -62,8 +64,9 @@ def counts(report: ImportReport) -> tuple[int, int, int, int]:
     )
 
 
-def test_import_copies_histories_global_and_own_system_prompts(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_import_copies_histories_global_and_own_system_prompts(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
     source.set("system", "You are helpful.")
     write_chat(source, "follows-global", [("system", "You are helpful."), *CONVERSATION])
@@ -71,30 +74,33 @@ def test_import_copies_histories_global_and_own_system_prompts(
     write_chat(source, "no-system", CONVERSATION[2:])
     write_chat(source, "only-system", [("system", "Be brief.")])
 
-    report = import_legacy(source, store)
+    report = await import_legacy(source, store)
 
     assert report.problems == []
     assert counts(report) == (4, 0, 8, 2)
     assert report.global_system == "copied"
-    assert store.get_global_system() == "You are helpful."
-    assert history(store, "follows-global") == CONVERSATION
-    assert chat_system(store, "follows-global") is None
-    assert history(store, "pirate") == CONVERSATION[:2]
-    assert chat_system(store, "pirate") == "Talk like a pirate."
-    assert history(store, "no-system") == CONVERSATION[2:]
-    assert chat_system(store, "no-system") is None
-    assert history(store, "only-system") == []
-    assert chat_system(store, "only-system") == "Be brief."
-    assert {info.chat_id for info in store.list_chats("public", 10, None)} == {
+    assert await store.get_global_system() == "You are helpful."
+    assert await history(store, "follows-global") == CONVERSATION
+    assert await chat_system(store, "follows-global") is None
+    assert await history(store, "pirate") == CONVERSATION[:2]
+    assert await chat_system(store, "pirate") == "Talk like a pirate."
+    assert await history(store, "no-system") == CONVERSATION[2:]
+    assert await chat_system(store, "no-system") is None
+    assert await history(store, "only-system") == []
+    assert await chat_system(store, "only-system") == "Be brief."
+    assert {info.chat_id for info in await store.list_chats("public", 10, None)} == {
         "follows-global",
         "pirate",
         "no-system",
         "only-system",
     }
-    assert store.chat_info(ChatRef("public", "pirate")).title == "hi"  # type: ignore[union-attr]
+    assert (await store.chat_info(ChatRef("public", "pirate"))).title == "hi"  # type: ignore[union-attr]
 
 
-def test_odd_sequences_keep_every_message_in_order(source: redis.Redis, store: Store) -> None:
+@pytest.mark.anyio
+async def test_odd_sequences_keep_every_message_in_order(
+    source: redis.Redis, store: AsyncStore
+) -> None:
     odd = [
         ("assistant", "Welcome!"),
         ("user", "first"),
@@ -105,96 +111,102 @@ def test_odd_sequences_keep_every_message_in_order(source: redis.Redis, store: S
     ]
     write_chat(source, "odd", odd)
 
-    report = import_legacy(source, store)
+    report = await import_legacy(source, store)
 
     assert (report.problems, report.messages_imported) == ([], 6)
-    assert history(store, "odd") == odd
+    assert await history(store, "odd") == odd
 
 
-def test_a_second_run_imports_nothing(source: redis.Redis, store: Store) -> None:
+@pytest.mark.anyio
+async def test_a_second_run_imports_nothing(source: redis.Redis, store: AsyncStore) -> None:
     source.set("system", "G")
     write_chat(source, "a", [("system", "Own."), *CONVERSATION])
     write_chat(source, "b", CONVERSATION[:3])
-    import_legacy(source, store)
+    await import_legacy(source, store)
 
-    again = import_legacy(source, store)
+    again = await import_legacy(source, store)
 
     assert counts(again) == (0, 2, 0, 0)
     assert (again.problems, again.global_system) == ([], "already in place")
-    assert history(store, "a") == CONVERSATION
-    assert history(store, "b") == CONVERSATION[:3]
-    assert chat_system(store, "a") == "Own."
+    assert await history(store, "a") == CONVERSATION
+    assert await history(store, "b") == CONVERSATION[:3]
+    assert await chat_system(store, "a") == "Own."
 
 
-def test_a_second_run_appends_only_what_the_legacy_chat_gained(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_a_second_run_appends_only_what_the_legacy_chat_gained(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
     write_chat(source, "growing", [("system", "Own."), *CONVERSATION[:3]])  # a question pending
-    import_legacy(source, store)
+    await import_legacy(source, store)
     gained = [("assistant", "4"), ("user", "and 3+3?"), ("assistant", "6")]
     write_chat(source, "growing", gained)
 
-    again = import_legacy(source, store)
+    again = await import_legacy(source, store)
 
     assert (again.problems, counts(again)) == ([], (1, 0, 3, 0))
-    assert history(store, "growing") == CONVERSATION[:3] + gained
-    assert chat_system(store, "growing") == "Own."
+    assert await history(store, "growing") == CONVERSATION[:3] + gained
+    assert await chat_system(store, "growing") == "Own."
 
 
-def test_a_chat_used_through_the_proxy_after_the_import_is_left_alone(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_a_chat_used_through_the_proxy_after_the_import_is_left_alone(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
     write_chat(source, "switched", CONVERSATION[:2])
-    import_legacy(source, store)
+    await import_legacy(source, store)
     proxy_turn = [Message("user", "via the proxy"), Message("assistant", "noted")]
-    store.save_turn(ChatRef("public", "switched"), "t-proxy", proxy_turn)
+    await store.save_turn(ChatRef("public", "switched"), "t-proxy", proxy_turn)
     expected = [*CONVERSATION[:2], ("user", "via the proxy"), ("assistant", "noted")]
 
-    again = import_legacy(source, store)
+    again = await import_legacy(source, store)
 
     assert (again.problems, counts(again)) == ([], (0, 1, 0, 0))
-    assert history(store, "switched") == expected
+    assert await history(store, "switched") == expected
 
     write_chat(source, "switched", [("user", "meanwhile in the old app")])
-    diverged = import_legacy(source, store)
+    diverged = await import_legacy(source, store)
 
     assert counts(diverged) == (0, 0, 0, 0)
     assert len(diverged.problems) == 1
     assert diverged.problems[0].startswith("user-switched: its history in the target differs")
-    assert history(store, "switched") == expected
+    assert await history(store, "switched") == expected
 
 
-def test_a_chat_that_already_exists_with_other_messages_is_reported(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_a_chat_that_already_exists_with_other_messages_is_reported(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
-    store.save_turn(ChatRef("public", "taken"), "t1", [Message("user", "something else")])
+    await store.save_turn(ChatRef("public", "taken"), "t1", [Message("user", "something else")])
     write_chat(source, "taken", CONVERSATION)
 
-    report = import_legacy(source, store)
+    report = await import_legacy(source, store)
 
     assert [p.split(":")[0] for p in report.problems] == ["user-taken"]
-    assert history(store, "taken") == [("user", "something else")]
+    assert await history(store, "taken") == [("user", "something else")]
 
 
-def test_a_rerun_recognises_a_chat_the_target_trimmed(
+@pytest.mark.anyio
+async def test_a_rerun_recognises_a_chat_the_target_trimmed(
     source: redis.Redis, make_store: MakeStore
 ) -> None:
     store = make_store(max_messages=3)
     write_chat(source, "long", CONVERSATION)
-    import_legacy(source, store)
-    assert history(store, "long") == CONVERSATION[1:]
+    await import_legacy(source, store)
+    assert await history(store, "long") == CONVERSATION[1:]
 
-    again = import_legacy(source, store)
+    again = await import_legacy(source, store)
     write_chat(source, "long", [("user", "new")])
-    third = import_legacy(source, store)
+    third = await import_legacy(source, store)
 
     assert counts(again) == (0, 1, 0, 0)
     assert (third.problems, counts(third)) == ([], (1, 0, 1, 0))
-    assert history(store, "long") == [*CONVERSATION[2:], ("user", "new")]
+    assert await history(store, "long") == [*CONVERSATION[2:], ("user", "new")]
 
 
-def test_bad_chats_are_reported_and_skipped_without_stopping_the_import(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_bad_chats_are_reported_and_skipped_without_stopping_the_import(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
     write_chat(source, "good-1", CONVERSATION[:2])
     source.rpush("user-not-json", json.dumps({"role": "user", "content": "ok"}), "{broken")
@@ -207,11 +219,11 @@ def test_bad_chats_are_reported_and_skipped_without_stopping_the_import(
     source.set("user-a-string", "not a list")
     write_chat(source, "good-2", CONVERSATION[2:])
 
-    report = import_legacy(source, store)
+    report = await import_legacy(source, store)
 
     assert counts(report) == (2, 0, 4, 0)
-    assert history(store, "good-1") == CONVERSATION[:2]
-    assert history(store, "good-2") == CONVERSATION[2:]
+    assert await history(store, "good-1") == CONVERSATION[:2]
+    assert await history(store, "good-2") == CONVERSATION[2:]
     assert sorted(report.problems) == [
         "user-: not a chat id the proxy accepts (1-128 of A-Z a-z 0-9 . _ @ : -)",
         "user-a-string: not a list, as the original project's chats are",
@@ -223,39 +235,41 @@ def test_bad_chats_are_reported_and_skipped_without_stopping_the_import(
         "user-not-object: element 0 is not a JSON object",
     ]
     for chat_id in ("not-json", "bad-role", "late-system", "no-content"):
-        assert not store.load_history(ChatRef("public", chat_id)).exists
+        assert not (await store.load_history(ChatRef("public", chat_id))).exists
     assert "problem(s), left as they are" in report.summary()
 
 
-def test_a_chat_in_the_middle_of_a_turn_waits_for_a_later_run(
-    source: redis.Redis, store: Store, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.anyio
+async def test_a_chat_in_the_middle_of_a_turn_waits_for_a_later_run(
+    source: redis.Redis, store: AsyncStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(legacy, "LOCK_WAIT_SECONDS", 0.3)
     write_chat(source, "busy", CONVERSATION[:2])
     write_chat(source, "idle", CONVERSATION[:2])
     busy = ChatRef("public", "busy")
-    assert store.acquire_turn(busy, "a-proxy-turn", 30)
+    assert await take_lock(store, busy, "a-proxy-turn", 30)
 
-    report = import_legacy(source, store)
-    store.release_turn(busy, "a-proxy-turn")
-    later = import_legacy(source, store)
+    report = await import_legacy(source, store)
+    await store.release_turn(busy, "a-proxy-turn")
+    later = await import_legacy(source, store)
 
     assert report.problems == [
         "user-busy: a turn on this chat kept running; run the import again later"
     ]
     assert (report.chats_imported, later.chats_imported, later.problems) == (1, 1, [])
-    assert history(store, "busy") == history(store, "idle") == CONVERSATION[:2]
-    assert store.acquire_turn(busy, "next-turn", 30)  # the import released the lock
+    assert await history(store, "busy") == await history(store, "idle") == CONVERSATION[:2]
+    assert await take_lock(store, busy, "next-turn", 30)  # the import released the lock
 
 
-def test_data_that_is_not_utf8_is_reported(redis_url: str, store: Store) -> None:
+@pytest.mark.anyio
+async def test_data_that_is_not_utf8_is_reported(redis_url: str, store: AsyncStore) -> None:
     raw = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")  # bytes, as the command uses
     raw.rpush(b"user-\xff", b'{"role": "user", "content": "hi"}')
     raw.rpush(b"user-latin1", b'{"role": "user", "content": "caf\xe9"}')
     raw.rpush(b"user-fine", '{"role": "user", "content": "café"}'.encode())
     raw.set(b"system", b"\xfe")
 
-    report = import_legacy(raw, store)
+    report = await import_legacy(raw, store)
     raw.close()
 
     assert sorted(report.problems) == [
@@ -263,78 +277,88 @@ def test_data_that_is_not_utf8_is_reported(redis_url: str, store: Store) -> None
         "system: not a text string, not copied (not UTF-8)",
         "user-latin1: element 0: not UTF-8",
     ]
-    assert history(store, "fine") == [("user", "café")]
-    assert store.get_global_system() is None
+    assert await history(store, "fine") == [("user", "café")]
+    assert await store.get_global_system() is None
 
 
-def test_content_parts_are_imported_as_they_are(source: redis.Redis, store: Store) -> None:
+@pytest.mark.anyio
+async def test_content_parts_are_imported_as_they_are(
+    source: redis.Redis, store: AsyncStore
+) -> None:
     parts = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {}}]
     source.rpush("user-img", json.dumps({"role": "user", "content": parts}))
 
-    import_legacy(source, store)
+    await import_legacy(source, store)
 
-    assert store.load_history(ChatRef("public", "img")).messages[0].content == parts
+    assert (await store.load_history(ChatRef("public", "img"))).messages[0].content == parts
 
 
-def test_a_dry_run_changes_nothing_and_counts_what_a_run_would_do(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_a_dry_run_changes_nothing_and_counts_what_a_run_would_do(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
     source.set("system", "G")
     write_chat(source, "a", [("system", "Own."), *CONVERSATION])
     write_chat(source, "b", CONVERSATION[:1])
 
-    dry = import_legacy(source, store, dry_run=True)
+    dry = await import_legacy(source, store, dry_run=True)
 
     assert dry.global_system == "would be copied"
-    assert store.get_global_system() is None
-    assert store.list_chats("public", 10, None) == []
-    assert not store.load_history(ChatRef("public", "a")).exists
+    assert await store.get_global_system() is None
+    assert await store.list_chats("public", 10, None) == []
+    assert not (await store.load_history(ChatRef("public", "a"))).exists
     assert dry.summary().startswith("dry run, nothing written: would import 2 chat(s)")
-    real = import_legacy(source, store)
+    real = await import_legacy(source, store)
     assert counts(dry) == counts(real) == (2, 0, 5, 1)
 
 
-def test_the_target_keeps_its_own_global_prompt(source: redis.Redis, store: Store) -> None:
-    store.set_global_system("Ours.")
+@pytest.mark.anyio
+async def test_the_target_keeps_its_own_global_prompt(
+    source: redis.Redis, store: AsyncStore
+) -> None:
+    await store.set_global_system("Ours.")
     source.set("system", "Theirs.")
     write_chat(source, "a", [("system", "Theirs."), *CONVERSATION[:2]])
 
-    report = import_legacy(source, store)
+    report = await import_legacy(source, store)
 
     assert report.global_system == "the target's own kept (it differs)"
-    assert store.get_global_system() == "Ours."
-    assert chat_system(store, "a") == "Theirs."  # it does not follow "Ours." after the import
+    assert await store.get_global_system() == "Ours."
+    assert await chat_system(store, "a") == "Theirs."  # it does not follow "Ours." after the import
 
 
-def test_a_system_message_equal_to_system_prompt_setting_follows_it(
-    source: redis.Redis, store: Store
+@pytest.mark.anyio
+async def test_a_system_message_equal_to_system_prompt_setting_follows_it(
+    source: redis.Redis, store: AsyncStore
 ) -> None:
     write_chat(source, "a", [("system", "From SYSTEM_PROMPT."), *CONVERSATION[:2]])
 
-    import_legacy(source, store, default_system="From SYSTEM_PROMPT.")
+    await import_legacy(source, store, default_system="From SYSTEM_PROMPT.")
 
-    assert chat_system(store, "a") is None
+    assert await chat_system(store, "a") is None
 
 
-def test_chats_go_to_the_tenant_asked_for(source: redis.Redis, store: Store) -> None:
+@pytest.mark.anyio
+async def test_chats_go_to_the_tenant_asked_for(source: redis.Redis, store: AsyncStore) -> None:
     write_chat(source, "a", CONVERSATION[:2])
 
-    import_legacy(source, store, tenant="team-1")
+    await import_legacy(source, store, tenant="team-1")
 
-    assert history(store, "a", tenant="team-1") == CONVERSATION[:2]
-    assert not store.load_history(ChatRef("public", "a")).exists
+    assert await history(store, "a", tenant="team-1") == CONVERSATION[:2]
+    assert not (await store.load_history(ChatRef("public", "a"))).exists
     with pytest.raises(ValueError, match="tenant"):
-        import_legacy(source, store, tenant="no:colons")
+        await import_legacy(source, store, tenant="no:colons")
 
 
-def test_source_and_target_can_be_the_same_redis(redis_url: str) -> None:
+@pytest.mark.anyio
+async def test_source_and_target_can_be_the_same_redis(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.set("system", "G")
     write_chat(client, "a", [("system", "G"), *CONVERSATION])
-    store = RedisStore(connect(RedisSettings(redis_url, False, 2.0)), 3600)
+    store = RedisStore.from_settings(RedisSettings(redis_url, False, 2.0), 3600)
 
-    report = import_legacy(client, store)
-    again = import_legacy(client, store)
+    report = await import_legacy(client, store)
+    again = await import_legacy(client, store)
 
     assert (report.problems, report.global_system, counts(report)) == (
         [],
@@ -342,14 +366,23 @@ def test_source_and_target_can_be_the_same_redis(redis_url: str) -> None:
         (1, 0, 4, 0),
     )
     assert counts(again) == (0, 1, 0, 0)
-    assert history(store, "a") == CONVERSATION
+    assert await history(store, "a") == CONVERSATION
     assert client.get("system") == "G"
     assert len(client.lrange("user-a", 0, -1)) == 5  # the legacy data stays as it was
-    store.close()
+    await store.close()
     client.close()
 
 
 # -- the command ------------------------------------------------------------------------------
+
+
+async def read_sqlite(path: Path, chat_id: str, tenant: str = "public") -> tuple[Pairs, str | None]:
+    """A chat's history in a SQLite store file, and the file's global system prompt."""
+    target = SqliteStore(str(path), None)
+    try:
+        return await history(target, chat_id, tenant), await target.get_global_system()
+    finally:
+        await target.close()
 
 
 def run_cli(
@@ -400,10 +433,7 @@ def test_cli_imports_into_the_configured_store_and_hides_the_password(
     assert again.returncode == 0
     assert "imported 0 chat(s)" in again.stdout
     assert "1 chat(s) already up to date" in again.stdout
-    target = SqliteStore(str(store_path), None)
-    assert history(target, "a") == CONVERSATION
-    assert target.get_global_system() == "G"
-    target.close()
+    assert run_on_own_loop(read_sqlite(store_path, "a")) == (CONVERSATION, "G")
 
 
 def test_cli_reads_dot_env_and_exits_1_on_problems(source: redis.Redis, tmp_path: Path) -> None:
@@ -419,9 +449,8 @@ def test_cli_reads_dot_env_and_exits_1_on_problems(source: redis.Redis, tmp_path
     assert "dry run, nothing written: would import 1 chat(s)" in dry.stdout
     assert done.returncode == 1
     assert "user-bad: element 0 is not JSON" in done.stdout
-    target = SqliteStore(str(tmp_path / "dotenv.sqlite3"), None)
-    assert history(target, "good", tenant="team-1") == CONVERSATION[:2]
-    target.close()
+    found, _ = run_on_own_loop(read_sqlite(tmp_path / "dotenv.sqlite3", "good", "team-1"))
+    assert found == CONVERSATION[:2]
 
 
 @pytest.mark.parametrize(

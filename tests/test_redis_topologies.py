@@ -1,27 +1,25 @@
 """The Redis backend over the topologies production may use: TLS with a private CA, and a Cluster.
 
 One TLS-only redis-server (self-signed CA made with openssl) and one 3-primary Redis Cluster are
-started for the module. Each is spoken to through both drivers of the store (`RedisStore`,
-`AsyncRedisStore`), and through the whole app built by functions-framework with the matching
-environment (REDIS_CA_CERT, REDIS_CLUSTER).
+started for the module. Each is spoken to through the store (`RedisStore`), and through the whole
+app built by functions-framework with the matching environment (REDIS_CA_CERT, REDIS_CLUSTER).
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.redis import GLOBAL_SYSTEM_KEY, RedisStore, connect
-from chatproxy.store.redis_aio import AsyncRedisStore
+from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.redis import RedisStore
+from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.event_loop import Blocking, LoopThread
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisClusterServers, RedisServer
 
@@ -66,31 +64,25 @@ def cluster(cluster_servers: RedisClusterServers) -> RedisClusterServers:
     return cluster_servers
 
 
-@pytest.fixture(params=["blocking", "aio"])
-def open_redis(request: pytest.FixtureRequest) -> Iterator[Callable[[RedisSettings], Store]]:
-    """Open stores on given settings with one driver: `RedisStore`, or `AsyncRedisStore` on a
-    loop of its own; all are closed after the test."""
-    opened: list[Store] = []
-    loop = LoopThread()
-
-    def open_store(settings: RedisSettings) -> Store:
-        if request.param == "aio":
-            store = cast(Store, Blocking(AsyncRedisStore.from_settings(settings, 3600), loop))
-        else:
-            store = RedisStore(connect(settings), 3600)
-        opened.append(store)
-        return store
-
-    yield open_store
-    for store in opened:
-        store.close()
-    loop.close()
+OpenRedis = Callable[[RedisSettings], AsyncStore]
 
 
 @pytest.fixture
-def cluster_store(
-    cluster: RedisClusterServers, open_redis: Callable[[RedisSettings], Store]
-) -> Store:
+async def open_redis(anyio_backend: str) -> AsyncIterator[OpenRedis]:
+    """Open stores on given settings, on the test's event loop; all are closed after the test."""
+    opened: list[AsyncStore] = []
+
+    def open_store(settings: RedisSettings) -> AsyncStore:
+        opened.append(RedisStore.from_settings(settings, 3600))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+def cluster_store(cluster: RedisClusterServers, open_redis: OpenRedis) -> AsyncStore:
     return open_redis(RedisSettings(url=cluster.url, ssl=False, socket_timeout=2.0, cluster=True))
 
 
@@ -142,21 +134,23 @@ def history(client: ProxyClient, chat_id: str) -> list[dict[str, Any]]:
 # -- TLS --------------------------------------------------------------------------------------
 
 
-def test_store_saves_loads_and_deletes_a_chat_over_tls_verified_by_the_ca(
-    tls: RedisServer, open_redis: Callable[[RedisSettings], Store]
+@pytest.mark.anyio
+async def test_store_saves_loads_and_deletes_a_chat_over_tls_verified_by_the_ca(
+    tls: RedisServer, open_redis: OpenRedis
 ) -> None:
     settings = RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0, ca_cert=str(tls.ca_path))
     store = open_redis(settings)
-    store.ping()
-    assert store.save_turn(CHAT, "t1", turn(1)) is True
+    await store.ping()
+    assert await store.save_turn(CHAT, "t1", turn(1)) is True
 
-    assert store.load_history(CHAT).messages == turn(1)
-    assert store.delete_chat(CHAT) is True
-    assert store.load_history(CHAT).exists is False
+    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert await store.delete_chat(CHAT) is True
+    assert (await store.load_history(CHAT)).exists is False
 
 
-def test_tls_server_with_an_unknown_ca_is_refused_as_a_setup_error(
-    tls: RedisServer, open_redis: Callable[[RedisSettings], Store]
+@pytest.mark.anyio
+async def test_tls_server_with_an_unknown_ca_is_refused_as_a_setup_error(
+    tls: RedisServer, open_redis: OpenRedis
 ) -> None:
     """Without REDIS_CA_CERT the self-signed certificate must fail verification, never pass.
 
@@ -164,10 +158,10 @@ def test_tls_server_with_an_unknown_ca_is_refused_as_a_setup_error(
     """
     store = open_redis(RedisSettings(url=tls.url, ssl=True, socket_timeout=2.0))
     with pytest.raises(StoreError, match="REDIS_CA_CERT") as caught:
-        store.ping()
+        await store.ping()
     assert not isinstance(caught.value, StoreUnavailable)
     with pytest.raises(StoreError, match="REDIS_CA_CERT"):
-        store.save_turn(CHAT, "t1", turn(1))
+        await store.save_turn(CHAT, "t1", turn(1))
 
     assert any(isinstance(e, ssl.SSLCertVerificationError) for e in exception_chain(caught.value))
     with tls.client() as client:
@@ -228,13 +222,14 @@ def test_a_ca_cert_with_a_plain_redis_url_is_refused_at_start_up(
 # -- Redis Cluster ----------------------------------------------------------------------------
 
 
-def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
-    cluster: RedisClusterServers, cluster_store: Store
+@pytest.mark.anyio
+async def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
+    cluster: RedisClusterServers, cluster_store: AsyncStore
 ) -> None:
     chats = [ChatRef("public", f"chat-{n}") for n in range(12)]
     for n, chat in enumerate(chats):
-        assert cluster_store.save_turn(chat, f"t{n}", turn(n))
-    cluster_store.set_global_system("global")
+        assert await cluster_store.save_turn(chat, f"t{n}", turn(n))
+    await cluster_store.set_global_system("global")
 
     held = keys_per_node(cluster, "chat:*")
     assert len([port for port, keys in held.items() if keys]) >= 2
@@ -249,70 +244,76 @@ def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
     assert sum(len(keys) for keys in held.values()) == 2 * len(chats)
 
 
-def test_cluster_returns_windows_and_histories_oldest_first(
-    cluster_store: Store,
+@pytest.mark.anyio
+async def test_cluster_returns_windows_and_histories_oldest_first(
+    cluster_store: AsyncStore,
 ) -> None:
     other = ChatRef("public", "other")
     for n in range(4):
-        cluster_store.save_turn(CHAT, f"t{n}", turn(n))
-    cluster_store.save_turn(other, "t9", turn(9))
+        await cluster_store.save_turn(CHAT, f"t{n}", turn(n))
+    await cluster_store.save_turn(other, "t9", turn(9))
 
-    assert contents(cluster_store.load_window(CHAT, 3).messages) == [
+    assert contents((await cluster_store.load_window(CHAT, 3)).messages) == [
         "answer 2",
         "question 3",
         "answer 3",
     ]
-    assert cluster_store.load_history(CHAT).messages == [m for n in range(4) for m in turn(n)]
-    assert cluster_store.load_history(other).messages == turn(9)
-    assert cluster_store.load_window(CHAT, 0).messages == []
+    assert (await cluster_store.load_history(CHAT)).messages == [
+        m for n in range(4) for m in turn(n)
+    ]
+    assert (await cluster_store.load_history(other)).messages == turn(9)
+    assert (await cluster_store.load_window(CHAT, 0)).messages == []
 
 
-def test_cluster_stores_a_repeated_turn_id_once(cluster_store: Store) -> None:
-    assert cluster_store.save_turn(CHAT, "same", turn(1)) is True
-    assert cluster_store.save_turn(CHAT, "same", turn(1)) is False
+@pytest.mark.anyio
+async def test_cluster_stores_a_repeated_turn_id_once(cluster_store: AsyncStore) -> None:
+    assert await cluster_store.save_turn(CHAT, "same", turn(1)) is True
+    assert await cluster_store.save_turn(CHAT, "same", turn(1)) is False
 
-    assert cluster_store.load_history(CHAT).messages == turn(1)
+    assert (await cluster_store.load_history(CHAT)).messages == turn(1)
 
 
-def test_cluster_sets_and_removes_chat_and_global_system_prompts(
-    cluster_store: Store,
+@pytest.mark.anyio
+async def test_cluster_sets_and_removes_chat_and_global_system_prompts(
+    cluster_store: AsyncStore,
 ) -> None:
     other = ChatRef("public", "other")
-    assert cluster_store.get_global_system() is None
-    cluster_store.set_global_system("Be brief.")
-    cluster_store.set_chat_system(CHAT, "Be a pirate.")
-    cluster_store.save_turn(CHAT, "t1", turn(1))
+    assert await cluster_store.get_global_system() is None
+    await cluster_store.set_global_system("Be brief.")
+    await cluster_store.set_chat_system(CHAT, "Be a pirate.")
+    await cluster_store.save_turn(CHAT, "t1", turn(1))
 
-    state = cluster_store.load_window(CHAT, 5)
+    state = await cluster_store.load_window(CHAT, 5)
     assert (state.exists, state.chat_system, state.global_system) == (
         True,
         "Be a pirate.",
         "Be brief.",
     )
-    assert cluster_store.load_window(other, 5).chat_system is None
+    assert (await cluster_store.load_window(other, 5)).chat_system is None
 
-    cluster_store.set_chat_system(CHAT, None)
-    state = cluster_store.load_window(CHAT, 5)
+    await cluster_store.set_chat_system(CHAT, None)
+    state = await cluster_store.load_window(CHAT, 5)
     assert (state.chat_system, state.global_system, state.messages) == (None, "Be brief.", turn(1))
-    assert cluster_store.get_global_system() == "Be brief."
+    assert await cluster_store.get_global_system() == "Be brief."
 
 
-def test_cluster_deletes_a_whole_chat_and_nothing_else(
-    cluster: RedisClusterServers, cluster_store: Store
+@pytest.mark.anyio
+async def test_cluster_deletes_a_whole_chat_and_nothing_else(
+    cluster: RedisClusterServers, cluster_store: AsyncStore
 ) -> None:
     other = ChatRef("public", "keep-me")
-    cluster_store.save_turn(CHAT, "t1", turn(1))
-    cluster_store.set_chat_system(CHAT, "mine")
-    cluster_store.save_turn(other, "t2", turn(2))
-    cluster_store.set_global_system("global")
+    await cluster_store.save_turn(CHAT, "t1", turn(1))
+    await cluster_store.set_chat_system(CHAT, "mine")
+    await cluster_store.save_turn(other, "t2", turn(2))
+    await cluster_store.set_global_system("global")
 
-    assert cluster_store.delete_chat(CHAT) is True
-    assert cluster_store.delete_chat(CHAT) is False
+    assert await cluster_store.delete_chat(CHAT) is True
+    assert await cluster_store.delete_chat(CHAT) is False
 
-    state = cluster_store.load_history(CHAT)
+    state = await cluster_store.load_history(CHAT)
     assert (state.exists, state.chat_system, state.messages) == (False, None, [])
-    assert cluster_store.load_history(other).messages == turn(2)
-    assert cluster_store.get_global_system() == "global"
+    assert (await cluster_store.load_history(other)).messages == turn(2)
+    assert await cluster_store.get_global_system() == "global"
     remaining = set().union(*keys_per_node(cluster, "*").values())
     index = "chats:{public}"  # the tenant's listing, without the deleted chat
     assert remaining == {

@@ -8,14 +8,15 @@ contract follow at the end of the file.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -29,12 +30,20 @@ from hypothesis.stateful import (
 
 from chatproxy.config import RedisSettings
 from chatproxy.errors import TurnLeaseLost
-from chatproxy.store import ChatRef, ChatState, IdempotencyClaim, IdempotentResult, Message, Store
-from chatproxy.store.base import DECODED, DecodedMessages
-from chatproxy.store.redis import RedisStore, connect
-from chatproxy.store.redis_aio import AsyncRedisStore, connect_async
+from chatproxy.store import (
+    AsyncStore,
+    ChatRef,
+    ChatState,
+    IdempotencyClaim,
+    IdempotentResult,
+    Message,
+)
+from chatproxy.store.redis import RedisStore
+from chatproxy.store.redis_client import connect
 from chatproxy.store.sqlite import SqliteStore
-from tests.event_loop import Blocking, LoopThread
+from tests.conftest import take_lock
+
+T = TypeVar("T")
 
 LEASE = 3600.0  # never runs out during a run
 
@@ -79,7 +88,7 @@ MACHINE_SETTINGS = settings(
 )
 
 # A fresh, empty store with a message limit (0 = none), and what to call when the example is over.
-FreshStore = Callable[[int], tuple[Store, Callable[[], None]]]
+FreshStore = Callable[[int], tuple[AsyncStore, Callable[[], None]]]
 
 
 @dataclass
@@ -94,9 +103,10 @@ class Record:
 class StoreModel(RuleBasedStateMachine):
     """Compare one backend with a dict-based model of the contract, call by call."""
 
-    def __init__(self, fresh_store: FreshStore) -> None:
+    def __init__(self, fresh_store: FreshStore, runner: asyncio.Runner) -> None:
         super().__init__()
         self._fresh_store = fresh_store
+        self._runner = runner
         self._cleanup: Callable[[], None] | None = None
         self.max_messages = 0
         # A chat has a record once a turn was saved or its own prompt was set, until deleted:
@@ -109,6 +119,10 @@ class StoreModel(RuleBasedStateMachine):
         self.holder: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
         self.idem: dict[tuple[ChatRef, str], Record] = {}
         self.global_system: str | None = None
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run a store call to its end on the machine's event loop."""
+        return self._runner.run(call)
 
     @initialize(max_messages=st.sampled_from([0, 3, 1]))
     def open_store(self, max_messages: int) -> None:
@@ -141,8 +155,10 @@ class StoreModel(RuleBasedStateMachine):
         release: bool,
     ) -> None:
         def save() -> bool:
-            return self.store.save_turn(
-                chat, turn_id, turn, lock_token=token, idempotent=answer, release=release
+            return self.run(
+                self.store.save_turn(
+                    chat, turn_id, turn, lock_token=token, idempotent=answer, release=release
+                )
             )
 
         holds = token is not None and self.holder[chat] == token
@@ -167,15 +183,15 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(chat=chats, limit=st.integers(0, 5))
     def load_window(self, chat: ChatRef, limit: int) -> None:
-        assert self.store.load_window(chat, limit) == self.expected_state(chat, limit)
+        assert self.run(self.store.load_window(chat, limit)) == self.expected_state(chat, limit)
 
     @rule(chat=chats)
     def load_history(self, chat: ChatRef) -> None:
-        assert self.store.load_history(chat) == self.expected_state(chat, None)
+        assert self.run(self.store.load_history(chat)) == self.expected_state(chat, None)
 
     @rule(chat=chats, content=st.none() | texts)
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        self.store.set_chat_system(chat, content)
+        self.run(self.store.set_chat_system(chat, content))
         if content is not None:
             self.present.add(chat)
         if chat in self.present:
@@ -183,16 +199,16 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(content=texts)
     def set_global_system(self, content: str) -> None:
-        self.store.set_global_system(content)
+        self.run(self.store.set_global_system(content))
         self.global_system = content
 
     @rule()
     def get_global_system(self) -> None:
-        assert self.store.get_global_system() == self.global_system
+        assert self.run(self.store.get_global_system()) == self.global_system
 
     @rule(chat=chats)
     def delete_chat(self, chat: ChatRef) -> None:
-        assert self.store.delete_chat(chat) is (chat in self.present)
+        assert self.run(self.store.delete_chat(chat)) is (chat in self.present)
         self.present.discard(chat)
         self.messages[chat] = []
         self.appended[chat] = 0
@@ -200,16 +216,9 @@ class StoreModel(RuleBasedStateMachine):
         self.last_turn[chat] = None
         # Both backends keep the chat's turn lock and its idempotency records (see the reply).
 
-    @rule(chat=chats, token=tokens)
-    def acquire_turn(self, chat: ChatRef, token: str) -> None:
-        free = self.holder[chat] is None
-        assert self.store.acquire_turn(chat, token, LEASE) is free
-        if free:
-            self.holder[chat] = token
-
     @rule(chat=chats, token=tokens, limit=st.integers(0, 5))
     def begin_turn(self, chat: ChatRef, token: str, limit: int) -> None:
-        state = self.store.begin_turn(chat, token, LEASE, limit)
+        state = self.run(self.store.begin_turn(chat, token, LEASE, limit))
         if self.holder[chat] not in (None, token):  # the holder may begin again
             assert state is None
             return
@@ -218,7 +227,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(chat=chats, token=tokens)
     def release_turn(self, chat: ChatRef, token: str) -> None:
-        self.store.release_turn(chat, token)
+        self.run(self.store.release_turn(chat, token))
         if self.holder[chat] == token:
             self.holder[chat] = None
 
@@ -234,11 +243,11 @@ class StoreModel(RuleBasedStateMachine):
             expected = IdempotencyClaim("pending")
         else:
             expected = IdempotencyClaim("done", record.response)
-        assert self.store.claim_idempotency(chat, key, fingerprint, LEASE) == expected
+        assert self.run(self.store.claim_idempotency(chat, key, fingerprint, LEASE)) == expected
 
     @rule(chat=chats, key=keys, fingerprint=fingerprints)
     def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
-        self.store.release_idempotency(chat, key, fingerprint)
+        self.run(self.store.release_idempotency(chat, key, fingerprint))
         record = self.idem.get((chat, key))
         if record is not None and record.state == "pending" and record.fingerprint == fingerprint:
             del self.idem[chat, key]
@@ -247,8 +256,8 @@ class StoreModel(RuleBasedStateMachine):
     def everything_matches(self) -> None:
         """Compare every chat of the pool and the global prompt (too slow as an invariant)."""
         for chat in CHATS:
-            assert self.store.load_history(chat) == self.expected_state(chat, None), chat
-        assert self.store.get_global_system() == self.global_system
+            assert self.run(self.store.load_history(chat)) == self.expected_state(chat, None), chat
+        assert self.run(self.store.get_global_system()) == self.global_system
 
     def teardown(self) -> None:
         if self._cleanup is None:  # the example ended before the store was opened
@@ -259,51 +268,31 @@ class StoreModel(RuleBasedStateMachine):
             self._cleanup()
 
 
-@pytest.fixture(params=["redis", "sqlite", "redis-aio"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    """Both backends, and the Redis one also as coroutines (`AsyncRedisStore`)."""
-    return str(request.param)
-
-
 @pytest.fixture
-def fresh_store(store_kind: str, request: pytest.FixtureRequest) -> Iterator[FreshStore]:
+def fresh_store(
+    store_kind: str, request: pytest.FixtureRequest, machine_loop: asyncio.Runner
+) -> Iterator[FreshStore]:
     """Hand out an empty store per example: Redis flushed, or a new SQLite file."""
-    if store_kind == "redis-aio":
-        server = request.getfixturevalue("redis_server")
-        admin = server.client()
-        loop = LoopThread()
-        client = connect_async(RedisSettings(server.url, False, 2.0))  # shared, as below
-
-        def fresh_aio(max_messages: int) -> tuple[Store, Callable[[], None]]:
-            admin.flushall()
-            aio = AsyncRedisStore(client, None, max_messages)
-            return cast(Store, Blocking(aio, loop)), lambda: None
-
-        yield fresh_aio
-        loop.run(client.aclose())
-        loop.close()
-        admin.close()
-        return
     if store_kind == "redis":
         server = request.getfixturevalue("redis_server")
         admin = server.client()
         client = connect(RedisSettings(server.url, False, 2.0))  # shared by the examples' stores
 
-        def fresh_redis(max_messages: int) -> tuple[Store, Callable[[], None]]:
+        def fresh_redis(max_messages: int) -> tuple[AsyncStore, Callable[[], None]]:
             admin.flushall()
             return RedisStore(client, None, max_messages), lambda: None
 
         yield fresh_redis
-        client.close()
         admin.close()
+        machine_loop.run(client.aclose())
         return
 
-    def fresh_sqlite(max_messages: int) -> tuple[Store, Callable[[], None]]:
+    def fresh_sqlite(max_messages: int) -> tuple[AsyncStore, Callable[[], None]]:
         directory = tempfile.mkdtemp(prefix="store-model-")
         sqlite_store = SqliteStore(str(Path(directory) / "chats.sqlite3"), None, max_messages)
 
         def cleanup() -> None:
-            sqlite_store.close()
+            machine_loop.run(sqlite_store.close())
             shutil.rmtree(directory, ignore_errors=True)
 
         return sqlite_store, cleanup
@@ -311,18 +300,23 @@ def fresh_store(store_kind: str, request: pytest.FixtureRequest) -> Iterator[Fre
     yield fresh_sqlite
 
 
-def test_store_behaves_like_the_model(fresh_store: FreshStore) -> None:
-    run_state_machine_as_test(lambda: StoreModel(fresh_store), settings=MACHINE_SETTINGS)
+@pytest.fixture
+def machine_loop() -> Iterator[asyncio.Runner]:
+    """The event loop the state machine runs the store's calls on (its rules are not
+    coroutines)."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+def test_store_behaves_like_the_model(
+    machine_loop: asyncio.Runner, fresh_store: FreshStore
+) -> None:
+    run_state_machine_as_test(
+        lambda: StoreModel(fresh_store, machine_loop), settings=MACHINE_SETTINGS
+    )
 
 
 # --- Single cases ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(fresh_store: FreshStore) -> Iterator[Store]:
-    made, cleanup = fresh_store(0)
-    yield made
-    cleanup()
 
 
 CHAT = ChatRef("public", "chat-1")
@@ -332,11 +326,12 @@ def pair(n: int) -> list[Message]:
     return [Message("user", f"q{n}", created_at=float(n)), Message("assistant", f"a{n}")]
 
 
-def test_an_empty_lock_token_is_fenced_like_any_other(store: Store) -> None:
-    assert store.acquire_turn(CHAT, "holder", LEASE)
+@pytest.mark.anyio
+async def test_an_empty_lock_token_is_fenced_like_any_other(store: AsyncStore) -> None:
+    assert await take_lock(store, CHAT, "holder", LEASE)
 
     with pytest.raises(TurnLeaseLost):
-        store.save_turn(CHAT, "t1", pair(1), lock_token="")
+        await store.save_turn(CHAT, "t1", pair(1), lock_token="")
 
 
 def test_an_idempotent_answer_needs_a_fingerprint() -> None:
@@ -345,71 +340,29 @@ def test_an_idempotent_answer_needs_a_fingerprint() -> None:
         IdempotentResult("k", "", "reply")
 
 
-def test_messages_are_read_back_in_one_parse_and_a_damaged_entry_is_named() -> None:
-    messages = pair(1) + pair(2)
-    stored = [m.dumps() for m in messages]
-    assert Message.loads_many(stored) == messages
-    assert Message.loads_many([]) == []
-
-    # Damaged entries that still parse together are read one by one, naming the bad one: two
-    # values in one entry would shift every message after it.
-    with pytest.raises(ValueError, match="stored message 0 is not JSON"):
-        Message.loads_many([f"{stored[0]},{stored[1]}", stored[2]])
-    with pytest.raises(ValueError, match="stored message 0 is not JSON"):
-        Message.loads_many([f"[{stored[0]}", f"{stored[1]}]", f"{stored[2]},{stored[3]}"])
-    with pytest.raises(ValueError, match="stored message 1 is not a JSON object"):
-        Message.loads_many([stored[0], "[]"])
-    with pytest.raises(ValueError, match="stored message 1 is not JSON"):
-        Message.loads_many([stored[0], stored[1][:-1]])
-
-
-def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(store: Store) -> None:
-    DECODED.clear()
+@pytest.mark.anyio
+async def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(
+    store: AsyncStore,
+) -> None:
+    decoded = store.decoded  # type: ignore[attr-defined]  # each backend's own memory
     saved = pair(1) + pair(2)
-    store.save_turn(CHAT, "t1", saved[:2])
-    store.save_turn(CHAT, "t2", saved[2:])
-    assert store.load_history(CHAT).messages == saved
+    await store.save_turn(CHAT, "t1", saved[:2])
+    await store.save_turn(CHAT, "t2", saved[2:])
+    assert (await store.load_history(CHAT)).messages == saved
     # Redis keeps the messages it saved; a history read keeps nothing.
-    assert len(DECODED) == (len(saved) if store.kind == "redis" else 0)
+    assert len(decoded) == (len(saved) if store.kind == "redis" else 0)
 
-    first = store.begin_turn(CHAT, "tok", LEASE, 10)
+    first = await store.begin_turn(CHAT, "tok", LEASE, 10)
     assert first is not None
     assert first.messages == saved
-    assert DECODED.get_many([m.dumps() for m in saved]) == saved
-    store.release_turn(CHAT, "tok")
-    again = store.begin_turn(CHAT, "tok", LEASE, 10)
+    assert decoded.get_many([m.dumps() for m in saved]) == saved
+    await store.release_turn(CHAT, "tok")
+    again = await store.begin_turn(CHAT, "tok", LEASE, 10)
 
     assert again is not None
     assert again.messages == saved
     assert all(a is b for a, b in zip(again.messages, first.messages, strict=True))
-    assert len(DECODED) == len(saved)
-
-
-def test_decoded_messages_are_forgotten_together_at_either_bound() -> None:
-    decoded = DecodedMessages(max_entries=3, max_chars=30)
-    one, two, three = (Message("user", text) for text in ("a", "b", "c"))
-
-    decoded.put_many(["x" * 10, "y" * 10], [one, two])
-    assert decoded.get_many(["x" * 10, "y" * 10, "z"]) == [one, two, None]
-    decoded.put_many(["z" * 10, "w"], [three, one])  # a fourth entry: all forgotten first
-    assert decoded.get_many(["x" * 10, "z" * 10, "w"]) == [None, three, one]
-    decoded.put_many(["v" * 20], [two])  # 11 + 20 characters: all forgotten first
-    assert decoded.get_many(["z" * 10, "v" * 20]) == [None, two]
-    decoded.put_many(["u" * 31], [three])  # over the bound alone: not kept at all
-    assert len(decoded) == 0
-
-
-def test_a_damaged_entry_beside_decoded_ones_is_named_by_its_place() -> None:
-    messages = pair(7)
-    stored = [m.dumps() for m in messages]
-    Message.loads_many(stored[:1], keep=True)
-
-    assert Message.loads_many(stored, keep=True) == messages
-    with pytest.raises(ValueError, match="stored message 2 is not a JSON object"):
-        Message.loads_many([*stored, "[]"])
-    with pytest.raises(ValueError, match="stored message 1 is not JSON"):
-        Message.loads_many([stored[0], stored[1][:-1]], keep=True)
-    assert DECODED.get_many([stored[1][:-1]]) == [None]
+    assert len(decoded) == len(saved)
 
 
 @pytest.mark.parametrize(
@@ -421,7 +374,6 @@ def test_a_damaged_entry_beside_decoded_ones_is_named_by_its_place() -> None:
     ],
 )
 def test_a_decoded_message_is_the_one_the_constructor_builds(message: Message) -> None:
-    # from_json fills the instance's fields without the dataclass's __init__.
     decoded = Message.from_json(json.loads(message.dumps()))
 
     assert decoded == message
@@ -453,9 +405,10 @@ def test_tenants_cannot_contain_what_would_make_keys_ambiguous(tenant: str) -> N
         ChatRef(tenant, "b")
 
 
-def test_chat_ids_with_colons_stay_apart(store: Store) -> None:
+@pytest.mark.anyio
+async def test_chat_ids_with_colons_stay_apart(store: AsyncStore) -> None:
     saved = pair(1)
-    store.save_turn(ChatRef("public", "a:b"), "t1", saved)
+    await store.save_turn(ChatRef("public", "a:b"), "t1", saved)
 
-    assert store.load_history(ChatRef("public", "a")).messages == []
-    assert store.load_history(ChatRef("public", "a:b")).messages == saved
+    assert (await store.load_history(ChatRef("public", "a"))).messages == []
+    assert (await store.load_history(ChatRef("public", "a:b"))).messages == saved

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from chatproxy.store import ChatRef, open_store
+from chatproxy.store import ChatRef, Message, open_async_store
 from tests.asgi_client import ProxyClient
+from tests.event_loop import run_on_own_loop
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.server_process import StartServer, http, server_env
 
@@ -158,11 +159,14 @@ def test_closing_the_app_waits_for_the_streamed_turns_being_stored(
     app = sys.modules["main"].app
     client.portal_call(app.aclose)
 
-    store = open_store(app.settings)
-    try:
-        stored = store.load_history(ChatRef("public", "c1")).messages
-    finally:
-        store.close()
+    async def read_history() -> list[Message]:
+        store = open_async_store(app.settings)
+        try:
+            return (await store.load_history(ChatRef("public", "c1"))).messages
+        finally:
+            await store.close()
+
+    stored = run_on_own_loop(read_history())
     assert [(m.role, m.content) for m in stored] == [("user", "hi"), ("assistant", REPLY)]
 
 

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.service.guard import TurnGuard
-from chatproxy.store import AsyncStore, ChatRef, Message, Store
-from tests.event_loop import Blocking, LoopThread
+from chatproxy.store.base import AsyncStore, ChatRef, Message
 
 CHAT = ChatRef("public", "chat-1")
-
-
-@pytest.fixture(params=["redis-aio", "sqlite-aio"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    """The guard runs on coroutine stores; `store` is one, called blocking by the tests."""
-    return str(request.param)
-
-
-def coroutine_store(store: Store) -> tuple[AsyncStore, LoopThread]:
-    """The `AsyncStore` behind the fixture's `store`, and the loop it runs on."""
-    blocking = cast(Blocking, store)
-    return blocking.target, blocking.loop
 
 
 class LostReply:
@@ -53,30 +40,34 @@ def turn(n: int) -> list[Message]:
     return [Message("user", f"question {n}"), Message("assistant", f"answer {n}")]
 
 
-def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(store: Store) -> None:
+@pytest.mark.anyio
+async def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(
+    store: AsyncStore,
+) -> None:
     mine, theirs = turn(1), turn(2)
-    target, loop = coroutine_store(store)
-    flaky = LostReply(target, theirs)
+    flaky = LostReply(store, theirs)
     guard = TurnGuard(load_settings({}), flaky)  # type: ignore[arg-type]
-    lease = loop.run(guard.begin(CHAT, 5))
+    lease = await guard.begin(CHAT, 5)
 
-    loop.run(guard.save(CHAT, "mine", mine, lease, None))  # the retry is refused, yet it landed
+    await guard.save(CHAT, "mine", mine, lease, None)  # the retry is refused, yet it landed
 
     assert flaky.lost
     assert lease.released
-    assert store.load_history(CHAT).messages == mine + theirs  # each turn stored once
+    assert (await store.load_history(CHAT)).messages == mine + theirs  # each turn stored once
 
 
-def test_a_save_refused_after_an_outage_is_lost_when_it_did_not_land(store: Store) -> None:
-    target, loop = coroutine_store(store)
-    guard = TurnGuard(load_settings({}), target)
-    lease = loop.run(guard.begin(CHAT, 5))
-    store.release_turn(CHAT, lease.token)  # the lease ran out meanwhile
-    assert store.begin_turn(CHAT, "next-client", 30, 5) is not None
+@pytest.mark.anyio
+async def test_a_save_refused_after_an_outage_is_lost_when_it_did_not_land(
+    store: AsyncStore,
+) -> None:
+    guard = TurnGuard(load_settings({}), store)
+    lease = await guard.begin(CHAT, 5)
+    await store.release_turn(CHAT, lease.token)  # the lease ran out meanwhile
+    assert await store.begin_turn(CHAT, "next-client", 30, 5) is not None
 
     with pytest.raises(TurnLeaseLost):
-        loop.run(guard.save(CHAT, "mine", turn(1), lease, None))
-    assert store.load_history(CHAT).messages == []
+        await guard.save(CHAT, "mine", turn(1), lease, None)
+    assert (await store.load_history(CHAT)).messages == []
 
 
 class LostBeginReply:
@@ -98,11 +89,13 @@ class LostBeginReply:
         return state
 
 
-def test_a_lock_taken_by_a_begin_whose_reply_was_lost_is_released(store: Store) -> None:
-    target, loop = coroutine_store(store)
-    guard = TurnGuard(load_settings({}), LostBeginReply(target))  # type: ignore[arg-type]
+@pytest.mark.anyio
+async def test_a_lock_taken_by_a_begin_whose_reply_was_lost_is_released(
+    store: AsyncStore,
+) -> None:
+    guard = TurnGuard(load_settings({}), LostBeginReply(store))  # type: ignore[arg-type]
 
     with pytest.raises(StoreUnavailable):
-        loop.run(guard.begin(CHAT, 5))
+        await guard.begin(CHAT, 5)
 
-    assert store.begin_turn(CHAT, "next-client", 30, 5) is not None  # not held for a lease
+    assert await store.begin_turn(CHAT, "next-client", 30, 5) is not None  # not held for a lease

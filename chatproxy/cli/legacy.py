@@ -2,8 +2,8 @@
 
 The original project kept each chat in a Redis list `user-<chat_id>` of JSON messages
 (`{"role": ..., "content": ...}`, oldest first, the chat's system message first when it had one)
-and the global system prompt in the string key `system`. `import_legacy` copies them into a
-`Store` of this project:
+and the global system prompt in the string key `system`. `import_legacy` copies them into the
+store of this project:
 
 - the global prompt is copied when the target has none stored;
 - a chat's leading system message becomes its own system prompt, unless it equals the global
@@ -23,26 +23,28 @@ under its turn lock, so a proxy serving the same store cannot interleave a turn.
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import hashlib
 import json
-import os
-import re
 import secrets
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeGuard
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, TypeGuard
 
 import redis
-from dotenv import load_dotenv
 
-from chatproxy.config import ConfigError, load_settings
-from chatproxy.errors import ProxyError, TurnLeaseLost
-from chatproxy.store import OPEN_TENANT, ChatRef, ChatState, Message, Store, open_store
-from chatproxy.store.base import TENANT, Content, valid_chat_id
+from chatproxy.errors import TurnLeaseLost
+from chatproxy.store.base import (
+    OPEN_TENANT,
+    TENANT,
+    AsyncStore,
+    ChatRef,
+    ChatState,
+    Content,
+    Message,
+    valid_chat_id,
+)
 
 KEY_PREFIX = "user-"
 GLOBAL_SYSTEM_KEY = "system"
@@ -92,9 +94,9 @@ class _Legacy:
     messages: list[Message]
 
 
-def import_legacy(
+async def import_legacy(
     source: redis.Redis,
-    store: Store,
+    store: AsyncStore,
     *,
     tenant: str = OPEN_TENANT,
     dry_run: bool = False,
@@ -110,7 +112,7 @@ def import_legacy(
     if not TENANT.fullmatch(tenant):
         raise ValueError(f"invalid tenant name {tenant!r}")
     report = ImportReport(dry_run=dry_run)
-    stored = _import_global_system(source, store, report)
+    stored = await _import_global_system(source, store, report)
     global_system = stored if stored is not None else default_system
     keys: set[str] = set()
     for raw in source.scan_iter(match=f"{KEY_PREFIX}*", count=SCAN_BATCH):  # SCAN may repeat
@@ -120,15 +122,17 @@ def import_legacy(
             report.problems.append(f"{raw!r}: {problem}")
     for key in sorted(keys):
         try:
-            _import_chat(source, store, key, tenant, global_system, report)
+            await _import_chat(source, store, key, tenant, global_system, report)
         except LegacyProblem as problem:
             report.problems.append(f"{key}: {problem}")
     return report
 
 
-def _import_global_system(source: redis.Redis, store: Store, report: ImportReport) -> str | None:
+async def _import_global_system(
+    source: redis.Redis, store: AsyncStore, report: ImportReport
+) -> str | None:
     """Copy the legacy global prompt unless the target has one; return the target's after."""
-    target = store.get_global_system()
+    target = await store.get_global_system()
     try:
         raw = source.get(GLOBAL_SYSTEM_KEY)
         legacy = None if raw is None else _text(raw)
@@ -140,7 +144,7 @@ def _import_global_system(source: redis.Redis, store: Store, report: ImportRepor
     if target is None:
         report.global_system = "would be copied" if report.dry_run else "copied"
         if not report.dry_run:
-            store.set_global_system(legacy)
+            await store.set_global_system(legacy)
         return legacy
     # Same Redis as source and target: both read the same `system` key.
     same = target == legacy
@@ -148,9 +152,9 @@ def _import_global_system(source: redis.Redis, store: Store, report: ImportRepor
     return target
 
 
-def _import_chat(
+async def _import_chat(
     source: redis.Redis,
-    store: Store,
+    store: AsyncStore,
     key: str,
     tenant: str,
     global_system: str | None,
@@ -174,21 +178,21 @@ def _import_chat(
         return
     chat = ChatRef(tenant, chat_id)
     if report.dry_run:
-        _apply(store, chat, legacy, own_system, report, None)
+        await _apply(store, chat, legacy, own_system, report, None)
         return
-    token = _acquire_turn(store, chat)
+    token = await _take_turn_lock(store, chat)
     try:
-        _apply(store, chat, legacy, own_system, report, token)
+        await _apply(store, chat, legacy, own_system, report, token)
     except TurnLeaseLost:
         raise LegacyProblem(
             "its import outlasted the turn lease and stopped; run the import again to finish it"
         ) from None
     finally:
-        store.release_turn(chat, token)
+        await store.release_turn(chat, token)
 
 
-def _apply(
-    store: Store,
+async def _apply(
+    store: AsyncStore,
     chat: ChatRef,
     legacy: _Legacy,
     own_system: str | None,
@@ -196,7 +200,7 @@ def _apply(
     token: str | None,
 ) -> None:
     """Append what the target lacks of `legacy` (with `token` None: only count it)."""
-    state = store.load_history(chat)
+    state = await store.load_history(chat)
     done = _imported(state, legacy.messages)
     if done is None:
         raise LegacyProblem(
@@ -209,10 +213,10 @@ def _apply(
         report.chats_skipped += 1
         return
     if token is not None and system is not None:
-        store.set_chat_system(chat, system)  # first, so an interrupted import keeps it
+        await store.set_chat_system(chat, system)  # first, so an interrupted import keeps it
     for number, turn in _turns(new, done):
         if token is not None:
-            store.save_turn(chat, _turn_id(chat, number), turn, lock_token=token)
+            await store.save_turn(chat, _turn_id(chat, number), turn, lock_token=token)
     report.chats_imported += 1
     report.messages_imported += len(new)
     report.chat_systems_set += system is not None
@@ -253,14 +257,15 @@ def _turn_id(chat: ChatRef, number: int) -> str:
     return f"legacy-{digest[:32]}"
 
 
-def _acquire_turn(store: Store, chat: ChatRef) -> str:
-    """Take the chat's turn lock, waiting a little for a running turn to finish."""
+async def _take_turn_lock(store: AsyncStore, chat: ChatRef) -> str:
+    """Take the chat's turn lock (as a turn begins, reading no messages), waiting a little for
+    a running turn to finish."""
     token = secrets.token_hex(16)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while not store.acquire_turn(chat, token, LOCK_LEASE_SECONDS):
+    while await store.begin_turn(chat, token, LOCK_LEASE_SECONDS, 0) is None:
         if time.monotonic() > deadline:
             raise LegacyProblem("a turn on this chat kept running; run the import again later")
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
     return token
 
 
@@ -314,108 +319,3 @@ def _text(value: object) -> str:
     if isinstance(value, str):
         return value
     raise LegacyProblem(f"unexpected {type(value).__name__}")
-
-
-# -- command line ---------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that hides credentials in the messages it prints."""
-
-    def error(self, message: str) -> NoReturn:
-        super().error(mask(message))
-
-
-def mask(text: str) -> str:
-    """Replace the credentials of any URL in `text` (user info, `password=`) with `***`."""
-    text = re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
-    return re.sub(r"(password=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the import; return 0 when done, 1 on problems or failures (2: bad arguments)."""
-    parser = _Parser(
-        prog="python -m chatproxy legacy",
-        description="Copy the chats of the original project's Redis (user-<chat_id> lists and"
-        " the `system` key) into the store that the environment / .env configures."
-        " Safe to run again: it appends only what is new.",
-    )
-    parser.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="URL",
-        help="the original Redis, e.g. redis://:password@old-host:6379/0",
-    )
-    parser.add_argument(
-        "--tenant",
-        default=OPEN_TENANT,
-        help=f"the tenant (API key name) that gets the chats; default {OPEN_TENANT}",
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="report what would be imported, write nothing"
-    )
-    args = parser.parse_args(argv)
-    if not TENANT.fullmatch(args.tenant):
-        parser.error(f"--tenant must be 1-64 of A-Z a-z 0-9 _ -, got {args.tenant!r}")
-    url: str = args.source
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        parser.error(f"--from must be a redis://, rediss:// or unix:// URL, got {url!r}")
-    try:
-        source = redis.Redis.from_url(  # bytes: a non-UTF-8 key is reported, not fatal
-            url,
-            socket_timeout=SOURCE_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOURCE_TIMEOUT_SECONDS,
-        )
-    except ValueError as exc:
-        parser.error(f"--from {url!r}: {exc}")
-    with source:
-        return _run(source, url, args.tenant, args.dry_run)
-
-
-def _run(source: redis.Redis, url: str, tenant: str, dry_run: bool) -> int:
-    """Import from `source` into the configured store and print the summary; return the code."""
-    load_dotenv(".env")
-    try:
-        settings = load_settings(os.environ)
-    except ConfigError as exc:
-        print(f"error: configuration: {exc}", file=sys.stderr)
-        return 2
-    target = settings.redis.describe() if settings.redis else f"SQLite {settings.store_path}"
-    shown = _describe(url)
-    print(f"importing chats from {shown} into {target}, tenant {tenant}", flush=True)
-    store: Store | None = None
-    try:
-        source.ping()  # before the target is opened (and a SQLite file created)
-        store = open_store(settings)
-        report = import_legacy(
-            source, store, tenant=tenant, dry_run=dry_run, default_system=settings.system_prompt
-        )
-    except redis.RedisError as exc:
-        reason = _hide(f"{type(exc).__name__}: {exc}", url)
-        print(f"error: reading {shown} failed: {reason}", file=sys.stderr)
-        return 1
-    except ProxyError as exc:
-        print(f"error: the target store failed: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        if store is not None:
-            store.close()
-    print(report.summary())
-    return 1 if report.problems else 0
-
-
-def _describe(url: str) -> str:
-    """Return the URL without credentials or query (which may hold a password), for output."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
-def _hide(text: str, url: str) -> str:
-    """Mask URL credentials in `text`, and the source's password wherever it appears."""
-    parts = urlsplit(url)
-    passwords = [value for name, value in parse_qsl(parts.query) if name == "password"]
-    passwords += [parts.password, unquote(parts.password)] if parts.password else []
-    for password in sorted(filter(None, passwords), key=len, reverse=True):
-        text = text.replace(password, "***")
-    return mask(text)

@@ -24,8 +24,7 @@ from chatproxy.http.bodies import ChatMessage, CompletionRequest
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.service.results import StreamingTurn, TurnResult
-from chatproxy.store import ChatRef
-from chatproxy.store.base import valid_chat_id
+from chatproxy.store.base import ChatRef, valid_chat_id
 from chatproxy.tokens import content_text
 
 

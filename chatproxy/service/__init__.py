@@ -14,7 +14,7 @@ import logging
 from chatproxy.config import Settings
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
-from chatproxy.store import AsyncStore
+from chatproxy.store.base import AsyncStore
 from chatproxy.upstream.client import AsyncUpstream
 from chatproxy.upstream.dev import DevUpstream
 

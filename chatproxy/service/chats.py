@@ -8,7 +8,7 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound
 from chatproxy.service.defaults import NO_OPTIONS, Defaults, TurnOptions
-from chatproxy.store import AsyncStore, ChatRef
+from chatproxy.store.base import AsyncStore, ChatRef
 
 DEFAULT_PAGE = 50
 

@@ -25,10 +25,9 @@ from limits.util import WindowStats
 from chatproxy.config import Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
 from chatproxy.service.quotas import Identity, Quotas
-from chatproxy.store import AsyncStore
+from chatproxy.store.base import AsyncStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_limits import SqliteLimitsStorage
-from chatproxy.store.threaded import ThreadedStore
 
 
 class CountedQuotas(Quotas):
@@ -51,8 +50,8 @@ class CountedQuotas(Quotas):
     @classmethod
     def in_store(cls, settings: Settings, store: AsyncStore) -> CountedQuotas:
         """Keep the counters beside the chats: in the configured Redis, or in the SQLite file."""
-        if isinstance(store, ThreadedStore) and isinstance(store.blocking, SqliteStore):
-            return cls(settings, SqliteLimitsStorage(store.blocking))
+        if isinstance(store, SqliteStore):
+            return cls(settings, SqliteLimitsStorage(store))
         if settings.redis is None:
             raise ValueError("a store other than SQLite needs Redis settings for its limits")
         from chatproxy.store.redis_limits import open_redis_limits

@@ -9,7 +9,7 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import ValidationFailed
-from chatproxy.store import ChatState
+from chatproxy.store.base import ChatState
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from chatproxy.errors import (
     StoreUnavailable,
     TurnLeaseLost,
 )
-from chatproxy.store import AsyncStore, ChatRef, ChatState, IdempotentResult, Message
+from chatproxy.store.base import AsyncStore, ChatRef, ChatState, IdempotentResult, Message
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from chatproxy.config import Settings
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult
-from chatproxy.store import Message
+from chatproxy.store.base import Message
 from chatproxy.upstream.client import AsyncReplyStream, AsyncUpstream
 from chatproxy.upstream.stream import Completion
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.results import StreamEvent
-from chatproxy.store import ChatRef, Message
+from chatproxy.store.base import ChatRef, Message
 from chatproxy.upstream.client import AsyncReplyStream
 from chatproxy.upstream.stream import Completion
 

@@ -34,8 +34,7 @@ from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed
 from chatproxy.service.window import fit_window
-from chatproxy.store import AsyncStore, ChatRef, ChatState, Message
-from chatproxy.store.base import Content
+from chatproxy.store.base import AsyncStore, ChatRef, ChatState, Content, Message
 from chatproxy.tokens import content_text
 from chatproxy.upstream.client import AsyncUpstream
 from chatproxy.upstream.stream import Completion

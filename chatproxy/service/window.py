@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.store import Message
+from chatproxy.store.base import Message
 from chatproxy.tokens import TOKENS_PER_MESSAGE, content_text, estimate_tokens
 
 TOKENS_PER_IMAGE = 765

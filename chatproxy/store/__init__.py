@@ -1,5 +1,7 @@
-"""Own the choice of chat store: Redis when configured, else the embedded SQLite file; blocking
-(`open_store`) or for coroutines (`open_async_store`)."""
+"""Own the choice of chat store: Redis when configured, else the embedded SQLite file.
+
+The types and the `AsyncStore` protocol are `store/base.py`'s; importing this package loads
+neither backend (each is imported when chosen)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from chatproxy.store.base import (
     IdempotencyClaim,
     IdempotentResult,
     Message,
-    Store,
 )
 
 __all__ = [
@@ -25,32 +26,19 @@ __all__ = [
     "IdempotencyClaim",
     "IdempotentResult",
     "Message",
-    "Store",
     "open_async_store",
-    "open_store",
 ]
 
 
-def open_store(settings: Settings) -> Store:
-    """Build the store the settings ask for (no network I/O happens here)."""
+def open_async_store(settings: Settings) -> AsyncStore:
+    """Build the store the settings ask for: Redis over redis.asyncio, or the SQLite file with
+    its calls in worker threads (no network I/O happens here)."""
     if settings.redis is not None:
-        from chatproxy.store.redis import RedisStore, connect
+        from chatproxy.store.redis import RedisStore
 
-        return RedisStore(connect(settings.redis), settings.ttl_seconds, settings.max_chat_messages)
+        return RedisStore.from_settings(
+            settings.redis, settings.ttl_seconds, settings.max_chat_messages
+        )
     from chatproxy.store.sqlite import SqliteStore
 
     return SqliteStore(settings.store_path, settings.ttl_seconds, settings.max_chat_messages)
-
-
-def open_async_store(settings: Settings) -> AsyncStore:
-    """Build the store the settings ask for, for coroutines: Redis over redis.asyncio, or the
-    SQLite file with its calls in worker threads (no network I/O happens here)."""
-    if settings.redis is not None:
-        from chatproxy.store.redis_aio import AsyncRedisStore
-
-        return AsyncRedisStore.from_settings(
-            settings.redis, settings.ttl_seconds, settings.max_chat_messages
-        )
-    from chatproxy.store.threaded import ThreadedStore
-
-    return ThreadedStore(open_store(settings))

@@ -1,118 +1,157 @@
-"""Own the Redis backend (Upstash in production) for blocking callers: the client and its pool,
-and `RedisStore`, which runs the store's steps (`redis_steps.py`: keys, scripts, answers) with
-redis-py, translating its errors into the proxy's store errors."""
+"""Own the Redis backend (Upstash in production): `RedisStore`, each operation's calls to Redis
+and what it makes of the answers, for coroutines of one event loop.
+
+A turn is saved by one Lua script (check the lock token, append both messages, update meta,
+record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
+retried save cannot store a turn twice. Reads are one script too, which also refreshes the
+chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
+listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
+in a second. The keys are `redis_keys.py`'s, the scripts' Lua source is `redis_scripts.py`'s, the
+client `redis_client.py`'s. A turn of a chat whose last save was this process's own is not sent
+its window again (`windows.py`).
+"""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from queue import Empty, LifoQueue
-from typing import Any, TypeVar
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
 
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.cluster import RedisCluster
-from redis.exceptions import MaxConnectionsError
-from redis.retry import Retry
+from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import StoreError, StoreUnavailable
+from chatproxy.errors import TurnLeaseLost
 from chatproxy.store.base import (
+    IDEMPOTENCY_TTL_SECONDS,
     ChatInfo,
     ChatRef,
     ChatState,
     IdempotencyClaim,
     IdempotentResult,
     Message,
+    title_of,
+    usage_of,
+)
+from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.redis_client import CallSlots, Client, connect
+from chatproxy.store.redis_keys import (
+    GLOBAL_SYSTEM_KEY,
+    chat_keys,
+    idem_key,
+    index_key,
+    info_of,
+    lock_key,
+    millis,
+    state_of,
 )
 from chatproxy.store.redis_scripts import SCRIPTS
-from chatproxy.store.redis_steps import GLOBAL_SYSTEM_KEY, Batch, Call, RedisSteps, Script, Steps
+from chatproxy.store.windows import KnownWindows
 
-__all__ = ["GLOBAL_SYSTEM_KEY", "RedisStore", "WaitingQueue", "connect"]
-
-T = TypeVar("T")
-
-Client = redis.Redis | RedisCluster
+Pipeline = Any  # a redis.asyncio pipeline of either topology
 
 
-class WaitingQueue(LifoQueue[Any]):
-    """The free connections of a blocking pool. A wait for one that times out raises
-    MaxConnectionsError, as redis-py's own pool does when full: the plain ConnectionError a
-    BlockingConnectionPool raises instead makes a cluster client take the node for failed,
-    drop its connections and read the cluster's topology again, on every such wait."""
+class RedisStore:
+    """Chats in Redis, for coroutines of one event loop."""
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        try:
-            return super().get(block, timeout)
-        except Empty:
-            if not block:
-                raise
-            raise MaxConnectionsError("no Redis connection came free in time") from None
+    kind = "redis"
 
-
-def connect(settings: RedisSettings) -> Client:
-    """Create the process's Redis client with bounded timeouts and one quick retry.
-
-    The retry reconnects a pooled connection that a Redis restart broke; it is safe for writes
-    because every write here is idempotent (a turn is keyed by its turn id).
-
-    Connections come from a blocking pool of REDIS_MAX_CONNECTIONS (per node on a cluster): a
-    call beyond them waits up to REDIS_TIMEOUT for one to come back. Every store call is one
-    short round trip, so a few connections serve many threads; redis-py's own pool instead
-    failed every call beyond its 100 connections at once (a 503 in a burst of turns).
-    """
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_timeout": settings.socket_timeout,
-        "socket_connect_timeout": settings.socket_timeout,
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-        "max_connections": settings.max_connections,
-        "timeout": settings.socket_timeout,  # the wait for a free connection
-        "queue_class": WaitingQueue,
-    }
-    if settings.ca_cert:
-        options["ssl_ca_certs"] = settings.ca_cert
-    if settings.cluster:
-        return RedisCluster.from_url(
-            settings.url, connection_pool_class=redis.BlockingConnectionPool, **options
-        )
-    pool = redis.BlockingConnectionPool.from_url(settings.url, health_check_interval=30, **options)
-    return redis.Redis.from_pool(pool)
-
-
-class RedisStore(RedisSteps):
-    """Chats in Redis; safe to share between threads."""
-
-    def __init__(self, client: Client, ttl_seconds: int | None, max_messages: int = 0):
-        super().__init__(isinstance(client, RedisCluster), ttl_seconds, max_messages)
+    def __init__(
+        self,
+        client: Client,
+        ttl_seconds: int | None,
+        max_messages: int = 0,
+        *,
+        max_calls: int = 100,
+        wait_seconds: float = 2.0,
+    ):
+        """`max_calls` and `wait_seconds` bound the calls in flight (see `CallSlots`)."""
         self._redis = client
+        self._cluster = isinstance(client, RedisCluster)
+        self._ttl = ttl_seconds
+        self._max_messages = max_messages
         self._scripts = {name: client.register_script(lua) for name, lua in SCRIPTS.items()}
+        self._slots = CallSlots(max_calls, wait_seconds)
+        self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
+        self.decoded = DecodedMessages()
 
-    def ping(self) -> None:
-        self._run(self.ping_steps())
+    @classmethod
+    def from_settings(
+        cls, settings: RedisSettings, ttl_seconds: int | None, max_messages: int = 0
+    ) -> RedisStore:
+        """Build the store and its client from the Redis settings."""
+        return cls(
+            connect(settings),
+            ttl_seconds,
+            max_messages,
+            max_calls=settings.max_connections,
+            wait_seconds=settings.socket_timeout,
+        )
 
-    def load_window(self, chat: ChatRef, limit: int) -> ChatState:
-        return self._run(self.read_steps(chat, limit, None))
+    async def ping(self) -> None:
+        await self._command("ping")
 
-    def load_history(self, chat: ChatRef) -> ChatState:
-        return self._run(self.read_steps(chat, -1, None))
+    async def load_window(self, chat: ChatRef, limit: int) -> ChatState:
+        return await self._read(chat, limit, None)
 
-    def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
-        return self._run(self.read_steps(chat, limit, before))
+    async def load_history(self, chat: ChatRef) -> ChatState:
+        return await self._read(chat, -1, None)
 
-    def begin_turn(
+    async def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+        return await self._read(chat, limit, before)
+
+    async def _read(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+        """Read the chat (and refresh its TTL) atomically, and the global prompt."""
+        args = [limit, -1 if before is None else before, self._ttl or 0]
+        read = await self._script("read_chat", list(chat_keys(chat)), [GLOBAL_SYSTEM_KEY], args)
+        if self._cluster:
+            read[5] = await self._command("get", GLOBAL_SYSTEM_KEY)
+        return state_of(read, self.decoded)
+
+    async def begin_turn(
         self, chat: ChatRef, token: str, lease_seconds: float, limit: int
     ) -> ChatState | None:
-        return self._run(self.begin_turn_steps(chat, token, lease_seconds, limit))
+        known = self._windows.get(chat)
+        args = [limit, self._ttl or 0, token, millis(lease_seconds)]
+        args += [known.turn or "", len(known.raws)] if known else ["", 0]
+        keys = [*chat_keys(chat), lock_key(chat)]
+        read = await self._script("begin_turn", keys, [GLOBAL_SYSTEM_KEY], args)
+        if read is None:
+            return None
+        if self._cluster:
+            read[5] = await self._command("get", GLOBAL_SYSTEM_KEY)
+        if isinstance(read[3], int):  # the newest read[3] of the window this process knows
+            assert known is not None
+            read[3] = known.raws[len(known.raws) - read[3] :]
+        self._windows.read(chat, token, read[3], limit)
+        return state_of(read, self.decoded, keep=True)
 
-    def chat_info(self, chat: ChatRef) -> ChatInfo | None:
-        return self._run(self.chat_info_steps(chat))
+    async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(chat_keys(chat)[1])
+        self._touch(pipe, chat)
+        fields = (await self._execute(pipe))[0]
+        return info_of(chat.chat_id, fields) if fields else None
 
-    def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
-        return self._run(self.list_chats_steps(tenant, limit, before))
+    async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+        index = index_key(tenant)
+        top = f"({before!r}" if before is not None else "+inf"
+        found = await self._command("zrevrangebyscore", index, top, "-inf", start=0, num=limit)
+        ids = [str(chat_id) for chat_id in found]
+        if not ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for chat_id in ids:
+            pipe.hgetall(chat_keys(ChatRef(tenant, chat_id))[1])
+        metas = await self._execute(pipe)
+        gone = [chat_id for chat_id, fields in zip(ids, metas, strict=True) if not fields]
+        if gone:  # expired chats leave the index when a listing finds them
+            await self._command("zrem", index, *gone)
+        return [
+            info_of(chat_id, fields) for chat_id, fields in zip(ids, metas, strict=True) if fields
+        ]
 
-    def save_turn(
+    async def save_turn(
         self,
         chat: ChatRef,
         turn_id: str,
@@ -122,84 +161,130 @@ class RedisStore(RedisSteps):
         idempotent: IdempotentResult | None = None,
         release: bool = False,
     ) -> bool:
-        steps = self.save_turn_steps(
-            chat, turn_id, messages, lock_token=lock_token, idempotent=idempotent, release=release
-        )
-        return self._run(steps)
+        fenced = 0 if lock_token is None else 2 if release else 1
+        now = time.time()
+        args: list[str | int] = [turn_id, repr(now), self._ttl or 0, fenced, lock_token or ""]
+        if idempotent:
+            args += [idempotent.fingerprint, idempotent.response, IDEMPOTENCY_TTL_SECONDS]
+        else:
+            args += ["", "", 0]
+        args.append(self._max_messages)
+        args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
+        raws = [m.dumps() for m in messages]
+        args += raws
+        keys = [
+            *chat_keys(chat),
+            lock_key(chat),
+            idem_key(chat, idempotent.key if idempotent else ""),
+        ]
+        saved = int(await self._script("save_turn", keys, [index_key(chat.tenant)], args))
+        if saved < 0:
+            raise TurnLeaseLost()
+        if saved == 0:
+            return False
+        if self._cluster:
+            pipe = self._redis.pipeline(transaction=False)
+            self._index(pipe, chat, now)
+            await self._execute(pipe)
+        self.decoded.remember(raws, messages)  # the next turn reads them back in its window
+        if lock_token is not None:
+            self._windows.saved(chat, lock_token, turn_id, raws)
+        return True
 
-    def acquire_turn(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
-        return self._run(self.acquire_turn_steps(chat, token, lease_seconds))
+    async def release_turn(self, chat: ChatRef, token: str) -> None:
+        await self._script("release_turn", [lock_key(chat)], [], [token])
 
-    def release_turn(self, chat: ChatRef, token: str) -> None:
-        self._run(self.release_turn_steps(chat, token))
-
-    def claim_idempotency(
+    async def claim_idempotency(
         self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
     ) -> IdempotencyClaim:
-        return self._run(self.claim_idempotency_steps(chat, key, fingerprint, lease_seconds))
+        args = [fingerprint, millis(lease_seconds)]
+        answer = await self._script("claim_idempotency", [idem_key(chat, key)], [], args)
+        state = answer[0]
+        return IdempotencyClaim(state, answer[1] if state == "done" else None)
 
-    def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
-        self._run(self.release_idempotency_steps(chat, key, fingerprint))
+    async def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
+        await self._script("release_idempotency", [idem_key(chat, key)], [], [fingerprint])
 
-    def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        self._run(self.set_chat_system_steps(chat, content))
+    async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        meta = chat_keys(chat)[1]
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=True)
+        if content is None:
+            pipe.hdel(meta, "system")
+        else:
+            pipe.hset(meta, mapping={"system": content, "updated": repr(now)})
+            pipe.hsetnx(meta, "created", repr(now))
+        self._touch(pipe, chat)
+        await self._execute(pipe)
+        if content is not None:
+            pipe = self._redis.pipeline(transaction=False)
+            self._index(pipe, chat, now)
+            await self._execute(pipe)
 
-    def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        self._run(self.set_chat_settings_steps(chat, settings))
+    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        meta = chat_keys(chat)[1]
+        now = repr(time.time())
+        pipe = self._redis.pipeline(transaction=True)
+        if settings:
+            pipe.hset(meta, mapping={"settings": json.dumps(settings), "updated": now})
+            pipe.hsetnx(meta, "created", now)
+        else:
+            pipe.hdel(meta, "settings")
+        self._touch(pipe, chat)
+        await self._execute(pipe)
 
-    def get_global_system(self) -> str | None:
-        return self._run(self.get_global_system_steps())
+    async def get_global_system(self) -> str | None:
+        value = await self._command("get", GLOBAL_SYSTEM_KEY)
+        return None if value is None else str(value)
 
-    def set_global_system(self, content: str) -> None:
-        self._run(self.set_global_system_steps(content))
+    async def set_global_system(self, content: str) -> None:
+        await self._command("set", GLOBAL_SYSTEM_KEY, content)
 
-    def delete_chat(self, chat: ChatRef) -> bool:
-        return self._run(self.delete_chat_steps(chat))
+    async def delete_chat(self, chat: ChatRef) -> bool:
+        self._windows.forget(chat)
+        pipe = self._redis.pipeline(transaction=False)
+        for key in chat_keys(chat):  # one DEL each: a cluster pipeline refuses a DEL of several
+            pipe.delete(key)
+        pipe.zrem(index_key(chat.tenant), chat.chat_id)
+        deleted = await self._execute(pipe)
+        return int(deleted[0]) + int(deleted[1]) > 0
 
-    def close(self) -> None:
-        self._redis.close()
+    async def close(self) -> None:
+        await self._redis.aclose()
 
-    def _run(self, steps: Steps[T]) -> T:
-        """Make each call the steps ask for and send them its answer; return their result."""
-        with translated():
-            try:
-                call = next(steps)
-                while True:
-                    call = steps.send(self._call(call))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+    async def _script(self, name: str, keys: list[str], beside: list[str], args: list[Any]) -> Any:
+        """Run a script on the chat's `keys`, and on a single node also on the keys `beside` the
+        chat's slot that it reads or writes when given them (a cluster refuses those in one
+        script: its caller handles them in another call).
 
-    def _call(self, call: Call) -> Any:
-        if isinstance(call, Script):
-            return self._scripts[call.name](keys=call.keys, args=call.args)
-        if not isinstance(call, Batch):
-            return getattr(self._redis, call.name)(*call.args, **call.kwargs)
-        pipe = self._redis.pipeline(transaction=call.transaction)
-        for queued in call.commands:
-            getattr(pipe, queued.name)(*queued.args, **queued.kwargs)
-        return pipe.execute()
+        One EVALSHA (redis-py loads the script only when Redis answers NOSCRIPT): the pipeline
+        of a script and a command this replaced cost the client 40% more CPU than one call, and
+        its pipelined script asked SCRIPT EXISTS first, a round trip of its own.
+        """
+        async with self._slots.call():
+            return await self._scripts[name](
+                keys=keys if self._cluster else keys + beside, args=args
+            )
 
+    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Send one command, by its redis-py method name."""
+        async with self._slots.call():
+            return await getattr(self._redis, name)(*args, **kwargs)
 
-@contextmanager
-def translated() -> Iterator[None]:
-    """Turn redis-py's exceptions into the proxy's store errors."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        if _is_certificate_error(exc):
-            raise StoreError(
-                "the chat store's TLS certificate could not be verified (check REDIS_CA_CERT)"
-            ) from exc
-        raise StoreUnavailable() from exc
-    except redis.RedisError as exc:
-        raise StoreError(f"the chat store failed: {type(exc).__name__}") from exc
+    async def _execute(self, pipe: Pipeline) -> list[Any]:
+        """Send a pipeline's commands; return their answers."""
+        async with self._slots.call():
+            return list(await pipe.execute())
 
+    def _index(self, pipe: Pipeline, chat: ChatRef, now: float) -> None:
+        """Update the chat's entry in its tenant's listing (by last activity)."""
+        index = index_key(chat.tenant)
+        pipe.zadd(index, {chat.chat_id: now})
+        if self._ttl is not None:
+            pipe.expire(index, self._ttl)
 
-def _is_certificate_error(exc: BaseException) -> bool:
-    """Tell a TLS verification failure (a setup error) from an outage (worth a retry)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
+        """Refresh the TTL of every key of the chat."""
+        if self._ttl is not None:
+            for key in chat_keys(chat):
+                pipe.expire(key, self._ttl)

@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis backend (`redis_steps.py`): each runs atomically in Redis, and each
+"""The Lua scripts of the Redis backend (`redis.py`): each runs atomically in Redis, and each
 touches only keys of one chat (one hash slot), so they also run on a Redis Cluster. On a single
 node some are also given a key outside the chat (the global prompt, the tenant's listing), so that
 a step is one call; a cluster runs that part as a second one."""
@@ -161,7 +161,7 @@ end
 return 0
 """
 
-# By the name a step asks for (`redis_steps.Script`).
+# By the name `RedisStore` runs them under.
 SCRIPTS = {
     "save_turn": SAVE_TURN,
     "read_chat": READ_CHAT,

@@ -47,7 +47,7 @@ class SqliteLimitsStorage(Storage, MovingWindowSupport):
 
     async def check(self) -> bool:
         try:
-            await asyncio.to_thread(self._store.ping)
+            await self._store.ping()
         except StoreError:
             return False
         return True

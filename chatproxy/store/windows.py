@@ -17,8 +17,8 @@ a delete: after one, the save leaves only its own messages, the newest of those 
 save that trims the oldest messages (MAX_MESSAGES) leaves the newest ones too, and the script
 counts the window on the list as it is.
 
-Bounded like `DECODED`: when the chats or characters kept would pass their bounds, everything is
-forgotten at once (the next turns read their windows from Redis again).
+Bounded like `DecodedMessages`: when the chats or characters kept would pass their bounds,
+everything is forgotten at once (the next turns read their windows from Redis again).
 """
 
 from __future__ import annotations

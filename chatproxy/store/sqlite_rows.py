@@ -1,0 +1,137 @@
+"""Own the SQL that several operations of the SQLite store share: a chat's row (alive or expired,
+created, touched, trimmed, deleted), its listing columns, its turn lock, the global prompt, and
+the sweep of expired rows."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from chatproxy.store.base import ChatInfo, ChatRef
+from chatproxy.tokens import USAGE_FIELDS
+
+SWEEP_BATCH = 200
+
+# A constant column list (never user input) for the chat listing queries.
+INFO_COLUMNS = (
+    "chat_id, created, updated, message_count, title,"
+    " prompt_tokens, completion_tokens, total_tokens"
+)
+
+
+def info_of(row: tuple[Any, ...]) -> ChatInfo:
+    """Build a listing entry from a row of `INFO_COLUMNS`."""
+    chat_id, created, updated, messages, title, *tokens = row
+    return ChatInfo(
+        chat_id, created, updated, messages, title, dict(zip(USAGE_FIELDS, tokens, strict=True))
+    )
+
+
+def take_lock(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+    """Take the chat's turn lock unless another token holds an unexpired one; its holder may
+    take it again (a call re-sent after a lost reply)."""
+    now = time.time()
+    row = db.execute(
+        "SELECT token, expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
+        (chat.tenant, chat.chat_id),
+    ).fetchone()
+    if row is not None and row[1] > now and row[0] != token:
+        return False
+    db.execute(
+        "INSERT OR REPLACE INTO turn_locks VALUES (?, ?, ?, ?)",
+        (chat.tenant, chat.chat_id, token, now + lease_seconds),
+    )
+    return True
+
+
+def release_lock(db: sqlite3.Connection, chat: ChatRef, token: str) -> None:
+    """Release the chat's turn lock if `token` holds it."""
+    db.execute(
+        "DELETE FROM turn_locks WHERE tenant = ? AND chat_id = ? AND token = ?",
+        (chat.tenant, chat.chat_id, token),
+    )
+
+
+def holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) -> bool:
+    """Whether `token` holds the chat's unexpired turn lock."""
+    row = db.execute(
+        "SELECT token, expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
+        (chat.tenant, chat.chat_id),
+    ).fetchone()
+    return row is not None and row[0] == token and row[1] > now
+
+
+def global_system_of(db: sqlite3.Connection) -> str | None:
+    """The stored global system prompt, None if never set."""
+    row = db.execute("SELECT value FROM settings WHERE key = 'system'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def delete_rows(db: sqlite3.Connection, chat: ChatRef) -> None:
+    """Delete the chat's messages and record (its lock and idempotency records stay)."""
+    params = (chat.tenant, chat.chat_id)
+    db.execute("DELETE FROM messages WHERE tenant = ? AND chat_id = ?", params)
+    db.execute("DELETE FROM chats WHERE tenant = ? AND chat_id = ?", params)
+
+
+def live_chat(db: sqlite3.Connection, chat: ChatRef) -> tuple[str | None, str, int] | None:
+    """Return (system, last_turn, appended) of an unexpired chat; delete an expired one."""
+    row = db.execute(
+        "SELECT system, last_turn, appended, expires_at FROM chats"
+        " WHERE tenant = ? AND chat_id = ?",
+        (chat.tenant, chat.chat_id),
+    ).fetchone()
+    if row is None:
+        return None
+    if row[3] is not None and row[3] <= time.time():
+        delete_rows(db, chat)
+        return None
+    return row[0], row[1], row[2]
+
+
+def touch(db: sqlite3.Connection, chat: ChatRef, expires_at: float | None) -> None:
+    """Refresh the chat's TTL on a read."""
+    db.execute(
+        "UPDATE chats SET expires_at = ? WHERE tenant = ? AND chat_id = ?",
+        (expires_at, chat.tenant, chat.chat_id),
+    )
+
+
+def ensure_chat(
+    db: sqlite3.Connection, chat: ChatRef, now: float, expires_at: float | None
+) -> None:
+    """Create the chat's row unless it has one."""
+    db.execute(
+        "INSERT INTO chats (tenant, chat_id, created, updated, expires_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, chat_id) DO NOTHING",
+        (chat.tenant, chat.chat_id, now, now, expires_at),
+    )
+
+
+def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
+    """Keep only the newest `most` messages of the chat (MAX_CHAT_MESSAGES)."""
+    params = (chat.tenant, chat.chat_id)
+    db.execute(
+        "DELETE FROM messages WHERE tenant = ? AND chat_id = ? AND id <= ("
+        " SELECT id FROM messages WHERE tenant = ? AND chat_id = ?"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (*params, *params, most),
+    )
+    db.execute(
+        "UPDATE chats SET message_count = MIN(message_count, ?) WHERE tenant = ? AND chat_id = ?",
+        (most, *params),
+    )
+
+
+def sweep(db: sqlite3.Connection, now: float) -> None:
+    """Delete expired chats (a batch), records and locks, and old rate-limit entries."""
+    expired = db.execute(
+        "SELECT tenant, chat_id FROM chats WHERE expires_at <= ? LIMIT ?", (now, SWEEP_BATCH)
+    ).fetchall()
+    for tenant, chat_id in expired:
+        delete_rows(db, ChatRef(tenant, chat_id))
+    db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM turn_locks WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM limit_counters WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM limit_entries WHERE at <= ?", (now - 86_400,))

@@ -1,0 +1,88 @@
+"""Own the schema of the SQLite store's file: numbered migrations, applied once each.
+
+A schema change is a new entry at the end of `MIGRATIONS`, never an edit of an old one: the file
+records in `PRAGMA user_version` how many it has seen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE chats (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        system TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        expires_at REAL,
+        last_turn TEXT,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, chat_id)
+    );
+    CREATE INDEX chats_expiry ON chats (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_chat ON messages (tenant, chat_id, id);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE turn_locks (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (tenant, chat_id)
+    );
+    CREATE TABLE idempotency (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        response TEXT,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (tenant, chat_id, key)
+    );
+    CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+    """,
+    """
+    CREATE TABLE limit_counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL);
+    CREATE TABLE limit_entries (key TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX limit_entries_by_key ON limit_entries (key, at);
+    """,
+    """
+    ALTER TABLE chats ADD COLUMN appended INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN title TEXT;
+    ALTER TABLE chats ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN total_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET seq = (
+        SELECT COUNT(*) FROM messages AS earlier
+        WHERE earlier.tenant = messages.tenant AND earlier.chat_id = messages.chat_id
+        AND earlier.id < messages.id);
+    UPDATE chats SET appended = (
+        SELECT COUNT(*) FROM messages WHERE messages.tenant = chats.tenant
+        AND messages.chat_id = chats.chat_id);
+    CREATE INDEX messages_by_seq ON messages (tenant, chat_id, seq);
+    CREATE INDEX chats_by_activity ON chats (tenant, updated);
+    """,
+    """
+    ALTER TABLE chats ADD COLUMN settings TEXT;
+    """,
+)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Apply the numbered migrations this file has not seen yet."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
