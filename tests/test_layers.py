@@ -1,10 +1,14 @@
 """The package's shape: imports only flow down the layers (pyproject.toml's import-linter contracts,
-checked by `make lint`), with no cycle through any module."""
+checked by `make lint`), with no cycle through any module and no chain deeper than 8 floors."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import grimp
 import pytest
+
+MAX_FLOORS = 8  # a module that imports no other of the package is on floor 1
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +29,17 @@ def test_no_module_imports_itself_through_others(graph: grimp.ImportGraph) -> No
         if graph.chain_exists(importer=target, imported=module)
     ]
     assert cycles == []
+
+
+def test_import_chains_stay_within_eight_floors(graph: grimp.ImportGraph) -> None:
+    imports = _imports(graph)
+
+    @cache
+    def floors(module: str) -> int:
+        return 1 + max((floors(target) for target in imports[module]), default=0)
+
+    deepest = max(imports, key=floors)
+    chain = [deepest]
+    while imports[chain[-1]]:
+        chain.append(max(imports[chain[-1]], key=floors))
+    assert floors(deepest) <= MAX_FLOORS, " -> ".join(chain)

@@ -21,8 +21,8 @@ import pytest
 from chatproxy.config import load_settings
 from chatproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from chatproxy.upstream import rules as upstream_module
+from chatproxy.upstream.base import Completion
 from chatproxy.upstream.client import AsyncUpstream
-from chatproxy.upstream.stream import Completion
 from tests.event_loop import LoopThread
 from tests.fake_upstream import FakeUpstream, Fault
 from tests.redis_server import make_certificates

@@ -32,7 +32,7 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.http.router import PathRoutes, build_router
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
-from chatproxy.service import AsyncUpstream, open_quotas, open_service
+from chatproxy.service import Upstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
@@ -219,7 +219,7 @@ def create_app(
     settings: Settings,
     *,
     store: AsyncStore | None = None,
-    upstream: AsyncUpstream | None = None,
+    upstream: Upstream | None = None,
 ) -> ProxyApp:
     """Build the application; tests pass their own store or upstream."""
     if store is None:

@@ -2,9 +2,10 @@
 
 `open_service` and `open_quotas` build the service's parts from settings, for the app. They live
 here, beside `Quotas` and `CountedQuotas`, so that neither module imports the other's users: the
-counters stand on `Quotas`, and the choice between them stands on both. `AsyncUpstream` is named
-here for the edge, whose app factory may be handed a model client of its own to pass on to
-`open_service`, without reaching past the service.
+counters stand on `Quotas`, and the choice between them stands on both. `Upstream` (the model
+client's protocol) is named here for the edge, whose app factory may be handed a model client of
+its own to pass on to `open_service`, without reaching past the service. Only `open_service`
+imports the client itself: the rest of the service knows the protocol (`upstream/base.py`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from chatproxy.config import Settings
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
 from chatproxy.store.base import AsyncStore
+from chatproxy.upstream.base import Upstream
 from chatproxy.upstream.client import AsyncUpstream
 from chatproxy.upstream.dev import DevUpstream
 
-__all__ = ["AsyncUpstream", "open_quotas", "open_service"]
+__all__ = ["Upstream", "open_quotas", "open_service"]
 
 log = logging.getLogger("chatproxy")
 DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
@@ -35,7 +37,7 @@ def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:
 
 
 def open_service(
-    settings: Settings, store: AsyncStore, quotas: Quotas, upstream: AsyncUpstream | None = None
+    settings: Settings, store: AsyncStore, quotas: Quotas, upstream: Upstream | None = None
 ) -> ChatService:
     """Build the turn service over `store`; without `upstream`, over the model client `settings`
     configure (the bundled dev upstream when they name no key and no base URL)."""

@@ -19,16 +19,13 @@ from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult
 from chatproxy.store.base import Message
-from chatproxy.upstream.client import AsyncReplyStream, AsyncUpstream
-from chatproxy.upstream.stream import Completion
+from chatproxy.upstream.base import Completion, ReplyStream, Upstream
 
 
 class PassThrough:
     """Plain and streamed pass-through turns over one upstream."""
 
-    def __init__(
-        self, settings: Settings, upstream: AsyncUpstream, quotas: Quotas, defaults: Defaults
-    ):
+    def __init__(self, settings: Settings, upstream: Upstream, quotas: Quotas, defaults: Defaults):
         self._settings = settings
         self._upstream = upstream
         self._quotas = quotas
@@ -65,7 +62,7 @@ class PassedStream:
     or `error`. Its upstream connection is given back when it ends or when the reader leaves
     (`aclose`), however far it was read, even not at all."""
 
-    def __init__(self, stream: AsyncReplyStream, spend: Callable[[int], Awaitable[None]]):
+    def __init__(self, stream: ReplyStream, spend: Callable[[int], Awaitable[None]]):
         self._stream = stream
         self._spend = spend
         self._events = self._read()

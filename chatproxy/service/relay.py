@@ -18,8 +18,7 @@ from typing import Any
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.results import StreamEvent
 from chatproxy.store.base import ChatRef, Message
-from chatproxy.upstream.client import AsyncReplyStream
-from chatproxy.upstream.stream import Completion
+from chatproxy.upstream.base import Completion, ReplyStream
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class OpenTurn:
 
     chat: ChatRef
     user: Message
-    stream: AsyncReplyStream
+    stream: ReplyStream
     pieces: AsyncIterator[str]
     lease: Lease
     claim: Claim | None

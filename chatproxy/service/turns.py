@@ -36,17 +36,14 @@ from chatproxy.service.results import StreamingTurn, TurnResult, replayed
 from chatproxy.service.window import fit_window
 from chatproxy.store.base import AsyncStore, ChatRef, ChatState, Content, Message
 from chatproxy.tokens import content_text
-from chatproxy.upstream.client import AsyncUpstream
-from chatproxy.upstream.stream import Completion
+from chatproxy.upstream.base import Completion, Upstream
 
 
 class ChatService:
     """Turns (plain or streamed; stored, or passed through) and moderation, over one store and
     one upstream: what the handlers call."""
 
-    def __init__(
-        self, settings: Settings, store: AsyncStore, upstream: AsyncUpstream, quotas: Quotas
-    ):
+    def __init__(self, settings: Settings, store: AsyncStore, upstream: Upstream, quotas: Quotas):
         self._settings = settings
         self._store = store
         self._upstream = upstream

@@ -20,6 +20,7 @@ import certifi
 
 from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.upstream import rules as shared
+from chatproxy.upstream.base import Completion, JsonObject
 from chatproxy.upstream.rules import (
     MAX_ERROR_BYTES,
     POOL_CONNECTIONS,
@@ -34,7 +35,7 @@ from chatproxy.upstream.rules import (
     split_proxy,
     status_error,
 )
-from chatproxy.upstream.stream import DRAIN_LINES, Completion, EventLines, JsonObject, ReplyParts
+from chatproxy.upstream.stream import DRAIN_LINES, EventLines, ReplyParts
 
 T = TypeVar("T")
 LINE_BYTES = 1 << 20  # the longest line of a stream read (aiohttp's default is 64 KiB)

@@ -36,7 +36,8 @@ from chatproxy.errors import (
     UpstreamTimeout,
 )
 from chatproxy.tokens import USAGE_FIELDS, estimate_usage
-from chatproxy.upstream.stream import MAX_MESSAGE_CHARS, Completion, JsonObject
+from chatproxy.upstream.base import Completion, JsonObject
+from chatproxy.upstream.stream import MAX_MESSAGE_CHARS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_RETRY_AFTER = 5

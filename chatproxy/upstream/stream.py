@@ -6,32 +6,21 @@ connection away, and every streamed turn then pays a new TCP and TLS handshake.
 
 What the lines mean is kept apart from how they are read: `EventLines` turns lines into chunks
 and `ReplyParts` gathers a reply from its chunks, neither doing any I/O;
-`upstream_aio.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
+`client.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import UpstreamBadResponse, UpstreamError
 from chatproxy.tokens import USAGE_FIELDS, estimate_usage
+from chatproxy.upstream.base import Completion, JsonObject
 
-JsonObject = dict[str, Any]
 DRAIN_LINES = 16
 MAX_MESSAGE_CHARS = 500
-
-
-@dataclass(frozen=True)
-class Completion:
-    """The reply to one chat completion call."""
-
-    content: str
-    model: str
-    usage: dict[str, int]
-    usage_estimated: bool
 
 
 class EventLines:
