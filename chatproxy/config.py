@@ -100,20 +100,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     mode: UpstreamMode = "custom" if base_url else ("openai" if api_key else "dev")
     model = env.text("MODEL") or DEFAULT_MODEL
-    max_tokens = env.integer("MAX_TOKENS", 500, minimum=1)
-    context_tokens = env.integer("CONTEXT_TOKENS", 16_000, minimum=2)
-    if context_tokens <= max_tokens:
-        raise ConfigError(
-            f"CONTEXT_TOKENS ({context_tokens}) must be larger than MAX_TOKENS ({max_tokens}):"
-            " the reply's tokens count against the context window"
-        )
-    request_timeout = env.number("REQUEST_TIMEOUT", 55.0, minimum=1.0)
-    turn_wait = env.number("TURN_WAIT_SECONDS", min(30.0, request_timeout / 2), minimum=0.0)
-    if turn_wait >= request_timeout:
-        raise ConfigError(
-            f"TURN_WAIT_SECONDS ({turn_wait:g}) must be less than REQUEST_TIMEOUT"
-            f" ({request_timeout:g}): a turn needs time for the model after its wait"
-        )
+    max_tokens, context_tokens = _token_bounds(env)
+    request_timeout, turn_wait = _time_bounds(env)
     return Settings(
         gpt_api_key=api_key,
         openai_base_url=base_url,
@@ -149,3 +137,27 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         openai_project=env.text("OPENAI_PROJECT_ID"),
         upstream_ca_file=env.parse("SSL_CERT_FILE", readable_file),
     )
+
+
+def _token_bounds(env: Env) -> tuple[int, int]:
+    """MAX_TOKENS and CONTEXT_TOKENS, the reply's room within the window."""
+    max_tokens = env.integer("MAX_TOKENS", 500, minimum=1)
+    context_tokens = env.integer("CONTEXT_TOKENS", 16_000, minimum=2)
+    if context_tokens <= max_tokens:
+        raise ConfigError(
+            f"CONTEXT_TOKENS ({context_tokens}) must be larger than MAX_TOKENS ({max_tokens}):"
+            " the reply's tokens count against the context window"
+        )
+    return max_tokens, context_tokens
+
+
+def _time_bounds(env: Env) -> tuple[float, float]:
+    """REQUEST_TIMEOUT and TURN_WAIT_SECONDS, the wait for a chat's lock within a request."""
+    request_timeout = env.number("REQUEST_TIMEOUT", 55.0, minimum=1.0)
+    turn_wait = env.number("TURN_WAIT_SECONDS", min(30.0, request_timeout / 2), minimum=0.0)
+    if turn_wait >= request_timeout:
+        raise ConfigError(
+            f"TURN_WAIT_SECONDS ({turn_wait:g}) must be less than REQUEST_TIMEOUT"
+            f" ({request_timeout:g}): a turn needs time for the model after its wait"
+        )
+    return request_timeout, turn_wait

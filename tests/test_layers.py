@@ -1,14 +1,20 @@
 """The package's shape: imports only flow down the layers (pyproject.toml's import-linter contracts,
-checked by `make lint`), with no cycle through any module and no chain deeper than 8 floors."""
+checked by `make lint`), with no cycle through any module and no chain deeper than 8 floors; no
+module over 400 lines (the style guide aims below 300) and no function over 60."""
 
 from __future__ import annotations
 
+import ast
 from functools import cache
+from pathlib import Path
 
 import grimp
 import pytest
 
 MAX_FLOORS = 8  # a module that imports no other of the package is on floor 1
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+MODULES = sorted((Path(__file__).parent.parent / "chatproxy").rglob("*.py"))
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +49,17 @@ def test_import_chains_stay_within_eight_floors(graph: grimp.ImportGraph) -> Non
     while imports[chain[-1]]:
         chain.append(max(imports[chain[-1]], key=floors))
     assert floors(deepest) <= MAX_FLOORS, " -> ".join(chain)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: f"{path.parent.name}/{path.stem}")
+def test_modules_and_functions_stay_short(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    long_functions = [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    assert long_functions == []

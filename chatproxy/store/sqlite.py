@@ -27,19 +27,19 @@ from chatproxy.store.base import (
     IdempotencyClaim,
     IdempotentResult,
     Message,
-    title_of,
-    usage_of,
 )
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
+    append_turn,
     delete_rows,
     ensure_chat,
     global_system_of,
     holds_lock,
     info_of,
     live_chat,
+    record_answer,
     release_lock,
     sweep,
     take_lock,
@@ -166,50 +166,11 @@ class SqliteStore:
             if lock_token is not None and not holds:
                 raise TurnLeaseLost()
             ensure_chat(db, chat, now, self._expiry(now))
-            (appended,) = db.execute(
-                "SELECT appended FROM chats WHERE tenant = ? AND chat_id = ?",
-                (chat.tenant, chat.chat_id),
-            ).fetchone()
-            db.executemany(
-                "INSERT INTO messages (tenant, chat_id, seq, body) VALUES (?, ?, ?, ?)",
-                [
-                    (chat.tenant, chat.chat_id, appended + n, m.dumps())
-                    for n, m in enumerate(messages)
-                ],
-            )
-            usage = usage_of(messages)
-            db.execute(
-                "UPDATE chats SET updated = ?, expires_at = ?, last_turn = ?,"
-                " message_count = message_count + ?, appended = appended + ?,"
-                " title = COALESCE(title, ?), prompt_tokens = prompt_tokens + ?,"
-                " completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?"
-                " WHERE tenant = ? AND chat_id = ?",
-                (
-                    now,
-                    self._expiry(now),
-                    turn_id,
-                    len(messages),
-                    len(messages),
-                    title_of(messages),
-                    *usage.values(),
-                    chat.tenant,
-                    chat.chat_id,
-                ),
-            )
+            append_turn(db, chat, turn_id, messages, now, self._expiry(now))
             if self._max_messages:
                 trim(db, chat, self._max_messages)
             if idempotent is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'done', ?, ?)",
-                    (
-                        chat.tenant,
-                        chat.chat_id,
-                        idempotent.key,
-                        idempotent.fingerprint,
-                        idempotent.response,
-                        now + IDEMPOTENCY_TTL_SECONDS,
-                    ),
-                )
+                record_answer(db, chat, idempotent, now + IDEMPOTENCY_TTL_SECONDS)
             self._maybe_sweep(db, now)
         return True
 

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.store.base import ChatInfo, ChatRef
+from chatproxy.store.base import (
+    ChatInfo,
+    ChatRef,
+    IdempotentResult,
+    Message,
+    title_of,
+    usage_of,
+)
 from chatproxy.tokens import USAGE_FIELDS
 
 SWEEP_BATCH = 200
@@ -135,3 +143,58 @@ def sweep(db: sqlite3.Connection, now: float) -> None:
     db.execute("DELETE FROM turn_locks WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM limit_counters WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM limit_entries WHERE at <= ?", (now - 86_400,))
+
+
+def append_turn(
+    db: sqlite3.Connection,
+    chat: ChatRef,
+    turn_id: str,
+    messages: Sequence[Message],
+    now: float,
+    expires_at: float | None,
+) -> None:
+    """Append a turn's messages after the chat's last, and count them, their tokens and the
+    turn id in the chat's row (the title too, if it has none yet)."""
+    (appended,) = db.execute(
+        "SELECT appended FROM chats WHERE tenant = ? AND chat_id = ?",
+        (chat.tenant, chat.chat_id),
+    ).fetchone()
+    db.executemany(
+        "INSERT INTO messages (tenant, chat_id, seq, body) VALUES (?, ?, ?, ?)",
+        [(chat.tenant, chat.chat_id, appended + n, m.dumps()) for n, m in enumerate(messages)],
+    )
+    db.execute(
+        "UPDATE chats SET updated = ?, expires_at = ?, last_turn = ?,"
+        " message_count = message_count + ?, appended = appended + ?,"
+        " title = COALESCE(title, ?), prompt_tokens = prompt_tokens + ?,"
+        " completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?"
+        " WHERE tenant = ? AND chat_id = ?",
+        (
+            now,
+            expires_at,
+            turn_id,
+            len(messages),
+            len(messages),
+            title_of(messages),
+            *usage_of(messages).values(),
+            chat.tenant,
+            chat.chat_id,
+        ),
+    )
+
+
+def record_answer(
+    db: sqlite3.Connection, chat: ChatRef, idempotent: IdempotentResult, expires_at: float
+) -> None:
+    """Keep the answer of a finished turn under its idempotency key until `expires_at`."""
+    db.execute(
+        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'done', ?, ?)",
+        (
+            chat.tenant,
+            chat.chat_id,
+            idempotent.key,
+            idempotent.fingerprint,
+            idempotent.response,
+            expires_at,
+        ),
+    )
