@@ -43,8 +43,8 @@ from bench.upstream import REPLY  # noqa: E402
 from chatproxy.config import RedisSettings  # noqa: E402
 from chatproxy.store.base import ChatRef, Message  # noqa: E402
 from chatproxy.store.redis import RedisStore, connect  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.server_process import MAIN, Server, launch, server_env  # noqa: E402
+from harness.redis_server import RedisServer  # noqa: E402
+from harness.server_process import MAIN, Server, launch, server_env  # noqa: E402
 
 MODEL = "gpt-4.1-mini"  # the proxy's default MODEL
 MAX_TOKENS = 500  # the proxy's default MAX_TOKENS

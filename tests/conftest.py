@@ -16,11 +16,11 @@ from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.redis_aio import AsyncRedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.threaded import ThreadedStore
+from harness.fake_upstream import FakeUpstream
+from harness.redis_server import RedisServer
+from harness.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 from tests.asgi_client import ProxyClient
 from tests.event_loop import Blocking, LoopThread
-from tests.fake_upstream import FakeUpstream
-from tests.redis_server import RedisServer
-from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 
 MakeClient = Callable[..., ProxyClient]
 MakeStore = Callable[..., Store]

@@ -14,8 +14,8 @@ from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.tokens import estimate_tokens
+from harness.fake_upstream import FakeUpstream
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream
 
 
 def reply(text: str, completion_tokens: int) -> Message:

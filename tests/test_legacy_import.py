@@ -18,9 +18,9 @@ from chatproxy.config import RedisSettings
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore, connect
 from chatproxy.store.sqlite import SqliteStore
+from harness.redis_server import RedisServer
+from harness.server_process import ROOT
 from tests.conftest import MakeStore
-from tests.redis_server import RedisServer
-from tests.server_process import ROOT
 
 Pairs = list[tuple[str, str]]
 

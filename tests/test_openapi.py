@@ -15,9 +15,9 @@ from openapi_spec_validator import validate
 from chatproxy.http import routes
 from chatproxy.http.openai_compat import CompletionRequest
 from chatproxy.http.openapi import openapi_path
+from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.server_process import StartServer, http, server_env
 
 KEY = "docs-test-key-0123456789"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # werkzeug adds HEAD to every GET rule

@@ -19,11 +19,11 @@ from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.redis import GLOBAL_SYSTEM_KEY, RedisStore, connect
 from chatproxy.store.redis_aio import AsyncRedisStore
+from harness.fake_upstream import FakeUpstream
+from harness.redis_server import RedisClusterServers, RedisServer
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.event_loop import Blocking, LoopThread
-from tests.fake_upstream import FakeUpstream
-from tests.redis_server import RedisClusterServers, RedisServer
 
 CHAT = ChatRef("public", "chat-1")
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream
 
 
 def post(client: ProxyClient, path: str, body: Any, **kwargs: Any) -> Any:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from chatproxy.store import ChatRef, open_store
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
-from tests.fake_upstream import FakeUpstream, Fault
-from tests.server_process import StartServer, http, server_env
 
 REPLY = "one two three four five six seven eight nine ten"
 
