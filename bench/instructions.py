@@ -246,7 +246,7 @@ def main() -> None:
         run_turns(args.turns)
         return
     sys.path.insert(0, str(ROOT))
-    from bench.run import Upstream
+    from bench.rig import Upstream
     from harness.redis_server import RedisServer
 
     with tempfile.TemporaryDirectory(prefix="chatproxy-instructions-") as tmp:
