@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.server_process import server_env
+from harness.server_process import server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM = 20
@@ -246,8 +246,8 @@ def main() -> None:
         run_turns(args.turns)
         return
     sys.path.insert(0, str(ROOT))
-    from bench.run import Upstream
-    from tests.redis_server import RedisServer
+    from bench.rig import Upstream
+    from harness.redis_server import RedisServer
 
     with tempfile.TemporaryDirectory(prefix="chatproxy-instructions-") as tmp:
         redis = RedisServer(Path(tmp) / "redis").start()

@@ -12,7 +12,7 @@ import gc
 import signal
 import threading
 
-from tests.fake_upstream import FakeUpstream
+from harness.fake_upstream import FakeUpstream
 
 REPLY = "Redis is an in-memory data store used as a database, cache and message broker."
 

@@ -13,10 +13,10 @@ from chatproxy.config import RedisSettings
 from chatproxy.store.base import AsyncStore, ChatRef
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
+from harness.fake_upstream import FakeUpstream
+from harness.redis_server import RedisServer
+from harness.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 from tests.asgi_client import ProxyClient
-from tests.fake_upstream import FakeUpstream
-from tests.redis_server import RedisServer
-from tests.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
 
 MakeClient = Callable[..., ProxyClient]
 MakeStore = Callable[..., AsyncStore]

@@ -14,9 +14,9 @@ from chatproxy.store.base import AsyncStore, ChatRef, Message
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.tokens import estimate_tokens
+from harness.fake_upstream import FakeUpstream
 from tests.conftest import MakeClient
 from tests.event_loop import run_on_own_loop
-from tests.fake_upstream import FakeUpstream
 
 
 def reply(text: str, completion_tokens: int) -> Message:

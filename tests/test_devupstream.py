@@ -15,7 +15,7 @@ import pytest
 
 from chatproxy.tokens import estimate_tokens
 from chatproxy.upstream.dev import DevUpstream
-from tests.fake_upstream import FakeUpstream, Fault
+from harness.fake_upstream import FakeUpstream, Fault
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "Be brief."},

@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.fake_upstream import FakeUpstream
-from tests.redis_server import RedisServer
-from tests.server_process import Reply, Server, http, launch, server_env
+from harness.fake_upstream import FakeUpstream
+from harness.redis_server import RedisServer
+from harness.server_process import Reply, Server, http, launch, server_env
 
 API_KEY = "sk-x"
 LONG = 90.0  # client timeout: generous, the server bounds every request itself

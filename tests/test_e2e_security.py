@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_upstream import FakeUpstream, Fault
-from tests.server_process import PasswordRedisServer, Reply, StartServer, http, server_env
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import PasswordRedisServer, Reply, StartServer, http, server_env
 
 GPT_KEY = "sk-e2e-SECRET-gpt-key"
 WEB_KEY = "web-SECRET-0123456789abcdef"

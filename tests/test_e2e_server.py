@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.fake_upstream import FakeUpstream, Fault
-from tests.redis_server import RedisServer
-from tests.server_process import (
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.redis_server import RedisServer
+from harness.server_process import (
     READY_TIMEOUT,
     REDIS_PASSWORD,
     PasswordRedisServer,

@@ -18,10 +18,10 @@ from chatproxy.config import RedisSettings
 from chatproxy.store.base import AsyncStore, ChatRef, Message
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
+from harness.redis_server import RedisServer
+from harness.server_process import ROOT
 from tests.conftest import MakeStore, take_lock
 from tests.event_loop import run_on_own_loop
-from tests.redis_server import RedisServer
-from tests.server_process import ROOT
 
 Pairs = list[tuple[str, str]]
 

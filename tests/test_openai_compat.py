@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.fake_upstream import FakeUpstream
-from tests.server_process import StartServer, http, server_env
+from harness.fake_upstream import FakeUpstream
+from harness.server_process import StartServer, http, server_env
 
 PROXY_KEY = "sdk-key-0123456789abcdef"
 

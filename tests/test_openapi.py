@@ -15,9 +15,9 @@ from openapi_spec_validator import validate
 
 from chatproxy.http import bodies
 from chatproxy.http.openapi import OPERATIONS
+from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.server_process import StartServer, http, server_env
 
 KEY = "docs-test-key-0123456789"
 

@@ -18,10 +18,10 @@ from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store.base import AsyncStore, ChatRef, Message
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY
+from harness.fake_upstream import FakeUpstream
+from harness.redis_server import RedisClusterServers, RedisServer
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream
-from tests.redis_server import RedisClusterServers, RedisServer
 
 CHAT = ChatRef("public", "chat-1")
 

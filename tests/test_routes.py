@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from chatproxy.http.context import preferred_media_type
+from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream
 
 
 def post(client: ProxyClient, path: str, body: Any, **kwargs: Any) -> Any:

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.fake_upstream import FakeUpstream
-from tests.server_process import Server, StartServer, http, server_env
+from harness.fake_upstream import FakeUpstream
+from harness.server_process import Server, StartServer, http, server_env
 
 KEY = "fuzz-key-0123456789abcdef"
 AUTH = {"X-API-Key": KEY}

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream
 
 WEB_KEY = "web-key-0123456789abcdef"
 OPS_KEY = "ops-key-0123456789abcdef"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import MAIN, server_env
+from harness.server_process import MAIN, server_env
 
 # main.py's import, then a look at which packages came with it.
 PROBE = f"""

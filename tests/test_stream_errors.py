@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from harness.fake_upstream import FakeUpstream, Fault
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.fake_upstream import FakeUpstream, Fault
 
 REPLY = "one two three four five six seven eight nine ten"
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from chatproxy.store import ChatRef, Message, open_async_store
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
 from tests.event_loop import run_on_own_loop
-from tests.fake_upstream import FakeUpstream, Fault
-from tests.server_process import StartServer, http, server_env
 
 REPLY = "one two three four five six seven eight nine ten"
 

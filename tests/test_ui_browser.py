@@ -17,8 +17,8 @@ from urllib.parse import unquote
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
-from tests.fake_upstream import FakeUpstream, Fault
-from tests.server_process import ROOT, StartServer, http, server_env
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import ROOT, StartServer, http, server_env
 
 BROWSER = Path("/usr/bin/chromium")
 BROWSER_ARGS = [

@@ -23,9 +23,9 @@ from chatproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from chatproxy.upstream import rules as upstream_module
 from chatproxy.upstream.base import Completion
 from chatproxy.upstream.client import AsyncUpstream
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.redis_server import make_certificates
 from tests.event_loop import LoopThread
-from tests.fake_upstream import FakeUpstream, Fault
-from tests.redis_server import make_certificates
 from tests.test_upstream_faults import FAULTS
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -9,10 +9,10 @@ import pytest
 
 from chatproxy.config import load_settings
 from chatproxy.upstream.client import AsyncUpstream
+from harness.fake_upstream import FakeUpstream, Fault
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.event_loop import run_on_own_loop
-from tests.fake_upstream import FakeUpstream, Fault
 
 CONTEXT_TOO_LONG = "This model's maximum context length is 128000 tokens."
 

@@ -1,7 +1,7 @@
 """Offline, OpenAI-compatible HTTP server: the "dev upstream" (standard library only).
 
 It lets the proxy run with no OpenAI key and no internet (``make run``) and is the base of the
-test fake (``tests/fake_upstream.py``). It owns three routes, all JSON unless streaming:
+test fake (``harness/fake_upstream.py``). It owns three routes, all JSON unless streaming:
 ``POST /v1/chat/completions`` answers a deterministic reply echoing the last user message
 (:meth:`DevUpstream.reply_for`), cut to the request's ``max_tokens`` (or
 ``max_completion_tokens``) with ``finish_reason: "length"`` as a model would, or with

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "main.py"
