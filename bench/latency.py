@@ -4,11 +4,13 @@ beside the floors of ``bench/lean_handler.py`` and ``bench/coroutine_handler.py`
 
 from __future__ import annotations
 
+import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 from bench.client import Client
-from bench.load import WARMUP_PAIRS, direct_body, paired
+from bench.load import WARMUP_PAIRS, Pairs, direct_body, paired
 from bench.rig import (
     COROUTINE_HANDLER,
     EMPTY_HANDLERS,
@@ -72,10 +74,9 @@ def t1_added_latency(rig: Rig, n: int) -> dict[str, Any]:
     turns with the lean handler (``bench/lean_handler.py``) and its coroutine twin
     (``bench/coroutine_handler.py``); then the same for the naive handler
     (``bench/naive_handler.py``) on this machine."""
-    proxy_run, lean_run = rig.running(delay=0.0), rig.running(delay=0.0, source=LEAN_HANDLER)
-    coroutine_run = rig.running(delay=0.0, source=COROUTINE_HANDLER)
-    with proxy_run as proxy, lean_run as lean, coroutine_run as coroutine:
-        ours, floor, coroutines = paired([proxy, lean, coroutine], n)
+    with contextlib.ExitStack() as stack:
+        targets = [stack.enter_context(rig.running(0.0, source=s)) for s in sources(rig)]
+        ours, floor, coroutines, *before = paired(targets, n)
     proxy_times, direct_times, diffs = ours.proxied, ours.straight, ours.diffs
     steps = turn_steps(rig, n)
     with rig.running(delay=0.0, source=NAIVE_HANDLER) as naive:
@@ -97,7 +98,22 @@ def t1_added_latency(rig: Rig, n: int) -> dict[str, Any]:
         "samples": len(diffs),
         "latencies": proxy_times,
         "direct": direct_times,
+        **baseline_of(before),
     }
+
+
+def sources(rig: Rig) -> list[Path | None]:
+    """What rows 1 and 7 take turns with: the proxy, the lean and coroutine handlers, and the
+    baseline's proxy when the run has one (``--baseline``)."""
+    return [None, LEAN_HANDLER, COROUTINE_HANDLER, *([rig.baseline] if rig.baseline else [])]
+
+
+def baseline_of(before: list[Pairs]) -> dict[str, float]:
+    """The baseline's added median and p99, when it took turns too."""
+    if not before:
+        return {}
+    (pairs,) = before
+    return {"baseline_median_ms": ms(med(pairs.diffs)), "baseline_p99_ms": ms(pct(pairs.diffs, 99))}
 
 
 def turn_steps(rig: Rig, n: int) -> dict[str, float]:
@@ -139,12 +155,14 @@ def t7_stream_ttfb(rig: Rig, n: int, word_s: float = STREAM_WORD_S) -> dict[str,
     """Time to the first streamed text through the proxy minus straight from the upstream, one
     turn at a time, taking turns with the lean handler (``bench/lean_handler.py``) and its
     coroutine twin (``bench/coroutine_handler.py``); the upstream streams a word per `word_s`."""
-    proxy_run = rig.running(delay=0.0, chunk_delay=word_s)
-    lean_run = rig.running(delay=0.0, chunk_delay=word_s, source=LEAN_HANDLER)
-    coroutine_run = rig.running(delay=0.0, chunk_delay=word_s, source=COROUTINE_HANDLER)
-    with proxy_run as proxy, lean_run as lean, coroutine_run as coroutine:
-        targets = [proxy, lean, coroutine]
-        ours, floor, coroutines = paired(targets, n, stream=True, warmup=STREAM_WARMUP_PAIRS)
+    with contextlib.ExitStack() as stack:
+        targets = [
+            stack.enter_context(rig.running(0.0, chunk_delay=word_s, source=s))
+            for s in sources(rig)
+        ]
+        ours, floor, coroutines, *before = paired(
+            targets, n, stream=True, warmup=STREAM_WARMUP_PAIRS
+        )
     return {
         "added_median_ms": ms(med(ours.diffs)),
         "added_p99_ms": ms(pct(ours.diffs, 99)),
@@ -155,4 +173,5 @@ def t7_stream_ttfb(rig: Rig, n: int, word_s: float = STREAM_WORD_S) -> dict[str,
         "coroutine_median_ms": ms(med(coroutines.diffs)),
         "coroutine_p99_ms": ms(pct(coroutines.diffs, 99)),
         "samples": len(ours.diffs),
+        **baseline_of(before),
     }

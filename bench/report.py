@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import sections
+from bench.baseline import baseline_lines
 from bench.goals import ISSUE_NAIVE_MS, ISSUE_NAIVE_RATE
 from bench.render import document, part
 from bench.table import missed, rows, table_lines
@@ -24,6 +25,7 @@ def render_report(r: dict[str, Any]) -> str:
         elapsed=f"{r['elapsed_s']:.0f}",
         quick=["", *part("quick")] if r["mode"] == "--quick" else [],
         rows=table_lines(r),
+        baseline=["", *baseline_lines(r)] if "baseline" in r else [],
         nproc=mach["nproc"],
         cpu=mach["cpu"],
         python=mach["python"],

@@ -52,6 +52,7 @@ class Rig:
     threads: int | None
     workers: int
     servers: list[Server] = field(default_factory=list)
+    baseline: Path | None = None  # another checkout's main.py, for rows 1 and 7 (--baseline)
 
     def env(
         self, upstream_url: str, threads: int | None = None, workers: int | None = None

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import instructions  # noqa: E402
+from bench.baseline import describe  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
 from bench.cold_start import t5_cold_start  # noqa: E402
 from bench.latency import BUSY_STREAM_WORD_S, t0_floor, t1_added_latency, t7_stream_ttfb  # noqa: E402
@@ -165,6 +166,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from bench/results.json"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the proxy: rows 1 and 7 take turns with it (bench/baseline.py)",
+    )
     return parser.parse_args()
 
 
@@ -180,12 +186,16 @@ def main() -> None:
         workdir = Path(tmp)
         redis = RedisServer(workdir / "redis").start()
         try:
-            measure(Rig(workdir, redis, args.threads, args.workers), steps, runs, args.quick)
+            rig = Rig(workdir, redis, args.threads, args.workers)
+            rig.baseline = args.baseline.resolve() / "main.py" if args.baseline else None
+            measure(rig, steps, runs, args.quick)
         finally:
             redis.stop()
     if steps.only:
         return
     results = results_of(steps, args, runs, began, began_ticks)
+    if args.baseline:
+        results["baseline"] = describe(args.baseline)
     RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
     report(results)
 
