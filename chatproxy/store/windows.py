@@ -1,14 +1,14 @@
 """Own the chat windows a process already has, so that Redis does not send them again.
 
 A turn reads its chat's newest messages (MESSAGES_LENGTH) and then appends two; the next turn of
-the chat reads the same messages again, less the oldest two, plus the two it wrote. Through Lua
-that read is a third of a turn's work in Redis (callgrind on redis-server: 121K of 382K
-instructions), and 20 messages are several kilobytes on the wire to a hosted Redis. So the Redis
+the chat reads the same messages again, less the oldest two, plus the two it wrote: a large part
+of a turn's work in Redis, and several kilobytes on the wire to a hosted Redis. So the Redis
 store remembers, per chat, the newest stored texts as its own last save left them and the turn
 id of that save. The next turn sends that id; if the chat's `last_turn` still is that id, the
 script answers how many of the newest messages the window holds instead of the messages.
 
-Why that is safe: a chat's messages change only by a save, which sets `last_turn` to its own
+Why that is safe (tests/test_known_windows.py drives each case against a real Redis): a chat's
+messages change only by a save, which sets `last_turn` to its own
 turn id, or all at once with the whole chat (delete, expiry: the messages and the hash expire
 together), which removes `last_turn`. Only ids of this process's own saves of a turn it began
 are remembered, and those are random (uuid4), so no other write can leave one behind. Between a

@@ -2,7 +2,7 @@
 provider's settings (`Provider`), the request bodies, what the answers mean, the timing of
 retries, and the translation of failures into the proxy's error tree.
 
-`upstream_aio.AsyncUpstream` makes the calls (aiohttp). The calls are plain JSON over kept-alive
+`client.AsyncUpstream` makes the calls (aiohttp). The calls are plain JSON over kept-alive
 connections: the official `openai` client was used before, and profiled in a turn its request
 building and HTTP stack (httpx, httpcore, h11) cost about 1.4 ms of CPU a call on a slow 2-core
 machine, more than the proxy's own work and both store round trips together. Nothing of it was
