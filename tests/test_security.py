@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.fake_upstream import FakeUpstream
+from harness.redis_server import RedisServer
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 
@@ -271,6 +273,36 @@ PUBLIC_PATHS = [
     "/docs/swagger-ui-bundle.js",
     "/openapi.json",
 ]
+
+
+@pytest.mark.parametrize("store_kind", ["redis"])
+def test_rate_limits_and_chats_share_the_store_s_redis_connections(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """The counters run on the chat store's own pool: with REDIS_MAX_CONNECTIONS=1 the proxy
+    holds one connection to Redis for its chats and its limits together."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        client = make_client(
+            REDIS_URL=redis.url,
+            REDIS_MAX_CONNECTIONS="1",
+            RATE_LIMIT="100/minute",
+            RATE_LIMIT_PER_ADDRESS="100/minute",
+            TOKEN_BUDGET_PER_DAY="100000",
+        )
+        statuses = [
+            client.post("/c1/chat", data=json.dumps({"content": f"m{n}"})).status_code
+            for n in range(3)
+        ]
+        with redis.client() as admin:
+            held = [c for c in admin.client_list() if c["cmd"] != "client|list"]
+            counted = admin.keys("LIMITS:*")
+    finally:
+        redis.stop()
+
+    assert statuses == [200, 200, 200]
+    assert counted != []
+    assert len(held) == 1
 
 
 @pytest.mark.parametrize("path", PUBLIC_PATHS)

@@ -26,6 +26,7 @@ from chatproxy.config import Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
 from chatproxy.service.quotas import Identity, Quotas
 from chatproxy.store.base import AsyncStore
+from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_limits import SqliteLimitsStorage
 
@@ -52,11 +53,13 @@ class CountedQuotas(Quotas):
         """Keep the counters beside the chats: in the configured Redis, or in the SQLite file."""
         if isinstance(store, SqliteStore):
             return cls(settings, SqliteLimitsStorage(store))
-        if settings.redis is None:
-            raise ValueError("a store other than SQLite needs Redis settings for its limits")
-        from chatproxy.store.redis_limits import open_redis_limits
+        if isinstance(store, RedisStore) and (shared := store.limits_storage()) is not None:
+            return cls(settings, shared)  # the store's connections: the store closes them
+        if settings.redis is None or not settings.redis.cluster:
+            raise ValueError("the rate limits need the SQLite store, a Redis store, or a cluster")
+        from chatproxy.store.redis_limits import open_cluster_limits
 
-        storage, close = open_redis_limits(settings.redis)
+        storage, close = open_cluster_limits(settings.redis)
         return cls(settings, storage, close)
 
     async def admit(self, identity: Identity) -> None:
@@ -86,7 +89,8 @@ class CountedQuotas(Quotas):
             await _guarded(self._tokens.hit(self._budget, "tokens", tenant, cost=tokens))
 
     async def close(self) -> None:
-        """Release the counters' own Redis connections (the SQLite file is the store's)."""
+        """Release the counters' own connections: a cluster's (on a single Redis and on SQLite
+        they use the store's, which the store releases)."""
         if self._close is not None:
             await self._close()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import RedisCluster
 
@@ -49,6 +49,10 @@ from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.windows import KnownWindows
 
 Pipeline = Any  # a redis.asyncio pipeline of either topology
+
+
+if TYPE_CHECKING:
+    from chatproxy.store.redis_limits import SharedRedisStorage
 
 
 class RedisStore:
@@ -251,6 +255,15 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    def limits_storage(self) -> SharedRedisStorage | None:
+        """A `limits.aio` storage for the rate-limit counters on this store's own connections and
+        call slots, or None on a Redis Cluster (whose counters `limits` connects itself)."""
+        if isinstance(self._redis, RedisCluster):
+            return None
+        from chatproxy.store.redis_limits import SharedRedisStorage  # loads `limits`
+
+        return SharedRedisStorage(self._redis, self._slots)
 
     async def _script(self, name: str, keys: list[str], beside: list[str], args: list[Any]) -> Any:
         """Run a script on the chat's `keys`, and on a single node also on the keys `beside` the
