@@ -1,6 +1,6 @@
 """The issue's goals, read by the verdicts, the report's reasons and the chart."""
 
-GOAL_ADDED_MS = 1.5  # 1: added latency, median
+GOAL_ADDED_MS = 1.0  # 1: added latency, median (the renovation issue lowered it from 1.5)
 GOAL_ADDED_P99_MS = 5.0  # 1: added latency, p99
 GOAL_CHATS_RATE = 190  # 2: turns/s with 200 chats on a 1 s model
 GOAL_CHATS_P99_MS = 50.0  # 2: added p99

@@ -20,19 +20,26 @@ WRONG_KEY = "wrong-SECRET-0123456789abcdef"
 PRIVATE_TEXT = "my private SECRET-diary entry"
 
 
+def four_workers(
+    proxy_env: dict[str, str], fake_upstream: FakeUpstream, **env: str
+) -> dict[str, str]:
+    """The environment of a server with four worker processes on the test's store."""
+    store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
+    return server_env(
+        WORKERS="4", **store, GPT_API_KEY=GPT_KEY, OPENAI_BASE_URL=fake_upstream.base_url, **env
+    )
+
+
 @pytest.mark.parametrize("store_kind", ["redis", "sqlite"])
 def test_rate_limit_holds_across_four_workers(
     start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
 ) -> None:
     """Each key gets its limit from one address, however many requests another key sends."""
     limit, sent = 100, {WEB_KEY: 160, OPS_KEY: 240}
-    store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
     server = start_server(
-        server_env(
-            WORKERS="4",
-            **store,
-            GPT_API_KEY=GPT_KEY,
-            OPENAI_BASE_URL=fake_upstream.base_url,
+        four_workers(
+            proxy_env,
+            fake_upstream,
             PROXY_API_KEYS=f"web={WEB_KEY},ops={OPS_KEY}",
             RATE_LIMIT=f"{limit}/minute",
         )
@@ -62,13 +69,10 @@ def test_rate_limit_per_address_holds_across_four_workers_over_every_route(
 ) -> None:
     """Public pages, the spec, health checks and wrong keys all count against one address."""
     limit, sent = 100, 160
-    store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
     server = start_server(
-        server_env(
-            WORKERS="4",
-            **store,
-            GPT_API_KEY=GPT_KEY,
-            OPENAI_BASE_URL=fake_upstream.base_url,
+        four_workers(
+            proxy_env,
+            fake_upstream,
             PROXY_API_KEYS=f"web={WEB_KEY}",
             RATE_LIMIT_PER_ADDRESS=f"{limit}/minute",
             TRUSTED_PROXY_HOPS="1",

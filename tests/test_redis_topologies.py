@@ -326,16 +326,21 @@ async def test_cluster_deletes_a_whole_chat_and_nothing_else(
         assert client.zrange(index, 0, -1) == ["keep-me"]
 
 
+def on_cluster(cluster: RedisClusterServers) -> dict[str, str | None]:
+    """The overrides of `make_client` that put the app's store on the cluster."""
+    return {
+        "REDIS_URL": cluster.url,
+        "REDIS_CLUSTER": "1",
+        "REDIS_SSL": "0",
+        "REDIS_CA_CERT": None,
+        "STORE_PATH": None,
+    }
+
+
 def test_app_serves_separate_chats_and_system_prompts_over_the_cluster(
     make_client: MakeClient, cluster: RedisClusterServers, fake_upstream: FakeUpstream
 ) -> None:
-    client = make_client(
-        REDIS_URL=cluster.url,
-        REDIS_CLUSTER="1",
-        REDIS_SSL="0",
-        REDIS_CA_CERT=None,
-        STORE_PATH=None,
-    )
+    client = make_client(**on_cluster(cluster))
     health = client.get("/")
     assert (health.status_code, health.get_json()["store"]) == (200, "redis")
     chat_ids = [f"chat-{n}" for n in range(6)]
@@ -367,11 +372,7 @@ def test_app_counts_rate_limits_over_the_cluster(
     make_client: MakeClient, cluster: RedisClusterServers
 ) -> None:
     client = make_client(
-        REDIS_URL=cluster.url,
-        REDIS_CLUSTER="1",
-        REDIS_SSL="0",
-        REDIS_CA_CERT=None,
-        STORE_PATH=None,
+        **on_cluster(cluster),
         RATE_LIMIT="3/minute",
         RATE_LIMIT_PER_ADDRESS="5/minute",
         TRUSTED_PROXY_HOPS="1",
