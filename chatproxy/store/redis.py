@@ -48,11 +48,10 @@ from chatproxy.store.redis_keys import (
 from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.windows import KnownWindows
 
-Pipeline = Any  # a redis.asyncio pipeline of either topology
-
-
 if TYPE_CHECKING:
     from chatproxy.store.redis_limits import SharedRedisStorage
+
+Pipeline = Any  # a redis.asyncio pipeline of either topology
 
 
 class RedisStore:
@@ -270,9 +269,7 @@ class RedisStore:
         chat's slot that it reads or writes when given them (a cluster refuses those in one
         script: its caller handles them in another call).
 
-        One EVALSHA (redis-py loads the script only when Redis answers NOSCRIPT): the pipeline
-        of a script and a command this replaced cost the client 40% more CPU than one call, and
-        its pipelined script asked SCRIPT EXISTS first, a round trip of its own.
+        One EVALSHA: redis-py loads the script only when Redis answers NOSCRIPT.
         """
         async with self._slots.call():
             return await self._scripts[name](
