@@ -10,7 +10,7 @@ import functions_framework
 import pytest
 
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import AsyncStore, ChatRef
+from chatproxy.store.base import ChatRef, Store
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream
@@ -19,10 +19,10 @@ from harness.server_process import CONFIG_VARS, MAIN, Server, StartServer, launc
 from tests.asgi_client import ProxyClient
 
 MakeClient = Callable[..., ProxyClient]
-MakeStore = Callable[..., AsyncStore]
+MakeStore = Callable[..., Store]
 
 
-async def take_lock(store: AsyncStore, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+async def take_lock(store: Store, chat: ChatRef, token: str, lease_seconds: float) -> bool:
     """Take the chat's turn lock as a turn does, reading no messages; whether it was free."""
     return await store.begin_turn(chat, token, lease_seconds, 0) is not None
 
@@ -84,10 +84,10 @@ async def make_store(
 ) -> AsyncIterator[MakeStore]:
     """Build stores of the parametrized kind over one shared database (the session's Redis,
     emptied, or one SQLite file), on the test's event loop; all are closed after the test."""
-    made: list[AsyncStore] = []
+    made: list[Store] = []
 
-    def make(ttl_seconds: int | None = 3600, max_messages: int = 0) -> AsyncStore:
-        store: AsyncStore
+    def make(ttl_seconds: int | None = 3600, max_messages: int = 0) -> Store:
+        store: Store
         if store_kind == "redis":
             settings = RedisSettings(request.getfixturevalue("redis_url"), False, 2.0)
             store = RedisStore.from_settings(settings, ttl_seconds, max_messages)
@@ -102,7 +102,7 @@ async def make_store(
 
 
 @pytest.fixture
-def store(make_store: MakeStore) -> AsyncStore:
+def store(make_store: MakeStore) -> Store:
     return make_store()
 
 

@@ -10,7 +10,7 @@ import pytest
 from chatproxy.config import RedisSettings
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.window import fit_window, message_tokens
-from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.base import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.tokens import estimate_tokens
@@ -56,7 +56,7 @@ def seed_turns(store_kind: str, proxy_env: dict[str, str]) -> SeedTurns:
 
     def seed(chat: ChatRef, turns: list[list[Message]]) -> None:
         async def save_all() -> None:
-            store: AsyncStore
+            store: Store
             if store_kind == "redis":
                 settings = RedisSettings(proxy_env["REDIS_URL"], False, 2.0)
                 store = RedisStore.from_settings(settings, 3600)

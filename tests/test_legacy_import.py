@@ -15,7 +15,7 @@ import redis
 from chatproxy.cli import legacy
 from chatproxy.cli.legacy import ImportReport, import_legacy
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.base import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from harness.redis_server import RedisServer
@@ -46,12 +46,12 @@ def write_chat(source: redis.Redis, chat_id: str, messages: Pairs) -> None:
     source.rpush(f"user-{chat_id}", *(json.dumps({"role": r, "content": c}) for r, c in messages))
 
 
-async def history(store: AsyncStore, chat_id: str, tenant: str = "public") -> Pairs:
+async def history(store: Store, chat_id: str, tenant: str = "public") -> Pairs:
     state = await store.load_history(ChatRef(tenant, chat_id))
     return [(m.role, str(m.content)) for m in state.messages]
 
 
-async def chat_system(store: AsyncStore, chat_id: str) -> str | None:
+async def chat_system(store: Store, chat_id: str) -> str | None:
     return (await store.load_history(ChatRef("public", chat_id))).chat_system
 
 
@@ -66,7 +66,7 @@ def counts(report: ImportReport) -> tuple[int, int, int, int]:
 
 @pytest.mark.anyio
 async def test_import_copies_histories_global_and_own_system_prompts(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     source.set("system", "You are helpful.")
     write_chat(source, "follows-global", [("system", "You are helpful."), *CONVERSATION])
@@ -98,9 +98,7 @@ async def test_import_copies_histories_global_and_own_system_prompts(
 
 
 @pytest.mark.anyio
-async def test_odd_sequences_keep_every_message_in_order(
-    source: redis.Redis, store: AsyncStore
-) -> None:
+async def test_odd_sequences_keep_every_message_in_order(source: redis.Redis, store: Store) -> None:
     odd = [
         ("assistant", "Welcome!"),
         ("user", "first"),
@@ -118,7 +116,7 @@ async def test_odd_sequences_keep_every_message_in_order(
 
 
 @pytest.mark.anyio
-async def test_a_second_run_imports_nothing(source: redis.Redis, store: AsyncStore) -> None:
+async def test_a_second_run_imports_nothing(source: redis.Redis, store: Store) -> None:
     source.set("system", "G")
     write_chat(source, "a", [("system", "Own."), *CONVERSATION])
     write_chat(source, "b", CONVERSATION[:3])
@@ -135,7 +133,7 @@ async def test_a_second_run_imports_nothing(source: redis.Redis, store: AsyncSto
 
 @pytest.mark.anyio
 async def test_a_second_run_appends_only_what_the_legacy_chat_gained(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     write_chat(source, "growing", [("system", "Own."), *CONVERSATION[:3]])  # a question pending
     await import_legacy(source, store)
@@ -151,7 +149,7 @@ async def test_a_second_run_appends_only_what_the_legacy_chat_gained(
 
 @pytest.mark.anyio
 async def test_a_chat_used_through_the_proxy_after_the_import_is_left_alone(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     write_chat(source, "switched", CONVERSATION[:2])
     await import_legacy(source, store)
@@ -175,7 +173,7 @@ async def test_a_chat_used_through_the_proxy_after_the_import_is_left_alone(
 
 @pytest.mark.anyio
 async def test_a_chat_that_already_exists_with_other_messages_is_reported(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     await store.save_turn(ChatRef("public", "taken"), "t1", [Message("user", "something else")])
     write_chat(source, "taken", CONVERSATION)
@@ -206,7 +204,7 @@ async def test_a_rerun_recognises_a_chat_the_target_trimmed(
 
 @pytest.mark.anyio
 async def test_bad_chats_are_reported_and_skipped_without_stopping_the_import(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     write_chat(source, "good-1", CONVERSATION[:2])
     source.rpush("user-not-json", json.dumps({"role": "user", "content": "ok"}), "{broken")
@@ -241,7 +239,7 @@ async def test_bad_chats_are_reported_and_skipped_without_stopping_the_import(
 
 @pytest.mark.anyio
 async def test_a_chat_in_the_middle_of_a_turn_waits_for_a_later_run(
-    source: redis.Redis, store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+    source: redis.Redis, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(legacy, "LOCK_WAIT_SECONDS", 0.3)
     write_chat(source, "busy", CONVERSATION[:2])
@@ -262,7 +260,7 @@ async def test_a_chat_in_the_middle_of_a_turn_waits_for_a_later_run(
 
 
 @pytest.mark.anyio
-async def test_data_that_is_not_utf8_is_reported(redis_url: str, store: AsyncStore) -> None:
+async def test_data_that_is_not_utf8_is_reported(redis_url: str, store: Store) -> None:
     raw = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")  # bytes, as the command uses
     raw.rpush(b"user-\xff", b'{"role": "user", "content": "hi"}')
     raw.rpush(b"user-latin1", b'{"role": "user", "content": "caf\xe9"}')
@@ -282,9 +280,7 @@ async def test_data_that_is_not_utf8_is_reported(redis_url: str, store: AsyncSto
 
 
 @pytest.mark.anyio
-async def test_content_parts_are_imported_as_they_are(
-    source: redis.Redis, store: AsyncStore
-) -> None:
+async def test_content_parts_are_imported_as_they_are(source: redis.Redis, store: Store) -> None:
     parts = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {}}]
     source.rpush("user-img", json.dumps({"role": "user", "content": parts}))
 
@@ -295,7 +291,7 @@ async def test_content_parts_are_imported_as_they_are(
 
 @pytest.mark.anyio
 async def test_a_dry_run_changes_nothing_and_counts_what_a_run_would_do(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     source.set("system", "G")
     write_chat(source, "a", [("system", "Own."), *CONVERSATION])
@@ -313,9 +309,7 @@ async def test_a_dry_run_changes_nothing_and_counts_what_a_run_would_do(
 
 
 @pytest.mark.anyio
-async def test_the_target_keeps_its_own_global_prompt(
-    source: redis.Redis, store: AsyncStore
-) -> None:
+async def test_the_target_keeps_its_own_global_prompt(source: redis.Redis, store: Store) -> None:
     await store.set_global_system("Ours.")
     source.set("system", "Theirs.")
     write_chat(source, "a", [("system", "Theirs."), *CONVERSATION[:2]])
@@ -329,7 +323,7 @@ async def test_the_target_keeps_its_own_global_prompt(
 
 @pytest.mark.anyio
 async def test_a_system_message_equal_to_system_prompt_setting_follows_it(
-    source: redis.Redis, store: AsyncStore
+    source: redis.Redis, store: Store
 ) -> None:
     write_chat(source, "a", [("system", "From SYSTEM_PROMPT."), *CONVERSATION[:2]])
 
@@ -339,7 +333,7 @@ async def test_a_system_message_equal_to_system_prompt_setting_follows_it(
 
 
 @pytest.mark.anyio
-async def test_chats_go_to_the_tenant_asked_for(source: redis.Redis, store: AsyncStore) -> None:
+async def test_chats_go_to_the_tenant_asked_for(source: redis.Redis, store: Store) -> None:
     write_chat(source, "a", CONVERSATION[:2])
 
     await import_legacy(source, store, tenant="team-1")

@@ -15,7 +15,7 @@ import pytest
 
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.base import ChatRef, Message, Store
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY
 from harness.fake_upstream import FakeUpstream
@@ -64,15 +64,15 @@ def cluster(cluster_servers: RedisClusterServers) -> RedisClusterServers:
     return cluster_servers
 
 
-OpenRedis = Callable[[RedisSettings], AsyncStore]
+OpenRedis = Callable[[RedisSettings], Store]
 
 
 @pytest.fixture
 async def open_redis(anyio_backend: str) -> AsyncIterator[OpenRedis]:
     """Open stores on given settings, on the test's event loop; all are closed after the test."""
-    opened: list[AsyncStore] = []
+    opened: list[Store] = []
 
-    def open_store(settings: RedisSettings) -> AsyncStore:
+    def open_store(settings: RedisSettings) -> Store:
         opened.append(RedisStore.from_settings(settings, 3600))
         return opened[-1]
 
@@ -82,7 +82,7 @@ async def open_redis(anyio_backend: str) -> AsyncIterator[OpenRedis]:
 
 
 @pytest.fixture
-def cluster_store(cluster: RedisClusterServers, open_redis: OpenRedis) -> AsyncStore:
+def cluster_store(cluster: RedisClusterServers, open_redis: OpenRedis) -> Store:
     return open_redis(RedisSettings(url=cluster.url, ssl=False, socket_timeout=2.0, cluster=True))
 
 
@@ -224,7 +224,7 @@ def test_a_ca_cert_with_a_plain_redis_url_is_refused_at_start_up(
 
 @pytest.mark.anyio
 async def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
-    cluster: RedisClusterServers, cluster_store: AsyncStore
+    cluster: RedisClusterServers, cluster_store: Store
 ) -> None:
     chats = [ChatRef("public", f"chat-{n}") for n in range(12)]
     for n, chat in enumerate(chats):
@@ -246,7 +246,7 @@ async def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
 
 @pytest.mark.anyio
 async def test_cluster_returns_windows_and_histories_oldest_first(
-    cluster_store: AsyncStore,
+    cluster_store: Store,
 ) -> None:
     other = ChatRef("public", "other")
     for n in range(4):
@@ -266,7 +266,7 @@ async def test_cluster_returns_windows_and_histories_oldest_first(
 
 
 @pytest.mark.anyio
-async def test_cluster_stores_a_repeated_turn_id_once(cluster_store: AsyncStore) -> None:
+async def test_cluster_stores_a_repeated_turn_id_once(cluster_store: Store) -> None:
     assert await cluster_store.save_turn(CHAT, "same", turn(1)) is True
     assert await cluster_store.save_turn(CHAT, "same", turn(1)) is False
 
@@ -275,7 +275,7 @@ async def test_cluster_stores_a_repeated_turn_id_once(cluster_store: AsyncStore)
 
 @pytest.mark.anyio
 async def test_cluster_sets_and_removes_chat_and_global_system_prompts(
-    cluster_store: AsyncStore,
+    cluster_store: Store,
 ) -> None:
     other = ChatRef("public", "other")
     assert await cluster_store.get_global_system() is None
@@ -299,7 +299,7 @@ async def test_cluster_sets_and_removes_chat_and_global_system_prompts(
 
 @pytest.mark.anyio
 async def test_cluster_deletes_a_whole_chat_and_nothing_else(
-    cluster: RedisClusterServers, cluster_store: AsyncStore
+    cluster: RedisClusterServers, cluster_store: Store
 ) -> None:
     other = ChatRef("public", "keep-me")
     await cluster_store.save_turn(CHAT, "t1", turn(1))

@@ -1,4 +1,4 @@
-"""The storage contract (`AsyncStore`), run against every backend: what one passes, the other
+"""The storage contract (`Store`), run against every backend: what one passes, the other
 must pass too."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from redis.exceptions import MaxConnectionsError
 from chatproxy.config import RedisSettings, load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.store import (
-    AsyncStore,
     ChatRef,
     IdempotencyClaim,
     IdempotentResult,
     Message,
-    open_async_store,
+    Store,
+    open_store,
 )
 from chatproxy.store.base import ChatState
 from chatproxy.store.redis import RedisStore
@@ -46,14 +46,14 @@ def contents(messages: list[Message]) -> list[object]:
 
 
 @pytest.mark.anyio
-async def test_unknown_chat_is_empty_and_does_not_exist(store: AsyncStore) -> None:
+async def test_unknown_chat_is_empty_and_does_not_exist(store: Store) -> None:
     state = await store.load_history(CHAT)
     assert (state.exists, state.chat_system, state.messages) == (False, None, [])
     assert (await store.load_window(CHAT, 10)).messages == []
 
 
 @pytest.mark.anyio
-async def test_saved_turns_come_back_in_order_with_every_field(store: AsyncStore) -> None:
+async def test_saved_turns_come_back_in_order_with_every_field(store: Store) -> None:
     assert await store.save_turn(CHAT, "t1", turn(1))
     assert await store.save_turn(CHAT, "t2", turn(2))
 
@@ -64,7 +64,7 @@ async def test_saved_turns_come_back_in_order_with_every_field(store: AsyncStore
 
 
 @pytest.mark.anyio
-async def test_window_holds_only_the_newest_messages_oldest_first(store: AsyncStore) -> None:
+async def test_window_holds_only_the_newest_messages_oldest_first(store: Store) -> None:
     for n in range(5):
         await store.save_turn(CHAT, f"t{n}", turn(n))
 
@@ -78,7 +78,7 @@ async def test_window_holds_only_the_newest_messages_oldest_first(store: AsyncSt
 
 
 @pytest.mark.anyio
-async def test_saving_the_same_turn_id_twice_stores_it_once(store: AsyncStore) -> None:
+async def test_saving_the_same_turn_id_twice_stores_it_once(store: Store) -> None:
     assert await store.save_turn(CHAT, "same", turn(1)) is True
     assert await store.save_turn(CHAT, "same", turn(1)) is False
 
@@ -86,7 +86,7 @@ async def test_saving_the_same_turn_id_twice_stores_it_once(store: AsyncStore) -
 
 
 @pytest.mark.anyio
-async def test_chats_and_tenants_are_separate(store: AsyncStore) -> None:
+async def test_chats_and_tenants_are_separate(store: Store) -> None:
     other_chat = ChatRef("public", "chat-2")
     other_tenant = ChatRef("web", "chat-1")
     await store.save_turn(CHAT, "t1", turn(1))
@@ -101,7 +101,7 @@ async def test_chats_and_tenants_are_separate(store: AsyncStore) -> None:
 
 
 @pytest.mark.anyio
-async def test_content_parts_and_unicode_round_trip(store: AsyncStore) -> None:
+async def test_content_parts_and_unicode_round_trip(store: Store) -> None:
     parts = [
         {"type": "text", "text": 'Что на картинке? 🖼️ "quoted" \\ back'},
         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
@@ -112,7 +112,7 @@ async def test_content_parts_and_unicode_round_trip(store: AsyncStore) -> None:
 
 
 @pytest.mark.anyio
-async def test_chat_system_prompt_is_set_replaced_and_removed(store: AsyncStore) -> None:
+async def test_chat_system_prompt_is_set_replaced_and_removed(store: Store) -> None:
     await store.set_chat_system(CHAT, "first")
     state = await store.load_window(CHAT, 5)
     assert (state.exists, state.chat_system, state.messages) == (True, "first", [])
@@ -128,7 +128,7 @@ async def test_chat_system_prompt_is_set_replaced_and_removed(store: AsyncStore)
 
 
 @pytest.mark.anyio
-async def test_global_system_prompt_is_stored_beside_the_chats(store: AsyncStore) -> None:
+async def test_global_system_prompt_is_stored_beside_the_chats(store: Store) -> None:
     assert await store.get_global_system() is None
     await store.set_global_system("Be brief.")
     assert await store.get_global_system() == "Be brief."
@@ -138,7 +138,7 @@ async def test_global_system_prompt_is_stored_beside_the_chats(store: AsyncStore
 
 
 @pytest.mark.anyio
-async def test_delete_removes_the_whole_chat_and_nothing_else(store: AsyncStore) -> None:
+async def test_delete_removes_the_whole_chat_and_nothing_else(store: Store) -> None:
     other = ChatRef("public", "keep-me")
     await store.save_turn(CHAT, "t1", turn(1))
     await store.set_chat_system(CHAT, "mine")
@@ -156,7 +156,7 @@ async def test_delete_removes_the_whole_chat_and_nothing_else(store: AsyncStore)
 
 @pytest.mark.anyio
 async def test_a_deleted_chat_starts_again_empty_even_with_a_reused_turn_id(
-    store: AsyncStore,
+    store: Store,
 ) -> None:
     await store.save_turn(CHAT, "t1", turn(1))
     await store.delete_chat(CHAT)
@@ -193,7 +193,7 @@ async def test_concurrent_turns_are_each_stored_whole(make_store: MakeStore) -> 
     stores = [make_store() for _ in range(2)]  # two "processes"
     writers_per_store, turns_each = 4, 15
 
-    async def writer(store: AsyncStore, worker: int) -> None:
+    async def writer(store: Store, worker: int) -> None:
         for n in range(turns_each):
             tag = f"w{worker}-{n}"
             pair = [Message("user", f"q {tag}"), Message("assistant", f"a {tag}")]
@@ -219,7 +219,7 @@ async def test_concurrent_turns_are_each_stored_whole(make_store: MakeStore) -> 
 
 
 @pytest.mark.anyio
-async def test_turn_lock_has_one_holder_until_released(store: AsyncStore) -> None:
+async def test_turn_lock_has_one_holder_until_released(store: Store) -> None:
     assert await take_lock(store, CHAT, "a", 30) is True
     assert await take_lock(store, CHAT, "b", 30) is False
     assert await take_lock(store, ChatRef("public", "other"), "b", 30) is True
@@ -232,14 +232,14 @@ async def test_turn_lock_has_one_holder_until_released(store: AsyncStore) -> Non
 
 
 @pytest.mark.anyio
-async def test_an_expired_lease_lets_another_holder_in(store: AsyncStore) -> None:
+async def test_an_expired_lease_lets_another_holder_in(store: Store) -> None:
     assert await take_lock(store, CHAT, "slow", 0.2)
     await asyncio.sleep(0.3)
     assert await take_lock(store, CHAT, "next", 30) is True
 
 
 @pytest.mark.anyio
-async def test_save_is_fenced_by_the_lock_token(store: AsyncStore) -> None:
+async def test_save_is_fenced_by_the_lock_token(store: Store) -> None:
     await take_lock(store, CHAT, "holder", 30)
 
     with pytest.raises(TurnLeaseLost):
@@ -251,7 +251,7 @@ async def test_save_is_fenced_by_the_lock_token(store: AsyncStore) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_holder_whose_lease_ran_out_cannot_append(store: AsyncStore) -> None:
+async def test_a_holder_whose_lease_ran_out_cannot_append(store: Store) -> None:
     await take_lock(store, CHAT, "paused", 0.2)
     await asyncio.sleep(0.3)  # the holder "pauses" past its lease; nobody else took the lock
 
@@ -266,7 +266,7 @@ async def test_a_holder_whose_lease_ran_out_cannot_append(store: AsyncStore) -> 
 
 @pytest.mark.anyio
 async def test_a_retried_save_that_already_landed_is_not_refused_after_the_lease(
-    store: AsyncStore,
+    store: Store,
 ) -> None:
     await take_lock(store, CHAT, "holder", 0.2)
     assert await store.save_turn(CHAT, "t1", turn(1), lock_token="holder") is True
@@ -277,7 +277,7 @@ async def test_a_retried_save_that_already_landed_is_not_refused_after_the_lease
 
 
 @pytest.mark.anyio
-async def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: AsyncStore) -> None:
+async def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: Store) -> None:
     for n in range(1, 4):
         await store.save_turn(CHAT, f"t{n}", turn(n))
     await store.set_chat_system(CHAT, "Be kind.")
@@ -300,7 +300,7 @@ async def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: Async
 
 
 @pytest.mark.anyio
-async def test_a_save_can_release_the_lock_in_the_same_step(store: AsyncStore) -> None:
+async def test_a_save_can_release_the_lock_in_the_same_step(store: Store) -> None:
     await store.begin_turn(CHAT, "holder", 30, 5)
 
     assert await store.save_turn(CHAT, "t1", turn(1), lock_token="holder", release=True) is True
@@ -319,7 +319,7 @@ async def test_a_save_can_release_the_lock_in_the_same_step(store: AsyncStore) -
 
 
 @pytest.mark.anyio
-async def test_idempotency_key_is_claimed_once_then_pending(store: AsyncStore) -> None:
+async def test_idempotency_key_is_claimed_once_then_pending(store: Store) -> None:
     assert await store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("new")
     assert await store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("pending")
     assert await store.claim_idempotency(CHAT, "k", "body-2", 30) == IdempotencyClaim("mismatch")
@@ -328,7 +328,7 @@ async def test_idempotency_key_is_claimed_once_then_pending(store: AsyncStore) -
 
 
 @pytest.mark.anyio
-async def test_a_saved_turn_completes_its_idempotency_record(store: AsyncStore) -> None:
+async def test_a_saved_turn_completes_its_idempotency_record(store: Store) -> None:
     await store.claim_idempotency(CHAT, "k", "body-1", 30)
     answer = IdempotentResult("k", "body-1", '{"content": "the reply"}')
 
@@ -342,7 +342,7 @@ async def test_a_saved_turn_completes_its_idempotency_record(store: AsyncStore) 
 
 
 @pytest.mark.anyio
-async def test_a_released_claim_can_be_claimed_again(store: AsyncStore) -> None:
+async def test_a_released_claim_can_be_claimed_again(store: Store) -> None:
     await store.claim_idempotency(CHAT, "k", "body-1", 30)
     await store.release_idempotency(CHAT, "k", "other-body")  # not ours: kept
     assert await store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("pending")
@@ -353,7 +353,7 @@ async def test_a_released_claim_can_be_claimed_again(store: AsyncStore) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_pending_claim_ends_with_its_lease(store: AsyncStore) -> None:
+async def test_a_pending_claim_ends_with_its_lease(store: Store) -> None:
     await store.claim_idempotency(CHAT, "k", "body-1", 0.2)
     await asyncio.sleep(0.3)
 
@@ -435,7 +435,7 @@ async def test_a_redis_call_that_waits_too_long_for_a_connection_is_a_full_pool(
 
 
 @pytest.mark.anyio
-async def test_one_save_of_many_messages_stores_them_all_in_order(store: AsyncStore) -> None:
+async def test_one_save_of_many_messages_stores_them_all_in_order(store: Store) -> None:
     many = [Message("user", f"part {n}", created_at=1000.0 + n) for n in range(250)]
 
     assert await store.save_turn(CHAT, "t1", many)
@@ -475,7 +475,7 @@ async def test_the_store_of_the_settings_is_its_backend_and_shares_its_chats(
     if backend == "redis":
         environ["REDIS_URL"] = request.getfixturevalue("redis_url")
     settings = load_settings(environ)
-    one, other = open_async_store(settings), open_async_store(settings)  # two "processes"
+    one, other = open_store(settings), open_store(settings)  # two "processes"
     try:
         assert await one.save_turn(CHAT, "t1", turn(1))
         assert (one.kind, (await one.load_history(CHAT)).messages) == (backend, turn(1))

@@ -31,12 +31,12 @@ from hypothesis.stateful import (
 from chatproxy.config import RedisSettings
 from chatproxy.errors import TurnLeaseLost
 from chatproxy.store import (
-    AsyncStore,
     ChatRef,
     ChatState,
     IdempotencyClaim,
     IdempotentResult,
     Message,
+    Store,
 )
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_client import connect
@@ -88,7 +88,7 @@ MACHINE_SETTINGS = settings(
 )
 
 # A fresh, empty store with a message limit (0 = none), and what to call when the example is over.
-FreshStore = Callable[[int], tuple[AsyncStore, Callable[[], None]]]
+FreshStore = Callable[[int], tuple[Store, Callable[[], None]]]
 
 
 @dataclass
@@ -278,7 +278,7 @@ def fresh_store(
         admin = server.client()
         client = connect(RedisSettings(server.url, False, 2.0))  # shared by the examples' stores
 
-        def fresh_redis(max_messages: int) -> tuple[AsyncStore, Callable[[], None]]:
+        def fresh_redis(max_messages: int) -> tuple[Store, Callable[[], None]]:
             admin.flushall()
             return RedisStore(client, None, max_messages), lambda: None
 
@@ -287,7 +287,7 @@ def fresh_store(
         machine_loop.run(client.aclose())
         return
 
-    def fresh_sqlite(max_messages: int) -> tuple[AsyncStore, Callable[[], None]]:
+    def fresh_sqlite(max_messages: int) -> tuple[Store, Callable[[], None]]:
         directory = tempfile.mkdtemp(prefix="store-model-")
         sqlite_store = SqliteStore(str(Path(directory) / "chats.sqlite3"), None, max_messages)
 
@@ -327,7 +327,7 @@ def pair(n: int) -> list[Message]:
 
 
 @pytest.mark.anyio
-async def test_an_empty_lock_token_is_fenced_like_any_other(store: AsyncStore) -> None:
+async def test_an_empty_lock_token_is_fenced_like_any_other(store: Store) -> None:
     assert await take_lock(store, CHAT, "holder", LEASE)
 
     with pytest.raises(TurnLeaseLost):
@@ -342,7 +342,7 @@ def test_an_idempotent_answer_needs_a_fingerprint() -> None:
 
 @pytest.mark.anyio
 async def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(
-    store: AsyncStore,
+    store: Store,
 ) -> None:
     decoded = store.decoded  # type: ignore[attr-defined]  # each backend's own memory
     saved = pair(1) + pair(2)
@@ -406,7 +406,7 @@ def test_tenants_cannot_contain_what_would_make_keys_ambiguous(tenant: str) -> N
 
 
 @pytest.mark.anyio
-async def test_chat_ids_with_colons_stay_apart(store: AsyncStore) -> None:
+async def test_chat_ids_with_colons_stay_apart(store: Store) -> None:
     saved = pair(1)
     await store.save_turn(ChatRef("public", "a:b"), "t1", saved)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chatproxy.store import ChatRef, Message, open_async_store
+from chatproxy.store import ChatRef, Message, open_store
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
@@ -160,7 +160,7 @@ def test_closing_the_app_waits_for_the_streamed_turns_being_stored(
     client.portal_call(app.aclose)
 
     async def read_history() -> list[Message]:
-        store = open_async_store(app.settings)
+        store = open_store(app.settings)
         try:
             return (await store.load_history(ChatRef("public", "c1"))).messages
         finally:

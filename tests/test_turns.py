@@ -9,7 +9,7 @@ import pytest
 from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.service.guard import TurnGuard
-from chatproxy.store.base import AsyncStore, ChatRef, Message
+from chatproxy.store.base import ChatRef, Message, Store
 
 CHAT = ChatRef("public", "chat-1")
 
@@ -18,7 +18,7 @@ class LostReply:
     """A real store whose first save lands but answers as if the store were away; before that
     answer comes, the chat's next turn (another client) takes the free lock and is saved."""
 
-    def __init__(self, store: AsyncStore, next_turn: list[Message]):
+    def __init__(self, store: Store, next_turn: list[Message]):
         self._store = store
         self._next_turn = next_turn
         self.lost = False
@@ -42,7 +42,7 @@ def turn(n: int) -> list[Message]:
 
 @pytest.mark.anyio
 async def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(
-    store: AsyncStore,
+    store: Store,
 ) -> None:
     mine, theirs = turn(1), turn(2)
     flaky = LostReply(store, theirs)
@@ -58,7 +58,7 @@ async def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(
 
 @pytest.mark.anyio
 async def test_a_save_refused_after_an_outage_is_lost_when_it_did_not_land(
-    store: AsyncStore,
+    store: Store,
 ) -> None:
     guard = TurnGuard(load_settings({}), store)
     lease = await guard.begin(CHAT, 5)
@@ -74,7 +74,7 @@ class LostBeginReply:
     """A real store whose first `begin_turn` takes the lock but answers as if the store were
     away (Redis dying right after it ran the command)."""
 
-    def __init__(self, store: AsyncStore):
+    def __init__(self, store: Store):
         self._store = store
         self.lost = False
 
@@ -91,7 +91,7 @@ class LostBeginReply:
 
 @pytest.mark.anyio
 async def test_a_lock_taken_by_a_begin_whose_reply_was_lost_is_released(
-    store: AsyncStore,
+    store: Store,
 ) -> None:
     guard = TurnGuard(load_settings({}), LostBeginReply(store))  # type: ignore[arg-type]
 

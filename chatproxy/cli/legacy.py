@@ -38,11 +38,11 @@ from chatproxy.errors import TurnLeaseLost
 from chatproxy.store.base import (
     OPEN_TENANT,
     TENANT,
-    AsyncStore,
     ChatRef,
     ChatState,
     Content,
     Message,
+    Store,
     valid_chat_id,
 )
 
@@ -96,7 +96,7 @@ class _Legacy:
 
 async def import_legacy(
     source: redis.Redis,
-    store: AsyncStore,
+    store: Store,
     *,
     tenant: str = OPEN_TENANT,
     dry_run: bool = False,
@@ -129,7 +129,7 @@ async def import_legacy(
 
 
 async def _import_global_system(
-    source: redis.Redis, store: AsyncStore, report: ImportReport
+    source: redis.Redis, store: Store, report: ImportReport
 ) -> str | None:
     """Copy the legacy global prompt unless the target has one; return the target's after."""
     target = await store.get_global_system()
@@ -154,7 +154,7 @@ async def _import_global_system(
 
 async def _import_chat(
     source: redis.Redis,
-    store: AsyncStore,
+    store: Store,
     key: str,
     tenant: str,
     global_system: str | None,
@@ -192,7 +192,7 @@ async def _import_chat(
 
 
 async def _apply(
-    store: AsyncStore,
+    store: Store,
     chat: ChatRef,
     legacy: _Legacy,
     own_system: str | None,
@@ -257,7 +257,7 @@ def _turn_id(chat: ChatRef, number: int) -> str:
     return f"legacy-{digest[:32]}"
 
 
-async def _take_turn_lock(store: AsyncStore, chat: ChatRef) -> str:
+async def _take_turn_lock(store: Store, chat: ChatRef) -> str:
     """Take the chat's turn lock (as a turn begins, reading no messages), waiting a little for
     a running turn to finish."""
     token = secrets.token_hex(16)

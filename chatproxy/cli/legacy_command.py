@@ -18,7 +18,7 @@ from dotenv import load_dotenv
 from chatproxy.cli.legacy import SOURCE_TIMEOUT_SECONDS, ImportReport, import_legacy
 from chatproxy.config import ConfigError, Settings, load_settings
 from chatproxy.errors import ProxyError
-from chatproxy.store import open_async_store
+from chatproxy.store import open_store
 from chatproxy.store.base import OPEN_TENANT, TENANT
 
 
@@ -105,7 +105,7 @@ async def _import_into(
     settings: Settings, source: redis.Redis, tenant: str, dry_run: bool
 ) -> ImportReport:
     """Import from `source` into the store the settings configure, closing it after."""
-    store = open_async_store(settings)
+    store = open_store(settings)
     try:
         return await import_legacy(
             source, store, tenant=tenant, dry_run=dry_run, default_system=settings.system_prompt

@@ -36,7 +36,7 @@ from chatproxy.service import Upstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
-from chatproxy.store import AsyncStore, open_async_store
+from chatproxy.store import Store, open_store
 
 log = logging.getLogger("chatproxy")
 access_log = logging.getLogger("chatproxy.requests")
@@ -218,12 +218,12 @@ def _is_openai_path(request: Request) -> bool:
 def create_app(
     settings: Settings,
     *,
-    store: AsyncStore | None = None,
+    store: Store | None = None,
     upstream: Upstream | None = None,
 ) -> ProxyApp:
     """Build the application; tests pass their own store or upstream."""
     if store is None:
-        store = open_async_store(settings)
+        store = open_store(settings)
     auth = Authenticator(settings.api_keys)
     if auth.open:
         log.warning(

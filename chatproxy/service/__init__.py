@@ -15,7 +15,7 @@ import logging
 from chatproxy.config import Settings
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
-from chatproxy.store.base import AsyncStore
+from chatproxy.store.base import Store
 from chatproxy.upstream.base import Upstream
 from chatproxy.upstream.client import AsyncUpstream
 from chatproxy.upstream.dev import DevUpstream
@@ -26,7 +26,7 @@ log = logging.getLogger("chatproxy")
 DEV_STREAM_PAUSE = 0.03  # seconds between the dev upstream's streamed words, to see them arrive
 
 
-def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:
+def open_quotas(settings: Settings, store: Store) -> Quotas:
     """Build the quotas `settings` configure, counted beside the chats in `store`."""
     counted = settings.rate_limit or settings.rate_limit_per_address
     if not counted and not settings.token_budget_per_day:
@@ -37,7 +37,7 @@ def open_quotas(settings: Settings, store: AsyncStore) -> Quotas:
 
 
 def open_service(
-    settings: Settings, store: AsyncStore, quotas: Quotas, upstream: Upstream | None = None
+    settings: Settings, store: Store, quotas: Quotas, upstream: Upstream | None = None
 ) -> ChatService:
     """Build the turn service over `store`; without `upstream`, over the model client `settings`
     configure (the bundled dev upstream when they name no key and no base URL)."""

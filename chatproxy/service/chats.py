@@ -8,7 +8,7 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound
 from chatproxy.service.defaults import NO_OPTIONS, Defaults, TurnOptions
-from chatproxy.store.base import AsyncStore, ChatRef
+from chatproxy.store.base import ChatRef, Store
 
 DEFAULT_PAGE = 50
 
@@ -16,7 +16,7 @@ DEFAULT_PAGE = 50
 class Chats:
     """Reads and changes chats in one store; never calls the model."""
 
-    def __init__(self, settings: Settings, store: AsyncStore):
+    def __init__(self, settings: Settings, store: Store):
         self._settings = settings
         self._store = store
         self._defaults = Defaults(settings)

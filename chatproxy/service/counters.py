@@ -25,7 +25,7 @@ from limits.util import WindowStats
 from chatproxy.config import Settings
 from chatproxy.errors import RateLimited, StoreUnavailable, TokenBudgetExhausted
 from chatproxy.service.quotas import Identity, Quotas
-from chatproxy.store.base import AsyncStore
+from chatproxy.store.base import Store
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_limits import SqliteLimitsStorage
@@ -49,7 +49,7 @@ class CountedQuotas(Quotas):
         self._close = close
 
     @classmethod
-    def in_store(cls, settings: Settings, store: AsyncStore) -> CountedQuotas:
+    def in_store(cls, settings: Settings, store: Store) -> CountedQuotas:
         """Keep the counters beside the chats: in the configured Redis, or in the SQLite file."""
         if isinstance(store, SqliteStore):
             return cls(settings, SqliteLimitsStorage(store))

@@ -34,7 +34,7 @@ from chatproxy.errors import (
     StoreUnavailable,
     TurnLeaseLost,
 )
-from chatproxy.store.base import AsyncStore, ChatRef, ChatState, IdempotentResult, Message
+from chatproxy.store.base import ChatRef, ChatState, IdempotentResult, Message, Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Lease:
 class TurnGuard:
     """Locks, claims, saves and releases for the turns of one store."""
 
-    def __init__(self, settings: Settings, store: AsyncStore):
+    def __init__(self, settings: Settings, store: Store):
         self._settings = settings
         self._store = store
         self._retrying: set[asyncio.Task[None]] = set()  # releases retried in the background

@@ -34,7 +34,7 @@ from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed
 from chatproxy.service.window import fit_window
-from chatproxy.store.base import AsyncStore, ChatRef, ChatState, Content, Message
+from chatproxy.store.base import ChatRef, ChatState, Content, Message, Store
 from chatproxy.tokens import content_text
 from chatproxy.upstream.base import Completion, Upstream
 
@@ -43,7 +43,7 @@ class ChatService:
     """Turns (plain or streamed; stored, or passed through) and moderation, over one store and
     one upstream: what the handlers call."""
 
-    def __init__(self, settings: Settings, store: AsyncStore, upstream: Upstream, quotas: Quotas):
+    def __init__(self, settings: Settings, store: Store, upstream: Upstream, quotas: Quotas):
         self._settings = settings
         self._store = store
         self._upstream = upstream

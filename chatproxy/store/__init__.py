@@ -1,6 +1,6 @@
 """Own the choice of chat store: Redis when configured, else the embedded SQLite file.
 
-The types and the `AsyncStore` protocol are `store/base.py`'s; importing this package loads
+The types and the `Store` protocol are `store/base.py`'s; importing this package loads
 neither backend (each is imported when chosen)."""
 
 from __future__ import annotations
@@ -8,29 +8,29 @@ from __future__ import annotations
 from chatproxy.config import Settings
 from chatproxy.store.base import (
     OPEN_TENANT,
-    AsyncStore,
     ChatInfo,
     ChatRef,
     ChatState,
     IdempotencyClaim,
     IdempotentResult,
     Message,
+    Store,
 )
 
 __all__ = [
     "OPEN_TENANT",
-    "AsyncStore",
     "ChatInfo",
     "ChatRef",
     "ChatState",
     "IdempotencyClaim",
     "IdempotentResult",
     "Message",
-    "open_async_store",
+    "Store",
+    "open_store",
 ]
 
 
-def open_async_store(settings: Settings) -> AsyncStore:
+def open_store(settings: Settings) -> Store:
     """Build the store the settings ask for: Redis over redis.asyncio, or the SQLite file with
     its calls in worker threads (no network I/O happens here)."""
     if settings.redis is not None:

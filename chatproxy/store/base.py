@@ -1,4 +1,4 @@
-"""Own the storage contract: the `AsyncStore` protocol and the data types every backend speaks.
+"""Own the storage contract: the `Store` protocol and the data types every backend speaks.
 
 A chat is addressed by a `ChatRef` (tenant + chat id). Its messages are kept oldest first; a turn
 (user message + reply) is saved in one atomic, idempotent step keyed by a turn id. Every read and
@@ -185,7 +185,7 @@ class IdempotentResult:
             raise ValueError("an idempotent answer needs a key and a fingerprint")
 
 
-class AsyncStore(Protocol):
+class Store(Protocol):
     """The one interface both backends implement, for coroutines; see
     tests/test_store_contract.py."""
 

@@ -1,7 +1,7 @@
 """Own what the service knows of the model client: the `Upstream` protocol, the `ReplyStream` a
 streamed call answers with, and the `Completion` a call ends with.
 
-The service is written against these, as it is against `store.base.AsyncStore`: it never imports
+The service is written against these, as it is against `store.base.Store`: it never imports
 the client (`client.py`, over aiohttp) that `chatproxy.service.open_service` wires in, so a turn's
 code does not stand on HTTP client code, and a second client would implement the same protocol.
 """
