@@ -12,11 +12,10 @@ store of this project:
   reply right after it make one turn; any other message (a user message left without a reply,
   an assistant message without a question before it) is a turn of its own, so nothing is lost.
 
-Running it again is safe and resumes. A chat's messages are numbered from 0 in the store
-(`ChatState.first_id`, which survives trimming), and an imported chat holds legacy message `i` as
-its message `i`. So the import compares what the target holds with the legacy list and appends
-only the legacy messages past its end: nothing twice, and whatever a legacy chat gained since
-the last run. A chat whose target history disagrees with the legacy list (say it was used
+Running it again is safe and resumes. An imported chat holds legacy message `i` as its item `i`,
+under item `i - 1` (a tree with one path; ids survive trimming). So the import compares what the
+target holds with the legacy list and appends only the legacy messages past its end: nothing
+twice, and whatever a legacy chat gained since the last run. A chat whose target history disagrees with the legacy list (say it was used
 through the proxy and the legacy chat grew too) is reported and left alone. Each chat is written
 under its turn lock, so a proxy serving the same store cannot interleave a turn.
 """
@@ -43,6 +42,7 @@ from chatproxy.store.base import (
     Content,
     Message,
     Store,
+    chained,
     valid_chat_id,
 )
 
@@ -216,7 +216,8 @@ async def _apply(
         await store.set_chat_system(chat, system)  # first, so an interrupted import keeps it
     for number, turn in _turns(new, done):
         if token is not None:
-            await store.save_turn(chat, _turn_id(chat, number), turn, lock_token=token)
+            placed = chained(turn, number, number - 1 if number else None)
+            await store.save_turn(chat, _turn_id(chat, number), placed, lock_token=token)
     report.chats_imported += 1
     report.messages_imported += len(new)
     report.chat_systems_set += system is not None
@@ -228,13 +229,13 @@ def _imported(state: ChatState, legacy: Sequence[Message]) -> int | None:
     The target's message `n` must be legacy message `n` wherever both exist; messages past the
     legacy list's end were added through the proxy after the import.
     """
-    for offset, message in enumerate(state.messages):
-        number = state.first_id + offset
+    for message in state.messages:
+        number = message.id if message.id is not None else len(legacy)
         if number >= len(legacy):
             break
         if (message.role, message.content) != (legacy[number].role, legacy[number].content):
             return None
-    return min(state.first_id + len(state.messages), len(legacy))
+    return min(state.next_id, len(legacy))
 
 
 def _turns(messages: Sequence[Message], first: int) -> Iterator[tuple[int, list[Message]]]:

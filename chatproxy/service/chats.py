@@ -59,7 +59,7 @@ class Chats:
             state = await self._store.load_history(chat)
         else:
             state = await self._store.load_page(chat, limit or DEFAULT_PAGE, before)
-        messages = [{"id": state.first_id + n, **m.to_json()} for n, m in enumerate(state.messages)]
+        messages = [m.to_json() for m in state.messages]
         system = self._defaults.system_prompt(state)
         if state.exists and system and limit is None and before is None:
             messages.insert(0, {"role": "system", "content": system})

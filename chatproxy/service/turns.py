@@ -34,7 +34,7 @@ from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed
 from chatproxy.service.window import fit_window
-from chatproxy.store.base import ChatRef, ChatState, Content, Message, Store
+from chatproxy.store.base import ChatRef, ChatState, Content, Message, Store, chained
 from chatproxy.tokens import content_text
 from chatproxy.upstream.base import Completion, Upstream
 
@@ -223,9 +223,11 @@ class ChatService:
         reply = Message(
             "assistant", completion.content, usage=completion.usage, model=completion.model
         )
-        body = reply.to_json()
+        state = lease.state
+        turn = chained([user, reply], state.next_id, state.leaf)
+        body = turn[-1].to_json()
         answer = claim.answer(body) if claim is not None else None
-        await self._guard.save(chat, uuid.uuid4().hex, [user, reply], lease, answer)
+        await self._guard.save(chat, uuid.uuid4().hex, turn, lease, answer)
         await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 

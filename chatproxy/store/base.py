@@ -1,8 +1,10 @@
 """Own the storage contract: the `Store` protocol and the data types every backend speaks.
 
-A chat is addressed by a `ChatRef` (tenant + chat id). Its messages are kept oldest first; a turn
-(user message + reply) is saved in one atomic, idempotent step keyed by a turn id. Every read and
-write of a chat refreshes its TTL. The global system prompt lives beside the chats.
+A chat is addressed by a `ChatRef` (tenant + chat id). Its messages are a tree of items, each
+under its parent, and the chat has a current leaf: a read returns the path from a first message
+to a leaf (the newest part of it, walked up from the leaf, never the whole tree). A turn is saved
+in one atomic, idempotent step keyed by a turn id. Every read and write of a chat refreshes its
+TTL. The global system prompt lives beside the chats.
 
 Turns on one chat are serialized by a turn lock held in the store: a random token with a lease.
 The save checks the token inside its atomic step (fencing), so a holder whose lease ran out can
@@ -14,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from chatproxy.jsontext import compact
@@ -23,6 +25,8 @@ from chatproxy.tokens import USAGE_FIELDS
 Content = str | list[dict[str, Any]]
 
 OPEN_TENANT = "public"
+# Where a turn that starts a chat's path anew is placed: before its first message.
+ROOT = -1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
@@ -59,26 +63,49 @@ class ChatRef:
 
 @dataclass(frozen=True)
 class Message:
-    """One stored chat message; replies also carry the model and its token usage."""
+    """One item of a chat's tree: a message, its place (`id`, `parent`), and what the API it
+    came through said with it: an assistant's `tool_calls`, a tool result's `tool_call_id`, a
+    `name`; for replies also the model, why it stopped and its token usage.
+
+    Ids are numbers per chat, given in the order items are added, so a child's id is always
+    above its parent's. `parent` is None for a first message (a chat may have several: an edit
+    of its first message is another).
+    """
 
     role: str
-    content: Content
+    content: Content | None
     created_at: float = field(default_factory=time.time)
     usage: dict[str, int] | None = None
     model: str | None = None
+    id: int | None = None
+    parent: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    finish_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Return the stored and client-facing form (fields that are unset are left out)."""
-        data: dict[str, Any] = {"role": self.role, "content": self.content}
+        """Return the stored and client-facing form (fields that are unset are left out).
+
+        `id` and `parent` come first: the Redis scripts read a parent from the start of the
+        stored text (`{"id":3,"parent":2,...`) without decoding the rest."""
+        data: dict[str, Any] = {}
+        if self.id is not None:
+            data["id"] = self.id
+            data["parent"] = self.parent
+        data["role"] = self.role
+        data["content"] = self.content
         data["created_at"] = self.created_at
-        if self.usage is not None:
-            data["tokens"] = self.usage
-        if self.model is not None:
-            data["model"] = self.model
+        for name in OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                data["tokens" if name == "usage" else name] = value
         return data
 
     def dumps(self) -> str:
-        """Serialize for storage."""
+        """Serialize for storage (a stored message always has its id)."""
+        if self.id is None:
+            raise ValueError("a message is stored with its id")
         return compact(self.to_json())
 
     @classmethod
@@ -86,32 +113,65 @@ class Message:
         """Build a message from its stored form (`to_json`)."""
         return cls(
             role=data["role"],
-            content=data["content"],
+            content=data.get("content"),
             created_at=float(data.get("created_at", 0.0)),
             usage=data.get("tokens"),
             model=data.get("model"),
+            id=data.get("id"),
+            parent=data.get("parent"),
+            tool_calls=data.get("tool_calls"),
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+            finish_reason=data.get("finish_reason"),
         )
 
     def for_upstream(self) -> dict[str, Any]:
         """Return the message as the chat completion API expects it."""
-        return {"role": self.role, "content": self.content}
+        sent: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            sent["name"] = self.name
+        if self.tool_calls is not None:
+            sent["tool_calls"] = self.tool_calls
+        if self.tool_call_id is not None:
+            sent["tool_call_id"] = self.tool_call_id
+        return sent
+
+    def placed(self, item_id: int, parent: int | None) -> Message:
+        """This message as the item `item_id` under `parent`."""
+        return replace(self, id=item_id, parent=parent)
+
+
+# The fields `to_json` writes after the content, when they are set.
+OPTIONAL_FIELDS = ("usage", "model", "finish_reason", "tool_calls", "tool_call_id", "name")
+
+
+def chained(messages: Sequence[Message], first_id: int, parent: int | None) -> list[Message]:
+    """Place `messages` as a chain: the first under `parent`, each next under the one before,
+    numbered from `first_id`."""
+    placed = []
+    for n, message in enumerate(messages):
+        placed.append(message.placed(first_id + n, parent))
+        parent = first_id + n
+    return placed
 
 
 @dataclass(frozen=True)
 class ChatState:
-    """What a read of one chat returns: its own system prompt, the global one, messages.
+    """What a read of one chat returns: its own system prompt, the global one, and the newest
+    messages of one path through its tree, oldest first.
 
     `exists` says the chat has a record: a turn or its own system prompt was saved since it was
-    created or last deleted. Messages are numbered per chat from 0 in the order they were added;
-    `first_id` is the number of `messages[0]` (numbers stay put when old messages are dropped).
+    created or last deleted. `leaf` is the chat's current leaf (None before its first message),
+    `next_id` the id its next message will get.
     """
 
     exists: bool
     chat_system: str | None
     global_system: str | None
     messages: list[Message]
-    first_id: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    leaf: int | None = None
+    next_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,7 +204,7 @@ def title_of(messages: Sequence[Message]) -> str | None:
     for message in messages:
         if message.role != "user":
             continue
-        content = message.content
+        content = message.content or ""
         if isinstance(content, list):
             content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         text = " ".join(content.split())
@@ -194,14 +254,29 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise `StoreUnavailable` when the store cannot be reached."""
 
-    async def load_window(self, chat: ChatRef, limit: int) -> ChatState:
-        """Return the system prompts and the newest `limit` messages (one round trip)."""
+    async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
+        """Return the system prompts and the newest `limit` messages of the path that ends at
+        `leaf` (None: the chat's current leaf), in one round trip. Raise `NotFound` for a leaf
+        the chat does not hold."""
 
-    async def load_history(self, chat: ChatRef) -> ChatState:
-        """Return the system prompts and every message, oldest first."""
+    async def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
+        """Return the system prompts and every message of the path ending at `leaf`, oldest
+        first."""
 
-    async def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
-        """Return up to `limit` messages numbered below `before` (None: newest), oldest first."""
+    async def load_page(
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+    ) -> ChatState:
+        """Return up to `limit` messages of the path ending at `leaf` that come before the item
+        `before` on it (None: the newest); for an id the chat does not hold, those numbered
+        below it."""
+
+    async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
+        """Return the ids of each item's children in the order they were added (None: the
+        messages that start a path)."""
+
+    async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
+        """Make `item_id` the chat's current leaf (with `descend`, its newest descendant, always
+        taking the newest child); return the new leaf, or None if the chat does not hold it."""
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""
@@ -219,7 +294,12 @@ class Store(Protocol):
         idempotent: IdempotentResult | None = None,
         release: bool = False,
     ) -> bool:
-        """Append `messages` and record `idempotent`, all in one atomic step.
+        """Add `messages` to the tree and record `idempotent`, all in one atomic step; the last
+        becomes the chat's leaf.
+
+        A message with an id is stored as it is placed (`Message.placed`, `chained`); one
+        without is given the chat's next id and placed under the message before it, the first
+        under the current leaf.
 
         Return False (and change nothing) if `turn_id` is the chat's last saved turn: a save that
         is retried after it landed (turn ids are fresh per turn, so only the last can repeat).

@@ -16,14 +16,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import TurnLeaseLost
+from chatproxy.errors import NotFound, TurnLeaseLost
+from chatproxy.jsontext import compact
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
+    ROOT,
     ChatInfo,
     ChatRef,
     ChatState,
@@ -94,40 +97,60 @@ class RedisStore:
     async def ping(self) -> None:
         await self._command("ping")
 
-    async def load_window(self, chat: ChatRef, limit: int) -> ChatState:
-        return await self._read(chat, limit, None)
+    async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
+        return await self._read(chat, limit, None, leaf)
 
-    async def load_history(self, chat: ChatRef) -> ChatState:
-        return await self._read(chat, -1, None)
+    async def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
+        return await self._read(chat, -1, None, leaf)
 
-    async def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
-        return await self._read(chat, limit, before)
+    async def load_page(
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+    ) -> ChatState:
+        return await self._read(chat, limit, before, leaf)
 
-    async def _read(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+    async def _read(
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None
+    ) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt."""
-        args = [limit, -1 if before is None else before, self._ttl or 0]
+        args = [limit, "" if before is None else before, self._ttl or 0, _at(leaf)]
         read = await self._script("read_chat", list(chat_keys(chat)), [GLOBAL_SYSTEM_KEY], args)
+        _found(read)
         if self._cluster:
-            read[5] = await self._command("get", GLOBAL_SYSTEM_KEY)
+            read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
         return state_of(read, self.decoded)
 
     async def begin_turn(
-        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int, at: int | None = None
     ) -> ChatState | None:
-        known = self._windows.get(chat)
+        known = self._windows.usable(chat, limit) if at is None else None
         args = [limit, self._ttl or 0, token, millis(lease_seconds)]
         args += [known.turn or "", len(known.raws)] if known else ["", 0]
+        args.append(_at(at))
         keys = [*chat_keys(chat), lock_key(chat)]
         read = await self._script("begin_turn", keys, [GLOBAL_SYSTEM_KEY], args)
         if read is None:
             return None
+        _found(read)
         if self._cluster:
-            read[5] = await self._command("get", GLOBAL_SYSTEM_KEY)
-        if isinstance(read[3], int):  # the newest read[3] of the window this process knows
+            read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
+        if isinstance(read[2], int):  # the newest read[2] of the window this process knows
             assert known is not None
-            read[3] = known.raws[len(known.raws) - read[3] :]
-        self._windows.read(chat, token, read[3], limit)
+            read[2] = known.raws[len(known.raws) - read[2] :]
+        self._windows.read(chat, token, read[2], limit)
         return state_of(read, self.decoded, keep=True)
+
+    async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
+        if not parents:
+            return []
+        fields = ["root" if parent is None else parent for parent in parents]
+        found = await self._script("children", list(chat_keys(chat)), [], fields)
+        return [[int(kid) for kid in kids.split(",")] if kids else [] for kids in found]
+
+    async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
+        self._windows.forget(chat)
+        args = [item_id, "1" if descend else "0"]
+        leaf = await self._script("set_leaf", list(chat_keys(chat)), [], args)
+        return None if leaf is None else int(leaf)
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         pipe = self._redis.pipeline(transaction=False)
@@ -173,15 +196,15 @@ class RedisStore:
             args += ["", "", 0]
         args.append(self._max_messages)
         args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
-        raws = [m.dumps() for m in messages]
-        args += raws
+        for message in messages:
+            args += _placement(message)
         keys = [
             *chat_keys(chat),
             lock_key(chat),
             idem_key(chat, idempotent.key if idempotent else ""),
         ]
-        saved = int(await self._script("save_turn", keys, [index_key(chat.tenant)], args))
-        if saved < 0:
+        saved = await self._script("save_turn", keys, [index_key(chat.tenant)], args)
+        if saved == -1:
             raise TurnLeaseLost()
         if saved == 0:
             return False
@@ -189,9 +212,13 @@ class RedisStore:
             pipe = self._redis.pipeline(transaction=False)
             self._index(pipe, chat, now)
             await self._execute(pipe)
-        self.decoded.remember(raws, messages)  # the next turn reads them back in its window
-        if lock_token is not None:
-            self._windows.saved(chat, lock_token, turn_id, raws)
+        if all(message.id is not None for message in messages):
+            raws = [m.dumps() for m in messages]  # the script's own text for each
+            self.decoded.remember(raws, messages)  # the next turn reads them back in its window
+            if lock_token is not None:
+                self._windows.saved(chat, lock_token, turn_id, raws, first=int(saved[1]))
+        else:
+            self._windows.forget(chat)
         return True
 
     async def release_turn(self, chat: ChatRef, token: str) -> None:
@@ -246,11 +273,12 @@ class RedisStore:
     async def delete_chat(self, chat: ChatRef) -> bool:
         self._windows.forget(chat)
         pipe = self._redis.pipeline(transaction=False)
-        for key in chat_keys(chat):  # one DEL each: a cluster pipeline refuses a DEL of several
+        keys = chat_keys(chat)
+        for key in keys:  # one DEL each: a cluster pipeline refuses a DEL of several
             pipe.delete(key)
         pipe.zrem(index_key(chat.tenant), chat.chat_id)
         deleted = await self._execute(pipe)
-        return int(deleted[0]) + int(deleted[1]) > 0
+        return sum(int(n) for n in deleted[: len(keys)]) > 0
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -296,5 +324,27 @@ class RedisStore:
     def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
         """Refresh the TTL of every key of the chat."""
         if self._ttl is not None:
-            for key in chat_keys(chat):
+            for key in chat_keys(chat)[:3]:
                 pipe.expire(key, self._ttl)
+
+
+def _at(item_id: int | None) -> str | int:
+    """Where a path read starts, as the scripts take it: '' for the leaf, 'root' for before
+    the first message (`ROOT`), else the item's id."""
+    if item_id is None:
+        return ""
+    return "root" if item_id == ROOT else item_id
+
+
+def _found(read: list[Any]) -> None:
+    """Raise `NotFound` if a script answered that the chat holds no such item."""
+    if read and read[0] == "missing":
+        raise NotFound("no such message in this chat")
+
+
+def _placement(message: Message) -> list[str | int]:
+    """A message's id, parent and JSON without them, as the save script takes them."""
+    if message.id is None:
+        return ["", "", compact(message.to_json())]
+    body = compact(replace(message, id=None).to_json())
+    return [message.id, "null" if message.parent is None else message.parent, body]

@@ -2,14 +2,23 @@
 
 Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
 
-    chat:{<tenant>:<chat_id>}:msgs       list of JSON messages, oldest first
-    chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages, appended,
-                                         last_turn, title, prompt/completion/total_tokens,
-                                         settings
+    chat:{<tenant>:<chat_id>}:items      hash: item id -> the item's JSON, which starts
+                                         `{"id":<id>,"parent":<id or null>,` (Message.dumps)
+    chat:{<tenant>:<chat_id>}:kids       hash: item id (or `root`) -> its children's ids, in the
+                                         order they were added, comma separated
+    chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages (items kept),
+                                         appended (the next item's id), first (the lowest id
+                                         kept), leaf, last_turn, title, prompt/completion/
+                                         total_tokens, settings
     chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
     system                               the global default system prompt (never expires)
+
+The release before chats were trees kept a chat's messages in a list, `chat:{...}:msgs`, oldest
+first. Every script that touches a chat first upgrades such a list in place (`UPGRADE` in
+redis_scripts.py): message `n` becomes item `first + n` under the one before it, the newest is
+the leaf, and the list is deleted, all in the same atomic step.
 """
 
 from __future__ import annotations
@@ -24,9 +33,11 @@ from chatproxy.tokens import USAGE_FIELDS
 GLOBAL_SYSTEM_KEY = "system"
 
 
-def chat_keys(chat: ChatRef) -> tuple[str, str]:
-    """The chat's message list and meta hash."""
-    return f"chat:{chat.slot}:msgs", f"chat:{chat.slot}:meta"
+def chat_keys(chat: ChatRef) -> tuple[str, str, str, str]:
+    """The chat's items, meta and children hashes, and the message list of the layout before
+    (which the scripts upgrade)."""
+    slot = chat.slot
+    return f"chat:{slot}:items", f"chat:{slot}:meta", f"chat:{slot}:kids", f"chat:{slot}:msgs"
 
 
 def index_key(tenant: str) -> str:
@@ -52,14 +63,15 @@ def millis(seconds: float) -> int:
 def state_of(read: list[Any], decoded: DecodedMessages, *, keep: bool = False) -> ChatState:
     """Turn the read scripts' answer into a ChatState; with `keep`, the decoded messages are
     kept for the next read (a turn's window)."""
-    exists, chat_system, first_id, raw_messages, settings, global_system = read
+    exists, chat_system, raw_messages, settings, global_system, leaf, next_id = read
     return ChatState(
         exists=bool(exists),
         chat_system=chat_system,
         global_system=global_system,
         messages=decoded.decode(raw_messages, keep=keep),
-        first_id=int(first_id),
         settings=json.loads(settings) if settings else {},
+        leaf=int(leaf) if leaf else None,
+        next_id=int(next_id),
     )
 
 

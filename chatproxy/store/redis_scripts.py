@@ -1,37 +1,96 @@
 """The Lua scripts of the Redis backend (`redis.py`): each runs atomically in Redis, and each
 touches only keys of one chat (one hash slot), so they also run on a Redis Cluster. On a single
 node some are also given a key outside the chat (the global prompt, the tenant's listing), so that
-a step is one call; a cluster runs that part as a second one."""
+a step is one call; a cluster runs that part as a second one.
 
-SAVE_TURN = """
--- KEYS: msgs, meta, lock, idem, and on a single node the tenant's listing
--- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
---       lock token, idem fingerprint ('' = none), idem response, idem ttl, most messages kept
---       (0 = all), prompt, completion and total tokens, title, chat id, message JSON...
-local holds = redis.call('GET', KEYS[3]) == ARGV[5]
-if ARGV[4] == '2' and holds then
-  redis.call('DEL', KEYS[3])
+Every script on a chat is given the chat's four keys first (`redis_keys.chat_keys`: items, meta,
+kids, and the message list of the layout before trees) and starts with `UPGRADE`. A path is read
+by walking parents from its last item, each parent read from the start of the item's text, so a
+window costs the same at any depth of any chat.
+"""
+
+# Turns a chat kept as a list (the layout before trees) into items, in place: message n becomes
+# item first + n under the one before it; the newest is the leaf. LLEN of a missing key is 0.
+UPGRADE = """
+local PARENT = '^{"id":%d+,"parent":(%d+)'
+local function placed(id, parent, body)  -- Message.dumps of a message whose JSON is `body`
+  return '{"id":' .. id .. ',"parent":' .. parent .. ',' .. string.sub(body, 2)
 end
-local meta = redis.call('HMGET', KEYS[2], 'last_turn', 'appended', 'created', 'title')
+local function upgrade()
+  local n = redis.call('LLEN', KEYS[4])
+  if n == 0 then return end
+  local appended = tonumber(redis.call('HGET', KEYS[2], 'appended') or n)
+  local first = appended - n
+  local raws = redis.call('LRANGE', KEYS[4], 0, -1)
+  for i, raw in ipairs(raws) do
+    local id = first + i - 1
+    local parent = 'null'
+    if i > 1 then parent = tostring(id - 1) end
+    redis.call('HSET', KEYS[1], id, placed(id, parent, raw))
+    redis.call('HSET', KEYS[3], i > 1 and parent or 'root', id)
+  end
+  redis.call('HSET', KEYS[2], 'appended', appended, 'first', first, 'leaf', appended - 1,
+             'messages', n)
+  local ttl = redis.call('PTTL', KEYS[4])
+  redis.call('DEL', KEYS[4])
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('PEXPIRE', KEYS[3], ttl)
+  end
+end
+upgrade()
+"""
+
+SAVE_TURN = (
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list, lock, idem, and on a single node the tenant's listing
+-- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
+--       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
+--       (0 = all), prompt, completion and total tokens, title, chat id, then per message: its id
+--       ('' = the next), its parent ('' = the one before it, or the leaf for the first; 'null' =
+--       none), its JSON without id and parent.
+local holds = redis.call('GET', KEYS[5]) == ARGV[5]
+if ARGV[4] == '2' and holds then
+  redis.call('DEL', KEYS[5])
+end
+local meta = redis.call('HMGET', KEYS[2], 'last_turn', 'appended', 'created', 'title', 'first',
+                        'messages', 'leaf')
 if meta[1] == ARGV[1] then
   return 0
 end
 if ARGV[4] ~= '0' and not holds then
   return -1
 end
-local added, kept = #ARGV - 14, nil
-for i = 15, #ARGV, 100 do  -- at most 100 at a time: unpack has a limit
-  kept = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 99, #ARGV)))
+local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
+local parent = meta[7] or 'null'
+local last = nil
+for i = 15, #ARGV, 3 do
+  local id = ARGV[i]
+  if id == '' then id = tostring(next_id) end
+  if ARGV[i + 1] ~= '' then parent = ARGV[i + 1] end
+  if count == 0 then first = tonumber(id) end
+  redis.call('HSET', KEYS[1], id, placed(id, parent, ARGV[i + 2]))
+  local field = parent == 'null' and 'root' or parent
+  local kids = redis.call('HGET', KEYS[3], field)
+  redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
+  count = count + 1
+  last = tonumber(id)
+  if last >= next_id then next_id = last + 1 end
+  parent = id
 end
-kept = kept or redis.call('LLEN', KEYS[1])
--- A chat stored before messages were numbered counts from the messages it had.
-local appended = tonumber(meta[2] or kept - added) + added
 local most = tonumber(ARGV[9])
-if most > 0 and kept > most then
-  redis.call('LTRIM', KEYS[1], -most, -1)
-  kept = most
+while most > 0 and count > most and first < next_id do  -- the oldest items go first
+  count = count - redis.call('HDEL', KEYS[1], first)
+  redis.call('HDEL', KEYS[3], first)
+  first = first + 1
 end
-local fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', kept, 'appended', appended}
+local fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', count, 'appended', next_id,
+                'first', first}
+if last then
+  table.insert(fields, 'leaf')
+  table.insert(fields, last)
+end
 if not meta[3] then
   table.insert(fields, 'created')
   table.insert(fields, ARGV[2])
@@ -45,88 +104,148 @@ redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[10])
 redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[11])
 redis.call('HINCRBY', KEYS[2], 'total_tokens', ARGV[12])
 local ttl = tonumber(ARGV[3])
-for i = 1, 2 do
+for i = 1, 3 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) else redis.call('PERSIST', KEYS[i]) end
 end
 if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[4], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
-  redis.call('EXPIRE', KEYS[4], ARGV[8])
+  redis.call('HSET', KEYS[6], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
+  redis.call('EXPIRE', KEYS[6], ARGV[8])
 end
-if KEYS[5] then
-  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[14])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[5], ARGV[3]) end
+if KEYS[7] then
+  redis.call('ZADD', KEYS[7], ARGV[2], ARGV[14])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[7], ARGV[3]) end
 end
-return 1
+return {1, first}
+"""
+)
+
+# Finds where a read starts, given the local `at` ('' = the leaf, 'root' = before the first
+# message, else an item id); answers {'missing'} for an id the chat does not hold.
+FIND_START = """
+local meta = redis.call('HMGET', KEYS[2], 'leaf', 'system', 'settings', 'last_turn', 'appended')
+local from = at
+if at == '' then
+  from = meta[1]
+elseif at == 'root' then
+  from = false
+elseif redis.call('HEXISTS', KEYS[1], at) == 0 then
+  return {'missing'}
+end
 """
 
-# Reads a chat window, given locals limit (-1 = all), before (-1 = newest), ttl (0 = none), their
-# ARGV texts limit_arg and ttl_arg, global (the global prompt's key, or nil on a cluster), and
-# known, known_count: the turn id by which the caller knows the chat's newest known_count
-# messages (false = none; see windows.py).
-# Returns: exists, own system prompt, number of the first message returned, messages (or, if the
-# caller knows them, how many of its newest the window holds), settings, the global prompt (false
-# on a cluster).
-# A number given to redis.call is formatted as text first, which costs more than the command, so
-# the arguments that can be are passed on as ARGV's own text.
-READ_WINDOW = """
-local n = redis.call('LLEN', KEYS[1])
-local meta = redis.call('HMGET', KEYS[2], 'appended', 'system', 'settings', 'last_turn')
-local first = tonumber(meta[1] or n) - n
-local stop = n - 1
-if before >= 0 then stop = math.min(stop, before - first - 1) end
-local start = 0
-if limit >= 0 then start = math.max(0, stop - limit + 1) end
+# Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
+# before ('' = none: else the page above that item, or, if the chat does not hold it, the items
+# numbered below it), ttl (0 = none), ttl_arg (its ARGV text), global (the global prompt's key,
+# or nil on a cluster), and known, known_count: the turn id by which the caller knows the newest
+# known_count items of the leaf's path (false = none; see windows.py).
+# Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
+# newest the window holds), settings, the global prompt (false on a cluster), leaf, next id.
+READ_PATH = """
+local below = false
+if before ~= '' then
+  local raw = redis.call('HGET', KEYS[1], before)
+  if raw then from = string.match(raw, PARENT) or false else below = tonumber(before) end
+end
 local items = {}
--- Indices from the tail: LRANGE walks from the nearer end, so a window costs the same in any chat.
-if stop >= start and limit ~= 0 then
-  if known and meta[4] == known and stop - start + 1 <= known_count then
-    items = stop - start + 1
-  elseif before < 0 and limit > 0 then
-    items = redis.call('LRANGE', KEYS[1], '-' .. limit_arg, '-1')
-  else
-    items = redis.call('LRANGE', KEYS[1], start - n, stop - n)
+if limit ~= 0 and known and at == '' and meta[4] == known then
+  items = math.min(limit, known_count)
+elseif limit ~= 0 and from then
+  local id, n = from, 0
+  while id and (limit < 0 or n < limit) do
+    local raw = redis.call('HGET', KEYS[1], id)
+    if not raw then break end
+    if not below or tonumber(id) < below then
+      n = n + 1
+      items[n] = raw
+    end
+    id = string.match(raw, PARENT)
+  end
+  for i = 1, math.floor(n / 2) do
+    items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
   end
 end
 local exists
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl_arg)
+  redis.call('EXPIRE', KEYS[3], ttl_arg)
   exists = redis.call('EXPIRE', KEYS[2], ttl_arg)  -- 1 if the chat's hash exists
 else
   exists = redis.call('EXISTS', KEYS[2])
 end
 local global_system = false
 if global then global_system = redis.call('GET', global) end
-return {exists, meta[2], first + start, items, meta[3], global_system}
+return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0}
 """
 
 READ_CHAT = (
-    """
--- KEYS: msgs, meta, and on a single node the global prompt
--- ARGV: limit (-1 = all), before (-1 = newest), ttl (0 = none)
-local limit, before, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local limit_arg, ttl_arg, global = ARGV[1], ARGV[3], KEYS[3]
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list, and on a single node the global prompt
+-- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id)
+local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local ttl_arg, global = ARGV[3], KEYS[5]
 local known, known_count = false, 0
 """
-    + READ_WINDOW
+    + FIND_START
+    + READ_PATH
 )
 
 BEGIN_TURN = (
-    """
--- KEYS: msgs, meta, lock, and on a single node the global prompt
--- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count
--- Takes the turn lock and reads the newest `limit` messages, or returns false (nil) if another
--- token holds it. The holder may take it again (a call re-sent after a lost reply).
-if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then
-  if redis.call('GET', KEYS[3]) ~= ARGV[3] then
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list, lock, and on a single node the global prompt
+-- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count,
+--       at ('' = the leaf, 'root', or an item id)
+-- Takes the turn lock and reads the newest `limit` items of the path ending at `at`, or returns
+-- false (nil) if another token holds it. The holder may take it again (a call re-sent after a
+-- lost reply).
+local at = ARGV[7]
+"""
+    + FIND_START
+    + """
+if not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
+  if redis.call('GET', KEYS[5]) ~= ARGV[3] then
     return false
   end
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[5], ARGV[4])
 end
-local limit, before, ttl = tonumber(ARGV[1]), -1, tonumber(ARGV[2])
-local limit_arg, ttl_arg, global = ARGV[1], ARGV[2], KEYS[4]
+local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
+local ttl_arg, global = ARGV[2], KEYS[6]
 local known, known_count = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6])
 """
-    + READ_WINDOW
+    + READ_PATH
+)
+
+CHILDREN = (
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list   ARGV: item ids ('root' for the first messages)
+-- Returns each one's children, comma separated (false for none).
+return redis.call('HMGET', KEYS[3], unpack(ARGV))
+"""
+)
+
+SET_LEAF = (
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list   ARGV: item id, descend ('1': on to its newest descendant
+-- by always taking the newest child)
+-- Returns the new leaf, or false if the chat does not hold the item. The chat's last turn is
+-- forgotten: windows known by it (windows.py) no longer end at the leaf.
+local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], id) == 0 then
+  return false
+end
+while ARGV[2] == '1' do
+  local kids = redis.call('HGET', KEYS[3], id)
+  local newest = kids and string.match(kids, '(%d+)$')
+  if not newest or redis.call('HEXISTS', KEYS[1], newest) == 0 then break end
+  id = newest
+end
+redis.call('HSET', KEYS[2], 'leaf', id)
+redis.call('HDEL', KEYS[2], 'last_turn')
+return tonumber(id)
+"""
 )
 
 RELEASE_TURN = """
@@ -166,6 +285,8 @@ SCRIPTS = {
     "save_turn": SAVE_TURN,
     "read_chat": READ_CHAT,
     "begin_turn": BEGIN_TURN,
+    "children": CHILDREN,
+    "set_leaf": SET_LEAF,
     "release_turn": RELEASE_TURN,
     "claim_idempotency": CLAIM_IDEMPOTENCY,
     "release_idempotency": RELEASE_IDEMPOTENCY,

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from chatproxy.errors import TurnLeaseLost
+from chatproxy.errors import NotFound, TurnLeaseLost
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
+    ROOT,
     ChatInfo,
     ChatRef,
     ChatState,
@@ -46,6 +47,14 @@ from chatproxy.store.sqlite_rows import (
     touch,
     trim,
 )
+from chatproxy.store.sqlite_tree import (
+    children_of,
+    has_item,
+    newest_descendant,
+    parent_of,
+    path_bodies,
+    place,
+)
 
 SWEEP_EVERY_SECONDS = 60.0
 
@@ -68,19 +77,21 @@ class SqliteStore:
             self.file.connection().execute("SELECT 1").fetchone()
 
     @in_thread
-    def load_window(self, chat: ChatRef, limit: int) -> ChatState:
+    def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
         with self.file.transaction() as db:
-            return self._load(db, chat, limit, None)
+            return self._load(db, chat, limit, None, leaf)
 
     @in_thread
-    def load_history(self, chat: ChatRef) -> ChatState:
+    def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
         with self.file.transaction() as db:
-            return self._load(db, chat, None, None)
+            return self._load(db, chat, None, None, leaf)
 
     @in_thread
-    def load_page(self, chat: ChatRef, limit: int, before: int | None) -> ChatState:
+    def load_page(
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+    ) -> ChatState:
         with self.file.transaction() as db:
-            return self._load(db, chat, limit, before)
+            return self._load(db, chat, limit, before, leaf)
 
     def _load(
         self,
@@ -88,34 +99,49 @@ class SqliteStore:
         chat: ChatRef,
         limit: int | None,
         before: int | None,
+        at: int | None,
         *,
         keep: bool = False,
     ) -> ChatState:
+        """Read the path ending at `at` (None: the leaf; see `Store.load_page` for `before`)."""
         row = live_chat(db, chat)
         global_system = global_system_of(db)
         if row is None:
+            if at is not None and at != ROOT:
+                raise NotFound("no such message in this chat")
             return ChatState(False, None, global_system, [])
         touch(db, chat, self._expiry())
-        query = "SELECT seq, body FROM messages WHERE tenant = ? AND chat_id = ?"
-        params: tuple[object, ...] = (chat.tenant, chat.chat_id)
+        start = row.leaf if at is None else at
+        if at is not None and at != ROOT and not has_item(db, chat, at):
+            raise NotFound("no such message in this chat")
+        below = None
         if before is not None:
-            query += " AND seq < ?"
-            params += (before,)
-        query += " ORDER BY seq DESC"
-        if limit is not None:
-            query += " LIMIT ?"
-            params += (limit,)
-        rows = db.execute(query, params).fetchall()
-        rows.reverse()
-        first_id = rows[0][0] if rows else (before if before is not None else row[2])
-        bodies = [body for _, body in rows]
+            above = parent_of(db, chat, before)
+            if above is False:
+                below = before
+            else:
+                start = above if above is not None else ROOT
+        bodies = path_bodies(db, chat, start, limit, below)
         messages = self.decoded.decode(bodies, keep=keep)
-        (settings,) = db.execute(
-            "SELECT settings FROM chats WHERE tenant = ? AND chat_id = ?",
-            (chat.tenant, chat.chat_id),
-        ).fetchone()
-        own = json.loads(settings) if settings else {}
-        return ChatState(True, row[0], global_system, messages, first_id, own)
+        own = json.loads(row.settings) if row.settings else {}
+        return ChatState(True, row.system, global_system, messages, own, row.leaf, row.next_id)
+
+    @in_thread
+    def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
+        with self.file.transaction() as db:
+            return [children_of(db, chat, parent) for parent in parents]
+
+    @in_thread
+    def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
+        with self.file.transaction() as db:
+            if live_chat(db, chat) is None or not has_item(db, chat, item_id):
+                return None
+            leaf = newest_descendant(db, chat, item_id) if descend else item_id
+            db.execute(
+                "UPDATE chats SET leaf = ?, last_turn = NULL WHERE tenant = ? AND chat_id = ?",
+                (leaf, chat.tenant, chat.chat_id),
+            )
+        return leaf
 
     @in_thread
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:
@@ -161,12 +187,14 @@ class SqliteStore:
             if holds and release:
                 release_lock(db, chat, lock_token or "")
             row = live_chat(db, chat)
-            if row is not None and row[1] == turn_id:
+            if row is not None and row.last_turn == turn_id:
                 return False
             if lock_token is not None and not holds:
                 raise TurnLeaseLost()
             ensure_chat(db, chat, now, self._expiry(now))
-            append_turn(db, chat, turn_id, messages, now, self._expiry(now))
+            next_id, leaf = (row.next_id, row.leaf) if row else (0, None)
+            placed = place(messages, next_id, leaf)
+            append_turn(db, chat, turn_id, placed, now, self._expiry(now))
             if self._max_messages:
                 trim(db, chat, self._max_messages)
             if idempotent is not None:
@@ -176,12 +204,14 @@ class SqliteStore:
 
     @in_thread
     def begin_turn(
-        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int, at: int | None = None
     ) -> ChatState | None:
         with self.file.transaction() as db:
+            if at is not None and at != ROOT and not has_item(db, chat, at):
+                raise NotFound("no such message in this chat")
             if not take_lock(db, chat, token, lease_seconds):
                 return None
-            return self._load(db, chat, limit, None, keep=True)
+            return self._load(db, chat, limit, None, at, keep=True)
 
     @in_thread
     def release_turn(self, chat: ChatRef, token: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from chatproxy.store.base import (
     ChatInfo,
@@ -83,19 +83,29 @@ def delete_rows(db: sqlite3.Connection, chat: ChatRef) -> None:
     db.execute("DELETE FROM chats WHERE tenant = ? AND chat_id = ?", params)
 
 
-def live_chat(db: sqlite3.Connection, chat: ChatRef) -> tuple[str | None, str, int] | None:
-    """Return (system, last_turn, appended) of an unexpired chat; delete an expired one."""
+class LiveChat(NamedTuple):
+    """What a chat's row says of it."""
+
+    system: str | None
+    last_turn: str | None
+    next_id: int
+    leaf: int | None
+    settings: str | None
+
+
+def live_chat(db: sqlite3.Connection, chat: ChatRef) -> LiveChat | None:
+    """Return the row of an unexpired chat; delete an expired one."""
     row = db.execute(
-        "SELECT system, last_turn, appended, expires_at FROM chats"
+        "SELECT system, last_turn, appended, leaf, settings, expires_at FROM chats"
         " WHERE tenant = ? AND chat_id = ?",
         (chat.tenant, chat.chat_id),
     ).fetchone()
     if row is None:
         return None
-    if row[3] is not None and row[3] <= time.time():
+    if row[5] is not None and row[5] <= time.time():
         delete_rows(db, chat)
         return None
-    return row[0], row[1], row[2]
+    return LiveChat(*row[:5])
 
 
 def touch(db: sqlite3.Connection, chat: ChatRef, expires_at: float | None) -> None:
@@ -153,19 +163,18 @@ def append_turn(
     now: float,
     expires_at: float | None,
 ) -> None:
-    """Append a turn's messages after the chat's last, and count them, their tokens and the
-    turn id in the chat's row (the title too, if it has none yet)."""
-    (appended,) = db.execute(
-        "SELECT appended FROM chats WHERE tenant = ? AND chat_id = ?",
-        (chat.tenant, chat.chat_id),
-    ).fetchone()
+    """Add a turn's items (placed: each with its id and parent), make the last the leaf, and
+    count them, their tokens and the turn id in the chat's row (the title too, if it has none
+    yet)."""
     db.executemany(
-        "INSERT INTO messages (tenant, chat_id, seq, body) VALUES (?, ?, ?, ?)",
-        [(chat.tenant, chat.chat_id, appended + n, m.dumps()) for n, m in enumerate(messages)],
+        "INSERT INTO messages (tenant, chat_id, seq, parent, body) VALUES (?, ?, ?, ?, ?)",
+        [(chat.tenant, chat.chat_id, m.id, m.parent, m.dumps()) for m in messages],
     )
+    last = messages[-1].id if messages else None
     db.execute(
         "UPDATE chats SET updated = ?, expires_at = ?, last_turn = ?,"
-        " message_count = message_count + ?, appended = appended + ?,"
+        " message_count = message_count + ?, appended = MAX(appended, ?),"
+        " leaf = COALESCE(?, leaf),"
         " title = COALESCE(title, ?), prompt_tokens = prompt_tokens + ?,"
         " completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?"
         " WHERE tenant = ? AND chat_id = ?",
@@ -174,7 +183,8 @@ def append_turn(
             expires_at,
             turn_id,
             len(messages),
-            len(messages),
+            -1 if last is None else last + 1,
+            last,
             title_of(messages),
             *usage_of(messages).values(),
             chat.tenant,

@@ -76,6 +76,20 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE chats ADD COLUMN settings TEXT;
     """,
+    # Chats become trees: a message's number (`seq`) is its item id, each is placed under the
+    # one before it, the newest is the leaf, and the stored JSON carries its id and parent.
+    """
+    ALTER TABLE messages ADD COLUMN parent INTEGER;
+    UPDATE messages SET parent = seq - 1 WHERE seq > (
+        SELECT MIN(seq) FROM messages AS earlier
+        WHERE earlier.tenant = messages.tenant AND earlier.chat_id = messages.chat_id);
+    UPDATE messages SET body = json_set(body, '$.id', seq, '$.parent', parent);
+    ALTER TABLE chats ADD COLUMN leaf INTEGER;
+    UPDATE chats SET leaf = (
+        SELECT MAX(seq) FROM messages
+        WHERE messages.tenant = chats.tenant AND messages.chat_id = chats.chat_id);
+    CREATE INDEX messages_by_parent ON messages (tenant, chat_id, parent);
+    """,
 )
 
 

@@ -23,6 +23,7 @@ everything is forgotten at once (the next turns read their windows from Redis ag
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -31,15 +32,28 @@ from chatproxy.store.base import ChatRef
 
 
 class Window(NamedTuple):
-    """A chat's newest stored texts as this process last read or wrote them: `limit` is how
-    many the turn asked for, `turn` the id of the save that left them (None for a read, which is
-    not trusted later), `token` the turn lock they were read under, `chars` their length."""
+    """A chat's newest stored texts of its leaf's path as this process last read or wrote them:
+    `limit` is how many the turn asked for, `turn` the id of the save that left them (None for a
+    read, which is not trusted later), `token` the turn lock they were read under, `chars` their
+    length, `whole` whether they are the whole path."""
 
     raws: tuple[str, ...]
     limit: int
     turn: str | None
     token: str | None
     chars: int
+    whole: bool  # the raws are the whole path
+
+
+ITEM_ID = re.compile(r'\{"id":(\d+),')
+
+
+def item_id(raw: str) -> int:
+    """The id at the start of a stored item's text (`Message.dumps`)."""
+    found = ITEM_ID.match(raw)
+    if found is None:
+        raise ValueError("a stored item starts with its id")
+    return int(found.group(1))
 
 
 class KnownWindows:
@@ -56,19 +70,35 @@ class KnownWindows:
         """The chat's window, if kept."""
         return self._windows.get(chat)
 
+    def usable(self, chat: ChatRef, limit: int) -> Window | None:
+        """The chat's window, if kept and it holds a read of `limit` items: as many, or the
+        whole path."""
+        window = self._windows.get(chat)
+        if window is None or window.turn is None:
+            return None
+        return window if len(window.raws) >= limit or window.whole else None
+
     def read(self, chat: ChatRef, token: str, raws: Sequence[str], limit: int) -> None:
         """Keep the window a turn read under the lock `token`, for its save."""
         kept = tuple(raws)
-        self._put(chat, Window(kept, limit, None, token, sum(map(len, kept))))
+        whole = len(kept) < limit
+        self._put(chat, Window(kept, limit, None, token, sum(map(len, kept)), whole))
 
-    def saved(self, chat: ChatRef, token: str, turn_id: str, raws: Sequence[str]) -> None:
-        """A save under `token` landed as `turn_id` with `raws`: the chat's window is the one
-        read under that token, then `raws`, and is known by `turn_id`."""
+    def saved(
+        self, chat: ChatRef, token: str, turn_id: str, raws: Sequence[str], *, first: int
+    ) -> None:
+        """A save under `token` landed as `turn_id` with `raws`, under the last item of the
+        window read under that token, and kept the items from id `first` on: the chat's
+        window is that read, then `raws`, less the items dropped, and is known by `turn_id`."""
         before = self._windows.get(chat)
         if before is None or before.token != token:
             return
-        newest = (before.raws + tuple(raws))[-before.limit :] if before.limit > 0 else ()
-        self._put(chat, Window(newest, before.limit, turn_id, None, sum(map(len, newest))))
+        joined = before.raws + tuple(raws)
+        kept = tuple(raw for raw in joined if item_id(raw) >= first)
+        newest = kept[-before.limit :] if before.limit > 0 else ()
+        whole = len(kept) < len(joined) or (before.whole and len(joined) <= before.limit)
+        chars = sum(map(len, newest))
+        self._put(chat, Window(newest, before.limit, turn_id, None, chars, whole))
 
     def forget(self, chat: ChatRef) -> None:
         """Drop the chat's window."""

@@ -1,0 +1,86 @@
+"""Own the SQL of a chat's tree in the SQLite store: placing a turn's items, reading a path by
+walking parents up from its last item (one recursive query on the chat's index, as far as the
+window reaches), children, and moving the leaf. A message's `seq` is its item id."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from chatproxy.store.base import ROOT, ChatRef, Message, chained
+
+# Walks from one item up its parents; the outer query stops the walk once it has its rows.
+PATH = (
+    "WITH RECURSIVE up(seq, parent, body) AS ("
+    " SELECT seq, parent, body FROM messages WHERE tenant = ? AND chat_id = ? AND seq = ?"
+    " UNION ALL"
+    " SELECT m.seq, m.parent, m.body FROM messages AS m JOIN up"
+    " ON m.tenant = ? AND m.chat_id = ? AND m.seq = up.parent)"
+    " SELECT seq, body FROM up WHERE seq < ? LIMIT ?"
+)
+
+
+def has_item(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> bool:
+    """Whether the chat holds the item."""
+    row = db.execute(
+        "SELECT 1 FROM messages WHERE tenant = ? AND chat_id = ? AND seq = ?",
+        (chat.tenant, chat.chat_id, item_id),
+    ).fetchone()
+    return row is not None
+
+
+def parent_of(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> int | bool | None:
+    """The item's parent (None for a first message), or False if the chat does not hold it."""
+    row = db.execute(
+        "SELECT parent FROM messages WHERE tenant = ? AND chat_id = ? AND seq = ?",
+        (chat.tenant, chat.chat_id, item_id),
+    ).fetchone()
+    return False if row is None else row[0]
+
+
+def path_bodies(
+    db: sqlite3.Connection,
+    chat: ChatRef,
+    start: int | None,
+    limit: int | None,
+    below: int | None = None,
+) -> list[str]:
+    """The stored texts of the newest `limit` items (None: all) of the path that ends at
+    `start`, oldest first, leaving out items numbered `below` or above."""
+    if start is None or start == ROOT or limit == 0:
+        return []
+    params = (chat.tenant, chat.chat_id, start, chat.tenant, chat.chat_id)
+    bound = below if below is not None else 2**62
+    rows = db.execute(PATH, (*params, bound, -1 if limit is None else limit)).fetchall()
+    return [body for _, body in reversed(rows)]
+
+
+def place(messages: Sequence[Message], next_id: int, leaf: int | None) -> list[Message]:
+    """Give the messages that have no id the chat's next ids, chained under the leaf (see
+    `Store.save_turn`)."""
+    if all(message.id is not None for message in messages):
+        return list(messages)
+    return chained(messages, next_id, leaf)
+
+
+def children_of(db: sqlite3.Connection, chat: ChatRef, parent: int | None) -> list[int]:
+    """The ids of the item's children in the order they were added."""
+    if parent is None:
+        query = "SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent IS NULL"
+        rows = db.execute(query + " ORDER BY seq", (chat.tenant, chat.chat_id)).fetchall()
+    else:
+        query = "SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent = ?"
+        rows = db.execute(query + " ORDER BY seq", (chat.tenant, chat.chat_id, parent)).fetchall()
+    return [seq for (seq,) in rows]
+
+
+def newest_descendant(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> int:
+    """Follow the newest child down from the item to a leaf."""
+    while True:
+        row = db.execute(
+            "SELECT MAX(seq) FROM messages WHERE tenant = ? AND chat_id = ? AND parent = ?",
+            (chat.tenant, chat.chat_id, item_id),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return item_id
+        item_id = row[0]
