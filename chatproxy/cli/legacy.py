@@ -15,9 +15,10 @@ store of this project:
 Running it again is safe and resumes. An imported chat holds legacy message `i` as its item `i`,
 under item `i - 1` (a tree with one path; ids survive trimming). So the import compares what the
 target holds with the legacy list and appends only the legacy messages past its end: nothing
-twice, and whatever a legacy chat gained since the last run. A chat whose target history disagrees with the legacy list (say it was used
-through the proxy and the legacy chat grew too) is reported and left alone. Each chat is written
-under its turn lock, so a proxy serving the same store cannot interleave a turn.
+twice, and whatever a legacy chat gained since the last run. A chat whose target history
+disagrees with the legacy list (say it was used through the proxy and the legacy chat grew too)
+is reported and left alone. Each chat is written under its turn lock, so a proxy serving the
+same store cannot interleave a turn.
 """
 
 from __future__ import annotations
