@@ -1,0 +1,202 @@
+"""The storage contract of a chat's tree, run against every backend: placing items, paths from
+any leaf, children, moving the leaf, and every field of an item kept as sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatproxy.errors import NotFound, TurnLeaseLost
+from chatproxy.store import ChatRef, Message, Store
+from chatproxy.store.base import ROOT, chained
+from tests.conftest import MakeStore, take_lock
+
+CHAT = ChatRef("public", "tree-1")
+
+
+def ask(text: str) -> Message:
+    return Message("user", text, created_at=1000.0)
+
+
+def reply(text: str) -> Message:
+    return Message("assistant", text, created_at=1000.5, model="m-1")
+
+
+def texts(messages: list[Message]) -> list[object]:
+    return [m.content for m in messages]
+
+
+async def linear(store: Store, turns: int) -> None:
+    """Save `turns` turns q0/a0, q1/a1, ... on one path (items 0 .. 2 * turns - 1)."""
+    for n in range(turns):
+        await store.save_turn(CHAT, f"t{n}", [ask(f"q{n}"), reply(f"a{n}")])
+
+
+@pytest.mark.anyio
+async def test_items_unplaced_get_the_next_ids_chained_under_the_leaf(store: Store) -> None:
+    await linear(store, 2)
+
+    state = await store.load_history(CHAT)
+
+    assert [(m.id, m.parent) for m in state.messages] == [(0, None), (1, 0), (2, 1), (3, 2)]
+    assert (state.leaf, state.next_id) == (3, 4)
+
+
+@pytest.mark.anyio
+async def test_an_edit_starts_a_branch_and_the_path_follows_the_new_leaf(store: Store) -> None:
+    await linear(store, 2)  # q0 a0 q1 a1
+    edit = chained([ask("q1 again"), reply("a1 again")], 4, 1)  # a sibling of q1
+
+    await store.save_turn(CHAT, "edit", edit)
+
+    state = await store.load_history(CHAT)
+    assert texts(state.messages) == ["q0", "a0", "q1 again", "a1 again"]
+    assert state.leaf == 5
+    assert texts((await store.load_history(CHAT, leaf=3)).messages) == ["q0", "a0", "q1", "a1"]
+    assert await store.children(CHAT, [1, None, 5]) == [[2, 4], [0], []]
+
+
+@pytest.mark.anyio
+async def test_windows_and_pages_walk_the_path_not_the_tree(store: Store) -> None:
+    await linear(store, 3)  # items 0..5
+    await store.save_turn(CHAT, "b", chained([ask("b"), reply("ab")], 6, 3))  # 6, 7 under 3
+
+    assert texts((await store.load_window(CHAT, 3)).messages) == ["a1", "b", "ab"]
+    assert texts((await store.load_window(CHAT, 2, leaf=5)).messages) == ["q2", "a2"]
+    page = await store.load_page(CHAT, 2, 6)  # the two items above item 6 on its path
+    assert [m.id for m in page.messages] == [2, 3]
+    assert [m.id for m in (await store.load_page(CHAT, 10, 2)).messages] == [0, 1]
+    assert (await store.load_page(CHAT, 10, 0)).messages == []
+
+
+@pytest.mark.anyio
+async def test_a_page_below_an_id_the_chat_does_not_hold_counts_ids(store: Store) -> None:
+    await linear(store, 3)  # items 0..5
+
+    page = await store.load_page(CHAT, 2, 100)
+
+    assert [m.id for m in page.messages] == [4, 5]
+    assert [m.id for m in (await store.load_page(CHAT, 10, 3, leaf=5)).messages] == [0, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_a_path_from_an_unknown_item_is_not_found(store: Store) -> None:
+    await linear(store, 1)
+
+    with pytest.raises(NotFound):
+        await store.load_history(CHAT, leaf=7)
+    with pytest.raises(NotFound):
+        await store.load_window(ChatRef("web", CHAT.chat_id), 5, leaf=0)  # another tenant
+
+
+@pytest.mark.anyio
+async def test_begin_turn_reads_the_path_ending_at_the_given_item(store: Store) -> None:
+    await linear(store, 2)
+
+    state = await store.begin_turn(CHAT, "tok", 60.0, 10, 1)
+
+    assert state is not None
+    assert texts(state.messages) == ["q0", "a0"]
+    assert (state.leaf, state.next_id) == (3, 4)
+    await store.release_turn(CHAT, "tok")
+    root = await store.begin_turn(CHAT, "tok", 60.0, 10, ROOT)
+    assert root is not None and root.messages == []
+
+
+@pytest.mark.anyio
+async def test_begin_turn_at_an_unknown_item_takes_no_lock(store: Store) -> None:
+    await linear(store, 1)
+
+    with pytest.raises(NotFound):
+        await store.begin_turn(CHAT, "tok", 60.0, 10, 9)
+
+    assert await store.begin_turn(CHAT, "other", 60.0, 10) is not None  # the lock was free
+
+
+@pytest.mark.anyio
+async def test_a_new_first_message_is_another_root(store: Store) -> None:
+    await linear(store, 1)
+
+    await store.save_turn(CHAT, "r", chained([ask("again"), reply("r")], 2, None))
+
+    assert texts((await store.load_history(CHAT)).messages) == ["again", "r"]
+    assert await store.children(CHAT, [None]) == [[0, 2]]
+
+
+@pytest.mark.anyio
+async def test_setting_the_leaf_moves_the_path_and_can_descend(store: Store) -> None:
+    await linear(store, 2)  # 0..3
+    await store.save_turn(CHAT, "e", chained([ask("e"), reply("ae")], 4, 1))  # 4, 5 under 1
+
+    assert await store.set_leaf(CHAT, 2, descend=True) == 3
+    assert texts((await store.load_history(CHAT)).messages) == ["q0", "a0", "q1", "a1"]
+    assert await store.set_leaf(CHAT, 4) == 4
+    assert (await store.load_history(CHAT)).leaf == 4
+    assert await store.set_leaf(CHAT, 40) is None
+    assert await store.set_leaf(ChatRef("web", CHAT.chat_id), 1) is None
+    await store.save_turn(CHAT, "after", [ask("next")])  # continues from the leaf set
+    assert [(m.id, m.parent) for m in (await store.load_window(CHAT, 1)).messages] == [(6, 4)]
+
+
+@pytest.mark.anyio
+async def test_every_field_of_an_item_is_kept_as_sent(store: Store) -> None:
+    calls = [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
+        {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+    ]
+    parts = [
+        {"type": "text", "text": "see"},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+        {"type": "file", "file": {"file_id": "file-1"}},
+    ]
+    items = chained(
+        [
+            Message("user", parts, created_at=1.0, name="ann"),
+            Message(
+                "assistant",
+                None,
+                created_at=2.0,
+                tool_calls=calls,
+                finish_reason="tool_calls",
+                model="m-2",
+                usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+            ),
+            Message("tool", "1", created_at=3.0, tool_call_id="call_1"),
+            Message("tool", "2", created_at=3.0, tool_call_id="call_2"),
+        ],
+        0,
+        None,
+    )
+    await store.save_turn(CHAT, "t", items)
+
+    assert (await store.load_history(CHAT)).messages == items
+    assert [m.for_upstream() for m in items][1:3] == [
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "content": "1", "tool_call_id": "call_1"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_deep_path_is_read_from_its_leaf_as_far_as_the_window(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    await store.save_turn(CHAT, "deep", chained([ask(f"m{n}") for n in range(1500)], 0, None))
+    await store.save_turn(CHAT, "side", chained([ask("side")], 1500, 999))
+
+    window = await store.load_window(CHAT, 3)
+
+    assert texts(window.messages) == ["m998", "m999", "side"]
+    assert len((await store.load_history(CHAT)).messages) == 1001
+
+
+@pytest.mark.anyio
+async def test_a_fenced_save_under_a_given_parent_needs_the_lock(store: Store) -> None:
+    await linear(store, 1)
+    edit = chained([ask("e")], 2, None)
+    with pytest.raises(TurnLeaseLost):
+        await store.save_turn(CHAT, "e", edit, lock_token="tok")
+    assert await take_lock(store, CHAT, "tok", 60.0)
+
+    await store.save_turn(CHAT, "e", edit, lock_token="tok", release=True)
+
+    assert texts((await store.load_history(CHAT)).messages) == ["e"]
