@@ -52,6 +52,18 @@ TEXT_OR_PARTS: Schema = {
     "description": "Text, or OpenAI content parts (an image turn: text and image_url).",
 }
 
+# What every stored message may carry beside its role and content.
+ITEM: dict[str, Schema] = {
+    "id": {"type": "integer", "minimum": 0, "description": "Its number in the chat."},
+    "parent": {**_nullable(COUNT), "description": "The message it follows; null: a first."},
+    "tokens": ref("TokenCounts"),
+    "model": STRING,
+    "finish_reason": STRING,
+    "tool_calls": {"type": "array", "items": {"type": "object"}},
+    "tool_call_id": STRING,
+    "name": STRING,
+}
+
 RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
@@ -77,24 +89,32 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     ),
     "Message": _object(
         ["role", "content"],
-        id={"type": "integer", "minimum": 0, "description": "Its number in the chat."},
-        role={"enum": ["system", "user", "assistant"]},
-        content=TEXT_OR_PARTS,
+        **ITEM,
+        role={"enum": ["system", "user", "assistant", "tool"]},
+        content=_nullable(TEXT_OR_PARTS),
+        siblings={
+            "type": "array",
+            "items": COUNT,
+            "description": "The ids of its parent's children, itself among them, oldest first.",
+        },
         created_at={**NUMBER, "description": "Unix time."},
-        tokens=ref("TokenCounts"),
-        model=STRING,
     ),
     "Reply": {
         **_object(
-            ["role", "content", "created_at", "tokens"],
+            ["id", "parent", "role", "content", "created_at", "tokens"],
+            **ITEM,
             role={"const": "assistant"},
-            content=STRING,
+            content=_nullable(STRING),
             created_at=NUMBER,
-            tokens=ref("TokenCounts"),
-            model=STRING,
         ),
         "description": "The stored reply of a turn.",
     },
+    "Children": _object(
+        ["parent", "children"],
+        parent={**_nullable(COUNT), "description": "null: the chat's first messages."},
+        children={"type": "array", "items": COUNT, "description": "Their ids, oldest first."},
+    ),
+    "Leaf": _object(["leaf"], leaf={**COUNT, "description": "The chat's current leaf now."}),
     "ChatSummary": _object(
         ["id", "title", "created", "updated", "messages", "tokens"],
         id=STRING,
@@ -183,6 +203,8 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "ContentBody": bodies.ContentBody,
+    "TurnBody": bodies.TurnBody,
+    "LeafBody": bodies.LeafBody,
     "ImageBody": bodies.ImageBody,
     "SettingsBody": bodies.SettingsBody,
     "CompletionRequest": bodies.CompletionRequest,
