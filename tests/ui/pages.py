@@ -21,12 +21,12 @@ API_KEY = "sk-ui-good-key-0123456789"
 Serve = Callable[..., str]
 
 # Records every text the newest reply shows, so a test can tell a reply that grew word by word
-# from one that appeared at once.
+# from one that appeared at once (trimmed: rendered Markdown ends its blocks with a line break).
 RECORD_REPLY_TEXTS = """() => {
   window.replyTexts = [];
   new MutationObserver(() => {
     const last = document.querySelector("#messages li.assistant:last-child .text");
-    if (last) window.replyTexts.push(last.textContent);
+    if (last) window.replyTexts.push(last.textContent.trim());
   }).observe(document.getElementById("messages"),
              {subtree: true, childList: true, characterData: true});
 }"""
