@@ -323,9 +323,10 @@ class RedisStore:
             pipe.expire(index, self._ttl)
 
     def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
-        """Refresh the TTL of every key of the chat."""
+        """Refresh the TTL of every key of the chat (an old layout's list too, until a script
+        upgrades it: else a chat's record could outlive its messages)."""
         if self._ttl is not None:
-            for key in chat_keys(chat)[:3]:
+            for key in chat_keys(chat):
                 pipe.expire(key, self._ttl)
 
 
