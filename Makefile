@@ -7,8 +7,10 @@ PORT ?= 8080
 # A turn mostly waits on the model: one worker process's event loop holds any number at once, and
 # one worker per core spends the CPU they do need (deploy.sh: WORKERS is --cpu).
 WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
+# The openai Node SDK the tests drive (tests/test_real_clients.py).
+JS := tests/js
 
-.PHONY: run test lint typecheck unit redis-server chromium vendor-web clean
+.PHONY: run test lint typecheck unit redis-server chromium node vendor-web clean
 
 run: $(VENV)/.run-deps
 	WORKERS=$(WORKERS) $(BIN)/functions-framework --target=main --source=main.py \
@@ -24,7 +26,7 @@ lint: $(VENV)/.dev-deps
 typecheck: $(VENV)/.dev-deps
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev-deps redis-server chromium
+unit: $(VENV)/.dev-deps redis-server chromium node $(JS)/node_modules/.installed
 	$(BIN)/python -m pytest
 
 redis-server:
@@ -32,6 +34,14 @@ redis-server:
 
 chromium:
 	@scripts/ensure-chromium.sh
+
+node:
+	@scripts/ensure-node.sh
+
+# `npm ci` installs exactly what package-lock.json pins, once (again when either file changes).
+$(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json | node
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # The chat page's markdown-it and DOMPurify, copied from the npm packages web/ pins (needs npm);
 # commit what it writes. Not part of `make test`: the vendored files are in the tree.
@@ -50,7 +60,7 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.run-deps
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules
 
 # `make bench`: performance benchmarks (bench/run.py), not part of `make test`; it rewrites
 # BENCHMARKS.md and bench/results.png. `make bench BENCH_ARGS=--quick` for a short run.
