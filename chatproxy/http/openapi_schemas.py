@@ -52,6 +52,12 @@ TEXT_OR_PARTS: Schema = {
     "description": "Text, or OpenAI content parts (an image turn: text and image_url).",
 }
 
+# What a stored reply says beside its text.
+REPLY_FIELDS: dict[str, Schema] = {
+    "tool_calls": {"type": "array", "items": ref("ToolCall")},
+    "finish_reason": {**STRING, "description": "`stop`, `length`, `tool_calls`..."},
+}
+
 RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
@@ -65,7 +71,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             ["message", "type", "param", "code"],
             message=STRING,
             type=STRING,
-            param={"type": "null"},
+            param={**_nullable(STRING), "description": "The request field at fault, if one."},
             code=ref("ErrorCode"),
         ),
     ),
@@ -79,19 +85,21 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         ["role", "content"],
         id={"type": "integer", "minimum": 0, "description": "Its number in the chat."},
         role={"enum": ["system", "user", "assistant"]},
-        content=TEXT_OR_PARTS,
+        content=_nullable(TEXT_OR_PARTS),
         created_at={**NUMBER, "description": "Unix time."},
         tokens=ref("TokenCounts"),
         model=STRING,
+        **REPLY_FIELDS,
     ),
     "Reply": {
         **_object(
             ["role", "content", "created_at", "tokens"],
             role={"const": "assistant"},
-            content=STRING,
+            content={**_nullable(STRING), "description": "Null for a reply that only calls tools."},
             created_at=NUMBER,
             tokens=ref("TokenCounts"),
             model=STRING,
+            **REPLY_FIELDS,
         ),
         "description": "The stored reply of a turn.",
     },
@@ -161,24 +169,40 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "ChatCompletionChoice": _object(
         ["index", "message", "finish_reason"],
         index={"type": "integer", "minimum": 0},
-        message=_object(
-            ["role", "content"],
-            role={"const": "assistant"},
-            content={**_nullable(STRING), "description": "The reply's text."},
-            refusal=_nullable(STRING),
-        ),
-        finish_reason=_nullable(STRING),
+        message={
+            **_object(
+                ["role", "content"],
+                role={"const": "assistant"},
+                content={**_nullable(STRING), "description": "The reply's text."},
+                refusal=_nullable(STRING),
+                tool_calls={"type": "array", "items": ref("ToolCall")},
+            ),
+            "description": "The model's message as it sent it (`annotations`, `audio`, ...).",
+        },
+        finish_reason={**_nullable(STRING), "description": "`stop`, `length`, `tool_calls`..."},
         logprobs=_nullable({"type": "object"}),
     ),
-    "ChatCompletion": _object(
-        ["id", "object", "created", "model", "choices", "usage"],
+    "ToolCall": _object(
+        ["id", "type", "function"],
         id=STRING,
-        object={"const": "chat.completion"},
-        created={"type": "integer"},
-        model=_nullable(STRING),
-        choices={"type": "array", "items": ref("ChatCompletionChoice")},
-        usage=_nullable(ref("TokenCounts")),
+        type=STRING,
+        function=_object(["name", "arguments"], name=STRING, arguments=STRING),
     ),
+    "ChatCompletion": {
+        **_object(
+            ["id", "object", "created", "model", "choices", "usage"],
+            id=STRING,
+            object={"const": "chat.completion"},
+            created={"type": "integer"},
+            model=_nullable(STRING),
+            choices={"type": "array", "items": ref("ChatCompletionChoice")},
+            usage=_nullable(ref("TokenCounts")),
+            system_fingerprint=_nullable(STRING),
+            service_tier=_nullable(STRING),
+        ),
+        "description": "The model's answer as it sent it (every choice; usage with its"
+        " details), or for a replayed Idempotency-Key the stored reply.",
+    },
 }
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
