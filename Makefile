@@ -8,7 +8,7 @@ PORT ?= 8080
 # one worker per core spends the CPU they do need (deploy.sh: WORKERS is --cpu).
 WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
 
-.PHONY: run test lint typecheck unit redis-server chromium clean
+.PHONY: run test lint typecheck unit redis-server chromium vendor-web clean
 
 run: $(VENV)/.run-deps
 	WORKERS=$(WORKERS) $(BIN)/functions-framework --target=main --source=main.py \
@@ -32,6 +32,11 @@ redis-server:
 
 chromium:
 	@scripts/ensure-chromium.sh
+
+# The chat page's markdown-it and DOMPurify, copied from the npm packages web/ pins (needs npm);
+# commit what it writes. Not part of `make test`: the vendored files are in the tree.
+vendor-web:
+	scripts/vendor-web.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,11 +1,13 @@
-"""The issue's goals, read by the verdicts, the report's reasons and the chart."""
+"""The issues' goals (the performance issue's, and issue 21's for chats as trees), read by the
+verdicts, the report's reasons and the chart."""
 
 GOAL_ADDED_MS = 1.0  # 1: added latency, median (the renovation issue lowered it from 1.5)
 GOAL_ADDED_P99_MS = 5.0  # 1: added latency, p99
 GOAL_CHATS_RATE = 190  # 2: turns/s with 200 chats on a 1 s model
 GOAL_CHATS_P99_MS = 50.0  # 2: added p99
 GOAL_RATE = 600  # 3 and 3b: saturation, turns/s
-GOAL_RATIO = 1.2  # 4 and 4b: long chat vs short
+GOAL_RATIO = 1.2  # 4 and 4b: long chat vs short (issue 21 asks it of 4 on trees too)
+GOAL_BRANCH_RATIO = 1.2  # 8 (issue 21): from a reply with 50 siblings at depth 1,000
 GOAL_COLD_S = 1.0  # 5: cold start
 GOAL_MEMORY_MB = 150  # 6: memory with 200 turns in flight
 GOAL_STREAM_MS = 2.0  # 7: first streamed text, added

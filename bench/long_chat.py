@@ -1,39 +1,18 @@
-"""Row 4: a POST and a page of history in a 10,000-message chat, against short chats."""
+"""Row 4: a POST at the tip and a page of history in a 10,000-message chat, against short
+chats."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 from bench.client import Client
 from bench.rig import Rig
+from bench.seeding import TENANT, seed
 from bench.stats import med, ms
-from chatproxy.config import RedisSettings
-from chatproxy.store.base import ChatRef, Message
-from chatproxy.store.redis import RedisStore
-
-TENANT = "public"  # the tenant of an open service (no PROXY_API_KEYS)
-
-
-def seed(redis_url: str, chat_id: str, messages: int) -> None:
-    """Store `messages` messages (user/assistant pairs) in a chat, straight into Redis."""
-    asyncio.run(_seed_turns(redis_url, chat_id, messages))
-
-
-async def _seed_turns(redis_url: str, chat_id: str, messages: int) -> None:
-    store = RedisStore.from_settings(RedisSettings(redis_url, False, 5.0), None)
-    chat = ChatRef(TENANT, chat_id)
-    try:
-        for turn in range(messages // 2):
-            pair = [
-                Message("user", f"Seeded question {turn}: tell me something about Redis."),
-                Message("assistant", f"Seeded answer {turn}: Redis keeps data in memory."),
-            ]
-            await store.save_turn(chat, f"seed-{turn}", pair)
-    finally:
-        await store.close()
+from chatproxy.store.base import ChatRef
+from chatproxy.store.redis_keys import chat_keys
 
 
 def t4_long_chat(rig: Rig, n: int, size: int) -> dict[str, Any]:
@@ -50,8 +29,8 @@ def t4_long_chat(rig: Rig, n: int, size: int) -> dict[str, Any]:
             _, _, t_empty = client.request("POST", f"/empty-{uuid.uuid4().hex}/chat", body)
             status, page, g_big = client.request("GET", f"/{big}/chat?limit=50")
             _, _, g_small = client.request("GET", f"/{small}/chat?limit=50")
-            if i == 0 and (status != 200 or len(json.loads(page)) < 50):
-                raise RuntimeError(f"GET page of the long chat failed: {status}")
+            if i == 0:
+                _check_tip(status, page, size)
             if i >= 10:
                 post_big.append(t_big)
                 post_empty.append(t_empty)
@@ -59,7 +38,8 @@ def t4_long_chat(rig: Rig, n: int, size: int) -> dict[str, Any]:
                 get_small.append(g_small)
         client.close()
         with rig.redis.client() as redis_client:
-            stored = int(redis_client.llen(f"chat:{{{TENANT}:{big}}}:msgs") or 0)
+            items = chat_keys(ChatRef(TENANT, big))[0]
+            stored = int(redis_client.hlen(items) or 0)
     return {
         "messages": size,
         "stored_after": stored,
@@ -70,3 +50,14 @@ def t4_long_chat(rig: Rig, n: int, size: int) -> dict[str, Any]:
         "get_small_ms": ms(med(get_small)),
         "get_ratio": round(med(get_big) / med(get_small), 3),
     }
+
+
+def _check_tip(status: int, page: bytes, size: int) -> None:
+    """The first page after the first POST: 50 messages, ending with that turn, whose question
+    went under the seeded path's last message (item `size` - 1), at the tip."""
+    messages = json.loads(page) if status == 200 else []
+    if len(messages) < 50:
+        raise RuntimeError(f"GET page of the long chat failed: {status}")
+    question, reply = messages[-2:]
+    if (question["id"], question["parent"], reply["parent"]) != (size, size - 1, size):
+        raise RuntimeError(f"the turn did not go at the tip of the long chat: {messages[-2:]}")

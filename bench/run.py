@@ -13,7 +13,8 @@ Writes ``bench/results.json``, ``bench/results.png`` and ``BENCHMARKS.md``.
 This module runs the targets and keeps their results; the rest of ``bench/`` measures and
 reports. Measuring: ``rig.py`` (the processes), ``client.py`` and ``load.py`` (the load),
 ``latency.py`` (targets 0, 1, 7), ``throughput.py`` (2, 3, 6), ``long_chat.py`` (4),
-``cold_start.py`` (5), ``instructions.py`` (callgrind counts). Reporting: the prose is
+``branches.py`` (8), ``seeding.py`` (the chats of 4 and 8), ``cold_start.py`` (5),
+``instructions.py`` (callgrind counts). Reporting: the prose is
 ``templates/benchmarks.md`` and ``templates/parts.md``; ``report.py`` fills them in with the
 results table (``table.py``) and the paragraphs a run has numbers for (``sections.py``);
 ``chart.py`` draws ``results.png``.
@@ -39,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from bench import instructions  # noqa: E402
 from bench.baseline import describe  # noqa: E402
+from bench.branches import t8_branches  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
 from bench.cold_start import t5_cold_start  # noqa: E402
 from bench.latency import BUSY_STREAM_WORD_S, t0_floor, t1_added_latency, t7_stream_ttfb  # noqa: E402
@@ -107,6 +109,7 @@ def measure(rig: Rig, steps: Steps, runs: int, quick: bool) -> None:
         step("t3n", partial(ramp, None, NAIVE_HANDLER))
         step("t3c", partial(ramp, 1, COROUTINE_HANDLER))
         step("t4", lambda: t4_long_chat(rig, n4, 10_000))
+        step("t8", lambda: t8_branches(rig, n4, 1_000, 50))
         step("t6", lambda: t6_rss(rig, 200, 2.0, 4.0 if quick else 6.0))
         step("t7", lambda: t7_stream_ttfb(rig, n7))
         step("t7w", lambda: t7_stream_ttfb(rig, n7, BUSY_STREAM_WORD_S))
@@ -144,6 +147,7 @@ def results_of(
         "t6": combine(per_run["t6"], take_max=("peak_mb", "idle_mb")),
         "t7": combine(per_run["t7"]),
         "t7w": combine(per_run["t7w"]),
+        "t8": combine(per_run["t8"]),
         "ti": per_run["ti"][0] if "ti" in per_run else None,
         "per_run": {
             k: [{kk: vv for kk, vv in x.items() if kk not in RAW} for x in v]

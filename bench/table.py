@@ -9,6 +9,7 @@ from typing import Any
 from bench.goals import (
     GOAL_ADDED_MS,
     GOAL_ADDED_P99_MS,
+    GOAL_BRANCH_RATIO,
     GOAL_CHATS_P99_MS,
     GOAL_CHATS_RATE,
     GOAL_COLD_S,
@@ -24,7 +25,7 @@ from bench.render import line, part
 def verdicts(r: dict[str, Any]) -> dict[str, bool]:
     """Each row's number (1, 3b, ...) and whether this run met its goal."""
     t1, t2, t4, t6 = r["t1"], r["t2"], r["t4"], r["t6"]
-    return {
+    judged = {
         "1": t1["median_ms"] <= GOAL_ADDED_MS and t1["p99_ms"] <= GOAL_ADDED_P99_MS,
         "2": t2["rate"] >= GOAL_CHATS_RATE
         and t2["errors"] == 0
@@ -37,6 +38,9 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
         "6": t6["peak_pss_mb"] <= GOAL_MEMORY_MB and t6["errors"] == 0,
         "7": r["t7"]["added_median_ms"] <= GOAL_STREAM_MS,
     }
+    if "t8" in r:  # runs from before chats were trees have no row 8
+        judged["8"] = r["t8"]["post_ratio"] <= GOAL_BRANCH_RATIO
+    return judged
 
 
 def missed(r: dict[str, Any]) -> list[str]:
@@ -58,9 +62,12 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         "goal_memory": GOAL_MEMORY_MB,
         "goal_stream": f"{GOAL_STREAM_MS:g}",
     }
-    return part(
-        "results", workers=r["workers"], **goals, **judged, **latency(r), **load(r), **chats(r)
-    )
+    return [
+        *part(
+            "results", workers=r["workers"], **goals, **judged, **latency(r), **load(r), **chats(r)
+        ),
+        *branches(r, judged),
+    ]
 
 
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -130,6 +137,23 @@ def chats(r: dict[str, Any]) -> dict[str, str]:
         "t5_median": f"{t5['median_s']:.2f}",
         "t5_all": ", ".join(f"{x:.2f}" for x in t5["all_s"]),
     }
+
+
+def branches(r: dict[str, Any], judged: dict[str, str]) -> list[str]:
+    """Row 8, if this run has it."""
+    t8 = r.get("t8")
+    if t8 is None:
+        return []
+    return part(
+        "results_branches",
+        t8_siblings=t8["siblings"],
+        t8_depth=f"{t8['depth']:,}",
+        goal_branch_ratio=f"{GOAL_BRANCH_RATIO:g}",
+        t8_ratio=f"{t8['post_ratio']:.2f}",
+        t8_post_branch=f"{t8['post_branch_ms']:.2f}",
+        t8_post_empty=f"{t8['post_empty_ms']:.2f}",
+        v8=judged["v8"],
+    )
 
 
 def ramp(target: dict[str, Any]) -> str:

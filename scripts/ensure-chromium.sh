@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure Debian's Chromium is at /usr/bin/chromium for the browser tests (tests/test_ui_browser.py).
+# Make sure Debian's Chromium is at /usr/bin/chromium for the browser tests (tests/ui/).
 # Playwright drives this browser rather than downloading one of its own.
 set -euo pipefail
 

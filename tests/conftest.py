@@ -9,6 +9,7 @@ from pathlib import Path
 import functions_framework
 import openai
 import pytest
+import redis
 
 from chatproxy.config import RedisSettings
 from chatproxy.store.base import ChatRef, Store
@@ -51,6 +52,14 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def admin(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client of the test's Redis, to write or inspect keys behind a store's back."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatproxy.store.base import Message
+from chatproxy.store.base import Message, chained
 from chatproxy.store.decoding import DecodedMessages, decode_messages
 
 texts = st.text(max_size=20)
@@ -35,6 +35,13 @@ messages = st.builds(
         st.integers(0, 10**9),
     ),
     model=st.none() | texts,
+    id=st.integers(0, 10**6),
+    parent=st.none() | st.integers(0, 10**6),
+    tool_calls=st.none()
+    | st.lists(st.fixed_dictionaries({"id": texts, "type": st.just("function")}), max_size=2),
+    tool_call_id=st.none() | texts,
+    name=st.none() | texts,
+    finish_reason=st.none() | st.sampled_from(["stop", "length", "tool_calls"]),
 )
 # A read of stored entries, some written by this process (the store remembers what it saved)
 # and whether the read keeps what it decodes (a turn's window) or not (a history).
@@ -87,7 +94,7 @@ def test_a_damaged_entry_is_named_by_its_place_and_never_kept(
 
 
 def test_messages_are_read_back_in_one_parse_and_a_damaged_entry_is_named() -> None:
-    messages = [Message("user", f"q{n}", created_at=float(n)) for n in range(4)]
+    messages = chained([Message("user", f"q{n}", created_at=float(n)) for n in range(4)], 0, None)
     stored = [m.dumps() for m in messages]
     assert decode_messages(stored) == messages
     assert decode_messages([]) == []
@@ -119,7 +126,7 @@ def test_decoded_messages_are_forgotten_together_at_either_bound() -> None:
 
 
 def test_a_damaged_entry_beside_decoded_ones_is_named_by_its_place() -> None:
-    messages = [Message("user", "q7", created_at=7.0), Message("assistant", "a7")]
+    messages = chained([Message("user", "q7", created_at=7.0), Message("assistant", "a7")], 7, 6)
     stored = [m.dumps() for m in messages]
     decoded = DecodedMessages()
     decoded.decode(stored[:1], keep=True)

@@ -391,7 +391,11 @@ def test_a_worker_told_to_stop_first_stores_the_stream_its_client_left(
 
     store = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        stored = [json.loads(raw) for raw in store.lrange("chat:{public:gone}:msgs", 0, -1)]
+        items = store.hgetall("chat:{public:gone}:items")  # item id -> its JSON
     finally:
         store.close()
-    assert [(m["role"], m["content"]) for m in stored] == [("user", "bye"), ("assistant", reply)]
+    stored = [json.loads(items[str(n)]) for n in range(len(items))]
+    assert [(m["id"], m["parent"], m["role"], m["content"]) for m in stored] == [
+        (0, None, "user", "bye"),
+        (1, 0, "assistant", reply),
+    ]

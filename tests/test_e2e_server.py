@@ -84,9 +84,22 @@ def test_server_process_serves_a_chat_through_redis_and_the_upstream(
 
     client = redis_server.client()
     try:
-        assert client.llen("chat:{public:e2e-1}:msgs") == 4
+        items = client.hgetall("chat:{public:e2e-1}:items")  # item id -> its JSON
     finally:
         client.close()
+    stored = [json.loads(items[str(n)]) for n in range(len(items))]
+    assert [(m["id"], m["parent"], m["role"]) for m in stored] == [
+        (0, None, "user"),
+        (1, 0, "assistant"),
+        (2, 1, "user"),
+        (3, 2, "assistant"),
+    ]
+    assert [m["content"] for m in stored] == [
+        "hello",
+        reply1["content"],
+        "second",
+        reply2["content"],
+    ]
 
     chats = [f"e2e-many-{i}" for i in range(20)]
 

@@ -4,13 +4,13 @@ holds, and that a chat changed by anyone else is always read from Redis."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis
 
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import ChatRef, Message
+from chatproxy.store.base import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.windows import KnownWindows
 
@@ -25,30 +25,42 @@ def turn(label: str) -> list[Message]:
     ]
 
 
+def hgets(admin: redis.Redis) -> int:
+    """How many HGETs Redis has run (in scripts too): a read walks a path with one per item."""
+    stats = admin.info("commandstats")
+    return int(stats.get("cmdstat_hget", {}).get("calls", 0))
+
+
 class Process:
     """One process's Redis store, and the turns it runs as the service does."""
 
-    def __init__(self, url: str, max_messages: int = 0) -> None:
+    def __init__(self, url: str, admin: redis.Redis, max_messages: int = 0) -> None:
         self.store = RedisStore.from_settings(RedisSettings(url, False, 2.0), 3600, max_messages)
+        self.admin = admin
+        self.items_read = 0  # how many items Redis read for the last turn's window
 
     async def run_turn(self, label: str, chat: ChatRef = CHAT) -> list[Message]:
-        """Begin a turn, save it (fenced, releasing the lock), and return the window it read."""
+        """Begin a turn, save it placed under the leaf it read (fenced, releasing the lock), and
+        return the window it read."""
         token = uuid.uuid4().hex
+        before = hgets(self.admin)
         state = await self.store.begin_turn(chat, token, 30, LIMIT)
+        self.items_read = hgets(self.admin) - before
         assert state is not None
-        await self.store.save_turn(
-            chat, uuid.uuid4().hex, turn(label), lock_token=token, release=True
-        )
+        placed = chained(turn(label), state.next_id, state.leaf)
+        await self.store.save_turn(chat, uuid.uuid4().hex, placed, lock_token=token, release=True)
         return state.messages
 
 
 @pytest.fixture
-async def process(redis_url: str, anyio_backend: str) -> AsyncIterator[Callable[..., Process]]:
+async def process(
+    redis_url: str, admin: redis.Redis, anyio_backend: str
+) -> AsyncIterator[Callable[..., Process]]:
     """`process(max_messages=0)`: a new process's store on the test's Redis, closed after."""
     made: list[Process] = []
 
     def start(max_messages: int = 0) -> Process:
-        made.append(Process(redis_url, max_messages))
+        made.append(Process(redis_url, admin, max_messages))
         return made[-1]
 
     yield start
@@ -56,53 +68,42 @@ async def process(redis_url: str, anyio_backend: str) -> AsyncIterator[Callable[
         await one.store.close()
 
 
-@pytest.fixture
-def admin(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    client.close()
-
-
-def lranges(admin: redis.Redis) -> int:
-    """How many LRANGEs Redis has run (in scripts too): each is a window sent."""
-    stats = admin.info("commandstats")
-    return int(stats.get("cmdstat_lrange", {}).get("calls", 0))
-
-
 @pytest.mark.anyio
 async def test_a_chat_s_next_turn_in_the_same_process_is_not_sent_its_window(
-    process: Callable[..., Process], admin: redis.Redis
+    process: Callable[..., Process],
 ) -> None:
     one = process()
-    for n in range(3):
-        await one.run_turn(f"{n}")
-    sent = lranges(admin)
+    await one.run_turn("0")
+    assert one.items_read == 0  # an empty chat
+    await one.run_turn("1")
+    await one.run_turn("2")
 
     window = await one.run_turn("3")
 
-    assert lranges(admin) == sent
-    assert window == turn("1") + turn("2")
+    assert one.items_read == 0
+    assert window == chained(turn("1") + turn("2"), 2, 1)
     everything = turn("0") + turn("1") + turn("2") + turn("3")
-    assert (await one.store.load_window(CHAT, 10)).messages == everything
+    assert (await one.store.load_window(CHAT, 10)).messages == chained(everything, 0, None)
 
 
 @pytest.mark.anyio
 async def test_a_chat_another_process_changed_is_read_again(
-    process: Callable[..., Process], admin: redis.Redis
+    process: Callable[..., Process],
 ) -> None:
     one, two = process(), process()
     await one.run_turn("a")
     await one.run_turn("b")
     await two.run_turn("c")
-    sent = lranges(admin)
 
-    assert await one.run_turn("d") == turn("b") + turn("c")
-    assert lranges(admin) == sent + 1
+    assert await one.run_turn("d") == chained(turn("b") + turn("c"), 2, 1)
+    assert one.items_read == LIMIT
 
     await two.store.delete_chat(CHAT)
     await two.run_turn("e")
-    assert await one.run_turn("f") == turn("e")
-    assert await one.run_turn("g") == turn("e") + turn("f")
+    assert await one.run_turn("f") == chained(turn("e"), 0, None)
+    assert one.items_read == 2
+    assert await one.run_turn("g") == chained(turn("e") + turn("f"), 0, None)
+    assert one.items_read == 0
 
 
 @pytest.mark.anyio
@@ -111,28 +112,43 @@ async def test_a_save_without_the_lock_or_a_turn_that_failed_leave_no_stale_wind
 ) -> None:
     one = process()
     await one.run_turn("a")
-    await one.store.save_turn(CHAT, "unlocked", turn("b"))  # as a legacy import without a lock may
-    assert await one.run_turn("c") == turn("a") + turn("b")
+    await one.store.save_turn(CHAT, "unlocked", turn("b"))  # placed by the store, without a lock
+    assert await one.run_turn("c") == chained(turn("a") + turn("b"), 0, None)
+    assert one.items_read == LIMIT
 
     token = uuid.uuid4().hex
     assert await one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
     await one.store.release_turn(CHAT, token)  # the model call failed: nothing saved
-    assert await one.run_turn("d") == turn("b") + turn("c")
+    assert await one.run_turn("d") == chained(turn("b") + turn("c"), 2, 1)
+    assert one.items_read == LIMIT
 
 
 @pytest.mark.anyio
 async def test_a_known_window_follows_trimming_and_a_longer_window(
-    process: Callable[..., Process],
+    process: Callable[..., Process], admin: redis.Redis
 ) -> None:
     one = process(max_messages=3)
     await one.run_turn("a")
     await one.run_turn("b")  # 4 messages saved, the oldest dropped: 3 kept
-    assert await one.run_turn("c") == [turn("a")[1], *turn("b")]
+    assert await one.run_turn("c") == chained([turn("a")[1], *turn("b")], 1, 0)
+    assert one.items_read == 0
 
-    state = await one.store.begin_turn(CHAT, "longer", 30, 10)  # more than it knows
+    sent = hgets(admin)
+    state = await one.store.begin_turn(CHAT, "longer", 30, 10)  # more than the turns read...
+    assert hgets(admin) == sent  # ...but trimming left no more than the process knows
     assert state is not None
-    assert state.messages == [turn("b")[1], *turn("c")]
+    assert state.messages == chained([turn("b")[1], *turn("c")], 3, 2)
     assert state == await one.store.load_window(CHAT, 10)
+
+    untrimmed, other = process(), ChatRef("public", "untrimmed")
+    for label in "abc":
+        await untrimmed.run_turn(label, other)
+    sent = hgets(admin)
+    state = await untrimmed.store.begin_turn(other, "longer", 30, 10)  # more than it knows: read
+    assert hgets(admin) == sent + 6
+    assert state is not None
+    assert state.messages == chained(turn("a") + turn("b") + turn("c"), 0, None)
+    assert state == await untrimmed.store.load_window(other, 10)
 
 
 @pytest.mark.anyio
@@ -143,19 +159,20 @@ async def test_a_known_window_begins_with_the_same_state_as_a_read(
     await one.store.set_chat_system(CHAT, "Be brief.")
     for n in range(4):
         await one.run_turn(f"{n}")
-    sent = lranges(admin)
+    sent = hgets(admin)
 
     known = await one.store.begin_turn(CHAT, "next", 30, LIMIT)
-    assert lranges(admin) == sent
+    assert hgets(admin) == sent
     assert known == await one.store.load_window(CHAT, LIMIT)
     assert known is not None
-    assert (known.chat_system, known.first_id) == ("Be brief.", 4)
+    assert (known.chat_system, known.leaf, known.next_id) == ("Be brief.", 7, 8)
+    assert known.messages == chained(turn("2") + turn("3"), 4, 3)
     await one.store.release_turn(CHAT, "next")
 
     longer = await one.store.begin_turn(CHAT, "longer", 30, LIMIT + 2)  # more than it knows: read
     assert longer == await one.store.load_window(CHAT, LIMIT + 2)
     assert longer is not None
-    assert longer.first_id == 2
+    assert longer.messages == chained(turn("1") + turn("2") + turn("3"), 2, 1)
 
 
 def test_known_windows_are_bounded_by_chats_and_by_characters() -> None:
@@ -183,19 +200,44 @@ def test_known_windows_are_bounded_by_chats_and_by_characters() -> None:
     windows.forget(chats[2])  # one never kept
 
 
+def stored(*ids: int) -> tuple[str, ...]:
+    """The stored texts of items `ids`, each under the one numbered before it."""
+    return tuple(Message("user", "q", created_at=1.0).placed(n, n - 1).dumps() for n in ids)
+
+
 def test_a_save_only_continues_the_window_read_under_its_own_lock() -> None:
     windows = KnownWindows(max_chats=10, max_chars=1000)
-    windows.read(CHAT, "mine", ["1", "2", "3"], 3)
+    windows.read(CHAT, "mine", stored(1, 2, 3), 3)
+    assert windows.usable(CHAT, 3) is None  # a read alone is not trusted
 
-    windows.saved(CHAT, "someone-else", "t1", ["4", "5"])
+    windows.saved(CHAT, "someone-else", "t1", stored(4, 5), first=1)
     unchanged = windows.get(CHAT)
     assert unchanged is not None
-    assert (unchanged.raws, unchanged.turn) == (("1", "2", "3"), None)
+    assert (unchanged.raws, unchanged.turn) == (stored(1, 2, 3), None)
 
-    windows.saved(CHAT, "mine", "t1", ["4", "5"])
+    windows.saved(CHAT, "mine", "t1", stored(4, 5), first=1)
     known = windows.get(CHAT)
     assert known is not None
-    assert (known.raws, known.turn, known.token) == (("3", "4", "5"), "t1", None)
+    assert (known.raws, known.turn, known.token, known.whole) == (
+        stored(3, 4, 5),
+        "t1",
+        None,
+        False,
+    )
+    assert windows.usable(CHAT, 3) == known
+    assert windows.usable(CHAT, 4) is None  # more than it holds of a longer path
+
+
+def test_a_save_that_trimmed_the_window_knows_the_whole_path() -> None:
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "mine", stored(3, 4, 5), 3)
+
+    windows.saved(CHAT, "mine", "t2", stored(6, 7), first=5)  # items below 5 were dropped
+
+    known = windows.get(CHAT)
+    assert known is not None
+    assert (known.raws, known.turn, known.whole) == (stored(5, 6, 7), "t2", True)
+    assert windows.usable(CHAT, 10) == known
 
 
 @pytest.mark.anyio
@@ -205,9 +247,12 @@ async def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(
     one, two = process(), process()
     await one.run_turn("a")
     token = uuid.uuid4().hex
-    assert await one.store.begin_turn(CHAT, token, 30, LIMIT) is not None
+    state = await one.store.begin_turn(CHAT, token, 30, LIMIT)
+    assert state is not None
     await two.store.delete_chat(CHAT)  # deletes take no lock
-    await one.store.save_turn(CHAT, "after-delete", turn("b"), lock_token=token, release=True)
+    placed = chained(turn("b"), state.next_id, state.leaf)  # under an item now gone
+    await one.store.save_turn(CHAT, "after-delete", placed, lock_token=token, release=True)
 
-    assert await one.run_turn("c") == turn("b")
-    assert (await one.store.load_history(CHAT)).messages == turn("b") + turn("c")
+    assert await one.run_turn("c") == placed
+    assert one.items_read == 0
+    assert (await one.store.load_history(CHAT)).messages == chained(turn("b") + turn("c"), 2, 1)

@@ -86,13 +86,20 @@ def test_spec_is_valid_openapi_3_1(client: ProxyClient) -> None:
 def test_request_bodies_are_the_handlers_pydantic_models(client: ProxyClient) -> None:
     schemas = served_spec(client)["components"]["schemas"]
     template = "#/components/schemas/{model}"
-    models = (bodies.ContentBody, bodies.ImageBody, bodies.SettingsBody, bodies.CompletionRequest)
+    models = (
+        bodies.ContentBody,
+        bodies.TurnBody,
+        bodies.LeafBody,
+        bodies.ImageBody,
+        bodies.SettingsBody,
+        bodies.CompletionRequest,
+    )
     for model in models:
         expected = model.model_json_schema(ref_template=template)
         expected.pop("$defs", None)
         assert schemas[model.__name__] == expected
     body = served_spec(client)["paths"]["/{chat_id}/chat"]["post"]["requestBody"]
-    assert body["content"]["application/json"]["schema"] == {"$ref": f"{template[:-7]}ContentBody"}
+    assert body["content"]["application/json"]["schema"] == {"$ref": f"{template[:-7]}TurnBody"}
 
 
 def test_turns_document_idempotency_and_their_event_stream(client: ProxyClient) -> None:

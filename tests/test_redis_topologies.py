@@ -15,7 +15,7 @@ import pytest
 
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store.base import ChatRef, Message, Store
+from chatproxy.store.base import ChatRef, Message, Store, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY
 from harness.fake_upstream import FakeUpstream
@@ -143,7 +143,7 @@ async def test_store_saves_loads_and_deletes_a_chat_over_tls_verified_by_the_ca(
     await store.ping()
     assert await store.save_turn(CHAT, "t1", turn(1)) is True
 
-    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
     assert await store.delete_chat(CHAT) is True
     assert (await store.load_history(CHAT)).exists is False
 
@@ -183,7 +183,7 @@ def test_app_serves_chats_over_tls_with_redis_ca_cert(
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[0]["content"] == "hi"
     with tls.client() as redis_client:
-        assert redis_client.exists("chat:{public:c1}:msgs") == 1
+        assert redis_client.hlen("chat:{public:c1}:items") == 2
 
 
 def test_app_counts_rate_limits_and_budgets_over_tls_with_redis_ca_cert(
@@ -235,13 +235,13 @@ async def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
     assert len([port for port, keys in held.items() if keys]) >= 2
     with cluster.client() as client:
         for chat in chats:
-            msgs, meta = f"chat:{chat.slot}:msgs", f"chat:{chat.slot}:meta"
-            assert client.keyslot(msgs) == client.keyslot(meta)
-            owner = client.get_node_from_key(msgs)
+            items, meta, kids = (f"chat:{chat.slot}:{name}" for name in ("items", "meta", "kids"))
+            assert client.keyslot(items) == client.keyslot(meta) == client.keyslot(kids)
+            owner = client.get_node_from_key(items)
             assert owner is not None
-            assert {msgs, meta} <= held[owner.port]
-        assert client.keyslot(GLOBAL_SYSTEM_KEY) != client.keyslot(f"chat:{chats[0].slot}:msgs")
-    assert sum(len(keys) for keys in held.values()) == 2 * len(chats)
+            assert {items, meta, kids} <= held[owner.port]
+        assert client.keyslot(GLOBAL_SYSTEM_KEY) != client.keyslot(f"chat:{chats[0].slot}:items")
+    assert sum(len(keys) for keys in held.values()) == 3 * len(chats)
 
 
 @pytest.mark.anyio
@@ -258,10 +258,10 @@ async def test_cluster_returns_windows_and_histories_oldest_first(
         "question 3",
         "answer 3",
     ]
-    assert (await cluster_store.load_history(CHAT)).messages == [
-        m for n in range(4) for m in turn(n)
-    ]
-    assert (await cluster_store.load_history(other)).messages == turn(9)
+    assert (await cluster_store.load_history(CHAT)).messages == chained(
+        [m for n in range(4) for m in turn(n)], 0, None
+    )
+    assert (await cluster_store.load_history(other)).messages == chained(turn(9), 0, None)
     assert (await cluster_store.load_window(CHAT, 0)).messages == []
 
 
@@ -270,7 +270,7 @@ async def test_cluster_stores_a_repeated_turn_id_once(cluster_store: Store) -> N
     assert await cluster_store.save_turn(CHAT, "same", turn(1)) is True
     assert await cluster_store.save_turn(CHAT, "same", turn(1)) is False
 
-    assert (await cluster_store.load_history(CHAT)).messages == turn(1)
+    assert (await cluster_store.load_history(CHAT)).messages == chained(turn(1), 0, None)
 
 
 @pytest.mark.anyio
@@ -293,7 +293,8 @@ async def test_cluster_sets_and_removes_chat_and_global_system_prompts(
 
     await cluster_store.set_chat_system(CHAT, None)
     state = await cluster_store.load_window(CHAT, 5)
-    assert (state.chat_system, state.global_system, state.messages) == (None, "Be brief.", turn(1))
+    saved = chained(turn(1), 0, None)
+    assert (state.chat_system, state.global_system, state.messages) == (None, "Be brief.", saved)
     assert await cluster_store.get_global_system() == "Be brief."
 
 
@@ -312,13 +313,14 @@ async def test_cluster_deletes_a_whole_chat_and_nothing_else(
 
     state = await cluster_store.load_history(CHAT)
     assert (state.exists, state.chat_system, state.messages) == (False, None, [])
-    assert (await cluster_store.load_history(other)).messages == turn(2)
+    assert (await cluster_store.load_history(other)).messages == chained(turn(2), 0, None)
     assert await cluster_store.get_global_system() == "global"
     remaining = set().union(*keys_per_node(cluster, "*").values())
     index = "chats:{public}"  # the tenant's listing, without the deleted chat
     assert remaining == {
-        f"chat:{other.slot}:msgs",
+        f"chat:{other.slot}:items",
         f"chat:{other.slot}:meta",
+        f"chat:{other.slot}:kids",
         GLOBAL_SYSTEM_KEY,
         index,
     }

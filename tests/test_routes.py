@@ -266,7 +266,11 @@ def test_bad_bodies_get_400_json_and_no_upstream_call(
 @pytest.mark.parametrize(
     ("path", "body", "message"),
     [
-        ("/c1/chat", {}, "content: Field required"),
+        (
+            "/c1/chat",
+            {},
+            "content: required (or give only `parent`, a user message's id, to regenerate)",
+        ),
         ("/c1/chat", {"content": "   "}, "content: must not be blank"),
         ("/c1/chat", {"content": "a\u0000b"}, "content: must not contain NUL characters"),
         (

@@ -20,7 +20,7 @@ from chatproxy.store import (
     Store,
     open_store,
 )
-from chatproxy.store.base import ChatState
+from chatproxy.store.base import ChatState, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_client import connect
 from tests.conftest import MakeStore, take_lock
@@ -60,7 +60,8 @@ async def test_saved_turns_come_back_in_order_with_every_field(store: Store) -> 
     state = await store.load_history(CHAT)
 
     assert state.exists
-    assert state.messages == turn(1) + turn(2)
+    assert state.messages == chained(turn(1) + turn(2), 0, None)
+    assert (state.leaf, state.next_id) == (3, 4)
 
 
 @pytest.mark.anyio
@@ -82,7 +83,7 @@ async def test_saving_the_same_turn_id_twice_stores_it_once(store: Store) -> Non
     assert await store.save_turn(CHAT, "same", turn(1)) is True
     assert await store.save_turn(CHAT, "same", turn(1)) is False
 
-    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
 
 
 @pytest.mark.anyio
@@ -93,8 +94,8 @@ async def test_chats_and_tenants_are_separate(store: Store) -> None:
     await store.save_turn(other_chat, "t2", turn(2))
     await store.set_chat_system(other_tenant, "tenant prompt")
 
-    assert (await store.load_history(CHAT)).messages == turn(1)
-    assert (await store.load_history(other_chat)).messages == turn(2)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
+    assert (await store.load_history(other_chat)).messages == chained(turn(2), 0, None)
     assert (await store.load_history(other_tenant)).messages == []
     assert (await store.load_history(CHAT)).chat_system is None
     assert (await store.load_history(other_tenant)).chat_system == "tenant prompt"
@@ -124,7 +125,7 @@ async def test_chat_system_prompt_is_set_replaced_and_removed(store: Store) -> N
     await store.set_chat_system(CHAT, None)
     state = await store.load_window(CHAT, 5)
     assert state.chat_system is None
-    assert state.messages == turn(1)
+    assert state.messages == chained(turn(1), 0, None)
 
 
 @pytest.mark.anyio
@@ -150,7 +151,7 @@ async def test_delete_removes_the_whole_chat_and_nothing_else(store: Store) -> N
 
     state = await store.load_history(CHAT)
     assert (state.exists, state.chat_system, state.messages) == (False, None, [])
-    assert (await store.load_history(other)).messages == turn(2)
+    assert (await store.load_history(other)).messages == chained(turn(2), 0, None)
     assert await store.get_global_system() == "global"
 
 
@@ -162,7 +163,7 @@ async def test_a_deleted_chat_starts_again_empty_even_with_a_reused_turn_id(
     await store.delete_chat(CHAT)
 
     assert await store.save_turn(CHAT, "t1", turn(2)) is True
-    assert (await store.load_history(CHAT)).messages == turn(2)
+    assert (await store.load_history(CHAT)).messages == chained(turn(2), 0, None)  # from 0 again
 
 
 @pytest.mark.anyio
@@ -185,7 +186,7 @@ async def test_every_read_refreshes_the_ttl(make_store: MakeStore) -> None:
 
     for _ in range(3):  # 3.3 s in all: longer than the TTL, but never 2 s without a read
         await asyncio.sleep(1.1)
-        assert (await store.load_window(CHAT, 5)).messages == turn(1)
+        assert (await store.load_window(CHAT, 5)).messages == chained(turn(1), 0, None)
 
 
 @pytest.mark.anyio
@@ -209,6 +210,10 @@ async def test_concurrent_turns_are_each_stored_whole(make_store: MakeStore) -> 
 
     messages = (await stores[0].load_history(CHAT)).messages
     assert len(messages) == 2 * writers_per_store * len(stores) * turns_each
+    # one chain: each save was placed under the leaf the one before it left
+    assert [(m.id, m.parent) for m in messages] == [
+        (n, n - 1 if n else None) for n in range(len(messages))
+    ]
     for question, answer in zip(messages[::2], messages[1::2], strict=True):
         assert question.role == "user"
         assert answer.role == "assistant"
@@ -247,7 +252,7 @@ async def test_save_is_fenced_by_the_lock_token(store: Store) -> None:
     assert (await store.load_history(CHAT)).messages == []
 
     assert await store.save_turn(CHAT, "t1", turn(1), lock_token="holder") is True
-    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
 
 
 @pytest.mark.anyio
@@ -273,7 +278,7 @@ async def test_a_retried_save_that_already_landed_is_not_refused_after_the_lease
     await asyncio.sleep(0.3)
 
     assert await store.save_turn(CHAT, "t1", turn(1), lock_token="holder") is False
-    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
 
 
 @pytest.mark.anyio
@@ -287,7 +292,8 @@ async def test_beginning_a_turn_takes_the_lock_and_reads_the_window(store: Store
     assert state is not None
     assert contents(state.messages) == ["answer 2", "question 3", "answer 3"]
     assert state.chat_system == "Be kind."
-    assert state.first_id == 3
+    assert state.messages == chained(turn(2)[1:] + turn(3), 3, 2)
+    assert (state.leaf, state.next_id) == (5, 6)
 
     assert await store.begin_turn(CHAT, "b", 30, 3) is None  # held: nothing is read
     assert await store.begin_turn(CHAT, "a", 30, 3) == state  # the holder again: a re-sent call
@@ -304,7 +310,7 @@ async def test_a_save_can_release_the_lock_in_the_same_step(store: Store) -> Non
     await store.begin_turn(CHAT, "holder", 30, 5)
 
     assert await store.save_turn(CHAT, "t1", turn(1), lock_token="holder", release=True) is True
-    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
     # retried after it landed: nothing stored, nothing refused, though the lock is gone
     assert await store.save_turn(CHAT, "t1", turn(1), lock_token="holder", release=True) is False
 
@@ -312,7 +318,7 @@ async def test_a_save_can_release_the_lock_in_the_same_step(store: Store) -> Non
     with pytest.raises(TurnLeaseLost):  # an old holder neither saves nor frees the new one's lock
         await store.save_turn(CHAT, "t2", turn(2), lock_token="holder", release=True)
     assert await take_lock(store, CHAT, "third", 30) is False
-    assert (await store.load_history(CHAT)).messages == turn(1)
+    assert (await store.load_history(CHAT)).messages == chained(turn(1), 0, None)
 
 
 # --- Idempotency records -------------------------------------------------------------------------
@@ -377,7 +383,7 @@ async def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(
         assert await store.begin_turn(CHAT, "a", 30, 5) == await store.load_window(CHAT, 5)
         client.script_flush()
         assert await store.save_turn(CHAT, "t2", turn(2), lock_token="a", release=True) is True
-        assert (await store.load_history(CHAT)).messages == turn(1) + turn(2)
+        assert (await store.load_history(CHAT)).messages == chained(turn(1) + turn(2), 0, None)
         chats = await store.list_chats("public", 10, None)
         assert [info.chat_id for info in chats] == ["chat-1"]
     finally:
@@ -440,30 +446,10 @@ async def test_one_save_of_many_messages_stores_them_all_in_order(store: Store) 
 
     assert await store.save_turn(CHAT, "t1", many)
 
-    assert (await store.load_history(CHAT)).messages == many
+    assert (await store.load_history(CHAT)).messages == chained(many, 0, None)
     window = await store.load_window(CHAT, 3)
     assert contents(window.messages) == ["part 247", "part 248", "part 249"]
-    assert window.first_id == 247
-
-
-@pytest.mark.anyio
-async def test_a_redis_chat_stored_before_messages_were_numbered_is_numbered_from_its_first(
-    redis_url: str,
-) -> None:
-    store = RedisStore.from_settings(RedisSettings(redis_url, False, 2.0), None)
-    client = redis.Redis.from_url(redis_url)
-    try:  # an older version kept the list and a meta hash without `appended`
-        client.rpush("chat:{public:chat-1}:msgs", *(m.dumps() for m in turn(1)))
-        client.hset("chat:{public:chat-1}:meta", mapping={"created": "1000.0", "messages": 2})
-
-        assert await store.save_turn(CHAT, "t2", turn(2))
-
-        assert (await store.load_history(CHAT)).messages == turn(1) + turn(2)
-        assert (await store.load_window(CHAT, 1)).first_id == 3
-        assert (await store.load_page(CHAT, 2, 3)).first_id == 1
-    finally:
-        await store.close()
-        client.close()
+    assert window.messages == chained(many[247:], 247, 246)
 
 
 @pytest.mark.anyio
@@ -478,8 +464,9 @@ async def test_the_store_of_the_settings_is_its_backend_and_shares_its_chats(
     one, other = open_store(settings), open_store(settings)  # two "processes"
     try:
         assert await one.save_turn(CHAT, "t1", turn(1))
-        assert (one.kind, (await one.load_history(CHAT)).messages) == (backend, turn(1))
-        assert (await other.load_history(CHAT)).messages == turn(1)
+        saved = chained(turn(1), 0, None)
+        assert (one.kind, (await one.load_history(CHAT)).messages) == (backend, saved)
+        assert (await other.load_history(CHAT)).messages == saved
     finally:
         await one.close()
         await other.close()

@@ -2,8 +2,10 @@
 
 A hypothesis state machine drives a real backend (Redis, SQLite) and a plain in-memory model side
 by side; every answer of the store must equal the model's. No TTL and hour-long leases, so time
-never matters; each example draws the store's message limit (none, 3 or 1). Single cases of the
-contract follow at the end of the file.
+never matters; each example draws the store's message limit (none, 3 or 1). The turns are saved
+without ids, so each is one chain: the model numbers a chat's messages from its next id and
+places each turn under the leaf the last one left. Single cases of the contract follow at the
+end of the file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from chatproxy.store import (
     Message,
     Store,
 )
+from chatproxy.store.base import chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_client import connect
 from chatproxy.store.sqlite import SqliteStore
@@ -112,8 +115,9 @@ class StoreModel(RuleBasedStateMachine):
         # A chat has a record once a turn was saved or its own prompt was set, until deleted:
         # `exists` and delete_chat's answer follow the record, not "messages or own prompt".
         self.present: set[ChatRef] = set()
-        self.messages: dict[ChatRef, list[Message]] = {c: [] for c in CHATS}
-        self.appended: dict[ChatRef, int] = dict.fromkeys(CHATS, 0)  # numbers messages
+        self.messages: dict[ChatRef, list[Message]] = {c: [] for c in CHATS}  # placed, by id
+        self.appended: dict[ChatRef, int] = dict.fromkeys(CHATS, 0)  # the next message's id
+        self.leaf: dict[ChatRef, int | None] = dict.fromkeys(CHATS)  # the last saved message
         self.system: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
         self.last_turn: dict[ChatRef, str | None] = dict.fromkeys(CHATS)  # only the LAST one
         self.holder: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
@@ -132,9 +136,13 @@ class StoreModel(RuleBasedStateMachine):
     def expected_state(self, chat: ChatRef, limit: int | None) -> ChatState:
         stored = self.messages[chat]
         window = stored if limit is None else stored[max(0, len(stored) - limit) :]
-        first_id = self.appended[chat] - len(window)
         return ChatState(
-            chat in self.present, self.system[chat], self.global_system, window, first_id
+            chat in self.present,
+            self.system[chat],
+            self.global_system,
+            window,
+            leaf=self.leaf[chat],
+            next_id=self.appended[chat],
         )
 
     @rule(
@@ -173,9 +181,11 @@ class StoreModel(RuleBasedStateMachine):
             return
         assert save() is True
         self.present.add(chat)
-        self.messages[chat] += turn
+        placed = chained(turn, self.appended[chat], self.leaf[chat])
+        self.messages[chat] += placed
         self.appended[chat] += len(turn)
-        if self.max_messages:  # the oldest beyond the limit go, in the same step
+        self.leaf[chat] = placed[-1].id
+        if self.max_messages:  # the lowest ids beyond the limit go, in the same step
             self.messages[chat] = self.messages[chat][-self.max_messages :]
         self.last_turn[chat] = turn_id
         if answer is not None:
@@ -212,6 +222,7 @@ class StoreModel(RuleBasedStateMachine):
         self.present.discard(chat)
         self.messages[chat] = []
         self.appended[chat] = 0
+        self.leaf[chat] = None
         self.system[chat] = None
         self.last_turn[chat] = None
         # Both backends keep the chat's turn lock and its idempotency records (see the reply).
@@ -345,7 +356,7 @@ async def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(
     store: Store,
 ) -> None:
     decoded = store.decoded  # type: ignore[attr-defined]  # each backend's own memory
-    saved = pair(1) + pair(2)
+    saved = chained(pair(1) + pair(2), 0, None)  # placed, as the service saves a turn
     await store.save_turn(CHAT, "t1", saved[:2])
     await store.save_turn(CHAT, "t2", saved[2:])
     assert (await store.load_history(CHAT)).messages == saved
@@ -368,9 +379,19 @@ async def test_a_turns_window_is_decoded_once_and_then_taken_from_memory(
 @pytest.mark.parametrize(
     "message",
     [
-        Message("user", "q", created_at=1.5),
-        Message("user", [{"type": "text", "text": "q"}], created_at=2.0),
-        Message("assistant", "a", created_at=3.0, usage={"total_tokens": 7}, model="m"),
+        Message("user", "q", created_at=1.5, id=0),
+        Message("user", [{"type": "text", "text": "q"}], created_at=2.0, id=4, parent=1),
+        Message("assistant", "a", created_at=3.0, usage={"total_tokens": 7}, model="m", id=1),
+        Message(
+            "assistant",
+            None,
+            created_at=4.0,
+            id=2,
+            parent=1,
+            tool_calls=[{"id": "c1", "type": "function", "function": {"name": "f"}}],
+            finish_reason="tool_calls",
+        ),
+        Message("tool", "42", created_at=5.0, id=3, parent=2, tool_call_id="c1", name="f"),
     ],
 )
 def test_a_decoded_message_is_the_one_the_constructor_builds(message: Message) -> None:
@@ -384,12 +405,23 @@ def test_a_decoded_message_is_the_one_the_constructor_builds(message: Message) -
 
 
 def test_a_stored_message_is_compact_json_with_its_text_as_written() -> None:
-    message = Message("assistant", "héllo 👋", created_at=1.5, usage={"total_tokens": 7}, model="m")
+    message = Message(
+        "assistant",
+        "héllo 👋",
+        created_at=1.5,
+        usage={"total_tokens": 7},
+        model="m",
+        id=4,
+        parent=3,
+    )
 
     assert message.dumps() == (
-        '{"role":"assistant","content":"héllo 👋","created_at":1.5,"tokens":{"total_tokens":7},'
-        '"model":"m"}'
+        '{"id":4,"parent":3,"role":"assistant","content":"héllo 👋","created_at":1.5,'
+        '"tokens":{"total_tokens":7},"model":"m"}'
     )
+    assert message.placed(0, None).dumps().startswith('{"id":0,"parent":null,"role":"assistant",')
+    with pytest.raises(ValueError, match="id"):
+        Message("user", "q").dumps()  # a message is stored only with its place
 
 
 def test_a_stored_message_without_optional_fields_gets_the_defaults() -> None:
@@ -411,4 +443,4 @@ async def test_chat_ids_with_colons_stay_apart(store: Store) -> None:
     await store.save_turn(ChatRef("public", "a:b"), "t1", saved)
 
     assert (await store.load_history(ChatRef("public", "a"))).messages == []
-    assert (await store.load_history(ChatRef("public", "a:b"))).messages == saved
+    assert (await store.load_history(ChatRef("public", "a:b"))).messages == chained(saved, 0, None)

@@ -99,7 +99,8 @@ async def test_begin_turn_reads_the_path_ending_at_the_given_item(store: Store) 
     assert (state.leaf, state.next_id) == (3, 4)
     await store.release_turn(CHAT, "tok")
     root = await store.begin_turn(CHAT, "tok", 60.0, 10, ROOT)
-    assert root is not None and root.messages == []
+    assert root is not None
+    assert root.messages == []
 
 
 @pytest.mark.anyio

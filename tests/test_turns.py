@@ -9,7 +9,7 @@ import pytest
 from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.service.guard import TurnGuard
-from chatproxy.store.base import ChatRef, Message, Store
+from chatproxy.store.base import ChatRef, Message, Store, chained
 
 CHAT = ChatRef("public", "chat-1")
 
@@ -48,12 +48,15 @@ async def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(
     flaky = LostReply(store, theirs)
     guard = TurnGuard(load_settings({}), flaky)  # type: ignore[arg-type]
     lease = await guard.begin(CHAT, 5)
+    # placed as the service places a turn: under the leaf it read, from the next id
+    placed = chained(mine, lease.state.next_id, lease.state.leaf)
 
-    await guard.save(CHAT, "mine", mine, lease, None)  # the retry is refused, yet it landed
+    await guard.save(CHAT, "mine", placed, lease, None)  # the retry is refused, yet it landed
 
     assert flaky.lost
     assert lease.released
-    assert (await store.load_history(CHAT)).messages == mine + theirs  # each turn stored once
+    stored = (await store.load_history(CHAT)).messages
+    assert stored == chained(mine + theirs, 0, None)  # each turn stored once
 
 
 @pytest.mark.anyio

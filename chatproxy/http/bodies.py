@@ -20,13 +20,16 @@ from pydantic import (
     StrictStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from chatproxy.service.defaults import TurnOptions
+from chatproxy.store.base import ROOT
 
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000
 MAX_DIGITS = 18  # a whole number in a query: below 2**63
+MAX_ID = 10**MAX_DIGITS - 1
 DEFAULT_CHATS_PAGE = 20
 MAX_DATA_URL_CHARS = 20 * 1024 * 1024
 
@@ -51,7 +54,9 @@ class ContentBody(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
+    def _not_blank(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:  # a turn that regenerates (`TurnBody`)
+            return value
         if not value.strip():
             raise ValueError("must not be blank")
         if "\x00" in value:
@@ -60,6 +65,40 @@ class ContentBody(BaseModel):
         if limit is not None and len(value) > limit:
             raise ValueError(f"must be at most {limit} characters (MAX_CONTENT_CHARS)")
         return value
+
+
+class TurnBody(ContentBody):
+    """A turn on the seed route: `{"content"}` under the chat's current leaf; with `"parent":
+    <id>` under that message (an edit is a child of the edited message's parent; null: a new
+    first message); `{"parent": <id of a user message>}` alone asks for another reply to it."""
+
+    content: StrictStr | None = Field(default=None, min_length=1)  # type: ignore[assignment]
+    parent: StrictInt | None = Field(default=None, ge=0, le=MAX_ID)
+
+    @model_validator(mode="after")
+    def _content_or_parent(self) -> TurnBody:
+        if self.content is None and self.parent is None:
+            raise ValueError(
+                "content: required (or give only `parent`, a user message's id, to regenerate)"
+            )
+        return self
+
+    @property
+    def at(self) -> int | None:
+        """Where the turn goes (`placing.Ask.at`): None for the leaf, ROOT for `"parent": null`."""
+        if "parent" not in self.model_fields_set:
+            return None
+        return ROOT if self.parent is None else self.parent
+
+
+class LeafBody(BaseModel):
+    """`{"id": <message id>}` makes that message the chat's current leaf; with `"descend":
+    true`, its newest descendant (always taking the newest child)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictInt = Field(ge=0, le=MAX_ID)
+    descend: StrictBool = False
 
 
 class SettingsBody(BaseModel):

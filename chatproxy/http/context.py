@@ -202,9 +202,13 @@ def preferred_media_type(accept: str | None) -> str | None:
 def _describe(exc: ValidationError) -> str:
     """Say what is wrong with a body in one line, e.g. `content: Field required`, or for our own
     validators' `ValueError`s their words alone (`content: must not be blank`), without the
-    `Value error, ` that pydantic puts before them."""
+    `Value error, ` that pydantic puts before them (a check of the whole body says which fields
+    it is about)."""
     first = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "body"
     error = first.get("ctx", {}).get("error")
-    what = str(error) if first["type"] == "value_error" and error is not None else first["msg"]
+    ours = first["type"] == "value_error" and error is not None
+    what = str(error) if ours else first["msg"]
+    if ours and not first["loc"]:  # a check of the whole body names its fields itself
+        return what
     return f"{where}: {what}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from chatproxy.http.bodies import DEFAULT_CHATS_PAGE, MAX_DIGITS, MAX_PAGE
+from chatproxy.http.bodies import DEFAULT_CHATS_PAGE, MAX_ID, MAX_PAGE
 from chatproxy.http.openapi_operation import (
     NOT_MODIFIED,
     STRING,
@@ -67,11 +67,12 @@ def _streamed(description: str, schema: Schema, event: Schema) -> Schema:
 
 
 CHAT = param("chat_id")
-MAX_ID = 10**MAX_DIGITS - 1
+ID = {**COUNT, "maximum": MAX_ID}
 HISTORY_PAGE = (
     CHAT,
     query("limit", f"At most this many messages (1-{MAX_PAGE}).", PAGE_LIMIT),
-    query("before", "Only messages numbered below this id.", {**COUNT, "maximum": MAX_ID}),
+    query("before", "Only the messages before this one on the path.", ID),
+    query("leaf", "The path that ends at this message (default: the current leaf).", ID),
 )
 CHATS_PAGE = (
     query("limit", f"At most this many chats (default {DEFAULT_CHATS_PAGE}).", PAGE_LIMIT),
@@ -91,21 +92,39 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/{chat_id}/chat", "POST"): Operation(
         "chats",
-        "Send a message: one turn; creates the chat if needed",
+        "Send a message: one turn; creates the chat if needed. With `parent`, the message goes"
+        " under that message (an edit: under the edited one's parent; null: a new first"
+        " message); `parent` alone (a user message's id) asks for another reply to it",
         _streamed("The stored reply.", ref("Reply"), SSE_TURN),
         errors=TURN,
         params=TURN_PARAMS,
-        body="ContentBody",
+        body="TurnBody",
     ),
     ("/{chat_id}/chat", "GET"): Operation(
         "chats",
-        "The chat's messages, oldest first (system prompt first when not paging)",
+        "The path from the chat's first message to its current leaf (or `leaf`), oldest first"
+        " (system prompt first when not paging)",
         ok(
             "The messages; [] for a chat that does not exist.",
             {"type": "array", "items": ref("Message")},
         ),
         errors=WITH_CHAT,
         params=HISTORY_PAGE,
+    ),
+    ("/{chat_id}/children", "GET"): Operation(
+        "chats",
+        "The ids of a message's children (its replies, edits, regenerations)",
+        ok("The children, oldest first.", ref("Children")),
+        errors=WITH_CHAT,
+        params=(CHAT, query("parent", "The message; none: the chat's first messages.", ID)),
+    ),
+    ("/{chat_id}/leaf", "POST"): Operation(
+        "chats",
+        "Make a message the chat's current leaf: the path that GET and the next turn follow",
+        ok("The new leaf.", ref("Leaf")),
+        errors=(*WITH_CHAT, *WITH_BODY),
+        params=(CHAT,),
+        body="LeafBody",
     ),
     ("/{chat_id}/chat", "DELETE"): Operation(
         "chats", "Delete the chat", DELETED, errors=WITH_CHAT, params=(CHAT,)

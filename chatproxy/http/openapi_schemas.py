@@ -52,10 +52,16 @@ TEXT_OR_PARTS: Schema = {
     "description": "Text, or OpenAI content parts (an image turn: text and image_url).",
 }
 
-# What a stored reply says beside its text.
-REPLY_FIELDS: dict[str, Schema] = {
+# What every stored message may carry beside its role and content.
+ITEM: dict[str, Schema] = {
+    "id": {"type": "integer", "minimum": 0, "description": "Its number in the chat."},
+    "parent": {**_nullable(COUNT), "description": "The message it follows; null: a first."},
+    "tokens": ref("TokenCounts"),
+    "model": STRING,
+    "finish_reason": STRING,
     "tool_calls": {"type": "array", "items": ref("ToolCall")},
-    "finish_reason": {**STRING, "description": "`stop`, `length`, `tool_calls`..."},
+    "tool_call_id": STRING,
+    "name": STRING,
 }
 
 RESPONSE_SCHEMAS: dict[str, Schema] = {
@@ -83,26 +89,32 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     ),
     "Message": _object(
         ["role", "content"],
-        id={"type": "integer", "minimum": 0, "description": "Its number in the chat."},
-        role={"enum": ["system", "user", "assistant"]},
+        **ITEM,
+        role={"enum": ["system", "user", "assistant", "tool"]},
         content=_nullable(TEXT_OR_PARTS),
+        siblings={
+            "type": "array",
+            "items": COUNT,
+            "description": "The ids of its parent's children, itself among them, oldest first.",
+        },
         created_at={**NUMBER, "description": "Unix time."},
-        tokens=ref("TokenCounts"),
-        model=STRING,
-        **REPLY_FIELDS,
     ),
     "Reply": {
         **_object(
-            ["role", "content", "created_at", "tokens"],
+            ["id", "parent", "role", "content", "created_at", "tokens"],
+            **ITEM,
             role={"const": "assistant"},
             content={**_nullable(STRING), "description": "Null for a reply that only calls tools."},
             created_at=NUMBER,
-            tokens=ref("TokenCounts"),
-            model=STRING,
-            **REPLY_FIELDS,
         ),
         "description": "The stored reply of a turn.",
     },
+    "Children": _object(
+        ["parent", "children"],
+        parent={**_nullable(COUNT), "description": "null: the chat's first messages."},
+        children={"type": "array", "items": COUNT, "description": "Their ids, oldest first."},
+    ),
+    "Leaf": _object(["leaf"], leaf={**COUNT, "description": "The chat's current leaf now."}),
     "ChatSummary": _object(
         ["id", "title", "created", "updated", "messages", "tokens"],
         id=STRING,
@@ -207,6 +219,8 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "ContentBody": bodies.ContentBody,
+    "TurnBody": bodies.TurnBody,
+    "LeafBody": bodies.LeafBody,
     "ImageBody": bodies.ImageBody,
     "SettingsBody": bodies.SettingsBody,
     "CompletionRequest": bodies.CompletionRequest,

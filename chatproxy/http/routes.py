@@ -12,12 +12,20 @@ from contextlib import aclosing
 from typing import Any
 
 from chatproxy.errors import StoreError, ValidationFailed
-from chatproxy.http.bodies import DEFAULT_CHATS_PAGE, MAX_PAGE, ContentBody, ImageBody, SettingsBody
+from chatproxy.http.bodies import (
+    DEFAULT_CHATS_PAGE,
+    MAX_PAGE,
+    ContentBody,
+    ImageBody,
+    LeafBody,
+    SettingsBody,
+    TurnBody,
+)
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.jsontext import compact
+from chatproxy.service.content import image_parts
 from chatproxy.service.results import StreamingTurn, TurnResult
-from chatproxy.service.turns import image_parts
 from chatproxy.store.base import Content
 
 
@@ -49,8 +57,8 @@ async def health(ctx: Context) -> Reply:
 
 async def post_chat(ctx: Context) -> Answer:
     key = ctx.idempotency_key
-    body = await ctx.body(ContentBody)
-    return await _send(ctx, key, body, body.content)
+    body = await ctx.body(TurnBody)
+    return await _send(ctx, key, body, body.content, body.at)
 
 
 async def post_image(ctx: Context) -> Answer:
@@ -59,16 +67,19 @@ async def post_image(ctx: Context) -> Answer:
     return await _send(ctx, key, body, image_parts(body.content, body.url))
 
 
-async def _send(ctx: Context, key: str | None, body: ContentBody, content: Content) -> Answer:
-    """Answer a turn whose user message is `content`: as server-sent events when the client
-    wants a stream, else as one JSON reply."""
+async def _send(
+    ctx: Context, key: str | None, body: ContentBody, content: Content | None, at: int | None = None
+) -> Answer:
+    """Answer a turn whose user message is `content` (None: regenerate the reply to the user
+    message `at`), placed at `at`: as server-sent events when the client wants a stream, else
+    as one JSON reply."""
     chat = ctx.chat
     if _wants_stream(ctx, body):
         turn = await ctx.service.stream_turn(
-            chat, content, idempotency_key=key, options=body.options
+            chat, content, at=at, idempotency_key=key, options=body.options
         )
         return _event_stream(ctx, body.content, turn)
-    result = await ctx.service.turn(chat, content, idempotency_key=key, options=body.options)
+    result = await ctx.service.turn(chat, content, at=at, idempotency_key=key, options=body.options)
     return _turn_reply(ctx, body.content, result)
 
 
@@ -77,7 +88,7 @@ def _wants_stream(ctx: Context, body: ContentBody) -> bool:
     return body.stream or ctx.prefers("text/event-stream")
 
 
-def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> EventStream:
+def _event_stream(ctx: Context, content: str | None, turn: StreamingTurn) -> EventStream:
     """Answer with server-sent events: `delta` events with the text, then `done` with the stored
     reply (or `error` if the stream broke off after it began)."""
     ctx.log_fields["stream"] = True
@@ -102,7 +113,20 @@ def _event_stream(ctx: Context, content: str, turn: StreamingTurn) -> EventStrea
 async def get_chat(ctx: Context) -> Reply:
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE)
     before = ctx.query_int("before", minimum=0)
-    return await ctx.chats.history(ctx.chat, limit=limit, before=before)
+    leaf = ctx.query_int("leaf", minimum=0)
+    return await ctx.chats.history(ctx.chat, limit=limit, before=before, leaf=leaf)
+
+
+async def get_children(ctx: Context) -> Reply:
+    chat = ctx.chat
+    parent = ctx.query_int("parent", minimum=0)
+    return await ctx.chats.children(chat, parent)
+
+
+async def post_leaf(ctx: Context) -> Reply:
+    chat = ctx.chat
+    body = await ctx.body(LeafBody)
+    return await ctx.chats.set_leaf(chat, body.id, descend=body.descend)
 
 
 async def list_chats(ctx: Context) -> Reply:
@@ -168,6 +192,8 @@ ROUTES: list[Route] = [
     Route("/{chat_id}/chat", "POST", post_chat),
     Route("/{chat_id}/chat", "GET", get_chat),
     Route("/{chat_id}/chat", "DELETE", delete_chat),
+    Route("/{chat_id}/children", "GET", get_children),
+    Route("/{chat_id}/leaf", "POST", post_leaf),
     Route("/", "GET", health, public=True),  # it reads nothing a caller owns
     Route("/system", "GET", get_system),
     Route("/system", "POST", post_system),
@@ -185,7 +211,7 @@ ROUTES: list[Route] = [
 ]
 
 
-def _turn_reply(ctx: Context, content: str, result: TurnResult) -> Reply:
+def _turn_reply(ctx: Context, content: str | None, result: TurnResult) -> Reply:
     """Answer a turn (a replayed Idempotency-Key says so in a header) and note it for the log."""
     ctx.log_fields["tokens"] = result.body.get("tokens")
     ctx.log_fields["replayed"] = result.replayed or None

@@ -2,15 +2,18 @@
 
 The page holds no data (it calls the API with the key the user pastes), so its routes are public.
 Each answer carries a strict Content-Security-Policy (scripts and styles only from this origin,
-nothing inline, requests only to this origin). The page links its assets with a hash of their
-content (`ui/app.js?v=<hash>`), so those can be cached for good while the page itself is
-revalidated on every load (`ETag`, `304`).
+nothing inline, requests only to this origin). Every file under `static/ui/` of a known kind is
+served: the page's own ES modules and the vendored renderer and sanitizer in `vendor/` (copied
+from npm by `scripts/vendor-web.sh`). The page links its assets, and each module its imports,
+with a hash of their content (`ui/app.js?v=<hash>`, `./api.js?v=<hash>`), so those can be cached
+for good while the page itself is revalidated on every load (`ETag`, `304`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +25,20 @@ from chatproxy.http.openapi_operation import file_operation
 
 STATIC = Path(__file__).parent / "static" / "ui"
 PAGE = "index.html"
-ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
-    "icon.svg": "image/svg+xml",
+KINDS = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
+# name under `ui/` -> media type: `app.js`, `vendor/markdown-it.mjs`, ...
+ASSETS = {
+    path.relative_to(STATIC).as_posix(): KINDS[path.suffix]
+    for path in sorted(STATIC.rglob("*"))
+    if path.suffix in KINDS
+}
+# The page's own modules, whose imports get versions; the vendored files are left as they are.
+OWN_MODULES = {name for name in ASSETS if name.endswith(".js") and "/" not in name}
 CSP = "; ".join(
     [
         "default-src 'none'",
@@ -59,13 +71,23 @@ class Asset:
 
 @functools.cache
 def load_asset(name: str) -> Asset:
-    """Read a file of the page; the page gets its assets' versions written into its links."""
+    """Read a file of the page; the page gets its assets' versions written into its links, a
+    module those of its imports (so a module's hash covers the modules it imports)."""
     body = (STATIC / name).read_bytes()
     if name == PAGE:
-        for asset in ASSETS:
-            link = f'"ui/{asset}"'.encode()
-            body = body.replace(link, f'"ui/{asset}?v={load_asset(asset).version}"'.encode())
+        body = _link_versions(body, "ui/")
+    elif name in OWN_MODULES:
+        body = _link_versions(body, "./")
     return Asset(body, hashlib.sha256(body).hexdigest()[:16])
+
+
+def _link_versions(body: bytes, prefix: str) -> bytes:
+    """Write each asset's version into the quoted links to it (`"<prefix><name>"`)."""
+    for asset in ASSETS:
+        link = f'"{prefix}{asset}"'.encode()
+        if link in body:
+            body = body.replace(link, f'"{prefix}{asset}?v={load_asset(asset).version}"'.encode())
+    return body
 
 
 async def get_page(ctx: Context) -> Response:
@@ -84,7 +106,7 @@ def _asset_handler(name: str, content_type: str) -> Callable[[Context], Awaitabl
         fresh = ctx.request.query_params.get("v") == load_asset(name).version
         return _static(ctx, name, content_type, FOREVER if fresh else REVALIDATE)
 
-    get_asset.__name__ = f"get_ui_{name.replace('.', '_')}"
+    get_asset.__name__ = "get_ui_" + re.sub(r"\W", "_", name)
     return get_asset
 
 

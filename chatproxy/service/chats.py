@@ -48,22 +48,45 @@ class Chats:
         return await self.chat_settings(chat)
 
     async def history(
-        self, chat: ChatRef, *, limit: int | None = None, before: int | None = None
+        self,
+        chat: ChatRef,
+        *,
+        limit: int | None = None,
+        before: int | None = None,
+        leaf: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Return the chat's messages oldest first, each with its number (`id`).
+        """Return the path from the chat's first message to its current leaf (or to `leaf`),
+        oldest first, each message with its `id`, `parent` and `siblings` (the ids of its
+        parent's children, itself among them, oldest first).
 
-        Without `limit` and `before`: the whole history, the system prompt first when the chat
-        has one. With them: a page of at most `limit` messages numbered below `before`.
+        Without `limit` and `before`: the whole path, the system prompt first when the chat
+        has one. With them: a page of at most `limit` messages before the message `before`.
         """
         if limit is None and before is None:
-            state = await self._store.load_history(chat)
+            state = await self._store.load_history(chat, leaf)
         else:
-            state = await self._store.load_page(chat, limit or DEFAULT_PAGE, before)
-        messages = [m.to_json() for m in state.messages]
+            state = await self._store.load_page(chat, limit or DEFAULT_PAGE, before, leaf)
+        parents = list(dict.fromkeys(m.parent for m in state.messages))
+        kids = dict(zip(parents, await self._store.children(chat, parents), strict=True))
+        messages = [{**m.to_json(), "siblings": kids[m.parent] or [m.id]} for m in state.messages]
         system = self._defaults.system_prompt(state)
         if state.exists and system and limit is None and before is None:
             messages.insert(0, {"role": "system", "content": system})
         return messages
+
+    async def children(self, chat: ChatRef, parent: int | None) -> dict[str, Any]:
+        """Return the ids of a message's children (None: of the chat's first messages)."""
+        if parent is not None:
+            await self._store.load_window(chat, 0, parent)  # NotFound unless the chat holds it
+        (kids,) = await self._store.children(chat, [parent])
+        return {"parent": parent, "children": kids}
+
+    async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool) -> dict[str, Any]:
+        """Make a message (or, with `descend`, its newest descendant) the chat's current leaf."""
+        leaf = await self._store.set_leaf(chat, item_id, descend=descend)
+        if leaf is None:
+            raise NotFound("no such message in this chat")
+        return {"leaf": leaf}
 
     async def chats(self, tenant: str, *, limit: int, before: float | None) -> dict[str, Any]:
         """List a tenant's chats, newest activity first, with the cursor of the next page."""

@@ -101,22 +101,24 @@ class TurnGuard:
         await self._clean_up(release)
 
     @asynccontextmanager
-    async def locked(self, chat: ChatRef, window: int) -> AsyncIterator[Lease]:
+    async def locked(
+        self, chat: ChatRef, window: int, at: int | None = None
+    ) -> AsyncIterator[Lease]:
         """Hold the chat's turn lock (see `begin`) until the save or the end of the block."""
-        lease = await self.begin(chat, window)
+        lease = await self.begin(chat, window, at)
         try:
             yield lease
         finally:
             await self.end(chat, lease)
 
-    async def begin(self, chat: ChatRef, window: int) -> Lease:
-        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS, and read its newest
-        `window` messages with it."""
+    async def begin(self, chat: ChatRef, window: int, at: int | None = None) -> Lease:
+        """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS, and read with it the
+        newest `window` messages of the path ending at `at` (None: the leaf)."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
         pause = LOCK_POLL_FIRST
-        while (state := await self._begin(chat, token, lease, window)) is None:
+        while (state := await self._begin(chat, token, lease, window, at)) is None:
             left = give_up - time.monotonic()
             if left <= 0:
                 raise ChatBusy()
@@ -125,13 +127,13 @@ class TurnGuard:
         return Lease(token, state)
 
     async def _begin(
-        self, chat: ChatRef, token: str, lease: float, window: int
+        self, chat: ChatRef, token: str, lease: float, window: int, at: int | None
     ) -> ChatState | None:
         """One try at the lock. When the store fails, the lock may still have been taken (the
         reply lost, as when Redis dies right after it): release it by its token, so that the
         chat is not held for a whole lease by a turn that never began."""
         try:
-            return await self._store.begin_turn(chat, token, lease, window)
+            return await self._store.begin_turn(chat, token, lease, window, at)
         except StoreError:
             await self._clean_up(partial(self._store.release_turn, chat, token))
             raise

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.service.guard import Claim, Lease, TurnGuard
+from chatproxy.service.placing import Placing
 from chatproxy.service.results import StreamEvent
-from chatproxy.store.base import ChatRef, Message
+from chatproxy.store.base import ChatRef
 from chatproxy.upstream.base import Completion, Delta, ReplyStream
 
 
@@ -27,7 +28,7 @@ class OpenTurn:
     """A streamed turn between its reply's first piece and its end: what storing it needs."""
 
     chat: ChatRef
-    user: Message
+    placing: Placing
     stream: ReplyStream
     pieces: AsyncIterator[Delta]
     lease: Lease

@@ -29,6 +29,7 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import UpstreamBadResponse
+from chatproxy.service.content import without_images
 from chatproxy.service.defaults import (
     NO_OPTIONS,
     CallOptions,
@@ -38,11 +39,12 @@ from chatproxy.service.defaults import (
 )
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.passthrough import PassThrough
+from chatproxy.service.placing import Ask, Placing, place_turn
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays, read_opening
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
 from chatproxy.service.window import fit_window
-from chatproxy.store.base import ChatRef, ChatState, Content, Message, Store, chained
+from chatproxy.store.base import ChatRef, ChatState, Content, Store
 from chatproxy.tokens import content_text
 from chatproxy.upstream.base import Completion, Upstream
 
@@ -64,37 +66,38 @@ class ChatService:
     async def turn(
         self,
         chat: ChatRef,
-        content: Content,
+        content: Content | None,
         *,
+        at: int | None = None,
         idempotency_key: str | None = None,
         options: TurnOptions = NO_OPTIONS,
     ) -> TurnResult:
         """Send a user message in `chat` and return the stored reply.
 
         `content` is text, or OpenAI content parts (see `image_parts`); a message with an image
-        goes to the vision model unless the turn names one. The request's other fields
-        (`options.fields`) go to the model as they are, but for an `n` other than 1, which is
-        refused: a chat keeps one reply per turn.
+        goes to the vision model unless the turn names one. It goes under the chat's leaf, or
+        `at` (see `placing.Ask`); with no content, the reply to the user message `at` is asked
+        for again. The request's other fields (`options.fields`) go to the model as they are,
+        but for an `n` other than 1, which is refused: a chat keeps one reply per turn.
         """
-        image = content_text(content)[1] > 0
-        return await self._turn(chat, content, image, idempotency_key, options)
+        return await self._turn(chat, Ask(content, at), idempotency_key, options)
 
     async def stream_turn(
         self,
         chat: ChatRef,
-        content: Content,
+        content: Content | None,
         *,
+        at: int | None = None,
         idempotency_key: str | None = None,
         options: TurnOptions = NO_OPTIONS,
     ) -> StreamingTurn:
-        """Start a turn whose reply streams (`content` as for `turn`).
+        """Start a turn whose reply streams (`content` and `at` as for `turn`).
 
         Anything that fails before the reply's first piece (text, or a tool call's) raises, as
         `turn` does. The rest of the stream is read as it arrives; once it ends the turn is
         stored (fenced, idempotent) and the lock released, however much of it the client reads.
         """
-        image = content_text(content)[1] > 0
-        return await self._stream(chat, content, image, idempotency_key, options)
+        return await self._stream(chat, Ask(content, at), idempotency_key, options)
 
     async def pass_through(
         self, tenant: str, messages: Sequence[dict[str, Any]], *, options: TurnOptions
@@ -109,23 +112,18 @@ class ChatService:
         return await self._pass_through.stream(tenant, messages, options)
 
     async def _stream(
-        self,
-        chat: ChatRef,
-        turn_content: Content,
-        image: bool,
-        idempotency_key: str | None,
-        options: TurnOptions,
+        self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
     ) -> StreamingTurn:
         deadline = time.monotonic() + self._settings.request_timeout
-        claim, replay = await self._claim(chat, turn_content, image, options, idempotency_key)
+        claim, replay = await self._claim(chat, ask, options, idempotency_key)
         if replay is not None:
             return StreamingTurn(replayed(replay), True)
         try:
             await self._quotas.check_budget(chat.tenant)
-            lease = await self._guard.begin(chat, self._settings.messages_length)
+            lease = await self._guard.begin(chat, self._window(ask), ask.at)
             try:
-                user = Message("user", turn_content)
-                outgoing, call = self._outgoing(lease.state, user, image, options)
+                placing = place_turn(lease.state, ask)
+                outgoing, call = self._outgoing(lease.state, placing, options)
                 stream = await self._upstream.stream(
                     outgoing,
                     **call.options(),
@@ -143,48 +141,40 @@ class ChatService:
             if claim is not None:
                 await self._guard.forget(chat, claim)
             raise
-        relay = self._relays.relay(OpenTurn(chat, user, stream, pieces, lease, claim), opening)
+        relay = self._relays.relay(OpenTurn(chat, placing, stream, pieces, lease, claim), opening)
         return StreamingTurn(relay)
 
     async def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
-        return await self._record(turn.chat, turn.user, completion, turn.lease, turn.claim)
+        return await self._record(turn.chat, turn.placing, completion, turn.lease, turn.claim)
 
     async def _claim(
-        self,
-        chat: ChatRef,
-        content: Content,
-        image: bool,
-        options: TurnOptions,
-        idempotency_key: str | None,
+        self, chat: ChatRef, ask: Ask, options: TurnOptions, idempotency_key: str | None
     ) -> tuple[Claim | None, dict[str, Any] | None]:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
         self._defaults.check(options)
         check_one_choice(options)
-        request: list[Any] = [
-            image, content, options.model, options.temperature, options.max_tokens
-        ]  # fmt: skip
+        request: list[Any] = [ask.content, ask.at, options.model, options.temperature]
+        request.append(options.max_tokens)
         if options.fields:  # a request without them keeps the fingerprint it always had
             request.append(dict(options.fields))
         return await self._guard.claim(chat, idempotency_key, request)
 
+    def _window(self, ask: Ask) -> int:
+        """How many messages a turn reads: the history, and the message asked again."""
+        return self._settings.messages_length + (ask.content is None)
+
     async def _turn(
-        self,
-        chat: ChatRef,
-        content: Content,
-        image: bool,
-        idempotency_key: str | None,
-        options: TurnOptions,
+        self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
     ) -> TurnResult:
         deadline = time.monotonic() + self._settings.request_timeout
-        claim, replay = await self._claim(chat, content, image, options, idempotency_key)
+        claim, replay = await self._claim(chat, ask, options, idempotency_key)
         if replay is not None:
             return TurnResult(replay, replayed=True)
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            async with self._guard.locked(chat, self._settings.messages_length) as lease:
-                return await self._locked_turn(
-                    chat, content, image, options, deadline, lease, claim
-                )
+            async with self._guard.locked(chat, self._window(ask), ask.at) as lease:
+                placing = place_turn(lease.state, ask)
+                return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
             if claim is not None:
                 await self._guard.forget(chat, claim)
@@ -193,35 +183,35 @@ class ChatService:
     async def _locked_turn(
         self,
         chat: ChatRef,
-        content: Content,
-        image: bool,
+        placing: Placing,
         options: TurnOptions,
         deadline: float,
         lease: Lease,
         claim: Claim | None,
     ) -> TurnResult:
-        user = Message("user", content)
-        outgoing, call = self._outgoing(lease.state, user, image, options)
+        outgoing, call = self._outgoing(lease.state, placing, options)
         completion = await self._upstream.complete(
             outgoing,
             **call.options(),
             deadline=deadline,
         )
-        body = await self._record(chat, user, completion, lease, claim)
+        body = await self._record(chat, placing, completion, lease, claim)
         return TurnResult(body, upstream=completion.body)
 
     def _outgoing(
-        self, state: ChatState, user: Message, image: bool, options: TurnOptions
+        self, state: ChatState, placing: Placing, options: TurnOptions
     ) -> tuple[list[dict[str, Any]], CallOptions]:
-        """Build what the upstream gets (system prompt, the history that fits, the new message)
-        and the model, max_tokens and temperature to call it with."""
+        """Build what the upstream gets (system prompt, the history that fits, the message
+        asked) and the model, max_tokens and temperature to call it with."""
+        question = placing.question
+        image = content_text(question.content)[1] > 0
         call = self._defaults.call(state.settings, image, options)
         system = self._defaults.system_prompt(state)
         budget = self._settings.context_tokens - call.max_tokens
-        window = fit_window(system, state.messages, user, budget=budget)
-        outgoing = [m.for_upstream() for m in window] + [user.for_upstream()]
+        window = fit_window(system, placing.history, question, budget=budget)
+        outgoing = [m.for_upstream() for m in window] + [question.for_upstream()]
         if call.model != self._settings.vision_model:
-            outgoing = [_without_images(m) for m in outgoing]
+            outgoing = [without_images(m) for m in outgoing]
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
         return outgoing, call
@@ -229,14 +219,13 @@ class ChatService:
     async def _record(
         self,
         chat: ChatRef,
-        user: Message,
+        placing: Placing,
         completion: Completion,
         lease: Lease,
         claim: Claim | None,
     ) -> dict[str, Any]:
         """Store the turn with its idempotent answer, count its tokens, return the reply body."""
-        state = lease.state
-        turn = chained([user, reply_of(completion)], state.next_id, state.leaf)
+        turn = placing.turn(reply_of(completion))
         body = turn[-1].to_json()
         answer = claim.answer(body) if claim is not None else None
         await self._guard.save(chat, uuid.uuid4().hex, turn, lease, answer)
@@ -256,26 +245,3 @@ class ChatService:
         await self._relays.close()
         await self._store.close()
         await self._upstream.aclose()
-
-
-def image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
-    """A user message that carries an image, as OpenAI content parts."""
-    return [
-        {"type": "text", "text": text},
-        {"type": "image_url", "image_url": {"url": image_url}},
-    ]
-
-
-def _without_images(message: dict[str, Any]) -> dict[str, Any]:
-    """Flatten image parts to text for a model that cannot see them."""
-    content = message["content"]
-    if not isinstance(content, list):  # text, or none (a reply that only calls tools)
-        return message
-    words = []
-    for part in content:
-        if part.get("type") == "text":
-            words.append(str(part.get("text", "")))
-        elif part.get("type") == "image_url":
-            url = str(part.get("image_url", {}).get("url", ""))
-            words.append("[image]" if url.startswith("data:") else f"[image: {url}]")
-    return {**message, "content": " ".join(words)}

@@ -305,16 +305,18 @@ class Store(Protocol):
         is retried after it landed (turn ids are fresh per turn, so only the last can repeat).
         With `lock_token`, raise `TurnLeaseLost` unless that token still holds the chat's turn
         lock, and with `release` also release that lock in the same step (a repeated save
-        releases it too). With a message limit, the oldest messages beyond it are dropped in the
-        same step.
+        releases it too). With a message limit, the oldest items beyond it (the lowest ids) are
+        dropped in the same step.
         """
 
     async def begin_turn(
-        self, chat: ChatRef, token: str, lease_seconds: float, limit: int
+        self, chat: ChatRef, token: str, lease_seconds: float, limit: int, at: int | None = None
     ) -> ChatState | None:
-        """Take the chat's turn lock and read its window (as `load_window`) in one step;
-        return None, reading nothing, while another token holds the lock. Taking it again with
-        the same token renews the lease: a call re-sent after its reply was lost succeeds."""
+        """Take the chat's turn lock and read the window of the path ending at `at` (None: the
+        leaf; `ROOT`: none) as `load_window` does, in one step; return None, reading nothing,
+        while another token holds the lock, and raise `NotFound` (taking nothing) for an item
+        the chat does not hold. Taking it again with the same token renews the lease: a call
+        re-sent after its reply was lost succeeds."""
 
     async def release_turn(self, chat: ChatRef, token: str) -> None:
         """Release the turn lock if `token` still holds it."""

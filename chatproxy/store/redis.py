@@ -143,8 +143,9 @@ class RedisStore:
         if not parents:
             return []
         fields = ["root" if parent is None else parent for parent in parents]
-        found = await self._script("children", list(chat_keys(chat)), [], fields)
-        return [[int(kid) for kid in kids.split(",")] if kids else [] for kids in found]
+        first, found = await self._script("children", list(chat_keys(chat)), [], fields)
+        kept = int(first)  # the children below it were dropped by trimming
+        return [[kid for kid in _ids(kids) if kid >= kept] for kids in found]
 
     async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         self._windows.forget(chat)
@@ -322,9 +323,10 @@ class RedisStore:
             pipe.expire(index, self._ttl)
 
     def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
-        """Refresh the TTL of every key of the chat."""
+        """Refresh the TTL of every key of the chat (an old layout's list too, until a script
+        upgrades it: else a chat's record could outlive its messages)."""
         if self._ttl is not None:
-            for key in chat_keys(chat)[:3]:
+            for key in chat_keys(chat):
                 pipe.expire(key, self._ttl)
 
 
@@ -334,6 +336,11 @@ def _at(item_id: int | None) -> str | int:
     if item_id is None:
         return ""
     return "root" if item_id == ROOT else item_id
+
+
+def _ids(joined: str | None) -> list[int]:
+    """The ids of a `:kids` entry (comma separated; None: none)."""
+    return [int(kid) for kid in joined.split(",")] if joined else []
 
 
 def _found(read: list[Any]) -> None:

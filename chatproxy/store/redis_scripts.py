@@ -220,8 +220,9 @@ CHILDREN = (
     UPGRADE
     + """
 -- KEYS: items, meta, kids, old list   ARGV: item ids ('root' for the first messages)
--- Returns each one's children, comma separated (false for none).
-return redis.call('HMGET', KEYS[3], unpack(ARGV))
+-- Returns the lowest id kept (children below it were dropped by trimming), then each one's
+-- children, comma separated (false for none).
+return {redis.call('HGET', KEYS[2], 'first') or 0, redis.call('HMGET', KEYS[3], unpack(ARGV))}
 """
 )
 

@@ -64,7 +64,10 @@ def place(messages: Sequence[Message], next_id: int, leaf: int | None) -> list[M
 
 
 def children_of(db: sqlite3.Connection, chat: ChatRef, parent: int | None) -> list[int]:
-    """The ids of the item's children in the order they were added."""
+    """The ids of the item's children in the order they were added (none for an item the chat
+    no longer holds: trimming dropped it)."""
+    if parent is not None and not has_item(db, chat, parent):
+        return []
     if parent is None:
         query = "SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent IS NULL"
         rows = db.execute(query + " ORDER BY seq", (chat.tenant, chat.chat_id)).fetchall()

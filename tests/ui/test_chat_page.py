@@ -1,146 +1,19 @@
-"""The chat page at `/ui` in a real browser: Playwright driving Debian's Chromium.
+"""The chat page at `/ui` in a real browser: chats, streaming, history, keys, errors, layout.
 
-Each test starts the real server process (SQLite store, the fake upstream streaming a word every
-`CHUNK_DELAY` seconds so a reply visibly grows) and opens the page in a fresh browser context.
-`scripts/ensure-chromium.sh` (run by `make test`) installs the browser; Playwright's own browser
-downloads are not used. Screenshots of the main states go to `test-artifacts/ui/` (git-ignored).
-A test fails on any script error or Content-Security-Policy violation in the page.
+The fixtures (`tests/ui/conftest.py`) start the real server process with the fake upstream and
+open the page in Debian's Chromium, driven by Playwright.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect
 
 from harness.fake_upstream import FakeUpstream, Fault
-from harness.server_process import ROOT, StartServer, http, server_env
-
-BROWSER = Path("/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-ARTIFACTS = ROOT / "test-artifacts" / "ui"
-DESKTOP = {"width": 1100, "height": 720}
-PHONE = {"width": 375, "height": 740}
-CHUNK_DELAY = 0.05  # seconds between streamed words: a reply takes about half a second
-API_KEY = "sk-ui-good-key-0123456789"
-
-Serve = Callable[..., str]
-
-# Records every text the newest reply shows, so a test can tell a reply that grew word by word
-# from one that appeared at once.
-RECORD_REPLY_TEXTS = """() => {
-  window.replyTexts = [];
-  new MutationObserver(() => {
-    const last = document.querySelector("#messages li.assistant:last-child .text");
-    if (last) window.replyTexts.push(last.textContent);
-  }).observe(document.getElementById("messages"),
-             {subtree: true, childList: true, characterData: true});
-}"""
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not BROWSER.exists():
-        pytest.fail(f"the browser tests need Chromium at {BROWSER}: run scripts/ensure-chromium.sh")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(BROWSER), args=BROWSER_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def serve(start_server: StartServer, fake_upstream: FakeUpstream, tmp_path: Path) -> Serve:
-    """`serve(**env) -> base URL`: the real server process with the fake upstream, streaming
-    slowly enough to watch."""
-    fake_upstream.chunk_delay = CHUNK_DELAY
-
-    def start(**env: str) -> str:
-        server = start_server(
-            server_env(
-                GPT_API_KEY="sk-test-proxy-key",
-                OPENAI_BASE_URL=fake_upstream.base_url,
-                UPSTREAM_MAX_RETRIES="0",
-                STORE_PATH=str(tmp_path / "chats.sqlite3"),
-                **env,
-            )
-        )
-        return server.url
-
-    return start
-
-
-def open_page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
-    """A page in a fresh context; fail the test on script errors or CSP violations."""
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    page = context.new_page()
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        # Chromium logs every 4xx/5xx answer as "Failed to load resource": tests cause those.
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            problems.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    yield page
-    context.close()
-    assert problems == [], "the page reported errors"
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    yield from open_page(browser, DESKTOP)
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    yield from open_page(browser, PHONE)
-
-
-def shoot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def chat_id_of(page: Page) -> str:
-    match = re.search(r"#chat=([^&]+)", page.url)
-    assert match, page.url
-    return unquote(match.group(1))
-
-
-def send_and_watch(page: Page, text: str, *, shot: str | None = None) -> str:
-    """Send `text` with the Send button; return the reply once done, having seen it grow."""
-    page.evaluate(RECORD_REPLY_TEXTS)
-    done = page.locator("#messages li.assistant:not(.streaming)")
-    replies_before = done.count()
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_role("button", name="Send").click()
-    if shot:
-        expect(page.locator("#messages li.assistant.streaming .text")).not_to_have_text("")
-        shoot(page, shot)
-    expect(done).to_have_count(replies_before + 1)
-    reply = done.last.locator(".text").inner_text()
-    seen: list[str] = page.evaluate("window.replyTexts")
-    partial = [t for t in seen if t and t != reply and reply.startswith(t)]
-    assert partial, f"the reply did not stream in: saw {seen!r}"
-    return reply
-
-
-def stored(base: str, chat_id: str, **headers: str) -> list[tuple[str, str]]:
-    """The chat's messages as the server holds them: (role, content)."""
-    answer = http("GET", f"{base}/{chat_id}/chat", headers=headers)
-    assert answer.status == 200, answer.body
-    return [(m["role"], m["content"]) for m in answer.json()]
-
-
-# -- tests ------------------------------------------------------------------------------------
+from harness.server_process import http
+from tests.ui.pages import API_KEY, PHONE, Serve, chat_id_of, send_and_watch, shoot, stored
 
 
 def test_chat_page_streams_replies_keeps_history_sets_the_prompt_and_deletes(
@@ -389,44 +262,3 @@ def test_chat_page_works_from_the_keyboard_alone(serve: Serve, page: Page) -> No
     page.keyboard.press("Shift+Tab")  # back past the message box to the chat's actions
     expect(page.get_by_role("button", name="Delete chat")).to_be_focused()
     shoot(page, "12-keyboard-focus")
-
-
-def test_page_is_served_with_a_strict_policy_and_cache_headers(serve: Serve) -> None:
-    base = serve()
-    page = http("GET", base + "/ui")
-    assert page.status == 200
-    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert page.headers["Cache-Control"] == "no-cache"
-    policy = page.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in policy
-    assert "script-src 'self';" in policy
-    assert "style-src 'self';" in policy
-    assert "unsafe-inline" not in policy
-    html = page.body.decode()
-    assert not re.search(r"<script(?![^>]*\bsrc=)", html), "an inline script"
-    assert "<style" not in html
-    assert " style=" not in html
-    assert "//" not in re.sub(r"https?://www\.w3\.org", "", html), "an outside address"
-
-    again = http("GET", base + "/ui", headers={"If-None-Match": page.headers["ETag"]})
-    assert again.status == 304
-
-    kinds = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml"}
-    for name, kind in kinds.items():
-        link = re.search(rf'"(ui/{re.escape(name)}\?v=\w+)"', html)
-        assert link, f"the page does not link {name} with its version"
-        asset = http("GET", f"{base}/{link.group(1)}")
-        assert asset.status == 200
-        assert asset.headers.get_content_type() == kind
-        assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-        assert asset.headers["X-Content-Type-Options"] == "nosniff"
-        unversioned = http("GET", f"{base}/ui/{name}")
-        assert unversioned.headers["Cache-Control"] == "no-cache"
-
-    script = http("GET", base + "/ui/app.js").body.decode()
-    assert "innerHTML" not in script
-    assert "insertAdjacentHTML" not in script
-
-    slash = http("GET", base + "/ui/")  # redirected to /ui, where the page's links work
-    assert (slash.status, slash.body) == (200, html.encode())
-    assert http("GET", base + "/ui/chat").json() == []  # a chat may still be called "ui"

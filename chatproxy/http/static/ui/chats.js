@@ -1,0 +1,71 @@
+// The chat list in the side bar: loaded page by page, and kept current as turns are sent.
+
+import { api } from "./api.js";
+import { $, element } from "./dom.js";
+import { showError } from "./notices.js";
+import { state } from "./state.js";
+
+const CHATS_PAGE = 20;
+const TITLE_CHARS = 60;
+
+function ago(seconds) {
+  const diff = Date.now() / 1000 - seconds;
+  if (diff < 60) return "just now";
+  if (diff < 3600) return `${Math.floor(diff / 60)} min ago`;
+  if (diff < 86400) return `${Math.floor(diff / 3600)} h ago`;
+  return new Date(seconds * 1000).toLocaleDateString();
+}
+
+function chatItem(chat) {
+  const button = element("button");
+  button.type = "button";
+  button.dataset.chatId = chat.id;
+  if (chat.id === state.chatId) button.setAttribute("aria-current", "true");
+  const count = `${chat.messages} message${chat.messages === 1 ? "" : "s"}`;
+  button.append(
+    element("span", "title", chat.title || chat.id),
+    element("span", "meta", `${count} · ${ago(chat.updated)}`),
+  );
+  const item = element("li");
+  item.append(button);
+  return item;
+}
+
+export function renderChats() {
+  $("chat-list").replaceChildren(...state.chats.map(chatItem));
+  $("chats-empty").hidden = state.chats.length > 0;
+  $("more-chats").hidden = state.nextBefore === null;
+}
+
+export async function loadChats(more) {
+  let path = `/chats?limit=${CHATS_PAGE}`;
+  if (more && state.nextBefore !== null) path += `&before=${state.nextBefore}`;
+  try {
+    const page = await api("GET", path);
+    state.chats = more ? state.chats.concat(page.chats) : page.chats;
+    state.nextBefore = page.next_before;
+    renderChats();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// A turn was stored: the chat moves to the top of the list, listed now if it is new.
+export function noteTurn(id, firstText) {
+  const now = Date.now() / 1000;
+  let chat = state.chats.find((c) => c.id === id);
+  if (chat) {
+    state.chats = state.chats.filter((c) => c !== chat);
+    chat.messages += 2;
+    chat.updated = now;
+  } else {
+    chat = { id, title: firstText.slice(0, TITLE_CHARS), created: now, updated: now, messages: 2 };
+  }
+  state.chats.unshift(chat);
+  renderChats();
+}
+
+export function setSidebar(open) {
+  $("sidebar").classList.toggle("open", open);
+  $("toggle-chats").setAttribute("aria-expanded", String(open));
+}

@@ -1,0 +1,149 @@
+"""Own what a chat completion message may hold, and when two are the same message. Pure.
+
+`check_messages` refuses the first message of a request that the proxy cannot store or compare,
+with a `ValidationFailed` that says where (`messages[3].content[1].type`): a role other than
+system, developer, user, assistant and tool; content that is not a string or a list of parts of
+the types its role may send (user: text, image_url, input_audio, file; assistant: text,
+refusal; the others: text); a user message with no content; tool calls other than an
+assistant's, or without an id (unique in the message) or a tool's name; a tool message without
+`tool_call_id`, or another message with one.
+
+`message_key` is what matching a resent history compares: role, content, tool calls (id, name,
+arguments) and `tool_call_id`, with the normalisations real clients need:
+- `developer` is `system` (clients rename it per model);
+- a string is a list of one text part, text is compared without surrounding whitespace, and
+  empty, missing and null content are alike (an assistant's tool-call message comes back with
+  any of them);
+- a part's `cache_control` is ignored (clients move it to the newest messages); an `image_url`
+  given as a string is `{"url": ...}`, and `"detail": "auto"` is no detail;
+- tool-call arguments are compared as JSON values (LangChain and the AI SDK re-serialize them);
+- `name`, `refusal` and fields the proxy does not store are not compared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+from chatproxy.errors import ValidationFailed
+
+TEXT = ("text",)
+KNOWN_PARTS = {
+    "system": TEXT,
+    "developer": TEXT,
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+    "tool": TEXT,
+}
+CALL_TYPES = ("function", "custom")
+
+Key = tuple[Any, ...]
+
+
+def check_messages(sent: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse the first message whose shape the proxy cannot store or compare."""
+    for n, message in enumerate(sent):
+        _check_message(n, message)
+
+
+def message_key(role: str, content: Any, calls: Any, call_id: Any) -> Key:
+    """What matching compares of a message: its role, content, tool calls and `tool_call_id`,
+    normalised (see the module's docstring)."""
+    if isinstance(content, str):  # the common case, without building a part
+        text = content.strip()
+        content_key: Key = (("text", text),) if text else ()
+    else:
+        keys = (_part_key(part) for part in content or ())
+        content_key = tuple(key for key in keys if key != ("text", ""))
+    role = "system" if role == "developer" else role
+    return (role, content_key, tuple(map(_call_key, calls)) if calls else (), call_id)
+
+
+def _part_key(part: Mapping[str, Any]) -> Key:
+    kind = part.get("type")
+    body = part.get(kind) if isinstance(kind, str) else None
+    if kind in ("text", "refusal"):
+        return (kind, str(body).strip())
+    if kind == "image_url" and isinstance(body, str):
+        body = {"url": body}
+    if kind == "image_url" and isinstance(body, dict) and body.get("detail") == "auto":
+        body = {k: v for k, v in body.items() if k != "detail"}
+    return (kind, json.dumps(body, sort_keys=True))
+
+
+def _call_key(call: Mapping[str, Any]) -> Key:
+    kind = call.get("type", "function")
+    body = call.get(kind) or {}
+    arguments = body.get("arguments" if kind == "function" else "input")
+    if kind == "function" and isinstance(arguments, str):
+        with suppress(ValueError, RecursionError):  # not JSON: compared as the text it is
+            arguments = json.dumps(json.loads(arguments), sort_keys=True)
+    return (call.get("id"), kind, body.get("name"), arguments)
+
+
+def _check_message(n: int, message: Mapping[str, Any]) -> None:
+    role = message.get("role")
+    if not isinstance(role, str) or role not in KNOWN_PARTS:
+        raise ValidationFailed(f"messages[{n}].role: must be one of {', '.join(KNOWN_PARTS)}")
+    _check_content(n, role, message.get("content"))
+    calls = message.get("tool_calls")
+    if calls is not None and role != "assistant":
+        raise ValidationFailed(f"messages[{n}].tool_calls: only an assistant makes tool calls")
+    if calls is not None:
+        _check_calls(f"messages[{n}].tool_calls", calls)
+    call_id = message.get("tool_call_id")
+    answers = isinstance(call_id, str) and call_id != ""
+    if (role == "tool" and not answers) or (role != "tool" and call_id is not None):
+        problem = "name the call this answers" if role == "tool" else "only a tool result has one"
+        raise ValidationFailed(f"messages[{n}].tool_call_id: {problem}")
+    if not isinstance(message.get("name", ""), str):
+        raise ValidationFailed(f"messages[{n}].name: must be a string")
+
+
+def _check_content(n: int, role: str, content: Any) -> None:
+    if isinstance(content, str):
+        if role == "user" and not content.strip():
+            raise ValidationFailed(f"messages[{n}].content: the user message has no content")
+        return
+    if content is None and role == "assistant":
+        return
+    where = f"messages[{n}].content"
+    if not isinstance(content, list):
+        raise ValidationFailed(f"{where}: must be a string or a list of content parts")
+    known = KNOWN_PARTS[role]
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in known:
+            raise ValidationFailed(
+                f"{where}[{j}].type: {kind!r:.40} is not a content part of {role} messages;"
+                f" use {', '.join(known)}"
+            )
+        if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+            raise ValidationFailed(f"{where}[{j}].{kind}: must be a string")
+    if role == "user" and not _has_content(content):
+        raise ValidationFailed(f"{where}: the user message has no content")
+
+
+def _check_calls(where: str, calls: Any) -> None:
+    if not isinstance(calls, list):
+        raise ValidationFailed(f"{where}: must be a list of tool calls")
+    seen: set[str] = set()
+    for j, call in enumerate(calls):
+        call_id = call.get("id") if isinstance(call, dict) else None
+        if not (isinstance(call_id, str) and call_id):
+            raise ValidationFailed(f"{where}[{j}].id: each tool call needs an id")
+        if call_id in seen:
+            raise ValidationFailed(f"{where}[{j}].id: {call_id!r:.80} is used twice")
+        seen.add(call_id)
+        kind = call.get("type", "function")
+        if kind not in CALL_TYPES or not isinstance(call.get(kind), dict):
+            raise ValidationFailed(f"{where}[{j}]: must be a function or custom tool call")
+        if not isinstance(call[kind].get("name"), str):
+            raise ValidationFailed(f"{where}[{j}].{kind}.name: must be a string")
+
+
+def _has_content(parts: list[dict[str, Any]]) -> bool:
+    """Whether user content holds anything: text that is not blank, or a part of another kind."""
+    return any(part["type"] != "text" or part["text"].strip() for part in parts)

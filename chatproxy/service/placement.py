@@ -1,0 +1,267 @@
+"""Own where a chat-mode request's messages go in the chat's tree: a pure decision, no I/O.
+
+`place_request(path, sent)` checks a request's `messages` against the newest messages of the
+chat's path and says which are new and under which stored message they go. Leading `system` or
+`developer` messages are this turn's system prompt (joined by a blank line), never stored.
+
+- **Only new messages** (no assistant message, at most one user message) go under the current
+  leaf, as always: `[user "hi"]`; `[tool call_1, tool call_2]` or `[tool call_1, user "and?"]`
+  when the leaf is the assistant message that made those calls. (So a client that edits a
+  chat's first message, and resends only that, adds it at the leaf: an edit needs history.)
+- **A resent history** (an assistant message, or two user messages) is matched with the stored
+  path, and what matches is not stored again. On the path `A, B`, LangChain's `[system, user A,
+  assistant B, user C]` stores `C` under `B`; so does `[assistant B, user C]` (a client that
+  cut its history: the request may start anywhere in the path).
+- **An edit**: `[user A, assistant B, user C2]` on `A, B, C, D` stores `C2` under `B`, beside
+  `C`. **Regenerate**: `[user A, assistant B, user C]` on it stores nothing; the reply goes under
+  `C`, beside `D`.
+- **Nothing in common**: `[user X, assistant Y, user Z]` on `A, B` stores all three on a new
+  path from the root (`ROOT`). A client that brings its own history to a chat id keeps it, and
+  the old path stays in the tree; a 400 would make the client throw its history away. User
+  messages alone (`[user X, user Y]`) that match nothing go under the current leaf.
+
+Where the request fits in several places, a fit that reaches the leaf with no assistant message
+after it wins (the earliest: the most resent); else the longest agreement does (ties: the
+earliest, as clients resend from the start), which needs the whole path: `place_request`
+returns None when `path` does not start at a first message (load the whole path, ask again).
+
+Matching compares messages as `message_rules.message_key` normalises them (a string and one
+text part are alike, tool-call arguments are JSON values, ...), and a run of tool results as a
+set (any order); a request that starts inside a run matches the run it was cut from. The common
+resend, exactly as stored, is recognised with plain comparisons first; only a request that is
+not is normalised and aligned, each message once (the Z-algorithm: linear).
+
+A `ValidationFailed` names the message at fault: one `check_messages` refuses (an unknown role
+or content part, a tool message without `tool_call_id`, ...), a result that answers no pending
+call or one already answered, a call without a result before the next other message or at the
+request's end (the model must see every call answered), a request that does not end with a user
+message or tool results. Tool answers are checked in the new messages only: what matches is
+stored, and was checked when it came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chatproxy.errors import ValidationFailed
+from chatproxy.service.message_rules import Key, check_messages, message_key
+from chatproxy.store.base import ROOT, Message
+
+SYSTEM_ROLES = ("system", "developer")
+
+Unit = tuple[Key, int, int]  # a unit's key, then where its messages start and end
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a request's messages go: `new` (unplaced) under `parent`, then the reply.
+
+    `parent` is None for the current leaf (nothing was resent, or the chat is empty), `ROOT`
+    for a new path, else the stored message they go under (the leaf itself when a resent
+    history continues it); `branch` says the reply will not continue the current path.
+    `system` is the request's own system prompt, or None."""
+
+    system: str | None
+    parent: int | None
+    new: list[Message]
+    branch: bool = False
+
+
+def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
+    """How many of the path's newest messages `place_request` needs to see first."""
+    return len(sent) + 1
+
+
+def place_request(path: Sequence[Message], sent: Sequence[Mapping[str, Any]]) -> Placement | None:
+    """Check a request's `messages` and place them on the chat's `path` (oldest first).
+
+    Return None when the placement needs the whole path and `path` is only its newest part:
+    load the path from its first message and call again (see the module's docstring)."""
+    check_messages(sent)
+    first = 0
+    while first < len(sent) and sent[first]["role"] in SYSTEM_ROLES:
+        first += 1
+    system = "\n\n".join(_text(m["content"]) for m in sent[:first]) if first else None
+    convo = sent[first:]
+    if not convo or convo[-1]["role"] not in ("user", "tool"):
+        where = f"messages[{len(sent) - 1}]" if sent else "messages"
+        raise ValidationFailed(
+            f"{where}: the last message must be a user message or tool results, for the model"
+            " to answer"
+        )
+    users = sum(1 for m in convo if m["role"] == "user")
+    if users <= 1 and not any(m["role"] == "assistant" for m in convo):
+        _check_answers(_waiting_after(path[-1] if path else None), convo, first)
+        return Placement(system, None, [_to_message(m) for m in convo])
+    return _place_history(path, convo, first, system)
+
+
+def _place_history(
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], first: int, system: str | None
+) -> Placement | None:
+    """Find where a resent history agrees with the stored path and place what follows."""
+    at = _resent_as_stored(path, convo)
+    if at:
+        parent, waiting, branch = path[-1].id, _waiting_after(path[-1]), False
+    else:
+        found = _align(path, convo)
+        if found is None:
+            return None
+        parent, waiting, branch, at = found
+    _check_answers(waiting, convo[at:], first + at)
+    return Placement(system, parent, [_to_message(m) for m in convo[at:]], branch)
+
+
+def _resent_as_stored(path: Sequence[Message], convo: Sequence[Mapping[str, Any]]) -> int:
+    """Recognise the common resend with plain comparisons, before any normalising: the request
+    up to its last assistant message is, exactly as stored, the newest part of a path that ends
+    with an assistant message (so no fit can start earlier). Return its length, else 0."""
+    k = next((n + 1 for n in range(len(convo) - 1, -1, -1) if convo[n]["role"] == "assistant"), 0)
+    if not k or k > len(path) or path[-1].role != "assistant":
+        return 0
+    same = all(
+        m["role"] == p.role
+        and m.get("content") == p.content
+        and (m.get("tool_calls") or None) == p.tool_calls
+        and m.get("tool_call_id") == p.tool_call_id
+        for m, p in zip(convo[:k], path[len(path) - k :], strict=True)
+    )
+    return k if same else 0
+
+
+def _align(
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]]
+) -> tuple[int | None, dict[str, str], bool, int] | None:
+    """Align the request with the path, normalised: return the parent, the calls waiting
+    there, whether it is a branch, and where the new messages start; None: need the whole path."""
+    stored = _units([message_key(m.role, m.content, m.tool_calls, m.tool_call_id) for m in path])
+    request = _units(
+        [
+            message_key(m["role"], m.get("content"), m.get("tool_calls"), m.get("tool_call_id"))
+            for m in convo
+        ]
+    )
+    lengths = _match_lengths(request, stored)
+    size = len(stored)
+    last_assistant = max((i for i, u in enumerate(request) if u[0][0] == "assistant"), default=-1)
+    # A fit that reaches the leaf and adds no assistant message: a resend, decided in the
+    # window (every such fit lies in it).
+    start = next((s for s, n in enumerate(lengths) if n == size - s and n > last_assistant), None)
+    if start is None and path and path[0].parent is not None:
+        return None
+    if start is None:  # an edit, a regenerate, or a history of its own: the longest agreement
+        best = max(lengths, default=0)
+        start = lengths.index(best) if best else size
+    matched = lengths[start] if start < size else 0
+    at = request[matched][1] if matched < len(request) else len(convo)
+    if not matched and path and last_assistant >= 0:
+        return ROOT, {}, True, at
+    if not matched:  # user messages only: nothing foreign to keep apart, so at the leaf
+        return None, _waiting_after(path[-1] if path else None), False, at
+    last = path[stored[start + matched - 1][2] - 1]
+    return last.id, _waiting_after(last), start + matched < size, at
+
+
+def _units(keys: list[Key]) -> list[Unit]:
+    """Group messages into the units matching compares: a run of tool results is one unit,
+    its results in any order; every other message is a unit of its own."""
+    units: list[Unit] = []
+    start = 0
+    while start < len(keys):
+        end = start + 1
+        key = keys[start]
+        if key[0] == "tool":
+            while end < len(keys) and keys[end][0] == "tool":
+                end += 1
+            key = ("tools", tuple(sorted(keys[start:end], key=lambda k: str(k[3]))))
+        units.append((key, start, end))
+        start = end
+    return units
+
+
+def _match_lengths(request: list[Unit], stored: list[Unit]) -> list[int]:
+    """For each stored unit, how many request units agree with the stored ones from there on.
+
+    Each key is hashed once and interned as a number (equal keys, one number), so the
+    comparisons that follow are of numbers, and the Z-algorithm makes them linear."""
+    codes: dict[Hashable, int] = {}
+    ours = [codes.setdefault(unit[0], len(codes)) for unit in request]
+    theirs = [codes.setdefault(unit[0], len(codes)) for unit in stored]
+    lead = request[0][0] if request else ()
+    if lead[:1] != ("tools",):
+        return _prefix_lengths(ours, theirs)
+    rest = [*_prefix_lengths(ours[1:], theirs), 0]
+    results = set(lead[1])
+    return [
+        1 + rest[s + 1] if unit[0][0] == "tools" and results <= set(unit[0][1]) else 0
+        for s, unit in enumerate(stored)
+    ]
+
+
+def _prefix_lengths(pattern: list[int], text: list[int]) -> list[int]:
+    """For each position of `text`, the length of the longest prefix of `pattern` there."""
+    seq = [*pattern, -1, *text]
+    z = [0] * len(seq)
+    left = right = 0
+    for i in range(1, len(seq)):
+        if i < right:
+            z[i] = min(right - i, z[i - left])
+        while i + z[i] < len(seq) and seq[z[i]] == seq[i + z[i]]:
+            z[i] += 1
+        if i + z[i] > right:
+            left, right = i, i + z[i]
+    return z[len(pattern) + 1 :]
+
+
+def _waiting_after(message: Message | None) -> dict[str, str]:
+    """The calls a stored message leaves waiting for results, each with where it was made (a
+    stored run of results is complete: every request that stored one answered all calls)."""
+    if message is None or message.role != "assistant" or not message.tool_calls:
+        return {}
+    return {str(call.get("id")): f"the chat's message {message.id}" for call in message.tool_calls}
+
+
+def _check_answers(
+    waiting: dict[str, str], messages: Sequence[Mapping[str, Any]], first: int
+) -> None:
+    """Check that tool results answer pending calls, each once, before anything else comes."""
+    answered: set[str] = set()
+    for n, message in enumerate(messages, first):
+        if message["role"] == "tool":
+            call = message["tool_call_id"]
+            if call in waiting:
+                del waiting[call]
+                answered.add(call)
+                continue
+            problem = "is answered twice" if call in answered else "answers no pending tool call"
+            raise ValidationFailed(f"messages[{n}].tool_call_id: {call!r:.80} {problem}")
+        if waiting:
+            raise ValidationFailed(f"messages[{n}]: no result yet for {_unanswered(waiting)}")
+        answered = set()
+        calls = message.get("tool_calls") or []
+        waiting = {call["id"]: f"messages[{n}]" for call in calls}
+    if waiting:
+        raise ValidationFailed(f"messages: no result for {_unanswered(waiting)}")
+
+
+def _unanswered(waiting: dict[str, str]) -> str:
+    calls = ", ".join(f"{call!r:.80} (made in {origin})" for call, origin in waiting.items())
+    return f"{calls}; send one tool message per call first"
+
+
+def _text(content: str | list[dict[str, Any]]) -> str:
+    """The text of a system message: its string, or its text parts one per line."""
+    return content if isinstance(content, str) else "\n".join(p["text"] for p in content)
+
+
+def _to_message(message: Mapping[str, Any]) -> Message:
+    """A request's message as an item to store, with the fields it came with."""
+    return Message(
+        role=message["role"],
+        content=message.get("content"),
+        tool_calls=message.get("tool_calls") or None,
+        tool_call_id=message.get("tool_call_id"),
+        name=message.get("name"),
+    )

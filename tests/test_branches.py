@@ -1,0 +1,177 @@
+"""Edit and regenerate on the seed route: a chat is a tree, `parent` places a turn, GET follows
+one path, and only that path goes upstream. Both stores, the real app, the test upstream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from harness.fake_upstream import FakeUpstream
+from tests.asgi_client import ProxyClient
+from tests.conftest import MakeClient
+
+WEB = {"X-API-Key": "web-key-0123456789abcdef"}
+OPS = {"X-API-Key": "ops-key-0123456789abcdef"}
+KEYS = f"web={WEB['X-API-Key']},ops={OPS['X-API-Key']}"
+
+
+@pytest.fixture
+def client(make_client: MakeClient, fake_upstream: FakeUpstream) -> ProxyClient:
+    return make_client(PROXY_API_KEYS=KEYS)
+
+
+def post(client: ProxyClient, body: dict[str, Any], headers: dict[str, str] = WEB) -> Any:
+    return client.post("/c/chat", data=json.dumps(body), headers=headers)
+
+
+def say(client: ProxyClient, body: dict[str, Any], reply: str, up: FakeUpstream) -> Any:
+    up.reply_text = reply
+    response = post(client, body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def path(client: ProxyClient, query: str = "") -> list[tuple[int, str]]:
+    messages = client.get(f"/c/chat{query}", headers=WEB).get_json()
+    return [(m["id"], m["content"]) for m in messages if m["role"] != "system"]
+
+
+def sent(up: FakeUpstream) -> list[str]:
+    """The texts of the last request's messages, system prompt left out."""
+    return [m["content"] for m in up.chat_requests()[-1]["messages"] if m["role"] != "system"]
+
+
+def test_a_reply_carries_its_id_and_parent(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    reply = say(client, {"content": "q0"}, "a0", fake_upstream)
+
+    assert (reply["id"], reply["parent"], reply["content"]) == (1, 0, "a0")
+    history = client.get("/c/chat", headers=WEB).get_json()
+    assert [(m["id"], m["parent"], m["siblings"]) for m in history] == [
+        (0, None, [0]),
+        (1, 0, [1]),
+    ]
+
+
+def test_an_edit_branches_and_only_its_path_goes_upstream(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+
+    reply = say(client, {"content": "q1 edited", "parent": 1}, "a1'", fake_upstream)  # 4, 5
+
+    assert (reply["id"], reply["parent"]) == (5, 4)
+    assert sent(fake_upstream) == ["q0", "a0", "q1 edited"]
+    assert path(client) == [(0, "q0"), (1, "a0"), (4, "q1 edited"), (5, "a1'")]
+    assert path(client, "?leaf=3") == [(0, "q0"), (1, "a0"), (2, "q1"), (3, "a1")]
+    history = client.get("/c/chat", headers=WEB).get_json()
+    assert history[2]["siblings"] == [2, 4]
+    say(client, {"content": "q2"}, "a2", fake_upstream)  # the next turn follows the new leaf
+    assert sent(fake_upstream) == ["q0", "a0", "q1 edited", "a1'", "q2"]
+
+
+def test_editing_the_first_message_starts_a_new_path(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+
+    say(client, {"content": "again", "parent": None}, "fresh", fake_upstream)
+
+    assert sent(fake_upstream) == ["again"]
+    assert path(client) == [(2, "again"), (3, "fresh")]
+    assert client.get("/c/children", headers=WEB).get_json() == {"parent": None, "children": [0, 2]}
+
+
+def test_regenerate_asks_again_and_stores_a_sibling_reply(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+
+    reply = say(client, {"parent": 2}, "a1 again", fake_upstream)
+
+    assert (reply["id"], reply["parent"], reply["content"]) == (4, 2, "a1 again")
+    assert sent(fake_upstream) == ["q0", "a0", "q1"]
+    assert path(client) == [(0, "q0"), (1, "a0"), (2, "q1"), (4, "a1 again")]
+    children = client.get("/c/children?parent=2", headers=WEB).get_json()
+    assert children == {"parent": 2, "children": [3, 4]}
+
+
+def test_a_streamed_regeneration_is_stored_as_a_sibling(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    fake_upstream.reply_text = "streamed again"
+
+    response = post(client, {"parent": 0, "stream": True})
+
+    assert response.status_code == 200
+    assert "event: done" in response.get_data(as_text=True)
+    assert path(client) == [(0, "q0"), (2, "streamed again")]
+
+
+def test_the_leaf_can_be_set_to_any_message_and_descend(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+    say(client, {"content": "e", "parent": 1}, "ae", fake_upstream)  # 4, 5
+
+    moved = client.post("/c/leaf", data=json.dumps({"id": 2, "descend": True}), headers=WEB)
+
+    assert moved.get_json() == {"leaf": 3}
+    assert [i for i, _ in path(client)] == [0, 1, 2, 3]
+    client.post("/c/leaf", data=json.dumps({"id": 1}), headers=WEB)
+    assert [i for i, _ in path(client)] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"content": "x", "parent": 99}, 404),  # no such message
+        ({"parent": 99}, 404),
+        ({"parent": 1}, 400),  # a reply cannot be regenerated from an assistant message
+        ({"parent": None}, 400),  # nothing to regenerate
+        ({"content": "x", "parent": -1}, 400),
+        ({"content": "x", "parent": "0"}, 400),
+    ],
+)
+def test_bad_parents_are_refused_and_store_nothing(
+    client: ProxyClient, fake_upstream: FakeUpstream, body: dict[str, Any], status: int
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    calls = len(fake_upstream.chat_requests())
+
+    response = post(client, body)
+
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["error"]
+    assert len(fake_upstream.chat_requests()) == calls
+    assert path(client) == [(0, "q0"), (1, "a0")]
+
+
+def test_another_tenants_messages_are_not_found(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+
+    assert post(client, {"content": "x", "parent": 0}, OPS).status_code == 404
+    assert post(client, {"parent": 0}, OPS).status_code == 404
+    assert client.get("/c/chat?leaf=1", headers=OPS).status_code == 404
+    assert client.get("/c/children?parent=0", headers=OPS).status_code == 404
+    leaf = client.post("/c/leaf", data=json.dumps({"id": 0}), headers=OPS)
+    assert leaf.status_code == 404
+    assert path(client) == [(0, "q0"), (1, "a0")]
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"id": -1}, {"id": "1"}, {"id": 1, "descend": "yes"}, {"id": 1, "other": 1}]
+)
+def test_a_bad_leaf_body_is_a_400(client: ProxyClient, body: dict[str, Any]) -> None:
+    response = client.post("/c/leaf", data=json.dumps(body), headers=WEB)
+
+    assert response.status_code == 400

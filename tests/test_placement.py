@@ -1,0 +1,694 @@
+"""Where a chat-mode request's messages go in the chat's tree (`service/placement.py`, with the
+message checks and the normalised comparison of `service/message_rules.py`).
+
+Tables of requests in the shapes real clients send (LangChain, `llm chat`, the OpenAI SDK's tool
+loop, a Vercel-style resend), the normalisations matching needs, the bad input it refuses, then
+hypothesis properties: any cut of the stored path resent with a new message appends it; any
+prefix resent with another user message branches there; a window of the path decides as the
+whole path does, or asks for it; a whole-history client replaying a conversation stores it once;
+the plain comparison of an exact resend agrees with the alignment. Last, what a long resend
+costs, counted (no timings). Paths hold ids from 10 up (`stored`): `11` is the second message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from openai.types.chat import ChatCompletionMessage
+
+from chatproxy.errors import ValidationFailed
+from chatproxy.service import placement
+from chatproxy.service.placement import place_request, window_for
+from chatproxy.store.base import ROOT, Message, chained
+
+Sent = dict[str, Any]
+
+
+def u(content: Any, **extra: Any) -> Sent:
+    return {"role": "user", "content": content, **extra}
+
+
+def a(content: Any, *calls: Sent, **extra: Any) -> Sent:
+    message = {"role": "assistant", "content": content, **extra}
+    if calls:
+        message["tool_calls"] = list(calls)
+    return message
+
+
+def s(content: Any, role: str = "system") -> Sent:
+    return {"role": role, "content": content}
+
+
+def t(call_id: str, content: Any = "done") -> Sent:
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+
+def call(call_id: str, name: str = "weather", arguments: str = '{"city":"Paris"}') -> Sent:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def stored(*messages: Sent, first_id: int = 10, parent: int | None = None) -> list[Message]:
+    """A stored path: the messages as the store keeps them, chained from `first_id`."""
+    items = [
+        Message(
+            role=m["role"],
+            content=m.get("content"),
+            tool_calls=m.get("tool_calls"),
+            tool_call_id=m.get("tool_call_id"),
+            name=m.get("name"),
+        )
+        for m in messages
+    ]
+    return chained(items, first_id, parent)
+
+
+def placed(path: Sequence[Message], sent: Sequence[Sent]) -> tuple[Any, ...] | None:
+    """The placement as (system, parent, branch, new messages in the upstream's form)."""
+    result = place_request(path, sent)
+    if result is None:
+        return None
+    assert all(m.id is None and m.parent is None for m in result.new)  # unplaced
+    return result.system, result.parent, result.branch, [m.for_upstream() for m in result.new]
+
+
+QUESTION = u("Weather in Paris and Zürich?")
+CALLS = a(
+    None,
+    call("call_1"),
+    call("call_2", arguments='{"city":"Z\\u00fcrich"}'),
+)
+RESULTS = [t("call_1", "sunny"), t("call_2", "rain")]
+ANSWER = a("Sunny in Paris, rain in Zürich.")
+AB = [u("A"), a("B")]
+ABCD = [u("A"), a("B"), u("C"), a("D")]
+
+# What the OpenAI SDK sends back when a client appends `completion.choices[0].message` to its
+# messages: the response's message dumped as the SDK dumps models in a request.
+SDK_CALLS = ChatCompletionMessage.model_validate(
+    {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "annotations": [],
+        "tool_calls": CALLS["tool_calls"],
+    }
+).model_dump(exclude_unset=True, mode="json")
+SDK_ANSWER = ChatCompletionMessage.model_validate(
+    {"role": "assistant", "content": ANSWER["content"], "refusal": None, "annotations": []}
+).model_dump(exclude_unset=True, mode="json")
+
+# LangChain's ChatOpenAI: a tool-calling AIMessage goes out with null content and its parsed
+# arguments serialized again (`json.dumps(args, ensure_ascii=False)`).
+LANGCHAIN_CALLS = a(
+    None,
+    call("call_1", arguments='{"city": "Paris"}'),
+    call("call_2", arguments='{"city": "Zürich"}'),
+)
+# A Vercel-style resend (the AI SDK): empty text for a tool-calling message, `JSON.stringify`ed
+# arguments, a user message as its list of parts.
+AI_SDK_CALLS = a("", call("call_1"), call("call_2", arguments='{"city":"Zürich"}'))
+
+PLACEMENTS = [
+    pytest.param([], [u("hi")], (None, None, False, [u("hi")]), id="new-user-on-an-empty-chat"),
+    pytest.param(AB, [u("C")], (None, None, False, [u("C")]), id="new-user-at-the-leaf"),
+    pytest.param(
+        AB, [s("be brief"), u("C")], ("be brief", None, False, [u("C")]), id="system-and-new-user"
+    ),
+    pytest.param(
+        AB,
+        [s("be brief"), s([{"type": "text", "text": "in French"}], "developer"), u("C")],
+        ("be brief\n\nin French", None, False, [u("C")]),
+        id="leading-system-and-developer-join",
+    ),
+    pytest.param(
+        [QUESTION, CALLS], RESULTS, (None, None, False, RESULTS), id="tool-results-for-the-leaf"
+    ),
+    pytest.param(
+        [QUESTION, CALLS],
+        [RESULTS[1], RESULTS[0], u("and?")],
+        (None, None, False, [RESULTS[1], RESULTS[0], u("and?")]),
+        id="tool-results-any-order-and-a-user-message",
+    ),
+    pytest.param(
+        AB,
+        [s("be brief"), u("A"), a("B"), u("C")],
+        ("be brief", 11, False, [u("C")]),
+        id="langchain-system-history-and-new-user",
+    ),
+    pytest.param(
+        [u("hi"), a("Hello! How can I help?")],
+        [u("hi"), a("Hello! How can I help?"), u("how are you?")],
+        (None, 11, False, [u("how are you?")]),
+        id="llm-chat-second-turn",
+    ),
+    pytest.param(
+        AB,
+        [s("old"), u("A"), a("B"), s("new"), u("C")],
+        ("old", 11, False, [s("new"), u("C")]),
+        id="llm-changed-system-prompt-is-stored-in-the-path",
+    ),
+    pytest.param(
+        [QUESTION, CALLS],
+        [QUESTION, SDK_CALLS, *RESULTS],
+        (None, 11, False, RESULTS),
+        id="openai-sdk-tool-loop-results",
+    ),
+    pytest.param(
+        [QUESTION, CALLS, *RESULTS, ANSWER],
+        [QUESTION, SDK_CALLS, *RESULTS, SDK_ANSWER, u("thanks")],
+        (None, 14, False, [u("thanks")]),
+        id="openai-sdk-tool-loop-next-turn",
+    ),
+    pytest.param(
+        [QUESTION, CALLS, *RESULTS, ANSWER],
+        [s("be brief"), QUESTION, LANGCHAIN_CALLS, *RESULTS, ANSWER, u("thanks")],
+        ("be brief", 14, False, [u("thanks")]),
+        id="langchain-tool-loop-reserialized-arguments",
+    ),
+    pytest.param(
+        [QUESTION, CALLS, *RESULTS, ANSWER],
+        [
+            u([{"type": "text", "text": QUESTION["content"]}]),
+            AI_SDK_CALLS,
+            *RESULTS,
+            ANSWER,
+            u("thanks"),
+        ],
+        (None, 14, False, [u("thanks")]),
+        id="ai-sdk-resend",
+    ),
+    pytest.param(
+        ABCD, [u("C"), a("D"), u("E")], (None, 13, False, [u("E")]), id="truncated-history"
+    ),
+    pytest.param(
+        [QUESTION, CALLS, *RESULTS, ANSWER],
+        [RESULTS[1], ANSWER, u("thanks")],
+        (None, 14, False, [u("thanks")]),
+        id="history-truncated-inside-tool-results",
+    ),
+    pytest.param(
+        ABCD, [u("A"), a("B"), u("C2")], (None, 11, True, [u("C2")]), id="edit-in-the-middle"
+    ),
+    pytest.param(
+        ABCD,
+        [u("A"), a("B2"), u("C")],
+        (None, 10, True, [a("B2"), u("C")]),
+        id="edit-of-an-assistant-reply",
+    ),
+    pytest.param(ABCD, [u("A"), a("B"), u("C")], (None, 12, True, []), id="regenerate"),
+    pytest.param(
+        [QUESTION, CALLS, *RESULTS, ANSWER],
+        [QUESTION, CALLS, *RESULTS],
+        (None, 13, True, []),
+        id="regenerate-after-tool-results",
+    ),
+    pytest.param(
+        AB,
+        [u("X"), a("Y"), u("Z")],
+        (None, ROOT, True, [u("X"), a("Y"), u("Z")]),
+        id="own-history-starts-a-new-path",
+    ),
+    pytest.param(
+        AB,
+        [u("A2"), a("B"), u("C")],
+        (None, ROOT, True, [u("A2"), a("B"), u("C")]),
+        id="edit-of-the-first-message-starts-a-new-path",
+    ),
+    pytest.param(
+        [],
+        [u("X"), a("Y"), u("Z")],
+        (None, None, False, [u("X"), a("Y"), u("Z")]),
+        id="own-history-on-an-empty-chat",
+    ),
+    pytest.param(
+        AB,
+        [u("C"), u("are you there?")],
+        (None, None, False, [u("C"), u("are you there?")]),
+        id="user-messages-only-matching-nothing-go-at-the-leaf",
+    ),
+    pytest.param(
+        [u("write"), a("part 1"), u("continue"), a("part 2")],
+        [u("write"), a("part 1"), u("continue"), a("part 2"), u("continue")],
+        (None, 13, False, [u("continue")]),
+        id="repeated-user-message-is-appended",
+    ),
+    pytest.param(
+        [u("hi"), a("hello"), u("q"), a("r"), u("hi"), a("hello"), u("q2"), a("r2")],
+        [u("hi"), a("hello"), u("q3")],
+        (None, 11, True, [u("q3")]),
+        id="edit-that-fits-twice-goes-to-the-earliest",
+    ),
+    pytest.param(
+        [u("hi"), a("hello"), u("q"), a("r"), u("hi"), a("hello")],
+        [u("hi"), a("hello"), u("q"), a("r2"), u("z")],
+        (None, 12, True, [a("r2"), u("z")]),
+        id="opening-exchange-repeated-at-the-end-is-no-append",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "sent", "expected"), PLACEMENTS)
+def test_request_is_placed(path: list[Sent], sent: list[Sent], expected: tuple[Any, ...]) -> None:
+    assert placed(stored(*path), sent) == expected
+
+
+def test_cut_path_that_cannot_decide_asks_for_the_whole_path() -> None:
+    whole = stored(u("0"), a("1"), *ABCD)
+    window = whole[-window_for([u("A"), a("B"), u("C2")]) :]
+    assert window[0].parent is not None
+    assert placed(window, [u("A"), a("B"), u("C2")]) is None
+    assert placed(whole, [u("A"), a("B"), u("C2")]) == (None, 13, True, [u("C2")])
+    assert placed(window, [u("C"), a("D"), u("E")]) == (None, 15, False, [u("E")])
+
+
+def test_a_chat_that_differs_from_a_cut_path_asks_for_the_whole_path() -> None:
+    window = stored(*AB, first_id=40, parent=39)
+    assert placed(window, [u("X"), a("Y"), u("Z")]) is None
+
+
+def around(message: Sent) -> list[Sent]:
+    """A conversation that holds `message` in the middle, ending in an assistant reply."""
+    if message["role"] == "assistant" and message.get("tool_calls"):
+        return [u("Q"), message, *[t(c["id"]) for c in message["tool_calls"]], a("S")]
+    if message["role"] == "assistant":
+        return [u("Q"), message, u("T"), a("S")]
+    if message["role"] == "tool":
+        return [u("Q"), a(None, call(message["tool_call_id"])), message, a("S")]
+    return [u("Q"), a("R"), message, a("S")]
+
+
+PARTS = [{"type": "text", "text": "hi"}]
+IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+SAME = [
+    pytest.param(u("hi"), u(PARTS), id="string-as-one-text-part"),
+    pytest.param(u(PARTS), u("hi"), id="one-text-part-as-string"),
+    pytest.param(u("hi\n"), u("  hi"), id="surrounding-whitespace"),
+    pytest.param(
+        u(PARTS), u([{**PARTS[0], "cache_control": {"type": "ephemeral"}}]), id="cache-control"
+    ),
+    pytest.param(
+        u([PARTS[0], IMAGE]),
+        u([PARTS[0], {"type": "image_url", "image_url": {**IMAGE["image_url"], "detail": "auto"}}]),
+        id="image-detail-auto",
+    ),
+    pytest.param(
+        u([PARTS[0], IMAGE]),
+        u([PARTS[0], {"type": "image_url", "image_url": "https://example.com/a.png"}]),
+        id="image-url-as-string",
+    ),
+    pytest.param(u("hi", name="ann"), u("hi"), id="name-not-compared"),
+    pytest.param(a(None, call("c1")), a("", call("c1")), id="null-content-as-empty"),
+    pytest.param(
+        a(None, call("c1")),
+        {k: v for k, v in a(None, call("c1")).items() if k != "content"},
+        id="missing-content",
+    ),
+    pytest.param(a("", call("c1")), a(None, call("c1")), id="empty-content-as-null"),
+    pytest.param(
+        a(None, call("c1", arguments='{"city":"Z\\u00fcrich","days":2}')),
+        a(None, call("c1", arguments='{"days": 2, "city": "Zürich"}')),
+        id="arguments-as-json-values",
+    ),
+    pytest.param(
+        a(None, call("c1")),
+        a(None, {k: v for k, v in call("c1").items() if k != "type"}),
+        id="call-type-function-by-default",
+    ),
+    pytest.param(a("hello"), a([{"type": "text", "text": "hello"}]), id="assistant-text-part"),
+    pytest.param(
+        a("hello"), a("hello", refusal=None, annotations=[], audio=None), id="sdk-extra-fields"
+    ),
+    pytest.param(t("c1", "sunny"), t("c1", [{"type": "text", "text": "sunny"}]), id="tool-parts"),
+    pytest.param(s("in French"), s("in French", "developer"), id="developer-as-system"),
+]
+
+
+@pytest.mark.parametrize(("kept", "resent"), SAME)
+def test_resent_message_matches_its_stored_form(kept: Sent, resent: Sent) -> None:
+    path = stored(*around(kept))
+    sent = [*around(resent), u("next")]
+    assert placed(path, sent) == (None, path[-1].id, False, [u("next")])
+
+
+DIFFERENT = [
+    pytest.param(u("hi"), u("hi!"), id="text"),
+    pytest.param(u(PARTS), u([*PARTS, *PARTS]), id="two-text-parts"),
+    pytest.param(
+        u([PARTS[0], IMAGE]),
+        u([PARTS[0], {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}]),
+        id="image",
+    ),
+    pytest.param(
+        a(None, call("c1")), a(None, call("c1", arguments='{"city":"Rome"}')), id="arguments"
+    ),
+    pytest.param(a(None, call("c1")), a(None, call("c1", name="time")), id="tool-name"),
+    pytest.param(a("hello"), a("hello", call("c1")), id="added-tool-call"),
+    pytest.param(t("c1", "sunny"), t("c1", "rain"), id="tool-result"),
+]
+
+
+@pytest.mark.parametrize(("kept", "resent"), DIFFERENT)
+def test_resent_message_that_differs_starts_a_branch(kept: Sent, resent: Sent) -> None:
+    path = stored(*around(kept))
+    history = around(resent)
+    diverges = next(n for n, m in enumerate(history) if m != around(kept)[n])
+    result = placed(path, [*history, u("next")])
+    assert result == (None, path[diverges - 1].id, True, [*history[diverges:], u("next")])
+
+
+def test_tool_results_in_another_order_match_their_run() -> None:
+    path = stored(QUESTION, CALLS, *RESULTS, ANSWER)
+    sent = [QUESTION, CALLS, RESULTS[1], RESULTS[0], ANSWER, u("thanks")]
+    assert placed(path, sent) == (None, 14, False, [u("thanks")])
+
+
+ERRORS = [
+    pytest.param(AB, [{"role": "function", "content": "x"}], "messages[0].role", id="role"),
+    pytest.param(
+        AB,
+        [u([PARTS[0], {"type": "video", "video": {}}])],
+        "messages[0].content[1].type: 'video'",
+        id="unknown-user-part",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a([IMAGE]), u("C")],
+        "messages[1].content[0].type: 'image_url' is not a content part of assistant",
+        id="image-in-an-assistant-message",
+    ),
+    pytest.param(AB, [u(["hi"])], "messages[0].content[0].type", id="part-not-an-object"),
+    pytest.param(AB, [u([{"type": "text", "text": 3}])], "content[0].text", id="text-not-string"),
+    pytest.param(AB, [u(None)], "messages[0].content", id="user-without-content"),
+    pytest.param(AB, [u("  ")], "messages[0].content: the user message has", id="blank-user"),
+    pytest.param(AB, [u(7)], "messages[0].content: must be", id="content-not-text"),
+    pytest.param(AB, [u("hi", name=3)], "messages[0].name", id="name-not-string"),
+    pytest.param(
+        [QUESTION, CALLS],
+        [{"role": "tool", "content": "sunny"}],
+        "messages[0].tool_call_id: name the call",
+        id="tool-without-tool-call-id",
+    ),
+    pytest.param(
+        AB, [u("hi", tool_call_id="c1")], "messages[0].tool_call_id", id="user-with-call-id"
+    ),
+    pytest.param(
+        AB, [u("hi", tool_calls=[call("c1")])], "messages[0].tool_calls", id="user-with-calls"
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None, {"type": "function", "function": {"name": "f"}}), t("c1"), u("C")],
+        "messages[1].tool_calls[0].id",
+        id="call-without-id",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None, call("c1"), call("c1")), t("c1"), u("C")],
+        "messages[1].tool_calls[1].id: 'c1' is used twice",
+        id="call-id-twice",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None, {"id": "c1", "type": "search", "search": {}}), t("c1"), u("C")],
+        "messages[1].tool_calls[0]: must be a function",
+        id="unknown-call-type",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None, {"id": "c1", "type": "function", "function": {}}), t("c1"), u("C")],
+        "messages[1].tool_calls[0].function.name",
+        id="call-without-name",
+    ),
+    pytest.param(
+        AB, [u("A"), a("B")], "messages[1]: the last message must be", id="ends-with-assistant"
+    ),
+    pytest.param(AB, [s("be brief")], "messages[0]: the last message must be", id="only-system"),
+    pytest.param(AB, [], "messages: the last message must be", id="no-messages"),
+    pytest.param(
+        [QUESTION, CALLS],
+        [t("call_1"), t("call_9")],
+        "messages[1].tool_call_id: 'call_9' answers no pending tool call",
+        id="result-for-an-unknown-call",
+    ),
+    pytest.param(
+        [QUESTION, CALLS],
+        [t("call_1"), t("call_1")],
+        "messages[1].tool_call_id: 'call_1' is answered twice",
+        id="result-twice",
+    ),
+    pytest.param(
+        [QUESTION, CALLS],
+        [t("call_1")],
+        "messages: no result for 'call_2' (made in the chat's message 11)",
+        id="result-missing-at-the-end",
+    ),
+    pytest.param(
+        [QUESTION, CALLS],
+        [t("call_2"), u("and?")],
+        "messages[1]: no result yet for 'call_1' (made in the chat's message 11)",
+        id="user-message-before-all-results",
+    ),
+    pytest.param(
+        [QUESTION, CALLS],
+        [u("never mind")],
+        "messages[0]: no result yet for 'call_1' (made in the chat's message 11), 'call_2'",
+        id="new-user-while-calls-wait",
+    ),
+    pytest.param(AB, [t("call_1")], "'call_1' answers no pending tool call", id="no-calls"),
+    pytest.param(
+        AB,
+        [u("A"), a("B"), t("call_1"), u("C")],
+        "messages[2].tool_call_id: 'call_1' answers no pending tool call",
+        id="history-with-a-result-no-message-asked-for",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a("B"), u("C"), a(None, call("c7")), u("D")],
+        "messages[4]: no result yet for 'c7' (made in messages[3])",
+        id="history-with-calls-and-no-results",
+    ),
+    pytest.param(
+        [],
+        [u("X"), a(None, call("c7")), t("c8"), u("Z")],
+        "messages[2].tool_call_id: 'c8' answers no pending tool call",
+        id="own-history-contradicts-itself",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "sent", "message"), ERRORS)
+def test_bad_request_is_refused_with_where(
+    path: list[Sent], sent: list[Sent], message: str
+) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        place_request(stored(*path), sent)
+    assert message in caught.value.message
+    assert caught.value.status == 400
+
+
+def test_error_messages_never_repeat_message_text() -> None:
+    secret = "my password is hunter2"
+    for sent in ([u(secret), a(secret)], [u(secret), a(None, call("c1")), u(secret)]):
+        with pytest.raises(ValidationFailed) as caught:
+            place_request(stored(u(secret), a(secret)), sent)
+        assert "hunter2" not in caught.value.message
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+@st.composite
+def conversations(draw: st.DrawFn, words: Sequence[str] = ()) -> list[Sent]:
+    """A conversation as the store would hold it: turns of a user message, maybe a round of
+    parallel tool calls and their results, and an answer. Texts are unique unless `words`
+    are given to draw them from (then they repeat, as real chats' "ok"s and "continue"s do)."""
+    messages: list[Sent] = []
+    for n in range(draw(st.integers(1, 5))):
+        text = draw(st.sampled_from(words)) if words else f"question {n}"
+        messages.append(u(text))
+        ids = [f"call_{n}_{i}" for i in range(draw(st.integers(0, 3)))]
+        if ids:
+            arguments = [json.dumps({"n": c}, separators=(",", ":")) for c in ids]
+            messages.append(a(None, *map(call, ids, ["lookup"] * len(ids), arguments)))
+            messages.extend(t(c, f"result {c}") for c in ids)
+        messages.append(a(draw(st.sampled_from(words)) if words else f"answer {n}"))
+    return messages
+
+
+def window(path: list[Message], sent: Sequence[Sent]) -> list[Message]:
+    """The newest messages of the path, as the caller loads them first."""
+    return path[-window_for(sent) :]
+
+
+def outcome(path: list[Message], sent: Sequence[Sent]) -> Any:
+    try:
+        return placed(path, sent)
+    except ValidationFailed as exc:
+        return ("refused", exc.message)
+
+
+@given(conversations(), st.data())
+def test_resending_any_cut_of_the_path_appends_only_the_new_message(
+    conversation: list[Sent], data: st.DataObject
+) -> None:
+    path = stored(*conversation)
+    cut = data.draw(st.integers(0, len(path)), label="cut")
+    sent = [*conversation[cut:], u("a new question")]
+    leaf = path[-1].id if cut < len(path) else None  # nothing resent: the current leaf
+    expected = (None, leaf, False, [u("a new question")])
+    assert placed(window(path, sent), sent) == expected
+    assert placed(path, sent) == expected
+
+
+@given(conversations(), st.data())
+def test_resending_a_prefix_with_another_user_message_branches_there(
+    conversation: list[Sent], data: st.DataObject
+) -> None:
+    users = [n for n, m in enumerate(conversation) if m["role"] == "user" and n > 0]
+    assume(users)
+    at = data.draw(st.sampled_from(users), label="edited message")
+    path = stored(*conversation)
+    sent = [*conversation[:at], u("an edited question")]
+    expected = (None, path[at - 1].id, True, [u("an edited question")])
+    assert placed(window(path, sent), sent) in (None, expected)
+    assert placed(path, sent) == expected
+
+
+@given(conversations(words=("hi", "ok", "continue")), st.data())
+def test_a_window_decides_as_the_whole_path_or_asks_for_it(
+    conversation: list[Sent], data: st.DataObject
+) -> None:
+    path = stored(*conversation)
+    start = data.draw(st.integers(0, len(conversation)), label="start")
+    end = data.draw(st.integers(start, len(conversation)), label="end")
+    sent = conversation[start:end]
+    if sent and data.draw(st.booleans(), label="edit one"):
+        n = data.draw(st.integers(0, len(sent) - 1), label="edited")
+        if sent[n]["role"] in ("user", "assistant") and not sent[n].get("tool_calls"):
+            sent[n] = {**sent[n], "content": data.draw(st.sampled_from(["hi", "ok", "new"]))}
+    sent.append(u(data.draw(st.sampled_from(["hi", "ok", "continue", "new"]), label="last")))
+    assert outcome(window(path, sent), sent) in (None, outcome(path, sent))
+
+
+def resend(message: Sent, form: int) -> Sent:
+    """A message as one of the clients sends it back: 0 as stored, 1 LangChain, 2 the AI SDK."""
+    if form == 2 and message["role"] == "user":
+        return u([{"type": "text", "text": message["content"]}])
+    if form == 0 or not message.get("tool_calls"):
+        return message
+    calls = [
+        {
+            **c,
+            "function": {
+                **c["function"],
+                "arguments": json.dumps(json.loads(c["function"]["arguments"])),
+            },
+        }
+        for c in message["tool_calls"]
+    ]
+    return a(None if form == 1 else "", *calls)
+
+
+@given(conversations(), st.sampled_from([0, 1, 2]))
+def test_whole_history_client_stores_each_message_once(conversation: list[Sent], form: int) -> None:
+    """Replay a conversation as a client that resends everything: each request holds the
+    history and the next user message or tool results; the model answers with the next
+    assistant message. What is stored is the conversation, once."""
+    path: list[Message] = []
+    done = 0
+    while done < len(conversation):
+        answer = next(
+            n for n in range(done, len(conversation)) if conversation[n]["role"] == "assistant"
+        )
+        sent = [resend(m, form) for m in conversation[:done]] + conversation[done:answer]
+        result = place_request(window(path, sent), sent)
+        assert result is not None
+        assert result.branch is False
+        assert result.parent in (None, path[-1].id if path else None)
+        reply = Message(
+            role="assistant",
+            content=conversation[answer]["content"],
+            tool_calls=conversation[answer].get("tool_calls"),
+        )
+        path += chained([*result.new, reply], len(path), path[-1].id if path else None)
+        done = answer + 1
+    assert [m.for_upstream() for m in path] == conversation
+
+
+@given(conversations(words=("hi", "ok", "continue")), st.data())
+def test_plain_comparison_places_a_resend_as_alignment_does(
+    conversation: list[Sent], data: st.DataObject
+) -> None:
+    path = stored(*conversation)
+    start = data.draw(st.integers(0, len(conversation) - 1), label="start")
+    convo = [*conversation[start:], u(data.draw(st.sampled_from(["hi", "ok", "new"])))]
+    at = placement._resent_as_stored(path, convo)
+    assert at == len(convo) - 1
+    for seen in (path, window(path, convo)):
+        assert placement._align(seen, convo) == (path[-1].id, {}, False, at)
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+def as_parts(message: Sent) -> Sent:
+    return {**message, "content": [{"type": "text", "text": message["content"]}]}
+
+
+@pytest.mark.parametrize(
+    ("form", "keys"),
+    [
+        pytest.param(lambda m: m, lambda path, sent: 0, id="as-stored-compared-plainly"),
+        pytest.param(as_parts, lambda path, sent: len(path) + len(sent), id="normalised-once"),
+    ],
+)
+def test_long_resent_history_reads_each_message_at_most_once(
+    monkeypatch: pytest.MonkeyPatch, form: Any, keys: Any
+) -> None:
+    conversation = [m for n in range(100) for m in (u("continue"), a(f"part {n}"))]
+    path = stored(*conversation)
+    sent = [*map(form, conversation), u("continue")]
+    made = []
+    key = placement.message_key
+    monkeypatch.setattr(placement, "message_key", lambda *args: made.append(1) or key(*args))
+    assert placed(window(path, sent), sent) == (None, path[-1].id, False, [u("continue")])
+    assert len(made) == keys(path, sent)
+
+
+class Counted:
+    """A unit code that counts how often it is compared."""
+
+    comparisons = 0
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def __eq__(self, other: object) -> bool:
+        Counted.comparisons += 1
+        return self.code == (other.code if isinstance(other, Counted) else other)
+
+    __hash__ = None
+
+
+def test_alignment_compares_a_bounded_number_of_times_on_repetitive_chats() -> None:
+    Counted.comparisons = 0
+    pattern, text = [Counted(1)] * 1000, [Counted(1)] * 2000
+    lengths = placement._prefix_lengths(pattern, text)
+    assert lengths[:3] == [1000, 1000, 1000]
+    assert lengths[-3:] == [3, 2, 1]
+    assert Counted.comparisons <= 2 * (len(pattern) + len(text) + 1)
+
+
+@given(st.lists(st.integers(0, 2), max_size=30), st.lists(st.integers(0, 2), max_size=30))
+def test_alignment_lengths_agree_with_a_plain_count(pattern: list[int], text: list[int]) -> None:
+    def plain(at: int) -> int:
+        n = 0
+        while n < len(pattern) and at + n < len(text) and pattern[n] == text[at + n]:
+            n += 1
+        return n
+
+    assert placement._prefix_lengths(pattern, text) == [plain(i) for i in range(len(text))]
