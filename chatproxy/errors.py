@@ -53,6 +53,7 @@ class ProxyError(Exception):
     status = 500
     code = "internal"
     default_message = "internal error"
+    param: str | None = None  # the request field at fault, in OpenAI's shape
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.default_message)
@@ -69,7 +70,8 @@ class ProxyError(Exception):
         kind = OPENAI_ERROR_TYPES.get(self.status, "invalid_request_error")
         if self.status >= 500:
             kind = "api_error"
-        return {"error": {"message": self.message, "type": kind, "param": None, "code": self.code}}
+        error = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
+        return {"error": error}
 
 
 class BadRequest(ProxyError):
@@ -95,6 +97,10 @@ class InvalidIdempotencyKey(BadRequest):
 
 class ValidationFailed(BadRequest):
     code = "invalid_request"
+
+    def __init__(self, message: str | None = None, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class Unauthorized(ProxyError):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.upstream.dev import DevRequestHandler, DevUpstream, error_body
+from chatproxy.upstream.dev_answers import Answer
 
 
 @dataclass
@@ -127,7 +128,7 @@ class FakeUpstream(DevUpstream):
         reply = self.reply_text
         return reply if reply is not None else super().reply_for(request)
 
-    def usage_for(self, request: dict[str, Any], reply: str) -> dict[str, int] | None:
+    def usage_for(self, request: dict[str, Any], reply: str) -> dict[str, Any] | None:
         if self.omit_usage:
             return None
         usage = self.usage
@@ -159,9 +160,8 @@ class FakeUpstream(DevUpstream):
         handler: DevRequestHandler,
         body: dict[str, Any],
         base: dict[str, Any],
-        reply: str,
-        usage: dict[str, int] | None,
-        finish: str = "stop",
+        answers: list[Answer],
+        usage: dict[str, Any] | None,
     ) -> None:
         """Stream as the dev upstream does, but break off after `cut_stream_after` events."""
         cut = self.cut_stream_after
@@ -188,7 +188,7 @@ class FakeUpstream(DevUpstream):
                 raise ConnectionAbortedError("the fake upstream cut the stream's end")
 
             handler.end_stream = reset  # type: ignore[method-assign]
-        super().stream_chat(handler, body, base, reply, usage, finish)
+        super().stream_chat(handler, body, base, answers, usage)
 
     @staticmethod
     def _send_fault(handler: DevRequestHandler, fault: Fault) -> None:

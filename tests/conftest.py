@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import functions_framework
+import openai
 import pytest
 import redis
 
@@ -16,10 +17,11 @@ from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream
 from harness.redis_server import RedisServer
-from harness.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch
+from harness.server_process import CONFIG_VARS, MAIN, Server, StartServer, launch, server_env
 from tests.asgi_client import ProxyClient
 
 MakeClient = Callable[..., ProxyClient]
+SDK_KEY = "sdk-key-0123456789abcdef"
 MakeStore = Callable[..., Store]
 
 
@@ -175,3 +177,18 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def openai_proxy(
+    start_server: StartServer, proxy_env: dict[str, str]
+) -> Iterator[tuple[openai.OpenAI, str]]:
+    """The real server process over the fake upstream and the chosen store, with the key
+    `SDK_KEY` and the system prompt "Be kind.", and the official `openai` client pointed at
+    its `/v1`; and the server's URL."""
+    server = start_server(
+        server_env(**proxy_env, PROXY_API_KEYS=f"sdk={SDK_KEY}", SYSTEM_PROMPT="Be kind.")
+    )
+    client = openai.OpenAI(api_key=SDK_KEY, base_url=f"{server.url}/v1", max_retries=0)
+    yield client, server.url
+    client.close()

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
 from harness.fake_upstream import FakeUpstream
-from harness.server_process import StartServer, http, server_env
-
-PROXY_KEY = "sdk-key-0123456789abcdef"
-
-
-@pytest.fixture
-def proxy(
-    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str]
-) -> Iterator[tuple[openai.OpenAI, str]]:
-    server = start_server(
-        server_env(**proxy_env, PROXY_API_KEYS=f"sdk={PROXY_KEY}", SYSTEM_PROMPT="Be kind.")
-    )
-    client = openai.OpenAI(api_key=PROXY_KEY, base_url=f"{server.url}/v1", max_retries=0)
-    yield client, server.url
-    client.close()
+from harness.server_process import http
+from tests.conftest import SDK_KEY as PROXY_KEY
 
 
 def stored(url: str, chat: str) -> list[tuple[str, str]]:
@@ -31,9 +16,9 @@ def stored(url: str, chat: str) -> list[tuple[str, str]]:
 
 
 def test_sdk_holds_a_conversation_by_chat_id(
-    proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
+    openai_proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
 ) -> None:
-    client, url = proxy
+    client, url = openai_proxy
     replies = []
     for n, text in enumerate(["Hi", "How are you?", "Bye"]):
         ask = {"metadata": {"chat_id": "sdk-chat"}} if n % 2 else {}
@@ -61,9 +46,9 @@ def test_sdk_holds_a_conversation_by_chat_id(
 
 
 def test_sdk_streams_a_chat_turn_and_the_proxy_stores_it(
-    proxy: tuple[openai.OpenAI, str],
+    openai_proxy: tuple[openai.OpenAI, str],
 ) -> None:
-    client, url = proxy
+    client, url = openai_proxy
     for text in ("one", "two", "three"):
         chunks = list(
             client.chat.completions.create(
@@ -82,9 +67,9 @@ def test_sdk_streams_a_chat_turn_and_the_proxy_stores_it(
 
 
 def test_without_a_chat_id_the_sdk_gets_a_plain_pass_through(
-    proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
+    openai_proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
 ) -> None:
-    client, url = proxy
+    client, url = openai_proxy
     messages = [
         {"role": "system", "content": "Only this system prompt."},
         {"role": "user", "content": "first"},
@@ -104,14 +89,16 @@ def test_without_a_chat_id_the_sdk_gets_a_plain_pass_through(
     assert listing["chats"] == []  # nothing was stored
 
 
-def test_models_lists_the_allowed_models(proxy: tuple[openai.OpenAI, str]) -> None:
-    client, _ = proxy
+def test_models_lists_the_allowed_models(openai_proxy: tuple[openai.OpenAI, str]) -> None:
+    client, _ = openai_proxy
 
     assert [model.id for model in client.models.list()] == ["gpt-4.1-mini"]
 
 
-def test_errors_come_in_openai_shape_through_the_sdk(proxy: tuple[openai.OpenAI, str]) -> None:
-    client, url = proxy
+def test_errors_come_in_openai_shape_through_the_sdk(
+    openai_proxy: tuple[openai.OpenAI, str],
+) -> None:
+    client, url = openai_proxy
     message = [{"role": "user", "content": "hi"}]
 
     with pytest.raises(openai.AuthenticationError) as unauthorized:

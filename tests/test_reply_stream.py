@@ -1,6 +1,7 @@
 """The stream's parts that do no I/O: lines to chunks (`EventLines`), chunks to a reply
-(`ReplyParts`). The streaming suites run them through the real upstream and server; these pin
-the cases a second reader (over another HTTP client) has to get the same."""
+(`ReplyParts`), and what a whole answer holds (`completion_of`). The streaming suites run them
+through the real upstream and server; these pin the cases a second reader (over another HTTP
+client) has to get the same."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from chatproxy.errors import UpstreamBadResponse, UpstreamError
+from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.stream import EventLines, ReplyParts
 
 
@@ -55,10 +57,10 @@ def test_an_error_event_or_a_non_chunk_raises(payload: str, message: str) -> Non
 
 def test_a_reply_gathers_its_texts_model_and_usage() -> None:
     reply = ReplyParts("m-1", [{"role": "user", "content": "hello"}])
-    assert reply.add(delta("Hel")) == ["Hel"]
-    assert reply.add(delta("lo", finish="stop")) == ["lo"]
+    assert reply.add(delta("Hel")).text == "Hel"
+    assert reply.add(delta("lo", finish="stop")).text == "lo"
     usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
-    assert reply.add({"choices": [], "usage": usage}) == []
+    assert reply.add({"choices": [], "usage": usage}).text == ""
 
     reply.check_finished()
     completion = reply.completion()
@@ -82,3 +84,100 @@ def test_a_reply_with_no_text_is_a_bad_response() -> None:
     reply.check_finished()
     with pytest.raises(UpstreamBadResponse):
         reply.completion()
+
+
+def call_piece(index: int, **piece: Any) -> dict[str, Any]:
+    function = {k: piece.pop(k) for k in ("name", "arguments") if k in piece}
+    delta = {"tool_calls": [{"index": index, **piece, "function": function}]}
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+def test_parallel_tool_calls_are_put_together_from_their_pieces() -> None:
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
+        call_piece(0, id="call_a", type="function", name="get_", arguments=""),
+        call_piece(1, id="call_b", type="function", name="get_time", arguments='{"zo'),
+        call_piece(0, name="weather", arguments='{"city":'),
+        call_piece(1, arguments='ne": "UTC"}'),
+        call_piece(0, arguments=' "Oslo"}'),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    sent = json.loads(json.dumps(chunks))
+    reply = ReplyParts("m", [{"role": "user", "content": "go"}])
+
+    deltas = [reply.add(chunk) for chunk in chunks]
+
+    assert [d.adds for d in deltas] == [False, True, True, True, True, True, False]
+    assert all(d.text == "" for d in deltas)
+    assert chunks == sent  # the chunks go to the client as they came: never changed
+    completion = reply.completion()
+    assert completion.content is None
+    assert completion.finish_reason == "tool_calls"
+    assert completion.tool_calls == [
+        {"id": "call_a", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+        {"id": "call_b", "type": "function",
+         "function": {"name": "get_time", "arguments": '{"zone": "UTC"}'}},
+    ]  # fmt: skip
+    assert completion.usage_estimated
+    assert completion.body["choices"][0]["message"]["tool_calls"] == completion.tool_calls
+
+
+def test_a_streamed_reply_keeps_its_logprobs_fingerprint_and_usage_details() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    details = {**usage, "completion_tokens_details": {"reasoning_tokens": 1}}
+    reply = ReplyParts("m", [])
+    for word in ("Hi", " there"):
+        logprobs = {"content": [{"token": word, "logprob": -0.5}], "refusal": None}
+        chunk = {"system_fingerprint": "fp_1", **delta(word)}
+        chunk["choices"][0]["logprobs"] = logprobs
+        reply.add(chunk)
+    reply.add({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    reply.add({"choices": [], "usage": details})
+
+    completion = reply.completion()
+
+    assert (completion.content, completion.usage) == ("Hi there", usage)
+    assert completion.logprobs == {
+        "content": [{"token": "Hi", "logprob": -0.5}, {"token": " there", "logprob": -0.5}],
+        "refusal": None,
+    }
+    assert completion.body["system_fingerprint"] == "fp_1"
+    assert completion.body["usage"] == details
+
+
+def test_only_the_first_choice_is_the_reply_and_a_refusal_is_its_text() -> None:
+    reply = ReplyParts("m", [])
+    first = reply.add({"choices": [{"index": 1, "delta": {"content": "other"}}]})
+    reply.add({"choices": [{"index": 0, "delta": {"refusal": "I can't"}, "finish_reason": "stop"}]})
+
+    assert (first.text, first.adds) == ("", True)
+    completion = reply.completion()
+    assert completion.content == "I can't"
+    assert completion.message["refusal"] == "I can't"
+
+
+@pytest.mark.parametrize(
+    ("message", "content"),
+    [
+        ({"content": None, "tool_calls": [{"id": "c", "function": {"name": "f"}}]}, None),
+        ({"content": None, "refusal": "no"}, "no"),
+        ({"content": "hi"}, "hi"),
+    ],
+)
+def test_a_whole_answer_with_text_or_tool_calls_is_a_reply(
+    message: dict[str, Any], content: str | None
+) -> None:
+    body = {"model": "m", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+
+    completion = completion_of(body, "m", [])
+
+    assert (completion.content, completion.message, completion.body) == (content, message, body)
+
+
+@pytest.mark.parametrize("message", [{"content": None}, {"content": None, "tool_calls": []}])
+def test_a_whole_answer_with_neither_text_nor_tool_calls_is_a_bad_response(
+    message: dict[str, Any],
+) -> None:
+    with pytest.raises(UpstreamBadResponse, match="no text"):
+        completion_of({"choices": [{"message": message}]}, "m", [])

@@ -88,6 +88,8 @@ def test_a_lease_that_ends_mid_stream_is_the_error_object_of_a_plain_turn_that_o
         "code": "turn_lease_lost",
     }
     assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == REPLY
+    # the upstream's finishing chunk is held until the turn is stored: the error takes its place
+    assert [e["choices"][0]["finish_reason"] for e in events[:-1]] == [None] * (len(events) - 1)
     assert events[-1] == {"error": plain.get_json()["error"]}
     assert client.get("/c1/chat").get_json() == []  # neither turn was stored
 

@@ -54,7 +54,7 @@ class Client:
 
         async def read() -> tuple[list[str], Completion]:
             reply = await aio.stream(MESSAGES, model="m", max_tokens=50)
-            return [text async for text in reply], reply.completion()
+            return [delta.text async for delta in reply if delta.text], reply.completion()
 
         return self.run(read())
 

@@ -142,9 +142,17 @@ class ChatMessage(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    """The standard request; fields this proxy does not use are ignored."""
+    """OpenAI's chat completion request. The proxy owns only the fields listed here: the
+    `messages` (with a chat id, the new user message, after the stored history), the `model`
+    (one of ALLOWED_MODELS), the `max_tokens` / `max_completion_tokens` cap (at most
+    MAX_TOKENS), `stream` and `stream_options` (it asks the model for usage itself),
+    `temperature` (with a chat id, the chat's setting when absent) and `metadata.chat_id`.
+    Every other field (`tools`, `tool_choice`, `parallel_tool_calls`, `response_format`,
+    `seed`, `top_p`, `stop`, `n`, `logprobs`, `user`, `reasoning_effort`, ..., and fields
+    this proxy does not know) reaches the model exactly as sent. With a chat id, `n` must be
+    1: a chat keeps one reply per turn."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
     messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
@@ -152,14 +160,41 @@ class CompletionRequest(BaseModel):
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
-    metadata: dict[str, StrictStr] | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="`chat_id`: the chat to continue and store the turn in (or the X-Chat-Id"
+        " header); other keys reach the model as sent.",
+    )
     stream_options: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _chat_id_is_text(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not isinstance(value.get("chat_id", ""), str):
+            raise ValueError("chat_id must be a string")
+        return value
+
+    @property
+    def chat_id(self) -> str | None:
+        """The chat id in `metadata`, if any."""
+        chat_id = (self.metadata or {}).get("chat_id")
+        return chat_id if isinstance(chat_id, str) else None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The fields passed on as they were sent: every field the proxy does not own, and
+        `metadata` without a chat id (left out if that was all it held)."""
+        fields = dict(self.model_extra or {})
+        if self.metadata is not None:
+            metadata = {k: v for k, v in self.metadata.items() if k != "chat_id"}
+            if metadata or "chat_id" not in self.metadata:
+                fields["metadata"] = metadata
+        return fields
 
     @property
     def options(self) -> TurnOptions:
-        return TurnOptions(
-            self.model, self.max_completion_tokens or self.max_tokens, self.temperature
-        )
+        cap = self.max_completion_tokens or self.max_tokens
+        return TurnOptions(self.model, cap, self.temperature, self.fields)
 
     @property
     def include_usage(self) -> bool:

@@ -4,8 +4,12 @@ The official SDKs work with `base_url=<proxy>/v1` and a proxy key as their `api_
 id (`X-Chat-Id` header, or `metadata.chat_id`) the client sends only its new user message: the
 proxy adds the stored history and stores the turn, exactly as `POST /<chat_id>/chat` does (locks,
 idempotency, budgets, tenants). Without one it is an authenticated pass-through that stores
-nothing. Answers are standard `chat.completion` objects, or `chat.completion.chunk` server-sent
-events with `stream: true`. Errors use OpenAI's `{"error": {...}}` shape, built in one place
+nothing. Either way the proxy owns only what `bodies.CompletionRequest` declares (the messages,
+the model, the max_tokens cap, streaming, the chat id); every other field reaches the model as
+the client sent it, and `n` other than 1 is refused with a chat id, whose turn keeps one reply.
+Answers are the upstream's `chat.completion` as it sent it, or with `stream: true` its
+`chat.completion.chunk`s (`completion_chunks.py`); a replayed Idempotency-Key answers the stored
+reply. Errors use OpenAI's `{"error": {...}}` shape, built in one place
 (`ProxyError.to_openai_json`): the answer to an error before a stream (see `app.py`) and the
 last chunk of a stream that an error ends hold the same `error` object.
 """
@@ -21,6 +25,7 @@ from typing import Any
 
 from chatproxy.errors import InvalidChatId, ValidationFailed
 from chatproxy.http.bodies import ChatMessage, CompletionRequest
+from chatproxy.http.completion_chunks import Chunks
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.service.results import StreamingTurn, TurnResult
@@ -45,7 +50,7 @@ async def chat_completions(ctx: Context) -> Answer:
     assert caller is not None
     chat_id = ctx.request.headers.get("X-Chat-Id")  # an empty one is an invalid id, not none
     if chat_id is None:
-        chat_id = (request.metadata or {}).get("chat_id")
+        chat_id = request.chat_id
     if chat_id is None:
         _check_lengths(request.messages, ctx.settings.max_content_chars)
         return await _pass_through(ctx, caller.tenant, request)
@@ -70,7 +75,7 @@ ROUTES: list[Route] = [
 
 async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Answer:
     """Without a chat id: the client's messages go to the model as they are; nothing is stored."""
-    messages = [m.model_dump(exclude_none=True) for m in request.messages]
+    messages = [m.model_dump(exclude_unset=True) for m in request.messages]
     if request.stream:
         turn = await ctx.service.stream_pass_through(tenant, messages, options=request.options)
         return _sse(turn, request.include_usage)
@@ -105,54 +110,41 @@ def _new_user_message(request: CompletionRequest, max_chars: int) -> str | list[
 
 
 def _completion_reply(ctx: Context, result: TurnResult) -> Reply:
-    """Answer a plain turn as a chat.completion (a replayed Idempotency-Key says so)."""
+    """Answer a plain turn as a chat.completion: the upstream's, or for a replayed
+    Idempotency-Key the stored reply's (which says so)."""
     ctx.log_fields["tokens"] = result.body.get("tokens")
+    if result.upstream is not None:
+        return _answered(result.upstream, result.body)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     return _completion(result.body), 200, headers
 
 
+def _answered(upstream: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's answer as it sent it (every choice, usage details, fingerprint, ...),
+    with what it lacks of a chat.completion taken from the reply."""
+    body = {**_completion_head(reply), **upstream, "object": "chat.completion"}
+    if not isinstance(body.get("usage"), dict):
+        body["usage"] = reply.get("tokens")  # estimated: the upstream counted none
+    return body
+
+
 def _completion(reply: dict[str, Any]) -> dict[str, Any]:
     """Shape a stored reply as a standard chat.completion."""
+    message = {"role": "assistant", "content": reply["content"], "refusal": None}
+    if reply.get("tool_calls"):
+        message["tool_calls"] = reply["tool_calls"]
+    finish = reply.get("finish_reason") or "stop"
+    choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+    return {**_completion_head(reply), "choices": [choice], "usage": reply.get("tokens")}
+
+
+def _completion_head(reply: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(reply.get("created_at", time.time())),
         "model": reply.get("model"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply["content"], "refusal": None},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": reply.get("tokens"),
     }
-
-
-class _Chunks:
-    """Builds chat.completion.chunk objects that share one id."""
-
-    def __init__(self) -> None:
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-        self.model: str | None = None
-
-    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return self._base([choice])
-
-    def usage(self, tokens: Any) -> dict[str, Any]:
-        return {**self._base([]), "usage": tokens}
-
-    def _base(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
 
 
 def _sse(turn: StreamingTurn, include_usage: bool) -> EventStream:
@@ -162,21 +154,19 @@ def _sse(turn: StreamingTurn, include_usage: bool) -> EventStream:
 async def _lines(turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]:
     """The chat.completion.chunk events of a streamed turn, then `[DONE]`; an error ends the
     stream as an event that holds the same `error` object as the error's JSON answer."""
-    chunks = _Chunks()
+    chunks = Chunks(include_usage)
     async with aclosing(turn.events) as events:  # a reader that leaves lets go of the stream
-        yield _data(chunks.chunk({"role": "assistant", "content": ""}))
         async for event in events:
             if event.kind == "delta":
-                yield _data(chunks.chunk({"content": event.data["content"]}))
+                sent = chunks.delta(event.data["content"], event.chunk)
             elif event.kind == "done":
-                chunks.model = event.data.get("model")
-                yield _data(chunks.chunk({}, "stop"))
-                if include_usage:
-                    yield _data(chunks.usage(event.data.get("tokens")))
+                sent = chunks.done(event.data)
             else:
                 assert event.error is not None  # an `error` event carries its error
                 yield _data(event.error.to_openai_json())
                 return
+            for chunk in sent:
+                yield _data(chunk)
     yield "data: [DONE]\n\n"
 
 

@@ -59,7 +59,7 @@ ITEM: dict[str, Schema] = {
     "tokens": ref("TokenCounts"),
     "model": STRING,
     "finish_reason": STRING,
-    "tool_calls": {"type": "array", "items": {"type": "object"}},
+    "tool_calls": {"type": "array", "items": ref("ToolCall")},
     "tool_call_id": STRING,
     "name": STRING,
 }
@@ -77,7 +77,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             ["message", "type", "param", "code"],
             message=STRING,
             type=STRING,
-            param={"type": "null"},
+            param={**_nullable(STRING), "description": "The request field at fault, if one."},
             code=ref("ErrorCode"),
         ),
     ),
@@ -104,7 +104,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             ["id", "parent", "role", "content", "created_at", "tokens"],
             **ITEM,
             role={"const": "assistant"},
-            content=_nullable(STRING),
+            content={**_nullable(STRING), "description": "Null for a reply that only calls tools."},
             created_at=NUMBER,
         ),
         "description": "The stored reply of a turn.",
@@ -181,24 +181,40 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "ChatCompletionChoice": _object(
         ["index", "message", "finish_reason"],
         index={"type": "integer", "minimum": 0},
-        message=_object(
-            ["role", "content"],
-            role={"const": "assistant"},
-            content={**_nullable(STRING), "description": "The reply's text."},
-            refusal=_nullable(STRING),
-        ),
-        finish_reason=_nullable(STRING),
+        message={
+            **_object(
+                ["role", "content"],
+                role={"const": "assistant"},
+                content={**_nullable(STRING), "description": "The reply's text."},
+                refusal=_nullable(STRING),
+                tool_calls={"type": "array", "items": ref("ToolCall")},
+            ),
+            "description": "The model's message as it sent it (`annotations`, `audio`, ...).",
+        },
+        finish_reason={**_nullable(STRING), "description": "`stop`, `length`, `tool_calls`..."},
         logprobs=_nullable({"type": "object"}),
     ),
-    "ChatCompletion": _object(
-        ["id", "object", "created", "model", "choices", "usage"],
+    "ToolCall": _object(
+        ["id", "type", "function"],
         id=STRING,
-        object={"const": "chat.completion"},
-        created={"type": "integer"},
-        model=_nullable(STRING),
-        choices={"type": "array", "items": ref("ChatCompletionChoice")},
-        usage=_nullable(ref("TokenCounts")),
+        type=STRING,
+        function=_object(["name", "arguments"], name=STRING, arguments=STRING),
     ),
+    "ChatCompletion": {
+        **_object(
+            ["id", "object", "created", "model", "choices", "usage"],
+            id=STRING,
+            object={"const": "chat.completion"},
+            created={"type": "integer"},
+            model=_nullable(STRING),
+            choices={"type": "array", "items": ref("ChatCompletionChoice")},
+            usage=_nullable(ref("TokenCounts")),
+            system_fingerprint=_nullable(STRING),
+            service_tier=_nullable(STRING),
+        ),
+        "description": "The model's answer as it sent it (every choice; usage with its"
+        " details), or for a replayed Idempotency-Key the stored reply.",
+    },
 }
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {

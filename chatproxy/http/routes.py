@@ -99,6 +99,8 @@ def _event_stream(ctx: Context, content: str | None, turn: StreamingTurn) -> Eve
     async def events() -> AsyncIterator[str]:
         async with aclosing(turn.events) as stream:
             async for event in stream:
+                if event.kind == "delta" and not event.data["content"]:
+                    continue  # a chunk without text (a role, a tool call's piece, usage)
                 data = compact(event.data)
                 yield f"event: {event.kind}\ndata: {data}\n\n"
 

@@ -17,7 +17,7 @@ def image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
 def without_images(message: dict[str, Any]) -> dict[str, Any]:
     """Flatten image parts to text for a model that cannot see them."""
     content = message["content"]
-    if isinstance(content, str):
+    if not isinstance(content, list):  # text, or none (a reply that only calls tools)
         return message
     words = []
     for part in content:
@@ -26,4 +26,4 @@ def without_images(message: dict[str, Any]) -> dict[str, Any]:
         elif part.get("type") == "image_url":
             url = str(part.get("image_url", {}).get("url", ""))
             words.append("[image]" if url.startswith("data:") else f"[image: {url}]")
-    return {"role": message["role"], "content": " ".join(words)}
+    return {**message, "content": " ".join(words)}

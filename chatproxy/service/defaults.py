@@ -1,10 +1,14 @@
 """Own what applies to a turn that does not say: its model, max_tokens, temperature and system
 prompt come from the turn, else the chat's settings, else the configuration; and what a turn or a
-chat may choose (ALLOWED_MODELS, at most MAX_TOKENS)."""
+chat may choose (ALLOWED_MODELS, at most MAX_TOKENS, one choice for a stored turn).
+
+A turn's other fields (tools, response_format, seed, ...) are not the proxy's: they travel with
+the turn as they were sent (`TurnOptions.fields`) and reach the model unchanged."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatproxy.config import Settings
@@ -14,11 +18,13 @@ from chatproxy.store.base import ChatState
 
 @dataclass(frozen=True)
 class TurnOptions:
-    """What a turn (or a chat's settings) may choose: model, max_tokens, temperature."""
+    """What a turn (or a chat's settings) may choose: model, max_tokens, temperature; and the
+    request's other fields, passed on as they are."""
 
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 NO_OPTIONS = TurnOptions()
@@ -31,9 +37,24 @@ class CallOptions:
     model: str
     max_tokens: int
     temperature: float | None
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     def options(self) -> dict[str, Any]:
-        return {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "fields": self.fields,
+        }
+
+
+def check_one_choice(options: TurnOptions) -> None:
+    """Refuse `n` other than 1 for a stored turn: a chat keeps one reply per turn."""
+    n = options.fields.get("n")
+    if n is not None and not (type(n) is int and n == 1):
+        raise ValidationFailed(
+            "n: a chat's turn has one reply; send n > 1 without a chat id", param="n"
+        )
 
 
 class Defaults:
@@ -64,6 +85,7 @@ class Defaults:
             or chat_settings.get("max_tokens")
             or self._settings.max_tokens,
             temperature=temperature,
+            fields=options.fields,
         )
 
     def system_prompt(self, state: ChatState) -> str | None:

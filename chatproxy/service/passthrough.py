@@ -1,10 +1,12 @@
 """Own the turn that is only passed on: the OpenAI-compatible endpoint without a chat id.
 
-The client's messages go to the model as they are and nothing is stored, but the tenant's token
-budget still counts. A streamed answer is read here, not at the edge: its events end with `done`
-(the reply, with its model and usage) or `error`, its tokens are charged once it is whole, and
-its upstream connection is given back however far it is read (a reader that leaves closes it,
-cancelling the answer, as a client of the model itself would).
+The client's messages and other fields go to the model as they are (the proxy still checks the
+model and the max_tokens cap) and nothing is stored, but the tenant's token budget still
+counts; the answer comes back whole, every choice of it. A streamed answer is read here, not at
+the edge: its events end with `done` (the reply, with its model and usage) or `error`, its
+tokens are charged once it is whole, and its upstream connection is given back however far it
+is read (a reader that leaves closes it, cancelling the answer, as a client of the model itself
+would).
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.quotas import Quotas
-from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult
-from chatproxy.store.base import Message
-from chatproxy.upstream.base import Completion, ReplyStream, Upstream
+from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult, reply_of
+from chatproxy.upstream.base import ReplyStream, Upstream
 
 
 class PassThrough:
@@ -38,7 +39,7 @@ class PassThrough:
         call, deadline = await self._prepare(tenant, options)
         completion = await self._upstream.complete(messages, **call, deadline=deadline)
         await self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
-        return TurnResult(_reply(completion))
+        return TurnResult(reply_of(completion).to_json(), upstream=completion.body)
 
     async def stream(
         self, tenant: str, messages: Sequence[dict[str, Any]], options: TurnOptions
@@ -76,8 +77,8 @@ class PassedStream:
 
     async def _read(self) -> AsyncGenerator[StreamEvent, None]:
         try:
-            async for text in self._stream:
-                yield StreamEvent("delta", {"content": text})
+            async for delta in self._stream:
+                yield StreamEvent.piece(delta)
             completion = self._stream.completion()
             await self._spend(completion.usage.get("total_tokens", 0))
         except Exception as exc:
@@ -85,11 +86,4 @@ class PassedStream:
             return
         finally:
             self._stream.close()
-        yield StreamEvent("done", _reply(completion))
-
-
-def _reply(completion: Completion) -> dict[str, Any]:
-    """The reply as clients see it (the shape of a stored one)."""
-    return Message(
-        "assistant", completion.content, usage=completion.usage, model=completion.model
-    ).to_json()
+        yield StreamEvent("done", reply_of(completion).to_json())

@@ -1,17 +1,18 @@
-"""Own a streamed turn once its first text has arrived: a task that reads the rest from the
-upstream and stores the turn, whoever still listens, and the events it hands the reader.
+"""Own a streamed turn once its reply has begun: a task that reads the rest from the upstream
+and stores the turn, whoever still listens, and the events it hands the reader.
 
-The service (`turns.py`) takes the lock, opens the stream and reads its first text; from then
-on the turn is a `Relay`'s. Its pump task reads the upstream to the end, stores the turn (through
-the service's `store` callback) and releases its lock and key; the reader takes the events as
-they come. A client that hangs up or stops reading holds nothing but its events: the turn is
-stored once, complete, within its lock's lease. `Relays` keeps the pumps until they finish.
+The service (`turns.py`) takes the lock, opens the stream and reads it up to the reply's first
+piece (text, or a tool call's); from then on the turn is a `Relay`'s. Its pump task reads the
+upstream to the end, stores the turn (through the service's `store` callback) and releases its
+lock and key; the reader takes the events as they come. A client that hangs up or stops reading
+holds nothing but its events: the turn is stored once, complete, within its lock's lease.
+`Relays` keeps the pumps until they finish.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,17 +20,17 @@ from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.placing import Placing
 from chatproxy.service.results import StreamEvent
 from chatproxy.store.base import ChatRef
-from chatproxy.upstream.base import Completion, ReplyStream
+from chatproxy.upstream.base import Completion, Delta, ReplyStream
 
 
 @dataclass(frozen=True)
 class OpenTurn:
-    """A streamed turn between its first text and its end: what storing it needs."""
+    """A streamed turn between its reply's first piece and its end: what storing it needs."""
 
     chat: ChatRef
     placing: Placing
     stream: ReplyStream
-    pieces: AsyncIterator[str]
+    pieces: AsyncIterator[Delta]
     lease: Lease
     claim: Claim | None
 
@@ -37,13 +38,25 @@ class OpenTurn:
 StoreTurn = Callable[[OpenTurn, Completion], Awaitable[dict[str, Any]]]
 
 
-class Relay:
-    """A streamed turn's events: the first text (read already), the rest as the pump reads them,
-    then `done` once the turn is stored, or `error`."""
+async def read_opening(pieces: AsyncIterator[Delta]) -> list[Delta]:
+    """Read a stream's chunks up to the first that adds to the reply (text, a tool call's
+    piece, ...), that one included; all of them if none does."""
+    opening = []
+    while (delta := await anext(pieces, None)) is not None:
+        opening.append(delta)
+        if delta.adds:
+            break
+    return opening
 
-    def __init__(self, first: str):
+
+class Relay:
+    """A streamed turn's events: the chunks up to the reply's first piece (read already), the
+    rest as the pump reads them, then `done` once the turn is stored, or `error`."""
+
+    def __init__(self, opening: Sequence[Delta]):
         self._events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
-        self._events.put_nowait(StreamEvent("delta", {"content": first}))
+        for delta in opening:
+            self._events.put_nowait(StreamEvent.piece(delta))
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self
@@ -73,9 +86,10 @@ class Relays:
         self._store = store  # save the turn with its reply; return the reply as clients see it
         self._pumps: set[asyncio.Task[None]] = set()
 
-    def relay(self, turn: OpenTurn, first: str) -> Relay:
-        """Start the pump of `turn`, whose first text is `first`; return its events."""
-        relay = Relay(first)
+    def relay(self, turn: OpenTurn, opening: Sequence[Delta]) -> Relay:
+        """Start the pump of `turn`, whose chunks up to the reply's first piece are `opening`;
+        return its events."""
+        relay = Relay(opening)
         pump = asyncio.get_running_loop().create_task(self._pump(turn, relay))
         self._pumps.add(pump)  # the loop keeps only a weak reference to a task
         pump.add_done_callback(self._pumps.discard)
@@ -83,8 +97,8 @@ class Relays:
 
     async def _pump(self, turn: OpenTurn, relay: Relay) -> None:
         try:
-            async for text in turn.pieces:
-                relay.put(StreamEvent("delta", {"content": text}))
+            async for delta in turn.pieces:
+                relay.put(StreamEvent.piece(delta))
         except Exception as exc:
             relay.put(await self._finish(turn, exc))
         except BaseException:  # cancelled: the process is stopping

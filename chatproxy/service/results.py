@@ -15,26 +15,37 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from chatproxy.errors import ProxyError
+from chatproxy.store.base import Message
+from chatproxy.upstream.base import Completion, Delta
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TurnResult:
-    """The answer to a plain turn: the reply as clients see it, and whether it is a replay."""
+    """The answer to a plain turn: the reply as clients see it (as it is stored), whether it is
+    a replay, and the upstream's whole answer (None for a replay, which made no call)."""
 
     body: dict[str, Any]
     replayed: bool = False
+    upstream: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One event of a streamed turn: a text delta, the reply once it is whole (stored, for a
-    chat's turn), or the error that ended the stream (`error`; `data` is its JSON body)."""
+    """One event of a streamed turn: a delta (`data` has its text; `chunk` is the upstream's
+    chunk as it came, None in a replay), the reply once it is whole (stored, for a chat's
+    turn), or the error that ended the stream (`error`; `data` is its JSON body)."""
 
     kind: Literal["delta", "done", "error"]
     data: dict[str, Any]
     error: ProxyError | None = None
+    chunk: dict[str, Any] | None = None
+
+    @classmethod
+    def piece(cls, delta: Delta) -> StreamEvent:
+        """The `delta` event of one chunk of the upstream's stream."""
+        return cls("delta", {"content": delta.text}, chunk=delta.chunk)
 
     @classmethod
     def failure(cls, exc: Exception) -> StreamEvent:
@@ -63,6 +74,21 @@ class StreamingTurn:
 
 
 async def replayed(reply: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
-    """The events of a replayed streamed turn: its whole text, then its stored reply."""
-    yield StreamEvent("delta", {"content": reply["content"]})
+    """The events of a replayed streamed turn: its whole text (if it has any: a reply may only
+    call tools), then its stored reply."""
+    if reply.get("content"):
+        yield StreamEvent("delta", {"content": reply["content"]})
     yield StreamEvent("done", reply)
+
+
+def reply_of(completion: Completion) -> Message:
+    """The reply a completion holds, as a chat stores it: its text, tool calls, model, why it
+    stopped and its usage."""
+    return Message(
+        "assistant",
+        completion.content,
+        usage=completion.usage,
+        model=completion.model,
+        tool_calls=completion.tool_calls,
+        finish_reason=completion.finish_reason,
+    )

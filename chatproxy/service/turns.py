@@ -9,13 +9,15 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
    that is fenced by the lock token, keyed by a turn id (so a retried save stores nothing) and
    releases the lock. On any failure the lock and the claim are released, so the client may
    retry.
-Nothing is stored unless the upstream answered. The lock, the claims and the fenced save live in
-`guard.py`; a streamed turn after its first text in `relay.py`; the window's token budget in
-`window.py`; the turn's model, options and system prompt in `defaults.py`; the OpenAI
-endpoint's turn without a chat id, which stores nothing, in `passthrough.py`. A plain turn
-answers a `TurnResult`, a streamed one a `StreamingTurn` (`results.py`). The operations on chats
-that are not turns are `chats.py`'s. This module never touches HTTP; handlers never touch the
-store or the upstream.
+Nothing is stored unless the upstream answered; the reply is stored with its text (none for a
+reply that only calls tools), tool calls, finish reason, model and usage, and the request's
+other fields (`TurnOptions.fields`) go to the upstream as they were sent. The lock, the claims
+and the fenced save live in `guard.py`; a streamed turn once its reply has begun in `relay.py`;
+the window's token budget in `window.py`; the turn's model, options and system prompt in
+`defaults.py`; the OpenAI endpoint's turn without a chat id, which stores nothing, in
+`passthrough.py`. A plain turn answers a `TurnResult`, a streamed one a `StreamingTurn`
+(`results.py`). The operations on chats that are not turns are `chats.py`'s. This module never
+touches HTTP; handlers never touch the store or the upstream.
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.errors import UpstreamBadResponse
 from chatproxy.service.content import without_images
-from chatproxy.service.defaults import NO_OPTIONS, CallOptions, Defaults, TurnOptions
+from chatproxy.service.defaults import (
+    NO_OPTIONS,
+    CallOptions,
+    Defaults,
+    TurnOptions,
+    check_one_choice,
+)
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.passthrough import PassThrough
 from chatproxy.service.placing import Ask, Placing, place_turn
 from chatproxy.service.quotas import Quotas
-from chatproxy.service.relay import OpenTurn, Relays
-from chatproxy.service.results import StreamingTurn, TurnResult, replayed
+from chatproxy.service.relay import OpenTurn, Relays, read_opening
+from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
 from chatproxy.service.window import fit_window
-from chatproxy.store.base import ChatRef, ChatState, Content, Message, Store
+from chatproxy.store.base import ChatRef, ChatState, Content, Store
 from chatproxy.tokens import content_text
 from chatproxy.upstream.base import Completion, Upstream
 
@@ -69,7 +77,8 @@ class ChatService:
         `content` is text, or OpenAI content parts (see `image_parts`); a message with an image
         goes to the vision model unless the turn names one. It goes under the chat's leaf, or
         `at` (see `placing.Ask`); with no content, the reply to the user message `at` is asked
-        for again.
+        for again. The request's other fields (`options.fields`) go to the model as they are,
+        but for an `n` other than 1, which is refused: a chat keeps one reply per turn.
         """
         return await self._turn(chat, Ask(content, at), idempotency_key, options)
 
@@ -84,9 +93,9 @@ class ChatService:
     ) -> StreamingTurn:
         """Start a turn whose reply streams (`content` and `at` as for `turn`).
 
-        Anything that fails before the reply's first text raises, as `turn` does. The rest of
-        the stream is read as it arrives; after the last text the turn is stored (fenced,
-        idempotent) and the lock released, however much of it the client reads.
+        Anything that fails before the reply's first piece (text, or a tool call's) raises, as
+        `turn` does. The rest of the stream is read as it arrives; once it ends the turn is
+        stored (fenced, idempotent) and the lock released, however much of it the client reads.
         """
         return await self._stream(chat, Ask(content, at), idempotency_key, options)
 
@@ -121,9 +130,9 @@ class ChatService:
                     deadline=deadline,
                 )
                 pieces = aiter(stream)
-                first = await anext(pieces, None)
-                if first is None:  # the stream ended without any text
-                    stream.completion()  # raises, as it finds no text
+                opening = await read_opening(pieces)
+                if not opening or not opening[-1].adds:  # it ended before the reply began
+                    stream.completion()  # raises, as it finds neither text nor a tool call
                     raise UpstreamBadResponse("the model provider streamed no text")
             except BaseException:
                 await self._guard.end(chat, lease)
@@ -132,7 +141,7 @@ class ChatService:
             if claim is not None:
                 await self._guard.forget(chat, claim)
             raise
-        relay = self._relays.relay(OpenTurn(chat, placing, stream, pieces, lease, claim), first)
+        relay = self._relays.relay(OpenTurn(chat, placing, stream, pieces, lease, claim), opening)
         return StreamingTurn(relay)
 
     async def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
@@ -143,7 +152,11 @@ class ChatService:
     ) -> tuple[Claim | None, dict[str, Any] | None]:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
         self._defaults.check(options)
-        request = [ask.content, ask.at, options.model, options.temperature, options.max_tokens]
+        check_one_choice(options)
+        request: list[Any] = [ask.content, ask.at, options.model, options.temperature]
+        request.append(options.max_tokens)
+        if options.fields:  # a request without them keeps the fingerprint it always had
+            request.append(dict(options.fields))
         return await self._guard.claim(chat, idempotency_key, request)
 
     def _window(self, ask: Ask) -> int:
@@ -161,12 +174,11 @@ class ChatService:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             async with self._guard.locked(chat, self._window(ask), ask.at) as lease:
                 placing = place_turn(lease.state, ask)
-                body = await self._locked_turn(chat, placing, options, deadline, lease, claim)
+                return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
             if claim is not None:
                 await self._guard.forget(chat, claim)
             raise
-        return TurnResult(body)
 
     async def _locked_turn(
         self,
@@ -176,14 +188,15 @@ class ChatService:
         deadline: float,
         lease: Lease,
         claim: Claim | None,
-    ) -> dict[str, Any]:
+    ) -> TurnResult:
         outgoing, call = self._outgoing(lease.state, placing, options)
         completion = await self._upstream.complete(
             outgoing,
             **call.options(),
             deadline=deadline,
         )
-        return await self._record(chat, placing, completion, lease, claim)
+        body = await self._record(chat, placing, completion, lease, claim)
+        return TurnResult(body, upstream=completion.body)
 
     def _outgoing(
         self, state: ChatState, placing: Placing, options: TurnOptions
@@ -212,10 +225,7 @@ class ChatService:
         claim: Claim | None,
     ) -> dict[str, Any]:
         """Store the turn with its idempotent answer, count its tokens, return the reply body."""
-        reply = Message(
-            "assistant", completion.content, usage=completion.usage, model=completion.model
-        )
-        turn = placing.turn(reply)
+        turn = placing.turn(reply_of(completion))
         body = turn[-1].to_json()
         answer = claim.answer(body) if claim is not None else None
         await self._guard.save(chat, uuid.uuid4().hex, turn, lease, answer)

@@ -8,8 +8,8 @@ code does not stand on HTTP client code, and a second client would implement the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 JsonObject = dict[str, Any]
@@ -17,19 +17,45 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True)
 class Completion:
-    """The reply to one chat completion call."""
+    """The reply to one chat completion call: its first choice (the message as the upstream
+    sent it, why it stopped, its logprobs), the model, the usage counted (or estimated when the
+    upstream sent none), and the whole answer (`body`; a streamed one reassembled).
 
-    content: str
+    `content` is the reply's text: the message's content, else its refusal; None for a reply
+    that only calls tools."""
+
+    content: str | None
     model: str
     usage: dict[str, int]
     usage_estimated: bool
+    message: JsonObject = field(default_factory=dict)
+    finish_reason: str | None = None
+    logprobs: JsonObject | None = None
+    body: JsonObject = field(default_factory=dict)
+
+    @property
+    def tool_calls(self) -> list[JsonObject] | None:
+        """The tool calls the reply makes, if any."""
+        calls = self.message.get("tool_calls")
+        return calls if isinstance(calls, list) and calls else None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One chunk of a streamed reply, as the upstream sent it: the text it adds to the first
+    choice, and whether it adds anything to any choice (text, a piece of a tool call, a
+    refusal, ...) rather than only a role, a finish reason or usage."""
+
+    chunk: JsonObject
+    text: str = ""
+    adds: bool = False
 
 
 class ReplyStream(Protocol):
-    """A reply arriving in pieces: iterate (`async for`) for the text deltas, then ask for the
-    `Completion`; `close` gives the connection back however far it was read."""
+    """A reply arriving in pieces: iterate (`async for`) for its chunks (`Delta`), then ask for
+    the `Completion`; `close` gives the connection back however far it was read."""
 
-    def __aiter__(self) -> AsyncIterator[str]: ...
+    def __aiter__(self) -> AsyncIterator[Delta]: ...
 
     def completion(self) -> Completion: ...
 
@@ -38,7 +64,10 @@ class ReplyStream(Protocol):
 
 class Upstream(Protocol):
     """The model provider: chat completions, plain or streamed, and moderation. Each call raises
-    an `errors.UpstreamError` when it fails, within `deadline` (a `time.monotonic()` instant)."""
+    an `errors.UpstreamError` when it fails, within `deadline` (a `time.monotonic()` instant).
+
+    A completion's `fields` are the request's other fields (tools, response_format, seed, ...),
+    sent as they are beside the model, messages, max_tokens and temperature."""
 
     async def complete(
         self,
@@ -47,6 +76,7 @@ class Upstream(Protocol):
         model: str,
         max_tokens: int,
         temperature: float | None = None,
+        fields: Mapping[str, Any] | None = None,
         deadline: float | None = None,
     ) -> Completion: ...
 
@@ -57,6 +87,7 @@ class Upstream(Protocol):
         model: str,
         max_tokens: int,
         temperature: float | None = None,
+        fields: Mapping[str, Any] | None = None,
         deadline: float | None = None,
     ) -> ReplyStream: ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -20,14 +20,14 @@ import certifi
 
 from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.upstream import rules as shared
-from chatproxy.upstream.base import Completion, JsonObject
+from chatproxy.upstream.answers import completion_of
+from chatproxy.upstream.base import Completion, Delta, JsonObject
 from chatproxy.upstream.rules import (
     MAX_ERROR_BYTES,
     POOL_CONNECTIONS,
     Provider,
     attempt_timeout,
     completion_body,
-    completion_of,
     json_object,
     moderation_of,
     proxy_for,
@@ -65,10 +65,11 @@ class AsyncUpstream(Provider):
         model: str,
         max_tokens: int,
         temperature: float | None = None,
+        fields: Mapping[str, Any] | None = None,
         deadline: float | None = None,
     ) -> Completion:
         """Return the model's reply to `messages`, trying again on transient failures."""
-        body = completion_body(messages, model, max_tokens, temperature)
+        body = completion_body(messages, model, max_tokens, temperature, fields)
 
         async def attempt(timeout: float) -> Completion:
             response = await self._post("/chat/completions", body, timeout)
@@ -84,10 +85,11 @@ class AsyncUpstream(Provider):
         model: str,
         max_tokens: int,
         temperature: float | None = None,
+        fields: Mapping[str, Any] | None = None,
         deadline: float | None = None,
     ) -> AsyncReplyStream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
-        body = completion_body(messages, model, max_tokens, temperature)
+        body = completion_body(messages, model, max_tokens, temperature, fields)
         body.update(stream=True, stream_options={"include_usage": True})
 
         async def attempt(timeout: float) -> AsyncReplyStream:
@@ -168,7 +170,7 @@ class AsyncUpstream(Provider):
 
 
 class AsyncReplyStream:
-    """A reply arriving in pieces: iterate (`async for`) for the text deltas, then ask for the
+    """A reply arriving in pieces: iterate (`async for`) for its chunks, then ask for the
     `Completion`. As `ReplyStream` does, it reads what follows `[DONE]` too, so the connection
     can serve the next call."""
 
@@ -178,11 +180,12 @@ class AsyncReplyStream:
         self._response = response
         self._reply = ReplyParts(model, messages)
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._texts()
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._chunks()
 
-    async def _texts(self) -> AsyncIterator[str]:
-        """Yield the reply's text as it arrives; a stream that breaks off is an upstream error."""
+    async def _chunks(self) -> AsyncIterator[Delta]:
+        """Yield the reply's chunks as they arrive; a stream that breaks off is an upstream
+        error."""
         try:
             lines, events = _lines(self._response), EventLines()
             async for line in lines:
@@ -191,8 +194,7 @@ class AsyncReplyStream:
                     await _drain(lines)
                     break
                 if chunk is not None:
-                    for text in self._reply.add(chunk):
-                        yield text
+                    yield self._reply.add(chunk)
         except UpstreamError:
             raise
         except TimeoutError as exc:

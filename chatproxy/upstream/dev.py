@@ -2,15 +2,16 @@
 
 It lets the proxy run with no OpenAI key and no internet (``make run``) and is the base of the
 test fake (``harness/fake_upstream.py``). It owns three routes, all JSON unless streaming:
-``POST /v1/chat/completions`` answers a deterministic reply echoing the last user message
-(:meth:`DevUpstream.reply_for`), cut to the request's ``max_tokens`` (or
-``max_completion_tokens``) with ``finish_reason: "length"`` as a model would, or with
-``"stream": true`` the same reply as server-sent
-``chat.completion.chunk`` events, one per word, ending ``data: [DONE]``;
-``POST /v1/moderations`` follows the dev rule "flagged iff the input contains the whole word
-'kill' (any case)"; ``GET /v1/models`` lists ``dev-model``. Unknown paths answer 404 and bodies
-that are not a JSON object 400, in OpenAI's error shape. Subclasses hook in via ``route``,
-``handle_chat``, ``reply_for`` and ``usage_for``.
+``POST /v1/chat/completions`` answers by the deterministic rules of ``dev_answers.py``: a reply
+echoing the last user message (:meth:`DevUpstream.reply_for`), cut to the request's
+``max_tokens`` (or ``max_completion_tokens``) with ``finish_reason: "length"`` as a model would;
+tool calls when the request has ``tools``; JSON for a ``response_format``; ``n`` choices and
+logprobs when asked; or with ``"stream": true`` the same answer as server-sent
+``chat.completion.chunk`` events, one per word (a tool call's arguments in pieces), ending
+``data: [DONE]``; ``POST /v1/moderations`` follows the dev rule "flagged iff the input contains
+the whole word 'kill' (any case)"; ``GET /v1/models`` lists ``dev-model``. Unknown paths answer
+404 and bodies that are not a JSON object 400, in OpenAI's error shape. Subclasses hook in via
+``route``, ``handle_chat``, ``stream_chat``, ``reply_for`` and ``usage_for``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self, cast
 
-from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens, estimate_usage
+from chatproxy.tokens import content_text, estimate_usage
+from chatproxy.upstream.dev_answers import (
+    FINGERPRINT,
+    USAGE_DETAILS,
+    Answer,
+    BadChatRequest,
+    logprobs_of,
+    plan,
+    streamed_deltas,
+    tool_results,
+    words_of,
+)
 
 MODERATION_CATEGORIES = (
     "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
@@ -44,18 +56,6 @@ def moderation_result(flagged: bool) -> dict[str, Any]:
         "category_scores": {c: 0.9 if v else 0.0001 for c, v in hit.items()},
         "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES},
     }
-
-
-def cut_to_limit(reply: str, request: dict[str, Any]) -> tuple[str, str]:
-    """Cut `reply` to the request's `max_completion_tokens` or `max_tokens` (estimated as
-    `tokens.estimate_tokens` does, at a word's end where one fits) and return it with its
-    finish reason: "length" when cut, as OpenAI answers, else "stop"."""
-    limit = request.get("max_completion_tokens", request.get("max_tokens"))
-    if not isinstance(limit, int) or isinstance(limit, bool) or estimate_tokens(reply) <= limit:
-        return reply, "stop"
-    cut = reply[: max(limit, 0) * CHARS_PER_TOKEN]
-    words = cut.rsplit(" ", 1)[0] if " " in cut else cut
-    return words, "length"
 
 
 def error_body(message: str, type_: str = "invalid_request_error") -> dict[str, Any]:
@@ -200,8 +200,12 @@ class DevUpstream:
         return next(self._ids)
 
     def reply_for(self, request: dict[str, Any]) -> str:
-        """Deterministic dev reply echoing the last user message and counting earlier ones."""
+        """Deterministic dev reply echoing the last user message and counting earlier ones (or,
+        after tool results, what they said)."""
         messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        results = tool_results(messages)
+        if results is not None:
+            return results
         last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
         text, images = content_text(messages[last].get("content")) if last >= 0 else ("", 0)
         said = f"You said: {text}" if text else "You said nothing"
@@ -210,48 +214,59 @@ class DevUpstream:
         earlier = f"{max(last, 0)} earlier message" + ("" if last == 1 else "s")  # before it
         return f"[dev upstream] {said}. (I can see {earlier}.)"
 
-    def usage_for(self, request: dict[str, Any], reply: str) -> dict[str, int] | None:
-        """Token usage: prompt = sum(ceil(chars/4) + 4) per message; None sends no usage."""
+    def usage_for(self, request: dict[str, Any], reply: str) -> dict[str, Any] | None:
+        """Token usage: prompt = sum(ceil(chars/4) + 4) per message, with OpenAI's details (all
+        zero); None sends no usage."""
         messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
-        return estimate_usage(messages, reply)
+        return {**estimate_usage(messages, reply), **USAGE_DETAILS}
 
     def handle_chat(self, handler: DevRequestHandler, body: dict[str, Any]) -> None:
         """Answer a chat completion, as one JSON object or as an SSE stream."""
-        reply, finish = cut_to_limit(self.reply_for(body), body)
-        usage = self.usage_for(body, reply)
-        base = {"id": f"chatcmpl-dev-{self.next_id()}", "created": int(time.time())}
-        base["model"] = body.get("model", "dev-model")
-        if body.get("stream"):
-            self.stream_chat(handler, body, base, reply, usage, finish)
+        number = self.next_id()
+        try:
+            answers = plan(body, self.reply_for(body), f"call_dev_{number}")
+        except BadChatRequest as exc:
+            handler.send_error_json(400, str(exc))
             return
-        message = {"role": "assistant", "content": reply, "refusal": None}
-        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-        result = {**base, "object": "chat.completion", "choices": [choice]}
+        first = answers[0]
+        said = first.content if first.tool_calls is None else json.dumps(first.tool_calls)
+        usage = self.usage_for(body, said or "")
+        base = {"id": f"chatcmpl-dev-{number}", "created": int(time.time())}
+        base.update(model=body.get("model", "dev-model"), system_fingerprint=FINGERPRINT)
+        if body.get("stream"):
+            self.stream_chat(handler, body, base, answers, usage)
+            return
+        choices = [_choice(n, answer, body) for n, answer in enumerate(answers)]
+        result = {**base, "object": "chat.completion", "choices": choices}
         if usage is not None:
             result["usage"] = usage
         handler.send_json(200, result)
 
     def stream_chat(self, handler: DevRequestHandler, body: dict[str, Any], base: dict[str, Any],
-                    reply: str, usage: dict[str, int] | None,
-                    finish: str = "stop") -> None:  # fmt: skip
-        """Send ``reply`` as chat.completion.chunk events, one per word, then ``[DONE]``."""
+                    answers: list[Answer], usage: dict[str, Any] | None) -> None:  # fmt: skip
+        """Send each choice as chat.completion.chunk events (a word, or a piece of a tool
+        call, each), then the usage if asked, then ``[DONE]``."""
         opts = body.get("stream_options")
         with_usage = usage is not None and isinstance(opts, dict) and opts.get("include_usage")
         extra = {"usage": None} if with_usage else {}
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        def chunk(index: int, delta: dict[str, Any], finish: str | None = None,
+                  logprobs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             return {**base, "object": "chat.completion.chunk", "choices": [choice], **extra}
 
         handler.start_response(200, "text/event-stream", None)
-        handler.send_event(chunk({"role": "assistant", "content": ""}))
-        for n, word in enumerate(re.findall(r"\s*\S+(?:\s+$)?", reply)):
-            if n and self.chunk_delay:
-                time.sleep(self.chunk_delay)
-            handler.send_event(chunk({"content": word}))
-        handler.send_event(chunk({}, finish))
+        words = 0
+        for index, answer in enumerate(answers):
+            for delta, word in streamed_deltas(answer):
+                if word is not None and words and self.chunk_delay:
+                    time.sleep(self.chunk_delay)
+                words += word is not None
+                logprobs = None if word is None else logprobs_of([word], body)
+                handler.send_event(chunk(index, delta, logprobs=logprobs))
+            handler.send_event(chunk(index, {}, answer.finish))
         if with_usage:
-            handler.send_event({**chunk({}), "choices": [], "usage": usage})
+            handler.send_event({**chunk(0, {}), "choices": [], "usage": usage})
         handler.send_event("[DONE]")
         handler.end_stream()
 
@@ -263,3 +278,14 @@ class DevUpstream:
         results = [moderation_result(bool(_FLAG_WORD.search(t))) for t in texts]
         mod_id = f"modr-dev-{self.next_id()}"
         return {"id": mod_id, "model": "omni-moderation-latest", "results": results}
+
+
+def _choice(index: int, answer: Answer, request: dict[str, Any]) -> dict[str, Any]:
+    """One choice of a whole (not streamed) answer."""
+    message: dict[str, Any] = {"role": "assistant", "content": answer.content, "refusal": None}
+    if answer.tool_calls is not None:
+        message["tool_calls"] = answer.tool_calls
+    words = words_of(answer.content or "")
+    logprobs = None if answer.tool_calls is not None else logprobs_of(words, request)
+    choice = {"index": index, "message": message, "finish_reason": answer.finish}
+    return {**choice, "logprobs": logprobs}

@@ -1,6 +1,6 @@
 """Own what a call to the model provider is, apart from the HTTP client that makes it: the
-provider's settings (`Provider`), the request bodies, what the answers mean, the timing of
-retries, and the translation of failures into the proxy's error tree.
+provider's settings (`Provider`), the request bodies, the timing of retries, and the
+translation of failures into the proxy's error tree (what an answer means is `answers.py`'s).
 
 `client.AsyncUpstream` makes the calls (aiohttp). The calls are plain JSON over kept-alive
 connections: the official `openai` client was used before, and profiled in a turn its request
@@ -35,8 +35,7 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from chatproxy.tokens import USAGE_FIELDS, estimate_usage
-from chatproxy.upstream.base import Completion, JsonObject
+from chatproxy.upstream.base import JsonObject
 from chatproxy.upstream.stream import MAX_MESSAGE_CHARS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -46,6 +45,11 @@ MAX_ERROR_BYTES = 64 * 1024
 MIN_ATTEMPT_SECONDS = 0.5
 RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 4.0
+# What a call sets itself; a request's own fields never override these.
+CALL_FIELDS = frozenset(
+    {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "stream",
+     "stream_options"}
+)  # fmt: skip
 
 # Keep a connection open for every call that may run at once (deploy.sh's --concurrency is 250),
 # so no call under load pays a new TCP and TLS handshake.
@@ -125,10 +129,17 @@ def split_proxy(proxy: str) -> tuple[str, tuple[str, str] | None]:
 
 
 def completion_body(
-    messages: Sequence[dict[str, Any]], model: str, max_tokens: int, temperature: float | None
+    messages: Sequence[dict[str, Any]],
+    model: str,
+    max_tokens: int,
+    temperature: float | None,
+    fields: Mapping[str, Any] | None = None,
 ) -> JsonObject:
-    """A chat completion request (a temperature is sent only when one is set)."""
-    body: JsonObject = {"model": model, "messages": list(messages), "max_tokens": max_tokens}
+    """A chat completion request: the request's own `fields` as they are, and the call's model,
+    messages, max_tokens and temperature (sent only when one is set), which no field overrides
+    (nor a `max_completion_tokens`, `stream` or `stream_options` of theirs)."""
+    body = {k: v for k, v in (fields or {}).items() if k not in CALL_FIELDS}
+    body.update(model=model, messages=list(messages), max_tokens=max_tokens)
     if temperature is not None:
         body["temperature"] = temperature
     return body
@@ -153,15 +164,6 @@ def retry_pause(
     pause = _pause_before_retry(exc, failures)
     left = math.inf if deadline is None else deadline - time.monotonic()
     return None if pause + MIN_ATTEMPT_SECONDS >= left else pause
-
-
-def completion_of(result: JsonObject, model: str, messages: Sequence[dict[str, Any]]) -> Completion:
-    """The `Completion` a chat completion's answer holds (usage estimated if it has none)."""
-    content, usage = _read_completion(result)
-    served_by = str(result.get("model") or model)
-    if usage is None:
-        return Completion(content, served_by, estimate_usage(messages, content), True)
-    return Completion(content, served_by, usage, usage_estimated=False)
 
 
 def moderation_of(result: JsonObject, model: str) -> dict[str, Any]:
@@ -189,23 +191,6 @@ def _pause_before_retry(exc: UpstreamError, failures: int) -> float:
         return float(exc.retry_after)
     backoff = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** (failures - 1))
     return backoff * random.uniform(0.5, 1.0)
-
-
-def _read_completion(result: JsonObject) -> tuple[str, dict[str, int] | None]:
-    """Return the reply text and usage, or raise if the answer is not a usable completion."""
-    try:
-        message = result["choices"][0]["message"]
-        content = message.get("content")
-        if content is None:
-            content = message.get("refusal")
-    except (AttributeError, IndexError, KeyError, TypeError):
-        raise UpstreamBadResponse() from None
-    if not isinstance(content, str):
-        raise UpstreamBadResponse("the model provider returned no text")
-    counts = result.get("usage")
-    if not isinstance(counts, dict) or not all(type(counts.get(f)) is int for f in USAGE_FIELDS):
-        return content, None
-    return content, {f: int(counts[f]) for f in USAGE_FIELDS}
 
 
 def status_error(status: int, headers: Mapping[str, str], data: bytes) -> UpstreamError:

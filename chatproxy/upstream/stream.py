@@ -5,22 +5,29 @@ the next call: a reader that stops at `data: [DONE]` and closes the response thr
 connection away, and every streamed turn then pays a new TCP and TLS handshake.
 
 What the lines mean is kept apart from how they are read: `EventLines` turns lines into chunks
-and `ReplyParts` gathers a reply from its chunks, neither doing any I/O;
+and `ReplyParts` gathers a reply from its chunks (text and tool calls alike, into the body a
+plain answer would have had), neither doing any I/O;
 `client.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.errors import UpstreamBadResponse, UpstreamError
-from chatproxy.tokens import USAGE_FIELDS, estimate_usage
-from chatproxy.upstream.base import Completion, JsonObject
+from chatproxy.errors import UpstreamError
+from chatproxy.upstream.answers import completion_of
+from chatproxy.upstream.base import Completion, Delta, JsonObject
 
 DRAIN_LINES = 16
 MAX_MESSAGE_CHARS = 500
+STREAMED_NO_TEXT = "the model provider streamed no text"
+# What a chunk says of the whole answer, kept for its reassembled body.
+HEAD_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
+# Fields a streamed delta sends whole, never in pieces.
+WHOLE_FIELDS = frozenset({"index", "type", "role", "id"})
 
 
 class EventLines:
@@ -53,29 +60,36 @@ class EventLines:
 
 
 class ReplyParts:
-    """A streamed reply gathered from its chunks: `add` returns a chunk's texts, and once the
-    stream has ended `check_finished` and `completion` say whether and what it replied."""
+    """A streamed reply gathered from its chunks: `add` reads a chunk (its first choice's
+    deltas are merged as the official SDKs merge them: strings joined, a tool call's pieces
+    by their index), and once the stream has ended `check_finished` and `completion` say
+    whether and what it replied."""
 
     def __init__(self, model: str, messages: Sequence[dict[str, Any]]):
-        self._model = model
         self._messages = messages
-        self._parts: list[str] = []
-        self._usage: dict[str, int] | None = None
+        self._head: JsonObject = {"model": model}
+        self._message: JsonObject = {}
+        self._logprobs: JsonObject | None = None
+        self._finish: str | None = None
+        self._usage: Any = None
         self._finished = False
 
-    def add(self, chunk: JsonObject) -> list[str]:
-        self._model = chunk.get("model") or self._model
-        usage = chunk.get("usage")
-        if isinstance(usage, dict) and all(type(usage.get(f)) is int for f in USAGE_FIELDS):
-            self._usage = {f: usage[f] for f in USAGE_FIELDS}
-        texts = []
+    def add(self, chunk: JsonObject) -> Delta:
+        for name in HEAD_FIELDS:
+            if chunk.get(name) is not None:
+                self._head[name] = chunk[name]
+        if chunk.get("usage") is not None:
+            self._usage = chunk["usage"]
+        text, adds = "", False
         for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
             self._finished = self._finished or choice.get("finish_reason") is not None
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                texts.append(str(text))
-        self._parts += texts
-        return texts
+            delta = choice.get("delta") or {}
+            adds = adds or any(_says(v) for k, v in delta.items() if k != "role")
+            if choice.get("index", 0) == 0:
+                text += self._add_first(choice, delta)
+        return Delta(chunk, text, adds)
 
     def check_finished(self) -> None:
         """Raise if the stream ended before the reply said it was complete."""
@@ -84,13 +98,86 @@ class ReplyParts:
 
     def completion(self) -> Completion:
         """Return the whole reply once the stream has ended."""
-        content = "".join(self._parts)
-        if not content:
-            raise UpstreamBadResponse("the model provider streamed no text")
-        if self._usage is None:
-            usage = estimate_usage(self._messages, content)
-            return Completion(content, self._model, usage, usage_estimated=True)
-        return Completion(content, self._model, self._usage, usage_estimated=False)
+        message = {"role": "assistant", **joined(self._message)}
+        if not message.get("content"):
+            message["content"] = None
+        calls = sorted(message.get("tool_calls") or [], key=lambda c: c.get("index", 0))
+        if calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+        choice = {"index": 0, "message": message, "finish_reason": self._finish}
+        choice["logprobs"] = joined(self._logprobs)
+        body = {**self._head, "object": "chat.completion", "choices": [choice]}
+        if self._usage is not None:
+            body["usage"] = self._usage
+        return completion_of(body, body["model"], self._messages, STREAMED_NO_TEXT)
+
+    def _add_first(self, choice: JsonObject, delta: Any) -> str:
+        """Merge a delta of the first choice; return the text it adds."""
+        if choice.get("finish_reason") is not None:
+            self._finish = str(choice["finish_reason"])
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict):
+            self._logprobs = self._logprobs or {}
+            merge_delta(self._logprobs, logprobs)
+        if not isinstance(delta, dict):
+            return ""
+        merge_delta(self._message, delta)
+        text = delta.get("content") or delta.get("refusal")
+        return text if isinstance(text, str) else ""
+
+
+def merge_delta(into: JsonObject, delta: JsonObject) -> None:
+    """Add `delta` to what `into` holds of a streamed object: strings are joined (`joined`
+    makes them strings again), objects merged, lists of objects with an `index` merged by it
+    and other lists extended; an `index`, `type`, `role` or `id` is replaced, as it is sent
+    whole."""
+    for key, value in delta.items():
+        have = into.get(key)
+        if isinstance(value, str) and key not in WHOLE_FIELDS and isinstance(have, str | Pieces):
+            into[key] = have if isinstance(have, Pieces) else Pieces([have])
+            into[key].append(value)
+        elif key not in into or (value is not None and (have is None or key in WHOLE_FIELDS)):
+            into[key] = copy.deepcopy(value)  # later pieces change it: never the chunk's own
+        elif isinstance(have, dict) and isinstance(value, dict):
+            merge_delta(have, value)
+        elif isinstance(have, list) and isinstance(value, list):
+            _merge_items(have, value)
+        elif value is not None:
+            into[key] = copy.deepcopy(value)
+
+
+class Pieces(list[str]):
+    """A string that arrives in pieces, joined once (by `joined`) when the reply is whole:
+    joining as they come would copy the whole string again for every piece."""
+
+
+def joined(value: Any) -> Any:
+    """`value` with every `Pieces` in it joined into its string."""
+    if isinstance(value, Pieces):
+        return "".join(value)
+    if isinstance(value, dict):
+        return {k: joined(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [joined(v) for v in value]
+    return value
+
+
+def _merge_items(have: list[Any], items: list[Any]) -> None:
+    """Merge each item with the one of the same `index` in `have`, or add it."""
+    for item in items:
+        index = item.get("index") if isinstance(item, dict) else None
+        same = None
+        if index is not None:
+            same = next((h for h in have if isinstance(h, dict) and h.get("index") == index), None)
+        if same is not None:
+            merge_delta(same, item)
+        else:
+            have.append(copy.deepcopy(item))
+
+
+def _says(value: Any) -> bool:
+    """Whether a delta's value adds something (an empty string, list or object does not)."""
+    return value is not None and value != "" and value != [] and value != {}
 
 
 def _error_text(chunk: JsonObject) -> str:

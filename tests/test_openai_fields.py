@@ -1,0 +1,198 @@
+"""Everything the client sends reaches the model, and its answer comes back whole: the official
+openai SDK against the real server, with and without a chat id, over the fake upstream (whose
+rules for JSON and choices are `chatproxy/upstream/dev_answers.py`'s). Tool calls are
+`test_openai_tools.py`'s."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+from pydantic import BaseModel
+
+from harness.fake_upstream import FakeUpstream
+from tests.conftest import MakeClient
+from tests.test_openai_tools import MODEL, TIME, WEATHER, Proxy, ask, stored
+
+# Fields the proxy does not own, each as the client sends it: the model must get them unchanged.
+PASSED: dict[str, Any] = {
+    "tools": [WEATHER, TIME],
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+    "response_format": {"type": "json_object"},
+    "seed": 7,
+    "top_p": 0.5,
+    "stop": ["zzz", "yyy"],
+    "presence_penalty": 0.25,
+    "frequency_penalty": -0.5,
+    "logprobs": True,
+    "top_logprobs": 2,
+    "user": "user-42",
+    "reasoning_effort": "low",
+    "logit_bias": {"50256": -100},
+    "service_tier": "auto",
+}
+FUTURE = {"a_field_from_the_future": {"nested": [1, None, "x", {"deep": False}]}}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("chat_by", ["header", "metadata", None])
+def test_every_field_the_proxy_does_not_own_reaches_the_model_unchanged(
+    openai_proxy: Proxy, fake_upstream: FakeUpstream, chat_by: str | None, stream: bool
+) -> None:
+    client, _ = openai_proxy
+    headers = {"X-Chat-Id": "fields"} if chat_by == "header" else {}
+    metadata = {"team": "blue", **({"chat_id": "fields"} if chat_by == "metadata" else {})}
+
+    answer = client.chat.completions.create(
+        model=MODEL,
+        messages=ask("What is the weather?"),
+        metadata=metadata,
+        stream=stream,
+        max_completion_tokens=50,
+        extra_headers=headers,
+        extra_body=FUTURE,
+        **PASSED,
+    )
+    if stream:
+        list(answer)  # type: ignore[arg-type]
+
+    sent = fake_upstream.chat_requests()[-1]
+    assert {name: sent.get(name) for name in PASSED} == PASSED
+    assert sent["a_field_from_the_future"] == FUTURE["a_field_from_the_future"]
+    assert sent["metadata"] == {"team": "blue"}  # the chat id is the proxy's
+    assert (sent["model"], sent["max_tokens"]) == (MODEL, 50)
+    assert "max_completion_tokens" not in sent
+    assert sent.get("stream", False) is stream
+    assert sent["messages"][-1] == ask("What is the weather?")[0]
+    if chat_by is not None:
+        assert sent["messages"][0] == {"role": "system", "content": "Be kind."}
+
+
+def test_logprobs_and_the_upstreams_answer_reach_the_client(openai_proxy: Proxy) -> None:
+    client, url = openai_proxy
+
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=ask("Hello there"),
+        logprobs=True,
+        top_logprobs=3,
+        extra_headers={"X-Chat-Id": "logprobs"},
+    )
+
+    choice = completion.choices[0]
+    assert choice.logprobs is not None
+    entries = choice.logprobs.content or []
+    assert "".join(e.token for e in entries) == choice.message.content
+    assert all(len(e.top_logprobs) == 3 for e in entries)
+    assert completion.id.startswith("chatcmpl-dev-")  # the upstream's own
+    reply = stored(url, "logprobs")[-1]
+    assert (reply["content"], reply["finish_reason"]) == (choice.message.content, "stop")
+
+
+class Weather(BaseModel):
+    city: str
+    degrees: int
+    sunny: bool
+
+
+@pytest.mark.parametrize("chat_id", ["json", None])
+def test_response_format_with_a_json_schema_parses(
+    openai_proxy: Proxy, fake_upstream: FakeUpstream, chat_id: str | None
+) -> None:
+    client, url = openai_proxy
+    headers = {"X-Chat-Id": chat_id} if chat_id else {}
+
+    completion = client.chat.completions.parse(
+        model=MODEL,
+        messages=ask("The weather, please."),
+        response_format=Weather,
+        extra_headers=headers,
+    )
+
+    assert completion.choices[0].message.parsed == Weather(city="dev", degrees=1, sunny=True)
+    sent = fake_upstream.chat_requests()[-1]["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["name"] == "Weather"
+    if chat_id:
+        assert json.loads(stored(url, chat_id)[-1]["content"])["city"] == "dev"
+
+
+def test_more_than_one_choice_is_refused_with_a_chat_id_and_nothing_is_stored(
+    openai_proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    client, url = openai_proxy
+
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(
+                model=MODEL,
+                messages=ask("hi"),
+                n=2,
+                stream=stream,
+                extra_headers={"X-Chat-Id": "n"},
+            )
+        error = refused.value.body
+        assert isinstance(error, dict)
+        assert (error["type"], error["param"]) == ("invalid_request_error", "n")
+        assert "one reply" in error["message"]
+
+    assert fake_upstream.chat_requests() == []
+    assert stored(url, "n") == []
+
+
+def test_without_a_chat_id_every_choice_comes_back(
+    openai_proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    client, _ = openai_proxy
+
+    completion = client.chat.completions.create(model=MODEL, messages=ask("hi"), n=2)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=ask("hi"), n=2, stream=True))
+
+    texts = [c.message.content or "" for c in completion.choices]
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert texts[1] == texts[0] + " (choice 2)"
+    streamed = {0: "", 1: ""}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            streamed[choice.index] += choice.delta.content or ""
+    assert list(streamed.values()) == texts
+    assert [body["n"] for body in fake_upstream.chat_requests()] == [2, 2]
+
+
+def test_a_metadata_that_only_names_the_chat_is_not_sent(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client()
+    body = {"messages": ask("hi"), "metadata": {"chat_id": "meta"}, "seed": 1}
+
+    answer = client.post("/v1/chat/completions", json=body)
+
+    assert answer.status_code == 200
+    assert client.get("/meta/chat").get_json()[-1]["role"] == "assistant"
+    sent = fake_upstream.chat_requests()[-1]
+    assert "metadata" not in sent
+    assert sent["seed"] == 1
+
+
+def test_an_idempotency_key_sent_again_with_other_fields_is_refused(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client()
+    headers = {"X-Chat-Id": "idem", "Idempotency-Key": "k1"}
+
+    first = client.post(
+        "/v1/chat/completions", json={"messages": ask("hi"), "seed": 1}, headers=headers
+    )
+    same = client.post(
+        "/v1/chat/completions", json={"messages": ask("hi"), "seed": 1}, headers=headers
+    )
+    other = client.post(
+        "/v1/chat/completions", json={"messages": ask("hi"), "seed": 2}, headers=headers
+    )
+
+    assert (first.status_code, same.status_code, other.status_code) == (200, 200, 422)
+    assert same.headers["Idempotent-Replayed"] == "true"
+    assert len(fake_upstream.chat_requests()) == 1
