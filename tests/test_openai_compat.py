@@ -106,10 +106,10 @@ def test_errors_come_in_openai_shape_through_the_sdk(
             .chat.completions.create(model="gpt-4.1-mini", messages=message)  # type: ignore[arg-type]  # fmt: skip
     with pytest.raises(openai.BadRequestError) as not_allowed:
         client.chat.completions.create(model="gpt-unlisted", messages=message)  # type: ignore[arg-type]
-    with pytest.raises(openai.BadRequestError) as two_messages:
+    with pytest.raises(openai.BadRequestError) as stray_result:
         client.chat.completions.create(
             model="gpt-4.1-mini",
-            messages=[*message, *message],  # type: ignore[list-item]
+            messages=[{"role": "tool", "tool_call_id": "call_9", "content": "42"}],
             extra_headers={"X-Chat-Id": "c1"},
         )
 
@@ -117,7 +117,7 @@ def test_errors_come_in_openai_shape_through_the_sdk(
     assert unauthorized.value.code == "unauthorized"
     assert not_allowed.value.code == "invalid_request"
     assert "not allowed" in not_allowed.value.message
-    assert "only the new user message" in two_messages.value.message
+    assert "answers no pending tool call" in stray_result.value.message
     body = http("POST", f"{url}/v1/chat/completions", b"nope", headers={"X-API-Key": PROXY_KEY})
     assert body.status == 400
     assert body.json()["error"]["type"] == "invalid_request_error"

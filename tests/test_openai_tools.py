@@ -163,8 +163,9 @@ def test_a_replayed_reply_with_tool_calls_has_its_calls_plain_and_streamed(
 ) -> None:
     client, _ = openai_proxy
     request: dict[str, Any] = {"model": MODEL, "messages": ask("get_time"), "tools": [TIME]}
-    plain = {"X-Chat-Id": "replay", "Idempotency-Key": "plain"}
-    streamed = {"X-Chat-Id": "replay", "Idempotency-Key": "streamed"}
+    # A chat of each: after a reply that calls tools, a chat's next request answers them.
+    plain = {"X-Chat-Id": "replay-plain", "Idempotency-Key": "plain"}
+    streamed = {"X-Chat-Id": "replay-streamed", "Idempotency-Key": "streamed"}
 
     first = client.chat.completions.create(**request, extra_headers=plain)
     again = client.chat.completions.with_raw_response.create(**request, extra_headers=plain)
@@ -190,11 +191,12 @@ def test_a_chat_goes_on_after_a_reply_that_only_called_tools(
     body: dict[str, Any] = {"messages": ask("call get_time"), "tools": [TIME]}
 
     called = client.post("/v1/chat/completions", json=body, headers=chat).get_json()
-    body["messages"] = ask("thanks")
+    call = called["choices"][0]["message"]
+    result = {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": "12:00"}
+    body["messages"] = [result, *ask("thanks")]
     answered = client.post("/v1/chat/completions", json=body, headers=chat)
 
     assert answered.status_code == 200, answered.get_json()
-    call = called["choices"][0]["message"]
     sent = fake_upstream.chat_requests()[-1]["messages"]
-    assert sent[-2] == {"role": "assistant", "content": None, "tool_calls": call["tool_calls"]}
-    assert sent[-1] == {"role": "user", "content": "thanks"}
+    assert sent[-3] == {"role": "assistant", "content": None, "tool_calls": call["tool_calls"]}
+    assert sent[-2:] == [result, {"role": "user", "content": "thanks"}]

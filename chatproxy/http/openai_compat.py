@@ -1,17 +1,19 @@
 """Own the OpenAI-compatible API: `POST /v1/chat/completions` and `GET /v1/models`.
 
 The official SDKs work with `base_url=<proxy>/v1` and a proxy key as their `api_key`. With a chat
-id (`X-Chat-Id` header, or `metadata.chat_id`) the client sends only its new user message: the
-proxy adds the stored history and stores the turn, exactly as `POST /<chat_id>/chat` does (locks,
-idempotency, budgets, tenants). Without one it is an authenticated pass-through that stores
-nothing. Either way the proxy owns only what `bodies.CompletionRequest` declares (the messages,
-the model, the max_tokens cap, streaming, the chat id); every other field reaches the model as
-the client sent it, and `n` other than 1 is refused with a chat id, whose turn keeps one reply.
-Answers are the upstream's `chat.completion` as it sent it, or with `stream: true` its
-`chat.completion.chunk`s (`completion_chunks.py`); a replayed Idempotency-Key answers the stored
-reply. Errors use OpenAI's `{"error": {...}}` shape, built in one place
-(`ProxyError.to_openai_json`): the answer to an error before a stream (see `app.py`) and the
-last chunk of a stream that an error ends hold the same `error` object.
+id (`X-Chat-Id` header, or `metadata.chat_id`) the client sends its new messages (a user message,
+tool results), or its whole history as most clients do, which is matched with the chat's path
+(`service/placement.py`): the proxy adds the stored history, stores what is new and the reply,
+exactly as `POST /<chat_id>/chat` does (locks, idempotency, budgets, tenants). Without one it
+is an authenticated pass-through that stores nothing. Either way the proxy owns only what
+`bodies.CompletionRequest` declares (the messages, the model, the max_tokens cap, streaming, the
+chat id); every other field reaches the model as the client sent it, and `n` other than 1 is
+refused with a chat id, whose turn keeps one reply. Answers are the upstream's
+`chat.completion` as it sent it, or with `stream: true` its `chat.completion.chunk`s
+(`completion_chunks.py`); a replayed Idempotency-Key answers the stored reply. Errors use
+OpenAI's `{"error": {...}}` shape, built in one place (`ProxyError.to_openai_json`): the answer
+to an error before a stream (see `app.py`) and the last chunk of a stream that an error ends
+hold the same `error` object.
 """
 
 from __future__ import annotations
@@ -58,12 +60,16 @@ async def chat_completions(ctx: Context) -> Answer:
         raise InvalidChatId()
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
-    content = _new_user_message(request, ctx.settings.max_content_chars)
+    _check_lengths(request.messages, ctx.settings.max_content_chars)
+    sent = [m.model_dump(exclude_unset=True) for m in request.messages]
     key, options = idempotency_key, request.options
     if request.stream:
-        turn = await ctx.service.stream_turn(chat, content, idempotency_key=key, options=options)
+        service = ctx.service
+        turn = await service.stream_turn_from_messages(
+            chat, sent, idempotency_key=key, options=options
+        )
         return _sse(turn, request.include_usage)
-    result = await ctx.service.turn(chat, content, idempotency_key=key, options=options)
+    result = await ctx.service.turn_from_messages(chat, sent, idempotency_key=key, options=options)
     return _completion_reply(ctx, result)
 
 
@@ -91,22 +97,6 @@ def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
             raise ValidationFailed(
                 f"messages[{n}]: at most {max_chars} characters (MAX_CONTENT_CHARS)"
             )
-
-
-def _new_user_message(request: CompletionRequest, max_chars: int) -> str | list[dict[str, Any]]:
-    """With a chat id the client sends only its new user message; the proxy has the rest."""
-    if len(request.messages) != 1 or request.messages[0].role != "user":
-        raise ValidationFailed(
-            "messages: with a chat id, send only the new user message; the proxy adds the"
-            " chat's history and system prompt"
-        )
-    content = request.messages[0].content
-    text, images = content_text(content)
-    if content is None or (not text.strip() and not images):
-        raise ValidationFailed("messages: the user message has no content")
-    if len(text) > max_chars:
-        raise ValidationFailed(f"messages: at most {max_chars} characters (MAX_CONTENT_CHARS)")
-    return content
 
 
 def _completion_reply(ctx: Context, result: TurnResult) -> Reply:

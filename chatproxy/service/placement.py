@@ -74,11 +74,15 @@ def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
     return len(sent) + 1
 
 
-def place_request(path: Sequence[Message], sent: Sequence[Mapping[str, Any]]) -> Placement | None:
+def place_request(
+    path: Sequence[Message], sent: Sequence[Mapping[str, Any]], *, whole: bool = False
+) -> Placement | None:
     """Check a request's `messages` and place them on the chat's `path` (oldest first).
 
     Return None when the placement needs the whole path and `path` is only its newest part:
-    load the path from its first message and call again (see the module's docstring)."""
+    load the path from its first message and call again with `whole` (see the module's
+    docstring; a path whose oldest messages were dropped, MAX_CHAT_MESSAGES, starts below a
+    first message)."""
     check_messages(sent)
     first = 0
     while first < len(sent) and sent[first]["role"] in SYSTEM_ROLES:
@@ -95,18 +99,22 @@ def place_request(path: Sequence[Message], sent: Sequence[Mapping[str, Any]]) ->
     if users <= 1 and not any(m["role"] == "assistant" for m in convo):
         _check_answers(_waiting_after(path[-1] if path else None), convo, first)
         return Placement(system, None, [_to_message(m) for m in convo])
-    return _place_history(path, convo, first, system)
+    return _place_history(path, convo, first, system, whole)
 
 
 def _place_history(
-    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], first: int, system: str | None
+    path: Sequence[Message],
+    convo: Sequence[Mapping[str, Any]],
+    first: int,
+    system: str | None,
+    whole: bool,
 ) -> Placement | None:
     """Find where a resent history agrees with the stored path and place what follows."""
     at = _resent_as_stored(path, convo)
     if at:
         parent, waiting, branch = path[-1].id, _waiting_after(path[-1]), False
     else:
-        found = _align(path, convo)
+        found = _align(path, convo, whole)
         if found is None:
             return None
         parent, waiting, branch, at = found
@@ -132,7 +140,7 @@ def _resent_as_stored(path: Sequence[Message], convo: Sequence[Mapping[str, Any]
 
 
 def _align(
-    path: Sequence[Message], convo: Sequence[Mapping[str, Any]]
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], whole: bool
 ) -> tuple[int | None, dict[str, str], bool, int] | None:
     """Align the request with the path, normalised: return the parent, the calls waiting
     there, whether it is a branch, and where the new messages start; None: need the whole path."""
@@ -149,7 +157,7 @@ def _align(
     # A fit that reaches the leaf and adds no assistant message: a resend, decided in the
     # window (every such fit lies in it).
     start = next((s for s, n in enumerate(lengths) if n == size - s and n > last_assistant), None)
-    if start is None and path and path[0].parent is not None:
+    if start is None and not whole and path and path[0].parent is not None:
         return None
     if start is None:  # an edit, a regenerate, or a history of its own: the longest agreement
         best = max(lengths, default=0)

@@ -4,42 +4,67 @@ A turn asks (`Ask`) with a new user message, placed under the chat's current lea
 message (an edit is a new child of the edited message's parent), or before the first message
 (`ROOT`: a new first message); or, with no message, asks the model again for the path that ends
 at a given user message (a regeneration: the new reply is a sibling of the replies it has).
-`place_turn` turns that and the window read under the turn's lock into a `Placing`: the
-messages to store, what goes upstream last, and where the reply goes.
+A chat-mode `/v1/chat/completions` request asks with the messages it sent (`Ask.sent`), which
+`placement.place_request` matches with the stored path (`place_sent`).
+`place_turn` turns an ask and the window read under the turn's lock into a `Placing`: the
+messages to store, what goes upstream after the history, and where the reply goes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.store.base import ROOT, ChatState, Content, Message
+from chatproxy.service.placement import Placement, window_for
+from chatproxy.store.base import ROOT, ChatState, Content, Message, chained
 
 
 @dataclass(frozen=True)
 class Ask:
     """What a turn asks: `content` is the new user message (None: regenerate the reply to the
-    user message `at`); `at` is where it goes (None: under the leaf; `ROOT`; or an item id)."""
+    user message `at`); `at` is where it goes (None: under the leaf; `ROOT`; or an item id).
+    `sent` holds instead a `/v1` request's messages (chat mode), placed by matching."""
 
     content: Content | None
     at: int | None = None
+    sent: tuple[Mapping[str, Any], ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.content is None and (self.at is None or self.at == ROOT):
+        if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
             raise ValidationFailed("parent: regenerating a reply needs a user message's id")
+
+    def window(self, history: int) -> int:
+        """How many of the path's newest messages the turn reads, given MESSAGES_LENGTH: the
+        history, the message asked again, or as many as a resent history needs to be matched."""
+        if self.sent is not None:
+            return max(history, window_for(self.sent))
+        return history + (self.content is None)
+
+    def fingerprint(self) -> list[Any]:
+        """What tells this ask from another, for an Idempotency-Key (a request of one user
+        message is told apart by its content, as before histories were resent)."""
+        if self.sent is None:
+            return [self.content, self.at]
+        if len(self.sent) == 1 and self.sent[0].get("role") == "user":
+            return [self.sent[0].get("content"), None]
+        return [None, None, list(self.sent)]
 
 
 @dataclass(frozen=True)
 class Placing:
     """A turn placed in its chat's tree: `new` (placed) is stored before the reply, `history`
-    is the window before `question`, the message the model answers; the reply gets `reply_id`
-    under `reply_parent`."""
+    is the window before `asked`, the messages the model answers; the reply gets `reply_id`
+    under `reply_parent`. `system` is this turn's own system prompt (a `/v1` request's), which
+    replaces the chat's for the turn only."""
 
     new: list[Message]
     history: list[Message]
-    question: Message
+    asked: list[Message]
     reply_id: int
     reply_parent: int | None
+    system: str | None = None
 
     def turn(self, reply: Message) -> list[Message]:
         """The messages the turn stores: the new ones, then the reply, placed."""
@@ -47,14 +72,41 @@ class Placing:
 
 
 def place_turn(state: ChatState, ask: Ask) -> Placing:
-    """Place a turn given the window of the path ending where it goes (read under its lock)."""
+    """Place a seed-route turn given the window of the path ending where it goes (read under
+    its lock)."""
     if ask.content is None:
         last = state.messages[-1] if state.messages else None
         if last is None or last.id != ask.at or last.role != "user":
             raise ValidationFailed(
                 "parent: a reply is regenerated for a user message; this is not one"
             )
-        return Placing([], state.messages[:-1], last, state.next_id, last.id)
+        return Placing([], state.messages[:-1], [last], state.next_id, last.id)
     parent = state.leaf if ask.at is None else None if ask.at == ROOT else ask.at
     user = Message("user", ask.content).placed(state.next_id, parent)
-    return Placing([user], state.messages, user, state.next_id + 1, user.id)
+    return Placing([user], state.messages, [user], state.next_id + 1, user.id)
+
+
+def place_sent(state: ChatState, path: Sequence[Message], placement: Placement) -> Placing:
+    """Place a `/v1` request as `placement` says, on `path`: the newest messages of the path
+    that ends at the chat's leaf (read under the turn's lock), as many as the placement saw."""
+    if placement.parent is None:
+        parent = state.leaf
+    else:
+        parent = None if placement.parent == ROOT else placement.parent
+    before = _up_to(path, parent)
+    new = chained(placement.new, state.next_id, parent)
+    if new:
+        history, asked = before, new
+    else:  # the request ends on the stored path: its last message is asked again
+        history, asked = before[:-1], before[-1:]
+    reply_parent = new[-1].id if new else parent
+    return Placing(new, history, asked, state.next_id + len(new), reply_parent, placement.system)
+
+
+def _up_to(path: Sequence[Message], parent: int | None) -> list[Message]:
+    """The part of `path` that ends at `parent` (none for a new path)."""
+    if parent is None:
+        return []
+    # The placement's parent is a message of the path it was given: this one.
+    end = next(n for n in range(len(path) - 1, -1, -1) if path[n].id == parent)
+    return list(path[: end + 1])

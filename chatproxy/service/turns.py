@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatproxy.config import Settings
@@ -39,7 +39,8 @@ from chatproxy.service.defaults import (
 )
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.passthrough import PassThrough
-from chatproxy.service.placing import Ask, Placing, place_turn
+from chatproxy.service.placement import place_request
+from chatproxy.service.placing import Ask, Placing, place_sent, place_turn
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays, read_opening
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
@@ -99,6 +100,31 @@ class ChatService:
         """
         return await self._stream(chat, Ask(content, at), idempotency_key, options)
 
+    async def turn_from_messages(
+        self,
+        chat: ChatRef,
+        sent: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        options: TurnOptions = NO_OPTIONS,
+    ) -> TurnResult:
+        """A chat-mode `/v1/chat/completions` turn: `sent` is the request's messages, the new
+        ones alone or a resent history, matched with the chat's path (`placement.py`)."""
+        ask = Ask(None, None, tuple(sent))
+        return await self._turn(chat, ask, idempotency_key, options)
+
+    async def stream_turn_from_messages(
+        self,
+        chat: ChatRef,
+        sent: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        options: TurnOptions = NO_OPTIONS,
+    ) -> StreamingTurn:
+        """Stream a chat-mode `/v1/chat/completions` turn (`sent` as for `turn_from_messages`)."""
+        ask = Ask(None, None, tuple(sent))
+        return await self._stream(chat, ask, idempotency_key, options)
+
     async def pass_through(
         self, tenant: str, messages: Sequence[dict[str, Any]], *, options: TurnOptions
     ) -> TurnResult:
@@ -122,7 +148,7 @@ class ChatService:
             await self._quotas.check_budget(chat.tenant)
             lease = await self._guard.begin(chat, self._window(ask), ask.at)
             try:
-                placing = place_turn(lease.state, ask)
+                placing = await self._place(chat, lease.state, ask)
                 outgoing, call = self._outgoing(lease.state, placing, options)
                 stream = await self._upstream.stream(
                     outgoing,
@@ -153,15 +179,28 @@ class ChatService:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
         self._defaults.check(options)
         check_one_choice(options)
-        request: list[Any] = [ask.content, ask.at, options.model, options.temperature]
+        request: list[Any] = [*ask.fingerprint(), options.model, options.temperature]
         request.append(options.max_tokens)
         if options.fields:  # a request without them keeps the fingerprint it always had
             request.append(dict(options.fields))
         return await self._guard.claim(chat, idempotency_key, request)
 
     def _window(self, ask: Ask) -> int:
-        """How many messages a turn reads: the history, and the message asked again."""
-        return self._settings.messages_length + (ask.content is None)
+        """How many messages a turn reads (see `Ask.window`)."""
+        return ask.window(self._settings.messages_length)
+
+    async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
+        """Place a turn (under its lock); a resent history that needs the chat's whole path to
+        be placed reads it."""
+        if ask.sent is None:
+            return place_turn(state, ask)
+        path = state.messages
+        placement = place_request(path, ask.sent)
+        if placement is None:
+            path = (await self._store.load_history(chat)).messages
+            placement = place_request(path, ask.sent, whole=True)
+            assert placement is not None  # a whole path is always enough
+        return place_sent(state, path, placement)
 
     async def _turn(
         self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
@@ -173,7 +212,7 @@ class ChatService:
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             async with self._guard.locked(chat, self._window(ask), ask.at) as lease:
-                placing = place_turn(lease.state, ask)
+                placing = await self._place(chat, lease.state, ask)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
             if claim is not None:
@@ -201,15 +240,19 @@ class ChatService:
     def _outgoing(
         self, state: ChatState, placing: Placing, options: TurnOptions
     ) -> tuple[list[dict[str, Any]], CallOptions]:
-        """Build what the upstream gets (system prompt, the history that fits, the message
+        """Build what the upstream gets (system prompt, the history that fits, the messages
         asked) and the model, max_tokens and temperature to call it with."""
-        question = placing.question
-        image = content_text(question.content)[1] > 0
+        asked = placing.asked
+        image = any(content_text(m.content)[1] > 0 for m in asked)
         call = self._defaults.call(state.settings, image, options)
-        system = self._defaults.system_prompt(state)
+        system = placing.system
+        if system is None:
+            system = self._defaults.system_prompt(state)
         budget = self._settings.context_tokens - call.max_tokens
-        window = fit_window(system, placing.history, question, budget=budget)
-        outgoing = [m.for_upstream() for m in window] + [question.for_upstream()]
+        most = self._settings.messages_length
+        history = placing.history[len(placing.history) - most :] if most else []
+        window = fit_window(system, history, asked, budget=budget)
+        outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]
         if system:

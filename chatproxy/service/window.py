@@ -32,11 +32,17 @@ def message_tokens(message: Message) -> int:
 
 
 def fit_window(
-    system: str | None, history: Sequence[Message], new: Message, *, budget: int
+    system: str | None,
+    history: Sequence[Message],
+    new: Message | Sequence[Message],
+    *,
+    budget: int,
 ) -> list[Message]:
     """Return the newest messages of `history` that fit `budget` beside the system prompt and
-    the new message, oldest first; refuse a new message that cannot fit at all."""
-    used = message_tokens(new)
+    the new message (or messages: tool results, a user message), oldest first; refuse new
+    messages that cannot fit at all."""
+    asked = [new] if isinstance(new, Message) else new
+    used = sum(message_tokens(message) for message in asked)
     if system:
         used += estimate_tokens(system) + TOKENS_PER_MESSAGE
     if used > budget:
