@@ -175,3 +175,17 @@ def test_a_bad_leaf_body_is_a_400(client: ProxyClient, body: dict[str, Any]) -> 
     response = client.post("/c/leaf", data=json.dumps(body), headers=WEB)
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(("length", "expected"), [("50", 4), ("3", 3), ("0", 0)])
+def test_a_turn_sends_the_newest_messages_length_messages_of_its_path(
+    make_client: MakeClient, fake_upstream: FakeUpstream, length: str, expected: int
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, MESSAGES_LENGTH=length)
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)
+
+    say(client, {"content": "q2"}, "a2", fake_upstream)
+
+    history = ["q0", "a0", "q1", "a1"]
+    assert sent(fake_upstream) == history[len(history) - expected :] + ["q2"]

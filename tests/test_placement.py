@@ -23,7 +23,8 @@ from openai.types.chat import ChatCompletionMessage
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.service import placement
-from chatproxy.service.placement import place_request, window_for
+from chatproxy.service.placement import place_request
+from chatproxy.service.placing import window_for
 from chatproxy.store.base import ROOT, Message, chained
 
 Sent = dict[str, Any]
@@ -629,7 +630,7 @@ def test_plain_comparison_places_a_resend_as_alignment_does(
     at = placement._resent_as_stored(path, convo)
     assert at == len(convo) - 1
     for seen in (path, window(path, convo)):
-        assert placement._align(seen, convo) == (path[-1].id, {}, False, at)
+        assert placement._align(seen, convo, False) == (path[-1].id, {}, False, at)
 
 
 # --- cost -------------------------------------------------------------------------------------

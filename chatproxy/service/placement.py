@@ -47,7 +47,8 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.message_rules import Key, check_messages, message_key
-from chatproxy.store.base import ROOT, Message
+from chatproxy.service.placing import Placing
+from chatproxy.store.base import ROOT, ChatState, Message, chained
 
 SYSTEM_ROLES = ("system", "developer")
 
@@ -67,11 +68,6 @@ class Placement:
     parent: int | None
     new: list[Message]
     branch: bool = False
-
-
-def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
-    """How many of the path's newest messages `place_request` needs to see first."""
-    return len(sent) + 1
 
 
 def place_request(
@@ -273,3 +269,29 @@ def _to_message(message: Mapping[str, Any]) -> Message:
         tool_call_id=message.get("tool_call_id"),
         name=message.get("name"),
     )
+
+
+def place_sent(state: ChatState, path: Sequence[Message], placement: Placement) -> Placing:
+    """Place a `/v1` request as `placement` says, on `path`: the newest messages of the path
+    that ends at the chat's leaf (read under the turn's lock), as many as the placement saw."""
+    if placement.parent is None:
+        parent = state.leaf
+    else:
+        parent = None if placement.parent == ROOT else placement.parent
+    before = _up_to(path, parent)
+    new = chained(placement.new, state.next_id, parent)
+    if new:
+        history, asked = before, new
+    else:  # the request ends on the stored path: its last message is asked again
+        history, asked = before[:-1], before[-1:]
+    reply_parent = new[-1].id if new else parent
+    return Placing(new, history, asked, state.next_id + len(new), reply_parent, placement.system)
+
+
+def _up_to(path: Sequence[Message], parent: int | None) -> list[Message]:
+    """The part of `path` that ends at `parent` (none for a new path)."""
+    if parent is None:
+        return []
+    # The placement's parent is a message of the path it was given: this one.
+    end = next(n for n in range(len(path) - 1, -1, -1) if path[n].id == parent)
+    return list(path[: end + 1])

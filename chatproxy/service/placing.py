@@ -5,7 +5,7 @@ message (an edit is a new child of the edited message's parent), or before the f
 (`ROOT`: a new first message); or, with no message, asks the model again for the path that ends
 at a given user message (a regeneration: the new reply is a sibling of the replies it has).
 A chat-mode `/v1/chat/completions` request asks with the messages it sent (`Ask.sent`), which
-`placement.place_request` matches with the stored path (`place_sent`).
+`placement.place_request` matches with the stored path (and `placement.place_sent` places).
 `place_turn` turns an ask and the window read under the turn's lock into a `Placing`: the
 messages to store, what goes upstream after the history, and where the reply goes.
 """
@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.service.placement import Placement, window_for
-from chatproxy.store.base import ROOT, ChatState, Content, Message, chained
+from chatproxy.store.base import ROOT, ChatState, Content, Message
+
+
+def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
+    """How many of the path's newest messages `placement.place_request` needs to see first."""
+    return len(sent) + 1
 
 
 @dataclass(frozen=True)
@@ -84,29 +88,3 @@ def place_turn(state: ChatState, ask: Ask) -> Placing:
     parent = state.leaf if ask.at is None else None if ask.at == ROOT else ask.at
     user = Message("user", ask.content).placed(state.next_id, parent)
     return Placing([user], state.messages, [user], state.next_id + 1, user.id)
-
-
-def place_sent(state: ChatState, path: Sequence[Message], placement: Placement) -> Placing:
-    """Place a `/v1` request as `placement` says, on `path`: the newest messages of the path
-    that ends at the chat's leaf (read under the turn's lock), as many as the placement saw."""
-    if placement.parent is None:
-        parent = state.leaf
-    else:
-        parent = None if placement.parent == ROOT else placement.parent
-    before = _up_to(path, parent)
-    new = chained(placement.new, state.next_id, parent)
-    if new:
-        history, asked = before, new
-    else:  # the request ends on the stored path: its last message is asked again
-        history, asked = before[:-1], before[-1:]
-    reply_parent = new[-1].id if new else parent
-    return Placing(new, history, asked, state.next_id + len(new), reply_parent, placement.system)
-
-
-def _up_to(path: Sequence[Message], parent: int | None) -> list[Message]:
-    """The part of `path` that ends at `parent` (none for a new path)."""
-    if parent is None:
-        return []
-    # The placement's parent is a message of the path it was given: this one.
-    end = next(n for n in range(len(path) - 1, -1, -1) if path[n].id == parent)
-    return list(path[: end + 1])

@@ -39,8 +39,8 @@ from chatproxy.service.defaults import (
 )
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.passthrough import PassThrough
-from chatproxy.service.placement import place_request
-from chatproxy.service.placing import Ask, Placing, place_sent, place_turn
+from chatproxy.service.placement import place_request, place_sent
+from chatproxy.service.placing import Ask, Placing, place_turn
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays, read_opening
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
@@ -250,7 +250,7 @@ class ChatService:
             system = self._defaults.system_prompt(state)
         budget = self._settings.context_tokens - call.max_tokens
         most = self._settings.messages_length
-        history = placing.history[len(placing.history) - most :] if most else []
+        history = placing.history[max(0, len(placing.history) - most) :] if most else []
         window = fit_window(system, history, asked, budget=budget)
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
