@@ -38,7 +38,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def serve(start_server: StartServer, fake_upstream: FakeUpstream, tmp_path: Path) -> Serve:
+def store_path(tmp_path: Path) -> Path:
+    """The SQLite file the server process keeps its chats in."""
+    return tmp_path / "chats.sqlite3"
+
+
+@pytest.fixture
+def serve(start_server: StartServer, fake_upstream: FakeUpstream, store_path: Path) -> Serve:
     """`serve(**env) -> base URL`: the real server process with the fake upstream, streaming
     slowly enough to watch."""
     fake_upstream.chunk_delay = CHUNK_DELAY
@@ -49,7 +55,7 @@ def serve(start_server: StartServer, fake_upstream: FakeUpstream, tmp_path: Path
                 GPT_API_KEY="sk-test-proxy-key",
                 OPENAI_BASE_URL=fake_upstream.base_url,
                 UPSTREAM_MAX_RETRIES="0",
-                STORE_PATH=str(tmp_path / "chats.sqlite3"),
+                STORE_PATH=str(store_path),
                 **env,
             )
         )

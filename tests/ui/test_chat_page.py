@@ -259,6 +259,10 @@ def test_chat_page_works_from_the_keyboard_alone(serve: Serve, page: Page) -> No
     assert outline == "solid", "keyboard focus must be visible"
 
     page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")  # back past the message box to the chat's actions
+    page.keyboard.press("Shift+Tab")  # back past the message box to the messages' controls
+    expect(page.get_by_role("button", name="Regenerate reply")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Edit message")).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # and to the chat's actions
     expect(page.get_by_role("button", name="Delete chat")).to_be_focused()
     shoot(page, "12-keyboard-focus")

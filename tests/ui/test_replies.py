@@ -2,16 +2,21 @@
 tool calls and their results shown as collapsed plain text.
 
 The fake upstream answers with a given text (`reply_text`), streamed word by word as a model
-would; each reply is checked as it arrives and again from the history after a reload.
+would; each reply is checked as it arrives and again from the history after a reload. A chat
+with tool calls is written straight into the server's store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from playwright.sync_api import Browser, Dialog, Page, Route, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
+from chatproxy.store.base import OPEN_TENANT, ChatRef, Message, chained
+from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream
 from tests.ui.pages import PHONE, Serve, shoot
 
@@ -211,51 +216,45 @@ def test_the_sanitizer_keeps_only_what_markdown_makes(serve: Serve, browser: Bro
     assert [e for e in errors if blocked not in e or "has been blocked" not in e] == []
 
 
-def tool_chat(page: Page, messages: list[dict[str, Any]]) -> None:
-    """Answer the page's request for the chat's history with `messages`.
+def store_chat(path: Path, chat_id: str, messages: list[Message]) -> None:
+    """Store `messages` as one chat's path, in the SQLite file the server process uses (on a
+    thread of its own: Playwright's event loop runs on this one)."""
 
-    The store keeps no tool calls yet, so the history the page reads is given here, in the shape
-    the API is to answer with (any field but `role` may be missing)."""
+    async def save() -> None:
+        store = SqliteStore(str(path), None)
+        try:
+            placed = chained(messages, 0, None)
+            assert await store.save_turn(ChatRef(OPEN_TENANT, chat_id), "tools", placed)
+        finally:
+            await store.close()
 
-    def answer(route: Route) -> None:
-        route.fulfill(json=messages)
-
-    page.route("**/tools/chat?*", answer)
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, save()).result()
 
 
-def test_tool_calls_and_results_are_shown_collapsed_as_text(serve: Serve, page: Page) -> None:
+def test_tool_calls_and_results_are_shown_collapsed_as_text(
+    serve: Serve, page: Page, store_path: Path
+) -> None:
     base = serve()
     arguments = {"city": "Paris", "note": "<img src=x onerror=window.pwned=1>"}
     weather = {"celsius": 21, "sky": "clear"}
-    tool_chat(
-        page,
+    calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps(arguments)},
+        },
+        {"id": "call_2", "type": "function", "function": {"name": "get_time"}},
+    ]
+    store_chat(
+        store_path,
+        "tools",
         [
-            {"id": 0, "role": "user", "content": "Weather in Paris?", "created_at": 1.7e9},
-            {
-                "id": 1,
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": json.dumps(arguments)},
-                    },
-                    {"id": "call_2", "type": "function", "function": {"name": "get_time"}},
-                ],
-            },
-            {
-                "role": "tool",
-                "tool_call_id": "call_1",
-                "content": '{"celsius": 21, "sky": "clear"}',
-            },
-            {
-                "role": "tool",
-                "tool_call_id": "call_2",
-                "name": "get_time",
-                "content": "<b>noon</b>",
-            },
-            {"role": "assistant", "content": "It is **21 °C** and clear."},
+            Message("user", "Weather in Paris?", created_at=1.7e9),
+            Message("assistant", None, tool_calls=calls, finish_reason="tool_calls"),
+            Message("tool", '{"celsius": 21, "sky": "clear"}', tool_call_id="call_1"),
+            Message("tool", "<b>noon</b>", tool_call_id="call_2", name="get_time"),
+            Message("assistant", "It is **21 °C** and clear.", model="gpt-4.1-mini"),
         ],
     )
     page.goto(base + "/ui#chat=tools")
@@ -281,6 +280,9 @@ def test_tool_calls_and_results_are_shown_collapsed_as_text(serve: Serve, page: 
     )
     expect(results.nth(1).locator("pre")).to_have_text(NOON, use_inner_text=False)
     expect(messages.last.locator("strong")).to_have_text("21 °C")
+    # Another reply answers a user message: the one after the tools' results has none.
+    expect(call.get_by_role("button", name="Regenerate reply")).to_be_visible()
+    expect(messages.last.get_by_role("button", name="Regenerate reply")).to_have_count(0)
     expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()
     assert page.evaluate(DANGERS) == []
     shoot(page, "16-tool-calls")

@@ -1,17 +1,21 @@
 // The chat page: talks to the proxy's own API from the same origin; no framework, no build step.
 // Its modules, each imported where it is used: state (what the page knows), api (requests),
-// notices (errors and the status line), chats (the side bar), conversation (the open chat),
-// messages (one message's elements) and markdown (the model's replies, sanitized).
+// notices (errors and the status line), chats (the side bar), conversation (the open chat and
+// the path through it on screen), turns (sending, editing, regenerating), branches (each
+// message's version, edit and regenerate controls, and the editor), messages (one message's
+// elements) and markdown (the model's replies, sanitized).
 // Text from a user or the model reaches the page as text (textContent), or, for the model's
 // replies, as Markdown turned into nodes that DOMPurify sanitized: this page never assigns HTML.
 
 import { API_BASE, api, chatPath, validChatId } from "./api.js";
+import { closeEditor, editorOf, openEditor, usable } from "./branches.js";
 import { loadChats, setSidebar } from "./chats.js";
-import { loadEarlier, openChat, send, showSystem } from "./conversation.js";
+import { loadEarlier, openChat, showSystem, stepVersion } from "./conversation.js";
 import { $ } from "./dom.js";
 import { copyCode } from "./markdown.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { KEY_STORAGE, state } from "./state.js";
+import { regenerate, saveEdit, send } from "./turns.js";
 
 function newChatId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -27,6 +31,17 @@ function submitMessage() {
   if (state.sending || !text.trim()) return;
   box.value = "";
   send(text);
+}
+
+// Enter sends (or saves an edit), Shift+Enter starts a new line, as in the message box.
+function isSend(event) {
+  return event.key === "Enter" && !event.shiftKey && !event.isComposing;
+}
+
+function saveEditor(item) {
+  const text = editorOf(item).querySelector("textarea").value;
+  if (state.sending || !text.trim()) return;
+  saveEdit(item, text);
 }
 
 async function copyFrom(button) {
@@ -147,7 +162,7 @@ function wireChat() {
   on("skip", "click", withoutDefault(() => $("message").focus()));
   on("composer", "submit", withoutDefault(submitMessage));
   on("message", "keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (isSend(event)) {
       event.preventDefault();
       submitMessage();
     }
@@ -163,6 +178,33 @@ function wireChat() {
   on("cancel-system", "click", closeSystemForm);
   on("delete-chat", "click", deleteChat);
   on("dismiss-error", "click", clearError);
+}
+
+// The messages' version, edit and regenerate controls, and the editor an Edit opens.
+function wireBranches() {
+  on("messages", "click", (event) => {
+    const button = event.target.closest(".actions button, button.cancel-edit");
+    if (!button) return;
+    const item = button.closest("li.message");
+    if (button.classList.contains("cancel-edit")) closeEditor(item);
+    else if (!usable(button)) return;
+    else if (button.classList.contains("edit")) openEditor(item);
+    else if (button.classList.contains("regenerate")) regenerate(item);
+    else stepVersion(item, button.classList.contains("previous") ? -1 : 1);
+  });
+  on("messages", "submit", (event) => {
+    event.preventDefault();
+    saveEditor(event.target.closest("li.message"));
+  });
+  on("messages", "keydown", (event) => {
+    if (!event.target.closest(".editor")) return;
+    const item = event.target.closest("li.message");
+    if (event.key === "Escape") closeEditor(item);
+    else if (isSend(event) && event.target.tagName === "TEXTAREA") {
+      event.preventDefault();
+      saveEditor(item);
+    }
+  });
 }
 
 function wireSidebar() {
@@ -196,6 +238,7 @@ function wireKey() {
 
 async function start() {
   wireChat();
+  wireBranches();
   wireSidebar();
   wireKey();
   const linked = new URLSearchParams(location.hash.slice(1)).get("chat");

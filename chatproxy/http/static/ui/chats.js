@@ -50,16 +50,18 @@ export async function loadChats(more) {
   }
 }
 
-// A turn was stored: the chat moves to the top of the list, listed now if it is new.
-export function noteTurn(id, firstText) {
+// A turn stored `added` messages: the chat moves to the top of the list, listed now if it is
+// new (titled `firstText`, its first message, if known).
+export function noteTurn(id, firstText, added) {
   const now = Date.now() / 1000;
   let chat = state.chats.find((c) => c.id === id);
   if (chat) {
     state.chats = state.chats.filter((c) => c !== chat);
-    chat.messages += 2;
+    chat.messages += added;
     chat.updated = now;
   } else {
-    chat = { id, title: firstText.slice(0, TITLE_CHARS), created: now, updated: now, messages: 2 };
+    const title = firstText.slice(0, TITLE_CHARS);
+    chat = { id, title, created: now, updated: now, messages: added };
   }
   state.chats.unshift(chat);
   renderChats();

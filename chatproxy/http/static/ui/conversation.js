@@ -1,16 +1,17 @@
-// The open chat: its header, its history paged back from the newest, and sending a message with
-// the reply streaming in (shown as Markdown as it grows).
+// The open chat: its header and the path through its tree that is shown, paged back from the
+// newest message; stepping to another version of a message shows the branch below that version.
 
-import { api, ApiError, chatPath, request, serverEvents } from "./api.js";
-import { noteTurn, renderChats } from "./chats.js";
+import { api, chatPath } from "./api.js";
+import { renderChats } from "./chats.js";
+import { focusControl, showControls, versionsOf } from "./branches.js";
 import { $ } from "./dom.js";
-import { messageElement, setMeta, setText, textOf } from "./messages.js";
+import { messageElement, messageOf } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
 
 const HISTORY_PAGE = 50;
 
-function updateEmpty() {
+export function updateEmpty() {
   $("empty-chat").hidden = $("messages").children.length > 0;
 }
 
@@ -62,21 +63,40 @@ export async function openChat(id, isNew) {
   }
 }
 
-async function loadHistory(before) {
-  const id = state.chatId;
+// The id of the newest message shown: the end of the path on screen (undefined if none).
+export function shownLeaf() {
+  const id = messageOf($("messages").lastElementChild).id;
+  return typeof id === "number" ? id : undefined;
+}
+
+// A page of the path that ends at `leaf` (the chat's current leaf if undefined): its newest
+// messages; or the messages before the message `before`, the same on every path through it.
+async function fetchPage(id, before, leaf) {
   let path = chatPath(id, `chat?limit=${HISTORY_PAGE}`);
   if (before !== undefined) path += `&before=${before}`;
+  if (leaf !== undefined) path += `&leaf=${leaf}`;
   const answer = await api("GET", path);
+  const messages = Array.isArray(answer) ? answer : [];
+  return messages.filter((m) => m && typeof m === "object" && m.role !== "system");
+}
+
+// Whether the path goes on above `oldest`: a message with a parent has an earlier page.
+function noteOldest(oldest) {
+  const more = oldest && typeof oldest.id === "number" && typeof oldest.parent === "number";
+  state.firstMessageId = more ? oldest.id : null;
+  $("more-messages").hidden = state.firstMessageId === null;
+}
+
+async function loadHistory(before) {
+  const id = state.chatId;
+  const messages = await fetchPage(id, before);
   if (id !== state.chatId) return; // the user moved on meanwhile
-  const messages = Array.isArray(answer) ? answer.filter((m) => m && typeof m === "object") : [];
   const list = $("messages");
   const scroller = list.parentElement;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  list.prepend(...messages.filter((m) => m.role !== "system").map(messageElement));
-  // Without a numeric id on the oldest message there is no paging back from it.
-  const oldest = messages.length ? messages[0].id : null;
-  state.firstMessageId = typeof oldest === "number" ? oldest : null;
-  $("more-messages").hidden = state.firstMessageId === null || state.firstMessageId <= 0;
+  list.prepend(...messages.map(messageElement));
+  showControls(list);
+  noteOldest(messages[0]);
   $("delete-chat").disabled = false;
   updateEmpty();
   // Keep the view where it was when older messages come in above; start at the bottom.
@@ -95,78 +115,48 @@ export async function loadEarlier() {
   }
 }
 
-function setSending(sending) {
-  state.sending = sending;
-  $("send").disabled = sending;
-  $("messages").setAttribute("aria-busy", String(sending));
-}
-
-// Read a streamed turn's events; show the text as it grows, at most once a frame. Return the
-// stored reply the last event carries.
-async function readReply(response, reply, scroller) {
-  let text = "";
-  let frame = 0;
-  const show = () => {
-    frame = 0;
-    setText(reply, text);
-    scroller.scrollTop = scroller.scrollHeight;
-  };
-  try {
-    for await (const { event, data } of serverEvents(response)) {
-      if (event === "delta") {
-        text += data.content;
-        if (!frame) frame = requestAnimationFrame(show);
-      } else if (event === "done") {
-        return data;
-      } else if (event === "error") {
-        throw new ApiError(0, data.code, data.error, null);
-      }
-    }
-  } finally {
-    cancelAnimationFrame(frame);
+// The path from the message `from` down to `leaf`, read back a page at a time until it is in.
+async function pathFrom(id, from, leaf) {
+  let messages = await fetchPage(id, undefined, leaf);
+  let at = messages.findIndex((m) => m.id === from);
+  while (at < 0 && messages.length && typeof messages[0].parent === "number") {
+    const earlier = await fetchPage(id, messages[0].id);
+    if (!earlier.length) break;
+    messages = earlier.concat(messages);
+    at = messages.findIndex((m) => m.id === from);
   }
-  throw new ApiError(0, "reply_cut", "", null);
+  if (at < 0) throw new Error("the chat changed meanwhile: open it again");
+  return messages.slice(at);
 }
 
-export async function send(text) {
+// Show the version `step` away (-1 or 1) of a message, and below it the branch that continues
+// from that version to its newest message; that branch becomes the chat's current one.
+export async function stepVersion(item, step) {
+  const { siblings, at } = versionsOf(item);
+  const target = siblings[at + step];
+  if (target === undefined) return;
   const id = state.chatId;
-  const list = $("messages");
-  const mine = messageElement({ role: "user", content: text, created_at: Date.now() / 1000 });
-  const reply = messageElement({ role: "assistant", content: "" });
-  reply.classList.add("streaming");
-  list.append(mine, reply);
-  updateEmpty();
-  const scroller = list.parentElement;
-  scroller.scrollTop = scroller.scrollHeight;
   clearError();
-  setSending(true);
-  setStatus("The assistant is replying…");
   try {
-    const response = await request(
-      "POST",
-      chatPath(id, "chat"),
-      { content: text, stream: true },
-      { Accept: "text/event-stream" },
-    );
-    const finished = await readReply(response, reply, scroller);
-    setText(reply, textOf(finished.content));
-    reply.classList.remove("streaming");
-    setMeta(reply, finished);
-    mine.dataset.sent = "true";
-    state.isNew = false;
-    $("delete-chat").disabled = false;
-    noteTurn(id, text);
-    showChatHeader();
-    setStatus("");
+    const moved = await api("POST", chatPath(id, "leaf"), { id: target, descend: true });
+    const path = await pathFrom(id, target, moved.leaf);
+    if (id !== state.chatId || !item.isConnected) return;
+    showBranch(item, path.map(messageElement), step < 0 ? "previous" : "next");
+    setStatus(`Showing version ${at + step + 1} of ${siblings.length}.`);
   } catch (error) {
-    // Nothing is stored when a turn fails: take the pair back and give the text back to retry.
-    mine.remove();
-    reply.remove();
-    updateEmpty();
-    if (!$("message").value) $("message").value = text;
-    setStatus("");
     showError(error);
-  } finally {
-    setSending(false);
   }
+}
+
+// Put `shown` in place of `item` and all below it, where `item` was on screen; the control
+// `focus` of the new version gets the focus.
+function showBranch(item, shown, focus) {
+  const list = $("messages");
+  const scroller = list.parentElement;
+  const top = item.getBoundingClientRect().top;
+  while (item.nextElementSibling) item.nextElementSibling.remove();
+  item.replaceWith(...shown);
+  showControls(list);
+  scroller.scrollTop += shown[0].getBoundingClientRect().top - top;
+  focusControl(shown[0], focus);
 }

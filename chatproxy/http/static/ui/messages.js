@@ -1,12 +1,24 @@
 // One message of the list as page elements: what the user wrote as plain text, the model's
 // replies as sanitized Markdown, tool calls and their results as collapsed blocks of plain text.
-// A message from the API may lack any field; it still gets an element.
+// A message from the API may lack any field; it still gets an element, which keeps the message
+// (its id, parent and siblings) for the branch controls.
 
 import { element } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
 const WHO = { user: "You", assistant: "Assistant", system: "System prompt", tool: "Tool" };
 const toolNames = new Map(); // tool call id -> the function's name, for results that name none
+const messages = new WeakMap(); // element -> the message it shows
+
+// The message an element shows, as the API gave it (`{}` for an element that is no message).
+export function messageOf(item) {
+  return messages.get(item) || {};
+}
+
+// What the element shows is now `message`: once its turn is stored, it has an id.
+export function setMessage(item, message) {
+  messages.set(item, message);
+}
 
 export function textOf(content) {
   if (typeof content === "string") return content;
@@ -61,6 +73,7 @@ export function setText(item, text) {
 export function messageElement(message) {
   const role = typeof message.role === "string" ? message.role : "unknown";
   const item = element("li", "message");
+  setMessage(item, message);
   const known = Object.hasOwn(WHO, role);
   item.dataset.role = role;
   if (known) item.classList.add(role);

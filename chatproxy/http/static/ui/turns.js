@@ -1,0 +1,157 @@
+// Sending a turn, with the reply streaming in (shown as Markdown as it grows): a new message at
+// the end of the path on screen, an edit of an earlier message (a new branch from the message
+// before it), or another reply to a message. The new branch replaces what was below on screen.
+
+import { ApiError, chatPath, request, serverEvents } from "./api.js";
+import { focusControl, openEditor, showControls } from "./branches.js";
+import { noteTurn } from "./chats.js";
+import { showChatHeader, shownLeaf, updateEmpty } from "./conversation.js";
+import { $ } from "./dom.js";
+import { messageElement, messageOf, setMessage, setMeta, setText, textOf } from "./messages.js";
+import { clearError, setStatus, showError } from "./notices.js";
+import { state } from "./state.js";
+
+function setSending(sending) {
+  state.sending = sending;
+  $("send").disabled = sending;
+  $("messages").setAttribute("aria-busy", String(sending));
+  showControls($("messages"));
+}
+
+// Read a streamed turn's events; show the text as it grows, at most once a frame. Return the
+// stored reply the last event carries.
+async function readReply(response, reply, scroller) {
+  let text = "";
+  let frame = 0;
+  const show = () => {
+    frame = 0;
+    setText(reply, text);
+    scroller.scrollTop = scroller.scrollHeight;
+  };
+  try {
+    for await (const { event, data } of serverEvents(response)) {
+      if (event === "delta") {
+        text += data.content;
+        if (!frame) frame = requestAnimationFrame(show);
+      } else if (event === "done") {
+        return data;
+      } else if (event === "error") {
+        throw new ApiError(0, data.code, data.error, null);
+      }
+    }
+  } finally {
+    cancelAnimationFrame(frame);
+  }
+  throw new ApiError(0, "reply_cut", "", null);
+}
+
+// Show `shown` (the user's new message if any, then the reply) in place of `from` and all
+// below it (at the end if null), and post `body`; the control `focus` of the first one shown
+// takes the focus meanwhile. Return the stored reply; on failure put back what was shown
+// before, report the error and return null.
+async function runTurn(body, shown, from, focus) {
+  const id = state.chatId;
+  const list = $("messages");
+  const reply = shown[shown.length - 1];
+  reply.classList.add("streaming");
+  const removed = [];
+  for (let node = from; node; node = node.nextElementSibling) removed.push(node);
+  list.append(...shown); // appending moves nothing out: `removed` are taken out next
+  removed.forEach((node) => node.remove());
+  updateEmpty();
+  const scroller = list.parentElement;
+  scroller.scrollTop = scroller.scrollHeight;
+  clearError();
+  setSending(true);
+  if (focus) focusControl(shown[0], focus);
+  setStatus("The assistant is replying…");
+  try {
+    const response = await request("POST", chatPath(id, "chat"), { ...body, stream: true }, {
+      Accept: "text/event-stream",
+    });
+    const finished = await readReply(response, reply, scroller);
+    setText(reply, textOf(finished.content));
+    reply.classList.remove("streaming");
+    setMeta(reply, finished);
+    state.isNew = false;
+    $("delete-chat").disabled = false;
+    setStatus("");
+    return finished;
+  } catch (error) {
+    // Nothing is stored when a turn fails: the view goes back to what it was (unless another
+    // chat is open by now).
+    if (reply.isConnected) {
+      shown.forEach((node) => node.remove());
+      list.append(...removed);
+      updateEmpty();
+    }
+    setStatus("");
+    showError(error);
+    return null;
+  } finally {
+    setSending(false);
+  }
+}
+
+// The user's new message and the empty reply that will stream in below it.
+function pair(text, parent) {
+  const now = Date.now() / 1000;
+  const mine = messageElement({ role: "user", content: text, created_at: now, parent });
+  return [mine, messageElement({ role: "assistant", content: "" })];
+}
+
+// Both are stored: each gets its id and its versions (`siblings`, the user message's without
+// its own id yet).
+function settle(mine, reply, finished, siblings) {
+  const userId = finished.parent;
+  setMessage(mine, { ...messageOf(mine), id: userId, siblings: [...siblings, userId] });
+  setMessage(reply, { ...finished, siblings: [finished.id] });
+  showControls($("messages"));
+}
+
+// Send a new message below the newest one on screen (so what the user sees is what goes on).
+export async function send(text) {
+  const id = state.chatId;
+  const parent = shownLeaf();
+  const [mine, reply] = pair(text, parent === undefined ? null : parent);
+  const body = parent === undefined ? { content: text } : { content: text, parent };
+  const finished = await runTurn(body, [mine, reply], null);
+  if (!finished) {
+    if (!$("message").value) $("message").value = text; // given back to send again
+    return;
+  }
+  settle(mine, reply, finished, []);
+  noteTurn(id, text, 2);
+  showChatHeader();
+}
+
+// Save the editor's text as another version of a user message: a new message beside it, whose
+// reply streams in; the branch below the old version stays, a step away.
+export async function saveEdit(item, text) {
+  const id = state.chatId;
+  const old = messageOf(item);
+  const [mine, reply] = pair(text, old.parent);
+  const body = { content: text, parent: old.parent };
+  const finished = await runTurn(body, [mine, reply], item, "edit");
+  if (!finished) {
+    if (item.isConnected) openEditor(item, text); // back as it was, the text kept to save again
+    return;
+  }
+  settle(mine, reply, finished, old.siblings || [old.id]);
+  noteTurn(id, old.parent === null ? text : "", 2);
+}
+
+// Ask for another reply to the user message a reply answers; it goes beside the old one.
+export async function regenerate(item) {
+  const id = state.chatId;
+  const old = messageOf(item);
+  const reply = messageElement({ role: "assistant", content: "", parent: old.parent });
+  const finished = await runTurn({ parent: old.parent }, [reply], item, "regenerate");
+  if (!finished) {
+    focusControl(item, "regenerate");
+    return;
+  }
+  setMessage(reply, { ...finished, siblings: [...(old.siblings || [old.id]), finished.id] });
+  showControls($("messages"));
+  noteTurn(id, "", 1);
+}

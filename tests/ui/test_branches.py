@@ -1,0 +1,267 @@
+"""Branches on the chat page: editing a message, regenerating a reply, stepping between versions.
+
+A chat is a tree; the page shows one path through it. Each check reads what the page shows,
+what the server holds (`GET /<chat_id>/chat`, the path to the chat's current leaf) and what the
+fake upstream was sent: only the path of the branch, never a sibling.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import http
+from tests.ui.pages import PHONE, RECORD_REPLY_TEXTS, Serve, shoot, stored
+
+# The texts each message of the list shows, with its role: [("user", "A"), ("assistant", …)].
+SHOWN = """() => Array.from(document.querySelectorAll("#messages > li"),
+  (li) => [li.dataset.role, li.querySelector(":scope > .text").textContent.trim()])"""
+
+
+def said(text: str, earlier: int) -> str:
+    """The fake upstream's reply to `text` with `earlier` messages before it on the path."""
+    return f"[dev upstream] You said: {text}. (I can see {earlier} earlier messages.)"
+
+
+def seed(base: str, chat: str, *texts: str) -> None:
+    """Store a turn for each text, one after the other."""
+    for text in texts:
+        answer = http("POST", f"{base}/{chat}/chat", {"content": text})
+        assert answer.status == 200, answer.body
+
+
+def open_seeded(page: Page, base: str, chat: str, *texts: str) -> list[tuple[str, str]]:
+    """Store a turn for each text, open the chat on the page; return its path as stored."""
+    seed(base, chat, *texts)
+    path = stored(base, chat)
+    page.goto(f"{base}/ui#chat={chat}")
+    expect(messages(page)).to_have_count(len(path))
+    return path
+
+
+def shown(page: Page) -> list[tuple[str, str]]:
+    return [(role, text) for role, text in page.evaluate(SHOWN)]
+
+
+def messages(page: Page) -> Locator:
+    return page.locator("#messages > li")
+
+
+def versions(item: Locator, at: int, of: int) -> Locator:
+    """The message's versions group ("< at/of >"), checked to be there."""
+    group = item.get_by_role("group", name=f"Version {at} of {of}")
+    expect(group).to_be_visible()
+    expect(group).to_contain_text(f"{at}/{of}")
+    return group
+
+
+def upstream_saw(fake_upstream: FakeUpstream) -> list[tuple[str, str]]:
+    """The messages of the last request the model got."""
+    return [(m["role"], m["content"]) for m in fake_upstream.chat_requests()[-1]["messages"]]
+
+
+def test_editing_a_middle_message_starts_a_branch_and_the_old_one_stays_a_step_away(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    old_path = open_seeded(page, base, "trip", "Plan a trip", "Somewhere warm", "Three days")
+    expect(messages(page).get_by_role("group")).to_have_count(0)  # one version of each
+
+    middle = messages(page).nth(2)
+    middle.get_by_role("button", name="Edit message").click()
+    box = middle.get_by_label("Edited message")
+    expect(box).to_be_focused()
+    expect(box).to_have_value("Somewhere warm")
+    box.fill("Somewhere cold")
+    page.evaluate(RECORD_REPLY_TEXTS)
+    middle.get_by_role("button", name="Save").click()
+
+    reply = said("Somewhere cold", 2)
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(2)
+    assert shown(page) == [*old_path[:2], ("user", "Somewhere cold"), ("assistant", reply)]
+    seen: list[str] = page.evaluate("window.replyTexts")
+    assert [t for t in seen if t and t != reply and reply.startswith(t)], "it did not stream in"
+    edited = messages(page).nth(2)
+    versions(edited, 2, 2)
+    expect(edited.get_by_role("button", name="Edit message")).to_be_focused()
+    # The model got the new branch's path only: not the old message, nor what followed it.
+    assert upstream_saw(fake_upstream) == [*old_path[:2], ("user", "Somewhere cold")]
+    assert stored(base, "trip") == shown(page)  # the new reply is the chat's leaf
+    shoot(page, "18-edited")
+
+    edited.get_by_role("button", name="Previous version").click()
+    expect(messages(page)).to_have_count(6)  # the old branch, down to its last reply
+    assert shown(page) == old_path
+    versions(messages(page).nth(2), 1, 2)
+    expect(page.get_by_role("status")).to_have_text("Showing version 1 of 2.")
+    assert stored(base, "trip") == old_path  # and it is the chat's current branch again
+
+    messages(page).nth(2).get_by_role("button", name="Next version").click()
+    expect(messages(page)).to_have_count(4)
+    assert shown(page) == stored(base, "trip")
+    page.reload()  # the branch shown is the one the chat continues from
+    expect(messages(page)).to_have_count(4)
+    versions(messages(page).nth(2), 2, 2)
+
+    page.get_by_label("Message", exact=True).fill("Which coat?")
+    page.keyboard.press("Enter")
+    expect(messages(page)).to_have_count(6)
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(3)
+    assert upstream_saw(fake_upstream) == [*shown(page)[:4], ("user", "Which coat?")]
+    assert len(fake_upstream.chat_requests()) == 5
+
+
+def test_regenerating_a_reply_puts_a_new_one_beside_it(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    old_path = open_seeded(page, base, "colours", "Name a colour", "Another one")
+    users = page.locator("#messages li.user")
+    expect(users.get_by_role("button", name="Regenerate reply")).to_have_count(0)
+
+    fake_upstream.reply_text = "Teal, **surely**."
+    first_reply = messages(page).nth(1)
+    first_reply.get_by_role("button", name="Regenerate reply").click()
+    expect(messages(page)).to_have_count(2)  # the new reply ends the branch: nothing below it
+    fresh = messages(page).nth(1)
+    expect(fresh.locator("strong")).to_have_text("surely")
+    versions(fresh, 2, 2)
+    expect(fresh.get_by_role("button", name="Regenerate reply")).to_be_focused()
+    assert upstream_saw(fake_upstream) == [old_path[0]]  # the path to the question, no more
+    assert stored(base, "colours") == [old_path[0], ("assistant", "Teal, **surely**.")]
+
+    fresh.get_by_role("button", name="Regenerate reply").click()
+    expect(messages(page).nth(1).get_by_role("group", name="Version 3 of 3")).to_be_visible()
+    messages(page).nth(1).get_by_role("button", name="Previous version").click()
+    versions(messages(page).nth(1), 2, 3)
+    messages(page).nth(1).get_by_role("button", name="Previous version").click()
+    versions(messages(page).nth(1), 1, 3)
+    expect(messages(page)).to_have_count(4)  # the first reply, with the turn after it
+    assert shown(page) == old_path
+    assert len(fake_upstream.chat_requests()) == 4
+
+
+def test_versions_are_stepped_and_messages_edited_from_the_keyboard(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    open_seeded(page, base, "keys", "First question", "Second question")
+
+    edit = messages(page).first.get_by_role("button", name="Edit message")
+    edit.focus()
+    page.keyboard.press("Enter")
+    box = page.get_by_label("Edited message")
+    expect(box).to_be_focused()
+    page.keyboard.type(" changed")
+    page.keyboard.press("Escape")  # cancelled: nothing sent, the text as it was
+    expect(box).to_have_count(0)
+    expect(edit).to_be_focused()
+    expect(messages(page).first.locator(".text")).to_have_text("First question")
+    assert len(fake_upstream.chat_requests()) == 2
+
+    page.keyboard.press("Enter")
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("A new first question")
+    page.keyboard.press("Shift+Enter")  # a new line, as in the message box
+    page.keyboard.type("on two lines")
+    page.keyboard.press("Enter")  # saved: the first message's edit starts a new path
+    expect(messages(page)).to_have_count(2)
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(1)
+    assert upstream_saw(fake_upstream) == [("user", "A new first question\non two lines")]
+    first = messages(page).first
+    versions(first, 2, 2)
+    expect(first.get_by_role("button", name="Edit message")).to_be_focused()
+
+    first.get_by_role("button", name="Previous version").focus()
+    page.keyboard.press("Enter")
+    expect(messages(page)).to_have_count(4)
+    versions(messages(page).first, 1, 2)
+    previous = messages(page).first.get_by_role("button", name="Previous version")
+    expect(previous).to_be_focused()  # kept on the control, now at the first version
+    expect(previous).to_be_disabled()
+    assert previous.evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
+    shoot(page, "19-keyboard-versions")
+    page.keyboard.press("Enter")  # no version before the first: nothing changes
+    page.keyboard.press("Tab")
+    following = messages(page).first.get_by_role("button", name="Next version")
+    expect(following).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(messages(page)).to_have_count(2)
+    versions(messages(page).first, 2, 2)
+    expect(messages(page).first.get_by_role("button", name="Next version")).to_be_focused()
+    assert len(fake_upstream.chat_requests()) == 3
+
+
+def test_stepping_to_a_version_with_a_long_branch_below_shows_all_of_it(
+    serve: Serve, page: Page
+) -> None:
+    base = serve()
+    seed(base, "long", *(f"message {n}" for n in range(30)))
+    http("POST", f"{base}/long/chat", {"parent": 0})  # another first reply: the chat's leaf
+    page.goto(base + "/ui#chat=long")
+    expect(messages(page)).to_have_count(2)
+
+    messages(page).nth(1).get_by_role("button", name="Previous version").click()
+    expect(messages(page)).to_have_count(60)  # more than a page: read back until it is in
+    assert shown(page) == stored(base, "long")
+    versions(messages(page).nth(1), 1, 2)
+    expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()
+
+
+def test_an_edit_that_fails_leaves_the_branch_as_it_was(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    old_path = open_seeded(page, base, "fails", "One", "Two")
+    fake_upstream.script(Fault.error(500))
+
+    messages(page).nth(2).get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Two, edited")
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("alert")).to_contain_text("The model provider is unavailable")
+    assert shown(page) == old_path
+    expect(page.get_by_label("Edited message")).to_have_value("Two, edited")  # to save again
+    expect(page.get_by_label("Edited message")).to_be_focused()
+    assert stored(base, "fails") == old_path
+    children = http("GET", f"{base}/fails/children?parent=1").json()
+    assert children["children"] == [2]  # nothing was stored
+
+
+def test_branch_controls_fit_a_phone_screen(
+    serve: Serve, phone: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    seed(base, "narrow", "A question that is long enough to wrap on a phone screen, " * 2)
+    http("POST", f"{base}/narrow/chat", {"parent": 0})  # another reply
+    http("POST", f"{base}/narrow/chat", {"content": "An edit of the first", "parent": None})
+    http("POST", f"{base}/narrow/leaf", {"id": 0, "descend": True})
+    phone.goto(base + "/ui#chat=narrow")
+    expect(messages(phone)).to_have_count(2)
+    versions(messages(phone).first, 1, 2)
+    versions(messages(phone).last, 2, 2)
+
+    def fits() -> None:
+        widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1] == PHONE["width"], "the page scrolls sideways"
+        for control in phone.locator("#messages :is(button, textarea):visible").all():
+            box = control.bounding_box()
+            assert box is not None
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= PHONE["width"]
+            assert box["height"] >= 24, "too small a target for a finger"
+
+    fits()
+    shoot(phone, "20-phone-versions")
+    messages(phone).first.get_by_role("button", name="Edit message").click()
+    expect(phone.get_by_label("Edited message")).to_be_visible()
+    fits()
+    shoot(phone, "21-phone-editing")
+    phone.get_by_role("button", name="Cancel").click()
+    expect(phone.get_by_label("Edited message")).to_have_count(0)
+    messages(phone).first.get_by_role("button", name="Next version").click()
+    expect(messages(phone).first.locator(".text")).to_have_text("An edit of the first")
+    expect(messages(phone).nth(1)).to_contain_text(re.compile("You said: An edit"))
+    fits()
