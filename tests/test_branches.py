@@ -188,4 +188,4 @@ def test_a_turn_sends_the_newest_messages_length_messages_of_its_path(
     say(client, {"content": "q2"}, "a2", fake_upstream)
 
     history = ["q0", "a0", "q1", "a1"]
-    assert sent(fake_upstream) == history[len(history) - expected :] + ["q2"]
+    assert sent(fake_upstream) == [*history[len(history) - expected :], "q2"]
