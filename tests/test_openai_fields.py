@@ -63,8 +63,9 @@ def test_every_field_the_proxy_does_not_own_reaches_the_model_unchanged(
     assert {name: sent.get(name) for name in PASSED} == PASSED
     assert sent["a_field_from_the_future"] == FUTURE["a_field_from_the_future"]
     assert sent["metadata"] == {"team": "blue"}  # the chat id is the proxy's
-    assert (sent["model"], sent["max_tokens"]) == (MODEL, 50)
-    assert "max_completion_tokens" not in sent
+    # The cap under the name the client gave it (reasoning models refuse `max_tokens`).
+    assert (sent["model"], sent["max_completion_tokens"]) == (MODEL, 50)
+    assert "max_tokens" not in sent
     assert sent.get("stream", False) is stream
     assert sent["messages"][-1] == ask("What is the weather?")[0]
     if chat_by is not None:
@@ -195,4 +196,22 @@ def test_an_idempotency_key_sent_again_with_other_fields_is_refused(
 
     assert (first.status_code, same.status_code, other.status_code) == (200, 200, 422)
     assert same.headers["Idempotent-Replayed"] == "true"
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+def test_the_cap_goes_under_the_clients_name_and_within_max_tokens(
+    make_client: MakeClient, fake_upstream: FakeUpstream, name: str
+) -> None:
+    client = make_client(MAX_TOKENS="100")
+    body = {"model": MODEL, "messages": ask("Hi"), name: 80}
+
+    answer = client.post("/v1/chat/completions", json=body, headers={"X-Chat-Id": "cap"})
+    too_many = client.post("/v1/chat/completions", json={**body, name: 101})
+
+    assert answer.status_code == 200, answer.get_json()
+    sent = fake_upstream.chat_requests()[-1]
+    other = {"max_tokens", "max_completion_tokens"} - {name}
+    assert (sent[name], other & set(sent)) == (80, set())
+    assert too_many.status_code == 400
     assert len(fake_upstream.chat_requests()) == 1

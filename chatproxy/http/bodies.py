@@ -185,6 +185,10 @@ class CompletionRequest(BaseModel):
         """The fields passed on as they were sent: every field the proxy does not own, and
         `metadata` without a chat id (left out if that was all it held)."""
         fields = dict(self.model_extra or {})
+        if self.max_completion_tokens is not None:
+            # Names the cap as the client did (reasoning models refuse `max_tokens`); the value
+            # sent is the cap the proxy resolves (`upstream.rules.completion_body`).
+            fields["max_completion_tokens"] = self.max_completion_tokens
         if self.metadata is not None:
             metadata = {k: v for k, v in self.metadata.items() if k != "chat_id"}
             if metadata or "chat_id" not in self.metadata:

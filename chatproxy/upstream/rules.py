@@ -137,9 +137,12 @@ def completion_body(
 ) -> JsonObject:
     """A chat completion request: the request's own `fields` as they are, and the call's model,
     messages, max_tokens and temperature (sent only when one is set), which no field overrides
-    (nor a `max_completion_tokens`, `stream` or `stream_options` of theirs)."""
-    body = {k: v for k, v in (fields or {}).items() if k not in CALL_FIELDS}
-    body.update(model=model, messages=list(messages), max_tokens=max_tokens)
+    (nor a `stream` or `stream_options` of theirs). The cap goes as `max_completion_tokens`
+    when the request named it so (OpenAI's reasoning models refuse `max_tokens`)."""
+    fields = fields or {}
+    body = {k: v for k, v in fields.items() if k not in CALL_FIELDS}
+    cap = "max_completion_tokens" if "max_completion_tokens" in fields else "max_tokens"
+    body.update({"model": model, "messages": list(messages), cap: max_tokens})
     if temperature is not None:
         body["temperature"] = temperature
     return body
