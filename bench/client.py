@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,14 +31,18 @@ class Client:
             self.conn.close()
             self.conn = None
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes, float]:
-        """Send one request; returns status, body and seconds from send to the last byte."""
+    def request(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes, float]:
+        """Send one request (with `headers` besides the body's type); returns status, body and
+        seconds from send to the last byte."""
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        sent = {"Content-Type": "application/json"} if data is not None else {}
+        sent.update(headers or {})
         conn = self.connection()
         start = time.perf_counter()
         try:
-            conn.request(method, self.prefix + path, body=data, headers=headers)
+            conn.request(method, self.prefix + path, body=data, headers=sent)
             response = conn.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException):

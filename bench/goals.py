@@ -8,6 +8,7 @@ GOAL_CHATS_P99_MS = 50.0  # 2: added p99
 GOAL_RATE = 600  # 3 and 3b: saturation, turns/s
 GOAL_RATIO = 1.2  # 4 and 4b: long chat vs short (issue 21 asks it of 4 on trees too)
 GOAL_BRANCH_RATIO = 1.2  # 8 (issue 21): from a reply with 50 siblings at depth 1,000
+GOAL_RESEND_RATIO = 1.3  # 9 (issue 21): 200 resent messages that match the path + a new one
 GOAL_COLD_S = 1.0  # 5: cold start
 GOAL_MEMORY_MB = 150  # 6: memory with 200 turns in flight
 GOAL_STREAM_MS = 2.0  # 7: first streamed text, added

@@ -16,6 +16,7 @@ from bench.goals import (
     GOAL_MEMORY_MB,
     GOAL_RATE,
     GOAL_RATIO,
+    GOAL_RESEND_RATIO,
     GOAL_STREAM_MS,
 )
 from bench.latency import BUSY_STREAM_WORD_S, STREAM_WORD_S, reply_ms
@@ -40,6 +41,8 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
     }
     if "t8" in r:  # runs from before chats were trees have no row 8
         judged["8"] = r["t8"]["post_ratio"] <= GOAL_BRANCH_RATIO
+    if "t9" in r:  # nor, from before /v1 matched resent histories, row 9
+        judged["9"] = r["t9"]["post_ratio"] <= GOAL_RESEND_RATIO
     return judged
 
 
@@ -66,7 +69,7 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         *part(
             "results", workers=r["workers"], **goals, **judged, **latency(r), **load(r), **chats(r)
         ),
-        *branches(r, judged),
+        *ratio_rows(r, judged),
     ]
 
 
@@ -139,20 +142,40 @@ def chats(r: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def branches(r: dict[str, Any], judged: dict[str, str]) -> list[str]:
-    """Row 8, if this run has it."""
-    t8 = r.get("t8")
-    if t8 is None:
-        return []
+def ratio_rows(r: dict[str, Any], judged: dict[str, str]) -> list[str]:
+    """Rows 8 and 9, each if this run has it."""
+    t8, t9 = r.get("t8"), r.get("t9")
+    lines = []
+    if t8 is not None:
+        cases = ("post_branch_ms", "post_empty_ms")
+        shown = {"siblings": t8["siblings"], "depth": f"{t8['depth']:,}"}
+        lines += ratio_row("results_branches", t8, GOAL_BRANCH_RATIO, cases, judged["v8"], shown)
+    if t9 is not None:
+        cases = ("post_full_ms", "post_single_ms")
+        shown = {"resent": t9["resent"], "kb": f"{t9['body_kb']:.0f}"}
+        lines += ratio_row("results_resend", t9, GOAL_RESEND_RATIO, cases, judged["v9"], shown)
+    return lines
+
+
+def ratio_row(
+    name: str,
+    target: dict[str, Any],
+    goal: float,
+    cases: tuple[str, str],
+    verdict: str,
+    shown: dict[str, Any],
+) -> list[str]:
+    """The part `name`: a row whose target times one case against another (`cases`, the keys
+    of their medians) and is judged by the ratio of the two against `goal`."""
+    timed, compared = cases
     return part(
-        "results_branches",
-        t8_siblings=t8["siblings"],
-        t8_depth=f"{t8['depth']:,}",
-        goal_branch_ratio=f"{GOAL_BRANCH_RATIO:g}",
-        t8_ratio=f"{t8['post_ratio']:.2f}",
-        t8_post_branch=f"{t8['post_branch_ms']:.2f}",
-        t8_post_empty=f"{t8['post_empty_ms']:.2f}",
-        v8=judged["v8"],
+        name,
+        goal=f"{goal:g}",
+        ratio=f"{target['post_ratio']:.2f}",
+        timed=f"{target[timed]:.2f}",
+        compared=f"{target[compared]:.2f}",
+        verdict=verdict,
+        **shown,
     )
 
 
