@@ -8,7 +8,7 @@ Handlers validate with these models (`Context.body`); the OpenAPI spec describes
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from chatproxy.service.defaults import TurnOptions
 from chatproxy.store.base import ROOT
@@ -132,13 +133,15 @@ class ImageBody(ContentBody):
         )
 
 
-class ChatMessage(BaseModel):
-    """One message of a chat completion request (other fields are passed through)."""
+class ChatMessage(TypedDict):
+    """One message of a chat completion request (other fields are passed through). Validated
+    into a plain dict of the keys sent: a resent history of hundreds of messages is not turned
+    into models and back."""
 
-    model_config = ConfigDict(extra="allow")
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: StrictStr | list[dict[str, Any]] | None = None
+    content: NotRequired[StrictStr | list[dict[str, Any]] | None]
 
 
 class CompletionRequest(BaseModel):

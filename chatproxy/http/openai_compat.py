@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 from chatproxy.errors import InvalidChatId, ValidationFailed
 from chatproxy.http.bodies import ChatMessage, CompletionRequest
@@ -61,7 +61,7 @@ async def chat_completions(ctx: Context) -> Answer:
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
     _check_lengths(request.messages, ctx.settings.max_content_chars)
-    sent = [m.model_dump(exclude_unset=True) for m in request.messages]
+    sent = request.messages
     key, options = idempotency_key, request.options
     if request.stream:
         service = ctx.service
@@ -81,7 +81,7 @@ ROUTES: list[Route] = [
 
 async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Answer:
     """Without a chat id: the client's messages go to the model as they are; nothing is stored."""
-    messages = [m.model_dump(exclude_unset=True) for m in request.messages]
+    messages = cast("list[dict[str, Any]]", request.messages)  # validated plain dicts
     if request.stream:
         turn = await ctx.service.stream_pass_through(tenant, messages, options=request.options)
         return _sse(turn, request.include_usage)
@@ -93,7 +93,7 @@ def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
     """Refuse a pass-through request with a message longer than MAX_CONTENT_CHARS, as a turn
     of a chat is refused: the limit bounds what one message may cost, stored or not."""
     for n, message in enumerate(messages):
-        if len(content_text(message.content)[0]) > max_chars:
+        if len(content_text(message.get("content"))[0]) > max_chars:
             raise ValidationFailed(
                 f"messages[{n}]: at most {max_chars} characters (MAX_CONTENT_CHARS)"
             )

@@ -42,10 +42,13 @@ CALL_TYPES = ("function", "custom")
 Key = tuple[Any, ...]
 
 
-def check_messages(sent: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse the first message whose shape the proxy cannot store or compare."""
-    for n, message in enumerate(sent):
-        _check_message(n, message)
+def check_messages(
+    sent: Sequence[Mapping[str, Any]], start: int = 0, stop: int | None = None
+) -> None:
+    """Refuse the first message (of `sent[start:stop]`) whose shape the proxy cannot store or
+    compare."""
+    for n in range(start, len(sent) if stop is None else stop):
+        _check_message(n, sent[n])
 
 
 def message_key(role: str, content: Any, calls: Any, call_id: Any) -> Key:

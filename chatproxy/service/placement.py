@@ -79,12 +79,15 @@ def place_request(
     load the path from its first message and call again with `whole` (see the module's
     docstring; a path whose oldest messages were dropped, MAX_CHAT_MESSAGES, starts below a
     first message)."""
-    check_messages(sent)
     first = 0
-    while first < len(sent) and sent[first]["role"] in SYSTEM_ROLES:
+    while first < len(sent) and sent[first].get("role") in SYSTEM_ROLES:
         first += 1
-    system = "\n\n".join(_text(m["content"]) for m in sent[:first]) if first else None
+    check_messages(sent, 0, first)
     convo = sent[first:]
+    # What is resent exactly as stored was checked when it came: only the rest is checked.
+    resent = _resent_as_stored(path, convo)
+    check_messages(sent, first + resent)
+    system = "\n\n".join(_text(m["content"]) for m in sent[:first]) if first else None
     if not convo or convo[-1]["role"] not in ("user", "tool"):
         where = f"messages[{len(sent) - 1}]" if sent else "messages"
         raise ValidationFailed(
@@ -95,7 +98,7 @@ def place_request(
     if users <= 1 and not any(m["role"] == "assistant" for m in convo):
         _check_answers(_waiting_after(path[-1] if path else None), convo, first)
         return Placement(system, None, [_to_message(m) for m in convo])
-    return _place_history(path, convo, first, system, whole)
+    return _place_history(path, convo, first, system, whole, resent)
 
 
 def _place_history(
@@ -104,9 +107,11 @@ def _place_history(
     first: int,
     system: str | None,
     whole: bool,
+    resent: int,
 ) -> Placement | None:
-    """Find where a resent history agrees with the stored path and place what follows."""
-    at = _resent_as_stored(path, convo)
+    """Find where a resent history agrees with the stored path and place what follows
+    (`resent`: how many of its messages are, exactly as stored, the path's newest)."""
+    at = resent
     if at:
         parent, waiting, branch = path[-1].id, _waiting_after(path[-1]), False
     else:
@@ -122,7 +127,9 @@ def _resent_as_stored(path: Sequence[Message], convo: Sequence[Mapping[str, Any]
     """Recognise the common resend with plain comparisons, before any normalising: the request
     up to its last assistant message is, exactly as stored, the newest part of a path that ends
     with an assistant message (so no fit can start earlier). Return its length, else 0."""
-    k = next((n + 1 for n in range(len(convo) - 1, -1, -1) if convo[n]["role"] == "assistant"), 0)
+    k = next(
+        (n + 1 for n in range(len(convo) - 1, -1, -1) if convo[n].get("role") == "assistant"), 0
+    )
     if not k or k > len(path) or path[-1].role != "assistant":
         return 0
     same = all(

@@ -94,7 +94,9 @@ class KnownWindows:
         if before is None or before.token != token:
             return
         joined = before.raws + tuple(raws)
-        kept = tuple(raw for raw in joined if item_id(raw) >= first)
+        kept = joined
+        if joined and item_id(joined[0]) < first:  # ids grow along a path: the oldest tells
+            kept = tuple(raw for raw in joined if item_id(raw) >= first)
         newest = kept[-before.limit :] if before.limit > 0 else ()
         whole = len(kept) < len(joined) or (before.whole and len(joined) <= before.limit)
         chars = sum(map(len, newest))
