@@ -210,12 +210,12 @@ def test_a_save_only_continues_the_window_read_under_its_own_lock() -> None:
     windows.read(CHAT, "mine", stored(1, 2, 3), 3)
     assert windows.usable(CHAT, 3) is None  # a read alone is not trusted
 
-    windows.saved(CHAT, "someone-else", "t1", stored(4, 5), first=1)
+    windows.saved(CHAT, "someone-else", "t1", stored(4, 5), parent=3, first=1)
     unchanged = windows.get(CHAT)
     assert unchanged is not None
     assert (unchanged.raws, unchanged.turn) == (stored(1, 2, 3), None)
 
-    windows.saved(CHAT, "mine", "t1", stored(4, 5), first=1)
+    windows.saved(CHAT, "mine", "t1", stored(4, 5), parent=3, first=1)
     known = windows.get(CHAT)
     assert known is not None
     assert (known.raws, known.turn, known.token, known.whole) == (
@@ -232,12 +232,38 @@ def test_a_save_that_trimmed_the_window_knows_the_whole_path() -> None:
     windows = KnownWindows(max_chats=10, max_chars=1000)
     windows.read(CHAT, "mine", stored(3, 4, 5), 3)
 
-    windows.saved(CHAT, "mine", "t2", stored(6, 7), first=5)  # items below 5 were dropped
+    windows.saved(CHAT, "mine", "t2", stored(6, 7), parent=5, first=5)  # below 5: dropped
 
     known = windows.get(CHAT)
     assert known is not None
     assert (known.raws, known.turn, known.whole) == (stored(5, 6, 7), "t2", True)
     assert windows.usable(CHAT, 10) == known
+
+
+@pytest.mark.parametrize("parent", [1, 2, None])
+def test_a_save_under_another_item_than_the_windows_last_forgets_the_window(
+    parent: int | None,
+) -> None:
+    # A /v1 edit: the lock read the leaf's path, the turn went under a message inside it.
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "mine", stored(1, 2, 3), 3)
+
+    windows.saved(CHAT, "mine", "t1", stored(4, 5), parent=parent, first=1)
+
+    assert windows.get(CHAT) is None
+    assert windows.usable(CHAT, 3) is None
+
+
+def test_a_trimmed_window_longer_than_its_limit_is_not_the_whole_path() -> None:
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "mine", stored(3, 4, 5), 3)
+
+    windows.saved(CHAT, "mine", "t2", stored(6, 7), parent=5, first=4)  # 4..7 kept: 4 > 3
+
+    known = windows.get(CHAT)
+    assert known is not None
+    assert (known.raws, known.whole) == (stored(5, 6, 7), False)
+    assert windows.usable(CHAT, 4) is None
 
 
 @pytest.mark.anyio

@@ -86,5 +86,11 @@ def place_turn(state: ChatState, ask: Ask) -> Placing:
             )
         return Placing([], state.messages[:-1], [last], state.next_id, last.id)
     parent = state.leaf if ask.at is None else None if ask.at == ROOT else ask.at
+    anchor = state.messages[-1] if state.messages and parent is not None else None
+    if anchor is not None and anchor.role == "assistant" and anchor.tool_calls:
+        raise ValidationFailed(
+            f"parent: message {anchor.id} called tools and waits for their results; send them"
+            " with POST /v1/chat/completions (role: tool), or continue from another message"
+        )
     user = Message("user", ask.content).placed(state.next_id, parent)
     return Placing([user], state.messages, [user], state.next_id + 1, user.id)

@@ -250,6 +250,8 @@ class ChatService:
             system = self._defaults.system_prompt(state)
         budget = self._settings.context_tokens - call.max_tokens
         most = self._settings.messages_length
+        if asked[0].role == "tool":
+            most = max(most, 1)  # tool results go up with the message that made their calls
         history = placing.history[max(0, len(placing.history) - most) :] if most else []
         window = fit_window(system, history, asked, budget=budget)
         outgoing = [m.for_upstream() for m in [*window, *asked]]

@@ -40,8 +40,15 @@ def fit_window(
 ) -> list[Message]:
     """Return the newest messages of `history` that fit `budget` beside the system prompt and
     the new message (or messages: tool results, a user message), oldest first; refuse new
-    messages that cannot fit at all."""
-    asked = [new] if isinstance(new, Message) else new
+    messages that cannot fit at all.
+
+    Tool results go up with the message that made their calls, or a model refuses them: new
+    results need the newest message of `history` (their calls), and the window never starts
+    with results whose calls were left out."""
+    asked = [new] if isinstance(new, Message) else list(new)
+    needed = len(history) if asked and asked[0].role == "tool" and history else None
+    if needed is not None:
+        asked, history = [history[-1], *asked], history[:-1]
     used = sum(message_tokens(message) for message in asked)
     if system:
         used += estimate_tokens(system) + TOKENS_PER_MESSAGE
@@ -57,4 +64,6 @@ def fit_window(
             break
         kept.append(message)
     kept.reverse()
-    return kept
+    while kept and kept[0].role == "tool":  # their calls did not fit
+        kept.pop(0)
+    return kept + asked[:1] if needed is not None else kept

@@ -217,7 +217,10 @@ class RedisStore:
             raws = [m.dumps() for m in messages]  # the script's own text for each
             self.decoded.remember(raws, messages)  # the next turn reads them back in its window
             if lock_token is not None:
-                self._windows.saved(chat, lock_token, turn_id, raws, first=int(saved[1]))
+                parent = messages[0].parent if messages else None
+                self._windows.saved(
+                    chat, lock_token, turn_id, raws, parent=parent, first=int(saved[1])
+                )
         else:
             self._windows.forget(chat)
         return True

@@ -85,20 +85,33 @@ class KnownWindows:
         self._put(chat, Window(kept, limit, None, token, sum(map(len, kept)), whole))
 
     def saved(
-        self, chat: ChatRef, token: str, turn_id: str, raws: Sequence[str], *, first: int
+        self,
+        chat: ChatRef,
+        token: str,
+        turn_id: str,
+        raws: Sequence[str],
+        *,
+        parent: int | None,
+        first: int,
     ) -> None:
-        """A save under `token` landed as `turn_id` with `raws`, under the last item of the
-        window read under that token, and kept the items from id `first` on: the chat's
-        window is that read, then `raws`, less the items dropped, and is known by `turn_id`."""
+        """A save under `token` landed as `turn_id` with `raws`, the first under `parent`, and
+        kept the items from id `first` on. Under the last item of the window read under that
+        token (a turn at the leaf, or where the read ended), the chat's window is that read,
+        then `raws`, less the items dropped, known by `turn_id`; under any other item (a `/v1`
+        edit of a message inside the window read), the window is not known."""
         before = self._windows.get(chat)
         if before is None or before.token != token:
+            return
+        if parent != (item_id(before.raws[-1]) if before.raws else None):
+            self.forget(chat)
             return
         joined = before.raws + tuple(raws)
         kept = joined
         if joined and item_id(joined[0]) < first:  # ids grow along a path: the oldest tells
             kept = tuple(raw for raw in joined if item_id(raw) >= first)
         newest = kept[-before.limit :] if before.limit > 0 else ()
-        whole = len(kept) < len(joined) or (before.whole and len(joined) <= before.limit)
+        trimmed = len(kept) < len(joined) and len(kept) <= before.limit
+        whole = trimmed or (before.whole and len(joined) <= before.limit)
         chars = sum(map(len, newest))
         self._put(chat, Window(newest, before.limit, turn_id, None, chars, whole))
 
