@@ -107,6 +107,23 @@ async def test_a_chat_another_process_changed_is_read_again(
 
 
 @pytest.mark.anyio
+async def test_a_leaf_another_process_moved_is_read_again(
+    process: Callable[..., Process],
+) -> None:
+    one, two = process(), process()
+    await one.run_turn("a")  # items 0, 1
+    await one.run_turn("b")  # items 2, 3; `one` knows the window by this turn
+
+    assert await two.store.set_leaf(CHAT, 1) == 1  # the last turn stays the same
+
+    assert await one.run_turn("c") == chained(turn("a"), 0, None)
+    assert one.items_read == 2
+    window = chained(turn("a"), 0, None) + chained(turn("c"), 4, 1)
+    assert await one.run_turn("d") == window  # known again, by turn c
+    assert one.items_read == 0
+
+
+@pytest.mark.anyio
 async def test_a_save_without_the_lock_or_a_turn_that_failed_leave_no_stale_window(
     process: Callable[..., Process],
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatproxy.errors import NotFound, TurnLeaseLost
+from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.base import ROOT, chained
 from tests.conftest import MakeStore, take_lock
@@ -201,3 +201,16 @@ async def test_a_fenced_save_under_a_given_parent_needs_the_lock(store: Store) -
     await store.save_turn(CHAT, "e", edit, lock_token="tok", release=True)
 
     assert texts((await store.load_history(CHAT)).messages) == ["e"]
+
+
+@pytest.mark.anyio
+async def test_the_leaf_does_not_move_while_a_turn_holds_the_chat(store: Store) -> None:
+    await linear(store, 2)
+    assert await take_lock(store, CHAT, "turn", 60.0)
+
+    with pytest.raises(ChatBusy):
+        await store.set_leaf(CHAT, 1)
+
+    assert (await store.load_window(CHAT, 0)).leaf == 3
+    await store.release_turn(CHAT, "turn")
+    assert await store.set_leaf(CHAT, 1) == 1

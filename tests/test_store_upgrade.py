@@ -204,6 +204,26 @@ async def test_a_turn_on_an_old_redis_chat_continues_it_under_its_newest_message
 
 
 @pytest.mark.anyio
+async def test_what_the_release_before_writes_to_an_upgraded_chat_continues_its_path(
+    open_redis: Callable[..., Store], admin: redis.Redis
+) -> None:
+    # A rolling deploy: an instance of the release before appends to a chat already upgraded,
+    # to a list of its own (it saw none), counting on from the meta's `appended`.
+    store = open_redis(None)
+    await store.save_turn(CHAT, "t1", new_turn())  # items 0, 1
+    admin.rpush(LIST, *(old_text(data) for data in OLD[:2]))
+    admin.hset(META, mapping={"appended": "4", "messages": "2", "last_turn": "old"})
+
+    history = (await store.load_history(CHAT)).messages
+
+    assert [(m.id, m.parent) for m in history] == [(0, None), (1, 0), (2, 1), (3, 2)]
+    assert [m.content for m in history[2:]] == [data["content"] for data in OLD[:2]]
+    assert await store.children(CHAT, [None, 1]) == [[0], [2]]
+    assert admin.hmget(META, "first", "messages", "leaf") == ["0", "4", "3"]
+    assert admin.exists(LIST) == 0
+
+
+@pytest.mark.anyio
 async def test_an_old_redis_chat_is_listed_refreshed_and_deleted_whole_before_its_upgrade(
     open_redis: Callable[..., Store], admin: redis.Redis
 ) -> None:

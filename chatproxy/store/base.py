@@ -276,7 +276,8 @@ class Store(Protocol):
 
     async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         """Make `item_id` the chat's current leaf (with `descend`, its newest descendant, always
-        taking the newest child); return the new leaf, or None if the chat does not hold it."""
+        taking the newest child); return the new leaf, or None if the chat does not hold it.
+        Raise `ChatBusy` while a turn holds the chat's lock (its save moves the leaf)."""
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""

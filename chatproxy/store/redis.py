@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import NotFound, TurnLeaseLost
+from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
@@ -49,7 +49,7 @@ from chatproxy.store.redis_keys import (
     state_of,
 )
 from chatproxy.store.redis_scripts import SCRIPTS
-from chatproxy.store.windows import KnownWindows
+from chatproxy.store.windows import KnownWindows, item_id
 
 if TYPE_CHECKING:
     from chatproxy.store.redis_limits import SharedRedisStorage
@@ -126,6 +126,7 @@ class RedisStore:
         args = [limit, self._ttl or 0, token, millis(lease_seconds)]
         args += [known.turn or "", len(known.raws)] if known else ["", 0]
         args.append(_at(at))
+        args.append(item_id(known.raws[-1]) if known and known.raws else "")
         keys = [*chat_keys(chat), lock_key(chat)]
         read = await self._script("begin_turn", keys, [GLOBAL_SYSTEM_KEY], args)
         if read is None:
@@ -147,10 +148,13 @@ class RedisStore:
         kept = int(first)  # the children below it were dropped by trimming
         return [[kid for kid in _ids(kids) if kid >= kept] for kids in found]
 
-    async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
+    async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
+        args = [item, "1" if descend else "0"]
+        keys = [*chat_keys(chat), lock_key(chat)]
+        leaf = await self._script("set_leaf", keys, [], args)
+        if leaf == -1:
+            raise ChatBusy()
         self._windows.forget(chat)
-        args = [item_id, "1" if descend else "0"]
-        leaf = await self._script("set_leaf", list(chat_keys(chat)), [], args)
         return None if leaf is None else int(leaf)
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:

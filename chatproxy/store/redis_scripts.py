@@ -10,7 +10,9 @@ window costs the same at any depth of any chat.
 """
 
 # Turns a chat kept as a list (the layout before trees) into items, in place: message n becomes
-# item first + n under the one before it; the newest is the leaf. LLEN of a missing key is 0.
+# item first + n under the one before it (the first under the leaf, if the chat has items: the
+# release before wrote to a chat upgraded already); the newest is the leaf. LLEN of a missing
+# key is 0.
 UPGRADE = """
 local PARENT = '^{"id":%d+,"parent":(%d+)'
 local function placed(id, parent, body)  -- Message.dumps of a message whose JSON is `body`
@@ -19,18 +21,23 @@ end
 local function upgrade()
   local n = redis.call('LLEN', KEYS[4])
   if n == 0 then return end
-  local appended = tonumber(redis.call('HGET', KEYS[2], 'appended') or n)
+  local state = redis.call('HMGET', KEYS[2], 'appended', 'leaf', 'first')
+  local appended = tonumber(state[1] or n)
   local first = appended - n
+  -- A chat upgraded before (the release before wrote to it again): the list goes on its leaf.
+  local parent = state[2] or 'null'
   local raws = redis.call('LRANGE', KEYS[4], 0, -1)
   for i, raw in ipairs(raws) do
     local id = first + i - 1
-    local parent = 'null'
-    if i > 1 then parent = tostring(id - 1) end
     redis.call('HSET', KEYS[1], id, placed(id, parent, raw))
-    redis.call('HSET', KEYS[3], i > 1 and parent or 'root', id)
+    local field = parent == 'null' and 'root' or parent
+    local kids = redis.call('HGET', KEYS[3], field)
+    redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
+    parent = tostring(id)
   end
-  redis.call('HSET', KEYS[2], 'appended', appended, 'first', first, 'leaf', appended - 1,
-             'messages', n)
+  redis.call('HSET', KEYS[2], 'appended', appended, 'leaf', appended - 1,
+             'messages', redis.call('HLEN', KEYS[1]))
+  if not state[3] then redis.call('HSET', KEYS[2], 'first', first) end
   local ttl = redis.call('PTTL', KEYS[4])
   redis.call('DEL', KEYS[4])
   if ttl > 0 then
@@ -136,8 +143,8 @@ end
 # Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
 # before ('' = none: else the page above that item, or, if the chat does not hold it, the items
 # numbered below it), ttl (0 = none), ttl_arg (its ARGV text), global (the global prompt's key,
-# or nil on a cluster), and known, known_count: the turn id by which the caller knows the newest
-# known_count items of the leaf's path (false = none; see windows.py).
+# or nil on a cluster), and known, known_count, known_leaf: the turn id by which the caller knows
+# the newest known_count items of the path ending at known_leaf (false = none; see windows.py).
 # Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
 # newest the window holds), settings, the global prompt (false on a cluster), leaf, next id.
 READ_PATH = """
@@ -147,7 +154,8 @@ if before ~= '' then
   if raw then from = string.match(raw, PARENT) or false else below = tonumber(before) end
 end
 local items = {}
-if limit ~= 0 and known and at == '' and meta[4] == known then
+local known_here = known and at == '' and meta[4] == known and (meta[1] or '') == known_leaf
+if limit ~= 0 and known_here then
   items = math.min(limit, known_count)
 elseif limit ~= 0 and from then
   local id, n = from, 0
@@ -184,7 +192,8 @@ READ_CHAT = (
 -- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id)
 local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local ttl_arg, global = ARGV[3], KEYS[5]
-local known, known_count = false, 0
+local known, known_count, known_leaf = false, 0, ''
+
 """
     + FIND_START
     + READ_PATH
@@ -195,7 +204,7 @@ BEGIN_TURN = (
     + """
 -- KEYS: items, meta, kids, old list, lock, and on a single node the global prompt
 -- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count,
---       at ('' = the leaf, 'root', or an item id)
+--       at ('' = the leaf, 'root', or an item id), the known window's last item ('' = none)
 -- Takes the turn lock and reads the newest `limit` items of the path ending at `at`, or returns
 -- false (nil) if another token holds it. The holder may take it again (a call re-sent after a
 -- lost reply).
@@ -211,7 +220,7 @@ if not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
 end
 local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
 local ttl_arg, global = ARGV[2], KEYS[6]
-local known, known_count = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6])
+local known, known_count, known_leaf = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6]), ARGV[8]
 """
     + READ_PATH
 )
@@ -229,13 +238,17 @@ return {redis.call('HGET', KEYS[2], 'first') or 0, redis.call('HMGET', KEYS[3], 
 SET_LEAF = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list   ARGV: item id, descend ('1': on to its newest descendant
--- by always taking the newest child)
--- Returns the new leaf, or false if the chat does not hold the item. The chat's last turn is
--- forgotten: windows known by it (windows.py) no longer end at the leaf.
+-- KEYS: items, meta, kids, old list, lock   ARGV: item id, descend ('1': on to its newest
+-- descendant by always taking the newest child)
+-- Returns the new leaf, false if the chat does not hold the item, or -1 while a turn holds the
+-- chat's lock (its save would move the leaf again). Windows known by the last turn
+-- (windows.py) are known by their last item too, so they no longer count once the leaf moves.
 local id = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], id) == 0 then
   return false
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return -1
 end
 while ARGV[2] == '1' do
   local kids = redis.call('HGET', KEYS[3], id)
@@ -244,7 +257,6 @@ while ARGV[2] == '1' do
   id = newest
 end
 redis.call('HSET', KEYS[2], 'leaf', id)
-redis.call('HDEL', KEYS[2], 'last_turn')
 return tonumber(id)
 """
 )

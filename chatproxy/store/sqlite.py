@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from chatproxy.errors import NotFound, TurnLeaseLost
+from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
     ROOT,
@@ -40,6 +40,7 @@ from chatproxy.store.sqlite_rows import (
     holds_lock,
     info_of,
     live_chat,
+    lock_holder,
     record_answer,
     release_lock,
     sweep,
@@ -136,9 +137,11 @@ class SqliteStore:
         with self.file.transaction() as db:
             if live_chat(db, chat) is None or not has_item(db, chat, item_id):
                 return None
+            if lock_holder(db, chat, time.time()) is not None:
+                raise ChatBusy()  # the turn's save would move the leaf again
             leaf = newest_descendant(db, chat, item_id) if descend else item_id
             db.execute(
-                "UPDATE chats SET leaf = ?, last_turn = NULL WHERE tenant = ? AND chat_id = ?",
+                "UPDATE chats SET leaf = ? WHERE tenant = ? AND chat_id = ?",
                 (leaf, chat.tenant, chat.chat_id),
             )
         return leaf

@@ -61,13 +61,18 @@ def release_lock(db: sqlite3.Connection, chat: ChatRef, token: str) -> None:
     )
 
 
-def holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) -> bool:
-    """Whether `token` holds the chat's unexpired turn lock."""
+def lock_holder(db: sqlite3.Connection, chat: ChatRef, now: float) -> str | None:
+    """The token that holds the chat's unexpired turn lock, if one does."""
     row = db.execute(
         "SELECT token, expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
         (chat.tenant, chat.chat_id),
     ).fetchone()
-    return row is not None and row[0] == token and row[1] > now
+    return str(row[0]) if row is not None and row[1] > now else None
+
+
+def holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) -> bool:
+    """Whether `token` holds the chat's unexpired turn lock."""
+    return lock_holder(db, chat, now) == token
 
 
 def global_system_of(db: sqlite3.Connection) -> str | None:
