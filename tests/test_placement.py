@@ -1,13 +1,16 @@
 """Where a chat-mode request's messages go in the chat's tree (`service/placement.py`, with the
-message checks and the normalised comparison of `service/message_rules.py`).
+alignment of `service/alignment.py`, the message checks and the normalised comparison of
+`service/message_rules.py`).
 
 Tables of requests in the shapes real clients send (LangChain, `llm chat`, the OpenAI SDK's tool
-loop, a Vercel-style resend), the normalisations matching needs, the bad input it refuses, then
-hypothesis properties: any cut of the stored path resent with a new message appends it; any
-prefix resent with another user message branches there; a window of the path decides as the
-whole path does, or asks for it; a whole-history client replaying a conversation stores it once;
-the plain comparison of an exact resend agrees with the alignment. Last, what a long resend
-costs, counted (no timings). Paths hold ids from 10 up (`stored`): `11` is the second message.
+loop and refusals, a Vercel-style resend), on paths whose oldest messages were dropped too, the
+normalisations matching needs, the bad input it refuses, then hypothesis properties: any cut of
+the stored path resent with a new message appends it; any prefix resent with another user
+message branches there; a window of the path decides as the whole path does, or asks for it; a
+whole-history client replaying a conversation stores it once, and keeps storing only what is new
+when the chat drops its oldest messages; the plain comparison of an exact resend agrees with the
+alignment. Last, what a long resend costs, counted (no timings). Paths hold ids from 10 up
+(`stored`): `11` is the second message.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionMessage
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.service import placement
+from chatproxy.service import alignment, placement
 from chatproxy.service.placement import place_request
 from chatproxy.service.placing import window_for
 from chatproxy.store.base import ROOT, Message, chained
@@ -68,9 +71,11 @@ def stored(*messages: Sent, first_id: int = 10, parent: int | None = None) -> li
     return chained(items, first_id, parent)
 
 
-def placed(path: Sequence[Message], sent: Sequence[Sent]) -> tuple[Any, ...] | None:
+def placed(
+    path: Sequence[Message], sent: Sequence[Sent], *, whole: bool = False
+) -> tuple[Any, ...] | None:
     """The placement as (system, parent, branch, new messages in the upstream's form)."""
-    result = place_request(path, sent)
+    result = place_request(path, sent, whole=whole)
     if result is None:
         return None
     assert all(m.id is None and m.parent is None for m in result.new)  # unplaced
@@ -87,6 +92,7 @@ RESULTS = [t("call_1", "sunny"), t("call_2", "rain")]
 ANSWER = a("Sunny in Paris, rain in Zürich.")
 AB = [u("A"), a("B")]
 ABCD = [u("A"), a("B"), u("C"), a("D")]
+XYZ = [u("X"), a("Y"), u("Z")]  # a history of its own
 
 # What the OpenAI SDK sends back when a client appends `completion.choices[0].message` to its
 # messages: the response's message dumped as the SDK dumps models in a request.
@@ -113,6 +119,11 @@ LANGCHAIN_CALLS = a(
 # A Vercel-style resend (the AI SDK): empty text for a tool-calling message, `JSON.stringify`ed
 # arguments, a user message as its list of parts.
 AI_SDK_CALLS = a("", call("call_1"), call("call_2", arguments='{"city":"Zürich"}'))
+# A refused reply, stored with its refusal as its text, as the OpenAI SDK sends it back.
+REFUSAL = "I can't help with that."
+SDK_REFUSAL = ChatCompletionMessage.model_validate(
+    {"role": "assistant", "content": None, "refusal": REFUSAL, "annotations": []}
+).model_dump(exclude_unset=True, mode="json")
 
 PLACEMENTS = [
     pytest.param([], [u("hi")], (None, None, False, [u("hi")]), id="new-user-on-an-empty-chat"),
@@ -227,6 +238,18 @@ PLACEMENTS = [
         id="own-history-on-an-empty-chat",
     ),
     pytest.param(
+        [u("A"), a(REFUSAL)],
+        [u("A"), SDK_REFUSAL, u("C")],
+        (None, 11, False, [u("C")]),
+        id="openai-sdk-resends-a-refusal",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None, refusal="no"), u("C")],
+        (None, 10, True, [a("no"), u("C")]),
+        id="a-new-refusal-is-stored-as-its-text",
+    ),
+    pytest.param(
         AB,
         [u("C"), u("are you there?")],
         (None, None, False, [u("C"), u("are you there?")]),
@@ -268,8 +291,98 @@ def test_cut_path_that_cannot_decide_asks_for_the_whole_path() -> None:
 
 
 def test_a_chat_that_differs_from_a_cut_path_asks_for_the_whole_path() -> None:
-    window = stored(*AB, first_id=40, parent=39)
+    window = stored(u("0"), a("1"), *AB, first_id=38, parent=37)
     assert placed(window, [u("X"), a("Y"), u("Z")]) is None
+
+
+def test_a_path_shorter_than_the_window_is_the_whole_path() -> None:
+    """The store returns fewer messages than the window asks for only when the path has no
+    more: one whose oldest messages were dropped decides without being read again."""
+    path = stored(u("0"), a("1"), *AB)[2:]
+    assert path[0].parent is not None
+    assert placed(path, XYZ) == (None, ROOT, True, XYZ)
+
+
+# --- a path whose oldest messages were dropped (MAX_CHAT_MESSAGES) ------------------------------
+
+ABCDEF = [*ABCD, u("E"), a("F")]  # stored with the first two dropped: C 12, D 13, E 14, F 15
+TOOL_TURN = [QUESTION, CALLS, *RESULTS, ANSWER]  # ids 10-14
+
+TRIMMED = [
+    pytest.param(
+        ABCDEF, 2, [*ABCDEF, u("G")], (None, 15, False, [u("G")]), id="whole-history-resent"
+    ),
+    pytest.param(
+        ABCDEF,
+        2,
+        [s("be brief"), *ABCDEF, u("G")],
+        ("be brief", 15, False, [u("G")]),
+        id="whole-history-with-a-system-prompt",
+    ),
+    pytest.param(
+        ABCDEF, 2, [u("E"), a("F"), u("G")], (None, 15, False, [u("G")]), id="cut-history"
+    ),
+    pytest.param(
+        ABCDEF,
+        2,
+        [u("A2"), *ABCDEF[1:], u("G")],
+        (None, 15, False, [u("G")]),
+        id="a-dropped-message-is-not-compared",
+    ),
+    pytest.param(
+        ABCDEF, 2, [*ABCD, u("E2")], (None, 13, True, [u("E2")]), id="edit-after-the-drop"
+    ),
+    pytest.param(
+        ABCDEF,
+        2,
+        [*ABCDEF[:5], a("F2"), u("G")],
+        (None, 14, True, [a("F2"), u("G")]),
+        id="edit-of-an-assistant-reply",
+    ),
+    pytest.param(ABCDEF, 2, ABCDEF[:5], (None, 14, True, []), id="regenerate"),
+    pytest.param(ABCDEF, 2, XYZ, (None, ROOT, True, XYZ), id="own-history-starts-a-new-path"),
+    pytest.param(
+        TOOL_TURN,
+        3,  # the first result kept, the other dropped
+        [QUESTION, SDK_CALLS, RESULTS[1], RESULTS[0], SDK_ANSWER, u("thanks")],
+        (None, 14, False, [u("thanks")]),
+        id="dropped-inside-a-run-of-results",
+    ),
+    pytest.param(
+        TOOL_TURN,
+        2,
+        [QUESTION, LANGCHAIN_CALLS, *RESULTS, ANSWER, u("thanks")],
+        (None, 14, False, [u("thanks")]),
+        id="dropped-the-calls",
+    ),
+    pytest.param(
+        [u("hi"), a("hello"), u("hi"), a("hello"), u("q"), a("r")],
+        2,
+        [u("hi"), a("hello"), u("hi"), a("hello"), u("z")],
+        (None, 13, True, [u("z")]),
+        id="an-agreement-after-the-dropped-part-wins-a-tie",
+    ),
+]
+
+
+@pytest.mark.parametrize(("conversation", "dropped", "sent", "expected"), TRIMMED)
+def test_request_is_placed_on_a_path_whose_start_was_dropped(
+    conversation: list[Sent], dropped: int, sent: list[Sent], expected: tuple[Any, ...]
+) -> None:
+    path = stored(*conversation)[dropped:]
+    assert placed(path, sent, whole=True) == expected
+    # A window as long as the path may be all of it, or not: it asks for the path if need be.
+    assert placed(path, sent) in ((None, expected) if len(path) >= len(sent) + 1 else (expected,))
+
+
+def test_a_window_of_a_dropped_path_asks_for_it_whole_when_it_cannot_decide() -> None:
+    conversation = [m for n in range(6) for m in (u(f"q{n}"), a(f"r{n}"))]
+    path = stored(*conversation)[2:]  # q1 is 12
+    sent = [*conversation[:4], u("q2 edited")]
+    assert placed(window(path, sent), sent) is None
+    assert placed(path, sent, whole=True) == (None, 13, True, [u("q2 edited")])
+    resend = [*conversation, u("q6")]
+    assert placed(window(path, resend), resend) == (None, 21, False, [u("q6")])
 
 
 def around(message: Sent) -> list[Sent]:
@@ -323,6 +436,12 @@ SAME = [
     pytest.param(a("hello"), a([{"type": "text", "text": "hello"}]), id="assistant-text-part"),
     pytest.param(
         a("hello"), a("hello", refusal=None, annotations=[], audio=None), id="sdk-extra-fields"
+    ),
+    pytest.param(a(REFUSAL), a(None, refusal=REFUSAL), id="null-content-as-its-refusal"),
+    pytest.param(a("sure"), a("sure", refusal="no"), id="refusal-beside-content-not-compared"),
+    pytest.param(a(REFUSAL), a("", refusal=REFUSAL), id="empty-content-as-its-refusal"),
+    pytest.param(
+        a(REFUSAL), a([{"type": "refusal", "refusal": REFUSAL}]), id="refusal-part-as-text"
     ),
     pytest.param(t("c1", "sunny"), t("c1", [{"type": "text", "text": "sunny"}]), id="tool-parts"),
     pytest.param(s("in French"), s("in French", "developer"), id="developer-as-system"),
@@ -423,6 +542,24 @@ ERRORS = [
         [u("A"), a(None, {"id": "c1", "type": "function", "function": {}}), t("c1"), u("C")],
         "messages[1].tool_calls[0].function.name",
         id="call-without-name",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None), u("C")],
+        "messages[1]: the assistant message has no content, refusal or tool_calls",
+        id="assistant-with-nothing",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), {"role": "assistant", "refusal": None, "tool_calls": []}, u("C")],
+        "messages[1]: the assistant message has no content",
+        id="assistant-with-no-content-field-and-no-calls",
+    ),
+    pytest.param(
+        AB, [u("A"), a([]), u("C")], "messages[1]: the assistant message", id="assistant-no-parts"
+    ),
+    pytest.param(
+        AB, [u("A"), a(None, refusal=3), u("C")], "messages[1].refusal", id="refusal-not-string"
     ),
     pytest.param(
         AB, [u("A"), a("B")], "messages[1]: the last message must be", id="ends-with-assistant"
@@ -594,19 +731,29 @@ def resend(message: Sent, form: int) -> Sent:
     return a(None if form == 1 else "", *calls)
 
 
-@given(conversations(), st.sampled_from([0, 1, 2]))
-def test_whole_history_client_stores_each_message_once(conversation: list[Sent], form: int) -> None:
+@given(
+    st.one_of(conversations(), conversations(words=("hi", "ok", "continue"))),
+    st.sampled_from([0, 1, 2]),
+    st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_whole_history_client_stores_each_message_once(
+    conversation: list[Sent], form: int, limit: int | None
+) -> None:
     """Replay a conversation as a client that resends everything: each request holds the
     history and the next user message or tool results; the model answers with the next
-    assistant message. What is stored is the conversation, once."""
+    assistant message. What is stored is the conversation, once; on a chat that keeps only its
+    `limit` newest messages (read as the service does: the window, then the whole path if
+    asked), the conversation's newest messages."""
     path: list[Message] = []
-    done = 0
+    done = next_id = 0
     while done < len(conversation):
         answer = next(
             n for n in range(done, len(conversation)) if conversation[n]["role"] == "assistant"
         )
         sent = [resend(m, form) for m in conversation[:done]] + conversation[done:answer]
         result = place_request(window(path, sent), sent)
+        if limit is not None:  # a window that cannot decide asks for the whole path
+            result = result or place_request(path, sent, whole=True)
         assert result is not None
         assert result.branch is False
         assert result.parent in (None, path[-1].id if path else None)
@@ -615,9 +762,24 @@ def test_whole_history_client_stores_each_message_once(conversation: list[Sent],
             content=conversation[answer]["content"],
             tool_calls=conversation[answer].get("tool_calls"),
         )
-        path += chained([*result.new, reply], len(path), path[-1].id if path else None)
+        turn = chained([*result.new, reply], next_id, path[-1].id if path else None)
+        path, next_id = [*path, *turn][-(limit or len(conversation)) :], next_id + len(turn)
         done = answer + 1
-    assert [m.for_upstream() for m in path] == conversation
+    assert [m.for_upstream() for m in path] == conversation[-(limit or len(conversation)) :]
+
+
+@given(st.one_of(conversations(), conversations(words=("hi", "ok", "continue"))), st.data())
+def test_resending_a_history_whose_start_was_dropped_appends_only_the_new_message(
+    conversation: list[Sent], data: st.DataObject
+) -> None:
+    assume(len(conversation) > 1)
+    dropped = data.draw(st.integers(1, len(conversation) - 1), label="dropped")
+    path = stored(*conversation)[dropped:]
+    cut = data.draw(st.integers(0, len(conversation) - 1), label="resent from")
+    sent = [*conversation[cut:], u("a new question")]
+    expected = (None, path[-1].id, False, [u("a new question")])
+    assert placed(path, sent, whole=True) == expected
+    assert placed(window(path, sent), sent) in (None, expected)
 
 
 @given(conversations(words=("hi", "ok", "continue")), st.data())
@@ -678,7 +840,7 @@ class Counted:
 def test_alignment_compares_a_bounded_number_of_times_on_repetitive_chats() -> None:
     Counted.comparisons = 0
     pattern, text = [Counted(1)] * 1000, [Counted(1)] * 2000
-    lengths = placement._prefix_lengths(pattern, text)
+    lengths = alignment.prefix_lengths(pattern, text)
     assert lengths[:3] == [1000, 1000, 1000]
     assert lengths[-3:] == [3, 2, 1]
     assert Counted.comparisons <= 2 * (len(pattern) + len(text) + 1)
@@ -692,4 +854,4 @@ def test_alignment_lengths_agree_with_a_plain_count(pattern: list[int], text: li
             n += 1
         return n
 
-    assert placement._prefix_lengths(pattern, text) == [plain(i) for i in range(len(text))]
+    assert alignment.prefix_lengths(pattern, text) == [plain(i) for i in range(len(text))]

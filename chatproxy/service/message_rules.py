@@ -5,8 +5,9 @@ with a `ValidationFailed` that says where (`messages[3].content[1].type`): a rol
 system, developer, user, assistant and tool; content that is not a string or a list of parts of
 the types its role may send (user: text, image_url, input_audio, file; assistant: text,
 refusal; the others: text); a user message with no content; tool calls other than an
-assistant's, or without an id (unique in the message) or a tool's name; a tool message without
-`tool_call_id`, or another message with one.
+assistant's, or without an id (unique in the message) or a tool's name; an assistant message
+with neither content, a refusal nor tool calls (no model accepts one); a `refusal` that is not
+a string; a tool message without `tool_call_id`, or another message with one.
 
 `message_key` is what matching a resent history compares: role, content, tool calls (id, name,
 arguments) and `tool_call_id`, with the normalisations real clients need:
@@ -17,7 +18,10 @@ arguments) and `tool_call_id`, with the normalisations real clients need:
 - a part's `cache_control` is ignored (clients move it to the newest messages); an `image_url`
   given as a string is `{"url": ...}`, and `"detail": "auto"` is no detail;
 - tool-call arguments are compared as JSON values (LangChain and the AI SDK re-serialize them);
-- `name`, `refusal` and fields the proxy does not store are not compared.
+- an assistant message without content is its `refusal` (`sent_content`: the proxy stores a
+  refused reply's refusal as its text, and the OpenAI SDK sends it back as `content: null` and
+  `refusal`), and a refusal part is a text part;
+- `name` and fields the proxy does not store are not compared.
 """
 
 from __future__ import annotations
@@ -51,6 +55,16 @@ def check_messages(
         _check_message(n, sent[n])
 
 
+def sent_content(message: Mapping[str, Any]) -> Any:
+    """A sent message's content as the proxy stores it: an assistant's refusal when its content
+    is empty (a reply's text is its content, else its refusal)."""
+    content = message.get("content")
+    refusal = message.get("refusal")
+    if not content and refusal and message.get("role") == "assistant":
+        return refusal
+    return content
+
+
 def message_key(role: str, content: Any, calls: Any, call_id: Any) -> Key:
     """What matching compares of a message: its role, content, tool calls and `tool_call_id`,
     normalised (see the module's docstring)."""
@@ -68,7 +82,7 @@ def _part_key(part: Mapping[str, Any]) -> Key:
     kind = part.get("type")
     body = part.get(kind) if isinstance(kind, str) else None
     if kind in ("text", "refusal"):
-        return (kind, str(body).strip())
+        return ("text", str(body).strip())
     if kind == "image_url" and isinstance(body, str):
         body = {"url": body}
     if kind == "image_url" and isinstance(body, dict) and body.get("detail") == "auto":
@@ -96,6 +110,13 @@ def _check_message(n: int, message: Mapping[str, Any]) -> None:
         raise ValidationFailed(f"messages[{n}].tool_calls: only an assistant makes tool calls")
     if calls is not None:
         _check_calls(f"messages[{n}].tool_calls", calls)
+    refusal = message.get("refusal")
+    if refusal is not None and not isinstance(refusal, str):
+        raise ValidationFailed(f"messages[{n}].refusal: must be a string")
+    if role == "assistant" and message.get("content") in (None, []) and not (refusal or calls):
+        raise ValidationFailed(
+            f"messages[{n}]: the assistant message has no content, refusal or tool_calls"
+        )
     call_id = message.get("tool_call_id")
     answers = isinstance(call_id, str) and call_id != ""
     if (role == "tool" and not answers) or (role != "tool" and call_id is not None):

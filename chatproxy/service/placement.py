@@ -19,17 +19,25 @@ chat's path and says which are new and under which stored message they go. Leadi
   path from the root (`ROOT`). A client that brings its own history to a chat id keeps it, and
   the old path stays in the tree; a 400 would make the client throw its history away. User
   messages alone (`[user X, user Y]`) that match nothing go under the current leaf.
+- **A path whose oldest messages were dropped** (MAX_CHAT_MESSAGES): the client still resends
+  them, so the request may also start before the path. On `C, D` (`A, B` dropped), `[user A,
+  assistant B, user C, assistant D, user E]` stores `E` under `D`, as on `A, B, C, D`; what
+  comes before the path's first message is taken as dropped, not compared.
 
 Where the request fits in several places, a fit that reaches the leaf with no assistant message
 after it wins (the earliest: the most resent); else the longest agreement does (ties: the
 earliest, as clients resend from the start), which needs the whole path: `place_request`
 returns None when `path` does not start at a first message (load the whole path, ask again).
+A fit that starts before a dropped path's first message is earlier than any other (see
+`alignment`), and is looked for in the whole path only: a path shorter than the window asked for
+(`placing.window_for`) is the whole path, as the store returns fewer only when it has no more.
 
 Matching compares messages as `message_rules.message_key` normalises them (a string and one
 text part are alike, tool-call arguments are JSON values, ...), and a run of tool results as a
-set (any order); a request that starts inside a run matches the run it was cut from. The common
-resend, exactly as stored, is recognised with plain comparisons first; only a request that is
-not is normalised and aligned, each message once (the Z-algorithm: linear).
+set (any order); a request that starts inside a run matches the run it was cut from (and a path
+whose start was dropped inside a run, the request's run). The common resend, exactly as stored,
+is recognised with plain comparisons first; only a request that is not is normalised and
+aligned, each message once (the Z-algorithm: linear).
 
 A `ValidationFailed` names the message at fault: one `check_messages` refuses (an unknown role
 or content part, a tool message without `tool_call_id`, ...), a result that answers no pending
@@ -41,18 +49,17 @@ stored, and was checked when it came.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.service.message_rules import Key, check_messages, message_key
-from chatproxy.service.placing import Placing
+from chatproxy.service.alignment import fits, units
+from chatproxy.service.message_rules import check_messages, message_key, sent_content
+from chatproxy.service.placing import Placing, window_for
 from chatproxy.store.base import ROOT, ChatState, Message, chained
 
 SYSTEM_ROLES = ("system", "developer")
-
-Unit = tuple[Key, int, int]  # a unit's key, then where its messages start and end
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ def place_request(
     if users <= 1 and not any(m["role"] == "assistant" for m in convo):
         _check_answers(_waiting_after(path[-1] if path else None), convo, first)
         return Placement(system, None, [_to_message(m) for m in convo])
+    # A path shorter than the window the request needs is all the store holds: the whole path.
+    whole = whole or len(path) < window_for(sent)
     return _place_history(path, convo, first, system, whole, resent)
 
 
@@ -143,87 +152,41 @@ def _resent_as_stored(path: Sequence[Message], convo: Sequence[Mapping[str, Any]
 
 
 def _align(
-    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], whole: bool
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool
 ) -> tuple[int | None, dict[str, str], bool, int] | None:
     """Align the request with the path, normalised: return the parent, the calls waiting
-    there, whether it is a branch, and where the new messages start; None: need the whole path."""
-    stored = _units([message_key(m.role, m.content, m.tool_calls, m.tool_call_id) for m in path])
-    request = _units(
+    there, whether it is a branch, and where the new messages start; None: need the whole path
+    (`complete`: `path` is the whole path, which may start at a message whose parent was
+    dropped: then the request may start before it)."""
+    stored = units([message_key(m.role, m.content, m.tool_calls, m.tool_call_id) for m in path])
+    request = units(
         [
-            message_key(m["role"], m.get("content"), m.get("tool_calls"), m.get("tool_call_id"))
+            message_key(m["role"], sent_content(m), m.get("tool_calls"), m.get("tool_call_id"))
             for m in convo
         ]
     )
-    lengths = _match_lengths(request, stored)
+    cut = bool(path) and path[0].parent is not None
+    found = fits(request, stored, cut and complete)
     size = len(stored)
-    last_assistant = max((i for i, u in enumerate(request) if u[0][0] == "assistant"), default=-1)
+    last_assistant = max((i for i, u in enumerate(request) if u.key[0] == "assistant"), default=-1)
     # A fit that reaches the leaf and adds no assistant message: a resend, decided in the
-    # window (every such fit lies in it).
-    start = next((s for s, n in enumerate(lengths) if n == size - s and n > last_assistant), None)
-    if start is None and not whole and path and path[0].parent is not None:
+    # window (every such fit that starts the request inside the path lies in it).
+    fit = next(
+        (f for f in found if f.stored + f.length == size and f.request + f.length > last_assistant),
+        None,
+    )
+    if fit is None and cut and not complete:
         return None
-    if start is None:  # an edit, a regenerate, or a history of its own: the longest agreement
-        best = max(lengths, default=0)
-        start = lengths.index(best) if best else size
-    matched = lengths[start] if start < size else 0
-    at = request[matched][1] if matched < len(request) else len(convo)
-    if not matched and path and last_assistant >= 0:
-        return ROOT, {}, True, at
-    if not matched:  # user messages only: nothing foreign to keep apart, so at the leaf
-        return None, _waiting_after(path[-1] if path else None), False, at
-    last = path[stored[start + matched - 1][2] - 1]
-    return last.id, _waiting_after(last), start + matched < size, at
-
-
-def _units(keys: list[Key]) -> list[Unit]:
-    """Group messages into the units matching compares: a run of tool results is one unit,
-    its results in any order; every other message is a unit of its own."""
-    units: list[Unit] = []
-    start = 0
-    while start < len(keys):
-        end = start + 1
-        key = keys[start]
-        if key[0] == "tool":
-            while end < len(keys) and keys[end][0] == "tool":
-                end += 1
-            key = ("tools", tuple(sorted(keys[start:end], key=lambda k: str(k[3]))))
-        units.append((key, start, end))
-        start = end
-    return units
-
-
-def _match_lengths(request: list[Unit], stored: list[Unit]) -> list[int]:
-    """For each stored unit, how many request units agree with the stored ones from there on.
-
-    Each key is hashed once and interned as a number (equal keys, one number), so the
-    comparisons that follow are of numbers, and the Z-algorithm makes them linear."""
-    codes: dict[Hashable, int] = {}
-    ours = [codes.setdefault(unit[0], len(codes)) for unit in request]
-    theirs = [codes.setdefault(unit[0], len(codes)) for unit in stored]
-    lead = request[0][0] if request else ()
-    if lead[:1] != ("tools",):
-        return _prefix_lengths(ours, theirs)
-    rest = [*_prefix_lengths(ours[1:], theirs), 0]
-    results = set(lead[1])
-    return [
-        1 + rest[s + 1] if unit[0][0] == "tools" and results <= set(unit[0][1]) else 0
-        for s, unit in enumerate(stored)
-    ]
-
-
-def _prefix_lengths(pattern: list[int], text: list[int]) -> list[int]:
-    """For each position of `text`, the length of the longest prefix of `pattern` there."""
-    seq = [*pattern, -1, *text]
-    z = [0] * len(seq)
-    left = right = 0
-    for i in range(1, len(seq)):
-        if i < right:
-            z[i] = min(right - i, z[i - left])
-        while i + z[i] < len(seq) and seq[z[i]] == seq[i + z[i]]:
-            z[i] += 1
-        if i + z[i] > right:
-            left, right = i, i + z[i]
-    return z[len(pattern) + 1 :]
+    if fit is None:  # an edit, a regenerate, or a history of its own: the longest agreement
+        fit = max(found, key=lambda f: f.length, default=None)
+    if fit is None and path and last_assistant >= 0:
+        return ROOT, {}, True, 0
+    if fit is None:  # user messages only: nothing foreign to keep apart, so at the leaf
+        return None, _waiting_after(path[-1] if path else None), False, 0
+    end = fit.request + fit.length
+    at = request[end].start if end < len(request) else len(convo)
+    last = path[stored[fit.stored + fit.length - 1].end - 1]
+    return last.id, _waiting_after(last), fit.stored + fit.length < size, at
 
 
 def _waiting_after(message: Message | None) -> dict[str, str]:
@@ -271,7 +234,7 @@ def _to_message(message: Mapping[str, Any]) -> Message:
     """A request's message as an item to store, with the fields it came with."""
     return Message(
         role=message["role"],
-        content=message.get("content"),
+        content=sent_content(message),
         tool_calls=message.get("tool_calls") or None,
         tool_call_id=message.get("tool_call_id"),
         name=message.get("name"),
