@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -201,8 +200,9 @@ class RedisStore:
             args += ["", "", 0]
         args.append(self._max_messages)
         args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
-        for message in messages:
-            args += _placement(message)
+        raws = [m.dumps() if m.id is not None else "" for m in messages]
+        for message, raw in zip(messages, raws, strict=True):
+            args += _placement(message, raw)
         keys = [
             *chat_keys(chat),
             lock_key(chat),
@@ -217,8 +217,7 @@ class RedisStore:
             pipe = self._redis.pipeline(transaction=False)
             self._index(pipe, chat, now)
             await self._execute(pipe)
-        if all(message.id is not None for message in messages):
-            raws = [m.dumps() for m in messages]  # the script's own text for each
+        if all(raws):  # every message placed: stored as its own text
             self.decoded.remember(raws, messages)  # the next turn reads them back in its window
             if lock_token is not None:
                 parent = messages[0].parent if messages else None
@@ -356,9 +355,9 @@ def _found(read: list[Any]) -> None:
         raise NotFound("no such message in this chat")
 
 
-def _placement(message: Message) -> list[str | int]:
-    """A message's id, parent and JSON without them, as the save script takes them."""
+def _placement(message: Message, raw: str) -> list[str | int]:
+    """A message's id, parent and stored text (`raw`), as the save script takes them; for an
+    unplaced message (no id), '' twice and its JSON."""
     if message.id is None:
         return ["", "", compact(message.to_json())]
-    body = compact(replace(message, id=None).to_json())
-    return [message.id, "null" if message.parent is None else message.parent, body]
+    return [message.id, "null" if message.parent is None else message.parent, raw]

@@ -54,9 +54,9 @@ SAVE_TURN = (
 -- KEYS: items, meta, kids, old list, lock, idem, and on a single node the tenant's listing
 -- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
 --       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
---       (0 = all), prompt, completion and total tokens, title, chat id, then per message: its id
---       ('' = the next), its parent ('' = the one before it, or the leaf for the first; 'null' =
---       none), its JSON without id and parent.
+--       (0 = all), prompt, completion and total tokens, title, chat id, then per message: its
+--       id, its parent ('null' = none) and its stored text (Message.dumps); or '', '' and its JSON
+--       without id and parent, for the next id under the one before it (the first: the leaf).
 local holds = redis.call('GET', KEYS[5]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[5])
@@ -71,18 +71,24 @@ if ARGV[4] ~= '0' and not holds then
 end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
 local parent = meta[7] or 'null'
-local last = nil
+local last, leaf, first_before = nil, nil, meta[5] and first
+local fresh = {}  -- items this save adds: none has children yet
 for i = 15, #ARGV, 3 do
-  local id = ARGV[i]
-  if id == '' then id = tostring(next_id) end
-  if ARGV[i + 1] ~= '' then parent = ARGV[i + 1] end
+  local id, raw = ARGV[i], ARGV[i + 2]
+  if id == '' then
+    id = tostring(next_id)
+    raw = placed(id, parent, raw)
+  else
+    parent = ARGV[i + 1]
+  end
   if count == 0 then first = tonumber(id) end
-  redis.call('HSET', KEYS[1], id, placed(id, parent, ARGV[i + 2]))
+  redis.call('HSET', KEYS[1], id, raw)
   local field = parent == 'null' and 'root' or parent
-  local kids = redis.call('HGET', KEYS[3], field)
+  local kids = not fresh[field] and redis.call('HGET', KEYS[3], field)
   redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
+  fresh[id] = true
   count = count + 1
-  last = tonumber(id)
+  last, leaf = tonumber(id), id
   if last >= next_id then next_id = last + 1 end
   parent = id
 end
@@ -92,11 +98,16 @@ while most > 0 and count > most and first < next_id do  -- the oldest items go f
   redis.call('HDEL', KEYS[3], first)
   first = first + 1
 end
-local fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', count, 'appended', next_id,
-                'first', first}
-if last then
+-- Numbers are formatted as text on their way to Redis, which costs more than the command: the
+-- leaf goes as its ARGV text, and `first` only when it changed.
+local fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', count, 'appended', next_id}
+if first ~= first_before then
+  table.insert(fields, 'first')
+  table.insert(fields, first)
+end
+if leaf then
   table.insert(fields, 'leaf')
-  table.insert(fields, last)
+  table.insert(fields, leaf)
 end
 if not meta[3] then
   table.insert(fields, 'created')
