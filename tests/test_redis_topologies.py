@@ -229,6 +229,8 @@ async def test_cluster_keeps_each_chat_on_one_slot_and_spreads_chats_over_nodes(
     chats = [ChatRef("public", f"chat-{n}") for n in range(12)]
     for n, chat in enumerate(chats):
         assert await cluster_store.save_turn(chat, f"t{n}", turn(n))
+        edit = Message("user", f"edited {n}").placed(2, None)  # a second first message: `:kids`
+        assert await cluster_store.save_turn(chat, f"e{n}", [edit])
     await cluster_store.set_global_system("global")
 
     held = keys_per_node(cluster, "chat:*")
@@ -317,10 +319,9 @@ async def test_cluster_deletes_a_whole_chat_and_nothing_else(
     assert await cluster_store.get_global_system() == "global"
     remaining = set().union(*keys_per_node(cluster, "*").values())
     index = "chats:{public}"  # the tenant's listing, without the deleted chat
-    assert remaining == {
+    assert remaining == {  # a linear chat has no `:kids`
         f"chat:{other.slot}:items",
         f"chat:{other.slot}:meta",
-        f"chat:{other.slot}:kids",
         GLOBAL_SYSTEM_KEY,
         index,
     }

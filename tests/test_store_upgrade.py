@@ -111,16 +111,23 @@ def assert_upgraded(admin: redis.Redis, first: int) -> None:
         parent = n - 1 if n > first else None
         assert items[str(n)].startswith(f'{{"id":{n},"parent":{json.dumps(parent)},"role":')
         assert json.loads(items[str(n)]) == {"id": n, "parent": parent, **data}
-    assert admin.hgetall(KIDS) == {"root": str(first)} | {str(n): str(n + 1) for n in ids[:-1]}
+    # Each child numbered right after its parent (the first messages': 0) is found by its own
+    # parent; `:kids` lists only the others.
+    assert admin.hgetall(KIDS) == ({} if first == 0 else {"root": str(first)})
     leaf, kept_from, appended, count = admin.hmget(META, "leaf", "first", "appended", "messages")
     assert (leaf, kept_from, appended, count) == tuple(map(str, (ids[-1], first, ids[-1] + 1, 4)))
+
+
+def kept_keys(first: int) -> tuple[str, ...]:
+    """The keys an upgraded chat has: `:kids` only if a first message is not item 0."""
+    return (ITEMS, META, KIDS) if first else (ITEMS, META)
 
 
 def assert_upgraded_then_grown(admin: redis.Redis, first: int) -> None:
     """The old list is gone and the new turn hangs under the old newest message."""
     assert admin.exists(LIST) == 0
     assert admin.hlen(ITEMS) == len(OLD) + 2
-    assert admin.hget(KIDS, str(first + 3)) == str(first + 4)
+    assert admin.hget(KIDS, str(first + 3)) is None  # the next number: found by its parent
     new_ids = (first + 4, first + 5)
     assert admin.hmget(META, "leaf", "appended", "messages") == [
         str(new_ids[1]),
@@ -165,7 +172,7 @@ async def test_an_old_redis_chat_is_upgraded_by_the_first_script_that_touches_it
     await touch_first(store, how, placed)
 
     assert_upgraded(admin, first)
-    for key in (ITEMS, KIDS, META):
+    for key in kept_keys(first):
         assert 0 < admin.ttl(key) <= OLD_TTL
     assert admin.exists("chat:{public:y}:msgs") == 1  # each chat is upgraded on its own
     state = await store.load_history(CHAT)
@@ -199,8 +206,31 @@ async def test_a_turn_on_an_old_redis_chat_continues_it_under_its_newest_message
     tokens = {name: 3 * n for name, n in TOKENS.items()}
     assert (info.created, info.messages, info.title, info.tokens) == (900.0, 6, "q1", tokens)
     assert info.updated > 1001.5
-    for key in (ITEMS, KIDS, META):  # the store's own TTL from now on
+    for key in kept_keys(first):  # the store's own TTL from now on
         assert OLD_TTL < admin.ttl(key) <= 3600
+
+
+@pytest.mark.anyio
+async def test_a_tree_whose_kids_list_every_child_reads_each_child_once(
+    open_redis: Callable[..., Store], admin: redis.Redis
+) -> None:
+    """The first release of trees listed every child in `:kids`, the one numbered right after
+    its parent too; this one leaves that child out. A tree written the first way reads the same."""
+    store = open_redis(None)
+    chain = [Message("user", "q1"), Message("assistant", "a1"), Message("user", "q2")]
+    assert await store.save_turn(CHAT, "t1", chain)
+    regenerated = Message("assistant", "a1 again").placed(3, 0)
+    assert await store.save_turn(CHAT, "t2", [regenerated])
+    admin.delete(KIDS)
+    admin.hset(KIDS, mapping={"root": "0", "0": "1,3", "1": "2"})  # as that release wrote it
+
+    assert await store.children(CHAT, [None, 0, 1, 2, 3]) == [[0], [1, 3], [2], [], []]
+    assert await store.set_leaf(CHAT, 0, descend=True) == 3  # the newest child
+    assert await store.set_leaf(CHAT, 1, descend=True) == 2
+    edit = Message("user", "q1 edited").placed(4, None)
+    assert await store.save_turn(CHAT, "t3", [edit])
+    assert await store.children(CHAT, [None]) == [[0, 4]]
+    assert admin.hget(KIDS, "root") == "0,4"
 
 
 @pytest.mark.anyio

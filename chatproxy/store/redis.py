@@ -201,8 +201,7 @@ class RedisStore:
         args.append(self._max_messages)
         args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
         raws = [m.dumps() if m.id is not None else "" for m in messages]
-        for message, raw in zip(messages, raws, strict=True):
-            args += _placement(message, raw)
+        args += [raw or compact(m.to_json()) for m, raw in zip(messages, raws, strict=True)]
         keys = [
             *chat_keys(chat),
             lock_key(chat),
@@ -353,11 +352,3 @@ def _found(read: list[Any]) -> None:
     """Raise `NotFound` if a script answered that the chat holds no such item."""
     if read and read[0] == "missing":
         raise NotFound("no such message in this chat")
-
-
-def _placement(message: Message, raw: str) -> list[str | int]:
-    """A message's id, parent and stored text (`raw`), as the save script takes them; for an
-    unplaced message (no id), '' twice and its JSON."""
-    if message.id is None:
-        return ["", "", compact(message.to_json())]
-    return [message.id, "null" if message.parent is None else message.parent, raw]

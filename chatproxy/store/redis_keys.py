@@ -5,7 +5,10 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
     chat:{<tenant>:<chat_id>}:items      hash: item id -> the item's JSON, which starts
                                          `{"id":<id>,"parent":<id or null>,` (Message.dumps)
     chat:{<tenant>:<chat_id>}:kids       hash: item id (or `root`) -> its children's ids, in the
-                                         order they were added, comma separated
+                                         order they were added, comma separated, but the
+                                         child numbered right after it (id + 1; for `root`,
+                                         0), found by its own parent: a chat without branches
+                                         has no `:kids`
     chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages (items kept),
                                          appended (the next item's id), first (the lowest id
                                          kept), leaf, last_turn, title, prompt/completion/

@@ -15,8 +15,18 @@ window costs the same at any depth of any chat.
 # key is 0.
 UPGRADE = """
 local PARENT = '^{"id":%d+,"parent":(%d+)'
+local PLACED = '^{"id":(%d+),"parent":([%dnul]+),'  -- an item's id and parent ('null': none)
 local function placed(id, parent, body)  -- Message.dumps of a message whose JSON is `body`
   return '{"id":' .. id .. ',"parent":' .. parent .. ',' .. string.sub(body, 2)
+end
+-- `:kids` lists a parent's children but the one numbered right after it (id + 1; for the
+-- first messages, 0), which a linear chat always has: that one is found by its own parent.
+local function add_child(parent, id)
+  local up = parent == 'null' and -1 or tonumber(parent)
+  if tonumber(id) == up + 1 then return end
+  local field = up < 0 and 'root' or parent
+  local kids = redis.call('HGET', KEYS[3], field)
+  redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
 end
 local function upgrade()
   local n = redis.call('LLEN', KEYS[4])
@@ -30,9 +40,7 @@ local function upgrade()
   for i, raw in ipairs(raws) do
     local id = first + i - 1
     redis.call('HSET', KEYS[1], id, placed(id, parent, raw))
-    local field = parent == 'null' and 'root' or parent
-    local kids = redis.call('HGET', KEYS[3], field)
-    redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
+    add_child(parent, id)
     parent = tostring(id)
   end
   redis.call('HSET', KEYS[2], 'appended', appended, 'leaf', appended - 1,
@@ -54,9 +62,9 @@ SAVE_TURN = (
 -- KEYS: items, meta, kids, old list, lock, idem, and on a single node the tenant's listing
 -- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
 --       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
---       (0 = all), prompt, completion and total tokens, title, chat id, then per message: its
---       id, its parent ('null' = none) and its stored text (Message.dumps); or '', '' and its JSON
---       without id and parent, for the next id under the one before it (the first: the leaf).
+--       (0 = all), prompt, completion and total tokens, title, chat id, then per message its
+--       stored text (Message.dumps, which starts with its id and parent); or its JSON without
+--       them, for the next id under the one before it (the first: the leaf).
 local holds = redis.call('GET', KEYS[5]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[5])
@@ -72,21 +80,18 @@ end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
 local parent = meta[7] or 'null'
 local last, leaf, first_before = nil, nil, meta[5] and first
-local fresh = {}  -- items this save adds: none has children yet
-for i = 15, #ARGV, 3 do
-  local id, raw = ARGV[i], ARGV[i + 2]
-  if id == '' then
+for i = 15, #ARGV do
+  local raw = ARGV[i]
+  local id, up = string.match(raw, PLACED)
+  if id then
+    parent = up
+  else
     id = tostring(next_id)
     raw = placed(id, parent, raw)
-  else
-    parent = ARGV[i + 1]
   end
   if count == 0 then first = tonumber(id) end
   redis.call('HSET', KEYS[1], id, raw)
-  local field = parent == 'null' and 'root' or parent
-  local kids = not fresh[field] and redis.call('HGET', KEYS[3], field)
-  redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
-  fresh[id] = true
+  add_child(parent, id)
   count = count + 1
   last, leaf = tonumber(id), id
   if last >= next_id then next_id = last + 1 end
@@ -242,7 +247,20 @@ CHILDREN = (
 -- KEYS: items, meta, kids, old list   ARGV: item ids ('root' for the first messages)
 -- Returns the lowest id kept (children below it were dropped by trimming), then each one's
 -- children, comma separated (false for none).
-return {redis.call('HGET', KEYS[2], 'first') or 0, redis.call('HMGET', KEYS[3], unpack(ARGV))}
+local found = {}
+for i, field in ipairs(ARGV) do
+  local kids = redis.call('HGET', KEYS[3], field)
+  local next_one = field == 'root' and '0' or tostring(tonumber(field) + 1)
+  local raw = redis.call('HGET', KEYS[1], next_one)
+  local _, up = false, false
+  if raw then _, up = string.match(raw, PLACED) end
+  local listed = kids and string.find(',' .. kids .. ',', ',' .. next_one .. ',', 1, true)
+  if up == (field == 'root' and 'null' or field) and not listed then  -- see add_child
+    kids = kids and (next_one .. ',' .. kids) or next_one
+  end
+  found[i] = kids or false
+end
+return {redis.call('HGET', KEYS[2], 'first') or 0, found}
 """
 )
 
@@ -264,6 +282,12 @@ end
 while ARGV[2] == '1' do
   local kids = redis.call('HGET', KEYS[3], id)
   local newest = kids and string.match(kids, '(%d+)$')
+  if not newest then  -- only the child numbered after it, if it has one (see add_child)
+    local raw = redis.call('HGET', KEYS[1], tonumber(id) + 1)
+    local _, up = false, false
+    if raw then _, up = string.match(raw, PLACED) end
+    newest = up == id and tostring(tonumber(id) + 1)
+  end
   if not newest or redis.call('HEXISTS', KEYS[1], newest) == 0 then break end
   id = newest
 end
