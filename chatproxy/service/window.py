@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.store.base import Message
-from chatproxy.tokens import TOKENS_PER_MESSAGE, content_text, estimate_tokens
+from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
 
 TOKENS_PER_IMAGE = 765
 
@@ -27,8 +27,8 @@ def message_tokens(message: Message) -> int:
     exact = usage.get("completion_tokens") if message.role == "assistant" else None
     if isinstance(exact, int):
         return exact + TOKENS_PER_MESSAGE
-    text, images = content_text(message.content)
-    return estimate_tokens(text) + images * TOKENS_PER_IMAGE + TOKENS_PER_MESSAGE
+    text, images = message.text_tokens
+    return text + images * TOKENS_PER_IMAGE + TOKENS_PER_MESSAGE
 
 
 def fit_window(

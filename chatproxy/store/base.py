@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from chatproxy.jsontext import compact
-from chatproxy.tokens import USAGE_FIELDS
+from chatproxy.tokens import USAGE_FIELDS, content_text, estimate_tokens
 
 Content = str | list[dict[str, Any]]
 
@@ -96,8 +97,9 @@ class Message:
         data["role"] = self.role
         data["content"] = self.content
         data["created_at"] = self.created_at
+        fields = self.__dict__
         for name in OPTIONAL_FIELDS:
-            value = getattr(self, name)
+            value = fields[name]
             if value is not None:
                 data["tokens" if name == "usage" else name] = value
         return data
@@ -136,9 +138,22 @@ class Message:
             sent["tool_call_id"] = self.tool_call_id
         return sent
 
+    @cached_property
+    def text_tokens(self) -> tuple[int, int]:
+        """The estimated tokens of its text, and its number of images (`tokens.py`), counted
+        once: a turn counts its whole window, whose messages the store keeps decoded."""
+        text, images = content_text(self.content)
+        return estimate_tokens(text), images
+
     def placed(self, item_id: int, parent: int | None) -> Message:
-        """This message as the item `item_id` under `parent`."""
-        return replace(self, id=item_id, parent=parent)
+        """This message as the item `item_id` under `parent`.
+
+        A copy of its fields with two changed: a turn places each message it stores, and a
+        frozen dataclass's `__init__` (or `dataclasses.replace`) sets each field through
+        `object.__setattr__`, several times the cost."""
+        copy = object.__new__(Message)
+        copy.__dict__.update(self.__dict__, id=item_id, parent=parent)
+        return copy
 
 
 # The fields `to_json` writes after the content, when they are set.
