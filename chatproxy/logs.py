@@ -14,10 +14,13 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 # Client libraries whose debug output could show request details: kept at WARNING whatever
 # LOG_LEVEL says.
 QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "urllib3", "aiohttp")
-# One encoder for every line: `json.dumps` with options builds a new one per call.
+# Each line is written by orjson; this encoder writes what orjson refuses (`json.dumps` with
+# options would build a new one per call).
 LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
@@ -36,7 +39,10 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["message"] += "\n" + self.formatException(record.exc_info)
-        return LINE_ENCODER.encode(entry)
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # what orjson refuses (see jsontext.py)
+            return LINE_ENCODER.encode(entry)
 
 
 def configure_logging(level: str) -> None:

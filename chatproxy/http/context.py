@@ -29,6 +29,7 @@ from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.bodies import IDEMPOTENCY_KEY, MAX_DIGITS
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.openapi_operation import Operation
+from chatproxy.jsontext import parse
 from chatproxy.service.chats import Chats
 from chatproxy.service.turns import ChatService
 from chatproxy.store.base import OPEN_TENANT, ChatRef, valid_chat_id
@@ -133,7 +134,7 @@ class Context:
         """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""
         raw = await self._read_body()
         try:
-            data = json.loads(raw)
+            data = parse(raw)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise InvalidJSON() from None
         if not isinstance(data, dict):

@@ -18,7 +18,6 @@ hold the same `error` object.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from chatproxy.http.bodies import ChatMessage, CompletionRequest
 from chatproxy.http.completion_chunks import Chunks
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
+from chatproxy.jsontext import compact
 from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store.base import ChatRef, valid_chat_id
 from chatproxy.tokens import content_text
@@ -161,4 +161,4 @@ async def _lines(turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]
 
 
 def _data(item: dict[str, Any]) -> str:
-    return f"data: {json.dumps(item, separators=(',', ':'))}\n\n"
+    return f"data: {compact(item)}\n\n"

@@ -34,6 +34,7 @@ from chatproxy.errors import (
     StoreUnavailable,
     TurnLeaseLost,
 )
+from chatproxy.jsontext import compact
 from chatproxy.store.base import ChatRef, ChatState, IdempotentResult, Message, Store
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Claim:
 
     def answer(self, body: dict[str, Any]) -> IdempotentResult:
         """The idempotent answer to record with the turn."""
-        return IdempotentResult(self.key, self.fingerprint, json.dumps(body))
+        return IdempotentResult(self.key, self.fingerprint, compact(body))
 
 
 @dataclass

@@ -9,11 +9,11 @@ frozen. tests/test_decoding.py checks these properties.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from chatproxy.jsontext import parse
 from chatproxy.store.base import Message
 
 
@@ -26,7 +26,7 @@ def decode_messages(raws: Sequence[str], places: Sequence[int] = ()) -> list[Mes
     damaged one. (Entries crafted to parse differently together than apart need write access to
     the store, which could write any messages anyway.)"""
     try:
-        parsed = json.loads(f"[{','.join(raws)}]")
+        parsed = parse(f"[{','.join(raws)}]")
     except ValueError:
         parsed = None
     if (
@@ -99,7 +99,7 @@ class DecodedMessages:
 def _stored_object(raw: str, n: int) -> dict[str, Any]:
     """Parse entry `n` of a chat's stored messages, which must be one JSON object."""
     try:
-        data = json.loads(raw)
+        data = parse(raw)
     except ValueError as exc:
         raise ValueError(f"stored message {n} is not JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -10,7 +10,6 @@ process has one); `aclose` releases it.
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ import aiohttp
 import certifi
 
 from chatproxy.errors import UpstreamError, UpstreamTimeout
+from chatproxy.jsontext import compact_bytes
 from chatproxy.upstream import rules as shared
 from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.base import Completion, Delta, JsonObject
@@ -123,7 +123,7 @@ class AsyncUpstream(Provider):
             async with asyncio.timeout(timeout):
                 response = await session.post(
                     self._base_url + path,
-                    data=json.dumps(body).encode(),
+                    data=compact_bytes(body),
                     headers=self._headers,
                     proxy=self._proxy,
                     proxy_headers=self._proxy_headers,

@@ -35,6 +35,7 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from chatproxy.jsontext import parse
 from chatproxy.upstream.base import JsonObject
 from chatproxy.upstream.stream import MAX_MESSAGE_CHARS
 
@@ -180,7 +181,7 @@ def moderation_of(result: JsonObject, model: str) -> dict[str, Any]:
 def json_object(data: bytes) -> JsonObject:
     """The JSON object a successful call answered; anything else is a bad response."""
     try:
-        result = json.loads(data)
+        result = parse(data)
     except ValueError as exc:  # not JSON (an HTML page from a gateway), or not UTF-8
         raise UpstreamBadResponse() from exc
     if not isinstance(result, dict):

@@ -13,11 +13,11 @@ plain answer would have had), neither doing any I/O;
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.errors import UpstreamError
+from chatproxy.jsontext import parse
 from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.base import Completion, Delta, JsonObject
 
@@ -51,7 +51,7 @@ class EventLines:
             return None
         if not payload:
             return None
-        chunk = json.loads(payload)
+        chunk = parse(payload)
         if not isinstance(chunk, dict):
             raise UpstreamError("the model provider streamed something that is no chunk")
         if chunk.get("error"):
