@@ -318,3 +318,19 @@ def test_the_sdk_raises_its_api_error_when_the_stream_fails() -> None:
             pass
     assert caught.value.message == UpstreamTimeout.default_message
     assert caught.value.code == "upstream_timeout"
+
+
+def test_items_that_name_their_chat_stream_with_the_same_ids() -> None:
+    head = ResponseHead("resp_c", 1.0, "m", reply_id=4, chat="conv_1")
+    reply = stored("Hi", [CALL_A], finish="tool_calls")
+    translator = ResponseEvents(head, {})
+    events = [
+        chunk("Hi"),
+        chunk(calls=[piece(0, call_id="call_a", name="get_weather")]),
+        done(reply),
+    ]
+    sent = [e for event in events for e in translator.translate(event)]
+    added = [e["item"]["id"] for e in sent if e["type"] == "response.output_item.added"]
+    assert added == ["msg_conv_1_4", "fc_conv_1_4_0"]
+    assert [item.id for item in accumulated(sent).output] == added
+    assert sent[-1]["response"] == response_object(head, {}, reply)

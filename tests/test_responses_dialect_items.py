@@ -64,6 +64,10 @@ PATH = [
         ("fc_5_0", ItemId.of_call(5, 0)),
         ("fc_5_12", ItemId.of_call(5, 12)),
         ("fco_6", ItemId.of_output(6)),
+        ("msg_demo_3", ItemId(3, chat="demo")),
+        ("msg_1_2", ItemId(2, chat="1")),
+        ("fc_conv_a.b@c:d-e_5_0", ItemId.of_call(5, 0, "conv_a.b@c:d-e")),
+        ("fco_x_9", ItemId.of_output(9, "x")),
     ],
 )
 def test_an_item_id_names_a_message_and_its_part_and_reads_back(text: str, item_id: ItemId) -> None:
@@ -72,7 +76,11 @@ def test_an_item_id_names_a_message_and_its_part_and_reads_back(text: str, item_
 
 
 @pytest.mark.parametrize(
-    "text", ["msg_", "msg_01", "msg_-1", "msg_1_2", "fc_5", "fco_1_1", "rs_1", "resp_1", " msg_1"]
+    "text",
+    [
+        *("msg_", "msg_01", "msg_-1", "fc_5", "rs_1", "resp_1", " msg_1", "msg_1 "),
+        *("msg__1", "msg_a b_1", "msg_.._1", f"msg_{'c' * 129}_1", "fc_x_5", "fco_x_01"),
+    ],
 )
 def test_an_id_the_proxy_does_not_give_names_nothing(text: str) -> None:
     assert parse_item_id(text) is None
@@ -83,8 +91,8 @@ def test_item_ids_order_as_a_path_shows_them() -> None:
     assert [str(i) for i in sorted(ids)] == ["fco_4", "msg_5", "fc_5_0", "fc_5_1", "msg_6"]
 
 
-def path_items() -> list[dict[str, Any]]:
-    return [item for message in PATH for item in message_items(message)]
+def path_items(chat: str = "") -> list[dict[str, Any]]:
+    return [item for message in PATH for item in message_items(message, chat)]
 
 
 def test_stored_messages_are_the_items_openai_lists() -> None:
@@ -120,6 +128,14 @@ def test_stored_messages_are_the_items_openai_lists() -> None:
     assert items[8]["call_id"] == "call_a"
     assert items[8]["output"] == '{"temp":3}'
     assert items[9]["output"] == [{"type": "input_text", "text": "12:00"}]
+
+
+def test_items_may_name_their_chat() -> None:
+    ids = [item["id"] for item in path_items("conv_7")]
+    assert ids[:2] == ["msg_conv_7_0", "msg_conv_7_1"]
+    assert ids[6:9] == ["fc_conv_7_5_0", "fc_conv_7_5_1", "fco_conv_7_6"]
+    assert all(parse_item_id(i) is not None for i in ids)
+    assert {parse_item_id(i).chat for i in ids} == {"conv_7"}  # type: ignore[union-attr]
 
 
 def test_a_replys_items_are_output_items_of_the_sdk() -> None:
@@ -397,6 +413,25 @@ def test_a_reference_to_an_item_the_chat_does_not_hold_is_refused(item_id: str) 
     error = refused([{"type": "item_reference", "id": item_id}], stored)
     assert error.param == "input[0].id"
     assert "not found" in error.message
+
+
+def test_references_to_two_chats_are_refused() -> None:
+    sent = [{"id": "msg_a_1"}, USER, {"type": "item_reference", "id": "msg_b_3"}]
+    with pytest.raises(ValidationFailed) as caught:
+        referenced_ids(sent)
+    assert caught.value.param == "input[2].id"
+    assert referenced_ids(sent[:2]) == [ItemId(1, chat="a")]
+
+
+def test_a_reference_naming_its_chat_reads_from_that_chat() -> None:
+    """The caller reads the chat the references name; the messages are found by their ids."""
+    sent = [{"type": "item_reference", "id": "msg_conv_7_3"}, USER]
+    (reference,) = referenced_ids(sent)
+    assert (reference.chat, reference.message) == ("conv_7", 3)
+    assert input_messages(sent, {3: PATH[3]})[0] == {
+        "role": "assistant",
+        "content": "A picture and a PDF.",
+    }
 
 
 def test_an_unknown_reference_is_refused_before_anything_is_read() -> None:

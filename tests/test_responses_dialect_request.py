@@ -520,3 +520,83 @@ def test_the_sdk_raises_its_usual_error_for_a_refusal(sdk: tuple[openai.OpenAI, 
         client.responses.create(model="m", input="hi", tools=[{"type": "web_search"}])
     assert caught.value.param == "tools[0].type"
     assert "web_search" in caught.value.message
+
+
+AI_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather.",
+        "parameters": WEATHER_PARAMETERS,
+    }
+]
+# Bodies the Vercel AI SDK (@ai-sdk/openai 3.0.141 with ai 6.0.333) sent: streamText with an
+# image, its next turn with the tool's result (the reply before as an item_reference), and a
+# generateText with most of the provider options.
+AI_SDK_BODIES: list[dict[str, Any]] = [
+    {
+        "model": "gpt-4.1-mini",
+        "input": [
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Weather in Oslo?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,iVBORw=="},
+                ],
+            },
+        ],
+        "tools": AI_TOOLS,
+        "tool_choice": "auto",
+        "stream": True,
+    },
+    {
+        "model": "gpt-4.1-mini",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "Weather in Oslo?"}]},
+            {"type": "item_reference", "id": "msg_4"},
+            {
+                "type": "function_call",
+                "call_id": "call_a",
+                "name": "get_weather",
+                "arguments": '{"city":"Oslo"}',
+            },
+            {"type": "function_call_output", "call_id": "call_a", "output": '{"temp":3}'},
+        ],
+        "tools": AI_TOOLS,
+        "tool_choice": "auto",
+        "stream": True,
+    },
+    {
+        "model": "gpt-4.1-mini",
+        "input": [
+            {"type": "item_reference", "id": "msg_6"},
+            {"role": "user", "content": [{"type": "input_text", "text": "Thanks!"}]},
+        ],
+        "text": {"verbosity": "low"},
+        "max_tool_calls": 2,
+        "metadata": {"k": "v"},
+        "parallel_tool_calls": False,
+        "previous_response_id": "resp_t",
+        "store": True,
+        "user": "u1",
+        "instructions": "Be kind.",
+        "service_tier": "auto",
+        "include": ["message.output_text.logprobs"],
+        "prompt_cache_key": "pck",
+        "safety_identifier": "sid",
+        "temperature": 0.2,
+        "max_output_tokens": 100,
+        "tool_choice": {"type": "function", "name": "get_weather"},
+        "tools": AI_TOOLS,
+    },
+]
+
+
+@pytest.mark.parametrize("body", AI_SDK_BODIES)
+def test_what_the_vercel_ai_sdk_sends_is_accepted(body: dict[str, Any]) -> None:
+    request = ResponsesRequest.model_validate(body)
+    fields = request.chat_fields()
+    if "tools" in body:
+        assert fields["tools"][0]["function"]["name"] == "get_weather"
+    assert json.loads(json.dumps(request.settings())) == request.settings()

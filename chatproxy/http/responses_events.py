@@ -122,7 +122,7 @@ class ResponseEvents:
         return next((i for i in self._items if i.item_id.kind == "message"), None)
 
     def _open_message(self) -> tuple[_Item, list[JsonObject]]:
-        item = _Item(len(self._items), ItemId(self._head.reply_id))
+        item = _Item(len(self._items), ItemId(self._head.reply_id, chat=self._head.chat))
         self._items.append(item)
         added = message_item(item.item_id, "assistant", [], status="in_progress")
         return item, [
@@ -136,7 +136,7 @@ class ResponseEvents:
         for piece in _tool_call_pieces(chunk):
             index = piece.get("index")
             k = index if type(index) is int and index >= 0 else len(self._calls)
-            call = self._calls.setdefault(k, _Item(-1, ItemId.of_call(self._head.reply_id, k)))
+            call = self._calls.setdefault(k, _Item(-1, self._call_id(k)))
             function = piece.get("function")
             function = function if isinstance(function, dict) else {}
             call.call_id = call.call_id or _string(piece.get("id"))
@@ -149,6 +149,9 @@ class ResponseEvents:
             elif call.index >= 0 and arguments:
                 sent.append(self._arguments_delta(call, arguments))
         return sent
+
+    def _call_id(self, k: int) -> ItemId:
+        return ItemId.of_call(self._head.reply_id, k, self._head.chat)
 
     def _open_call(self, call: _Item, arguments: str) -> list[JsonObject]:
         """Add a call's item, with the arguments that came before it could be added."""
@@ -173,7 +176,7 @@ class ResponseEvents:
         """Close every item with what the stored reply holds (adding what was not streamed),
         in output_index order, then complete the response."""
         placed = replace(reply, id=self._head.reply_id)
-        final = {item["id"]: item for item in message_items(placed)}
+        final = {item["id"]: item for item in message_items(placed, self._head.chat)}
         sent: list[JsonObject] = []
         for item_id, stored in final.items():
             self._opened(item_id, stored, sent)
@@ -194,7 +197,7 @@ class ResponseEvents:
             sent += self._open_message()[1]
             return
         k = int(item_id.rsplit("_", 1)[1])
-        call = _Item(-1, ItemId.of_call(self._head.reply_id, k), call_id=final["call_id"])
+        call = _Item(-1, self._call_id(k), call_id=final["call_id"])
         call.name = final["name"]
         sent += self._open_call(call, "")
 

@@ -18,10 +18,10 @@ the field (`param`: `input[3].content[1].type`).
 - A `function_call_output` item is a `role: tool` message for its `call_id`, its output a
   string or `input_text` parts (a chat completion tool result holds text only).
 - An `item_reference` (`{"type": "item_reference", "id": ...}`, or `{"id": ...}` alone) names a
-  stored item of the chat the request continues (`responses_items` ids): `referenced_ids`
-  says which messages the caller must read, and `input_messages` puts each in its place, as
-  the item it names (an assistant message's text alone, or one of its tool calls). An id the
-  caller could not find is refused (400, like OpenAI's "not found" for an item).
+  stored item (`responses_items` ids, all of one chat): `referenced_ids` says which messages
+  the caller must read, and `input_messages` puts each in its place, as the item it names (an
+  assistant message's text alone, or one of its tool calls). An id the caller could not find
+  is refused (400, like OpenAI's "not found" for an item).
 - `reasoning` items are dropped: a chat completion model takes no reasoning items, and the
   proxy keeps none (the Vercel AI SDK sends them back for reasoning models).
 - Any other item type (built-in tools' calls and outputs, custom tools, MCP, ...) is refused.
@@ -48,7 +48,7 @@ def input_messages(
     sent: str | Sequence[Any], stored: Mapping[int, Message] | None = None
 ) -> list[JsonObject]:
     """The chat completion messages a request's `input` is; `stored` holds the messages its
-    item references name (by message id, as `referenced_ids` listed them)."""
+    item references name (by message id, of the chat `referenced_ids` found them in)."""
     if isinstance(sent, str):
         return [{"role": "user", "content": sent}]
     messages: list[JsonObject] = []
@@ -68,13 +68,20 @@ def input_messages(
 
 def referenced_ids(sent: str | Sequence[Any]) -> list[ItemId]:
     """The stored items a request's `input` names by `item_reference`, in order; an id that is
-    none of this proxy's is refused here, before anything is read."""
+    none of this proxy's is refused here, before anything is read, and so are references to
+    two chats (a request continues one; `ItemId.chat`, "" for the request's own)."""
     if isinstance(sent, str):
         return []
-    found = []
+    found: list[ItemId] = []
     for n, item in enumerate(sent):
-        if _item_type(item, f"input[{n}]") == "item_reference":
-            found.append(_reference(item, f"input[{n}]"))
+        if _item_type(item, f"input[{n}]") != "item_reference":
+            continue
+        found.append(_reference(item, f"input[{n}]"))
+        if found[-1].chat != found[0].chat:
+            raise ValidationFailed(
+                f"input[{n}].id: the items a request names must be of one conversation",
+                param=f"input[{n}].id",
+            )
     return found
 
 

@@ -10,9 +10,15 @@ chat) and which part of it they name, so every item maps back to the stored mess
     fc_<n>_<k>    the k-th tool call (from 0) of the assistant message n
     fco_<n>       the tool message n (a tool result)
 
-An id names an item within one chat: the chat is known from the request (a conversation's id,
-a previous response's chat). An assistant message with tool calls and no text has no `message`
-item; one with neither has an empty `output_text`, so that every stored message shows.
+Such an id names an item within one chat, known from the request (a conversation's id, a
+previous response's chat). An id may also name its chat, after the prefix (`msg_<chat>_<n>`,
+`fc_<chat>_<n>_<k>`, `fco_<chat>_<n>`; the API key says whose chat): the Vercel AI SDK sends
+an earlier reply back as an `item_reference` to its item id even in a request with neither
+`previous_response_id` nor `conversation`, so the reply's item ids must say where it is. Every
+function here takes the chat to name (`chat`, "" for none).
+
+An assistant message with tool calls and no text has no `message` item; one with neither has
+an empty `output_text`, so that every stored message shows.
 
 Nothing here does I/O; the items parse with the openai SDK's own types (`ConversationItem`,
 `ResponseItem`, `ResponseOutputItem`).
@@ -25,16 +31,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chatproxy.store.base import Message
+from chatproxy.store.base import Message, valid_chat_id
 
 JsonObject = dict[str, Any]
 ItemKind = Literal["message", "function_call", "function_call_output"]
 
 _NUMBER = r"(0|[1-9][0-9]{0,17})"  # one spelling per number: no leading zeros
+_CHAT = r"(?:(.{1,128})_)?"  # a chat id's characters include `_`: the numbers come last
 _ID_FORMS: list[tuple[ItemKind, re.Pattern[str]]] = [
-    ("message", re.compile(rf"msg_{_NUMBER}")),
-    ("function_call", re.compile(rf"fc_{_NUMBER}_{_NUMBER}")),
-    ("function_call_output", re.compile(rf"fco_{_NUMBER}")),
+    ("message", re.compile(rf"msg_{_CHAT}{_NUMBER}")),
+    ("function_call", re.compile(rf"fc_{_CHAT}{_NUMBER}_{_NUMBER}")),
+    ("function_call_output", re.compile(rf"fco_{_CHAT}{_NUMBER}")),
 ]
 _PREFIXES: dict[ItemKind, str] = {
     "message": "msg",
@@ -46,26 +53,27 @@ _PREFIXES: dict[ItemKind, str] = {
 @dataclass(frozen=True, order=True)
 class ItemId:
     """Which stored message an item is, and which part of it: `call` is the index of a tool
-    call in an assistant message's `tool_calls` (for a `function_call` item only). Ordered as
-    the items of a chat's path are: by message, then its text before its calls."""
+    call in an assistant message's `tool_calls` (for a `function_call` item only); `chat` the
+    chat it names ("" for the request's). Ordered as the items of a chat's path are: by
+    message, then its text before its calls."""
 
     message: int
     call: int = -1
     kind: ItemKind = "message"
+    chat: str = ""
 
     def __str__(self) -> str:
-        prefix = _PREFIXES[self.kind]
-        if self.kind == "function_call":
-            return f"{prefix}_{self.message}_{self.call}"
-        return f"{prefix}_{self.message}"
+        numbers = f"{self.message}_{self.call}" if self.kind == "function_call" else self.message
+        chat = f"{self.chat}_" if self.chat else ""
+        return f"{_PREFIXES[self.kind]}_{chat}{numbers}"
 
     @classmethod
-    def of_call(cls, message: int, call: int) -> ItemId:
-        return cls(message, call, "function_call")
+    def of_call(cls, message: int, call: int, chat: str = "") -> ItemId:
+        return cls(message, call, "function_call", chat)
 
     @classmethod
-    def of_output(cls, message: int) -> ItemId:
-        return cls(message, -1, "function_call_output")
+    def of_output(cls, message: int, chat: str = "") -> ItemId:
+        return cls(message, -1, "function_call_output", chat)
 
 
 def parse_item_id(text: str) -> ItemId | None:
@@ -74,31 +82,33 @@ def parse_item_id(text: str) -> ItemId | None:
         match = form.fullmatch(text)
         if match is None:
             continue
-        numbers = [int(group) for group in match.groups()]
+        chat, *numbers = match.groups()
+        if chat is not None and not valid_chat_id(chat):
+            return None
         if kind == "function_call":
-            return ItemId.of_call(numbers[0], numbers[1])
-        return ItemId(numbers[0], -1, kind)
+            return ItemId.of_call(int(numbers[0]), int(numbers[1]), chat or "")
+        return ItemId(int(numbers[0]), -1, kind, chat or "")
     return None
 
 
-def message_items(message: Message | JsonObject) -> list[JsonObject]:
-    """The items one stored message is, in order: a tool result is a `function_call_output`;
-    an assistant message its text (if it has any, or nothing at all) and then its tool calls;
-    any other message a `message` item with its role."""
+def message_items(message: Message | JsonObject, chat: str = "") -> list[JsonObject]:
+    """The items one stored message is, in order, their ids naming `chat`: a tool result is a
+    `function_call_output`; an assistant message its text (if it has any, or nothing at all)
+    and then its tool calls; any other message a `message` item with its role."""
     message = as_message(message)
     if message.id is None:
         raise ValueError("a stored message has its id")
     if message.role == "tool":
-        return [function_call_output_item(message)]
-    items: list[JsonObject] = []
+        return [function_call_output_item(message, chat)]
+    item_id = ItemId(message.id, chat=chat)
     if message.role != "assistant":
-        items.append(message_item(ItemId(message.id), message.role, input_parts(message.content)))
-        return items
+        return [message_item(item_id, message.role, input_parts(message.content))]
+    items: list[JsonObject] = []
     parts = output_parts(message.content)
     if parts or not message.tool_calls:
-        items.append(message_item(ItemId(message.id), "assistant", parts or [output_text("")]))
+        items.append(message_item(item_id, "assistant", parts or [output_text("")]))
     for k, call in enumerate(message.tool_calls or []):
-        items.append(function_call_item(ItemId.of_call(message.id, k), call))
+        items.append(function_call_item(ItemId.of_call(message.id, k, chat), call))
     return items
 
 
@@ -147,7 +157,7 @@ def call_id_of(call: JsonObject, item_id: ItemId) -> str:
     return f"call_{item_id.message}_{item_id.call}"
 
 
-def function_call_output_item(message: Message) -> JsonObject:
+def function_call_output_item(message: Message, chat: str = "") -> JsonObject:
     """The `function_call_output` item of a stored tool message."""
     assert message.id is not None
     content = message.content
@@ -157,7 +167,7 @@ def function_call_output_item(message: Message) -> JsonObject:
     else:
         output = content or ""
     return {
-        "id": str(ItemId.of_output(message.id)),
+        "id": str(ItemId.of_output(message.id, chat)),
         "type": "function_call_output",
         "status": "completed",
         "call_id": message.tool_call_id or "",

@@ -58,7 +58,8 @@ class ResponseHead:
     """What a Response says of itself besides its reply: its id (`resp_...`), when the
     request came (`created_at`, seconds), the model the turn asked for (the reply's own model
     replaces it once there is one), the id its reply's item has in the chat (`reply_id`, known
-    before the reply is saved: it names the output items), and where it continues from."""
+    before the reply is saved: it names the output items), where it continues from, and the
+    chat its item ids name (`chat`, "" for none: `responses_items`)."""
 
     id: str
     created_at: float
@@ -66,6 +67,7 @@ class ResponseHead:
     reply_id: int
     previous_response_id: str | None = None
     conversation_id: str | None = None
+    chat: str = ""
 
 
 def response_object(
@@ -82,7 +84,7 @@ def response_object(
     message = None if reply is None else replace(as_message(reply), id=head.reply_id)
     status, incomplete = _status(message, error)
     if output is None:
-        output = [] if message is None else message_items(message)
+        output = [] if message is None else message_items(message, head.chat)
     body: JsonObject = {
         "id": head.id,
         "object": "response",
