@@ -1,0 +1,181 @@
+"""Own the translation of a Responses request's tool and output options into chat completion
+fields: `tools`, `tool_choice`, `text.format` (→ `response_format`), `text.verbosity` and
+`reasoning.effort` (→ `reasoning_effort`); each refused with a `ValidationFailed` naming the
+field (`param`) when a chat completion model cannot take it.
+
+- Function tools (`{"type": "function", name, description, parameters, strict}`) become chat
+  tools (`{"type": "function", "function": {...}}`); `strict` and `parameters` go only when
+  sent (other fields of a function tool, such as `defer_loading`, have no chat form and are
+  left out). Any other tool type is refused, naming it: the proxy runs no built-in tools (web
+  search, file search, code interpreter, computer use, image generation, MCP, shells, custom
+  and namespaced tools).
+- `tool_choice`: `auto`, `none` and `required` as they are; `{"type": "function", "name"}` and
+  `{"type": "allowed_tools", "mode", "tools"}` of function tools in their chat form; a named
+  function must be one of `tools`.
+- `text.format`: `text` is the default (no `response_format`); `json_object` and `json_schema`
+  (name, schema, strict, description) become `response_format`.
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chatproxy.errors import ValidationFailed
+
+JsonObject = dict[str, Any]
+
+MAX_TOOLS = 128
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CHOICES = ("auto", "none", "required")
+VERBOSITY = ("low", "medium", "high")
+
+
+def chat_tools(tools: Any) -> list[JsonObject]:
+    """The chat completion tools of a request's function tools."""
+    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+        raise ValidationFailed(f"tools: must be a list of at most {MAX_TOOLS} tools", param="tools")
+    return [_chat_tool(tool, f"tools[{n}]") for n, tool in enumerate(tools)]
+
+
+def _chat_tool(tool: Any, where: str) -> JsonObject:
+    if not isinstance(tool, dict):
+        raise ValidationFailed(f"{where}: must be an object (a tool)", param=where)
+    kind = tool.get("type")
+    if kind != "function":
+        raise ValidationFailed(
+            f"{where}.type: {str(kind)[:64]!r} tools are not supported: the proxy offers the"
+            " model function tools only (type 'function'), and runs no built-in tools",
+            param=f"{where}.type",
+        )
+    function: JsonObject = {"name": _name(tool.get("name"), f"{where}.name")}
+    optional = {"description": str, "parameters": dict, "strict": bool}
+    function.update(_optional(tool, optional, where))
+    return {"type": "function", "function": function}
+
+
+def _optional(given: JsonObject, kinds: dict[str, type], where: str) -> JsonObject:
+    """The optional fields of `given` that are set (not null), each of its kind."""
+    fields = {}
+    for field, kind in kinds.items():
+        value = given.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            raise ValidationFailed(
+                f"{where}.{field}: must be a {kind.__name__}", param=f"{where}.{field}"
+            )
+        fields[field] = value
+    return fields
+
+
+def chat_tool_choice(choice: Any, tools: list[JsonObject]) -> Any:
+    """The chat completion `tool_choice` of a request's, for its (chat) `tools`."""
+    if isinstance(choice, str) and choice in CHOICES:
+        return choice
+    if not isinstance(choice, dict):
+        raise ValidationFailed(
+            f"tool_choice: must be one of {', '.join(CHOICES)} or an object", param="tool_choice"
+        )
+    names = {tool["function"]["name"] for tool in tools}
+    kind = choice.get("type")
+    if kind == "function":
+        return _named(choice.get("name"), names, "tool_choice.name")
+    if kind == "allowed_tools":
+        mode = choice.get("mode")
+        if mode not in ("auto", "required"):
+            raise ValidationFailed(
+                "tool_choice.mode: must be auto or required", param="tool_choice.mode"
+            )
+        allowed = choice.get("tools")
+        if not isinstance(allowed, list) or not allowed:
+            raise ValidationFailed(
+                "tool_choice.tools: must be a list of function tools", param="tool_choice.tools"
+            )
+        chosen = [
+            _allowed(tool, names, f"tool_choice.tools[{n}]") for n, tool in enumerate(allowed)
+        ]
+        return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": chosen}}
+    raise ValidationFailed(
+        f"tool_choice.type: {str(kind)[:64]!r} is not supported: the proxy offers the model"
+        " function tools only",
+        param="tool_choice.type",
+    )
+
+
+def _allowed(tool: Any, names: set[str], where: str) -> JsonObject:
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        raise ValidationFailed(f"{where}.type: must be function", param=f"{where}.type")
+    return _named(tool.get("name"), names, f"{where}.name")
+
+
+def _named(name: Any, names: set[str], where: str) -> JsonObject:
+    """A chat tool choice of the function `name`, which must be one of the request's tools."""
+    name = _name(name, where)
+    if name not in names:
+        raise ValidationFailed(f"{where}: no function tool named {name!r} in tools", param=where)
+    return {"type": "function", "function": {"name": name}}
+
+
+def _name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ValidationFailed(f"{where}: must be 1-64 characters of A-Z a-z 0-9 _ -", param=where)
+    return name
+
+
+def text_fields(text: Any) -> JsonObject:
+    """The chat completion fields of a request's `text`: `response_format` and `verbosity`."""
+    if not isinstance(text, dict):
+        raise ValidationFailed("text: must be an object", param="text")
+    fields: JsonObject = {}
+    verbosity = text.get("verbosity")
+    if verbosity is not None:
+        if verbosity not in VERBOSITY:
+            raise ValidationFailed(
+                f"text.verbosity: must be one of {', '.join(VERBOSITY)}", param="text.verbosity"
+            )
+        fields["verbosity"] = verbosity
+    form = text.get("format")
+    if form is None:
+        return fields
+    if not isinstance(form, dict):
+        raise ValidationFailed("text.format: must be an object", param="text.format")
+    kind = form.get("type")
+    if kind == "json_object":
+        fields["response_format"] = {"type": "json_object"}
+    elif kind == "json_schema":
+        fields["response_format"] = {"type": "json_schema", "json_schema": _json_schema(form)}
+    elif kind != "text":
+        raise ValidationFailed(
+            "text.format.type: must be text, json_object or json_schema",
+            param="text.format.type",
+        )
+    return fields
+
+
+def _json_schema(form: JsonObject) -> JsonObject:
+    """The chat completion `json_schema` of a `json_schema` text format."""
+    schema: JsonObject = {"name": _name(form.get("name"), "text.format.name")}
+    if not isinstance(form.get("schema"), dict):
+        raise ValidationFailed(
+            "text.format.schema: required (a JSON schema object)", param="text.format.schema"
+        )
+    schema["schema"] = form["schema"]
+    schema.update(_optional(form, {"strict": bool, "description": str}, "text.format"))
+    return schema
+
+
+def reasoning_effort(reasoning: Any) -> str | None:
+    """The chat completion `reasoning_effort` of a request's `reasoning` (its `effort`); a
+    summary is not asked for: a chat completion returns no reasoning summary."""
+    if not isinstance(reasoning, dict):
+        raise ValidationFailed("reasoning: must be an object", param="reasoning")
+    effort = reasoning.get("effort")
+    if effort is not None and (not isinstance(effort, str) or not 0 < len(effort) <= 32):
+        raise ValidationFailed(
+            "reasoning.effort: must be a reasoning effort (minimal, low, medium, high, ...)",
+            param="reasoning.effort",
+        )
+    return effort

@@ -1,0 +1,251 @@
+"""Own what `POST /v1/responses` may carry: `ResponsesRequest`, and what it means for a turn:
+the chat completion fields of its upstream call, its cap, and the settings a stored response
+keeps so that a later `GET` rebuilds it (`responses_objects.response_object`).
+
+Every refusal is a `ValidationFailed` naming the field (`param`), so `/v1` answers in OpenAI's
+error shape and the SDKs raise their usual `BadRequestError`; `model_validate` raises it
+itself (never a pydantic `ValidationError`), so `Context.body` passes it on as it is.
+
+The fields, and what becomes of each:
+- the turn: `model`, `input` (`responses_input.input_messages`), `instructions` (this
+  response's only), `previous_response_id`, `conversation` (an id or `{"id"}`; not with
+  `previous_response_id`), `store` (default true), `stream`, `truncation` (`auto` or the
+  default `disabled`), `max_output_tokens` (the cap) and `temperature`: the service's;
+- to the model (`chat_fields`): `tools`, `tool_choice`, `parallel_tool_calls` (with tools),
+  `text` (`response_format`, `verbosity`), `reasoning.effort` (`reasoning_effort`), `top_p`,
+  `user`, `safety_identifier`, and the three that chat completions take as they are:
+  `service_tier`, `prompt_cache_key`, `prompt_cache_retention`;
+- kept and echoed, not acted on: `metadata` (at most 16 pairs, keys of at most 64 characters,
+  string values of at most 512), `max_tool_calls`, `top_logprobs` (a stored reply keeps no
+  logprobs);
+- accepted and ignored, as the SDKs send them: `include` (the proxy has no reasoning content,
+  logprobs or tool sources to add) and `stream_options` (its `include_obfuscation`: events are
+  sent without obfuscation);
+- refused, naming the field: `background: true` (no background responses), and `prompt`,
+  `context_management`, `moderation`, `image`, `access_programs` (OpenAI features that a chat
+  completion model behind the proxy has no counterpart for);
+- any other field: 400 "Unknown parameter", as OpenAI answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from chatproxy.errors import ValidationFailed
+from chatproxy.http.responses_objects import ECHOED
+from chatproxy.http.responses_options import (
+    chat_tool_choice,
+    chat_tools,
+    reasoning_effort,
+    text_fields,
+)
+from chatproxy.service.defaults import TurnOptions
+
+JsonObject = dict[str, Any]
+
+MAX_ITEMS = 10_000
+MAX_METADATA = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+# OpenAI features with no counterpart behind the proxy: refused by name.
+UNSUPPORTED = ("prompt", "context_management", "moderation", "image", "access_programs")
+# Chat completion fields of the same name and meaning, passed on as sent.
+SAME_FIELDS = (
+    "top_p",
+    "user",
+    "safety_identifier",
+    "service_tier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+)
+
+
+class ResponsesRequest(BaseModel):
+    """OpenAI's Responses request (`POST /v1/responses`); see the module's docstring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    input: Any = Field(description="A string (a user message) or a list of input items.")
+    instructions: StrictStr | None = None
+    previous_response_id: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    conversation: Any = Field(default=None, description='A conversation id, or {"id": ...}.')
+    store: StrictBool = True
+    stream: StrictBool = False
+    truncation: Literal["auto", "disabled"] = "disabled"
+    max_output_tokens: StrictInt | None = Field(default=None, ge=1)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
+    metadata: dict[StrictStr, StrictStr] | None = None
+    user: StrictStr | None = Field(default=None, max_length=256)
+    safety_identifier: StrictStr | None = Field(default=None, max_length=64)
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: StrictBool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    background: StrictBool | None = None
+    include: list[StrictStr] | None = None
+    stream_options: dict[str, Any] | None = None
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    max_tool_calls: StrictInt | None = Field(default=None, ge=1)
+    service_tier: StrictStr | None = Field(default=None, max_length=32)
+    prompt_cache_key: StrictStr | None = Field(default=None, max_length=1024)
+    prompt_cache_retention: StrictStr | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _openai_errors(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Refuse what the proxy does not offer by name, and any invalid field as a
+        `ValidationFailed` naming it."""
+        if isinstance(data, dict):
+            for name in UNSUPPORTED:
+                if data.get(name) is not None:
+                    raise ValidationFailed(f"{name}: not supported by this proxy", param=name)
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise _failure(exc) from None
+
+    @field_validator("store", "stream", "truncation", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: Any) -> Any:
+        return cls.model_fields[info.field_name].default if value is None else value
+
+    @model_validator(mode="after")
+    def _check(self) -> ResponsesRequest:
+        _check_input(self.input)
+        if self.conversation is not None and self.previous_response_id is not None:
+            raise ValidationFailed(
+                "conversation: give either previous_response_id or conversation, not both",
+                param="conversation",
+            )
+        _conversation_id(self.conversation)
+        _check_metadata(self.metadata)
+        if self.background:
+            raise ValidationFailed(
+                "background: background responses are not supported; leave it out (a stream"
+                " shows the reply as it is written)",
+                param="background",
+            )
+        self.chat_fields()  # refuses tools, tool_choice, text and reasoning it cannot send
+        return self
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation's id, given as itself or as `{"id": ...}`."""
+        return _conversation_id(self.conversation)
+
+    @property
+    def cap(self) -> int | None:
+        """The reply's cap in tokens (`max_output_tokens`), if the request set one."""
+        return self.max_output_tokens
+
+    @property
+    def options(self) -> TurnOptions:
+        """The turn's model, cap, temperature and other fields for the upstream call."""
+        return TurnOptions(self.model, self.cap, self.temperature, self.chat_fields())
+
+    def chat_fields(self) -> JsonObject:
+        """The chat completion fields of the upstream call, other than what the service owns
+        (messages, model, the cap's value, temperature, stream). With a cap, the cap's name:
+        `max_completion_tokens`, which OpenAI's current models require."""
+        fields: JsonObject = {}
+        tools = chat_tools(self.tools) if self.tools else []
+        if tools:
+            fields["tools"] = tools
+            if self.parallel_tool_calls is not None:
+                fields["parallel_tool_calls"] = self.parallel_tool_calls
+        if self.tool_choice is not None:
+            choice = chat_tool_choice(self.tool_choice, tools)
+            if tools:  # a chat completion takes no tool_choice without tools
+                fields["tool_choice"] = choice
+        if self.text is not None:
+            fields.update(text_fields(self.text))
+        if self.reasoning is not None and (effort := reasoning_effort(self.reasoning)):
+            fields["reasoning_effort"] = effort
+        for name in SAME_FIELDS:
+            if getattr(self, name) is not None:
+                fields[name] = getattr(self, name)
+        if self.cap is not None:
+            fields["max_completion_tokens"] = self.cap
+        return fields
+
+    def settings(self) -> JsonObject:
+        """What a stored response keeps of its request (plain JSON), for the Response object
+        its `GET` answers (`responses_objects.response_object`): the fields a Response echoes
+        (`ECHOED`), as the client sent them (null when it left one out)."""
+        kept = {name: getattr(self, name) for name in ECHOED}
+        if self.metadata is not None:
+            kept["metadata"] = dict(self.metadata)
+        return kept
+
+
+def _check_input(sent: Any) -> None:
+    """Refuse an `input` that is neither a string nor a list of items (the items themselves
+    are `responses_input`'s)."""
+    if isinstance(sent, str) and sent:
+        return
+    if isinstance(sent, list) and 0 < len(sent) <= MAX_ITEMS:
+        return
+    raise ValidationFailed(
+        f"input: must be a non-empty string or a list of 1-{MAX_ITEMS} input items",
+        param="input",
+    )
+
+
+def _conversation_id(conversation: Any) -> str | None:
+    """A conversation's id, given as itself or as `{"id": ...}`."""
+    if conversation is None:
+        return None
+    if isinstance(conversation, dict):
+        conversation = conversation.get("id")
+    if not isinstance(conversation, str) or not 0 < len(conversation) <= 128:
+        raise ValidationFailed(
+            'conversation: must be a conversation id or {"id": <conversation id>}',
+            param="conversation",
+        )
+    return conversation
+
+
+def _check_metadata(metadata: dict[str, str] | None) -> None:
+    """Refuse metadata beyond OpenAI's limits."""
+    if metadata is None:
+        return
+    if len(metadata) > MAX_METADATA:
+        raise ValidationFailed(f"metadata: at most {MAX_METADATA} pairs", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > MAX_METADATA_KEY or len(value) > MAX_METADATA_VALUE:
+            raise ValidationFailed(
+                f"metadata: keys of at most {MAX_METADATA_KEY} characters, values of at most"
+                f" {MAX_METADATA_VALUE}",
+                param="metadata",
+            )
+
+
+def _failure(exc: ValidationError) -> ValidationFailed:
+    """The first problem of a request as OpenAI says it, naming the field
+    (`tools[2].type`)."""
+    first = exc.errors(include_url=False)[0]
+    param = ""
+    for part in first["loc"]:
+        param += f"[{part}]" if isinstance(part, int) else f".{part}" if param else str(part)
+    if first["type"] == "extra_forbidden":
+        return ValidationFailed(f"Unknown parameter: '{param}'.", param=param)
+    if first["type"] == "missing":
+        return ValidationFailed(f"Missing required parameter: '{param}'.", param=param)
+    return ValidationFailed(f"{param or 'body'}: {first['msg']}", param=param or None)
