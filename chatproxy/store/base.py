@@ -66,7 +66,9 @@ class ChatRef:
 class Message:
     """One item of a chat's tree: a message, its place (`id`, `parent`), and what the API it
     came through said with it: an assistant's `tool_calls`, a tool result's `tool_call_id`, a
-    `name`; for replies also the model, why it stopped and its token usage.
+    `name`; for replies also the model, why it stopped and its token usage, and for a reply
+    made through `POST /v1/responses` the request's settings that its Response echoes
+    (`response`: instructions, metadata, tools, ...; see `http/responses_request.py`).
 
     Ids are numbers per chat, given in the order items are added, so a child's id is always
     above its parent's. `parent` is None for a first message (a chat may have several: an edit
@@ -84,6 +86,7 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None
     finish_reason: str | None = None
+    response: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the stored and client-facing form (fields that are unset are left out).
@@ -125,6 +128,7 @@ class Message:
             tool_call_id=data.get("tool_call_id"),
             name=data.get("name"),
             finish_reason=data.get("finish_reason"),
+            response=data.get("response"),
         )
 
     def for_upstream(self) -> dict[str, Any]:
@@ -157,7 +161,15 @@ class Message:
 
 
 # The fields `to_json` writes after the content, when they are set.
-OPTIONAL_FIELDS = ("usage", "model", "finish_reason", "tool_calls", "tool_call_id", "name")
+OPTIONAL_FIELDS = (
+    "usage",
+    "model",
+    "finish_reason",
+    "tool_calls",
+    "tool_call_id",
+    "name",
+    "response",
+)
 
 
 def chained(messages: Sequence[Message], first_id: int, parent: int | None) -> list[Message]:
