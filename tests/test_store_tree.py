@@ -214,3 +214,38 @@ async def test_the_leaf_does_not_move_while_a_turn_holds_the_chat(store: Store) 
     assert (await store.load_window(CHAT, 0)).leaf == 3
     await store.release_turn(CHAT, "turn")
     assert await store.set_leaf(CHAT, 1) == 1
+
+
+@pytest.mark.anyio
+async def test_forks_set_ids_aside_so_they_can_save_after_letting_go_of_the_lock(
+    store: Store,
+) -> None:
+    await linear(store, 2)  # items 0-3, leaf 3
+
+    # Two forks from item 1 take the lock in turn only to read and set ids aside.
+    first = await store.begin_turn(CHAT, "fork-1", 30, 10, at=1, reserve=2)
+    assert first is not None
+    await store.release_turn(CHAT, "fork-1")
+    second = await store.begin_turn(CHAT, "fork-2", 30, 10, at=1, reserve=2)
+    assert second is not None
+    await store.release_turn(CHAT, "fork-2")
+    assert (first.next_id, second.next_id) == (4, 6)
+    assert texts(first.messages) == texts(second.messages) == ["q0", "a0"]
+
+    # A turn at the leaf meanwhile gets ids after them, though neither fork has saved.
+    leaf = await store.begin_turn(CHAT, "leaf", 30, 10)
+    assert leaf is not None
+    assert leaf.next_id == 8
+    assert await store.save_turn(
+        CHAT, "t-leaf", chained([ask("q2"), reply("a2")], 8, 3), lock_token="leaf", release=True
+    )
+    # The forks save last, the second first, each on its own ids, without the lock.
+    assert await store.save_turn(CHAT, "t-fork-2", chained([ask("f2"), reply("g2")], 6, 1))
+    assert await store.save_turn(CHAT, "t-fork-1", chained([ask("f1"), reply("g1")], 4, 1))
+
+    assert await store.children(CHAT, [1]) == [[2, 4, 6]]
+    for leaf_id, tail in ((9, ["q1", "a1", "q2", "a2"]), (5, ["f1", "g1"]), (7, ["f2", "g2"])):
+        path = (await store.load_history(CHAT, leaf=leaf_id)).messages
+        assert texts(path) == ["q0", "a0", *tail]
+    after = await store.load_window(CHAT, 1)
+    assert (after.leaf, after.next_id) == (5, 10)  # the last save's reply; ids go on after all

@@ -298,7 +298,8 @@ class Store(Protocol):
         below it."""
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
-        """Return the ids of each item's children in the order they were added (None: the
+        """Return the ids of each item's children in the order of their ids, which is the
+        order they were added in but for forks that saved after a later turn (None: the
         messages that start a path)."""
 
     async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
@@ -338,13 +339,23 @@ class Store(Protocol):
         """
 
     async def begin_turn(
-        self, chat: ChatRef, token: str, lease_seconds: float, limit: int, at: int | None = None
+        self,
+        chat: ChatRef,
+        token: str,
+        lease_seconds: float,
+        limit: int,
+        at: int | None = None,
+        reserve: int = 0,
     ) -> ChatState | None:
         """Take the chat's turn lock and read the window of the path ending at `at` (None: the
         leaf; `ROOT`: none) as `load_window` does, in one step; return None, reading nothing,
         while another token holds the lock, and raise `NotFound` (taking nothing) for an item
         the chat does not hold. Taking it again with the same token renews the lease: a call
-        re-sent after its reply was lost succeeds."""
+        re-sent after its reply was lost succeeds.
+
+        With `reserve`, that many ids are set aside for the turn (`ChatState.next_id` is the
+        first): a turn that lets go of the lock before its save (a fork, which moves no one
+        else's place in the tree) places its messages on them, and no other turn gets them."""
 
     async def release_turn(self, chat: ChatRef, token: str) -> None:
         """Release the turn lock if `token` still holds it."""

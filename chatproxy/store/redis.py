@@ -119,13 +119,20 @@ class RedisStore:
         return state_of(read, self.decoded)
 
     async def begin_turn(
-        self, chat: ChatRef, token: str, lease_seconds: float, limit: int, at: int | None = None
+        self,
+        chat: ChatRef,
+        token: str,
+        lease_seconds: float,
+        limit: int,
+        at: int | None = None,
+        reserve: int = 0,
     ) -> ChatState | None:
         known = self._windows.usable(chat, limit) if at is None else None
         args = [limit, self._ttl or 0, token, millis(lease_seconds)]
         args += [known.turn or "", len(known.raws)] if known else ["", 0]
         args.append(_at(at))
         args.append(item_id(known.raws[-1]) if known and known.raws else "")
+        args.append(reserve)
         keys = [*chat_keys(chat), lock_key(chat)]
         read = await self._script("begin_turn", keys, [GLOBAL_SYSTEM_KEY], args)
         if read is None:

@@ -26,7 +26,15 @@ local function add_child(parent, id)
   if tonumber(id) == up + 1 then return end
   local field = up < 0 and 'root' or parent
   local kids = redis.call('HGET', KEYS[3], field)
-  redis.call('HSET', KEYS[3], field, kids and (kids .. ',' .. id) or id)
+  if kids and tonumber(string.match(kids, '(%d+)$')) > tonumber(id) then
+    local ids = {tonumber(id)}  -- a fork saved after a later one: the list stays in id order
+    for kid in string.gmatch(kids, '%d+') do table.insert(ids, tonumber(kid)) end
+    table.sort(ids)
+    kids = table.concat(ids, ',')
+  else
+    kids = kids and (kids .. ',' .. id) or id
+  end
+  redis.call('HSET', KEYS[3], field, kids)
 end
 local function upgrade()
   local n = redis.call('LLEN', KEYS[4])
@@ -220,10 +228,11 @@ BEGIN_TURN = (
     + """
 -- KEYS: items, meta, kids, old list, lock, and on a single node the global prompt
 -- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count,
---       at ('' = the leaf, 'root', or an item id), the known window's last item ('' = none)
+--       at ('' = the leaf, 'root', or an item id), the known window's last item ('' = none),
+--       ids to set aside ('0' = none)
 -- Takes the turn lock and reads the newest `limit` items of the path ending at `at`, or returns
 -- false (nil) if another token holds it. The holder may take it again (a call re-sent after a
--- lost reply).
+-- lost reply). Ids set aside are the turn's own (the next id returned is the first of them).
 local at = ARGV[7]
 """
     + FIND_START
@@ -233,6 +242,9 @@ if not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
     return false
   end
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
+end
+if ARGV[9] ~= '0' then
+  meta[5] = redis.call('HINCRBY', KEYS[2], 'appended', ARGV[9]) - tonumber(ARGV[9])
 end
 local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
 local ttl_arg, global = ARGV[2], KEYS[6]

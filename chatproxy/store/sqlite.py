@@ -43,6 +43,7 @@ from chatproxy.store.sqlite_rows import (
     lock_holder,
     record_answer,
     release_lock,
+    set_aside,
     sweep,
     take_lock,
     touch,
@@ -207,14 +208,23 @@ class SqliteStore:
 
     @in_thread
     def begin_turn(
-        self, chat: ChatRef, token: str, lease_seconds: float, limit: int, at: int | None = None
+        self,
+        chat: ChatRef,
+        token: str,
+        lease_seconds: float,
+        limit: int,
+        at: int | None = None,
+        reserve: int = 0,
     ) -> ChatState | None:
         with self.file.transaction() as db:
             if at is not None and at != ROOT and not has_item(db, chat, at):
                 raise NotFound("no such message in this chat")
             if not take_lock(db, chat, token, lease_seconds):
                 return None
-            return self._load(db, chat, limit, None, at, keep=True)
+            state = self._load(db, chat, limit, None, at, keep=True)
+            if reserve:
+                set_aside(db, chat, state.next_id + reserve)
+            return state
 
     @in_thread
     def release_turn(self, chat: ChatRef, token: str) -> None:

@@ -121,6 +121,14 @@ def touch(db: sqlite3.Connection, chat: ChatRef, expires_at: float | None) -> No
     )
 
 
+def set_aside(db: sqlite3.Connection, chat: ChatRef, next_id: int) -> None:
+    """Make `next_id` the chat's next id, the ids below it set aside for a turn."""
+    db.execute(
+        "UPDATE chats SET appended = MAX(appended, ?) WHERE tenant = ? AND chat_id = ?",
+        (next_id, chat.tenant, chat.chat_id),
+    )
+
+
 def ensure_chat(
     db: sqlite3.Connection, chat: ChatRef, now: float, expires_at: float | None
 ) -> None:
