@@ -151,13 +151,24 @@ async def touch_first(store: Store, how: str, placed: list[Message]) -> None:
     elif how == "children":
         first = placed[0].id
         assert await store.children(CHAT, [None, first]) == [[first], [placed[1].id]]
+    elif how == "load_items":
+        assert await store.load_items(CHAT, [m.id or 0 for m in placed]) == placed
     else:  # a retry of the old chat's last turn is still known
         assert await store.save_turn(CHAT, "old-turn", new_turn()) is False
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "how", ["load_history", "load_window", "load_page", "begin_turn", "children", "save_turn"]
+    "how",
+    [
+        "load_history",
+        "load_window",
+        "load_page",
+        "begin_turn",
+        "children",
+        "load_items",
+        "save_turn",
+    ],
 )
 @pytest.mark.parametrize("appended", [None, 7], ids=["unnumbered", "numbered"])
 async def test_an_old_redis_chat_is_upgraded_by_the_first_script_that_touches_it(
@@ -231,6 +242,26 @@ async def test_a_tree_whose_kids_list_every_child_reads_each_child_once(
     assert await store.save_turn(CHAT, "t3", [edit])
     assert await store.children(CHAT, [None]) == [[0, 4]]
     assert admin.hget(KIDS, "root") == "0,4"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("appended", [None, 7], ids=["unnumbered", "numbered"])
+async def test_items_deleted_from_an_old_redis_chat_are_deleted_from_its_upgrade(
+    open_redis: Callable[..., Store], admin: redis.Redis, appended: int | None
+) -> None:
+    store = open_redis(None)
+    write_old_chat(admin, CHAT, appended)
+    first = first_of(appended)
+    placed = chained(old_messages(), first, None)
+
+    assert await store.delete_items(CHAT, [first + 1, first + 3]) == [first + 1, first + 3]
+
+    assert admin.exists(LIST) == 0
+    state = await store.load_history(CHAT)
+    assert state.messages == [placed[0], placed[2].placed(first + 2, first)]
+    assert (state.leaf, state.next_id) == (first + 2, first + 4)
+    assert await store.children(CHAT, [None, first]) == [[first], [first + 2]]
+    assert admin.hmget(META, "messages", "last_turn") == ["2", None]
 
 
 @pytest.mark.anyio

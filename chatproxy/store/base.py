@@ -301,10 +301,23 @@ class Store(Protocol):
         """Return the ids of each item's children in the order they were added (None: the
         messages that start a path)."""
 
+    async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
+        """Return the chat's items `ids`, in that order, None for each it does not hold, in one
+        round trip that refreshes the chat's TTL like every read."""
+
     async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         """Make `item_id` the chat's current leaf (with `descend`, its newest descendant, always
         taking the newest child); return the new leaf, or None if the chat does not hold it.
         Raise `ChatBusy` while a turn holds the chat's lock (its save moves the leaf)."""
+
+    async def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
+        """Remove the items `ids` the chat holds, in one atomic step; return them, lowest first.
+
+        A removed item's children that stay, and a removed leaf, move to its nearest ancestor
+        that stays (None if none does). The message count drops; the title and token totals
+        (what the turns used) stay; the last saved turn is forgotten (a save of its id stores
+        again, a window Redis knew is read again). Raise `ChatBusy` while a turn holds the
+        chat's lock, unless the chat holds none of `ids`."""
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""

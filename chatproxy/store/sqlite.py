@@ -51,10 +51,13 @@ from chatproxy.store.sqlite_rows import (
 from chatproxy.store.sqlite_tree import (
     children_of,
     has_item,
+    item_bodies,
     newest_descendant,
     parent_of,
+    parents_of,
     path_bodies,
     place,
+    remove_items,
 )
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -131,6 +134,46 @@ class SqliteStore:
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
         with self.file.transaction() as db:
             return [children_of(db, chat, parent) for parent in parents]
+
+    @in_thread
+    def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
+        if not ids:
+            return []
+        with self.file.transaction() as db:
+            if live_chat(db, chat) is None:
+                return [None] * len(ids)
+            touch(db, chat, self._expiry())
+            bodies = item_bodies(db, chat, ids)
+        found = iter(self.decoded.decode([bodies[item] for item in ids if item in bodies]))
+        return [next(found) if item in bodies else None for item in ids]
+
+    @in_thread
+    def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
+        now = time.time()
+        with self.file.transaction() as db:
+            row = live_chat(db, chat)
+            parents = parents_of(db, chat, ids) if row is not None and ids else {}
+            if row is None or not parents:
+                return []
+            if lock_holder(db, chat, now) is not None:
+                raise ChatBusy()  # the turn's save would go under an item removed
+            survivors = remove_items(db, chat, parents)
+            leaf = row.leaf
+            if leaf is not None and leaf in survivors:  # removed: its nearest ancestor kept
+                leaf = survivors[leaf]
+            db.execute(
+                "UPDATE chats SET leaf = ?, last_turn = NULL, message_count = message_count - ?,"
+                " updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
+                (
+                    leaf,
+                    len(parents),
+                    now,
+                    self._expiry(now),
+                    chat.tenant,
+                    chat.chat_id,
+                ),
+            )
+        return sorted(parents)
 
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
