@@ -203,7 +203,7 @@ class ChatState:
 
 @dataclass(frozen=True)
 class ChatInfo:
-    """One chat in a listing: its activity, size, token totals and a title."""
+    """One chat in a listing: its activity, size, token totals, title and metadata."""
 
     chat_id: str
     created: float
@@ -211,6 +211,7 @@ class ChatInfo:
     messages: int
     title: str | None
     tokens: dict[str, int]
+    metadata: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -220,6 +221,7 @@ class ChatInfo:
             "updated": self.updated,
             "messages": self.messages,
             "tokens": self.tokens,
+            "metadata": self.metadata,
         }
 
 
@@ -375,6 +377,10 @@ class Store(Protocol):
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
         """Replace a chat's own settings (model, temperature, max_tokens); {} removes them."""
+
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+        """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`);
+        setting it creates the chat's record, as a system prompt does."""
 
     async def get_global_system(self) -> str | None:
         """Return the stored global system prompt ("" = explicitly none, None = never set)."""

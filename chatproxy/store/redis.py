@@ -271,32 +271,34 @@ class RedisStore:
         await self._script("release_idempotency", [idem_key(chat, key)], [], [fingerprint])
 
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        await self._set_field(chat, "system", content, listed=True)
+
+    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
+
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+        text = None if metadata is None else compact(metadata)
+        await self._set_field(chat, "metadata", text, listed=True)
+
+    async def _set_field(
+        self, chat: ChatRef, name: str, value: str | None, *, listed: bool = False
+    ) -> None:
+        """Set (or with None remove) a field of the chat's meta hash, which creates the chat's
+        record; with `listed`, a value set also lists the chat in its tenant's listing."""
         meta = chat_keys(chat)[1]
         now = time.time()
         pipe = self._redis.pipeline(transaction=True)
-        if content is None:
-            pipe.hdel(meta, "system")
+        if value is None:
+            pipe.hdel(meta, name)
         else:
-            pipe.hset(meta, mapping={"system": content, "updated": repr(now)})
+            pipe.hset(meta, mapping={name: value, "updated": repr(now)})
             pipe.hsetnx(meta, "created", repr(now))
         self._touch(pipe, chat)
         await self._execute(pipe)
-        if content is not None:
+        if listed and value is not None:
             pipe = self._redis.pipeline(transaction=False)
             self._index(pipe, chat, now)
             await self._execute(pipe)
-
-    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        meta = chat_keys(chat)[1]
-        now = repr(time.time())
-        pipe = self._redis.pipeline(transaction=True)
-        if settings:
-            pipe.hset(meta, mapping={"settings": json.dumps(settings), "updated": now})
-            pipe.hsetnx(meta, "created", now)
-        else:
-            pipe.hdel(meta, "settings")
-        self._touch(pipe, chat)
-        await self._execute(pipe)
 
     async def get_global_system(self) -> str | None:
         value = await self._command("get", GLOBAL_SYSTEM_KEY)

@@ -13,7 +13,7 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
                                          appended (the next item's id), first (no id below it
                                          is kept), leaf, last_turn (none after a delete of
                                          items), title, prompt/completion/total_tokens,
-                                         settings
+                                         settings, metadata (JSON, a conversation's)
     chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
@@ -89,6 +89,7 @@ def info_of(chat_id: str, fields: dict[str, str]) -> ChatInfo:
         messages=int(fields.get("messages", 0)),
         title=fields.get("title"),
         tokens={name: int(fields.get(name, 0)) for name in USAGE_FIELDS},
+        metadata=json.loads(fields["metadata"]) if "metadata" in fields else None,
     )
 
 

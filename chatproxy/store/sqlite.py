@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
+from chatproxy.jsontext import compact
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
     ROOT,
@@ -298,34 +299,29 @@ class SqliteStore:
 
     @in_thread
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        now = time.time()
-        with self.file.transaction() as db:
-            if content is None and live_chat(db, chat) is None:
-                return
-            ensure_chat(db, chat, now, self._expiry(now))
-            db.execute(
-                "UPDATE chats SET system = ?, updated = ?, expires_at = ?"
-                " WHERE tenant = ? AND chat_id = ?",
-                (content, now, self._expiry(now), chat.tenant, chat.chat_id),
-            )
+        self._set_column(chat, "system", content)
 
     @in_thread
     def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        self._set_column(chat, "settings", json.dumps(settings) if settings else None)
+
+    @in_thread
+    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+        self._set_column(chat, "metadata", None if metadata is None else compact(metadata))
+
+    def _set_column(self, chat: ChatRef, column: str, value: str | None) -> None:
+        """Set (or with None clear) one of the chat's own columns; setting one creates its row."""
+        if column not in ("system", "settings", "metadata"):
+            raise ValueError(f"not a chat's own column: {column}")
         now = time.time()
         with self.file.transaction() as db:
-            if not settings and live_chat(db, chat) is None:
+            if value is None and live_chat(db, chat) is None:
                 return
             ensure_chat(db, chat, now, self._expiry(now))
             db.execute(
-                "UPDATE chats SET settings = ?, updated = ?, expires_at = ?"
+                f"UPDATE chats SET {column} = ?, updated = ?, expires_at = ?"  # noqa: S608
                 " WHERE tenant = ? AND chat_id = ?",
-                (
-                    json.dumps(settings) if settings else None,
-                    now,
-                    self._expiry(now),
-                    chat.tenant,
-                    chat.chat_id,
-                ),
+                (value, now, self._expiry(now), chat.tenant, chat.chat_id),
             )
 
     @in_thread
