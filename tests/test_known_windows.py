@@ -124,6 +124,37 @@ async def test_a_leaf_another_process_moved_is_read_again(
 
 
 @pytest.mark.anyio
+async def test_a_window_that_held_an_item_another_process_deleted_is_read_again(
+    process: Callable[..., Process],
+) -> None:
+    one, two = process(), process()
+    await one.run_turn("a")  # items 0, 1
+    await one.run_turn("b")  # items 2, 3; `one` knows the window by this turn
+
+    assert await two.store.delete_items(CHAT, [1]) == [1]  # inside it; the leaf stays
+
+    kept = [turn("a")[0].placed(0, None), *chained(turn("b"), 2, 0)]
+    assert await one.run_turn("c") == kept
+    assert one.items_read == 3
+    assert await one.run_turn("d") == kept[1:] + chained(turn("c"), 4, 3)
+    assert one.items_read == 0  # known again, by turn c
+
+
+@pytest.mark.anyio
+async def test_a_window_that_held_an_item_its_own_process_deleted_is_read_again(
+    process: Callable[..., Process],
+) -> None:
+    one = process()
+    await one.run_turn("a")
+    await one.run_turn("b")
+
+    assert await one.store.delete_items(CHAT, [2]) == [2]
+
+    assert await one.run_turn("c") == [*chained(turn("a"), 0, None), turn("b")[1].placed(3, 1)]
+    assert one.items_read == 3
+
+
+@pytest.mark.anyio
 async def test_a_save_without_the_lock_or_a_turn_that_failed_leave_no_stale_window(
     process: Callable[..., Process],
 ) -> None:

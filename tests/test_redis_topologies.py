@@ -329,6 +329,25 @@ async def test_cluster_deletes_a_whole_chat_and_nothing_else(
         assert client.zrange(index, 0, -1) == ["keep-me"]
 
 
+@pytest.mark.anyio
+async def test_cluster_loads_and_deletes_items_and_lists_the_chat_with_its_metadata(
+    cluster_store: Store,
+) -> None:
+    other = ChatRef("public", "other")
+    await cluster_store.save_turn(CHAT, "t1", turn(1))
+    await cluster_store.save_turn(other, "t2", turn(2))
+    await cluster_store.set_chat_metadata(other, {"topic": "cats"})
+
+    assert await cluster_store.delete_items(CHAT, [0]) == [0]
+
+    assert await cluster_store.load_items(CHAT, [0, 1]) == [None, turn(1)[1].placed(1, None)]
+    listed = await cluster_store.list_chats("public", 10, None)
+    assert [(c.chat_id, c.metadata) for c in listed] == [  # the delete is the newest activity
+        ("chat-1", None),
+        ("other", {"topic": "cats"}),
+    ]
+
+
 def on_cluster(cluster: RedisClusterServers) -> dict[str, str | None]:
     """The overrides of `make_client` that put the app's store on the cluster."""
     return {

@@ -129,6 +129,32 @@ async def test_chat_system_prompt_is_set_replaced_and_removed(store: Store) -> N
 
 
 @pytest.mark.anyio
+async def test_chat_metadata_is_set_replaced_and_removed(store: Store) -> None:
+    await store.set_chat_metadata(ChatRef("public", "nothing"), None)  # creates nothing
+    assert await store.list_chats("public", 10, None) == []
+
+    await store.set_chat_metadata(CHAT, {"topic": "cats ✓", "n": "1"})  # creates the chat
+    info = await store.chat_info(CHAT)
+    assert info is not None
+    assert (info.messages, info.metadata) == (0, {"topic": "cats ✓", "n": "1"})
+    assert (await store.load_history(CHAT)).exists
+    assert [c.metadata for c in await store.list_chats("public", 10, None)] == [info.metadata]
+
+    await store.save_turn(CHAT, "t1", turn(1))
+    await store.set_chat_metadata(CHAT, {})
+    emptied = await store.chat_info(CHAT)
+    assert emptied is not None
+    assert emptied.metadata == {}
+    await store.set_chat_metadata(CHAT, None)
+    info = await store.chat_info(CHAT)
+    assert info is not None
+    assert (info.metadata, info.messages) == (None, 2)
+    assert info.to_json()["metadata"] is None
+    await store.save_turn(ChatRef("public", "other"), "t2", turn(2))
+    assert [c.metadata for c in await store.list_chats("public", 10, None)] == [None, None]
+
+
+@pytest.mark.anyio
 async def test_global_system_prompt_is_stored_beside_the_chats(store: Store) -> None:
     assert await store.get_global_system() is None
     await store.set_global_system("Be brief.")

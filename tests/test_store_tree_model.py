@@ -1,6 +1,7 @@
 """The tree operations of the store contract as a model: random saves under the leaf or under any
-item, leaf moves, path reads from any item, pages and children, with trimming; a real backend and
-a plain in-memory tree side by side, every answer compared."""
+item, leaf moves, deletes of items (their children moved up), path reads from any item, pages,
+children and items by id, with trimming; a real backend and a plain in-memory tree side by side,
+every answer compared."""
 
 from __future__ import annotations
 
@@ -146,6 +147,34 @@ class TreeModel(RuleBasedStateMachine):
             assert kids == []
             return
         assert kids == sorted(i for i, (p, _) in self.items.items() if p == parent)
+
+    @rule(ns=st.lists(picks, min_size=1, max_size=3), missing=st.booleans())
+    def delete_items(self, ns: list[int], missing: bool) -> None:
+        ids = [self.pick(n) for n in ns] + ([self.next_id + 2] if missing else [])
+        removed = self.run(self.store.delete_items(CHAT, ids))
+        gone = sorted({i for i in ids if i in self.items})
+        assert removed == gone
+        survivors: dict[int, int | None] = {}
+        for item in gone:
+            parent = self.items[item][0]
+            while parent in gone:
+                parent = self.items[parent][0]
+            survivors[item] = parent if parent in self.items else None
+        for item in gone:
+            del self.items[item]
+        for item, (parent, text) in self.items.items():
+            if parent in survivors:
+                self.items[item] = (survivors[parent], text)
+        if self.leaf in survivors:
+            self.leaf = survivors[self.leaf]
+
+    @rule(ns=st.lists(picks, max_size=4), missing=st.booleans())
+    def load_items(self, ns: list[int], missing: bool) -> None:
+        ids = [self.pick(n) for n in ns] + ([self.next_id + 2] if missing else [])
+        found = self.run(self.store.load_items(CHAT, ids))
+        assert [(m.id, m.parent, m.content) if m else None for m in found] == [
+            (i, *self.items[i]) if i in self.items else None for i in ids
+        ]
 
     @rule()
     def begin_at_the_root(self) -> None:

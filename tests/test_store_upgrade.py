@@ -3,7 +3,8 @@ first kept message, the newest its leaf.
 
 Redis upgrades a chat kept as a list (`chat:{...}:msgs`) in place, in whichever script touches it
 first; SQLite upgrades the whole file at opening (migration 6). Each old layout is written here
-by hand, as the release before wrote it.
+by hand, as the release before wrote it. A SQLite file of the release before chats had metadata
+(migration 7) keeps its chats and takes metadata.
 """
 
 from __future__ import annotations
@@ -151,13 +152,24 @@ async def touch_first(store: Store, how: str, placed: list[Message]) -> None:
     elif how == "children":
         first = placed[0].id
         assert await store.children(CHAT, [None, first]) == [[first], [placed[1].id]]
+    elif how == "load_items":
+        assert await store.load_items(CHAT, [m.id or 0 for m in placed]) == placed
     else:  # a retry of the old chat's last turn is still known
         assert await store.save_turn(CHAT, "old-turn", new_turn()) is False
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "how", ["load_history", "load_window", "load_page", "begin_turn", "children", "save_turn"]
+    "how",
+    [
+        "load_history",
+        "load_window",
+        "load_page",
+        "begin_turn",
+        "children",
+        "load_items",
+        "save_turn",
+    ],
 )
 @pytest.mark.parametrize("appended", [None, 7], ids=["unnumbered", "numbered"])
 async def test_an_old_redis_chat_is_upgraded_by_the_first_script_that_touches_it(
@@ -231,6 +243,26 @@ async def test_a_tree_whose_kids_list_every_child_reads_each_child_once(
     assert await store.save_turn(CHAT, "t3", [edit])
     assert await store.children(CHAT, [None]) == [[0, 4]]
     assert admin.hget(KIDS, "root") == "0,4"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("appended", [None, 7], ids=["unnumbered", "numbered"])
+async def test_items_deleted_from_an_old_redis_chat_are_deleted_from_its_upgrade(
+    open_redis: Callable[..., Store], admin: redis.Redis, appended: int | None
+) -> None:
+    store = open_redis(None)
+    write_old_chat(admin, CHAT, appended)
+    first = first_of(appended)
+    placed = chained(old_messages(), first, None)
+
+    assert await store.delete_items(CHAT, [first + 1, first + 3]) == [first + 1, first + 3]
+
+    assert admin.exists(LIST) == 0
+    state = await store.load_history(CHAT)
+    assert state.messages == [placed[0], placed[2].placed(first + 2, first)]
+    assert (state.leaf, state.next_id) == (first + 2, first + 4)
+    assert await store.children(CHAT, [None, first]) == [[first], [first + 2]]
+    assert admin.hmget(META, "messages", "last_turn") == ["2", None]
 
 
 @pytest.mark.anyio
@@ -375,3 +407,58 @@ async def test_an_old_sqlite_chat_is_read_and_continued_under_its_newest_message
     assert info is not None
     tokens = {name: 3 * n for name, n in TOKENS.items()}
     assert (info.created, info.messages, info.title, info.tokens) == (900.0, 6, "q1", tokens)
+
+
+# -- SQLite: a file of the release before metadata (migration 7) --------------------------------
+
+
+def file_before_metadata(path: Path) -> None:
+    """Build a file at schema version 6 with one chat of two items, as that release wrote it."""
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:6]:
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 6")
+    db.execute(
+        "INSERT INTO chats (tenant, chat_id, system, created, updated, last_turn, message_count,"
+        " appended, title, prompt_tokens, completion_tokens, total_tokens, leaf)"
+        " VALUES ('public', 'x', 'Be brief.', 900.0, 1001.5, 'old-turn', 2, 2, 'q1', 3, 2, 5, 1)"
+    )
+    items = chained(old_messages()[:2], 0, None)
+    db.executemany(
+        "INSERT INTO messages (tenant, chat_id, seq, parent, body) VALUES ('public', 'x', ?, ?, ?)",
+        [(m.id, m.parent, m.dumps()) for m in items],
+    )
+    db.commit()
+    db.close()
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_file_before_metadata_keeps_its_chats_and_takes_metadata(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chats.sqlite3"
+    file_before_metadata(path)
+    store = SqliteStore(str(path), None)
+    try:
+        info = await store.chat_info(CHAT)
+        assert info == ChatInfo("x", 900.0, 1001.5, 2, "q1", TOKENS, None)
+        state = await store.load_history(CHAT)
+        assert (state.chat_system, state.messages) == (
+            "Be brief.",
+            chained(old_messages()[:2], 0, None),
+        )
+        assert await store.save_turn(CHAT, "old-turn", new_turn()) is False  # still known
+
+        await store.set_chat_metadata(CHAT, {"topic": "old"})
+
+        info = await store.chat_info(CHAT)
+        assert info is not None
+        assert (info.metadata, info.messages, info.title) == ({"topic": "old"}, 2, "q1")
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    finally:
+        db.close()

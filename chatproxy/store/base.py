@@ -203,7 +203,7 @@ class ChatState:
 
 @dataclass(frozen=True)
 class ChatInfo:
-    """One chat in a listing: its activity, size, token totals and a title."""
+    """One chat in a listing: its activity, size, token totals, title and metadata."""
 
     chat_id: str
     created: float
@@ -211,6 +211,7 @@ class ChatInfo:
     messages: int
     title: str | None
     tokens: dict[str, int]
+    metadata: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -220,6 +221,7 @@ class ChatInfo:
             "updated": self.updated,
             "messages": self.messages,
             "tokens": self.tokens,
+            "metadata": self.metadata,
         }
 
 
@@ -302,10 +304,23 @@ class Store(Protocol):
         order they were added in but for forks that saved after a later turn (None: the
         messages that start a path)."""
 
+    async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
+        """Return the chat's items `ids`, in that order, None for each it does not hold, in one
+        round trip that refreshes the chat's TTL like every read."""
+
     async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         """Make `item_id` the chat's current leaf (with `descend`, its newest descendant, always
         taking the newest child); return the new leaf, or None if the chat does not hold it.
         Raise `ChatBusy` while a turn holds the chat's lock (its save moves the leaf)."""
+
+    async def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
+        """Remove the items `ids` the chat holds, in one atomic step; return them, lowest first.
+
+        A removed item's children that stay, and a removed leaf, move to its nearest ancestor
+        that stays (None if none does). The message count drops; the title and token totals
+        (what the turns used) stay; the last saved turn is forgotten (a save of its id stores
+        again, a window Redis knew is read again). Raise `ChatBusy` while a turn holds the
+        chat's lock, unless the chat holds none of `ids`."""
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""
@@ -373,6 +388,10 @@ class Store(Protocol):
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
         """Replace a chat's own settings (model, temperature, max_tokens); {} removes them."""
+
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+        """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`);
+        setting it creates the chat's record, as a system prompt does."""
 
     async def get_global_system(self) -> str | None:
         """Return the stored global system prompt ("" = explicitly none, None = never set)."""

@@ -6,9 +6,9 @@ record the idempotent answer, refresh TTLs), which ignores a turn id it has alre
 retried save cannot store a turn twice. Reads are one script too, which also refreshes the
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
-in a second. The keys are `redis_keys.py`'s, the scripts' Lua source is `redis_scripts.py`'s, the
-client `redis_client.py`'s. A turn of a chat whose last save was this process's own is not sent
-its window again (`windows.py`).
+in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
+`redis_item_scripts.py`'s, for given items), the client `redis_client.py`'s. A turn of a chat
+whose last save was this process's own is not sent its window again (`windows.py`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
+from chatproxy.errors import ChatBusy, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
-    ROOT,
     ChatInfo,
     ChatRef,
     ChatState,
@@ -37,14 +36,18 @@ from chatproxy.store.base import (
 )
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.redis_client import CallSlots, Client, connect
+from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (
     GLOBAL_SYSTEM_KEY,
     chat_keys,
     idem_key,
     index_key,
     info_of,
+    kid_ids,
     lock_key,
     millis,
+    raise_if_missing,
+    start_arg,
     state_of,
 )
 from chatproxy.store.redis_scripts import SCRIPTS
@@ -75,7 +78,8 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
-        self._scripts = {name: client.register_script(lua) for name, lua in SCRIPTS.items()}
+        scripts = {**SCRIPTS, **ITEM_SCRIPTS}
+        self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
         self._slots = CallSlots(max_calls, wait_seconds)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
         self.decoded = DecodedMessages()
@@ -111,9 +115,9 @@ class RedisStore:
         self, chat: ChatRef, limit: int, before: int | None, leaf: int | None
     ) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt."""
-        args = [limit, "" if before is None else before, self._ttl or 0, _at(leaf)]
+        args = [limit, "" if before is None else before, self._ttl or 0, start_arg(leaf)]
         read = await self._script("read_chat", list(chat_keys(chat)), [GLOBAL_SYSTEM_KEY], args)
-        _found(read)
+        raise_if_missing(read)
         if self._cluster:
             read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
         return state_of(read, self.decoded)
@@ -130,14 +134,14 @@ class RedisStore:
         known = self._windows.usable(chat, limit) if at is None else None
         args = [limit, self._ttl or 0, token, millis(lease_seconds)]
         args += [known.turn or "", len(known.raws)] if known else ["", 0]
-        args.append(_at(at))
+        args.append(start_arg(at))
         args.append(item_id(known.raws[-1]) if known and known.raws else "")
         args.append(reserve)
         keys = [*chat_keys(chat), lock_key(chat)]
         read = await self._script("begin_turn", keys, [GLOBAL_SYSTEM_KEY], args)
         if read is None:
             return None
-        _found(read)
+        raise_if_missing(read)
         if self._cluster:
             read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
         if isinstance(read[2], int):  # the newest read[2] of the window this process knows
@@ -152,7 +156,32 @@ class RedisStore:
         fields = ["root" if parent is None else parent for parent in parents]
         first, found = await self._script("children", list(chat_keys(chat)), [], fields)
         kept = int(first)  # the children below it were dropped by trimming
-        return [[kid for kid in _ids(kids) if kid >= kept] for kids in found]
+        return [[kid for kid in kid_ids(kids) if kid >= kept] for kids in found]
+
+    async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
+        if not ids:
+            return []
+        args = [self._ttl or 0, *ids]
+        raws = await self._script("load_items", list(chat_keys(chat)), [], args)
+        found = iter(self.decoded.decode([raw for raw in raws if raw]))
+        return [next(found) if raw else None for raw in raws]
+
+    async def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
+        if not ids:
+            return []
+        now = time.time()
+        args = [repr(now), self._ttl or 0, chat.chat_id, *ids]
+        keys = [*chat_keys(chat), lock_key(chat)]
+        gone = await self._script("delete_items", keys, [index_key(chat.tenant)], args)
+        if gone == -1:
+            raise ChatBusy()
+        if gone:
+            self._windows.forget(chat)
+            if self._cluster:
+                pipe = self._redis.pipeline(transaction=False)
+                self._index(pipe, chat, now)
+                await self._execute(pipe)
+        return sorted(int(item) for item in gone)
 
     async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
         args = [item, "1" if descend else "0"]
@@ -249,32 +278,34 @@ class RedisStore:
         await self._script("release_idempotency", [idem_key(chat, key)], [], [fingerprint])
 
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        await self._set_field(chat, "system", content, listed=True)
+
+    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
+
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+        text = None if metadata is None else compact(metadata)
+        await self._set_field(chat, "metadata", text, listed=True)
+
+    async def _set_field(
+        self, chat: ChatRef, name: str, value: str | None, *, listed: bool = False
+    ) -> None:
+        """Set (or with None remove) a field of the chat's meta hash, which creates the chat's
+        record; with `listed`, a value set also lists the chat in its tenant's listing."""
         meta = chat_keys(chat)[1]
         now = time.time()
         pipe = self._redis.pipeline(transaction=True)
-        if content is None:
-            pipe.hdel(meta, "system")
+        if value is None:
+            pipe.hdel(meta, name)
         else:
-            pipe.hset(meta, mapping={"system": content, "updated": repr(now)})
+            pipe.hset(meta, mapping={name: value, "updated": repr(now)})
             pipe.hsetnx(meta, "created", repr(now))
         self._touch(pipe, chat)
         await self._execute(pipe)
-        if content is not None:
+        if listed and value is not None:
             pipe = self._redis.pipeline(transaction=False)
             self._index(pipe, chat, now)
             await self._execute(pipe)
-
-    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        meta = chat_keys(chat)[1]
-        now = repr(time.time())
-        pipe = self._redis.pipeline(transaction=True)
-        if settings:
-            pipe.hset(meta, mapping={"settings": json.dumps(settings), "updated": now})
-            pipe.hsetnx(meta, "created", now)
-        else:
-            pipe.hdel(meta, "settings")
-        self._touch(pipe, chat)
-        await self._execute(pipe)
 
     async def get_global_system(self) -> str | None:
         value = await self._command("get", GLOBAL_SYSTEM_KEY)
@@ -340,22 +371,3 @@ class RedisStore:
         if self._ttl is not None:
             for key in chat_keys(chat):
                 pipe.expire(key, self._ttl)
-
-
-def _at(item_id: int | None) -> str | int:
-    """Where a path read starts, as the scripts take it: '' for the leaf, 'root' for before
-    the first message (`ROOT`), else the item's id."""
-    if item_id is None:
-        return ""
-    return "root" if item_id == ROOT else item_id
-
-
-def _ids(joined: str | None) -> list[int]:
-    """The ids of a `:kids` entry (comma separated; None: none)."""
-    return [int(kid) for kid in joined.split(",")] if joined else []
-
-
-def _found(read: list[Any]) -> None:
-    """Raise `NotFound` if a script answered that the chat holds no such item."""
-    if read and read[0] == "missing":
-        raise NotFound("no such message in this chat")

@@ -4,15 +4,16 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
 
     chat:{<tenant>:<chat_id>}:items      hash: item id -> the item's JSON, which starts
                                          `{"id":<id>,"parent":<id or null>,` (Message.dumps)
-    chat:{<tenant>:<chat_id>}:kids       hash: item id (or `root`) -> its children's ids, in the
-                                         order they were added, comma separated, but the
-                                         child numbered right after it (id + 1; for `root`,
-                                         0), found by its own parent: a chat without branches
-                                         has no `:kids`
+    chat:{<tenant>:<chat_id>}:kids       hash: item id (or `root`) -> its children's ids, in
+                                         id order (the order they were added), comma
+                                         separated, but the child numbered right after it
+                                         (id + 1; for `root`, 0), found by its own parent: a
+                                         chat without branches has no `:kids`
     chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages (items kept),
-                                         appended (the next item's id), first (the lowest id
-                                         kept), leaf, last_turn, title, prompt/completion/
-                                         total_tokens, settings
+                                         appended (the next item's id), first (no id below it
+                                         is kept), leaf, last_turn (none after a delete of
+                                         items), title, prompt/completion/total_tokens,
+                                         settings, metadata (JSON, a conversation's)
     chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
@@ -29,7 +30,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chatproxy.store.base import ChatInfo, ChatRef, ChatState
+from chatproxy.errors import NotFound
+from chatproxy.store.base import ROOT, ChatInfo, ChatRef, ChatState
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.tokens import USAGE_FIELDS
 
@@ -87,4 +89,24 @@ def info_of(chat_id: str, fields: dict[str, str]) -> ChatInfo:
         messages=int(fields.get("messages", 0)),
         title=fields.get("title"),
         tokens={name: int(fields.get(name, 0)) for name in USAGE_FIELDS},
+        metadata=json.loads(fields["metadata"]) if "metadata" in fields else None,
     )
+
+
+def start_arg(item_id: int | None) -> str | int:
+    """Where a path read starts, as the scripts take it: '' for the leaf, 'root' for before
+    the first message (`ROOT`), else the item's id."""
+    if item_id is None:
+        return ""
+    return "root" if item_id == ROOT else item_id
+
+
+def kid_ids(joined: str | None) -> list[int]:
+    """The ids of a `:kids` entry (comma separated; None: none)."""
+    return [int(kid) for kid in joined.split(",")] if joined else []
+
+
+def raise_if_missing(read: list[Any]) -> None:
+    """Raise `NotFound` if a script answered that the chat holds no such item."""
+    if read and read[0] == "missing":
+        raise NotFound("no such message in this chat")

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
+from chatproxy.jsontext import compact
 from chatproxy.store.base import (
     IDEMPOTENCY_TTL_SECONDS,
     ROOT,
@@ -52,10 +53,13 @@ from chatproxy.store.sqlite_rows import (
 from chatproxy.store.sqlite_tree import (
     children_of,
     has_item,
+    item_bodies,
     newest_descendant,
     parent_of,
+    parents_of,
     path_bodies,
     place,
+    remove_items,
 )
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -132,6 +136,46 @@ class SqliteStore:
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
         with self.file.transaction() as db:
             return [children_of(db, chat, parent) for parent in parents]
+
+    @in_thread
+    def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
+        if not ids:
+            return []
+        with self.file.transaction() as db:
+            if live_chat(db, chat) is None:
+                return [None] * len(ids)
+            touch(db, chat, self._expiry())
+            bodies = item_bodies(db, chat, ids)
+        found = iter(self.decoded.decode([bodies[item] for item in ids if item in bodies]))
+        return [next(found) if item in bodies else None for item in ids]
+
+    @in_thread
+    def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
+        now = time.time()
+        with self.file.transaction() as db:
+            row = live_chat(db, chat)
+            parents = parents_of(db, chat, ids) if row is not None and ids else {}
+            if row is None or not parents:
+                return []
+            if lock_holder(db, chat, now) is not None:
+                raise ChatBusy()  # the turn's save would go under an item removed
+            survivors = remove_items(db, chat, parents)
+            leaf = row.leaf
+            if leaf is not None and leaf in survivors:  # removed: its nearest ancestor kept
+                leaf = survivors[leaf]
+            db.execute(
+                "UPDATE chats SET leaf = ?, last_turn = NULL, message_count = message_count - ?,"
+                " updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
+                (
+                    leaf,
+                    len(parents),
+                    now,
+                    self._expiry(now),
+                    chat.tenant,
+                    chat.chat_id,
+                ),
+            )
+        return sorted(parents)
 
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
@@ -265,34 +309,29 @@ class SqliteStore:
 
     @in_thread
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        now = time.time()
-        with self.file.transaction() as db:
-            if content is None and live_chat(db, chat) is None:
-                return
-            ensure_chat(db, chat, now, self._expiry(now))
-            db.execute(
-                "UPDATE chats SET system = ?, updated = ?, expires_at = ?"
-                " WHERE tenant = ? AND chat_id = ?",
-                (content, now, self._expiry(now), chat.tenant, chat.chat_id),
-            )
+        self._set_column(chat, "system", content)
 
     @in_thread
     def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        self._set_column(chat, "settings", json.dumps(settings) if settings else None)
+
+    @in_thread
+    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+        self._set_column(chat, "metadata", None if metadata is None else compact(metadata))
+
+    def _set_column(self, chat: ChatRef, column: str, value: str | None) -> None:
+        """Set (or with None clear) one of the chat's own columns; setting one creates its row."""
+        if column not in ("system", "settings", "metadata"):
+            raise ValueError(f"not a chat's own column: {column}")
         now = time.time()
         with self.file.transaction() as db:
-            if not settings and live_chat(db, chat) is None:
+            if value is None and live_chat(db, chat) is None:
                 return
             ensure_chat(db, chat, now, self._expiry(now))
             db.execute(
-                "UPDATE chats SET settings = ?, updated = ?, expires_at = ?"
+                f"UPDATE chats SET {column} = ?, updated = ?, expires_at = ?"  # noqa: S608
                 " WHERE tenant = ? AND chat_id = ?",
-                (
-                    json.dumps(settings) if settings else None,
-                    now,
-                    self._expiry(now),
-                    chat.tenant,
-                    chat.chat_id,
-                ),
+                (value, now, self._expiry(now), chat.tenant, chat.chat_id),
             )
 
     @in_thread

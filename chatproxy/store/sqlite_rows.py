@@ -4,6 +4,7 @@ the sweep of expired rows."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -23,17 +24,17 @@ SWEEP_BATCH = 200
 
 # A constant column list (never user input) for the chat listing queries.
 INFO_COLUMNS = (
-    "chat_id, created, updated, message_count, title,"
+    "chat_id, created, updated, message_count, title, metadata,"
     " prompt_tokens, completion_tokens, total_tokens"
 )
 
 
 def info_of(row: tuple[Any, ...]) -> ChatInfo:
     """Build a listing entry from a row of `INFO_COLUMNS`."""
-    chat_id, created, updated, messages, title, *tokens = row
-    return ChatInfo(
-        chat_id, created, updated, messages, title, dict(zip(USAGE_FIELDS, tokens, strict=True))
-    )
+    chat_id, created, updated, messages, title, metadata, *tokens = row
+    usage = dict(zip(USAGE_FIELDS, tokens, strict=True))
+    own = None if metadata is None else json.loads(metadata)
+    return ChatInfo(chat_id, created, updated, messages, title, usage, own)
 
 
 def take_lock(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:

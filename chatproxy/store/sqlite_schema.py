@@ -90,6 +90,10 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE messages.tenant = chats.tenant AND messages.chat_id = chats.chat_id);
     CREATE INDEX messages_by_parent ON messages (tenant, chat_id, parent);
     """,
+    # The metadata a client keeps on a chat (a conversation's), as JSON.
+    """
+    ALTER TABLE chats ADD COLUMN metadata TEXT;
+    """,
 )
 
 

@@ -1,13 +1,18 @@
 """Own the SQL of a chat's tree in the SQLite store: placing a turn's items, reading a path by
 walking parents up from its last item (one recursive query on the chat's index, as far as the
-window reaches), children, and moving the leaf. A message's `seq` is its item id."""
+window reaches), children, moving the leaf, and reading or removing given items. A message's
+`seq` is its item id."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
 
+from chatproxy.jsontext import compact
 from chatproxy.store.base import ROOT, ChatRef, Message, chained
+
+# A chat's items among a JSON array of ids.
+GIVEN = "tenant = ? AND chat_id = ? AND seq IN (SELECT value FROM json_each(?))"
 
 # Walks from one item up its parents; the outer query stops the walk once it has its rows.
 PATH = (
@@ -87,3 +92,39 @@ def newest_descendant(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> in
         if row is None or row[0] is None:
             return item_id
         item_id = row[0]
+
+
+def item_bodies(db: sqlite3.Connection, chat: ChatRef, ids: Sequence[int]) -> dict[int, str]:
+    """The stored texts of those of the items `ids` the chat holds, by id."""
+    query = f"SELECT seq, body FROM messages WHERE {GIVEN}"  # noqa: S608 (a constant)
+    return dict(db.execute(query, (chat.tenant, chat.chat_id, compact(list(ids)))).fetchall())
+
+
+def parents_of(db: sqlite3.Connection, chat: ChatRef, ids: Sequence[int]) -> dict[int, int | None]:
+    """The parents of those of the items `ids` the chat holds, by id."""
+    query = f"SELECT seq, parent FROM messages WHERE {GIVEN}"  # noqa: S608 (a constant)
+    return dict(db.execute(query, (chat.tenant, chat.chat_id, compact(list(ids)))).fetchall())
+
+
+def remove_items(
+    db: sqlite3.Connection, chat: ChatRef, parents: dict[int, int | None]
+) -> dict[int, int | None]:
+    """Delete the items of `parents` (id: its parent); each child of one that stays goes under
+    the removed item's nearest ancestor that stays (None if none does), in its stored text too.
+    Return that ancestor of each item removed."""
+    survivors: dict[int, int | None] = {}
+    for item, parent in parents.items():
+        while parent in parents:
+            parent = parents[parent]
+        survivors[item] = parent if parent is None or has_item(db, chat, parent) else None
+    for item, survivor in survivors.items():
+        db.execute(
+            "UPDATE messages SET parent = ?, body = json_set(body, '$.parent', ?)"
+            " WHERE tenant = ? AND chat_id = ? AND parent = ?",
+            (survivor, survivor, chat.tenant, chat.chat_id, item),
+        )
+    db.execute(
+        f"DELETE FROM messages WHERE {GIVEN}",  # noqa: S608 (a constant)
+        (chat.tenant, chat.chat_id, compact(list(parents))),
+    )
+    return survivors

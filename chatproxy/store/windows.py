@@ -8,14 +8,15 @@ id of that save. The next turn sends that id; if the chat's `last_turn` still is
 script answers how many of the newest messages the window holds instead of the messages.
 
 Why that is safe (tests/test_known_windows.py drives each case against a real Redis): a chat's
-messages change only by a save, which sets `last_turn` to its own
-turn id, or all at once with the whole chat (delete, expiry: the messages and the hash expire
-together), which removes `last_turn`. Only ids of this process's own saves of a turn it began
-are remembered, and those are random (uuid4), so no other write can leave one behind. Between a
-turn's read and its save, every other writer of the chat's messages waits for its turn lock, but
-a delete: after one, the save leaves only its own messages, the newest of those remembered. A
-save that trims the oldest messages (MAX_MESSAGES) leaves the newest ones too, and the script
-counts the window on the list as it is.
+messages change only by a save, which sets `last_turn` to its own turn id, by a delete of items
+(`delete_items`), which removes `last_turn`, or all at once with the whole chat (delete, expiry:
+the messages and the hash expire together), which removes `last_turn` too. Only ids of this
+process's own saves of a turn it began are remembered, and those are random (uuid4), so no other
+write can leave one behind. Between a turn's read and its save, every other writer of the chat's
+messages waits for its turn lock (a delete of items refuses to run while it is held), but a
+delete of the whole chat: after one, the save leaves only its own messages, the newest of those
+remembered. A save that trims the oldest messages (MAX_MESSAGES) leaves the newest ones too, and
+the script counts the window on the list as it is.
 
 Bounded like `DecodedMessages`: when the chats or characters kept would pass their bounds,
 everything is forgotten at once (the next turns read their windows from Redis again).
