@@ -35,7 +35,8 @@ from chatproxy.errors import (
     TurnLeaseLost,
 )
 from chatproxy.jsontext import compact
-from chatproxy.store.base import ChatRef, ChatState, IdempotentResult, Message, Store
+from chatproxy.store.base import ChatRef, ChatState, Message, Store
+from chatproxy.store.idempotency import IdempotentResult
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Own the choice of chat store: Redis when configured, else the embedded SQLite file.
 
-The types and the `Store` protocol are `store/base.py`'s; importing this package loads
-neither backend (each is imported when chosen)."""
+The types and the `Store` protocol are `store/base.py`'s (an Idempotency-Key's are
+`idempotency.py`'s); importing this package loads neither backend (each is imported when
+chosen)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from chatproxy.store.base import (
     ChatInfo,
     ChatRef,
     ChatState,
-    IdempotencyClaim,
-    IdempotentResult,
     Message,
     Store,
 )
+from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
 
 __all__ = [
     "OPEN_TENANT",

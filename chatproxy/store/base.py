@@ -18,9 +18,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from chatproxy.jsontext import compact
+from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
 from chatproxy.tokens import USAGE_FIELDS, content_text, estimate_tokens
 
 Content = str | list[dict[str, Any]]
@@ -28,7 +29,6 @@ Content = str | list[dict[str, Any]]
 OPEN_TENANT = "public"
 # Where a turn that starts a chat's path anew is placed: before its first message.
 ROOT = -1
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -251,27 +251,6 @@ def usage_of(messages: Sequence[Message]) -> dict[str, int]:
             if isinstance(value, int):
                 totals[name] += value
     return totals
-
-
-@dataclass(frozen=True)
-class IdempotencyClaim:
-    """What a store knows of an idempotency key: new (now claimed), pending, done or mismatch."""
-
-    state: Literal["new", "pending", "done", "mismatch"]
-    response: str | None = None
-
-
-@dataclass(frozen=True)
-class IdempotentResult:
-    """The answer to record with a turn, under its (hashed) key and request fingerprint."""
-
-    key: str
-    fingerprint: str
-    response: str
-
-    def __post_init__(self) -> None:
-        if not self.key or not self.fingerprint:
-            raise ValueError("an idempotent answer needs a key and a fingerprint")
 
 
 class Store(Protocol):

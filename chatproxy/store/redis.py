@@ -24,17 +24,19 @@ from chatproxy.config import RedisSettings
 from chatproxy.errors import ChatBusy, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.base import (
-    IDEMPOTENCY_TTL_SECONDS,
     ChatInfo,
     ChatRef,
     ChatState,
-    IdempotencyClaim,
-    IdempotentResult,
     Message,
     title_of,
     usage_of,
 )
 from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.idempotency import (
+    IDEMPOTENCY_TTL_SECONDS,
+    IdempotencyClaim,
+    IdempotentResult,
+)
 from chatproxy.store.redis_client import CallSlots, Client, connect
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (

@@ -21,16 +21,18 @@ from typing import Any
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.base import (
-    IDEMPOTENCY_TTL_SECONDS,
     ROOT,
     ChatInfo,
     ChatRef,
     ChatState,
-    IdempotencyClaim,
-    IdempotentResult,
     Message,
 )
 from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.idempotency import (
+    IDEMPOTENCY_TTL_SECONDS,
+    IdempotencyClaim,
+    IdempotentResult,
+)
 from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,

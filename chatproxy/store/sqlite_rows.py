@@ -13,11 +13,11 @@ from typing import Any, NamedTuple
 from chatproxy.store.base import (
     ChatInfo,
     ChatRef,
-    IdempotentResult,
     Message,
     title_of,
     usage_of,
 )
+from chatproxy.store.idempotency import IdempotentResult
 from chatproxy.tokens import USAGE_FIELDS
 
 SWEEP_BATCH = 200
