@@ -220,6 +220,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         params=(param("Idempotency-Key"), param("X-Chat-Id")),
         body="CompletionRequest",
     ),
+    ("/v1/responses", "POST"): Operation(
+        "openai",
+        "OpenAI's Responses: a turn of a chat of its own (`chain-…`), after"
+        " `previous_response_id`, or at the leaf of `conversation` (a chat id)",
+        ok("A Response.", ref("Response"), headers("Idempotent-Replayed")),
+        errors=(*UPSTREAM, 404, 409, 422),
+        params=(param("Idempotency-Key"),),
+        body="ResponsesRequest",
+    ),
+    ("/v1/responses/{response_id}", "GET"): Operation(
+        "openai",
+        "A stored response (any assistant reply of the caller's chats is one)",
+        ok("The Response.", ref("Response")),
+        errors=(400, 404),
+        params=(param("response_id"),),
+    ),
     ("/v1/models", "GET"): Operation(
         "openai",
         "The models this proxy allows (ALLOWED_MODELS)",
