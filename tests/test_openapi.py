@@ -105,7 +105,7 @@ def test_request_bodies_are_the_handlers_pydantic_models(client: ProxyClient) ->
 
 def test_turns_document_idempotency_and_their_event_stream(client: ProxyClient) -> None:
     paths = served_spec(client)["paths"]
-    for path in ("/{chat_id}/chat", "/{chat_id}/img", "/v1/chat/completions"):
+    for path in ("/{chat_id}/chat", "/{chat_id}/img", "/v1/chat/completions", "/v1/responses"):
         operation = paths[path]["post"]
         params = {p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
         assert "Idempotency-Key" in params

@@ -23,6 +23,7 @@ from chatproxy.http.openapi_operation import (
     query,
     ref,
 )
+from chatproxy.http.openapi_responses import SSE_RESPONSE
 from chatproxy.http.openapi_schemas import COUNT, PAGE_LIMIT, components, headers, param
 
 OPENAPI_VERSION = "3.1.0"
@@ -224,7 +225,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "openai",
         "OpenAI's Responses: a turn of a chat of its own (`chain-…`), after"
         " `previous_response_id`, or at the leaf of `conversation` (a chat id)",
-        ok("A Response.", ref("Response"), headers("Idempotent-Replayed")),
+        _streamed("A Response.", ref("Response"), SSE_RESPONSE),
         errors=(*UPSTREAM, 404, 409, 422),
         params=(param("Idempotency-Key"),),
         body="ResponsesRequest",

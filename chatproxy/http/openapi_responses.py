@@ -1,5 +1,5 @@
-"""Own the Responses API's part of the OpenAPI spec: its request body, the Response object and
-the `response_id` parameter.
+"""Own the Responses API's part of the OpenAPI spec: its request body, the Response object, its
+stream's events and the `response_id` parameter.
 
 The request body is written out here, field by field as `responses_request.ResponsesRequest`
 validates it (`tests/test_openapi.py` holds the two together): what the dialect accepts, the
@@ -137,4 +137,14 @@ PARAMETERS: dict[str, Schema] = {
         "description": "A response's id: `resp_<chat id>_<reply id>`.",
         "schema": {"type": "string", "pattern": f"^resp_{CHAT_ID.pattern}_{NUMBER}$"},
     },
+}
+
+SSE_RESPONSE: Schema = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {"event": STRING, "data": STRING},
+    "description": "With `stream: true`: the Responses stream's events (`response.created`,"
+    " `response.output_text.delta`, ..., `response.completed`), each `event: <type>` with its"
+    " JSON as `data`; a turn that fails after the stream began ends with `error`, then"
+    " `response.failed`.",
 }

@@ -1,4 +1,4 @@
-"""Own OpenAI's Responses API over chats: `POST /v1/responses` and
+"""Own OpenAI's Responses API over chats: `POST /v1/responses` (plain and streamed) and
 `GET /v1/responses/{response_id}`.
 
 A response is the assistant reply it produced, and its id names that reply
@@ -7,26 +7,30 @@ continues the chat that holds it, `conversation` is a chat id, a response with n
 a chat of its own (`chain-…`). The request is read by the dialect (`responses_request.py`), its
 input translated into chat messages once the service has read the path its item references
 may name (`responses_input.py`), the stored reply answered as a Response
-(`responses_objects.py`). A request that is not stored (`store: false`) answers a Response
-that cannot be found later. Errors are OpenAI's shape (`app.py`), a missing response a 404 as
-OpenAI words it.
+(`responses_objects.py`) or its stream as Responses events (`responses_events.py`: the service
+says the reply's item id before the reply is stored). A request that is not stored
+(`store: false`) answers a Response that cannot be found later. Errors are OpenAI's shape
+(`app.py`), a missing response a 404 as OpenAI words it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from functools import partial
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.context import Answer, Context, Reply, Route
+from chatproxy.http.event_stream import EventStream
+from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.service.placing import Kept
 from chatproxy.service.responses import Found, Responded, ResponseAsk, response_id
-from chatproxy.service.results import TurnResult
+from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store.base import Message
 from chatproxy.tokens import content_text
 
@@ -36,6 +40,9 @@ async def create_response(ctx: Context) -> Answer:
     request = await ctx.body(ResponsesRequest)
     ask = _ask(ctx, request)
     responses, options = ctx.service.responses, request.options
+    if request.stream:
+        streamed = await responses.stream(ask, idempotency_key=key, options=options)
+        return _sse(ctx, ask, streamed)
     made = await responses.create(ask, idempotency_key=key, options=options)
     return _answered(ctx, ask, made)
 
@@ -136,3 +143,23 @@ def _stored(ctx: Context, found: Found) -> dict[str, Any]:
         chat=found.chat,
     )
     return response_object(head, kept, reply)
+
+
+def _sse(ctx: Context, ask: ResponseAsk, made: Responded[StreamingTurn]) -> EventStream:
+    turn = made.answer
+    if ask.store:
+        ctx.log_fields["chat_id"] = made.chat
+    kept = (turn.replay or {}).get("response") or ask.keep.settings
+    events = ResponseEvents(_head(ctx, made, kept), kept)
+    headers = {"Cache-Control": "no-cache"}
+    if turn.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return EventStream(_frames(turn, events), headers)
+
+
+async def _frames(turn: StreamingTurn, events: ResponseEvents) -> AsyncIterator[str]:
+    """The Responses events of a streamed turn, as server-sent events."""
+    async with aclosing(turn.events) as stream:  # a reader that leaves lets go of the stream
+        async for event in stream:
+            for sent in events.translate(event):
+                yield sse_frame(sent)
