@@ -141,7 +141,7 @@ def test_the_responses_request_schema_names_the_fields_the_dialect_reads(
     assert schema["additionalProperties"] is False  # an unknown field is refused
 
 
-def test_a_response_matches_its_schema_and_its_id_the_parameters_pattern(
+def test_a_response_and_its_items_match_their_schemas_and_its_id_the_parameters_pattern(
     client: ProxyClient,
 ) -> None:
     spec = served_spec(client)
@@ -153,6 +153,10 @@ def test_a_response_matches_its_schema_and_its_id_the_parameters_pattern(
     assert list(validator.iter_errors({**answer, "output": [{"type": "message"}]})) != []
     assert re.fullmatch(pattern, answer["id"])
     assert client.get(f"/v1/responses/{answer['id']}").get_json() == answer
+    items = client.get(f"/v1/responses/{answer['id']}/input_items").get_json()
+    listing = Draft202012Validator({**spec, "$ref": "#/components/schemas/ResponseItemList"})
+    assert list(listing.iter_errors(items)) == []
+    assert [item["role"] for item in items["data"]] == ["user"]
 
 
 def test_error_responses_carry_their_headers(client: ProxyClient) -> None:

@@ -300,3 +300,72 @@ def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
     if "conversation" in body:
         assert refused.value.param == "conversation"
     assert proxy.chats() == []
+
+
+def test_input_items_page_through_a_turns_input_in_either_order(proxy: Proxy) -> None:
+    first = proxy.client.responses.create(model=MODEL, input="earlier")
+    texts = ["a", "b", "c", "d", "e"]
+    response = proxy.client.responses.create(
+        model=MODEL,
+        input=[user(text) for text in texts],
+        instructions="Not an item.",
+        previous_response_id=first.id,
+    )
+    items = proxy.client.responses.input_items
+
+    page = items.list(response.id, limit=2)
+    newest_first = list(items.list(response.id, limit=2))  # the SDK follows `after`
+    oldest_first = list(items.list(response.id, order="asc", limit=3))
+
+    chat = chat_of(response)
+    ids = [f"msg_{chat}_{n}" for n in range(2, 7)]
+    assert ([item.id for item in page.data], page.has_more) == (ids[::-1][:2], True)
+    assert [item.id for item in newest_first] == ids[::-1]
+    assert [item.id for item in oldest_first] == ids
+    assert [(i.type, i.role, i.content[0].text) for i in oldest_first] == [
+        ("message", "user", text) for text in texts
+    ]
+    last = proxy.get(f"/v1/responses/{response.id}/input_items?after={ids[1]}&order=asc")
+    assert {k: v for k, v in last.items() if k != "data"} == {
+        "object": "list",
+        "first_id": ids[2],
+        "last_id": ids[4],
+        "has_more": False,
+    }
+
+
+def test_the_input_items_of_tool_results_and_of_a_chat_api_turn(proxy: Proxy) -> None:
+    tools = [{"type": "function", "name": "get_time", "parameters": {"type": "object"}}]
+    called = proxy.client.responses.create(model=MODEL, input="Call get_time.", tools=tools)
+    call = called.output[0]
+    assert call.type == "function_call"
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "noon"}
+    answered = proxy.client.responses.create(
+        model=MODEL, input=[output], previous_response_id=called.id, tools=tools
+    )
+    proxy.post("/seeded/chat", {"content": "hi"})
+
+    (result,) = proxy.client.responses.input_items.list(answered.id)
+    (seeded,) = proxy.client.responses.input_items.list("resp_seeded_1")
+
+    assert (result.type, result.call_id, result.output) == (
+        "function_call_output",
+        call.call_id,
+        "noon",
+    )
+    assert (seeded.id, seeded.type) == ("msg_seeded_0", "message")
+
+
+def test_input_items_of_no_response_or_after_no_item_are_refused(proxy: Proxy) -> None:
+    response = proxy.client.responses.create(model=MODEL, input="hi")
+    items = proxy.client.responses.input_items
+
+    with pytest.raises(openai.NotFoundError):
+        items.list("resp_nowhere_1")
+    with pytest.raises(openai.NotFoundError):
+        proxy.other.responses.input_items.list(response.id)
+    with pytest.raises(openai.BadRequestError) as after:
+        items.list(response.id, after="msg_nowhere_0")
+    assert after.value.param == "after"
+    with pytest.raises(openai.BadRequestError):
+        items.list(response.id, limit=101)

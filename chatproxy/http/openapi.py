@@ -83,6 +83,8 @@ SYSTEM = ok("The system prompt that now applies (content null: none).", ref("Sys
 GLOBAL_SYSTEM = ok("The global default system prompt (content null: none).", ref("SystemPrompt"))
 DELETED = ok("Whether the chat existed.", ref("Deleted"))
 TURN_PARAMS = (CHAT, param("Idempotency-Key"))
+RESPONSE_PAGE = {"type": "integer", "minimum": 1, "maximum": 100}
+ORDER = {"enum": ["asc", "desc"]}
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/", "GET"): Operation(
@@ -236,6 +238,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok("The Response.", ref("Response")),
         errors=(400, 404),
         params=(param("response_id"),),
+    ),
+    ("/v1/responses/{response_id}/input_items", "GET"): Operation(
+        "openai",
+        "The input items of a stored response's turn, a page at a time",
+        ok("A page of items.", ref("ResponseItemList")),
+        errors=(400, 404),
+        params=(
+            param("response_id"),
+            query("after", "Only the items after this one, in `order`.", STRING),
+            query("limit", "At most this many items (1-100, default 20).", RESPONSE_PAGE),
+            query("order", "`asc` (oldest first) or `desc` (the default).", ORDER),
+        ),
     ),
     ("/v1/models", "GET"): Operation(
         "openai",

@@ -1,5 +1,5 @@
 """Own the Responses API's part of the OpenAPI spec: its request body, the Response object, its
-stream's events and the `response_id` parameter.
+stream's events, the list of a response's input items and the `response_id` parameter.
 
 The request body is written out here, field by field as `responses_request.ResponsesRequest`
 validates it (`tests/test_openapi.py` holds the two together): what the dialect accepts, the
@@ -123,10 +123,23 @@ RESPONSE: Schema = {
     },
 }
 
+ITEM_LIST: Schema = {
+    "type": "object",
+    "required": ["object", "data", "first_id", "last_id", "has_more"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": ref("ResponseItem")},
+        "first_id": _text(),
+        "last_id": _text(),
+        "has_more": {"type": "boolean"},
+    },
+}
+
 SCHEMAS: dict[str, Schema] = {
     "ResponsesRequest": REQUEST,
     "Response": RESPONSE,
     "ResponseItem": ITEM,
+    "ResponseItemList": ITEM_LIST,
 }
 
 PARAMETERS: dict[str, Schema] = {

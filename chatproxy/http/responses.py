@@ -1,5 +1,5 @@
-"""Own OpenAI's Responses API over chats: `POST /v1/responses` (plain and streamed) and
-`GET /v1/responses/{response_id}`.
+"""Own OpenAI's Responses API over chats: `POST /v1/responses` (plain and streamed),
+`GET /v1/responses/{response_id}` and `GET /v1/responses/{response_id}/input_items`.
 
 A response is the assistant reply it produced, and its id names that reply
 (`service/responses.py` maps one onto the other and places each turn): `previous_response_id`
@@ -26,6 +26,7 @@ from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_input import input_messages, referenced_ids
+from chatproxy.http.responses_items import message_items
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.service.placing import Kept
@@ -33,6 +34,10 @@ from chatproxy.service.responses import Found, Responded, ResponseAsk, response_
 from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store.base import Message
 from chatproxy.tokens import content_text
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+ORDERS = ("asc", "desc")
 
 
 async def create_response(ctx: Context) -> Answer:
@@ -53,9 +58,38 @@ async def get_response(ctx: Context) -> Reply:
     return _stored(ctx, found)
 
 
+async def list_input_items(ctx: Context) -> Reply:
+    """The items of the response's turn's input, a page at a time, as OpenAI lists them."""
+    limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    query = ctx.request.query_params
+    order = query.get("order", "desc")
+    if order not in ORDERS:
+        raise ValidationFailed("order: must be asc or desc", param="order")
+    found = await ctx.service.responses.find(_tenant(ctx), ctx.args["response_id"], inputs=True)
+    ctx.log_fields["chat_id"] = found.chat
+    items = [item for message in found.inputs for item in message_items(message, found.chat)]
+    if order == "desc":
+        items.reverse()
+    after = query.get("after")
+    if after is not None:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise ValidationFailed(f"after: no input item {after[:64]!r} here", param="after")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
+
+
 ROUTES: list[Route] = [
     Route("/v1/responses", "POST", create_response),
     Route("/v1/responses/{response_id}", "GET", get_response),
+    Route("/v1/responses/{response_id}/input_items", "GET", list_input_items),
 ]
 
 
