@@ -132,21 +132,29 @@ def _input(sent: Any, max_chars: int, stored: Mapping[int, Message]) -> list[dic
     for message in messages:
         if len(content_text(message.get("content"))[0]) > max_chars:
             raise ValidationFailed(
-                f"input: an item of at most {max_chars} characters (MAX_CONTENT_CHARS)",
+                f"input: each item at most {max_chars} characters (MAX_CONTENT_CHARS)",
                 param="input",
             )
     return messages
 
 
 def _head(ctx: Context, made: Responded[Any], kept: Mapping[str, Any]) -> ResponseHead:
+    return _head_of(ctx, made.id, made.created_at, made.reply_id, made.chat, kept)
+
+
+def _head_of(
+    ctx: Context, name: str, created_at: float, reply_id: int, chat: str, kept: Mapping[str, Any]
+) -> ResponseHead:
+    """What a Response says of itself: its id, when it was asked for, the model (until its
+    reply says its own), its reply's item and chat, and where it continues from."""
     return ResponseHead(
-        made.id,
-        made.created_at,
+        name,
+        created_at,
         ctx.settings.model,
-        made.reply_id,
+        reply_id,
         previous_response_id=kept.get("previous_response_id"),
         conversation_id=kept.get("conversation"),
-        chat=made.chat,
+        chat=chat,
     )
 
 
@@ -167,15 +175,9 @@ def _stored(ctx: Context, found: Found) -> dict[str, Any]:
     reply = found.reply
     assert reply.id is not None
     kept = reply.response or {}
-    head = ResponseHead(
-        response_id(found.chat, reply.id),
-        kept.get("created_at", reply.created_at),
-        ctx.settings.model,
-        reply.id,
-        previous_response_id=kept.get("previous_response_id"),
-        conversation_id=kept.get("conversation"),
-        chat=found.chat,
-    )
+    created_at = kept.get("created_at", reply.created_at)
+    name = response_id(found.chat, reply.id)
+    head = _head_of(ctx, name, created_at, reply.id, found.chat, kept)
     return response_object(head, kept, reply)
 
 
