@@ -6,9 +6,11 @@
     │   ├── InvalidChatId           400 invalid_chat_id
     │   ├── InvalidIdempotencyKey   400 invalid_idempotency_key
     │   └── ValidationFailed        400 invalid_request
+    │       └── ContextLengthExceeded  400 context_length_exceeded
     ├── Unauthorized                401 unauthorized         (WWW-Authenticate)
     ├── Forbidden                   403 admin_only
     ├── NotFound                    404 not_found
+    │   └── ResponseNotFound        404 not_found            (type invalid_request_error)
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
     ├── Conflict                    409 conflict             (Retry-After)
     │   ├── ChatBusy                409 chat_busy
@@ -54,6 +56,7 @@ class ProxyError(Exception):
     code = "internal"
     default_message = "internal error"
     param: str | None = None  # the request field at fault, in OpenAI's shape
+    openai_type: str | None = None  # its `type` in OpenAI's shape, when not the status's
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.default_message)
@@ -70,6 +73,7 @@ class ProxyError(Exception):
         kind = OPENAI_ERROR_TYPES.get(self.status, "invalid_request_error")
         if self.status >= 500:
             kind = "api_error"
+        kind = self.openai_type or kind
         error = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
         return {"error": error}
 
@@ -103,6 +107,12 @@ class ValidationFailed(BadRequest):
         self.param = param
 
 
+class ContextLengthExceeded(ValidationFailed):
+    """What a turn must send does not fit CONTEXT_TOKENS, and it may not leave history out."""
+
+    code = "context_length_exceeded"
+
+
 class Unauthorized(ProxyError):
     status = 401
     code = "unauthorized"
@@ -122,6 +132,16 @@ class NotFound(ProxyError):
     status = 404
     code = "not_found"
     default_message = "not found"
+
+
+class ResponseNotFound(NotFound):
+    """A response (or conversation) the caller has none of, answered as OpenAI answers it."""
+
+    openai_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class MethodNotAllowed(ProxyError):

@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 
 from chatproxy.http import bodies
 from chatproxy.http.openapi import OPERATIONS
+from chatproxy.http.responses_request import ResponsesRequest
 from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
@@ -104,7 +105,7 @@ def test_request_bodies_are_the_handlers_pydantic_models(client: ProxyClient) ->
 
 def test_turns_document_idempotency_and_their_event_stream(client: ProxyClient) -> None:
     paths = served_spec(client)["paths"]
-    for path in ("/{chat_id}/chat", "/{chat_id}/img", "/v1/chat/completions"):
+    for path in ("/{chat_id}/chat", "/{chat_id}/img", "/v1/chat/completions", "/v1/responses"):
         operation = paths[path]["post"]
         params = {p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
         assert "Idempotency-Key" in params
@@ -128,6 +129,34 @@ def test_a_chat_completion_answer_matches_its_schema_down_to_the_message(
     assert list(Draft202012Validator(schema).iter_errors(answer)) == []
     assert list(Draft202012Validator(schema).iter_errors(without_message)) != []
     assert answer["choices"][0]["message"]["content"]
+
+
+def test_the_responses_request_schema_names_the_fields_the_dialect_reads(
+    client: ProxyClient,
+) -> None:
+    schema = served_spec(client)["components"]["schemas"]["ResponsesRequest"]
+    assert set(schema["properties"]) == set(ResponsesRequest.model_fields)
+    required = {name for name, f in ResponsesRequest.model_fields.items() if f.is_required()}
+    assert set(schema["required"]) == required
+    assert schema["additionalProperties"] is False  # an unknown field is refused
+
+
+def test_a_response_and_its_items_match_their_schemas_and_its_id_the_parameters_pattern(
+    client: ProxyClient,
+) -> None:
+    spec = served_spec(client)
+    validator = Draft202012Validator({**spec, "$ref": "#/components/schemas/Response"})
+    answer = client.post("/v1/responses", json={"input": "hi"}).get_json()
+    pattern = spec["components"]["parameters"]["response_id"]["schema"]["pattern"]
+
+    assert list(validator.iter_errors(answer)) == []
+    assert list(validator.iter_errors({**answer, "output": [{"type": "message"}]})) != []
+    assert re.fullmatch(pattern, answer["id"])
+    assert client.get(f"/v1/responses/{answer['id']}").get_json() == answer
+    items = client.get(f"/v1/responses/{answer['id']}/input_items").get_json()
+    listing = Draft202012Validator({**spec, "$ref": "#/components/schemas/ResponseItemList"})
+    assert list(listing.iter_errors(items)) == []
+    assert [item["role"] for item in items["data"]] == ["user"]
 
 
 def test_error_responses_carry_their_headers(client: ProxyClient) -> None:

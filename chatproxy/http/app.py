@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ProxyError
-from chatproxy.http import apidocs, openai_compat, routes, ui
+from chatproxy.http import apidocs, openai_compat, responses, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.context import Answer, Context, Route
 from chatproxy.http.event_stream import EventStream
@@ -58,7 +58,7 @@ class ProxyApp:
         self.chats = chats
         self.quotas = quotas
         self.auth = auth
-        api = [*openai_compat.ROUTES, *routes.ROUTES, *ui.ROUTES]
+        api = [*openai_compat.ROUTES, *responses.ROUTES, *routes.ROUTES, *ui.ROUTES]
         self.routes: list[Route] = [*api, *apidocs.routes(api)]
         self.router = build_router(self.routes, self.answer)
 

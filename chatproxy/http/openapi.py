@@ -23,6 +23,7 @@ from chatproxy.http.openapi_operation import (
     query,
     ref,
 )
+from chatproxy.http.openapi_responses import SSE_RESPONSE
 from chatproxy.http.openapi_schemas import COUNT, PAGE_LIMIT, components, headers, param
 
 OPENAPI_VERSION = "3.1.0"
@@ -82,6 +83,8 @@ SYSTEM = ok("The system prompt that now applies (content null: none).", ref("Sys
 GLOBAL_SYSTEM = ok("The global default system prompt (content null: none).", ref("SystemPrompt"))
 DELETED = ok("Whether the chat existed.", ref("Deleted"))
 TURN_PARAMS = (CHAT, param("Idempotency-Key"))
+RESPONSE_PAGE = {"type": "integer", "minimum": 1, "maximum": 100}
+ORDER = {"enum": ["asc", "desc"]}
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/", "GET"): Operation(
@@ -219,6 +222,34 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(*UPSTREAM, 409, 422),
         params=(param("Idempotency-Key"), param("X-Chat-Id")),
         body="CompletionRequest",
+    ),
+    ("/v1/responses", "POST"): Operation(
+        "openai",
+        "OpenAI's Responses: a turn of a chat of its own (`chain-…`), after"
+        " `previous_response_id`, or at the leaf of `conversation` (a chat id)",
+        _streamed("A Response.", ref("Response"), SSE_RESPONSE),
+        errors=(*UPSTREAM, 404, 409, 422),
+        params=(param("Idempotency-Key"),),
+        body="ResponsesRequest",
+    ),
+    ("/v1/responses/{response_id}", "GET"): Operation(
+        "openai",
+        "A stored response (any assistant reply of the caller's chats is one)",
+        ok("The Response.", ref("Response")),
+        errors=(400, 404),
+        params=(param("response_id"),),
+    ),
+    ("/v1/responses/{response_id}/input_items", "GET"): Operation(
+        "openai",
+        "The input items of a stored response's turn, a page at a time",
+        ok("A page of items.", ref("ResponseItemList")),
+        errors=(400, 404),
+        params=(
+            param("response_id"),
+            query("after", "Only the items after this one, in `order`.", STRING),
+            query("limit", "At most this many items (1-100, default 20).", RESPONSE_PAGE),
+            query("order", "`asc` (oldest first) or `desc` (the default).", ORDER),
+        ),
     ),
     ("/v1/models", "GET"): Operation(
         "openai",

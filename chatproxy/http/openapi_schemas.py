@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from chatproxy import errors
-from chatproxy.http import bodies
+from chatproxy.http import bodies, openapi_responses
 from chatproxy.http.openapi_operation import STRING, Schema, ref
 from chatproxy.store.base import CHAT_ID
 
@@ -21,7 +21,7 @@ ERROR_STATUSES = {
     " `invalid_idempotency_key`, or `upstream_rejected` (the model provider refused the request).",
     401: "Missing or wrong API key (`unauthorized`).",
     403: "Changing the global system prompt needs an admin key (`admin_only`).",
-    404: "No such chat, or no route for this path (`not_found`).",
+    404: "No such chat, response or conversation, or no route for this path (`not_found`).",
     409: "`chat_busy`, `turn_lease_lost` or `idempotency_in_progress`: try again after"
     " `Retry-After` seconds.",
     413: "The body is larger than MAX_BODY_BYTES (`payload_too_large`).",
@@ -298,10 +298,11 @@ def components() -> Schema:
         "schemas": {
             **_model_schemas(),
             **RESPONSE_SCHEMAS,
+            **openapi_responses.SCHEMAS,
             "ErrorCode": {"type": "string", "enum": _error_codes()},
         },
         "responses": responses,
-        "parameters": PARAMETERS,
+        "parameters": {**PARAMETERS, **openapi_responses.PARAMETERS},
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             "bearer": {"type": "http", "scheme": "bearer", "description": "A PROXY_API_KEYS key."},

@@ -157,8 +157,12 @@ class ResponsesRequest(BaseModel):
 
     @property
     def options(self) -> TurnOptions:
-        """The turn's model, cap, temperature and other fields for the upstream call."""
-        return TurnOptions(self.model, self.cap, self.temperature, self.chat_fields())
+        """The turn's model, cap, temperature and other fields for the upstream call, and
+        whether its history may be cut to fit (`truncation: auto`)."""
+        fields = self.chat_fields()
+        return TurnOptions(
+            self.model, self.cap, self.temperature, fields, self.truncation == "auto"
+        )
 
     def chat_fields(self) -> JsonObject:
         """The chat completion fields of the upstream call, other than what the service owns

@@ -19,12 +19,14 @@ from chatproxy.store.base import ChatState
 @dataclass(frozen=True)
 class TurnOptions:
     """What a turn (or a chat's settings) may choose: model, max_tokens, temperature; and the
-    request's other fields, passed on as they are."""
+    request's other fields, passed on as they are. `truncate` says whether the oldest history
+    may be left out to fit CONTEXT_TOKENS (else the turn is refused)."""
 
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    truncate: bool = True
 
 
 NO_OPTIONS = TurnOptions()

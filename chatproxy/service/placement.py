@@ -56,7 +56,7 @@ from typing import Any
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
 from chatproxy.service.message_rules import check_messages, message_key, sent_content
-from chatproxy.service.placing import Placing, window_for
+from chatproxy.service.placing import Kept, Placing, window_for
 from chatproxy.store.base import ROOT, ChatState, Message, chained
 
 SYSTEM_ROLES = ("system", "developer")
@@ -241,11 +241,19 @@ def _to_message(message: Mapping[str, Any]) -> Message:
     )
 
 
-def place_sent(state: ChatState, path: Sequence[Message], placement: Placement) -> Placing:
+def place_sent(
+    state: ChatState,
+    path: Sequence[Message],
+    placement: Placement,
+    *,
+    at: int | None = None,
+    keep: Kept | None = None,
+) -> Placing:
     """Place a `/v1` request as `placement` says, on `path`: the newest messages of the path
-    that ends at the chat's leaf (read under the turn's lock), as many as the placement saw."""
+    that ends at `at` (None: the chat's leaf; `ROOT`: none), read under the turn's lock, as many
+    as the placement saw. The reply keeps `keep` of its request."""
     if placement.parent is None:
-        parent = state.leaf
+        parent = state.leaf if at is None else None if at == ROOT else at
     else:
         parent = None if placement.parent == ROOT else placement.parent
     before = _up_to(path, parent)
@@ -255,7 +263,8 @@ def place_sent(state: ChatState, path: Sequence[Message], placement: Placement) 
     else:  # the request ends on the stored path: its last message is asked again
         history, asked = before[:-1], before[-1:]
     reply_parent = new[-1].id if new else parent
-    return Placing(new, history, asked, state.next_id + len(new), reply_parent, placement.system)
+    reply_id = state.next_id + len(new)
+    return Placing(new, history, asked, reply_id, reply_parent, placement.system, keep)
 
 
 def _up_to(path: Sequence[Message], parent: int | None) -> list[Message]:

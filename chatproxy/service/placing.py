@@ -7,13 +7,14 @@ at a given user message (a regeneration: the new reply is a sibling of the repli
 A chat-mode `/v1/chat/completions` request asks with the messages it sent (`Ask.sent`), which
 `placement.place_request` matches with the stored path (and `placement.place_sent` places).
 `place_turn` turns an ask and the window read under the turn's lock into a `Placing`: the
-messages to store, what goes upstream after the history, and where the reply goes.
+messages to store, what goes upstream after the history, and where the reply goes. A turn made
+through `POST /v1/responses` also says what its reply keeps of the request (`Kept`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
@@ -26,14 +27,29 @@ def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
 
 
 @dataclass(frozen=True)
+class Kept:
+    """What a reply keeps of the request that asked for it (`Message.response`): a Responses
+    request's settings, and when it came (which no Idempotency-Key compares)."""
+
+    settings: Mapping[str, Any]
+    created_at: float
+
+    def response(self, input_first: int) -> dict[str, Any]:
+        """The reply's `response`, its turn's input being the items from `input_first` on."""
+        return {**self.settings, "created_at": self.created_at, "input_first": input_first}
+
+
+@dataclass(frozen=True)
 class Ask:
     """What a turn asks: `content` is the new user message (None: regenerate the reply to the
     user message `at`); `at` is where it goes (None: under the leaf; `ROOT`; or an item id).
-    `sent` holds instead a `/v1` request's messages (chat mode), placed by matching."""
+    `sent` holds instead a `/v1` request's messages (chat mode), placed by matching on the path
+    that ends at `at`; `keep`, what the reply keeps of a Responses request."""
 
     content: Content | None
     at: int | None = None
     sent: tuple[Mapping[str, Any], ...] | None = None
+    keep: Kept | None = None
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
@@ -51,6 +67,8 @@ class Ask:
         message is told apart by its content, as before histories were resent)."""
         if self.sent is None:
             return [self.content, self.at]
+        if self.keep is not None:  # a Responses request: where it goes and what it keeps too
+            return [None, self.at, list(self.sent), dict(self.keep.settings)]
         if len(self.sent) == 1 and self.sent[0].get("role") == "user":
             return [self.sent[0].get("content"), None]
         return [None, None, list(self.sent)]
@@ -61,7 +79,7 @@ class Placing:
     """A turn placed in its chat's tree: `new` (placed) is stored before the reply, `history`
     is the window before `asked`, the messages the model answers; the reply gets `reply_id`
     under `reply_parent`. `system` is this turn's own system prompt (a `/v1` request's), which
-    replaces the chat's for the turn only."""
+    replaces the chat's for the turn only; `keep`, what the reply keeps of its request."""
 
     new: list[Message]
     history: list[Message]
@@ -69,10 +87,16 @@ class Placing:
     reply_id: int
     reply_parent: int | None
     system: str | None = None
+    keep: Kept | None = None
 
     def turn(self, reply: Message) -> list[Message]:
         """The messages the turn stores: the new ones, then the reply, placed."""
-        return [*self.new, reply.placed(self.reply_id, self.reply_parent)]
+        placed = reply.placed(self.reply_id, self.reply_parent)
+        if self.keep is not None:
+            first = self.new[0].id if self.new else self.reply_id
+            assert first is not None  # placed
+            placed = replace(placed, response=self.keep.response(first))
+        return [*self.new, placed]
 
 
 def place_turn(state: ChatState, ask: Ask) -> Placing:

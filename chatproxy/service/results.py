@@ -67,10 +67,14 @@ class Events(Protocol):
 
 @dataclass(frozen=True)
 class StreamingTurn:
-    """A streamed turn's events (ending with `done` or `error`) and whether it is a replay."""
+    """A streamed turn's events (ending with `done` or `error`) and whether it is a replay; for
+    a chat's turn, the id its reply has in the chat (known once the turn is placed, before the
+    reply is stored), and for a replay the stored reply its events repeat."""
 
     events: Events
     replayed: bool = False
+    reply_id: int | None = None
+    replay: dict[str, Any] | None = None
 
 
 async def replayed(reply: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:

@@ -15,9 +15,10 @@ other fields (`TurnOptions.fields`) go to the upstream as they were sent. The lo
 and the fenced save live in `guard.py`; a streamed turn once its reply has begun in `relay.py`;
 the window's token budget in `window.py`; the turn's model, options and system prompt in
 `defaults.py`; the OpenAI endpoint's turn without a chat id, which stores nothing, in
-`passthrough.py`. A plain turn answers a `TurnResult`, a streamed one a `StreamingTurn`
-(`results.py`). The operations on chats that are not turns are `chats.py`'s. This module never
-touches HTTP; handlers never touch the store or the upstream.
+`passthrough.py`; a Responses API turn in `responses.py` (`ChatService.responses`). A plain
+turn answers a `TurnResult`, a streamed one a `StreamingTurn` (`results.py`). The operations
+on chats that are not turns are `chats.py`'s. This module never touches HTTP; handlers never
+touch the store or the upstream.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from chatproxy.service.placement import place_request, place_sent
 from chatproxy.service.placing import Ask, Placing, place_turn
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays, read_opening
+from chatproxy.service.responses import Responses, TurnMakers
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
 from chatproxy.service.window import fit_window
 from chatproxy.store.base import ChatRef, ChatState, Content, Store
@@ -63,6 +65,9 @@ class ChatService:
         self._defaults = Defaults(settings)
         self._relays = Relays(self._guard, self._store_streamed)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
+        passed = self._pass_through
+        makers = TurnMakers(self._turn, self._stream, passed.complete, passed.stream)
+        self.responses = Responses(settings, store, self._defaults, makers)  # /v1/responses
 
     async def turn(
         self,
@@ -143,7 +148,7 @@ class ChatService:
         deadline = time.monotonic() + self._settings.request_timeout
         claim, replay = await self._claim(chat, ask, options, idempotency_key)
         if replay is not None:
-            return StreamingTurn(replayed(replay), True)
+            return StreamingTurn(replayed(replay), True, replay.get("id"), replay)
         try:
             await self._quotas.check_budget(chat.tenant)
             lease = await self._guard.begin(chat, self._window(ask), ask.at)
@@ -168,7 +173,7 @@ class ChatService:
                 await self._guard.forget(chat, claim)
             raise
         relay = self._relays.relay(OpenTurn(chat, placing, stream, pieces, lease, claim), opening)
-        return StreamingTurn(relay)
+        return StreamingTurn(relay, reply_id=placing.reply_id)
 
     async def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
         return await self._record(turn.chat, turn.placing, completion, turn.lease, turn.claim)
@@ -190,17 +195,17 @@ class ChatService:
         return ask.window(self._settings.messages_length)
 
     async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
-        """Place a turn (under its lock); a resent history that needs the chat's whole path to
-        be placed reads it."""
+        """Place a turn (under its lock); a resent history that needs the whole path (that ends
+        where the turn goes) to be placed reads it."""
         if ask.sent is None:
             return place_turn(state, ask)
         path = state.messages
         placement = place_request(path, ask.sent)
         if placement is None:
-            path = (await self._store.load_history(chat)).messages
+            path = (await self._store.load_history(chat, ask.at)).messages
             placement = place_request(path, ask.sent, whole=True)
             assert placement is not None  # a whole path is always enough
-        return place_sent(state, path, placement)
+        return place_sent(state, path, placement, at=ask.at, keep=ask.keep)
 
     async def _turn(
         self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
@@ -253,7 +258,7 @@ class ChatService:
         if asked[0].role == "tool":
             most = max(most, 1)  # tool results go up with the message that made their calls
         history = placing.history[max(0, len(placing.history) - most) :] if most else []
-        window = fit_window(system, history, asked, budget=budget)
+        window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]

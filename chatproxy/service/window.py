@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chatproxy.errors import ValidationFailed
+from chatproxy.errors import ContextLengthExceeded, ValidationFailed
 from chatproxy.store.base import Message
 from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
 
@@ -37,10 +37,12 @@ def fit_window(
     new: Message | Sequence[Message],
     *,
     budget: int,
+    whole: bool = False,
 ) -> list[Message]:
     """Return the newest messages of `history` that fit `budget` beside the system prompt and
     the new message (or messages: tool results, a user message), oldest first; refuse new
-    messages that cannot fit at all.
+    messages that cannot fit at all, and with `whole` a history that does not fit whole (a
+    Responses request with `truncation: disabled`: `ContextLengthExceeded`).
 
     Tool results go up with the message that made their calls, or a model refuses them: new
     results need the newest message of `history` (their calls), and the window never starts
@@ -64,6 +66,12 @@ def fit_window(
             break
         kept.append(message)
     kept.reverse()
+    if whole and len(kept) < len(history):
+        raise ContextLengthExceeded(
+            f"input: the conversation needs more than the {budget} tokens this model may be sent"
+            " (CONTEXT_TOKENS - MAX_TOKENS); send truncation: auto to leave its oldest items out",
+            param="input",
+        )
     while kept and kept[0].role == "tool":  # their calls did not fit
         kept.pop(0)
     return kept + asked[:1] if needed is not None else kept

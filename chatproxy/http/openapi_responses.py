@@ -1,0 +1,163 @@
+"""Own the Responses API's part of the OpenAPI spec: its request body, the Response object, its
+stream's events, the list of a response's input items and the `response_id` parameter.
+
+The request body is written out here, field by field as `responses_request.ResponsesRequest`
+validates it (`tests/test_openapi.py` holds the two together): what the dialect accepts, the
+spec accepts (null for a default as well), so generated requests and the proxy agree.
+"""
+
+from __future__ import annotations
+
+from chatproxy.http.openapi_operation import STRING, Schema, ref
+from chatproxy.store.base import CHAT_ID
+
+NUMBER = "(0|[1-9][0-9]{0,17})"
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _text(most: int | None = None, least: int = 0) -> Schema:
+    schema: Schema = {"type": "string"}
+    if least:
+        schema["minLength"] = least
+    if most is not None:
+        schema["maxLength"] = most
+    return _nullable(schema)
+
+
+def _whole(least: int, most: int | None = None) -> Schema:
+    schema: Schema = {"type": "integer", "minimum": least}
+    if most is not None:
+        schema["maximum"] = most
+    return _nullable(schema)
+
+
+def _number(most: float) -> Schema:
+    return _nullable({"type": "number", "minimum": 0, "maximum": most})
+
+
+NULLABLE_OBJECT = _nullable({"type": "object"})
+NULLABLE_BOOLEAN = _nullable({"type": "boolean"})
+
+REQUEST: Schema = {
+    "type": "object",
+    "description": "OpenAI's Responses request. `input` and `instructions` make the turn's"
+    " messages; `tools`, `tool_choice`, `text`, `reasoning.effort`, ... reach the model as chat"
+    " completion fields; `background` and OpenAI's built-in tools are refused; an unknown"
+    " field is a 400, as OpenAI answers.",
+    "required": ["input"],
+    "additionalProperties": False,
+    "properties": {
+        "model": _text(128, 1),
+        "input": {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {}},
+            ],
+            "description": "A user message, or input items (message, function_call,"
+            " function_call_output, item_reference, reasoning).",
+        },
+        "instructions": _text(),
+        "previous_response_id": {
+            **_text(128, 1),
+            "description": "Continue after this response, in its chat (an older one: a branch).",
+        },
+        "conversation": {
+            "description": 'A chat id, or {"id": <chat id>}: the turn goes at its current leaf.'
+        },
+        "store": NULLABLE_BOOLEAN,
+        "stream": NULLABLE_BOOLEAN,
+        "truncation": {"enum": ["auto", "disabled", None]},
+        "max_output_tokens": _whole(1),
+        "temperature": _number(2),
+        "top_p": _number(1),
+        "metadata": _nullable({"type": "object", "additionalProperties": STRING}),
+        "user": _text(256),
+        "safety_identifier": _text(64),
+        "tools": _nullable({"type": "array"}),
+        "tool_choice": {},
+        "parallel_tool_calls": NULLABLE_BOOLEAN,
+        "text": NULLABLE_OBJECT,
+        "reasoning": NULLABLE_OBJECT,
+        "background": NULLABLE_BOOLEAN,
+        "include": _nullable({"type": "array", "items": STRING}),
+        "stream_options": NULLABLE_OBJECT,
+        "top_logprobs": _whole(0, 20),
+        "max_tool_calls": _whole(1),
+        "service_tier": _text(32),
+        "prompt_cache_key": _text(1024),
+        "prompt_cache_retention": _text(32),
+    },
+}
+
+ITEM: Schema = {
+    "type": "object",
+    "required": ["id", "type"],
+    "properties": {"id": STRING, "type": STRING, "status": STRING},
+    "description": "A message, function_call or function_call_output item; its id names the"
+    " chat and the message it is (`msg_<chat>_<n>`, `fc_<chat>_<n>_<k>`, `fco_<chat>_<n>`).",
+}
+
+RESPONSE: Schema = {
+    "type": "object",
+    "description": "OpenAI's Response: the stored reply as its output, the request's settings"
+    " as they were sent (OpenAI's defaults for the others).",
+    "required": ["id", "object", "created_at", "status", "model", "output"],
+    "properties": {
+        "id": {**STRING, "description": "`resp_<chat id>_<reply id>`; not stored: `resp_<hex>`."},
+        "object": {"const": "response"},
+        "created_at": {"type": "integer"},
+        "status": {"enum": ["completed", "incomplete", "failed", "in_progress"]},
+        "error": NULLABLE_OBJECT,
+        "incomplete_details": NULLABLE_OBJECT,
+        "model": STRING,
+        "output": {"type": "array", "items": ref("ResponseItem")},
+        "usage": NULLABLE_OBJECT,
+        "previous_response_id": _text(),
+        "conversation": NULLABLE_OBJECT,
+        "instructions": _text(),
+        "metadata": {"type": "object"},
+        "store": {"type": "boolean"},
+    },
+}
+
+ITEM_LIST: Schema = {
+    "type": "object",
+    "required": ["object", "data", "first_id", "last_id", "has_more"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": ref("ResponseItem")},
+        "first_id": _text(),
+        "last_id": _text(),
+        "has_more": {"type": "boolean"},
+    },
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "ResponsesRequest": REQUEST,
+    "Response": RESPONSE,
+    "ResponseItem": ITEM,
+    "ResponseItemList": ITEM_LIST,
+}
+
+PARAMETERS: dict[str, Schema] = {
+    "response_id": {
+        "name": "response_id",
+        "in": "path",
+        "required": True,
+        "description": "A response's id: `resp_<chat id>_<reply id>`.",
+        "schema": {"type": "string", "pattern": f"^resp_{CHAT_ID.pattern}_{NUMBER}$"},
+    },
+}
+
+SSE_RESPONSE: Schema = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {"event": STRING, "data": STRING},
+    "description": "With `stream: true`: the Responses stream's events (`response.created`,"
+    " `response.output_text.delta`, ..., `response.completed`), each `event: <type>` with its"
+    " JSON as `data`; a turn that fails after the stream began ends with `error`, then"
+    " `response.failed`.",
+}

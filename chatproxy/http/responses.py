@@ -1,0 +1,201 @@
+"""Own OpenAI's Responses API over chats: `POST /v1/responses` (plain and streamed),
+`GET /v1/responses/{response_id}` and `GET /v1/responses/{response_id}/input_items`.
+
+A response is the assistant reply it produced, and its id names that reply
+(`service/responses.py` maps one onto the other and places each turn): `previous_response_id`
+continues the chat that holds it, `conversation` is a chat id, a response with neither starts
+a chat of its own (`chain-…`). The request is read by the dialect (`responses_request.py`), its
+input translated into chat messages once the service has read the path its item references
+may name (`responses_input.py`), the stored reply answered as a Response
+(`responses_objects.py`) or its stream as Responses events (`responses_events.py`: the service
+says the reply's item id before the reply is stored). A request that is not stored
+(`store: false`) answers a Response that cannot be found later. Errors are OpenAI's shape
+(`app.py`), a missing response a 404 as OpenAI words it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from functools import partial
+from typing import Any
+
+from chatproxy.errors import ValidationFailed
+from chatproxy.http.context import Answer, Context, Reply, Route
+from chatproxy.http.event_stream import EventStream
+from chatproxy.http.responses_events import ResponseEvents, sse_frame
+from chatproxy.http.responses_input import input_messages, referenced_ids
+from chatproxy.http.responses_items import message_items
+from chatproxy.http.responses_objects import ResponseHead, response_object
+from chatproxy.http.responses_request import ResponsesRequest
+from chatproxy.service.placing import Kept
+from chatproxy.service.responses import Found, Responded, ResponseAsk, response_id
+from chatproxy.service.results import StreamingTurn, TurnResult
+from chatproxy.store.base import Message
+from chatproxy.tokens import content_text
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+ORDERS = ("asc", "desc")
+
+
+async def create_response(ctx: Context) -> Answer:
+    key = ctx.idempotency_key  # a malformed one is refused, stored or not
+    request = await ctx.body(ResponsesRequest)
+    ask = _ask(ctx, request)
+    responses, options = ctx.service.responses, request.options
+    if request.stream:
+        streamed = await responses.stream(ask, idempotency_key=key, options=options)
+        return _sse(ctx, ask, streamed)
+    made = await responses.create(ask, idempotency_key=key, options=options)
+    return _answered(ctx, ask, made)
+
+
+async def get_response(ctx: Context) -> Reply:
+    found = await ctx.service.responses.find(_tenant(ctx), ctx.args["response_id"])
+    ctx.log_fields["chat_id"] = found.chat
+    return _stored(ctx, found)
+
+
+async def list_input_items(ctx: Context) -> Reply:
+    """The items of the response's turn's input, a page at a time, as OpenAI lists them."""
+    limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    query = ctx.request.query_params
+    order = query.get("order", "desc")
+    if order not in ORDERS:
+        raise ValidationFailed("order: must be asc or desc", param="order")
+    found = await ctx.service.responses.find(_tenant(ctx), ctx.args["response_id"], inputs=True)
+    ctx.log_fields["chat_id"] = found.chat
+    items = [item for message in found.inputs for item in message_items(message, found.chat)]
+    if order == "desc":
+        items.reverse()
+    after = query.get("after")
+    if after is not None:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise ValidationFailed(f"after: no input item {after[:64]!r} here", param="after")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
+
+
+ROUTES: list[Route] = [
+    Route("/v1/responses", "POST", create_response),
+    Route("/v1/responses/{response_id}", "GET", get_response),
+    Route("/v1/responses/{response_id}/input_items", "GET", list_input_items),
+]
+
+
+def _tenant(ctx: Context) -> str:
+    assert ctx.caller is not None  # a private route's
+    return ctx.caller.tenant
+
+
+def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
+    """The request in the service's terms: where it goes, its input's translation (given the
+    stored messages its item references may name), and what its reply keeps."""
+    named = referenced_ids(request.input)  # ids none of ours are refused before any read
+    max_chars = ctx.settings.max_content_chars
+    if request.instructions is not None and len(request.instructions) > max_chars:
+        raise ValidationFailed(
+            f"instructions: at most {max_chars} characters (MAX_CONTENT_CHARS)",
+            param="instructions",
+        )
+    settings = {
+        **request.settings(),
+        "previous_response_id": request.previous_response_id,
+        "conversation": request.conversation_id,
+    }
+    return ResponseAsk(
+        _tenant(ctx),
+        partial(_input, request.input, max_chars),
+        Kept(settings, time.time()),
+        instructions=request.instructions,
+        previous=request.previous_response_id,
+        conversation=request.conversation_id,
+        named=tuple(item.message for item in named),
+        named_chat=named[0].chat if named else "",
+        store=request.store,
+    )
+
+
+def _input(sent: Any, max_chars: int, stored: Mapping[int, Message]) -> list[dict[str, Any]]:
+    """The request's input as chat messages, each within MAX_CONTENT_CHARS."""
+    messages = input_messages(sent, stored)
+    for message in messages:
+        if len(content_text(message.get("content"))[0]) > max_chars:
+            raise ValidationFailed(
+                f"input: each item at most {max_chars} characters (MAX_CONTENT_CHARS)",
+                param="input",
+            )
+    return messages
+
+
+def _head(ctx: Context, made: Responded[Any], kept: Mapping[str, Any]) -> ResponseHead:
+    return _head_of(ctx, made.id, made.created_at, made.reply_id, made.chat, kept)
+
+
+def _head_of(
+    ctx: Context, name: str, created_at: float, reply_id: int, chat: str, kept: Mapping[str, Any]
+) -> ResponseHead:
+    """What a Response says of itself: its id, when it was asked for, the model (until its
+    reply says its own), its reply's item and chat, and where it continues from."""
+    return ResponseHead(
+        name,
+        created_at,
+        ctx.settings.model,
+        reply_id,
+        previous_response_id=kept.get("previous_response_id"),
+        conversation_id=kept.get("conversation"),
+        chat=chat,
+    )
+
+
+def _answered(ctx: Context, ask: ResponseAsk, made: Responded[TurnResult]) -> Reply:
+    """A plain response: its Response (a replayed Idempotency-Key's says so in a header)."""
+    result = made.answer
+    ctx.log_fields["tokens"] = result.body.get("tokens")
+    if ask.store:
+        ctx.log_fields["chat_id"] = made.chat
+    kept = result.body.get("response") or ask.keep.settings  # a replay's, as it was stored
+    body = response_object(_head(ctx, made, kept), kept, result.body)
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return body, 200, headers
+
+
+def _stored(ctx: Context, found: Found) -> dict[str, Any]:
+    """The Response a stored reply is (settings defaulted for a reply of another API)."""
+    reply = found.reply
+    assert reply.id is not None
+    kept = reply.response or {}
+    created_at = kept.get("created_at", reply.created_at)
+    name = response_id(found.chat, reply.id)
+    head = _head_of(ctx, name, created_at, reply.id, found.chat, kept)
+    return response_object(head, kept, reply)
+
+
+def _sse(ctx: Context, ask: ResponseAsk, made: Responded[StreamingTurn]) -> EventStream:
+    turn = made.answer
+    if ask.store:
+        ctx.log_fields["chat_id"] = made.chat
+    kept = (turn.replay or {}).get("response") or ask.keep.settings
+    events = ResponseEvents(_head(ctx, made, kept), kept)
+    headers = {"Cache-Control": "no-cache"}
+    if turn.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return EventStream(_frames(turn, events), headers)
+
+
+async def _frames(turn: StreamingTurn, events: ResponseEvents) -> AsyncIterator[str]:
+    """The Responses events of a streamed turn, as server-sent events."""
+    async with aclosing(turn.events) as stream:  # a reader that leaves lets go of the stream
+        async for event in stream:
+            for sent in events.translate(event):
+                yield sse_frame(sent)

@@ -1,0 +1,296 @@
+"""Own what a response of the Responses API is in a chat: the assistant reply it produced.
+
+A response id names its reply item, `resp_<chat id>_<item id>` (read from the right: a chat id
+may hold `_`), so finding one reads that item in the caller's tenant and no lookup key is kept.
+Any assistant reply is a response, whichever API made it; an id that names anything else, or
+nothing in the caller's tenant, is a `ResponseNotFound`.
+
+A response's turn (`ResponseAsk`) goes
+- after `previous` (a response id): in its chat, under its reply (an older one forks a branch;
+  the turn holds the chat's lock, so the forks of one chat are made one after another);
+- at the current leaf of `conversation` (a chat id), which must exist;
+- else, when its input's item references name a chat (the Vercel AI SDK sends an earlier reply
+  back by its item id, without `previous_response_id`), in that chat after the newest item
+  they name;
+- else on a new chat `chain-<hex>`, from its root; the hex is the Idempotency-Key's digest when
+  there is one, so that a retry finds the chat its key was claimed in.
+Its messages are the request's instructions as a system message (this turn's system prompt,
+never stored), then its input as chat messages (`ResponseAsk.input`: the edge's translation,
+given the messages of the path the turn continues, which its item references may name), placed
+as a chat-mode request's are (`placement.py`, on the path that ends where the turn goes): what
+a client resends of that path is matched, not stored twice. The reply keeps the request's
+settings (`Kept`) and where the turn's input starts (`input_first`), for `GET`.
+
+With `store: false` nothing is written: the path the request continues (the newest
+MESSAGES_LENGTH messages) and its input go through the pass-through, and its id (`resp_<hex>`)
+names no reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from chatproxy.config import Settings
+from chatproxy.errors import NotFound, ResponseNotFound
+from chatproxy.service.defaults import Defaults, TurnOptions
+from chatproxy.service.placing import Ask, Kept
+from chatproxy.service.results import StreamingTurn, TurnResult
+from chatproxy.service.window import fit_window
+from chatproxy.store.base import ROOT, ChatRef, ChatState, Message, Store, valid_chat_id
+
+RESPONSE_ID = re.compile(r"resp_(.{1,128})_(0|[1-9][0-9]{0,17})")
+CHAIN = "chain-"
+LOOKBACK = 50  # messages read back from a reply for its turn's input, at first
+
+Answer = TypeVar("Answer", TurnResult, StreamingTurn)
+Translate = Callable[[Mapping[int, Message]], list[dict[str, Any]]]
+MakeTurn = Callable[[ChatRef, Ask, str | None, TurnOptions], Awaitable[Answer]]
+PassOn = Callable[[str, Sequence[dict[str, Any]], TurnOptions], Awaitable[Answer]]
+
+
+def response_id(chat_id: str, reply_id: int) -> str:
+    """The id of the response that is the reply `reply_id` of the chat `chat_id`."""
+    return f"resp_{chat_id}_{reply_id}"
+
+
+def parse_response_id(text: str) -> tuple[str, int] | None:
+    """The chat id and reply id a response id names, or None for an id no reply has."""
+    match = RESPONSE_ID.fullmatch(text)
+    if match is None or not valid_chat_id(match[1]):
+        return None
+    return match[1], int(match[2])
+
+
+@dataclass(frozen=True)
+class ResponseAsk:
+    """A `POST /v1/responses` turn in the service's terms (see the module's docstring):
+    `named` are the ids of the messages its input's item references name, in `named_chat`
+    ("": the chat the turn goes in)."""
+
+    tenant: str
+    input: Translate
+    keep: Kept
+    instructions: str | None = None
+    previous: str | None = None
+    conversation: str | None = None
+    named: tuple[int, ...] = ()
+    named_chat: str = ""
+    store: bool = True
+
+
+@dataclass(frozen=True)
+class Responded(Generic[Answer]):
+    """A response's turn: its id, the chat its item ids name, its reply's item id, when it
+    was asked for (the first time, for a replayed Idempotency-Key), and the turn's answer."""
+
+    id: str
+    chat: str
+    reply_id: int
+    created_at: float
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored response: its chat, its reply, and (when asked for) its turn's input."""
+
+    chat: str
+    reply: Message
+    inputs: list[Message]
+
+
+@dataclass(frozen=True)
+class TurnMakers:
+    """How the service makes a chat's turn and a pass-through, plain and streamed."""
+
+    turn: MakeTurn[TurnResult]
+    stream: MakeTurn[StreamingTurn]
+    pass_through: PassOn[TurnResult]
+    stream_pass_through: PassOn[StreamingTurn]
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a response's turn goes (`at`: see `placing.Ask`), and the path it continues."""
+
+    chat: ChatRef
+    at: int | None
+    state: ChatState
+
+
+class Responses:
+    """Responses as chats' replies: made by a turn, found by their id."""
+
+    def __init__(self, settings: Settings, store: Store, defaults: Defaults, makers: TurnMakers):
+        self._settings = settings
+        self._store = store
+        self._defaults = defaults
+        self._makers = makers
+
+    async def create(
+        self, ask: ResponseAsk, *, idempotency_key: str | None, options: TurnOptions
+    ) -> Responded[TurnResult]:
+        """Make a response's turn and return its stored reply (see the module's docstring)."""
+        makers = self._makers
+        return await self._respond(ask, idempotency_key, options, makers.turn, makers.pass_through)
+
+    async def stream(
+        self, ask: ResponseAsk, *, idempotency_key: str | None, options: TurnOptions
+    ) -> Responded[StreamingTurn]:
+        """Make a response's turn whose reply streams (as `ChatService.stream_turn`)."""
+        makers = self._makers
+        make, pass_on = makers.stream, makers.stream_pass_through
+        return await self._respond(ask, idempotency_key, options, make, pass_on)
+
+    async def find(self, tenant: str, text: str, *, inputs: bool = False) -> Found:
+        """The response `text` names, and with `inputs` its turn's input messages: those from
+        the first it stored (`input_first`; for a reply made by another API, those after the
+        reply before it) to the reply."""
+        chat, state = await self._reply(tenant, text, lambda _: LOOKBACK if inputs else 1)
+        reply = state.messages[-1]
+        if not inputs:
+            return Found(chat.chat_id, reply, [])
+        assert reply.id is not None
+        first = (reply.response or {}).get("input_first")
+        if type(first) is int and reply.id - first >= LOOKBACK:
+            state = await self._store.load_window(chat, reply.id - first + 1, reply.id)
+        path = state.messages[:-1]
+        if type(first) is not int:
+            answered = [m.id for m in path if m.role == "assistant" and m.id is not None]
+            first = answered[-1] + 1 if answered else 0
+        return Found(chat.chat_id, reply, [m for m in path if m.id is not None and m.id >= first])
+
+    async def _respond(
+        self,
+        ask: ResponseAsk,
+        key: str | None,
+        options: TurnOptions,
+        make: MakeTurn[Answer],
+        pass_on: PassOn[Answer],
+    ) -> Responded[Answer]:
+        if not ask.store:
+            place = await self._place(ask, None)
+            answer = await pass_on(ask.tenant, self._unstored(ask, place, options), options)
+            name = uuid.uuid4().hex  # names no chat's reply: it cannot be found
+            return Responded(f"resp_{name}", name, 0, ask.keep.created_at, answer)
+        place = await self._place(ask, key)
+        sent = self._messages(ask, place)
+        if ask.instructions:
+            sent.insert(0, {"role": "system", "content": ask.instructions})
+        answer = await make(place.chat, Ask(None, place.at, tuple(sent), ask.keep), key, options)
+        reply = answer.body if isinstance(answer, TurnResult) else answer.replay
+        reply_id = reply["id"] if reply is not None else answer.reply_id
+        assert isinstance(reply_id, int)  # a chat's turn places its reply
+        kept = (reply or {}).get("response") or {}
+        created_at = kept.get("created_at", ask.keep.created_at)
+        chat_id = place.chat.chat_id
+        return Responded(response_id(chat_id, reply_id), chat_id, reply_id, created_at, answer)
+
+    async def _place(self, ask: ResponseAsk, key: str | None) -> _Place:
+        """Where a response's turn goes, with the path it continues read as deep as its item
+        references reach (and, for a response not stored, as its history needs)."""
+        if ask.previous is not None:
+            depth = partial(self._depth, ask)
+            chat, state = await self._reply(ask.tenant, ask.previous, depth, previous=True)
+            return _Place(chat, state.messages[-1].id, state)
+        if ask.conversation is not None:
+            return await self._conversation(ask, ask.conversation)
+        if ask.named_chat:
+            chat, at = ChatRef(ask.tenant, ask.named_chat), max(ask.named)
+            try:
+                state = await self._store.load_window(chat, self._depth(ask, at), at)
+            except NotFound:  # its references name nothing: the input's translation says so
+                state = ChatState(False, None, None, [])
+            return _Place(chat, at, state)
+        chain = hashlib.sha256(key.encode()).hexdigest()[:32] if key else uuid.uuid4().hex
+        chat = ChatRef(ask.tenant, CHAIN + chain)
+        if ask.store:  # its turn reads what it needs
+            return _Place(chat, ROOT, ChatState(False, None, None, []))
+        return _Place(chat, ROOT, await self._store.load_window(chat, 0, ROOT))
+
+    async def _conversation(self, ask: ResponseAsk, chat_id: str) -> _Place:
+        """A turn at the leaf of the chat `chat_id`, which must exist."""
+        missing = ResponseNotFound(
+            f"Conversation with id '{chat_id:.200}' not found.", param="conversation"
+        )
+        if not valid_chat_id(chat_id):
+            raise missing
+        chat = ChatRef(ask.tenant, chat_id)
+        if ask.named:  # its references may name any item of the path
+            state = await self._store.load_history(chat)
+        else:
+            state = await self._store.load_window(chat, self._depth(ask, None))
+        if not state.exists:
+            raise missing
+        return _Place(chat, None, state)
+
+    def _depth(self, ask: ResponseAsk, at: int | None) -> int:
+        """How many messages of the path ending at `at` (None: the leaf) to read: as many as
+        the history of a response not stored needs, and down to the oldest item its
+        references name (ids grow down a path)."""
+        depth = self._settings.messages_length if not ask.store else 1
+        if ask.named and at is not None:
+            depth = max(depth, at - min(ask.named) + 1)
+        return depth
+
+    async def _reply(
+        self, tenant: str, text: str, depth: Callable[[int], int], *, previous: bool = False
+    ) -> tuple[ChatRef, ChatState]:
+        """Read the path that ends at the reply the response id `text` names (its newest
+        `depth(reply id)` messages); ResponseNotFound unless the caller has that reply."""
+        missing = ResponseNotFound(
+            f"{'Previous response' if previous else 'Response'} with id '{text:.200}' not found.",
+            param="previous_response_id" if previous else None,
+        )
+        found = parse_response_id(text)
+        if found is None:
+            raise missing
+        chat = ChatRef(tenant, found[0])
+        try:
+            state = await self._store.load_window(chat, depth(found[1]), found[1])
+        except NotFound:
+            raise missing from None
+        reply = state.messages[-1] if state.messages else None
+        if reply is None or reply.id != found[1] or reply.role != "assistant":
+            raise missing
+        return chat, state
+
+    def _messages(self, ask: ResponseAsk, place: _Place) -> list[dict[str, Any]]:
+        """The input as chat messages, its item references read from the path the turn
+        continues (they name nothing when they name another chat)."""
+        named_here = ask.named_chat in ("", place.chat.chat_id)
+        path = place.state.messages if named_here else []
+        return ask.input({m.id: m for m in path if m.id is not None})
+
+    def _unstored(
+        self, ask: ResponseAsk, place: _Place, options: TurnOptions
+    ) -> list[dict[str, Any]]:
+        """What a response that is not stored sends: the system prompt (the instructions, or
+        the chat's), the newest messages of the path it continues that fit, its input."""
+        sent = self._messages(ask, place)
+        state = place.state
+        system = ask.instructions or self._defaults.system_prompt(state)
+        call = self._defaults.call(state.settings, False, options)
+        most = self._settings.messages_length
+        history = state.messages[len(state.messages) - most :] if most else []
+        asked = [_as_message(m) for m in sent]
+        budget = self._settings.context_tokens - call.max_tokens
+        window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
+        outgoing = [m.for_upstream() for m in window] + sent
+        return [{"role": "system", "content": system}, *outgoing] if system else outgoing
+
+
+def _as_message(message: Mapping[str, Any]) -> Message:
+    """A chat message as the window counts it."""
+    return Message(
+        message["role"],
+        message.get("content"),
+        tool_calls=message.get("tool_calls"),
+        tool_call_id=message.get("tool_call_id"),
+    )

@@ -1,0 +1,73 @@
+"""The real server process for the Responses API's tests, with the official openai SDK's clients
+of two tenants, and what those tests compare (the chat a response is in, what the fake upstream
+was sent, what it answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+from openai.types.responses import Response
+
+from harness.fake_upstream import FakeUpstream
+from harness.server_process import StartServer, http, server_env
+
+KEY = "responses-key-0123456789abcdef"
+OTHER_KEY = "responses-other-0123456789abc"
+MODEL = "gpt-4.1-mini"
+SYSTEM = "Be kind."
+
+
+class Proxy:
+    """The real server process, with a key for the tenant `ana` and one for `bo`."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.client = openai.OpenAI(api_key=KEY, base_url=f"{url}/v1", max_retries=0)
+        self.other = openai.OpenAI(api_key=OTHER_KEY, base_url=f"{url}/v1", max_retries=0)
+
+    def get(self, path: str) -> Any:
+        reply = http("GET", f"{self.url}{path}", headers={"X-API-Key": KEY})
+        assert reply.status == 200, reply.body
+        return reply.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        reply = http("POST", f"{self.url}{path}", body, headers={"X-API-Key": KEY})
+        assert reply.status == 200, reply.body
+        return reply.json()
+
+    def chats(self) -> list[str]:
+        return [chat["id"] for chat in self.get("/chats")["chats"]]
+
+    def path(self, chat: str) -> list[tuple[str, Any]]:
+        """The chat's current path as (role, content) pairs, its system prompt first."""
+        return [(m["role"], m["content"]) for m in self.get(f"/{chat}/chat")]
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.other.close()
+
+
+def start_proxy(start_server: StartServer, proxy_env: dict[str, str], **env: str) -> Proxy:
+    keys = f"ana={KEY},bo={OTHER_KEY}"
+    values = {**proxy_env, "PROXY_API_KEYS": keys, "SYSTEM_PROMPT": SYSTEM, **env}
+    return Proxy(start_server(server_env(**values)).url)
+
+
+def chat_of(response: Response) -> str:
+    """The chat a response's id names (`resp_<chat>_<reply id>`)."""
+    return response.id.removeprefix("resp_").rsplit("_", 1)[0]
+
+
+def sent_upstream(fake_upstream: FakeUpstream) -> list[tuple[str, Any]]:
+    """The messages of the upstream's last request, as (role, content) pairs."""
+    return [(m["role"], m.get("content")) for m in fake_upstream.chat_requests()[-1]["messages"]]
+
+
+def said(text: str, earlier: int) -> str:
+    """The fake upstream's reply to the user message `text` after `earlier` messages."""
+    plural = "" if earlier == 1 else "s"
+    return f"[dev upstream] You said: {text}. (I can see {earlier} earlier message{plural}.)"

@@ -1,0 +1,371 @@
+"""`POST /v1/responses` and `GET /v1/responses/{id}` with the official openai SDK, against the real
+server process (the fake upstream, both stores): a response is the reply of a chat's turn, its
+`previous_response_id` continues (or forks) that chat, a `conversation` is a chat id, and what
+the proxy stored is read back through the chat API. Every answer is parsed by the SDK's own
+types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai.types.responses import Response
+
+from harness.fake_upstream import FakeUpstream
+from harness.server_process import StartServer
+from tests.responses_client import (
+    MODEL,
+    SYSTEM,
+    Proxy,
+    chat_of,
+    said,
+    sent_upstream,
+    start_proxy,
+)
+
+
+@pytest.fixture
+def proxy(start_server: StartServer, proxy_env: dict[str, str]) -> Iterator[Proxy]:
+    with start_proxy(start_server, proxy_env) as proxy:
+        yield proxy
+
+
+def test_a_string_input_starts_a_chat_and_its_response_is_found_again(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    response = proxy.client.responses.create(model=MODEL, input="Hi, I'm Ana.")
+
+    assert isinstance(response, Response)
+    assert response.status == "completed"
+    assert response.output_text == said("Hi, I'm Ana.", 1)
+    assert response.usage is not None
+    assert response.usage.total_tokens > 0
+    assert response.previous_response_id is None
+    chat = chat_of(response)
+    assert chat.startswith("chain-")
+    assert response.id == f"resp_{chat}_1"
+    assert response.output[0].id == f"msg_{chat}_1"
+    assert sent_upstream(fake_upstream) == [("system", SYSTEM), ("user", "Hi, I'm Ana.")]
+    # One chat, three APIs: the chain is a chat, listed and read as any other.
+    assert proxy.chats() == [chat]
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", "Hi, I'm Ana."),
+        ("assistant", response.output_text),
+    ]
+    found = proxy.client.responses.retrieve(response.id)
+    assert found.model_dump() == response.model_dump()
+
+
+def test_items_and_instructions_make_the_turns_messages_and_instructions_are_not_kept(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    first = proxy.client.responses.create(
+        model=MODEL,
+        instructions="Answer in French.",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"type": "message", "role": "user", "content": "I'm Ana."},
+        ],
+        metadata={"topic": "greeting"},
+        temperature=0.5,
+    )
+    second = proxy.client.responses.create(
+        model=MODEL, input="And now?", previous_response_id=first.id
+    )
+
+    assert first.instructions == "Answer in French."
+    assert first.metadata == {"topic": "greeting"}
+    assert first.temperature == 0.5
+    assert sent_upstream(fake_upstream) == [
+        ("system", SYSTEM),  # the instructions were the first turn's only
+        ("user", "Hi"),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "And now?"),
+    ]
+    assert fake_upstream.chat_requests()[0]["messages"][0] == {
+        "role": "system",
+        "content": "Answer in French.",
+    }
+    assert second.instructions is None
+    assert second.metadata == {}
+    assert proxy.path(chat_of(first))[0] == ("system", SYSTEM)
+    assert proxy.client.responses.retrieve(first.id).model_dump() == first.model_dump()
+
+
+def test_previous_response_id_continues_its_chat_and_an_older_one_forks_it(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    client = proxy.client
+    first = client.responses.create(model=MODEL, input="I'm Ana.")
+    second = client.responses.create(model=MODEL, input="My name?", previous_response_id=first.id)
+    fork = client.responses.create(model=MODEL, input="Bye", previous_response_id=first.id)
+
+    chat = chat_of(first)
+    assert (chat_of(second), chat_of(fork)) == (chat, chat)
+    assert (second.id, fork.id) == (f"resp_{chat}_3", f"resp_{chat}_5")
+    assert second.previous_response_id == first.id
+    assert second.output_text == said("My name?", 3)  # it saw the history
+    assert sent_upstream(fake_upstream) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "Bye"),  # not the branch of `second`
+    ]
+    assert proxy.get(f"/{chat}/children?parent=1") == {"parent": 1, "children": [2, 4]}
+    assert proxy.path(chat)[-2:] == [("user", "Bye"), ("assistant", fork.output_text)]
+    assert proxy.chats() == [chat]
+
+
+def user(text: str) -> dict[str, Any]:
+    """A user message as the Vercel AI SDK sends it."""
+    return {"role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["references", "and-previous"])
+def test_a_resent_history_of_item_references_is_matched_not_stored_twice(
+    proxy: Proxy, fake_upstream: FakeUpstream, previous: bool
+) -> None:
+    """The Vercel AI SDK's second turn: the first turn again, its reply by item reference (with
+    or without previous_response_id), then the new message."""
+    first = proxy.client.responses.create(model=MODEL, input=[user("I'm Ana.")])
+    resent = [user("I'm Ana."), {"type": "item_reference", "id": first.output[0].id}]
+
+    second = proxy.client.responses.create(
+        model=MODEL,
+        input=[*resent, user("My name?")],
+        previous_response_id=first.id if previous else None,
+    )
+
+    chat = chat_of(first)
+    assert chat_of(second) == chat
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "My name?"),
+        ("assistant", second.output_text),
+    ]
+    assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
+    assert second.previous_response_id == (first.id if previous else None)
+
+
+def test_a_conversation_is_a_chat_and_its_turn_goes_at_the_leaf(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    seeded = proxy.post("/ana-chat/chat", {"content": "I'm Ana."})
+
+    response = proxy.client.responses.create(model=MODEL, input="My name?", conversation="ana-chat")
+    again = proxy.client.responses.create(model=MODEL, input="Bye", conversation={"id": "ana-chat"})
+
+    assert response.conversation is not None
+    assert response.conversation.id == "ana-chat"
+    assert (response.id, again.id) == ("resp_ana-chat_3", "resp_ana-chat_5")
+    assert proxy.path("ana-chat") == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", seeded["content"]),
+        ("user", "My name?"),
+        ("assistant", response.output_text),
+        ("user", "Bye"),
+        ("assistant", again.output_text),
+    ]
+    assert sent_upstream(fake_upstream) == proxy.path("ana-chat")[:-1]
+
+
+def test_a_reply_of_the_chat_api_is_a_response(proxy: Proxy) -> None:
+    seeded = proxy.post("/seeded/chat", {"content": "hi"})
+
+    found = proxy.client.responses.retrieve("resp_seeded_1")
+
+    assert found.output_text == seeded["content"]
+    assert found.status == "completed"
+    assert found.created_at == int(seeded["created_at"])
+    assert (found.instructions, found.tools, found.store) == (None, [], True)
+    with pytest.raises(openai.NotFoundError):
+        proxy.client.responses.retrieve("resp_seeded_0")  # the user message is no response
+
+
+def test_a_response_not_stored_cannot_be_found_and_leaves_nothing(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+    chat = chat_of(first)
+
+    passed = proxy.client.responses.create(
+        model=MODEL, input="My name?", previous_response_id=first.id, store=False
+    )
+
+    assert passed.store is False
+    assert passed.output_text == said("My name?", 3)
+    assert sent_upstream(fake_upstream) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "My name?"),
+    ]
+    assert proxy.chats() == [chat]
+    assert len(proxy.path(chat)) == 3
+    with pytest.raises(openai.NotFoundError) as missing:
+        proxy.client.responses.retrieve(passed.id)
+    assert missing.value.body == {
+        "message": f"Response with id '{passed.id}' not found.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "not_found",
+    }
+    with pytest.raises(openai.NotFoundError) as previous:
+        proxy.client.responses.create(model=MODEL, input="x", previous_response_id=passed.id)
+    assert previous.value.param == "previous_response_id"
+
+
+def test_another_tenants_response_does_not_exist(proxy: Proxy) -> None:
+    response = proxy.client.responses.create(model=MODEL, input="mine")
+
+    with pytest.raises(openai.NotFoundError):
+        proxy.other.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError):
+        proxy.other.responses.create(model=MODEL, input="x", previous_response_id=response.id)
+    with pytest.raises(openai.NotFoundError):
+        proxy.other.responses.create(model=MODEL, input="x", conversation=chat_of(response))
+    assert proxy.client.responses.retrieve(response.id).id == response.id
+
+
+@pytest.mark.parametrize("chained", [False, True], ids=["fresh", "previous"])
+def test_an_idempotency_key_replays_the_same_response(
+    proxy: Proxy, fake_upstream: FakeUpstream, chained: bool
+) -> None:
+    previous = proxy.client.responses.create(model=MODEL, input="I'm Ana.").id if chained else None
+    calls = len(fake_upstream.chat_requests())
+    create = proxy.client.responses.with_raw_response.create
+    key = {"Idempotency-Key": f"idem-{chained}"}
+
+    first = create(model=MODEL, input="hi", previous_response_id=previous, extra_headers=key)
+    again = create(model=MODEL, input="hi", previous_response_id=previous, extra_headers=key)
+
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.headers.get("Idempotent-Replayed") is None
+    assert again.parse().model_dump() == first.parse().model_dump()
+    assert len(fake_upstream.chat_requests()) == calls + 1
+    assert len(proxy.path(chat_of(first.parse()))) == 5 if chained else 3
+    with pytest.raises(openai.UnprocessableEntityError):
+        create(model=MODEL, input="another", previous_response_id=previous, extra_headers=key)
+
+
+def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    proxy = start_proxy(start_server, proxy_env, MAX_TOKENS="50", CONTEXT_TOKENS="200")
+    first = proxy.client.responses.create(model=MODEL, input="x" * 300)
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxy.client.responses.create(model=MODEL, input="y" * 300, previous_response_id=first.id)
+    cut = proxy.client.responses.create(
+        model=MODEL, input="y" * 300, previous_response_id=first.id, truncation="auto"
+    )
+
+    assert (refused.value.code, refused.value.param) == ("context_length_exceeded", "input")
+    assert cut.truncation == "auto"
+    sent = sent_upstream(fake_upstream)
+    assert (sent[0], sent[-1]) == (("system", SYSTEM), ("user", "y" * 300))
+    assert ("user", "x" * 300) not in sent  # the oldest was left out
+    assert len(proxy.path(chat_of(first))) == 5  # the refused turn stored nothing
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
+        ({"input": "hi", "conversation": "c1", "previous_response_id": "resp_c1_1"}, None),
+        (
+            {"input": [{"type": "function_call_output", "call_id": "call_9", "output": "1"}]},
+            None,
+        ),
+        ({"input": [{"type": "item_reference", "id": "msg_nowhere_1"}]}, "input[0].id"),
+        ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ],
+    ids=["item-type", "conversation-and-previous", "unknown-call", "reference", "tool"],
+)
+def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
+    proxy: Proxy, body: dict[str, Any], param: str | None
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxy.client.responses.create(model=MODEL, **body)
+
+    if param is not None:
+        assert refused.value.param == param
+    if "conversation" in body:
+        assert refused.value.param == "conversation"
+    assert proxy.chats() == []
+
+
+def test_input_items_page_through_a_turns_input_in_either_order(proxy: Proxy) -> None:
+    first = proxy.client.responses.create(model=MODEL, input="earlier")
+    texts = ["a", "b", "c", "d", "e"]
+    response = proxy.client.responses.create(
+        model=MODEL,
+        input=[user(text) for text in texts],
+        instructions="Not an item.",
+        previous_response_id=first.id,
+    )
+    items = proxy.client.responses.input_items
+
+    page = items.list(response.id, limit=2)
+    newest_first = list(items.list(response.id, limit=2))  # the SDK follows `after`
+    oldest_first = list(items.list(response.id, order="asc", limit=3))
+
+    chat = chat_of(response)
+    ids = [f"msg_{chat}_{n}" for n in range(2, 7)]
+    assert ([item.id for item in page.data], page.has_more) == (ids[::-1][:2], True)
+    assert [item.id for item in newest_first] == ids[::-1]
+    assert [item.id for item in oldest_first] == ids
+    assert [(i.type, i.role, i.content[0].text) for i in oldest_first] == [
+        ("message", "user", text) for text in texts
+    ]
+    last = proxy.get(f"/v1/responses/{response.id}/input_items?after={ids[1]}&order=asc")
+    assert {k: v for k, v in last.items() if k != "data"} == {
+        "object": "list",
+        "first_id": ids[2],
+        "last_id": ids[4],
+        "has_more": False,
+    }
+
+
+def test_the_input_items_of_tool_results_and_of_a_chat_api_turn(proxy: Proxy) -> None:
+    tools = [{"type": "function", "name": "get_time", "parameters": {"type": "object"}}]
+    called = proxy.client.responses.create(model=MODEL, input="Call get_time.", tools=tools)
+    call = called.output[0]
+    assert call.type == "function_call"
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "noon"}
+    answered = proxy.client.responses.create(
+        model=MODEL, input=[output], previous_response_id=called.id, tools=tools
+    )
+    proxy.post("/seeded/chat", {"content": "hi"})
+
+    (result,) = proxy.client.responses.input_items.list(answered.id)
+    (seeded,) = proxy.client.responses.input_items.list("resp_seeded_1")
+
+    assert (result.type, result.call_id, result.output) == (
+        "function_call_output",
+        call.call_id,
+        "noon",
+    )
+    assert (seeded.id, seeded.type) == ("msg_seeded_0", "message")
+
+
+def test_input_items_of_no_response_or_after_no_item_are_refused(proxy: Proxy) -> None:
+    response = proxy.client.responses.create(model=MODEL, input="hi")
+    items = proxy.client.responses.input_items
+
+    with pytest.raises(openai.NotFoundError):
+        items.list("resp_nowhere_1")
+    with pytest.raises(openai.NotFoundError):
+        proxy.other.responses.input_items.list(response.id)
+    with pytest.raises(openai.BadRequestError) as after:
+        items.list(response.id, after="msg_nowhere_0")
+    assert after.value.param == "after"
+    with pytest.raises(openai.BadRequestError):
+        items.list(response.id, limit=101)
