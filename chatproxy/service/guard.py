@@ -63,11 +63,13 @@ class Claim:
 
 @dataclass
 class Lease:
-    """A held turn lock: its token, the chat's window read with it, and whether it is released."""
+    """A held turn lock: its token, the chat's window read with it, whether it is released, and
+    whether it was let go before the save (`detached`: a fork's, whose save is not fenced)."""
 
     token: str
     state: ChatState
     released: bool = False
+    detached: bool = False
 
 
 class TurnGuard:
@@ -104,23 +106,27 @@ class TurnGuard:
 
     @asynccontextmanager
     async def locked(
-        self, chat: ChatRef, window: int, at: int | None = None
+        self, chat: ChatRef, window: int, at: int | None = None, reserve: int = 0
     ) -> AsyncIterator[Lease]:
-        """Hold the chat's turn lock (see `begin`) until the save or the end of the block."""
-        lease = await self.begin(chat, window, at)
+        """Hold the chat's turn lock (see `begin`) until the save, a `detach` or the end of the
+        block."""
+        lease = await self.begin(chat, window, at, reserve)
         try:
             yield lease
         finally:
             await self.end(chat, lease)
 
-    async def begin(self, chat: ChatRef, window: int, at: int | None = None) -> Lease:
+    async def begin(
+        self, chat: ChatRef, window: int, at: int | None = None, reserve: int = 0
+    ) -> Lease:
         """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS, and read with it the
-        newest `window` messages of the path ending at `at` (None: the leaf)."""
+        newest `window` messages of the path ending at `at` (None: the leaf), setting `reserve`
+        ids aside for the turn (a fork's: see `detach`)."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
         pause = LOCK_POLL_FIRST
-        while (state := await self._begin(chat, token, lease, window, at)) is None:
+        while (state := await self._begin(chat, token, lease, window, at, reserve)) is None:
             left = give_up - time.monotonic()
             if left <= 0:
                 raise ChatBusy()
@@ -129,13 +135,13 @@ class TurnGuard:
         return Lease(token, state)
 
     async def _begin(
-        self, chat: ChatRef, token: str, lease: float, window: int, at: int | None
+        self, chat: ChatRef, token: str, lease: float, window: int, at: int | None, reserve: int
     ) -> ChatState | None:
         """One try at the lock. When the store fails, the lock may still have been taken (the
         reply lost, as when Redis dies right after it): release it by its token, so that the
         chat is not held for a whole lease by a turn that never began."""
         try:
-            return await self._store.begin_turn(chat, token, lease, window, at)
+            return await self._store.begin_turn(chat, token, lease, window, at, reserve)
         except StoreError:
             await self._clean_up(partial(self._store.release_turn, chat, token))
             raise
@@ -146,6 +152,13 @@ class TurnGuard:
         if not lease.released:
             lease.released = True
             await self._clean_up(partial(self._store.release_turn, chat, lease.token))
+
+    async def detach(self, chat: ChatRef, lease: Lease) -> None:
+        """Let go of the lock of a placed fork before its model call: its messages go on the
+        ids set aside for it, so no other turn can take their place, and its save is not
+        fenced."""
+        lease.detached = True
+        await self.end(chat, lease)
 
     async def save(
         self,
@@ -166,8 +179,9 @@ class TurnGuard:
         unknown = False  # whether an earlier attempt may have landed
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
+                token = None if lease.detached else lease.token
                 await self._store.save_turn(
-                    chat, turn_id, messages, lock_token=lease.token, idempotent=answer, release=True
+                    chat, turn_id, messages, lock_token=token, idempotent=answer, release=True
                 )
                 lease.released = True
                 return

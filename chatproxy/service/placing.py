@@ -44,16 +44,26 @@ class Ask:
     """What a turn asks: `content` is the new user message (None: regenerate the reply to the
     user message `at`); `at` is where it goes (None: under the leaf; `ROOT`; or an item id).
     `sent` holds instead a `/v1` request's messages (chat mode), placed by matching on the path
-    that ends at `at`; `keep`, what the reply keeps of a Responses request."""
+    that ends at `at`; `keep`, what the reply keeps of a Responses request. A `fork` (a turn at
+    `at`, a message of the chat) lets go of the chat's lock once it is placed: it moves no
+    other turn's place, so the forks of a chat are made at once, each on ids set aside for it."""
 
     content: Content | None
     at: int | None = None
     sent: tuple[Mapping[str, Any], ...] | None = None
     keep: Kept | None = None
+    fork: bool = False
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
             raise ValidationFailed("parent: regenerating a reply needs a user message's id")
+
+    @property
+    def reserve(self) -> int:
+        """How many ids a fork sets aside: one for each message it may store, and its reply."""
+        if not self.fork:
+            return 0
+        return (len(self.sent) if self.sent is not None else 1) + 1
 
     def window(self, history: int) -> int:
         """How many of the path's newest messages the turn reads, given MESSAGES_LENGTH: the

@@ -6,8 +6,9 @@ Any assistant reply is a response, whichever API made it; an id that names anyth
 nothing in the caller's tenant, is a `ResponseNotFound`.
 
 A response's turn (`ResponseAsk`) goes
-- after `previous` (a response id): in its chat, under its reply (an older one forks a branch;
-  the turn holds the chat's lock, so the forks of one chat are made one after another);
+- after `previous` (a response id): in its chat, under its reply (an older one forks a branch).
+  Such a turn is a fork (`placing.Ask.fork`): it holds the chat's lock only to be placed, on
+  ids set aside for it, so the forks of one chat, and the turns of a chain, run at once;
 - at the current leaf of `conversation` (a chat id), which must exist;
 - else, when its input's item references name a chat (the Vercel AI SDK sends an earlier reply
   back by its item id, without `previous_response_id`), in that chat after the newest item
@@ -183,7 +184,9 @@ class Responses:
         sent = self._messages(ask, place)
         if ask.instructions:
             sent.insert(0, {"role": "system", "content": ask.instructions})
-        answer = await make(place.chat, Ask(None, place.at, tuple(sent), ask.keep), key, options)
+        fork = place.at is not None and place.at != ROOT  # under a reply: see `placing.Ask`
+        turn = Ask(None, place.at, tuple(sent), ask.keep, fork)
+        answer = await make(place.chat, turn, key, options)
         reply = answer.body if isinstance(answer, TurnResult) else answer.replay
         reply_id = reply["id"] if reply is not None else answer.reply_id
         assert isinstance(reply_id, int)  # a chat's turn places its reply

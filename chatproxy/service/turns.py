@@ -7,18 +7,17 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
 3. send system + window + the new user message upstream;
 4. save the user message and the reply together, with the idempotent answer, in one atomic step
    that is fenced by the lock token, keyed by a turn id (so a retried save stores nothing) and
-   releases the lock. On any failure the lock and the claim are released, so the client may
-   retry.
+   releases the lock (a fork lets go of it once placed: `placing.Ask.fork`). On any failure the
+   lock and the claim are released, so the client may retry.
 Nothing is stored unless the upstream answered; the reply is stored with its text (none for a
 reply that only calls tools), tool calls, finish reason, model and usage, and the request's
 other fields (`TurnOptions.fields`) go to the upstream as they were sent. The lock, the claims
 and the fenced save live in `guard.py`; a streamed turn once its reply has begun in `relay.py`;
 the window's token budget in `window.py`; the turn's model, options and system prompt in
 `defaults.py`; the OpenAI endpoint's turn without a chat id, which stores nothing, in
-`passthrough.py`; a Responses API turn in `responses.py` (`ChatService.responses`). A plain
-turn answers a `TurnResult`, a streamed one a `StreamingTurn` (`results.py`). The operations
-on chats that are not turns are `chats.py`'s. This module never touches HTTP; handlers never
-touch the store or the upstream.
+`passthrough.py`; a Responses API turn in `responses.py` (`ChatService.responses`). A plain turn
+answers a `TurnResult`, a streamed one a `StreamingTurn` (`results.py`). The operations on
+chats that are not turns are `chats.py`'s. This module never touches HTTP.
 """
 
 from __future__ import annotations
@@ -151,9 +150,11 @@ class ChatService:
             return StreamingTurn(replayed(replay), True, replay.get("id"), replay)
         try:
             await self._quotas.check_budget(chat.tenant)
-            lease = await self._guard.begin(chat, self._window(ask), ask.at)
+            lease = await self._guard.begin(chat, self._window(ask), ask.at, ask.reserve)
             try:
                 placing = await self._place(chat, lease.state, ask)
+                if ask.fork:
+                    await self._guard.detach(chat, lease)
                 outgoing, call = self._outgoing(lease.state, placing, options)
                 stream = await self._upstream.stream(
                     outgoing,
@@ -216,8 +217,10 @@ class ChatService:
             return TurnResult(replay, replayed=True)
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            async with self._guard.locked(chat, self._window(ask), ask.at) as lease:
+            async with self._guard.locked(chat, self._window(ask), ask.at, ask.reserve) as lease:
                 placing = await self._place(chat, lease.state, ask)
+                if ask.fork:
+                    await self._guard.detach(chat, lease)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
             if claim is not None:
