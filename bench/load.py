@@ -201,7 +201,11 @@ def paired(
     alike while each block's turns still follow one another as they do for one target. Each
     block opens new connections: gunicorn closes one left idle for 2 s, as a stream's are while
     the other target's block runs."""
-    pairs = [Pairs(server, upstream, stream) for server, upstream in targets]
+    return take_turns([Pairs(server, upstream, stream) for server, upstream in targets], n, warmup)
+
+
+def take_turns(pairs: list[Pairs], n: int, warmup: int = WARMUP_PAIRS) -> list[Pairs]:
+    """`n` counted pairs of each of `pairs`, taking turns as `paired` describes."""
     block = BLOCK_PAIRS if len(pairs) > 1 else max(n, 1)
     try:
         for start in range(0, n, block):

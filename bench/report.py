@@ -42,6 +42,7 @@ def render_report(r: dict[str, Any]) -> str:
         machine_speed=sections.machine_speed(r),
         costs=sections.cost_lines(r),
         load=sections.load_lines(r),
+        responses=sections.response_lines(r),
         floor=sections.floor_lines(r),
     )
 

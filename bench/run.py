@@ -13,8 +13,9 @@ Writes ``bench/results.json``, ``bench/results.png`` and ``BENCHMARKS.md``.
 This module runs the targets and keeps their results; the rest of ``bench/`` measures and
 reports. Measuring: ``rig.py`` (the processes), ``client.py`` and ``load.py`` (the load),
 ``latency.py`` (targets 0, 1, 7), ``throughput.py`` (2, 3, 6), ``long_chat.py`` (4),
-``branches.py`` (8), ``resend.py`` (9), ``seeding.py`` (the chats of 4, 8 and 9),
-``cold_start.py`` (5), ``instructions.py`` (callgrind counts). Reporting: the prose is
+``branches.py`` (8), ``resend.py`` (9), ``response_latency.py`` (10), ``response_chain.py``
+(11), ``item_pages.py`` (12), ``seeding.py`` (the chats of 4, 8, 9 and 11), ``cold_start.py``
+(5), ``instructions.py`` (callgrind counts). Reporting: the prose is
 ``templates/benchmarks.md`` and ``templates/parts.md``; ``report.py`` fills them in with the
 results table (``table.py``) and the paragraphs a run has numbers for (``sections.py``);
 ``chart.py`` draws ``results.png``.
@@ -43,11 +44,14 @@ from bench.baseline import describe  # noqa: E402
 from bench.branches import t8_branches  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
 from bench.cold_start import t5_cold_start  # noqa: E402
+from bench.item_pages import t12_item_pages  # noqa: E402
 from bench.latency import BUSY_STREAM_WORD_S, t0_floor, t1_added_latency, t7_stream_ttfb  # noqa: E402
 from bench.long_chat import t4_long_chat  # noqa: E402
 from bench.machine import cpu_ticks, machine, stolen_pct, versions  # noqa: E402
 from bench.report import print_table, write_report  # noqa: E402
 from bench.resend import t9_resend  # noqa: E402
+from bench.response_chain import t11_response_chain  # noqa: E402
+from bench.response_latency import t10_response_latency  # noqa: E402
 from bench.rig import COROUTINE_HANDLER, NAIVE_HANDLER, Rig, Upstream  # noqa: E402
 from bench.stats import RAW, combine, combine_ramp  # noqa: E402
 from bench.throughput import t2_concurrent, t3_saturation, t6_rss  # noqa: E402
@@ -112,6 +116,9 @@ def measure(rig: Rig, steps: Steps, runs: int, quick: bool) -> None:
         step("t4", lambda: t4_long_chat(rig, n4, 10_000))
         step("t8", lambda: t8_branches(rig, n4, 1_000, 50))
         step("t9", lambda: t9_resend(rig, n4, 200))
+        step("t10", lambda: t10_response_latency(rig, n1))
+        step("t11", lambda: t11_response_chain(rig, n1, 1_000))
+        step("t12", lambda: t12_item_pages(rig, n1))
         step("t6", lambda: t6_rss(rig, 200, 2.0, 4.0 if quick else 6.0))
         step("t7", lambda: t7_stream_ttfb(rig, n7))
         step("t7w", lambda: t7_stream_ttfb(rig, n7, BUSY_STREAM_WORD_S))
@@ -151,6 +158,9 @@ def results_of(
         "t7w": combine(per_run["t7w"]),
         "t8": combine(per_run["t8"]),
         "t9": combine(per_run["t9"]),
+        "t10": combine(per_run["t10"]),
+        "t11": combine(per_run["t11"]),
+        "t12": combine(per_run["t12"]),
         "ti": per_run["ti"][0] if "ti" in per_run else None,
         "per_run": {
             k: [{kk: vv for kk, vv in x.items() if kk not in RAW} for x in v]

@@ -9,7 +9,9 @@ from bench.goals import (
     GOAL_ADDED_MS,
     GOAL_ADDED_P99_MS,
     GOAL_CHATS_RATE,
+    GOAL_PAGE_RATIO,
     GOAL_RATE,
+    GOAL_RESPONSE_MS,
     GOAL_STREAM_MS,
     ISSUE_NAIVE_MS,
     ISSUE_NAIVE_RATE,
@@ -88,11 +90,15 @@ def machine_speed(r: dict[str, Any]) -> list[str]:
 def scaled_rows(r: dict[str, Any], naive_ms: float, naive_rate: float) -> list[str]:
     """The rows that miss their goals, scaled to the issue's machine by the naive handler."""
     t1, t7 = r["t1"], r["t7"]
-    ms_rows = (
+    ms_rows = [
         ("1. added latency, median", GOAL_ADDED_MS, t1["median_ms"]),
         ("1. added latency, p99", GOAL_ADDED_P99_MS, t1["p99_ms"]),
         ("7. first streamed text, median", GOAL_STREAM_MS, t7["added_median_ms"]),
-    )
+    ]
+    if "t10" in r:
+        ms_rows.append(
+            ("10. a response after another, median", GOAL_RESPONSE_MS, r["t10"]["median_ms"])
+        )
     rate_rows = (
         (f"3. saturation, WORKERS={r['workers']}", r["t3"]["max_rate"]),
         (f"3b. saturation, WORKERS={r['t3b']['workers']}", r["t3b"]["max_rate"]),
@@ -239,3 +245,27 @@ def load_lines(r: dict[str, Any]) -> list[str]:
         busy=busy,
         need=need,
     )
+
+
+def response_lines(r: dict[str, Any]) -> list[str]:
+    """Rows 10 and 11 when either misses, row 12 when a long input's first page costs more
+    than a short one's: where a response's time goes."""
+    t10, t11, t12 = r.get("t10"), r.get("t11"), r.get("t12")
+    lines = []
+    if t10 and t11 and {"10", "11"} & set(missed(r)):
+        lines += part(
+            "responses",
+            response=f"{t10['median_ms']:.2f}",
+            turn=f"{t10['turn_median_ms']:.2f}",
+            length=f"{t11['length']:,}",
+            **{key: f"{t11[f'post_{key}_ms']:.2f}" for key in ("fresh", "short", "chain")},
+        )
+    if t12 and t12["input_first_ms"] > GOAL_PAGE_RATIO * t12["input_one_item_ms"]:
+        lines += part(
+            "responses_pages",
+            page=t12["page"],
+            items=t12["items"],
+            first=f"{t12['input_first_ms']:.2f}",
+            one_item=f"{t12['input_one_item_ms']:.2f}",
+        )
+    return lines

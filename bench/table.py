@@ -10,13 +10,16 @@ from bench.goals import (
     GOAL_ADDED_MS,
     GOAL_ADDED_P99_MS,
     GOAL_BRANCH_RATIO,
+    GOAL_CHAIN_RATIO,
     GOAL_CHATS_P99_MS,
     GOAL_CHATS_RATE,
     GOAL_COLD_S,
     GOAL_MEMORY_MB,
+    GOAL_PAGE_RATIO,
     GOAL_RATE,
     GOAL_RATIO,
     GOAL_RESEND_RATIO,
+    GOAL_RESPONSE_MS,
     GOAL_STREAM_MS,
 )
 from bench.latency import BUSY_STREAM_WORD_S, STREAM_WORD_S, reply_ms
@@ -43,6 +46,14 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
         judged["8"] = r["t8"]["post_ratio"] <= GOAL_BRANCH_RATIO
     if "t9" in r:  # nor, from before /v1 matched resent histories, row 9
         judged["9"] = r["t9"]["post_ratio"] <= GOAL_RESEND_RATIO
+    if "t10" in r:  # nor, from before /v1/responses, rows 10-12
+        judged["10"] = r["t10"]["median_ms"] <= GOAL_RESPONSE_MS
+    if "t11" in r:
+        judged["11"] = r["t11"]["post_ratio"] <= GOAL_CHAIN_RATIO
+    if "t12" in r:
+        judged["12"] = r["t12"]["input_ratio"] <= GOAL_PAGE_RATIO
+        if "conversation_ratio" in r["t12"]:  # where the proxy served conversations' items
+            judged["12b"] = r["t12"]["conversation_ratio"] <= GOAL_PAGE_RATIO
     return judged
 
 
@@ -70,6 +81,7 @@ def table_lines(r: dict[str, Any]) -> list[str]:
             "results", workers=r["workers"], **goals, **judged, **latency(r), **load(r), **chats(r)
         ),
         *ratio_rows(r, judged),
+        *response_rows(r, judged),
     ]
 
 
@@ -164,18 +176,61 @@ def ratio_row(
     cases: tuple[str, str],
     verdict: str,
     shown: dict[str, Any],
+    ratio: str = "post_ratio",
 ) -> list[str]:
     """The part `name`: a row whose target times one case against another (`cases`, the keys
-    of their medians) and is judged by the ratio of the two against `goal`."""
+    of their medians) and is judged by the ratio of the two (the key `ratio`) against `goal`."""
     timed, compared = cases
     return part(
         name,
         goal=f"{goal:g}",
-        ratio=f"{target['post_ratio']:.2f}",
+        ratio=f"{target[ratio]:.2f}",
         timed=f"{target[timed]:.2f}",
         compared=f"{target[compared]:.2f}",
         verdict=verdict,
         **shown,
+    )
+
+
+def response_rows(r: dict[str, Any], judged: dict[str, str]) -> list[str]:
+    """Rows 10, 11, 12 and 12b, each if this run has it (12b: or why it has not)."""
+    t10, t11, t12 = r.get("t10"), r.get("t11"), r.get("t12")
+    lines = []
+    if t10 is not None:
+        lines += part(
+            "results_responses",
+            goal=f"{GOAL_RESPONSE_MS:g}",
+            runs=per_run(r, "t10", "median_ms"),
+            verdict=judged["v10"],
+            **{key: f"{t10[f'{key}_ms']:.2f}" for key in ("median", "p99", "turn_median")},
+            **{key: f"{t10[f'{key}_median_ms']:.2f}" for key in ("proxy", "direct")},
+        )
+    if t11 is not None:
+        cases = ("post_chain_ms", "post_fresh_ms")
+        shown = {"length": f"{t11['length']:,}", "short": f"{t11['post_short_ms']:.2f}"}
+        lines += ratio_row("results_chain", t11, GOAL_CHAIN_RATIO, cases, judged["v11"], shown)
+    if t12 is not None:
+        lines += page_rows(t12, judged)
+    return lines
+
+
+def page_rows(t12: dict[str, Any], judged: dict[str, str]) -> list[str]:
+    """Rows 12 and 12b: the deep page against the first, of a response's input items and of
+    its conversation's items (or why that was not measured)."""
+    pages = {"page": t12["page"], "limit": t12["limit"], "before": t12["page"] - 1}
+    shown = pages | {"items": t12["items"], "one_item": f"{t12['input_one_item_ms']:.2f}"}
+    cases = ("input_deep_ms", "input_first_ms")
+    verdict = judged["v12"]
+    lines = ratio_row("results_pages", t12, GOAL_PAGE_RATIO, cases, verdict, shown, "input_ratio")
+    if "conversation_ratio" not in t12:
+        missing = t12.get("conversation_missing", "was not asked")
+        goal = f"{GOAL_PAGE_RATIO:g}"
+        return lines + part("results_conversation_unmeasured", goal=goal, missing=missing, **pages)
+    cases = ("conversation_deep_ms", "conversation_first_ms")
+    shown = pages | {"items": t12["conversation_items"]}
+    verdict, ratio = judged["v12b"], "conversation_ratio"
+    return lines + ratio_row(
+        "results_conversation_pages", t12, GOAL_PAGE_RATIO, cases, verdict, shown, ratio
     )
 
 
