@@ -31,6 +31,7 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.http.openapi_operation import Operation
 from chatproxy.jsontext import parse
 from chatproxy.service.chats import Chats
+from chatproxy.service.conversations import Conversations
 from chatproxy.service.turns import ChatService
 from chatproxy.store.base import OPEN_TENANT, ChatRef, valid_chat_id
 
@@ -47,6 +48,7 @@ class App(Protocol):
     settings: Settings
     service: ChatService
     chats: Chats
+    conversations: Conversations
     auth: Authenticator
 
 
@@ -68,6 +70,10 @@ class Context:
     @property
     def chats(self) -> Chats:
         return self.app.chats
+
+    @property
+    def conversations(self) -> Conversations:
+        return self.app.conversations
 
     @property
     def settings(self) -> Settings:
