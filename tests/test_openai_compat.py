@@ -121,3 +121,23 @@ def test_errors_come_in_openai_shape_through_the_sdk(
     body = http("POST", f"{url}/v1/chat/completions", b"nope", headers={"X-API-Key": PROXY_KEY})
     assert body.status == 400
     assert body.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
+        ({"temperature": 3}, "temperature"),
+    ],
+)
+def test_a_refused_field_is_named_as_the_errors_param(
+    openai_proxy: tuple[openai.OpenAI, str], fields: dict[str, object], param: str
+) -> None:
+    client, _ = openai_proxy
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}], **fields}
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(**body)  # type: ignore[call-overload]
+
+    assert refused.value.param == param

@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from chatproxy.http import bodies
+from chatproxy.http import bodies, conversation_bodies
 from chatproxy.http.openapi import OPERATIONS
 from chatproxy.http.responses_request import ResponsesRequest
 from harness.server_process import StartServer, http, server_env
@@ -94,6 +94,9 @@ def test_request_bodies_are_the_handlers_pydantic_models(client: ProxyClient) ->
         bodies.ImageBody,
         bodies.SettingsBody,
         bodies.CompletionRequest,
+        conversation_bodies.ConversationBody,
+        conversation_bodies.MetadataBody,
+        conversation_bodies.ItemsBody,
     )
     for model in models:
         expected = model.model_json_schema(ref_template=template)
@@ -157,6 +160,41 @@ def test_a_response_and_its_items_match_their_schemas_and_its_id_the_parameters_
     listing = Draft202012Validator({**spec, "$ref": "#/components/schemas/ResponseItemList"})
     assert list(listing.iter_errors(items)) == []
     assert [item["role"] for item in items["data"]] == ["user"]
+
+
+def test_conversation_answers_match_their_schemas_down_to_the_items(client: ProxyClient) -> None:
+    spec = served_spec(client)
+
+    def errors(answer: Any, name: str) -> list[Any]:
+        schema = {**spec, "$ref": f"#/components/schemas/{name}"}
+        return list(Draft202012Validator(schema).iter_errors(answer))
+
+    items = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "done"},
+    ]
+    made = client.post("/v1/conversations", json={"items": items}).get_json()
+    listed = client.get(f"/v1/conversations/{made['id']}/items").get_json()
+    listing = client.get("/v1/conversations").get_json()
+    history = client.get(f"/{made['id']}/chat").get_json()  # the chat API reads the same chat
+    gone = client.delete(f"/v1/conversations/{made['id']}").get_json()
+
+    assert errors(made, "Conversation") == []
+    assert [item["type"] for item in listed["data"]] == [
+        "function_call_output", "function_call", "message", "message"
+    ]  # fmt: skip
+    assert [m["role"] for m in history] == ["developer", "user", "assistant", "tool"]
+    message = {**spec, "$ref": "#/components/schemas/Message"}
+    assert all(not list(Draft202012Validator(message).iter_errors(m)) for m in history)
+    assert errors(listed, "ConversationItemList") == []
+    assert errors(listing, "ConversationList") == []
+    assert errors(gone, "ConversationDeleted") == []
+    assert errors(
+        {**listed, "data": [{"id": "x", "type": "web_search_call"}]}, "ConversationItemList"
+    )
+    assert errors({**made, "created_at": 1.5}, "Conversation")
 
 
 def test_error_responses_carry_their_headers(client: ProxyClient) -> None:

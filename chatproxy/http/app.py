@@ -28,12 +28,14 @@ from chatproxy.errors import NotFound, ProxyError
 from chatproxy.http import apidocs, openai_compat, responses, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.context import Answer, Context, Route
+from chatproxy.http.conversations import ROUTES as CONVERSATION_ROUTES
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.router import PathRoutes, build_router
 from chatproxy.jsontext import compact
 from chatproxy.logs import request_fields
 from chatproxy.service import Upstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
+from chatproxy.service.conversations import Conversations
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.turns import ChatService
 from chatproxy.store import Store, open_store
@@ -52,13 +54,16 @@ class ProxyApp:
         chats: Chats,
         quotas: Quotas,
         auth: Authenticator,
+        conversations: Conversations,
     ):
         self.settings = settings
         self.service = service
         self.chats = chats
         self.quotas = quotas
         self.auth = auth
+        self.conversations = conversations
         api = [*openai_compat.ROUTES, *responses.ROUTES, *routes.ROUTES, *ui.ROUTES]
+        api += CONVERSATION_ROUTES
         self.routes: list[Route] = [*api, *apidocs.routes(api)]
         self.router = build_router(self.routes, self.answer)
 
@@ -243,4 +248,5 @@ def create_app(
         settings.rate_limit or "none",
         settings.rate_limit_per_address or "none",
     )
-    return ProxyApp(settings, service, Chats(settings, store), quotas, auth)
+    chats = Chats(settings, store)
+    return ProxyApp(settings, service, chats, quotas, auth, Conversations(settings, store))

@@ -31,6 +31,7 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.http.openapi_operation import Operation
 from chatproxy.jsontext import parse
 from chatproxy.service.chats import Chats
+from chatproxy.service.conversations import Conversations
 from chatproxy.service.turns import ChatService
 from chatproxy.store.base import OPEN_TENANT, ChatRef, valid_chat_id
 
@@ -47,6 +48,7 @@ class App(Protocol):
     settings: Settings
     service: ChatService
     chats: Chats
+    conversations: Conversations
     auth: Authenticator
 
 
@@ -68,6 +70,10 @@ class Context:
     @property
     def chats(self) -> Chats:
         return self.app.chats
+
+    @property
+    def conversations(self) -> Conversations:
+        return self.app.conversations
 
     @property
     def settings(self) -> Settings:
@@ -97,7 +103,9 @@ class Context:
         digits = raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS
         if not digits or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
             upper = f" and at most {maximum}" if maximum is not None else ""
-            raise ValidationFailed(f"{name}: must be a whole number at least {minimum}{upper}")
+            raise ValidationFailed(
+                f"{name}: must be a whole number at least {minimum}{upper}", param=name
+            )
         return int(raw)
 
     def query_number(self, name: str) -> float | None:
@@ -110,7 +118,7 @@ class Context:
         except ValueError:
             value = -1.0
         if not 0 <= value < float("inf"):
-            raise ValidationFailed(f"{name}: must be a number, as given in next_before")
+            raise ValidationFailed(f"{name}: must be a number, as given in next_before", param=name)
         return value
 
     def require_admin(self) -> None:
@@ -144,7 +152,7 @@ class Context:
                 data, context={"max_chars": self.settings.max_content_chars}
             )
         except ValidationError as exc:
-            raise ValidationFailed(_describe(exc)) from None
+            raise ValidationFailed(_describe(exc), param=_param(exc)) from None
 
     async def _read_body(self) -> bytes:
         """The body, read once, refused past MAX_BODY_BYTES without reading the rest."""
@@ -213,3 +221,12 @@ def _describe(exc: ValidationError) -> str:
     if ours and not first["loc"]:  # a check of the whole body names its fields itself
         return what
     return f"{where}: {what}"
+
+
+def _param(exc: ValidationError) -> str | None:
+    """The field a body's first error is about, as OpenAI names one (`items[3].type`); None
+    for a check of the whole body."""
+    param = ""
+    for part in exc.errors(include_url=False)[0]["loc"]:
+        param += f"[{part}]" if isinstance(part, int) else f".{part}" if param else str(part)
+    return param or None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from chatproxy import errors
-from chatproxy.http import bodies, openapi_responses
+from chatproxy.http import bodies, openapi_conversations, openapi_responses
 from chatproxy.http.openapi_operation import STRING, Schema, ref
 from chatproxy.store.base import CHAT_ID
 
@@ -90,7 +90,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Message": _object(
         ["role", "content"],
         **ITEM,
-        role={"enum": ["system", "user", "assistant", "tool"]},
+        role={"enum": ["system", "developer", "user", "assistant", "tool"]},
         content=_nullable(TEXT_OR_PARTS),
         siblings={
             "type": "array",
@@ -224,6 +224,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "ImageBody": bodies.ImageBody,
     "SettingsBody": bodies.SettingsBody,
     "CompletionRequest": bodies.CompletionRequest,
+    **openapi_conversations.MODELS,
 }
 
 
@@ -299,6 +300,7 @@ def components() -> Schema:
             **_model_schemas(),
             **RESPONSE_SCHEMAS,
             **openapi_responses.SCHEMAS,
+            **openapi_conversations.SCHEMAS,
             "ErrorCode": {"type": "string", "enum": _error_codes()},
         },
         "responses": responses,
