@@ -487,8 +487,10 @@ def test_env_example_documents_no_variable_config_ignores() -> None:
 
 
 def _is_int_literal(text: str) -> bool:
+    """Whether a setting of this text is a whole number: surrounding whitespace is dropped first
+    (`int` itself keeps some that `str.strip` drops: `int("\x1c5")` fails)."""
     try:
-        int(text)
+        int(text.strip())
     except ValueError:
         return False
     return True
