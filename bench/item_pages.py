@@ -15,7 +15,7 @@ from bench.response_latency import respond
 from bench.rig import Rig
 from bench.stats import med, ms
 from bench.upstream import REPLY
-from chatproxy.service.responses import parse_response_id
+from chatproxy.service.response_ids import parse_response_id
 
 LIMIT = 2  # items per page
 DEEP = 100  # the page timed against the first

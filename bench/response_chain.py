@@ -13,7 +13,7 @@ from bench.response_latency import respond
 from bench.rig import Rig
 from bench.seeding import seed
 from bench.stats import med, ms
-from chatproxy.service.responses import parse_response_id, response_id
+from chatproxy.service.response_ids import parse_response_id, response_id
 
 WARMUP = 10  # rounds of requests not counted
 

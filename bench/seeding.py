@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from chatproxy.config import RedisSettings
-from chatproxy.service.responses import response_id
+from chatproxy.service.response_ids import response_id
 from chatproxy.store.base import OPEN_TENANT, ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 

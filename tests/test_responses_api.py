@@ -222,6 +222,29 @@ def test_a_response_not_stored_cannot_be_found_and_leaves_nothing(
     assert previous.value.param == "previous_response_id"
 
 
+@pytest.mark.parametrize("names", ["the user message", "no item", "no chat"])
+def test_a_previous_response_id_that_names_no_reply_is_not_found_and_stores_nothing(
+    proxy: Proxy, fake_upstream: FakeUpstream, names: str
+) -> None:
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+    chat = chat_of(first)
+    previous = {
+        "the user message": f"resp_{chat}_0",
+        "no item": f"resp_{chat}_7",
+        "no chat": "resp_chain-nowhere_1",
+    }[names]
+    calls = len(fake_upstream.chat_requests())
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        proxy.client.responses.create(model=MODEL, input="x", previous_response_id=previous)
+
+    assert missing.value.param == "previous_response_id"
+    assert missing.value.body["message"] == f"Previous response with id '{previous}' not found."
+    assert len(fake_upstream.chat_requests()) == calls  # the model was not asked
+    assert proxy.chats() == [chat]
+    assert len(proxy.path(chat)) == 3  # system, the first turn's two messages
+
+
 def test_another_tenants_response_does_not_exist(proxy: Proxy) -> None:
     response = proxy.client.responses.create(model=MODEL, input="mine")
 

@@ -217,18 +217,16 @@ async def test_the_leaf_does_not_move_while_a_turn_holds_the_chat(store: Store) 
 
 
 @pytest.mark.anyio
-async def test_forks_set_ids_aside_so_they_can_save_after_letting_go_of_the_lock(
+async def test_forks_set_ids_aside_and_take_no_lock(
     store: Store,
 ) -> None:
     await linear(store, 2)  # items 0-3, leaf 3
 
-    # Two forks from item 1 take the lock in turn only to read and set ids aside.
+    # Two forks from item 1 read and set ids aside; neither takes the lock.
     first = await store.begin_turn(CHAT, "fork-1", 30, 10, at=1, reserve=2)
-    assert first is not None
-    await store.release_turn(CHAT, "fork-1")
     second = await store.begin_turn(CHAT, "fork-2", 30, 10, at=1, reserve=2)
+    assert first is not None
     assert second is not None
-    await store.release_turn(CHAT, "fork-2")
     assert (first.next_id, second.next_id) == (4, 6)
     assert texts(first.messages) == texts(second.messages) == ["q0", "a0"]
 
@@ -236,6 +234,8 @@ async def test_forks_set_ids_aside_so_they_can_save_after_letting_go_of_the_lock
     leaf = await store.begin_turn(CHAT, "leaf", 30, 10)
     assert leaf is not None
     assert leaf.next_id == 8
+    # While it holds the lock, a fork waits: that turn read the next id and places on it.
+    assert await store.begin_turn(CHAT, "fork-3", 30, 10, at=1, reserve=2) is None
     assert await store.save_turn(
         CHAT, "t-leaf", chained([ask("q2"), reply("a2")], 8, 3), lock_token="leaf", release=True
     )

@@ -64,7 +64,7 @@ class Claim:
 @dataclass
 class Lease:
     """A held turn lock: its token, the chat's window read with it, whether it is released, and
-    whether it was let go before the save (`detached`: a fork's, whose save is not fenced)."""
+    whether it is a fork's (`detached`: no lock was taken, and its save is not fenced)."""
 
     token: str
     state: ChatState
@@ -108,8 +108,7 @@ class TurnGuard:
     async def locked(
         self, chat: ChatRef, window: int, at: int | None = None, reserve: int = 0
     ) -> AsyncIterator[Lease]:
-        """Hold the chat's turn lock (see `begin`) until the save, a `detach` or the end of the
-        block."""
+        """Hold the chat's turn lock (see `begin`) until the save or the end of the block."""
         lease = await self.begin(chat, window, at, reserve)
         try:
             yield lease
@@ -120,8 +119,9 @@ class TurnGuard:
         self, chat: ChatRef, window: int, at: int | None = None, reserve: int = 0
     ) -> Lease:
         """Take the chat's turn lock, waiting up to TURN_WAIT_SECONDS, and read with it the
-        newest `window` messages of the path ending at `at` (None: the leaf), setting `reserve`
-        ids aside for the turn (a fork's: see `detach`)."""
+        newest `window` messages of the path ending at `at` (None: the leaf). A fork sets
+        `reserve` ids aside for its messages instead and takes no lock (it waits while another
+        turn holds it: `Store.begin_turn`), so the forks of a chat run at once."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
         give_up = time.monotonic() + self._settings.turn_wait_seconds
@@ -132,7 +132,8 @@ class TurnGuard:
                 raise ChatBusy()
             await asyncio.sleep(min(left, pause * random.uniform(0.5, 1.0)))
             pause = min(pause * 2, LOCK_POLL_MAX)
-        return Lease(token, state)
+        fork = reserve > 0
+        return Lease(token, state, released=fork, detached=fork)
 
     async def _begin(
         self, chat: ChatRef, token: str, lease: float, window: int, at: int | None, reserve: int
@@ -152,13 +153,6 @@ class TurnGuard:
         if not lease.released:
             lease.released = True
             await self._clean_up(partial(self._store.release_turn, chat, lease.token))
-
-    async def detach(self, chat: ChatRef, lease: Lease) -> None:
-        """Let go of the lock of a placed fork before its model call: its messages go on the
-        ids set aside for it, so no other turn can take their place, and its save is not
-        fenced."""
-        lease.detached = True
-        await self.end(chat, lease)
 
     async def save(
         self,

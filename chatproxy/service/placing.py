@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chatproxy.errors import ValidationFailed
+from chatproxy.errors import NotFound, ValidationFailed
 from chatproxy.store.base import ROOT, ChatState, Content, Message
 
 
@@ -45,18 +45,26 @@ class Ask:
     user message `at`); `at` is where it goes (None: under the leaf; `ROOT`; or an item id).
     `sent` holds instead a `/v1` request's messages (chat mode), placed by matching on the path
     that ends at `at`; `keep`, what the reply keeps of a Responses request. A `fork` (a turn at
-    `at`, a message of the chat) lets go of the chat's lock once it is placed: it moves no
-    other turn's place, so the forks of a chat are made at once, each on ids set aside for it."""
+    `at`, a message of the chat) does not hold the chat's lock: it moves no other turn's
+    place, so the forks of a chat are made at once, each on ids set aside for it."""
 
     content: Content | None
     at: int | None = None
     sent: tuple[Mapping[str, Any], ...] | None = None
     keep: Kept | None = None
     fork: bool = False
+    after_reply: bool = False  # `at` must be an assistant reply (a response's): see `check`
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
             raise ValidationFailed("parent: regenerating a reply needs a user message's id")
+
+    def check(self, state: ChatState) -> None:
+        """Raise NotFound when the turn must go after an assistant reply and the window read
+        at `at` does not end with one."""
+        last = state.messages[-1] if state.messages else None
+        if self.after_reply and (last is None or last.id != self.at or last.role != "assistant"):
+            raise NotFound("no such reply in this chat")
 
     @property
     def reserve(self) -> int:

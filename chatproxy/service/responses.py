@@ -30,7 +30,6 @@ names no reply.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,11 +40,15 @@ from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.placing import Ask, Kept
+from chatproxy.service.response_ids import (
+    missing_response,
+    named_reply,
+    response_id,
+)
 from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.service.window import fit_window
 from chatproxy.store.base import ROOT, ChatRef, ChatState, Message, Store, valid_chat_id
 
-RESPONSE_ID = re.compile(r"resp_(.{1,128})_(0|[1-9][0-9]{0,17})")
 CHAIN = "chain-"
 LOOKBACK = 50  # messages read back from a reply for its turn's input, at first
 
@@ -53,19 +56,6 @@ Answer = TypeVar("Answer", TurnResult, StreamingTurn)
 Translate = Callable[[Mapping[int, Message]], list[dict[str, Any]]]
 MakeTurn = Callable[[ChatRef, Ask, str | None, TurnOptions], Awaitable[Answer]]
 PassOn = Callable[[str, Sequence[dict[str, Any]], TurnOptions], Awaitable[Answer]]
-
-
-def response_id(chat_id: str, reply_id: int) -> str:
-    """The id of the response that is the reply `reply_id` of the chat `chat_id`."""
-    return f"resp_{chat_id}_{reply_id}"
-
-
-def parse_response_id(text: str) -> tuple[str, int] | None:
-    """The chat id and reply id a response id names, or None for an id no reply has."""
-    match = RESPONSE_ID.fullmatch(text)
-    if match is None or not valid_chat_id(match[1]):
-        return None
-    return match[1], int(match[2])
 
 
 @dataclass(frozen=True)
@@ -185,8 +175,11 @@ class Responses:
         if ask.instructions:
             sent.insert(0, {"role": "system", "content": ask.instructions})
         fork = place.at is not None and place.at != ROOT  # under a reply: see `placing.Ask`
-        turn = Ask(None, place.at, tuple(sent), ask.keep, fork)
-        answer = await make(place.chat, turn, key, options)
+        turn = Ask(None, place.at, tuple(sent), ask.keep, fork, ask.previous is not None)
+        try:
+            answer = await make(place.chat, turn, key, options)
+        except NotFound:  # the turn found no reply where `previous_response_id` said
+            raise missing_response(ask.previous or "", previous=True) from None
         reply = answer.body if isinstance(answer, TurnResult) else answer.replay
         reply_id = reply["id"] if reply is not None else answer.reply_id
         assert isinstance(reply_id, int)  # a chat's turn places its reply
@@ -198,6 +191,9 @@ class Responses:
     async def _place(self, ask: ResponseAsk, key: str | None) -> _Place:
         """Where a response's turn goes, with the path it continues read as deep as its item
         references reach (and, for a response not stored, as its history needs)."""
+        if ask.previous is not None and ask.store and not ask.named:  # the turn reads the path
+            chat, at = named_reply(ask.tenant, ask.previous, previous=True)
+            return _Place(chat, at, ChatState(False, None, None, []))
         if ask.previous is not None:
             depth = partial(self._depth, ask)
             chat, state = await self._reply(ask.tenant, ask.previous, depth, previous=True)
@@ -247,21 +243,14 @@ class Responses:
     ) -> tuple[ChatRef, ChatState]:
         """Read the path that ends at the reply the response id `text` names (its newest
         `depth(reply id)` messages); ResponseNotFound unless the caller has that reply."""
-        missing = ResponseNotFound(
-            f"{'Previous response' if previous else 'Response'} with id '{text:.200}' not found.",
-            param="previous_response_id" if previous else None,
-        )
-        found = parse_response_id(text)
-        if found is None:
-            raise missing
-        chat = ChatRef(tenant, found[0])
+        chat, reply_id = named_reply(tenant, text, previous=previous)
         try:
-            state = await self._store.load_window(chat, depth(found[1]), found[1])
+            state = await self._store.load_window(chat, depth(reply_id), reply_id)
         except NotFound:
-            raise missing from None
+            raise missing_response(text, previous=previous) from None
         reply = state.messages[-1] if state.messages else None
-        if reply is None or reply.id != found[1] or reply.role != "assistant":
-            raise missing
+        if reply is None or reply.id != reply_id or reply.role != "assistant":
+            raise missing_response(text, previous=previous)
         return chat, state
 
     def _messages(self, ask: ResponseAsk, place: _Place) -> list[dict[str, Any]]:

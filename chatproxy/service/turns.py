@@ -7,7 +7,7 @@ A turn, all within the request's deadline (REQUEST_TIMEOUT):
 3. send system + window + the new user message upstream;
 4. save the user message and the reply together, with the idempotent answer, in one atomic step
    that is fenced by the lock token, keyed by a turn id (so a retried save stores nothing) and
-   releases the lock (a fork lets go of it once placed: `placing.Ask.fork`). On any failure the
+   releases the lock (a fork takes none: `placing.Ask.fork`). On any failure the
    lock and the claim are released, so the client may retry.
 Nothing is stored unless the upstream answered; the reply is stored with its text (none for a
 reply that only calls tools), tool calls, finish reason, model and usage, and the request's
@@ -153,8 +153,6 @@ class ChatService:
             lease = await self._guard.begin(chat, self._window(ask), ask.at, ask.reserve)
             try:
                 placing = await self._place(chat, lease.state, ask)
-                if ask.fork:
-                    await self._guard.detach(chat, lease)
                 outgoing, call = self._outgoing(lease.state, placing, options)
                 stream = await self._upstream.stream(
                     outgoing,
@@ -198,6 +196,7 @@ class ChatService:
     async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
         """Place a turn (under its lock); a resent history that needs the whole path (that ends
         where the turn goes) to be placed reads it."""
+        ask.check(state)
         if ask.sent is None:
             return place_turn(state, ask)
         path = state.messages
@@ -219,8 +218,6 @@ class ChatService:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             async with self._guard.locked(chat, self._window(ask), ask.at, ask.reserve) as lease:
                 placing = await self._place(chat, lease.state, ask)
-                if ask.fork:
-                    await self._guard.detach(chat, lease)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
             if claim is not None:

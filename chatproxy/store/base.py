@@ -347,9 +347,11 @@ class Store(Protocol):
         the chat does not hold. Taking it again with the same token renews the lease: a call
         re-sent after its reply was lost succeeds.
 
-        With `reserve`, that many ids are set aside for the turn (`ChatState.next_id` is the
-        first): a turn that lets go of the lock before its save (a fork, which moves no one
-        else's place in the tree) places its messages on them, and no other turn gets them."""
+        With `reserve` (a fork: a turn under a given message, which moves no other turn's
+        place), no lock is taken: the turn waits (None) while another holds it, as a turn that
+        read the next id may be on its way, and `reserve` ids are set aside for it
+        (`ChatState.next_id` is the first), on which it places its messages and which no other
+        turn gets; its save is not fenced."""
 
     async def release_turn(self, chat: ChatRef, token: str) -> None:
         """Release the turn lock if `token` still holds it."""

@@ -232,19 +232,22 @@ BEGIN_TURN = (
 --       ids to set aside ('0' = none)
 -- Takes the turn lock and reads the newest `limit` items of the path ending at `at`, or returns
 -- false (nil) if another token holds it. The holder may take it again (a call re-sent after a
--- lost reply). Ids set aside are the turn's own (the next id returned is the first of them).
+-- lost reply). With ids to set aside (a fork), it takes no lock but waits while one is held,
+-- and the ids are the turn's own (the next id returned is the first of them).
 local at = ARGV[7]
 """
     + FIND_START
     + """
-if not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
+if ARGV[9] ~= '0' then  -- a fork: no turn that read the next id may be on its way
+  if redis.call('EXISTS', KEYS[5]) == 1 then
+    return false
+  end
+  meta[5] = redis.call('HINCRBY', KEYS[2], 'appended', ARGV[9]) - tonumber(ARGV[9])
+elseif not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
   if redis.call('GET', KEYS[5]) ~= ARGV[3] then
     return false
   end
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
-end
-if ARGV[9] ~= '0' then
-  meta[5] = redis.call('HINCRBY', KEYS[2], 'appended', ARGV[9]) - tonumber(ARGV[9])
 end
 local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
 local ttl_arg, global = ARGV[2], KEYS[6]

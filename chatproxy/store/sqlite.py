@@ -265,7 +265,10 @@ class SqliteStore:
         with self.file.transaction() as db:
             if at is not None and at != ROOT and not has_item(db, chat, at):
                 raise NotFound("no such message in this chat")
-            if not take_lock(db, chat, token, lease_seconds):
+            if reserve:  # a fork: no turn that read the next id may be on its way
+                if lock_holder(db, chat, time.time()) is not None:
+                    return None
+            elif not take_lock(db, chat, token, lease_seconds):
                 return None
             state = self._load(db, chat, limit, None, at, keep=True)
             if reserve:
