@@ -392,3 +392,49 @@ def test_input_items_of_no_response_or_after_no_item_are_refused(proxy: Proxy) -
     assert after.value.param == "after"
     with pytest.raises(openai.BadRequestError):
         items.list(response.id, limit=101)
+
+
+def test_deleting_a_response_removes_its_turn_and_what_follows_moves_up(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+    second = proxy.client.responses.create(
+        model=MODEL, input="I like tea.", previous_response_id=first.id
+    )
+    third = proxy.client.responses.create(
+        model=MODEL, input="And you?", previous_response_id=second.id
+    )
+    chat = chat_of(first)
+
+    assert proxy.client.responses.delete(second.id) is None  # the SDK returns nothing
+
+    with pytest.raises(openai.NotFoundError):
+        proxy.client.responses.retrieve(second.id)
+    with pytest.raises(openai.NotFoundError) as previous:
+        proxy.client.responses.create(model=MODEL, input="x", previous_response_id=second.id)
+    assert previous.value.param == "previous_response_id"
+    with pytest.raises(openai.NotFoundError):
+        proxy.client.responses.delete(second.id)  # only once
+    # The third turn now follows the first: the second turn's input and reply are gone.
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "And you?"),
+        ("assistant", third.output_text),
+    ]
+    after = proxy.client.responses.create(
+        model=MODEL, input="Still there?", previous_response_id=third.id
+    )
+    assert "I like tea." not in [
+        m.get("content") for m in fake_upstream.chat_requests()[-1]["messages"]
+    ]
+    assert proxy.client.responses.retrieve(after.id).previous_response_id == third.id
+
+
+def test_another_tenant_cannot_delete_a_response(proxy: Proxy) -> None:
+    response = proxy.client.responses.create(model=MODEL, input="mine")
+
+    with pytest.raises(openai.NotFoundError):
+        proxy.other.responses.delete(response.id)
+    assert proxy.client.responses.retrieve(response.id).id == response.id

@@ -240,6 +240,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(400, 404),
         params=(param("response_id"),),
     ),
+    ("/v1/responses/{response_id}", "DELETE"): Operation(
+        "openai",
+        "Delete a response: its reply and the input its turn stored (what follows moves up)",
+        ok("Deleted.", ref("ResponseDeleted")),
+        errors=(400, 404, 409),
+        params=(param("response_id"),),
+    ),
     ("/v1/responses/{response_id}/input_items", "GET"): Operation(
         "openai",
         "The input items of a stored response's turn, a page at a time",

@@ -135,11 +135,18 @@ ITEM_LIST: Schema = {
     },
 }
 
+DELETED: Schema = {
+    "type": "object",
+    "required": ["id", "object", "deleted"],
+    "properties": {"id": STRING, "object": {"const": "response"}, "deleted": {"const": True}},
+}
+
 SCHEMAS: dict[str, Schema] = {
     "ResponsesRequest": REQUEST,
     "Response": RESPONSE,
     "ResponseItem": ITEM,
     "ResponseItemList": ITEM_LIST,
+    "ResponseDeleted": DELETED,
 }
 
 PARAMETERS: dict[str, Schema] = {

@@ -59,6 +59,13 @@ async def get_response(ctx: Context) -> Reply:
     return _stored(ctx, found)
 
 
+async def delete_response(ctx: Context) -> Reply:
+    """Delete a response: its reply and the input its turn stored."""
+    response_id = ctx.args["response_id"]
+    ctx.log_fields["chat_id"] = await ctx.service.responses.delete(_tenant(ctx), response_id)
+    return {"id": response_id, "object": "response", "deleted": True}
+
+
 async def list_input_items(ctx: Context) -> Reply:
     """The items of the response's turn's input, a page at a time, as OpenAI lists them."""
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
@@ -90,6 +97,7 @@ async def list_input_items(ctx: Context) -> Reply:
 ROUTES: list[Route] = [
     Route("/v1/responses", "POST", create_response),
     Route("/v1/responses/{response_id}", "GET", get_response),
+    Route("/v1/responses/{response_id}", "DELETE", delete_response),
     Route("/v1/responses/{response_id}/input_items", "GET", list_input_items),
 ]
 

@@ -157,6 +157,15 @@ class Responses:
             first = answered[-1] + 1 if answered else 0
         return Found(chat.chat_id, reply, [m for m in path if m.id is not None and m.id >= first])
 
+    async def delete(self, tenant: str, text: str) -> str:
+        """Delete the response `text` names, its reply and the input its turn stored (what
+        hangs below them moves up to the turn's parent: `Store.delete_items`); return its chat's
+        id. ChatBusy while a turn at the chat's leaf holds it."""
+        found = await self.find(tenant, text, inputs=True)
+        ids = [m.id for m in [*found.inputs, found.reply] if m.id is not None]
+        await self._store.delete_items(ChatRef(tenant, found.chat), ids)
+        return found.chat
+
     async def _respond(
         self,
         ask: ResponseAsk,
