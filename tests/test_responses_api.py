@@ -6,7 +6,6 @@ types."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -20,16 +19,13 @@ from tests.responses_client import (
     SYSTEM,
     Proxy,
     chat_of,
+    proxy,
     said,
     sent_upstream,
     start_proxy,
 )
 
-
-@pytest.fixture
-def proxy(start_server: StartServer, proxy_env: dict[str, str]) -> Iterator[Proxy]:
-    with start_proxy(start_server, proxy_env) as proxy:
-        yield proxy
+__all__ = ["proxy"]  # the fixture this module's tests use
 
 
 def test_a_string_input_starts_a_chat_and_its_response_is_found_again(
@@ -250,7 +246,7 @@ def test_an_idempotency_key_replays_the_same_response(
     assert first.headers.get("Idempotent-Replayed") is None
     assert again.parse().model_dump() == first.parse().model_dump()
     assert len(fake_upstream.chat_requests()) == calls + 1
-    assert len(proxy.path(chat_of(first.parse()))) == 5 if chained else 3
+    assert len(proxy.path(chat_of(first.parse()))) == (5 if chained else 3)
     with pytest.raises(openai.UnprocessableEntityError):
         create(model=MODEL, input="another", previous_response_id=previous, extra_headers=key)
 
