@@ -1,12 +1,16 @@
 """Real JavaScript clients of the Responses API, against the real server process (the fake
 upstream, both stores, two tenants): the official openai Node SDK (`tests/js/responses.mjs`:
 create, continue, stream, retrieve, list input items page by page, a tool call's round trip,
-its error classes). The tests read what the proxy stored (`GET /<chat_id>/chat`) and what the
-fake upstream was sent."""
+its error classes) and the Vercel AI SDK's default OpenAI provider (`tests/js/ai_sdk.mjs`: a
+conversation held the way an app holds one, plain and streamed, its earlier replies sent back
+as item references, with and without `previousResponseId`, and a tool the SDK runs). The tests
+read what the proxy stored (`GET /<chat_id>/chat`) and what the fake upstream was sent."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
 
 from harness.fake_upstream import FakeUpstream
 from tests.responses_client import (
@@ -192,3 +196,152 @@ def test_node_sdk_raises_not_found_and_bad_request(
     assert (refused["error"]["status"], refused["error"]["type"]) == (400, "invalid_request_error")
     assert elsewhere["error"]["class"] == "NotFoundError"  # another tenant's response
     assert len(fake_upstream.chat_requests()) == 1
+
+
+# -- the Vercel AI SDK --------------------------------------------------------------------------
+
+
+def ai_sdk(proxy: Proxy, turns: list[str], **plan: Any) -> list[Plan]:
+    """Hold a conversation of `turns` with the AI SDK (`tests/js/ai_sdk.mjs`; `plan`: its
+    `stream`, `previous` and `tools`); what each turn answered and sent."""
+    base = {"baseURL": f"{proxy.url}/v1", "apiKey": KEY, "model": MODEL, "turns": turns}
+    answered: list[Plan] = run_script("ai_sdk.mjs", {**base, **plan})
+    return answered
+
+
+def user_part(text: str) -> dict[str, Any]:
+    """A user message as the AI SDK sends it."""
+    return {"role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["messages", "previous-response-id"])
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+def test_ai_sdk_holds_a_conversation_and_each_message_is_stored_once(
+    proxy: Proxy, fake_upstream: FakeUpstream, stream: bool, previous: bool
+) -> None:
+    turns = ["Hi, I'm Ana.", "What is my name?", "Bye"]
+
+    answered = ai_sdk(proxy, turns, stream=stream, previous="turn" if previous else None)
+
+    ids = [turn["responseId"] for turn in answered]
+    chat = chat_named(ids[0])
+    assert ids == [f"resp_{chat}_{n}" for n in (1, 3, 5)]  # one chat, its replies
+    texts = [turn["text"] for turn in answered]
+    assert texts == [said(turns[0], 1), said(turns[1], 3), said(turns[2], 5)]
+    if stream:
+        assert ["".join(turn["deltas"]) for turn in answered] == texts
+    assert all(
+        turn["usage"]["inputTokens"] > 0 < turn["usage"]["outputTokens"] for turn in answered
+    )
+    # The SDK sent the history again, its replies as references to their items.
+    (last,) = answered[2]["sent"]
+    assert last["input"] == [
+        user_part(turns[0]),
+        {"type": "item_reference", "id": f"msg_{chat}_1"},
+        user_part(turns[1]),
+        {"type": "item_reference", "id": f"msg_{chat}_3"},
+        user_part(turns[2]),
+    ]
+    assert last.get("previous_response_id") == (ids[1] if previous else None)
+    # The proxy matched it with the chat: each message is stored once, and sent up once.
+    pairs = [[("user", turn), ("assistant", text)] for turn, text in zip(turns, texts, strict=True)]
+    assert proxy.path(chat) == [("system", SYSTEM), *(m for pair in pairs for m in pair)]
+    assert held(proxy, chat) == 6
+    assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
+    assert proxy.chats() == [chat]
+
+
+def held(proxy: Proxy, chat: str) -> int:
+    """How many messages the chat holds, on any of its branches (its system prompt aside)."""
+    (info,) = [info for info in proxy.get("/chats")["chats"] if info["id"] == chat]
+    count: int = info["messages"]
+    return count
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["messages", "previous-response-id"])
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+def test_ai_sdk_runs_a_tool_in_a_conversation_and_each_message_is_stored_once(
+    proxy: Proxy, fake_upstream: FakeUpstream, stream: bool, previous: bool
+) -> None:
+    turns = ["Hi", "Use get_weather for Oslo.", "Thanks"]
+
+    answered = ai_sdk(
+        proxy, turns, stream=stream, previous="turn" if previous else None, tools=True
+    )
+
+    ids = [turn["responseId"] for turn in answered]
+    chat = chat_named(ids[0])
+    assert ids == [f"resp_{chat}_{n}" for n in (1, 5, 7)]
+    called, result = answered[1]["steps"]
+    assert called["finishReason"] == "tool-calls"
+    (call,) = [part for part in called["content"] if part["type"] == "tool-call"]
+    assert (call["toolName"], call["input"]) == ("get_weather", {"city": "dev"})
+    assert result["finishReason"] == "stop"
+    assert answered[1]["text"] == "[dev upstream] The tools said: Sunny in dev."
+    # The SDK's second step sent the call whole, then its result; the proxy matched the call
+    # with the one the first step stored and stored only the result.
+    answering = answered[1]["sent"][1]
+    assert answering["input"][3:] == [
+        {
+            "type": "function_call",
+            "call_id": call["toolCallId"],
+            "name": "get_weather",
+            "arguments": '{"city":"dev"}',
+        },
+        {"type": "function_call_output", "call_id": call["toolCallId"], "output": "Sunny in dev"},
+    ]
+    assert answering.get("previous_response_id") == (ids[0] if previous else None)
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", turns[0]),
+        ("assistant", answered[0]["text"]),
+        ("user", turns[1]),
+        ("assistant", None),
+        ("tool", "Sunny in dev"),
+        ("assistant", answered[1]["text"]),
+        ("user", turns[2]),
+        ("assistant", said(turns[2], 7)),
+    ]
+    assert held(proxy, chat) == 8  # its path: nothing was stored twice, on another branch
+    assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
+    assert proxy.chats() == [chat]
+
+
+@pytest.mark.parametrize("previous", [None, "step"], ids=["messages", "previous-step"])
+def test_ai_sdk_runs_a_tool_on_its_first_turn(
+    proxy: Proxy, fake_upstream: FakeUpstream, previous: str | None
+) -> None:
+    """A tool's result on the first turn names nothing stored (the SDK sends the call whole and
+    its result, no item reference, no previous_response_id): it starts a chat of its own that
+    holds the whole conversation, and the call's response stays alone in its own, unless the
+    app passes each step the response before (`prepareStep`)."""
+    turns = ["Use get_weather for Oslo.", "Thanks"]
+
+    answered = ai_sdk(proxy, turns, previous=previous, tools=True)
+
+    ids = [turn["responseId"] for turn in answered]
+    chat = chat_named(ids[0])
+    assert ids == [f"resp_{chat}_3", f"resp_{chat}_5"]
+    assert answered[0]["text"] == "[dev upstream] The tools said: Sunny in dev."
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", turns[0]),
+        ("assistant", None),
+        ("tool", "Sunny in dev"),
+        ("assistant", answered[0]["text"]),
+        ("user", turns[1]),
+        ("assistant", said(turns[1], 5)),
+    ]
+    assert held(proxy, chat) == 6
+    called = answered[0]["sent"][1].get("previous_response_id")
+    if previous is None:
+        assert called is None
+        (first_step,) = [other for other in proxy.chats() if other != chat]
+        assert proxy.path(first_step) == [
+            ("system", SYSTEM),
+            ("user", turns[0]),
+            ("assistant", None),
+        ]
+    else:
+        assert called == f"resp_{chat}_1"
+        assert proxy.chats() == [chat]
