@@ -9,8 +9,9 @@
 // "Sunny in <city>") and the SDK runs up to 3 steps, sending the tool's result back. With
 // `previous` each request also passes a response id (providerOptions.openai.previousResponseId):
 // "turn", the last turn's (every step of a turn sends the same); "step", the last step's, set
-// per step with prepareStep (so a tool's result continues the response that called it). Each turn prints {text, deltas, usage, responseId, steps, sent}: `sent`
-// are the JSON bodies the SDK posted to the proxy in that turn.
+// per step with prepareStep (so a tool's result continues the response that called it).
+// Each turn prints {text, deltas, usage, responseId, steps, sent}: `sent` are the JSON bodies
+// the SDK posted to the proxy in that turn.
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, stepCountIs, streamText, tool } from 'ai';
 import { z } from 'zod';
