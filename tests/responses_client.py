@@ -1,12 +1,14 @@
 """The real server process for the Responses API's tests, with the official openai SDK's clients
-of two tenants, and what those tests compare (the chat a response is in, what the fake upstream
-was sent, what it answers)."""
+of two tenants (the `proxy` fixture), and what those tests compare (the chat a response is in,
+what the fake upstream was sent, what it answers) and send (a function tool)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import openai
+import pytest
 from openai.types.responses import Response
 
 from harness.fake_upstream import FakeUpstream
@@ -16,6 +18,16 @@ KEY = "responses-key-0123456789abcdef"
 OTHER_KEY = "responses-other-0123456789abc"
 MODEL = "gpt-4.1-mini"
 SYSTEM = "Be kind."
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
 
 
 class Proxy:
@@ -57,9 +69,20 @@ def start_proxy(start_server: StartServer, proxy_env: dict[str, str], **env: str
     return Proxy(start_server(server_env(**values)).url)
 
 
+@pytest.fixture
+def proxy(start_server: StartServer, proxy_env: dict[str, str]) -> Iterator[Proxy]:
+    with start_proxy(start_server, proxy_env) as proxy:
+        yield proxy
+
+
+def chat_named(response_id: str) -> str:
+    """The chat a response id names (`resp_<chat>_<reply id>`)."""
+    return response_id.removeprefix("resp_").rsplit("_", 1)[0]
+
+
 def chat_of(response: Response) -> str:
-    """The chat a response's id names (`resp_<chat>_<reply id>`)."""
-    return response.id.removeprefix("resp_").rsplit("_", 1)[0]
+    """The chat a response names."""
+    return chat_named(response.id)
 
 
 def sent_upstream(fake_upstream: FakeUpstream) -> list[tuple[str, Any]]:

@@ -86,18 +86,22 @@ def run_client(command: list[str], stdin: str, env: dict[str, str] | None = None
 # -- the official openai Node SDK ---------------------------------------------------------------
 
 
+def run_script(script: str, plan: Plan) -> Any:
+    """Run the Node script `tests/js/<script>` on `plan`; the JSON it printed."""
+    if not (JS / "node_modules" / "openai").is_dir():
+        pytest.fail("the JS clients are not installed: `make unit` runs `npm ci` in tests/js")
+    return json.loads(run_client(["node", str(JS / script)], json.dumps(plan)))
+
+
 def run_node(url: str, chat: str, requests: list[Plan]) -> list[Plan]:
     """Send `requests` with the Node SDK (`tests/js/complete.mjs`); what it made of each."""
-    if not (JS / "node_modules" / "openai").is_dir():
-        pytest.fail("the openai Node SDK is not installed: `make unit` runs `npm ci` in tests/js")
     plan = {
         "baseURL": f"{url}/v1",
         "apiKey": PROXY_KEY,
         "headers": {"X-Chat-Id": chat},
         "requests": requests,
     }
-    output = run_client(["node", str(JS / "complete.mjs")], json.dumps(plan))
-    results: list[Plan] = json.loads(output)
+    results: list[Plan] = run_script("complete.mjs", plan)
     return results
 
 

@@ -15,7 +15,6 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from harness.fake_upstream import FakeUpstream
 from harness.server_process import http
 from tests.test_real_clients import (
-    JS,
     MODEL,
     PROXY_KEY,
     SYSTEM,
@@ -25,9 +24,9 @@ from tests.test_real_clients import (
     llm_home,
     proxy_url,
     reply_text,
-    run_client,
     run_llm,
     run_node,
+    run_script,
     sent_upstream,
     stored,
     user_message,
@@ -175,8 +174,7 @@ def run_tool_loop(url: str, chat: str, *, stream: bool, resend: bool) -> list[Pl
         "stream": stream,
         "resend": resend,
     }
-    output = run_client(["node", str(JS / "tool_loop.mjs")], json.dumps(plan))
-    rounds: list[Plan] = json.loads(output)
+    rounds: list[Plan] = run_script("tool_loop.mjs", plan)
     return rounds
 
 

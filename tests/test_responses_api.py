@@ -6,7 +6,6 @@ types."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -20,16 +19,13 @@ from tests.responses_client import (
     SYSTEM,
     Proxy,
     chat_of,
+    proxy,
     said,
     sent_upstream,
     start_proxy,
 )
 
-
-@pytest.fixture
-def proxy(start_server: StartServer, proxy_env: dict[str, str]) -> Iterator[Proxy]:
-    with start_proxy(start_server, proxy_env) as proxy:
-        yield proxy
+__all__ = ["proxy"]  # the fixture this module's tests use
 
 
 def test_a_string_input_starts_a_chat_and_its_response_is_found_again(
@@ -153,6 +149,37 @@ def test_a_resent_history_of_item_references_is_matched_not_stored_twice(
     assert second.previous_response_id == (first.id if previous else None)
 
 
+def test_a_resent_history_below_the_leafs_path_is_matched_and_one_that_leaves_it_forks(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    """The chat's leaf lies below the reply a resent history names: what the history holds of
+    the leaf's path is matched (the Vercel AI SDK's tool loop), and where it leaves that path
+    it forks, as an older previous_response_id does."""
+    first = proxy.client.responses.create(model=MODEL, input=[user("I'm Ana.")])
+    resent = [user("I'm Ana."), {"type": "item_reference", "id": first.output[0].id}]
+    second = proxy.client.responses.create(model=MODEL, input=[*resent, user("My name?")])
+
+    again = proxy.client.responses.create(
+        model=MODEL, input=[*resent, user("My name?")], previous_response_id=first.id
+    )
+    fork = proxy.client.responses.create(
+        model=MODEL, input=[*resent, user("Bye")], previous_response_id=first.id
+    )
+
+    chat = chat_of(first)
+    assert (second.id, again.id, fork.id) == tuple(f"resp_{chat}_{n}" for n in (3, 4, 6))
+    assert proxy.get(f"/{chat}/children?parent=2") == {"parent": 2, "children": [3, 4]}
+    assert proxy.get(f"/{chat}/children?parent=1") == {"parent": 1, "children": [2, 5]}
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "Bye"),
+        ("assistant", fork.output_text),
+    ]
+    assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
+
+
 def test_a_conversation_is_a_chat_and_its_turn_goes_at_the_leaf(
     proxy: Proxy, fake_upstream: FakeUpstream
 ) -> None:
@@ -257,25 +284,35 @@ def test_another_tenants_response_does_not_exist(proxy: Proxy) -> None:
     assert proxy.client.responses.retrieve(response.id).id == response.id
 
 
-@pytest.mark.parametrize("chained", [False, True], ids=["fresh", "previous"])
+@pytest.mark.parametrize("chained", ["fresh", "previous", "resent"])
 def test_an_idempotency_key_replays_the_same_response(
-    proxy: Proxy, fake_upstream: FakeUpstream, chained: bool
+    proxy: Proxy, fake_upstream: FakeUpstream, chained: str
 ) -> None:
-    previous = proxy.client.responses.create(model=MODEL, input="I'm Ana.").id if chained else None
+    """The same request again: alone, after a previous response, or resending the history
+    (as the Vercel AI SDK does: the retry finds the chat's leaf below the reply it names, the
+    first attempt's own reply, and is still the same request)."""
+    earlier = None if chained == "fresh" else proxy.client.responses.create(model=MODEL, input="A")
+    previous = earlier.id if earlier and chained == "previous" else None
+
+    def ask(text: str) -> Any:
+        if earlier is None or chained != "resent":
+            return text
+        return [user("A"), {"type": "item_reference", "id": earlier.output[0].id}, user(text)]
+
     calls = len(fake_upstream.chat_requests())
     create = proxy.client.responses.with_raw_response.create
     key = {"Idempotency-Key": f"idem-{chained}"}
 
-    first = create(model=MODEL, input="hi", previous_response_id=previous, extra_headers=key)
-    again = create(model=MODEL, input="hi", previous_response_id=previous, extra_headers=key)
+    first = create(model=MODEL, input=ask("hi"), previous_response_id=previous, extra_headers=key)
+    again = create(model=MODEL, input=ask("hi"), previous_response_id=previous, extra_headers=key)
 
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert first.headers.get("Idempotent-Replayed") is None
     assert again.parse().model_dump() == first.parse().model_dump()
     assert len(fake_upstream.chat_requests()) == calls + 1
-    assert len(proxy.path(chat_of(first.parse()))) == 5 if chained else 3
+    assert len(proxy.path(chat_of(first.parse()))) == (3 if earlier is None else 5)
     with pytest.raises(openai.UnprocessableEntityError):
-        create(model=MODEL, input="another", previous_response_id=previous, extra_headers=key)
+        create(model=MODEL, input=ask("another"), previous_response_id=previous, extra_headers=key)
 
 
 def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(

@@ -6,7 +6,6 @@ stored reply found again as the same Response, a replay, a stream that breaks of
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -14,25 +13,9 @@ import pytest
 from openai.types.responses import Response, ResponseFunctionToolCall
 
 from harness.fake_upstream import FakeUpstream
-from harness.server_process import StartServer
-from tests.responses_client import MODEL, SYSTEM, Proxy, chat_of, said, start_proxy
+from tests.responses_client import MODEL, SYSTEM, WEATHER, Proxy, chat_of, proxy, said
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "The weather in a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
-
-
-@pytest.fixture
-def proxy(start_server: StartServer, proxy_env: dict[str, str]) -> Iterator[Proxy]:
-    with start_proxy(start_server, proxy_env) as proxy:
-        yield proxy
+__all__ = ["proxy"]  # the fixture this module's tests use
 
 
 def streamed(proxy: Proxy, **body: Any) -> tuple[list[Any], Response]:

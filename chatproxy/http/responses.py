@@ -31,8 +31,8 @@ from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.service.placing import Kept
 from chatproxy.service.response_ids import response_id
-from chatproxy.service.responses import Found, Responded, ResponseAsk
-from chatproxy.service.results import StreamingTurn, TurnResult
+from chatproxy.service.responses import ResponseAsk
+from chatproxy.service.results import Found, Responded, StreamingTurn, TurnResult
 from chatproxy.store.base import Message
 from chatproxy.tokens import content_text
 

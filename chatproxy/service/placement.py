@@ -56,7 +56,7 @@ from typing import Any
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
 from chatproxy.service.message_rules import check_messages, message_key, sent_content
-from chatproxy.service.placing import Kept, Placing, window_for
+from chatproxy.service.placing import Kept, Placing, only_new, window_for
 from chatproxy.store.base import ROOT, ChatState, Message, chained
 
 SYSTEM_ROLES = ("system", "developer")
@@ -101,8 +101,7 @@ def place_request(
             f"{where}: the last message must be a user message or tool results, for the model"
             " to answer"
         )
-    users = sum(1 for m in convo if m["role"] == "user")
-    if users <= 1 and not any(m["role"] == "assistant" for m in convo):
+    if only_new(convo):
         _check_answers(_waiting_after(path[-1] if path else None), convo, first)
         return Placement(system, None, [_to_message(m) for m in convo])
     # A path shorter than the window the request needs is all the store holds: the whole path.

@@ -26,6 +26,13 @@ def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
     return len(sent) + 1
 
 
+def only_new(sent: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a request's messages are only new: no assistant message and at most one user
+    message (else they are a resent history, to be matched with the path)."""
+    users = sum(1 for m in sent if m.get("role") == "user")
+    return users <= 1 and not any(m.get("role") == "assistant" for m in sent)
+
+
 @dataclass(frozen=True)
 class Kept:
     """What a reply keeps of the request that asked for it (`Message.response`): a Responses
@@ -82,11 +89,14 @@ class Ask:
 
     def fingerprint(self) -> list[Any]:
         """What tells this ask from another, for an Idempotency-Key (a request of one user
-        message is told apart by its content, as before histories were resent)."""
+        message is told apart by its content, as before histories were resent). A Responses
+        request is told apart by its messages and what it keeps (its previous_response_id and
+        conversation: where it goes), not by `at`: a resent history may be placed below the
+        item it names, where a retry finds its first attempt's turn."""
         if self.sent is None:
             return [self.content, self.at]
-        if self.keep is not None:  # a Responses request: where it goes and what it keeps too
-            return [None, self.at, list(self.sent), dict(self.keep.settings)]
+        if self.keep is not None:
+            return [None, list(self.sent), dict(self.keep.settings)]
         if len(self.sent) == 1 and self.sent[0].get("role") == "user":
             return [self.sent[0].get("content"), None]
         return [None, None, list(self.sent)]

@@ -19,8 +19,11 @@ Its messages are the request's instructions as a system message (this turn's sys
 never stored), then its input as chat messages (`ResponseAsk.input`: the edge's translation,
 given the messages of the path the turn continues, which its item references may name), placed
 as a chat-mode request's are (`placement.py`, on the path that ends where the turn goes): what
-a client resends of that path is matched, not stored twice. The reply keeps the request's
-settings (`Kept`) and where the turn's input starts (`input_first`), for `GET`.
+a client resends of that path is matched, not stored twice. A resent history is matched on the
+path to the chat's leaf instead when that path passes through where the turn goes, so what a
+turn before stored below it is matched too (the AI SDK's tool loop resends the call its first
+step stored, naming only the replies before). The reply keeps the request's settings (`Kept`)
+and where the turn's input starts (`input_first`), for `GET`.
 
 With `store: false` nothing is written: the path the request continues (the newest
 MESSAGES_LENGTH messages) and its input go through the pass-through, and its id (`resp_<hex>`)
@@ -34,25 +37,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.defaults import Defaults, TurnOptions
-from chatproxy.service.placing import Ask, Kept
+from chatproxy.service.placing import Ask, Kept, only_new, window_for
 from chatproxy.service.response_ids import (
     missing_response,
     named_reply,
     response_id,
 )
-from chatproxy.service.results import StreamingTurn, TurnResult
+from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.window import fit_window
 from chatproxy.store.base import ROOT, ChatRef, ChatState, Message, Store, valid_chat_id
 
 CHAIN = "chain-"
 LOOKBACK = 50  # messages read back from a reply for its turn's input, at first
 
-Answer = TypeVar("Answer", TurnResult, StreamingTurn)
 Translate = Callable[[Mapping[int, Message]], list[dict[str, Any]]]
 MakeTurn = Callable[[ChatRef, Ask, str | None, TurnOptions], Awaitable[Answer]]
 PassOn = Callable[[str, Sequence[dict[str, Any]], TurnOptions], Awaitable[Answer]]
@@ -73,27 +75,6 @@ class ResponseAsk:
     named: tuple[int, ...] = ()
     named_chat: str = ""
     store: bool = True
-
-
-@dataclass(frozen=True)
-class Responded(Generic[Answer]):
-    """A response's turn: its id, the chat its item ids name, its reply's item id, when it
-    was asked for (the first time, for a replayed Idempotency-Key), and the turn's answer."""
-
-    id: str
-    chat: str
-    reply_id: int
-    created_at: float
-    answer: Answer
-
-
-@dataclass(frozen=True)
-class Found:
-    """A stored response: its chat, its reply, and (when asked for) its turn's input."""
-
-    chat: str
-    reply: Message
-    inputs: list[Message]
 
 
 @dataclass(frozen=True)
@@ -181,14 +162,19 @@ class Responses:
             return Responded(f"resp_{name}", name, 0, ask.keep.created_at, answer)
         place = await self._place(ask, key)
         sent = self._messages(ask, place)
+        at = await self._below(place, sent)
         if ask.instructions:
             sent.insert(0, {"role": "system", "content": ask.instructions})
-        fork = place.at is not None and place.at != ROOT  # under a reply: see `placing.Ask`
-        turn = Ask(None, place.at, tuple(sent), ask.keep, fork, ask.previous is not None)
+        fork = at is not None and at != ROOT  # under a given message: see `placing.Ask`
+        turn = Ask(
+            None, at, tuple(sent), ask.keep, fork, ask.previous is not None and at == place.at
+        )
         try:
             answer = await make(place.chat, turn, key, options)
         except NotFound:  # the turn found no reply where `previous_response_id` said
-            raise missing_response(ask.previous or "", previous=True) from None
+            if ask.previous is None:
+                raise
+            raise missing_response(ask.previous, previous=True) from None
         reply = answer.body if isinstance(answer, TurnResult) else answer.replay
         reply_id = reply["id"] if reply is not None else answer.reply_id
         assert isinstance(reply_id, int)  # a chat's turn places its reply
@@ -200,8 +186,8 @@ class Responses:
     async def _place(self, ask: ResponseAsk, key: str | None) -> _Place:
         """Where a response's turn goes, with the path it continues read as deep as its item
         references reach (and, for a response not stored, as its history needs)."""
-        if ask.previous is not None and ask.store and not ask.named:  # the turn reads the path
-            chat, at = named_reply(ask.tenant, ask.previous, previous=True)
+        if ask.previous is not None and ask.store and not ask.named and only_new(ask.input({})):
+            chat, at = named_reply(ask.tenant, ask.previous, previous=True)  # the turn reads it
             return _Place(chat, at, ChatState(False, None, None, []))
         if ask.previous is not None:
             depth = partial(self._depth, ask)
@@ -221,6 +207,18 @@ class Responses:
         if ask.store:  # its turn reads what it needs
             return _Place(chat, ROOT, ChatState(False, None, None, []))
         return _Place(chat, ROOT, await self._store.load_window(chat, 0, ROOT))
+
+    async def _below(self, place: _Place, sent: Sequence[dict[str, Any]]) -> int | None:
+        """Where a stored turn goes: `place.at`, or the chat's leaf when the input resends a
+        history and the leaf's path passes through `at` within what that history can match.
+        What a turn stored below `at` is then matched, not stored again: the Vercel AI SDK's
+        tool loop resends the call its first step stored, with its result, and names only the
+        replies before (by item reference, or the same previous_response_id again)."""
+        at, leaf = place.at, place.state.leaf
+        if at is None or at == ROOT or leaf is None or leaf <= at or only_new(sent):
+            return at
+        below = await self._store.load_window(place.chat, window_for(sent), leaf)
+        return leaf if any(m.id == at for m in below.messages) else at
 
     async def _conversation(self, ask: ResponseAsk, chat_id: str) -> _Place:
         """A turn at the leaf of the chat `chat_id`, which must exist."""

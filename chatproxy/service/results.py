@@ -1,5 +1,6 @@
 """Own what the service answers a turn with, the types every handler renders: `TurnResult` for a
-plain turn, `StreamingTurn` for a streamed one, and the `StreamEvent`s a stream is made of.
+plain turn, `StreamingTurn` for a streamed one, and the `StreamEvent`s a stream is made of; and
+for the Responses API, a response's turn (`Responded`) and a stored response (`Found`).
 
 Whether a turn is stored (a chat's) or only passed on (the OpenAI endpoint without a chat id), it
 answers in these types, so a handler has one way to render a plain answer and one for a stream.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from chatproxy.errors import ProxyError
 from chatproxy.store.base import Message
@@ -96,3 +97,28 @@ def reply_of(completion: Completion) -> Message:
         tool_calls=completion.tool_calls,
         finish_reason=completion.finish_reason,
     )
+
+
+Answer = TypeVar("Answer", TurnResult, StreamingTurn)
+
+
+@dataclass(frozen=True)
+class Responded(Generic[Answer]):
+    """A Responses API turn: its response's id, the chat its item ids name, its reply's item
+    id, when it was asked for (the first time, for a replayed Idempotency-Key), and the turn's
+    answer."""
+
+    id: str
+    chat: str
+    reply_id: int
+    created_at: float
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored response: its chat, its reply, and (when asked for) its turn's input."""
+
+    chat: str
+    reply: Message
+    inputs: list[Message]

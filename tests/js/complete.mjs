@@ -7,15 +7,9 @@
 //   "create": chat.completions.create(body), the completion object;
 //   "chunks": chat.completions.create({...body, stream: true}), every chunk it yielded;
 //   "stream": the chat.completions.stream(body) helper, its finalChatCompletion().
-// An error the SDK throws becomes {"error": {"status", "type", "code", "message", "class"}} and
-// the run goes on with the next request, so a test sees what a caller of the SDK would catch.
-import OpenAI from 'openai';
-
-async function readStdin() {
-  const parts = [];
-  for await (const part of process.stdin) parts.push(part);
-  return JSON.parse(Buffer.concat(parts).toString('utf8'));
-}
+// An error the SDK throws becomes {"error": {"status", "type", "code", "message", "class"}}
+// (plan.mjs) and the run goes on with the next request.
+import { clientOf, printAnswers, readPlan } from './plan.mjs';
 
 async function send(client, { call, body, options }) {
   const completions = client.chat.completions;
@@ -31,27 +25,6 @@ async function send(client, { call, body, options }) {
   throw new Error(`unknown call ${call}`);
 }
 
-function described(error) {
-  const { status, type, code, message } = error;
-  const kind = error.constructor.name; // BadRequestError, AuthenticationError, APIError, ...
-  return { error: { status: status ?? null, type: type ?? null, code: code ?? null, message, class: kind } };
-}
-
-const plan = await readStdin();
-const client = new OpenAI({
-  apiKey: plan.apiKey,
-  baseURL: plan.baseURL,
-  defaultHeaders: plan.headers ?? {},
-  maxRetries: 0,
-  timeout: 20_000,
-});
-const results = [];
-for (const request of plan.requests) {
-  try {
-    results.push(await send(client, request));
-  } catch (error) {
-    if (!(error instanceof OpenAI.OpenAIError)) throw error;
-    results.push(described(error));
-  }
-}
-process.stdout.write(JSON.stringify(results));
+const plan = await readPlan();
+const client = clientOf(plan);
+await printAnswers(plan.requests, (request) => send(client, request));

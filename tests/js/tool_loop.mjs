@@ -8,15 +8,9 @@
 // (its chunks are printed too), else chat.completions.create(). With `resend` every request
 // carries the whole conversation, the SDK's assistant messages pushed back as it returned them;
 // without it only what is new (the tool results), as the proxy's chat mode allows.
-import OpenAI from 'openai';
+import { clientOf, readPlan } from './plan.mjs';
 
 const MAX_ROUNDS = 4;
-
-async function readStdin() {
-  const parts = [];
-  for await (const part of process.stdin) parts.push(part);
-  return JSON.parse(Buffer.concat(parts).toString('utf8'));
-}
 
 async function ask(client, body, stream) {
   if (!stream) return { completion: await client.chat.completions.create(body) };
@@ -25,14 +19,8 @@ async function ask(client, body, stream) {
   return { completion: await run.finalChatCompletion(), chunks };
 }
 
-const plan = await readStdin();
-const client = new OpenAI({
-  apiKey: plan.apiKey,
-  baseURL: plan.baseURL,
-  defaultHeaders: plan.headers ?? {},
-  maxRetries: 0,
-  timeout: 20_000,
-});
+const plan = await readPlan();
+const client = clientOf(plan);
 const conversation = [...plan.body.messages];
 let news = plan.body.messages;
 const rounds = [];
