@@ -56,10 +56,8 @@ from typing import Any
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
 from chatproxy.service.message_rules import check_messages, message_key, sent_content
-from chatproxy.service.placing import Kept, Placing, only_new, window_for
+from chatproxy.service.placing import SYSTEM_ROLES, Kept, Placing, only_new, window_for
 from chatproxy.store.base import ROOT, ChatState, Message, chained
-
-SYSTEM_ROLES = ("system", "developer")
 
 
 @dataclass(frozen=True)

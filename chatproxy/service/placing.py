@@ -26,6 +26,9 @@ def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
     return len(sent) + 1
 
 
+SYSTEM_ROLES = ("system", "developer")  # leading messages of these roles: a system prompt
+
+
 def only_new(sent: Sequence[Mapping[str, Any]]) -> bool:
     """Whether a request's messages are only new: no assistant message and at most one user
     message (else they are a resent history, to be matched with the path)."""
@@ -75,10 +78,15 @@ class Ask:
 
     @property
     def reserve(self) -> int:
-        """How many ids a fork sets aside: one for each message it may store, and its reply."""
+        """How many ids a fork sets aside: one for each message it stores (a fork sends only
+        new messages; leading system ones are its system prompt), and its reply."""
         if not self.fork:
             return 0
-        return (len(self.sent) if self.sent is not None else 1) + 1
+        sent = self.sent or ({"role": "user"},)
+        prompt = next(
+            (n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent)
+        )
+        return len(sent) - prompt + 1
 
     def window(self, history: int) -> int:
         """How many of the path's newest messages the turn reads, given MESSAGES_LENGTH: the

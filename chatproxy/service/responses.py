@@ -163,9 +163,11 @@ class Responses:
         place = await self._place(ask, key)
         sent = self._messages(ask, place)
         at = await self._below(place, sent)
+        # Under a given message, a turn of new messages only is a fork (see `placing.Ask`); one
+        # that resends a history is matched under the lock, so that ids are set aside exactly.
+        fork = at is not None and at != ROOT and only_new(sent)
         if ask.instructions:
             sent.insert(0, {"role": "system", "content": ask.instructions})
-        fork = at is not None and at != ROOT  # under a given message: see `placing.Ask`
         turn = Ask(
             None, at, tuple(sent), ask.keep, fork, ask.previous is not None and at == place.at
         )
