@@ -249,3 +249,28 @@ async def test_forks_set_ids_aside_and_take_no_lock(
         assert texts(path) == ["q0", "a0", *tail]
     after = await store.load_window(CHAT, 1)
     assert (after.leaf, after.next_id) == (5, 10)  # the last save's reply; ids go on after all
+
+
+@pytest.mark.anyio
+async def test_a_forks_save_lands_once_and_only_under_an_item_still_there(store: Store) -> None:
+    await linear(store, 2)  # items 0-3
+    fork = await store.begin_turn(CHAT, "fork", 30, 10, at=1, reserve=2)
+    gone = await store.begin_turn(CHAT, "gone", 30, 10, at=3, reserve=2)
+    assert fork is not None
+    assert gone is not None
+    turn = chained([ask("f"), reply("g")], fork.next_id, 1)
+    assert await store.save_turn(CHAT, "t-fork", turn)
+    assert await store.save_turn(CHAT, "t-other", [ask("q2"), reply("a2")])  # at the leaf
+
+    # The fork's save, retried after its reply was lost and another turn saved, stores nothing.
+    assert await store.save_turn(CHAT, "t-fork", turn) is False
+    assert await store.children(CHAT, [1]) == [[2, fork.next_id]]
+    info = await store.chat_info(CHAT)
+    assert info is not None
+    assert info.messages == 8
+
+    # A fork whose item was deleted while it ran stores nothing.
+    assert await store.delete_items(CHAT, [3]) == [3]
+    with pytest.raises(NotFound):
+        await store.save_turn(CHAT, "t-gone", chained([ask("x"), reply("y")], gone.next_id, 3))
+    assert (await store.load_items(CHAT, [gone.next_id])) == [None]

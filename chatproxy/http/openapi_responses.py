@@ -61,7 +61,7 @@ REQUEST: Schema = {
         },
         "instructions": _text(),
         "previous_response_id": {
-            **_text(128, 1),
+            **_text(152, 1),
             "description": "Continue after this response, in its chat (an older one: a branch).",
         },
         "conversation": {

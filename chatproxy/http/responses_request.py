@@ -82,7 +82,8 @@ class ResponsesRequest(BaseModel):
     model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
     input: Any = Field(description="A string (a user message) or a list of input items.")
     instructions: StrictStr | None = None
-    previous_response_id: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    # `resp_<chat id>_<item id>`: a chat id is up to 128 characters, an item id up to 18 digits.
+    previous_response_id: StrictStr | None = Field(default=None, min_length=1, max_length=152)
     conversation: Any = Field(default=None, description='A conversation id, or {"id": ...}.')
     store: StrictBool = True
     stream: StrictBool = False

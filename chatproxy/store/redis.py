@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import ChatBusy, TurnLeaseLost
+from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.base import (
     ChatInfo,
@@ -248,6 +248,8 @@ class RedisStore:
         saved = await self._script("save_turn", keys, [index_key(chat.tenant)], args)
         if saved == -1:
             raise TurnLeaseLost()
+        if saved == -2:
+            raise NotFound("the message this turn goes under was deleted")
         if saved == 0:
             return False
         if self._cluster:

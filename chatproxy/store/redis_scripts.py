@@ -85,6 +85,15 @@ end
 if ARGV[4] ~= '0' and not holds then
   return -1
 end
+if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, and under a live item
+  local head, up = string.match(ARGV[15] or '', PLACED)
+  if head and redis.call('HEXISTS', KEYS[1], head) == 1 then
+    return 0
+  end
+  if head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0 then
+    return -2
+  end
+end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
 local parent = meta[7] or 'null'
 local last, leaf, first_before = nil, nil, meta[5] and first

@@ -241,6 +241,12 @@ class SqliteStore:
                 return False
             if lock_token is not None and not holds:
                 raise TurnLeaseLost()
+            head = messages[0] if messages and lock_token is None else None
+            if head is not None and head.id is not None:  # a fork's: see Store.save_turn
+                if has_item(db, chat, head.id):
+                    return False
+                if head.parent is not None and not has_item(db, chat, head.parent):
+                    raise NotFound("the message this turn goes under was deleted")
             ensure_chat(db, chat, now, self._expiry(now))
             next_id, leaf = (row.next_id, row.leaf) if row else (0, None)
             placed = place(messages, next_id, leaf)
