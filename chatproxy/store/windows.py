@@ -13,10 +13,13 @@ messages change only by a save, which sets `last_turn` to its own turn id, by a 
 the messages and the hash expire together), which removes `last_turn` too. Only ids of this
 process's own saves of a turn it began are remembered, and those are random (uuid4), so no other
 write can leave one behind. Between a turn's read and its save, every other writer of the chat's
-messages waits for its turn lock (a delete of items refuses to run while it is held), but a
-delete of the whole chat: after one, the save leaves only its own messages, the newest of those
-remembered. A save that trims the oldest messages (MAX_MESSAGES) leaves the newest ones too, and
-the script counts the window on the list as it is.
+messages waits for its turn lock (a delete of items refuses to run while it is held), but a fork
+and a delete of the whole chat. A fork (`begin_turn(reserve=…)`) adds only its own items, on ids
+set aside for it and under an item it names, so the turn's path stays as it read it, and its own
+save moves the leaf back to its reply. After a delete of the whole chat the save leaves only its
+own messages, the newest of those remembered. A save that trims the oldest messages
+(MAX_MESSAGES), the turn's or a fork's, leaves the newest ones too, and the script counts the
+window on the list as it is.
 
 Bounded like `DecodedMessages`: when the chats or characters kept would pass their bounds,
 everything is forgotten at once (the next turns read their windows from Redis again).
