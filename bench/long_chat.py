@@ -11,7 +11,7 @@ from bench.client import Client
 from bench.rig import Rig
 from bench.seeding import TENANT, seed
 from bench.stats import med, ms
-from chatproxy.store.base import ChatRef
+from chatproxy.store.items import ChatRef
 from chatproxy.store.redis_keys import chat_keys
 
 

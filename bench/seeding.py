@@ -9,7 +9,7 @@ from typing import Any
 
 from chatproxy.config import RedisSettings
 from chatproxy.service.response_ids import response_id
-from chatproxy.store.base import OPEN_TENANT, ChatRef, Message, chained
+from chatproxy.store.items import OPEN_TENANT, ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 
 TENANT = OPEN_TENANT  # the tenant of an open service (no PROXY_API_KEYS)

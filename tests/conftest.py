@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import ChatRef, Store
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream

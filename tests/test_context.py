@@ -10,7 +10,8 @@ import pytest
 from chatproxy.config import RedisSettings
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.window import fit_window, message_tokens
-from chatproxy.store.base import ChatRef, Message, Store
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, Message
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.tokens import estimate_tokens

@@ -16,7 +16,7 @@ from openai.types.responses import (
     ResponseFunctionToolCallOutputItem,
 )
 
-from chatproxy.store.base import ChatRef
+from chatproxy.store.items import ChatRef
 from harness.server_process import StartServer, server_env
 from tests.conftest import MakeStore, take_lock
 from tests.test_conversations import KEY, OTHER_KEY, conversations, sdk, stored, tool_round

@@ -11,7 +11,8 @@ import pytest
 
 from chatproxy.config import load_settings
 from chatproxy.service.conversations import Conversations
-from chatproxy.store.base import ChatRef, ChatState, Message, Store, chained
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, ChatState, Message, chained
 
 CHAT = ChatRef("public", "conv_pages")
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatproxy.store.base import Message, chained
 from chatproxy.store.decoding import DecodedMessages, decode_messages
+from chatproxy.store.items import Message, chained
 
 texts = st.text(max_size=20)
 contents = st.one_of(

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import ChatRef, Message, chained
+from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.windows import KnownWindows
 

@@ -1,5 +1,7 @@
 """The package's shape: imports only flow down the layers (pyproject.toml's import-linter contracts,
-checked by `make lint`), with no cycle through any module and no chain deeper than 8 floors; no
+checked by `make lint`), with no cycle through any module and no chain deeper than 8 floors (of
+imports made at run time: one made only for type checking, as the `Store` protocol's, is left
+out); no
 module over 400 lines (the style guide aims below 300) and no function over 60."""
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ MODULES = sorted((Path(__file__).parent.parent / "chatproxy").rglob("*.py"))
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph("chatproxy", cache_dir=None)
+    return grimp.build_graph("chatproxy", cache_dir=None, exclude_type_checking_imports=True)
 
 
 def _imports(graph: grimp.ImportGraph) -> dict[str, set[str]]:

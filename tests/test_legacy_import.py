@@ -15,7 +15,8 @@ import redis
 from chatproxy.cli import legacy
 from chatproxy.cli.legacy import ImportReport, import_legacy
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import ChatRef, Message, Store
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, Message
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from harness.redis_server import RedisServer

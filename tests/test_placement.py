@@ -28,7 +28,7 @@ from chatproxy.errors import ValidationFailed
 from chatproxy.service import alignment, placement
 from chatproxy.service.placement import place_request
 from chatproxy.service.placing import window_for
-from chatproxy.store.base import ROOT, Message, chained
+from chatproxy.store.items import ROOT, Message, chained
 
 Sent = dict[str, Any]
 

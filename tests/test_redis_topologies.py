@@ -15,7 +15,8 @@ import pytest
 
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
-from chatproxy.store.base import ChatRef, Message, Store, chained
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY
 from harness.fake_upstream import FakeUpstream

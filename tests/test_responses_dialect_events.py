@@ -22,7 +22,7 @@ from chatproxy.errors import ProxyError, UpstreamTimeout
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.service.results import StreamEvent
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 HEAD = ResponseHead("resp_s", 1_700_000_000.0, "gpt-4.1-mini", reply_id=4)

@@ -15,7 +15,7 @@ from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
 from chatproxy.service.message_rules import check_messages, message_key
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
 RESPONSE_ITEM: TypeAdapter[Any] = TypeAdapter(ResponseItem)

@@ -12,7 +12,7 @@ from openai.types.responses import Response
 from chatproxy.errors import StoreUnavailable, UpstreamRateLimited, UpstreamTimeout
 from chatproxy.http.responses_objects import ECHOED, ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 HEAD = ResponseHead("resp_abc", 1_700_000_000.5, "gpt-4.1-mini", reply_id=7)
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}

@@ -20,7 +20,7 @@ from chatproxy.store import (
     Store,
     open_store,
 )
-from chatproxy.store.base import ChatState, chained
+from chatproxy.store.items import ChatState, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_client import connect
 from tests.conftest import MakeStore, take_lock

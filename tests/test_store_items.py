@@ -10,7 +10,7 @@ import redis
 
 from chatproxy.errors import ChatBusy
 from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.base import chained
+from chatproxy.store.items import chained
 from chatproxy.store.redis import RedisStore
 from tests.conftest import MakeStore, take_lock
 

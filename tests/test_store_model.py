@@ -40,7 +40,7 @@ from chatproxy.store import (
     Message,
     Store,
 )
-from chatproxy.store.base import chained
+from chatproxy.store.items import chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_client import connect
 from chatproxy.store.sqlite import SqliteStore

@@ -7,7 +7,7 @@ import pytest
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.base import ROOT, chained
+from chatproxy.store.items import ROOT, chained
 from tests.conftest import MakeStore, take_lock
 
 CHAT = ChatRef("public", "tree-1")

@@ -20,7 +20,7 @@ from hypothesis.stateful import (
 
 from chatproxy.errors import NotFound
 from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.base import ROOT, chained
+from chatproxy.store.items import ROOT, chained
 from tests.test_store_model import MACHINE_SETTINGS, FreshStore, fresh_store, machine_loop
 
 __all__ = ["fresh_store", "machine_loop"]  # the fixtures this module's test uses

@@ -20,7 +20,8 @@ import pytest
 import redis
 
 from chatproxy.config import RedisSettings
-from chatproxy.store.base import ChatInfo, ChatRef, Message, Store, chained
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatInfo, ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_schema import MIGRATIONS

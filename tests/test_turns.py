@@ -9,7 +9,8 @@ import pytest
 from chatproxy.config import load_settings
 from chatproxy.errors import StoreUnavailable, TurnLeaseLost
 from chatproxy.service.guard import TurnGuard
-from chatproxy.store.base import ChatRef, Message, Store, chained
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, Message, chained
 
 CHAT = ChatRef("public", "chat-1")
 

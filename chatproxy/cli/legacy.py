@@ -35,14 +35,14 @@ from typing import Any, TypeGuard
 import redis
 
 from chatproxy.errors import TurnLeaseLost
-from chatproxy.store.base import (
+from chatproxy.store.base import Store
+from chatproxy.store.items import (
     OPEN_TENANT,
     TENANT,
     ChatRef,
     ChatState,
     Content,
     Message,
-    Store,
     chained,
     valid_chat_id,
 )

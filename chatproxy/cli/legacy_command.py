@@ -19,7 +19,7 @@ from chatproxy.cli.legacy import SOURCE_TIMEOUT_SECONDS, ImportReport, import_le
 from chatproxy.config import ConfigError, Settings, load_settings
 from chatproxy.errors import ProxyError
 from chatproxy.store import open_store
-from chatproxy.store.base import OPEN_TENANT, TENANT
+from chatproxy.store.items import OPEN_TENANT, TENANT
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from chatproxy.config import ApiKey
 from chatproxy.errors import Unauthorized
-from chatproxy.store.base import OPEN_TENANT
+from chatproxy.store.items import OPEN_TENANT
 
 
 @dataclass(frozen=True)

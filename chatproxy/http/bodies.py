@@ -25,7 +25,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from chatproxy.service.defaults import TurnOptions
-from chatproxy.store.base import ROOT
+from chatproxy.store.items import ROOT
 
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000

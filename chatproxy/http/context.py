@@ -33,7 +33,7 @@ from chatproxy.jsontext import parse
 from chatproxy.service.chats import Chats
 from chatproxy.service.conversations import Conversations
 from chatproxy.service.turns import ChatService
-from chatproxy.store.base import OPEN_TENANT, ChatRef, valid_chat_id
+from chatproxy.store.items import OPEN_TENANT, ChatRef, valid_chat_id
 
 Body = dict[str, Any] | list[Any]
 Reply = Body | tuple[Body, int] | tuple[Body, int, dict[str, str]]

@@ -20,7 +20,7 @@ from typing import Any
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_input import input_messages
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
-from chatproxy.store.base import ChatInfo, Message, valid_chat_id
+from chatproxy.store.items import ChatInfo, Message, valid_chat_id
 
 JsonObject = dict[str, Any]
 

@@ -36,7 +36,7 @@ from chatproxy.http.conversation_items import (
     stored_item,
 )
 from chatproxy.http.responses_items import ItemId
-from chatproxy.store.base import OPEN_TENANT, ChatRef
+from chatproxy.store.items import OPEN_TENANT, ChatRef
 
 MAX_LIST = 100
 DEFAULT_LIST = 20

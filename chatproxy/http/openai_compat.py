@@ -31,7 +31,7 @@ from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.jsontext import compact
 from chatproxy.service.results import StreamingTurn, TurnResult
-from chatproxy.store.base import ChatRef, valid_chat_id
+from chatproxy.store.items import ChatRef, valid_chat_id
 from chatproxy.tokens import content_text
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from chatproxy.http.conversation_bodies import ConversationBody, ItemsBody, MetadataBody
 from chatproxy.http.openapi_operation import STRING, Operation, Schema, ok, query, ref
-from chatproxy.store.base import CHAT_ID
+from chatproxy.store.items import CHAT_ID
 
 NUMBER = "(?:0|[1-9][0-9]{0,17})"
 IN_CHAT = f"(?:{CHAT_ID.pattern}_)?"

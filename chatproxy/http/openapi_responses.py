@@ -9,7 +9,7 @@ spec accepts (null for a default as well), so generated requests and the proxy a
 from __future__ import annotations
 
 from chatproxy.http.openapi_operation import STRING, Schema, ref
-from chatproxy.store.base import CHAT_ID
+from chatproxy.store.items import CHAT_ID
 
 NUMBER = "(0|[1-9][0-9]{0,17})"
 

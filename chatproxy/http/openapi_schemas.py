@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from chatproxy import errors
 from chatproxy.http import bodies, openapi_conversations, openapi_responses
 from chatproxy.http.openapi_operation import STRING, Schema, ref
-from chatproxy.store.base import CHAT_ID
+from chatproxy.store.items import CHAT_ID
 
 # What each error status means here; every one has the same body (OpenAI's shape on /v1).
 ERROR_STATUSES = {

@@ -33,7 +33,7 @@ from chatproxy.service.placing import Kept
 from chatproxy.service.response_ids import response_id
 from chatproxy.service.responses import ResponseAsk
 from chatproxy.service.results import Found, Responded, StreamingTurn, TurnResult
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 from chatproxy.tokens import content_text
 
 DEFAULT_PAGE = 20

@@ -48,7 +48,7 @@ from chatproxy.http.responses_items import (
 )
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.service.results import StreamEvent
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 JsonObject = dict[str, Any]
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_items import ItemId, parse_item_id
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 JsonObject = dict[str, Any]
 

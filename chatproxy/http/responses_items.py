@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chatproxy.store.base import Message, valid_chat_id
+from chatproxy.store.items import Message, valid_chat_id
 
 JsonObject = dict[str, Any]
 ItemKind = Literal["message", "function_call", "function_call_output"]

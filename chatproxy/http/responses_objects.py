@@ -25,7 +25,7 @@ from typing import Any
 
 from chatproxy.errors import ProxyError
 from chatproxy.http.responses_items import as_message, message_items
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 JsonObject = dict[str, Any]
 

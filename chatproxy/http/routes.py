@@ -26,7 +26,7 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.jsontext import compact
 from chatproxy.service.content import image_parts
 from chatproxy.service.results import StreamingTurn, TurnResult
-from chatproxy.store.base import Content
+from chatproxy.store.items import Content
 
 
 async def health(ctx: Context) -> Reply:

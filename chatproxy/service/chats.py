@@ -8,7 +8,8 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound
 from chatproxy.service.defaults import NO_OPTIONS, Defaults, TurnOptions
-from chatproxy.store.base import ChatRef, Store
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef
 
 DEFAULT_PAGE = 50
 

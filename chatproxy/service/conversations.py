@@ -34,7 +34,8 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ValidationFailed
 from chatproxy.service.guard import TurnGuard
-from chatproxy.store.base import ChatInfo, ChatRef, ChatState, Message, Store, chained
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message, chained
 from chatproxy.tokens import content_text
 
 ID_PREFIX = "conv_"

@@ -13,7 +13,7 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import ValidationFailed
-from chatproxy.store.base import ChatState
+from chatproxy.store.items import ChatState
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ from chatproxy.errors import (
     TurnLeaseLost,
 )
 from chatproxy.jsontext import compact
-from chatproxy.store.base import ChatRef, ChatState, Message, Store
+from chatproxy.store.base import Store
 from chatproxy.store.idempotency import IdempotentResult
+from chatproxy.store.items import ChatRef, ChatState, Message
 
 log = logging.getLogger(__name__)
 

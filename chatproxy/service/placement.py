@@ -57,7 +57,7 @@ from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
 from chatproxy.service.message_rules import check_messages, message_key, sent_content
 from chatproxy.service.placing import SYSTEM_ROLES, Kept, Placing, only_new, window_for
-from chatproxy.store.base import ROOT, ChatState, Message, chained
+from chatproxy.store.items import ROOT, ChatState, Message, chained
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatproxy.errors import NotFound, ValidationFailed
-from chatproxy.store.base import ROOT, ChatState, Content, Message
+from chatproxy.store.items import ROOT, ChatState, Content, Message
 
 
 def window_for(sent: Sequence[Mapping[str, Any]]) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.placing import Placing
 from chatproxy.service.results import StreamEvent
-from chatproxy.store.base import ChatRef
+from chatproxy.store.items import ChatRef
 from chatproxy.upstream.base import Completion, Delta, ReplyStream
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from chatproxy.errors import ResponseNotFound
-from chatproxy.store.base import ChatRef, valid_chat_id
+from chatproxy.store.items import ChatRef, valid_chat_id
 
 RESPONSE_ID = re.compile(r"resp_(.{1,128})_(0|[1-9][0-9]{0,17})")
 

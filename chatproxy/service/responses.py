@@ -50,7 +50,8 @@ from chatproxy.service.response_ids import (
 )
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.window import fit_window
-from chatproxy.store.base import ROOT, ChatRef, ChatState, Message, Store, valid_chat_id
+from chatproxy.store.base import Store
+from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, valid_chat_id
 
 CHAIN = "chain-"
 LOOKBACK = 50  # messages read back from a reply for its turn's input, at first

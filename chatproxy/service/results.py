@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from chatproxy.errors import ProxyError
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 from chatproxy.upstream.base import Completion, Delta
 
 log = logging.getLogger(__name__)

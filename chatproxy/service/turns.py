@@ -46,7 +46,8 @@ from chatproxy.service.relay import OpenTurn, Relays, read_opening
 from chatproxy.service.responses import Responses, TurnMakers
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
 from chatproxy.service.window import fit_window
-from chatproxy.store.base import ChatRef, ChatState, Content, Store
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, ChatState, Content
 from chatproxy.tokens import content_text
 from chatproxy.upstream.base import Completion, Upstream
 

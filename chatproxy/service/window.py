@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatproxy.errors import ContextLengthExceeded, ValidationFailed
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
 
 TOKENS_PER_IMAGE = 765

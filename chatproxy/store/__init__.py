@@ -7,15 +7,9 @@ chosen)."""
 from __future__ import annotations
 
 from chatproxy.config import Settings
-from chatproxy.store.base import (
-    OPEN_TENANT,
-    ChatInfo,
-    ChatRef,
-    ChatState,
-    Message,
-    Store,
-)
+from chatproxy.store.base import Store
 from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
+from chatproxy.store.items import OPEN_TENANT, ChatInfo, ChatRef, ChatState, Message
 
 __all__ = [
     "OPEN_TENANT",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.jsontext import parse
-from chatproxy.store.base import Message
+from chatproxy.store.items import Message
 
 
 def decode_messages(raws: Sequence[str], places: Sequence[int] = ()) -> list[Message]:

@@ -23,20 +23,13 @@ from redis.asyncio.cluster import RedisCluster
 from chatproxy.config import RedisSettings
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
-from chatproxy.store.base import (
-    ChatInfo,
-    ChatRef,
-    ChatState,
-    Message,
-    title_of,
-    usage_of,
-)
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.idempotency import (
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyClaim,
     IdempotentResult,
 )
+from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message, title_of, usage_of
 from chatproxy.store.redis_client import CallSlots, Client, connect
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (

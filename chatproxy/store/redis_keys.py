@@ -31,8 +31,8 @@ import json
 from typing import Any
 
 from chatproxy.errors import NotFound
-from chatproxy.store.base import ROOT, ChatInfo, ChatRef, ChatState
 from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState
 from chatproxy.tokens import USAGE_FIELDS
 
 GLOBAL_SYSTEM_KEY = "system"

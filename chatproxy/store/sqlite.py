@@ -20,19 +20,13 @@ from typing import Any
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
-from chatproxy.store.base import (
-    ROOT,
-    ChatInfo,
-    ChatRef,
-    ChatState,
-    Message,
-)
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.idempotency import (
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyClaim,
     IdempotentResult,
 )
+from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Message
 from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,

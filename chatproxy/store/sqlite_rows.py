@@ -10,14 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from chatproxy.store.base import (
-    ChatInfo,
-    ChatRef,
-    Message,
-    title_of,
-    usage_of,
-)
 from chatproxy.store.idempotency import IdempotentResult
+from chatproxy.store.items import ChatInfo, ChatRef, Message, title_of, usage_of
 from chatproxy.tokens import USAGE_FIELDS
 
 SWEEP_BATCH = 200

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from chatproxy.jsontext import compact
-from chatproxy.store.base import ROOT, ChatRef, Message, chained
+from chatproxy.store.items import ROOT, ChatRef, Message, chained
 
 # A chat's items among a JSON array of ids.
 GIVEN = "tenant = ? AND chat_id = ? AND seq IN (SELECT value FROM json_each(?))"

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from chatproxy.store.base import ChatRef
+from chatproxy.store.items import ChatRef
 
 
 class Window(NamedTuple):

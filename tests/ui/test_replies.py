@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from chatproxy.store.base import OPEN_TENANT, ChatRef, Message, chained
+from chatproxy.store.items import OPEN_TENANT, ChatRef, Message, chained
 from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream
 from tests.ui.pages import PHONE, Serve, shoot
