@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chatproxy.errors import BadRequest, Conflict, NotFound
+from chatproxy.errors import BadRequest, Conflict, InvalidJSON, NotFound, ValidationFailed
 from chatproxy.jsontext import parse
 from chatproxy.service import chat_document
 from chatproxy.service.chat_document import DocumentError
@@ -95,6 +95,22 @@ class Transfer:
             if last != cursor:
                 cursor, at_cursor = last, set()
             at_cursor |= {info.chat_id for info in page if info.updated == last}
+
+    async def import_document(
+        self, tenant: str, text: str | bytes, on_conflict: OnConflict = "skip"
+    ) -> ImportReport:
+        """Import one chat document, a request's whole body: what is wrong with it is the
+        request's error (`InvalidJSON`, `ValidationFailed` naming the place; `ChatBusy`)."""
+        try:
+            data = parse(text)
+        except (ValueError, RecursionError):
+            raise InvalidJSON() from None
+        report = ImportReport()
+        try:
+            await self._write(tenant, chat_document.parse(data), report, on_conflict)
+        except DocumentError as exc:
+            raise ValidationFailed(str(exc)) from None
+        return report
 
     async def import_line(
         self,
