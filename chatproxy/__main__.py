@@ -1,12 +1,16 @@
-"""Run a command over the service's settings: `python -m chatproxy legacy --from URL`."""
+"""Run a command over the service's settings: `python -m chatproxy export|import|legacy ...`."""
 
 from __future__ import annotations
 
 import sys
 
-from chatproxy.cli import legacy_command
+from chatproxy.cli import legacy_command, transfer_command
 
-COMMANDS = {"legacy": legacy_command.main}
+COMMANDS = {
+    "export": transfer_command.export_main,
+    "import": transfer_command.import_main,
+    "legacy": legacy_command.main,
+}
 
 
 def main(argv: list[str]) -> int:

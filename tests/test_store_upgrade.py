@@ -155,6 +155,10 @@ async def touch_first(store: Store, how: str, placed: list[Message]) -> None:
         assert await store.children(CHAT, [None, first]) == [[first], [placed[1].id]]
     elif how == "load_items":
         assert await store.load_items(CHAT, [m.id or 0 for m in placed]) == placed
+    elif how == "load_tree":
+        tree = await store.load_tree(CHAT)
+        assert tree is not None
+        assert (tree.items, tree.leaf) == (placed, placed[-1].id)
     else:  # a retry of the old chat's last turn is still known
         assert await store.save_turn(CHAT, "old-turn", new_turn()) is False
 
@@ -169,6 +173,7 @@ async def touch_first(store: Store, how: str, placed: list[Message]) -> None:
         "begin_turn",
         "children",
         "load_items",
+        "load_tree",
         "save_turn",
     ],
 )

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ProxyError
-from chatproxy.http import apidocs, openai_compat, responses, routes, ui
+from chatproxy.http import apidocs, exports, openai_compat, responses, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.context import Answer, Context, Route
 from chatproxy.http.conversations import ROUTES as CONVERSATION_ROUTES
@@ -37,6 +37,7 @@ from chatproxy.service import Upstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
 from chatproxy.service.conversations import Conversations
 from chatproxy.service.quotas import Quotas
+from chatproxy.service.transfer import Transfer
 from chatproxy.service.turns import ChatService
 from chatproxy.store import Store, open_store
 
@@ -55,6 +56,7 @@ class ProxyApp:
         quotas: Quotas,
         auth: Authenticator,
         conversations: Conversations,
+        transfer: Transfer,
     ):
         self.settings = settings
         self.service = service
@@ -62,8 +64,9 @@ class ProxyApp:
         self.quotas = quotas
         self.auth = auth
         self.conversations = conversations
+        self.transfer = transfer
         api = [*openai_compat.ROUTES, *responses.ROUTES, *routes.ROUTES, *ui.ROUTES]
-        api += CONVERSATION_ROUTES
+        api += [*CONVERSATION_ROUTES, *exports.ROUTES]
         self.routes: list[Route] = [*api, *apidocs.routes(api)]
         self.router = build_router(self.routes, self.answer)
 
@@ -249,4 +252,5 @@ def create_app(
         settings.rate_limit_per_address or "none",
     )
     chats = Chats(settings, store)
-    return ProxyApp(settings, service, chats, quotas, auth, Conversations(settings, store))
+    conversations = Conversations(settings, store)
+    return ProxyApp(settings, service, chats, quotas, auth, conversations, Transfer(store))

@@ -32,6 +32,7 @@ from chatproxy.http.openapi_operation import Operation
 from chatproxy.jsontext import parse
 from chatproxy.service.chats import Chats
 from chatproxy.service.conversations import Conversations
+from chatproxy.service.transfer import Transfer
 from chatproxy.service.turns import ChatService
 from chatproxy.store.items import OPEN_TENANT, ChatRef, valid_chat_id
 
@@ -49,6 +50,7 @@ class App(Protocol):
     service: ChatService
     chats: Chats
     conversations: Conversations
+    transfer: Transfer
     auth: Authenticator
 
 
@@ -74,6 +76,10 @@ class Context:
     @property
     def conversations(self) -> Conversations:
         return self.app.conversations
+
+    @property
+    def transfer(self) -> Transfer:
+        return self.app.transfer
 
     @property
     def settings(self) -> Settings:
@@ -153,6 +159,10 @@ class Context:
             )
         except ValidationError as exc:
             raise ValidationFailed(_describe(exc), param=_param(exc)) from None
+
+    async def raw_body(self) -> bytes:
+        """The body as sent, read once, refused past MAX_BODY_BYTES without reading the rest."""
+        return await self._read_body()
 
     async def _read_body(self) -> bytes:
         """The body, read once, refused past MAX_BODY_BYTES without reading the rest."""

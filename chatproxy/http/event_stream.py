@@ -28,13 +28,16 @@ class EventStream:
 
     status_code = 200
 
-    def __init__(self, events: AsyncIterator[str], headers: Mapping[str, str]):
+    def __init__(
+        self, events: AsyncIterator[str], headers: Mapping[str, str], media_type: bytes = MEDIA_TYPE
+    ):
         self.events = events
+        self.media_type = media_type
         self.headers = dict(headers)
         self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_headers = [(b"content-type", MEDIA_TYPE)]
+        raw_headers = [(b"content-type", self.media_type)]
         raw_headers += [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in self.headers.items()

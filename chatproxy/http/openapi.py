@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from chatproxy.http import openapi_conversations
+from chatproxy.http import openapi_conversations, openapi_exports
 from chatproxy.http.bodies import DEFAULT_CHATS_PAGE, MAX_ID, MAX_PAGE
 from chatproxy.http.openapi_operation import (
     NOT_MODIFIED,
@@ -286,6 +286,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
 }
 OPERATIONS.update(openapi_conversations.OPERATIONS)
+OPERATIONS.update(openapi_exports.OPERATIONS)
 
 
 class Described(Protocol):

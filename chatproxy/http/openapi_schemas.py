@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from chatproxy import errors
-from chatproxy.http import bodies, openapi_conversations, openapi_responses
+from chatproxy.http import bodies, openapi_conversations, openapi_exports, openapi_responses
 from chatproxy.http.openapi_operation import STRING, Schema, ref
 from chatproxy.store.items import CHAT_ID
 
@@ -225,6 +225,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "SettingsBody": bodies.SettingsBody,
     "CompletionRequest": bodies.CompletionRequest,
     **openapi_conversations.MODELS,
+    **openapi_exports.MODELS,
 }
 
 
@@ -301,6 +302,7 @@ def components() -> Schema:
             **RESPONSE_SCHEMAS,
             **openapi_responses.SCHEMAS,
             **openapi_conversations.SCHEMAS,
+            **openapi_exports.SCHEMAS,
             "ErrorCode": {"type": "string", "enum": _error_codes()},
         },
         "responses": responses,

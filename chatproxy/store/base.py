@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the protocol names these only in its signatures
+    from chatproxy.store.chat_tree import ChatTree
     from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
     from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message
 
@@ -75,6 +76,20 @@ class Store(Protocol):
 
     async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
         """Return a tenant's live chats, most recent activity first, updated before `before`."""
+
+    async def load_tree(self, chat: ChatRef) -> ChatTree | None:
+        """Return the whole chat, every item of every branch in the order of their ids, with
+        its record, in one atomic read that refreshes its TTL; None if it does not exist."""
+
+    async def save_tree(self, chat: ChatRef, tree: ChatTree, *, replace: bool = False) -> bool:
+        """Write a whole chat in one atomic step: its items as they are placed (ids and
+        parents kept), its leaf, record, times and token totals, listed by `tree.updated`.
+
+        A chat that exists is left as it is (False), or with `replace` removed first, all in
+        the same step. Raise `ChatBusy` (writing nothing) while a turn holds the chat's lock,
+        and `ValidationFailed` for a tree of more items than the store keeps
+        (MAX_CHAT_MESSAGES). The tree's shape is the caller's to check: every parent an item
+        of it, numbered below its child."""
 
     async def save_turn(
         self,

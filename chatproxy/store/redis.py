@@ -7,8 +7,9 @@ retried save cannot store a turn twice. Reads are one script too, which also ref
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
 in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_item_scripts.py`'s, for given items), the client `redis_client.py`'s. A turn of a chat
-whose last save was this process's own is not sent its window again (`windows.py`).
+`redis_item_scripts.py`'s, for given items; `redis_export.py`'s, for whole chats), the client
+`redis_client.py`'s. A turn of a chat whose last save was this process's own is not sent its
+window again (`windows.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.asyncio.cluster import RedisCluster
 from chatproxy.config import RedisSettings
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
+from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.idempotency import (
     IDEMPOTENCY_TTL_SECONDS,
@@ -31,6 +33,7 @@ from chatproxy.store.idempotency import (
 )
 from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message, title_of, usage_of
 from chatproxy.store.redis_client import CallSlots, Client, connect
+from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (
     GLOBAL_SYSTEM_KEY,
@@ -73,7 +76,7 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
-        scripts = {**SCRIPTS, **ITEM_SCRIPTS}
+        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **TREE_SCRIPTS}
         self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
         self._slots = CallSlots(max_calls, wait_seconds)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
@@ -172,10 +175,7 @@ class RedisStore:
             raise ChatBusy()
         if gone:
             self._windows.forget(chat)
-            if self._cluster:
-                pipe = self._redis.pipeline(transaction=False)
-                self._index(pipe, chat, now)
-                await self._execute(pipe)
+            await self._index_beside(chat, now)
         return sorted(int(item) for item in gone)
 
     async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
@@ -212,6 +212,22 @@ class RedisStore:
             info_of(chat_id, fields) for chat_id, fields in zip(ids, metas, strict=True) if fields
         ]
 
+    async def load_tree(self, chat: ChatRef) -> ChatTree | None:
+        return await load_tree(
+            self._script, [*chat_keys(chat)], chat.chat_id, self._ttl, self.decoded
+        )
+
+    async def save_tree(self, chat: ChatRef, tree: ChatTree, *, replace: bool = False) -> bool:
+        self._windows.forget(chat)
+        keys, listing = [*chat_keys(chat), lock_key(chat)], index_key(chat.tenant)
+        args = (keys, listing, chat.chat_id, tree)
+        saved = await save_tree(
+            self._script, *args, replace=replace, ttl=self._ttl, most=self._max_messages
+        )
+        if saved:
+            await self._index_beside(chat, tree.updated)
+        return saved
+
     async def save_turn(
         self,
         chat: ChatRef,
@@ -245,10 +261,7 @@ class RedisStore:
             raise NotFound("the message this turn goes under was deleted")
         if saved == 0:
             return False
-        if self._cluster:
-            pipe = self._redis.pipeline(transaction=False)
-            self._index(pipe, chat, now)
-            await self._execute(pipe)
+        await self._index_beside(chat, now)
         if all(raws):  # every message placed: stored as its own text
             self.decoded.remember(raws, messages)  # the next turn reads them back in its window
             if lock_token is not None:
@@ -361,6 +374,14 @@ class RedisStore:
         pipe.zadd(index, {chat.chat_id: now})
         if self._ttl is not None:
             pipe.expire(index, self._ttl)
+
+    async def _index_beside(self, chat: ChatRef, now: float) -> None:
+        """On a cluster, update the chat's entry in its tenant's listing, which a script on a
+        single node updated itself."""
+        if self._cluster:
+            pipe = self._redis.pipeline(transaction=False)
+            self._index(pipe, chat, now)
+            await self._execute(pipe)
 
     def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
         """Refresh the TTL of every key of the chat (an old layout's list too, until a script

@@ -5,7 +5,7 @@ deleted on its next access, and expired chats are swept from time to time. Turn 
 idempotency records are rows with an expiry, checked inside the same `BEGIN IMMEDIATE`
 transactions as the writes they guard. Each operation is written once, blocking, and runs in a
 worker thread (`in_thread`); the file, its connections and schema are `sqlite_file.py`'s and
-`sqlite_schema.py`'s.
+`sqlite_schema.py`'s, whole chats' reads and writes `sqlite_export.py`'s.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
+from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.idempotency import (
     IDEMPOTENCY_TTL_SECONDS,
@@ -27,23 +28,21 @@ from chatproxy.store.idempotency import (
     IdempotentResult,
 )
 from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Message
+from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
+from chatproxy.store.sqlite_export import read_tree, write_tree
 from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
     append_turn,
-    delete_rows,
     ensure_chat,
     global_system_of,
     holds_lock,
     info_of,
-    live_chat,
-    lock_holder,
     record_answer,
     release_lock,
     set_aside,
     sweep,
     take_lock,
-    touch,
     trim,
 )
 from chatproxy.store.sqlite_tree import (
@@ -213,6 +212,15 @@ class SqliteStore:
                 .fetchall()
             )
         return [info_of(row) for row in rows]
+
+    @in_thread
+    def load_tree(self, chat: ChatRef) -> ChatTree | None:
+        return read_tree(self.file, chat, self._expiry(), self.decoded)
+
+    @in_thread
+    def save_tree(self, chat: ChatRef, tree: ChatTree, *, replace: bool = False) -> bool:
+        expires_at, most = self._expiry(), self._max_messages
+        return write_tree(self.file, chat, tree, replace=replace, expires_at=expires_at, most=most)
 
     @in_thread
     def save_turn(

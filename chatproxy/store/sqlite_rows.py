@@ -1,6 +1,6 @@
-"""Own the SQL that several operations of the SQLite store share: a chat's row (alive or expired,
-created, touched, trimmed, deleted), its listing columns, its turn lock, the global prompt, and
-the sweep of expired rows."""
+"""Own the SQL that several operations of the SQLite store share: a chat's row (created,
+trimmed; alive or expired, touched and deleted in `sqlite_chat.py`), its listing columns, its
+turn lock, the global prompt, and the sweep of expired rows."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from chatproxy.store.idempotency import IdempotentResult
 from chatproxy.store.items import ChatInfo, ChatRef, Message, title_of, usage_of
+from chatproxy.store.sqlite_chat import delete_rows, lock_holder
 from chatproxy.tokens import USAGE_FIELDS
 
 SWEEP_BATCH = 200
@@ -56,15 +57,6 @@ def release_lock(db: sqlite3.Connection, chat: ChatRef, token: str) -> None:
     )
 
 
-def lock_holder(db: sqlite3.Connection, chat: ChatRef, now: float) -> str | None:
-    """The token that holds the chat's unexpired turn lock, if one does."""
-    row = db.execute(
-        "SELECT token, expires_at FROM turn_locks WHERE tenant = ? AND chat_id = ?",
-        (chat.tenant, chat.chat_id),
-    ).fetchone()
-    return str(row[0]) if row is not None and row[1] > now else None
-
-
 def holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) -> bool:
     """Whether `token` holds the chat's unexpired turn lock."""
     return lock_holder(db, chat, now) == token
@@ -74,46 +66,6 @@ def global_system_of(db: sqlite3.Connection) -> str | None:
     """The stored global system prompt, None if never set."""
     row = db.execute("SELECT value FROM settings WHERE key = 'system'").fetchone()
     return None if row is None else str(row[0])
-
-
-def delete_rows(db: sqlite3.Connection, chat: ChatRef) -> None:
-    """Delete the chat's messages and record (its lock and idempotency records stay)."""
-    params = (chat.tenant, chat.chat_id)
-    db.execute("DELETE FROM messages WHERE tenant = ? AND chat_id = ?", params)
-    db.execute("DELETE FROM chats WHERE tenant = ? AND chat_id = ?", params)
-
-
-class LiveChat(NamedTuple):
-    """What a chat's row says of it."""
-
-    system: str | None
-    last_turn: str | None
-    next_id: int
-    leaf: int | None
-    settings: str | None
-
-
-def live_chat(db: sqlite3.Connection, chat: ChatRef) -> LiveChat | None:
-    """Return the row of an unexpired chat; delete an expired one."""
-    row = db.execute(
-        "SELECT system, last_turn, appended, leaf, settings, expires_at FROM chats"
-        " WHERE tenant = ? AND chat_id = ?",
-        (chat.tenant, chat.chat_id),
-    ).fetchone()
-    if row is None:
-        return None
-    if row[5] is not None and row[5] <= time.time():
-        delete_rows(db, chat)
-        return None
-    return LiveChat(*row[:5])
-
-
-def touch(db: sqlite3.Connection, chat: ChatRef, expires_at: float | None) -> None:
-    """Refresh the chat's TTL on a read."""
-    db.execute(
-        "UPDATE chats SET expires_at = ? WHERE tenant = ? AND chat_id = ?",
-        (expires_at, chat.tenant, chat.chat_id),
-    )
 
 
 def set_aside(db: sqlite3.Connection, chat: ChatRef, next_id: int) -> None:

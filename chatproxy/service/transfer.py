@@ -1,0 +1,161 @@
+"""Own export and import: a chat as its document (`chat_document.py`), all of a tenant's chats as
+NDJSON (one document a line, read a page of the listing at a time, so memory stays flat however
+many chats), and documents written back, each chat in one atomic store step.
+
+An import reports each chat: imported, skipped (its id exists: `on_conflict="skip"`, the
+default, so a second run of the same file adds nothing and a run after a crash finishes the
+job), or failed with the reason and its line; a bad chat never stops the rest. With
+`"replace"` an existing chat is replaced whole; with `"new_id"` the chat is written under a new
+id (`<id>-<8 hex>`) when its own is taken, so each run adds copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chatproxy.errors import BadRequest, Conflict, InvalidJSON, NotFound, ValidationFailed
+from chatproxy.jsontext import parse
+from chatproxy.service import chat_document
+from chatproxy.service.chat_document import DocumentError
+from chatproxy.store.base import Store
+from chatproxy.store.chat_tree import ChatTree
+from chatproxy.store.items import ChatRef
+
+OnConflict = Literal["skip", "replace", "new_id"]
+ON_CONFLICT: tuple[OnConflict, ...] = ("skip", "replace", "new_id")
+EXPORT_PAGE = 100
+NEW_ID_TRIES = 3
+
+
+@dataclass
+class ImportReport:
+    """What an import did, chat by chat."""
+
+    imported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "imported": self.imported,
+            "skipped": self.skipped,
+            "renamed": self.renamed,
+            "failed": self.failed,
+        }
+
+
+class Transfer:
+    """Chats out of and into one store, as chat documents."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    async def export_chat(self, chat: ChatRef) -> str:
+        """The chat's document (compact JSON); `NotFound` if there is no such chat."""
+        tree = await self._store.load_tree(chat)
+        if tree is None:
+            raise NotFound("no such chat")
+        return chat_document.dumps(tree)
+
+    async def export_chats(self, tenant: str) -> AsyncIterator[str]:
+        """Yield each of the tenant's chats as one NDJSON line, newest activity first, reading
+        the listing a page at a time. A chat changed while the export runs moves to the top of
+        the listing, so it may be left out (it was exported before, or is newer than the
+        export); one deleted meanwhile is left out."""
+        async for chat_id in self._listed(tenant):
+            tree = await self._store.load_tree(ChatRef(tenant, chat_id))
+            if tree is not None:
+                yield chat_document.dumps(tree) + "\n"
+
+    async def _listed(self, tenant: str) -> AsyncIterator[str]:
+        """The ids of the tenant's chats, by last activity, page by page. A page ends on a time
+        that later chats may share, so the next page starts at that time again (just above it)
+        and leaves out the ids already given at it."""
+        cursor: float | None = None
+        at_cursor: set[str] = set()  # the ids given whose activity is `cursor`
+        limit = EXPORT_PAGE
+        while True:
+            top = None if cursor is None else math.nextafter(cursor, math.inf)
+            page = await self._store.list_chats(tenant, limit, top)
+            fresh = [i for i in page if not (i.updated == cursor and i.chat_id in at_cursor)]
+            for info in fresh:
+                yield info.chat_id
+            if len(page) < limit:
+                return
+            if not fresh:  # a whole page at one time, all given: read more of it at once
+                limit *= 2
+                continue
+            last = page[-1].updated
+            if last != cursor:
+                cursor, at_cursor = last, set()
+            at_cursor |= {info.chat_id for info in page if info.updated == last}
+
+    async def import_document(
+        self, tenant: str, text: str | bytes, on_conflict: OnConflict = "skip"
+    ) -> ImportReport:
+        """Import one chat document, a request's whole body: what is wrong with it is the
+        request's error (`InvalidJSON`, `ValidationFailed` naming the place; `ChatBusy`)."""
+        try:
+            data = parse(text)
+        except (ValueError, RecursionError):
+            raise InvalidJSON() from None
+        report = ImportReport()
+        try:
+            await self._write(tenant, chat_document.parse(data), report, on_conflict)
+        except DocumentError as exc:
+            raise ValidationFailed(str(exc)) from None
+        return report
+
+    async def import_line(
+        self,
+        tenant: str,
+        text: str | bytes,
+        report: ImportReport,
+        *,
+        line: int | None = None,
+        on_conflict: OnConflict = "skip",
+    ) -> None:
+        """Import the chat document `text` (line `line` of a file, None for a file of one
+        document) into the tenant, noting in `report` what became of it; only a store failure
+        raises."""
+        chat_id = None
+        try:
+            data = parse(text)
+        except (ValueError, RecursionError) as exc:
+            report.failed.append({"line": line, "id": None, "error": f"not JSON: {exc}"})
+            return
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            chat_id = data["id"]
+        try:
+            tree = chat_document.parse(data)
+            await self._write(tenant, tree, report, on_conflict)
+        except DocumentError as exc:
+            report.failed.append({"line": line, "id": chat_id, "error": str(exc)})
+        except (BadRequest, Conflict) as exc:
+            report.failed.append({"line": line, "id": chat_id, "error": exc.message})
+
+    async def _write(
+        self, tenant: str, tree: ChatTree, report: ImportReport, on_conflict: OnConflict
+    ) -> None:
+        """Write one chat as `on_conflict` says, and note it."""
+        chat = ChatRef(tenant, tree.chat_id)
+        if await self._store.save_tree(chat, tree, replace=on_conflict == "replace"):
+            report.imported.append(tree.chat_id)
+            return
+        if on_conflict == "skip":
+            report.skipped.append(tree.chat_id)
+            return
+        for _ in range(NEW_ID_TRIES):
+            new_id = f"{tree.chat_id[:119]}-{secrets.token_hex(4)}"
+            renamed = dataclasses.replace(tree, chat_id=new_id)
+            if await self._store.save_tree(ChatRef(tenant, new_id), renamed):
+                report.imported.append(new_id)
+                report.renamed[tree.chat_id] = new_id
+                return
+        raise DocumentError("no free id was found for it; import it again")

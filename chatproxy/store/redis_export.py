@@ -1,0 +1,142 @@
+"""Own the Redis side of whole chats (`Store.load_tree`, `Store.save_tree`): the two Lua scripts
+and what `redis.py` sends them and makes of their answers.
+
+Both start with `UPGRADE` (a chat of the layout before trees is read as items) and touch only
+the chat's keys, the tenant's listing beside them on a single node. A chat is written whole in
+one script: its keys are removed and written again, each item's text as `Message.dumps` wrote
+it (so its id and parent lead it), and `:kids` by `add_child`, which leaves out a child
+numbered right after its parent, as every other script does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from chatproxy.errors import ChatBusy
+from chatproxy.jsontext import compact
+from chatproxy.store.chat_tree import ChatTree, check_size
+from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.redis_scripts import UPGRADE
+from chatproxy.tokens import USAGE_FIELDS
+
+# `RedisStore._script`: a script by name, the chat's keys, the keys beside them, the arguments.
+Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]
+
+LOAD_TREE = (
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list   ARGV: ttl (0 = none)
+-- Returns the meta hash (field, value, ...) and every item's stored text, or false for no chat.
+local meta = redis.call('HGETALL', KEYS[2])
+if #meta == 0 then return false end
+local items = redis.call('HVALS', KEYS[1])
+if tonumber(ARGV[1]) > 0 then
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+end
+return {meta, items}
+"""
+)
+
+SAVE_TREE = (
+    UPGRADE
+    + """
+-- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
+-- ARGV: replace ('1' or '0'), ttl (0 = none), chat id, updated (the listing's score), n, then
+--       n texts: the meta hash's fields and values, then each item's stored text in id order
+-- Returns 1 when written, 0 when the chat exists (and not replace), -1 while a turn holds it.
+if redis.call('EXISTS', KEYS[2]) == 1 and ARGV[1] ~= '1' then return 0 end
+if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local n = tonumber(ARGV[5])
+redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + n))
+for i = 6 + n, #ARGV do
+  local id, parent = string.match(ARGV[i], PLACED)
+  redis.call('HSET', KEYS[1], id, ARGV[i])
+  add_child(parent, id)
+end
+local ttl = tonumber(ARGV[2])
+for i = 1, 3 do
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[2]) else redis.call('PERSIST', KEYS[i]) end
+end
+if KEYS[6] then
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[3])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[6], ARGV[2]) end
+end
+return 1
+"""
+)
+
+# By the name `RedisStore` runs them under.
+TREE_SCRIPTS = {"load_tree": LOAD_TREE, "save_tree": SAVE_TREE}
+
+
+async def load_tree(
+    run: Run, keys: list[str], chat_id: str, ttl: int | None, decoded: DecodedMessages
+) -> ChatTree | None:
+    """Read the whole chat of `keys` (`redis_keys.chat_keys`) in one script, refreshing its
+    TTL; None if it does not exist."""
+    read = await run("load_tree", keys, [], [ttl or 0])
+    if not read:
+        return None
+    pairs, raws = read
+    meta = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    items = sorted(decoded.decode(raws), key=lambda item: item.id or 0)
+    return ChatTree(
+        chat_id=chat_id,
+        created=float(meta.get("created", 0)),
+        updated=float(meta.get("updated", 0)),
+        items=items,
+        leaf=int(meta["leaf"]) if meta.get("leaf") else None,
+        title=meta.get("title"),
+        system=meta.get("system"),
+        settings=json.loads(meta["settings"]) if meta.get("settings") else {},
+        metadata=json.loads(meta["metadata"]) if "metadata" in meta else None,
+        tokens={name: int(meta.get(name, 0)) for name in USAGE_FIELDS},
+    )
+
+
+async def save_tree(
+    run: Run,
+    keys: list[str],
+    listing: str,
+    chat_id: str,
+    tree: ChatTree,
+    *,
+    replace: bool,
+    ttl: int | None,
+    most: int,
+) -> bool:
+    """Write the whole chat `chat_id` (see `Store.save_tree`) in one script on its `keys` (the
+    chat's and its lock) and its tenant's `listing`; whether it was written."""
+    check_size(tree, most)
+    fields = _meta_fields(tree)
+    args: list[Any] = ["1" if replace else "0", ttl or 0, chat_id, repr(tree.updated)]
+    args += [len(fields), *fields, *(item.dumps() for item in tree.items)]
+    saved = await run("save_tree", keys, [listing], args)
+    if saved == -1:
+        raise ChatBusy()
+    return bool(saved)
+
+
+def _meta_fields(tree: ChatTree) -> list[str]:
+    """The chat's meta hash, as field, value, ... (`redis_keys` lists its fields)."""
+    meta: dict[str, str] = {
+        "created": repr(tree.created),
+        "updated": repr(tree.updated),
+        "messages": str(len(tree.items)),
+        "appended": str(tree.next_id),
+    }
+    if tree.items:
+        meta["first"] = str(min(item.id or 0 for item in tree.items))
+    optional = {
+        "leaf": None if tree.leaf is None else str(tree.leaf),
+        "title": tree.title,
+        "system": tree.system,
+        "settings": compact(tree.settings) if tree.settings else None,
+        "metadata": None if tree.metadata is None else compact(tree.metadata),
+    }
+    meta.update({name: value for name, value in optional.items() if value is not None})
+    meta.update({name: str(tree.tokens.get(name, 0)) for name in USAGE_FIELDS})
+    return [text for pair in meta.items() for text in pair]

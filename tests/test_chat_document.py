@@ -1,0 +1,149 @@
+"""The chat document (`service/chat_document.py`): written the same every time, read back as
+the same chat, and refused with the place of the fault when it is not a chat."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chatproxy.service import chat_document
+from chatproxy.service.chat_document import DocumentError
+from chatproxy.store.chat_tree import ChatTree
+from chatproxy.store.items import Message, chained
+
+TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+def tree() -> ChatTree:
+    items = chained(
+        [
+            Message("user", "hi ✓", created_at=1.5),
+            Message(
+                "assistant",
+                None,
+                created_at=2.25,
+                tool_calls=[TOOL_CALL],
+                model="m-1",
+                finish_reason="tool_calls",
+                usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            ),
+            Message("tool", "42", created_at=3.0, tool_call_id="call_1"),
+        ],
+        0,
+        None,
+    )
+    fork = Message("user", [{"type": "text", "text": "other"}], created_at=4.0).placed(3, 0)
+    return ChatTree(
+        "c-1",
+        1.0,
+        5.0,
+        [*items, fork],
+        leaf=2,
+        title="hi ✓",
+        system="Be brief.",
+        settings={"temperature": 0.5, "model": "m-2"},
+        metadata={"b": "2", "a": "1"},
+        tokens={"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+    )
+
+
+def document() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(chat_document.dumps(tree()))
+    return data
+
+
+def test_a_document_reads_back_as_the_same_chat_and_writes_the_same_bytes() -> None:
+    text = chat_document.dumps(tree())
+
+    again = chat_document.parse(json.loads(text))
+
+    assert again.items == tree().items
+    assert chat_document.dumps(again) == text
+    assert list(json.loads(text)) == [
+        "format", "version", "id", "title", "created", "updated", "leaf", "system",
+        "settings", "metadata", "tokens", "items",
+    ]  # fmt: skip
+    assert text.startswith('{"format":"chatproxy.chat","version":1,"id":"c-1"')
+    assert '"metadata":{"a":"1","b":"2"}' in text
+
+
+def test_a_document_may_be_imported_under_another_id() -> None:
+    assert chat_document.parse(document(), "c-2").chat_id == "c-2"
+
+
+def test_items_in_any_order_are_read_in_the_order_of_their_ids() -> None:
+    data = document()
+    data["items"].reverse()
+
+    assert chat_document.parse(data).items == tree().items
+
+
+def test_missing_totals_are_the_items_usage() -> None:
+    data = document()
+    del data["tokens"]
+
+    assert chat_document.parse(data).tokens == {
+        "prompt_tokens": 3,
+        "completion_tokens": 1,
+        "total_tokens": 4,
+    }
+
+
+def broken(change: str) -> dict[str, Any]:
+    data = document()
+    items = data["items"]
+    if change == "missing parent":
+        items[3]["parent"] = 9
+    elif change == "cycle":
+        items[0]["parent"], items[1]["parent"] = 2, 2
+        items[2]["parent"] = 1
+    elif change == "parent after child":
+        items[1]["parent"] = 3
+    elif change == "same id":
+        items[3]["id"] = 1
+    elif change == "bad role":
+        items[2]["role"] = "robot"
+    elif change == "leaf":
+        data["leaf"] = 7
+    elif change == "chat id":
+        data["id"] = "a/b"
+    elif change == "newer":
+        data["version"] = 2
+    elif change == "format":
+        data["format"] = "other"
+    elif change == "unknown field":
+        items[0]["colour"] = "red"
+    elif change == "string id":
+        items[0]["id"] = "0"
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ("missing parent", "items[3] (id 3): its parent 9 is not an item of the chat"),
+        ("cycle", "items[1] (id 1): its parents make a cycle (1 → 2 → 1)"),
+        ("parent after child", "items[1] (id 1): its parent 3 is numbered after it"),
+        ("same id", "items[3] (id 1): id 1 is also items[1]'s"),
+        ("bad role", "items[2] (id 2).role: Input should be 'system'"),
+        ("leaf", "leaf: 7 is not an item of the chat"),
+        ("chat id", "id: must be 1-128 of"),
+        ("newer", "version 2 of the chat document is newer than this proxy reads (1)"),
+        ("format", 'not a chat document: "format" must be "chatproxy.chat"'),
+        ("unknown field", "items[0] (id 0).colour: Extra inputs are not permitted"),
+        ("string id", "items[0].id: Input should be a valid integer"),
+    ],
+)
+def test_a_broken_document_is_refused_naming_the_place(change: str, error: str) -> None:
+    with pytest.raises(DocumentError) as refused:
+        chat_document.parse(broken(change))
+
+    assert str(refused.value).startswith(error)
+
+
+@pytest.mark.parametrize("data", [[], "x", None, {"format": "chatproxy.chat"}])
+def test_what_is_no_document_is_refused(data: object) -> None:
+    with pytest.raises(DocumentError):
+        chat_document.parse(data)
