@@ -9,7 +9,7 @@ documented in `.env.example`. How each kind of value is parsed and checked is `e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from chatproxy.environment import (
@@ -28,13 +28,29 @@ from chatproxy.environment import (
     redis_settings,
 )
 
-__all__ = ["ApiKey", "ConfigError", "RedisSettings", "Settings", "load_settings"]
+__all__ = ["ApiKey", "Compaction", "ConfigError", "RedisSettings", "Settings", "load_settings"]
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 UpstreamMode = Literal["openai", "custom", "dev"]
 StoreKind = Literal["redis", "sqlite"]
+
+
+CompactionMode = Literal["off", "summary"]
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """How a chat keeps what no longer fits its window (`service/compaction.py`): `mode`
+    (COMPACTION; a chat's own setting wins), the model that writes summaries, the tokens of
+    messages left out and not yet summarized that make a summary due, and a summary's most
+    tokens."""
+
+    mode: CompactionMode = "off"
+    model: str = DEFAULT_MODEL
+    threshold: int = 2000
+    summary_tokens: int = 600
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,7 @@ class Settings:
     openai_organization: str | None = None
     openai_project: str | None = None
     upstream_ca_file: str | None = None
+    compaction: Compaction = field(default_factory=Compaction)
 
     @property
     def store_kind(self) -> StoreKind:
@@ -136,6 +153,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         openai_organization=env.text("OPENAI_ORG_ID"),
         openai_project=env.text("OPENAI_PROJECT_ID"),
         upstream_ca_file=env.parse("SSL_CERT_FILE", readable_file),
+        compaction=_compaction(env, model, context_tokens),
+    )
+
+
+def _compaction(env: Env, model: str, context_tokens: int) -> Compaction:
+    """COMPACTION, COMPACTION_MODEL, COMPACTION_THRESHOLD and COMPACTION_SUMMARY_TOKENS."""
+    mode = env.parse("COMPACTION", _compaction_mode) or "off"
+    summary_tokens = env.integer("COMPACTION_SUMMARY_TOKENS", 600, minimum=50)
+    if summary_tokens * 2 > context_tokens:
+        raise ConfigError(
+            f"COMPACTION_SUMMARY_TOKENS ({summary_tokens}) must be at most half of"
+            f" CONTEXT_TOKENS ({context_tokens}): a summary goes in every window after it"
+        )
+    return Compaction(
+        mode=mode,
+        model=env.text("COMPACTION_MODEL") or model,
+        threshold=env.integer("COMPACTION_THRESHOLD", 2000, minimum=1),
+        summary_tokens=summary_tokens,
     )
 
 
@@ -161,3 +196,12 @@ def _time_bounds(env: Env) -> tuple[float, float]:
             f" ({request_timeout:g}): a turn needs time for the model after its wait"
         )
     return request_timeout, turn_wait
+
+
+def _compaction_mode(name: str, raw: str) -> CompactionMode:
+    mode = raw.strip().lower()
+    if mode == "off":
+        return "off"
+    if mode == "summary":
+        return "summary"
+    raise ConfigError(f"{name} must be off or summary, got {raw!r}")

@@ -526,3 +526,30 @@ def test_messages_length_digit_followed_by_any_non_digit_text_is_refused(suffix:
     # An oracle independent of int(): "1" plus visible ASCII with no digit is never a number.
     with pytest.raises(ConfigError, match="MESSAGES_LENGTH"):
         load_settings({"MESSAGES_LENGTH": f"1{suffix}"})
+
+
+# --- Compaction --------------------------------------------------------------------------------
+
+
+def test_compaction_is_off_by_default_and_summarizes_with_the_chat_model() -> None:
+    settings = load_settings({"MODEL": "m-chat", "COMPACTION": " Summary "})
+    assert load_settings({}).compaction.mode == "off"
+    assert (settings.compaction.mode, settings.compaction.model) == ("summary", "m-chat")
+    assert load_settings({"COMPACTION_MODEL": "m-small"}).compaction.model == "m-small"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"COMPACTION": "sometimes"}, "COMPACTION must be off or summary"),
+        ({"COMPACTION_THRESHOLD": "0"}, "COMPACTION_THRESHOLD must be at least 1"),
+        ({"COMPACTION_SUMMARY_TOKENS": "10"}, "COMPACTION_SUMMARY_TOKENS must be at least 50"),
+        (
+            {"CONTEXT_TOKENS": "1000", "COMPACTION_SUMMARY_TOKENS": "501"},
+            "at most half of CONTEXT_TOKENS",
+        ),
+    ],
+)
+def test_bad_compaction_settings_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ)

@@ -111,6 +111,7 @@ class SettingsBody(BaseModel):
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     system: StrictStr | None = Field(default=None, min_length=1)
+    compaction: Literal["off", "summary"] | None = None
 
     def changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

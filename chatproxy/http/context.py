@@ -114,6 +114,13 @@ class Context:
             )
         return int(raw)
 
+    def query_flag(self, name: str, value: str) -> bool:
+        """Whether the optional query parameter `name` is `value` (any other value is refused)."""
+        raw = self.request.query_params.get(name)
+        if raw is not None and raw != value:
+            raise ValidationFailed(f"{name}: must be {value}", param=name)
+        return raw is not None
+
     def query_number(self, name: str) -> float | None:
         """Read an optional non-negative number query parameter (a listing cursor)."""
         raw = self.request.query_params.get(name)

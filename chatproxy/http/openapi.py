@@ -75,6 +75,11 @@ HISTORY_PAGE = (
     query("limit", f"At most this many messages (1-{MAX_PAGE}).", PAGE_LIMIT),
     query("before", "Only the messages before this one on the path.", ID),
     query("leaf", "The path that ends at this message (default: the current leaf).", ID),
+    query(
+        "include",
+        "`summaries`: each summary (compaction) of the path after the last message it covers.",
+        {"enum": ["summaries"]},
+    ),
 )
 CHATS_PAGE = (
     query("limit", f"At most this many chats (default {DEFAULT_CHATS_PAGE}).", PAGE_LIMIT),
@@ -110,7 +115,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         " (system prompt first when not paging)",
         ok(
             "The messages; [] for a chat that does not exist.",
-            {"type": "array", "items": ref("Message")},
+            {"type": "array", "items": {"anyOf": [ref("Message"), ref("Summary")]}},
         ),
         errors=WITH_CHAT,
         params=HISTORY_PAGE,

@@ -99,6 +99,21 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         },
         created_at={**NUMBER, "description": "Unix time."},
     ),
+    "Summary": _object(
+        ["type", "covers", "content", "created_at"],
+        type={"const": "summary"},
+        covers={
+            "type": "array",
+            "items": COUNT,
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "The oldest and the last message of the path it covers.",
+        },
+        content={**STRING, "description": "The summary (compaction), as the model wrote it."},
+        model=_nullable(STRING),
+        tokens=_nullable(ref("TokenCounts")),
+        created_at={**NUMBER, "description": "Unix time."},
+    ),
     "Reply": {
         **_object(
             ["id", "parent", "role", "content", "created_at", "tokens"],
@@ -140,11 +155,15 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         source={"enum": ["chat", "global"]},
     ),
     "ChatSettings": _object(
-        ["model", "temperature", "max_tokens", "system", "own", "allowed_models"],
+        ["model", "temperature", "max_tokens", "system", "compaction", "own", "allowed_models"],
         model=STRING,
         temperature=_nullable(NUMBER),
         max_tokens={"type": "integer", "minimum": 1},
         system=_nullable(STRING),
+        compaction={
+            "enum": ["off", "summary"],
+            "description": "What the chat keeps of messages that no longer fit (COMPACTION).",
+        },
         own={"type": "object", "description": "The settings this chat sets itself."},
         allowed_models={"type": "array", "items": STRING},
     ),

@@ -114,7 +114,9 @@ async def get_chat(ctx: Context) -> Reply:
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE)
     before = ctx.query_int("before", minimum=0)
     leaf = ctx.query_int("leaf", minimum=0)
-    return await ctx.chats.history(ctx.chat, limit=limit, before=before, leaf=leaf)
+    summaries = ctx.query_flag("include", "summaries")
+    chat = ctx.chat
+    return await ctx.chats.history(chat, limit=limit, before=before, leaf=leaf, summaries=summaries)
 
 
 async def get_children(ctx: Context) -> Reply:

@@ -31,6 +31,7 @@ class Chats:
             "temperature": call.temperature,
             "max_tokens": call.max_tokens,
             "system": self._defaults.system_prompt(state),
+            "compaction": state.settings.get("compaction") or self._settings.compaction.mode,
             "own": {**state.settings, "system": state.chat_system},
             "allowed_models": list(self._settings.allowed_models),
         }
@@ -55,10 +56,12 @@ class Chats:
         limit: int | None = None,
         before: int | None = None,
         leaf: int | None = None,
+        summaries: bool = False,
     ) -> list[dict[str, Any]]:
         """Return the path from the chat's first message to its current leaf (or to `leaf`),
         oldest first, each message with its `id`, `parent` and `siblings` (the ids of its
-        parent's children, itself among them, oldest first).
+        parent's children, itself among them, oldest first); with `summaries`, each summary
+        of the path (compaction) right after the last message it covers.
 
         Without `limit` and `before`: the whole path, the system prompt first when the chat
         has one. With them: a page of at most `limit` messages before the message `before`.
@@ -70,6 +73,12 @@ class Chats:
         parents = list(dict.fromkeys(m.parent for m in state.messages))
         kids = dict(zip(parents, await self._store.children(chat, parents), strict=True))
         messages = [{**m.to_json(), "siblings": kids[m.parent] or [m.id]} for m in state.messages]
+        if summaries:
+            ids = [m.id for m in state.messages if m.id is not None]
+            found = {
+                k: v.to_json() for k, v in (await self._store.load_summaries(chat, ids)).items()
+            }
+            messages = [shown for m in messages for shown in (m, found.get(m["id"])) if shown]
         system = self._defaults.system_prompt(state)
         if state.exists and system and limit is None and before is None:
             messages.insert(0, {"role": "system", "content": system})

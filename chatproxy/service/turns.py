@@ -13,7 +13,8 @@ Nothing is stored unless the upstream answered; the reply is stored with its tex
 reply that only calls tools), tool calls, finish reason, model and usage, and the request's
 other fields (`TurnOptions.fields`) go to the upstream as they were sent. The lock, the claims
 and the fenced save live in `guard.py`; a streamed turn once its reply has begun in `relay.py`;
-the window's token budget in `window.py`; the turn's model, options and system prompt in
+what goes upstream in `outgoing.py` (the window's token budget in `window.py`, what a chat keeps
+of what no longer fits in `compaction.py`); the turn's model, options and system prompt in
 `defaults.py`; the OpenAI endpoint's turn without a chat id, which stores nothing, in
 `passthrough.py`; a Responses API turn in `responses.py` (`ChatService.responses`). A plain turn
 answers a `TurnResult`, a streamed one a `StreamingTurn` (`results.py`). The operations on
@@ -29,15 +30,15 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import UpstreamBadResponse
-from chatproxy.service.content import without_images
+from chatproxy.service.compaction import Compactor
 from chatproxy.service.defaults import (
     NO_OPTIONS,
-    CallOptions,
     Defaults,
     TurnOptions,
     check_one_choice,
 )
 from chatproxy.service.guard import Claim, Lease, TurnGuard
+from chatproxy.service.outgoing import Outgoing
 from chatproxy.service.passthrough import PassThrough
 from chatproxy.service.placement import place_request, place_sent
 from chatproxy.service.placing import Ask, Placing, place_turn
@@ -45,10 +46,8 @@ from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays, read_opening
 from chatproxy.service.responses import Responses, TurnMakers
 from chatproxy.service.results import StreamingTurn, TurnResult, replayed, reply_of
-from chatproxy.service.window import fit_window
 from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, ChatState, Content
-from chatproxy.tokens import content_text
 from chatproxy.upstream.base import Completion, Upstream
 
 
@@ -63,6 +62,8 @@ class ChatService:
         self._quotas = quotas
         self._guard = TurnGuard(settings, store)
         self._defaults = Defaults(settings)
+        self._compactor = Compactor(settings, store, upstream, quotas)
+        self._outgoing = Outgoing(settings, self._defaults, self._compactor)
         self._relays = Relays(self._guard, self._store_streamed)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
         passed = self._pass_through
@@ -151,10 +152,10 @@ class ChatService:
             return StreamingTurn(replayed(replay), True, replay.get("id"), replay)
         try:
             await self._quotas.check_budget(chat.tenant)
-            lease = await self._guard.begin(chat, self._window(ask), ask.at, ask.reserve)
+            lease = await self._guard.begin(chat, self._window(chat, ask), ask.at, ask.reserve)
             try:
                 placing = await self._place(chat, lease.state, ask)
-                outgoing, call = self._outgoing(lease.state, placing, options)
+                outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
                 stream = await self._upstream.stream(
                     outgoing,
                     **call.options(),
@@ -190,9 +191,9 @@ class ChatService:
             request.append(dict(options.fields))
         return await self._guard.claim(chat, idempotency_key, request)
 
-    def _window(self, ask: Ask) -> int:
-        """How many messages a turn reads (see `Ask.window`)."""
-        return ask.window(self._settings.messages_length)
+    def _window(self, chat: ChatRef, ask: Ask) -> int:
+        """How many messages a turn reads (see `Ask.window`, `Compactor.read_limit`)."""
+        return ask.window(self._compactor.read_limit(chat, self._settings.messages_length))
 
     async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
         """Place a turn (under its lock); a resent history that needs the whole path (that ends
@@ -217,7 +218,9 @@ class ChatService:
             return TurnResult(replay, replayed=True)
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            async with self._guard.locked(chat, self._window(ask), ask.at, ask.reserve) as lease:
+            async with self._guard.locked(
+                chat, self._window(chat, ask), ask.at, ask.reserve
+            ) as lease:
                 placing = await self._place(chat, lease.state, ask)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
@@ -234,7 +237,7 @@ class ChatService:
         lease: Lease,
         claim: Claim | None,
     ) -> TurnResult:
-        outgoing, call = self._outgoing(lease.state, placing, options)
+        outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
         completion = await self._upstream.complete(
             outgoing,
             **call.options(),
@@ -242,30 +245,6 @@ class ChatService:
         )
         body = await self._record(chat, placing, completion, lease, claim)
         return TurnResult(body, upstream=completion.body)
-
-    def _outgoing(
-        self, state: ChatState, placing: Placing, options: TurnOptions
-    ) -> tuple[list[dict[str, Any]], CallOptions]:
-        """Build what the upstream gets (system prompt, the history that fits, the messages
-        asked) and the model, max_tokens and temperature to call it with."""
-        asked = placing.asked
-        image = any(content_text(m.content)[1] > 0 for m in asked)
-        call = self._defaults.call(state.settings, image, options)
-        system = placing.system
-        if system is None:
-            system = self._defaults.system_prompt(state)
-        budget = self._settings.context_tokens - call.max_tokens
-        most = self._settings.messages_length
-        if asked[0].role == "tool":
-            most = max(most, 1)  # tool results go up with the message that made their calls
-        history = placing.history[max(0, len(placing.history) - most) :] if most else []
-        window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
-        outgoing = [m.for_upstream() for m in [*window, *asked]]
-        if call.model != self._settings.vision_model:
-            outgoing = [without_images(m) for m in outgoing]
-        if system:
-            outgoing.insert(0, {"role": "system", "content": system})
-        return outgoing, call
 
     async def _record(
         self,
@@ -280,6 +259,7 @@ class ChatService:
         body = turn[-1].to_json()
         answer = claim.answer(body) if claim is not None else None
         await self._guard.save(chat, uuid.uuid4().hex, turn, lease, answer)
+        self._compactor.after_save(chat)
         await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 
@@ -294,5 +274,6 @@ class ChatService:
         """Release the store's and the upstream's connections (streams still being stored finish
         first)."""
         await self._relays.close()
+        await self._compactor.close()
         await self._store.close()
         await self._upstream.aclose()

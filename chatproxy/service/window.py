@@ -13,10 +13,13 @@ at cold start.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from chatproxy.errors import ContextLengthExceeded, ValidationFailed
-from chatproxy.store.items import Message
 from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
+
+if TYPE_CHECKING:  # a pure function of messages: it only reads them
+    from chatproxy.store.items import Message
 
 TOKENS_PER_IMAGE = 765
 
@@ -47,7 +50,7 @@ def fit_window(
     Tool results go up with the message that made their calls, or a model refuses them: new
     results need the newest message of `history` (their calls), and the window never starts
     with results whose calls were left out."""
-    asked = [new] if isinstance(new, Message) else list(new)
+    asked = list(new) if isinstance(new, Sequence) else [new]
     needed = len(history) if asked and asked[0].role == "tool" and history else None
     if needed is not None:
         asked, history = [history[-1], *asked], history[:-1]

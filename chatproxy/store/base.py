@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # the protocol names these only in its signatures
     from chatproxy.store.chat_tree import ChatTree
     from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
-    from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message
+    from chatproxy.store.items import (
+        ChatInfo,
+        ChatRef,
+        ChatState,
+        Message,
+        Summary,
+        Unsummarized,
+    )
 
 
 class Store(Protocol):
@@ -68,8 +75,25 @@ class Store(Protocol):
         A removed item's children that stay, and a removed leaf, move to its nearest ancestor
         that stays (None if none does). The message count drops; the title and token totals
         (what the turns used) stay; the last saved turn is forgotten (a save of its id stores
-        again, a window Redis knew is read again). Raise `ChatBusy` while a turn holds the
-        chat's lock, unless the chat holds none of `ids`."""
+        again, a window Redis knew is read again), and so is every summary of the chat.
+        Raise `ChatBusy` while a turn holds the chat's lock, unless the chat holds none of
+        `ids`."""
+
+    async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
+        """Walk up the path ending at `at` to the newest summary on it: the messages after it
+        (at most `limit`, the newest), that summary (None if the walk found none) and a fence
+        for `save_summary`. `NotFound` if the chat does not hold `at`."""
+        ...
+
+    async def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
+        """Keep `summary` (by its last item), if the chat still holds that item and nothing was
+        removed from the chat (nor the chat deleted) since `fence` was read. A removal of items
+        drops every summary of the chat: they may tell of what was removed."""
+        ...
+
+    async def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
+        """The chat's summaries that end at any of the items `ids`, by that item."""
+        ...
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""

@@ -7,7 +7,8 @@ retried save cannot store a turn twice. Reads are one script too, which also ref
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
 in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_item_scripts.py`'s, for given items; `redis_export.py`'s, for whole chats), the client
+`redis_item_scripts.py`'s, for given items; `redis_export.py`'s, for whole chats;
+`redis_summaries.py`'s, for summaries), the client
 `redis_client.py`'s. A turn of a chat whose last save was this process's own is not sent its
 window again (`windows.py`).
 """
@@ -31,7 +32,16 @@ from chatproxy.store.idempotency import (
     IdempotencyClaim,
     IdempotentResult,
 )
-from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message, title_of, usage_of
+from chatproxy.store.items import (
+    ChatInfo,
+    ChatRef,
+    ChatState,
+    Message,
+    Summary,
+    Unsummarized,
+    title_of,
+    usage_of,
+)
 from chatproxy.store.redis_client import CallSlots, Client, connect
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
@@ -49,6 +59,12 @@ from chatproxy.store.redis_keys import (
     state_of,
 )
 from chatproxy.store.redis_scripts import SCRIPTS
+from chatproxy.store.redis_summaries import (
+    SUMMARY_SCRIPTS,
+    load_unsummarized,
+    save_summary,
+    summaries_of,
+)
 from chatproxy.store.windows import KnownWindows, item_id
 
 if TYPE_CHECKING:
@@ -76,7 +92,7 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
-        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **TREE_SCRIPTS}
+        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **TREE_SCRIPTS, **SUMMARY_SCRIPTS}
         self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
         self._slots = CallSlots(max_calls, wait_seconds)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
@@ -186,6 +202,18 @@ class RedisStore:
             raise ChatBusy()
         self._windows.forget(chat)
         return None if leaf is None else int(leaf)
+
+    async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
+        return await load_unsummarized(self._script, [*chat_keys(chat)], at, limit, self.decoded)
+
+    async def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
+        return await save_summary(self._script, [*chat_keys(chat)], summary, fence, self._ttl)
+
+    async def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
+        if not ids:
+            return {}
+        found = await self._command("hmget", chat_keys(chat)[2], [f"s{item}" for item in ids])
+        return summaries_of(ids, found)
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         pipe = self._redis.pipeline(transaction=False)

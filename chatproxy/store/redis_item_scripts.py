@@ -127,6 +127,13 @@ if leaf and up[leaf] then
 end
 -- A window a process knows is known by the last turn (windows.py): none is after this.
 redis.call('HDEL', KEYS[2], 'last_turn')
+-- Summaries may tell of what was removed: all go, and one being written is fenced off.
+if redis.call('HDEL', KEYS[2], 'sums') == 1 then
+  for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if string.sub(field, 1, 1) == 's' then redis.call('HDEL', KEYS[3], field) end
+  end
+end
+redis.call('HINCRBY', KEYS[2], 'pruned', 1)
 redis.call('HSET', KEYS[2], 'messages', redis.call('HLEN', KEYS[1]), 'updated', ARGV[1])
 local ttl = tonumber(ARGV[2])
 for i = 1, 3 do

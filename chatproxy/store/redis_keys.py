@@ -8,12 +8,17 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
                                          id order (the order they were added), comma
                                          separated, but the child numbered right after it
                                          (id + 1; for `root`, 0), found by its own parent: a
-                                         chat without branches has no `:kids`
+                                         chat without branches has no `:kids`; and
+                                         `s<id>` -> the summary (JSON) of the path ending
+                                         at that item (compaction), which so shares the
+                                         chat's TTL, deletion and slot
     chat:{<tenant>:<chat_id>}:meta       hash: system, created, updated, messages (items kept),
                                          appended (the next item's id), first (no id below it
                                          is kept), leaf, last_turn (none after a delete of
                                          items), title, prompt/completion/total_tokens,
-                                         settings, metadata (JSON, a conversation's)
+                                         settings, metadata (JSON, a conversation's), sums
+                                         (set while the chat has a summary), pruned (how
+                                         many removals of items: a summary's fence)
     chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
@@ -32,7 +37,7 @@ from typing import Any
 
 from chatproxy.errors import NotFound
 from chatproxy.store.decoding import DecodedMessages
-from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState
+from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Summary
 from chatproxy.tokens import USAGE_FIELDS
 
 GLOBAL_SYSTEM_KEY = "system"
@@ -68,7 +73,7 @@ def millis(seconds: float) -> int:
 def state_of(read: list[Any], decoded: DecodedMessages, *, keep: bool = False) -> ChatState:
     """Turn the read scripts' answer into a ChatState; with `keep`, the decoded messages are
     kept for the next read (a turn's window)."""
-    exists, chat_system, raw_messages, settings, global_system, leaf, next_id = read
+    exists, chat_system, raw_messages, settings, global_system, leaf, next_id, summary = read
     return ChatState(
         exists=bool(exists),
         chat_system=chat_system,
@@ -77,6 +82,7 @@ def state_of(read: list[Any], decoded: DecodedMessages, *, keep: bool = False) -
         settings=json.loads(settings) if settings else {},
         leaf=int(leaf) if leaf else None,
         next_id=int(next_id),
+        summary=Summary.from_json(json.loads(summary)) if summary else None,
     )
 
 

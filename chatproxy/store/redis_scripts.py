@@ -117,7 +117,7 @@ end
 local most = tonumber(ARGV[9])
 while most > 0 and count > most and first < next_id do  -- the oldest items go first
   count = count - redis.call('HDEL', KEYS[1], first)
-  redis.call('HDEL', KEYS[3], first)
+  redis.call('HDEL', KEYS[3], first, 's' .. first)  -- its children, and a summary ending there
   first = first + 1
 end
 -- Numbers are formatted as text on their way to Redis, which costs more than the command: the
@@ -162,7 +162,8 @@ return {1, first}
 # Finds where a read starts, given the local `at` ('' = the leaf, 'root' = before the first
 # message, else an item id); answers {'missing'} for an id the chat does not hold.
 FIND_START = """
-local meta = redis.call('HMGET', KEYS[2], 'leaf', 'system', 'settings', 'last_turn', 'appended')
+local meta = redis.call('HMGET', KEYS[2], 'leaf', 'system', 'settings', 'last_turn', 'appended',
+                        'sums')
 local from = at
 if at == '' then
   from = meta[1]
@@ -186,23 +187,35 @@ if before ~= '' then
   local raw = redis.call('HGET', KEYS[1], before)
   if raw then from = string.match(raw, PARENT) or false else below = tonumber(before) end
 end
-local items = {}
+local items, summary = {}, false
 local known_here = known and at == '' and meta[4] == known and (meta[1] or '') == known_leaf
+  and not meta[6]  -- a chat with summaries is walked, to find the one its window needs
 if limit ~= 0 and known_here then
   items = math.min(limit, known_count)
 elseif limit ~= 0 and from then
-  local id, n = from, 0
+  local id, n, walked = from, 0, {}
   while id and (limit < 0 or n < limit) do
     local raw = redis.call('HGET', KEYS[1], id)
     if not raw then break end
     if not below or tonumber(id) < below then
       n = n + 1
       items[n] = raw
+      walked[n] = 's' .. id
     end
     id = string.match(raw, PARENT)
   end
   for i = 1, math.floor(n / 2) do
     items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
+  end
+  if meta[6] and before == '' and limit > 0 then  -- a window: the newest summary on it, or above
+    if id then walked[n + 1] = 's' .. id end
+    for i = 1, #walked, 1000 do
+      local found = redis.call('HMGET', KEYS[3], unpack(walked, i, math.min(i + 999, #walked)))
+      for j = 1, #found do
+        if found[j] then summary = found[j] break end
+      end
+      if summary then break end
+    end
   end
 end
 local exists
@@ -215,7 +228,7 @@ else
 end
 local global_system = false
 if global then global_system = redis.call('GET', global) end
-return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0}
+return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0, summary}
 """
 
 READ_CHAT = (

@@ -27,23 +27,42 @@ from chatproxy.store.idempotency import (
     IdempotencyClaim,
     IdempotentResult,
 )
-from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Message
+from chatproxy.store.items import (
+    ROOT,
+    ChatInfo,
+    ChatRef,
+    ChatState,
+    Message,
+    Summary,
+    Unsummarized,
+)
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
 from chatproxy.store.sqlite_export import read_tree, write_tree
 from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
     append_turn,
+    claim,
     ensure_chat,
     global_system_of,
     holds_lock,
     info_of,
     record_answer,
+    release_claim,
     release_lock,
     set_aside,
+    set_column,
     sweep,
     take_lock,
     trim,
+)
+from chatproxy.store.sqlite_summaries import (
+    drop_summaries,
+    fence_of,
+    keep_summary,
+    summaries_at,
+    unsummarized,
+    window_summary,
 )
 from chatproxy.store.sqlite_tree import (
     children_of,
@@ -125,7 +144,11 @@ class SqliteStore:
         bodies = path_bodies(db, chat, start, limit, below)
         messages = self.decoded.decode(bodies, keep=keep)
         own = json.loads(row.settings) if row.settings else {}
-        return ChatState(True, row.system, global_system, messages, own, row.leaf, row.next_id)
+        window = limit is not None and before is None  # a window's read: see ChatState
+        summary = window_summary(db, chat, messages) if window else None
+        return ChatState(
+            True, row.system, global_system, messages, own, row.leaf, row.next_id, summary
+        )
 
     @in_thread
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
@@ -155,6 +178,7 @@ class SqliteStore:
             if lock_holder(db, chat, now) is not None:
                 raise ChatBusy()  # the turn's save would go under an item removed
             survivors = remove_items(db, chat, parents)
+            drop_summaries(db, chat)
             leaf = row.leaf
             if leaf is not None and leaf in survivors:  # removed: its nearest ancestor kept
                 leaf = survivors[leaf]
@@ -171,6 +195,30 @@ class SqliteStore:
                 ),
             )
         return sorted(parents)
+
+    @in_thread
+    def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
+        with self.file.transaction() as db:
+            fence = fence_of(db, chat) if live_chat(db, chat) else None
+            if fence is None or not has_item(db, chat, at):
+                raise NotFound("no such message in this chat")
+            messages = self.decoded.decode(path_bodies(db, chat, at, limit))
+            return unsummarized(db, chat, messages, fence)
+
+    @in_thread
+    def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
+        with self.file.transaction() as db:
+            live = live_chat(db, chat) is not None and fence_of(db, chat) == fence
+            if not live or not has_item(db, chat, summary.last):
+                return False
+            keep_summary(db, chat, summary)
+            touch(db, chat, self._expiry())
+        return True
+
+    @in_thread
+    def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
+        with self.file.transaction() as db:
+            return summaries_at(db, chat, ids) if ids and live_chat(db, chat) else {}
 
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
@@ -292,33 +340,13 @@ class SqliteStore:
     def claim_idempotency(
         self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
     ) -> IdempotencyClaim:
-        now = time.time()
         with self.file.transaction() as db:
-            row = db.execute(
-                "SELECT fingerprint, state, response FROM idempotency"
-                " WHERE tenant = ? AND chat_id = ? AND key = ? AND expires_at > ?",
-                (chat.tenant, chat.chat_id, key, now),
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'pending', NULL, ?)",
-                    (chat.tenant, chat.chat_id, key, fingerprint, now + lease_seconds),
-                )
-                return IdempotencyClaim("new")
-        if row[0] != fingerprint:
-            return IdempotencyClaim("mismatch")
-        if row[1] == "pending":
-            return IdempotencyClaim("pending")
-        return IdempotencyClaim("done", row[2])
+            return claim(db, chat, key, fingerprint, lease_seconds)
 
     @in_thread
     def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
         with self.file.transaction() as db:
-            db.execute(
-                "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND key = ?"
-                " AND fingerprint = ? AND state = 'pending'",
-                (chat.tenant, chat.chat_id, key, fingerprint),
-            )
+            release_claim(db, chat, key, fingerprint)
 
     @in_thread
     def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
@@ -334,18 +362,10 @@ class SqliteStore:
 
     def _set_column(self, chat: ChatRef, column: str, value: str | None) -> None:
         """Set (or with None clear) one of the chat's own columns; setting one creates its row."""
-        if column not in ("system", "settings", "metadata"):
-            raise ValueError(f"not a chat's own column: {column}")
         now = time.time()
         with self.file.transaction() as db:
-            if value is None and live_chat(db, chat) is None:
-                return
-            ensure_chat(db, chat, now, self._expiry(now))
-            db.execute(
-                f"UPDATE chats SET {column} = ?, updated = ?, expires_at = ?"  # noqa: S608
-                " WHERE tenant = ? AND chat_id = ?",
-                (value, now, self._expiry(now), chat.tenant, chat.chat_id),
-            )
+            if value is not None or live_chat(db, chat) is not None:
+                set_column(db, chat, column, value, now, self._expiry(now))
 
     @in_thread
     def get_global_system(self) -> str | None:

@@ -25,6 +25,7 @@ def delete_rows(db: sqlite3.Connection, chat: ChatRef) -> None:
     """Delete the chat's messages and record (its lock and idempotency records stay)."""
     params = (chat.tenant, chat.chat_id)
     db.execute("DELETE FROM messages WHERE tenant = ? AND chat_id = ?", params)
+    db.execute("DELETE FROM summaries WHERE tenant = ? AND chat_id = ?", params)
     db.execute("DELETE FROM chats WHERE tenant = ? AND chat_id = ?", params)
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.store.idempotency import IdempotentResult
+from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
 from chatproxy.store.items import ChatInfo, ChatRef, Message, title_of, usage_of
 from chatproxy.store.sqlite_chat import delete_rows, lock_holder
 from chatproxy.tokens import USAGE_FIELDS
@@ -100,6 +100,11 @@ def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
         "UPDATE chats SET message_count = MIN(message_count, ?) WHERE tenant = ? AND chat_id = ?",
         (most, *params),
     )
+    db.execute(  # and the summaries that end at an item dropped
+        "DELETE FROM summaries WHERE tenant = ? AND chat_id = ? AND last_id < ("
+        " SELECT MIN(seq) FROM messages WHERE tenant = ? AND chat_id = ?)",
+        (*params, *params),
+    )
 
 
 def sweep(db: sqlite3.Connection, now: float) -> None:
@@ -167,4 +172,55 @@ def record_answer(
             idempotent.response,
             expires_at,
         ),
+    )
+
+
+def claim(
+    db: sqlite3.Connection, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
+) -> IdempotencyClaim:
+    """`Store.claim_idempotency` in the transaction `db`."""
+    now = time.time()
+    row = db.execute(
+        "SELECT fingerprint, state, response FROM idempotency"
+        " WHERE tenant = ? AND chat_id = ? AND key = ? AND expires_at > ?",
+        (chat.tenant, chat.chat_id, key, now),
+    ).fetchone()
+    if row is None:
+        db.execute(
+            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'pending', NULL, ?)",
+            (chat.tenant, chat.chat_id, key, fingerprint, now + lease_seconds),
+        )
+        return IdempotencyClaim("new")
+    if row[0] != fingerprint:
+        return IdempotencyClaim("mismatch")
+    if row[1] == "pending":
+        return IdempotencyClaim("pending")
+    return IdempotencyClaim("done", row[2])
+
+
+def release_claim(db: sqlite3.Connection, chat: ChatRef, key: str, fingerprint: str) -> None:
+    """`Store.release_idempotency` in the transaction `db`."""
+    db.execute(
+        "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND key = ?"
+        " AND fingerprint = ? AND state = 'pending'",
+        (chat.tenant, chat.chat_id, key, fingerprint),
+    )
+
+
+def set_column(
+    db: sqlite3.Connection,
+    chat: ChatRef,
+    column: str,
+    value: str | None,
+    now: float,
+    expires_at: float | None,
+) -> None:
+    """Set one of the chat's own columns (system, settings, metadata), creating its row."""
+    if column not in ("system", "settings", "metadata"):
+        raise ValueError(f"not a chat's own column: {column}")
+    ensure_chat(db, chat, now, expires_at)
+    db.execute(
+        f"UPDATE chats SET {column} = ?, updated = ?, expires_at = ?"  # noqa: S608
+        " WHERE tenant = ? AND chat_id = ?",
+        (value, now, expires_at, chat.tenant, chat.chat_id),
     )

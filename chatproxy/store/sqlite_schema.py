@@ -94,6 +94,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE chats ADD COLUMN metadata TEXT;
     """,
+    # Summaries (compaction), by the last item each covers; `pruned` counts removals of items,
+    # which a summary being written is fenced by.
+    """
+    CREATE TABLE summaries (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        last_id INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, chat_id, last_id)
+    );
+    ALTER TABLE chats ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -1,0 +1,253 @@
+"""Own compaction: what a chat keeps of the messages that no longer fit its window.
+
+With compaction off (COMPACTION=off, the default, or a chat's own `compaction` setting) a
+window keeps the newest messages that fit and the older ones are simply not sent. With
+`summary`, the messages left out are folded into a readable summary, and a window is the system
+prompt with the newest summary on its path appended under `SUMMARY_HEADING`, then the newest
+messages after the summary that fit beside it.
+
+- **When.** A turn's window notes that a summary is due (`Compactor.plan`) when the messages
+  left out and not yet summarized come to COMPACTION_THRESHOLD tokens or more, or when its read
+  found no summary while the path goes on above what it read; the summary covers up to the
+  newest message left out. A turn of such a chat reads `READ_FACTOR` times MESSAGES_LENGTH, so
+  it counts the messages above the window without walking the chat, and meets the summary again
+  for several turns: a summary is not made on every turn.
+- **Off the reply's path.** A due summary is made after the turn is stored, in a task of its
+  own (`after_save`), one at a time per chat in a process. It reads what the newest summary on
+  the path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
+  whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit its
+  context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
+  removed, or the chat deleted, meanwhile). A failure is logged, without any text, and the
+  window meanwhile leaves the messages out as it would without compaction; the next turn tries
+  again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a
+  tenant over its budget makes no summary.
+- **Per path.** A summary is kept by the last item it covers, which a tree reaches by one path
+  only: a branch below it uses it, a branch above it never does, and makes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chatproxy.config import Settings
+from chatproxy.errors import ProxyError, UpstreamBadResponse
+from chatproxy.service.quotas import Quotas
+from chatproxy.service.window import message_tokens
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef, Message, Summary
+from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens
+from chatproxy.upstream.base import Upstream
+
+log = logging.getLogger(__name__)
+
+SUMMARY_HEADING = "Summary of the earlier conversation:"
+READ_FACTOR = 2
+FOLD_ITEMS = 2000
+SLACK_TOKENS = 64  # the transcript's own lines
+MAX_REMEMBERED = 4096  # chats known to compact, and summaries due, kept per process
+PROMPT = (
+    "You keep the memory of a conversation between a user and an assistant. Fold the summary"
+    " so far and the new messages into one updated summary. Keep every fact, name, number,"
+    " decision, preference, instruction and open question that later turns may need, in the"
+    " order they came up; leave out small talk. Write plain text in the conversation's"
+    " language, and answer with the summary only."
+)
+
+
+def compacting(settings: Settings, chat_settings: dict[str, Any]) -> bool:
+    """Whether a chat's windows are compacted: its own setting, else COMPACTION."""
+    return (chat_settings.get("compaction") or settings.compaction.mode) == "summary"
+
+
+def summary_on(summary: Summary | None, path: Sequence[Message]) -> Summary | None:
+    """`summary`, if it ends at an item of `path` (oldest first) or at the one above it."""
+    if summary is None or not path:
+        return None
+    if summary.last == path[0].parent or any(m.id == summary.last for m in path):
+        return summary
+    return None
+
+
+def after_summary(path: Sequence[Message], summary: Summary | None) -> list[Message]:
+    """The messages of `path` that `summary` does not cover (ids grow along a path)."""
+    if summary is None:
+        return list(path)
+    return [m for m in path if (m.id or 0) > summary.last]
+
+
+def with_summary(system: str | None, summary: Summary | None) -> str | None:
+    """The system prompt a window sends: the chat's, then the summary."""
+    if summary is None:
+        return system
+    block = f"{SUMMARY_HEADING}\n{summary.content}"
+    return f"{system}\n\n{block}" if system else block
+
+
+def due_through(
+    read: Sequence[Message], sent: Sequence[Message], summary: Summary | None, threshold: int
+) -> int | None:
+    """The item a summary is due through, or None: `read` is the path a turn read (oldest
+    first), `sent` the part of it its window sends, `summary` the one the window used."""
+    if not read:
+        return None
+    kept = {m.id for m in sent}
+    left_out = [m for m in after_summary(read, summary) if m.id not in kept]
+    above = summary is None and read[0].parent is not None  # never summarized, never read
+    if not left_out:
+        return read[0].parent if above else None
+    if above or sum(message_tokens(m) for m in left_out) >= threshold:
+        return left_out[-1].id
+    return None
+
+
+def transcript(summary: Summary | None, messages: Sequence[Message], most_chars: int) -> str:
+    """The text a summary is written from: the summary so far and the new messages, each cut
+    to `most_chars` characters."""
+    lines = [f"Summary so far:\n{summary.content if summary else '(none)'}", "", "New messages:"]
+    for message in messages:
+        text = content_text(message.content)[0][:most_chars]
+        if message.tool_calls:
+            calls = ", ".join(str(c.get("function", {}).get("name")) for c in message.tool_calls)
+            text = f"{text} (calls {calls})".strip()
+        lines.append(f"[{message.role}] {text}")
+    return "\n".join(lines)
+
+
+def pieces(messages: Sequence[Message], room: int) -> list[list[Message]]:
+    """Split `messages` into runs that fit `room` tokens each (a longer message alone)."""
+    runs: list[list[Message]] = []
+    used = room
+    for message in messages:
+        tokens = message_tokens(message)
+        if used + tokens > room:
+            runs.append([])
+            used = 0
+        runs[-1].append(message)
+        used += tokens
+    return runs
+
+
+class Compactor:
+    """Plans each window's compaction and makes due summaries in the background."""
+
+    def __init__(self, settings: Settings, store: Store, upstream: Upstream, quotas: Quotas):
+        self._settings = settings
+        self._config = settings.compaction
+        self._store = store
+        self._upstream = upstream
+        self._quotas = quotas
+        self._known: dict[ChatRef, None] = {}  # chats seen compacting (with COMPACTION=off)
+        self._due: dict[ChatRef, int] = {}
+        self._running: set[ChatRef] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def read_limit(self, chat: ChatRef, most: int) -> int:
+        """How many messages a turn of `chat` reads, given MESSAGES_LENGTH (see the module)."""
+        if self._config.mode == "summary" or chat in self._known:
+            return most * READ_FACTOR
+        return most
+
+    def plan(
+        self,
+        chat: ChatRef,
+        chat_settings: dict[str, Any],
+        read: Sequence[Message],
+        sent: Sequence[Message],
+        summary: Summary | None,
+    ) -> None:
+        """Note whether the window of this turn makes a summary due (made by `after_save`)."""
+        if not compacting(self._settings, chat_settings):
+            self._due.pop(chat, None)
+            return
+        _remember(self._known, chat)
+        through = due_through(read, sent, summary, self._config.threshold)
+        if through is None:
+            self._due.pop(chat, None)
+        else:
+            _remember(self._due, chat, through)
+
+    def after_save(self, chat: ChatRef) -> None:
+        """Start the summary the chat's stored turn made due, unless one is being made."""
+        through = self._due.pop(chat, None)
+        if through is None or chat in self._running:
+            return
+        self._running.add(chat)
+        task = asyncio.get_running_loop().create_task(self._summarize(chat, through))
+        self._tasks.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop summaries still being made (the next turn of their chats makes them again)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _summarize(self, chat: ChatRef, through: int) -> None:
+        started = time.monotonic()
+        try:
+            made = await self.summarize(chat, through)
+        except ProxyError as error:
+            log.warning(
+                "compaction: no summary made, the window leaves messages out (%s)",
+                type(error).__name__,
+            )
+        except Exception:
+            log.exception("compaction: no summary made, the window leaves messages out")
+        else:
+            log.info("compaction: %d summaries made in %.2f s", made, time.monotonic() - started)
+        finally:
+            self._running.discard(chat)
+
+    async def summarize(self, chat: ChatRef, through: int) -> int:
+        """Fold what the newest summary on the path ending at `through` does not cover into
+        it; return how many summaries were kept (one per piece)."""
+        found = await self._store.load_unsummarized(chat, through, FOLD_ITEMS)
+        summary, made = found.summary, 0
+        for run in pieces(found.messages, self._room):
+            await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
+            summary = await self._fold(summary, run)
+            await self._quotas.spend(chat.tenant, (summary.usage or {}).get("total_tokens", 0))
+            if not await self._store.save_summary(chat, summary, found.fence):
+                break
+            made += 1
+        return made
+
+    @property
+    def _room(self) -> int:
+        """The tokens of messages one summary call may read: COMPACTION_MODEL's context (taken
+        to be CONTEXT_TOKENS) less the prompt, the summary so far and the summary it writes."""
+        reserved = estimate_tokens(PROMPT) + 2 * self._config.summary_tokens + SLACK_TOKENS
+        return max(self._settings.context_tokens - reserved, 1)
+
+    async def _fold(self, summary: Summary | None, run: Sequence[Message]) -> Summary:
+        text = transcript(summary, run, self._room * CHARS_PER_TOKEN)
+        messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
+        deadline = time.monotonic() + self._settings.request_timeout
+        completion = await self._upstream.complete(
+            messages,
+            model=self._config.model,
+            max_tokens=self._config.summary_tokens,
+            deadline=deadline,
+        )
+        if not (completion.content or "").strip():
+            raise UpstreamBadResponse("the summary came back empty")
+        first = summary.first if summary else (run[0].id or 0)
+        return Summary(
+            first,
+            run[-1].id or 0,
+            (completion.content or "").strip(),
+            model=completion.model,
+            usage=completion.usage,
+        )
+
+
+def _remember(kept: dict[ChatRef, Any], chat: ChatRef, value: Any = None) -> None:
+    """Keep `chat` (newest last), forgetting the oldest beyond MAX_REMEMBERED."""
+    kept.pop(chat, None)
+    kept[chat] = value
+    if len(kept) > MAX_REMEMBERED:
+        del kept[next(iter(kept))]

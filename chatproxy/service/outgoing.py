@@ -1,0 +1,62 @@
+"""Own what a stored turn sends upstream: the system prompt (with the newest summary on the
+path, when the chat is compacted: `compaction.py`), the newest messages of the path that fit
+the token budget (`window.py`), the messages asked; and the model, max_tokens and temperature
+to call with (`defaults.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatproxy.config import Settings
+from chatproxy.service.compaction import (
+    Compactor,
+    after_summary,
+    compacting,
+    summary_on,
+    with_summary,
+)
+from chatproxy.service.content import without_images
+from chatproxy.service.defaults import CallOptions, Defaults, TurnOptions
+from chatproxy.service.placing import Placing
+from chatproxy.service.window import fit_window
+from chatproxy.store.items import ChatRef, ChatState
+from chatproxy.tokens import content_text
+
+
+class Outgoing:
+    """Builds a stored turn's upstream messages and call, and notes its compaction."""
+
+    def __init__(self, settings: Settings, defaults: Defaults, compactor: Compactor):
+        self._settings = settings
+        self._defaults = defaults
+        self._compactor = compactor
+
+    def build(
+        self, chat: ChatRef, state: ChatState, placing: Placing, options: TurnOptions
+    ) -> tuple[list[dict[str, Any]], CallOptions]:
+        """The upstream's messages (system prompt, the history that fits, the messages asked)
+        and the call's options."""
+        asked = placing.asked
+        image = any(content_text(m.content)[1] > 0 for m in asked)
+        call = self._defaults.call(state.settings, image, options)
+        system = placing.system
+        if system is None:
+            system = self._defaults.system_prompt(state)
+        budget = self._settings.context_tokens - call.max_tokens
+        most = self._settings.messages_length
+        if asked[0].role == "tool":
+            most = max(most, 1)  # tool results go up with the message that made their calls
+        read = placing.history
+        summary = None
+        if compacting(self._settings, state.settings):
+            summary = summary_on(state.summary, read)
+            system = with_summary(system, summary)
+        history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
+        window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
+        self._compactor.plan(chat, state.settings, read if most else [], window, summary)
+        outgoing = [m.for_upstream() for m in [*window, *asked]]
+        if call.model != self._settings.vision_model:
+            outgoing = [without_images(m) for m in outgoing]
+        if system:
+            outgoing.insert(0, {"role": "system", "content": system})
+        return outgoing, call

@@ -1,0 +1,109 @@
+"""Own the Redis side of summaries (compaction: `Store.load_unsummarized`, `save_summary`,
+`load_summaries`): two Lua scripts and what `redis.py` sends them and makes of their answers.
+
+A summary is kept in the chat's `:kids` hash as `s<id>`, by the last item it covers
+(`redis_keys.py`), so it shares the chat's TTL, deletion and slot. Like every script on a chat,
+each is given the chat's four keys and starts with `UPGRADE`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from chatproxy.errors import NotFound
+from chatproxy.jsontext import compact
+from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.items import Summary, Unsummarized
+from chatproxy.store.redis_scripts import UPGRADE
+
+# `RedisStore._script`: a script by name, the chat's keys, the keys beside them, the arguments.
+Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]
+
+# The fence of a summary being written: which chat (its creation) and how many removals of
+# items it had seen.
+FENCE = """
+local function fence()
+  local seen = redis.call('HMGET', KEYS[2], 'created', 'pruned', 'sums')
+  return (seen[1] or '') .. ':' .. (seen[2] or '0'), seen[3]
+end
+"""
+
+LOAD_UNSUMMARIZED = (
+    UPGRADE
+    + FENCE
+    + """
+-- KEYS: items, meta, kids, old list   ARGV: the last item, most items to read
+-- Returns {'missing'} if the chat does not hold the item, else the fence, the newest summary
+-- met walking up from the item (false: none), and the items after it, oldest first.
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'missing'} end
+local seen, sums = fence()
+local items, id, n, summary = {}, ARGV[1], 0, false
+local limit = tonumber(ARGV[2])
+while id and n < limit do
+  if sums then
+    summary = redis.call('HGET', KEYS[3], 's' .. id)
+    if summary then break end
+  end
+  local raw = redis.call('HGET', KEYS[1], id)
+  if not raw then break end
+  n = n + 1
+  items[n] = raw
+  id = string.match(raw, PARENT)
+end
+for i = 1, math.floor(n / 2) do
+  items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
+end
+return {seen, summary, items}
+"""
+)
+
+SAVE_SUMMARY = (
+    UPGRADE
+    + FENCE
+    + """
+-- KEYS: items, meta, kids, old list   ARGV: fence, the last item, the summary, ttl (0 = none)
+-- Returns 1 if kept, 0 if the chat no longer holds the item or the fence changed.
+if fence() ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], 's' .. ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[2], 'sums', 1)
+local ttl = tonumber(ARGV[4])
+for i = 1, 3 do
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[4]) else redis.call('PERSIST', KEYS[i]) end
+end
+return 1
+"""
+)
+
+# By the name `RedisStore` runs them under.
+SUMMARY_SCRIPTS = {"load_unsummarized": LOAD_UNSUMMARIZED, "save_summary": SAVE_SUMMARY}
+
+
+async def load_unsummarized(
+    run: Run, keys: list[str], at: int, limit: int, decoded: DecodedMessages
+) -> Unsummarized:
+    """`Store.load_unsummarized` on the chat's `keys`."""
+    read = await run("load_unsummarized", keys, [], [at, limit])
+    if read[0] == "missing":
+        raise NotFound("no such message in this chat")
+    fence, summary, raws = read
+    found = Summary.from_json(json.loads(summary)) if summary else None
+    return Unsummarized(found, decoded.decode(raws), str(fence))
+
+
+async def save_summary(
+    run: Run, keys: list[str], summary: Summary, fence: str, ttl: int | None
+) -> bool:
+    """`Store.save_summary` on the chat's `keys`."""
+    args = [fence, summary.last, compact(summary.to_json()), ttl or 0]
+    return bool(await run("save_summary", keys, [], args))
+
+
+def summaries_of(ids: Sequence[int], found: Sequence[str | None]) -> dict[int, Summary]:
+    """The summaries an HMGET of `s<id>` for each of `ids` found, by id."""
+    return {
+        item: Summary.from_json(json.loads(raw))
+        for item, raw in zip(ids, found, strict=True)
+        if raw
+    }

@@ -1,0 +1,164 @@
+"""Compaction end to end: the real app over the fake upstream (which echoes, so a summary of the
+earliest messages starts with them), both stores. What drops out of a chat's window is folded
+into a summary in the background, which later windows send with the system prompt; GET still
+has every message; summaries are incremental, per path, and never fail a turn."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from chatproxy.service.compaction import PROMPT, SUMMARY_HEADING
+from harness.fake_upstream import FakeUpstream, Fault
+from tests.asgi_client import ProxyClient
+from tests.conftest import MakeClient
+
+FACT = "My name is Ada Lovelace and my cat is called Babbage."
+SMALL_WINDOW = {
+    "CONTEXT_TOKENS": "700",
+    "MAX_TOKENS": "100",
+    "MESSAGES_LENGTH": "10",
+    "COMPACTION_SUMMARY_TOKENS": "120",
+    "COMPACTION_THRESHOLD": "100",
+}
+
+
+def filler(n: int) -> str:
+    return f"Tell me about topic {n}: " + "lorem ipsum dolor sit amet " * 10
+
+
+@pytest.fixture
+def compacting(make_client: MakeClient, fake_upstream: FakeUpstream) -> ProxyClient:
+    return make_client(COMPACTION="summary", **SMALL_WINDOW)
+
+
+def say(client: ProxyClient, text: str, chat: str = "c", **more: Any) -> dict[str, Any]:
+    answer = client.post(f"/{chat}/chat", data=json.dumps({"content": text, **more}))
+    assert answer.status_code == 200, answer.get_json()
+    body: dict[str, Any] = answer.get_json()
+    return body
+
+
+def summaries(client: ProxyClient, chat: str = "c") -> list[dict[str, Any]]:
+    items = client.get(f"/{chat}/chat?include=summaries").get_json()
+    return [item for item in items if item.get("type") == "summary"]
+
+
+def wait_for_summary(client: ProxyClient, covering: int, chat: str = "c") -> dict[str, Any]:
+    """The newest summary once one covers up to item `covering` (made in the background)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = [s for s in summaries(client, chat) if s["covers"][1] >= covering]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no summary covered item {covering}: {summaries(client, chat)}")
+
+
+def summary_calls(up: FakeUpstream) -> list[dict[str, Any]]:
+    return [r for r in up.chat_requests() if r["messages"][0]["content"] == PROMPT]
+
+
+def turn_calls(up: FakeUpstream) -> list[dict[str, Any]]:
+    return [r for r in up.chat_requests() if r["messages"][0]["content"] != PROMPT]
+
+
+def talk(client: ProxyClient, turns: range, chat: str = "c") -> None:
+    for n in turns:
+        say(client, filler(n), chat)
+
+
+def test_the_earliest_facts_survive_into_the_window(
+    compacting: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(compacting, FACT)
+    talk(compacting, range(1, 7))
+    wait_for_summary(compacting, covering=1)
+
+    say(compacting, "What is my cat called?")
+
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert sent[0]["role"] == "system"
+    assert SUMMARY_HEADING in sent[0]["content"]
+    assert "Babbage" in sent[0]["content"]
+    assert all(FACT not in str(m["content"]) for m in sent[1:])  # left out, but remembered
+    history = compacting.get("/c/chat").get_json()
+    assert next(m["content"] for m in history if m["role"] == "user") == FACT  # nothing lost
+    assert not any(m.get("type") == "summary" for m in history)
+
+
+def test_summaries_are_incremental_and_shown_after_what_they_cover(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(COMPACTION="summary", **{**SMALL_WINDOW, "COMPACTION_THRESHOLD": "350"})
+    say(client, FACT)
+    talk(client, range(1, 7))
+    first = wait_for_summary(client, covering=1)
+    talk(client, range(7, 13))
+    newest = wait_for_summary(client, covering=first["covers"][1] + 2)
+
+    calls = summary_calls(fake_upstream)
+    so_far, new = calls[-1]["messages"][1]["content"].rsplit("\nNew messages:\n", 1)
+    assert "Babbage" in so_far  # the summary before, folded in
+    assert FACT not in new  # not read again
+    assert newest["covers"][0] == first["covers"][0] == 0
+    items = client.get("/c/chat?include=summaries").get_json()
+    at = next(i for i, item in enumerate(items) if item.get("type") == "summary")
+    assert items[at - 1]["id"] == items[at]["covers"][1]
+    assert len(calls) <= 7  # 12 turns past the window: not one summary per turn
+
+
+def test_a_failed_summary_never_fails_a_turn_and_the_next_turn_tries_again(
+    compacting: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(compacting, FACT)
+    talk(compacting, range(1, 5))  # the window is full: each next turn leaves a turn out
+    fake_upstream.script(Fault(), Fault.error(500))  # the next turn's call, then its summary's
+
+    say(compacting, filler(5))
+    deadline = time.monotonic() + 20
+    while not summary_calls(fake_upstream) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(summary_calls(fake_upstream)) == 1
+    assert summaries(compacting) == []  # it failed: nothing kept, and the turn was answered
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert all(m["role"] != "system" for m in sent)  # the window left the oldest out meanwhile
+
+    say(compacting, filler(6))
+    assert wait_for_summary(compacting, covering=1)["covers"][0] == 0
+
+
+def test_compaction_is_off_by_default_and_a_chat_may_turn_it_on(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(**SMALL_WINDOW)
+    say(client, FACT, "plain")
+    talk(client, range(1, 7), "plain")
+    assert summary_calls(fake_upstream) == []
+    assert client.get("/plain/settings").get_json()["compaction"] == "off"
+
+    changed = client.post("/own/settings", data=json.dumps({"compaction": "summary"}))
+    assert changed.get_json()["compaction"] == "summary"
+    say(client, FACT, "own")
+    talk(client, range(1, 7), "own")
+    assert wait_for_summary(client, covering=1, chat="own")["covers"][0] == 0
+    assert summaries(client, "plain") == []
+    refused = client.post("/own/settings", data=json.dumps({"compaction": "sometimes"}))
+    assert refused.status_code == 400
+
+
+def test_an_edit_above_a_summary_never_sends_it(
+    compacting: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(compacting, FACT)
+    talk(compacting, range(1, 7))
+    wait_for_summary(compacting, covering=1)
+
+    say(compacting, "My name is Grace Hopper.", parent=None)  # a new first message
+
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert all("Babbage" not in str(m["content"]) for m in sent)
+    assert summaries(compacting) == []  # none on this path

@@ -1,0 +1,84 @@
+"""The pure rules of compaction (`service/compaction.py`): which summary a path may use, what a
+window sends beside it, when a summary is due and through which item, and how what is left out
+is cut into pieces that fit the summarizing call."""
+
+from __future__ import annotations
+
+from chatproxy.service.compaction import (
+    SUMMARY_HEADING,
+    after_summary,
+    due_through,
+    pieces,
+    summary_on,
+    transcript,
+    with_summary,
+)
+from chatproxy.store.items import Message, Summary, chained
+
+
+def path(n: int, first: int = 0, parent: int | None = None, chars: int = 40) -> list[Message]:
+    """n messages chained from id `first` under `parent`, each `chars` long (10 tokens + 4)."""
+    said = [Message("user" if i % 2 == 0 else "assistant", "x" * chars) for i in range(n)]
+    return chained(said, first, parent)
+
+
+def summary(last: int, first: int = 0) -> Summary:
+    return Summary(first, last, "the user is Ada", created_at=1.0)
+
+
+def test_a_path_uses_a_summary_of_an_item_on_it_or_just_above_it_only() -> None:
+    read = path(4, first=10, parent=9)  # items 10..13
+    assert summary_on(summary(9), read) == summary(9)
+    assert summary_on(summary(12), read) == summary(12)
+    assert summary_on(summary(8), read) is None  # not known to be on this path
+    assert summary_on(summary(14), read) is None  # on another branch
+    assert summary_on(None, read) is None
+    assert summary_on(summary(9), []) is None
+
+
+def test_a_window_sends_what_follows_the_summary_and_the_summary_with_the_system_prompt() -> None:
+    read = path(4, first=10, parent=9)
+    assert [m.id for m in after_summary(read, summary(11))] == [12, 13]
+    assert after_summary(read, None) == read
+    assert (
+        with_summary("Be kind.", summary(11)) == f"Be kind.\n\n{SUMMARY_HEADING}\nthe user is Ada"
+    )
+    assert with_summary(None, summary(11)) == f"{SUMMARY_HEADING}\nthe user is Ada"
+    assert with_summary("Be kind.", None) == "Be kind."
+
+
+def test_a_summary_is_due_through_the_newest_message_left_out_past_the_threshold() -> None:
+    read = path(6)  # items 0..5, 14 tokens each, from the first message
+    sent = read[3:]
+    assert due_through(read, sent, None, threshold=42) == 2  # 0, 1, 2 left out: 42 tokens
+    assert due_through(read, sent, None, threshold=43) is None
+    assert due_through(read, sent, summary(1), threshold=14) == 2  # only 2 is new
+    assert due_through(read, sent, summary(1), threshold=15) is None
+    assert due_through(read, read, None, threshold=1) is None  # nothing left out
+    assert due_through([], [], None, threshold=1) is None
+
+
+def test_a_path_never_summarized_that_goes_on_above_the_read_is_due_at_once() -> None:
+    read = path(4, first=10, parent=9)
+    assert due_through(read, read, None, threshold=10_000) == 9  # all sent: the one above
+    assert due_through(read, read[2:], None, threshold=10_000) == 11
+    assert due_through(read, read[2:], summary(9), threshold=10_000) is None
+
+
+def test_what_is_left_out_is_cut_into_pieces_that_fit() -> None:
+    messages = path(5)  # 14 tokens each
+    assert [[m.id for m in run] for run in pieces(messages, 28)] == [[0, 1], [2, 3], [4]]
+    assert [[m.id for m in run] for run in pieces(messages, 10)] == [[0], [1], [2], [3], [4]]
+    assert pieces([], 28) == []
+
+
+def test_the_transcript_holds_the_summary_so_far_and_each_message_cut_short() -> None:
+    calls = [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]
+    asked = Message("user", "hello there", id=3, parent=2)
+    calling = Message("assistant", None, id=4, parent=3, tool_calls=calls)
+    text = transcript(summary(2), [asked, calling], most_chars=5)
+    assert text == (
+        "Summary so far:\nthe user is Ada\n\nNew messages:\n"
+        "[user] hello\n[assistant] (calls lookup)"
+    )
+    assert transcript(None, [], 10).startswith("Summary so far:\n(none)\n")
