@@ -12,7 +12,9 @@ from chatproxy.service import chat_document
 from chatproxy.service.chat_document import DocumentError
 from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.items import Message, chained
+from chatproxy.store.summary import Summary
 
+USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
 TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 
 
@@ -43,9 +45,10 @@ def tree() -> ChatTree:
         leaf=2,
         title="hi ✓",
         system="Be brief.",
-        settings={"temperature": 0.5, "model": "m-2"},
+        settings={"temperature": 0.5, "model": "m-2", "compaction": "summary"},
         metadata={"b": "2", "a": "1"},
         tokens={"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+        summaries=[Summary(0, 1, "hi, then a call", model="m-s", usage=USAGE, created_at=4.5)],
     )
 
 
@@ -60,10 +63,11 @@ def test_a_document_reads_back_as_the_same_chat_and_writes_the_same_bytes() -> N
     again = chat_document.parse(json.loads(text))
 
     assert again.items == tree().items
+    assert again.summaries == tree().summaries
     assert chat_document.dumps(again) == text
     assert list(json.loads(text)) == [
         "format", "version", "id", "title", "created", "updated", "leaf", "system",
-        "settings", "metadata", "tokens", "items",
+        "settings", "metadata", "tokens", "items", "summaries",
     ]  # fmt: skip
     assert text.startswith('{"format":"chatproxy.chat","version":1,"id":"c-1"')
     assert '"metadata":{"a":"1","b":"2"}' in text
@@ -117,6 +121,12 @@ def broken(change: str) -> dict[str, Any]:
         items[0]["colour"] = "red"
     elif change == "string id":
         items[0]["id"] = "0"
+    elif change == "summary of no item":
+        data["summaries"][0]["covers"] = [0, 9]
+    elif change == "summary backwards":
+        data["summaries"][0]["covers"] = [1, 0]
+    elif change == "setting":
+        data["settings"]["compaction"] = "sometimes"
     return data
 
 
@@ -134,6 +144,9 @@ def broken(change: str) -> dict[str, Any]:
         ("format", 'not a chat document: "format" must be "chatproxy.chat"'),
         ("unknown field", "items[0] (id 0).colour: Extra inputs are not permitted"),
         ("string id", "items[0].id: Input should be a valid integer"),
+        ("summary of no item", "summaries[0]: the item it covers up to, 9, is not an item"),
+        ("summary backwards", "summaries[0].covers: must be [first, last]"),
+        ("setting", "settings.compaction: Input should be 'off' or 'summary'"),
     ],
 )
 def test_a_broken_document_is_refused_naming_the_place(change: str, error: str) -> None:

@@ -13,7 +13,8 @@ from chatproxy.service.compaction import (
     transcript,
     with_summary,
 )
-from chatproxy.store.items import Message, Summary, chained
+from chatproxy.store.items import Message, chained
+from chatproxy.store.summary import Summary
 
 
 def path(n: int, first: int = 0, parent: int | None = None, chars: int = 40) -> list[Message]:

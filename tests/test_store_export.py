@@ -16,9 +16,11 @@ from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
+from chatproxy.store.summary import Summary
 from tests.conftest import MakeStore, take_lock
 from tests.test_store_contract import turn
 
+SUMMARY = Summary(0, 1, "question 1, answered", model="m-s", created_at=8.0)
 CHAT = ChatRef("public", "source")
 COPY = ChatRef("public", "copy")
 
@@ -35,6 +37,8 @@ async def branched_chat(store: Store, chat: ChatRef = CHAT) -> None:
     await store.set_chat_system(chat, "Be brief.")
     await store.set_chat_settings(chat, {"temperature": 0.5, "model": "m-2"})
     await store.set_chat_metadata(chat, {"topic": "tests"})
+    fence = (await store.load_unsummarized(chat, 3, 100)).fence
+    assert await store.save_summary(chat, SUMMARY, fence)
 
 
 @pytest.mark.anyio
@@ -51,6 +55,7 @@ async def test_a_whole_chat_is_read_with_every_branch_and_its_record(store: Stor
     assert (tree.chat_id, tree.leaf, tree.title) == ("source", 3, "question 1")
     assert (tree.system, tree.settings) == ("Be brief.", {"temperature": 0.5, "model": "m-2"})
     assert tree.metadata == {"topic": "tests"}
+    assert tree.summaries == [SUMMARY]
     assert tree.tokens == {"prompt_tokens": 6, "completion_tokens": 6, "total_tokens": 12}
     info = await store.chat_info(CHAT)
     assert info is not None
@@ -156,5 +161,6 @@ async def test_a_whole_chat_moves_between_the_stores_unchanged(
     assert await target.save_tree(CHAT, tree)
 
     assert await target.load_tree(CHAT) == tree
+    assert (await target.load_window(CHAT, 2)).summary == SUMMARY  # 2, 3 read; 1 above
     parents = [None, 0, 1, 4]
     assert await target.children(CHAT, parents) == await source.children(CHAT, parents)

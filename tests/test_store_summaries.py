@@ -9,7 +9,8 @@ import pytest
 
 from chatproxy.errors import NotFound
 from chatproxy.store import ChatRef, Message, Store
-from chatproxy.store.items import Summary, chained
+from chatproxy.store.items import chained
+from chatproxy.store.summary import Summary
 from tests.conftest import MakeStore
 
 CHAT = ChatRef("public", "summaries-1")

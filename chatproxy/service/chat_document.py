@@ -2,16 +2,20 @@
 reads (pure: no I/O).
 
     {"format": "chatproxy.chat", "version": 1, "id", "title", "created", "updated", "leaf",
-     "system", "settings", "metadata", "tokens", "items": [<item>, ...]}
+     "system", "settings", "metadata", "tokens", "items": [<item>, ...],
+     "summaries": [<summary>, ...]}
 
 An item is a stored message as `GET /<chat_id>/chat` shows it (`Message.to_json`): `id`,
 `parent`, `role`, `content`, `created_at`, and when set `tokens`, `model`, `finish_reason`,
 `tool_calls`, `tool_call_id`, `name`, `response`; items come in the order of their ids, every
-branch. `dumps` writes compact JSON in this key order (settings' and metadata's keys sorted), so
-exporting what an import wrote gives the same bytes. `parse` validates a document (pydantic, then
-the tree: ids unique, each parent an item numbered below its child, no cycle, the leaf an item)
-and names the place of the first fault (`items[3] (id 7): ...`); a document of a newer version
-is refused as such.
+branch. A summary (compaction) is as `GET /<chat_id>/chat?include=summaries` shows it:
+`{"type": "summary", "covers": [first, last], "content", "model", "tokens", "created_at"}`, in
+the order of the last item each covers, which must be an item of the chat. `dumps` writes
+compact JSON in this key order (settings' and metadata's keys sorted), so exporting what an
+import wrote gives the same bytes. `parse` validates a document (pydantic, then the tree: ids
+unique, each parent an item numbered below its child, no cycle, the leaf an item) and names the
+place of the first fault (`items[3] (id 7): ...`); a document of a newer version is refused as
+such.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.items import Message, usage_of, valid_chat_id
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
 FORMAT = "chatproxy.chat"
@@ -70,12 +75,33 @@ class SettingsDoc(_Strict):
     model: str | None = Field(default=None, min_length=1, max_length=128)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    compaction: Literal["off", "summary"] | None = None
 
 
 class TokensDoc(_Strict):
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
     total_tokens: int = Field(ge=0)
+
+
+class SummaryDoc(_Strict):
+    """One summary, as `Summary.to_json` writes it."""
+
+    type: Literal["summary"]
+    covers: list[int] = Field(min_length=2, max_length=2)
+    content: str
+    model: str | None = None
+    tokens: dict[str, int] | None = None
+    created_at: float
+
+    _created_at = field_validator("created_at")(_finite)
+
+    @field_validator("covers")
+    @classmethod
+    def _range(cls, value: list[int]) -> list[int]:
+        if not 0 <= value[0] <= value[1] <= MAX_ITEM_ID:
+            raise ValueError("must be [first, last]: item ids, first at most last")
+        return value
 
 
 class ChatDocument(_Strict):
@@ -93,6 +119,7 @@ class ChatDocument(_Strict):
     metadata: dict[str, str] | None = None
     tokens: TokensDoc | None = None
     items: list[ItemDoc]
+    summaries: list[SummaryDoc] = Field(default_factory=list)
 
     _times = field_validator("created", "updated")(_finite)
 
@@ -119,6 +146,7 @@ def document_of(tree: ChatTree) -> dict[str, Any]:
         "metadata": None if tree.metadata is None else dict(sorted(tree.metadata.items())),
         "tokens": {name: tree.tokens.get(name, 0) for name in USAGE_FIELDS},
         "items": [item.to_json() for item in tree.items],
+        "summaries": [summary.to_json() for summary in tree.summaries],
     }
 
 
@@ -150,6 +178,10 @@ def parse(data: Any, chat_id: str | None = None) -> ChatTree:
         settings=document.settings.model_dump(exclude_none=True),
         metadata=document.metadata,
         tokens=tokens,
+        summaries=sorted(
+            (Summary.from_json(s.model_dump()) for s in document.summaries),
+            key=lambda summary: summary.last,
+        ),
     )
 
 
@@ -225,6 +257,12 @@ def _check_tree(document: ChatDocument) -> None:
         )
     if document.leaf is not None and document.leaf not in parents:
         raise DocumentError(f"leaf: {document.leaf} is not an item of the chat")
+    for index, summary in enumerate(document.summaries):
+        if summary.covers[1] not in parents:
+            raise DocumentError(
+                f"summaries[{index}]: the item it covers up to, {summary.covers[1]}, is not an"
+                " item of the chat"
+            )
 
 
 def _cycle_from(start: int, parents: dict[int, int | None]) -> str:

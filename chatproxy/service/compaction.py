@@ -38,7 +38,8 @@ from chatproxy.errors import ProxyError, UpstreamBadResponse
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.window import message_tokens
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, Message, Summary
+from chatproxy.store.items import ChatRef, Message
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens
 from chatproxy.upstream.base import Upstream
 

@@ -1,7 +1,7 @@
 """Own the whole of one chat as the stores read and write it at once (`ChatTree`): every item
-of its tree, every branch, and its record (leaf, system prompt, settings, metadata, title,
-times and token totals). Export and import move chats as these (`Store.load_tree`,
-`Store.save_tree`); a turn never reads one."""
+of its tree, every branch, its summaries (compaction), and its record (leaf, system prompt,
+settings, metadata, title, times and token totals). Export and import move chats as these
+(`Store.load_tree`, `Store.save_tree`); a turn never reads one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from chatproxy.tokens import USAGE_FIELDS
 
 if TYPE_CHECKING:  # named in annotations only: the SQLite store's modules stand on this one
     from chatproxy.store.items import Message
+    from chatproxy.store.summary import Summary
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ChatTree:
     settings: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] | None = None
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(USAGE_FIELDS, 0))
+    summaries: list[Summary] = field(default_factory=list)  # by the last item each covers
 
     @property
     def next_id(self) -> int:

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from chatproxy.jsontext import compact
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS, content_text, estimate_tokens
 
 Content = str | list[dict[str, Any]]
@@ -173,55 +174,6 @@ def chained(messages: Sequence[Message], first_id: int, parent: int | None) -> l
         placed.append(message.placed(first_id + n, parent))
         parent = first_id + n
     return placed
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A readable summary of the path from a first message to the item `last`, made when its
-    messages no longer fitted a window (compaction). A tree has one path to an item, so the
-    summary holds for every path through `last`: a branch below it shares it, a branch above it
-    never sees it. `first` is the oldest item it covers; `model` and `usage` are the call that
-    wrote it."""
-
-    first: int
-    last: int
-    content: str
-    model: str | None = None
-    usage: dict[str, int] | None = None
-    created_at: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored and client-facing form."""
-        return {
-            "type": "summary",
-            "covers": [self.first, self.last],
-            "content": self.content,
-            "model": self.model,
-            "tokens": self.usage,
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Summary:
-        first, last = data["covers"]
-        return cls(
-            first=int(first),
-            last=int(last),
-            content=str(data["content"]),
-            model=data.get("model"),
-            usage=data.get("tokens"),
-            created_at=float(data.get("created_at", 0.0)),
-        )
-
-
-@dataclass(frozen=True)
-class Unsummarized:
-    """What `Store.load_unsummarized` found: the newest summary on a path (None: none), the
-    messages of the path after it (oldest first), and the fence `Store.save_summary` checks."""
-
-    summary: Summary | None
-    messages: list[Message]
-    fence: str
 
 
 @dataclass(frozen=True)

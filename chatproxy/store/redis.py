@@ -37,8 +37,6 @@ from chatproxy.store.items import (
     ChatRef,
     ChatState,
     Message,
-    Summary,
-    Unsummarized,
     title_of,
     usage_of,
 )
@@ -65,6 +63,7 @@ from chatproxy.store.redis_summaries import (
     save_summary,
     summaries_of,
 )
+from chatproxy.store.summary import Summary, Unsummarized
 from chatproxy.store.windows import KnownWindows, item_id
 
 if TYPE_CHECKING:

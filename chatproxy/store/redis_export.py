@@ -19,6 +19,7 @@ from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree, check_size
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.redis_scripts import UPGRADE
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
 # `RedisStore._script`: a script by name, the chat's keys, the keys beside them, the arguments.
@@ -28,14 +29,22 @@ LOAD_TREE = (
     UPGRADE
     + """
 -- KEYS: items, meta, kids, old list   ARGV: ttl (0 = none)
--- Returns the meta hash (field, value, ...) and every item's stored text, or false for no chat.
+-- Returns the meta hash (field, value, ...), every item's stored text and every summary's, or
+-- false for no chat.
 local meta = redis.call('HGETALL', KEYS[2])
 if #meta == 0 then return false end
 local items = redis.call('HVALS', KEYS[1])
+local sums = {}
+if redis.call('HEXISTS', KEYS[2], 'sums') == 1 then
+  local kids = redis.call('HGETALL', KEYS[3])
+  for i = 1, #kids, 2 do
+    if string.sub(kids[i], 1, 1) == 's' then sums[#sums + 1] = kids[i + 1] end
+  end
+end
 if tonumber(ARGV[1]) > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 end
-return {meta, items}
+return {meta, items, sums}
 """
 )
 
@@ -44,14 +53,17 @@ SAVE_TREE = (
     + """
 -- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
 -- ARGV: replace ('1' or '0'), ttl (0 = none), chat id, updated (the listing's score), n, then
---       n texts: the meta hash's fields and values, then each item's stored text in id order
+--       n texts: the meta hash's fields and values, then m, then m texts: `:kids`'s field and
+--       value of each summary, then each item's stored text in id order
 -- Returns 1 when written, 0 when the chat exists (and not replace), -1 while a turn holds it.
 if redis.call('EXISTS', KEYS[2]) == 1 and ARGV[1] ~= '1' then return 0 end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local n = tonumber(ARGV[5])
 redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + n))
-for i = 6 + n, #ARGV do
+local m = tonumber(ARGV[6 + n])
+if m > 0 then redis.call('HSET', KEYS[3], unpack(ARGV, 7 + n, 6 + n + m)) end
+for i = 7 + n + m, #ARGV do
   local id, parent = string.match(ARGV[i], PLACED)
   redis.call('HSET', KEYS[1], id, ARGV[i])
   add_child(parent, id)
@@ -80,8 +92,9 @@ async def load_tree(
     read = await run("load_tree", keys, [], [ttl or 0])
     if not read:
         return None
-    pairs, raws = read
+    pairs, raws, sums = read
     meta = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    summaries = [Summary.from_json(json.loads(raw)) for raw in sums]
     items = sorted(decoded.decode(raws), key=lambda item: item.id or 0)
     return ChatTree(
         chat_id=chat_id,
@@ -94,6 +107,7 @@ async def load_tree(
         settings=json.loads(meta["settings"]) if meta.get("settings") else {},
         metadata=json.loads(meta["metadata"]) if "metadata" in meta else None,
         tokens={name: int(meta.get(name, 0)) for name in USAGE_FIELDS},
+        summaries=sorted(summaries, key=lambda summary: summary.last),
     )
 
 
@@ -113,7 +127,8 @@ async def save_tree(
     check_size(tree, most)
     fields = _meta_fields(tree)
     args: list[Any] = ["1" if replace else "0", ttl or 0, chat_id, repr(tree.updated)]
-    args += [len(fields), *fields, *(item.dumps() for item in tree.items)]
+    sums = [text for s in tree.summaries for text in (f"s{s.last}", compact(s.to_json()))]
+    args += [len(fields), *fields, len(sums), *sums, *(item.dumps() for item in tree.items)]
     saved = await run("save_tree", keys, [listing], args)
     if saved == -1:
         raise ChatBusy()
@@ -138,5 +153,7 @@ def _meta_fields(tree: ChatTree) -> list[str]:
         "metadata": None if tree.metadata is None else compact(tree.metadata),
     }
     meta.update({name: value for name, value in optional.items() if value is not None})
+    if tree.summaries:
+        meta["sums"] = "1"
     meta.update({name: str(tree.tokens.get(name, 0)) for name in USAGE_FIELDS})
     return [text for pair in meta.items() for text in pair]

@@ -37,7 +37,8 @@ from typing import Any
 
 from chatproxy.errors import NotFound
 from chatproxy.store.decoding import DecodedMessages
-from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Summary
+from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
 GLOBAL_SYSTEM_KEY = "system"

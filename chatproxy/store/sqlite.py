@@ -33,8 +33,6 @@ from chatproxy.store.items import (
     ChatRef,
     ChatState,
     Message,
-    Summary,
-    Unsummarized,
 )
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
 from chatproxy.store.sqlite_export import read_tree, write_tree
@@ -75,6 +73,7 @@ from chatproxy.store.sqlite_tree import (
     place,
     remove_items,
 )
+from chatproxy.store.summary import Summary, Unsummarized
 
 SWEEP_EVERY_SECONDS = 60.0
 

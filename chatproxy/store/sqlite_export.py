@@ -11,6 +11,8 @@ from chatproxy.errors import ChatBusy
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree, check_size
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
+from chatproxy.store.sqlite_summaries import keep_summary
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
 if TYPE_CHECKING:  # named in annotations only, which keeps `sqlite.py` four floors up
@@ -40,6 +42,9 @@ def read_tree(
         bodies = db.execute(
             "SELECT body FROM messages WHERE tenant = ? AND chat_id = ? ORDER BY seq", params
         ).fetchall()
+        sums = db.execute(
+            "SELECT body FROM summaries WHERE tenant = ? AND chat_id = ? ORDER BY last_id", params
+        ).fetchall()
     created, updated, leaf, title, system, settings, metadata, *tokens = row
     return ChatTree(
         chat_id=chat.chat_id,
@@ -52,6 +57,7 @@ def read_tree(
         settings=json.loads(settings) if settings else {},
         metadata=None if metadata is None else json.loads(metadata),
         tokens=dict(zip(USAGE_FIELDS, tokens, strict=True)),
+        summaries=[Summary.from_json(json.loads(body)) for (body,) in sums],
     )
 
 
@@ -96,4 +102,6 @@ def write_tree(
             "INSERT INTO messages (tenant, chat_id, seq, parent, body) VALUES (?, ?, ?, ?, ?)",
             [(chat.tenant, chat.chat_id, m.id, m.parent, m.dumps()) for m in tree.items],
         )
+        for summary in tree.summaries:
+            keep_summary(db, chat, summary)
     return True

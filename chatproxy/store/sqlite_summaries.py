@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from chatproxy.jsontext import compact
-from chatproxy.store.items import ChatRef, Message, Summary, Unsummarized
+from chatproxy.store.summary import Summary, Unsummarized
+
+if TYPE_CHECKING:  # named in annotations only, which keeps the SQLite store's floors low
+    from chatproxy.store.items import ChatRef, Message
 
 
 def fence_of(db: sqlite3.Connection, chat: ChatRef) -> str | None:
