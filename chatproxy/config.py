@@ -160,7 +160,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 def _compaction(env: Env, model: str, context_tokens: int) -> Compaction:
     """COMPACTION, COMPACTION_MODEL, COMPACTION_THRESHOLD and COMPACTION_SUMMARY_TOKENS."""
     mode = env.parse("COMPACTION", _compaction_mode) or "off"
-    summary_tokens = env.integer("COMPACTION_SUMMARY_TOKENS", 600, minimum=50)
+    default = max(1, min(600, context_tokens // 4))  # a small CONTEXT_TOKENS: a small summary
+    summary_tokens = env.integer("COMPACTION_SUMMARY_TOKENS", default, minimum=1)
     if summary_tokens * 2 > context_tokens:
         raise ConfigError(
             f"COMPACTION_SUMMARY_TOKENS ({summary_tokens}) must be at most half of"

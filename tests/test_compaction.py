@@ -1,5 +1,6 @@
 """Compaction end to end: the real app over the fake upstream (which echoes, so a summary of the
-earliest messages starts with them), both stores. What drops out of a chat's window is folded
+earliest messages starts with them), both stores, and the Responses API's `context_management`
+through the official SDK and the real server. What drops out of a chat's window is folded
 into a summary in the background, which later windows send with the system prompt; GET still
 has every message; summaries are incremental, per path, and never fail a turn."""
 
@@ -13,8 +14,10 @@ import pytest
 
 from chatproxy.service.compaction import PROMPT, SUMMARY_HEADING
 from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import StartServer
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
+from tests.responses_client import MODEL, SYSTEM, chat_named, start_proxy
 
 FACT = "My name is Ada Lovelace and my cat is called Babbage."
 SMALL_WINDOW = {
@@ -162,3 +165,34 @@ def test_an_edit_above_a_summary_never_sends_it(
     sent = turn_calls(fake_upstream)[-1]["messages"]
     assert all("Babbage" not in str(m["content"]) for m in sent)
     assert summaries(compacting) == []  # none on this path
+
+
+def test_a_responses_chain_asking_for_compaction_keeps_its_earliest_facts(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    proxy = start_proxy(start_server, proxy_env, COMPACTION_THRESHOLD="100")
+    compact = [{"type": "compaction", "compact_threshold": 300}]
+
+    def ask(text: str, previous: str | None) -> str:
+        made = proxy.client.responses.create(
+            model=MODEL, input=text, previous_response_id=previous, context_management=compact
+        )
+        return made.id
+
+    previous = ask(FACT, None)
+    for n in range(1, 7):
+        previous = ask(filler(n), previous)
+    chat = chat_named(previous)
+    deadline = time.monotonic() + 20
+    while not [m for m in proxy.get(f"/{chat}/chat?include=summaries") if "covers" in m]:
+        assert time.monotonic() < deadline, "no summary was made"
+        time.sleep(0.05)
+
+    ask("What is my cat called?", previous)
+
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert sent[0]["content"].startswith(SYSTEM)
+    assert "Babbage" in sent[0]["content"]
+    assert all(FACT not in str(m["content"]) for m in sent[1:])
+    tokens = sum(len(str(m["content"])) for m in sent[1:-1]) / 4
+    assert tokens <= 300  # the history sent is held to compact_threshold

@@ -531,6 +531,13 @@ def test_messages_length_digit_followed_by_any_non_digit_text_is_refused(suffix:
 # --- Compaction --------------------------------------------------------------------------------
 
 
+def test_a_summary_s_size_defaults_to_a_quarter_of_a_small_context() -> None:
+    assert load_settings({}).compaction.summary_tokens == 600
+    assert (
+        load_settings({"CONTEXT_TOKENS": "200", "MAX_TOKENS": "50"}).compaction.summary_tokens == 50
+    )
+
+
 def test_compaction_is_off_by_default_and_summarizes_with_the_chat_model() -> None:
     settings = load_settings({"MODEL": "m-chat", "COMPACTION": " Summary "})
     assert load_settings({}).compaction.mode == "off"
@@ -543,7 +550,7 @@ def test_compaction_is_off_by_default_and_summarizes_with_the_chat_model() -> No
     [
         ({"COMPACTION": "sometimes"}, "COMPACTION must be off or summary"),
         ({"COMPACTION_THRESHOLD": "0"}, "COMPACTION_THRESHOLD must be at least 1"),
-        ({"COMPACTION_SUMMARY_TOKENS": "10"}, "COMPACTION_SUMMARY_TOKENS must be at least 50"),
+        ({"COMPACTION_SUMMARY_TOKENS": "0"}, "COMPACTION_SUMMARY_TOKENS must be at least 1"),
         (
             {"CONTEXT_TOKENS": "1000", "COMPACTION_SUMMARY_TOKENS": "501"},
             "at most half of CONTEXT_TOKENS",

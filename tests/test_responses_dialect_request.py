@@ -184,6 +184,15 @@ def test_the_turns_options_carry_model_cap_temperature_and_fields() -> None:
     )
 
 
+def test_context_management_asks_the_turn_to_compact_its_chat() -> None:
+    asked = parsed(context_management=[{"type": "compaction", "compact_threshold": 900}])
+    bare = parsed(context_management=[{"type": "compaction"}])
+    assert asked.options.compact == 900
+    assert bare.options.compact == 0
+    assert parsed().options.compact is None
+    assert "context_management" not in asked.chat_fields()
+
+
 def test_the_settings_kept_are_what_the_client_sent_as_plain_json() -> None:
     text = {"format": {"type": "json_object"}}
     request = parsed(
@@ -394,9 +403,19 @@ def refusal(body: dict[str, Any]) -> ValidationFailed:
         ),
         ({"input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt", "not supported"),
         (
-            {"input": "hi", "context_management": [{"type": "compaction"}]},
-            "context_management",
-            "not supported",
+            {"input": "hi", "context_management": [{"type": "truncation"}]},
+            "context_management[0].type",
+            'only "compaction"',
+        ),
+        (
+            {"input": "hi", "context_management": [{"type": "compaction", "compact_threshold": 0}]},
+            "context_management[0].compact_threshold",
+            "at least 1",
+        ),
+        (
+            {"input": "hi", "context_management": [{"type": "compaction", "every": 3}]},
+            "context_management[0].every",
+            "unknown parameter",
         ),
         ({"input": "hi", "conversation": 5}, "conversation", "conversation id"),
         ({"input": "hi", "conversation": {"name": "x"}}, "conversation", "conversation id"),

@@ -70,6 +70,23 @@ REQUEST: Schema = {
         "store": NULLABLE_BOOLEAN,
         "stream": NULLABLE_BOOLEAN,
         "truncation": {"enum": ["auto", "disabled", None]},
+        "context_management": _nullable(
+            {
+                "type": "array",
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {
+                        "type": {"const": "compaction"},
+                        "compact_threshold": _nullable({"type": "integer", "minimum": 1}),
+                    },
+                    "additionalProperties": False,
+                },
+                "description": "Compact this response's chat: its history is held to"
+                " compact_threshold tokens and what is left out is summarized.",
+            }
+        ),
         "max_output_tokens": _whole(1),
         "temperature": _number(2),
         "top_p": _number(1),

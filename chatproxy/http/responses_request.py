@@ -10,7 +10,9 @@ The fields, and what becomes of each:
 - the turn: `model`, `input` (`responses_input.input_messages`), `instructions` (this
   response's only), `previous_response_id`, `conversation` (an id or `{"id"}`; not with
   `previous_response_id`), `store` (default true), `stream`, `truncation` (`auto` or the
-  default `disabled`), `max_output_tokens` (the cap) and `temperature`: the service's;
+  default `disabled`), `max_output_tokens` (the cap), `temperature`, and `context_management`
+  (`[{"type": "compaction", "compact_threshold": N}]`: the turn compacts its chat, its history
+  held to N tokens; see the README's "Long chats"): the service's;
 - to the model (`chat_fields`): `tools`, `tool_choice`, `parallel_tool_calls` (with tools),
   `text` (`response_format`, `verbosity`), `reasoning.effort` (`reasoning_effort`), `top_p`,
   `user`, `safety_identifier`, and the three that chat completions take as they are:
@@ -22,8 +24,8 @@ The fields, and what becomes of each:
   logprobs or tool sources to add) and `stream_options` (its `include_obfuscation`: events are
   sent without obfuscation);
 - refused, naming the field: `background: true` (no background responses), and `prompt`,
-  `context_management`, `moderation`, `image`, `access_programs` (OpenAI features that a chat
-  completion model behind the proxy has no counterpart for);
+  `moderation`, `image`, `access_programs` (OpenAI features that a chat completion model behind
+  the proxy has no counterpart for);
 - any other field: 400 "Unknown parameter", as OpenAI answers.
 """
 
@@ -62,7 +64,7 @@ MAX_METADATA = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 # OpenAI features with no counterpart behind the proxy: refused by name.
-UNSUPPORTED = ("prompt", "context_management", "moderation", "image", "access_programs")
+UNSUPPORTED = ("prompt", "moderation", "image", "access_programs")
 # Chat completion fields of the same name and meaning, passed on as sent.
 SAME_FIELDS = (
     "top_p",
@@ -100,6 +102,7 @@ class ResponsesRequest(BaseModel):
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     background: StrictBool | None = None
+    context_management: list[Any] | None = Field(default=None, max_length=1)
     include: list[StrictStr] | None = None
     stream_options: dict[str, Any] | None = None
     top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
@@ -144,7 +147,34 @@ class ResponsesRequest(BaseModel):
                 param="background",
             )
         self.chat_fields()  # refuses tools, tool_choice, text and reasoning it cannot send
+        self.compact_threshold()  # refuses what context_management holds but compaction
         return self
+
+    def compact_threshold(self) -> int | None:
+        """`context_management`'s compaction: its `compact_threshold` (0 without one), or None
+        when the request asks for none."""
+        if not self.context_management:
+            return None
+        entry = self.context_management[0]
+        where = "context_management[0]"
+        if not isinstance(entry, dict) or entry.get("type") != "compaction":
+            raise ValidationFailed(
+                f'{where}.type: only "compaction" is supported', param=f"{where}.type"
+            )
+        unknown = sorted(set(entry) - {"type", "compact_threshold"})
+        if unknown:
+            raise ValidationFailed(
+                f"{where}.{unknown[0]}: unknown parameter", param=f"{where}.{unknown[0]}"
+            )
+        threshold = entry.get("compact_threshold")
+        if threshold is None:
+            return 0
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+            raise ValidationFailed(
+                f"{where}.compact_threshold: must be a whole number of tokens, at least 1",
+                param=f"{where}.compact_threshold",
+            )
+        return threshold
 
     @property
     def conversation_id(self) -> str | None:
@@ -161,9 +191,9 @@ class ResponsesRequest(BaseModel):
         """The turn's model, cap, temperature and other fields for the upstream call, and
         whether its history may be cut to fit (`truncation: auto`)."""
         fields = self.chat_fields()
-        return TurnOptions(
-            self.model, self.cap, self.temperature, fields, self.truncation == "auto"
-        )
+        truncate = self.truncation == "auto"
+        compact = self.compact_threshold()
+        return TurnOptions(self.model, self.cap, self.temperature, fields, truncate, compact)
 
     def chat_fields(self) -> JsonObject:
         """The chat completion fields of the upstream call, other than what the service owns

@@ -146,22 +146,24 @@ class Compactor:
         self._running: set[ChatRef] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def read_limit(self, chat: ChatRef, most: int) -> int:
-        """How many messages a turn of `chat` reads, given MESSAGES_LENGTH (see the module)."""
-        if self._config.mode == "summary" or chat in self._known:
+    def read_limit(self, chat: ChatRef, most: int, asked: bool = False) -> int:
+        """How many messages a turn of `chat` reads, given MESSAGES_LENGTH (see the module);
+        `asked`: the turn asks for compaction itself."""
+        if asked or self._config.mode == "summary" or chat in self._known:
             return most * READ_FACTOR
         return most
 
     def plan(
         self,
         chat: ChatRef,
-        chat_settings: dict[str, Any],
+        on: bool,
         read: Sequence[Message],
         sent: Sequence[Message],
         summary: Summary | None,
     ) -> None:
-        """Note whether the window of this turn makes a summary due (made by `after_save`)."""
-        if not compacting(self._settings, chat_settings):
+        """Note whether the window of this turn (`on`: of a compacted chat) makes a summary
+        due (made by `after_save`)."""
+        if not on:
             self._due.pop(chat, None)
             return
         _remember(self._known, chat)

@@ -20,13 +20,16 @@ from chatproxy.store.items import ChatState
 class TurnOptions:
     """What a turn (or a chat's settings) may choose: model, max_tokens, temperature; and the
     request's other fields, passed on as they are. `truncate` says whether the oldest history
-    may be left out to fit CONTEXT_TOKENS (else the turn is refused)."""
+    may be left out to fit CONTEXT_TOKENS (else the turn is refused); `compact`, that the turn
+    compacts its chat (`compaction.py`) with its window's history held to that many tokens (a
+    Responses request's `context_management`; 0: no bound but CONTEXT_TOKENS)."""
 
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     truncate: bool = True
+    compact: int | None = None
 
 
 NO_OPTIONS = TurnOptions()

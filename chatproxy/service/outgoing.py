@@ -5,6 +5,7 @@ to call with (`defaults.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.config import Settings
@@ -18,9 +19,9 @@ from chatproxy.service.compaction import (
 from chatproxy.service.content import without_images
 from chatproxy.service.defaults import CallOptions, Defaults, TurnOptions
 from chatproxy.service.placing import Placing
-from chatproxy.service.window import fit_window
-from chatproxy.store.items import ChatRef, ChatState
-from chatproxy.tokens import content_text
+from chatproxy.service.window import fit_window, message_tokens
+from chatproxy.store.items import ChatRef, ChatState, Message
+from chatproxy.tokens import TOKENS_PER_MESSAGE, content_text, estimate_tokens
 
 
 class Outgoing:
@@ -48,15 +49,25 @@ class Outgoing:
             most = max(most, 1)  # tool results go up with the message that made their calls
         read = placing.history
         summary = None
-        if compacting(self._settings, state.settings):
+        on = options.compact is not None or compacting(self._settings, state.settings)
+        if on:
             summary = summary_on(state.summary, read)
             system = with_summary(system, summary)
         history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
         window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
-        self._compactor.plan(chat, state.settings, read if most else [], window, summary)
+        if options.compact:  # held to the request's threshold: the rest goes into the summary
+            held = min(budget, options.compact + _tokens_of(system, asked))
+            window = fit_window(system, window, asked, budget=held)
+        self._compactor.plan(chat, on, read if most else [], window, summary)
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
         return outgoing, call
+
+
+def _tokens_of(system: str | None, asked: Sequence[Message]) -> int:
+    """What the system prompt and the messages asked count against a window's budget."""
+    prompt = estimate_tokens(system) + TOKENS_PER_MESSAGE if system else 0
+    return prompt + sum(message_tokens(message) for message in asked)

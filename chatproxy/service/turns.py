@@ -152,7 +152,9 @@ class ChatService:
             return StreamingTurn(replayed(replay), True, replay.get("id"), replay)
         try:
             await self._quotas.check_budget(chat.tenant)
-            lease = await self._guard.begin(chat, self._window(chat, ask), ask.at, ask.reserve)
+            lease = await self._guard.begin(
+                chat, self._window(chat, ask, options), ask.at, ask.reserve
+            )
             try:
                 placing = await self._place(chat, lease.state, ask)
                 outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
@@ -191,9 +193,10 @@ class ChatService:
             request.append(dict(options.fields))
         return await self._guard.claim(chat, idempotency_key, request)
 
-    def _window(self, chat: ChatRef, ask: Ask) -> int:
+    def _window(self, chat: ChatRef, ask: Ask, options: TurnOptions) -> int:
         """How many messages a turn reads (see `Ask.window`, `Compactor.read_limit`)."""
-        return ask.window(self._compactor.read_limit(chat, self._settings.messages_length))
+        most, asked = self._settings.messages_length, options.compact is not None
+        return ask.window(self._compactor.read_limit(chat, most, asked))
 
     async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
         """Place a turn (under its lock); a resent history that needs the whole path (that ends
@@ -219,7 +222,7 @@ class ChatService:
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             async with self._guard.locked(
-                chat, self._window(chat, ask), ask.at, ask.reserve
+                chat, self._window(chat, ask, options), ask.at, ask.reserve
             ) as lease:
                 placing = await self._place(chat, lease.state, ask)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
