@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # the protocol names these only in its signatures
     from chatproxy.store.chat_tree import ChatTree
     from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
-    from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message
-    from chatproxy.store.summary import Summary, Unsummarized
+    from chatproxy.store.items import ChatInfo, ChatRef, ChatState, Message, Unsummarized
+    from chatproxy.store.summary import Summary
 
 
 class Store(Protocol):

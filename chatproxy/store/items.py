@@ -177,6 +177,16 @@ def chained(messages: Sequence[Message], first_id: int, parent: int | None) -> l
 
 
 @dataclass(frozen=True)
+class Unsummarized:
+    """What `Store.load_unsummarized` found: the newest summary on a path (None: none), the
+    messages of the path after it (oldest first), and the fence `Store.save_summary` checks."""
+
+    summary: Summary | None
+    messages: list[Message]
+    fence: str
+
+
+@dataclass(frozen=True)
 class ChatState:
     """What a read of one chat returns: its own system prompt, the global one, and the newest
     messages of one path through its tree, oldest first.

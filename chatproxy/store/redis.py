@@ -37,6 +37,7 @@ from chatproxy.store.items import (
     ChatRef,
     ChatState,
     Message,
+    Unsummarized,
     title_of,
     usage_of,
 )
@@ -63,7 +64,7 @@ from chatproxy.store.redis_summaries import (
     save_summary,
     summaries_of,
 )
-from chatproxy.store.summary import Summary, Unsummarized
+from chatproxy.store.summary import Summary
 from chatproxy.store.windows import KnownWindows, item_id
 
 if TYPE_CHECKING:

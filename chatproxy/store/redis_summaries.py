@@ -15,8 +15,9 @@ from typing import Any
 from chatproxy.errors import NotFound
 from chatproxy.jsontext import compact
 from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.items import Unsummarized
 from chatproxy.store.redis_scripts import UPGRADE
-from chatproxy.store.summary import Summary, Unsummarized
+from chatproxy.store.summary import Summary
 
 # `RedisStore._script`: a script by name, the chat's keys, the keys beside them, the arguments.
 Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]

@@ -33,6 +33,7 @@ from chatproxy.store.items import (
     ChatRef,
     ChatState,
     Message,
+    Unsummarized,
 )
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
 from chatproxy.store.sqlite_export import read_tree, write_tree
@@ -73,7 +74,7 @@ from chatproxy.store.sqlite_tree import (
     place,
     remove_items,
 )
-from chatproxy.store.summary import Summary, Unsummarized
+from chatproxy.store.summary import Summary
 
 SWEEP_EVERY_SECONDS = 60.0
 
@@ -202,7 +203,7 @@ class SqliteStore:
             if fence is None or not has_item(db, chat, at):
                 raise NotFound("no such message in this chat")
             messages = self.decoded.decode(path_bodies(db, chat, at, limit))
-            return unsummarized(db, chat, messages, fence)
+            return Unsummarized(*unsummarized(db, chat, messages), fence)
 
     @in_thread
     def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatproxy.jsontext import compact
-from chatproxy.store.summary import Summary, Unsummarized
+from chatproxy.store.summary import Summary
 
 if TYPE_CHECKING:  # named in annotations only, which keeps the SQLite store's floors low
     from chatproxy.store.items import ChatRef, Message
@@ -69,9 +69,8 @@ def window_summary(
 
 
 def unsummarized(
-    db: sqlite3.Connection, chat: ChatRef, messages: Sequence[Message], fence: str
-) -> Unsummarized:
+    db: sqlite3.Connection, chat: ChatRef, messages: Sequence[Message]
+) -> tuple[Summary | None, list[Message]]:
     """The newest summary of an item of the path `messages`, and those after it."""
     summary = newest_summary(db, chat, [m.id for m in messages if m.id is not None])
-    after = [m for m in messages if summary is None or (m.id or 0) > summary.last]
-    return Unsummarized(summary, after, fence)
+    return summary, [m for m in messages if summary is None or (m.id or 0) > summary.last]

@@ -1,15 +1,11 @@
-"""Own what compaction keeps beside a chat's tree (`Summary`), and what a walk up a path to its
-newest summary finds (`Unsummarized`). A floor of the store: it stands on nothing of ours, so
-every store module may use it (the SQLite store's modules are deep)."""
+"""Own what compaction keeps beside a chat's tree: a `Summary`. A floor of the store: it stands
+on nothing of ours, so every store module may use it (the SQLite store's modules are deep)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # named in annotations only
-    from chatproxy.store.items import Message
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -49,13 +45,3 @@ class Summary:
             usage=data.get("tokens"),
             created_at=float(data.get("created_at", 0.0)),
         )
-
-
-@dataclass(frozen=True)
-class Unsummarized:
-    """What `Store.load_unsummarized` found: the newest summary on a path (None: none), the
-    messages of the path after it (oldest first), and the fence `Store.save_summary` checks."""
-
-    summary: Summary | None
-    messages: list[Message]
-    fence: str
