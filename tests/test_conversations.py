@@ -5,6 +5,7 @@ every bad input refused with its `param` and nothing stored."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -60,15 +61,16 @@ def stored(url: str, chat: str) -> list[dict[str, Any]]:
     return [m for m in reply.json() if m["role"] != "system" or "id" in m]
 
 
-def conversations(client: openai.OpenAI, limit: int = 20) -> list[Conversation]:
-    """Every conversation of the client's key, walked page by page as the SDK pages lists."""
+def conversations(client: openai.OpenAI, limit: int = 20, most: int = 100) -> list[Conversation]:
+    """Every conversation of the client's key (up to `most`: a listing that pages in a loop
+    ends), walked page by page as the SDK pages lists."""
     page = client.get_api_list(
         "/conversations",
         model=Conversation,
         page=SyncConversationCursorPage[Conversation],
         options={"params": {"limit": limit}},
     )
-    return list(page)
+    return list(itertools.islice(page, most))
 
 
 def tool_round(n: int) -> Items:
@@ -235,6 +237,20 @@ def test_the_listing_walks_every_conversation_once_newest_activity_first(
     with pytest.raises(openai.BadRequestError) as refused:
         client.get("/conversations", cast_to=object, options={"params": {"after": "nope"}})
     assert refused.value.param == "after"
+
+
+def test_the_listing_pages_by_the_order_it_lists_in_when_settings_change(
+    client: openai.OpenAI, proxy: str
+) -> None:
+    made = [client.conversations.create(metadata={"n": str(n)}).id for n in range(4)]
+    changed = http(
+        "POST", f"{proxy}/{made[1]}/settings", {"temperature": 0.5}, headers={"X-API-Key": KEY}
+    )
+
+    walked = conversations(client, limit=1)
+
+    assert changed.status == 200, changed.body
+    assert [c.id for c in walked] == [made[1], made[3], made[2], made[0]]
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])  # the example, not the store, is at test

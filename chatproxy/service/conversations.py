@@ -85,15 +85,12 @@ class Conversations:
     async def listing(
         self, tenant: str, limit: int, after: str | None
     ) -> tuple[list[ChatInfo], bool]:
-        """A page of the tenant's conversations, most recent activity first, after the
-        conversation `after` (those active before it was last); and whether more follow."""
-        before = None
-        if after is not None:
-            info = await self._store.chat_info(ChatRef(tenant, after))
-            if info is None:
-                raise ValidationFailed(f"after: no conversation {after!r}", param="after")
-            before = info.updated
-        found = await self._store.list_chats(tenant, limit + 1, before)
+        """A page of the tenant's conversations in the store's listing order (most recent
+        activity first), after the conversation `after`; and whether more follow."""
+        try:
+            found = await self._store.list_chats(tenant, limit + 1, None, after)
+        except NotFound:
+            raise ValidationFailed(f"after: no conversation {after!r}", param="after") from None
         return found[:limit], len(found) > limit
 
     async def append(self, chat: ChatRef, messages: Sequence[Mapping[str, Any]]) -> list[Message]:

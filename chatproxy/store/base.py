@@ -73,8 +73,15 @@ class Store(Protocol):
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""
 
-    async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
-        """Return a tenant's live chats, most recent activity first, updated before `before`."""
+    async def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
+        """Return up to `limit` of a tenant's live chats, most recent activity first (a turn, a
+        removal, a change of its prompt, settings or metadata: `ChatInfo.updated`), of equal
+        activity the chat id that sorts last (bytewise) first: with `before`, those last active
+        before it; with `after`, those after the chat `after` in this order, from where it is
+        now (raise `NotFound` if the tenant lists no such chat). Expired chats are passed over:
+        fewer than `limit` come back only at the end of the listing."""
 
     async def save_turn(
         self,

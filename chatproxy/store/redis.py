@@ -45,6 +45,7 @@ from chatproxy.store.redis_keys import (
     start_arg,
     state_of,
 )
+from chatproxy.store.redis_listing import LISTING_SCRIPTS
 from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.windows import KnownWindows, item_id
 
@@ -73,7 +74,7 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
-        scripts = {**SCRIPTS, **ITEM_SCRIPTS}
+        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **LISTING_SCRIPTS}
         self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
         self._slots = CallSlots(max_calls, wait_seconds)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
@@ -194,23 +195,40 @@ class RedisStore:
         fields = (await self._execute(pipe))[0]
         return info_of(chat.chat_id, fields) if fields else None
 
-    async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+    async def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
         index = index_key(tenant)
-        top = f"({before!r}" if before is not None else "+inf"
-        found = await self._command("zrevrangebyscore", index, top, "-inf", start=0, num=limit)
-        ids = [str(chat_id) for chat_id in found]
+        cursor = ["+inf" if before is None else repr(before), ""]
+        if after is not None:
+            score = await self._command("zscore", index, after)
+            if score is None:
+                raise NotFound(f"no chat {after!r} in the listing")
+            cursor = [repr(float(score)), after]
+        live: list[ChatInfo] = []
+        gone: list[str] = []
+        while len(live) < limit:  # past expired chats, until the page is full or none follow
+            want = limit - len(live)
+            found = await self._script("list_chats", [index], [], [*cursor, want])
+            ids = [str(chat_id) for chat_id in found[::2]]
+            metas = await self._metas(tenant, ids)
+            live += [info_of(i, fields) for i, fields in zip(ids, metas, strict=True) if fields]
+            gone += [i for i, fields in zip(ids, metas, strict=True) if not fields]
+            if len(ids) < want:
+                break
+            cursor = [str(found[-1]), ids[-1]]
+        if gone:  # expired chats leave the index when a listing finds them
+            await self._command("zrem", index, *gone)
+        return live
+
+    async def _metas(self, tenant: str, ids: list[str]) -> list[dict[str, str]]:
+        """The meta hashes of the tenant's chats `ids` ({} for each that expired)."""
         if not ids:
             return []
         pipe = self._redis.pipeline(transaction=False)
         for chat_id in ids:
             pipe.hgetall(chat_keys(ChatRef(tenant, chat_id))[1])
-        metas = await self._execute(pipe)
-        gone = [chat_id for chat_id, fields in zip(ids, metas, strict=True) if not fields]
-        if gone:  # expired chats leave the index when a listing finds them
-            await self._command("zrem", index, *gone)
-        return [
-            info_of(chat_id, fields) for chat_id, fields in zip(ids, metas, strict=True) if fields
-        ]
+        return await self._execute(pipe)
 
     async def save_turn(
         self,
@@ -278,7 +296,8 @@ class RedisStore:
         await self._set_field(chat, "system", content, listed=True)
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
+        text = json.dumps(settings) if settings else None
+        await self._set_field(chat, "settings", text, listed=True)
 
     async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
         text = None if metadata is None else compact(metadata)

@@ -200,18 +200,25 @@ class SqliteStore:
         return info_of(found)
 
     @in_thread
-    def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+    def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
+        updated, last = math.inf if before is None else before, ""
         with translated():
-            rows = (
-                self.file.connection()
-                .execute(
-                    f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
-                    " AND (expires_at IS NULL OR expires_at > ?) AND updated < ?"
-                    " ORDER BY updated DESC LIMIT ?",
-                    (tenant, time.time(), math.inf if before is None else before, limit),
-                )
-                .fetchall()
-            )
+            db = self.file.connection()
+            if after is not None:
+                found = db.execute(
+                    "SELECT updated FROM chats WHERE tenant = ? AND chat_id = ?", (tenant, after)
+                ).fetchone()
+                if found is None:
+                    raise NotFound(f"no chat {after!r} in the listing")
+                updated, last = found[0], after
+            rows = db.execute(
+                f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
+                " AND (expires_at IS NULL OR expires_at > ?)"
+                " AND (updated, chat_id) < (?, ?) ORDER BY updated DESC, chat_id DESC LIMIT ?",
+                (tenant, time.time(), updated, last, limit),
+            ).fetchall()
         return [info_of(row) for row in rows]
 
     @in_thread
