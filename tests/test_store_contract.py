@@ -155,6 +155,25 @@ async def test_chat_metadata_is_set_replaced_and_removed(store: Store) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_save_sets_the_chats_metadata_in_the_same_step(store: Store) -> None:
+    bare = ChatRef("public", "bare")
+    assert await store.save_turn(CHAT, "t1", turn(1), metadata={"topic": "cats"})
+    assert await store.save_turn(bare, "t0", [], metadata={})  # a conversation without items
+
+    made, empty = await store.chat_info(CHAT), await store.chat_info(bare)
+    assert made is not None
+    assert empty is not None
+    assert (made.messages, made.metadata) == (2, {"topic": "cats"})
+    assert (empty.messages, empty.metadata) == (0, {})
+    assert (await store.load_history(bare)).exists
+    assert {c.chat_id for c in await store.list_chats("public", 10, None)} == {"chat-1", "bare"}
+    assert await store.save_turn(CHAT, "t2", turn(2))  # without it, the metadata stays
+    kept = await store.chat_info(CHAT)
+    assert kept is not None
+    assert (kept.messages, kept.metadata) == (4, {"topic": "cats"})
+
+
+@pytest.mark.anyio
 async def test_global_system_prompt_is_stored_beside_the_chats(store: Store) -> None:
     assert await store.get_global_system() is None
     await store.set_global_system("Be brief.")

@@ -4,8 +4,8 @@ same store, no copy), and its items are the messages of the chat's current path.
 A conversation made here gets a fresh id (`conv_<48 hex digits>`); any chat of the caller's
 tenant is a conversation, whichever route made it. What this module reads and writes:
 
-- creating one stores its first messages in one atomic save (nothing half-stored), then its
-  metadata (`set_chat_metadata`, which makes the chat's record when there are no messages);
+- creating one stores its first messages and its metadata in one atomic save (nothing
+  half-stored; a save of no messages makes the chat's record);
 - adding messages takes the chat's turn lock as a turn does (waiting up to
   TURN_WAIT_SECONDS, else `ChatBusy`), places them under the leaf and saves them fenced by
   the lock, releasing it in the same step;
@@ -58,10 +58,8 @@ class Conversations:
         self._check_lengths(messages)
         new = _checked(messages, [])
         chat = ChatRef(tenant, ID_PREFIX + secrets.token_hex(24))
-        if new:
-            await self._store.save_turn(chat, uuid.uuid4().hex, new)
-        if metadata or not new:
-            await self._store.set_chat_metadata(chat, metadata or {})
+        kept = metadata or ({} if not new else None)  # a chat of no items: its metadata shows
+        await self._store.save_turn(chat, uuid.uuid4().hex, new, metadata=kept)
         return await self.get(chat)
 
     async def get(self, chat: ChatRef) -> ChatInfo:

@@ -92,9 +92,11 @@ class Store(Protocol):
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
         release: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
-        """Add `messages` to the tree and record `idempotent`, all in one atomic step; the last
-        becomes the chat's leaf.
+        """Add `messages` to the tree, record `idempotent` and set the chat's `metadata` (None:
+        leave it), all in one atomic step; the last message becomes the chat's leaf. A save of
+        no messages makes the chat's record (a conversation made without items).
 
         A message with an id is stored as it is placed (`Message.placed`, `chained`); one
         without is given the chat's next id and placed under the message before it, the first

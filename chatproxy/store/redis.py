@@ -239,6 +239,7 @@ class RedisStore:
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
         release: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
         fenced = 0 if lock_token is None else 2 if release else 1
         now = time.time()
@@ -249,6 +250,7 @@ class RedisStore:
             args += ["", "", 0]
         args.append(self._max_messages)
         args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
+        args.append("" if metadata is None else compact(metadata))
         raws = [m.dumps() if m.id is not None else "" for m in messages]
         args += [raw or compact(m.to_json()) for m, raw in zip(messages, raws, strict=True)]
         keys = [

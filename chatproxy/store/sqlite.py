@@ -41,6 +41,7 @@ from chatproxy.store.sqlite_rows import (
     record_answer,
     release_lock,
     set_aside,
+    set_column,
     sweep,
     take_lock,
     touch,
@@ -231,6 +232,7 @@ class SqliteStore:
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
         release: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
         now = time.time()
         with self.file.transaction() as db:
@@ -252,6 +254,8 @@ class SqliteStore:
             next_id, leaf = (row.next_id, row.leaf) if row else (0, None)
             placed = place(messages, next_id, leaf)
             append_turn(db, chat, turn_id, placed, now, self._expiry(now))
+            if metadata is not None:
+                set_column(db, chat, "metadata", compact(metadata))
             if self._max_messages:
                 trim(db, chat, self._max_messages)
             if idempotent is not None:
@@ -333,17 +337,15 @@ class SqliteStore:
 
     def _set_column(self, chat: ChatRef, column: str, value: str | None) -> None:
         """Set (or with None clear) one of the chat's own columns; setting one creates its row."""
-        if column not in ("system", "settings", "metadata"):
-            raise ValueError(f"not a chat's own column: {column}")
         now = time.time()
         with self.file.transaction() as db:
             if value is None and live_chat(db, chat) is None:
                 return
             ensure_chat(db, chat, now, self._expiry(now))
+            set_column(db, chat, column, value)
             db.execute(
-                f"UPDATE chats SET {column} = ?, updated = ?, expires_at = ?"  # noqa: S608
-                " WHERE tenant = ? AND chat_id = ?",
-                (value, now, self._expiry(now), chat.tenant, chat.chat_id),
+                "UPDATE chats SET updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
+                (now, self._expiry(now), chat.tenant, chat.chat_id),
             )
 
     @in_thread

@@ -135,6 +135,17 @@ def ensure_chat(
     )
 
 
+def set_column(db: sqlite3.Connection, chat: ChatRef, column: str, value: str | None) -> None:
+    """Set (or with None clear) one of the chat's own columns: its system prompt, settings or
+    metadata."""
+    if column not in ("system", "settings", "metadata"):
+        raise ValueError(f"not a chat's own column: {column}")
+    db.execute(
+        f"UPDATE chats SET {column} = ? WHERE tenant = ? AND chat_id = ?",  # noqa: S608
+        (value, chat.tenant, chat.chat_id),
+    )
+
+
 def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
     """Keep only the newest `most` messages of the chat (MAX_CHAT_MESSAGES)."""
     params = (chat.tenant, chat.chat_id)
