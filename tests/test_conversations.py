@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -134,6 +135,34 @@ def test_a_conversation_is_created_with_items_and_metadata_then_read_changed_and
     with pytest.raises(openai.NotFoundError):
         client.conversations.delete(made.id)
     assert stored(proxy, made.id) == []
+
+
+def test_an_update_racing_a_delete_never_brings_the_conversation_back(
+    client: openai.OpenAI, proxy: str
+) -> None:
+    made = [client.conversations.create(metadata={"n": str(n)}).id for n in range(12)]
+
+    def update(conversation: str) -> str:
+        try:
+            client.conversations.update(conversation, metadata={"after": "delete?"})
+        except openai.NotFoundError:
+            return "404"
+        return "200"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each delete and update sent together
+        deletes = [pool.submit(client.conversations.delete, c) for c in made]
+        updates = [pool.submit(update, c) for c in made]
+        answers = {future.result() for future in updates}
+    late = update(made[0])  # an update after its delete
+
+    assert all(future.result().deleted for future in deletes)
+    assert answers <= {"200", "404"}
+    assert late == "404"
+    assert conversations(client) == []
+    for conversation in made:
+        with pytest.raises(openai.NotFoundError):
+            client.conversations.retrieve(conversation)
+        assert stored(proxy, conversation) == []
 
 
 def test_a_conversation_without_items_exists_with_its_metadata(client: openai.OpenAI) -> None:

@@ -71,8 +71,8 @@ class Conversations:
 
     async def update(self, chat: ChatRef, metadata: dict[str, str] | None) -> ChatInfo:
         """Replace the conversation's metadata (None: none); return it."""
-        await self.get(chat)
-        await self._store.set_chat_metadata(chat, metadata or {})
+        if not await self._store.set_chat_metadata(chat, metadata or {}):
+            raise _no_conversation(chat)  # never made, or deleted: not made again
         return await self.get(chat)
 
     async def delete(self, chat: ChatRef) -> None:

@@ -146,14 +146,18 @@ class Store(Protocol):
         """Forget a pending claim (the request failed), so the client may retry."""
 
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        """Set (or with None remove) one chat's own system prompt."""
+        """Set (or with None remove) one chat's own system prompt, as its latest activity;
+        setting one makes a chat that does not exist (the chat routes set a prompt first)."""
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        """Replace a chat's own settings (model, temperature, max_tokens); {} removes them."""
+        """Replace a chat's own settings (model, temperature, max_tokens; {} removes them), as
+        its latest activity; setting them makes a chat that does not exist, as a prompt does."""
 
-    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
-        """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`);
-        setting it creates the chat's record, as a system prompt does."""
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
+        """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`),
+        as its latest activity, in one step with the check that the chat exists: return False,
+        changing nothing, if it does not (never made, expired or deleted). A conversation is made
+        with its metadata by `save_turn`."""
 
     async def get_global_system(self) -> str | None:
         """Return the stored global system prompt ("" = explicitly none, None = never set)."""

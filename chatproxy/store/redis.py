@@ -46,6 +46,7 @@ from chatproxy.store.redis_keys import (
     state_of,
 )
 from chatproxy.store.redis_listing import LISTING_SCRIPTS
+from chatproxy.store.redis_meta_scripts import META_SCRIPTS
 from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.windows import KnownWindows, item_id
 
@@ -74,7 +75,7 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
-        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **LISTING_SCRIPTS}
+        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **LISTING_SCRIPTS, **META_SCRIPTS}
         self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
         self._slots = CallSlots(max_calls, wait_seconds)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
@@ -295,35 +296,32 @@ class RedisStore:
         await self._script("release_idempotency", [idem_key(chat, key)], [], [fingerprint])
 
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        await self._set_field(chat, "system", content, listed=True)
+        await self._set_field(chat, "system", content)
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        text = json.dumps(settings) if settings else None
-        await self._set_field(chat, "settings", text, listed=True)
+        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
 
-    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
         text = None if metadata is None else compact(metadata)
-        await self._set_field(chat, "metadata", text, listed=True)
+        return await self._set_field(chat, "metadata", text, create=False)
 
     async def _set_field(
-        self, chat: ChatRef, name: str, value: str | None, *, listed: bool = False
-    ) -> None:
-        """Set (or with None remove) a field of the chat's meta hash, which creates the chat's
-        record; with `listed`, a value set also lists the chat in its tenant's listing."""
-        meta = chat_keys(chat)[1]
+        self, chat: ChatRef, name: str, value: str | None, *, create: bool = True
+    ) -> bool:
+        """Set (or with None remove) a field of the chat's meta hash, as the chat's latest
+        activity, in one step; with `create`, a value set makes a chat that does not exist.
+        Return whether the chat exists (and so was changed)."""
         now = time.time()
-        pipe = self._redis.pipeline(transaction=True)
-        if value is None:
-            pipe.hdel(meta, name)
-        else:
-            pipe.hset(meta, mapping={name: value, "updated": repr(now)})
-            pipe.hsetnx(meta, "created", repr(now))
-        self._touch(pipe, chat)
-        await self._execute(pipe)
-        if listed and value is not None:
+        remove, made = "1" if value is None else "0", "1" if create else "0"
+        args = [name, value or "", remove, repr(now), self._ttl or 0, made, chat.chat_id]
+        done = await self._script(
+            "set_field", list(chat_keys(chat)), [index_key(chat.tenant)], args
+        )
+        if done and self._cluster:
             pipe = self._redis.pipeline(transaction=False)
             self._index(pipe, chat, now)
             await self._execute(pipe)
+        return bool(done)
 
     async def get_global_system(self) -> str | None:
         value = await self._command("get", GLOBAL_SYSTEM_KEY)

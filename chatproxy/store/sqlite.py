@@ -11,7 +11,6 @@ worker thread (`in_thread`); the file, its connections and schema are `sqlite_fi
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from chatproxy.store.sqlite_rows import (
     global_system_of,
     holds_lock,
     info_of,
+    listed_chats,
     live_chat,
     lock_holder,
     record_answer,
@@ -204,23 +204,8 @@ class SqliteStore:
     def list_chats(
         self, tenant: str, limit: int, before: float | None, after: str | None = None
     ) -> list[ChatInfo]:
-        updated, last = math.inf if before is None else before, ""
         with translated():
-            db = self.file.connection()
-            if after is not None:
-                found = db.execute(
-                    "SELECT updated FROM chats WHERE tenant = ? AND chat_id = ?", (tenant, after)
-                ).fetchone()
-                if found is None:
-                    raise NotFound(f"no chat {after!r} in the listing")
-                updated, last = found[0], after
-            rows = db.execute(
-                f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
-                " AND (expires_at IS NULL OR expires_at > ?)"
-                " AND (updated, chat_id) < (?, ?) ORDER BY updated DESC, chat_id DESC LIMIT ?",
-                (tenant, time.time(), updated, last, limit),
-            ).fetchall()
-        return [info_of(row) for row in rows]
+            return listed_chats(self.file.connection(), tenant, limit, before, after)
 
     @in_thread
     def save_turn(
@@ -332,21 +317,28 @@ class SqliteStore:
         self._set_column(chat, "settings", json.dumps(settings) if settings else None)
 
     @in_thread
-    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
-        self._set_column(chat, "metadata", None if metadata is None else compact(metadata))
+    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
+        text = None if metadata is None else compact(metadata)
+        return self._set_column(chat, "metadata", text, create=False)
 
-    def _set_column(self, chat: ChatRef, column: str, value: str | None) -> None:
-        """Set (or with None clear) one of the chat's own columns; setting one creates its row."""
+    def _set_column(
+        self, chat: ChatRef, column: str, value: str | None, *, create: bool = True
+    ) -> bool:
+        """Set (or with None clear) one of the chat's own columns, as its latest activity; with
+        `create`, a value set makes a chat that does not exist. Return whether the chat exists
+        (and so was changed)."""
         now = time.time()
         with self.file.transaction() as db:
-            if value is None and live_chat(db, chat) is None:
-                return
-            ensure_chat(db, chat, now, self._expiry(now))
+            if live_chat(db, chat) is None:
+                if value is None or not create:
+                    return False
+                ensure_chat(db, chat, now, self._expiry(now))
             set_column(db, chat, column, value)
             db.execute(
                 "UPDATE chats SET updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
                 (now, self._expiry(now), chat.tenant, chat.chat_id),
             )
+        return True
 
     @in_thread
     def get_global_system(self) -> str | None:

@@ -1,15 +1,17 @@
 """Own the SQL that several operations of the SQLite store share: a chat's row (alive or expired,
-created, touched, trimmed, deleted), its listing columns, its turn lock, the global prompt, and
-the sweep of expired rows."""
+created, touched, trimmed, deleted), its own columns, the tenant's listing, its turn lock, the
+global prompt, and the sweep of expired rows."""
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from chatproxy.errors import NotFound
 from chatproxy.store.idempotency import IdempotentResult
 from chatproxy.store.items import ChatInfo, ChatRef, Message, title_of, usage_of
 from chatproxy.tokens import USAGE_FIELDS
@@ -29,6 +31,27 @@ def info_of(row: tuple[Any, ...]) -> ChatInfo:
     usage = dict(zip(USAGE_FIELDS, tokens, strict=True))
     own = None if metadata is None else json.loads(metadata)
     return ChatInfo(chat_id, created, updated, messages, title, usage, own)
+
+
+def listed_chats(
+    db: sqlite3.Connection, tenant: str, limit: int, before: float | None, after: str | None
+) -> list[ChatInfo]:
+    """A page of the tenant's listing (`Store.list_chats`): by last activity, then chat id."""
+    updated, last = math.inf if before is None else before, ""
+    if after is not None:
+        found = db.execute(
+            "SELECT updated FROM chats WHERE tenant = ? AND chat_id = ?", (tenant, after)
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"no chat {after!r} in the listing")
+        updated, last = found[0], after
+    rows = db.execute(
+        f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
+        " AND (expires_at IS NULL OR expires_at > ?)"
+        " AND (updated, chat_id) < (?, ?) ORDER BY updated DESC, chat_id DESC LIMIT ?",
+        (tenant, time.time(), updated, last, limit),
+    ).fetchall()
+    return [info_of(row) for row in rows]
 
 
 def take_lock(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:
