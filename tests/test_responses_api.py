@@ -27,6 +27,8 @@ from tests.responses_client import (
 
 __all__ = ["proxy"]  # the fixture this module's tests use
 
+LONG = "x" * 32_001  # one over MAX_CONTENT_CHARS' default
+
 
 def test_a_string_input_starts_a_chat_and_its_response_is_found_again(
     proxy: Proxy, fake_upstream: FakeUpstream
@@ -346,8 +348,41 @@ def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
         ),
         ({"input": [{"type": "item_reference", "id": "msg_nowhere_1"}]}, "input[0].id"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "Look it up."},
+                    {"role": "assistant", "content": "Looking."},
+                    {"type": "function_call", "call_id": "c1", "name": "f", "arguments": LONG},
+                    {"type": "function_call_output", "call_id": "c1", "output": "1"},
+                ]
+            },
+            "input[2].arguments",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": "Read this."},
+                            {"type": "input_file", "file_data": LONG, "filename": "a.txt"},
+                        ],
+                    }
+                ]
+            },
+            "input[0].content[1].file_data",
+        ),
     ],
-    ids=["item-type", "conversation-and-previous", "unknown-call", "reference", "tool"],
+    ids=[
+        "item-type",
+        "conversation-and-previous",
+        "unknown-call",
+        "reference",
+        "tool",
+        "long-arguments",
+        "long-file",
+    ],
 )
 def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
     proxy: Proxy, body: dict[str, Any], param: str | None
@@ -357,6 +392,8 @@ def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
 
     if param is not None:
         assert refused.value.param == param
+    if param is not None and param.endswith(("arguments", "file_data")):
+        assert f"{param}: at most 32000 characters (MAX_CONTENT_CHARS)" in refused.value.message
     if "conversation" in body:
         assert refused.value.param == "conversation"
     assert proxy.chats() == []

@@ -26,6 +26,9 @@ the field (`param`: `input[3].content[1].type`).
   proxy keeps none (the Vercel AI SDK sends them back for reasoning models).
 - Any other item type (built-in tools' calls and outputs, custom tools, MCP, ...) is refused.
 
+`check_lengths` holds each text, tool call's arguments and file's data to MAX_CONTENT_CHARS,
+naming the field (`input[2].arguments`).
+
 Nothing here does I/O.
 """
 
@@ -83,6 +86,27 @@ def referenced_ids(sent: str | Sequence[Any]) -> list[ItemId]:
                 param=f"input[{n}].id",
             )
     return found
+
+
+# The fields of input items that hold what a message says (text, a tool call's arguments, a
+# file's data), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
+LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments", "file_data"))
+
+
+def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
+    """Refuse a string in `sent` (a request's `input`, walked as it was sent) of a field of
+    `LIMITED_FIELDS` longer than `max_chars`, naming it (`input[2].arguments`)."""
+    inside: Any = ()
+    if isinstance(sent, dict):
+        inside = ((f"{where}.{key}", key, value) for key, value in sent.items())
+    elif isinstance(sent, list):
+        inside = ((f"{where}[{n}]", None, value) for n, value in enumerate(sent))
+    for at, key, value in inside:
+        if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
+            raise ValidationFailed(
+                f"{at}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=at
+            )
+        check_lengths(value, max_chars, at)
 
 
 def _item_type(item: Any, where: str) -> str:
