@@ -136,16 +136,20 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     )
 
 
-def _input(sent: Any, max_chars: int, stored: Mapping[int, Message]) -> list[dict[str, Any]]:
-    """The request's input as chat messages, each within MAX_CONTENT_CHARS."""
-    messages = input_messages(sent, stored)
+def _input(
+    sent: Any, max_chars: int, stored: Mapping[int, Message]
+) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+    """The request's input as chat messages, each within MAX_CONTENT_CHARS, and the index in
+    `input` of the item each came from."""
+    origins: list[int] = []
+    messages = input_messages(sent, stored, origins)
     for message in messages:
         if len(content_text(message.get("content"))[0]) > max_chars:
             raise ValidationFailed(
                 f"input: each item at most {max_chars} characters (MAX_CONTENT_CHARS)",
                 param="input",
             )
-    return messages
+    return messages, tuple(origins)
 
 
 def _head(ctx: Context, made: Responded[Any], kept: Mapping[str, Any]) -> ResponseHead:

@@ -48,11 +48,17 @@ ITEM_TYPES = ("message", "function_call", "function_call_output", "item_referenc
 
 
 def input_messages(
-    sent: str | Sequence[Any], stored: Mapping[int, Message] | None = None
+    sent: str | Sequence[Any],
+    stored: Mapping[int, Message] | None = None,
+    origins: list[int] | None = None,
 ) -> list[JsonObject]:
     """The chat completion messages a request's `input` is; `stored` holds the messages its
-    item references name (by message id, of the chat `referenced_ids` found them in)."""
+    item references name (by message id, of the chat `referenced_ids` found them in). Each
+    message's item (its first: an assistant's text and calls are one message) is added to
+    `origins` (empty when given), by its index in `input`."""
+    origins = [] if origins is None else origins
     if isinstance(sent, str):
+        origins.append(0)
         return [{"role": "user", "content": sent}]
     messages: list[JsonObject] = []
     for n, item in enumerate(sent):
@@ -66,6 +72,7 @@ def input_messages(
             messages.append(_call_output(item, where))
         elif kind == "item_reference":
             _add_referenced(messages, _reference(item, where), stored or {}, where)
+        origins += [n] * (len(messages) - len(origins))
     return messages
 
 
