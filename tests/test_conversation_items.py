@@ -22,6 +22,7 @@ from tests.conftest import MakeStore, take_lock
 from tests.test_conversations import KEY, OTHER_KEY, conversations, sdk, stored, tool_round
 
 ROUNDS = 50  # 5 messages each: 250 messages, 350 items
+LONG = "x" * 32_001  # one over MAX_CONTENT_CHARS' default
 
 
 @pytest.fixture
@@ -186,6 +187,24 @@ BAD: list[tuple[str, Call, str]] = [
             ],
         ),
         "items",
+    ),
+    (
+        "long arguments",
+        lambda c, cid: c.conversations.items.create(
+            cid,
+            items=[
+                USER,
+                {"type": "function_call", "call_id": "a", "name": "f", "arguments": LONG},
+            ],
+        ),
+        "items[1].arguments",
+    ),
+    (
+        "long file",
+        lambda c, _: c.conversations.create(
+            items=[{"role": "user", "content": [{"type": "input_file", "file_data": LONG}]}]
+        ),
+        "items[0].content[0].file_data",
     ),
     ("order", lambda c, cid: c.conversations.items.list(cid, order="up"), "order"),  # type: ignore[arg-type]
     ("limit 0", lambda c, cid: c.conversations.items.list(cid, limit=0), "limit"),

@@ -5,10 +5,12 @@ every bad input refused with its `param` and nothing stored."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -60,15 +62,16 @@ def stored(url: str, chat: str) -> list[dict[str, Any]]:
     return [m for m in reply.json() if m["role"] != "system" or "id" in m]
 
 
-def conversations(client: openai.OpenAI, limit: int = 20) -> list[Conversation]:
-    """Every conversation of the client's key, walked page by page as the SDK pages lists."""
+def conversations(client: openai.OpenAI, limit: int = 20, most: int = 100) -> list[Conversation]:
+    """Every conversation of the client's key (up to `most`: a listing that pages in a loop
+    ends), walked page by page as the SDK pages lists."""
     page = client.get_api_list(
         "/conversations",
         model=Conversation,
         page=SyncConversationCursorPage[Conversation],
         options={"params": {"limit": limit}},
     )
-    return list(page)
+    return list(itertools.islice(page, most))
 
 
 def tool_round(n: int) -> Items:
@@ -132,6 +135,34 @@ def test_a_conversation_is_created_with_items_and_metadata_then_read_changed_and
     with pytest.raises(openai.NotFoundError):
         client.conversations.delete(made.id)
     assert stored(proxy, made.id) == []
+
+
+def test_an_update_racing_a_delete_never_brings_the_conversation_back(
+    client: openai.OpenAI, proxy: str
+) -> None:
+    made = [client.conversations.create(metadata={"n": str(n)}).id for n in range(12)]
+
+    def update(conversation: str) -> str:
+        try:
+            client.conversations.update(conversation, metadata={"after": "delete?"})
+        except openai.NotFoundError:
+            return "404"
+        return "200"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each delete and update sent together
+        deletes = [pool.submit(client.conversations.delete, c) for c in made]
+        updates = [pool.submit(update, c) for c in made]
+        answers = {future.result() for future in updates}
+    late = update(made[0])  # an update after its delete
+
+    assert all(future.result().deleted for future in deletes)
+    assert answers <= {"200", "404"}
+    assert late == "404"
+    assert conversations(client) == []
+    for conversation in made:
+        with pytest.raises(openai.NotFoundError):
+            client.conversations.retrieve(conversation)
+        assert stored(proxy, conversation) == []
 
 
 def test_a_conversation_without_items_exists_with_its_metadata(client: openai.OpenAI) -> None:
@@ -235,6 +266,20 @@ def test_the_listing_walks_every_conversation_once_newest_activity_first(
     with pytest.raises(openai.BadRequestError) as refused:
         client.get("/conversations", cast_to=object, options={"params": {"after": "nope"}})
     assert refused.value.param == "after"
+
+
+def test_the_listing_pages_by_the_order_it_lists_in_when_settings_change(
+    client: openai.OpenAI, proxy: str
+) -> None:
+    made = [client.conversations.create(metadata={"n": str(n)}).id for n in range(4)]
+    changed = http(
+        "POST", f"{proxy}/{made[1]}/settings", {"temperature": 0.5}, headers={"X-API-Key": KEY}
+    )
+
+    walked = conversations(client, limit=1)
+
+    assert changed.status == 200, changed.body
+    assert [c.id for c in walked] == [made[1], made[3], made[2], made[0]]
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])  # the example, not the store, is at test

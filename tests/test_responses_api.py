@@ -27,6 +27,8 @@ from tests.responses_client import (
 
 __all__ = ["proxy"]  # the fixture this module's tests use
 
+LONG = "x" * 32_001  # one over MAX_CONTENT_CHARS' default
+
 
 def test_a_string_input_starts_a_chat_and_its_response_is_found_again(
     proxy: Proxy, fake_upstream: FakeUpstream
@@ -342,12 +344,45 @@ def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
         ({"input": "hi", "conversation": "c1", "previous_response_id": "resp_c1_1"}, None),
         (
             {"input": [{"type": "function_call_output", "call_id": "call_9", "output": "1"}]},
-            None,
+            "input[0].call_id",
         ),
         ({"input": [{"type": "item_reference", "id": "msg_nowhere_1"}]}, "input[0].id"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "Look it up."},
+                    {"role": "assistant", "content": "Looking."},
+                    {"type": "function_call", "call_id": "c1", "name": "f", "arguments": LONG},
+                    {"type": "function_call_output", "call_id": "c1", "output": "1"},
+                ]
+            },
+            "input[2].arguments",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": "Read this."},
+                            {"type": "input_file", "file_data": LONG, "filename": "a.txt"},
+                        ],
+                    }
+                ]
+            },
+            "input[0].content[1].file_data",
+        ),
     ],
-    ids=["item-type", "conversation-and-previous", "unknown-call", "reference", "tool"],
+    ids=[
+        "item-type",
+        "conversation-and-previous",
+        "unknown-call",
+        "reference",
+        "tool",
+        "long-arguments",
+        "long-file",
+    ],
 )
 def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
     proxy: Proxy, body: dict[str, Any], param: str | None
@@ -357,8 +392,49 @@ def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
 
     if param is not None:
         assert refused.value.param == param
+    if param is not None and param.endswith(("arguments", "file_data")):
+        assert f"{param}: at most 32000 characters (MAX_CONTENT_CHARS)" in refused.value.message
     if "conversation" in body:
         assert refused.value.param == "conversation"
+    assert proxy.chats() == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "param", "message"),
+    [
+        (
+            [
+                {"role": "user", "content": "Hi"},
+                {"type": "reasoning", "id": "rs_1", "summary": []},  # left out: no message
+                {"type": "function_call_output", "call_id": "call_9", "output": "1"},
+            ],
+            "input[2].call_id",
+            "input[2].call_id: 'call_9' answers no pending tool call",
+        ),
+        (
+            [
+                {"role": "user", "content": "Look it up."},
+                {"type": "function_call", "call_id": "c1", "name": "look", "arguments": "{}"},
+                {"type": "function_call", "call_id": "c2", "name": "look", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "one"},
+                {"role": "user", "content": "And?"},
+            ],
+            "input[4]",
+            "input[4]: no result yet for 'c2' (made in input[1])",
+        ),
+    ],
+    ids=["answers-no-call", "call-left-unanswered"],
+)
+def test_a_tool_result_out_of_place_is_refused_naming_its_input_item(
+    proxy: Proxy, sent: list[dict[str, Any]], param: str, message: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxy.client.responses.create(model=MODEL, instructions="Be brief.", input=sent)  # type: ignore[arg-type]
+
+    assert refused.value.param == param
+    assert isinstance(refused.value.body, dict)
+    assert refused.value.body["message"].startswith(message)
+    assert "messages[" not in refused.value.body["message"]
     assert proxy.chats() == []
 
 

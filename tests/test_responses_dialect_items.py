@@ -12,7 +12,7 @@ from openai.types.responses import ResponseInputItemParam, ResponseItem, Respons
 from pydantic import TypeAdapter
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.http.responses_input import input_messages, referenced_ids
+from chatproxy.http.responses_input import check_lengths, input_messages, referenced_ids
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
 from chatproxy.service.message_rules import check_messages, message_key
 from chatproxy.store.items import Message
@@ -405,6 +405,58 @@ def test_an_item_a_chat_model_cannot_take_is_refused_naming_it(
     assert error.param == param
     assert words in error.message
     assert error.to_openai_json()["error"]["param"] == param
+
+
+ELEVEN = "x" * 11
+
+
+def text(kind: str, field: str = "text") -> list[dict[str, str]]:
+    return [{"type": kind, field: ELEVEN}]
+
+
+@pytest.mark.parametrize(
+    ("item", "param"),
+    [
+        ({"role": "user", "content": ELEVEN}, "input[1].content"),
+        ({"role": "user", "content": text("input_text")}, "input[1].content[0].text"),
+        (
+            {"role": "assistant", "content": text("refusal", "refusal")},
+            "input[1].content[0].refusal",
+        ),
+        (
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": ELEVEN},
+            "input[1].arguments",
+        ),
+        ({"type": "function_call_output", "call_id": "c", "output": ELEVEN}, "input[1].output"),
+        (
+            {"type": "function_call_output", "call_id": "c", "output": text("input_text")},
+            "input[1].output[0].text",
+        ),
+        (
+            {"role": "user", "content": text("input_file", "file_data")},
+            "input[1].content[0].file_data",
+        ),
+    ],
+)
+def test_a_text_arguments_or_file_over_the_limit_is_refused_naming_it(
+    item: Any, param: str
+) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        check_lengths([USER, item], 10)
+    assert caught.value.param == param
+    assert caught.value.message == f"{param}: at most 10 characters (MAX_CONTENT_CHARS)"
+    check_lengths([USER, item], 11)  # at the limit: taken
+
+
+def test_ids_names_and_image_urls_are_not_held_to_the_content_limit() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64," + "A" * 50}
+    sent = [
+        {"role": "user", "content": [image]},
+        {"type": "function_call", "call_id": "c" * 50, "name": "f" * 50, "arguments": "{}"},
+        {"type": "item_reference", "id": "msg_" + "a" * 50 + "_1"},
+    ]
+    check_lengths(sent, 10)  # nothing refused
+    check_lengths("x" * 50, 10)  # a string input is one message: held to the limit by its turn
 
 
 @pytest.mark.parametrize("item_id", ["msg_4", "fc_5_2", "fc_3_0", "fco_5", "msg_6", "msg_99"])

@@ -130,10 +130,8 @@ async def test_chat_system_prompt_is_set_replaced_and_removed(store: Store) -> N
 
 @pytest.mark.anyio
 async def test_chat_metadata_is_set_replaced_and_removed(store: Store) -> None:
-    await store.set_chat_metadata(ChatRef("public", "nothing"), None)  # creates nothing
-    assert await store.list_chats("public", 10, None) == []
-
-    await store.set_chat_metadata(CHAT, {"topic": "cats ✓", "n": "1"})  # creates the chat
+    await store.save_turn(CHAT, "t0", [])  # a chat of no messages (a bare conversation)
+    assert await store.set_chat_metadata(CHAT, {"topic": "cats ✓", "n": "1"}) is True
     info = await store.chat_info(CHAT)
     assert info is not None
     assert (info.messages, info.metadata) == (0, {"topic": "cats ✓", "n": "1"})
@@ -141,7 +139,7 @@ async def test_chat_metadata_is_set_replaced_and_removed(store: Store) -> None:
     assert [c.metadata for c in await store.list_chats("public", 10, None)] == [info.metadata]
 
     await store.save_turn(CHAT, "t1", turn(1))
-    await store.set_chat_metadata(CHAT, {})
+    assert await store.set_chat_metadata(CHAT, {}) is True
     emptied = await store.chat_info(CHAT)
     assert emptied is not None
     assert emptied.metadata == {}
@@ -152,6 +150,43 @@ async def test_chat_metadata_is_set_replaced_and_removed(store: Store) -> None:
     assert info.to_json()["metadata"] is None
     await store.save_turn(ChatRef("public", "other"), "t2", turn(2))
     assert [c.metadata for c in await store.list_chats("public", 10, None)] == [None, None]
+
+
+@pytest.mark.anyio
+async def test_metadata_is_never_set_on_a_chat_that_does_not_exist(store: Store) -> None:
+    nothing, deleted = ChatRef("public", "nothing"), ChatRef("public", "deleted")
+    await store.save_turn(deleted, "t1", turn(1), metadata={"n": "1"})
+    assert await store.delete_chat(deleted)
+
+    assert await store.set_chat_metadata(nothing, {"topic": "cats"}) is False
+    assert await store.set_chat_metadata(nothing, None) is False
+    assert await store.set_chat_metadata(deleted, {"n": "2"}) is False  # a delete came first
+
+    assert await store.chat_info(nothing) is None
+    assert await store.chat_info(deleted) is None
+    assert not (await store.load_history(deleted)).exists
+    assert await store.list_chats("public", 10, None) == []
+    await store.set_chat_settings(nothing, {"model": "m-2"})  # the chat routes' settings do
+    assert (await store.load_window(nothing, 5)).settings == {"model": "m-2"}
+
+
+@pytest.mark.anyio
+async def test_a_save_sets_the_chats_metadata_in_the_same_step(store: Store) -> None:
+    bare = ChatRef("public", "bare")
+    assert await store.save_turn(CHAT, "t1", turn(1), metadata={"topic": "cats"})
+    assert await store.save_turn(bare, "t0", [], metadata={})  # a conversation without items
+
+    made, empty = await store.chat_info(CHAT), await store.chat_info(bare)
+    assert made is not None
+    assert empty is not None
+    assert (made.messages, made.metadata) == (2, {"topic": "cats"})
+    assert (empty.messages, empty.metadata) == (0, {})
+    assert (await store.load_history(bare)).exists
+    assert {c.chat_id for c in await store.list_chats("public", 10, None)} == {"chat-1", "bare"}
+    assert await store.save_turn(CHAT, "t2", turn(2))  # without it, the metadata stays
+    kept = await store.chat_info(CHAT)
+    assert kept is not None
+    assert (kept.messages, kept.metadata) == (4, {"topic": "cats"})
 
 
 @pytest.mark.anyio

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.http.responses_input import input_messages
+from chatproxy.http.responses_input import check_lengths, input_messages
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
 from chatproxy.store.items import ChatInfo, Message, valid_chat_id
 
@@ -75,11 +75,13 @@ def item_id(text: str, conversation: str, param: str) -> ItemId:
     return ItemId(found.message, found.call, found.kind, conversation)
 
 
-def item_messages(items: Sequence[Any]) -> list[JsonObject]:
-    """The chat messages a request's `items` are (`responses_input.input_messages`), refused
+def item_messages(items: Sequence[Any], max_chars: int) -> list[JsonObject]:
+    """The chat messages a request's `items` are (`responses_input.input_messages`), each
+    text, tool call's arguments and file's data within `max_chars` (`check_lengths`), refused
     with the item at fault (`items[3].content[0].type`). An `item_reference` finds nothing:
     an item of a conversation is in it already."""
     try:
+        check_lengths(items, max_chars)
         return input_messages(items)
     except ValidationFailed as exc:
         message = "items" + exc.message.removeprefix("input")

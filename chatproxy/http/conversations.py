@@ -45,7 +45,7 @@ ORDERS = ("asc", "desc")
 
 async def create_conversation(ctx: Context) -> Reply:
     body = await ctx.body(ConversationBody)
-    messages = item_messages(body.items or [])
+    messages = item_messages(body.items or [], ctx.settings.max_content_chars)
     info = await ctx.conversations.create(_tenant(ctx), messages, body.metadata)
     ctx.log_fields["chat_id"] = info.chat_id
     return conversation(info)
@@ -79,7 +79,8 @@ async def delete_conversation(ctx: Context) -> Reply:
 async def create_items(ctx: Context) -> Reply:
     chat = _chat(ctx)
     body = await ctx.body(ItemsBody)
-    stored = await ctx.conversations.append(chat, item_messages(body.items))
+    messages = item_messages(body.items, ctx.settings.max_content_chars)
+    stored = await ctx.conversations.append(chat, messages)
     return id_list(items_of(stored, chat.chat_id))
 
 

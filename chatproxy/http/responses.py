@@ -25,7 +25,7 @@ from chatproxy.errors import ValidationFailed
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
-from chatproxy.http.responses_input import input_messages, referenced_ids
+from chatproxy.http.responses_input import check_lengths, input_messages, referenced_ids
 from chatproxy.http.responses_items import message_items
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
@@ -112,6 +112,7 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     stored messages its item references may name), and what its reply keeps."""
     named = referenced_ids(request.input)  # ids none of ours are refused before any read
     max_chars = ctx.settings.max_content_chars
+    check_lengths(request.input, max_chars)
     if request.instructions is not None and len(request.instructions) > max_chars:
         raise ValidationFailed(
             f"instructions: at most {max_chars} characters (MAX_CONTENT_CHARS)",
@@ -135,16 +136,20 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     )
 
 
-def _input(sent: Any, max_chars: int, stored: Mapping[int, Message]) -> list[dict[str, Any]]:
-    """The request's input as chat messages, each within MAX_CONTENT_CHARS."""
-    messages = input_messages(sent, stored)
+def _input(
+    sent: Any, max_chars: int, stored: Mapping[int, Message]
+) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+    """The request's input as chat messages, each within MAX_CONTENT_CHARS, and the index in
+    `input` of the item each came from."""
+    origins: list[int] = []
+    messages = input_messages(sent, stored, origins)
     for message in messages:
         if len(content_text(message.get("content"))[0]) > max_chars:
             raise ValidationFailed(
                 f"input: each item at most {max_chars} characters (MAX_CONTENT_CHARS)",
                 param="input",
             )
-    return messages
+    return messages, tuple(origins)
 
 
 def _head(ctx: Context, made: Responded[Any], kept: Mapping[str, Any]) -> ResponseHead:

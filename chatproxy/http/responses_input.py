@@ -26,6 +26,9 @@ the field (`param`: `input[3].content[1].type`).
   proxy keeps none (the Vercel AI SDK sends them back for reasoning models).
 - Any other item type (built-in tools' calls and outputs, custom tools, MCP, ...) is refused.
 
+`check_lengths` holds each text, tool call's arguments and file's data to MAX_CONTENT_CHARS,
+naming the field (`input[2].arguments`).
+
 Nothing here does I/O.
 """
 
@@ -45,11 +48,17 @@ ITEM_TYPES = ("message", "function_call", "function_call_output", "item_referenc
 
 
 def input_messages(
-    sent: str | Sequence[Any], stored: Mapping[int, Message] | None = None
+    sent: str | Sequence[Any],
+    stored: Mapping[int, Message] | None = None,
+    origins: list[int] | None = None,
 ) -> list[JsonObject]:
     """The chat completion messages a request's `input` is; `stored` holds the messages its
-    item references name (by message id, of the chat `referenced_ids` found them in)."""
+    item references name (by message id, of the chat `referenced_ids` found them in). Each
+    message's item (its first: an assistant's text and calls are one message) is added to
+    `origins` (empty when given), by its index in `input`."""
+    origins = [] if origins is None else origins
     if isinstance(sent, str):
+        origins.append(0)
         return [{"role": "user", "content": sent}]
     messages: list[JsonObject] = []
     for n, item in enumerate(sent):
@@ -63,6 +72,7 @@ def input_messages(
             messages.append(_call_output(item, where))
         elif kind == "item_reference":
             _add_referenced(messages, _reference(item, where), stored or {}, where)
+        origins += [n] * (len(messages) - len(origins))
     return messages
 
 
@@ -83,6 +93,27 @@ def referenced_ids(sent: str | Sequence[Any]) -> list[ItemId]:
                 param=f"input[{n}].id",
             )
     return found
+
+
+# The fields of input items that hold what a message says (text, a tool call's arguments, a
+# file's data), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
+LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments", "file_data"))
+
+
+def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
+    """Refuse a string in `sent` (a request's `input`, walked as it was sent) of a field of
+    `LIMITED_FIELDS` longer than `max_chars`, naming it (`input[2].arguments`)."""
+    inside: Any = ()
+    if isinstance(sent, dict):
+        inside = ((f"{where}.{key}", key, value) for key, value in sent.items())
+    elif isinstance(sent, list):
+        inside = ((f"{where}[{n}]", None, value) for n, value in enumerate(sent))
+    for at, key, value in inside:
+        if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
+            raise ValidationFailed(
+                f"{at}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=at
+            )
+        check_lengths(value, max_chars, at)
 
 
 def _item_type(item: Any, where: str) -> str:

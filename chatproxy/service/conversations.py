@@ -4,8 +4,8 @@ same store, no copy), and its items are the messages of the chat's current path.
 A conversation made here gets a fresh id (`conv_<48 hex digits>`); any chat of the caller's
 tenant is a conversation, whichever route made it. What this module reads and writes:
 
-- creating one stores its first messages in one atomic save (nothing half-stored), then its
-  metadata (`set_chat_metadata`, which makes the chat's record when there are no messages);
+- creating one stores its first messages and its metadata in one atomic save (nothing
+  half-stored; a save of no messages makes the chat's record);
 - adding messages takes the chat's turn lock as a turn does (waiting up to
   TURN_WAIT_SECONDS, else `ChatBusy`), places them under the leaf and saves them fenced by
   the lock, releasing it in the same step;
@@ -58,10 +58,8 @@ class Conversations:
         self._check_lengths(messages)
         new = _checked(messages, [])
         chat = ChatRef(tenant, ID_PREFIX + secrets.token_hex(24))
-        if new:
-            await self._store.save_turn(chat, uuid.uuid4().hex, new)
-        if metadata or not new:
-            await self._store.set_chat_metadata(chat, metadata or {})
+        kept = metadata or ({} if not new else None)  # a chat of no items: its metadata shows
+        await self._store.save_turn(chat, uuid.uuid4().hex, new, metadata=kept)
         return await self.get(chat)
 
     async def get(self, chat: ChatRef) -> ChatInfo:
@@ -73,8 +71,8 @@ class Conversations:
 
     async def update(self, chat: ChatRef, metadata: dict[str, str] | None) -> ChatInfo:
         """Replace the conversation's metadata (None: none); return it."""
-        await self.get(chat)
-        await self._store.set_chat_metadata(chat, metadata or {})
+        if not await self._store.set_chat_metadata(chat, metadata or {}):
+            raise _no_conversation(chat)  # never made, or deleted: not made again
         return await self.get(chat)
 
     async def delete(self, chat: ChatRef) -> None:
@@ -85,15 +83,12 @@ class Conversations:
     async def listing(
         self, tenant: str, limit: int, after: str | None
     ) -> tuple[list[ChatInfo], bool]:
-        """A page of the tenant's conversations, most recent activity first, after the
-        conversation `after` (those active before it was last); and whether more follow."""
-        before = None
-        if after is not None:
-            info = await self._store.chat_info(ChatRef(tenant, after))
-            if info is None:
-                raise ValidationFailed(f"after: no conversation {after!r}", param="after")
-            before = info.updated
-        found = await self._store.list_chats(tenant, limit + 1, before)
+        """A page of the tenant's conversations in the store's listing order (most recent
+        activity first), after the conversation `after`; and whether more follow."""
+        try:
+            found = await self._store.list_chats(tenant, limit + 1, None, after)
+        except NotFound:
+            raise ValidationFailed(f"after: no conversation {after!r}", param="after") from None
         return found[:limit], len(found) > limit
 
     async def append(self, chat: ChatRef, messages: Sequence[Mapping[str, Any]]) -> list[Message]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
@@ -46,13 +47,50 @@ CALL_TYPES = ("function", "custom")
 Key = tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class Names:
+    """How a refusal names a request's message n: `messages[n]` (a chat completion request's),
+    or, for messages translated from a Responses request's `input`, the item each came from
+    (`items[n]`: its index in `input`, None for one of no item, the instructions), whose tool
+    result names its call `call_id` and is a `function_call_output`."""
+
+    items: tuple[int | None, ...] | None = None
+
+    def of(self, n: int, field: str | None = None) -> str:
+        """The name of message `n`, or of its `field`."""
+        if self.items is None:
+            where = f"messages[{n}]"
+        else:
+            item = self.items[n] if n < len(self.items) else None
+            where = "input" if item is None else f"input[{item}]"
+            field = "call_id" if field == "tool_call_id" else field
+        return where if field is None else f"{where}.{field}"
+
+    @property
+    def whole(self) -> str:
+        """The name of the messages as a whole."""
+        return "messages" if self.items is None else "input"
+
+    @property
+    def result(self) -> str:
+        """What a tool result is called."""
+        return "tool message" if self.items is None else "function_call_output"
+
+
+MESSAGES = Names()  # a chat completion request's messages
+
+
 def check_messages(
-    sent: Sequence[Mapping[str, Any]], start: int = 0, stop: int | None = None
+    sent: Sequence[Mapping[str, Any]],
+    start: int = 0,
+    stop: int | None = None,
+    names: Names | None = None,
 ) -> None:
     """Refuse the first message (of `sent[start:stop]`) whose shape the proxy cannot store or
-    compare."""
+    compare, naming it as `names` does."""
+    names = names or MESSAGES
     for n in range(start, len(sent) if stop is None else stop):
-        _check_message(n, sent[n])
+        _check_message(names.of(n), sent[n])
 
 
 def sent_content(message: Mapping[str, Any]) -> Any:
@@ -100,40 +138,38 @@ def _call_key(call: Mapping[str, Any]) -> Key:
     return (call.get("id"), kind, body.get("name"), arguments)
 
 
-def _check_message(n: int, message: Mapping[str, Any]) -> None:
+def _check_message(at: str, message: Mapping[str, Any]) -> None:
     role = message.get("role")
     if not isinstance(role, str) or role not in KNOWN_PARTS:
-        raise ValidationFailed(f"messages[{n}].role: must be one of {', '.join(KNOWN_PARTS)}")
-    _check_content(n, role, message.get("content"))
+        raise ValidationFailed(f"{at}.role: must be one of {', '.join(KNOWN_PARTS)}")
+    _check_content(at, role, message.get("content"))
     calls = message.get("tool_calls")
     if calls is not None and role != "assistant":
-        raise ValidationFailed(f"messages[{n}].tool_calls: only an assistant makes tool calls")
+        raise ValidationFailed(f"{at}.tool_calls: only an assistant makes tool calls")
     if calls is not None:
-        _check_calls(f"messages[{n}].tool_calls", calls)
+        _check_calls(f"{at}.tool_calls", calls)
     refusal = message.get("refusal")
     if refusal is not None and not isinstance(refusal, str):
-        raise ValidationFailed(f"messages[{n}].refusal: must be a string")
+        raise ValidationFailed(f"{at}.refusal: must be a string")
     if role == "assistant" and message.get("content") in (None, []) and not (refusal or calls):
-        raise ValidationFailed(
-            f"messages[{n}]: the assistant message has no content, refusal or tool_calls"
-        )
+        raise ValidationFailed(f"{at}: the assistant message has no content, refusal or tool_calls")
     call_id = message.get("tool_call_id")
     answers = isinstance(call_id, str) and call_id != ""
     if (role == "tool" and not answers) or (role != "tool" and call_id is not None):
         problem = "name the call this answers" if role == "tool" else "only a tool result has one"
-        raise ValidationFailed(f"messages[{n}].tool_call_id: {problem}")
+        raise ValidationFailed(f"{at}.tool_call_id: {problem}")
     if not isinstance(message.get("name", ""), str):
-        raise ValidationFailed(f"messages[{n}].name: must be a string")
+        raise ValidationFailed(f"{at}.name: must be a string")
 
 
-def _check_content(n: int, role: str, content: Any) -> None:
+def _check_content(at: str, role: str, content: Any) -> None:
     if isinstance(content, str):
         if role == "user" and not content.strip():
-            raise ValidationFailed(f"messages[{n}].content: the user message has no content")
+            raise ValidationFailed(f"{at}.content: the user message has no content")
         return
     if content is None and role == "assistant":
         return
-    where = f"messages[{n}].content"
+    where = f"{at}.content"
     if not isinstance(content, list):
         raise ValidationFailed(f"{where}: must be a string or a list of content parts")
     known = KNOWN_PARTS[role]

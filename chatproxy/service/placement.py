@@ -43,8 +43,9 @@ A `ValidationFailed` names the message at fault: one `check_messages` refuses (a
 or content part, a tool message without `tool_call_id`, ...), a result that answers no pending
 call or one already answered, a call without a result before the next other message or at the
 request's end (the model must see every call answered), a request that does not end with a user
-message or tool results. Tool answers are checked in the new messages only: what matches is
-stored, and was checked when it came.
+message or tool results. It names the message as `message_rules.Names` does: `messages[n]`, or
+for a Responses request's the input item it came from (`input[n]`). Tool answers are checked in
+the new messages only: what matches is stored, and was checked when it came.
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
-from chatproxy.service.message_rules import check_messages, message_key, sent_content
+from chatproxy.service.message_rules import (
+    MESSAGES,
+    Names,
+    check_messages,
+    message_key,
+    sent_content,
+)
 from chatproxy.service.placing import SYSTEM_ROLES, Kept, Placing, only_new, window_for
 from chatproxy.store.items import ROOT, ChatState, Message, chained
 
@@ -76,9 +83,14 @@ class Placement:
 
 
 def place_request(
-    path: Sequence[Message], sent: Sequence[Mapping[str, Any]], *, whole: bool = False
+    path: Sequence[Message],
+    sent: Sequence[Mapping[str, Any]],
+    *,
+    whole: bool = False,
+    names: Names = MESSAGES,
 ) -> Placement | None:
-    """Check a request's `messages` and place them on the chat's `path` (oldest first).
+    """Check a request's `messages` and place them on the chat's `path` (oldest first); a
+    refusal names the message at fault as `names` does.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
@@ -87,36 +99,39 @@ def place_request(
     first = 0
     while first < len(sent) and sent[first].get("role") in SYSTEM_ROLES:
         first += 1
-    check_messages(sent, 0, first)
+    check_messages(sent, 0, first, names)
     convo = sent[first:]
     # What is resent exactly as stored was checked when it came: only the rest is checked.
     resent = _resent_as_stored(path, convo)
-    check_messages(sent, first + resent)
+    check_messages(sent, first + resent, None, names)
     system = "\n\n".join(_text(m["content"]) for m in sent[:first]) if first else None
     if not convo or convo[-1]["role"] not in ("user", "tool"):
-        where = f"messages[{len(sent) - 1}]" if sent else "messages"
+        where = names.of(len(sent) - 1) if sent else names.whole
         raise ValidationFailed(
             f"{where}: the last message must be a user message or tool results, for the model"
-            " to answer"
+            " to answer",
+            param=where,
         )
     if only_new(convo):
-        _check_answers(_waiting_after(path[-1] if path else None), convo, first)
+        _check_answers(_waiting_after(path[-1] if path else None), convo, first, names)
         return Placement(system, None, [_to_message(m) for m in convo])
     # A path shorter than the window the request needs is all the store holds: the whole path.
     whole = whole or len(path) < window_for(sent)
-    return _place_history(path, convo, first, system, whole, resent)
+    return _place_history(path, convo, (first, names), system, whole, resent)
 
 
 def _place_history(
     path: Sequence[Message],
     convo: Sequence[Mapping[str, Any]],
-    first: int,
+    named: tuple[int, Names],
     system: str | None,
     whole: bool,
     resent: int,
 ) -> Placement | None:
     """Find where a resent history agrees with the stored path and place what follows
-    (`resent`: how many of its messages are, exactly as stored, the path's newest)."""
+    (`resent`: how many of its messages are, exactly as stored, the path's newest; `named`:
+    where `convo` starts in the request, and how its messages are named)."""
+    first, names = named
     at = resent
     if at:
         parent, waiting, branch = path[-1].id, _waiting_after(path[-1]), False
@@ -125,7 +140,7 @@ def _place_history(
         if found is None:
             return None
         parent, waiting, branch, at = found
-    _check_answers(waiting, convo[at:], first + at)
+    _check_answers(waiting, convo[at:], first + at, names)
     return Placement(system, parent, [_to_message(m) for m in convo[at:]], branch)
 
 
@@ -195,9 +210,10 @@ def _waiting_after(message: Message | None) -> dict[str, str]:
 
 
 def _check_answers(
-    waiting: dict[str, str], messages: Sequence[Mapping[str, Any]], first: int
+    waiting: dict[str, str], messages: Sequence[Mapping[str, Any]], first: int, names: Names
 ) -> None:
-    """Check that tool results answer pending calls, each once, before anything else comes."""
+    """Check that tool results answer pending calls, each once, before anything else comes
+    (`messages` start at the request's message `first`)."""
     answered: set[str] = set()
     for n, message in enumerate(messages, first):
         if message["role"] == "tool":
@@ -207,19 +223,23 @@ def _check_answers(
                 answered.add(call)
                 continue
             problem = "is answered twice" if call in answered else "answers no pending tool call"
-            raise ValidationFailed(f"messages[{n}].tool_call_id: {call!r:.80} {problem}")
+            where = names.of(n, "tool_call_id")
+            raise ValidationFailed(f"{where}: {call!r:.80} {problem}", param=where)
         if waiting:
-            raise ValidationFailed(f"messages[{n}]: no result yet for {_unanswered(waiting)}")
+            where = names.of(n)
+            unanswered = _unanswered(waiting, names)
+            raise ValidationFailed(f"{where}: no result yet for {unanswered}", param=where)
         answered = set()
         calls = message.get("tool_calls") or []
-        waiting = {call["id"]: f"messages[{n}]" for call in calls}
+        waiting = {call["id"]: names.of(n) for call in calls}
     if waiting:
-        raise ValidationFailed(f"messages: no result for {_unanswered(waiting)}")
+        unanswered = _unanswered(waiting, names)
+        raise ValidationFailed(f"{names.whole}: no result for {unanswered}", param=names.whole)
 
 
-def _unanswered(waiting: dict[str, str]) -> str:
+def _unanswered(waiting: dict[str, str], names: Names) -> str:
     calls = ", ".join(f"{call!r:.80} (made in {origin})" for call, origin in waiting.items())
-    return f"{calls}; send one tool message per call first"
+    return f"{calls}; send one {names.result} per call first"
 
 
 def _text(content: str | list[dict[str, Any]]) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatproxy.errors import NotFound, ValidationFailed
+from chatproxy.service.message_rules import MESSAGES, Names
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
 
@@ -64,6 +65,7 @@ class Ask:
     keep: Kept | None = None
     fork: bool = False
     after_reply: bool = False  # `at` must be an assistant reply (a response's): see `check`
+    names: Names = MESSAGES  # how a refusal names the messages of `sent`
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):

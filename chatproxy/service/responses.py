@@ -42,6 +42,7 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.defaults import Defaults, TurnOptions
+from chatproxy.service.message_rules import Names
 from chatproxy.service.placing import Ask, Kept, only_new, window_for
 from chatproxy.service.response_ids import (
     missing_response,
@@ -56,7 +57,9 @@ from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, valid_chat_
 CHAIN = "chain-"
 LOOKBACK = 50  # messages read back from a reply for its turn's input, at first
 
-Translate = Callable[[Mapping[int, Message]], list[dict[str, Any]]]
+# The input as chat messages, given the stored messages its item references may name; and the
+# index in `input` of the item each message came from, by which a refusal names it.
+Translate = Callable[[Mapping[int, Message]], tuple[list[dict[str, Any]], tuple[int, ...]]]
 MakeTurn = Callable[[ChatRef, Ask, str | None, TurnOptions], Awaitable[Answer]]
 PassOn = Callable[[str, Sequence[dict[str, Any]], TurnOptions], Awaitable[Answer]]
 
@@ -162,16 +165,18 @@ class Responses:
             name = uuid.uuid4().hex  # names no chat's reply: it cannot be found
             return Responded(f"resp_{name}", name, 0, ask.keep.created_at, answer)
         place = await self._place(ask, key)
-        sent = self._messages(ask, place)
+        origins: tuple[int, ...]
+        sent, origins = self._messages(ask, place)
         at = await self._below(place, sent)
         # Under a given message, a turn of new messages only is a fork (see `placing.Ask`); one
         # that resends a history is matched under the lock, so that ids are set aside exactly.
         fork = at is not None and at != ROOT and only_new(sent)
+        items: tuple[int | None, ...] = origins
         if ask.instructions:
             sent.insert(0, {"role": "system", "content": ask.instructions})
-        turn = Ask(
-            None, at, tuple(sent), ask.keep, fork, ask.previous is not None and at == place.at
-        )
+            items = (None, *origins)  # the instructions are no input item
+        after_reply = ask.previous is not None and at == place.at
+        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, Names(items))
         try:
             answer = await make(place.chat, turn, key, options)
         except NotFound:  # the turn found no reply where `previous_response_id` said
@@ -189,7 +194,7 @@ class Responses:
     async def _place(self, ask: ResponseAsk, key: str | None) -> _Place:
         """Where a response's turn goes, with the path it continues read as deep as its item
         references reach (and, for a response not stored, as its history needs)."""
-        if ask.previous is not None and ask.store and not ask.named and only_new(ask.input({})):
+        if ask.previous is not None and ask.store and not ask.named and only_new(ask.input({})[0]):
             chat, at = named_reply(ask.tenant, ask.previous, previous=True)  # the turn reads it
             return _Place(chat, at, ChatState(False, None, None, []))
         if ask.previous is not None:
@@ -263,9 +268,11 @@ class Responses:
             raise missing_response(text, previous=previous)
         return chat, state
 
-    def _messages(self, ask: ResponseAsk, place: _Place) -> list[dict[str, Any]]:
-        """The input as chat messages, its item references read from the path the turn
-        continues (they name nothing when they name another chat)."""
+    def _messages(
+        self, ask: ResponseAsk, place: _Place
+    ) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+        """The input as chat messages (and each one's item), its item references read from the
+        path the turn continues (they name nothing when they name another chat)."""
         named_here = ask.named_chat in ("", place.chat.chat_id)
         path = place.state.messages if named_here else []
         return ask.input({m.id: m for m in path if m.id is not None})
@@ -275,7 +282,7 @@ class Responses:
     ) -> list[dict[str, Any]]:
         """What a response that is not stored sends: the system prompt (the instructions, or
         the chat's), the newest messages of the path it continues that fit, its input."""
-        sent = self._messages(ask, place)
+        sent = self._messages(ask, place)[0]
         state = place.state
         system = ask.instructions or self._defaults.system_prompt(state)
         call = self._defaults.call(state.settings, False, options)

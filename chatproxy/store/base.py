@@ -92,8 +92,15 @@ class Store(Protocol):
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""
 
-    async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
-        """Return a tenant's live chats, most recent activity first, updated before `before`."""
+    async def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
+        """Return up to `limit` of a tenant's live chats, most recent activity first (a turn, a
+        removal, a change of its prompt, settings or metadata: `ChatInfo.updated`), of equal
+        activity the chat id that sorts last (bytewise) first: with `before`, those last active
+        before it; with `after`, those after the chat `after` in this order, from where it is
+        now (raise `NotFound` if the tenant lists no such chat). Expired chats are passed over:
+        fewer than `limit` come back only at the end of the listing."""
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
         """Return the whole chat, every item of every branch in the order of their ids, with
@@ -118,9 +125,11 @@ class Store(Protocol):
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
         release: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
-        """Add `messages` to the tree and record `idempotent`, all in one atomic step; the last
-        becomes the chat's leaf.
+        """Add `messages` to the tree, record `idempotent` and set the chat's `metadata` (None:
+        leave it), all in one atomic step; the last message becomes the chat's leaf. A save of
+        no messages makes the chat's record (a conversation made without items).
 
         A message with an id is stored as it is placed (`Message.placed`, `chained`); one
         without is given the chat's next id and placed under the message before it, the first
@@ -170,14 +179,18 @@ class Store(Protocol):
         """Forget a pending claim (the request failed), so the client may retry."""
 
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        """Set (or with None remove) one chat's own system prompt."""
+        """Set (or with None remove) one chat's own system prompt, as its latest activity;
+        setting one makes a chat that does not exist (the chat routes set a prompt first)."""
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        """Replace a chat's own settings (model, temperature, max_tokens); {} removes them."""
+        """Replace a chat's own settings (model, temperature, max_tokens; {} removes them), as
+        its latest activity; setting them makes a chat that does not exist, as a prompt does."""
 
-    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
-        """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`);
-        setting it creates the chat's record, as a system prompt does."""
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
+        """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`),
+        as its latest activity, in one step with the check that the chat exists: return False,
+        changing nothing, if it does not (never made, expired or deleted). A conversation is made
+        with its metadata by `save_turn`."""
 
     async def get_global_system(self) -> str | None:
         """Return the stored global system prompt ("" = explicitly none, None = never set)."""

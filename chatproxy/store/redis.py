@@ -57,6 +57,8 @@ from chatproxy.store.redis_keys import (
     start_arg,
     state_of,
 )
+from chatproxy.store.redis_listing import LISTING_SCRIPTS
+from chatproxy.store.redis_meta_scripts import META_SCRIPTS
 from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.redis_summaries import (
     SUMMARY_SCRIPTS,
@@ -92,7 +94,8 @@ class RedisStore:
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
-        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **TREE_SCRIPTS, **SUMMARY_SCRIPTS}
+        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **LISTING_SCRIPTS, **META_SCRIPTS}
+        scripts.update(TREE_SCRIPTS, **SUMMARY_SCRIPTS)
         self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
         self._slots = CallSlots(max_calls, wait_seconds)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
@@ -222,23 +225,40 @@ class RedisStore:
         fields = (await self._execute(pipe))[0]
         return info_of(chat.chat_id, fields) if fields else None
 
-    async def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+    async def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
         index = index_key(tenant)
-        top = f"({before!r}" if before is not None else "+inf"
-        found = await self._command("zrevrangebyscore", index, top, "-inf", start=0, num=limit)
-        ids = [str(chat_id) for chat_id in found]
+        cursor = ["+inf" if before is None else repr(before), ""]
+        if after is not None:
+            score = await self._command("zscore", index, after)
+            if score is None:
+                raise NotFound(f"no chat {after!r} in the listing")
+            cursor = [repr(float(score)), after]
+        live: list[ChatInfo] = []
+        gone: list[str] = []
+        while len(live) < limit:  # past expired chats, until the page is full or none follow
+            want = limit - len(live)
+            found = await self._script("list_chats", [index], [], [*cursor, want])
+            ids = [str(chat_id) for chat_id in found[::2]]
+            metas = await self._metas(tenant, ids)
+            live += [info_of(i, fields) for i, fields in zip(ids, metas, strict=True) if fields]
+            gone += [i for i, fields in zip(ids, metas, strict=True) if not fields]
+            if len(ids) < want:
+                break
+            cursor = [str(found[-1]), ids[-1]]
+        if gone:  # expired chats leave the index when a listing finds them
+            await self._command("zrem", index, *gone)
+        return live
+
+    async def _metas(self, tenant: str, ids: list[str]) -> list[dict[str, str]]:
+        """The meta hashes of the tenant's chats `ids` ({} for each that expired)."""
         if not ids:
             return []
         pipe = self._redis.pipeline(transaction=False)
         for chat_id in ids:
             pipe.hgetall(chat_keys(ChatRef(tenant, chat_id))[1])
-        metas = await self._execute(pipe)
-        gone = [chat_id for chat_id, fields in zip(ids, metas, strict=True) if not fields]
-        if gone:  # expired chats leave the index when a listing finds them
-            await self._command("zrem", index, *gone)
-        return [
-            info_of(chat_id, fields) for chat_id, fields in zip(ids, metas, strict=True) if fields
-        ]
+        return await self._execute(pipe)
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
         return await load_tree(
@@ -265,6 +285,7 @@ class RedisStore:
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
         release: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
         fenced = 0 if lock_token is None else 2 if release else 1
         now = time.time()
@@ -275,6 +296,7 @@ class RedisStore:
             args += ["", "", 0]
         args.append(self._max_messages)
         args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
+        args.append("" if metadata is None else compact(metadata))
         raws = [m.dumps() if m.id is not None else "" for m in messages]
         args += [raw or compact(m.to_json()) for m, raw in zip(messages, raws, strict=True)]
         keys = [
@@ -316,34 +338,32 @@ class RedisStore:
         await self._script("release_idempotency", [idem_key(chat, key)], [], [fingerprint])
 
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        await self._set_field(chat, "system", content, listed=True)
+        await self._set_field(chat, "system", content)
 
     async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
         await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
 
-    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
         text = None if metadata is None else compact(metadata)
-        await self._set_field(chat, "metadata", text, listed=True)
+        return await self._set_field(chat, "metadata", text, create=False)
 
     async def _set_field(
-        self, chat: ChatRef, name: str, value: str | None, *, listed: bool = False
-    ) -> None:
-        """Set (or with None remove) a field of the chat's meta hash, which creates the chat's
-        record; with `listed`, a value set also lists the chat in its tenant's listing."""
-        meta = chat_keys(chat)[1]
+        self, chat: ChatRef, name: str, value: str | None, *, create: bool = True
+    ) -> bool:
+        """Set (or with None remove) a field of the chat's meta hash, as the chat's latest
+        activity, in one step; with `create`, a value set makes a chat that does not exist.
+        Return whether the chat exists (and so was changed)."""
         now = time.time()
-        pipe = self._redis.pipeline(transaction=True)
-        if value is None:
-            pipe.hdel(meta, name)
-        else:
-            pipe.hset(meta, mapping={name: value, "updated": repr(now)})
-            pipe.hsetnx(meta, "created", repr(now))
-        self._touch(pipe, chat)
-        await self._execute(pipe)
-        if listed and value is not None:
+        remove, made = "1" if value is None else "0", "1" if create else "0"
+        args = [name, value or "", remove, repr(now), self._ttl or 0, made, chat.chat_id]
+        done = await self._script(
+            "set_field", list(chat_keys(chat)), [index_key(chat.tenant)], args
+        )
+        if done and self._cluster:
             pipe = self._redis.pipeline(transaction=False)
             self._index(pipe, chat, now)
             await self._execute(pipe)
+        return bool(done)
 
     async def get_global_system(self) -> str | None:
         value = await self._command("get", GLOBAL_SYSTEM_KEY)

@@ -70,9 +70,10 @@ SAVE_TURN = (
 -- KEYS: items, meta, kids, old list, lock, idem, and on a single node the tenant's listing
 -- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
 --       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
---       (0 = all), prompt, completion and total tokens, title, chat id, then per message its
---       stored text (Message.dumps, which starts with its id and parent); or its JSON without
---       them, for the next id under the one before it (the first: the leaf).
+--       (0 = all), prompt, completion and total tokens, title, chat id, metadata ('' = leave
+--       it), then per message its stored text (Message.dumps, which starts with its id and
+--       parent); or its JSON without them, for the next id under the one before it (the
+--       first: the leaf).
 local holds = redis.call('GET', KEYS[5]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[5])
@@ -86,7 +87,7 @@ if ARGV[4] ~= '0' and not holds then
   return -1
 end
 if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, and under a live item
-  local head, up = string.match(ARGV[15] or '', PLACED)
+  local head, up = string.match(ARGV[16] or '', PLACED)
   if head and redis.call('HEXISTS', KEYS[1], head) == 1 then
     return 0
   end
@@ -97,7 +98,7 @@ end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
 local parent = meta[7] or 'null'
 local last, leaf, first_before = nil, nil, meta[5] and first
-for i = 15, #ARGV do
+for i = 16, #ARGV do
   local raw = ARGV[i]
   local id, up = string.match(raw, PLACED)
   if id then
@@ -138,6 +139,10 @@ end
 if ARGV[13] ~= '' and not meta[4] then
   table.insert(fields, 'title')
   table.insert(fields, ARGV[13])
+end
+if ARGV[15] ~= '' then
+  table.insert(fields, 'metadata')
+  table.insert(fields, ARGV[15])
 end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[10])

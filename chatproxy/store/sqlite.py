@@ -11,7 +11,6 @@ worker thread (`in_thread`); the file, its connections and schema are `sqlite_fi
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from chatproxy.store.sqlite_rows import (
     global_system_of,
     holds_lock,
     info_of,
+    listed_chats,
     record_answer,
     release_claim,
     release_lock,
@@ -247,19 +247,11 @@ class SqliteStore:
         return info_of(found)
 
     @in_thread
-    def list_chats(self, tenant: str, limit: int, before: float | None) -> list[ChatInfo]:
+    def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
         with translated():
-            rows = (
-                self.file.connection()
-                .execute(
-                    f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
-                    " AND (expires_at IS NULL OR expires_at > ?) AND updated < ?"
-                    " ORDER BY updated DESC LIMIT ?",
-                    (tenant, time.time(), math.inf if before is None else before, limit),
-                )
-                .fetchall()
-            )
-        return [info_of(row) for row in rows]
+            return listed_chats(self.file.connection(), tenant, limit, before, after)
 
     @in_thread
     def load_tree(self, chat: ChatRef) -> ChatTree | None:
@@ -280,6 +272,7 @@ class SqliteStore:
         lock_token: str | None = None,
         idempotent: IdempotentResult | None = None,
         release: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
         now = time.time()
         with self.file.transaction() as db:
@@ -301,6 +294,8 @@ class SqliteStore:
             next_id, leaf = (row.next_id, row.leaf) if row else (0, None)
             placed = place(messages, next_id, leaf)
             append_turn(db, chat, turn_id, placed, now, self._expiry(now))
+            if metadata is not None:
+                set_column(db, chat, "metadata", compact(metadata))
             if self._max_messages:
                 trim(db, chat, self._max_messages)
             if idempotent is not None:
@@ -357,15 +352,28 @@ class SqliteStore:
         self._set_column(chat, "settings", json.dumps(settings) if settings else None)
 
     @in_thread
-    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> None:
-        self._set_column(chat, "metadata", None if metadata is None else compact(metadata))
+    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
+        text = None if metadata is None else compact(metadata)
+        return self._set_column(chat, "metadata", text, create=False)
 
-    def _set_column(self, chat: ChatRef, column: str, value: str | None) -> None:
-        """Set (or with None clear) one of the chat's own columns; setting one creates its row."""
+    def _set_column(
+        self, chat: ChatRef, column: str, value: str | None, *, create: bool = True
+    ) -> bool:
+        """Set (or with None clear) one of the chat's own columns, as its latest activity; with
+        `create`, a value set makes a chat that does not exist. Return whether the chat exists
+        (and so was changed)."""
         now = time.time()
         with self.file.transaction() as db:
-            if value is not None or live_chat(db, chat) is not None:
-                set_column(db, chat, column, value, now, self._expiry(now))
+            if live_chat(db, chat) is None:
+                if value is None or not create:
+                    return False
+                ensure_chat(db, chat, now, self._expiry(now))
+            set_column(db, chat, column, value)
+            db.execute(
+                "UPDATE chats SET updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
+                (now, self._expiry(now), chat.tenant, chat.chat_id),
+            )
+        return True
 
     @in_thread
     def get_global_system(self) -> str | None:

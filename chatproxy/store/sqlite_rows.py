@@ -1,15 +1,18 @@
 """Own the SQL that several operations of the SQLite store share: a chat's row (created,
-trimmed; alive or expired, touched and deleted in `sqlite_chat.py`), its listing columns, its
-turn lock, the global prompt, and the sweep of expired rows."""
+trimmed; alive or expired, touched and deleted in `sqlite_chat.py`), its own columns, the
+tenant's listing, its turn lock, Idempotency-Key claims, the global prompt, and the sweep of
+expired rows."""
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from chatproxy.errors import NotFound
 from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
 from chatproxy.store.items import ChatInfo, ChatRef, Message, title_of, usage_of
 from chatproxy.store.sqlite_chat import delete_rows, lock_holder
@@ -30,6 +33,27 @@ def info_of(row: tuple[Any, ...]) -> ChatInfo:
     usage = dict(zip(USAGE_FIELDS, tokens, strict=True))
     own = None if metadata is None else json.loads(metadata)
     return ChatInfo(chat_id, created, updated, messages, title, usage, own)
+
+
+def listed_chats(
+    db: sqlite3.Connection, tenant: str, limit: int, before: float | None, after: str | None
+) -> list[ChatInfo]:
+    """A page of the tenant's listing (`Store.list_chats`): by last activity, then chat id."""
+    updated, last = math.inf if before is None else before, ""
+    if after is not None:
+        found = db.execute(
+            "SELECT updated FROM chats WHERE tenant = ? AND chat_id = ?", (tenant, after)
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"no chat {after!r} in the listing")
+        updated, last = found[0], after
+    rows = db.execute(
+        f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ?"  # noqa: S608
+        " AND (expires_at IS NULL OR expires_at > ?)"
+        " AND (updated, chat_id) < (?, ?) ORDER BY updated DESC, chat_id DESC LIMIT ?",
+        (tenant, time.time(), updated, last, limit),
+    ).fetchall()
+    return [info_of(row) for row in rows]
 
 
 def take_lock(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:
@@ -84,6 +108,17 @@ def ensure_chat(
         "INSERT INTO chats (tenant, chat_id, created, updated, expires_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, chat_id) DO NOTHING",
         (chat.tenant, chat.chat_id, now, now, expires_at),
+    )
+
+
+def set_column(db: sqlite3.Connection, chat: ChatRef, column: str, value: str | None) -> None:
+    """Set (or with None clear) one of the chat's own columns: its system prompt, settings or
+    metadata."""
+    if column not in ("system", "settings", "metadata"):
+        raise ValueError(f"not a chat's own column: {column}")
+    db.execute(
+        f"UPDATE chats SET {column} = ? WHERE tenant = ? AND chat_id = ?",  # noqa: S608
+        (value, chat.tenant, chat.chat_id),
     )
 
 
@@ -204,23 +239,4 @@ def release_claim(db: sqlite3.Connection, chat: ChatRef, key: str, fingerprint: 
         "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND key = ?"
         " AND fingerprint = ? AND state = 'pending'",
         (chat.tenant, chat.chat_id, key, fingerprint),
-    )
-
-
-def set_column(
-    db: sqlite3.Connection,
-    chat: ChatRef,
-    column: str,
-    value: str | None,
-    now: float,
-    expires_at: float | None,
-) -> None:
-    """Set one of the chat's own columns (system, settings, metadata), creating its row."""
-    if column not in ("system", "settings", "metadata"):
-        raise ValueError(f"not a chat's own column: {column}")
-    ensure_chat(db, chat, now, expires_at)
-    db.execute(
-        f"UPDATE chats SET {column} = ?, updated = ?, expires_at = ?"  # noqa: S608
-        " WHERE tenant = ? AND chat_id = ?",
-        (value, now, expires_at, chat.tenant, chat.chat_id),
     )

@@ -106,6 +106,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE chats ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
     """,
+    # The listing's order: the last activity, then (of equal activity) the chat id.
+    """
+    CREATE INDEX chats_by_activity_and_id ON chats (tenant, updated, chat_id);
+    DROP INDEX chats_by_activity;
+    """,
 )
 
 
