@@ -222,7 +222,7 @@ def test_chat_page_fits_a_phone_screen(serve: Serve, phone: Page) -> None:
     expect(chats).to_be_hidden()
     shoot(phone, "10-phone")
 
-    toggle = phone.get_by_role("button", name="Chats")
+    toggle = phone.get_by_role("button", name="Chats", exact=True)
     toggle.click()
     expect(chats).to_be_visible()
     expect(toggle).to_have_attribute("aria-expanded", "true")

@@ -20,20 +20,29 @@ function headers(extra) {
   return all;
 }
 
-export async function request(method, path, body, extraHeaders) {
-  const init = { method, headers: headers(extraHeaders), cache: "no-store" };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["Content-Type"] = "application/json";
-  }
+async function call(path, init) {
   let response;
   try {
-    response = await fetch(API_BASE + path, init);
+    response = await fetch(API_BASE + path, { ...init, cache: "no-store" });
   } catch (_) {
     throw new ApiError(0, "network", "");
   }
   if (!response.ok) throw await errorFrom(response);
   return response;
+}
+
+export function request(method, path, body, extraHeaders) {
+  const init = { method, headers: headers(extraHeaders) };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  return call(path, init);
+}
+
+// POST a file (any Blob) as it is, as `type`.
+export function upload(path, file, type) {
+  return call(path, { method: "POST", headers: headers({ "Content-Type": type }), body: file });
 }
 
 export async function api(method, path, body) {

@@ -3,7 +3,8 @@
 // notices (errors and the status line), chats (the side bar), conversation (the open chat and
 // the path through it on screen), turns (sending, editing, regenerating), branches (each
 // message's version, edit and regenerate controls, and the editor), messages (one message's
-// elements) and markdown (the model's replies, sanitized).
+// elements), summaries (the collapsed summaries of earlier parts of a long chat), transfer
+// (export and import) and markdown (the model's replies, sanitized).
 // Text from a user or the model reaches the page as text (textContent), or, for the model's
 // replies, as Markdown turned into nodes that DOMPurify sanitized: this page never assigns HTML.
 
@@ -15,6 +16,7 @@ import { $ } from "./dom.js";
 import { copyCode } from "./markdown.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { KEY_STORAGE, state } from "./state.js";
+import { exportAll, exportChat, importFile } from "./transfer.js";
 import { regenerate, saveEdit, send } from "./turns.js";
 
 function newChatId() {
@@ -220,6 +222,14 @@ function wireSidebar() {
     setSidebar(false);
   });
   on("more-chats", "click", () => loadChats(true));
+  on("export-chat", "click", exportChat);
+  on("export-all", "click", exportAll);
+  on("import-chats", "click", () => $("import-file").click());
+  on("import-file", "change", () => {
+    const [file] = $("import-file").files;
+    $("import-file").value = ""; // so that choosing the same file again imports it again
+    if (file) importFile(file);
+  });
   on("toggle-chats", "click", () => setSidebar(!$("sidebar").classList.contains("open")));
   on("sidebar", "keydown", (event) => {
     if (event.key === "Escape" && $("sidebar").classList.contains("open")) {

@@ -6,6 +6,7 @@
 import { element } from "./dom.js";
 import { messageOf, textOf } from "./messages.js";
 import { state } from "./state.js";
+import { isMessageItem } from "./summaries.js";
 
 const KINDS = ["previous", "next", "edit", "regenerate"];
 
@@ -62,13 +63,16 @@ function kindOf(control) {
   return KINDS.find((kind) => control.classList.contains(kind));
 }
 
-// (Re)build every message's controls from what it shows and the message before it; a control
-// that had the focus keeps it.
+// (Re)build every message's controls from what it shows and the message before it (a summary
+// between them is passed over); a control that had the focus keeps it.
 export function showControls(list) {
+  let before = null;
   for (const item of list.children) {
+    if (!isMessageItem(item)) continue;
     const old = item.querySelector(":scope > .actions");
     const focused = old && old.contains(document.activeElement) && kindOf(document.activeElement);
-    const bar = controls(messageOf(item), item.previousElementSibling);
+    const bar = controls(messageOf(item), before);
+    before = item;
     if (old) old.remove();
     if (!bar) continue;
     item.append(bar);

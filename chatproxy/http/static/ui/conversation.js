@@ -1,13 +1,15 @@
 // The open chat: its header and the path through its tree that is shown, paged back from the
-// newest message; stepping to another version of a message shows the branch below that version.
+// newest message, with the summaries of earlier parts (compaction) where they come; stepping to
+// another version of a message shows the branch below that version.
 
 import { api, chatPath } from "./api.js";
 import { renderChats } from "./chats.js";
 import { focusControl, showControls, versionsOf } from "./branches.js";
 import { $ } from "./dom.js";
-import { messageElement, messageOf } from "./messages.js";
+import { messageOf } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
+import { entryElement, firstMessage, isMessageItem } from "./summaries.js";
 
 const HISTORY_PAGE = 50;
 
@@ -33,6 +35,12 @@ export function showSystem(system) {
   line.textContent = `${from}: ${system.content}`;
 }
 
+// Whether the open chat is stored yet: only then can it be deleted or exported.
+export function setStored(stored) {
+  $("delete-chat").disabled = !stored;
+  $("export-chat").disabled = !stored;
+}
+
 export async function openChat(id, isNew) {
   state.chatId = id;
   state.isNew = isNew;
@@ -45,7 +53,7 @@ export async function openChat(id, isNew) {
   $("more-messages").hidden = true;
   $("system-form").hidden = true;
   $("edit-system").setAttribute("aria-expanded", "false");
-  $("delete-chat").disabled = isNew;
+  setStored(!isNew);
   showSystem(null);
   clearError();
   showChatHeader();
@@ -65,14 +73,17 @@ export async function openChat(id, isNew) {
 
 // The id of the newest message shown: the end of the path on screen (undefined if none).
 export function shownLeaf() {
-  const id = messageOf($("messages").lastElementChild).id;
+  let item = $("messages").lastElementChild;
+  while (item && !isMessageItem(item)) item = item.previousElementSibling;
+  const id = item ? messageOf(item).id : undefined;
   return typeof id === "number" ? id : undefined;
 }
 
 // A page of the path that ends at `leaf` (the chat's current leaf if undefined): its newest
 // messages; or the messages before the message `before`, the same on every path through it.
+// Each summary of the path comes right after the last message it covers.
 async function fetchPage(id, before, leaf) {
-  let path = chatPath(id, `chat?limit=${HISTORY_PAGE}`);
+  let path = chatPath(id, `chat?include=summaries&limit=${HISTORY_PAGE}`);
   if (before !== undefined) path += `&before=${before}`;
   if (leaf !== undefined) path += `&leaf=${leaf}`;
   const answer = await api("GET", path);
@@ -94,10 +105,10 @@ async function loadHistory(before) {
   const list = $("messages");
   const scroller = list.parentElement;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  list.prepend(...messages.map(messageElement));
+  list.prepend(...messages.map(entryElement));
   showControls(list);
-  noteOldest(messages[0]);
-  $("delete-chat").disabled = false;
+  noteOldest(firstMessage(messages));
+  setStored(true);
   updateEmpty();
   // Keep the view where it was when older messages come in above; start at the bottom.
   scroller.scrollTop = before === undefined ? scroller.scrollHeight : scroller.scrollHeight - fromBottom;
@@ -119,11 +130,13 @@ export async function loadEarlier() {
 async function pathFrom(id, from, leaf) {
   let messages = await fetchPage(id, undefined, leaf);
   let at = messages.findIndex((m) => m.id === from);
-  while (at < 0 && messages.length && typeof messages[0].parent === "number") {
-    const earlier = await fetchPage(id, messages[0].id);
+  let oldest = firstMessage(messages);
+  while (at < 0 && oldest && typeof oldest.parent === "number") {
+    const earlier = await fetchPage(id, oldest.id);
     if (!earlier.length) break;
     messages = earlier.concat(messages);
     at = messages.findIndex((m) => m.id === from);
+    oldest = firstMessage(messages);
   }
   if (at < 0) throw new Error("the chat changed meanwhile: open it again");
   return messages.slice(at);
@@ -141,7 +154,7 @@ export async function stepVersion(item, step) {
     const moved = await api("POST", chatPath(id, "leaf"), { id: target, descend: true });
     const path = await pathFrom(id, target, moved.leaf);
     if (id !== state.chatId || !item.isConnected) return;
-    showBranch(item, path.map(messageElement), step < 0 ? "previous" : "next");
+    showBranch(item, path.map(entryElement), step < 0 ? "previous" : "next");
     setStatus(`Showing version ${at + step + 1} of ${siblings.length}.`);
   } catch (error) {
     showError(error);

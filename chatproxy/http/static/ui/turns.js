@@ -5,7 +5,7 @@
 import { ApiError, chatPath, request, serverEvents } from "./api.js";
 import { focusControl, openEditor, showControls } from "./branches.js";
 import { noteTurn } from "./chats.js";
-import { showChatHeader, shownLeaf, updateEmpty } from "./conversation.js";
+import { setStored, showChatHeader, shownLeaf, updateEmpty } from "./conversation.js";
 import { $ } from "./dom.js";
 import { messageElement, messageOf, setMessage, setMeta, setText, textOf } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
@@ -74,7 +74,7 @@ async function runTurn(body, shown, from, focus) {
     reply.classList.remove("streaming");
     setMeta(reply, finished);
     state.isNew = false;
-    $("delete-chat").disabled = false;
+    setStored(true);
     setStatus("");
     return finished;
   } catch (error) {
