@@ -21,9 +21,8 @@ from typing import Any, Literal
 from chatproxy.errors import BadRequest, Conflict, InvalidJSON, NotFound, ValidationFailed
 from chatproxy.jsontext import parse
 from chatproxy.service import chat_document
-from chatproxy.service.chat_document import DocumentError
 from chatproxy.store.base import Store
-from chatproxy.store.chat_tree import ChatTree
+from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import ChatRef
 
 OnConflict = Literal["skip", "replace", "new_id"]
