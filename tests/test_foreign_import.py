@@ -186,3 +186,21 @@ def test_the_route_imports_an_openwebui_export_and_refuses_what_is_none(
     assert (not_json.status_code, not_json.get_json()["code"]) == (400, "invalid_json")
     assert no_format.status_code == 400
     assert no_format.get_json()["error"] == "format: must be native, chatgpt or openwebui"
+
+
+def test_a_chat_over_max_chat_messages_fails_alone(make_client: MakeClient) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, MAX_CHAT_MESSAGES="5")
+    body = json.dumps([chatgpt_conversation(), openwebui_chat()])
+
+    chatgpt = client.post("/import?format=chatgpt", data=body, headers=WEB).get_json()
+    webui = client.post("/import?format=openwebui", data=body, headers=WEB).get_json()
+
+    assert (chatgpt["imported"], webui["imported"]) == ([], [WEBUI_ID])
+    assert chatgpt["failed"][0] == {
+        "line": None,
+        "index": 0,
+        "id": GPT_ID,
+        "error": f"chat {GPT_ID!r} holds 7 items, more than MAX_CHAT_MESSAGES (5)",
+    }
+    assert [f["index"] for f in webui["failed"]] == [0]  # a ChatGPT conversation: no chat.history
+    assert client.get(f"/{GPT_ID}/export", headers=WEB).status_code == 404
