@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from chatproxy.service import chat_document
-from chatproxy.service.chat_document import DocumentError
-from chatproxy.store.chat_tree import ChatTree
+from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import Message, chained
 from chatproxy.store.summary import Summary
 

@@ -1,8 +1,10 @@
 """Own the commands `python -m chatproxy export [--tenant NAME] [-o FILE]` and
-`python -m chatproxy import FILE [--format auto|native] [--tenant NAME] [--on-conflict ...]`:
-their arguments, the settings they read (the environment and `.env`, as the service does: REDIS_URL
-or STORE_PATH), a progress bar on stderr (when it is a terminal), the summary and exit codes. The
-documents and the work are `service/transfer.py`'s.
+`python -m chatproxy import FILE [--format auto|native|chatgpt|openwebui] [--tenant NAME]
+[--on-conflict ...]`: their arguments, the settings they read (the environment and `.env`, as the
+service does: REDIS_URL or STORE_PATH), which format a file is in (`auto`: NDJSON is ours; a file
+that is one JSON value is whatever `service/import_formats.py` recognises), a progress bar on
+stderr (when it is a terminal), the summary and exit codes. The documents and the work are
+`service/transfer.py`'s.
 
 An import is resumable: each chat is written whole or not at all and a chat whose id exists is
 skipped by default, so running it again after a crash finishes the job and duplicates nothing.
@@ -16,7 +18,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from dotenv import load_dotenv
 from tqdm import tqdm
@@ -24,11 +26,18 @@ from tqdm import tqdm
 from chatproxy.config import ConfigError, Settings, load_settings
 from chatproxy.errors import ProxyError
 from chatproxy.jsontext import parse
+from chatproxy.service.import_formats import FOREIGN, FORMATS, Foreign, detect, entries_of
 from chatproxy.service.transfer import ON_CONFLICT, ImportReport, OnConflict, Transfer
 from chatproxy.store import open_store
+from chatproxy.store.chat_tree import DocumentError
 from chatproxy.store.items import OPEN_TENANT, TENANT
 
 Work = Callable[[Transfer], Awaitable[int]]
+Chats = tuple[Foreign, list[dict[str, Any]]]
+
+
+class Unreadable(Exception):
+    """Why a file cannot be imported at all (not JSON, a format this command does not read)."""
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -54,14 +63,21 @@ def export_main(argv: Sequence[str] | None = None) -> int:
 
 
 def import_main(argv: Sequence[str] | None = None) -> int:
-    """Import a file of chat documents; 0 when every chat was imported or skipped, 1 when some
-    failed (listed) or the store failed, 2 on bad usage."""
+    """Import a file of chats; 0 when every chat was imported or skipped, 1 when some failed
+    (listed), the file cannot be read or the store failed, 2 on bad usage."""
     parser = _parser(
-        "import", "Import chat documents (NDJSON, or one JSON document) into a tenant."
+        "import",
+        "Import chats into a tenant: chat documents (NDJSON, or one JSON document), ChatGPT's"
+        " conversations.json or Open WebUI's chat export.",
     )
-    parser.add_argument("file", metavar="FILE", help="what `export` wrote, or one chat document")
     parser.add_argument(
-        "--format", choices=("auto", "native"), default="auto", help="the file's format"
+        "file", metavar="FILE", help="what `export` wrote, one chat document, or an export"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("auto", *FORMATS),
+        default="auto",
+        help="the file's format; auto (the default) recognises each",
     )
     parser.add_argument(
         "--on-conflict",
@@ -74,6 +90,17 @@ def import_main(argv: Sequence[str] | None = None) -> int:
     if not path.is_file():
         parser.error(f"{args.file}: no such file")
     settings = _settings(parser, args.tenant)
+    try:
+        chats = _foreign_chats(path, args.format)
+    except Unreadable as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    if chats is not None:
+        form, entries = chats
+        return _run(
+            settings,
+            lambda transfer: _import_chats(transfer, args.tenant, form, entries, args.on_conflict),
+        )
     return _run(settings, lambda transfer: _import(transfer, args.tenant, path, args.on_conflict))
 
 
@@ -113,6 +140,56 @@ async def _export(transfer: Transfer, tenant: str, out: TextIO) -> int:
             progress.update()
     print(f"exported {count} chat(s) of tenant {tenant}", file=sys.stderr)
     return 0
+
+
+def _foreign_chats(path: Path, form: str) -> Chats | None:
+    """The chats of another tool's export in `path`, or None for a file of chat documents;
+    `Unreadable` when it is neither."""
+    if form == "native":
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        first = file.readline()
+    array = first.lstrip().startswith(b"[")
+    if form == "auto" and not (array or len(first) >= size or _one_document(first, size)):
+        return None  # NDJSON: chat documents
+    try:
+        data = parse(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        if form == "auto" and not array:
+            return None  # read as chat documents, which reports what is wrong where
+        raise Unreadable(f"not JSON: {exc}") from None
+    kind = detect(data) if form == "auto" else form
+    if kind is None:
+        raise Unreadable(
+            "not a format this command reads (chat documents, ChatGPT's conversations.json,"
+            " Open WebUI's chat export); name one with --format"
+        )
+    for name in FOREIGN:
+        if kind == name:
+            try:
+                return name, entries_of(data)
+            except DocumentError as exc:
+                raise Unreadable(str(exc)) from None
+    return None
+
+
+async def _import_chats(
+    transfer: Transfer,
+    tenant: str,
+    form: Foreign,
+    entries: list[dict[str, Any]],
+    on_conflict: OnConflict,
+) -> int:
+    """Import the chats of another tool's export, one at a time."""
+    report = ImportReport()
+    with tqdm(entries, unit=" chats", file=sys.stderr, disable=None) as progress:
+        for index, entry in enumerate(progress):
+            await transfer.import_entry(
+                tenant, entry, form, report, index=index, on_conflict=on_conflict
+            )
+    print(_summary(report))
+    return 1 if report.failed else 0
 
 
 async def _import(transfer: Transfer, tenant: str, path: Path, on_conflict: OnConflict) -> int:
@@ -157,6 +234,8 @@ def _summary(report: ImportReport) -> str:
     lines += [f"  {old} was imported as {new}" for old, new in report.renamed.items()]
     for failure in report.failed:
         where = f"line {failure['line']}" if failure["line"] is not None else "the file"
+        if "index" in failure:
+            where = f"chat [{failure['index']}] of the file"
         chat = f" (chat {failure['id']!r})" if failure["id"] is not None else ""
         lines.append(f"  {where}{chat}: {failure['error']}")
     return "\n".join(lines)

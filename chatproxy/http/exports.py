@@ -1,22 +1,27 @@
 """Own the export and import routes: one chat's document, all of the caller's chats as NDJSON
 (streamed as the service reads them), and an import of one document (a bad one is a 400) or of
 NDJSON (`Content-Type: application/x-ndjson`), read a line at a time, each line at most
-MAX_BODY_BYTES, each bad line reported while the rest import. The documents and the work are
-`service/transfer.py`'s. `ROUTES` is this module's part of the route table.
+MAX_BODY_BYTES, each bad line reported while the rest import; with `?format=chatgpt` or
+`?format=openwebui`, of another tool's export (one JSON array, at most MAX_BODY_BYTES), each bad
+chat reported while the rest import. The documents and the work are `service/transfer.py`'s.
+`ROUTES` is this module's part of the route table.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from starlette.responses import Response
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
-from chatproxy.service.transfer import ON_CONFLICT, ImportReport, OnConflict
+from chatproxy.service.import_formats import FORMATS
+from chatproxy.service.transfer import ON_CONFLICT, ImportReport
 
 NDJSON = "application/x-ndjson"
+Choice = TypeVar("Choice", bound=str)
 
 
 async def get_export(ctx: Context) -> Answer:
@@ -32,10 +37,16 @@ async def get_exports(ctx: Context) -> Answer:
 
 async def post_import(ctx: Context) -> Reply:
     assert ctx.caller is not None
-    tenant, on_conflict = ctx.caller.tenant, _on_conflict(ctx)
+    tenant, on_conflict, form = (
+        ctx.caller.tenant,
+        _choice(ctx, "on_conflict", ON_CONFLICT),
+        _choice(ctx, "format", FORMATS),
+    )
     report = ImportReport()
     media_type = ctx.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if media_type == NDJSON:
+    if form != "native":
+        report = await ctx.transfer.import_foreign(tenant, await ctx.raw_body(), form, on_conflict)
+    elif media_type == NDJSON:
         limit = ctx.settings.max_body_bytes
         async for number, line in _lines(ctx.request.stream(), limit):
             if line is None:
@@ -52,13 +63,14 @@ async def post_import(ctx: Context) -> Reply:
     return report.to_json()
 
 
-def _on_conflict(ctx: Context) -> OnConflict:
-    """The `on_conflict` query parameter: skip (the default), replace or new_id."""
-    value = ctx.request.query_params.get("on_conflict", "skip")
-    for allowed in ON_CONFLICT:
-        if value == allowed:
-            return allowed
-    raise ValidationFailed("on_conflict: must be skip, replace or new_id", param="on_conflict")
+def _choice(ctx: Context, name: str, allowed: tuple[Choice, ...]) -> Choice:
+    """The query parameter `name`: one of `allowed`, the first when it is not given."""
+    value = ctx.request.query_params.get(name, allowed[0])
+    for choice in allowed:
+        if value == choice:
+            return choice
+    listed = ", ".join(allowed[:-1])
+    raise ValidationFailed(f"{name}: must be {listed} or {allowed[-1]}", param=name)
 
 
 async def _lines(

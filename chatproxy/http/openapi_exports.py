@@ -14,6 +14,18 @@ MODELS: dict[str, type[BaseModel]] = {"ChatDocument": ChatDocument}
 
 NULLABLE_STRING: Schema = {"anyOf": [STRING, {"type": "null"}]}
 SCHEMAS: dict[str, Schema] = {
+    "ImportBody": {
+        "anyOf": [
+            ref("ChatDocument"),
+            {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "With `format=chatgpt`: ChatGPT's `conversations.json`; with"
+                " `format=openwebui`: Open WebUI's chat export. Each chat is one object.",
+            },
+            {"type": "object", "description": "One chat of such an export."},
+        ]
+    },
     "ImportReport": {
         "type": "object",
         "required": ["imported", "skipped", "renamed", "failed"],
@@ -31,12 +43,14 @@ SCHEMAS: dict[str, Schema] = {
                     "type": "object",
                     "required": ["line", "id", "error"],
                     "properties": {
-                        "line": {"type": "integer", "minimum": 1},
+                        "line": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+                        "index": {"type": "integer", "minimum": 0},
                         "id": NULLABLE_STRING,
                         "error": STRING,
                     },
                 },
-                "description": "The NDJSON lines not imported, and why.",
+                "description": "The chats not imported, and why: an NDJSON `line`, or the"
+                " `index` of a chat in another tool's export (`line` null).",
             },
         },
     },
@@ -48,6 +62,13 @@ ON_CONFLICT = query(
     "What to do with a chat whose id exists: `skip` it (the default), `replace` it whole, or"
     " import it under a `new_id` (`<id>-<8 hex>`).",
     {"enum": ["skip", "replace", "new_id"]},
+)
+FORMAT = query(
+    "format",
+    "What the body is: `native` chat documents (the default), `chatgpt` (ChatGPT's data export,"
+    " `conversations.json`) or `openwebui` (Open WebUI's chat export); see the README's"
+    " Export and import for what each keeps.",
+    {"enum": ["native", "chatgpt", "openwebui"]},
 )
 NDJSON_ANSWER: Schema = {
     "description": "One chat document a line, newest activity first, streamed.",
@@ -67,11 +88,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/import", "POST"): Operation(
         "export",
         "Import a chat document into the caller's chats, or with `Content-Type:"
-        " application/x-ndjson` one a line (each line at most MAX_BODY_BYTES); each chat is"
-        " written whole or not at all, and a bad line is reported while the rest import",
+        " application/x-ndjson` one a line (each line at most MAX_BODY_BYTES), or with"
+        " `format=chatgpt|openwebui` another tool's export (a JSON array of chats); each chat"
+        " is written whole or not at all, and a bad line or chat is reported while the rest"
+        " import",
         ok("What became of each chat.", ref("ImportReport")),
         errors=(400, 409, 413),
-        params=(ON_CONFLICT,),
-        body="ChatDocument",
+        params=(ON_CONFLICT, FORMAT),
+        body="ImportBody",
     ),
 }

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chatproxy.jsontext import compact
-from chatproxy.store.chat_tree import ChatTree
+from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import Message, usage_of, valid_chat_id
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
@@ -34,10 +34,6 @@ from chatproxy.tokens import USAGE_FIELDS
 FORMAT = "chatproxy.chat"
 VERSION = 1
 MAX_ITEM_ID = 2**53 - 1  # what the Redis scripts' numbers hold exactly
-
-
-class DocumentError(ValueError):
-    """Why a chat document cannot be imported, naming the place (`items[3] (id 7): ...`)."""
 
 
 class _Strict(BaseModel):

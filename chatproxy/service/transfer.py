@@ -7,6 +7,10 @@ default, so a second run of the same file adds nothing and a run after a crash f
 job), or failed with the reason and its line; a bad chat never stops the rest. With
 `"replace"` an existing chat is replaced whole; with `"new_id"` the chat is written under a new
 id (`<id>-<8 hex>`) when its own is taken, so each run adds copies.
+
+Other tools' exports (`import_formats.py`) come in a chat at a time too: `CONVERTERS` names the
+pure reader of each (`chatgpt_format.py`, `openwebui_format.py`), a chat it cannot read is
+reported with its index in the file, and the rest import on the same rules.
 """
 
 from __future__ import annotations
@@ -14,22 +18,28 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chatproxy.errors import BadRequest, Conflict, InvalidJSON, NotFound, ValidationFailed
 from chatproxy.jsontext import parse
 from chatproxy.service import chat_document
-from chatproxy.service.chat_document import DocumentError
+from chatproxy.service.chatgpt_format import chatgpt_tree
+from chatproxy.service.import_formats import Foreign, chat_id_in, entries_of
+from chatproxy.service.openwebui_format import openwebui_tree
 from chatproxy.store.base import Store
-from chatproxy.store.chat_tree import ChatTree
+from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import ChatRef
 
 OnConflict = Literal["skip", "replace", "new_id"]
 ON_CONFLICT: tuple[OnConflict, ...] = ("skip", "replace", "new_id")
 EXPORT_PAGE = 100
 NEW_ID_TRIES = 3
+CONVERTERS: dict[Foreign, Callable[[Any], ChatTree]] = {
+    "chatgpt": chatgpt_tree,
+    "openwebui": openwebui_tree,
+}
 
 
 @dataclass
@@ -124,21 +134,67 @@ class Transfer:
         """Import the chat document `text` (line `line` of a file, None for a file of one
         document) into the tenant, noting in `report` what became of it; only a store failure
         raises."""
-        chat_id = None
         try:
             data = parse(text)
         except (ValueError, RecursionError) as exc:
             report.failed.append({"line": line, "id": None, "error": f"not JSON: {exc}"})
             return
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            chat_id = data["id"]
+        chat_id = data.get("id") if isinstance(data, dict) else None
+        failure = {"line": line, "id": chat_id if isinstance(chat_id, str) else None}
+        await self._import(tenant, lambda: chat_document.parse(data), report, failure, on_conflict)
+
+    async def import_foreign(
+        self, tenant: str, text: str | bytes, form: Foreign, on_conflict: OnConflict = "skip"
+    ) -> ImportReport:
+        """Import another tool's export (`import_formats.py`), a request's whole body: what is
+        not JSON, or not an array of objects (or one), is the request's error; each chat that
+        fails is reported while the rest import."""
         try:
-            tree = chat_document.parse(data)
-            await self._write(tenant, tree, report, on_conflict)
+            data = parse(text)
+        except (ValueError, RecursionError):
+            raise InvalidJSON() from None
+        try:
+            entries = entries_of(data)
         except DocumentError as exc:
-            report.failed.append({"line": line, "id": chat_id, "error": str(exc)})
+            raise ValidationFailed(str(exc)) from None
+        report = ImportReport()
+        for index, entry in enumerate(entries):
+            await self.import_entry(
+                tenant, entry, form, report, index=index, on_conflict=on_conflict
+            )
+        return report
+
+    async def import_entry(
+        self,
+        tenant: str,
+        entry: dict[str, Any],
+        form: Foreign,
+        report: ImportReport,
+        *,
+        index: int,
+        on_conflict: OnConflict = "skip",
+    ) -> None:
+        """Import one chat of another tool's export (entry `index` of its array), noting in
+        `report` what became of it; only a store failure raises."""
+        failure = {"line": None, "index": index, "id": chat_id_in(entry)}
+        convert = CONVERTERS[form]
+        await self._import(tenant, lambda: convert(entry), report, failure, on_conflict)
+
+    async def _import(
+        self,
+        tenant: str,
+        read: Callable[[], ChatTree],
+        report: ImportReport,
+        failure: dict[str, Any],
+        on_conflict: OnConflict,
+    ) -> None:
+        """Write the chat `read` gives, or note in `report` why not (`failure` says where)."""
+        try:
+            await self._write(tenant, read(), report, on_conflict)
+        except DocumentError as exc:
+            report.failed.append({**failure, "error": str(exc)})
         except (BadRequest, Conflict) as exc:
-            report.failed.append({"line": line, "id": chat_id, "error": exc.message})
+            report.failed.append({**failure, "error": exc.message})
 
     async def _write(
         self, tenant: str, tree: ChatTree, report: ImportReport, on_conflict: OnConflict

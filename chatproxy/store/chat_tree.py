@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # named in annotations only: the SQLite store's modules stand
     from chatproxy.store.summary import Summary
 
 
+class DocumentError(ValueError):
+    """Why a chat cannot be imported (a chat document, a chat of another tool's export),
+    naming the place (`items[3] (id 7): ...`, `node 'abc': ...`)."""
+
+
 @dataclass(frozen=True)
 class ChatTree:
     """One chat whole: its items in the order of their ids, each with its id and parent, and
