@@ -7,26 +7,25 @@ retried save cannot store a turn twice. Reads are one script too, which also ref
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
 in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_item_scripts.py`'s, for given items; `redis_export.py`'s, for whole chats;
-`redis_summaries.py`'s, for summaries), the client
-`redis_client.py`'s. A turn of a chat whose last save was this process's own is not sent its
-window again (`windows.py`).
+`redis_item_scripts.py`'s, for given items; `redis_listing.py`'s, for a page of a listing;
+`redis_meta_scripts.py`'s, for a chat's own fields; `redis_export.py`'s, for whole chats;
+`redis_summaries.py`'s, for summaries), the calls `redis_calls.py`'s (`RedisCalls`, which this
+store builds on: the client, the scripts by name, the bound on calls in flight). A turn of a
+chat whose last save was this process's own is not sent its window again (`windows.py`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis.asyncio.cluster import RedisCluster
 
-from chatproxy.config import RedisSettings
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree
-from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.idempotency import (
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyClaim,
@@ -41,7 +40,7 @@ from chatproxy.store.items import (
     title_of,
     usage_of,
 )
-from chatproxy.store.redis_client import CallSlots, Client, connect
+from chatproxy.store.redis_calls import Pipeline, RedisCalls
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (
@@ -67,55 +66,24 @@ from chatproxy.store.redis_summaries import (
     summaries_of,
 )
 from chatproxy.store.summary import Summary
-from chatproxy.store.windows import KnownWindows, item_id
+from chatproxy.store.windows import item_id
 
 if TYPE_CHECKING:
     from chatproxy.store.redis_limits import SharedRedisStorage
 
-Pipeline = Any  # a redis.asyncio pipeline of either topology
 
-
-class RedisStore:
+class RedisStore(RedisCalls):
     """Chats in Redis, for coroutines of one event loop."""
 
     kind = "redis"
-
-    def __init__(
-        self,
-        client: Client,
-        ttl_seconds: int | None,
-        max_messages: int = 0,
-        *,
-        max_calls: int = 100,
-        wait_seconds: float = 2.0,
-    ):
-        """`max_calls` and `wait_seconds` bound the calls in flight (see `CallSlots`)."""
-        self._redis = client
-        self._cluster = isinstance(client, RedisCluster)
-        self._ttl = ttl_seconds
-        self._max_messages = max_messages
-        scripts = {**SCRIPTS, **ITEM_SCRIPTS, **LISTING_SCRIPTS, **META_SCRIPTS}
-        scripts.update(TREE_SCRIPTS, **SUMMARY_SCRIPTS)
-        self._scripts = {name: client.register_script(lua) for name, lua in scripts.items()}
-        self._slots = CallSlots(max_calls, wait_seconds)
-        self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
-        self.decoded = DecodedMessages()
-
-    @classmethod
-    def from_settings(
-        cls, settings: RedisSettings, ttl_seconds: int | None, max_messages: int = 0
-    ) -> RedisStore:
-        """Build the store and its client from the Redis settings."""
-        return cls(
-            connect(settings),
-            ttl_seconds,
-            max_messages,
-            max_calls=settings.max_connections,
-            wait_seconds=settings.socket_timeout,
-        )
-
-    async def ping(self) -> None:
-        await self._command("ping")
+    LUA: ClassVar[Mapping[str, str]] = {
+        **SCRIPTS,
+        **ITEM_SCRIPTS,
+        **LISTING_SCRIPTS,
+        **META_SCRIPTS,
+        **TREE_SCRIPTS,
+        **SUMMARY_SCRIPTS,
+    }
 
     async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
         return await self._read(chat, limit, None, leaf)
@@ -382,9 +350,6 @@ class RedisStore:
         deleted = await self._execute(pipe)
         return sum(int(n) for n in deleted[: len(keys)]) > 0
 
-    async def close(self) -> None:
-        await self._redis.aclose()
-
     def limits_storage(self) -> SharedRedisStorage | None:
         """A `limits.aio` storage for the rate-limit counters on this store's own connections and
         call slots, or None on a Redis Cluster (whose counters `limits` connects itself)."""
@@ -393,28 +358,6 @@ class RedisStore:
         from chatproxy.store.redis_limits import SharedRedisStorage  # loads `limits`
 
         return SharedRedisStorage(self._redis, self._slots)
-
-    async def _script(self, name: str, keys: list[str], beside: list[str], args: list[Any]) -> Any:
-        """Run a script on the chat's `keys`, and on a single node also on the keys `beside` the
-        chat's slot that it reads or writes when given them (a cluster refuses those in one
-        script: its caller handles them in another call).
-
-        One EVALSHA: redis-py loads the script only when Redis answers NOSCRIPT.
-        """
-        async with self._slots.call():
-            return await self._scripts[name](
-                keys=keys if self._cluster else keys + beside, args=args
-            )
-
-    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Send one command, by its redis-py method name."""
-        async with self._slots.call():
-            return await getattr(self._redis, name)(*args, **kwargs)
-
-    async def _execute(self, pipe: Pipeline) -> list[Any]:
-        """Send a pipeline's commands; return their answers."""
-        async with self._slots.call():
-            return list(await pipe.execute())
 
     def _index(self, pipe: Pipeline, chat: ChatRef, now: float) -> None:
         """Update the chat's entry in its tenant's listing (by last activity)."""

@@ -14,7 +14,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
@@ -34,15 +33,21 @@ from chatproxy.store.items import (
     Message,
     Unsummarized,
 )
-from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
+from chatproxy.store.sqlite_base import SqliteBase
+from chatproxy.store.sqlite_chat import (
+    delete_rows,
+    global_system_of,
+    live_chat,
+    lock_holder,
+    touch,
+)
 from chatproxy.store.sqlite_export import read_tree, write_tree
-from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
+from chatproxy.store.sqlite_file import in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
     append_turn,
     claim,
     ensure_chat,
-    global_system_of,
     holds_lock,
     info_of,
     listed_chats,
@@ -79,22 +84,14 @@ from chatproxy.store.summary import Summary
 SWEEP_EVERY_SECONDS = 60.0
 
 
-class SqliteStore:
+class SqliteStore(SqliteBase):
     """Chats in one SQLite file, for coroutines; its file may be shared by worker processes."""
 
     kind = "sqlite"
 
     def __init__(self, path: str, ttl_seconds: int | None, max_messages: int = 0):
-        self.file = SqliteFile(path)
+        super().__init__(path, ttl_seconds, max_messages)
         self.decoded = DecodedMessages()
-        self._ttl = ttl_seconds
-        self._max_messages = max_messages
-        self._next_sweep = 0.0
-
-    @in_thread
-    def ping(self) -> None:
-        with translated():
-            self.file.connection().execute("SELECT 1").fetchone()
 
     @in_thread
     def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
@@ -376,38 +373,11 @@ class SqliteStore:
         return True
 
     @in_thread
-    def get_global_system(self) -> str | None:
-        with translated():
-            return global_system_of(self.file.connection())
-
-    @in_thread
-    def set_global_system(self, content: str) -> None:
-        with self.file.transaction() as db:
-            db.execute(
-                "INSERT INTO settings (key, value) VALUES ('system', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (content,),
-            )
-
-    @in_thread
     def delete_chat(self, chat: ChatRef) -> bool:
         with self.file.transaction() as db:
             existed = live_chat(db, chat) is not None
             delete_rows(db, chat)
         return existed
-
-    @in_thread
-    def close(self) -> None:
-        self.file.close()
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """Run a block as one write transaction on this store's file (for the rate limits)."""
-        return self.file.transaction()
-
-    def _expiry(self, now: float | None = None) -> float | None:
-        if self._ttl is None:
-            return None
-        return (now or time.time()) + self._ttl
 
     def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
         """Sweep expired rows at most once a minute per process."""

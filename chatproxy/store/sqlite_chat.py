@@ -1,5 +1,6 @@
 """Own how every operation of the SQLite store first finds a chat's row: alive, or expired (and
-then deleted with its items); its TTL refreshed on a read, and who holds its turn lock. Beneath
+then deleted with its items); its TTL refreshed on a read, and who holds its turn lock; and the
+global prompt. Beneath
 `sqlite_rows.py`, for the modules that need only these (`sqlite_export.py`)."""
 
 from __future__ import annotations
@@ -60,3 +61,9 @@ def touch(db: sqlite3.Connection, chat: ChatRef, expires_at: float | None) -> No
         "UPDATE chats SET expires_at = ? WHERE tenant = ? AND chat_id = ?",
         (expires_at, chat.tenant, chat.chat_id),
     )
+
+
+def global_system_of(db: sqlite3.Connection) -> str | None:
+    """The stored global system prompt, None if never set."""
+    row = db.execute("SELECT value FROM settings WHERE key = 'system'").fetchone()
+    return None if row is None else str(row[0])

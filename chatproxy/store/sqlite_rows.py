@@ -86,12 +86,6 @@ def holds_lock(db: sqlite3.Connection, chat: ChatRef, token: str, now: float) ->
     return lock_holder(db, chat, now) == token
 
 
-def global_system_of(db: sqlite3.Connection) -> str | None:
-    """The stored global system prompt, None if never set."""
-    row = db.execute("SELECT value FROM settings WHERE key = 'system'").fetchone()
-    return None if row is None else str(row[0])
-
-
 def set_aside(db: sqlite3.Connection, chat: ChatRef, next_id: int) -> None:
     """Make `next_id` the chat's next id, the ids below it set aside for a turn."""
     db.execute(

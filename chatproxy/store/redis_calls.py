@@ -1,0 +1,84 @@
+"""Own how the Redis store talks to Redis (`RedisCalls`, which `RedisStore` builds on): its
+client, its scripts loaded by name, its bound on calls in flight, and a call, a script (with the
+keys beside a chat's slot on a single node) or a pipeline sent within that bound."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+from redis.asyncio.cluster import RedisCluster
+
+from chatproxy.config import RedisSettings
+from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.redis_client import CallSlots, Client, connect
+from chatproxy.store.windows import KnownWindows
+
+Pipeline = Any  # a redis.asyncio pipeline of either topology
+
+
+class RedisCalls:
+    """A Redis client as the store uses it, for coroutines of one event loop."""
+
+    LUA: ClassVar[Mapping[str, str]] = {}  # the Lua scripts, by the name `_script` runs them
+
+    def __init__(
+        self,
+        client: Client,
+        ttl_seconds: int | None,
+        max_messages: int = 0,
+        *,
+        max_calls: int = 100,
+        wait_seconds: float = 2.0,
+    ):
+        """`max_calls` and `wait_seconds` bound the calls in flight (see `CallSlots`)."""
+        self._redis = client
+        self._cluster = isinstance(client, RedisCluster)
+        self._ttl = ttl_seconds
+        self._max_messages = max_messages
+        scripts = self.LUA.items()
+        self._scripts = {name: client.register_script(lua) for name, lua in scripts}
+        self._slots = CallSlots(max_calls, wait_seconds)
+        self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
+        self.decoded = DecodedMessages()
+
+    @classmethod
+    def from_settings(
+        cls, settings: RedisSettings, ttl_seconds: int | None, max_messages: int = 0
+    ) -> Self:
+        """Build the store and its client from the Redis settings."""
+        return cls(
+            connect(settings),
+            ttl_seconds,
+            max_messages,
+            max_calls=settings.max_connections,
+            wait_seconds=settings.socket_timeout,
+        )
+
+    async def ping(self) -> None:
+        await self._command("ping")
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def _script(self, name: str, keys: list[str], beside: list[str], args: list[Any]) -> Any:
+        """Run a script on the chat's `keys`, and on a single node also on the keys `beside` the
+        chat's slot that it reads or writes when given them (a cluster refuses those in one
+        script: its caller handles them in another call).
+
+        One EVALSHA: redis-py loads the script only when Redis answers NOSCRIPT.
+        """
+        async with self._slots.call():
+            return await self._scripts[name](
+                keys=keys if self._cluster else keys + beside, args=args
+            )
+
+    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Send one command, by its redis-py method name."""
+        async with self._slots.call():
+            return await getattr(self._redis, name)(*args, **kwargs)
+
+    async def _execute(self, pipe: Pipeline) -> list[Any]:
+        """Send a pipeline's commands; return their answers."""
+        async with self._slots.call():
+            return list(await pipe.execute())
