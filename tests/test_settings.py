@@ -33,6 +33,7 @@ def test_defaults_are_reported(client: ProxyClient) -> None:
         "temperature": None,
         "max_tokens": 500,
         "system": None,
+        "compaction": "off",
         "own": {"system": None},
         "allowed_models": ["base-model", "eye-model", "alt-model"],
     }
