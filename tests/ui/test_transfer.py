@@ -11,6 +11,7 @@ from pathlib import Path
 from playwright.sync_api import Locator, Page, expect
 
 from harness.server_process import http
+from tests.test_foreign_formats import GPT_ID, WEBUI_ID, chatgpt_conversation, openwebui_chat
 from tests.ui.pages import API_KEY, PHONE, Serve, chat_id_of, send_and_watch, shoot
 
 KEY = {"X-API-Key": API_KEY}
@@ -117,6 +118,28 @@ def test_ndjson_is_recognised_and_its_bad_lines_reported(
     expect(
         page.get_by_role("navigation").get_by_role("button", name=re.compile("first"))
     ).to_have_count(2)
+
+
+def test_chatgpt_and_open_webui_exports_are_recognised_and_imported(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    base = serve()
+    chatgpt = tmp_path / "conversations.json"
+    chatgpt.write_text(json.dumps([chatgpt_conversation()], indent=2))
+    webui = tmp_path / "webui.json"
+    webui.write_text(json.dumps([openwebui_chat()]))
+
+    page.goto(base + "/ui")
+    choose(page, chatgpt)
+    expect(report(page)).to_contain_text("1 chat imported, 0 skipped, 0 renamed, 0 failed.")
+    expect(report(page).locator(".imported li")).to_have_text([GPT_ID])
+    choose(page, webui)
+    expect(report(page)).to_contain_text("1 chat imported, 0 skipped, 0 renamed, 0 failed.")
+    expect(report(page).locator(".imported li")).to_have_text([WEBUI_ID])
+
+    path = http("GET", f"{base}/{GPT_ID}/chat").json()
+    assert [m["content"] for m in path] == ["What is 2+2?", "4", "[image]\nAnd this?", "A cat."]
+    assert http("GET", f"{base}/{WEBUI_ID}/chat").status == 200
 
 
 def test_a_bad_file_shows_the_failure_and_imports_nothing(

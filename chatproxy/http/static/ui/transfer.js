@@ -85,12 +85,24 @@ async function isNdjson(file) {
   }
 }
 
+// ChatGPT's conversations.json or Open WebUI's chat export, told by the keys its start holds
+// (a key inside a message's text is escaped there, so it does not count); null: ours.
+async function foreignFormat(file) {
+  const start = (await head(file)).trimStart().slice(0, 200_000);
+  if (start.startsWith('{"format":"chatproxy.chat"')) return null;
+  if (/"mapping"\s*:/.test(start) && /"current_node"\s*:/.test(start)) return "chatgpt";
+  if (/"history"\s*:/.test(start) && /"currentId"\s*:/.test(start)) return "openwebui";
+  return null;
+}
+
 export async function importFile(file) {
   clearError();
   report(`Importing ${file.name}…`);
   try {
-    const type = (await isNdjson(file)) ? NDJSON : "application/json";
-    const answer = await (await upload("/import", file, type)).json();
+    const ndjson = await isNdjson(file);
+    const format = ndjson ? null : await foreignFormat(file);
+    const path = format ? `/import?format=${format}` : "/import";
+    const answer = await (await upload(path, file, ndjson ? NDJSON : "application/json")).json();
     report(`Import of ${file.name}:`, answer);
   } catch (error) {
     const refused = error instanceof ApiError && [400, 413, 422].includes(error.status);
