@@ -162,10 +162,11 @@ def _compaction(env: Env, model: str, context_tokens: int) -> Compaction:
     mode = env.parse("COMPACTION", _compaction_mode) or "off"
     default = max(1, min(600, context_tokens // 4))  # a small CONTEXT_TOKENS: a small summary
     summary_tokens = env.integer("COMPACTION_SUMMARY_TOKENS", default, minimum=1)
-    if summary_tokens * 2 > context_tokens:
+    if summary_tokens * 3 > context_tokens:
         raise ConfigError(
-            f"COMPACTION_SUMMARY_TOKENS ({summary_tokens}) must be at most half of"
-            f" CONTEXT_TOKENS ({context_tokens}): a summary goes in every window after it"
+            f"COMPACTION_SUMMARY_TOKENS ({summary_tokens}) must be at most a third of"
+            f" CONTEXT_TOKENS ({context_tokens}): a summary is written from the one before"
+            " it and what it folds in, and goes in every window after it"
         )
     return Compaction(
         mode=mode,

@@ -196,3 +196,23 @@ def test_a_responses_chain_asking_for_compaction_keeps_its_earliest_facts(
     assert all(FACT not in str(m["content"]) for m in sent[1:])
     tokens = sum(len(str(m["content"])) for m in sent[1:-1]) / 4
     assert tokens <= 300  # the history sent is held to compact_threshold
+
+
+def test_a_summary_too_large_for_a_smaller_window_is_left_out_not_a_failure(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    wide = make_client(
+        COMPACTION="summary",
+        **{**SMALL_WINDOW, "CONTEXT_TOKENS": "2000", "COMPACTION_SUMMARY_TOKENS": "600"},
+    )
+    say(wide, FACT)
+    talk(wide, range(1, 10))
+    made = wait_for_summary(wide, covering=5)
+    assert len(made["content"]) / 4 > 350 - 60  # more than the narrow window holds beside a turn
+
+    narrow = make_client(CONTEXT_TOKENS="400", MAX_TOKENS="50", COMPACTION_SUMMARY_TOKENS=None)
+    say(narrow, "Still there?")
+
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert all(SUMMARY_HEADING not in str(m["content"]) for m in sent)
+    assert sent[-1] == {"role": "user", "content": "Still there?"}

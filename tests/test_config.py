@@ -552,8 +552,8 @@ def test_compaction_is_off_by_default_and_summarizes_with_the_chat_model() -> No
         ({"COMPACTION_THRESHOLD": "0"}, "COMPACTION_THRESHOLD must be at least 1"),
         ({"COMPACTION_SUMMARY_TOKENS": "0"}, "COMPACTION_SUMMARY_TOKENS must be at least 1"),
         (
-            {"CONTEXT_TOKENS": "1000", "COMPACTION_SUMMARY_TOKENS": "501"},
-            "at most half of CONTEXT_TOKENS",
+            {"CONTEXT_TOKENS": "1000", "COMPACTION_SUMMARY_TOKENS": "334"},
+            "at most a third of CONTEXT_TOKENS",
         ),
     ],
 )

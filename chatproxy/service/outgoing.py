@@ -48,11 +48,11 @@ class Outgoing:
         if asked[0].role == "tool":
             most = max(most, 1)  # tool results go up with the message that made their calls
         read = placing.history
-        summary = None
         on = options.compact is not None or compacting(self._settings, state.settings)
-        if on:
-            summary = summary_on(state.summary, read)
-            system = with_summary(system, summary)
+        summary = summary_on(state.summary, read) if on else None
+        if summary is not None and _tokens_of(with_summary(system, summary), asked) > budget:
+            summary = None  # written for a larger window (settings changed): left out
+        system = with_summary(system, summary)
         history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
         window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
         if options.compact:  # held to the request's threshold: the rest goes into the summary
