@@ -181,5 +181,7 @@ def test_issue_23_rows_are_judged_against_their_goals(
     )
     assert table_row(results, "15")[2].startswith(f"{seconds:.1f} s ({1000 / seconds:.0f} chats/s")
     report = render_report(results)
+    scaled = "| 13. added latency, COMPACTION=summary, median | ≤ 1 ms | 1.30 ms |"
+    assert (scaled in report) == (added > 1.0)
     assert "10,000 chats vs 1,000" in report
     assert "1,000 conversations, 50 messages each (31 MB)" in report
