@@ -7,7 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +82,14 @@ class Rig:
         chunk_delay: float = 0.0,
         workers: int | None = None,
         source: Path | None = None,
+        config: Mapping[str, str] | None = None,
     ) -> Iterator[tuple[Server, Upstream]]:
         """A fresh fake upstream (latency `delay`) and server process on an empty Redis; with
-        `source`, that file's `main` instead of the proxy's; the naive handler runs with
-        functions-framework's default threads and workers."""
+        `source`, that file's `main` instead of the proxy's; with `config`, those variables set
+        too; the naive handler runs with functions-framework's default threads and workers."""
         self.flush()
         upstream = Upstream(delay, chunk_delay)
-        env = self.env(upstream.url, threads, workers)
+        env = self.env(upstream.url, threads, workers) | dict(config or {})
         if source == NAIVE_HANDLER:
             env.pop("THREADS", None)
             env.pop("WORKERS", None)

@@ -14,8 +14,9 @@ This module runs the targets and keeps their results; the rest of ``bench/`` mea
 reports. Measuring: ``rig.py`` (the processes), ``client.py`` and ``load.py`` (the load),
 ``latency.py`` (targets 0, 1, 7), ``throughput.py`` (2, 3, 6), ``long_chat.py`` (4),
 ``branches.py`` (8), ``resend.py`` (9), ``response_latency.py`` (10), ``response_chain.py``
-(11), ``item_pages.py`` (12), ``seeding.py`` (the chats of 4, 8, 9 and 11), ``cold_start.py``
-(5), ``instructions.py`` (callgrind counts). Reporting: the prose is
+(11), ``item_pages.py`` (12), ``compaction_turns.py`` (13), ``export_memory.py`` (14),
+``cli_import.py`` (15), ``seeding.py`` (the chats of 4, 8, 9, 11, 13b and 14),
+``cold_start.py`` (5), ``instructions.py`` (callgrind counts). Reporting: the prose is
 ``templates/benchmarks.md`` and ``templates/parts.md``; ``report.py`` fills them in with the
 results table (``table.py``) and the paragraphs a run has numbers for (``sections.py``);
 ``chart.py`` draws ``results.png``.
@@ -43,7 +44,10 @@ from bench import instructions  # noqa: E402
 from bench.baseline import describe  # noqa: E402
 from bench.branches import t8_branches  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
+from bench.cli_import import t15_cli_import  # noqa: E402
 from bench.cold_start import t5_cold_start  # noqa: E402
+from bench.compaction_turns import t13_compaction  # noqa: E402
+from bench.export_memory import t14_export_memory  # noqa: E402
 from bench.item_pages import t12_item_pages  # noqa: E402
 from bench.latency import BUSY_STREAM_WORD_S, t0_floor, t1_added_latency, t7_stream_ttfb  # noqa: E402
 from bench.long_chat import t4_long_chat  # noqa: E402
@@ -119,9 +123,13 @@ def measure(rig: Rig, steps: Steps, runs: int, quick: bool) -> None:
         step("t10", lambda: t10_response_latency(rig, n1))
         step("t11", lambda: t11_response_chain(rig, n1, 1_000))
         step("t12", lambda: t12_item_pages(rig, n1))
+        step("t13", lambda: t13_compaction(rig, n1, n4, 1_000))
         step("t6", lambda: t6_rss(rig, 200, 2.0, 4.0 if quick else 6.0))
         step("t7", lambda: t7_stream_ttfb(rig, n7))
         step("t7w", lambda: t7_stream_ttfb(rig, n7, BUSY_STREAM_WORD_S))
+    # Once: a peak of memory, and a command that runs for many seconds.
+    step("t14", lambda: t14_export_memory(rig, *((200, 2_000) if quick else (1_000, 10_000))))
+    step("t15", lambda: t15_cli_import(rig, 200 if quick else 1_000))
     step("t5", lambda: t5_cold_start(rig, 3))  # itself the median of 3 starts
     if instructions.available():  # counted once: the count does not vary
         step("ti", lambda: ti_instructions(rig))
@@ -161,6 +169,9 @@ def results_of(
         "t10": combine(per_run["t10"]),
         "t11": combine(per_run["t11"]),
         "t12": combine(per_run["t12"]),
+        "t13": combine(per_run["t13"]),
+        "t14": per_run["t14"][0],
+        "t15": per_run["t15"][0],
         "ti": per_run["ti"][0] if "ti" in per_run else None,
         "per_run": {
             k: [{kk: vv for kk, vv in x.items() if kk not in RAW} for x in v]

@@ -23,6 +23,7 @@ from bench.goals import (
     GOAL_STREAM_MS,
 )
 from bench.latency import BUSY_STREAM_WORD_S, STREAM_WORD_S, reply_ms
+from bench.memory_rows import memory_rows, memory_verdicts
 from bench.render import line, part
 
 
@@ -54,7 +55,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
         judged["12"] = r["t12"]["input_ratio"] <= GOAL_PAGE_RATIO
         if "conversation_ratio" in r["t12"]:  # where the proxy served conversations' items
             judged["12b"] = r["t12"]["conversation_ratio"] <= GOAL_PAGE_RATIO
-    return judged
+    return judged | memory_verdicts(r)  # rows 13-15, where the run has them
 
 
 def missed(r: dict[str, Any]) -> list[str]:
@@ -82,6 +83,7 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         ),
         *ratio_rows(r, judged),
         *response_rows(r, judged),
+        *memory_rows(r, judged),
     ]
 
 

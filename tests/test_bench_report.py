@@ -1,6 +1,6 @@
 """The benchmark's report (`bench/report.py`, `bench/table.py`): runs with and without the
-Responses rows (10, 11, 12 and 12b) render, each row judged against its goal, and a conversation
-part that was not measured says so instead of a verdict."""
+Responses rows (10, 11, 12 and 12b) and issue 23's rows (13-15) render, each row judged against
+its goal, and a conversation part that was not measured says so instead of a verdict."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from bench.table import rows, verdicts
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results.json"
 RESPONSE_ROWS = ("t10", "t11", "t12")
+MEMORY_ROWS = ("t13", "t14", "t15")
 
 
 def earlier_run() -> dict[str, Any]:
-    """The committed run's results without the Responses rows, as a run before them had."""
+    """The committed run's results without the Responses rows (nor issue 23's), as a run before
+    them had."""
     results: dict[str, Any] = json.loads(RESULTS.read_text())
-    for target in RESPONSE_ROWS:
+    for target in (*RESPONSE_ROWS, *MEMORY_ROWS):
         results.pop(target, None)
     return results
 
@@ -91,3 +93,95 @@ def test_conversation_pages_not_measured_are_said_so_and_not_judged(chain_ratio:
     assert verdict == "not measured"
     report = render_report(results)
     assert ("**Rows 10 and 11" in report) == (chain_ratio > 1.2)
+
+
+def with_memory(
+    results: dict[str, Any],
+    added_ms: float,
+    summary_ratio: float,
+    growth_mb: float,
+    import_s: float,
+) -> dict[str, Any]:
+    """`results` with rows 13-15 as a run measures them."""
+    return results | {
+        "t13": {
+            "turns_per_chat": 8,
+            "on_added_ms": added_ms,
+            "off_added_ms": 0.8,
+            "added_ratio": round(added_ms / 0.8, 3),
+            "on_turn_ms": added_ms + 0.5,
+            "off_turn_ms": 1.3,
+            "length": 1000,
+            "covered": 980,
+            "post_summary_ms": 2.0 * summary_ratio,
+            "post_plain_ms": 2.0,
+            "post_ratio": summary_ratio,
+        },
+        "t14": {
+            "messages": 4,
+            **{f"few_{key}": value for key, value in EXPORT_FEW.items()},
+            "many_chats": 10000,
+            "many_idle_mb": 170.0,
+            "many_peak_mb": 190.0 + growth_mb,
+            "many_peak_pss_mb": 95.0 + growth_mb,
+            "many_export_s": 4.2,
+            "many_body_mb": 9.6,
+            "growth_mb": growth_mb,
+            "growth_pss_mb": growth_mb,
+        },
+        "t15": {
+            "conversations": 1000,
+            "messages": 50,
+            "file_mb": 31.0,
+            "import_s": import_s,
+            "chats_per_s": round(1000 / import_s, 1),
+            "messages_per_s": round(50_000 / import_s),
+        },
+    }
+
+
+EXPORT_FEW = {
+    "chats": 1000,
+    "idle_mb": 170.0,
+    "peak_mb": 190.0,
+    "peak_pss_mb": 95.0,
+    "export_s": 0.45,
+    "body_mb": 0.96,
+}
+
+
+def test_a_run_from_before_issue_23_renders_without_its_rows() -> None:
+    results = with_responses(earlier_run(), 1.1, conversation_missing="answered 404 (gone)")
+    report = render_report(results)
+    assert "| 12. " in report
+    assert not {"| 13. ", "| 13b. ", "| 14. ", "| 15. "} & {line[:7] for line in report.split("\n")}
+    assert not {"13", "13b", "14", "15"} & set(verdicts(results))
+
+
+@pytest.mark.parametrize(
+    ("measured", "met"),
+    [
+        ((0.9, 1.1, 12.0, 25.0), (True, True, True, True)),
+        ((1.3, 1.4, 61.0, 75.0), (False, False, False, False)),
+    ],
+)
+def test_issue_23_rows_are_judged_against_their_goals(
+    measured: tuple[float, float, float, float], met: tuple[bool, ...]
+) -> None:
+    added, ratio, growth, seconds = measured
+    results = with_memory(earlier_run(), added, ratio, growth, seconds)
+    judged = verdicts(results)
+    assert (judged["13"], judged["13b"], judged["14"], judged["15"]) == met
+    for row, ok in zip(("13", "13b", "14", "15"), met, strict=True):
+        assert ("**NOT MET**" in table_row(results, row)[3]) == (not ok)
+    assert table_row(results, "13")[2].startswith(f"median {added:.2f} ms vs 0.80 ms")
+    assert table_row(results, "13b")[2] == f"{ratio:.2f}x ({2 * ratio:.2f} ms vs 2.00 ms)"
+    assert table_row(results, "14")[2].startswith(
+        f"+{growth:.1f} MB (peak {190 + growth:.0f} MB vs 190 MB"
+    )
+    assert table_row(results, "15")[2].startswith(f"{seconds:.1f} s ({1000 / seconds:.0f} chats/s")
+    report = render_report(results)
+    scaled = "| 13. added latency, COMPACTION=summary, median | ≤ 1 ms | 1.30 ms |"
+    assert (scaled in report) == (added > 1.0)
+    assert "10,000 chats vs 1,000" in report
+    assert "1,000 conversations, 50 messages each (31 MB)" in report
