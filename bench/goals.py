@@ -14,6 +14,7 @@ GOAL_RESPONSE_MS = 1.5  # 10 (issue 22): POST /v1/responses after a response, ad
 GOAL_CHAIN_RATIO = 1.2  # 11 (issue 22): after the newest of 1,000 responses vs a new response
 GOAL_PAGE_RATIO = 1.2  # 12 and 12b (issue 22): page 100 vs page 1 of a list of items
 # 13 (issue 23): with COMPACTION=summary and no summary due, row 1's goal (GOAL_ADDED_MS) holds
+GOAL_UNCHANGED_MS = 0.05  # 13 (issue 23): no summary due, COMPACTION=summary vs off, at most
 GOAL_SUMMARY_RATIO = 1.2  # 13b (issue 23): a window that holds a summary vs one without
 GOAL_EXPORT_GROWTH_MB = 50  # 14 (issue 23): RSS growth, GET /export of 10,000 chats vs 1,000
 GOAL_IMPORT_S = 60  # 15 (issue 23): CLI import of ChatGPT's 1,000 conversations of 50 messages

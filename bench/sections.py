@@ -99,14 +99,6 @@ def scaled_rows(r: dict[str, Any], naive_ms: float, naive_rate: float) -> list[s
         ms_rows.append(
             ("10. a response after another, median", GOAL_RESPONSE_MS, r["t10"]["median_ms"])
         )
-    if "t13" in r:
-        ms_rows.append(
-            (
-                "13. added latency, COMPACTION=summary, median",
-                GOAL_ADDED_MS,
-                r["t13"]["on_added_ms"],
-            )
-        )
     rate_rows = (
         (f"3. saturation, WORKERS={r['workers']}", r["t3"]["max_rate"]),
         (f"3b. saturation, WORKERS={r['t3b']['workers']}", r["t3b"]["max_rate"]),

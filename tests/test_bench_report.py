@@ -161,7 +161,7 @@ def test_a_run_from_before_issue_23_renders_without_its_rows() -> None:
 @pytest.mark.parametrize(
     ("measured", "met"),
     [
-        ((0.9, 1.1, 12.0, 25.0), (True, True, True, True)),
+        ((0.84, 1.1, 12.0, 25.0), (True, True, True, True)),
         ((1.3, 1.4, 61.0, 75.0), (False, False, False, False)),
     ],
 )
@@ -181,7 +181,6 @@ def test_issue_23_rows_are_judged_against_their_goals(
     )
     assert table_row(results, "15")[2].startswith(f"{seconds:.1f} s ({1000 / seconds:.0f} chats/s")
     report = render_report(results)
-    scaled = "| 13. added latency, COMPACTION=summary, median | ≤ 1 ms | 1.30 ms |"
-    assert (scaled in report) == (added > 1.0)
+    assert "| 13. added latency, COMPACTION=summary" not in report  # not an absolute goal
     assert "10,000 chats vs 1,000" in report
     assert "1,000 conversations, 50 messages each (31 MB)" in report
