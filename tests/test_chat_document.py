@@ -126,6 +126,14 @@ def broken(change: str) -> dict[str, Any]:
         data["summaries"][0]["covers"] = [1, 0]
     elif change == "setting":
         data["settings"]["compaction"] = "sometimes"
+    elif change == "id too large":
+        items[3]["id"] = 10**15  # Lua would write it back as 1e+15
+    elif change == "tokens too large":
+        data["tokens"]["total_tokens"] = 2**63 - 1
+    elif change == "item tokens too large":
+        items[1]["tokens"]["completion_tokens"] = 2**64
+    elif change == "two summaries at one item":
+        data["summaries"].append(dict(data["summaries"][0], content="again"))
     return data
 
 
@@ -146,6 +154,10 @@ def broken(change: str) -> dict[str, Any]:
         ("summary of no item", "summaries[0]: the item it covers up to, 9, is not an item"),
         ("summary backwards", "summaries[0].covers: must be [first, last]"),
         ("setting", "settings.compaction: Input should be 'off' or 'summary'"),
+        ("id too large", "items[3] (id 1000000000000000).id: Input should be less than or"),
+        ("tokens too large", "tokens.total_tokens: Input should be less than or equal to"),
+        ("item tokens too large", "items[1] (id 1).tokens.completion_tokens: Input should be"),
+        ("two summaries at one item", "summaries[1]: another summary also covers up to 1"),
     ],
 )
 def test_a_broken_document_is_refused_naming_the_place(change: str, error: str) -> None:

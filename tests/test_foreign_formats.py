@@ -232,6 +232,11 @@ def test_chatgpt_content_types_and_roles_become_text_as_documented() -> None:
             lambda c: c["mapping"]["a1"]["message"]["author"].update(role="robot"),
             "node 'a1': message.author.role: 'robot' is not user, assistant, system or tool",
         ),
+        (lambda c: c.update(create_time=float("nan")), "create_time: Value error, must be a"),
+        (
+            lambda c: c["mapping"]["a1"]["message"].update(create_time=float("inf")),
+            "node 'a1': message.create_time: Value error, must be a finite time",
+        ),
     ],
 )
 def test_a_bad_chatgpt_conversation_is_refused_naming_the_node(change: Any, error: str) -> None:
@@ -292,6 +297,10 @@ def test_openwebui_times_in_milliseconds_read_as_seconds_and_files_as_lines() ->
         ),
         (lambda m: m["r1"].pop("role"), "message 'r1': role: Field required"),
         (lambda m: m["r1"].update(role="tool"), "message 'r1': role: 'tool' is not user"),
+        (  # would loop for ever if read as a time in nanoseconds and divided down
+            lambda m: m["r1"].update(timestamp=float("inf")),
+            "message 'r1': timestamp: Value error, must be a finite time",
+        ),
     ],
 )
 def test_a_bad_openwebui_chat_is_refused_naming_the_message(change: Any, error: str) -> None:

@@ -490,3 +490,15 @@ def test_an_unknown_reference_is_refused_before_anything_is_read() -> None:
     with pytest.raises(ValidationFailed) as caught:
         referenced_ids([USER, {"type": "item_reference", "id": "msg_x"}])
     assert caught.value.param == "input[1].id"
+
+
+def test_the_lengths_of_input_nested_past_the_recursion_limit_are_checked() -> None:
+    nested: Any = "x" * 11
+    for _ in range(5000):
+        nested = [nested]
+    deep = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": nested}]}
+    check_lengths([deep], 10)  # not a limited field's string: taken here, its shape refused later
+
+    with pytest.raises(ValidationFailed) as refused:
+        check_lengths([deep, {"type": "function_call_output", "output": "y" * 11}], 10)
+    assert refused.value.param == "input[1].output"

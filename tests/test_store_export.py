@@ -164,3 +164,29 @@ async def test_a_whole_chat_moves_between_the_stores_unchanged(
     assert (await target.load_window(CHAT, 2)).summary == SUMMARY  # 2, 3 read; 1 above
     parents = [None, 0, 1, 4]
     assert await target.children(CHAT, parents) == await source.children(CHAT, parents)
+
+
+@pytest.mark.anyio
+async def test_a_replace_fences_off_a_summary_being_written_of_the_chat_before(
+    store: Store,
+) -> None:
+    await branched_chat(store)
+    tree = await store.load_tree(CHAT)
+    assert tree is not None
+    fence = (await store.load_unsummarized(CHAT, 3, 100)).fence
+
+    assert await store.save_tree(CHAT, dataclasses.replace(tree, summaries=[]), replace=True)
+
+    assert not await store.save_summary(CHAT, SUMMARY, fence)  # of the items replaced
+    assert (await store.load_tree(CHAT)) == dataclasses.replace(tree, summaries=[])
+
+
+@pytest.mark.anyio
+async def test_a_chat_with_thousands_of_summaries_is_written_whole(store: Store) -> None:
+    items = chained([Message("user", f"q{n}", created_at=1.0) for n in range(5000)], 0, None)
+    summaries = [Summary(0, n, f"up to {n}", created_at=2.0) for n in range(5000)]
+    tree = ChatTree("many", 1.0, 2.0, items, leaf=4999, summaries=summaries)
+
+    assert await store.save_tree(ChatRef("public", "many"), tree)
+
+    assert await store.load_tree(ChatRef("public", "many")) == tree

@@ -17,6 +17,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -205,7 +206,7 @@ async def _import(transfer: Transfer, tenant: str, path: Path, on_conflict: OnCo
             await transfer.import_line(tenant, file.read(), report, on_conflict=on_conflict)
             progress.update(size)
         else:
-            for number, line in enumerate([first, *file], start=1):
+            for number, line in enumerate(chain([first], file), start=1):
                 if line.strip():
                     await transfer.import_line(
                         tenant, line, report, line=number, on_conflict=on_conflict

@@ -101,19 +101,23 @@ LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments",
 
 
 def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
-    """Refuse a string in `sent` (a request's `input`, walked as it was sent) of a field of
-    `LIMITED_FIELDS` longer than `max_chars`, naming it (`input[2].arguments`)."""
-    inside: Any = ()
-    if isinstance(sent, dict):
-        inside = ((f"{where}.{key}", key, value) for key, value in sent.items())
-    elif isinstance(sent, list):
-        inside = ((f"{where}[{n}]", None, value) for n, value in enumerate(sent))
-    for at, key, value in inside:
-        if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
-            raise ValidationFailed(
-                f"{at}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=at
-            )
-        check_lengths(value, max_chars, at)
+    """Refuse a string in `sent` (a request's `input`, walked as it was sent, before its shape
+    is checked: without recursion, however deep it nests) of a field of `LIMITED_FIELDS` longer
+    than `max_chars`, naming it (`input[2].arguments`)."""
+    stack: list[tuple[Any, str]] = [(sent, where)]
+    while stack:
+        node, at = stack.pop()
+        inside: list[tuple[str, Any, Any]] = []
+        if isinstance(node, dict):
+            inside = [(f"{at}.{key}", key, value) for key, value in node.items()]
+        elif isinstance(node, list):
+            inside = [(f"{at}[{n}]", None, value) for n, value in enumerate(node)]
+        for path, key, value in inside:
+            if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
+                raise ValidationFailed(
+                    f"{path}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=path
+                )
+        stack.extend((value, path) for path, _, value in reversed(inside))
 
 
 def _item_type(item: Any, where: str) -> str:

@@ -21,19 +21,22 @@ such.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chatproxy.jsontext import compact
-from chatproxy.store.chat_tree import ChatTree, DocumentError
+from chatproxy.store.chat_tree import MAX_TOKEN_COUNT, ChatTree, DocumentError
 from chatproxy.store.items import Message, usage_of, valid_chat_id
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
 FORMAT = "chatproxy.chat"
 VERSION = 1
-MAX_ITEM_ID = 2**53 - 1  # what the Redis scripts' numbers hold exactly
+# Ids are numbered from 0 as items are added; the Redis scripts write numbers as Lua's `%.14g`
+# does, so an id must stay far below 10**14 to be written back as itself.
+MAX_ITEM_ID = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=MAX_TOKEN_COUNT)]
 
 
 class _Strict(BaseModel):
@@ -54,7 +57,7 @@ class ItemDoc(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None
     created_at: float
-    tokens: dict[str, int] | None = None
+    tokens: dict[str, Count] | None = None
     model: str | None = None
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
@@ -75,9 +78,9 @@ class SettingsDoc(_Strict):
 
 
 class TokensDoc(_Strict):
-    prompt_tokens: int = Field(ge=0)
-    completion_tokens: int = Field(ge=0)
-    total_tokens: int = Field(ge=0)
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
 
 
 class SummaryDoc(_Strict):
@@ -87,7 +90,7 @@ class SummaryDoc(_Strict):
     covers: list[int] = Field(min_length=2, max_length=2)
     content: str
     model: str | None = None
-    tokens: dict[str, int] | None = None
+    tokens: dict[str, Count] | None = None
     created_at: float
 
     _created_at = field_validator("created_at")(_finite)
@@ -253,12 +256,18 @@ def _check_tree(document: ChatDocument) -> None:
         )
     if document.leaf is not None and document.leaf not in parents:
         raise DocumentError(f"leaf: {document.leaf} is not an item of the chat")
+    ends: set[int] = set()
     for index, summary in enumerate(document.summaries):
         if summary.covers[1] not in parents:
             raise DocumentError(
                 f"summaries[{index}]: the item it covers up to, {summary.covers[1]}, is not an"
                 " item of the chat"
             )
+        if summary.covers[1] in ends:
+            raise DocumentError(
+                f"summaries[{index}]: another summary also covers up to {summary.covers[1]}"
+            )
+        ends.add(summary.covers[1])
 
 
 def _cycle_from(start: int, parents: dict[int, int | None]) -> str:

@@ -32,7 +32,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from chatproxy.service.foreign_tree import Names, Node, chat_id_of, number_nodes, validated
+from chatproxy.service.foreign_tree import (
+    Names,
+    Node,
+    Time,
+    chat_id_of,
+    number_nodes,
+    validated,
+)
 from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import usage_of
 
@@ -60,7 +67,7 @@ class Content(_Lax):
 
 class GptMessage(_Lax):
     author: Author
-    create_time: float | None = None
+    create_time: Time | None = None
     content: Content
     metadata: dict[str, Any] | None = None
 
@@ -75,8 +82,8 @@ class Conversation(_Lax):
     id: str | None = None
     conversation_id: str | None = None
     title: str | None = None
-    create_time: float | None = None
-    update_time: float | None = None
+    create_time: Time | None = None
+    update_time: Time | None = None
     mapping: dict[str, GptNode]
     current_node: str
 

@@ -15,13 +15,25 @@ it names (its own `parent` is what counts); one a parent does not list comes aft
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from chatproxy.store.chat_tree import DocumentError
 from chatproxy.store.items import Message, valid_chat_id
+
+
+def finite_time(value: float) -> float:
+    """A time a tool wrote: a finite number, at least 0 (NaN or infinity would make a chat no
+    store can write or read back)."""
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite time, at least 0")
+    return value
+
+
+Time = Annotated[float, AfterValidator(finite_time)]
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from chatproxy.service.foreign_tree import Names, Node, chat_id_of, number_nodes, validated
-from chatproxy.store.chat_tree import ChatTree, DocumentError
+from chatproxy.service.foreign_tree import (
+    Names,
+    Node,
+    Time,
+    chat_id_of,
+    number_nodes,
+    validated,
+)
+from chatproxy.store.chat_tree import MAX_TOKEN_COUNT, ChatTree, DocumentError
 from chatproxy.store.items import usage_of
 from chatproxy.tokens import USAGE_FIELDS
 
@@ -50,7 +57,7 @@ class WebMessage(_Lax):
     childrenIds: list[str] = []
     role: str
     content: str | list[Any] | None = None
-    timestamp: float | None = None
+    timestamp: Time | None = None
     model: str | None = None
     files: list[Any] | None = None
     usage: dict[str, Any] | None = None
@@ -66,15 +73,15 @@ class WebChat(_Lax):
     title: str | None = None
     history: History
     params: dict[str, Any] | None = None
-    timestamp: float | None = None
+    timestamp: Time | None = None
 
 
 class Entry(_Lax):
     id: str | None = None
     title: str | None = None
     chat: WebChat
-    created_at: float | None = None
-    updated_at: float | None = None
+    created_at: Time | None = None
+    updated_at: Time | None = None
 
 
 def openwebui_tree(data: Any) -> ChatTree:
@@ -101,7 +108,9 @@ def openwebui_tree(data: Any) -> ChatTree:
 
 def seconds(time: float) -> float:
     """A time in seconds, from seconds, milli-, micro- or nanoseconds since 1970."""
-    while time > 1e11:
+    for _ in range(3):  # at most nanoseconds (a time is finite: `Time`)
+        if time <= 1e11:
+            break
         time /= 1000
     return time
 
@@ -116,7 +125,10 @@ def _node(key: str, message: WebMessage) -> Node:
     usage = {
         name: value
         for name, value in (message.usage or {}).items()
-        if name in USAGE_FIELDS and isinstance(value, int) and not isinstance(value, bool)
+        if name in USAGE_FIELDS
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_TOKEN_COUNT
     }
     return Node(
         message.parentId,

@@ -56,7 +56,10 @@ class Outgoing:
         history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
         window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
         if options.compact:  # held to the request's threshold: the rest goes into the summary
-            held = min(budget, options.compact + _tokens_of(system, asked))
+            held = options.compact + _tokens_of(system, asked)
+            if asked[0].role == "tool" and window:  # the calls go up with their results
+                held += message_tokens(window[-1])
+            held = min(budget, held)
             window = fit_window(system, window, asked, budget=held)
         self._compactor.plan(chat, on, read if most else [], window, summary)
         outgoing = [m.for_upstream() for m in [*window, *asked]]

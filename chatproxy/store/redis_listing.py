@@ -5,7 +5,8 @@ on a Redis Cluster.
 The listing's order is Redis's own for a sorted set read backwards: the highest score first, of
 equal scores the chat id that sorts last (bytewise) first. A page starts after a position
 (score, chat id) rather than at a rank, so chats that expire and leave the listing between two
-pages move no other chat's place, and a cursor whose chat is gone still says where it was.
+pages move no other chat's place. The position is the cursor chat's own, where it is listed now:
+a cursor chat that is gone (deleted, expired) names no position (`list_chats`: `NotFound`).
 """
 
 LIST_CHATS = """

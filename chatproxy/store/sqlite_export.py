@@ -77,6 +77,10 @@ def write_tree(
             return False
         if lock_holder(db, chat, time.time()) is not None:
             raise ChatBusy()
+        pruned = db.execute(  # a summary being written of the chat replaced is fenced off
+            "SELECT pruned + 1 FROM chats WHERE tenant = ? AND chat_id = ?",
+            (chat.tenant, chat.chat_id),
+        ).fetchone()
         delete_rows(db, chat)
         db.execute(
             "INSERT INTO chats (tenant, chat_id, system, created, updated, expires_at,"
@@ -104,4 +108,9 @@ def write_tree(
         )
         for summary in tree.summaries:
             keep_summary(db, chat, summary)
+        if pruned is not None:
+            db.execute(
+                "UPDATE chats SET pruned = ? WHERE tenant = ? AND chat_id = ?",
+                (pruned[0], chat.tenant, chat.chat_id),
+            )
     return True
