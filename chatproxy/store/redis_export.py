@@ -18,7 +18,7 @@ from chatproxy.errors import ChatBusy
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree, check_size
 from chatproxy.store.decoding import DecodedMessages
-from chatproxy.store.redis_scripts import UPGRADE
+from chatproxy.store.redis_scripts import REFRESH, UPGRADE
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
@@ -50,6 +50,7 @@ return {meta, items, sums}
 
 SAVE_TREE = (
     UPGRADE
+    + REFRESH
     + """
 -- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
 -- ARGV: replace ('1' or '0'), ttl (0 = none), chat id, updated (the listing's score), n, then
@@ -73,14 +74,7 @@ for i = 7 + n + m, #ARGV do
   redis.call('HSET', KEYS[1], id, ARGV[i])
   add_child(parent, id)
 end
-local ttl = tonumber(ARGV[2])
-for i = 1, 3 do
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[2]) else redis.call('PERSIST', KEYS[i]) end
-end
-if KEYS[6] then
-  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[3])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[6], ARGV[2]) end
-end
+refresh(ARGV[2], ARGV[4], ARGV[3])
 return 1
 """
 )

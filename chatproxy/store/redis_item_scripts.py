@@ -8,7 +8,7 @@ each parent's children in the order of their ids, but the one numbered right aft
 whose `:kids` lists that one too (the first release of trees) is read the same way.
 """
 
-from chatproxy.store.redis_scripts import UPGRADE
+from chatproxy.store.redis_scripts import REFRESH, UPGRADE
 
 LOAD_ITEMS = (
     UPGRADE
@@ -28,6 +28,7 @@ return found
 
 DELETE_ITEMS = (
     UPGRADE
+    + REFRESH
     + """
 -- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
 -- ARGV: now, ttl (0 = none), chat id, then the ids to remove
@@ -135,14 +136,7 @@ if redis.call('HDEL', KEYS[2], 'sums') == 1 then
 end
 redis.call('HINCRBY', KEYS[2], 'pruned', 1)
 redis.call('HSET', KEYS[2], 'messages', redis.call('HLEN', KEYS[1]), 'updated', ARGV[1])
-local ttl = tonumber(ARGV[2])
-for i = 1, 3 do
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[2]) else redis.call('PERSIST', KEYS[i]) end
-end
-if KEYS[6] then
-  redis.call('ZADD', KEYS[6], ARGV[1], ARGV[3])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[6], ARGV[2]) end
-end
+refresh(ARGV[2], ARGV[1], ARGV[3])
 local removed = {}
 for i, id in ipairs(gone) do removed[i] = tonumber(id) end
 return removed

@@ -64,6 +64,22 @@ end
 upgrade()
 """
 
+# Refreshes a chat's three keys' TTL (`ttl_arg`: seconds as ARGV text, '0' for none) and, on a
+# single node (KEYS[6]: the tenant's listing), the chat's entry there, scored `score`. A turn's
+# save does the same inline, on its hot path.
+REFRESH = """
+local function refresh(ttl_arg, score, chat_id)
+  local ttl = tonumber(ttl_arg)
+  for i = 1, 3 do
+    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl_arg) else redis.call('PERSIST', KEYS[i]) end
+  end
+  if KEYS[6] then
+    redis.call('ZADD', KEYS[6], score, chat_id)
+    if ttl > 0 then redis.call('EXPIRE', KEYS[6], ttl_arg) end
+  end
+end
+"""
+
 SAVE_TURN = (
     UPGRADE
     + """
