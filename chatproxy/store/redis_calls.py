@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
 from chatproxy.store.decoding import DecodedMessages
-from chatproxy.store.redis_client import CallSlots, Client, connect
+from chatproxy.store.redis_client import CallSlots, Client, ScriptRunner, connect
 from chatproxy.store.windows import KnownWindows
 
 Pipeline = Any  # a redis.asyncio pipeline of either topology
@@ -39,6 +39,7 @@ class RedisCalls:
         scripts = self.LUA.items()
         self._scripts = {name: client.register_script(lua) for name, lua in scripts}
         self._slots = CallSlots(max_calls, wait_seconds)
+        self._runner = None if isinstance(client, RedisCluster) else ScriptRunner(client)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
         self.decoded = DecodedMessages()
 
@@ -66,12 +67,12 @@ class RedisCalls:
         chat's slot that it reads or writes when given them (a cluster refuses those in one
         script: its caller handles them in another call).
 
-        One EVALSHA: redis-py loads the script only when Redis answers NOSCRIPT.
+        One EVALSHA: the script is loaded only when Redis answers NOSCRIPT.
         """
         async with self._slots.call():
-            return await self._scripts[name](
-                keys=keys if self._cluster else keys + beside, args=args
-            )
+            if self._runner is not None:
+                return await self._runner.run(self._scripts[name], keys + beside, args)
+            return await self._scripts[name](keys=keys, args=args)  # a cluster's
 
     async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Send one command, by its redis-py method name."""
