@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import hiredis
 import pytest
 import redis
 from redis.asyncio.connection import Connection
-from redis.connection import HiredisRespSerializer
 
 from chatproxy.config import RedisSettings
 from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store import ChatRef, Message
 from chatproxy.store.redis import RedisStore
-from chatproxy.store.redis_client import CallSlots, connect
+from chatproxy.store.redis_client import CallSlots, ScriptRunner, connect
 
 A, B = ChatRef("public", "chat-a"), ChatRef("public", "chat-b")
 
@@ -110,9 +110,21 @@ async def test_a_call_redis_does_not_answer_in_time_is_an_outage_and_leaves_noth
 def test_scripts_arguments_are_packed_as_redis_py_packs_them() -> None:
     """hiredis packs the script calls; redis.asyncio's own packing is the reference."""
     command = ("EVALSHA", "ab" * 20, 2, "k:{é}", b"raw", 0, -7, 2**70, 0.1, 1796584988.0264418)
-    by_hiredis = b"".join(HiredisRespSerializer().pack(*command))
+    by_hiredis = hiredis.pack_command(command)
     by_redis_py = b"".join(Connection().pack_command(*command))
     assert by_hiredis == by_redis_py
+
+
+@pytest.mark.anyio
+async def test_a_value_redis_cannot_be_sent_is_refused_before_any_call(redis_url: str) -> None:
+    client = connect(RedisSettings(redis_url, False, 2.0))
+    script = client.register_script("return 1")
+    try:
+        with pytest.raises(redis.exceptions.DataError):
+            await ScriptRunner(client).run(script, ["k"], [None])
+        assert await ScriptRunner(client).run(script, ["k"], ["v", 1, 2.5]) == 1
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.anyio
