@@ -51,6 +51,16 @@ class Process:
         await self.store.save_turn(chat, uuid.uuid4().hex, placed, lock_token=token, release=True)
         return state.messages
 
+    async def run_fork(self, label: str, at: int, chat: ChatRef = CHAT) -> list[Message]:
+        """Begin a fork under `at` (ids set aside, no lock: a response that continues another),
+        save it there, and return the window it read."""
+        before = hgets(self.admin)
+        state = await self.store.begin_turn(chat, uuid.uuid4().hex, 30, LIMIT, at, reserve=2)
+        self.items_read = hgets(self.admin) - before
+        assert state is not None
+        await self.store.save_turn(chat, uuid.uuid4().hex, chained(turn(label), state.next_id, at))
+        return state.messages
+
 
 @pytest.fixture
 async def process(
@@ -330,3 +340,115 @@ async def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(
     assert await one.run_turn("c") == placed
     assert one.items_read == 0
     assert (await one.store.load_history(CHAT)).messages == chained(turn("b") + turn("c"), 2, 1)
+
+
+def test_a_fork_continues_the_window_it_read_only_when_nothing_was_written_since() -> None:
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "fork", stored(1, 2, 3), 3, seen="t0")
+
+    windows.forked(CHAT, "t1", stored(4, 5), parent=3, first=1, previous="t0")
+
+    known = windows.get(CHAT)
+    assert known is not None
+    assert (known.raws, known.turn, known.token) == (stored(3, 4, 5), "t1", None)
+    assert windows.usable(CHAT, 3) == known
+
+
+@pytest.mark.parametrize(
+    ("seen", "previous", "parent"),
+    [
+        ("t0", "t-other", 3),  # another save came between the read and this one
+        ("t0", None, 3),  # a delete of items came between (it removes the last turn)
+        (None, None, 3),  # the read saw no last turn: a delete would not show
+        ("t0", "t0", 2),  # under another item than the read's last
+    ],
+)
+def test_a_fork_whose_read_may_be_stale_forgets_the_window(
+    seen: str | None, previous: str | None, parent: int
+) -> None:
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "fork", stored(1, 2, 3), 3, seen=seen)
+
+    windows.forked(CHAT, "t1", stored(4, 5), parent=parent, first=1, previous=previous)
+
+    assert windows.get(CHAT) is None
+
+
+def test_a_fork_after_a_known_window_it_did_not_read_forgets_it() -> None:
+    windows = KnownWindows(max_chats=10, max_chars=1000)
+    windows.read(CHAT, "mine", stored(1, 2, 3), 3)
+    windows.saved(CHAT, "mine", "t1", stored(4, 5), parent=3, first=1)
+
+    windows.forked(CHAT, "t2", stored(6, 7), parent=5, first=1, previous="t1")
+
+    assert windows.get(CHAT) is None
+
+
+@pytest.mark.anyio
+async def test_a_chain_of_forks_in_one_process_is_not_sent_its_window(
+    process: Callable[..., Process],
+) -> None:
+    one, fresh = process(), process()
+    await one.run_turn("a")  # items 0, 1
+    await one.run_turn("b")  # items 2, 3
+
+    assert await one.run_fork("c", 3) == chained(turn("a") + turn("b"), 0, None)
+    assert one.items_read == 0  # the turn's own window, continued at its last item
+    window = await one.run_fork("d", 5)  # under the reply the fork before saved
+
+    assert one.items_read == 0
+    assert window == chained(turn("b") + turn("c"), 2, 1)
+    assert window == (await fresh.store.load_window(CHAT, LIMIT, 5)).messages
+
+
+@pytest.mark.anyio
+async def test_a_fork_chain_that_another_process_wrote_into_is_read_again(
+    process: Callable[..., Process],
+) -> None:
+    one, two = process(), process()
+    await one.run_turn("a")  # items 0, 1
+    await one.run_fork("b", 1)  # items 2, 3
+    await two.run_fork("c", 1)  # items 4, 5: a sibling branch, saved by another process
+
+    window = await one.run_fork("d", 3)
+
+    assert one.items_read == LIMIT
+    assert window == chained(turn("a") + turn("b"), 0, None)
+
+
+@pytest.mark.anyio
+async def test_a_fork_whose_path_lost_an_item_while_it_ran_is_read_again(
+    process: Callable[..., Process],
+) -> None:
+    one, two = process(), process()
+    await one.run_turn("a")  # items 0, 1
+    await one.run_turn("b")  # items 2, 3
+    token = uuid.uuid4().hex
+    state = await one.store.begin_turn(CHAT, token, 30, LIMIT, 3, reserve=2)
+    assert state is not None
+    assert await two.store.delete_items(CHAT, [0]) == [0]  # forks take no lock: it goes on
+    await one.store.save_turn(CHAT, "fork", chained(turn("c"), state.next_id, 3))
+
+    window = await one.run_fork("d", 5)
+
+    assert one.items_read > 0
+    assert window == (await two.store.load_window(CHAT, LIMIT, 5)).messages
+    assert all(m.id != 0 for m in window)
+
+
+@pytest.mark.anyio
+async def test_a_turn_at_the_known_windows_last_item_named_is_not_sent_it(
+    process: Callable[..., Process],
+) -> None:
+    one = process()
+    await one.run_turn("a")
+    await one.run_turn("b")  # items 2, 3: the leaf
+    token = uuid.uuid4().hex
+    before = hgets(one.admin)
+
+    state = await one.store.begin_turn(CHAT, token, 30, LIMIT, 3)  # the leaf, named
+
+    assert hgets(one.admin) == before
+    assert state is not None
+    assert state.messages == chained(turn("a") + turn("b"), 0, None)
+    await one.store.release_turn(CHAT, token)

@@ -116,7 +116,7 @@ class RedisStore(RedisCalls):
         at: int | None = None,
         reserve: int = 0,
     ) -> ChatState | None:
-        known = self._windows.usable(chat, limit) if at is None else None
+        known = self._windows.usable(chat, limit, at)
         args = [limit, self._ttl or 0, token, millis(lease_seconds)]
         args += [known.turn or "", len(known.raws)] if known else ["", 0]
         args.append(start_arg(at))
@@ -132,7 +132,7 @@ class RedisStore(RedisCalls):
         if isinstance(read[2], int):  # the newest read[2] of the window this process knows
             assert known is not None
             read[2] = known.raws[len(known.raws) - read[2] :]
-        self._windows.read(chat, token, read[2], limit)
+        self._windows.read(chat, token, read[2], limit, seen=read[8] or None)
         return state_of(read, self.decoded, keep=True)
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
@@ -282,10 +282,13 @@ class RedisStore(RedisCalls):
         await self._index_beside(chat, now)
         if all(raws):  # every message placed: stored as its own text
             self.decoded.remember(raws, messages)  # the next turn reads them back in its window
+            parent, first = messages[0].parent if messages else None, int(saved[1])
             if lock_token is not None:
-                parent = messages[0].parent if messages else None
-                self._windows.saved(
-                    chat, lock_token, turn_id, raws, parent=parent, first=int(saved[1])
+                self._windows.saved(chat, lock_token, turn_id, raws, parent=parent, first=first)
+            else:  # a fork's: its window is known if nothing was written since its read
+                previous = saved[2] or None
+                self._windows.forked(
+                    chat, turn_id, raws, parent=parent, first=first, previous=previous
                 )
         else:
             self._windows.forget(chat)

@@ -176,7 +176,7 @@ if KEYS[7] then
   redis.call('ZADD', KEYS[7], ARGV[2], ARGV[14])
   if ttl > 0 then redis.call('EXPIRE', KEYS[7], ARGV[3]) end
 end
-return {1, first}
+return {1, first, meta[1] or false}  -- and the last turn it found (windows.py: a fork's)
 """
 )
 
@@ -201,7 +201,8 @@ end
 # or nil on a cluster), and known, known_count, known_leaf: the turn id by which the caller knows
 # the newest known_count items of the path ending at known_leaf (false = none; see windows.py).
 # Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
-# newest the window holds), settings, the global prompt (false on a cluster), leaf, next id.
+# newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
+# the newest summary on the path (false: none, or not looked for), the chat's last turn.
 READ_PATH = """
 local below = false
 if before ~= '' then
@@ -209,8 +210,8 @@ if before ~= '' then
   if raw then from = string.match(raw, PARENT) or false else below = tonumber(before) end
 end
 local items, summary = {}, false
-local known_here = known and at == '' and meta[4] == known and (meta[1] or '') == known_leaf
-  and not meta[6]  -- a chat with summaries is walked, to find the one its window needs
+local known_here = known and meta[4] == known and not meta[6]  -- (summaries: walked, below)
+  and (at == '' and (meta[1] or '') == known_leaf or at == known_leaf)
 if limit ~= 0 and known_here then
   items = math.min(limit, known_count)
 elseif limit ~= 0 and from then
@@ -249,7 +250,8 @@ else
 end
 local global_system = false
 if global then global_system = redis.call('GET', global) end
-return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0, summary}
+return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0, summary,
+        meta[4] or false}
 """
 
 READ_CHAT = (

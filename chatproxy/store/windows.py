@@ -21,6 +21,13 @@ own messages, the newest of those remembered. A save that trims the oldest messa
 (MAX_MESSAGES), the turn's or a fork's, leaves the newest ones too, and the script counts the
 window on the list as it is.
 
+A fork (a response that continues another, `begin_turn(reserve=…)`) holds no lock, so any
+writer may come between its read and its save. Its save is remembered only if the chat's
+`last_turn` it found was still the one its read saw (`seen`, never none: a delete of items
+removes it), so nothing was written in between, and it goes under the read's last item: the
+path to that item is then as read, and the fork's messages follow it. A chain of responses,
+each continuing the one before in one process, is then read from the known window too.
+
 Bounded like `DecodedMessages`: when the chats or characters kept would pass their bounds,
 everything is forgotten at once (the next turns read their windows from Redis again).
 """
@@ -36,10 +43,10 @@ from chatproxy.store.items import ChatRef
 
 
 class Window(NamedTuple):
-    """A chat's newest stored texts of its leaf's path as this process last read or wrote them:
-    `limit` is how many the turn asked for, `turn` the id of the save that left them (None for a
-    read, which is not trusted later), `token` the turn lock they were read under, `chars` their
-    length, `whole` whether they are the whole path."""
+    """A chat's newest stored texts of a path as this process last read or wrote them: `limit`
+    is how many the turn asked for, `turn` the id of the save that left them (None for a read,
+    which is not trusted later), `token` the turn lock they were read under, `chars` their
+    length, `whole` whether they are the whole path, `seen` the chat's last turn when read."""
 
     raws: tuple[str, ...]
     limit: int
@@ -47,6 +54,7 @@ class Window(NamedTuple):
     token: str | None
     chars: int
     whole: bool  # the raws are the whole path
+    seen: str | None = None
 
 
 ITEM_ID = re.compile(r'\{"id":(\d+),')
@@ -74,19 +82,25 @@ class KnownWindows:
         """The chat's window, if kept."""
         return self._windows.get(chat)
 
-    def usable(self, chat: ChatRef, limit: int) -> Window | None:
-        """The chat's window, if kept and it holds a read of `limit` items: as many, or the
-        whole path."""
+    def usable(self, chat: ChatRef, limit: int, at: int | None = None) -> Window | None:
+        """The chat's window, if kept and it holds a read of `limit` items of the path ending
+        at `at` (None: the leaf, as the script checks): as many, or the whole path. Of a path
+        ending at a given item, only the one to the window's own last item is known."""
         window = self._windows.get(chat)
         if window is None or window.turn is None:
             return None
+        if at is not None and (not window.raws or item_id(window.raws[-1]) != at):
+            return None
         return window if len(window.raws) >= limit or window.whole else None
 
-    def read(self, chat: ChatRef, token: str, raws: Sequence[str], limit: int) -> None:
-        """Keep the window a turn read under the lock `token`, for its save."""
+    def read(
+        self, chat: ChatRef, token: str, raws: Sequence[str], limit: int, seen: str | None = None
+    ) -> None:
+        """Keep the window a turn read under the lock `token` (a fork's: its token, without a
+        lock), when the chat's last turn was `seen`, for its save."""
         kept = tuple(raws)
         whole = len(kept) < limit
-        self._put(chat, Window(kept, limit, None, token, sum(map(len, kept)), whole))
+        self._put(chat, Window(kept, limit, None, token, sum(map(len, kept)), whole, seen))
 
     def saved(
         self,
@@ -106,6 +120,40 @@ class KnownWindows:
         before = self._windows.get(chat)
         if before is None or before.token != token:
             return
+        self._follow(chat, before, turn_id, raws, parent, first)
+
+    def forked(
+        self,
+        chat: ChatRef,
+        turn_id: str,
+        raws: Sequence[str],
+        *,
+        parent: int | None,
+        first: int,
+        previous: str | None,
+    ) -> None:
+        """A save without the lock (a fork's) landed as `turn_id` with `raws`, the first under
+        `parent`, kept the items from id `first` on, and found the chat's last turn `previous`.
+        If the window kept is a read that saw that same last turn (nothing was written since),
+        it is continued as `saved` continues one; else it is forgotten."""
+        before = self._windows.get(chat)
+        if before is None:
+            return
+        if before.turn is not None or before.seen is None or before.seen != previous:
+            self.forget(chat)
+            return
+        self._follow(chat, before, turn_id, raws, parent, first)
+
+    def _follow(
+        self,
+        chat: ChatRef,
+        before: Window,
+        turn_id: str,
+        raws: Sequence[str],
+        parent: int | None,
+        first: int,
+    ) -> None:
+        """Continue the window read `before` with a save's `raws` under `parent`."""
         if parent != (item_id(before.raws[-1]) if before.raws else None):
             self.forget(chat)
             return
