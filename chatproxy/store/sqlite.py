@@ -5,7 +5,8 @@ deleted on its next access, and expired chats are swept from time to time. Turn 
 idempotency records are rows with an expiry, checked inside the same `BEGIN IMMEDIATE`
 transactions as the writes they guard. Each operation is written once, blocking, and runs in a
 worker thread (`in_thread`); the file, its connections and schema are `sqlite_file.py`'s and
-`sqlite_schema.py`'s, whole chats' reads and writes `sqlite_export.py`'s.
+`sqlite_schema.py`'s, reading and removing given items and moving the leaf `sqlite_items.py`'s,
+and whole chats' reads and writes `sqlite_export.py`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
+from chatproxy.errors import NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.decoding import DecodedMessages
@@ -43,6 +44,7 @@ from chatproxy.store.sqlite_chat import (
 )
 from chatproxy.store.sqlite_export import read_tree, write_tree
 from chatproxy.store.sqlite_file import in_thread, translated
+from chatproxy.store.sqlite_items import delete_given, live_item_bodies, move_leaf
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
     append_turn,
@@ -61,24 +63,13 @@ from chatproxy.store.sqlite_rows import (
     trim,
 )
 from chatproxy.store.sqlite_summaries import (
-    drop_summaries,
     fence_of,
     keep_summary,
     summaries_at,
     unsummarized,
     window_summary,
 )
-from chatproxy.store.sqlite_tree import (
-    children_of,
-    has_item,
-    item_bodies,
-    newest_descendant,
-    parent_of,
-    parents_of,
-    path_bodies,
-    place,
-    remove_items,
-)
+from chatproxy.store.sqlite_tree import children_of, has_item, parent_of, path_bodies, place
 from chatproxy.store.summary import Summary
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -157,10 +148,7 @@ class SqliteStore(SqliteBase):
         if not ids:
             return []
         with self.file.transaction() as db:
-            if live_chat(db, chat) is None:
-                return [None] * len(ids)
-            touch(db, chat, self._expiry())
-            bodies = item_bodies(db, chat, ids)
+            bodies = live_item_bodies(db, chat, ids, self._expiry())
         found = iter(self.decoded.decode([bodies[item] for item in ids if item in bodies]))
         return [next(found) if item in bodies else None for item in ids]
 
@@ -168,30 +156,7 @@ class SqliteStore(SqliteBase):
     def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
         now = time.time()
         with self.file.transaction() as db:
-            row = live_chat(db, chat)
-            parents = parents_of(db, chat, ids) if row is not None and ids else {}
-            if row is None or not parents:
-                return []
-            if lock_holder(db, chat, now) is not None:
-                raise ChatBusy()  # the turn's save would go under an item removed
-            survivors = remove_items(db, chat, parents)
-            drop_summaries(db, chat)
-            leaf = row.leaf
-            if leaf is not None and leaf in survivors:  # removed: its nearest ancestor kept
-                leaf = survivors[leaf]
-            db.execute(
-                "UPDATE chats SET leaf = ?, last_turn = NULL, message_count = message_count - ?,"
-                " updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
-                (
-                    leaf,
-                    len(parents),
-                    now,
-                    self._expiry(now),
-                    chat.tenant,
-                    chat.chat_id,
-                ),
-            )
-        return sorted(parents)
+            return delete_given(db, chat, ids, now, self._expiry(now))
 
     @in_thread
     def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
@@ -220,16 +185,7 @@ class SqliteStore(SqliteBase):
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         with self.file.transaction() as db:
-            if live_chat(db, chat) is None or not has_item(db, chat, item_id):
-                return None
-            if lock_holder(db, chat, time.time()) is not None:
-                raise ChatBusy()  # the turn's save would move the leaf again
-            leaf = newest_descendant(db, chat, item_id) if descend else item_id
-            db.execute(
-                "UPDATE chats SET leaf = ? WHERE tenant = ? AND chat_id = ?",
-                (leaf, chat.tenant, chat.chat_id),
-            )
-        return leaf
+            return move_leaf(db, chat, item_id, descend=descend)
 
     @in_thread
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:
