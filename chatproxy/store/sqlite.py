@@ -5,7 +5,9 @@ deleted on its next access, and expired chats are swept from time to time. Turn 
 idempotency records are rows with an expiry, checked inside the same `BEGIN IMMEDIATE`
 transactions as the writes they guard. Each operation is written once, blocking, and runs in a
 worker thread (`in_thread`); the file, its connections and schema are `sqlite_file.py`'s and
-`sqlite_schema.py`'s, whole chats' reads and writes `sqlite_export.py`'s.
+`sqlite_schema.py`'s; reading a path (a window, a page, the history) is `sqlite_paths.py`'s,
+reading and removing given items and moving the leaf `sqlite_items.py`'s, and whole chats' reads
+and writes `sqlite_export.py`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
+from chatproxy.errors import NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.decoding import DecodedMessages
@@ -34,15 +36,11 @@ from chatproxy.store.items import (
     Unsummarized,
 )
 from chatproxy.store.sqlite_base import SqliteBase
-from chatproxy.store.sqlite_chat import (
-    delete_rows,
-    global_system_of,
-    live_chat,
-    lock_holder,
-    touch,
-)
+from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
 from chatproxy.store.sqlite_export import read_tree, write_tree
 from chatproxy.store.sqlite_file import in_thread, translated
+from chatproxy.store.sqlite_items import delete_given, live_item_bodies, move_leaf
+from chatproxy.store.sqlite_paths import read_path, read_unsummarized
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
     append_turn,
@@ -60,25 +58,8 @@ from chatproxy.store.sqlite_rows import (
     take_lock,
     trim,
 )
-from chatproxy.store.sqlite_summaries import (
-    drop_summaries,
-    fence_of,
-    keep_summary,
-    summaries_at,
-    unsummarized,
-    window_summary,
-)
-from chatproxy.store.sqlite_tree import (
-    children_of,
-    has_item,
-    item_bodies,
-    newest_descendant,
-    parent_of,
-    parents_of,
-    path_bodies,
-    place,
-    remove_items,
-)
+from chatproxy.store.sqlite_summaries import fence_of, keep_summary, summaries_at
+from chatproxy.store.sqlite_tree import children_of, has_item, place
 from chatproxy.store.summary import Summary
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -96,56 +77,19 @@ class SqliteStore(SqliteBase):
     @in_thread
     def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
         with self.file.transaction() as db:
-            return self._load(db, chat, limit, None, leaf)
+            return read_path(db, chat, limit, None, leaf, self._expiry(), self.decoded)
 
     @in_thread
     def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
         with self.file.transaction() as db:
-            return self._load(db, chat, None, None, leaf)
+            return read_path(db, chat, None, None, leaf, self._expiry(), self.decoded)
 
     @in_thread
     def load_page(
         self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
     ) -> ChatState:
         with self.file.transaction() as db:
-            return self._load(db, chat, limit, before, leaf)
-
-    def _load(
-        self,
-        db: sqlite3.Connection,
-        chat: ChatRef,
-        limit: int | None,
-        before: int | None,
-        at: int | None,
-        *,
-        keep: bool = False,
-    ) -> ChatState:
-        """Read the path ending at `at` (None: the leaf; see `Store.load_page` for `before`)."""
-        row = live_chat(db, chat)
-        global_system = global_system_of(db)
-        if row is None:
-            if at is not None and at != ROOT:
-                raise NotFound("no such message in this chat")
-            return ChatState(False, None, global_system, [])
-        touch(db, chat, self._expiry())
-        start = row.leaf if at is None else at
-        if at is not None and at != ROOT and not has_item(db, chat, at):
-            raise NotFound("no such message in this chat")
-        below = None
-        if before is not None:
-            above = parent_of(db, chat, before)
-            if above is False:
-                below = before
-            else:
-                start = above if above is not None else ROOT
-        bodies = path_bodies(db, chat, start, limit, below)
-        messages = self.decoded.decode(bodies, keep=keep)
-        own = json.loads(row.settings) if row.settings else {}
-        window = limit is not None and before is None  # a window's read: see ChatState
-        summary = window_summary(db, chat, messages) if window else None
-        return ChatState(
-            True, row.system, global_system, messages, own, row.leaf, row.next_id, summary
-        )
+            return read_path(db, chat, limit, before, leaf, self._expiry(), self.decoded)
 
     @in_thread
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
@@ -157,10 +101,7 @@ class SqliteStore(SqliteBase):
         if not ids:
             return []
         with self.file.transaction() as db:
-            if live_chat(db, chat) is None:
-                return [None] * len(ids)
-            touch(db, chat, self._expiry())
-            bodies = item_bodies(db, chat, ids)
+            bodies = live_item_bodies(db, chat, ids, self._expiry())
         found = iter(self.decoded.decode([bodies[item] for item in ids if item in bodies]))
         return [next(found) if item in bodies else None for item in ids]
 
@@ -168,39 +109,12 @@ class SqliteStore(SqliteBase):
     def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
         now = time.time()
         with self.file.transaction() as db:
-            row = live_chat(db, chat)
-            parents = parents_of(db, chat, ids) if row is not None and ids else {}
-            if row is None or not parents:
-                return []
-            if lock_holder(db, chat, now) is not None:
-                raise ChatBusy()  # the turn's save would go under an item removed
-            survivors = remove_items(db, chat, parents)
-            drop_summaries(db, chat)
-            leaf = row.leaf
-            if leaf is not None and leaf in survivors:  # removed: its nearest ancestor kept
-                leaf = survivors[leaf]
-            db.execute(
-                "UPDATE chats SET leaf = ?, last_turn = NULL, message_count = message_count - ?,"
-                " updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
-                (
-                    leaf,
-                    len(parents),
-                    now,
-                    self._expiry(now),
-                    chat.tenant,
-                    chat.chat_id,
-                ),
-            )
-        return sorted(parents)
+            return delete_given(db, chat, ids, now, self._expiry(now))
 
     @in_thread
     def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
         with self.file.transaction() as db:
-            fence = fence_of(db, chat) if live_chat(db, chat) else None
-            if fence is None or not has_item(db, chat, at):
-                raise NotFound("no such message in this chat")
-            messages = self.decoded.decode(path_bodies(db, chat, at, limit))
-            return Unsummarized(*unsummarized(db, chat, messages), fence)
+            return read_unsummarized(db, chat, at, limit, self.decoded)
 
     @in_thread
     def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
@@ -220,16 +134,7 @@ class SqliteStore(SqliteBase):
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         with self.file.transaction() as db:
-            if live_chat(db, chat) is None or not has_item(db, chat, item_id):
-                return None
-            if lock_holder(db, chat, time.time()) is not None:
-                raise ChatBusy()  # the turn's save would move the leaf again
-            leaf = newest_descendant(db, chat, item_id) if descend else item_id
-            db.execute(
-                "UPDATE chats SET leaf = ? WHERE tenant = ? AND chat_id = ?",
-                (leaf, chat.tenant, chat.chat_id),
-            )
-        return leaf
+            return move_leaf(db, chat, item_id, descend=descend)
 
     @in_thread
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:
@@ -318,7 +223,7 @@ class SqliteStore(SqliteBase):
                     return None
             elif not take_lock(db, chat, token, lease_seconds):
                 return None
-            state = self._load(db, chat, limit, None, at, keep=True)
+            state = read_path(db, chat, limit, None, at, self._expiry(), self.decoded, keep=True)
             if reserve:
                 set_aside(db, chat, state.next_id + reserve)
             return state

@@ -1,7 +1,8 @@
 """Own how every operation of the SQLite store first finds a chat's row: alive, or expired (and
 then deleted with its items); its TTL refreshed on a read, and who holds its turn lock; and the
 global prompt. Beneath
-`sqlite_rows.py`, for the modules that need only these (`sqlite_export.py`)."""
+`sqlite_rows.py`, for the modules that need only these (`sqlite_export.py`, `sqlite_items.py`,
+`sqlite_paths.py`)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from chatproxy.store.sqlite_summaries import keep_summary
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
-if TYPE_CHECKING:  # named in annotations only, which keeps `sqlite.py` four floors up
+if TYPE_CHECKING:  # named in annotations only, which keeps the SQLite store's floors low
     from chatproxy.store.decoding import DecodedMessages
     from chatproxy.store.items import ChatRef
     from chatproxy.store.sqlite_file import SqliteFile

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from limits.aio.storage import MovingWindowSupport, Storage
 
 from chatproxy.errors import StoreError
-from chatproxy.store.sqlite import SqliteStore
+from chatproxy.store.sqlite_base import SqliteBase
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ class SqliteLimitsStorage(Storage, MovingWindowSupport):
 
     STORAGE_SCHEME = None  # built directly, never from a URI
 
-    def __init__(self, store: SqliteStore):
+    def __init__(self, store: SqliteBase):
         super().__init__()
         self._store = store
 

@@ -1,0 +1,70 @@
+"""Own how the SQLite store reads a path of a chat's tree, in the caller's transaction over
+`sqlite_tree.py`'s SQL: the window, page or history ending at the leaf or at a given item
+(`Store.load_window`, `load_page`, `load_history`, and the window `begin_turn` reads under its
+lock), with the chat's record and the summary a window carries; and the part of a path compaction
+reads (`Store.load_unsummarized`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING
+
+from chatproxy.errors import NotFound
+from chatproxy.store.items import ROOT, ChatState, Unsummarized
+from chatproxy.store.sqlite_chat import global_system_of, live_chat, touch
+from chatproxy.store.sqlite_summaries import fence_of, unsummarized, window_summary
+from chatproxy.store.sqlite_tree import has_item, parent_of, path_bodies
+
+if TYPE_CHECKING:
+    from chatproxy.store.decoding import DecodedMessages
+    from chatproxy.store.items import ChatRef
+
+
+def read_path(
+    db: sqlite3.Connection,
+    chat: ChatRef,
+    limit: int | None,
+    before: int | None,
+    at: int | None,
+    expires_at: float | None,
+    decoded: DecodedMessages,
+    *,
+    keep: bool = False,
+) -> ChatState:
+    """Read the path ending at `at` (None: the leaf; see `Store.load_page` for `before`),
+    refreshing the chat's TTL; with `keep`, remember the messages decoded."""
+    row = live_chat(db, chat)
+    global_system = global_system_of(db)
+    if row is None:
+        if at is not None and at != ROOT:
+            raise NotFound("no such message in this chat")
+        return ChatState(False, None, global_system, [])
+    touch(db, chat, expires_at)
+    start = row.leaf if at is None else at
+    if at is not None and at != ROOT and not has_item(db, chat, at):
+        raise NotFound("no such message in this chat")
+    below = None
+    if before is not None:
+        above = parent_of(db, chat, before)
+        if above is False:
+            below = before
+        else:
+            start = above if above is not None else ROOT
+    bodies = path_bodies(db, chat, start, limit, below)
+    messages = decoded.decode(bodies, keep=keep)
+    own = json.loads(row.settings) if row.settings else {}
+    window = limit is not None and before is None  # a window's read: see ChatState
+    summary = window_summary(db, chat, messages) if window else None
+    return ChatState(True, row.system, global_system, messages, own, row.leaf, row.next_id, summary)
+
+
+def read_unsummarized(
+    db: sqlite3.Connection, chat: ChatRef, at: int, limit: int, decoded: DecodedMessages
+) -> Unsummarized:
+    """`Store.load_unsummarized` in the transaction `db`."""
+    fence = fence_of(db, chat) if live_chat(db, chat) else None
+    if fence is None or not has_item(db, chat, at):
+        raise NotFound("no such message in this chat")
+    messages = decoded.decode(path_bodies(db, chat, at, limit))
+    return Unsummarized(*unsummarized(db, chat, messages), fence)
