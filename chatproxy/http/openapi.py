@@ -2,9 +2,12 @@
 
 The spec is generated from the route table (`build_spec(routes)`): each route's operation
 (`openapi_operation.Operation`) is its own `doc`, or the one this module lists by its path and
-method; whether it needs a key comes from the route. The shared parts (bodies from the pydantic
-models of `bodies.py`, errors, headers) live in `openapi_schemas.py`. `apidocs.py` serves the
-spec at `GET /openapi.json`.
+method; whether it needs a key comes from the route. The schemas of each API's answers are
+written out by its module (`openapi_chats.py`, `openapi_settings.py`, `openapi_completions.py`,
+`openapi_responses.py`, `openapi_conversations.py`, `openapi_exports.py`) and gathered here;
+`openapi_schemas.py` puts them among the components beside the shared parts (bodies from the
+pydantic models of `bodies.py`, errors, parameters). `apidocs.py` serves the spec at
+`GET /openapi.json`.
 """
 
 from __future__ import annotations
@@ -12,20 +15,35 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from chatproxy.http import openapi_conversations, openapi_exports
+from chatproxy.http import (
+    openapi_chats,
+    openapi_completions,
+    openapi_conversations,
+    openapi_exports,
+    openapi_responses,
+    openapi_settings,
+)
 from chatproxy.http.bodies import DEFAULT_CHATS_PAGE, MAX_ID, MAX_PAGE
 from chatproxy.http.openapi_operation import (
+    CHAT,
+    COUNT,
     NOT_MODIFIED,
     STRING,
+    UPSTREAM,
+    WITH_BODY,
+    WITH_CHAT,
     Operation,
     Schema,
     file_answer,
+    headers,
     ok,
+    param,
     query,
     ref,
+    streamed,
 )
 from chatproxy.http.openapi_responses import SSE_RESPONSE
-from chatproxy.http.openapi_schemas import COUNT, PAGE_LIMIT, components, headers, param
+from chatproxy.http.openapi_schemas import components
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -37,10 +55,7 @@ ignores them.
 Bodies are read as JSON whatever the `Content-Type`. Errors are `{"error", "code"}`, and
 `{"error": {"message", "type", "param", "code"}}` under `/v1`."""
 
-WITH_CHAT = (400, 404)  # an invalid chat id; `.` and `..` are normalised away by clients
-WITH_BODY = (400, 413)
 TURN = (*WITH_CHAT, *WITH_BODY, 409, 422, 502, 503, 504)
-UPSTREAM = (*WITH_BODY, 502, 503, 504)
 
 # A server-sent event, as each event of a `text/event-stream` answer is described in OpenAPI 3.1.
 SSE_TURN: Schema = {
@@ -61,14 +76,7 @@ SSE_COMPLETION: Schema = {
 }
 
 
-def _streamed(description: str, schema: Schema, event: Schema) -> Schema:
-    """A turn's answer: JSON, or server-sent events; either may be an idempotent replay."""
-    response = ok(description, schema, headers("Idempotent-Replayed"))
-    response["content"]["text/event-stream"] = {"schema": event}
-    return response
-
-
-CHAT = param("chat_id")
+PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}
 ID = {**COUNT, "maximum": MAX_ID}
 HISTORY_PAGE = (
     CHAT,
@@ -104,7 +112,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Send a message: one turn; creates the chat if needed. With `parent`, the message goes"
         " under that message (an edit: under the edited one's parent; null: a new first"
         " message); `parent` alone (a user message's id) asks for another reply to it",
-        _streamed("The stored reply.", ref("Reply"), SSE_TURN),
+        streamed("The stored reply.", ref("Reply"), SSE_TURN),
         errors=TURN,
         params=TURN_PARAMS,
         body="TurnBody",
@@ -148,7 +156,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/{chat_id}/img", "POST"): Operation(
         "chats",
         "Send a message with an image (an http(s) or data:image/ URL) to VISION_MODEL",
-        _streamed("The stored reply.", ref("Reply"), SSE_TURN),
+        streamed("The stored reply.", ref("Reply"), SSE_TURN),
         errors=TURN,
         params=TURN_PARAMS,
         body="ImageBody",
@@ -224,7 +232,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/v1/chat/completions", "POST"): Operation(
         "openai",
         "OpenAI's chat completions; with a chat id, the proxy adds and stores the history",
-        _streamed("A chat.completion.", ref("ChatCompletion"), SSE_COMPLETION),
+        streamed("A chat.completion.", ref("ChatCompletion"), SSE_COMPLETION),
         errors=(*UPSTREAM, 409, 422),
         params=(param("Idempotency-Key"), param("X-Chat-Id")),
         body="CompletionRequest",
@@ -233,7 +241,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "openai",
         "OpenAI's Responses: a turn of a chat of its own (`chain-…`), after"
         " `previous_response_id`, or at the leaf of `conversation` (a chat id)",
-        _streamed("A Response.", ref("Response"), SSE_RESPONSE),
+        streamed("A Response.", ref("Response"), SSE_RESPONSE),
         errors=(*UPSTREAM, 404, 409, 422),
         params=(param("Idempotency-Key"),),
         body="ResponsesRequest",
@@ -292,6 +300,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 OPERATIONS.update(openapi_conversations.OPERATIONS)
 OPERATIONS.update(openapi_exports.OPERATIONS)
+SCHEMAS: dict[str, Schema] = {
+    **openapi_chats.SCHEMAS,
+    **openapi_settings.SCHEMAS,
+    **openapi_completions.SCHEMAS,
+    **openapi_responses.SCHEMAS,
+    **openapi_conversations.SCHEMAS,
+    **openapi_exports.SCHEMAS,
+}
 
 
 class Described(Protocol):
@@ -321,5 +337,5 @@ def build_spec(routes: Iterable[Described]) -> dict[str, Any]:
         "servers": [{"url": ".", "description": "this service (where the spec was fetched from)"}],
         "security": [{"apiKey": []}, {"bearer": []}],
         "paths": paths,
-        "components": components(),
+        "components": components(SCHEMAS),
     }
