@@ -1,10 +1,11 @@
 """Own how the spec describes one route: an `Operation`, and the answers it is made of.
 
 A route of the table may carry its own `Operation` (`context.Route.doc`: the pages' files do);
-the others are listed in `openapi.py`. Whether a route needs a key is the route's to say, so an
-operation is rendered for it (`Operation.render`). The pieces operations and schemas are built
-from are here: plain schemas, the headers an answer may carry, the error statuses that several
-APIs share. The shared components an operation refers to (`ref`, `param`) are in
+the others are listed by the module of their API (`openapi_chats.py`, `openapi_completions.py`,
+...) and gathered in `openapi.py`. Whether a route needs a key is the route's to say, so an
+operation is rendered for it (`Operation.render`). The pieces those modules build operations and
+schemas from are here: plain schemas, the headers an answer may carry, the error statuses that
+several APIs share. The shared components an operation refers to (`ref`, `param`) are in
 `openapi_schemas.py`.
 """
 
