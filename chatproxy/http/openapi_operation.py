@@ -1,9 +1,12 @@
 """Own how the spec describes one route: an `Operation`, and the answers it is made of.
 
 A route of the table may carry its own `Operation` (`context.Route.doc`: the pages' files do);
-the others are listed in `openapi.py`. Whether a route needs a key is the route's to say, so an
-operation is rendered for it (`Operation.render`). The shared components an operation refers to
-(`ref`) are in `openapi_schemas.py`.
+the others are listed by the module of their API (`openapi_chats.py`, `openapi_completions.py`,
+...) and gathered in `openapi.py`. Whether a route needs a key is the route's to say, so an
+operation is rendered for it (`Operation.render`). The pieces those modules build operations and
+schemas from are here: plain schemas, the headers an answer may carry, the error statuses that
+several APIs share. The shared components an operation refers to (`ref`, `param`) are in
+`openapi_schemas.py`.
 """
 
 from __future__ import annotations
@@ -13,14 +16,60 @@ from typing import Any
 
 Schema = dict[str, Any]
 STRING: Schema = {"type": "string"}
+NUMBER: Schema = {"type": "number"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
 # Every route that needs a key may be refused, limited, or meet a store failure.
 AUTHED = (401, 429, 500, 503)
+WITH_CHAT = (400, 404)  # an invalid chat id; `.` and `..` are normalised away by clients
+WITH_BODY = (400, 413)
+UPSTREAM = (*WITH_BODY, 502, 503, 504)
 NOT_MODIFIED = {"description": "Not modified (`If-None-Match`)."}
+
+DIGITS: Schema = {"type": "string", "pattern": "^[0-9]+$"}
+HEADERS: dict[str, Schema] = {
+    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": DIGITS},
+    "RateLimit-Limit": {
+        "description": "Requests (or tokens) allowed per window.",
+        "schema": DIGITS,
+    },
+    "RateLimit-Remaining": {"description": "What is left of them.", "schema": DIGITS},
+    "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": DIGITS},
+    "WWW-Authenticate": {"description": "The scheme to authenticate with.", "schema": STRING},
+    "Location": {"description": "Where the resource is.", "schema": STRING},
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the"
+        " same Idempotency-Key and body.",
+        "schema": {"const": "true"},
+    },
+}
 
 
 def ref(name: str) -> Schema:
     """A reference to a schema of the spec's components."""
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def param(name: str) -> Schema:
+    """A reference to a parameter of the spec's components."""
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+CHAT = param("chat_id")  # the chat routes' path parameter
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema`, or null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def object_of(required: list[str], **properties: Schema) -> Schema:
+    """An object of `properties`, the `required` ones always present."""
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def headers(*names: str, required: bool = False) -> Schema:
+    """Response headers by name, each marked as always sent (`required`) or not."""
+    return {name: {**HEADERS[name], "required": required} for name in names}
 
 
 def query(name: str, description: str, schema: Schema) -> Schema:
@@ -38,6 +87,13 @@ def ok(description: str, schema: Schema, extra_headers: Schema | None = None) ->
     response: Schema = {"description": description, "content": json_content(schema)}
     if extra_headers:
         response["headers"] = extra_headers
+    return response
+
+
+def streamed(description: str, schema: Schema, event: Schema) -> Schema:
+    """A turn's answer: JSON, or server-sent events; either may be an idempotent replay."""
+    response = ok(description, schema, headers("Idempotent-Replayed"))
+    response["content"]["text/event-stream"] = {"schema": event}
     return response
 
 

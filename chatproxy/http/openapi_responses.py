@@ -1,5 +1,7 @@
-"""Own the Responses API's part of the OpenAPI spec: its request body, the Response object, its
-stream's events, the list of a response's input items and the `response_id` parameter.
+"""Own the Responses API's part of the OpenAPI spec (`http/responses.py`): its operations, its
+request body, the Response object, its stream's events, the list of a response's input items and
+the `response_id` parameter. `openapi.py` lists the operations with the others',
+`openapi_schemas.py` puts the schemas and the parameter among the components.
 
 The request body is written out here, field by field as `responses_request.ResponsesRequest`
 validates it (`tests/test_openapi.py` holds the two together): what the dialect accepts, the
@@ -8,7 +10,17 @@ spec accepts (null for a default as well), so generated requests and the proxy a
 
 from __future__ import annotations
 
-from chatproxy.http.openapi_operation import STRING, Schema, ref
+from chatproxy.http.openapi_operation import (
+    STRING,
+    UPSTREAM,
+    Operation,
+    Schema,
+    ok,
+    param,
+    query,
+    ref,
+    streamed,
+)
 from chatproxy.store.items import CHAT_ID
 
 NUMBER = "(0|[1-9][0-9]{0,17})"
@@ -184,4 +196,45 @@ SSE_RESPONSE: Schema = {
     " `response.output_text.delta`, ..., `response.completed`), each `event: <type>` with its"
     " JSON as `data`; a turn that fails after the stream began ends with `error`, then"
     " `response.failed`.",
+}
+
+RESPONSE_PAGE = {"type": "integer", "minimum": 1, "maximum": 100}
+ORDER = {"enum": ["asc", "desc"]}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("/v1/responses", "POST"): Operation(
+        "openai",
+        "OpenAI's Responses: a turn of a chat of its own (`chain-…`), after"
+        " `previous_response_id`, or at the leaf of `conversation` (a chat id)",
+        streamed("A Response.", ref("Response"), SSE_RESPONSE),
+        errors=(*UPSTREAM, 404, 409, 422),
+        params=(param("Idempotency-Key"),),
+        body="ResponsesRequest",
+    ),
+    ("/v1/responses/{response_id}", "GET"): Operation(
+        "openai",
+        "A stored response (any assistant reply of the caller's chats is one)",
+        ok("The Response.", ref("Response")),
+        errors=(400, 404),
+        params=(param("response_id"),),
+    ),
+    ("/v1/responses/{response_id}", "DELETE"): Operation(
+        "openai",
+        "Delete a response: its reply and the input its turn stored (what follows moves up)",
+        ok("Deleted.", ref("ResponseDeleted")),
+        errors=(400, 404, 409),
+        params=(param("response_id"),),
+    ),
+    ("/v1/responses/{response_id}/input_items", "GET"): Operation(
+        "openai",
+        "The input items of a stored response's turn, a page at a time",
+        ok("A page of items.", ref("ResponseItemList")),
+        errors=(400, 404),
+        params=(
+            param("response_id"),
+            query("after", "Only the items after this one, in `order`.", STRING),
+            query("limit", "At most this many items (1-100, default 20).", RESPONSE_PAGE),
+            query("order", "`asc` (oldest first) or `desc` (the default).", ORDER),
+        ),
+    ),
 }

@@ -1,9 +1,13 @@
-"""Own the OpenAPI components: the bodies, errors, headers and parameters that routes share.
+"""Own the OpenAPI components: the bodies, errors and parameters that routes share, the error
+answers, and the APIs' schemas put among them.
 
-Request bodies come from the pydantic models the handlers validate with (`bodies.py`,
-`model_json_schema()`), error codes from the error tree, path and header patterns from the same
-rules the handlers check; the answers' shapes are written out here. `openapi.py` puts them
-together with the paths.
+Request bodies come from the pydantic models the handlers validate with (`bodies.py` and the
+models the API modules name, `model_json_schema()`), error codes from the error tree, path and
+header patterns from the same rules the handlers check. The answers' shapes are written out by
+the module of their API (`openapi_chats.py`, `openapi_settings.py`, `openapi_completions.py`,
+`openapi_responses.py`, `openapi_conversations.py`, `openapi_exports.py`), which `openapi.py`
+gathers; the headers an answer may carry are in `openapi_operation.py`. `openapi.py` puts the
+components together with the paths.
 """
 
 from __future__ import annotations
@@ -12,7 +16,15 @@ from pydantic import BaseModel
 
 from chatproxy import errors
 from chatproxy.http import bodies, openapi_conversations, openapi_exports, openapi_responses
-from chatproxy.http.openapi_operation import STRING, Schema, ref
+from chatproxy.http.openapi_operation import (
+    COUNT,
+    STRING,
+    Schema,
+    headers,
+    nullable,
+    object_of,
+    ref,
+)
 from chatproxy.store.items import CHAT_ID
 
 # What each error status means here; every one has the same body (OpenAI's shape on /v1).
@@ -36,204 +48,30 @@ ERROR_STATUSES = {
 }
 RETRY_AFTER_STATUSES = {409, 429}  # always sent; on 503 only by the two 503 errors
 
-
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _object(required: list[str], **properties: Schema) -> Schema:
-    return {"type": "object", "required": required, "properties": properties}
-
-
-NUMBER: Schema = {"type": "number"}
-COUNT: Schema = {"type": "integer", "minimum": 0}
-TEXT_OR_PARTS: Schema = {
-    "anyOf": [STRING, {"type": "array", "items": {"type": "object"}}],
-    "description": "Text, or OpenAI content parts (an image turn: text and image_url).",
-}
-
-# What every stored message may carry beside its role and content.
-ITEM: dict[str, Schema] = {
-    "id": {"type": "integer", "minimum": 0, "description": "Its number in the chat."},
-    "parent": {**_nullable(COUNT), "description": "The message it follows; null: a first."},
-    "tokens": ref("TokenCounts"),
-    "model": STRING,
-    "finish_reason": STRING,
-    "tool_calls": {"type": "array", "items": ref("ToolCall")},
-    "tool_call_id": STRING,
-    "name": STRING,
-}
-
-RESPONSE_SCHEMAS: dict[str, Schema] = {
+# The bodies every error answer has, and the token counts that chats and /v1 answers share.
+SHARED_SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
         "required": ["error", "code"],
         "properties": {"error": STRING, "code": ref("ErrorCode")},
         "additionalProperties": False,
     },
-    "OpenAIError": _object(
+    "OpenAIError": object_of(
         ["error"],
-        error=_object(
+        error=object_of(
             ["message", "type", "param", "code"],
             message=STRING,
             type=STRING,
-            param={**_nullable(STRING), "description": "The request field at fault, if one."},
+            param={**nullable(STRING), "description": "The request field at fault, if one."},
             code=ref("ErrorCode"),
         ),
     ),
-    "TokenCounts": _object(
+    "TokenCounts": object_of(
         ["prompt_tokens", "completion_tokens", "total_tokens"],
         prompt_tokens=COUNT,
         completion_tokens=COUNT,
         total_tokens=COUNT,
     ),
-    "Message": _object(
-        ["role", "content"],
-        **ITEM,
-        role={"enum": ["system", "developer", "user", "assistant", "tool"]},
-        content=_nullable(TEXT_OR_PARTS),
-        siblings={
-            "type": "array",
-            "items": COUNT,
-            "description": "The ids of its parent's children, itself among them, oldest first.",
-        },
-        created_at={**NUMBER, "description": "Unix time."},
-    ),
-    "Summary": _object(
-        ["type", "covers", "content", "created_at"],
-        type={"const": "summary"},
-        covers={
-            "type": "array",
-            "items": COUNT,
-            "minItems": 2,
-            "maxItems": 2,
-            "description": "The oldest and the last message of the path it covers.",
-        },
-        content={**STRING, "description": "The summary (compaction), as the model wrote it."},
-        model=_nullable(STRING),
-        tokens=_nullable(ref("TokenCounts")),
-        created_at={**NUMBER, "description": "Unix time."},
-    ),
-    "Reply": {
-        **_object(
-            ["id", "parent", "role", "content", "created_at", "tokens"],
-            **ITEM,
-            role={"const": "assistant"},
-            content={**_nullable(STRING), "description": "Null for a reply that only calls tools."},
-            created_at=NUMBER,
-        ),
-        "description": "The stored reply of a turn.",
-    },
-    "Children": _object(
-        ["parent", "children"],
-        parent={**_nullable(COUNT), "description": "null: the chat's first messages."},
-        children={"type": "array", "items": COUNT, "description": "Their ids, oldest first."},
-    ),
-    "Leaf": _object(["leaf"], leaf={**COUNT, "description": "The chat's current leaf now."}),
-    "ChatSummary": _object(
-        ["id", "title", "created", "updated", "messages", "tokens"],
-        id=STRING,
-        title=_nullable(STRING),
-        created=NUMBER,
-        updated=NUMBER,
-        messages=COUNT,
-        tokens=ref("TokenCounts"),
-    ),
-    "ChatList": _object(
-        ["chats", "next_before"],
-        chats={"type": "array", "items": ref("ChatSummary")},
-        next_before={
-            **_nullable(NUMBER),
-            "description": "Pass as `before` for the next page; null on the last one.",
-        },
-    ),
-    "Deleted": _object(["chat_id", "deleted"], chat_id=STRING, deleted={"type": "boolean"}),
-    "SystemPrompt": _object(
-        ["role", "content"],
-        role={"const": "system"},
-        content=_nullable(STRING),
-        source={"enum": ["chat", "global"]},
-    ),
-    "ChatSettings": _object(
-        ["model", "temperature", "max_tokens", "system", "compaction", "own", "allowed_models"],
-        model=STRING,
-        temperature=_nullable(NUMBER),
-        max_tokens={"type": "integer", "minimum": 1},
-        system=_nullable(STRING),
-        compaction={
-            "enum": ["off", "summary"],
-            "description": "What the chat keeps of messages that no longer fit (COMPACTION).",
-        },
-        own={"type": "object", "description": "The settings this chat sets itself."},
-        allowed_models={"type": "array", "items": STRING},
-    ),
-    "Moderation": _object(
-        ["flagged", "categories", "category_scores", "model"],
-        flagged={"type": "boolean"},
-        categories={"type": "object", "additionalProperties": {"type": ["boolean", "null"]}},
-        category_scores={"type": "object", "additionalProperties": {"type": ["number", "null"]}},
-        model=STRING,
-    ),
-    "Health": _object(
-        ["status", "store", "upstream", "model", "auth"],
-        status={"enum": ["ok", "unavailable"]},
-        store=STRING,
-        upstream=STRING,
-        model=STRING,
-        auth={"enum": ["none", "api_keys"]},
-        notice=STRING,
-    ),
-    "ModelList": _object(
-        ["object", "data"],
-        object={"const": "list"},
-        data={
-            "type": "array",
-            "items": _object(
-                ["id", "object", "created", "owned_by"],
-                id=STRING,
-                object={"const": "model"},
-                created={"type": "integer"},
-                owned_by=STRING,
-            ),
-        },
-    ),
-    "ChatCompletionChoice": _object(
-        ["index", "message", "finish_reason"],
-        index={"type": "integer", "minimum": 0},
-        message={
-            **_object(
-                ["role", "content"],
-                role={"const": "assistant"},
-                content={**_nullable(STRING), "description": "The reply's text."},
-                refusal=_nullable(STRING),
-                tool_calls={"type": "array", "items": ref("ToolCall")},
-            ),
-            "description": "The model's message as it sent it (`annotations`, `audio`, ...).",
-        },
-        finish_reason={**_nullable(STRING), "description": "`stop`, `length`, `tool_calls`..."},
-        logprobs=_nullable({"type": "object"}),
-    ),
-    "ToolCall": _object(
-        ["id", "type", "function"],
-        id=STRING,
-        type=STRING,
-        function=_object(["name", "arguments"], name=STRING, arguments=STRING),
-    ),
-    "ChatCompletion": {
-        **_object(
-            ["id", "object", "created", "model", "choices", "usage"],
-            id=STRING,
-            object={"const": "chat.completion"},
-            created={"type": "integer"},
-            model=_nullable(STRING),
-            choices={"type": "array", "items": ref("ChatCompletionChoice")},
-            usage=_nullable(ref("TokenCounts")),
-            system_fingerprint=_nullable(STRING),
-            service_tier=_nullable(STRING),
-        ),
-        "description": "The model's answer as it sent it (every choice; usage with its"
-        " details), or for a replayed Idempotency-Key the stored reply.",
-    },
 }
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
@@ -268,30 +106,6 @@ def _error_codes() -> list[str]:
     return sorted(codes)
 
 
-DIGITS: Schema = {"type": "string", "pattern": "^[0-9]+$"}
-HEADERS: dict[str, Schema] = {
-    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": DIGITS},
-    "RateLimit-Limit": {
-        "description": "Requests (or tokens) allowed per window.",
-        "schema": DIGITS,
-    },
-    "RateLimit-Remaining": {"description": "What is left of them.", "schema": DIGITS},
-    "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": DIGITS},
-    "WWW-Authenticate": {"description": "The scheme to authenticate with.", "schema": STRING},
-    "Location": {"description": "Where the resource is.", "schema": STRING},
-    "Idempotent-Replayed": {
-        "description": "`true` when this is the stored answer to an earlier request with the"
-        " same Idempotency-Key and body.",
-        "schema": {"const": "true"},
-    },
-}
-
-
-def headers(*names: str, required: bool = False) -> Schema:
-    """Response headers by name, each marked as always sent (`required`) or not."""
-    return {name: {**HEADERS[name], "required": required} for name in names}
-
-
 def _error_response(status: int, schema: str) -> Schema:
     response: Schema = {
         "description": ERROR_STATUSES[status],
@@ -309,8 +123,9 @@ def _error_response(status: int, schema: str) -> Schema:
     return response
 
 
-def components() -> Schema:
-    """The spec's `components`: schemas, error responses, parameters, security schemes."""
+def components(schemas: dict[str, Schema]) -> Schema:
+    """The spec's `components`: the schemas (the request bodies', the shared ones, then the
+    APIs' `schemas`), error responses, parameters, security schemes."""
     responses: Schema = {}
     for status in ERROR_STATUSES:
         responses[f"Error{status}"] = _error_response(status, "Error")
@@ -318,10 +133,8 @@ def components() -> Schema:
     return {
         "schemas": {
             **_model_schemas(),
-            **RESPONSE_SCHEMAS,
-            **openapi_responses.SCHEMAS,
-            **openapi_conversations.SCHEMAS,
-            **openapi_exports.SCHEMAS,
+            **SHARED_SCHEMAS,
+            **schemas,
             "ErrorCode": {"type": "string", "enum": _error_codes()},
         },
         "responses": responses,
@@ -356,10 +169,3 @@ PARAMETERS: dict[str, Schema] = {
         "schema": {"type": "string", "pattern": f"^{CHAT_ID.pattern}$"},
     },
 }
-
-
-def param(name: str) -> Schema:
-    return {"$ref": f"#/components/parameters/{name}"}
-
-
-PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": bodies.MAX_PAGE}
