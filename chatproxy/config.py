@@ -3,21 +3,23 @@
 `load_settings(environ)` is the only place that reads configuration. It returns a frozen
 `Settings` and raises `ConfigError` naming the variable and what is wrong with it, so that a bad
 deploy stops at start-up instead of failing on the first request. Every variable here is
-documented in `.env.example`. How each kind of value is parsed and checked is `environment.py`'s.
+documented in `.env.example`. The parts of the settings read from several variables checked
+together are read here (the client keys, compaction, the token and time bounds); how each kind
+of value is parsed and checked, and how to reach Redis, are `environment.py`'s.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from chatproxy.environment import (
-    ApiKey,
     ConfigError,
     Env,
     RedisSettings,
-    api_keys,
     boolean,
     http_url,
     log_level,
@@ -51,6 +53,15 @@ class Compaction:
     model: str = DEFAULT_MODEL
     threshold: int = 2000
     summary_tokens: int = 600
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One named client key; only its SHA-256 digest is kept in memory."""
+
+    name: str
+    digest: bytes
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         request_timeout=request_timeout,
         turn_wait_seconds=turn_wait,
         turn_lease_seconds=env.number("TURN_LEASE_SECONDS", request_timeout + 5, minimum=0.1),
-        api_keys=api_keys(env),
+        api_keys=_api_keys(env),
         rate_limit=env.parse("RATE_LIMIT", rate_limit),
         rate_limit_per_address=env.parse("RATE_LIMIT_PER_ADDRESS", rate_limit),
         token_budget_per_day=env.integer("TOKEN_BUDGET_PER_DAY", 0, minimum=0),
@@ -155,6 +166,53 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         upstream_ca_file=env.parse("SSL_CERT_FILE", readable_file),
         compaction=_compaction(env, model, context_tokens),
     )
+
+
+KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+KEY_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
+MIN_KEY_CHARS = 16
+
+
+def _api_keys(env: Env) -> tuple[ApiKey, ...]:
+    """Parse `PROXY_API_KEYS` (name=key or name=sha256:<hex>, comma separated) and `ADMIN_KEYS`.
+
+    Messages name the key, never its value.
+    """
+    raw = env.text("PROXY_API_KEYS")
+    admins = set(filter(None, (n.strip() for n in (env.text("ADMIN_KEYS") or "").split(","))))
+    if raw is None:
+        if admins:
+            raise ConfigError("ADMIN_KEYS names keys, but PROXY_API_KEYS is not set")
+        return ()
+    keys: dict[str, ApiKey] = {}
+    digests: set[bytes] = set()
+    for number, item in enumerate(raw.split(","), start=1):
+        name, equals, secret = (part.strip() for part in item.partition("="))
+        if not equals or not KEY_NAME.fullmatch(name) or not secret:
+            raise ConfigError(
+                f"PROXY_API_KEYS entry {number} must look like name=key, with a name of"
+                " letters, digits, _ or - (e.g. web=<key>,ops=sha256:<hex>)"
+            )
+        if name in keys:
+            raise ConfigError(f"PROXY_API_KEYS names the key {name!r} twice")
+        stored = KEY_DIGEST.fullmatch(secret)
+        if stored:
+            digest = bytes.fromhex(stored.group(1))
+        elif len(secret) < MIN_KEY_CHARS:
+            raise ConfigError(
+                f"PROXY_API_KEYS key {name!r} is shorter than {MIN_KEY_CHARS} characters;"
+                " use a random one, e.g. `openssl rand -hex 24`"
+            )
+        else:
+            digest = hashlib.sha256(secret.encode()).digest()
+        if digest in digests:
+            raise ConfigError(f"PROXY_API_KEYS key {name!r} is the same key as another one")
+        digests.add(digest)
+        keys[name] = ApiKey(name, digest, admin=name in admins)
+    unknown = sorted(admins - keys.keys())
+    if unknown:
+        raise ConfigError(f"ADMIN_KEYS names keys that PROXY_API_KEYS lacks: {', '.join(unknown)}")
+    return tuple(keys.values())
 
 
 def _compaction(env: Env, model: str, context_tokens: int) -> Compaction:

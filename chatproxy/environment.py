@@ -1,13 +1,12 @@
 """Own how the environment's text becomes values: one reader (`Env`) and a parser per kind of
 variable, each raising `ConfigError` with the variable's name and what is wrong with it.
 
-`config.load_settings` is their one user; the types they build (`ApiKey`, `RedisSettings`) are
-part of the settings.
+`config.load_settings` is their one user; the type `redis_settings` builds (`RedisSettings`)
+is part of the settings.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -20,15 +19,6 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """One named client key; only its SHA-256 digest is kept in memory."""
-
-    name: str
-    digest: bytes
-    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,53 +37,6 @@ class RedisSettings:
         parts = urlsplit(self.url)
         address = parts.netloc.rpartition("@")[2]
         return f"{parts.scheme}://{address}{parts.path}"
-
-
-KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-KEY_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
-MIN_KEY_CHARS = 16
-
-
-def api_keys(env: Env) -> tuple[ApiKey, ...]:
-    """Parse `PROXY_API_KEYS` (name=key or name=sha256:<hex>, comma separated) and `ADMIN_KEYS`.
-
-    Messages name the key, never its value.
-    """
-    raw = env.text("PROXY_API_KEYS")
-    admins = set(filter(None, (n.strip() for n in (env.text("ADMIN_KEYS") or "").split(","))))
-    if raw is None:
-        if admins:
-            raise ConfigError("ADMIN_KEYS names keys, but PROXY_API_KEYS is not set")
-        return ()
-    keys: dict[str, ApiKey] = {}
-    digests: set[bytes] = set()
-    for number, item in enumerate(raw.split(","), start=1):
-        name, equals, secret = (part.strip() for part in item.partition("="))
-        if not equals or not KEY_NAME.fullmatch(name) or not secret:
-            raise ConfigError(
-                f"PROXY_API_KEYS entry {number} must look like name=key, with a name of"
-                " letters, digits, _ or - (e.g. web=<key>,ops=sha256:<hex>)"
-            )
-        if name in keys:
-            raise ConfigError(f"PROXY_API_KEYS names the key {name!r} twice")
-        stored = KEY_DIGEST.fullmatch(secret)
-        if stored:
-            digest = bytes.fromhex(stored.group(1))
-        elif len(secret) < MIN_KEY_CHARS:
-            raise ConfigError(
-                f"PROXY_API_KEYS key {name!r} is shorter than {MIN_KEY_CHARS} characters;"
-                " use a random one, e.g. `openssl rand -hex 24`"
-            )
-        else:
-            digest = hashlib.sha256(secret.encode()).digest()
-        if digest in digests:
-            raise ConfigError(f"PROXY_API_KEYS key {name!r} is the same key as another one")
-        digests.add(digest)
-        keys[name] = ApiKey(name, digest, admin=name in admins)
-    unknown = sorted(admins - keys.keys())
-    if unknown:
-        raise ConfigError(f"ADMIN_KEYS names keys that PROXY_API_KEYS lacks: {', '.join(unknown)}")
-    return tuple(keys.values())
 
 
 def models(env: Env, model: str, vision_model: str) -> tuple[str, ...]:

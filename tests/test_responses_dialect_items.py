@@ -12,8 +12,9 @@ from openai.types.responses import ResponseInputItemParam, ResponseItem, Respons
 from pydantic import TypeAdapter
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.http.responses_input import check_lengths, input_messages, referenced_ids
+from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
+from chatproxy.http.responses_lengths import check_lengths
 from chatproxy.service.message_rules import check_messages, message_key
 from chatproxy.store.items import Message
 

@@ -1,9 +1,8 @@
 """Import the chats of the original project's Redis: `python -m chatproxy legacy --from URL`.
 
-The original project kept each chat in a Redis list `user-<chat_id>` of JSON messages
-(`{"role": ..., "content": ...}`, oldest first, the chat's system message first when it had one)
-and the global system prompt in the string key `system`. `import_legacy` copies them into the
-store of this project:
+The original project kept each chat in a Redis list of JSON messages and the global system
+prompt in a string key (`legacy_format.py` owns that layout and how its values parse).
+`import_legacy` copies them into the store of this project:
 
 - the global prompt is copied when the target has none stored;
 - a chat's leading system message becomes its own system prompt, unless it equals the global
@@ -25,15 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
 
 import redis
 
+from chatproxy.cli.legacy_format import (
+    GLOBAL_SYSTEM_KEY,
+    KEY_PREFIX,
+    LegacyChat,
+    LegacyProblem,
+    legacy_text,
+    parse_legacy,
+)
 from chatproxy.errors import TurnLeaseLost
 from chatproxy.store.base import Store
 from chatproxy.store.items import (
@@ -41,22 +46,15 @@ from chatproxy.store.items import (
     TENANT,
     ChatRef,
     ChatState,
-    Content,
     Message,
     chained,
     valid_chat_id,
 )
 
-KEY_PREFIX = "user-"
-GLOBAL_SYSTEM_KEY = "system"
 SCAN_BATCH = 500
 LOCK_LEASE_SECONDS = 300.0
 LOCK_WAIT_SECONDS = 10.0
 SOURCE_TIMEOUT_SECONDS = 10.0
-
-
-class LegacyProblem(Exception):
-    """Why one legacy chat (or the global prompt) cannot be imported."""
 
 
 @dataclass
@@ -87,14 +85,6 @@ class ImportReport:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Legacy:
-    """One legacy chat, parsed: its leading system message and the rest."""
-
-    system: str | None
-    messages: list[Message]
-
-
 async def import_legacy(
     source: redis.Redis,
     store: Store,
@@ -118,7 +108,7 @@ async def import_legacy(
     keys: set[str] = set()
     for raw in source.scan_iter(match=f"{KEY_PREFIX}*", count=SCAN_BATCH):  # SCAN may repeat
         try:
-            keys.add(_text(raw))
+            keys.add(legacy_text(raw))
         except LegacyProblem as problem:
             report.problems.append(f"{raw!r}: {problem}")
     for key in sorted(keys):
@@ -136,7 +126,7 @@ async def _import_global_system(
     target = await store.get_global_system()
     try:
         raw = source.get(GLOBAL_SYSTEM_KEY)
-        legacy = None if raw is None else _text(raw)
+        legacy = None if raw is None else legacy_text(raw)
     except (redis.ResponseError, LegacyProblem) as exc:
         report.problems.append(f"{GLOBAL_SYSTEM_KEY}: not a text string, not copied ({exc})")
         legacy = None
@@ -172,7 +162,7 @@ async def _import_chat(
         raise LegacyProblem("not a list, as the original project's chats are") from None
     except UnicodeDecodeError:  # a client with decode_responses=True met a non-UTF-8 element
         raise LegacyProblem("an element is not UTF-8") from None
-    legacy = _parse(entries)
+    legacy = parse_legacy(entries)
     own_system = legacy.system if legacy.system and legacy.system != global_system else None
     if not legacy.messages and own_system is None:
         report.chats_skipped += 1  # nothing to import (or the list expired meanwhile)
@@ -195,7 +185,7 @@ async def _import_chat(
 async def _apply(
     store: Store,
     chat: ChatRef,
-    legacy: _Legacy,
+    legacy: LegacyChat,
     own_system: str | None,
     report: ImportReport,
     token: str | None,
@@ -269,55 +259,3 @@ async def _take_turn_lock(store: Store, chat: ChatRef) -> str:
             raise LegacyProblem("a turn on this chat kept running; run the import again later")
         await asyncio.sleep(0.1)
     return token
-
-
-def _parse(entries: Sequence[Any]) -> _Legacy:
-    """Parse a legacy list; raise `LegacyProblem` naming the first element that does not fit."""
-    system: str | None = None
-    messages: list[Message] = []
-    for index, raw in enumerate(entries):
-        where = f"element {index}"
-        try:
-            data = json.loads(_text(raw))
-        except LegacyProblem as problem:
-            raise LegacyProblem(f"{where}: {problem}") from None
-        except (json.JSONDecodeError, RecursionError):
-            raise LegacyProblem(f"{where} is not JSON") from None
-        if not isinstance(data, dict):
-            raise LegacyProblem(f"{where} is not a JSON object")
-        role, content = data.get("role"), data.get("content")
-        if not _is_content(content):
-            raise LegacyProblem(f"{where} has no text or content parts")
-        if role == "system" and index == 0 and isinstance(content, str):
-            system = content
-        elif role == "system":
-            raise LegacyProblem(f"{where} is a system message that does not open the chat")
-        elif role in ("user", "assistant"):
-            messages.append(Message(role, content))
-        else:
-            raise LegacyProblem(f"{where} has the role {role!r} (only user and assistant import)")
-    return _Legacy(system, messages)
-
-
-def _is_content(content: object) -> TypeGuard[Content]:
-    """Tell text or a list of content parts, storable as UTF-8, from anything else."""
-    if not isinstance(content, str) and not (
-        isinstance(content, list) and all(isinstance(part, dict) for part in content)
-    ):
-        return False
-    try:
-        json.dumps(content, ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-        return False
-    return True
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            raise LegacyProblem("not UTF-8") from None
-    if isinstance(value, str):
-        return value
-    raise LegacyProblem(f"unexpected {type(value).__name__}")

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.http.responses_input import check_lengths, input_messages
+from chatproxy.http.responses_input import input_messages
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
+from chatproxy.http.responses_lengths import check_lengths
 from chatproxy.store.items import ChatInfo, Message, valid_chat_id
 
 JsonObject = dict[str, Any]

@@ -25,8 +25,9 @@ from chatproxy.errors import ValidationFailed
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
-from chatproxy.http.responses_input import check_lengths, input_messages, referenced_ids
+from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import message_items
+from chatproxy.http.responses_lengths import check_lengths
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.service.placing import Kept

@@ -26,8 +26,8 @@ the field (`param`: `input[3].content[1].type`).
   proxy keeps none (the Vercel AI SDK sends them back for reasoning models).
 - Any other item type (built-in tools' calls and outputs, custom tools, MCP, ...) is refused.
 
-`check_lengths` holds each text, tool call's arguments and file's data to MAX_CONTENT_CHARS,
-naming the field (`input[2].arguments`).
+Before its translation, `responses_lengths.check_lengths` holds each text, tool call's
+arguments and file's data to MAX_CONTENT_CHARS, naming the field (`input[2].arguments`).
 
 Nothing here does I/O.
 """
@@ -93,31 +93,6 @@ def referenced_ids(sent: str | Sequence[Any]) -> list[ItemId]:
                 param=f"input[{n}].id",
             )
     return found
-
-
-# The fields of input items that hold what a message says (text, a tool call's arguments, a
-# file's data), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
-LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments", "file_data"))
-
-
-def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
-    """Refuse a string in `sent` (a request's `input`, walked as it was sent, before its shape
-    is checked: without recursion, however deep it nests) of a field of `LIMITED_FIELDS` longer
-    than `max_chars`, naming it (`input[2].arguments`)."""
-    stack: list[tuple[Any, str]] = [(sent, where)]
-    while stack:
-        node, at = stack.pop()
-        inside: list[tuple[str, Any, Any]] = []
-        if isinstance(node, dict):
-            inside = [(f"{at}.{key}", key, value) for key, value in node.items()]
-        elif isinstance(node, list):
-            inside = [(f"{at}[{n}]", None, value) for n, value in enumerate(node)]
-        for path, key, value in inside:
-            if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
-                raise ValidationFailed(
-                    f"{path}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=path
-                )
-        stack.extend((value, path) for path, _, value in reversed(inside))
 
 
 def _item_type(item: Any, where: str) -> str:

@@ -26,8 +26,8 @@ step stored, naming only the replies before). The reply keeps the request's sett
 and where the turn's input starts (`input_first`), for `GET`.
 
 With `store: false` nothing is written: the path the request continues (the newest
-MESSAGES_LENGTH messages) and its input go through the pass-through, and its id (`resp_<hex>`)
-names no reply.
+MESSAGES_LENGTH messages) and its input go through the pass-through (`unstored.py` builds what
+it sends), and its id (`resp_<hex>`) names no reply.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from chatproxy.service.response_ids import (
     response_id,
 )
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
-from chatproxy.service.window import fit_window
+from chatproxy.service.unstored import build_unstored
 from chatproxy.store.base import Store
 from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, valid_chat_id
 
@@ -161,7 +161,11 @@ class Responses:
     ) -> Responded[Answer]:
         if not ask.store:
             place = await self._place(ask, None)
-            answer = await pass_on(ask.tenant, self._unstored(ask, place, options), options)
+            sent = self._messages(ask, place)[0]
+            unstored = build_unstored(
+                self._settings, self._defaults, place.state, sent, ask.instructions, options
+            )
+            answer = await pass_on(ask.tenant, unstored, options)
             name = uuid.uuid4().hex  # names no chat's reply: it cannot be found
             return Responded(f"resp_{name}", name, 0, ask.keep.created_at, answer)
         place = await self._place(ask, key)
@@ -276,30 +280,3 @@ class Responses:
         named_here = ask.named_chat in ("", place.chat.chat_id)
         path = place.state.messages if named_here else []
         return ask.input({m.id: m for m in path if m.id is not None})
-
-    def _unstored(
-        self, ask: ResponseAsk, place: _Place, options: TurnOptions
-    ) -> list[dict[str, Any]]:
-        """What a response that is not stored sends: the system prompt (the instructions, or
-        the chat's), the newest messages of the path it continues that fit, its input."""
-        sent = self._messages(ask, place)[0]
-        state = place.state
-        system = ask.instructions or self._defaults.system_prompt(state)
-        call = self._defaults.call(state.settings, False, options)
-        most = self._settings.messages_length
-        history = state.messages[len(state.messages) - most :] if most else []
-        asked = [_as_message(m) for m in sent]
-        budget = self._settings.context_tokens - call.max_tokens
-        window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
-        outgoing = [m.for_upstream() for m in window] + sent
-        return [{"role": "system", "content": system}, *outgoing] if system else outgoing
-
-
-def _as_message(message: Mapping[str, Any]) -> Message:
-    """A chat message as the window counts it."""
-    return Message(
-        message["role"],
-        message.get("content"),
-        tool_calls=message.get("tool_calls"),
-        tool_call_id=message.get("tool_call_id"),
-    )

@@ -1,0 +1,49 @@
+"""Own what a Responses request with `store: false` sends the model (`responses.py`): nothing of
+it is written, so it goes through the pass-through with the system prompt (the request's
+instructions, else the chat's), the newest messages of the path it continues (at most
+MESSAGES_LENGTH) that fit CONTEXT_TOKENS beside its input (`window.py`), then its input."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from chatproxy.service.window import fit_window
+from chatproxy.store.items import Message
+
+if TYPE_CHECKING:  # named in annotations only, which keeps `responses.py` four floors up
+    from chatproxy.config import Settings
+    from chatproxy.service.defaults import Defaults, TurnOptions
+    from chatproxy.store.items import ChatState
+
+
+def build_unstored(
+    settings: Settings,
+    defaults: Defaults,
+    state: ChatState,
+    sent: list[dict[str, Any]],
+    instructions: str | None,
+    options: TurnOptions,
+) -> list[dict[str, Any]]:
+    """Return the messages a response that is not stored sends: the system prompt
+    (`instructions`, or the chat's), the newest messages of `state`'s path that fit, and `sent`
+    (its input as chat messages)."""
+    system = instructions or defaults.system_prompt(state)
+    call = defaults.call(state.settings, False, options)
+    most = settings.messages_length
+    history = state.messages[len(state.messages) - most :] if most else []
+    asked = [_as_message(m) for m in sent]
+    budget = settings.context_tokens - call.max_tokens
+    window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
+    outgoing = [m.for_upstream() for m in window] + sent
+    return [{"role": "system", "content": system}, *outgoing] if system else outgoing
+
+
+def _as_message(message: Mapping[str, Any]) -> Message:
+    """A chat message as the window counts it."""
+    return Message(
+        message["role"],
+        message.get("content"),
+        tool_calls=message.get("tool_calls"),
+        tool_call_id=message.get("tool_call_id"),
+    )
