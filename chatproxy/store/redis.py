@@ -7,11 +7,12 @@ retried save cannot store a turn twice. Reads are one script too, which also ref
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
 in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_item_scripts.py`'s, for given items; `redis_listing.py`'s, for a page of a listing;
-`redis_meta_scripts.py`'s, for a chat's own fields; `redis_export.py`'s, for whole chats;
-`redis_summaries.py`'s, for summaries), the calls `redis_calls.py`'s (`RedisCalls`, which this
-store builds on: the client, the scripts by name, the bound on calls in flight). A turn of a
-chat whose last save was this process's own is not sent its window again (`windows.py`).
+`redis_read_scripts.py`'s, for a path's reads; `redis_item_scripts.py`'s, for given items;
+`redis_listing.py`'s, for a page of a listing; `redis_meta_scripts.py`'s, for a chat's own
+fields; `redis_export.py`'s, for whole chats; `redis_summaries.py`'s, for summaries), the calls
+`redis_calls.py`'s (`RedisCalls`, which this store builds on: the client, the scripts by name,
+the bound on calls in flight). A turn of a chat whose last save was this process's own is not
+sent its window again (`windows.py`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from chatproxy.store.redis_keys import (
 )
 from chatproxy.store.redis_listing import LISTING_SCRIPTS
 from chatproxy.store.redis_meta_scripts import META_SCRIPTS
+from chatproxy.store.redis_read_scripts import READ_SCRIPTS
 from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.redis_summaries import (
     SUMMARY_SCRIPTS,
@@ -78,6 +80,7 @@ class RedisStore(RedisCalls):
     kind = "redis"
     LUA: ClassVar[Mapping[str, str]] = {
         **SCRIPTS,
+        **READ_SCRIPTS,
         **ITEM_SCRIPTS,
         **LISTING_SCRIPTS,
         **META_SCRIPTS,
