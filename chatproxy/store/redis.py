@@ -7,12 +7,12 @@ retried save cannot store a turn twice. Reads are one script too, which also ref
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
 in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_read_scripts.py`'s, for a path's reads; `redis_item_scripts.py`'s, for given items;
-`redis_listing.py`'s, for a page of a listing; `redis_meta_scripts.py`'s, for a chat's own
-fields; `redis_export.py`'s, for whole chats; `redis_summaries.py`'s, for summaries), the calls
-`redis_calls.py`'s (`RedisCalls`, which this store builds on: the client, the scripts by name,
-the bound on calls in flight). A turn of a chat whose last save was this process's own is not
-sent its window again (`windows.py`).
+`redis_read_scripts.py`'s, for a path's reads; `redis_branches.py`'s, for a chat's branches;
+`redis_item_scripts.py`'s, for given items; `redis_listing.py`'s, for a page of a listing;
+`redis_meta_scripts.py`'s, for a chat's own fields; `redis_export.py`'s, for whole chats;
+`redis_summaries.py`'s, for summaries), the calls `redis_calls.py`'s (`RedisCalls`, which this
+store builds on: the client, the scripts by name, the bound on calls in flight). A turn of a
+chat whose last save was this process's own is not sent its window again (`windows.py`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from chatproxy.store.items import (
     title_of,
     usage_of,
 )
+from chatproxy.store.redis_branches import BRANCH_SCRIPTS, children, set_leaf
 from chatproxy.store.redis_calls import Pipeline, RedisCalls
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
@@ -50,7 +51,6 @@ from chatproxy.store.redis_keys import (
     idem_key,
     index_key,
     info_of,
-    kid_ids,
     lock_key,
     millis,
     raise_if_missing,
@@ -81,6 +81,7 @@ class RedisStore(RedisCalls):
     LUA: ClassVar[Mapping[str, str]] = {
         **SCRIPTS,
         **READ_SCRIPTS,
+        **BRANCH_SCRIPTS,
         **ITEM_SCRIPTS,
         **LISTING_SCRIPTS,
         **META_SCRIPTS,
@@ -139,12 +140,7 @@ class RedisStore(RedisCalls):
         return state_of(read, self.decoded, keep=True)
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
-        if not parents:
-            return []
-        fields = ["root" if parent is None else parent for parent in parents]
-        first, found = await self._script("children", list(chat_keys(chat)), [], fields)
-        kept = int(first)  # the children below it were dropped by trimming
-        return [[kid for kid in kid_ids(kids) if kid >= kept] for kids in found]
+        return await children(self._script, [*chat_keys(chat)], parents)
 
     async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         if not ids:
@@ -169,13 +165,9 @@ class RedisStore(RedisCalls):
         return sorted(int(item) for item in gone)
 
     async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
-        args = [item, "1" if descend else "0"]
-        keys = [*chat_keys(chat), lock_key(chat)]
-        leaf = await self._script("set_leaf", keys, [], args)
-        if leaf == -1:
-            raise ChatBusy()
+        leaf = await set_leaf(self._script, [*chat_keys(chat), lock_key(chat)], item, descend)
         self._windows.forget(chat)
-        return None if leaf is None else int(leaf)
+        return leaf
 
     async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
         return await load_unsummarized(self._script, [*chat_keys(chat)], at, limit, self.decoded)

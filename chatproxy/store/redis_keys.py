@@ -108,11 +108,6 @@ def start_arg(item_id: int | None) -> str | int:
     return "root" if item_id == ROOT else item_id
 
 
-def kid_ids(joined: str | None) -> list[int]:
-    """The ids of a `:kids` entry (comma separated; None: none)."""
-    return [int(kid) for kid in joined.split(",")] if joined else []
-
-
 def raise_if_missing(read: list[Any]) -> None:
     """Raise `NotFound` if a script answered that the chat holds no such item."""
     if read and read[0] == "missing":

@@ -1,8 +1,8 @@
 """The Lua scripts of the Redis backend (`redis.py`) that write a turn (its save, the release of
-its lock, the claims of idempotency keys) or move about a chat's branches, and the pieces the
-others are built from: `UPGRADE`, which every script on a chat starts with, and `REFRESH`. The
-others are grouped by what they do, each in a module of its own (`redis_read_scripts.py` for a
-path's reads, `redis_item_scripts.py` for given items, ...).
+its lock, the claims of idempotency keys), and the pieces the others are built from: `UPGRADE`,
+which every script on a chat starts with, and `REFRESH`. The others are grouped by what they do,
+each in a module of its own (`redis_read_scripts.py` for a path's reads, `redis_branches.py` for
+a chat's branches, `redis_item_scripts.py` for given items, ...).
 
 Each runs atomically in Redis, and each touches only keys of one chat (one hash slot), so they
 also run on a Redis Cluster. On a single node some are also given a key outside the chat (the
@@ -182,61 +182,6 @@ return {1, first}
 """
 )
 
-CHILDREN = (
-    UPGRADE
-    + """
--- KEYS: items, meta, kids, old list   ARGV: item ids ('root' for the first messages)
--- Returns the lowest id kept (children below it were dropped by trimming), then each one's
--- children, comma separated (false for none).
-local found = {}
-for i, field in ipairs(ARGV) do
-  local kids = redis.call('HGET', KEYS[3], field)
-  local next_one = field == 'root' and '0' or tostring(tonumber(field) + 1)
-  local raw = redis.call('HGET', KEYS[1], next_one)
-  local _, up = false, false
-  if raw then _, up = string.match(raw, PLACED) end
-  local listed = kids and string.find(',' .. kids .. ',', ',' .. next_one .. ',', 1, true)
-  if up == (field == 'root' and 'null' or field) and not listed then  -- see add_child
-    kids = kids and (next_one .. ',' .. kids) or next_one
-  end
-  found[i] = kids or false
-end
-return {redis.call('HGET', KEYS[2], 'first') or 0, found}
-"""
-)
-
-SET_LEAF = (
-    UPGRADE
-    + """
--- KEYS: items, meta, kids, old list, lock   ARGV: item id, descend ('1': on to its newest
--- descendant by always taking the newest child)
--- Returns the new leaf, false if the chat does not hold the item, or -1 while a turn holds the
--- chat's lock (its save would move the leaf again). Windows known by the last turn
--- (windows.py) are known by their last item too, so they no longer count once the leaf moves.
-local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], id) == 0 then
-  return false
-end
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  return -1
-end
-while ARGV[2] == '1' do
-  local kids = redis.call('HGET', KEYS[3], id)
-  local newest = kids and string.match(kids, '(%d+)$')
-  if not newest then  -- only the child numbered after it, if it has one (see add_child)
-    local raw = redis.call('HGET', KEYS[1], tonumber(id) + 1)
-    local _, up = false, false
-    if raw then _, up = string.match(raw, PLACED) end
-    newest = up == id and tostring(tonumber(id) + 1)
-  end
-  if not newest or redis.call('HEXISTS', KEYS[1], newest) == 0 then break end
-  id = newest
-end
-redis.call('HSET', KEYS[2], 'leaf', id)
-return tonumber(id)
-"""
-)
-
 RELEASE_TURN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -272,8 +217,6 @@ return 0
 # By the name `RedisStore` runs them under.
 SCRIPTS = {
     "save_turn": SAVE_TURN,
-    "children": CHILDREN,
-    "set_leaf": SET_LEAF,
     "release_turn": RELEASE_TURN,
     "claim_idempotency": CLAIM_IDEMPOTENCY,
     "release_idempotency": RELEASE_IDEMPOTENCY,
