@@ -1,5 +1,7 @@
 """Own the Redis backend (Upstash in production): `RedisStore`, each operation's calls to Redis
-and what it makes of the answers, for coroutines of one event loop.
+and what it makes of the answers, for coroutines of one event loop. The operations on chats as
+records (a chat's info and own fields, the tenant's listing, a chat's deletion, the global
+prompt) are `redis_chats.py`'s (`RedisChats`, which this store builds on beside `RedisCalls`).
 
 A turn is saved by one Lua script (check the lock token, append both messages, update meta,
 record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
@@ -7,8 +9,8 @@ retried save cannot store a turn twice. Reads are one script too, which also ref
 chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
 listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
 in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_item_scripts.py`'s, for given items; `redis_listing.py`'s, for a page of a listing;
-`redis_meta_scripts.py`'s, for a chat's own fields; `redis_export.py`'s, for whole chats;
+`redis_read_scripts.py`'s, for a path's reads; `redis_branches.py`'s, for a chat's branches;
+`redis_item_scripts.py`'s, for given items; `redis_export.py`'s, for whole chats;
 `redis_summaries.py`'s, for summaries), the calls `redis_calls.py`'s (`RedisCalls`, which this
 store builds on: the client, the scripts by name, the bound on calls in flight). A turn of a
 chat whose last save was this process's own is not sent its window again (`windows.py`).
@@ -16,10 +18,9 @@ chat whose last save was this process's own is not sent its window again (`windo
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from redis.asyncio.cluster import RedisCluster
 
@@ -32,7 +33,6 @@ from chatproxy.store.idempotency import (
     IdempotentResult,
 )
 from chatproxy.store.items import (
-    ChatInfo,
     ChatRef,
     ChatState,
     Message,
@@ -40,7 +40,9 @@ from chatproxy.store.items import (
     title_of,
     usage_of,
 )
-from chatproxy.store.redis_calls import Pipeline, RedisCalls
+from chatproxy.store.redis_branches import BRANCH_SCRIPTS, children, set_leaf
+from chatproxy.store.redis_calls import RedisCalls
+from chatproxy.store.redis_chats import RedisChats
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (
@@ -48,16 +50,13 @@ from chatproxy.store.redis_keys import (
     chat_keys,
     idem_key,
     index_key,
-    info_of,
-    kid_ids,
     lock_key,
     millis,
     raise_if_missing,
     start_arg,
     state_of,
 )
-from chatproxy.store.redis_listing import LISTING_SCRIPTS
-from chatproxy.store.redis_meta_scripts import META_SCRIPTS
+from chatproxy.store.redis_read_scripts import READ_SCRIPTS
 from chatproxy.store.redis_scripts import SCRIPTS
 from chatproxy.store.redis_summaries import (
     SUMMARY_SCRIPTS,
@@ -72,17 +71,18 @@ if TYPE_CHECKING:
     from chatproxy.store.redis_limits import SharedRedisStorage
 
 
-class RedisStore(RedisCalls):
+class RedisStore(RedisCalls, RedisChats):
     """Chats in Redis, for coroutines of one event loop."""
 
     kind = "redis"
     LUA: ClassVar[Mapping[str, str]] = {
         **SCRIPTS,
+        **READ_SCRIPTS,
+        **BRANCH_SCRIPTS,
         **ITEM_SCRIPTS,
-        **LISTING_SCRIPTS,
-        **META_SCRIPTS,
         **TREE_SCRIPTS,
         **SUMMARY_SCRIPTS,
+        **RedisChats.LUA,
     }
 
     async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
@@ -136,12 +136,7 @@ class RedisStore(RedisCalls):
         return state_of(read, self.decoded, keep=True)
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
-        if not parents:
-            return []
-        fields = ["root" if parent is None else parent for parent in parents]
-        first, found = await self._script("children", list(chat_keys(chat)), [], fields)
-        kept = int(first)  # the children below it were dropped by trimming
-        return [[kid for kid in kid_ids(kids) if kid >= kept] for kids in found]
+        return await children(self._script, [*chat_keys(chat)], parents)
 
     async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         if not ids:
@@ -166,13 +161,9 @@ class RedisStore(RedisCalls):
         return sorted(int(item) for item in gone)
 
     async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
-        args = [item, "1" if descend else "0"]
-        keys = [*chat_keys(chat), lock_key(chat)]
-        leaf = await self._script("set_leaf", keys, [], args)
-        if leaf == -1:
-            raise ChatBusy()
+        leaf = await set_leaf(self._script, [*chat_keys(chat), lock_key(chat)], item, descend)
         self._windows.forget(chat)
-        return None if leaf is None else int(leaf)
+        return leaf
 
     async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
         return await load_unsummarized(self._script, [*chat_keys(chat)], at, limit, self.decoded)
@@ -185,48 +176,6 @@ class RedisStore(RedisCalls):
             return {}
         found = await self._command("hmget", chat_keys(chat)[2], [f"s{item}" for item in ids])
         return summaries_of(ids, found)
-
-    async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(chat_keys(chat)[1])
-        self._touch(pipe, chat)
-        fields = (await self._execute(pipe))[0]
-        return info_of(chat.chat_id, fields) if fields else None
-
-    async def list_chats(
-        self, tenant: str, limit: int, before: float | None, after: str | None = None
-    ) -> list[ChatInfo]:
-        index = index_key(tenant)
-        cursor = ["+inf" if before is None else repr(before), ""]
-        if after is not None:
-            score = await self._command("zscore", index, after)
-            if score is None:
-                raise NotFound(f"no chat {after!r} in the listing")
-            cursor = [repr(float(score)), after]
-        live: list[ChatInfo] = []
-        gone: list[str] = []
-        while len(live) < limit:  # past expired chats, until the page is full or none follow
-            want = limit - len(live)
-            found = await self._script("list_chats", [index], [], [*cursor, want])
-            ids = [str(chat_id) for chat_id in found[::2]]
-            metas = await self._metas(tenant, ids)
-            live += [info_of(i, fields) for i, fields in zip(ids, metas, strict=True) if fields]
-            gone += [i for i, fields in zip(ids, metas, strict=True) if not fields]
-            if len(ids) < want:
-                break
-            cursor = [str(found[-1]), ids[-1]]
-        if gone:  # expired chats leave the index when a listing finds them
-            await self._command("zrem", index, *gone)
-        return live
-
-    async def _metas(self, tenant: str, ids: list[str]) -> list[dict[str, str]]:
-        """The meta hashes of the tenant's chats `ids` ({} for each that expired)."""
-        if not ids:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
-        for chat_id in ids:
-            pipe.hgetall(chat_keys(ChatRef(tenant, chat_id))[1])
-        return await self._execute(pipe)
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
         return await load_tree(
@@ -308,51 +257,6 @@ class RedisStore(RedisCalls):
     async def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
         await self._script("release_idempotency", [idem_key(chat, key)], [], [fingerprint])
 
-    async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        await self._set_field(chat, "system", content)
-
-    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
-
-    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
-        text = None if metadata is None else compact(metadata)
-        return await self._set_field(chat, "metadata", text, create=False)
-
-    async def _set_field(
-        self, chat: ChatRef, name: str, value: str | None, *, create: bool = True
-    ) -> bool:
-        """Set (or with None remove) a field of the chat's meta hash, as the chat's latest
-        activity, in one step; with `create`, a value set makes a chat that does not exist.
-        Return whether the chat exists (and so was changed)."""
-        now = time.time()
-        remove, made = "1" if value is None else "0", "1" if create else "0"
-        args = [name, value or "", remove, repr(now), self._ttl or 0, made, chat.chat_id]
-        done = await self._script(
-            "set_field", list(chat_keys(chat)), [index_key(chat.tenant)], args
-        )
-        if done and self._cluster:
-            pipe = self._redis.pipeline(transaction=False)
-            self._index(pipe, chat, now)
-            await self._execute(pipe)
-        return bool(done)
-
-    async def get_global_system(self) -> str | None:
-        value = await self._command("get", GLOBAL_SYSTEM_KEY)
-        return None if value is None else str(value)
-
-    async def set_global_system(self, content: str) -> None:
-        await self._command("set", GLOBAL_SYSTEM_KEY, content)
-
-    async def delete_chat(self, chat: ChatRef) -> bool:
-        self._windows.forget(chat)
-        pipe = self._redis.pipeline(transaction=False)
-        keys = chat_keys(chat)
-        for key in keys:  # one DEL each: a cluster pipeline refuses a DEL of several
-            pipe.delete(key)
-        pipe.zrem(index_key(chat.tenant), chat.chat_id)
-        deleted = await self._execute(pipe)
-        return sum(int(n) for n in deleted[: len(keys)]) > 0
-
     def limits_storage(self) -> SharedRedisStorage | None:
         """A `limits.aio` storage for the rate-limit counters on this store's own connections and
         call slots, or None on a Redis Cluster (whose counters `limits` connects itself)."""
@@ -361,25 +265,3 @@ class RedisStore(RedisCalls):
         from chatproxy.store.redis_limits import SharedRedisStorage  # loads `limits`
 
         return SharedRedisStorage(self._redis, self._slots)
-
-    def _index(self, pipe: Pipeline, chat: ChatRef, now: float) -> None:
-        """Update the chat's entry in its tenant's listing (by last activity)."""
-        index = index_key(chat.tenant)
-        pipe.zadd(index, {chat.chat_id: now})
-        if self._ttl is not None:
-            pipe.expire(index, self._ttl)
-
-    async def _index_beside(self, chat: ChatRef, now: float) -> None:
-        """On a cluster, update the chat's entry in its tenant's listing, which a script on a
-        single node updated itself."""
-        if self._cluster:
-            pipe = self._redis.pipeline(transaction=False)
-            self._index(pipe, chat, now)
-            await self._execute(pipe)
-
-    def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
-        """Refresh the TTL of every key of the chat (an old layout's list too, until a script
-        upgrades it: else a chat's record could outlive its messages)."""
-        if self._ttl is not None:
-            for key in chat_keys(chat):
-                pipe.expire(key, self._ttl)

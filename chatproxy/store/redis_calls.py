@@ -4,7 +4,7 @@ keys beside a chat's slot on a single node) or a pipeline sent within that bound
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Self
 
 from redis.asyncio.cluster import RedisCluster
@@ -15,6 +15,9 @@ from chatproxy.store.redis_client import CallSlots, Client, ScriptRunner, connec
 from chatproxy.store.windows import KnownWindows
 
 Pipeline = Any  # a redis.asyncio pipeline of either topology
+
+# `RedisCalls._script`: a script by name, the chat's keys, the keys beside them, the arguments.
+Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]
 
 
 class RedisCalls:

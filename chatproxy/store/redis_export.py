@@ -11,8 +11,7 @@ numbered right after its parent, as every other script does.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatproxy.errors import ChatBusy
 from chatproxy.jsontext import compact
@@ -22,8 +21,8 @@ from chatproxy.store.redis_scripts import REFRESH, UPGRADE
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
 
-# `RedisStore._script`: a script by name, the chat's keys, the keys beside them, the arguments.
-Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]
+if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
+    from chatproxy.store.redis_calls import Run
 
 LOAD_TREE = (
     UPGRADE

@@ -1,6 +1,7 @@
 """The Lua scripts of the Redis backend that read or remove given items of a chat (`redis.py`'s
-`load_items` and `delete_items`), beside the turn's and the path's scripts of
-`redis_scripts.py`, with the same rules: the chat's four keys first, `UPGRADE` first.
+`load_items` and `delete_items`), beside the turn's scripts of `redis_scripts.py` and the
+path's of `redis_read_scripts.py`, with the same rules: the chat's four keys first, `UPGRADE`
+first.
 
 Removing an item moves its children under its nearest ancestor that stays, so their stored
 text, which starts with their parent, is written again; `:kids` stays as `add_child` keeps it:

@@ -33,13 +33,15 @@ the leaf, and the list is deleted, all in the same atomic step.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatproxy.errors import NotFound
-from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
+
+if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
+    from chatproxy.store.decoding import DecodedMessages
 
 GLOBAL_SYSTEM_KEY = "system"
 
@@ -106,11 +108,6 @@ def start_arg(item_id: int | None) -> str | int:
     if item_id is None:
         return ""
     return "root" if item_id == ROOT else item_id
-
-
-def kid_ids(joined: str | None) -> list[int]:
-    """The ids of a `:kids` entry (comma separated; None: none)."""
-    return [int(kid) for kid in joined.split(",")] if joined else []
 
 
 def raise_if_missing(read: list[Any]) -> None:

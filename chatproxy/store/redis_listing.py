@@ -1,4 +1,4 @@
-"""The Lua script of a tenant's listing in Redis (`redis.py`'s `list_chats`): the sorted set
+"""The Lua script of a tenant's listing in Redis (`redis_chats.py`'s `list_chats`): the sorted set
 `chats:{<tenant>}` (`redis_keys.index_key`), scored by last activity, one key, so it also runs
 on a Redis Cluster.
 

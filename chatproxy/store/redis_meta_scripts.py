@@ -1,4 +1,4 @@
-"""The Lua script of the Redis backend that sets a chat's own fields (`redis.py`'s
+"""The Lua script of the Redis backend that sets a chat's own fields (`redis_chats.py`'s
 `set_chat_system`, `set_chat_settings` and `set_chat_metadata`), with the rules of
 `redis_scripts.py`: the chat's four keys first, `UPGRADE` first.
 

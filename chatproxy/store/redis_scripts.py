@@ -1,12 +1,14 @@
-"""The Lua scripts of the Redis backend (`redis.py`): each runs atomically in Redis, and each
-touches only keys of one chat (one hash slot), so they also run on a Redis Cluster. On a single
-node some are also given a key outside the chat (the global prompt, the tenant's listing), so that
-a step is one call; a cluster runs that part as a second one.
+"""The Lua scripts of the Redis backend (`redis.py`) that write a turn (its save, the release of
+its lock, the claims of idempotency keys), and the pieces the others are built from: `UPGRADE`,
+which every script on a chat starts with, and `REFRESH`. The others are grouped by what they do,
+each in a module of its own (`redis_read_scripts.py` for a path's reads, `redis_branches.py` for
+a chat's branches, `redis_item_scripts.py` for given items, ...).
 
-Every script on a chat is given the chat's four keys first (`redis_keys.chat_keys`: items, meta,
-kids, and the message list of the layout before trees) and starts with `UPGRADE`. A path is read
-by walking parents from its last item, each parent read from the start of the item's text, so a
-window costs the same at any depth of any chat.
+Each runs atomically in Redis, and each touches only keys of one chat (one hash slot), so they
+also run on a Redis Cluster. On a single node some are also given a key outside the chat (the
+global prompt, the tenant's listing), so that a step is one call; a cluster runs that part as a
+second one. Every script on a chat is given the chat's four keys first (`redis_keys.chat_keys`:
+items, meta, kids, and the message list of the layout before trees) and starts with `UPGRADE`.
 """
 
 # Turns a chat kept as a list (the layout before trees) into items, in place: message n becomes
@@ -180,182 +182,6 @@ return {1, first, meta[1] or false}  -- and the last turn it found (windows.py: 
 """
 )
 
-# Finds where a read starts, given the local `at` ('' = the leaf, 'root' = before the first
-# message, else an item id); answers {'missing'} for an id the chat does not hold.
-FIND_START = """
-local meta = redis.call('HMGET', KEYS[2], 'leaf', 'system', 'settings', 'last_turn', 'appended',
-                        'sums')
-local from = at
-if at == '' then
-  from = meta[1]
-elseif at == 'root' then
-  from = false
-elseif redis.call('HEXISTS', KEYS[1], at) == 0 then
-  return {'missing'}
-end
-"""
-
-# Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
-# before ('' = none: else the page above that item, or, if the chat does not hold it, the items
-# numbered below it), ttl (0 = none), ttl_arg (its ARGV text), global (the global prompt's key,
-# or nil on a cluster), and known, known_count, known_leaf: the turn id by which the caller knows
-# the newest known_count items of the path ending at known_leaf (false = none; see windows.py).
-# Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
-# newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
-# the newest summary on the path (false: none, or not looked for), the chat's last turn.
-READ_PATH = """
-local below = false
-if before ~= '' then
-  local raw = redis.call('HGET', KEYS[1], before)
-  if raw then from = string.match(raw, PARENT) or false else below = tonumber(before) end
-end
-local items, summary = {}, false
-local known_here = known and meta[4] == known and not meta[6]  -- (summaries: walked, below)
-  and (at == '' and (meta[1] or '') == known_leaf or at == known_leaf)
-if limit ~= 0 and known_here then
-  items = math.min(limit, known_count)
-elseif limit ~= 0 and from then
-  local id, n, walked = from, 0, {}
-  while id and (limit < 0 or n < limit) do
-    local raw = redis.call('HGET', KEYS[1], id)
-    if not raw then break end
-    if not below or tonumber(id) < below then
-      n = n + 1
-      items[n] = raw
-      walked[n] = 's' .. id
-    end
-    id = string.match(raw, PARENT)
-  end
-  for i = 1, math.floor(n / 2) do
-    items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
-  end
-  if meta[6] and before == '' and limit > 0 then  -- a window: the newest summary on it, or above
-    if id then walked[n + 1] = 's' .. id end
-    for i = 1, #walked, 1000 do
-      local found = redis.call('HMGET', KEYS[3], unpack(walked, i, math.min(i + 999, #walked)))
-      for j = 1, #found do
-        if found[j] then summary = found[j] break end
-      end
-      if summary then break end
-    end
-  end
-end
-local exists
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl_arg)
-  redis.call('EXPIRE', KEYS[3], ttl_arg)
-  exists = redis.call('EXPIRE', KEYS[2], ttl_arg)  -- 1 if the chat's hash exists
-else
-  exists = redis.call('EXISTS', KEYS[2])
-end
-local global_system = false
-if global then global_system = redis.call('GET', global) end
-return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0, summary,
-        meta[4] or false}
-"""
-
-READ_CHAT = (
-    UPGRADE
-    + """
--- KEYS: items, meta, kids, old list, and on a single node the global prompt
--- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id)
-local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ttl_arg, global = ARGV[3], KEYS[5]
-local known, known_count, known_leaf = false, 0, ''
-
-"""
-    + FIND_START
-    + READ_PATH
-)
-
-BEGIN_TURN = (
-    UPGRADE
-    + """
--- KEYS: items, meta, kids, old list, lock, and on a single node the global prompt
--- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count,
---       at ('' = the leaf, 'root', or an item id), the known window's last item ('' = none),
---       ids to set aside ('0' = none)
--- Takes the turn lock and reads the newest `limit` items of the path ending at `at`, or returns
--- false (nil) if another token holds it. The holder may take it again (a call re-sent after a
--- lost reply). With ids to set aside (a fork), it takes no lock but waits while one is held,
--- and the ids are the turn's own (the next id returned is the first of them).
-local at = ARGV[7]
-"""
-    + FIND_START
-    + """
-if ARGV[9] ~= '0' then  -- a fork: no turn that read the next id may be on its way
-  if redis.call('EXISTS', KEYS[5]) == 1 then
-    return false
-  end
-  meta[5] = redis.call('HINCRBY', KEYS[2], 'appended', ARGV[9]) - tonumber(ARGV[9])
-elseif not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
-  if redis.call('GET', KEYS[5]) ~= ARGV[3] then
-    return false
-  end
-  redis.call('PEXPIRE', KEYS[5], ARGV[4])
-end
-local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
-local ttl_arg, global = ARGV[2], KEYS[6]
-local known, known_count, known_leaf = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6]), ARGV[8]
-"""
-    + READ_PATH
-)
-
-CHILDREN = (
-    UPGRADE
-    + """
--- KEYS: items, meta, kids, old list   ARGV: item ids ('root' for the first messages)
--- Returns the lowest id kept (children below it were dropped by trimming), then each one's
--- children, comma separated (false for none).
-local found = {}
-for i, field in ipairs(ARGV) do
-  local kids = redis.call('HGET', KEYS[3], field)
-  local next_one = field == 'root' and '0' or tostring(tonumber(field) + 1)
-  local raw = redis.call('HGET', KEYS[1], next_one)
-  local _, up = false, false
-  if raw then _, up = string.match(raw, PLACED) end
-  local listed = kids and string.find(',' .. kids .. ',', ',' .. next_one .. ',', 1, true)
-  if up == (field == 'root' and 'null' or field) and not listed then  -- see add_child
-    kids = kids and (next_one .. ',' .. kids) or next_one
-  end
-  found[i] = kids or false
-end
-return {redis.call('HGET', KEYS[2], 'first') or 0, found}
-"""
-)
-
-SET_LEAF = (
-    UPGRADE
-    + """
--- KEYS: items, meta, kids, old list, lock   ARGV: item id, descend ('1': on to its newest
--- descendant by always taking the newest child)
--- Returns the new leaf, false if the chat does not hold the item, or -1 while a turn holds the
--- chat's lock (its save would move the leaf again). Windows known by the last turn
--- (windows.py) are known by their last item too, so they no longer count once the leaf moves.
-local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], id) == 0 then
-  return false
-end
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  return -1
-end
-while ARGV[2] == '1' do
-  local kids = redis.call('HGET', KEYS[3], id)
-  local newest = kids and string.match(kids, '(%d+)$')
-  if not newest then  -- only the child numbered after it, if it has one (see add_child)
-    local raw = redis.call('HGET', KEYS[1], tonumber(id) + 1)
-    local _, up = false, false
-    if raw then _, up = string.match(raw, PLACED) end
-    newest = up == id and tostring(tonumber(id) + 1)
-  end
-  if not newest or redis.call('HEXISTS', KEYS[1], newest) == 0 then break end
-  id = newest
-end
-redis.call('HSET', KEYS[2], 'leaf', id)
-return tonumber(id)
-"""
-)
-
 RELEASE_TURN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -391,10 +217,6 @@ return 0
 # By the name `RedisStore` runs them under.
 SCRIPTS = {
     "save_turn": SAVE_TURN,
-    "read_chat": READ_CHAT,
-    "begin_turn": BEGIN_TURN,
-    "children": CHILDREN,
-    "set_leaf": SET_LEAF,
     "release_turn": RELEASE_TURN,
     "claim_idempotency": CLAIM_IDEMPOTENCY,
     "release_idempotency": RELEASE_IDEMPOTENCY,

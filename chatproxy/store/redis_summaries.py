@@ -9,8 +9,8 @@ each is given the chat's four keys and starts with `UPGRADE`.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from chatproxy.errors import NotFound
 from chatproxy.jsontext import compact
@@ -19,8 +19,8 @@ from chatproxy.store.items import Unsummarized
 from chatproxy.store.redis_scripts import UPGRADE
 from chatproxy.store.summary import Summary
 
-# `RedisStore._script`: a script by name, the chat's keys, the keys beside them, the arguments.
-Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]
+if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
+    from chatproxy.store.redis_calls import Run
 
 # The fence of a summary being written: which chat (its creation) and how many removals of
 # items it had seen.

@@ -1,0 +1,154 @@
+"""Own the Redis side of chats as records beside their messages (`RedisChats`, which `RedisStore`
+builds on): a chat's record (`chat_info`) and its own fields (`set_chat_system`,
+`set_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's entry
+in it, a chat's deletion, and the global prompt. The Lua scripts it runs are `redis_listing.py`'s
+and `redis_meta_scripts.py`'s.
+
+It stands on `RedisCalls` (the client, the TTL, the calls), which `RedisStore` builds on beside
+it. It declares what it uses of it rather than subclass it, so that `redis.py` stays one import
+above `redis_calls.py` (tests/test_layers.py: eight floors at most); mypy checks each
+declaration against `RedisCalls` where `RedisStore` joins the two.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from chatproxy.errors import NotFound
+from chatproxy.jsontext import compact
+from chatproxy.store.items import ChatInfo, ChatRef
+from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY, chat_keys, index_key, info_of
+from chatproxy.store.redis_listing import LISTING_SCRIPTS
+from chatproxy.store.redis_meta_scripts import META_SCRIPTS
+
+if TYPE_CHECKING:
+    from chatproxy.store.redis_calls import Pipeline, Run
+    from chatproxy.store.redis_client import Client
+    from chatproxy.store.windows import KnownWindows
+
+
+class RedisChats:
+    """Chats in Redis as records and listing entries, on the calls of `RedisCalls`."""
+
+    LUA: ClassVar[Mapping[str, str]] = {**LISTING_SCRIPTS, **META_SCRIPTS}
+
+    # What it uses of `RedisCalls`, which `RedisStore` builds on beside it.
+    _redis: Client
+    _cluster: bool
+    _ttl: int | None
+    _windows: KnownWindows
+    _script: Run
+    _command: Callable[..., Awaitable[Any]]
+    _execute: Callable[[Pipeline], Awaitable[list[Any]]]
+
+    async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(chat_keys(chat)[1])
+        self._touch(pipe, chat)
+        fields = (await self._execute(pipe))[0]
+        return info_of(chat.chat_id, fields) if fields else None
+
+    def _touch(self, pipe: Pipeline, chat: ChatRef) -> None:
+        """Refresh the TTL of every key of the chat (an old layout's list too, until a script
+        upgrades it: else a chat's record could outlive its messages)."""
+        if self._ttl is not None:
+            for key in chat_keys(chat):
+                pipe.expire(key, self._ttl)
+
+    async def list_chats(
+        self, tenant: str, limit: int, before: float | None, after: str | None = None
+    ) -> list[ChatInfo]:
+        index = index_key(tenant)
+        cursor = ["+inf" if before is None else repr(before), ""]
+        if after is not None:
+            score = await self._command("zscore", index, after)
+            if score is None:
+                raise NotFound(f"no chat {after!r} in the listing")
+            cursor = [repr(float(score)), after]
+        live: list[ChatInfo] = []
+        gone: list[str] = []
+        while len(live) < limit:  # past expired chats, until the page is full or none follow
+            want = limit - len(live)
+            found = await self._script("list_chats", [index], [], [*cursor, want])
+            ids = [str(chat_id) for chat_id in found[::2]]
+            metas = await self._metas(tenant, ids)
+            live += [info_of(i, fields) for i, fields in zip(ids, metas, strict=True) if fields]
+            gone += [i for i, fields in zip(ids, metas, strict=True) if not fields]
+            if len(ids) < want:
+                break
+            cursor = [str(found[-1]), ids[-1]]
+        if gone:  # expired chats leave the index when a listing finds them
+            await self._command("zrem", index, *gone)
+        return live
+
+    async def _metas(self, tenant: str, ids: list[str]) -> list[dict[str, str]]:
+        """The meta hashes of the tenant's chats `ids` ({} for each that expired)."""
+        if not ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for chat_id in ids:
+            pipe.hgetall(chat_keys(ChatRef(tenant, chat_id))[1])
+        return await self._execute(pipe)
+
+    async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
+        await self._set_field(chat, "system", content)
+
+    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
+        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
+
+    async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
+        text = None if metadata is None else compact(metadata)
+        return await self._set_field(chat, "metadata", text, create=False)
+
+    async def _set_field(
+        self, chat: ChatRef, name: str, value: str | None, *, create: bool = True
+    ) -> bool:
+        """Set (or with None remove) a field of the chat's meta hash, as the chat's latest
+        activity, in one step; with `create`, a value set makes a chat that does not exist.
+        Return whether the chat exists (and so was changed)."""
+        now = time.time()
+        remove, made = "1" if value is None else "0", "1" if create else "0"
+        args = [name, value or "", remove, repr(now), self._ttl or 0, made, chat.chat_id]
+        done = await self._script(
+            "set_field", list(chat_keys(chat)), [index_key(chat.tenant)], args
+        )
+        if done and self._cluster:
+            pipe = self._redis.pipeline(transaction=False)
+            self._index(pipe, chat, now)
+            await self._execute(pipe)
+        return bool(done)
+
+    async def delete_chat(self, chat: ChatRef) -> bool:
+        self._windows.forget(chat)
+        pipe = self._redis.pipeline(transaction=False)
+        keys = chat_keys(chat)
+        for key in keys:  # one DEL each: a cluster pipeline refuses a DEL of several
+            pipe.delete(key)
+        pipe.zrem(index_key(chat.tenant), chat.chat_id)
+        deleted = await self._execute(pipe)
+        return sum(int(n) for n in deleted[: len(keys)]) > 0
+
+    async def get_global_system(self) -> str | None:
+        value = await self._command("get", GLOBAL_SYSTEM_KEY)
+        return None if value is None else str(value)
+
+    async def set_global_system(self, content: str) -> None:
+        await self._command("set", GLOBAL_SYSTEM_KEY, content)
+
+    def _index(self, pipe: Pipeline, chat: ChatRef, now: float) -> None:
+        """Update the chat's entry in its tenant's listing (by last activity)."""
+        index = index_key(chat.tenant)
+        pipe.zadd(index, {chat.chat_id: now})
+        if self._ttl is not None:
+            pipe.expire(index, self._ttl)
+
+    async def _index_beside(self, chat: ChatRef, now: float) -> None:
+        """On a cluster, update the chat's entry in its tenant's listing, which a script on a
+        single node updated itself."""
+        if self._cluster:
+            pipe = self._redis.pipeline(transaction=False)
+            self._index(pipe, chat, now)
+            await self._execute(pipe)
