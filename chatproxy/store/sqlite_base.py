@@ -4,6 +4,7 @@ limits."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from contextlib import AbstractContextManager
@@ -40,9 +41,9 @@ class SqliteBase:
                 (content,),
             )
 
-    @in_thread
-    def close(self) -> None:
-        self.file.close()
+    async def close(self) -> None:
+        """Close the file once the calls still running on it end (not itself one of them)."""
+        await asyncio.to_thread(self.file.close)
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """Run a block as one write transaction on this store's file (for the rate limits)."""

@@ -12,24 +12,38 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store.sqlite_schema import migrate
 
 P = ParamSpec("P")
 R = TypeVar("R")
-S = TypeVar("S")
+CLOSE_WAIT_SECONDS = 60.0  # the longest a close waits for calls still running in threads
+
+
+class OnFile(Protocol):
+    """What `in_thread` runs methods of: an object on an SQLite file."""
+
+    file: SqliteFile
+
+
+S = TypeVar("S", bound=OnFile)
 
 
 def in_thread(
     method: Callable[Concatenate[S, P], R],
 ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
-    """Make a blocking method a coroutine method that runs it in a worker thread."""
+    """Make a blocking method a coroutine method that runs it in a worker thread, counted as
+    a use of the object's file (`SqliteFile.close` waits for it to end)."""
 
     @functools.wraps(method)
     async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(method, self, *args, **kwargs)
+        def counted() -> R:
+            with self.file.in_use():
+                return method(self, *args, **kwargs)
+
+        return await asyncio.to_thread(counted)
 
     return run
 
@@ -42,6 +56,8 @@ class SqliteFile:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._users = 0  # calls using the file now, in any thread
+        self._idle = threading.Condition()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as db:
@@ -63,9 +79,24 @@ class SqliteFile:
         return connection
 
     @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Count the block as a use of the file: closing it waits for the block to end (a
+        coroutine cancelled while its call runs in a thread does not stop the call, and a
+        connection closed under a running statement crashes the process)."""
+        with self._idle:
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._users -= 1
+                if not self._users:
+                    self._idle.notify_all()
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run the block as one `BEGIN IMMEDIATE` transaction: all of it or none of it."""
-        with translated():
+        with self.in_use(), translated():
             db = self.connection()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -76,7 +107,9 @@ class SqliteFile:
             db.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close every thread's connection, once the calls using the file have ended."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._users, timeout=CLOSE_WAIT_SECONDS)
         with self._lock:
             for connection in self._connections:
                 connection.close()
