@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,31 @@ async def test_a_store_call_cancelled_while_it_waits_ends_before_the_store_close
     finally:
         await reopened.close()
     assert [m.content for m in stored] == ["q", "a"]  # the call ran to its end, then the close
+
+
+def test_uses_that_start_while_the_file_closes_are_never_closed_under(tmp_path: Path) -> None:
+    file = SqliteFile(str(tmp_path / "chats.sqlite3"))
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def use() -> None:
+        while not done.is_set():
+            try:
+                with file.in_use():
+                    file.connection().execute("SELECT count(*) FROM chats").fetchone()
+            except BaseException as error:  # a connection closed under the use
+                failures.append(error)
+                return
+            time.sleep(0.0005)  # calls come and go, as requests do
+
+    users = [threading.Thread(target=use) for _ in range(3)]
+    for user in users:
+        user.start()
+    for _ in range(50):
+        file.close()
+        time.sleep(0.001)
+    done.set()
+    for user in users:
+        user.join(5)
+    file.close()
+    assert failures == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -16,6 +17,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store.sqlite_schema import migrate
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,14 +110,18 @@ class SqliteFile:
             db.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every thread's connection, once the calls using the file have ended."""
+        """Close every thread's connection once the calls using the file have ended; a call
+        that starts meanwhile waits for the close, then opens a connection of its own. Calls
+        still running after CLOSE_WAIT_SECONDS keep their connections (a warning says so)."""
         with self._idle:
-            self._idle.wait_for(lambda: not self._users, timeout=CLOSE_WAIT_SECONDS)
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
+            if not self._idle.wait_for(lambda: not self._users, timeout=CLOSE_WAIT_SECONDS):
+                log.warning("sqlite: calls still run after %.0f s: left open", CLOSE_WAIT_SECONDS)
+                return
+            with self._lock:
+                for connection in self._connections:
+                    connection.close()
+                self._connections.clear()
+            self._local = threading.local()
 
 
 @contextmanager
