@@ -484,7 +484,7 @@ async def test_a_redis_call_that_waits_too_long_for_a_connection_is_a_full_pool(
     """Not a plain ConnectionError: a cluster client takes that for a failed node, drops its
     connections and reads the topology again, on every such wait."""
     settings = RedisSettings(redis_url, False, 2.0, max_connections=1)
-    store = RedisStore(connect(settings), 3600, max_calls=1, wait_seconds=0.1, call_seconds=2.0)
+    store = RedisStore(connect(settings), 3600, max_calls=1, wait_seconds=0.1)
     pauser = redis.Redis.from_url(redis_url)
     try:
         pauser.execute_command("CLIENT", "PAUSE", "400", "ALL")  # the first call waits in Redis

@@ -33,18 +33,15 @@ class RedisCalls:
         *,
         max_calls: int = 100,
         wait_seconds: float = 2.0,
-        call_seconds: float | None = None,
     ):
-        """`max_calls` and `wait_seconds` bound the calls in flight, and on a single node
-        `call_seconds` (by default `wait_seconds`) each call's time (see `CallSlots`)."""
+        """`max_calls` and `wait_seconds` bound the calls in flight (see `CallSlots`)."""
         self._redis = client
         self._cluster = isinstance(client, RedisCluster)
         self._ttl = ttl_seconds
         self._max_messages = max_messages
         scripts = self.LUA.items()
         self._scripts = {name: client.register_script(lua) for name, lua in scripts}
-        call_seconds = None if self._cluster else call_seconds or wait_seconds
-        self._slots = CallSlots(max_calls, wait_seconds, call_seconds)
+        self._slots = CallSlots(max_calls, wait_seconds)
         self._runner = None if isinstance(client, RedisCluster) else ScriptRunner(client)
         self._windows = KnownWindows(max_chats=1024, max_chars=2_000_000)
         self.decoded = DecodedMessages()

@@ -9,7 +9,7 @@ import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import hiredis
 import redis.asyncio as aioredis
@@ -44,74 +44,46 @@ def connect(settings: RedisSettings) -> Client:
         options["ssl_ca_certs"] = settings.ca_cert
     if settings.cluster:
         return RedisCluster.from_url(settings.url, **options)
-    # A single node's calls are each bounded as a whole by `CallSlots` (REDIS_TIMEOUT), not per
-    # socket operation: redis.asyncio bounds each send with `asyncio.wait_for`, a task per call.
-    options["socket_timeout"] = None
     return aioredis.Redis.from_url(settings.url, health_check_interval=30, **options)
 
 
 class CallSlots:
-    """A bound on the calls in flight (REDIS_MAX_CONNECTIONS: the pool's size) and, on a single
-    node, on each call's time. A call beyond the slots waits up to `wait_seconds` (REDIS_TIMEOUT)
-    for one to finish; the pools of redis.asyncio fail such a call at once instead. A call given
-    `call_seconds` is cut off after that long (an outage: `StoreUnavailable`).
+    """A bound on the calls in flight (REDIS_MAX_CONNECTIONS: the pool's size): a call beyond
+    them waits up to `wait_seconds` (REDIS_TIMEOUT) for one to finish. The pools of
+    redis.asyncio fail such a call at once instead.
 
     `async with slots.call():` holds one slot for the block, with redis-py's errors translated
-    (classes rather than generators: a turn's two store calls each pass through here)."""
+    (a class rather than a generator: a turn's two store calls each pass through it)."""
 
-    def __init__(self, max_calls: int, wait_seconds: float, call_seconds: float | None = None):
+    def __init__(self, max_calls: int, wait_seconds: float):
         self._calls = asyncio.Semaphore(max_calls)
         self._wait = wait_seconds
-        self.call_seconds = call_seconds
 
-    def call(self) -> SlotCall:
-        return SlotCall(self)
+    def call(self) -> Self:
+        return self
 
-    async def take(self) -> None:
-        """Take a slot, waiting up to `wait_seconds` when all are taken (a free one is taken
-        without the timer, as on almost every call)."""
-        if not self._calls.locked():
+    async def __aenter__(self) -> None:
+        if not self._calls.locked():  # a free slot is taken without the timer, as almost always
             await self._calls.acquire()
             return
         with translated():
-            try:
-                async with asyncio.timeout(self._wait):
-                    await self._calls.acquire()
-            except TimeoutError:
-                raise exceptions.MaxConnectionsError("no Redis connection came free") from None
-
-    def release(self) -> None:
-        self._calls.release()
-
-
-class SlotCall:
-    """One call within `CallSlots`: its slot and its deadline."""
-
-    __slots__ = ("_deadline", "_slots")
-
-    def __init__(self, slots: CallSlots):
-        self._slots = slots
-        self._deadline: asyncio.Timeout | None = None
-
-    async def __aenter__(self) -> None:
-        await self._slots.take()
-        if self._slots.call_seconds is not None:
-            self._deadline = asyncio.timeout(self._slots.call_seconds)
-            await self._deadline.__aenter__()
+            await self._take()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
     ) -> None:
-        try:
-            if self._deadline is not None:
-                await self._deadline.__aexit__(kind, error, _)
-        except TimeoutError as expired:  # the deadline cut the call off
-            error = expired
-        finally:
-            self._slots.release()
-        if isinstance(error, exceptions.RedisError | TimeoutError):
+        self._calls.release()
+        if isinstance(error, exceptions.RedisError):
             with translated():
                 raise error
+
+    async def _take(self) -> None:
+        """Take a slot when all are taken, waiting up to `wait_seconds`."""
+        try:
+            async with asyncio.timeout(self._wait):
+                await self._calls.acquire()
+        except TimeoutError:
+            raise exceptions.MaxConnectionsError("no Redis connection came free in time") from None
 
 
 class ScriptRunner:
@@ -159,7 +131,7 @@ def translated() -> Iterator[None]:
     """Turn redis-py's exceptions into the proxy's store errors."""
     try:
         yield
-    except (exceptions.ConnectionError, exceptions.TimeoutError, TimeoutError) as exc:
+    except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
         if _is_certificate_error(exc):
             raise StoreError(
                 "the chat store's TLS certificate could not be verified (check REDIS_CA_CERT)"
