@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from chatproxy.http.conversation_bodies import ConversationBody, ItemsBody, MetadataBody
-from chatproxy.http.openapi_operation import STRING, Operation, Schema, ok, query, ref
+from chatproxy.http.openapi_operation import STRING, Operation, Schema, object_of, ok, query, ref
 from chatproxy.store.items import CHAT_ID
 
 NUMBER = "(?:0|[1-9][0-9]{0,17})"
@@ -19,10 +19,6 @@ IN_CHAT = f"(?:{CHAT_ID.pattern}_)?"
 ITEM_ID = f"^(?:msg|fco)_{IN_CHAT}{NUMBER}$|^fc_{IN_CHAT}{NUMBER}_{NUMBER}$"
 CONVERSATION_ID = f"^{CHAT_ID.pattern}$"
 EXAMPLE = "conv_6f1e0d2c3b4a59687766554433221100ffeeddccbbaa9988"
-
-
-def _object(required: list[str], **properties: Schema) -> Schema:
-    return {"type": "object", "required": required, "properties": properties}
 
 
 NULLABLE_ID: Schema = {"anyOf": [STRING, {"type": "null"}]}
@@ -77,21 +73,21 @@ ONE = ok("The conversation.", ref("Conversation"))
 WITH_ID = (400, 404)
 
 SCHEMAS: dict[str, Schema] = {
-    "Conversation": _object(
+    "Conversation": object_of(
         ["id", "object", "created_at", "metadata"],
         id=STRING,
         object={"const": "conversation"},
         created_at={"type": "integer", "description": "Unix time, in seconds."},
         metadata={"type": "object", "additionalProperties": STRING},
     ),
-    "ConversationDeleted": _object(
+    "ConversationDeleted": object_of(
         ["id", "object", "deleted"],
         id=STRING,
         object={"const": "conversation.deleted"},
         deleted={"const": True},
     ),
     "ConversationItem": {
-        **_object(
+        **object_of(
             ["id", "type"],
             id=STRING,
             type={"enum": ["message", "function_call", "function_call_output"]},
@@ -106,7 +102,7 @@ SCHEMAS: dict[str, Schema] = {
         "description": "A Responses item: a message (an assistant's text), one tool call of an"
         " assistant message, or a tool result.",
     },
-    "ConversationItemList": _object(
+    "ConversationItemList": object_of(
         ["object", "data", "first_id", "last_id", "has_more"],
         object={"const": "list"},
         data={"type": "array", "items": ref("ConversationItem")},
@@ -114,7 +110,7 @@ SCHEMAS: dict[str, Schema] = {
         last_id={**NULLABLE_ID, "description": "Pass as `after` for the next page."},
         has_more={"type": "boolean"},
     ),
-    "ConversationList": _object(
+    "ConversationList": object_of(
         ["object", "data", "first_id", "last_id", "has_more"],
         object={"const": "list"},
         data={"type": "array", "items": ref("Conversation")},

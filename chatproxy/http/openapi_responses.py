@@ -15,6 +15,7 @@ from chatproxy.http.openapi_operation import (
     UPSTREAM,
     Operation,
     Schema,
+    nullable,
     ok,
     param,
     query,
@@ -26,32 +27,28 @@ from chatproxy.store.items import CHAT_ID
 NUMBER = "(0|[1-9][0-9]{0,17})"
 
 
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
 def _text(most: int | None = None, least: int = 0) -> Schema:
     schema: Schema = {"type": "string"}
     if least:
         schema["minLength"] = least
     if most is not None:
         schema["maxLength"] = most
-    return _nullable(schema)
+    return nullable(schema)
 
 
 def _whole(least: int, most: int | None = None) -> Schema:
     schema: Schema = {"type": "integer", "minimum": least}
     if most is not None:
         schema["maximum"] = most
-    return _nullable(schema)
+    return nullable(schema)
 
 
 def _number(most: float) -> Schema:
-    return _nullable({"type": "number", "minimum": 0, "maximum": most})
+    return nullable({"type": "number", "minimum": 0, "maximum": most})
 
 
-NULLABLE_OBJECT = _nullable({"type": "object"})
-NULLABLE_BOOLEAN = _nullable({"type": "boolean"})
+NULLABLE_OBJECT = nullable({"type": "object"})
+NULLABLE_BOOLEAN = nullable({"type": "boolean"})
 
 REQUEST: Schema = {
     "type": "object",
@@ -82,7 +79,7 @@ REQUEST: Schema = {
         "store": NULLABLE_BOOLEAN,
         "stream": NULLABLE_BOOLEAN,
         "truncation": {"enum": ["auto", "disabled", None]},
-        "context_management": _nullable(
+        "context_management": nullable(
             {
                 "type": "array",
                 "maxItems": 1,
@@ -91,7 +88,7 @@ REQUEST: Schema = {
                     "required": ["type"],
                     "properties": {
                         "type": {"const": "compaction"},
-                        "compact_threshold": _nullable({"type": "integer", "minimum": 1}),
+                        "compact_threshold": nullable({"type": "integer", "minimum": 1}),
                     },
                     "additionalProperties": False,
                 },
@@ -102,16 +99,16 @@ REQUEST: Schema = {
         "max_output_tokens": _whole(1),
         "temperature": _number(2),
         "top_p": _number(1),
-        "metadata": _nullable({"type": "object", "additionalProperties": STRING}),
+        "metadata": nullable({"type": "object", "additionalProperties": STRING}),
         "user": _text(256),
         "safety_identifier": _text(64),
-        "tools": _nullable({"type": "array"}),
+        "tools": nullable({"type": "array"}),
         "tool_choice": {},
         "parallel_tool_calls": NULLABLE_BOOLEAN,
         "text": NULLABLE_OBJECT,
         "reasoning": NULLABLE_OBJECT,
         "background": NULLABLE_BOOLEAN,
-        "include": _nullable({"type": "array", "items": STRING}),
+        "include": nullable({"type": "array", "items": STRING}),
         "stream_options": NULLABLE_OBJECT,
         "top_logprobs": _whole(0, 20),
         "max_tool_calls": _whole(1),
