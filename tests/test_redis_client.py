@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 import hiredis
 import pytest
@@ -105,6 +106,67 @@ async def test_a_script_redis_does_not_answer_in_time_is_an_outage_and_leaves_no
         await store.close()
 
 
+class SilentRelay:
+    """A TCP relay to Redis whose connections can be made to go silent, as a NAT or a load
+    balancer that forgot them would: what is sent on them is dropped and nothing comes back,
+    while new connections are relayed as before."""
+
+    def __init__(self, redis_url: str):
+        where = urlsplit(redis_url)
+        self._target = (where.hostname or "127.0.0.1", where.port or 6379)
+        self._live: list[asyncio.StreamWriter] = []
+        self._silent: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> SilentRelay:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._live:
+            writer.close()
+
+    def silence(self) -> None:
+        self._silent.update(self._live)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._live += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if sink not in self._silent:
+                    sink.write(data)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.mark.anyio
+async def test_a_connection_gone_silent_is_given_up_after_one_bound_and_the_script_sent_again(
+    redis_url: str,
+) -> None:
+    """Each attempt of a script has its own REDIS_TIMEOUT: a connection that went silent costs
+    one of them, and the call is tried again on a new connection in time."""
+    async with SilentRelay(redis_url) as relay:
+        settings = RedisSettings(relay.url, False, 0.3, max_connections=1)
+        store = RedisStore.from_settings(settings, 3600)
+        try:
+            await store.save_turn(A, "a1", turn(1))
+            relay.silence()
+            started = time.monotonic()
+
+            read = await store.load_window(A, 10)
+
+            assert 0.3 <= time.monotonic() - started < 0.9  # one bound, a short pause, a read
+            assert contents(read.messages) == ["question 1", "answer 1"]
+        finally:
+            await store.close()
+
+
 def test_scripts_arguments_are_packed_as_redis_py_packs_them() -> None:
     """hiredis packs the script calls; redis.asyncio's own packing is the reference."""
     command = ("EVALSHA", "ab" * 20, 2, "k:{é}", b"raw", 0, -7, 2**70, 0.1, 1796584988.0264418)
@@ -117,11 +179,13 @@ def test_scripts_arguments_are_packed_as_redis_py_packs_them() -> None:
 async def test_a_value_redis_cannot_be_sent_is_refused_before_any_call(redis_url: str) -> None:
     client = connect(RedisSettings(redis_url, False, 2.0))
     script = client.register_script("return 1")
+    runner = ScriptRunner(client)
     try:
         with pytest.raises(redis.exceptions.DataError):
-            await ScriptRunner(client).run(script, ["k"], [None])
-        assert await ScriptRunner(client).run(script, ["k"], ["v", 1, 2.5]) == 1
+            await runner.run(script, ["k"], [None])
+        assert await runner.run(script, ["k"], ["v", 1, 2.5]) == 1
     finally:
+        await runner.aclose()
         await client.aclose()
 
 

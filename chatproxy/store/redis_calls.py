@@ -63,6 +63,8 @@ class RedisCalls:
         await self._command("ping")
 
     async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.aclose()
         await self._redis.aclose()
 
     async def _script(self, name: str, keys: list[str], beside: list[str], args: list[Any]) -> Any:
