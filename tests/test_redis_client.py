@@ -91,14 +91,16 @@ async def test_a_script_redis_does_not_answer_in_time_is_an_outage_and_leaves_no
     try:
         await store.save_turn(A, "a1", turn(1))
         await store.save_turn(B, "b1", turn(2))
-        admin.execute_command("CLIENT", "PAUSE", "600", "ALL")
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable) as raised:
-            await store.load_window(A, 10)
-        assert time.monotonic() - started < 0.55  # two reads of 0.1 s and a short pause
-        assert isinstance(raised.value.__cause__, redis.exceptions.TimeoutError)
+        admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        paused = time.monotonic()
+        for _ in range(2):  # the second makes a new connection: its handshake is bounded too
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as raised:
+                await store.load_window(A, 10)
+            assert time.monotonic() - started < 0.55  # two reads of 0.1 s and a short pause
+            assert isinstance(raised.value.__cause__, redis.exceptions.TimeoutError)
 
-        await asyncio.sleep(0.6)  # the pause is over: the late replies have come
+        await asyncio.sleep(1.6 - (time.monotonic() - paused))  # the late replies have come
         read = await store.load_window(B, 10)
 
         assert contents(read.messages) == ["question 2", "answer 2"]
@@ -161,7 +163,7 @@ async def test_a_connection_gone_silent_is_given_up_after_one_bound_and_the_scri
 
             read = await store.load_window(A, 10)
 
-            assert 0.3 <= time.monotonic() - started < 0.9  # one bound, a short pause, a read
+            assert 0.3 <= time.monotonic() - started < 2.0  # one bound, a short pause, a read
             assert contents(read.messages) == ["question 1", "answer 1"]
         finally:
             await store.close()

@@ -287,15 +287,16 @@ def fresh_store(
     if store_kind == "redis":
         server = request.getfixturevalue("redis_server")
         admin = server.client()
-        client = connect(RedisSettings(server.url, False, 2.0))  # shared by the examples' stores
 
         def fresh_redis(max_messages: int) -> tuple[Store, Callable[[], None]]:
             admin.flushall()
-            return RedisStore(client, None, max_messages), lambda: None
+            redis_store = RedisStore(
+                connect(RedisSettings(server.url, False, 2.0)), None, max_messages
+            )
+            return redis_store, lambda: machine_loop.run(redis_store.close())
 
         yield fresh_redis
         admin.close()
-        machine_loop.run(client.aclose())
         return
 
     def fresh_sqlite(max_messages: int) -> tuple[Store, Callable[[], None]]:

@@ -63,9 +63,11 @@ class RedisCalls:
         await self._command("ping")
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.aclose()
-        await self._redis.aclose()
+        try:
+            if self._runner is not None:
+                await self._runner.aclose()
+        finally:
+            await self._redis.aclose()
 
     async def _script(self, name: str, keys: list[str], beside: list[str], args: list[Any]) -> Any:
         """Run a script on the chat's `keys`, and on a single node also on the keys `beside` the

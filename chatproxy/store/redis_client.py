@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis import exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 
 from chatproxy.config import RedisSettings
@@ -95,9 +95,10 @@ class ScriptRunner:
     restart, SCRIPT FLUSH) is loaded and run again, as redis-py's `Script` does.
 
     Its connections are pooled apart from the client's, as many at most, and made without a
-    socket timeout: each attempt (send and reply) is bounded as a whole by the client's
-    `socket_timeout` (REDIS_TIMEOUT) instead, and an attempt that runs out drops its connection
-    and is tried once more on a new one, as redis-py does for a read that times out. redis.asyncio
+    socket timeout: each attempt (taking a connection, making it if need be, sending, the reply)
+    is bounded as a whole by the client's `socket_timeout` (REDIS_TIMEOUT) instead, and an
+    attempt that runs out drops its connection and is tried once more on a new one, as redis-py
+    does for a read that times out. redis.asyncio
     bounds each send by running it as a task of its own: with that task and the bookkeeping
     spared, a turn's two calls cost the proxy about 180K fewer instructions (`bench.instructions`:
     2.12M to 1.94M a turn)."""
@@ -106,10 +107,14 @@ class ScriptRunner:
         self._client = client
         shared = client.connection_pool
         self._timeout: float | None = shared.connection_kwargs.get("socket_timeout")
+        self._retry: Retry = shared.connection_kwargs.get("retry") or Retry(NoBackoff(), 0)
+        # Not the `orig_*` settings the client's pool keeps for maintenance notifications: they
+        # would give these connections the socket timeout back after a maintenance window.
+        kwargs = {k: v for k, v in shared.connection_kwargs.items() if not k.startswith("orig_")}
         self._pool = aioredis.ConnectionPool(
             connection_class=shared.connection_class,
             max_connections=shared.max_connections,
-            **{**shared.connection_kwargs, "socket_timeout": None},
+            **{**kwargs, "socket_timeout": None},
         )
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
@@ -127,23 +132,29 @@ class ScriptRunner:
             packed = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
         except TypeError as exc:  # a value neither can send (None, a bool): as redis-py says
             raise exceptions.DataError(str(exc)) from exc
-        connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
+        connection: Any = None
+        pool = self._pool
 
-            async def attempt() -> Any:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        await connection.send_packed_command(packed)
-                        return await connection.read_response()
-                except TimeoutError:  # redis-py dropped the connection when it was cancelled
-                    raise exceptions.TimeoutError("Redis did not answer in time") from None
+        async def attempt() -> Any:  # connecting (its handshake too), sending, the reply
+            nonlocal connection
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if connection is None:
+                        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+                    await connection.send_packed_command(packed)
+                    return await connection.read_response()
+            except TimeoutError:  # redis-py dropped the connection when it was cancelled
+                raise exceptions.TimeoutError("Redis did not answer in time") from None
 
-            async def failed(error: Exception) -> None:
+        async def failed(error: Exception) -> None:
+            if connection is not None:
                 await connection.disconnect(error=error)
 
-            return await connection.retry.call_with_retry(attempt, failed)
+        try:
+            return await self._retry.call_with_retry(attempt, failed)
         finally:
-            await self._pool.release(connection)
+            if connection is not None:
+                await pool.release(connection)
 
 
 @contextmanager
