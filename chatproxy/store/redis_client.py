@@ -99,9 +99,9 @@ class ScriptRunner:
     is bounded as a whole by the client's `socket_timeout` (REDIS_TIMEOUT) instead, and an
     attempt that runs out drops its connection and is tried once more on a new one, as redis-py
     does for a read that times out. redis.asyncio
-    bounds each send by running it as a task of its own: with that task and the bookkeeping
-    spared, a turn's two calls cost the proxy about 180K fewer instructions (`bench.instructions`:
-    2.12M to 1.94M a turn)."""
+    bounds each send by running it as a task of its own: with that task spared, a turn's two
+    calls cost the proxy about 190K fewer instructions (`bench.instructions`: 2.12M to 1.93M a
+    turn)."""
 
     def __init__(self, client: aioredis.Redis):
         self._client = client
