@@ -98,10 +98,9 @@ class ScriptRunner:
     socket timeout: each attempt (taking a connection, making it if need be, sending, the reply)
     is bounded as a whole by the client's `socket_timeout` (REDIS_TIMEOUT) instead, and an
     attempt that runs out drops its connection and is tried once more on a new one, as redis-py
-    does for a read that times out. redis.asyncio
-    bounds each send by running it as a task of its own: with that task spared, a turn's two
-    calls cost the proxy about 190K fewer instructions (`bench.instructions`: 2.12M to 1.93M a
-    turn)."""
+    does for a read that times out. redis.asyncio bounds each send by running it as a task of
+    its own: with that task spared, a turn's two calls cost the proxy about 190K fewer
+    instructions (`bench.instructions`: 2.12M to 1.93M a turn)."""
 
     def __init__(self, client: aioredis.Redis):
         self._client = client
