@@ -280,7 +280,7 @@ def test_rate_limits_and_chats_share_the_store_s_redis_connections(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
     """The counters run on the chat store's own pool: with REDIS_MAX_CONNECTIONS=1 the proxy
-    holds two connections to Redis, one for the chats' scripts (`ScriptRunner`'s pool) and one
+    holds two connections to Redis, one for the chats' scripts (`ScriptRunner`'s own) and one
     for the limits and the chats' other calls together (a pool of their own would be a third)."""
     redis = RedisServer(tmp_path / "redis").start()
     try:

@@ -5,6 +5,7 @@ redis-py's errors into the proxy's store errors."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ def connect(settings: RedisSettings) -> Client:
 
     The retry reconnects a pooled connection that a Redis restart broke; it is safe for writes
     because every write here is idempotent (a turn is keyed by its turn id). Its pools hold up to
-    REDIS_MAX_CONNECTIONS (per node on a cluster; a single node's scripts have a pool as large of
+    REDIS_MAX_CONNECTIONS (per node on a cluster; a single node's scripts have connections of
     their own, `ScriptRunner`'s); `CallSlots` keeps the store's calls within that many, so a
     burst waits for a connection instead of failing.
     """
@@ -94,27 +95,35 @@ class ScriptRunner:
     as `execute_command` does, without the rest of its bookkeeping. A script Redis has lost (a
     restart, SCRIPT FLUSH) is loaded and run again, as redis-py's `Script` does.
 
-    Its connections are pooled apart from the client's, as many at most, and made without a
-    socket timeout: each attempt (taking a connection, making it if need be, sending, the reply)
-    is bounded as a whole by the client's `socket_timeout` (REDIS_TIMEOUT) instead, and an
-    attempt that runs out drops its connection and is tried once more on a new one, as redis-py
-    does for a read that times out. redis.asyncio bounds each send by running it as a task of
-    its own: with that task spared, a turn's two calls cost the proxy about 190K fewer
-    instructions (`bench.instructions`: 2.12M to 1.93M a turn)."""
+    Its connections are its own, as many as calls have run at once (`CallSlots` bounds them),
+    kept in a list rather than redis-py's pool, whose locks, checks and metrics cost a call as
+    much as its send. They have no socket timeout: each attempt (connecting if need be, its
+    handshake, sending, the reply) is bounded as a whole by the client's `socket_timeout`
+    (REDIS_TIMEOUT) instead, and an attempt that runs out drops its connection and is tried
+    once more, as redis-py does for a read that times out. redis.asyncio bounds each send by
+    running it as a task of its own: with that task spared, a turn's two calls cost the proxy
+    about 190K fewer instructions (`bench.instructions`: 2.12M to 1.93M a turn). A connection
+    whose exchange was cut short (a failure, a cancel, in its handshake too) is closed by
+    redis-py, and the next call on it connects again."""
 
     def __init__(self, client: aioredis.Redis):
         self._client = client
         shared = client.connection_pool
         self._timeout: float | None = shared.connection_kwargs.get("socket_timeout")
         self._retry: Retry = shared.connection_kwargs.get("retry") or Retry(NoBackoff(), 0)
-        # Not the `orig_*` settings the client's pool keeps for maintenance notifications: they
-        # would give these connections the socket timeout back after a maintenance window.
-        kwargs = {k: v for k, v in shared.connection_kwargs.items() if not k.startswith("orig_")}
-        self._pool = aioredis.ConnectionPool(
-            connection_class=shared.connection_class,
-            max_connections=shared.max_connections,
-            **{**kwargs, "socket_timeout": None},
-        )
+        # Not the settings the client's pool keeps for maintenance notifications (`orig_*`, its
+        # handler): they would give these connections the socket timeout back after one.
+        kwargs = {
+            k: v
+            for k, v in shared.connection_kwargs.items()
+            if not k.startswith(("orig_", "maint_notifications_pool"))
+        }
+        # No idle health check either: a connection Redis closed fails the attempt at once,
+        # and the next is made on a new one.
+        kwargs.update(socket_timeout=None, health_check_interval=0)
+        self._make = functools.partial(shared.connection_class, **kwargs)
+        self._idle: list[Any] = []  # connections free for a call, the newest last
+        self._made: set[Any] = set()
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
@@ -124,36 +133,36 @@ class ScriptRunner:
             return await self._evalsha(script.sha, keys, args)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for connection in list(self._made):
+            await connection.disconnect()
 
     async def _evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
             packed = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
         except TypeError as exc:  # a value neither can send (None, a bool): as redis-py says
             raise exceptions.DataError(str(exc)) from exc
-        connection: Any = None
-        pool = self._pool
+        connection = self._idle.pop() if self._idle else self._new()
 
-        async def attempt() -> Any:  # connecting (its handshake too), sending, the reply
-            nonlocal connection
+        async def attempt() -> Any:  # connecting (its handshake too) if need be, sending, the reply
             try:
                 async with asyncio.timeout(self._timeout):
-                    if connection is None:
-                        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-                    await connection.send_packed_command(packed)
+                    await connection.send_packed_command(packed, check_health=False)
                     return await connection.read_response()
             except TimeoutError:  # redis-py dropped the connection when it was cancelled
                 raise exceptions.TimeoutError("Redis did not answer in time") from None
 
         async def failed(error: Exception) -> None:
-            if connection is not None:
-                await connection.disconnect(error=error)
+            await connection.disconnect(error=error)
 
         try:
             return await self._retry.call_with_retry(attempt, failed)
-        finally:
-            if connection is not None:
-                await pool.release(connection)
+        finally:  # whole: redis-py closes a connection whose exchange it did not finish
+            self._idle.append(connection)
+
+    def _new(self) -> Any:
+        connection = self._make()
+        self._made.add(connection)
+        return connection
 
 
 @contextmanager
