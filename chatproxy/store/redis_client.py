@@ -19,6 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.commands.core import AsyncScript
+from redis.maint_notifications import MaintNotificationsConfig
 
 from chatproxy.config import RedisSettings
 from chatproxy.errors import StoreError, StoreUnavailable
@@ -103,24 +104,29 @@ class ScriptRunner:
     once more, as redis-py does for a read that times out. redis.asyncio bounds each send by
     running it as a task of its own: with that task spared, a turn's two calls cost the proxy
     about 190K fewer instructions (`bench.instructions`: 2.12M to 1.93M a turn). A connection
-    whose exchange was cut short (a failure, a cancel, in its handshake too) is closed by
-    redis-py, and the next call on it connects again."""
+    whose exchange was cut short (a failure, a cancel, in its handshake too) is closed, by
+    redis-py or by the retry's `failed`, and the next call on it connects again."""
 
     def __init__(self, client: aioredis.Redis):
         self._client = client
         shared = client.connection_pool
         self._timeout: float | None = shared.connection_kwargs.get("socket_timeout")
         self._retry: Retry = shared.connection_kwargs.get("retry") or Retry(NoBackoff(), 0)
-        # Not the settings the client's pool keeps for maintenance notifications (`orig_*`, its
-        # handler): they would give these connections the socket timeout back after one.
+        # Without maintenance notifications (the client's pool acts on them for its own
+        # connections; on these they would set a socket timeout for a while) and the settings
+        # its pool keeps for them (`orig_*`, its handler). Without an idle health check either:
+        # a connection Redis closed while it sat idle fails its attempt at once, and the retry
+        # makes a new one (so such a call has no retry left for a second failure).
         kwargs = {
             k: v
             for k, v in shared.connection_kwargs.items()
-            if not k.startswith(("orig_", "maint_notifications_pool"))
+            if not k.startswith(("orig_", "maint_notifications"))
         }
-        # No idle health check either: a connection Redis closed fails the attempt at once,
-        # and the next is made on a new one.
-        kwargs.update(socket_timeout=None, health_check_interval=0)
+        kwargs.update(
+            socket_timeout=None,
+            health_check_interval=0,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
         self._make = functools.partial(shared.connection_class, **kwargs)
         self._idle: list[Any] = []  # connections free for a call, the newest last
         self._made: set[Any] = set()
@@ -133,8 +139,8 @@ class ScriptRunner:
             return await self._evalsha(script.sha, keys, args)
 
     async def aclose(self) -> None:
-        for connection in list(self._made):
-            await connection.disconnect()
+        closing = [connection.disconnect() for connection in self._made]
+        await asyncio.gather(*closing, return_exceptions=True)
 
     async def _evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
