@@ -20,8 +20,8 @@ settings = load_settings(os.environ)
 configure_logging(settings.log_level)
 app = create_app(settings)
 serve = with_cors(app, settings.allowed_origins)
-# functions-framework builds its app after importing this module: the paths it would answer
-# itself (/robots.txt, /favicon.ico, a path with a line break) go to the proxy too.
+# functions-framework builds its app after importing this module: every HTTP request goes to
+# the proxy directly, past the framework's router and `main` (see http/every_path.py).
 serve_every_path(serve)
 # Everything loaded so far lives as long as the process: keep it out of the garbage collector's
 # full passes (shorter pauses under load), and unwritten in a forked worker's shared pages.
@@ -30,6 +30,7 @@ gc.freeze()
 
 @functions_framework.aio.http
 async def main(request: Request) -> Any:
-    """Answer one HTTP request: the proxy is an ASGI application, and functions-framework runs
-    what a function returns as one (a Starlette response is one too)."""
+    """The function functions-framework serves. With the hook in place the proxy answers every
+    HTTP request before this is reached; without it, functions-framework runs what this returns
+    as an ASGI application (the proxy is one)."""
     return serve

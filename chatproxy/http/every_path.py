@@ -1,17 +1,25 @@
-"""Own the one hook into functions-framework: it hands the proxy the paths it would keep.
+"""Own the one hook into functions-framework: it hands the proxy every HTTP request.
 
-functions-framework's ASGI app routes `/` and `/{path:path}` to the function, but answers
-`/robots.txt` and `/favicon.ico` itself, and Starlette's `path` convertor (`.*`) does not match
-a path with a line break in it (`%0A`, part of a chat id the proxy refuses): both get a
-plain-text 404 where every other answer of the proxy is JSON. functions-framework builds its app
-itself, from the command line, and has no option for this; so `serve_every_path(app)` wraps the
-first middleware it adds to its app (`functions_framework.aio.ExceptionHandlerMiddleware`, a
-public name, looked up when main.py has been imported and the app is built), and sends those
-requests to `app` directly. Every other request takes functions-framework's own way to the
-function.
+functions-framework builds its ASGI app itself, from the command line, and has no option to
+serve an app of ours. Its way to the function costs every request, and answers some requests
+itself:
+- its middleware (its crash handler, and one that makes an execution id for each request), its
+  router, a Starlette `Request` and the call of the function that returns the proxy: about
+  0.05 ms of a plain turn's added latency (`make bench`, row 1, taking turns pair by pair);
+- `/robots.txt` and `/favicon.ico`, a method outside its list (`TRACE`), and a path with a line
+  break (`%0A`, part of a chat id the proxy refuses; Starlette's `path` convertor does not match
+  it) get a plain-text 404 or 405, where every other answer of the proxy is JSON.
 
-`tests/test_every_path.py` fails when functions-framework changes under this: other paths of its
-own, a catch-all that takes line breaks, or a first middleware of another name.
+So `serve_every_path(app)` wraps the first middleware it adds to its app
+(`functions_framework.aio.ExceptionHandlerMiddleware`, a public name, looked up when main.py has
+been imported and the app is built) and sends every HTTP request to `app` directly. What else
+reaches its app (the lifespan's start and end) takes its own way. The proxy loses nothing by
+it: `app` answers its own errors, and the framework's execution id never reached the proxy's
+log lines (its function returns the proxy, which runs after the id is unset). If the hook is
+not installed, requests still reach the proxy, through `main`.
+
+`tests/test_every_path.py` fails when functions-framework changes under this: a first
+middleware of another name.
 """
 
 from __future__ import annotations
@@ -21,27 +29,21 @@ from collections.abc import Callable
 import functions_framework.aio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-KEPT_PATHS = frozenset({"/robots.txt", "/favicon.ico"})  # routes of functions-framework's own
 # functions-framework's own, as imported (before any hook): it logs and answers a crash.
 OUTERMOST: Callable[[ASGIApp], ASGIApp] = functions_framework.aio.ExceptionHandlerMiddleware
 
 
-def kept_by_framework(path: str) -> bool:
-    """Say whether functions-framework would answer `path` itself, without the function."""
-    return path in KEPT_PATHS or "\n" in path
-
-
 def serve_every_path(app: ASGIApp) -> None:
-    """Have the app functions-framework builds next hand `app` the paths it would keep."""
+    """Have the app functions-framework builds next hand `app` every HTTP request."""
 
     class EveryPath:
-        """functions-framework's first middleware, which first takes the paths it keeps."""
+        """functions-framework's first middleware, which hands every HTTP request to `app`."""
 
         def __init__(self, inner: ASGIApp):
             self.framework = OUTERMOST(inner)
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and kept_by_framework(scope["path"]):
+            if scope["type"] == "http":
                 await app(scope, receive, send)
             else:
                 await self.framework(scope, receive, send)
