@@ -15,7 +15,9 @@ worker's event loop; `time.thread_time`, system calls included):
 A coroutine's clock runs while it waits, too, and so counts what other coroutines do on the loop
 meanwhile: with one turn at a time (row 1), that is nothing but the loop's own bookkeeping.
 
-`GET /bench/steps` answers the totals in seconds (with WORKERS=1: one process holds them all).
+`GET /bench/steps` answers the totals in seconds (with WORKERS=1: one process holds them all):
+main.py's hook (`http/every_path.py`) hands every request to the proxy before functions-framework
+would call a function, so this file installs the hook again, with that path in front.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any
 
 import functions_framework.aio
 from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import main as proxy  # noqa: E402  (builds the app, as functions-framework would)
 from chatproxy.http.app import ProxyApp  # noqa: E402
+from chatproxy.http.every_path import serve_every_path  # noqa: E402
 from chatproxy.service.turns import ChatService  # noqa: E402
 from chatproxy.store.redis import RedisStore  # noqa: E402
 from chatproxy.upstream.client import AsyncUpstream  # noqa: E402
@@ -79,8 +84,18 @@ for step, (owner, method) in STEPS.items():
     timed(step, owner, method)
 
 
+async def with_steps(scope: Scope, receive: Receive, send: Send) -> None:
+    """The proxy, and the totals at `/bench/steps`."""
+    if scope["path"] == "/bench/steps":
+        await JSONResponse(dict(spent))(scope, receive, send)
+    else:
+        await proxy.serve(scope, receive, send)
+
+
+serve_every_path(with_steps)
+
+
 @functions_framework.aio.http
 async def main(request: Request) -> Any:
-    if request.url.path == "/bench/steps":
-        return dict(spent)
-    return await proxy.main(request)
+    """functions-framework's target; the hook answers every request before it."""
+    return with_steps

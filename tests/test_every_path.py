@@ -5,7 +5,9 @@ middleware the hook wraps, or when a request takes the framework's way."""
 from __future__ import annotations
 
 import functions_framework.aio
+import functions_framework.execution_id
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from chatproxy.http.every_path import OUTERMOST
 from tests.asgi_client import ProxyClient
@@ -45,3 +47,16 @@ def test_a_method_the_framework_does_not_route_is_answered_by_the_proxy(
     assert response.status_code == 405
     assert response.is_json
     assert response.headers["Allow"] == "DELETE, GET, HEAD, POST"
+
+
+def test_a_request_skips_the_frameworks_middleware(
+    client: ProxyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(self: object, scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError(f"{scope['type']} took the framework's way")
+
+    # the middleware functions-framework adds after the one the hook wraps (a public name)
+    monkeypatch.setattr(functions_framework.execution_id.AsgiMiddleware, "__call__", refuse)
+
+    assert client.get("/openapi.json").status_code == 200
+    assert client.post("/c1/chat", json={"content": "hello"}).status_code == 200

@@ -4,9 +4,12 @@ NDJSON, an import of one document or of NDJSON into the caller's tenant only."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
+from chatproxy.errors import StoreUnavailable
+from chatproxy.service.transfer import Transfer
 from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
@@ -85,6 +88,28 @@ def test_all_chats_export_as_ndjson_and_import_line_by_line(client: ProxyClient)
     assert [(f["line"], f["id"]) for f in report["failed"]] == [(3, None), (4, "c")]
     assert "its parent 99 is not an item of the chat" in report["failed"][1]["error"]
     assert client.get("/export", headers=WEB).data == exported.data
+
+
+def test_a_store_failing_while_all_chats_stream_is_logged_as_an_error(
+    client: ProxyClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for chat in ("a", "b"):
+        say(client, chat, "hello", WEB)
+    whole = Transfer.export_chats
+
+    async def failing(self: Transfer, tenant: str) -> AsyncIterator[str]:
+        async for line in whole(self, tenant):
+            yield line
+            raise StoreUnavailable()  # the store goes away after the first chat
+
+    monkeypatch.setattr(Transfer, "export_chats", failing)
+
+    with pytest.raises(StoreUnavailable):  # the status was sent: the connection ends
+        client.get("/export", headers=WEB)
+
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["error while answering GET /export"]
+    assert errors[0].exc_info is not None
 
 
 def test_a_bad_single_document_is_a_400_naming_the_place(client: ProxyClient) -> None:

@@ -2,13 +2,14 @@
 
 `create_app(settings)` wires the store, the authenticator, the quotas and the service (over the
 model client the settings configure: `chatproxy.service.open_service`). `ProxyApp` is an ASGI
-application, to which the Cloud Function hands every request (main.py). It routes by the route
-table (`ROUTES` of the handler modules, and the docs' routes) with Starlette's `Router`. Every
-request, public, unknown or refused, counts against its client address's limit first. For every
-route but the public ones (health, pages, the spec) it authenticates the caller and counts the
-request against its key's limit before any store or upstream work; a path that names no route
-needs a key too, when keys are configured. It is the one place where an error becomes a
-response, and it logs each request once, after the answer is sent.
+application, to which functions-framework hands every request (main.py, `every_path.py`). It
+routes by the route table (`ROUTES` of the handler modules, and the docs' routes) with
+Starlette's `Router`. Every request, public, unknown or refused, counts against its client
+address's limit first. For every route but the public ones (health, pages, the spec) it
+authenticates the caller and counts the request against its key's limit before any store or
+upstream work; a path that names no route needs a key too, when keys are configured. It is the
+one place where an error becomes a response, and it logs each request once, after the answer is
+sent (an answer that fails once sent, an error record instead).
 """
 
 from __future__ import annotations
@@ -76,10 +77,16 @@ class ProxyApp:
     async def answer(
         self, scope: Scope, receive: Receive, send: Send, path: PathRoutes | None = None
     ) -> None:
-        """Answer a request that the router matched to `path`, or to no path."""
+        """Answer a request that the router matched to `path`, or to no path. An error while
+        the answer is sent (a stream whose source fails) is logged here, as one JSON record, and
+        ends the connection: the status is sent already."""
         request = Request(scope, receive)
         response = await self.handle(request, path)
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        except Exception:
+            log.exception("error while answering %s %s", request.method, path_of(request))
+            raise
 
     async def handle(self, request: Request, path: PathRoutes | None) -> Response | EventStream:
         """Answer one request, and log it once the answer has been sent (a background task of

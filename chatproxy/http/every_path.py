@@ -14,12 +14,13 @@ So `serve_every_path(app)` wraps the first middleware it adds to its app
 (`functions_framework.aio.ExceptionHandlerMiddleware`, a public name, looked up when main.py has
 been imported and the app is built) and sends every HTTP request to `app` directly. What else
 reaches its app (the lifespan's start and end) takes its own way. The proxy loses nothing by
-it: `app` answers its own errors, and the framework's execution id never reached the proxy's
-log lines (its function returns the proxy, which runs after the id is unset). If the hook is
-not installed, requests still reach the proxy, through `main`.
+it: `app` answers and logs its own errors, those that end an answer already begun too (which
+the framework's crash handler logged before), and the framework's execution id never reached
+the proxy's log lines (its function returns the proxy, which runs after the id is unset). If
+the hook is not installed, requests still reach the proxy, through `main`.
 
-`tests/test_every_path.py` fails when functions-framework changes under this: a first
-middleware of another name.
+`tests/test_every_path.py` fails when functions-framework changes under this (a first
+middleware of another name) or a request takes its way.
 """
 
 from __future__ import annotations
