@@ -158,7 +158,8 @@ def gap_counts(r: dict[str, Any]) -> list[str]:
         return []
     server = counts["proxy"]["server"] / counts["coroutine"]["server"] - 1
     redis = counts["proxy"]["redis"] / counts["coroutine"]["redis"]
-    return part("gap_counts", server=f"{server:.0%}", redis=f"{redis:.0f}")
+    than = f"{abs(server):.0%} {'more' if server >= 0 else 'fewer instructions'}"
+    return part("gap_counts", server=than, redis=f"{redis:.0f}")
 
 
 def cost_lines(r: dict[str, Any]) -> list[str]:
