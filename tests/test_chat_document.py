@@ -15,6 +15,8 @@ from chatproxy.store.summary import Summary
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
 TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+# What a reply keeps of the Responses request that asked for it (nulls kept as they came).
+KEPT = {"instructions": None, "tools": [], "store": True, "created_at": 2.0, "input_first": 0}
 
 
 def tree() -> ChatTree:
@@ -29,6 +31,7 @@ def tree() -> ChatTree:
                 model="m-1",
                 finish_reason="tool_calls",
                 usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                response=KEPT,
             ),
             Message("tool", "42", created_at=3.0, tool_call_id="call_1"),
         ],
@@ -132,6 +135,10 @@ def broken(change: str) -> dict[str, Any]:
         data["tokens"]["total_tokens"] = 2**63 - 1
     elif change == "item tokens too large":
         items[1]["tokens"]["completion_tokens"] = 2**64
+    elif change == "response time":
+        items[1]["response"]["created_at"] = "x"
+    elif change == "response tools":
+        items[1]["response"]["tools"] = 5
     elif change == "two summaries at one item":
         data["summaries"].append(dict(data["summaries"][0], content="again"))
     return data
@@ -158,6 +165,8 @@ def broken(change: str) -> dict[str, Any]:
         ("tokens too large", "tokens.total_tokens: Input should be less than or equal to"),
         ("item tokens too large", "items[1] (id 1).tokens.completion_tokens: Input should be"),
         ("two summaries at one item", "summaries[1]: another summary also covers up to 1"),
+        ("response time", "items[1] (id 1).response: created_at: Input should be"),
+        ("response tools", "items[1] (id 1).response: tools: Input should be"),
     ],
 )
 def test_a_broken_document_is_refused_naming_the_place(change: str, error: str) -> None:

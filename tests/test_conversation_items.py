@@ -189,6 +189,22 @@ BAD: list[tuple[str, Call, str]] = [
         "items",
     ),
     (
+        "call id twice",
+        lambda c, cid: c.conversations.items.create(
+            cid,
+            items=[
+                {"type": "function_call", "call_id": "d", "name": "f", "arguments": "{}"},
+                {"type": "function_call", "call_id": "d", "name": "f", "arguments": "{}"},
+            ],
+        ),
+        "items",
+    ),
+    (
+        "blank message",
+        lambda c, cid: c.conversations.items.create(cid, items=[{"role": "user", "content": " "}]),
+        "items",
+    ),
+    (
         "long arguments",
         lambda c, cid: c.conversations.items.create(
             cid,

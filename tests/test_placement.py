@@ -52,7 +52,7 @@ def t(call_id: str, content: Any = "done") -> Sent:
     return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
-def call(call_id: str, name: str = "weather", arguments: str = '{"city":"Paris"}') -> Sent:
+def call(call_id: str, name: str = "weather", arguments: Any = '{"city":"Paris"}') -> Sent:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
@@ -429,6 +429,11 @@ SAME = [
         id="arguments-as-json-values",
     ),
     pytest.param(
+        a(None, call("c1", arguments={"city": "Paris"})),
+        a(None, call("c1")),
+        id="stored-arguments-not-as-text",  # as an import may have stored them
+    ),
+    pytest.param(
         a(None, call("c1")),
         a(None, {k: v for k, v in call("c1").items() if k != "type"}),
         id="call-type-function-by-default",
@@ -542,6 +547,12 @@ ERRORS = [
         [u("A"), a(None, {"id": "c1", "type": "function", "function": {}}), t("c1"), u("C")],
         "messages[1].tool_calls[0].function.name",
         id="call-without-name",
+    ),
+    pytest.param(
+        AB,
+        [u("A"), a(None, call("c1", arguments={"city": "Paris"})), t("c1"), u("C")],
+        "messages[1].tool_calls[0].function.arguments: must be a string",
+        id="arguments-not-a-string",
     ),
     pytest.param(
         AB,

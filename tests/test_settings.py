@@ -103,6 +103,8 @@ MESSAGE = [{"role": "user", "content": "hi"}]
         ("/c1/settings", {"temperature": "1"}, "temperature"),
         ("/c1/settings", {"colour": "blue"}, "colour"),
         ("/c1/settings", {"system": "   "}, "blank"),
+        ("/c1/settings", {"system": "x" * 32_001}, "MAX_CONTENT_CHARS"),
+        ("/c1/settings", {"system": "a\u0000b"}, "NUL"),
         ("/c1/chat", {"content": "hi", "model": "gpt-unlisted"}, "not allowed"),
         ("/c1/chat", {"content": "hi", "max_tokens": 9999}, "MAX_TOKENS"),
         ("/c1/chat", {"content": "hi", "max_tokens": 0}, "max_tokens"),
@@ -156,3 +158,33 @@ def test_settings_belong_to_the_tenant(make_client: MakeClient) -> None:
 
     assert client.get("/c1/settings", headers=ops).get_json()["temperature"] is None
     assert client.get("/c1/settings", headers=web).get_json()["temperature"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("settings", "sent"),
+    [  # stored under other limits: ALLOWED_MODELS or MAX_TOKENS changed since, or an import
+        ({"model": "gone-model"}, {"model": "base-model", "max_tokens": 500}),
+        ({"model": "alt-model", "max_tokens": 100_000}, {"model": "alt-model", "max_tokens": 500}),
+        ({"max_tokens": 7}, {"model": "base-model", "max_tokens": 7}),
+    ],
+)
+def test_a_chats_stored_settings_are_held_to_todays_limits(
+    client: ProxyClient, fake_upstream: FakeUpstream, settings: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    user = {"id": 0, "parent": None, "role": "user", "content": "a", "created_at": 1.0}
+    document = {
+        "format": "chatproxy.chat",
+        "version": 1,
+        "id": "old",
+        "created": 1.0,
+        "updated": 2.0,
+        "items": [user],
+        "leaf": 0,
+        "settings": settings,
+    }
+    assert client.post("/import", data=json.dumps(document)).get_json()["imported"] == ["old"]
+
+    assert say(client, "old").status_code == 200
+
+    call = last_call(fake_upstream)
+    assert {name: call.get(name) for name in sent} == sent

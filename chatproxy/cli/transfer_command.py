@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from chatproxy.config import ConfigError, Settings, load_settings
 from chatproxy.errors import ProxyError
-from chatproxy.jsontext import parse
+from chatproxy.jsontext import Unwritable, parse, parse_sent
 from chatproxy.service.import_formats import FOREIGN, FORMATS, Foreign, detect, entries_of
 from chatproxy.service.transfer import ON_CONFLICT, ImportReport, OnConflict, Transfer
 from chatproxy.store import open_store
@@ -155,11 +155,12 @@ def _foreign_chats(path: Path, form: str) -> Chats | None:
     if form == "auto" and not (array or len(first) >= size or _one_document(first, size)):
         return None  # NDJSON: chat documents
     try:
-        data = parse(path.read_bytes())
+        data = parse_sent(path.read_bytes())
     except (ValueError, RecursionError) as exc:
         if form == "auto" and not array:
             return None  # read as chat documents, which reports what is wrong where
-        raise Unreadable(f"not JSON: {exc}") from None
+        what = "cannot be kept" if isinstance(exc, Unwritable) else "not JSON"
+        raise Unreadable(f"{what}: {exc}") from None
     kind = detect(data) if form == "auto" else form
     if kind is None:
         raise Unreadable(

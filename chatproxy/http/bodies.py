@@ -56,16 +56,22 @@ class ContentBody(BaseModel):
     @field_validator("content")
     @classmethod
     def _not_blank(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:  # a turn that regenerates (`TurnBody`)
-            return value
-        if not value.strip():
-            raise ValueError("must not be blank")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        limit = (info.context or {}).get("max_chars")
-        if limit is not None and len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters (MAX_CONTENT_CHARS)")
+        return checked_text(value, info)  # None: a turn that regenerates (`TurnBody`)
+
+
+def checked_text(value: str | None, info: ValidationInfo) -> str | None:
+    """A message's or a system prompt's text: not blank, no NUL, at most MAX_CONTENT_CHARS (the
+    validation context's `max_chars`); None passes."""
+    if value is None:
         return value
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    limit = (info.context or {}).get("max_chars")
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters (MAX_CONTENT_CHARS)")
+    return value
 
 
 class TurnBody(ContentBody):
@@ -112,6 +118,11 @@ class SettingsBody(BaseModel):
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     system: StrictStr | None = Field(default=None, min_length=1)
     compaction: Literal["off", "summary"] | None = None
+
+    @field_validator("system")
+    @classmethod
+    def _system_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return checked_text(value, info)  # as `POST /<chat_id>/system` holds it
 
     def changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

@@ -29,7 +29,7 @@ from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.bodies import IDEMPOTENCY_KEY, MAX_DIGITS
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.openapi_operation import Operation
-from chatproxy.jsontext import parse
+from chatproxy.jsontext import Unwritable, parse_sent
 from chatproxy.service.chats import Chats
 from chatproxy.service.conversations import Conversations
 from chatproxy.service.transfer import Transfer
@@ -155,7 +155,9 @@ class Context:
         """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""
         raw = await self._read_body()
         try:
-            data = parse(raw)
+            data = parse_sent(raw)
+        except Unwritable as exc:
+            raise InvalidJSON(f"the request body cannot be kept: {exc}") from None
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise InvalidJSON() from None
         if not isinstance(data, dict):

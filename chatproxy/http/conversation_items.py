@@ -21,6 +21,7 @@ from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_input import input_messages
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
 from chatproxy.http.responses_lengths import check_lengths
+from chatproxy.service.message_rules import Names, check_messages
 from chatproxy.store.items import ChatInfo, Message, valid_chat_id
 
 JsonObject = dict[str, Any]
@@ -83,7 +84,13 @@ def item_messages(items: Sequence[Any], max_chars: int) -> list[JsonObject]:
     an item of a conversation is in it already."""
     try:
         check_lengths(items, max_chars)
-        return input_messages(items)
+        origins: list[int] = []
+        messages = input_messages(items, origins=origins)
+        try:  # the rules a response's input is held to
+            check_messages(messages, names=Names(tuple(origins)))
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.message, param=exc.param or "input") from None
+        return messages
     except ValidationFailed as exc:
         message = "items" + exc.message.removeprefix("input")
         param = None if exc.param is None else "items" + exc.param.removeprefix("input")

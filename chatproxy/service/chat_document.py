@@ -13,9 +13,9 @@ branch. A summary (compaction) is as `GET /<chat_id>/chat?include=summaries` sho
 the order of the last item each covers, which must be an item of the chat. `dumps` writes
 compact JSON in this key order (settings' and metadata's keys sorted), so exporting what an
 import wrote gives the same bytes. `parse` validates a document (pydantic, then the tree: ids
-unique, each parent an item numbered below its child, no cycle, the leaf an item) and names the
-place of the first fault (`items[3] (id 7): ...`); a document of a newer version is refused as
-such.
+unique, each parent an item numbered below its child or below every item (one dropped at
+MAX_CHAT_MESSAGES), no cycle, the leaf an item) and names the place of the first fault
+(`items[3] (id 7): ...`); a document of a newer version is refused as such.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chatproxy.jsontext import compact
+from chatproxy.service.kept_document import KeptDoc
 from chatproxy.store.chat_tree import MAX_TOKEN_COUNT, ChatTree, DocumentError
 from chatproxy.store.items import Message, usage_of, valid_chat_id
 from chatproxy.store.summary import Summary
@@ -66,6 +67,18 @@ class ItemDoc(_Strict):
     response: dict[str, Any] | None = None
 
     _created_at = field_validator("created_at")(_finite)
+
+    @field_validator("response")
+    @classmethod
+    def _kept(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        try:
+            KeptDoc.model_validate(value)  # kept as it came, so an export gives the same bytes
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+        return value
 
 
 class SettingsDoc(_Strict):
@@ -233,8 +246,9 @@ def _check_tree(document: ChatDocument) -> None:
             )
         where[item.id] = index
     parents = {item.id: item.parent for item in document.items}
+    lowest = min(parents, default=0)  # a parent below every item: one MAX_CHAT_MESSAGES dropped
     for index, item in enumerate(document.items):
-        if item.parent is not None and item.parent not in parents:
+        if item.parent is not None and item.parent not in parents and item.parent >= lowest:
             raise DocumentError(
                 f"items[{index}] (id {item.id}): its parent {item.parent} is not an item of the"
                 " chat"
@@ -275,5 +289,5 @@ def _cycle_from(start: int, parents: dict[int, int | None]) -> str:
     path, node = [start], parents[start]
     while node is not None and node != start and len(path) <= len(parents):
         path.append(node)
-        node = parents[node]
+        node = parents.get(node)  # None past an item dropped
     return " → ".join(map(str, [*path, start])) if node == start else ""

@@ -78,17 +78,25 @@ class Defaults:
 
     def call(self, chat_settings: dict[str, Any], image: bool, options: TurnOptions) -> CallOptions:
         """Resolve this turn's model, max_tokens and temperature: the turn's own, else the chat's
-        settings, else the defaults (an image turn's default model is VISION_MODEL)."""
+        settings, else the defaults (an image turn's default model is VISION_MODEL).
+
+        A chat's settings are held to today's limits, as the turn's own are (`check`): they may
+        have been stored under others (ALLOWED_MODELS or MAX_TOKENS changed since, or an
+        import), so a model no longer allowed gives way to the default, and a max_tokens above
+        MAX_TOKENS is held to it."""
         default_model = self._settings.vision_model if image else self._settings.model
         chat_model = None if image else chat_settings.get("model")
+        if chat_model not in self._settings.allowed_models:
+            chat_model = None
+        chat_max = chat_settings.get("max_tokens")
+        if chat_max is not None:
+            chat_max = min(chat_max, self._settings.max_tokens)
         temperature = options.temperature
         if temperature is None:
             temperature = chat_settings.get("temperature")
         return CallOptions(
             model=options.model or chat_model or default_model,
-            max_tokens=options.max_tokens
-            or chat_settings.get("max_tokens")
-            or self._settings.max_tokens,
+            max_tokens=options.max_tokens or chat_max or self._settings.max_tokens,
             temperature=temperature,
             fields=options.fields,
         )

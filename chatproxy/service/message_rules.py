@@ -135,6 +135,8 @@ def _call_key(call: Mapping[str, Any]) -> Key:
     if kind == "function" and isinstance(arguments, str):
         with suppress(ValueError, RecursionError):  # not JSON: compared as the text it is
             arguments = json.dumps(json.loads(arguments), sort_keys=True)
+    elif arguments is not None and not isinstance(arguments, str):  # a stored one not as text
+        arguments = json.dumps(arguments, sort_keys=True, default=str)
     return (call.get("id"), kind, body.get("name"), arguments)
 
 
@@ -202,6 +204,9 @@ def _check_calls(where: str, calls: Any) -> None:
             raise ValidationFailed(f"{where}[{j}]: must be a function or custom tool call")
         if not isinstance(call[kind].get("name"), str):
             raise ValidationFailed(f"{where}[{j}].{kind}.name: must be a string")
+        field = "arguments" if kind == "function" else "input"
+        if not isinstance(call[kind].get(field), str):  # as OpenAI's API has it
+            raise ValidationFailed(f"{where}[{j}].{kind}.{field}: must be a string")
 
 
 def _has_content(parts: list[dict[str, Any]]) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chatproxy.errors import BadRequest, Conflict, InvalidJSON, NotFound, ValidationFailed
-from chatproxy.jsontext import parse
+from chatproxy.jsontext import Unwritable, parse_sent
 from chatproxy.service import chat_document
 from chatproxy.service.chatgpt_format import chatgpt_tree
 from chatproxy.service.import_formats import Foreign, chat_id_in, entries_of
@@ -112,7 +112,9 @@ class Transfer:
         """Import one chat document, a request's whole body: what is wrong with it is the
         request's error (`InvalidJSON`, `ValidationFailed` naming the place; `ChatBusy`)."""
         try:
-            data = parse(text)
+            data = parse_sent(text)
+        except Unwritable as exc:
+            raise InvalidJSON(f"the request body cannot be kept: {exc}") from None
         except (ValueError, RecursionError):
             raise InvalidJSON() from None
         report = ImportReport()
@@ -135,7 +137,10 @@ class Transfer:
         document) into the tenant, noting in `report` what became of it; only a store failure
         raises."""
         try:
-            data = parse(text)
+            data = parse_sent(text)
+        except Unwritable as exc:
+            report.failed.append({"line": line, "id": None, "error": f"cannot be kept: {exc}"})
+            return
         except (ValueError, RecursionError) as exc:
             report.failed.append({"line": line, "id": None, "error": f"not JSON: {exc}"})
             return
@@ -150,7 +155,9 @@ class Transfer:
         not JSON, or not an array of objects (or one), is the request's error; each chat that
         fails is reported while the rest import."""
         try:
-            data = parse(text)
+            data = parse_sent(text)
+        except Unwritable as exc:
+            raise InvalidJSON(f"the request body cannot be kept: {exc}") from None
         except (ValueError, RecursionError):
             raise InvalidJSON() from None
         try:

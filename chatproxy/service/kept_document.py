@@ -1,0 +1,47 @@
+"""Own the `response` of a chat document's item: what a reply keeps of the Responses request
+that asked for it (`placing.Kept`), which `GET /v1/responses/{id}` echoes. A request's own are
+checked by its route; an imported one is checked here, so that a Response built from it is one
+the SDKs read (a time as a number, `tools` a list, ...)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class KeptDoc(BaseModel):
+    """The kept settings by the type a Response gives them; others are kept as they are (none
+    is echoed)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    created_at: float | None = None
+    input_first: int | None = Field(default=None, ge=0)
+    previous_response_id: str | None = None
+    conversation: str | None = None
+    instructions: str | list[Any] | None = None
+    metadata: dict[str, str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    truncation: str | None = None
+    store: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    reasoning: dict[str, Any] | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    max_output_tokens: int | None = None
+    max_tool_calls: int | None = None
+    top_logprobs: int | None = None
+    prompt_cache_key: str | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _time(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 <= value < 2**53):
+            raise ValueError("must be a time in seconds (a finite number, at least 0)")
+        return value
