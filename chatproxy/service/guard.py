@@ -168,8 +168,9 @@ class TurnGuard:
         by `turn_id`).
 
         A save whose reply was lost may have landed, released the lock and let the chat's next
-        turn in before the retry; the retry is then refused (the lock is gone), so the turn's
-        own reply is looked for among the newest messages before calling the turn lost.
+        turn (or a fork, or a move of the leaf) in before the retry; the retry is then refused
+        (the lock is gone), so the turn's own reply is looked for by its id before calling the
+        turn lost.
         """
         unknown = False  # whether an earlier attempt may have landed
         for attempt in range(1, SAVE_ATTEMPTS + 1):
@@ -186,14 +187,17 @@ class TurnGuard:
                 unknown = True
                 await asyncio.sleep(SAVE_RETRY_DELAY * attempt)
             except TurnLeaseLost:
-                if unknown and messages[-1] in (await self._landed(chat)):
+                if unknown and await self._landed(chat, messages[-1]):
                     lease.released = True
                     return
                 raise
 
-    async def _landed(self, chat: ChatRef) -> list[Message]:
-        """The chat's newest messages, among which a save that landed left its own."""
-        return (await self._store.load_window(chat, LANDED_LOOKBACK)).messages
+    async def _landed(self, chat: ChatRef, reply: Message) -> bool:
+        """Whether a save landed: its reply is stored under its id (another turn that took the
+        id, the save having not landed, stored a reply of its own there)."""
+        if reply.id is None:  # placed by the store: looked for among the newest messages
+            return reply in (await self._store.load_window(chat, LANDED_LOOKBACK)).messages
+        return (await self._store.load_items(chat, [reply.id])) == [reply]
 
     async def _clean_up(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run a release now, or keep retrying it in the background while the store is away.

@@ -60,10 +60,15 @@ if redis.call('EXISTS', KEYS[2]) == 1 and ARGV[1] ~= '1' then return 0 end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 -- A summary being written of the chat replaced is fenced off (redis_summaries.py: FENCE).
 local pruned = redis.call('EXISTS', KEYS[2]) == 1 and (redis.call('HGET', KEYS[2], 'pruned') or 0)
+-- Ids handed out stay handed out: a fork that set some aside saves on them later.
+local appended = tonumber(redis.call('HGET', KEYS[2], 'appended') or 0)
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local n = tonumber(ARGV[5])
 redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + n))
 if pruned then redis.call('HSET', KEYS[2], 'pruned', tonumber(pruned) + 1) end
+if appended > tonumber(redis.call('HGET', KEYS[2], 'appended')) then
+  redis.call('HSET', KEYS[2], 'appended', appended)
+end
 local m = tonumber(ARGV[6 + n])
 for i = 7 + n, 6 + n + m, 2 do  -- one at a time: unpack stops at a few thousand values
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])

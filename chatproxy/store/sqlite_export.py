@@ -77,10 +77,13 @@ def write_tree(
             return False
         if lock_holder(db, chat, time.time()) is not None:
             raise ChatBusy()
-        pruned = db.execute(  # a summary being written of the chat replaced is fenced off
-            "SELECT pruned + 1 FROM chats WHERE tenant = ? AND chat_id = ?",
+        before = db.execute(  # a summary being written of the chat replaced is fenced off,
+            # and ids handed out stay handed out (a fork that set some aside saves on them later)
+            "SELECT pruned + 1, appended FROM chats WHERE tenant = ? AND chat_id = ?",
             (chat.tenant, chat.chat_id),
         ).fetchone()
+        pruned = None if before is None else before[0]
+        appended = tree.next_id if before is None else max(tree.next_id, before[1])
         delete_rows(db, chat)
         db.execute(
             "INSERT INTO chats (tenant, chat_id, system, created, updated, expires_at,"
@@ -94,7 +97,7 @@ def write_tree(
                 tree.updated,
                 expires_at,
                 len(tree.items),
-                tree.next_id,
+                appended,
                 tree.title,
                 *(tree.tokens.get(name, 0) for name in USAGE_FIELDS),
                 compact(tree.settings) if tree.settings else None,
@@ -111,6 +114,6 @@ def write_tree(
         if pruned is not None:
             db.execute(
                 "UPDATE chats SET pruned = ? WHERE tenant = ? AND chat_id = ?",
-                (pruned[0], chat.tenant, chat.chat_id),
+                (pruned, chat.tenant, chat.chat_id),
             )
     return True

@@ -117,12 +117,14 @@ def set_column(db: sqlite3.Connection, chat: ChatRef, column: str, value: str | 
 
 
 def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
-    """Keep only the newest `most` messages of the chat (MAX_CHAT_MESSAGES)."""
+    """Keep only the newest `most` messages of the chat (MAX_CHAT_MESSAGES): those of the
+    highest item ids (`seq`), as Redis keeps them, whatever order they were written in (a fork
+    saves its messages, numbered below a later turn's, after it)."""
     params = (chat.tenant, chat.chat_id)
     db.execute(
-        "DELETE FROM messages WHERE tenant = ? AND chat_id = ? AND id <= ("
-        " SELECT id FROM messages WHERE tenant = ? AND chat_id = ?"
-        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        "DELETE FROM messages WHERE tenant = ? AND chat_id = ? AND seq <= ("
+        " SELECT seq FROM messages WHERE tenant = ? AND chat_id = ?"
+        " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
         (*params, *params, most),
     )
     db.execute(
