@@ -1,17 +1,12 @@
 """What the stores keep when a chat's turns, forks, imports and trimming meet, on both stores:
 trimming drops the lowest ids whatever order they were saved in, a trimmed chat's export
-imports back, an import over a chat leaves a running fork its ids, and a save whose reply was
-lost is found by its id after another write moved the leaf."""
+imports back, and an import over a chat leaves a running fork its ids. (A save whose reply was
+lost, after a fork moved the leaf: `test_turns.py`.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from chatproxy.config import load_settings
-from chatproxy.errors import StoreUnavailable
-from chatproxy.service.guard import TurnGuard
 from chatproxy.service.transfer import Transfer
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.items import chained
@@ -71,36 +66,3 @@ async def test_an_import_over_a_chat_leaves_a_running_fork_its_ids(store: Store)
 
     assert saved
     assert [m and m.content for m in await store.load_items(CHAT, [3, 5])] == ["af", "a1"]
-
-
-class LostReplyThenFork:
-    """A store whose first save lands but answers an outage, after a fork (begun before the
-    turn) saved and moved the chat's leaf."""
-
-    def __init__(self, store: Store, fork_next: int) -> None:
-        self._store, self._fork_next, self.lost = store, fork_next, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def save_turn(self, chat: ChatRef, turn_id: str, *args: Any, **kwargs: Any) -> bool:
-        saved = await self._store.save_turn(chat, turn_id, *args, **kwargs)
-        if not self.lost:
-            self.lost = True
-            await self._store.save_turn(chat, "fork", chained(turn("f"), self._fork_next, 1))
-            raise StoreUnavailable()
-        return saved
-
-
-async def test_a_save_that_landed_is_found_after_a_fork_moved_the_leaf(store: Store) -> None:
-    await store.save_turn(CHAT, "t0", turn("0"))  # items 0, 1
-    fork = await store.begin_turn(CHAT, "fork", 30, 5, at=1, reserve=2)  # ids 2, 3
-    assert fork is not None
-    guard = TurnGuard(load_settings({}), LostReplyThenFork(store, fork.next_id))  # type: ignore[arg-type]
-    lease = await guard.begin(CHAT, 5)
-    mine = chained(turn("1"), lease.state.next_id, lease.state.leaf)  # 4, 5 under 1
-
-    await guard.save(CHAT, "mine", mine, lease, None)  # the retry is refused: found landed
-
-    assert await store.load_items(CHAT, [5]) == [mine[1]]
-    assert await ids(store) == [0, 1, 2, 3, 4, 5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -17,11 +18,18 @@ CHAT = ChatRef("public", "chat-1")
 
 class LostReply:
     """A real store whose first save lands but answers as if the store were away; before that
-    answer comes, the chat's next turn (another client) takes the free lock and is saved."""
+    answer comes, `meanwhile` writes to the chat (by default, the chat's next turn: another
+    client takes the free lock and saves `next_turn`)."""
 
-    def __init__(self, store: Store, next_turn: list[Message]):
+    def __init__(
+        self,
+        store: Store,
+        next_turn: list[Message],
+        meanwhile: Callable[[Store], Awaitable[object]] | None = None,
+    ):
         self._store = store
         self._next_turn = next_turn
+        self._meanwhile = meanwhile or self._next_client
         self.lost = False
 
     def __getattr__(self, name: str) -> Any:
@@ -31,10 +39,13 @@ class LostReply:
         saved = await self._store.save_turn(chat, turn_id, *args, **kwargs)
         if not self.lost:
             self.lost = True
-            assert await self._store.begin_turn(chat, "next-client", 30, 5) is not None
-            await self._store.save_turn(chat, "next", self._next_turn, lock_token="next-client")
+            await self._meanwhile(self._store)
             raise StoreUnavailable()
         return saved
+
+    async def _next_client(self, store: Store) -> None:
+        assert await store.begin_turn(CHAT, "next-client", 30, 5) is not None
+        await store.save_turn(CHAT, "next", self._next_turn, lock_token="next-client")
 
 
 def turn(n: int) -> list[Message]:
@@ -58,6 +69,24 @@ async def test_a_save_that_landed_but_lost_its_reply_is_not_reported_lost(
     assert lease.released
     stored = (await store.load_history(CHAT)).messages
     assert stored == chained(mine + theirs, 0, None)  # each turn stored once
+
+
+@pytest.mark.anyio
+async def test_a_save_that_landed_is_found_after_a_fork_moved_the_leaf(store: Store) -> None:
+    await store.save_turn(CHAT, "t0", turn(0))  # items 0, 1
+    fork = await store.begin_turn(CHAT, "fork", 30, 5, at=1, reserve=2)  # ids 2, 3
+    assert fork is not None
+    forked = chained(turn(9), fork.next_id, 1)
+    flaky = LostReply(store, [], lambda s: s.save_turn(CHAT, "fork", forked))
+    guard = TurnGuard(load_settings({}), flaky)  # type: ignore[arg-type]
+    lease = await guard.begin(CHAT, 5)
+    mine = chained(turn(1), lease.state.next_id, lease.state.leaf)  # 4, 5 under 1
+
+    await guard.save(CHAT, "mine", mine, lease, None)  # the fork moved the leaf: found by id
+
+    assert flaky.lost
+    assert await store.load_items(CHAT, [5]) == [mine[1]]
+    assert [m.id for m in (await store.load_history(CHAT)).messages] == [0, 1, 2, 3]
 
 
 @pytest.mark.anyio
