@@ -8,7 +8,7 @@ app built by functions-framework with the matching environment (REDIS_CA_CERT, R
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
-from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY
+from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY, index_key
 from harness.fake_upstream import FakeUpstream
 from harness.redis_server import RedisClusterServers, RedisServer
 from tests.asgi_client import ProxyClient
@@ -413,3 +413,27 @@ def test_app_counts_rate_limits_over_the_cluster(
     counters = set().union(*keys_per_node(cluster, "LIMITS:*").values())
     assert any("/requests/ip/198.51.100.1/" in key for key in counters)
     assert any("/address/198.51.100.1/" in key for key in counters)
+
+
+@pytest.mark.anyio
+async def test_cluster_reads_refresh_the_listing_with_the_chat(
+    cluster: RedisClusterServers, cluster_store: Store
+) -> None:
+    assert await cluster_store.save_turn(CHAT, "t0", turn(0))
+    listing = index_key(CHAT.tenant)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: cluster_store.load_window(CHAT, 5),
+        lambda: cluster_store.load_history(CHAT),
+        lambda: cluster_store.load_items(CHAT, [1]),
+        lambda: cluster_store.load_tree(CHAT),
+    ]
+    with cluster.client() as client:
+        for read in reads:
+            client.expire(listing, 5)  # as if the chat's last write were nearly an hour ago
+
+            await read()
+
+            assert client.ttl(listing) > 3000
+    assert [info.chat_id for info in await cluster_store.list_chats("public", 10, None)] == [
+        CHAT.chat_id
+    ]

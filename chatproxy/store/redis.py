@@ -6,14 +6,16 @@ prompt) are `redis_chats.py`'s (`RedisChats`, which this store builds on beside 
 A turn is saved by one Lua script (check the lock token, append both messages, update meta,
 record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
 retried save cannot store a turn twice. Reads are one script too, which also refreshes the
-chat's TTL. On a single node each of these is one call, with the global prompt and the tenant's
-listing in it; a cluster, which refuses keys of other slots in one script, reads or updates those
-in a second. The keys are `redis_keys.py`'s, the scripts' Lua source `redis_scripts.py`'s (and
-`redis_read_scripts.py`'s, for a path's reads; `redis_branches.py`'s, for a chat's branches;
-`redis_item_scripts.py`'s, for given items; `redis_export.py`'s, for whole chats;
-`redis_summaries.py`'s, for summaries), the calls `redis_calls.py`'s (`RedisCalls`, which this
-store builds on: the client, the scripts by name, the bound on calls in flight). A turn of a
-chat whose last save was this process's own is not sent its window again (`windows.py`).
+chat's TTL and its tenant's listing's (a listing outlives the chats it lists, those that only
+reads keep alive too). On a single node each of these is one call, with the global prompt and
+the tenant's listing in it; a cluster, which refuses keys of other slots in one script, reads or
+updates those in a second. The keys are `redis_keys.py`'s, the scripts' Lua source
+`redis_scripts.py`'s (and `redis_read_scripts.py`'s, for a path's reads;
+`redis_branches.py`'s, for a chat's branches; `redis_item_scripts.py`'s, for given items;
+`redis_export.py`'s, for whole chats; `redis_summaries.py`'s, for summaries), the calls
+`redis_calls.py`'s (`RedisCalls`, which this store builds on: the client, the scripts by name,
+the bound on calls in flight). A turn of a chat whose last save was this process's own is not
+sent its window again (`windows.py`).
 """
 
 from __future__ import annotations
@@ -101,10 +103,12 @@ class RedisStore(RedisCalls, RedisChats):
     ) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt."""
         args = [limit, "" if before is None else before, self._ttl or 0, start_arg(leaf)]
-        read = await self._script("read_chat", list(chat_keys(chat)), [GLOBAL_SYSTEM_KEY], args)
+        beside = [GLOBAL_SYSTEM_KEY, index_key(chat.tenant)]
+        read = await self._script("read_chat", list(chat_keys(chat)), beside, args)
         raise_if_missing(read)
         if self._cluster:
             read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
+            await self._listed_beside(chat)
         return state_of(read, self.decoded)
 
     async def begin_turn(
@@ -123,11 +127,12 @@ class RedisStore(RedisCalls, RedisChats):
         args.append(item_id(known.raws[-1]) if known and known.raws else "")
         args.append(reserve)
         keys = [*chat_keys(chat), lock_key(chat)]
-        read = await self._script("begin_turn", keys, [GLOBAL_SYSTEM_KEY], args)
+        beside = [GLOBAL_SYSTEM_KEY, index_key(chat.tenant)]
+        read = await self._script("begin_turn", keys, beside, args)
         if read is None:
             return None
         raise_if_missing(read)
-        if self._cluster:
+        if self._cluster:  # the listing's TTL is refreshed by the turn's save
             read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
         if isinstance(read[2], int):  # the newest read[2] of the window this process knows
             assert known is not None
@@ -142,7 +147,10 @@ class RedisStore(RedisCalls, RedisChats):
         if not ids:
             return []
         args = [self._ttl or 0, *ids]
-        raws = await self._script("load_items", list(chat_keys(chat)), [], args)
+        raws = await self._script(
+            "load_items", list(chat_keys(chat)), [index_key(chat.tenant)], args
+        )
+        await self._listed_beside(chat)
         found = iter(self.decoded.decode([raw for raw in raws if raw]))
         return [next(found) if raw else None for raw in raws]
 
@@ -178,9 +186,10 @@ class RedisStore(RedisCalls, RedisChats):
         return summaries_of(ids, found)
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
-        return await load_tree(
-            self._script, [*chat_keys(chat)], chat.chat_id, self._ttl, self.decoded
-        )
+        keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
+        tree = await load_tree(self._script, keys, listing, chat.chat_id, self._ttl, self.decoded)
+        await self._listed_beside(chat)
+        return tree
 
     async def save_tree(self, chat: ChatRef, tree: ChatTree, *, replace: bool = False) -> bool:
         self._windows.forget(chat)

@@ -145,6 +145,13 @@ class RedisChats:
         if self._ttl is not None:
             pipe.expire(index, self._ttl)
 
+    async def _listed_beside(self, chat: ChatRef) -> None:
+        """On a cluster, refresh the TTL of the chat's tenant's listing beside a read that
+        refreshed the chat's, which a script on a single node refreshed itself: the listing
+        outlives every chat it lists, those that reads keep alive too."""
+        if self._cluster and self._ttl:
+            await self._command("expire", index_key(chat.tenant), self._ttl)
+
     async def _index_beside(self, chat: ChatRef, now: float) -> None:
         """On a cluster, update the chat's entry in its tenant's listing, which a script on a
         single node updated itself."""

@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's 
 LOAD_TREE = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list   ARGV: ttl (0 = none)
+-- KEYS: items, meta, kids, old list, and on a single node the tenant's listing
+-- ARGV: ttl (0 = none)
 -- Returns the meta hash (field, value, ...), every item's stored text and every summary's, or
--- false for no chat.
+-- false for no chat; refreshes the TTL (the listing's too, which outlives its chats).
 local meta = redis.call('HGETALL', KEYS[2])
 if #meta == 0 then return false end
 local items = redis.call('HVALS', KEYS[1])
@@ -42,6 +43,7 @@ if redis.call('HEXISTS', KEYS[2], 'sums') == 1 then
 end
 if tonumber(ARGV[1]) > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 end
 return {meta, items, sums}
 """
@@ -88,11 +90,16 @@ TREE_SCRIPTS = {"load_tree": LOAD_TREE, "save_tree": SAVE_TREE}
 
 
 async def load_tree(
-    run: Run, keys: list[str], chat_id: str, ttl: int | None, decoded: DecodedMessages
+    run: Run,
+    keys: list[str],
+    listing: str,
+    chat_id: str,
+    ttl: int | None,
+    decoded: DecodedMessages,
 ) -> ChatTree | None:
     """Read the whole chat of `keys` (`redis_keys.chat_keys`) in one script, refreshing its
-    TTL; None if it does not exist."""
-    read = await run("load_tree", keys, [], [ttl or 0])
+    TTL and its tenant's `listing`'s; None if it does not exist."""
+    read = await run("load_tree", keys, [listing], [ttl or 0])
     if not read:
         return None
     pairs, raws, sums = read

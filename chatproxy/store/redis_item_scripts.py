@@ -14,14 +14,17 @@ from chatproxy.store.redis_scripts import REFRESH, UPGRADE
 LOAD_ITEMS = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list   ARGV: ttl (0 = none), then item ids
--- Returns each item's stored text (false for one the chat does not hold), refreshing the TTL.
+-- KEYS: items, meta, kids, old list, and on a single node the tenant's listing
+-- ARGV: ttl (0 = none), then item ids
+-- Returns each item's stored text (false for one the chat does not hold), refreshing the TTL
+-- (the listing's too, which outlives its chats).
 local found = {}
 for i = 2, #ARGV do
   found[i - 1] = redis.call('HGET', KEYS[1], ARGV[i]) or false
 end
 if tonumber(ARGV[1]) > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 end
 return found
 """

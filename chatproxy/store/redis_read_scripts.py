@@ -27,8 +27,9 @@ end
 
 # Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
 # before ('' = none: else the page above that item, or, if the chat does not hold it, the items
-# numbered below it), ttl (0 = none), ttl_arg (its ARGV text), global (the global prompt's key,
-# or nil on a cluster), and known, known_count, known_leaf: the turn id by which the caller knows
+# numbered below it), ttl (0 = none), ttl_arg (its ARGV text), global and listing (the global
+# prompt's key and the tenant's listing, whose TTL is refreshed with the chat's; nil on a
+# cluster), and known, known_count, known_leaf: the turn id by which the caller knows
 # the newest known_count items of the path ending at known_leaf (false = none; see windows.py).
 # Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
 # newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
@@ -75,6 +76,7 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl_arg)
   redis.call('EXPIRE', KEYS[3], ttl_arg)
   exists = redis.call('EXPIRE', KEYS[2], ttl_arg)  -- 1 if the chat's hash exists
+  if listing then redis.call('EXPIRE', listing, ttl_arg) end  -- it outlives its chats
 else
   exists = redis.call('EXISTS', KEYS[2])
 end
@@ -87,10 +89,10 @@ return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5
 READ_CHAT = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list, and on a single node the global prompt
+-- KEYS: items, meta, kids, old list, and on a single node the global prompt and the listing
 -- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id)
 local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ttl_arg, global = ARGV[3], KEYS[5]
+local ttl_arg, global, listing = ARGV[3], KEYS[5], KEYS[6]
 local known, known_count, known_leaf = false, 0, ''
 
 """
@@ -101,7 +103,8 @@ local known, known_count, known_leaf = false, 0, ''
 BEGIN_TURN = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list, lock, and on a single node the global prompt
+-- KEYS: items, meta, kids, old list, lock, and on a single node the global prompt and the
+--       tenant's listing
 -- ARGV: limit, ttl (0 = none), lock token, lease (ms), known turn id ('' = none), known count,
 --       at ('' = the leaf, 'root', or an item id), the known window's last item ('' = none),
 --       ids to set aside ('0' = none)
@@ -125,7 +128,7 @@ elseif not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
 end
 local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
-local ttl_arg, global = ARGV[2], KEYS[6]
+local ttl_arg, global, listing = ARGV[2], KEYS[6], KEYS[7]
 local known, known_count, known_leaf = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6]), ARGV[8]
 """
     + READ_PATH
