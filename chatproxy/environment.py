@@ -49,11 +49,17 @@ def rate_limit(name: str, raw: str) -> str:
     import limits  # here, not at the top: a service without RATE_LIMIT starts without it
 
     try:
-        limits.parse_many(raw)
+        items = limits.parse_many(raw)
     except ValueError:
         raise ConfigError(
             f"{name} must look like 60/minute or 1000/hour;10/second, got {raw!r}"
         ) from None
+    zero_period = re.search(r"/\s*0+\s*[a-z]", raw, re.IGNORECASE)  # limits reads it as 1
+    if zero_period or any(item.amount < 1 for item in items):  # 0/minute: nothing passes
+        raise ConfigError(
+            f"{name} must allow at least 1 request per period of at least 1 unit, got {raw!r}"
+            " (leave it unset for no limit)"
+        )
     return raw
 
 

@@ -19,6 +19,8 @@ import httpx2 as httpx
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
+Headers = dict[str, str] | list[tuple[str, str]]  # a list: several lines of one header
+
 
 class Answer:
     """One answer, read to its end."""
@@ -91,7 +93,7 @@ class ProxyClient:
         *,
         data: str | bytes | None = None,
         json: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Headers | None = None,
         content_type: str | None = None,
         query_string: dict[str, str] | None = None,
         buffered: bool = True,  # every answer is read to its end (see `open_stream`)
@@ -133,13 +135,14 @@ class ProxyClient:
         method: str,
         data: str | bytes | None,
         body: Any,
-        headers: dict[str, str] | None,
+        headers: Headers | None,
         content_type: str | None,
         query_string: dict[str, str] | None,
     ) -> dict[str, Any]:
-        request: dict[str, Any] = {"method": method, "url": path, "headers": dict(headers or {})}
+        lines = list((headers or {}).items()) if isinstance(headers, dict | None) else headers
         if content_type is not None:
-            request["headers"]["Content-Type"] = content_type
+            lines = [*lines, ("Content-Type", content_type)]
+        request: dict[str, Any] = {"method": method, "url": path, "headers": lines}
         if data is not None:
             request["content"] = data
         if body is not None:

@@ -199,6 +199,10 @@ def test_cloud_functions_with_key_or_base_url_is_accepted(
         ({"RATE_LIMIT": "60/fortnight"}, "RATE_LIMIT", "60/fortnight"),
         ({"RATE_LIMIT_PER_ADDRESS": "many"}, "RATE_LIMIT_PER_ADDRESS", "many"),
         ({"RATE_LIMIT_PER_ADDRESS": "600/minute;x"}, "RATE_LIMIT_PER_ADDRESS", "600/minute;x"),
+        # limits reads these, but nothing would pass 0/minute, and it reads "/0 minutes" as 1
+        ({"RATE_LIMIT": "0/minute"}, "RATE_LIMIT", "0/minute"),
+        ({"RATE_LIMIT_PER_ADDRESS": "5/second;0/hour"}, "RATE_LIMIT_PER_ADDRESS", "0/hour"),
+        ({"RATE_LIMIT": "60/0 minutes"}, "RATE_LIMIT", "60/0 minutes"),
     ],
 )
 def test_bad_value_is_refused_naming_variable_and_value(

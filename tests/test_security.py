@@ -16,6 +16,7 @@ from harness.fake_upstream import FakeUpstream
 from harness.redis_server import RedisServer
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
+from tests.test_reliability import in_background, wait_for
 
 WEB_KEY = "web-key-0123456789abcdef"
 OPS_KEY = "ops-key-0123456789abcdef"
@@ -380,6 +381,19 @@ def test_only_the_trusted_hop_of_x_forwarded_for_counts(make_client: MakeClient)
     assert get("192.0.2.8") == 200
 
 
+def test_x_forwarded_for_lines_are_read_as_one_list(make_client: MakeClient) -> None:
+    """Two lines of one header are their values joined by commas (RFC 9110, 5.3): a proxy that
+    adds a line of its own after the client's (HAProxy's `option forwardfor`) is read as
+    `forged, real`, counted by `real`."""
+    client = make_client(RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS="1")
+
+    def get(n: int) -> int:
+        lines = [("X-Forwarded-For", f"10.0.0.{n}"), ("X-Forwarded-For", "192.0.2.7")]
+        return int(client.get("/c1/chat", headers=lines).status_code)
+
+    assert [get(n) for n in range(3)] == [200, 200, 429]
+
+
 def test_rate_limits_are_shared_by_instances(make_client: MakeClient) -> None:
     first = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="4/minute")
     second = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="4/minute")
@@ -409,6 +423,29 @@ def test_token_budget_stops_a_key_after_its_quota(
     assert len(fake_upstream.chat_requests()) == 2
     assert len(history(client, "c1", WEB_KEY)) == 4
     assert post(client, "/c1/chat", "other key", OPS_KEY).status_code == 200
+
+
+def test_tokens_are_counted_when_the_chat_is_deleted_while_the_model_answers(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, TOKEN_BUDGET_PER_DAY="50")
+    other = make_client(PROXY_API_KEYS=KEYS, TOKEN_BUDGET_PER_DAY="50")  # another instance
+    fake_upstream.usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+    body = {"model": "gpt-4.1-mini", "input": "one"}
+    first = client.post("/v1/responses", json=body, headers=bearer(WEB_KEY)).get_json()
+    chat = first["id"].removeprefix("resp_").rsplit("_", 1)[0]
+    fake_upstream.delay = 1.0
+    after = {**body, "input": "two", "previous_response_id": first["id"]}  # holds no lock
+    fork = in_background(lambda: client.post("/v1/responses", json=after, headers=bearer(WEB_KEY)))
+    wait_for(lambda: len(fake_upstream.chat_requests()) == 2)
+    assert other.delete(f"/{chat}/chat", headers=bearer(WEB_KEY)).status_code == 200
+
+    assert fork.result(timeout=10).status_code == 404  # not stored: its place is gone
+    fake_upstream.delay = 0.0
+    refused = post(other, "/c2/chat", "three", WEB_KEY)  # 60 tokens used of 50
+
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == "token_budget_exhausted"
 
 
 def test_a_spent_budget_still_replays_an_answered_request(

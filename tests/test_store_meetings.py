@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from chatproxy.errors import NotFound
 from chatproxy.service.transfer import Transfer
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.items import chained
@@ -66,3 +67,19 @@ async def test_an_import_over_a_chat_leaves_a_running_fork_its_ids(store: Store)
 
     assert saved
     assert [m and m.content for m in await store.load_items(CHAT, [3, 5])] == ["af", "a1"]
+
+
+async def test_a_fork_whose_ids_were_taken_by_a_new_chat_is_not_called_stored(
+    store: Store,
+) -> None:
+    await store.save_turn(CHAT, "t0", turn("0"))  # items 0, 1
+    fork = await store.begin_turn(CHAT, "fork", 30, 5, at=1, reserve=2)  # ids 2, 3
+    assert fork is not None
+    assert await store.delete_chat(CHAT)  # and made again: its turns take ids 0 to 3
+    await store.save_turn(CHAT, "t1", turn("1"))
+    await store.save_turn(CHAT, "t2", turn("2"))
+
+    with pytest.raises(NotFound):
+        await store.save_turn(CHAT, "tf", chained(turn("f"), fork.next_id, 1))
+
+    assert [m and m.content for m in await store.load_items(CHAT, [2, 3])] == ["q2", "a2"]

@@ -158,7 +158,7 @@ class ProxyApp:
         """Return the client's address: the socket peer, or with TRUSTED_PROXY_HOPS the entry
         that many hops from the right of X-Forwarded-For (entries further left can be forged)."""
         hops = self.settings.trusted_proxy_hops
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        forwarded = ",".join(request.headers.getlist("X-Forwarded-For"))  # lines are one list
         chain = [part.strip() for part in forwarded.split(",") if part.strip()]
         if hops and chain:
             return chain[-min(hops, len(chain))]

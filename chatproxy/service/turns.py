@@ -257,13 +257,15 @@ class ChatService:
         lease: Lease,
         claim: Claim | None,
     ) -> dict[str, Any]:
-        """Store the turn with its idempotent answer, count its tokens, return the reply body."""
+        """Count the turn's tokens, store it with its idempotent answer, return the reply body.
+        The tokens are counted first: the model has used them, whether the save lands or not
+        (a fork's chat deleted meanwhile, the store away)."""
         turn = placing.turn(reply_of(completion))
         body = turn[-1].to_json()
         answer = claim.answer(body) if claim is not None else None
+        await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         await self._guard.save(chat, uuid.uuid4().hex, turn, lease, answer)
         self._compactor.after_save(chat)
-        await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         return body
 
     async def moderate(self, text: str) -> dict[str, Any]:

@@ -106,11 +106,12 @@ if ARGV[4] ~= '0' and not holds then
 end
 if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, and under a live item
   local head, up = string.match(ARGV[16] or '', PLACED)
-  if head and redis.call('HEXISTS', KEYS[1], head) == 1 then
+  local found = head and redis.call('HGET', KEYS[1], head)
+  if found and found == ARGV[16] then  -- this save landed before
     return 0
   end
-  if head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0 then
-    return -2
+  if found or (head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0) then
+    return -2  -- its ids taken (the chat replaced meanwhile), or its parent gone
   end
 end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)

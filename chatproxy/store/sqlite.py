@@ -59,7 +59,7 @@ from chatproxy.store.sqlite_rows import (
     trim,
 )
 from chatproxy.store.sqlite_summaries import fence_of, keep_summary, summaries_at
-from chatproxy.store.sqlite_tree import children_of, has_item, place
+from chatproxy.store.sqlite_tree import children_of, has_item, place, stored_text
 from chatproxy.store.summary import Summary
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -188,9 +188,11 @@ class SqliteStore(SqliteBase):
                 raise TurnLeaseLost()
             head = messages[0] if messages and lock_token is None else None
             if head is not None and head.id is not None:  # a fork's: see Store.save_turn
-                if has_item(db, chat, head.id):
+                found = stored_text(db, chat, head.id)
+                if found == head.dumps():  # this save landed before
                     return False
-                if head.parent is not None and not has_item(db, chat, head.parent):
+                gone = head.parent is not None and not has_item(db, chat, head.parent)
+                if found is not None or gone:  # its ids taken: the chat was replaced meanwhile
                     raise NotFound("the message this turn goes under was deleted")
             ensure_chat(db, chat, now, self._expiry(now))
             next_id, leaf = (row.next_id, row.leaf) if row else (0, None)

@@ -34,6 +34,15 @@ def has_item(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> bool:
     return row is not None
 
 
+def stored_text(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> str | None:
+    """The item's stored text (`Message.dumps`), or None if the chat does not hold it."""
+    row = db.execute(
+        "SELECT body FROM messages WHERE tenant = ? AND chat_id = ? AND seq = ?",
+        (chat.tenant, chat.chat_id, item_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def parent_of(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> int | bool | None:
     """The item's parent (None for a first message), or False if the chat does not hold it."""
     row = db.execute(
