@@ -198,6 +198,26 @@ def test_a_responses_chain_asking_for_compaction_keeps_its_earliest_facts(
     assert tokens <= 300  # the history sent is held to compact_threshold
 
 
+def test_a_summary_due_while_another_is_made_is_made_after_it(
+    compacting: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = fake_upstream.handle_chat
+
+    def slow_summaries(handler: Any, body: dict[str, Any]) -> None:
+        if body["messages"][0]["content"] == PROMPT:
+            time.sleep(1.0)  # the chat's next turns are stored while it is made
+        answer(handler, body)
+
+    monkeypatch.setattr(fake_upstream, "handle_chat", slow_summaries)
+    say(compacting, FACT)
+    talk(compacting, range(1, 8))  # then the chat goes quiet
+
+    made = wait_for_summary(compacting, covering=7)
+
+    assert made["covers"][0] == 0
+    assert len(summary_calls(fake_upstream)) >= 2
+
+
 def test_a_summary_too_large_for_a_smaller_window_is_left_out_not_a_failure(
     make_client: MakeClient, fake_upstream: FakeUpstream
 ) -> None:

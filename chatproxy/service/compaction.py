@@ -144,7 +144,9 @@ class Compactor:
         self._known: dict[ChatRef, None] = {}  # chats seen compacting (with COMPACTION=off)
         self._due: dict[ChatRef, int] = {}
         self._running: set[ChatRef] = set()
+        self._next: dict[ChatRef, int] = {}  # due while one was being made: made after it
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def read_limit(self, chat: ChatRef, most: int, asked: bool = False) -> int:
         """How many messages a turn of `chat` reads, given MESSAGES_LENGTH (see the module);
@@ -174,10 +176,17 @@ class Compactor:
             _remember(self._due, chat, through)
 
     def after_save(self, chat: ChatRef) -> None:
-        """Start the summary the chat's stored turn made due, unless one is being made."""
+        """Start the summary the chat's stored turn made due; while one is being made, the
+        newest due is made once it ends (a chat whose turns stop still gets it)."""
         through = self._due.pop(chat, None)
-        if through is None or chat in self._running:
+        if through is None:
             return
+        if chat in self._running:
+            _remember(self._next, chat, through)
+            return
+        self._start(chat, through)
+
+    def _start(self, chat: ChatRef, through: int) -> None:
         self._running.add(chat)
         task = asyncio.get_running_loop().create_task(self._summarize(chat, through))
         self._tasks.add(task)  # the loop keeps only a weak reference to a task
@@ -185,6 +194,7 @@ class Compactor:
 
     async def close(self) -> None:
         """Stop summaries still being made (the next turn of their chats makes them again)."""
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -204,6 +214,9 @@ class Compactor:
             log.info("compaction: %d summaries made in %.2f s", made, time.monotonic() - started)
         finally:
             self._running.discard(chat)
+            later = self._next.pop(chat, None)
+            if later is not None and not self._closed:
+                self._start(chat, later)
 
     async def summarize(self, chat: ChatRef, through: int) -> int:
         """Fold what the newest summary on the path ending at `through` does not cover into
