@@ -188,3 +188,43 @@ def test_a_chats_stored_settings_are_held_to_todays_limits(
 
     call = last_call(fake_upstream)
     assert {name: call.get(name) for name in sent} == sent
+
+
+def test_a_model_that_sees_no_images_still_gets_a_messages_file(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    pdf = "data:application/pdf;base64,JVBERi0xLjQgaGVsbG8="
+    item = {
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "Summarize these."},
+            {"type": "input_image", "image_url": "https://e.com/a.png"},
+            {"type": "input_file", "filename": "a.pdf", "file_data": pdf},
+        ],
+    }
+
+    answer = client.post("/v1/responses", data=json.dumps({"model": "base-model", "input": [item]}))
+
+    assert answer.status_code == 200
+    call = last_call(fake_upstream)
+    assert call["model"] == "base-model"
+    assert call["messages"][-1]["content"] == [
+        {"type": "text", "text": "Summarize these."},
+        {"type": "text", "text": "[image: https://e.com/a.png]"},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}},
+    ]
+
+
+def test_a_streamed_response_names_the_model_asked_for_from_its_first_event(
+    client: ProxyClient,
+) -> None:
+    body = {"model": "alt-model", "input": "hi", "stream": True}
+    answer = client.open_stream("/v1/responses", json=body)
+    text = b"".join(answer).decode()
+    answer.close()
+
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    models = {event["type"]: event["response"]["model"] for event in events if "response" in event}
+    assert models == dict.fromkeys(
+        ["response.created", "response.in_progress", "response.completed"], "alt-model"
+    )

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import sys
+import threading
 import time
 from http.client import HTTPConnection
 from typing import Any
@@ -358,3 +359,92 @@ def test_a_connection_cut_after_the_last_event_still_stores_the_whole_reply(
 
     assert events[-1][0] == "done"
     assert history(client, "c1") == [("user", "hi"), ("assistant", REPLY)]
+
+
+@pytest.mark.parametrize("chat", ["azure", None], ids=["chat mode", "pass-through"])
+def test_a_first_chunk_without_choices_does_not_hold_the_stream(
+    client: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch, chat: Any
+) -> None:
+    """Azure OpenAI's first chunk has no choices, only the prompt's filter results: the text
+    after it still streams as it comes (the upstream waits after its first word until the
+    client has it; a held stream gets it only once the wait gives up)."""
+    stream_chat, released = fake_upstream.stream_chat, threading.Event()
+    results = [{"prompt_index": 0, "content_filter_results": {}}]
+    filtered = {"id": "", "model": "", "choices": [], "prompt_filter_results": results}
+
+    def azure(handler: Any, *args: Any) -> None:
+        send, sent = handler.send_event, []
+
+        def send_event(payload: Any) -> None:
+            if not sent:
+                send(filtered)
+            if len(sent) == 2:  # the first word is out: wait for the client to have it
+                released.wait(10)
+            sent.append(payload)
+            send(payload)
+
+        handler.send_event = send_event
+        stream_chat(handler, *args)
+
+    monkeypatch.setattr(fake_upstream, "stream_chat", azure)
+    fake_upstream.reply_text = "one two three"
+    body = {
+        "model": "gpt-4.1-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+    }
+    answer = client.open_stream(
+        "/v1/chat/completions", json=body, headers={"X-Chat-Id": chat} if chat else {}
+    )
+    received = b""
+    for piece in answer:
+        received += piece
+        if b'"one' in received:
+            break
+    early = not released.is_set()
+    released.set()
+    received += b"".join(answer)
+    answer.close()
+
+    assert early
+    assert b"prompt_filter_results" in received
+    assert received.rstrip().endswith(b"data: [DONE]")
+
+
+def test_a_streamed_response_numbers_calls_as_stored_however_the_upstream_does(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    """Gateways to Claude number a call after a text block 1: the Response streamed, and the one
+    stored, have the same one call."""
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps({**head, 'choices': [choice]})}\n\n"
+
+    call = {"index": 1, "id": "toolu_1", "type": "function", "function": {"name": "f"}}
+    arguments = {"index": 1, "function": {"arguments": '{"city":"Paris"}'}}
+    body = chunk({"role": "assistant", "content": "Let me check."}) + chunk({"tool_calls": [call]})
+    body += chunk({"tool_calls": [arguments]}) + chunk({}, "tool_calls") + "data: [DONE]\n\n"
+    fake_upstream.script(Fault(body=body, headers={"Content-Type": "text/event-stream"}))
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    request = {"model": "gpt-4.1-mini", "input": "weather?", "tools": [tool], "stream": True}
+
+    text = client.post("/v1/responses", json=request).get_data(as_text=True)
+
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    streamed = events[-1]["response"]
+    stored = client.get(f"/v1/responses/{streamed['id']}").get_json()
+
+    def calls(response: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return [
+            (o["id"], o["call_id"], o["arguments"])
+            for o in response["output"]
+            if o["type"] == "function_call"
+        ]
+
+    assert (
+        calls(streamed)
+        == calls(stored)
+        == [(f"fc_{streamed['id'][5:]}_0", "toolu_1", '{"city":"Paris"}')]
+    )

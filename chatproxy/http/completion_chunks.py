@@ -80,10 +80,11 @@ class Chunks:
 
 
 def _closing(chunk: JsonObject) -> bool:
-    """Whether a chunk finishes a choice, or has no choices (the usage that ends a stream)."""
+    """Whether a chunk finishes a choice, or is the usage that ends a stream. A chunk with no
+    choices and no usage does not (Azure OpenAI's first: the prompt's filter results)."""
     choices = chunk.get("choices")
     if not isinstance(choices, list) or not choices:
-        return True
+        return isinstance(chunk.get("usage"), dict)
     return any(isinstance(c, dict) and c.get("finish_reason") is not None for c in choices)
 
 

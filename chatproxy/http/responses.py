@@ -49,7 +49,7 @@ async def create_response(ctx: Context) -> Answer:
     responses, options = ctx.service.responses, request.options
     if request.stream:
         streamed = await responses.stream(ask, idempotency_key=key, options=options)
-        return _sse(ctx, ask, streamed)
+        return _sse(ctx, ask, streamed, request.model)
     made = await responses.create(ask, idempotency_key=key, options=options)
     return _answered(ctx, ask, made)
 
@@ -153,19 +153,28 @@ def _input(
     return messages, tuple(origins)
 
 
-def _head(ctx: Context, made: Responded[Any], kept: Mapping[str, Any]) -> ResponseHead:
-    return _head_of(ctx, made.id, made.created_at, made.reply_id, made.chat, kept)
+def _head(
+    ctx: Context, made: Responded[Any], kept: Mapping[str, Any], model: str | None = None
+) -> ResponseHead:
+    return _head_of(ctx, made.id, made.created_at, made.reply_id, made.chat, kept, model)
 
 
 def _head_of(
-    ctx: Context, name: str, created_at: float, reply_id: int, chat: str, kept: Mapping[str, Any]
+    ctx: Context,
+    name: str,
+    created_at: float,
+    reply_id: int,
+    chat: str,
+    kept: Mapping[str, Any],
+    model: str | None = None,
 ) -> ResponseHead:
-    """What a Response says of itself: its id, when it was asked for, the model (until its
-    reply says its own), its reply's item and chat, and where it continues from."""
+    """What a Response says of itself: its id, when it was asked for, the model (the one asked
+    for, else MODEL, until its reply says its own), its reply's item and chat, and where it
+    continues from."""
     return ResponseHead(
         name,
         created_at,
-        ctx.settings.model,
+        model or ctx.settings.model,
         reply_id,
         previous_response_id=kept.get("previous_response_id"),
         conversation_id=kept.get("conversation"),
@@ -196,12 +205,14 @@ def _stored(ctx: Context, found: Found) -> dict[str, Any]:
     return response_object(head, kept, reply)
 
 
-def _sse(ctx: Context, ask: ResponseAsk, made: Responded[StreamingTurn]) -> EventStream:
+def _sse(
+    ctx: Context, ask: ResponseAsk, made: Responded[StreamingTurn], model: str | None
+) -> EventStream:
     turn = made.answer
     if ask.store:
         ctx.log_fields["chat_id"] = made.chat
     kept = (turn.replay or {}).get("response") or ask.keep.settings
-    events = ResponseEvents(_head(ctx, made, kept), kept)
+    events = ResponseEvents(_head(ctx, made, kept, model), kept)
     headers = {"Cache-Control": "no-cache"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"

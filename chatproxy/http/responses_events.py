@@ -17,10 +17,11 @@ Items stay open until the reply is stored, and are closed with what was stored: 
 stored text and calls are its truth (any part of it that was not streamed, such as a replay's
 tool calls, is sent then). Item ids are those of the final Response (`responses_items`), so
 the translator is made with the id the reply's item will have (`ResponseHead.reply_id`): the
-service knows it before the reply is saved. A tool call's item is `fc_<n>_<k>` for its chunk
-`index` k, which is its place in the stored reply's calls as long as the upstream numbers its
-calls from 0 (as OpenAI's chat completions do); its item is added once its id and name have
-come, its arguments held until then.
+service knows it before the reply is saved. A tool call's item is `fc_<n>_<k>`, k its place
+among the calls in the order their chunk `index`es first came, which is its place in the stored
+reply's calls however the upstream numbers them (OpenAI's from 0; gateways to Claude number a
+call after a text block 1); its item is added once its id and name have come, its arguments
+held until then.
 
 A turn that fails after the stream began ends with an `error` event, then `response.failed`
 (its `error`: `responses_objects.response_error`). The `error` event carries the error both
@@ -80,7 +81,8 @@ class ResponseEvents:
         self._started = False
         self._ended = False
         self._items: list[_Item] = []  # opened, by output_index
-        self._calls: dict[int, _Item] = {}  # by their chunk index, opened or not yet
+        self._calls: dict[int, _Item] = {}  # by their place, opened or not yet
+        self._places: dict[int, int] = {}  # a call's place, by its chunk index
 
     def translate(self, event: StreamEvent) -> list[JsonObject]:
         """The events to send for `event`."""
@@ -135,7 +137,10 @@ class ResponseEvents:
         sent: list[JsonObject] = []
         for piece in _tool_call_pieces(chunk):
             index = piece.get("index")
-            k = index if type(index) is int and index >= 0 else len(self._calls)
+            if type(index) is int and index >= 0:  # the call's place: where its index first came
+                k = self._places.setdefault(index, len(self._calls))
+            else:
+                k = len(self._calls)
             call = self._calls.setdefault(k, _Item(-1, self._call_id(k)))
             function = piece.get("function")
             function = function if isinstance(function, dict) else {}

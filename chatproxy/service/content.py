@@ -15,15 +15,25 @@ def image_parts(text: str, image_url: str) -> list[dict[str, Any]]:
 
 
 def without_images(message: dict[str, Any]) -> dict[str, Any]:
-    """Flatten image parts to text for a model that cannot see them."""
+    """Flatten image parts to text for a model that cannot see them: content of text and
+    images becomes one text; beside parts of other kinds (a file, audio), which go as they
+    are, each image becomes a text part."""
     content = message["content"]
     if not isinstance(content, list):  # text, or none (a reply that only calls tools)
         return message
+    if any(part.get("type") not in ("text", "image_url") for part in content):
+        parts = [_image_text(p) if p.get("type") == "image_url" else p for p in content]
+        return {**message, "content": parts}
     words = []
     for part in content:
         if part.get("type") == "text":
             words.append(str(part.get("text", "")))
-        elif part.get("type") == "image_url":
-            url = str(part.get("image_url", {}).get("url", ""))
-            words.append("[image]" if url.startswith("data:") else f"[image: {url}]")
+        else:
+            words.append(_image_text(part)["text"])
     return {**message, "content": " ".join(words)}
+
+
+def _image_text(part: dict[str, Any]) -> dict[str, Any]:
+    """An image part as the text part that names it (a data URL is not spelled out)."""
+    url = str(part.get("image_url", {}).get("url", ""))
+    return {"type": "text", "text": "[image]" if url.startswith("data:") else f"[image: {url}]"}
