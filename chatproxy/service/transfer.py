@@ -111,12 +111,7 @@ class Transfer:
     ) -> ImportReport:
         """Import one chat document, a request's whole body: what is wrong with it is the
         request's error (`InvalidJSON`, `ValidationFailed` naming the place; `ChatBusy`)."""
-        try:
-            data = parse_sent(text)
-        except Unwritable as exc:
-            raise InvalidJSON(f"the request body cannot be kept: {exc}") from None
-        except (ValueError, RecursionError):
-            raise InvalidJSON() from None
+        data = _body(text)
         report = ImportReport()
         try:
             await self._write(tenant, chat_document.parse(data), report, on_conflict)
@@ -154,12 +149,7 @@ class Transfer:
         """Import another tool's export (`import_formats.py`), a request's whole body: what is
         not JSON, or not an array of objects (or one), is the request's error; each chat that
         fails is reported while the rest import."""
-        try:
-            data = parse_sent(text)
-        except Unwritable as exc:
-            raise InvalidJSON(f"the request body cannot be kept: {exc}") from None
-        except (ValueError, RecursionError):
-            raise InvalidJSON() from None
+        data = _body(text)
         try:
             entries = entries_of(data)
         except DocumentError as exc:
@@ -222,3 +212,13 @@ class Transfer:
                 report.renamed[tree.chat_id] = new_id
                 return
         raise DocumentError("no free id was found for it; import it again")
+
+
+def _body(text: str | bytes) -> Any:
+    """A request's whole body, read as JSON; `InvalidJSON` (saying why) if it cannot be."""
+    try:
+        return parse_sent(text)
+    except Unwritable as exc:
+        raise InvalidJSON(f"the request body cannot be kept: {exc}") from None
+    except (ValueError, RecursionError):
+        raise InvalidJSON() from None
