@@ -13,6 +13,17 @@ from typing import Any
 TOKENS_PER_MESSAGE = 4
 CHARS_PER_TOKEN = 4
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# The breakdowns an upstream may give beside the counts (cached prompt tokens, reasoning
+# tokens, ...): a reply keeps them with its counts, each entry a name and a count (not 0).
+USAGE_DETAILS = ("prompt_tokens_details", "completion_tokens_details")
+# The largest token count a chat or an item may carry: a store adds them up (Redis's HINCRBY
+# stops at 2**63), and a window counts a reply's as exact.
+MAX_TOKEN_COUNT = 10**12
+
+
+def is_count(value: Any) -> bool:
+    """Whether `value` is a token count: a whole number from 0 to MAX_TOKEN_COUNT."""
+    return type(value) is int and 0 <= value <= MAX_TOKEN_COUNT
 
 
 def estimate_tokens(text: str) -> int:

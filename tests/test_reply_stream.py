@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatproxy.errors import UpstreamBadResponse, UpstreamError
-from chatproxy.upstream.answers import completion_of
+from chatproxy.upstream.answers import completion_of, usage_counts
 from chatproxy.upstream.stream import EventLines, ReplyParts
 
 
@@ -137,7 +137,7 @@ def test_a_streamed_reply_keeps_its_logprobs_fingerprint_and_usage_details() -> 
 
     completion = reply.completion()
 
-    assert (completion.content, completion.usage) == ("Hi there", usage)
+    assert (completion.content, completion.usage) == ("Hi there", details)
     assert completion.logprobs == {
         "content": [{"token": "Hi", "logprob": -0.5}, {"token": " there", "logprob": -0.5}],
         "refusal": None,
@@ -181,3 +181,25 @@ def test_a_whole_answer_with_neither_text_nor_tool_calls_is_a_bad_response(
 ) -> None:
     with pytest.raises(UpstreamBadResponse, match="no text"):
         completion_of({"choices": [{"message": message}]}, "m", [])
+
+
+def test_usage_keeps_the_counts_of_its_breakdowns_and_refuses_counts_that_are_not() -> None:
+    counts = {"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50}
+    given = {
+        **counts,
+        "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 0, "x" * 65: 1, "t": None},
+        "completion_tokens_details": {"reasoning_tokens": 12, "accepted": True, "rejected": -1},
+        "cost": 0.02,
+    }
+    wide = {**counts, "prompt_tokens_details": {f"kind_{i}": i + 1 for i in range(40)}}
+
+    assert usage_counts(given) == {
+        **counts,
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "completion_tokens_details": {"reasoning_tokens": 12},
+    }
+    assert usage_counts({**counts, "prompt_tokens_details": {"audio_tokens": None}}) == counts
+    assert usage_counts({**counts, "completion_tokens_details": [1]}) == counts
+    assert len(usage_counts(wide)["prompt_tokens_details"]) == 16  # type: ignore[index]
+    for bad in (-1, True, 2.5, 10**13, "3"):
+        assert usage_counts({**counts, "total_tokens": bad}) is None  # estimated instead

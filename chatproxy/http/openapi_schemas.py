@@ -27,6 +27,8 @@ from chatproxy.http.openapi_operation import (
 )
 from chatproxy.store.items import CHAT_ID
 
+DETAILS: Schema = {"type": "object", "additionalProperties": COUNT}  # a breakdown of a count
+
 # What each error status means here; every one has the same body (OpenAI's shape on /v1).
 ERROR_STATUSES = {
     400: "Bad request: `invalid_json`, `invalid_request`, `invalid_chat_id`,"
@@ -71,6 +73,14 @@ SHARED_SCHEMAS: dict[str, Schema] = {
         prompt_tokens=COUNT,
         completion_tokens=COUNT,
         total_tokens=COUNT,
+        prompt_tokens_details={
+            **DETAILS,
+            "description": "A reply's: as the model provider gave it (`cached_tokens`, ...).",
+        },
+        completion_tokens_details={
+            **DETAILS,
+            "description": "A reply's: as the model provider gave it (`reasoning_tokens`, ...).",
+        },
     ),
 }
 

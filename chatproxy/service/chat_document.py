@@ -26,11 +26,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chatproxy.jsontext import compact
-from chatproxy.service.kept_document import KeptDoc
-from chatproxy.store.chat_tree import MAX_TOKEN_COUNT, ChatTree, DocumentError
+from chatproxy.service.kept_document import KeptDoc, Tokens
+from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import Message, usage_of, valid_chat_id
 from chatproxy.store.summary import Summary
-from chatproxy.tokens import USAGE_FIELDS
+from chatproxy.tokens import MAX_TOKEN_COUNT, USAGE_FIELDS
 
 FORMAT = "chatproxy.chat"
 VERSION = 1
@@ -58,7 +58,7 @@ class ItemDoc(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None
     created_at: float
-    tokens: dict[str, Count] | None = None
+    tokens: Tokens | None = None
     model: str | None = None
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
@@ -103,7 +103,7 @@ class SummaryDoc(_Strict):
     covers: list[int] = Field(min_length=2, max_length=2)
     content: str
     model: str | None = None
-    tokens: dict[str, Count] | None = None
+    tokens: Tokens | None = None
     created_at: float
 
     _created_at = field_validator("created_at")(_finite)

@@ -1,14 +1,30 @@
-"""Own the `response` of a chat document's item: what a reply keeps of the Responses request
-that asked for it (`placing.Kept`), which `GET /v1/responses/{id}` echoes. A request's own are
-checked by its route; an imported one is checked here, so that a Response built from it is one
-the SDKs read (a time as a number, `tools` a list, ...)."""
+"""Own what a chat document's item keeps as it came, beside its message:
+
+- its `response`: what a reply keeps of the Responses request that asked for it
+  (`placing.Kept`), which `GET /v1/responses/{id}` echoes. A request's own are checked by its
+  route; an imported one is checked here, so that a Response built from it is one the SDKs read
+  (a time as a number, `tools` a list, ...);
+- its `tokens` (`Tokens`): the counts of a reply's usage and their breakdowns, as the model
+  provider named them (`upstream.answers.usage_counts`), each a count.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from chatproxy.tokens import MAX_TOKEN_COUNT, is_count
+
+
+def _counts(value: Any) -> Any:
+    if all(map(is_count, value.values() if isinstance(value, dict) else [value])):
+        return value
+    raise ValueError(f"must be a count from 0 to {MAX_TOKEN_COUNT}, or an object of counts")
+
+
+Tokens = dict[str, Annotated[Any, AfterValidator(_counts)]]  # the counts and their breakdowns
 
 
 class KeptDoc(BaseModel):

@@ -35,9 +35,9 @@ from chatproxy.service.foreign_tree import (
     number_nodes,
     validated,
 )
-from chatproxy.store.chat_tree import MAX_TOKEN_COUNT, ChatTree, DocumentError
+from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import usage_of
-from chatproxy.tokens import USAGE_FIELDS
+from chatproxy.tokens import MAX_TOKEN_COUNT, USAGE_FIELDS
 
 NAMES = Names(
     node="message",

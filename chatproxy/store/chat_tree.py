@@ -21,11 +21,6 @@ class DocumentError(ValueError):
     naming the place (`items[3] (id 7): ...`, `node 'abc': ...`)."""
 
 
-# The largest token count a chat or an item may carry in: a store adds them up (Redis's HINCRBY
-# stops at 2**63), and a window counts a reply's as exact.
-MAX_TOKEN_COUNT = 10**12
-
-
 @dataclass(frozen=True)
 class ChatTree:
     """One chat whole: its items in the order of their ids, each with its id and parent, and

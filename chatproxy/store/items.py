@@ -72,7 +72,7 @@ class Message:
     role: str
     content: Content | None
     created_at: float = field(default_factory=time.time)
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None
     model: str | None = None
     id: int | None = None
     parent: int | None = None

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.errors import UpstreamBadResponse
-from chatproxy.tokens import USAGE_FIELDS, estimate_usage
+from chatproxy.tokens import USAGE_DETAILS, USAGE_FIELDS, estimate_usage, is_count
 from chatproxy.upstream.base import Completion, JsonObject
 
 NO_TEXT = "the model provider returned no text"
+MAX_DETAILS = 16  # entries kept of one breakdown of a usage
+MAX_NAME = 64  # characters of an entry's name
 
 
 def completion_of(
@@ -52,11 +54,20 @@ def completion_of(
     )
 
 
-def usage_counts(usage: Any) -> dict[str, int] | None:
-    """The token counts of a `usage` object, or None if it lacks one of them."""
-    if not isinstance(usage, dict) or not all(type(usage.get(f)) is int for f in USAGE_FIELDS):
+def usage_counts(usage: Any) -> dict[str, Any] | None:
+    """The token counts of a `usage` object, or None if it lacks one of them (or one is not a
+    count); with the breakdowns it gives (`USAGE_DETAILS`), each held to its counts but zero
+    (OpenAI's always hold six, most of them 0 for most replies)."""
+    if not isinstance(usage, dict) or not all(is_count(usage.get(f)) for f in USAGE_FIELDS):
         return None
-    return {f: int(usage[f]) for f in USAGE_FIELDS}
+    counts: dict[str, Any] = {f: usage[f] for f in USAGE_FIELDS}
+    for name in USAGE_DETAILS:
+        details = usage.get(name)
+        if isinstance(details, dict):
+            kept = [(k, v) for k, v in details.items() if v and is_count(v) and len(k) <= MAX_NAME]
+            if kept:
+                counts[name] = dict(kept[:MAX_DETAILS])
+    return counts
 
 
 def _first_choice(result: JsonObject) -> JsonObject:

@@ -26,7 +26,7 @@ class Completion:
 
     content: str | None
     model: str
-    usage: dict[str, int]
+    usage: dict[str, Any]  # the counts (`tokens.USAGE_FIELDS`), and any breakdowns
     usage_estimated: bool
     message: JsonObject = field(default_factory=dict)
     finish_reason: str | None = None
