@@ -21,8 +21,10 @@ configure_logging(settings.log_level)
 app = create_app(settings)
 serve = with_cors(app, settings.allowed_origins)
 # functions-framework builds its app after importing this module: every HTTP request goes to
-# the proxy directly, past the framework's router and `main` (see http/every_path.py).
-serve_every_path(serve)
+# the proxy directly, past the framework's router and `main` (see http/every_path.py). With
+# LOG_EXECUTION_ID on, the framework replaces the logging set up above: the proxy's is set up
+# again once the framework's app is built (see logs.py).
+serve_every_path(serve, built=lambda: configure_logging(settings.log_level))
 # Everything loaded so far lives as long as the process: keep it out of the garbage collector's
 # full passes (shorter pauses under load), and unwritten in a forked worker's shared pages.
 gc.freeze()

@@ -33,6 +33,9 @@ from chatproxy.environment import (
 __all__ = ["ApiKey", "Compaction", "ConfigError", "RedisSettings", "Settings", "load_settings"]
 
 DEFAULT_MODEL = "gpt-4.1-mini"
+# The values of LOG_EXECUTION_ID that turn functions-framework's execution ids on, as it reads
+# them (Cloud Run functions sets it on a function deployed with `gcloud functions`).
+EXECUTION_ID_ON = ("y", "yes", "t", "true", "on", "1")
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 UpstreamMode = Literal["openai", "custom", "dev"]
@@ -95,6 +98,7 @@ class Settings:
     max_chat_messages: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_content: bool = False
+    log_execution_id: bool = False
     trusted_proxy_hops: int = 0
     context_tokens: int = 16_000
     allowed_models: tuple[str, ...] = ()
@@ -158,6 +162,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_chat_messages=env.integer("MAX_CHAT_MESSAGES", 10_000, minimum=0),
         allowed_origins=env.parse("ALLOWED_ORIGINS", origins) or (),
         log_content=env.parse("LOG_CONTENT", boolean) or False,
+        log_execution_id=env.text("LOG_EXECUTION_ID") in EXECUTION_ID_ON,
         trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
         context_tokens=context_tokens,
         allowed_models=models(env, model, env.text("VISION_MODEL") or model),

@@ -2,15 +2,25 @@
 
 Every request is logged once by `http/app.py` with `severity`, `message`, `httpRequest` (method, URL
 path, status, latency, client address), the route, chat id, tenant, error code and upstream token
-usage. Nothing here ever sees a request header, so API keys and the `Authorization` header cannot
-reach a log; message text is logged only with `LOG_CONTENT=1`.
+usage. With `LOG_EXECUTION_ID` on, every line written while a request is served carries its
+execution id (`EXECUTION`, set by the app), as functions-framework's own lines would. No request
+header reaches a log but those two (`execution`: the execution id and the trace context), so API
+keys and the `Authorization` header cannot; message text is logged only with `LOG_CONTENT=1`.
+
+functions-framework, when `LOG_EXECUTION_ID` is on, replaces the logging configuration after
+main.py has set it (its root handler, at WARNING, and every logger there was then disabled):
+`configure_logging` is run again once the framework's app is built (main.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
+import logging.config
+import re
+import secrets
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +32,13 @@ QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "urllib3"
 # Each line is written by orjson; this encoder writes what orjson refuses (`json.dumps` with
 # options would build a new one per call).
 LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+# The fields that name the request being served (its execution id, in Cloud Logging's shape), on
+# every line written meanwhile; None: none (LOG_EXECUTION_ID off, or no request).
+EXECUTION: ContextVar[dict[str, Any] | None] = ContextVar("execution", default=None)
+EXECUTION_ID_HEADER = "Function-Execution-Id"
+EXECUTION_ID = re.compile(r"[\w.-]{1,64}", re.ASCII)  # else the request gets one of its own
+TRACE_CONTEXT_HEADER = "X-Cloud-Trace-Context"
+TRACE_CONTEXT = re.compile(r"[0-9a-fA-F]{1,64}/(?P<span>\d{1,20})(;o=[01])?", re.ASCII)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,6 +54,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
+        if (execution := EXECUTION.get()) is not None:
+            entry.update(execution)
         if record.exc_info:
             entry["message"] += "\n" + self.formatException(record.exc_info)
         try:
@@ -46,14 +65,36 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Send every log record to stderr as JSON lines at `level`."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Send every log record to stderr as JSON lines at `level`; loggers an earlier
+    configuration disabled write again (`disable_existing_loggers: False` enables them)."""
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"()": JsonFormatter}},
+            "handlers": {
+                "stderr": {
+                    "class": "logging.StreamHandler",
+                    "stream": "ext://sys.stderr",
+                    "formatter": "json",
+                }
+            },
+            "root": {"level": level, "handlers": ["stderr"]},
+            "loggers": {name: {"level": "WARNING"} for name in QUIET_LOGGERS},
+        }
+    )
+
+
+def execution(headers: Mapping[str, str]) -> dict[str, Any]:
+    """The fields naming a request's execution: its `Function-Execution-Id` (else a new one) as
+    Cloud Logging's label `execution_id`, and the span of its `X-Cloud-Trace-Context`, as
+    functions-framework writes them. Only those two headers are read."""
+    given = headers.get(EXECUTION_ID_HEADER, "")
+    named = given if EXECUTION_ID.fullmatch(given) else secrets.token_hex(6)
+    fields: dict[str, Any] = {"logging.googleapis.com/labels": {"execution_id": named}}
+    if trace := TRACE_CONTEXT.fullmatch(headers.get(TRACE_CONTEXT_HEADER, "")):
+        fields["logging.googleapis.com/spanId"] = trace["span"]
+    return fields
 
 
 def request_fields(

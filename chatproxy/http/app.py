@@ -33,7 +33,7 @@ from chatproxy.http.conversations import ROUTES as CONVERSATION_ROUTES
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.router import PathRoutes, build_router
 from chatproxy.jsontext import compact
-from chatproxy.logs import request_fields
+from chatproxy.logs import EXECUTION, execution, request_fields
 from chatproxy.service import Upstream, open_quotas, open_service
 from chatproxy.service.chats import Chats
 from chatproxy.service.conversations import Conversations
@@ -81,12 +81,18 @@ class ProxyApp:
         the answer is sent (a stream whose source fails) is logged here, as one JSON record, and
         ends the connection: the status is sent already."""
         request = Request(scope, receive)
-        response = await self.handle(request, path)
+        named = (
+            EXECUTION.set(execution(request.headers)) if self.settings.log_execution_id else None
+        )
         try:
+            response = await self.handle(request, path)
             await response(scope, receive, send)
         except Exception:
             log.exception("error while answering %s %s", request.method, path_of(request))
             raise
+        finally:
+            if named is not None:
+                EXECUTION.reset(named)
 
     async def handle(self, request: Request, path: PathRoutes | None) -> Response | EventStream:
         """Answer one request, and log it once the answer has been sent (a background task of

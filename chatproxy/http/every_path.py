@@ -16,7 +16,8 @@ been imported and the app is built) and sends every HTTP request to `app` direct
 reaches its app (the lifespan's start and end) takes its own way. The proxy loses nothing by
 it: `app` answers and logs its own errors, those that end an answer already begun too (which
 the framework's crash handler logged before), and the framework's execution id never reached
-the proxy's log lines (its function returns the proxy, which runs after the id is unset). If
+the proxy's log lines (its function returns the proxy, which runs after the id is unset): with
+LOG_EXECUTION_ID on, the proxy names each request's execution on its lines itself (logs.py). If
 the hook is not installed, requests still reach the proxy, through `main`.
 
 `tests/test_every_path.py` fails when functions-framework changes under this (a first
@@ -34,14 +35,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 OUTERMOST: Callable[[ASGIApp], ASGIApp] = functions_framework.aio.ExceptionHandlerMiddleware
 
 
-def serve_every_path(app: ASGIApp) -> None:
-    """Have the app functions-framework builds next hand `app` every HTTP request."""
+def serve_every_path(app: ASGIApp, built: Callable[[], None] = lambda: None) -> None:
+    """Have the app functions-framework builds next hand `app` every HTTP request; `built` runs
+    when it builds that app's middleware (in each worker, once the framework has set up its
+    logging: main.py sets up the proxy's there again)."""
 
     class EveryPath:
         """functions-framework's first middleware, which hands every HTTP request to `app`."""
 
         def __init__(self, inner: ASGIApp):
             self.framework = OUTERMOST(inner)
+            built()
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":
