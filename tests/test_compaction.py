@@ -198,6 +198,28 @@ def test_a_responses_chain_asking_for_compaction_keeps_its_earliest_facts(
     assert tokens <= 300  # the history sent is held to compact_threshold
 
 
+def test_a_compact_threshold_below_compaction_threshold_makes_the_summary_due(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    proxy = start_proxy(start_server, proxy_env)  # COMPACTION_THRESHOLD: 2000 tokens
+    compact = [{"type": "compaction", "compact_threshold": 300}]
+    previous = None
+    for text in [FACT, *map(filler, range(1, 7))]:
+        previous = proxy.client.responses.create(
+            model=MODEL, input=text, previous_response_id=previous, context_management=compact
+        ).id
+    chat = chat_named(previous)
+    deadline = time.monotonic() + 20
+    while not (made := [m for m in proxy.get(f"/{chat}/chat?include=summaries") if "covers" in m]):
+        assert time.monotonic() < deadline, "no summary was made"
+        time.sleep(0.05)
+
+    last = made[0]["covers"][1]
+    covered = [m for m in proxy.get(f"/{chat}/chat") if m.get("id") is not None and m["id"] <= last]
+    assert made[0]["covers"][0] == 0
+    assert 300 < sum(len(m["content"]) for m in covered) / 4 < 2000  # below COMPACTION_THRESHOLD
+
+
 def test_a_summary_due_while_another_is_made_is_made_after_it(
     compacting: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

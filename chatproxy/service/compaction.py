@@ -7,7 +7,8 @@ prompt with the newest summary on its path appended under `SUMMARY_HEADING`, the
 messages after the summary that fit beside it.
 
 - **When.** A turn's window notes that a summary is due (`Compactor.plan`) when the messages
-  left out and not yet summarized come to COMPACTION_THRESHOLD tokens or more, or when its read
+  left out and not yet summarized come to COMPACTION_THRESHOLD tokens or more (or to the
+  `compact_threshold` a Responses turn holds its history to, if lower), or when its read
   found no summary while the path goes on above what it read; the summary covers up to the
   newest message left out. A turn of such a chat reads `READ_FACTOR` times MESSAGES_LENGTH, so
   it counts the messages above the window without walking the chat, and meets the summary again
@@ -162,14 +163,17 @@ class Compactor:
         read: Sequence[Message],
         sent: Sequence[Message],
         summary: Summary | None,
+        asked: int | None = None,
     ) -> None:
         """Note whether the window of this turn (`on`: of a compacted chat) makes a summary
-        due (made by `after_save`)."""
+        due (made by `after_save`); `asked`: the turn holds its history to that many tokens
+        itself, and a summary falls due at that many left out, if below COMPACTION_THRESHOLD."""
         if not on:
             self._due.pop(chat, None)
             return
         _remember(self._known, chat)
-        through = due_through(read, sent, summary, self._config.threshold)
+        threshold = min(self._config.threshold, asked or self._config.threshold)
+        through = due_through(read, sent, summary, threshold)
         if through is None:
             self._due.pop(chat, None)
         else:

@@ -61,7 +61,7 @@ class Outgoing:
                 held += message_tokens(window[-1])
             held = min(budget, held)
             window = fit_window(system, window, asked, budget=held)
-        self._compactor.plan(chat, on, read if most else [], window, summary)
+        self._compactor.plan(chat, on, read if most else [], window, summary, options.compact)
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]
