@@ -83,3 +83,22 @@ async def test_a_fork_whose_ids_were_taken_by_a_new_chat_is_not_called_stored(
         await store.save_turn(CHAT, "tf", chained(turn("f"), fork.next_id, 1))
 
     assert [m and m.content for m in await store.load_items(CHAT, [2, 3])] == ["q2", "a2"]
+
+
+@pytest.mark.parametrize("release", [False, True])
+async def test_a_chat_deleted_while_its_turn_ran_is_not_brought_back(
+    make_store: MakeStore, release: bool
+) -> None:
+    store = make_store()
+    await store.save_turn(CHAT, "t0", turn("0"))  # items 0, 1
+    read = await store.begin_turn(CHAT, "lock", 30, 10)
+    assert read is not None
+    assert await store.delete_chat(CHAT)
+
+    with pytest.raises(NotFound):
+        await store.save_turn(
+            CHAT, "t1", chained(turn("1"), 2, 1), lock_token="lock", release=release
+        )
+
+    assert await store.load_tree(CHAT) is None
+    assert await store.list_chats("public", 10, None) == []

@@ -137,10 +137,12 @@ class Store(Protocol):
 
         Return False (and change nothing) if `turn_id` is the chat's last saved turn: a save that
         is retried after it landed (turn ids are fresh per turn, so only the last can repeat).
-        Without `lock_token`, placed messages (a fork's, on ids set aside for it) are not saved
-        again if their first id holds their first message (a retry after another turn saved),
-        and raise `NotFound` if the item they go under is gone, or their first id holds another
-        message (the chat deleted or replaced while the fork ran).
+        Placed messages whose first goes under an item the chat no longer holds raise
+        `NotFound` (the item, or the whole chat, deleted while the turn ran): nothing brings a
+        deleted chat back. Without `lock_token`, placed messages (a fork's, on ids set aside
+        for it) are not saved again if their first id holds their first message (a retry after
+        another turn saved), and raise `NotFound` if it holds another message (the chat
+        replaced while the fork ran).
         With `lock_token`, raise `TurnLeaseLost` unless that token still holds the chat's turn
         lock, and with `release` also release that lock in the same step (a repeated save
         releases it too). With a message limit, the oldest items beyond it (the lowest ids) are

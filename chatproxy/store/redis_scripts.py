@@ -104,15 +104,18 @@ end
 if ARGV[4] ~= '0' and not holds then
   return -1
 end
-if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, and under a live item
-  local head, up = string.match(ARGV[16] or '', PLACED)
+local head, up = string.match(ARGV[16] or '', PLACED)
+if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once
   local found = head and redis.call('HGET', KEYS[1], head)
   if found and found == ARGV[16] then  -- this save landed before
     return 0
   end
-  if found or (head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0) then
-    return -2  -- its ids taken (the chat replaced meanwhile), or its parent gone
+  if found then
+    return -2  -- its ids taken (the chat replaced meanwhile)
   end
+end
+if head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0 then
+  return -2  -- the message it goes under is gone (deleted meanwhile, or the whole chat)
 end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
 local parent = meta[7] or 'null'

@@ -186,14 +186,15 @@ class SqliteStore(SqliteBase):
                 return False
             if lock_token is not None and not holds:
                 raise TurnLeaseLost()
-            head = messages[0] if messages and lock_token is None else None
-            if head is not None and head.id is not None:  # a fork's: see Store.save_turn
-                found = stored_text(db, chat, head.id)
+            head = messages[0] if messages and messages[0].id is not None else None
+            if head is not None and lock_token is None:  # a fork's: see Store.save_turn
+                found = stored_text(db, chat, head.id)  # type: ignore[arg-type]
                 if found == head.dumps():  # this save landed before
                     return False
-                gone = head.parent is not None and not has_item(db, chat, head.parent)
-                if found is not None or gone:  # its ids taken: the chat was replaced meanwhile
+                if found is not None:  # its ids taken: the chat was replaced meanwhile
                     raise NotFound("the message this turn goes under was deleted")
+            if head is not None and head.parent is not None and not has_item(db, chat, head.parent):
+                raise NotFound("the message this turn goes under was deleted")  # the chat too
             ensure_chat(db, chat, now, self._expiry(now))
             next_id, leaf = (row.next_id, row.leaf) if row else (0, None)
             placed = place(messages, next_id, leaf)
