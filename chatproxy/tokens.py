@@ -16,6 +16,8 @@ USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # The breakdowns an upstream may give beside the counts (cached prompt tokens, reasoning
 # tokens, ...): a reply keeps them with its counts, each entry a name and a count (not 0).
 USAGE_DETAILS = ("prompt_tokens_details", "completion_tokens_details")
+MAX_DETAILS = 16  # entries of one breakdown
+MAX_DETAIL_NAME = 64  # characters of an entry's name
 # The largest token count a chat or an item may carry: a store adds them up (Redis's HINCRBY
 # stops at 2**63), and a window counts a reply's as exact.
 MAX_TOKEN_COUNT = 10**12

@@ -137,6 +137,10 @@ def broken(change: str) -> dict[str, Any]:
         items[1]["tokens"]["completion_tokens"] = 2**64
     elif change == "item tokens details":
         items[1]["tokens"]["prompt_tokens_details"] = {"cached_tokens": -1}
+    elif change == "item tokens object":
+        items[1]["tokens"]["total_tokens"] = {"a": 5}
+    elif change == "item tokens breakdown":
+        items[1]["tokens"]["prompt_tokens_details"] = 7
     elif change == "response time":
         items[1]["response"]["created_at"] = "x"
     elif change == "response tools":
@@ -165,8 +169,10 @@ def broken(change: str) -> dict[str, Any]:
         ("setting", "settings.compaction: Input should be 'off' or 'summary'"),
         ("id too large", "items[3] (id 1000000000000000).id: Input should be less than or"),
         ("tokens too large", "tokens.total_tokens: Input should be less than or equal to"),
-        ("item tokens too large", "items[1] (id 1).tokens.completion_tokens: must be a count"),
-        ("item tokens details", "items[1] (id 1).tokens.prompt_tokens_details: must be a count"),
+        ("item tokens too large", "items[1] (id 1).tokens: completion_tokens: must be a count"),
+        ("item tokens object", "items[1] (id 1).tokens: total_tokens: must be a count"),
+        ("item tokens details", "items[1] (id 1).tokens: prompt_tokens_details: each must be"),
+        ("item tokens breakdown", "items[1] (id 1).tokens: prompt_tokens_details: must be an obj"),
         ("two summaries at one item", "summaries[1]: another summary also covers up to 1"),
         ("response time", "items[1] (id 1).response: created_at: Input should be"),
         ("response tools", "items[1] (id 1).response: tools: Input should be"),

@@ -2,17 +2,20 @@
 tokens, reasoning tokens, ...): the Responses API reports them, when it answers and when a
 response is retrieved, streamed or not; the chat API shows them with the reply's counts; an
 export carries them and imports again. Against the real server process, both stores, with the
-official openai SDK."""
+official openai SDK; and a `/v1` answer passes on the provider's usage as it came, as its schema
+says."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from openai.types.responses import Response
 
 from harness.fake_upstream import FakeUpstream
 from harness.server_process import http
+from tests.asgi_client import ProxyClient
 from tests.responses_client import KEY, MODEL, OTHER_KEY, Proxy, chat_of, proxy
 
 __all__ = ["proxy"]  # the fixture this module's tests use
@@ -85,3 +88,20 @@ def test_an_export_carries_the_breakdowns_and_imports_as_the_same_bytes(
     again = http("GET", f"{proxy.url}/{chat}/export", headers=other)
     assert again.body == exported.body
     assert exported.json()["items"][-1]["tokens"] == KEPT
+
+
+@pytest.mark.parametrize("details", [None, {"cached_tokens": None}], ids=["null", "null entry"])
+@pytest.mark.parametrize("headers", [{"X-Chat-Id": "c1"}, {}], ids=["chat", "pass-through"])
+def test_a_chat_completion_passes_on_the_providers_breakdowns_as_its_schema_says(
+    client: ProxyClient, fake_upstream: FakeUpstream, headers: dict[str, str], details: Any
+) -> None:
+    fake_upstream.usage = {**COUNTS, "prompt_tokens_details": details}
+    sent = {"messages": [{"role": "user", "content": "hi"}]}
+
+    answer = client.post("/v1/chat/completions", json=sent, headers=headers)
+
+    assert answer.status_code == 200
+    assert answer.get_json()["usage"]["prompt_tokens_details"] == details
+    spec = client.get("/openapi.json").get_json()
+    schema = {**spec, "$ref": "#/components/schemas/ChatCompletion"}
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(answer.get_json())] == []

@@ -27,7 +27,9 @@ from chatproxy.http.openapi_operation import (
 )
 from chatproxy.store.items import CHAT_ID
 
-DETAILS: Schema = {"type": "object", "additionalProperties": COUNT}  # a breakdown of a count
+# A breakdown of a count: a stored reply's holds counts; a `/v1` answer passes on the provider's
+# as it came (null, or entries of null, from some servers).
+DETAILS: Schema = nullable({"type": "object"})
 
 # What each error status means here; every one has the same body (OpenAI's shape on /v1).
 ERROR_STATUSES = {
@@ -75,11 +77,13 @@ SHARED_SCHEMAS: dict[str, Schema] = {
         total_tokens=COUNT,
         prompt_tokens_details={
             **DETAILS,
-            "description": "A reply's: as the model provider gave it (`cached_tokens`, ...).",
+            "description": "As the model provider gave it (`cached_tokens`, ...): a stored"
+            " reply keeps its counts but zeros.",
         },
         completion_tokens_details={
             **DETAILS,
-            "description": "A reply's: as the model provider gave it (`reasoning_tokens`, ...).",
+            "description": "As the model provider gave it (`reasoning_tokens`, ...): a stored"
+            " reply keeps its counts but zeros.",
         },
     ),
 }

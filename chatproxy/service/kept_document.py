@@ -5,7 +5,7 @@
   route; an imported one is checked here, so that a Response built from it is one the SDKs read
   (a time as a number, `tools` a list, ...);
 - its `tokens` (`Tokens`): the counts of a reply's usage and their breakdowns, as the model
-  provider named them (`upstream.answers.usage_counts`), each a count.
+  provider named them, held to what `upstream.answers.usage_counts` keeps.
 """
 
 from __future__ import annotations
@@ -15,16 +15,30 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from chatproxy.tokens import MAX_TOKEN_COUNT, is_count
+from chatproxy.tokens import (
+    MAX_DETAIL_NAME,
+    MAX_DETAILS,
+    MAX_TOKEN_COUNT,
+    USAGE_DETAILS,
+    is_count,
+)
 
 
-def _counts(value: Any) -> Any:
-    if all(map(is_count, value.values() if isinstance(value, dict) else [value])):
-        return value
-    raise ValueError(f"must be a count from 0 to {MAX_TOKEN_COUNT}, or an object of counts")
+def _usage(value: dict[str, Any]) -> dict[str, Any]:
+    """A reply's `tokens` as `usage_counts` keeps them: counts, and the breakdowns (by their
+    names) objects of at most MAX_DETAILS counts."""
+    for name, entry in value.items():
+        if name not in USAGE_DETAILS:
+            if not is_count(entry):
+                raise ValueError(f"{name}: must be a count from 0 to {MAX_TOKEN_COUNT}")
+        elif not isinstance(entry, dict) or len(entry) > MAX_DETAILS:
+            raise ValueError(f"{name}: must be an object of at most {MAX_DETAILS} counts")
+        elif not all(is_count(n) and len(k) <= MAX_DETAIL_NAME for k, n in entry.items()):
+            raise ValueError(f"{name}: each must be a count, named in {MAX_DETAIL_NAME} characters")
+    return value
 
 
-Tokens = dict[str, Annotated[Any, AfterValidator(_counts)]]  # the counts and their breakdowns
+Tokens = Annotated[dict[str, Any], AfterValidator(_usage)]  # the counts and their breakdowns
 
 
 class KeptDoc(BaseModel):

@@ -13,12 +13,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.errors import UpstreamBadResponse
-from chatproxy.tokens import USAGE_DETAILS, USAGE_FIELDS, estimate_usage, is_count
+from chatproxy.tokens import (
+    MAX_DETAIL_NAME,
+    MAX_DETAILS,
+    USAGE_DETAILS,
+    USAGE_FIELDS,
+    estimate_usage,
+    is_count,
+)
 from chatproxy.upstream.base import Completion, JsonObject
 
 NO_TEXT = "the model provider returned no text"
-MAX_DETAILS = 16  # entries kept of one breakdown of a usage
-MAX_NAME = 64  # characters of an entry's name
 
 
 def completion_of(
@@ -64,7 +69,11 @@ def usage_counts(usage: Any) -> dict[str, Any] | None:
     for name in USAGE_DETAILS:
         details = usage.get(name)
         if isinstance(details, dict):
-            kept = [(k, v) for k, v in details.items() if v and is_count(v) and len(k) <= MAX_NAME]
+            kept = [
+                (k, v)
+                for k, v in details.items()
+                if v and is_count(v) and len(k) <= MAX_DETAIL_NAME
+            ]
             if kept:
                 counts[name] = dict(kept[:MAX_DETAILS])
     return counts
