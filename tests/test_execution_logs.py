@@ -2,21 +2,26 @@
 functions`: functions-framework then replaces the logging configuration main.py set up (its
 own handler at WARNING, the proxy's loggers disabled), so the proxy sets its own up again; and
 every line written while a request is served names the request's execution, as the framework's
-own lines would. Against the real server process."""
+own lines would, a summary made in the background too. Against the real server process, and in
+process for the summaries' lines."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatproxy.logs import EXECUTION, JsonFormatter, execution
+from chatproxy.service.compaction import PROMPT
 from harness.fake_upstream import FakeUpstream
 from harness.server_process import StartServer, http, server_env
+from tests.conftest import MakeClient
+from tests.test_compaction import FACT, SMALL_WINDOW, filler, wait_for_summary
 
 LABELS = "logging.googleapis.com/labels"
 SPAN = "logging.googleapis.com/spanId"
@@ -95,3 +100,35 @@ def test_every_line_written_while_a_request_is_served_names_its_execution() -> N
     during, after = (json.loads(line) for line in written.getvalue().splitlines())
     assert during[LABELS] == {"execution_id": "exec-9"}
     assert LABELS not in after
+
+
+def test_a_summary_made_after_another_names_the_turn_that_made_it_due(
+    make_client: MakeClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(COMPACTION="summary", LOG_EXECUTION_ID="true", **SMALL_WINDOW)
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("chatproxy.service.compaction")
+    answer = fake_upstream.handle_chat
+
+    def slow_summaries(handler: Any, body: dict[str, Any]) -> None:
+        if body["messages"][0]["content"] == PROMPT:
+            time.sleep(1.0)  # later turns make the next summary due while this one is made
+        answer(handler, body)
+
+    monkeypatch.setattr(fake_upstream, "handle_chat", slow_summaries)
+    logger.addHandler(handler)
+    try:
+        for n, text in enumerate([FACT, *map(filler, range(1, 8))]):
+            named = {"Function-Execution-Id": f"turn-{n}"}
+            assert client.post("/c/chat", json={"content": text}, headers=named).status_code == 200
+        wait_for_summary(client, covering=7)
+        time.sleep(0.3)  # its log line
+    finally:
+        logger.removeHandler(handler)
+
+    made = [json.loads(line) for line in written.getvalue().splitlines()]
+    named = [line[LABELS]["execution_id"] for line in made if "summaries made" in line["message"]]
+    assert len(named) >= 2
+    assert len(set(named)) == len(named)  # each by the turn that made it due

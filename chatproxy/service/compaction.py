@@ -32,6 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from contextvars import Context, copy_context
 from typing import Any
 
 from chatproxy.config import Settings
@@ -145,7 +146,9 @@ class Compactor:
         self._known: dict[ChatRef, None] = {}  # chats seen compacting (with COMPACTION=off)
         self._due: dict[ChatRef, int] = {}
         self._running: set[ChatRef] = set()
-        self._next: dict[ChatRef, int] = {}  # due while one was being made: made after it
+        # due while one was being made: made after it, in the context of the turn that made it
+        # due (its log lines name that request)
+        self._next: dict[ChatRef, tuple[int, Context]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -186,13 +189,14 @@ class Compactor:
         if through is None:
             return
         if chat in self._running:
-            _remember(self._next, chat, through)
+            _remember(self._next, chat, (through, copy_context()))
             return
         self._start(chat, through)
 
-    def _start(self, chat: ChatRef, through: int) -> None:
+    def _start(self, chat: ChatRef, through: int, context: Context | None = None) -> None:
         self._running.add(chat)
-        task = asyncio.get_running_loop().create_task(self._summarize(chat, through))
+        made = self._summarize(chat, through)
+        task = asyncio.get_running_loop().create_task(made, context=context)
         self._tasks.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(self._tasks.discard)
 
@@ -220,7 +224,7 @@ class Compactor:
             self._running.discard(chat)
             later = self._next.pop(chat, None)
             if later is not None and not self._closed:
-                self._start(chat, later)
+                self._start(chat, *later)
 
     async def summarize(self, chat: ChatRef, through: int) -> int:
         """Fold what the newest summary on the path ending at `through` does not cover into
