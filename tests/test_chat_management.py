@@ -63,6 +63,26 @@ def test_chat_listing_pages_with_a_cursor(client: ProxyClient) -> None:
     assert third["next_before"] is None
 
 
+def test_chats_of_the_same_activity_are_each_listed_once_across_pages(
+    client: ProxyClient,
+) -> None:
+    say(client, "model", "a chat to copy", WEB)
+    document = client.get("/model/export", headers=WEB).get_json()
+    for n in range(5):  # imports keep the chat's activity: five chats of one time
+        copy = json.dumps({**document, "id": f"same-{n}"})
+        assert client.post("/import", data=copy, headers=WEB).status_code == 200
+    pages, cursor = [], ""
+    while True:
+        page = client.get(f"/chats?limit=2{cursor}", headers=WEB).get_json()
+        pages.append([c["id"] for c in page["chats"]])
+        if page["next_before"] is None:
+            break
+        cursor = f"&before={page['next_before']}&before_id={page['next_before_id']}"
+
+    assert pages == [["same-4", "same-3"], ["same-2", "same-1"], ["same-0", "model"], []]
+    assert client.get("/chats?limit=2&before_id=a%20b", headers=WEB).status_code == 400
+
+
 def test_deleted_and_expired_chats_are_not_listed(make_client: MakeClient) -> None:
     client = make_client(EXPIRE_HOURS="0.0003")  # about one second
     say(client, "gone", "a")

@@ -108,11 +108,16 @@ SCHEMAS: dict[str, Schema] = {
         tokens=ref("TokenCounts"),
     ),
     "ChatList": object_of(
-        ["chats", "next_before"],
+        ["chats", "next_before", "next_before_id"],
         chats={"type": "array", "items": ref("ChatSummary")},
         next_before={
             **nullable(NUMBER),
             "description": "Pass as `before` for the next page; null on the last one.",
+        },
+        next_before_id={
+            **nullable(STRING),
+            "description": "Pass as `before_id` beside `before`: of chats of the same activity,"
+            " those that follow it come next.",
         },
     ),
     "Deleted": object_of(["chat_id", "deleted"], chat_id=STRING, deleted={"type": "boolean"}),
@@ -134,6 +139,7 @@ HISTORY_PAGE = (
 CHATS_PAGE = (
     query("limit", f"At most this many chats (default {DEFAULT_CHATS_PAGE}).", PAGE_LIMIT),
     query("before", "The `next_before` of the previous page.", {"type": "number", "minimum": 0}),
+    query("before_id", "The `next_before_id` of the previous page.", {"type": "string"}),
 )
 DELETED = ok("Whether the chat existed.", ref("Deleted"))
 TURN_PARAMS = (CHAT, param("Idempotency-Key"))

@@ -26,7 +26,7 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.jsontext import compact
 from chatproxy.service.content import image_parts
 from chatproxy.service.results import StreamingTurn, TurnResult
-from chatproxy.store.items import Content
+from chatproxy.store.items import Content, valid_chat_id
 
 
 async def health(ctx: Context) -> Reply:
@@ -135,7 +135,12 @@ async def list_chats(ctx: Context) -> Reply:
     assert ctx.caller is not None
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_CHATS_PAGE
     before = ctx.query_number("before")
-    return await ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before)
+    before_id = ctx.request.query_params.get("before_id", "")
+    if before_id and not valid_chat_id(before_id):
+        raise ValidationFailed(
+            "before_id: must be a chat id, as given in next_before_id", param="before_id"
+        )
+    return await ctx.chats.chats(ctx.caller.tenant, limit=limit, before=before, before_id=before_id)
 
 
 async def get_usage(ctx: Context) -> Reply:

@@ -98,11 +98,18 @@ class Chats:
             raise NotFound("no such message in this chat")
         return {"leaf": leaf}
 
-    async def chats(self, tenant: str, *, limit: int, before: float | None) -> dict[str, Any]:
-        """List a tenant's chats, newest activity first, with the cursor of the next page."""
-        found = await self._store.list_chats(tenant, limit, before)
-        cursor = found[-1].updated if len(found) == limit else None
-        return {"chats": [info.to_json() for info in found], "next_before": cursor}
+    async def chats(
+        self, tenant: str, *, limit: int, before: float | None, before_id: str = ""
+    ) -> dict[str, Any]:
+        """List a tenant's chats, newest activity first, with the cursor of the next page (the
+        last chat's activity and id)."""
+        found = await self._store.list_chats(tenant, limit, before, before_id=before_id)
+        last = found[-1] if len(found) == limit else None
+        return {
+            "chats": [info.to_json() for info in found],
+            "next_before": last.updated if last else None,
+            "next_before_id": last.chat_id if last else None,
+        }
 
     async def usage(self, chat: ChatRef) -> dict[str, Any]:
         """Return the chat's token totals and size."""

@@ -93,14 +93,21 @@ class Store(Protocol):
         """Return a chat's activity and token totals, or None if it does not exist."""
 
     async def list_chats(
-        self, tenant: str, limit: int, before: float | None, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        before: float | None,
+        after: str | None = None,
+        before_id: str = "",
     ) -> list[ChatInfo]:
         """Return up to `limit` of a tenant's live chats, most recent activity first (a turn, a
         removal, a change of its prompt, settings or metadata: `ChatInfo.updated`), of equal
-        activity the chat id that sorts last (bytewise) first: with `before`, those last active
-        before it; with `after`, those after the chat `after` in this order, from where it is
-        now (raise `NotFound` if the tenant lists no such chat). Expired chats are passed over:
-        fewer than `limit` come back only at the end of the listing."""
+        activity the chat id that sorts last (bytewise) first: with `before`, those that come
+        after (`before`, `before_id`) in this order (the last of a page: those last active
+        before it, and of that activity those whose ids sort before `before_id`); with `after`,
+        those after the chat `after` in this order, from where it is now (raise `NotFound` if
+        the tenant lists no such chat). Expired chats are passed over: fewer than `limit` come
+        back only at the end of the listing."""
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
         """Return the whole chat, every item of every branch in the order of their ids, with

@@ -59,10 +59,15 @@ class RedisChats:
                 pipe.expire(key, self._ttl)
 
     async def list_chats(
-        self, tenant: str, limit: int, before: float | None, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        before: float | None,
+        after: str | None = None,
+        before_id: str = "",
     ) -> list[ChatInfo]:
         index = index_key(tenant)
-        cursor = ["+inf" if before is None else repr(before), ""]
+        cursor = ["+inf" if before is None else repr(before), before_id]
         if after is not None:
             score = await self._command("zscore", index, after)
             if score is None:

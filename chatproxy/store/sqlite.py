@@ -150,10 +150,15 @@ class SqliteStore(SqliteBase):
 
     @in_thread
     def list_chats(
-        self, tenant: str, limit: int, before: float | None, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        before: float | None,
+        after: str | None = None,
+        before_id: str = "",
     ) -> list[ChatInfo]:
         with translated():
-            return listed_chats(self.file.connection(), tenant, limit, before, after)
+            return listed_chats(self.file.connection(), tenant, limit, (before, before_id), after)
 
     @in_thread
     def load_tree(self, chat: ChatRef) -> ChatTree | None:

@@ -36,10 +36,15 @@ def info_of(row: tuple[Any, ...]) -> ChatInfo:
 
 
 def listed_chats(
-    db: sqlite3.Connection, tenant: str, limit: int, before: float | None, after: str | None
+    db: sqlite3.Connection,
+    tenant: str,
+    limit: int,
+    before: tuple[float | None, str],
+    after: str | None,
 ) -> list[ChatInfo]:
-    """A page of the tenant's listing (`Store.list_chats`): by last activity, then chat id."""
-    updated, last = math.inf if before is None else before, ""
+    """A page of the tenant's listing (`Store.list_chats`): by last activity, then chat id;
+    `before`: the activity and id of the last chat of the page before."""
+    updated, last = math.inf if before[0] is None else before[0], before[1]
     if after is not None:
         found = db.execute(
             "SELECT updated FROM chats WHERE tenant = ? AND chat_id = ?", (tenant, after)

@@ -39,11 +39,14 @@ export function renderChats() {
 
 export async function loadChats(more) {
   let path = `/chats?limit=${CHATS_PAGE}`;
-  if (more && state.nextBefore !== null) path += `&before=${state.nextBefore}`;
+  if (more && state.nextBefore !== null) {
+    path += `&before=${state.nextBefore}&before_id=${encodeURIComponent(state.nextBeforeId)}`;
+  }
   try {
     const page = await api("GET", path);
     state.chats = more ? state.chats.concat(page.chats) : page.chats;
     state.nextBefore = page.next_before;
+    state.nextBeforeId = page.next_before_id;
     renderChats();
   } catch (error) {
     showError(error);

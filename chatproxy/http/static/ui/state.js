@@ -8,6 +8,7 @@ export const state = {
   isNew: true,
   chats: [], // as GET /chats lists them: {id, title, updated, messages}
   nextBefore: null,
+  nextBeforeId: null,
   firstMessageId: null, // the oldest message shown, for paging back
   sending: false,
 };
