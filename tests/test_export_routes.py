@@ -10,6 +10,8 @@ import pytest
 
 from chatproxy.errors import StoreUnavailable
 from chatproxy.service.transfer import Transfer
+from chatproxy.store.redis_chats import RedisChats
+from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
@@ -158,3 +160,21 @@ def test_an_ndjson_line_past_max_body_bytes_is_reported_and_the_rest_imported(
     assert report["failed"] == [
         {"line": 1, "id": None, "error": "longer than MAX_BODY_BYTES (2048)"}
     ]
+
+
+def test_all_chats_with_the_store_down_is_a_503_not_an_empty_stream(
+    client: ProxyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    say(client, "a", "hello", WEB)
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable()
+
+    for store in (RedisChats, SqliteStore):  # whichever serves: its listing fails
+        monkeypatch.setattr(store, "list_chats", down)
+
+    answer = client.get("/export", headers=WEB)
+
+    assert answer.status_code == 503
+    assert answer.get_json()["code"] == "store_unavailable"
+    assert answer.headers["Retry-After"]

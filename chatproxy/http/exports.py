@@ -9,7 +9,8 @@ chat reported while the rest import. The documents and the work are `service/tra
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import TypeVar
 
 from starlette.responses import Response
@@ -32,7 +33,17 @@ async def get_export(ctx: Context) -> Answer:
 async def get_exports(ctx: Context) -> Answer:
     assert ctx.caller is not None
     lines = ctx.transfer.export_chats(ctx.caller.tenant)
-    return EventStream(lines, {"Cache-Control": "no-store"}, NDJSON.encode())
+    first = await anext(lines, None)  # read before the answer: a store that is down is a 503
+    return EventStream(_after(first, lines), {"Cache-Control": "no-store"}, NDJSON.encode())
+
+
+async def _after(first: str | None, rest: AsyncGenerator[str, None]) -> AsyncIterator[str]:
+    """`first` (None: there is nothing), then `rest`."""
+    async with aclosing(rest):
+        if first is not None:
+            yield first
+            async for line in rest:
+                yield line
 
 
 async def post_import(ctx: Context) -> Reply:

@@ -16,9 +16,8 @@ reported with its index in the file, and the rest import on the same rules.
 from __future__ import annotations
 
 import dataclasses
-import math
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -73,7 +72,7 @@ class Transfer:
             raise NotFound("no such chat")
         return chat_document.dumps(tree)
 
-    async def export_chats(self, tenant: str) -> AsyncIterator[str]:
+    async def export_chats(self, tenant: str) -> AsyncGenerator[str, None]:
         """Yield each of the tenant's chats as one NDJSON line, newest activity first, reading
         the listing a page at a time. A chat changed while the export runs moves to the top of
         the listing, so it may be left out (it was exported before, or is newer than the
@@ -84,27 +83,16 @@ class Transfer:
                 yield chat_document.dumps(tree) + "\n"
 
     async def _listed(self, tenant: str) -> AsyncIterator[str]:
-        """The ids of the tenant's chats, by last activity, page by page. A page ends on a time
-        that later chats may share, so the next page starts at that time again (just above it)
-        and leaves out the ids already given at it."""
-        cursor: float | None = None
-        at_cursor: set[str] = set()  # the ids given whose activity is `cursor`
-        limit = EXPORT_PAGE
+        """The ids of the tenant's chats, by last activity, page by page: each page those after
+        the last chat of the one before (its activity and id: `Store.list_chats`)."""
+        before, before_id = None, ""
         while True:
-            top = None if cursor is None else math.nextafter(cursor, math.inf)
-            page = await self._store.list_chats(tenant, limit, top)
-            fresh = [i for i in page if not (i.updated == cursor and i.chat_id in at_cursor)]
-            for info in fresh:
+            page = await self._store.list_chats(tenant, EXPORT_PAGE, before, before_id=before_id)
+            for info in page:
                 yield info.chat_id
-            if len(page) < limit:
+            if len(page) < EXPORT_PAGE:
                 return
-            if not fresh:  # a whole page at one time, all given: read more of it at once
-                limit *= 2
-                continue
-            last = page[-1].updated
-            if last != cursor:
-                cursor, at_cursor = last, set()
-            at_cursor |= {info.chat_id for info in page if info.updated == last}
+            before, before_id = page[-1].updated, page[-1].chat_id
 
     async def import_document(
         self, tenant: str, text: str | bytes, on_conflict: OnConflict = "skip"
