@@ -216,6 +216,13 @@ BAD: list[tuple[str, Call, str]] = [
         "items[1].arguments",
     ),
     (
+        "item reference",
+        lambda c, cid: c.conversations.items.create(
+            cid, items=[{"type": "item_reference", "id": f"msg_{cid}_0"}]
+        ),
+        "items[0]",
+    ),
+    (
         "long file",
         lambda c, _: c.conversations.create(
             items=[{"role": "user", "content": [{"type": "input_file", "file_data": LONG}]}]
@@ -263,3 +270,22 @@ def test_bad_inputs_are_refused_with_their_param_and_nothing_is_stored(
     assert [c.id for c in conversations(client)] == [conversation]
     assert stored(proxy, conversation) == before
     assert client.conversations.retrieve(conversation).metadata == {"kept": "yes"}
+
+
+def test_an_item_reference_is_refused_for_what_it_is_not_as_not_found(
+    client: openai.OpenAI,
+) -> None:
+    conversation = client.conversations.create(items=[USER]).id
+    first = client.conversations.items.list(conversation).data[0].id
+
+    with pytest.raises(openai.BadRequestError) as referenced:
+        client.conversations.items.create(
+            conversation, items=[{"type": "item_reference", "id": first}]
+        )
+    with pytest.raises(openai.BadRequestError) as unknown:
+        client.conversations.items.create(conversation, items=[{"type": "weird"}])  # type: ignore[list-item]
+
+    assert "is in its conversation already" in referenced.value.message
+    assert "not found" not in referenced.value.message
+    assert "use message, function_call, function_call_output" in unknown.value.message
+    assert "item_reference" not in unknown.value.message

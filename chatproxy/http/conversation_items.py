@@ -80,12 +80,12 @@ def item_id(text: str, conversation: str, param: str) -> ItemId:
 def item_messages(items: Sequence[Any], max_chars: int) -> list[JsonObject]:
     """The chat messages a request's `items` are (`responses_input.input_messages`), each
     text, tool call's arguments and file's data within `max_chars` (`check_lengths`), refused
-    with the item at fault (`items[3].content[0].type`). An `item_reference` finds nothing:
-    an item of a conversation is in it already."""
+    with the item at fault (`items[3].content[0].type`). An `item_reference` is refused: an
+    item of a conversation is in it already."""
     try:
         check_lengths(items, max_chars)
         origins: list[int] = []
-        messages = input_messages(items, origins=origins)
+        messages = input_messages(items, origins=origins, references=False)
         try:  # the rules a response's input is held to
             check_messages(messages, names=Names(tuple(origins)))
         except ValidationFailed as exc:

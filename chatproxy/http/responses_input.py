@@ -51,11 +51,13 @@ def input_messages(
     sent: str | Sequence[Any],
     stored: Mapping[int, Message] | None = None,
     origins: list[int] | None = None,
+    references: bool = True,
 ) -> list[JsonObject]:
     """The chat completion messages a request's `input` is; `stored` holds the messages its
     item references name (by message id, of the chat `referenced_ids` found them in). Each
     message's item (its first: an assistant's text and calls are one message) is added to
-    `origins` (empty when given), by its index in `input`."""
+    `origins` (empty when given), by its index in `input`. Without `references` (a
+    conversation's new items), an `item_reference` is refused."""
     origins = [] if origins is None else origins
     if isinstance(sent, str):
         origins.append(0)
@@ -63,7 +65,7 @@ def input_messages(
     messages: list[JsonObject] = []
     for n, item in enumerate(sent):
         where = f"input[{n}]"
-        kind = _item_type(item, where)
+        kind = _item_type(item, where, references)
         if kind == "message":
             messages.append(_message(item, where))
         elif kind == "function_call":
@@ -95,7 +97,7 @@ def referenced_ids(sent: str | Sequence[Any]) -> list[ItemId]:
     return found
 
 
-def _item_type(item: Any, where: str) -> str:
+def _item_type(item: Any, where: str, references: bool = True) -> str:
     """An item's type: its `type`, or a message's (a `role` alone) or a reference's (an `id`
     alone) short form; an item of a type chat completions cannot take is refused."""
     if not isinstance(item, dict):
@@ -103,11 +105,18 @@ def _item_type(item: Any, where: str) -> str:
     kind = item.get("type")
     if kind is None:
         kind = "message" if "role" in item else "item_reference" if "id" in item else None
+    if kind == "item_reference" and not references:
+        raise ValidationFailed(
+            f"{where}: an item_reference adds nothing: the item it names is in its conversation"
+            " already (add a message, function_call or function_call_output)",
+            param=where,
+        )
     if kind in ITEM_TYPES:
         return str(kind)
     if kind is None:
         raise ValidationFailed(f"{where}.type: required", param=f"{where}.type")
-    supported = ", ".join(t for t in ITEM_TYPES if t != "reasoning")
+    unused = ("reasoning",) if references else ("reasoning", "item_reference")
+    supported = ", ".join(t for t in ITEM_TYPES if t not in unused)
     raise ValidationFailed(
         f"{where}.type: {str(kind)[:64]!r} items are not supported; use {supported}",
         param=f"{where}.type",
