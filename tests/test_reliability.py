@@ -272,22 +272,3 @@ def test_rejections_are_not_retried(make_client: MakeClient, fake_upstream: Fake
 
     assert post(client, "c1", "hi").status_code == 400
     assert len(fake_upstream.chat_requests()) == 1
-
-
-@pytest.mark.parametrize("delete", ["/c1/chat", "/v1/conversations/c1"])
-def test_a_chat_deleted_while_a_turn_waits_on_the_model_stays_deleted(
-    make_client: MakeClient, fake_upstream: FakeUpstream, delete: str
-) -> None:
-    client, other = make_client(), make_client()
-    assert post(client, "c1", "first").status_code == 200
-    fake_upstream.delay = 1.0
-    slow = in_background(lambda: post(client, "c1", "slow"))
-    wait_for(lambda: len(fake_upstream.chat_requests()) == 2)
-
-    assert other.delete(delete).status_code == 200
-
-    turn = slow.result(timeout=10)
-    assert turn.status_code == 404
-    assert turn.get_json()["code"] == "not_found"
-    assert client.get("/c1/chat").get_json() == []
-    assert client.get("/chats").get_json()["chats"] == []

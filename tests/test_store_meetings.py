@@ -102,3 +102,24 @@ async def test_a_chat_deleted_while_its_turn_ran_is_not_brought_back(
 
     assert await store.load_tree(CHAT) is None
     assert await store.list_chats("public", 10, None) == []
+
+
+async def test_a_turn_whose_parent_a_fork_trimmed_away_is_still_saved(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(max_messages=4)
+    await store.save_turn(CHAT, "t0", turn("0"))  # items 0, 1
+    await store.save_turn(CHAT, "t1", turn("1"))  # items 2, 3: the chat is full
+    fork = await store.begin_turn(CHAT, "fork", 30, 10, at=3, reserve=2)  # ids 4, 5 set aside
+    assert fork is not None
+    regenerate = await store.begin_turn(CHAT, "lock", 30, 10)  # another reply to q0
+    assert regenerate is not None
+    reply = Message("assistant", "a0 again", id=regenerate.next_id, parent=0, created_at=3.0)
+    await store.save_turn(CHAT, "tf", chained(turn("f"), 4, 3))  # the fork lands: 0, 1 trimmed
+
+    saved = await store.save_turn(
+        CHAT, "tr", [reply], lock_token="lock", release=True, existed=regenerate.exists
+    )
+
+    assert saved
+    assert await store.load_items(CHAT, [reply.id]) == [reply]  # type: ignore[list-item]

@@ -177,7 +177,13 @@ class TurnGuard:
             try:
                 token = None if lease.detached else lease.token
                 await self._store.save_turn(
-                    chat, turn_id, messages, lock_token=token, idempotent=answer, release=True
+                    chat,
+                    turn_id,
+                    messages,
+                    lock_token=token,
+                    idempotent=answer,
+                    release=True,
+                    existed=lease.state.exists,
                 )
                 lease.released = True
                 return

@@ -133,6 +133,7 @@ class Store(Protocol):
         idempotent: IdempotentResult | None = None,
         release: bool = False,
         metadata: dict[str, str] | None = None,
+        existed: bool = False,
     ) -> bool:
         """Add `messages` to the tree, record `idempotent` and set the chat's `metadata` (None:
         leave it), all in one atomic step; the last message becomes the chat's leaf. A save of
@@ -144,12 +145,14 @@ class Store(Protocol):
 
         Return False (and change nothing) if `turn_id` is the chat's last saved turn: a save that
         is retried after it landed (turn ids are fresh per turn, so only the last can repeat).
-        Placed messages whose first goes under an item the chat no longer holds raise
-        `NotFound` (the item, or the whole chat, deleted while the turn ran): nothing brings a
-        deleted chat back. Without `lock_token`, placed messages (a fork's, on ids set aside
-        for it) are not saved again if their first id holds their first message (a retry after
-        another turn saved), and raise `NotFound` if it holds another message (the chat
-        replaced while the fork ran).
+        Nothing brings a deleted chat back: with `existed` (the chat had a record when the turn
+        began) a save that finds none raises `NotFound`, and so do placed messages whose first
+        goes under an item the chat no longer holds (deleted while the turn ran; one that
+        trimming dropped is below the lowest id kept, and a path may start below it). Without
+        `lock_token`, placed messages (a fork's, on ids set aside for it) are not saved again if
+        their first id holds their first message (a retry after another turn saved), and raise
+        `NotFound` if it holds another message (the chat replaced while the fork ran) or their
+        parent is gone, trimmed too.
         With `lock_token`, raise `TurnLeaseLost` unless that token still holds the chat's turn
         lock, and with `release` also release that lock in the same step (a repeated save
         releases it too). With a message limit, the oldest items beyond it (the lowest ids) are

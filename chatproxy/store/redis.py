@@ -212,6 +212,7 @@ class RedisStore(RedisCalls, RedisChats):
         idempotent: IdempotentResult | None = None,
         release: bool = False,
         metadata: dict[str, str] | None = None,
+        existed: bool = False,
     ) -> bool:
         fenced = 0 if lock_token is None else 2 if release else 1
         now = time.time()
@@ -223,6 +224,7 @@ class RedisStore(RedisCalls, RedisChats):
         args.append(self._max_messages)
         args += [*usage_of(messages).values(), title_of(messages) or "", chat.chat_id]
         args.append("" if metadata is None else compact(metadata))
+        args.append("1" if existed else "0")
         raws = [m.dumps() if m.id is not None else "" for m in messages]
         args += [raw or compact(m.to_json()) for m, raw in zip(messages, raws, strict=True)]
         keys = [

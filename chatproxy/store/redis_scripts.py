@@ -89,9 +89,10 @@ SAVE_TURN = (
 -- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
 --       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
 --       (0 = all), prompt, completion and total tokens, title, chat id, metadata ('' = leave
---       it), then per message its stored text (Message.dumps, which starts with its id and
---       parent); or its JSON without them, for the next id under the one before it (the
---       first: the leaf).
+--       it), whether the chat had a record when the turn began ('1': a save that finds none
+--       stores nothing: the chat was deleted meanwhile), then per message its stored text
+--       (Message.dumps, which starts with its id and parent); or its JSON without them, for
+--       the next id under the one before it (the first: the leaf).
 local holds = redis.call('GET', KEYS[5]) == ARGV[5]
 if ARGV[4] == '2' and holds then
   redis.call('DEL', KEYS[5])
@@ -104,23 +105,26 @@ end
 if ARGV[4] ~= '0' and not holds then
   return -1
 end
-local head, up = string.match(ARGV[16] or '', PLACED)
-if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once
-  local found = head and redis.call('HGET', KEYS[1], head)
-  if found and found == ARGV[16] then  -- this save landed before
-    return 0
-  end
-  if found then
-    return -2  -- its ids taken (the chat replaced meanwhile)
-  end
-end
-if head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0 then
-  return -2  -- the message it goes under is gone (deleted meanwhile, or the whole chat)
+if ARGV[16] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return -2  -- the chat was deleted while the turn ran
 end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
+local head, up = string.match(ARGV[17] or '', PLACED)
+if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, under a live item
+  local found = head and redis.call('HGET', KEYS[1], head)
+  if found and found == ARGV[17] then  -- this save landed before
+    return 0
+  end
+  if found or (head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0) then
+    return -2  -- its ids taken (the chat replaced meanwhile), or its parent gone
+  end
+elseif head and up ~= 'null' and tonumber(up) >= first
+       and redis.call('HEXISTS', KEYS[1], up) == 0 then
+  return -2  -- its parent gone: deleted (one trimmed away is below the first item kept)
+end
 local parent = meta[7] or 'null'
 local last, leaf, first_before = nil, nil, meta[5] and first
-for i = 16, #ARGV do
+for i = 17, #ARGV do
   local raw = ARGV[i]
   local id, up = string.match(raw, PLACED)
   if id then

@@ -59,7 +59,7 @@ from chatproxy.store.sqlite_rows import (
     trim,
 )
 from chatproxy.store.sqlite_summaries import fence_of, keep_summary, summaries_at
-from chatproxy.store.sqlite_tree import children_of, has_item, place, stored_text
+from chatproxy.store.sqlite_tree import children_of, has_item, place, placed_before
 from chatproxy.store.summary import Summary
 
 SWEEP_EVERY_SECONDS = 60.0
@@ -180,6 +180,7 @@ class SqliteStore(SqliteBase):
         idempotent: IdempotentResult | None = None,
         release: bool = False,
         metadata: dict[str, str] | None = None,
+        existed: bool = False,
     ) -> bool:
         now = time.time()
         with self.file.transaction() as db:
@@ -191,15 +192,10 @@ class SqliteStore(SqliteBase):
                 return False
             if lock_token is not None and not holds:
                 raise TurnLeaseLost()
-            head = messages[0] if messages and messages[0].id is not None else None
-            if head is not None and lock_token is None:  # a fork's: see Store.save_turn
-                found = stored_text(db, chat, head.id)  # type: ignore[arg-type]
-                if found == head.dumps():  # this save landed before
-                    return False
-                if found is not None:  # its ids taken: the chat was replaced meanwhile
-                    raise NotFound("the message this turn goes under was deleted")
-            if head is not None and head.parent is not None and not has_item(db, chat, head.parent):
-                raise NotFound("the message this turn goes under was deleted")  # the chat too
+            if existed and row is None:
+                raise NotFound("the chat was deleted while this turn ran")
+            if placed_before(db, chat, messages, fork=lock_token is None):
+                return False
             ensure_chat(db, chat, now, self._expiry(now))
             next_id, leaf = (row.next_id, row.leaf) if row else (0, None)
             placed = place(messages, next_id, leaf)

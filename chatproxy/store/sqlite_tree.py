@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from chatproxy.errors import NotFound
 from chatproxy.jsontext import compact
 from chatproxy.store.items import ROOT, ChatRef, Message, chained
 
@@ -23,6 +24,32 @@ PATH = (
     " ON m.tenant = ? AND m.chat_id = ? AND m.seq = up.parent)"
     " SELECT seq, body FROM up WHERE seq < ? LIMIT ?"
 )
+
+
+def placed_before(
+    db: sqlite3.Connection, chat: ChatRef, messages: Sequence[Message], *, fork: bool
+) -> bool:
+    """Whether a save of placed `messages` landed before (a `fork`'s, retried); raise
+    `NotFound` if their first's id holds another item (a fork's: the chat was replaced while it
+    ran), or the item it goes under is gone: deleted while the turn ran, or for a fork trimmed
+    away too (a locked turn's path may start below the lowest id kept)."""
+    head = messages[0] if messages and messages[0].id is not None else None
+    if head is None:
+        return False
+    if fork:
+        found = stored_text(db, chat, head.id)  # type: ignore[arg-type]
+        if found == head.dumps():
+            return True
+        if found is not None:
+            raise NotFound("the message this turn goes under was deleted")
+    if head.parent is not None and not has_item(db, chat, head.parent):
+        lowest = db.execute(
+            "SELECT MIN(seq) FROM messages WHERE tenant = ? AND chat_id = ?",
+            (chat.tenant, chat.chat_id),
+        ).fetchone()[0]
+        if fork or lowest is None or head.parent >= lowest:
+            raise NotFound("the message this turn goes under was deleted")
+    return False
 
 
 def has_item(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> bool:
