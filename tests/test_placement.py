@@ -803,7 +803,7 @@ def test_plain_comparison_places_a_resend_as_alignment_does(
     at = placement._resent_as_stored(path, convo)
     assert at == len(convo) - 1
     for seen in (path, window(path, convo)):
-        assert placement._align(seen, convo, False) == (path[-1].id, {}, False, at)
+        assert placement._align(seen, convo, False, False) == (path[-1].id, {}, False, at)
 
 
 # --- cost -------------------------------------------------------------------------------------

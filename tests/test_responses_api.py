@@ -182,6 +182,35 @@ def test_a_resent_history_below_the_leafs_path_is_matched_and_one_that_leaves_it
     assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
 
 
+@pytest.mark.parametrize("anchor", ["previous_response_id", "conversation"])
+def test_examples_of_its_own_go_where_a_response_names_not_on_a_new_path(
+    proxy: Proxy, fake_upstream: FakeUpstream, anchor: str
+) -> None:
+    first = proxy.client.responses.create(model=MODEL, input="My name is Ana.")
+    chat = chat_of(first)
+    examples = [user("Translate: cat"), {"role": "assistant", "content": "chat"}]
+    where: dict[str, Any] = {
+        "previous_response_id": {"previous_response_id": first.id},
+        "conversation": {"conversation": chat},
+    }[anchor]
+
+    made = proxy.client.responses.create(
+        model=MODEL, input=[*examples, user("Translate: dog. And my name?")], **where
+    )
+
+    assert chat_of(made) == chat
+    assert sent_upstream(fake_upstream) == [
+        ("system", SYSTEM),
+        ("user", "My name is Ana."),
+        ("assistant", first.output_text),
+        ("user", "Translate: cat"),
+        ("assistant", "chat"),
+        ("user", "Translate: dog. And my name?"),
+    ]
+    assert proxy.get(f"/{chat}/children?parent=1") == {"parent": 1, "children": [2]}
+    assert proxy.get(f"/{chat}/children") == {"parent": None, "children": [0]}
+
+
 def test_a_conversation_is_a_chat_and_its_turn_goes_at_the_leaf(
     proxy: Proxy, fake_upstream: FakeUpstream
 ) -> None:

@@ -18,7 +18,8 @@ chat's path and says which are new and under which stored message they go. Leadi
 - **Nothing in common**: `[user X, assistant Y, user Z]` on `A, B` stores all three on a new
   path from the root (`ROOT`). A client that brings its own history to a chat id keeps it, and
   the old path stays in the tree; a 400 would make the client throw its history away. User
-  messages alone (`[user X, user Y]`) that match nothing go under the current leaf.
+  messages alone (`[user X, user Y]`) that match nothing go under the current leaf, and so does
+  an `anchored` request's history (a Responses request names where its input goes).
 - **A path whose oldest messages were dropped** (MAX_CHAT_MESSAGES): the client still resends
   them, so the request may also start before the path. On `C, D` (`A, B` dropped), `[user A,
   assistant B, user C, assistant D, user E]` stores `E` under `D`, as on `A, B, C, D`; what
@@ -88,9 +89,12 @@ def place_request(
     *,
     whole: bool = False,
     names: Names = MESSAGES,
+    anchored: bool = False,
 ) -> Placement | None:
     """Check a request's `messages` and place them on the chat's `path` (oldest first); a
-    refusal names the message at fault as `names` does.
+    refusal names the message at fault as `names` does. An `anchored` request (a Responses
+    request, which names where its input goes) whose history matches nothing goes at the end
+    of `path`, not on a new path from the root.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
@@ -117,7 +121,7 @@ def place_request(
         return Placement(system, None, [_to_message(m) for m in convo])
     # A path shorter than the window the request needs is all the store holds: the whole path.
     whole = whole or len(path) < window_for(sent)
-    return _place_history(path, convo, (first, names), system, whole, resent)
+    return _place_history(path, convo, (first, names), system, (whole, anchored), resent)
 
 
 def _place_history(
@@ -125,7 +129,7 @@ def _place_history(
     convo: Sequence[Mapping[str, Any]],
     named: tuple[int, Names],
     system: str | None,
-    whole: bool,
+    whole: tuple[bool, bool],
     resent: int,
 ) -> Placement | None:
     """Find where a resent history agrees with the stored path and place what follows
@@ -136,7 +140,7 @@ def _place_history(
     if at:
         parent, waiting, branch = path[-1].id, _waiting_after(path[-1]), False
     else:
-        found = _align(path, convo, whole)
+        found = _align(path, convo, *whole)
         if found is None:
             return None
         parent, waiting, branch, at = found
@@ -164,7 +168,7 @@ def _resent_as_stored(path: Sequence[Message], convo: Sequence[Mapping[str, Any]
 
 
 def _align(
-    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool, anchored: bool
 ) -> tuple[int | None, dict[str, str], bool, int] | None:
     """Align the request with the path, normalised: return the parent, the calls waiting
     there, whether it is a branch, and where the new messages start; None: need the whole path
@@ -191,9 +195,9 @@ def _align(
         return None
     if fit is None:  # an edit, a regenerate, or a history of its own: the longest agreement
         fit = max(found, key=lambda f: f.length, default=None)
-    if fit is None and path and last_assistant >= 0:
+    if fit is None and path and last_assistant >= 0 and not anchored:
         return ROOT, {}, True, 0
-    if fit is None:  # user messages only: nothing foreign to keep apart, so at the leaf
+    if fit is None:  # user messages only, or anchored: nothing to keep apart, so at the leaf
         return None, _waiting_after(path[-1] if path else None), False, 0
     end = fit.request + fit.length
     at = request[end].start if end < len(request) else len(convo)

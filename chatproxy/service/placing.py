@@ -66,6 +66,7 @@ class Ask:
     fork: bool = False
     after_reply: bool = False  # `at` must be an assistant reply (a response's): see `check`
     names: Names = MESSAGES  # how a refusal names the messages of `sent`
+    anchored: bool = False  # `sent` goes where `at` says: a history matching nothing too
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):

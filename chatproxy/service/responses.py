@@ -180,7 +180,7 @@ class Responses:
             sent.insert(0, {"role": "system", "content": ask.instructions})
             items = (None, *origins)  # the instructions are no input item
         after_reply = ask.previous is not None and at == place.at
-        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, Names(items))
+        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, Names(items), True)
         try:
             answer = await make(place.chat, turn, key, options)
         except NotFound:  # the turn found no reply where `previous_response_id` said

@@ -205,10 +205,12 @@ class ChatService:
         if ask.sent is None:
             return place_turn(state, ask)
         path = state.messages
-        placement = place_request(path, ask.sent, names=ask.names)
+        placement = place_request(path, ask.sent, names=ask.names, anchored=ask.anchored)
         if placement is None:
             path = (await self._store.load_history(chat, ask.at)).messages
-            placement = place_request(path, ask.sent, whole=True, names=ask.names)
+            placement = place_request(
+                path, ask.sent, whole=True, names=ask.names, anchored=ask.anchored
+            )
             assert placement is not None  # a whole path is always enough
         return place_sent(state, path, placement, at=ask.at, keep=ask.keep)
 
