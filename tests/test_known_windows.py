@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from chatproxy.config import RedisSettings
+from chatproxy.errors import NotFound
 from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.windows import KnownWindows
@@ -325,7 +326,7 @@ def test_a_trimmed_window_longer_than_its_limit_is_not_the_whole_path() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(
+async def test_a_chat_deleted_during_a_turn_is_not_known_from_before(
     process: Callable[..., Process],
 ) -> None:
     one, two = process(), process()
@@ -335,11 +336,11 @@ async def test_a_chat_deleted_during_a_turn_is_known_by_what_its_save_left(
     assert state is not None
     await two.store.delete_chat(CHAT)  # deletes take no lock
     placed = chained(turn("b"), state.next_id, state.leaf)  # under an item now gone
-    await one.store.save_turn(CHAT, "after-delete", placed, lock_token=token, release=True)
+    with pytest.raises(NotFound):  # nothing brings the chat back
+        await one.store.save_turn(CHAT, "after-delete", placed, lock_token=token, release=True)
 
-    assert await one.run_turn("c") == placed
-    assert one.items_read == 0
-    assert (await one.store.load_history(CHAT)).messages == chained(turn("b") + turn("c"), 2, 1)
+    assert await one.run_turn("c") == []
+    assert (await one.store.load_history(CHAT)).messages == chained(turn("c"), 0, None)
 
 
 def test_a_fork_continues_the_window_it_read_only_when_nothing_was_written_since() -> None:
