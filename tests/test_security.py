@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.test_reliability import in_background, wait_for
 
+ROOT = Path(__file__).resolve().parents[1]
 WEB_KEY = "web-key-0123456789abcdef"
 OPS_KEY = "ops-key-0123456789abcdef"
 HASHED_KEY = "ci-key-0123456789abcdef0"
@@ -561,6 +563,29 @@ def test_cors_preflight_allows_the_api_headers(make_client: MakeClient) -> None:
     for header in ("authorization", "content-type", "idempotency-key"):
         assert header in allowed_headers
     assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_cors_preflight_allows_what_the_openai_js_sdk_sends_from_a_browser(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(ALLOWED_ORIGINS=APP_ORIGIN, PROXY_API_KEYS=KEYS)
+    sdk = ROOT / "tests" / "js" / "node_modules" / "openai"
+    sources = [sdk / "client.js", *sdk.glob("internal/*.js"), *sdk.glob("lib/*.js")]
+    text = "\n".join(path.read_text() for path in sources if path.is_file())
+    sent = {name.lower() for name in re.findall(r"['\"](x-stainless-[a-z-]+)['\"]", text, re.I)}
+    assert len(sent) >= 6, "the installed openai package names its headers elsewhere now"
+    asked = ["authorization", "content-type", "openai-organization", "openai-project", *sent]
+    preflight = {
+        "Origin": APP_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": ", ".join(sorted(asked)),
+    }
+
+    answer = client.options("/v1/chat/completions", headers=preflight)
+
+    assert answer.status_code == 200, answer.data
+    allowed = answer.headers["Access-Control-Allow-Headers"].lower()
+    assert [header for header in asked if header not in allowed] == []
 
 
 def test_errors_carry_cors_headers_so_browsers_can_read_them(make_client: MakeClient) -> None:

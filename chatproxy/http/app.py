@@ -42,6 +42,10 @@ from chatproxy.service.transfer import Transfer
 from chatproxy.service.turns import ChatService
 from chatproxy.store import Store, open_store
 
+STAINLESS = (
+    "Arch", "Helper-Method", "Lang", "OS", "Package-Version", "Retry-Count", "Runtime",
+    "Runtime-Version", "Timeout",
+)  # fmt: skip
 log = logging.getLogger("chatproxy")
 access_log = logging.getLogger("chatproxy.requests")
 
@@ -185,7 +189,18 @@ def _response(result: Answer) -> Response | EventStream:
     return json_response(*result)
 
 
-CORS_HEADERS_IN = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Chat-Id"]
+CORS_HEADERS_IN = [
+    "Authorization",
+    "X-API-Key",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Chat-Id",
+    # What the official openai SDK for JavaScript sends from a browser
+    # (`dangerouslyAllowBrowser`): its platform, retry and helper headers, and the account's.
+    *(f"X-Stainless-{name}" for name in STAINLESS),
+    "OpenAI-Organization",
+    "OpenAI-Project",
+]
 CORS_HEADERS_OUT = [
     "Retry-After",
     "RateLimit-Limit",
