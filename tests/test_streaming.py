@@ -448,3 +448,30 @@ def test_a_streamed_response_numbers_calls_as_stored_however_the_upstream_does(
         == calls(stored)
         == [(f"fc_{streamed['id'][5:]}_0", "toolu_1", '{"city":"Paris"}')]
     )
+
+
+def test_a_streamed_v1_replay_says_so_and_names_the_model_in_every_chunk(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    headers = {"X-Chat-Id": "r1", "Idempotency-Key": "rk1"}
+
+    first, again = (
+        client.post("/v1/chat/completions", data=json.dumps(body), headers=headers)
+        for _ in range(2)
+    )
+
+    def chunks(answer: Any) -> list[dict[str, Any]]:
+        lines = answer.get_data(as_text=True).splitlines()
+        return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    models = {chunk["model"] for chunk in chunks(first)}
+    assert len(models) == 1
+    assert {chunk["model"] for chunk in chunks(again)} == models
+    assert len(fake_upstream.chat_requests()) == 1

@@ -22,8 +22,10 @@ JsonObject = dict[str, Any]
 class Chunks:
     """The chunks to send for each event of one streamed turn."""
 
-    def __init__(self, include_usage: bool) -> None:
+    def __init__(self, include_usage: bool, replay: JsonObject | None = None) -> None:
+        """`replay`: the stored reply a replay's events repeat (its model names every chunk)."""
         self._include_usage = include_usage
+        self._model = (replay or {}).get("model")
         self._id = f"chatcmpl-{uuid.uuid4().hex}"
         self._created = int(time.time())
         self._held: list[JsonObject] = []
@@ -74,7 +76,7 @@ class Chunks:
             "id": self._id,
             "object": "chat.completion.chunk",
             "created": self._created,
-            "model": (reply or {}).get("model"),
+            "model": (reply or {}).get("model") or self._model,
             "choices": choices,
         }
 

@@ -138,13 +138,16 @@ def _completion_head(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sse(turn: StreamingTurn, include_usage: bool) -> EventStream:
-    return EventStream(_lines(turn, include_usage), {"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache"}
+    if turn.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return EventStream(_lines(turn, include_usage), headers)
 
 
 async def _lines(turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]:
     """The chat.completion.chunk events of a streamed turn, then `[DONE]`; an error ends the
     stream as an event that holds the same `error` object as the error's JSON answer."""
-    chunks = Chunks(include_usage)
+    chunks = Chunks(include_usage, turn.replay)
     async with aclosing(turn.events) as events:  # a reader that leaves lets go of the stream
         async for event in events:
             if event.kind == "delta":
