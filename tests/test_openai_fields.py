@@ -214,4 +214,42 @@ def test_the_cap_goes_under_the_clients_name_and_within_max_tokens(
     other = {"max_tokens", "max_completion_tokens"} - {name}
     assert (sent[name], other & set(sent)) == (80, set())
     assert too_many.status_code == 400
+    assert (too_many.get_json()["error"]["param"], too_many.get_json()["error"]["message"]) == (
+        name,
+        f"{name}: at most 100 (MAX_TOKENS)",
+    )
     assert len(fake_upstream.chat_requests()) == 1
+
+
+def test_a_responses_cap_over_max_tokens_is_refused_by_its_own_name(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(MAX_TOKENS="100")
+    body = {"model": MODEL, "input": "Hi", "max_output_tokens": 101}
+
+    answer = client.post("/v1/responses", json=body)
+
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["param"] == "max_output_tokens"
+    assert answer.get_json()["error"]["message"].startswith("max_output_tokens: at most 100")
+    assert fake_upstream.chat_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/chat/completions", {"messages": ask("Hi"), "reasoning_effort": "low"}),
+        ("/v1/responses", {"input": "Hi", "reasoning": {"effort": "low"}}),
+    ],
+)
+def test_a_reasoning_request_without_a_cap_sends_the_default_as_reasoning_models_take_it(
+    make_client: MakeClient, fake_upstream: FakeUpstream, route: str, body: dict[str, Any]
+) -> None:
+    client = make_client(MAX_TOKENS="100")
+
+    answer = client.post(route, json={"model": MODEL, **body}, headers={"X-Chat-Id": "think"})
+
+    assert answer.status_code == 200, answer.get_json()
+    sent = fake_upstream.chat_requests()[-1]
+    assert (sent["reasoning_effort"], sent["max_completion_tokens"]) == ("low", 100)
+    assert "max_tokens" not in sent

@@ -52,7 +52,9 @@ def test_a_request_of_model_and_input_has_openais_defaults() -> None:
     assert request.conversation_id is None
     assert request.cap is None
     assert request.chat_fields() == {}
-    assert request.options == TurnOptions("gpt-4.1-mini", None, None, {}, truncate=False)
+    assert request.options == TurnOptions(
+        "gpt-4.1-mini", None, None, {}, truncate=False, cap_name="max_output_tokens"
+    )
 
 
 def test_null_means_the_default() -> None:
@@ -179,8 +181,9 @@ def test_the_turns_options_carry_model_cap_temperature_and_fields() -> None:
     request = parsed(
         model="m", max_output_tokens=50, temperature=1, tools=[WEATHER], truncation="auto"
     )
+    fields = {"tools": [CHAT_WEATHER], "max_completion_tokens": 50}
     assert request.options == TurnOptions(
-        "m", 50, 1.0, {"tools": [CHAT_WEATHER], "max_completion_tokens": 50}, truncate=True
+        "m", 50, 1.0, fields, truncate=True, cap_name="max_output_tokens"
     )
 
 

@@ -213,7 +213,8 @@ class CompletionRequest(BaseModel):
     @property
     def options(self) -> TurnOptions:
         cap = self.max_completion_tokens or self.max_tokens
-        return TurnOptions(self.model, cap, self.temperature, self.fields)
+        name = "max_tokens" if self.max_completion_tokens is None else "max_completion_tokens"
+        return TurnOptions(self.model, cap, self.temperature, self.fields, cap_name=name)
 
     @property
     def include_usage(self) -> bool:

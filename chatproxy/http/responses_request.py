@@ -193,7 +193,9 @@ class ResponsesRequest(BaseModel):
         fields = self.chat_fields()
         truncate = self.truncation == "auto"
         compact = self.compact_threshold()
-        return TurnOptions(self.model, self.cap, self.temperature, fields, truncate, compact)
+        return TurnOptions(
+            self.model, self.cap, self.temperature, fields, truncate, compact, "max_output_tokens"
+        )
 
     def chat_fields(self) -> JsonObject:
         """The chat completion fields of the upstream call, other than what the service owns

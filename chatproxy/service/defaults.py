@@ -30,6 +30,7 @@ class TurnOptions:
     fields: Mapping[str, Any] = field(default_factory=dict)
     truncate: bool = True
     compact: int | None = None
+    cap_name: str = "max_tokens"  # what the request called max_tokens (its errors name it)
 
 
 NO_OPTIONS = TurnOptions()
@@ -72,9 +73,12 @@ class Defaults:
         """Refuse a model outside ALLOWED_MODELS or a max_tokens above MAX_TOKENS."""
         if options.model is not None and options.model not in self._settings.allowed_models:
             allowed = ", ".join(self._settings.allowed_models)
-            raise ValidationFailed(f"model: {options.model!r} is not allowed; use one of {allowed}")
+            raise ValidationFailed(
+                f"model: {options.model!r} is not allowed; use one of {allowed}", param="model"
+            )
         if options.max_tokens is not None and options.max_tokens > self._settings.max_tokens:
-            raise ValidationFailed(f"max_tokens: at most {self._settings.max_tokens} (MAX_TOKENS)")
+            name, most = options.cap_name, self._settings.max_tokens
+            raise ValidationFailed(f"{name}: at most {most} (MAX_TOKENS)", param=name)
 
     def call(self, chat_settings: dict[str, Any], image: bool, options: TurnOptions) -> CallOptions:
         """Resolve this turn's model, max_tokens and temperature: the turn's own, else the chat's

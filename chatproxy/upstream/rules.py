@@ -139,10 +139,12 @@ def completion_body(
     """A chat completion request: the request's own `fields` as they are, and the call's model,
     messages, max_tokens and temperature (sent only when one is set), which no field overrides
     (nor a `stream` or `stream_options` of theirs). The cap goes as `max_completion_tokens`
-    when the request named it so (OpenAI's reasoning models refuse `max_tokens`)."""
+    when the request named it so, or asked for reasoning (`reasoning_effort`): OpenAI's
+    reasoning models refuse `max_tokens`."""
     fields = fields or {}
     body = {k: v for k, v in fields.items() if k not in CALL_FIELDS}
-    cap = "max_completion_tokens" if "max_completion_tokens" in fields else "max_tokens"
+    named = "max_completion_tokens" in fields or "reasoning_effort" in fields
+    cap = "max_completion_tokens" if named else "max_tokens"
     body.update({"model": model, "messages": list(messages), cap: max_tokens})
     if temperature is not None:
         body["temperature"] = temperature
