@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from chatproxy.config import RedisSettings
-from chatproxy.errors import ValidationFailed
+from chatproxy.errors import ContextLengthExceeded
 from chatproxy.service.window import fit_window, message_tokens
 from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, Message
@@ -43,8 +43,8 @@ def test_newest_messages_that_fit_are_kept_in_order() -> None:
     assert fit_window("s" * 400, history, new, budget=5 + 104 + 14) == history[3:]
 
 
-def test_a_new_message_that_cannot_fit_is_refused() -> None:
-    with pytest.raises(ValidationFailed, match="CONTEXT_TOKENS"):
+def test_a_new_message_that_cannot_fit_is_refused_as_too_long_a_context() -> None:
+    with pytest.raises(ContextLengthExceeded, match="CONTEXT_TOKENS"):
         fit_window("system " * 100, [], Message("user", "x" * 400), budget=100)
 
 

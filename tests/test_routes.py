@@ -460,3 +460,25 @@ def test_the_page_answers_304_to_the_etags_naming_its_version(
     response = client.get("/ui", headers=headers)
 
     assert response.status_code == (304 if fresh else 200)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/c1/chat", {"content": "x " * 500}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x " * 500}]}),
+        ("/v1/responses", {"input": "x " * 500}),
+    ],
+)
+def test_a_message_too_long_for_the_context_is_context_length_exceeded(
+    make_client: MakeClient, fake_upstream: FakeUpstream, path: str, body: dict[str, Any]
+) -> None:
+    client = make_client(CONTEXT_TOKENS="700", MAX_TOKENS="500")
+
+    answer = post(client, path, body, headers={"X-Chat-Id": "c1"})
+
+    assert answer.status_code == 400
+    error = answer.get_json()
+    assert (error.get("code") or error["error"]["code"]) == "context_length_exceeded"
+    assert fake_upstream.chat_requests() == []
+    assert client.get("/c1/chat").get_json() == []

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from chatproxy.errors import ContextLengthExceeded, ValidationFailed
+from chatproxy.errors import ContextLengthExceeded
 from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
 
 if TYPE_CHECKING:  # a pure function of messages: it only reads them
@@ -57,8 +57,8 @@ def fit_window(
     used = sum(message_tokens(message) for message in asked)
     if system:
         used += estimate_tokens(system) + TOKENS_PER_MESSAGE
-    if used > budget:
-        raise ValidationFailed(
+    if used > budget:  # context_length_exceeded, as OpenAI answers a request too long
+        raise ContextLengthExceeded(
             f"content: the message needs about {used} tokens with the system prompt, more than"
             f" the {budget} this chat may send (CONTEXT_TOKENS - MAX_TOKENS)"
         )
