@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -170,6 +171,46 @@ async def test_a_chat_used_through_the_proxy_after_the_import_is_left_alone(
     assert len(diverged.problems) == 1
     assert diverged.problems[0].startswith("user-switched: its history in the target differs")
     assert await history(store, "switched") == expected
+
+
+@pytest.mark.anyio
+async def test_a_chat_whose_imported_messages_were_deleted_is_reported_and_the_rest_go_on(
+    source: redis.Redis, store: Store
+) -> None:
+    write_chat(source, "pruned", CONVERSATION)
+    await import_legacy(source, store)
+    await store.delete_items(ChatRef("public", "pruned"), [3])  # its last reply, via the proxy
+    write_chat(source, "pruned", [("user", "meanwhile in the old app")])
+    write_chat(source, "z-later", CONVERSATION[:2])
+
+    again = await import_legacy(source, store)
+
+    assert [p.split(":")[0] for p in again.problems] == ["user-pruned"]
+    assert (again.chats_imported, again.messages_imported) == (1, 2)
+    assert await history(store, "z-later") == CONVERSATION[:2]
+    assert await history(store, "pruned") == CONVERSATION[:3]
+
+
+@pytest.mark.anyio
+async def test_a_chat_deleted_through_the_proxy_while_it_is_imported_is_reported(
+    source: redis.Redis, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_chat(source, "deleted", CONVERSATION)
+    write_chat(source, "z-later", CONVERSATION[:2])
+    save_turn, saves = store.save_turn, []
+
+    async def deleted_after_its_first_turn(chat: ChatRef, *args: Any, **kwargs: Any) -> bool:
+        saves.append(chat.chat_id)
+        if saves == ["deleted", "deleted"]:
+            await store.delete_chat(chat)  # deletes take no lock
+        return await save_turn(chat, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save_turn", deleted_after_its_first_turn)
+    report = await import_legacy(source, store)
+
+    assert [p.split(":")[0] for p in report.problems] == ["user-deleted"]
+    assert await history(store, "z-later") == CONVERSATION[:2]
+    assert await history(store, "deleted") == []
 
 
 @pytest.mark.anyio

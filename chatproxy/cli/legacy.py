@@ -39,7 +39,7 @@ from chatproxy.cli.legacy_format import (
     legacy_text,
     parse_legacy,
 )
-from chatproxy.errors import TurnLeaseLost
+from chatproxy.errors import NotFound, TurnLeaseLost
 from chatproxy.store.base import Store
 from chatproxy.store.items import (
     OPEN_TENANT,
@@ -177,6 +177,11 @@ async def _import_chat(
     except TurnLeaseLost:
         raise LegacyProblem(
             "its import outlasted the turn lease and stopped; run the import again to finish it"
+        ) from None
+    except NotFound:  # the item it goes on from was deleted, before or while it ran
+        raise LegacyProblem(
+            "its history in the target lost messages the import goes on from (deleted through"
+            " the proxy, before or while it ran)"
         ) from None
     finally:
         await store.release_turn(chat, token)
