@@ -4,6 +4,7 @@ backends, and from one backend into the other."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -190,3 +191,24 @@ async def test_a_chat_with_thousands_of_summaries_is_written_whole(store: Store)
     assert await store.save_tree(ChatRef("public", "many"), tree)
 
     assert await store.load_tree(ChatRef("public", "many")) == tree
+
+
+@pytest.mark.anyio
+async def test_trimming_a_chat_whose_ids_lie_far_apart_skips_the_gap(
+    make_store: MakeStore,
+) -> None:
+    # An imported chat may hold any ids (a chat's export keeps them); the turn that trims it must
+    # not walk every number between its oldest kept item and the next.
+    store = make_store(max_messages=3)
+    chat, far = ChatRef("public", "gaps"), 2_000_000
+    first = Message("user", "question 0", created_at=999.0).placed(0, None)
+    tree = ChatTree("gaps", 1.0, 2.0, [first, *chained(turn(1), far, 0)], leaf=far + 1)
+    assert await store.save_tree(chat, tree)
+
+    started = time.monotonic()
+    assert await store.save_turn(chat, "t2", chained(turn(2), far + 2, far + 1))
+
+    assert time.monotonic() - started < 0.5
+    kept = await store.load_tree(chat)
+    assert kept is not None
+    assert [m.id for m in kept.items] == [far + 1, far + 2, far + 3]

@@ -141,11 +141,18 @@ for i = 17, #ARGV do
   if last >= next_id then next_id = last + 1 end
   parent = id
 end
-local most = tonumber(ARGV[9])
+local most, misses = tonumber(ARGV[9]), 0
 while most > 0 and count > most and first < next_id do  -- the oldest items go first
-  count = count - redis.call('HDEL', KEYS[1], first)
+  local gone = redis.call('HDEL', KEYS[1], first)
+  count = count - gone
+  misses = gone == 1 and 0 or misses + 1
   redis.call('HDEL', KEYS[3], first, 's' .. first)  -- its children, and a summary ending there
   first = first + 1
+  if misses == 32 then  -- a wide gap (an imported chat's ids may lie far apart): skip it
+    local lowest = next_id
+    for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do lowest = math.min(lowest, tonumber(id)) end
+    first, misses = lowest, 0
+  end
 end
 -- Numbers are formatted as text on their way to Redis, which costs more than the command: the
 -- leaf goes as its ARGV text, and `first` only when it changed.
