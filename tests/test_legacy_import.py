@@ -17,7 +17,7 @@ from chatproxy.cli import legacy
 from chatproxy.cli.legacy import ImportReport, import_legacy
 from chatproxy.config import RedisSettings
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, Message
+from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from harness.redis_server import RedisServer
@@ -211,6 +211,26 @@ async def test_a_chat_deleted_through_the_proxy_while_it_is_imported_is_reported
     assert [p.split(":")[0] for p in report.problems] == ["user-deleted"]
     assert await history(store, "z-later") == CONVERSATION[:2]
     assert await history(store, "deleted") == []
+
+
+@pytest.mark.anyio
+async def test_a_legacy_chat_grown_past_a_branch_made_through_the_proxy_is_reported(
+    source: redis.Redis, store: Store
+) -> None:
+    write_chat(source, "regenerated", CONVERSATION)
+    await import_legacy(source, store)
+    chat = ChatRef("public", "regenerated")
+    other = [Message("assistant", "another answer")]
+    await store.save_turn(chat, "t-regenerate", chained(other, 4, 2))  # a sibling of reply 3
+    await store.set_leaf(chat, 3)  # and back to the imported reply
+    write_chat(source, "regenerated", [("user", "and 3+3?"), ("assistant", "6")])
+
+    again = await import_legacy(source, store)
+
+    assert [p.split(":")[0] for p in again.problems] == ["user-regenerated"]
+    assert again.messages_imported == 0
+    assert await history(store, "regenerated") == CONVERSATION
+    assert (await store.load_history(chat, 4)).messages[-1].content == "another answer"
 
 
 @pytest.mark.anyio

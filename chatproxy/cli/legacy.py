@@ -223,14 +223,20 @@ def _imported(state: ChatState, legacy: Sequence[Message]) -> int | None:
     """Return how many legacy messages the target chat holds, or None if it holds others.
 
     The target's message `n` must be legacy message `n` wherever both exist; messages past the
-    legacy list's end were added through the proxy after the import.
+    legacy list's end were added through the proxy after the import. The legacy messages past
+    every id the target handed out go on from the last of them on its path: if the path ends
+    below those ids (a branch made through the proxy, messages deleted), it differs.
     """
+    held = 0  # one past the last legacy message on the target's path
     for message in state.messages:
         number = message.id if message.id is not None else len(legacy)
         if number >= len(legacy):
             break
         if (message.role, message.content) != (legacy[number].role, legacy[number].content):
             return None
+        held = number + 1
+    if len(legacy) > state.next_id > held:
+        return None
     return min(state.next_id, len(legacy))
 
 
