@@ -145,6 +145,12 @@ def broken(change: str) -> dict[str, Any]:
         items[1]["response"]["created_at"] = "x"
     elif change == "response tools":
         items[1]["response"]["tools"] = 5
+    elif change == "call of no function":
+        items[1]["tool_calls"] = [{"id": "call_1", "type": "function", "function": None}]
+    elif change == "call of no name":
+        items[1]["tool_calls"] = [{"id": "call_1", "type": "custom", "custom": {"input": ""}}]
+    elif change == "call not an object":
+        items[1]["tool_calls"] = ["call_1"]
     elif change == "two summaries at one item":
         data["summaries"].append(dict(data["summaries"][0], content="again"))
     return data
@@ -173,6 +179,9 @@ def broken(change: str) -> dict[str, Any]:
         ("item tokens object", "items[1] (id 1).tokens: total_tokens: must be a count"),
         ("item tokens details", "items[1] (id 1).tokens: prompt_tokens_details: each must be"),
         ("item tokens breakdown", "items[1] (id 1).tokens: prompt_tokens_details: must be an obj"),
+        ("call of no function", "items[1] (id 1).tool_calls: call 0 must be a function or"),
+        ("call of no name", "items[1] (id 1).tool_calls: call 0's custom.name must be a str"),
+        ("call not an object", "items[1] (id 1).tool_calls[0]: Input should be a valid dict"),
         ("two summaries at one item", "summaries[1]: another summary also covers up to 1"),
         ("response time", "items[1] (id 1).response: created_at: Input should be"),
         ("response tools", "items[1] (id 1).response: tools: Input should be"),

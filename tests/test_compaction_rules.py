@@ -83,3 +83,14 @@ def test_the_transcript_holds_the_summary_so_far_and_each_message_cut_short() ->
         "[user] hello\n[assistant] (calls lookup)"
     )
     assert transcript(None, [], 10).startswith("Summary so far:\n(none)\n")
+
+
+def test_the_transcript_names_calls_of_any_shape_a_model_wrote() -> None:
+    calls = [
+        {"id": "c1", "type": "custom", "custom": {"name": "grep", "input": "x"}},
+        {"id": "c2", "type": "function", "function": None},
+        "c3",
+    ]
+    calling = Message("assistant", "", id=4, parent=3, tool_calls=calls)
+    text = transcript(None, [calling], most_chars=5)
+    assert text.endswith("[assistant] (calls grep, ?, ?)")

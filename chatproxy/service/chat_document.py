@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chatproxy.jsontext import compact
 from chatproxy.service.kept_document import KeptDoc, Tokens
+from chatproxy.service.message_rules import replayable_calls
 from chatproxy.store.chat_tree import ChatTree, DocumentError
 from chatproxy.store.items import Message, usage_of, valid_chat_id
 from chatproxy.store.summary import Summary
@@ -67,6 +68,7 @@ class ItemDoc(_Strict):
     response: dict[str, Any] | None = None
 
     _created_at = field_validator("created_at")(_finite)
+    _tool_calls = field_validator("tool_calls")(replayable_calls)
 
     @field_validator("response")
     @classmethod

@@ -114,10 +114,16 @@ def transcript(summary: Summary | None, messages: Sequence[Message], most_chars:
     for message in messages:
         text = content_text(message.content)[0][:most_chars]
         if message.tool_calls:
-            calls = ", ".join(str(c.get("function", {}).get("name")) for c in message.tool_calls)
+            calls = ", ".join(_called(call) for call in message.tool_calls)
             text = f"{text} (calls {calls})".strip()
         lines.append(f"[{message.role}] {text}")
     return "\n".join(lines)
+
+
+def _called(call: Any) -> str:
+    """The name a stored tool call calls (kept as the model wrote it: checked for nothing)."""
+    body = call.get(call.get("type") or "function") if isinstance(call, dict) else None
+    return str(body.get("name")) if isinstance(body, dict) else "?"
 
 
 def pieces(messages: Sequence[Message], room: int) -> list[list[Message]]:

@@ -209,6 +209,23 @@ def _check_calls(where: str, calls: Any) -> None:
             raise ValidationFailed(f"{where}[{j}].{kind}.{field}: must be a string")
 
 
+def replayable_calls(calls: list[Any] | None) -> list[Any] | None:
+    """Return stored tool calls (an import's), or raise ValueError naming the first one unfit to
+    replay: each must be an object of a known type whose function (or custom tool) is an object
+    with a string name. Looser than a request's: a reply keeps its calls as the model wrote them
+    (some send arguments as an object, or no id)."""
+    for j, call in enumerate(calls or []):
+        kind = call.get("type", "function") if isinstance(call, dict) else None
+        body = call.get(kind) if isinstance(call, dict) and kind in CALL_TYPES else None
+        if not isinstance(body, dict):
+            raise ValueError(f"call {j} must be a function or custom tool call")
+        if not isinstance(body.get("name"), str):
+            raise ValueError(f"call {j}'s {kind}.name must be a string")
+        if not isinstance(call.get("id", ""), str):
+            raise ValueError(f"call {j}'s id must be a string")
+    return calls
+
+
 def _has_content(parts: list[dict[str, Any]]) -> bool:
     """Whether user content holds anything: text that is not blank, or a part of another kind."""
     return any(part["type"] != "text" or part["text"].strip() for part in parts)
