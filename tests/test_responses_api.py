@@ -580,3 +580,19 @@ def test_another_tenant_cannot_delete_a_response(proxy: Proxy) -> None:
     with pytest.raises(openai.NotFoundError):
         proxy.other.responses.delete(response.id)
     assert proxy.client.responses.retrieve(response.id).id == response.id
+
+
+def test_deleting_a_regenerated_reply_leaves_the_question_its_sibling_answers(
+    proxy: Proxy,
+) -> None:
+    # A regeneration (the seed route's, or a resent history ending on a stored user message)
+    # stores no input: its reply answers a question an earlier turn stored.
+    proxy.post("/regen/chat", {"content": "Name a colour"})  # user 0, reply 1
+    proxy.post("/regen/chat", {"parent": 0})  # reply 2, a sibling of reply 1
+
+    assert list(proxy.client.responses.input_items.list("resp_regen_2")) == []
+    proxy.client.responses.delete("resp_regen_2")
+
+    # The first reply still answers its question.
+    path = proxy.get("/regen/chat?leaf=1")[1:]  # after the system prompt
+    assert [(m["id"], m["parent"]) for m in path] == [(0, None), (1, 0)]
