@@ -111,6 +111,32 @@ def test_an_unknown_path_is_401_without_a_valid_key_and_404_with_one(
 
 
 @pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", "/c1/chat"), ("GET", "/mod"), ("PATCH", "/v1/responses"), ("POST", "/v1/models")],
+)
+@pytest.mark.parametrize("headers", BAD_CREDENTIALS[:2])
+def test_a_wrong_method_on_a_private_route_is_401_without_a_valid_key_and_405_with_one(
+    client: ProxyClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    """Without a key nothing but 401 answers a private path: not even its methods."""
+    refused = client.open(path, method=method, headers=headers)
+
+    assert refused.status_code == 401
+    assert "Allow" not in refused.headers
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="chatproxy"'
+    wrong = client.open(path, method=method, headers=bearer(WEB_KEY))
+    assert wrong.status_code == 405
+    assert wrong.headers["Allow"]
+
+
+def test_a_wrong_method_on_a_public_route_is_405_without_a_key(client: ProxyClient) -> None:
+    wrong = client.post("/ui")
+
+    assert wrong.status_code == 405
+    assert wrong.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
     "headers",
     [bearer(WEB_KEY), {"X-API-Key": WEB_KEY}, {"Authorization": f"bearer {WEB_KEY}"}],
 )

@@ -7,9 +7,10 @@ routes by the route table (`ROUTES` of the handler modules, and the docs' routes
 Starlette's `Router`. Every request, public, unknown or refused, counts against its client
 address's limit first. For every route but the public ones (health, pages, the spec) it
 authenticates the caller and counts the request against its key's limit before any store or
-upstream work; a path that names no route needs a key too, when keys are configured. It is the
-one place where an error becomes a response, and it logs each request once, after the answer is
-sent (an answer that fails once sent, an error record instead).
+upstream work; a path that names no route, or a method that a private path lacks, needs a key
+too, when keys are configured. It is the one place where an error becomes a response, and it
+logs each request once, after the answer is sent (an answer that fails once sent, an error
+record instead).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatproxy.config import Settings
-from chatproxy.errors import NotFound, ProxyError
+from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
 from chatproxy.http import apidocs, exports, openai_compat, responses, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.context import Answer, Context, Route
@@ -144,8 +145,13 @@ class ProxyApp:
         if path is None:
             self.auth.authenticate(request.headers)  # with keys, say nothing more without one
             raise NotFound(f"no route for {path_of(request)}")
-        route = path.route_for(request.method)
         fields["route"] = path.logged_as
+        try:
+            route = path.route_for(request.method)
+        except MethodNotAllowed:
+            if not all(each.public for each in path.by_method.values()):
+                self.auth.authenticate(request.headers)  # a private path's methods need a key
+            raise
         caller = None if route.public else await self._admit_caller(request, client_ip, fields)
         args = {name: request.path_params[name] for name in path.params}
         ctx = Context(request, self, caller, args, fields)
