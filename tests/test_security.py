@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -396,6 +397,26 @@ def test_rate_limits_on_an_unreachable_redis_give_503_before_any_work(
     assert [r.get_json()["code"] for r in refused] == ["store_unavailable"] * 2
     assert refused[1].headers["Retry-After"] == "1"
     assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_a_rate_limit_over_a_month_still_counts_requests_older_than_a_day(
+    make_client: MakeClient, proxy_env: dict[str, str]
+) -> None:
+    """The SQLite file's sweep of old rate-limit entries keeps those of the longest window."""
+    first = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="3/month")
+    assert post(first, "/c1/chat", "one", WEB_KEY).status_code == 200
+    assert first.get("/c1/chat", headers=bearer(WEB_KEY)).status_code == 200
+    with sqlite3.connect(proxy_env["STORE_PATH"]) as db:  # as if both came two days ago
+        db.execute("UPDATE limit_entries SET at = at - 2 * 86400")
+    db.close()
+    second = make_client(PROXY_API_KEYS=KEYS, RATE_LIMIT="3/month")  # its first save sweeps
+
+    assert post(second, "/c1/chat", "three", WEB_KEY).status_code == 200
+    refused = second.get("/c1/chat", headers=bearer(WEB_KEY))
+
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == "rate_limited"
 
 
 def test_only_the_trusted_hop_of_x_forwarded_for_counts(make_client: MakeClient) -> None:

@@ -52,7 +52,8 @@ class CountedQuotas(Quotas):
     def in_store(cls, settings: Settings, store: Store) -> CountedQuotas:
         """Keep the counters beside the chats: in the configured Redis, or in the SQLite file."""
         if isinstance(store, SqliteStore):
-            return cls(settings, SqliteLimitsStorage(store))
+            longest = max((item.get_expiry() for item in _windows(settings)), default=0)
+            return cls(settings, SqliteLimitsStorage(store, longest))
         if isinstance(store, RedisStore) and (shared := store.limits_storage()) is not None:
             return cls(settings, shared)  # the store's connections: the store closes them
         if settings.redis is None or not settings.redis.cluster:
@@ -108,6 +109,11 @@ class CountedQuotas(Quotas):
 
 def _parse(limit: str | None) -> list[limits.RateLimitItem]:
     return limits.parse_many(limit) if limit else []
+
+
+def _windows(settings: Settings) -> list[limits.RateLimitItem]:
+    """The moving windows of RATE_LIMIT and RATE_LIMIT_PER_ADDRESS."""
+    return [*_parse(settings.rate_limit), *_parse(settings.rate_limit_per_address)]
 
 
 async def _guarded(call: Awaitable[Any]) -> Any:

@@ -292,4 +292,4 @@ class SqliteStore(SqliteBase):
         """Sweep expired rows at most once a minute per process."""
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_EVERY_SECONDS
-            sweep(db, now)
+            sweep(db, now, self._limit_entries_kept)

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 
 from chatproxy.store.sqlite_chat import global_system_of
 from chatproxy.store.sqlite_file import SqliteFile, in_thread, translated
+from chatproxy.store.sqlite_rows import DAY_SECONDS
 
 
 class SqliteBase:
@@ -21,6 +22,12 @@ class SqliteBase:
         self._ttl = ttl_seconds
         self._max_messages = max_messages
         self._next_sweep = 0.0
+        self._limit_entries_kept = DAY_SECONDS  # see `keep_limit_entries`
+
+    def keep_limit_entries(self, seconds: float) -> None:
+        """Keep the rate limits' moving-window entries for at least `seconds` (their longest
+        window) from the sweep, which would otherwise forget them after a day."""
+        self._limit_entries_kept = max(self._limit_entries_kept, seconds)
 
     @in_thread
     def ping(self) -> None:

@@ -28,9 +28,10 @@ class SqliteLimitsStorage(Storage, MovingWindowSupport):
 
     STORAGE_SCHEME = None  # built directly, never from a URI
 
-    def __init__(self, store: SqliteBase):
+    def __init__(self, store: SqliteBase, longest_window: float = 0.0):
         super().__init__()
         self._store = store
+        store.keep_limit_entries(longest_window)  # the store's sweep must not forget them
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:

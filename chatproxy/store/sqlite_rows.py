@@ -19,6 +19,7 @@ from chatproxy.store.sqlite_chat import delete_rows, lock_holder
 from chatproxy.tokens import USAGE_FIELDS
 
 SWEEP_BATCH = 200
+DAY_SECONDS = 86_400.0  # rate-limit entries kept at least this long (a window of a day)
 
 # A constant column list (never user input) for the chat listing queries.
 INFO_COLUMNS = (
@@ -143,8 +144,9 @@ def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
     )
 
 
-def sweep(db: sqlite3.Connection, now: float) -> None:
-    """Delete expired chats (a batch), records and locks, and old rate-limit entries."""
+def sweep(db: sqlite3.Connection, now: float, entries_kept: float = DAY_SECONDS) -> None:
+    """Delete expired chats (a batch), records and locks, and the rate-limit entries older than
+    `entries_kept` seconds (the longest moving window counted in the file)."""
     expired = db.execute(
         "SELECT tenant, chat_id FROM chats WHERE expires_at <= ? LIMIT ?", (now, SWEEP_BATCH)
     ).fetchall()
@@ -153,7 +155,7 @@ def sweep(db: sqlite3.Connection, now: float) -> None:
     db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM turn_locks WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM limit_counters WHERE expires_at <= ?", (now,))
-    db.execute("DELETE FROM limit_entries WHERE at <= ?", (now - 86_400,))
+    db.execute("DELETE FROM limit_entries WHERE at <= ?", (now - entries_kept,))
 
 
 def append_turn(
