@@ -21,6 +21,8 @@ FAULTS = [
     (Fault.error(429, "slow", headers={"retry-after": "7"}), 503, "upstream_rate_limited", "7"),
     (Fault.error(429, headers={"retry-after-ms": "1500"}), 503, "upstream_rate_limited", "2"),
     (Fault.error(429), 503, "upstream_rate_limited", "5"),
+    (Fault.error(429, headers={"retry-after": "inf"}), 503, "upstream_rate_limited", "5"),
+    (Fault.error(429, headers={"retry-after-ms": "-1e999"}), 503, "upstream_rate_limited", "5"),
     (Fault.error(429, "You exceeded your quota", code="insufficient_quota"), 502,
      "upstream_rejected", None),
     (Fault.error(500), 502, "upstream_error", None),

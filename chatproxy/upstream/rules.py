@@ -248,6 +248,6 @@ def _retry_after(header: Callable[[str], str | None]) -> int:
                 seconds = parsedate_to_datetime(raw).timestamp() - time.time()
             except (TypeError, ValueError):
                 seconds = None
-    if seconds is None or seconds != seconds:
+    if seconds is None or not math.isfinite(seconds):  # NaN or infinite: no time at all
         return DEFAULT_RETRY_AFTER
     return min(3600, max(1, math.ceil(seconds)))
