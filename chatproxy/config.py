@@ -147,19 +147,21 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         redis=redis_settings(env),
         store_path=env.text("STORE_PATH") or "./chats.sqlite3",
         messages_length=env.integer("MESSAGES_LENGTH", 20, minimum=0, maximum=10_000),
-        expire_hours=env.number("EXPIRE_HOURS", 6.0, minimum=0.0),
+        expire_hours=env.number("EXPIRE_HOURS", 6.0, minimum=0.0, maximum=MAX_SECONDS / 3600),
         system_prompt=env.text("SYSTEM_PROMPT"),
         max_body_bytes=env.integer("MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         log_level=env.parse("LOG_LEVEL", log_level) or "INFO",
         request_timeout=request_timeout,
         turn_wait_seconds=turn_wait,
-        turn_lease_seconds=env.number("TURN_LEASE_SECONDS", request_timeout + 5, minimum=0.1),
+        turn_lease_seconds=env.number(
+            "TURN_LEASE_SECONDS", request_timeout + 5, minimum=0.1, maximum=MAX_SECONDS
+        ),
         api_keys=_api_keys(env),
         rate_limit=env.parse("RATE_LIMIT", rate_limit),
         rate_limit_per_address=env.parse("RATE_LIMIT_PER_ADDRESS", rate_limit),
         token_budget_per_day=env.integer("TOKEN_BUDGET_PER_DAY", 0, minimum=0),
         max_content_chars=env.integer("MAX_CONTENT_CHARS", 32_000, minimum=1),
-        max_chat_messages=env.integer("MAX_CHAT_MESSAGES", 10_000, minimum=0),
+        max_chat_messages=env.integer("MAX_CHAT_MESSAGES", 10_000, minimum=0, maximum=2**63 - 1),
         allowed_origins=env.parse("ALLOWED_ORIGINS", origins) or (),
         log_content=env.parse("LOG_CONTENT", boolean) or False,
         log_execution_id=env.text("LOG_EXECUTION_ID") in EXECUTION_ID_ON,
@@ -173,6 +175,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
 
 
+# The longest time a setting may name (about 31,700 years): Redis keeps expiries and leases as
+# milliseconds in 64 bits, and refuses (every request failing) one past that.
+MAX_SECONDS = 10**12
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 KEY_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
 MIN_KEY_CHARS = 16
@@ -253,7 +258,7 @@ def _token_bounds(env: Env) -> tuple[int, int]:
 
 def _time_bounds(env: Env) -> tuple[float, float]:
     """REQUEST_TIMEOUT and TURN_WAIT_SECONDS, the wait for a chat's lock within a request."""
-    request_timeout = env.number("REQUEST_TIMEOUT", 55.0, minimum=1.0)
+    request_timeout = env.number("REQUEST_TIMEOUT", 55.0, minimum=1.0, maximum=MAX_SECONDS)
     turn_wait = env.number("TURN_WAIT_SECONDS", min(30.0, request_timeout / 2), minimum=0.0)
     if turn_wait >= request_timeout:
         raise ConfigError(

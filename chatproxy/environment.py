@@ -231,7 +231,14 @@ class Env:
             raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
         return _bounded(name, value, minimum, maximum)
 
-    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+    def number(
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
         raw = self.text(name)
         if raw is None:
             return default
@@ -241,7 +248,7 @@ class Env:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{name} must be a finite number, got {raw!r}")
-        return _bounded(name, value, minimum, None)
+        return _bounded(name, value, minimum, maximum)
 
 
 N = TypeVar("N", int, float)
@@ -251,5 +258,6 @@ def _bounded(name: str, value: N, minimum: N | None, maximum: N | None) -> N:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise ConfigError(f"{name} must be at most {maximum:g}, got {shown}")
     return value

@@ -183,6 +183,13 @@ def test_cloud_functions_with_key_or_base_url_is_accepted(
         ({"EXPIRE_HOURS": "-2"}, "EXPIRE_HOURS", "-2"),
         ({"EXPIRE_HOURS": "inf"}, "EXPIRE_HOURS", "inf"),
         ({"EXPIRE_HOURS": "1e309"}, "EXPIRE_HOURS", "1e309"),
+        # Longer than Redis can hold (its expiries are milliseconds in 64 bits): every request
+        # would fail with a 500 instead.
+        ({"EXPIRE_HOURS": "3e12"}, "EXPIRE_HOURS", "3e+12"),
+        ({"TURN_LEASE_SECONDS": "1e300"}, "TURN_LEASE_SECONDS", "1e+300"),
+        ({"REQUEST_TIMEOUT": "1e300"}, "REQUEST_TIMEOUT", "1e+300"),
+        # More than SQLite's 64-bit integers hold.
+        ({"MAX_CHAT_MESSAGES": "1" + "0" * 19}, "MAX_CHAT_MESSAGES", "1" + "0" * 19),
         ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES", "10"),
         ({"MAX_BODY_BYTES": "1MB"}, "MAX_BODY_BYTES", "1MB"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "LOUD"),
