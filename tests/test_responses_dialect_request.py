@@ -37,6 +37,7 @@ SAME = {
     "service_tier": "flex",
     "prompt_cache_key": "k",
     "prompt_cache_retention": "24h",
+    "prompt_cache_options": {"mode": "explicit", "ttl": "12h", "prewarm": False},
 }
 
 
@@ -406,6 +407,17 @@ def refusal(body: dict[str, Any]) -> ValidationFailed:
         ),
         ({"input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt", "not supported"),
         (
+            {"input": "hi", "prompt_cache_options": {"prewarm": True}},
+            "prompt_cache_options.prewarm",
+            "not supported",
+        ),
+        (
+            {"input": "hi", "prompt_cache_options": {"comparison_response_id": "resp_1"}},
+            "prompt_cache_options.comparison_response_id",
+            "not supported",
+        ),
+        ({"input": "hi", "prompt_cache_options": "12h"}, "prompt_cache_options", "dictionary"),
+        (
             {"input": "hi", "context_management": [{"type": "truncation"}]},
             "context_management[0].type",
             'only "compaction"',
@@ -486,6 +498,7 @@ SDK_CALLS: list[Callable[[openai.OpenAI], Any]] = [
         reasoning={"effort": "low"},
         include=["message.output_text.logprobs"],
         prompt_cache_key="pck",
+        prompt_cache_options={"ttl": "12h"},
         safety_identifier="sid",
         truncation="auto",
         previous_response_id="resp_1",

@@ -115,6 +115,7 @@ REQUEST: Schema = {
         "service_tier": _text(32),
         "prompt_cache_key": _text(1024),
         "prompt_cache_retention": _text(32),
+        "prompt_cache_options": NULLABLE_OBJECT,
     },
 }
 

@@ -15,8 +15,10 @@ The fields, and what becomes of each:
   held to N tokens; see the README's "Long chats"): the service's;
 - to the model (`chat_fields`): `tools`, `tool_choice`, `parallel_tool_calls` (with tools),
   `text` (`response_format`, `verbosity`), `reasoning.effort` (`reasoning_effort`), `top_p`,
-  `user`, `safety_identifier`, and the three that chat completions take as they are:
-  `service_tier`, `prompt_cache_key`, `prompt_cache_retention`;
+  `user`, `safety_identifier`, and the four that chat completions take as they are:
+  `service_tier`, `prompt_cache_key`, `prompt_cache_retention`, `prompt_cache_options` (but
+  its `prewarm`, a response that writes nothing, and `comparison_response_id`, which names a
+  response of OpenAI's own: refused);
 - kept and echoed, not acted on: `metadata` (at most 16 pairs, keys of at most 64 characters,
   string values of at most 512), `max_tool_calls`, `top_logprobs` (a stored reply keeps no
   logprobs);
@@ -73,7 +75,10 @@ SAME_FIELDS = (
     "service_tier",
     "prompt_cache_key",
     "prompt_cache_retention",
+    "prompt_cache_options",
 )
+# What `prompt_cache_options` may not ask of a turn: a reply (`prewarm`), OpenAI's own response.
+CACHE_REFUSED = ("prewarm", "comparison_response_id")
 
 
 class ResponsesRequest(BaseModel):
@@ -110,6 +115,7 @@ class ResponsesRequest(BaseModel):
     service_tier: StrictStr | None = Field(default=None, max_length=32)
     prompt_cache_key: StrictStr | None = Field(default=None, max_length=1024)
     prompt_cache_retention: StrictStr | None = Field(default=None, max_length=32)
+    prompt_cache_options: dict[StrictStr, Any] | None = None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -140,6 +146,10 @@ class ResponsesRequest(BaseModel):
             )
         _conversation_id(self.conversation)
         _check_metadata(self.metadata)
+        for name in CACHE_REFUSED:
+            if (self.prompt_cache_options or {}).get(name):
+                where = f"prompt_cache_options.{name}"
+                raise ValidationFailed(f"{where}: not supported by this proxy", param=where)
         if self.background:
             raise ValidationFailed(
                 "background: background responses are not supported; leave it out (a stream"
