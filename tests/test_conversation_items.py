@@ -12,6 +12,7 @@ import openai
 import pytest
 from openai.types.conversations import Message as MessageItem
 from openai.types.responses import (
+    ResponseFunctionToolCall,
     ResponseFunctionToolCallItem,
     ResponseFunctionToolCallOutputItem,
 )
@@ -70,6 +71,63 @@ def test_a_page_after_a_tool_call_goes_on_inside_its_message(client: openai.Open
     assert [i.id for i in after_asc.data] == [f"fc_{conversation}_1_1", f"fco_{conversation}_2"]
     assert after_asc.has_more is True
     assert [i.id for i in short_form.data][:1] == [f"fc_{conversation}_1_1"]
+
+
+def calls_made(client: openai.OpenAI, conversation: str, count: int) -> list[dict[str, Any]]:
+    """Have the dev model make `count` parallel calls in `conversation` (it calls each tool its
+    text names); return an output item for each."""
+    tools = [
+        {"type": "function", "name": f"t{n}", "parameters": {"type": "object"}}
+        for n in range(count)
+    ]
+    asked = " ".join(f"t{n}" for n in range(count))
+    reply = client.responses.create(
+        model="gpt-4.1-mini",
+        input=asked,
+        tools=tools,
+        conversation=conversation,  # type: ignore[arg-type]
+    )
+    calls = [item for item in reply.output if isinstance(item, ResponseFunctionToolCall)]
+    assert len(calls) == count
+    return [{"type": "function_call_output", "call_id": c.call_id, "output": "ok"} for c in calls]
+
+
+def test_outputs_of_many_parallel_calls_may_come_in_any_number_of_requests(
+    client: openai.OpenAI, proxy: str
+) -> None:
+    conversation = client.conversations.create().id
+    outputs = calls_made(client, conversation, 40)
+    for batch in (outputs[:20], outputs[20:33]):  # at most 20 items a request, as OpenAI's
+        client.conversations.items.create(conversation, items=batch)  # type: ignore[arg-type]
+
+    with pytest.raises(openai.BadRequestError):  # calls are still waiting for their outputs
+        client.conversations.items.create(conversation, items=[USER])  # type: ignore[list-item]
+    client.conversations.items.create(conversation, items=outputs[33:])  # type: ignore[arg-type]
+    client.conversations.items.create(conversation, items=[USER])  # type: ignore[list-item]
+
+    roles = [m["role"] for m in stored(proxy, conversation)]
+    assert roles == ["user", "assistant", *["tool"] * 40, "user"]
+
+
+def test_a_turn_waits_for_the_outputs_that_items_did_not_bring(
+    client: openai.OpenAI, proxy: str
+) -> None:
+    conversation = client.conversations.create().id
+    outputs = calls_made(client, conversation, 3)
+    client.conversations.items.create(conversation, items=outputs[:2])  # type: ignore[arg-type]
+
+    with pytest.raises(openai.BadRequestError) as waiting:
+        client.responses.create(model="gpt-4.1-mini", input="hi", conversation=conversation)
+    last = client.responses.create(
+        model="gpt-4.1-mini",
+        input=outputs[2:],
+        conversation=conversation,  # type: ignore[arg-type]
+    )
+
+    assert outputs[2]["call_id"] in waiting.value.message
+    roles = [m["role"] for m in stored(proxy, conversation)]
+    assert roles == ["user", "assistant", "tool", "tool", "tool", "assistant"]
+    assert "ok" in last.output_text
 
 
 def test_items_are_read_by_id_as_the_sdk_types_them(client: openai.OpenAI) -> None:

@@ -99,10 +99,24 @@ class Conversations:
             state = lease.state
             if not state.exists:
                 raise _no_conversation(chat)
-            new = chained(_checked(messages, state.messages), state.next_id, state.leaf)
+            path = await self._since_calls(chat, state.messages, state.leaf)
+            new = chained(_checked(messages, path), state.next_id, state.leaf)
             if new:
                 await self._guard.save(chat, uuid.uuid4().hex, new, lease, None)
         return new
+
+    async def _since_calls(
+        self, chat: ChatRef, path: Sequence[Message], leaf: int | None
+    ) -> Sequence[Message]:
+        """`path` (the newest messages), read further back while it holds only tool results
+        and more came before them: the calls they answer are in the message above."""
+        limit = len(path)
+        while limit >= LOOKBACK and path and all(m.role == "tool" for m in path):
+            limit *= 4
+            path = (await self._store.load_window(chat, limit, leaf)).messages
+            if len(path) < limit:
+                break
+        return path
 
     async def message(self, chat: ChatRef, message_id: int) -> Message | None:
         """The conversation's stored message `message_id`, if it holds it."""

@@ -40,13 +40,12 @@ whose start was dropped inside a run, the request's run). The common resend, exa
 is recognised with plain comparisons first; only a request that is not is normalised and
 aligned, each message once (the Z-algorithm: linear).
 
-A `ValidationFailed` names the message at fault: one `check_messages` refuses (an unknown role
-or content part, a tool message without `tool_call_id`, ...), a result that answers no pending
-call or one already answered, a call without a result before the next other message or at the
-request's end (the model must see every call answered), a request that does not end with a user
-message or tool results. It names the message as `message_rules.Names` does: `messages[n]`, or
-for a Responses request's the input item it came from (`input[n]`). Tool answers are checked in
-the new messages only: what matches is stored, and was checked when it came.
+A `ValidationFailed` names the message at fault (as `message_rules.Names` does: `messages[n]`,
+or a Responses request's `input[n]`): one `check_messages` refuses, a result that answers no
+pending call or one already answered, a call without a result before the next other message or
+at the request's end (the model must see every call answered; a conversation's items may have
+stored some results), a request that does not end with a user message or tool results. Tool
+answers are checked in the new messages only: what matches is stored, and was checked then.
 """
 
 from __future__ import annotations
@@ -117,7 +116,7 @@ def place_request(
             param=where,
         )
     if only_new(convo):
-        _check_answers(_waiting_after(path[-1] if path else None), convo, first, names)
+        _check_answers(_waiting_after(path, len(path)), convo, first, names)
         return Placement(system, None, [_to_message(m) for m in convo])
     # A path shorter than the window the request needs is all the store holds: the whole path.
     whole = whole or len(path) < window_for(sent)
@@ -138,7 +137,7 @@ def _place_history(
     first, names = named
     at = resent
     if at:
-        parent, waiting, branch = path[-1].id, _waiting_after(path[-1]), False
+        parent, waiting, branch = path[-1].id, _waiting_after(path, len(path)), False
     else:
         found = _align(path, convo, *whole)
         if found is None:
@@ -198,19 +197,24 @@ def _align(
     if fit is None and path and last_assistant >= 0 and not anchored:
         return ROOT, {}, True, 0
     if fit is None:  # user messages only, or anchored: nothing to keep apart, so at the leaf
-        return None, _waiting_after(path[-1] if path else None), False, 0
+        return None, _waiting_after(path, len(path)), False, 0
     end = fit.request + fit.length
     at = request[end].start if end < len(request) else len(convo)
-    last = path[stored[fit.stored + fit.length - 1].end - 1]
-    return last.id, _waiting_after(last), fit.stored + fit.length < size, at
+    last = stored[fit.stored + fit.length - 1].end  # one past the last message that fits
+    return path[last - 1].id, _waiting_after(path, last), fit.stored + fit.length < size, at
 
 
-def _waiting_after(message: Message | None) -> dict[str, str]:
-    """The calls a stored message leaves waiting for results, each with where it was made (a
-    stored run of results is complete: every request that stored one answered all calls)."""
-    if message is None or message.role != "assistant" or not message.tool_calls:
-        return {}
-    return {str(call.get("id")): f"the chat's message {message.id}" for call in message.tool_calls}
+def _waiting_after(path: Sequence[Message], end: int) -> dict[str, str]:
+    """The calls left waiting for results after `path[:end]`, each with where it was made: the
+    calls above the results that end it but those answered (items may bring them in parts)."""
+    answered = set()
+    for message in reversed(path[:end]):
+        if message.role != "tool":
+            calls = message.tool_calls if message.role == "assistant" else None
+            made = f"the chat's message {message.id}"
+            return {str(c.get("id")): made for c in calls or [] if str(c.get("id")) not in answered}
+        answered.add(str(message.tool_call_id))
+    return {}
 
 
 def _check_answers(
@@ -279,10 +283,8 @@ def place_sent(
         parent = None if placement.parent == ROOT else placement.parent
     before = _up_to(path, parent)
     new = chained(placement.new, state.next_id, parent)
-    if new:
-        history, asked = before, new
-    else:  # the request ends on the stored path: its last message is asked again
-        history, asked = before[:-1], before[-1:]
+    # A request that ends on the stored path asks its last message again.
+    history, asked = (before, new) if new else (before[:-1], before[-1:])
     reply_parent = new[-1].id if new else parent
     reply_id = state.next_id + len(new)
     return Placing(new, history, asked, reply_id, reply_parent, placement.system, keep)
