@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chatproxy.environment import (
+    MAX_SECONDS,
     ConfigError,
     Env,
     RedisSettings,
@@ -175,9 +176,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
 
 
-# The longest time a setting may name (about 31,700 years): Redis keeps expiries and leases as
-# milliseconds in 64 bits, and refuses (every request failing) one past that.
-MAX_SECONDS = 10**12
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 KEY_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
 MIN_KEY_CHARS = 16

@@ -45,6 +45,12 @@ def models(env: Env, model: str, vision_model: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([model, vision_model, *listed]))
 
 
+# The longest time a setting may name (about 31,700 years): Redis keeps expiries and leases as
+# milliseconds in 64 bits, and refuses (every request failing) one past that.
+MAX_SECONDS = 10**12
+MAX_RATE = 10**9  # requests a rate limit may allow per period
+
+
 def rate_limit(name: str, raw: str) -> str:
     import limits  # here, not at the top: a service without RATE_LIMIT starts without it
 
@@ -59,6 +65,11 @@ def rate_limit(name: str, raw: str) -> str:
         raise ConfigError(
             f"{name} must allow at least 1 request per period of at least 1 unit, got {raw!r}"
             " (leave it unset for no limit)"
+        )
+    if any(item.amount > MAX_RATE or item.get_expiry() > MAX_SECONDS for item in items):
+        raise ConfigError(  # the stores keep counts and expiries in 64 bits
+            f"{name} may allow at most {MAX_RATE:,} requests per period of at most"
+            f" {MAX_SECONDS:g} seconds, got {raw!r} (leave it unset for no limit)"
         )
     return raw
 

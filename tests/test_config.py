@@ -210,6 +210,8 @@ def test_cloud_functions_with_key_or_base_url_is_accepted(
         ({"RATE_LIMIT": "0/minute"}, "RATE_LIMIT", "0/minute"),
         ({"RATE_LIMIT_PER_ADDRESS": "5/second;0/hour"}, "RATE_LIMIT_PER_ADDRESS", "0/hour"),
         ({"RATE_LIMIT": "60/0 minutes"}, "RATE_LIMIT", "60/0 minutes"),
+        ({"RATE_LIMIT": "99999999999999999999999/second"}, "RATE_LIMIT", "999999/second"),
+        ({"RATE_LIMIT_PER_ADDRESS": "1 per 99999 years"}, "RATE_LIMIT_PER_ADDRESS", "99999"),
     ],
 )
 def test_bad_value_is_refused_naming_variable_and_value(
