@@ -280,6 +280,35 @@ def test_a_response_not_stored_cannot_be_found_and_leaves_nothing(
     assert previous.value.param == "previous_response_id"
 
 
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "not-stored"])
+def test_a_leading_system_message_of_the_input_is_the_turns_system_prompt_stored_or_not(
+    proxy: Proxy, fake_upstream: FakeUpstream, store: bool
+) -> None:
+    """The Vercel AI SDK sends its `system` as the input's first message (`store: false` for
+    zero data retention): the model gets it in place of the global prompt either way, as it
+    gets `instructions`, not both prompts, one after the other."""
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+    brief = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+    proxy.client.responses.create(model=MODEL, input=brief, store=store)
+    alone = sent_upstream(fake_upstream)
+    proxy.client.responses.create(model=MODEL, input=brief, instructions="Be exact.", store=store)
+    instructed = sent_upstream(fake_upstream)
+    proxy.client.responses.create(
+        model=MODEL, input=brief, previous_response_id=first.id, store=store
+    )
+    continued = sent_upstream(fake_upstream)
+
+    assert alone == [("system", "Be brief."), ("user", "Hi")]
+    assert instructed == [("system", "Be exact.\n\nBe brief."), ("user", "Hi")]
+    assert continued == [
+        ("system", "Be brief."),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "Hi"),
+    ]
+
+
 @pytest.mark.parametrize("names", ["the user message", "no item", "no chat"])
 def test_a_previous_response_id_that_names_no_reply_is_not_found_and_stores_nothing(
     proxy: Proxy, fake_upstream: FakeUpstream, names: str

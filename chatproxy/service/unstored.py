@@ -1,6 +1,7 @@
 """Own what a Responses request with `store: false` sends the model (`responses.py`): nothing of
 it is written, so it goes through the pass-through with the system prompt (the request's
-instructions, else the chat's), the newest messages of the path it continues (at most
+instructions and its input's leading system or developer messages, as a stored turn's, else the
+chat's), the newest messages of the path it continues (at most
 MESSAGES_LENGTH) that fit CONTEXT_TOKENS beside its input (`window.py`), then its input."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ if TYPE_CHECKING:  # named in annotations only, which keeps `responses.py` four 
     from chatproxy.service.defaults import Defaults, TurnOptions
     from chatproxy.store.items import ChatState
 
+SYSTEM_ROLES = ("system", "developer")  # leading messages of these roles: a system prompt
+
 
 def build_unstored(
     settings: Settings,
@@ -26,9 +29,14 @@ def build_unstored(
     options: TurnOptions,
 ) -> list[dict[str, Any]]:
     """Return the messages a response that is not stored sends: the system prompt
-    (`instructions`, or the chat's), the newest messages of `state`'s path that fit, and `sent`
-    (its input as chat messages)."""
-    system = instructions or defaults.system_prompt(state)
+    (`instructions` and `sent`'s leading system messages, joined by a blank line as a stored
+    turn's are; else the chat's), the newest messages of `state`'s path that fit, and the rest
+    of `sent` (its input as chat messages)."""
+    first = next((n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent))
+    own = [instructions] if instructions else []
+    own += [_text(m.get("content")) for m in sent[:first]]
+    sent = sent[first:]
+    system = "\n\n".join(own) or defaults.system_prompt(state)
     call = defaults.call(state.settings, False, options)
     most = settings.messages_length
     history = state.messages[len(state.messages) - most :] if most else []
@@ -37,6 +45,13 @@ def build_unstored(
     window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
     outgoing = [m.for_upstream() for m in window] + sent
     return [{"role": "system", "content": system}, *outgoing] if system else outgoing
+
+
+def _text(content: Any) -> str:
+    """The text of a system message: its string, or its text parts one per line."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.get("text") or "" for p in content or [] if isinstance(p, dict))
 
 
 def _as_message(message: Mapping[str, Any]) -> Message:
