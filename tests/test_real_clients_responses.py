@@ -345,3 +345,40 @@ def test_ai_sdk_runs_a_tool_on_its_first_turn(
     else:
         assert called == f"resp_{chat}_1"
         assert proxy.chats() == [chat]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+def test_ai_sdk_runs_a_tool_in_a_conversation_it_names(
+    proxy: Proxy, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    """With `providerOptions.openai.conversation` the SDK sends each turn's user message only,
+    and its tool loop's second step sends that message again with the call's result, but not
+    the call (it has an item id: the conversation holds it). The result answers the call the
+    first step stored, and only the result is stored."""
+    conversation = proxy.client.conversations.create().id
+    turns = ["Hi", "Use get_weather for Oslo.", "Thanks"]
+
+    answered = ai_sdk(proxy, turns, stream=stream, tools=True, conversation=conversation)
+
+    assert [turn["responseId"] for turn in answered] == [
+        f"resp_{conversation}_{n}" for n in (1, 5, 7)
+    ]
+    (call,) = [part for part in answered[1]["steps"][0]["content"] if part["type"] == "tool-call"]
+    assert answered[1]["sent"][1]["input"] == [
+        user_part(turns[1]),
+        {"type": "function_call_output", "call_id": call["toolCallId"], "output": "Sunny in dev"},
+    ]
+    assert answered[1]["text"] == "[dev upstream] The tools said: Sunny in dev."
+    assert proxy.path(conversation) == [
+        ("system", SYSTEM),
+        ("user", turns[0]),
+        ("assistant", answered[0]["text"]),
+        ("user", turns[1]),
+        ("assistant", None),
+        ("tool", "Sunny in dev"),
+        ("assistant", answered[1]["text"]),
+        ("user", turns[2]),
+        ("assistant", said(turns[2], 7)),
+    ]
+    assert held(proxy, conversation) == 8
+    assert sent_upstream(fake_upstream) == proxy.path(conversation)[:-1]
