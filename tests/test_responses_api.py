@@ -17,6 +17,7 @@ from harness.server_process import StartServer
 from tests.responses_client import (
     MODEL,
     SYSTEM,
+    WEATHER,
     Proxy,
     chat_of,
     proxy,
@@ -149,6 +150,39 @@ def test_a_resent_history_of_item_references_is_matched_not_stored_twice(
     ]
     assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
     assert second.previous_response_id == (first.id if previous else None)
+
+
+def test_output_items_sent_back_with_their_ids_continue_their_chat(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    """OpenAI's function calling guide: `input += response.output`, then each call's output,
+    and the next request sends it all, without previous_response_id. The items the SDK sends
+    back carry their ids (`fc_<chat>_…`, `msg_<chat>_…`), which name their chat: the turn goes
+    on in it and what matches is not stored again, in a new chat per request."""
+    history: list[Any] = [{"role": "user", "content": "Use get_weather for Paris."}]
+    called = proxy.client.responses.create(model=MODEL, input=history, tools=[WEATHER])
+    history += called.output
+    (call,) = called.output
+    assert call.type == "function_call"
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"})
+
+    answered = proxy.client.responses.create(model=MODEL, input=history, tools=[WEATHER])
+    history += [*answered.output, {"role": "user", "content": "Thanks"}]
+    thanked = proxy.client.responses.create(model=MODEL, input=history, tools=[WEATHER])
+
+    chat = chat_of(called)
+    assert [chat_of(answered), chat_of(thanked)] == [chat, chat]
+    assert proxy.chats() == [chat]
+    assert proxy.path(chat) == [
+        ("system", SYSTEM),
+        ("user", "Use get_weather for Paris."),
+        ("assistant", None),
+        ("tool", "Sunny"),
+        ("assistant", answered.output_text),
+        ("user", "Thanks"),
+        ("assistant", thanked.output_text),
+    ]
+    assert sent_upstream(fake_upstream) == proxy.path(chat)[:-1]
 
 
 def test_a_resent_history_below_the_leafs_path_is_matched_and_one_that_leaves_it_forks(

@@ -26,7 +26,7 @@ from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_input import input_messages, referenced_ids
-from chatproxy.http.responses_items import message_items
+from chatproxy.http.responses_items import carried_ids, message_items
 from chatproxy.http.responses_lengths import check_lengths
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
@@ -112,6 +112,10 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     """The request in the service's terms: where it goes, its input's translation (given the
     stored messages its item references may name), and what its reply keeps."""
     named = referenced_ids(request.input)  # ids none of ours are refused before any read
+    carried = request.store and not (
+        named or request.previous_response_id or request.conversation_id
+    )
+    named = carried_ids(request.input) if carried else named
     max_chars = ctx.settings.max_content_chars
     check_lengths(request.input, max_chars)
     if request.instructions is not None and len(request.instructions) > max_chars:
@@ -133,6 +137,7 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
         conversation=request.conversation_id,
         named=tuple(item.message for item in named),
         named_chat=named[0].chat if named else "",
+        carried=carried,
         store=request.store,
     )
 

@@ -91,6 +91,18 @@ def parse_item_id(text: str) -> ItemId | None:
     return None
 
 
+def carried_ids(sent: Any) -> list[ItemId]:
+    """The ids this proxy gave that a request's `input` items carry whole, as the SDKs return
+    them (`input += response.output`), when all name one chat: like an item_reference's, they
+    say where the turn goes, if it is in the caller's chat (else they are just items)."""
+    kinds = ("message", "function_call", "function_call_output")
+    items = sent if isinstance(sent, list) else []
+    texts = [i.get("id") for i in items if isinstance(i, dict) and i.get("type") in kinds]
+    found = [parse_item_id(text) for text in texts if isinstance(text, str)]
+    named = [item_id for item_id in found if item_id is not None and item_id.chat]
+    return named if len({item_id.chat for item_id in named}) == 1 else []
+
+
 def message_items(message: Message | JsonObject, chat: str = "") -> list[JsonObject]:
     """The items one stored message is, in order, their ids naming `chat`: a tool result is a
     `function_call_output`; an assistant message its text (if it has any, or nothing at all)

@@ -12,7 +12,8 @@ A response's turn (`ResponseAsk`) goes
 - at the current leaf of `conversation` (a chat id), which must exist;
 - else, when its input's item references name a chat (the Vercel AI SDK sends an earlier reply
   back by its item id, without `previous_response_id`), in that chat after the newest item
-  they name;
+  they name; so too when, with no reference, its items carry ids of an existing chat's items
+  (`input += response.output`, as OpenAI's guides write a tool loop);
 - else on a new chat `chain-<hex>`, from its root; the hex is the Idempotency-Key's digest when
   there is one, so that a retry finds the chat its key was claimed in.
 Its messages are the request's instructions as a system message (this turn's system prompt,
@@ -78,6 +79,7 @@ class ResponseAsk:
     conversation: str | None = None
     named: tuple[int, ...] = ()
     named_chat: str = ""
+    carried: bool = False  # `named` are ids items carry: where the turn goes, if they exist
     store: bool = True
 
 
@@ -212,7 +214,8 @@ class Responses:
                 state = await self._store.load_window(chat, self._depth(ask, at), at)
             except NotFound:  # its references name nothing: the input's translation says so
                 state = ChatState(False, None, None, [])
-            return _Place(chat, at, state)
+            if not ask.carried or (state.messages and state.messages[-1].id == at):
+                return _Place(chat, at, state)
         chain = hashlib.sha256(key.encode()).hexdigest()[:32] if key else uuid.uuid4().hex
         chat = ChatRef(ask.tenant, CHAIN + chain)
         if ask.store:  # its turn reads what it needs
