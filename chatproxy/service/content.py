@@ -1,8 +1,10 @@
 """Own the shaping of a message's content for the model: images as OpenAI content parts, and
-images flattened to text for a model that cannot see them."""
+images flattened to text for a model that cannot see them; the system prompt a request's
+leading system or developer messages make."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -37,3 +39,20 @@ def _image_text(part: dict[str, Any]) -> dict[str, Any]:
     """An image part as the text part that names it (a data URL is not spelled out)."""
     url = str(part.get("image_url", {}).get("url", ""))
     return {"type": "text", "text": "[image]" if url.startswith("data:") else f"[image: {url}]"}
+
+
+SYSTEM_ROLES = ("system", "developer")  # leading messages of these roles: a system prompt
+
+
+def leading_system(sent: Sequence[Mapping[str, Any]]) -> tuple[list[str], int]:
+    """The texts of a request's leading system or developer messages (this turn's system
+    prompt), and where the rest of its messages begin."""
+    first = next((n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent))
+    return [system_text(m.get("content")) for m in sent[:first]], first
+
+
+def system_text(content: Any) -> str:
+    """The text of a system message: its string, or its text parts one per line."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.get("text") or "" for p in content or [] if isinstance(p, dict))

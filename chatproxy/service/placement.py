@@ -56,6 +56,7 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
+from chatproxy.service.content import SYSTEM_ROLES, system_text
 from chatproxy.service.message_rules import (
     MESSAGES,
     Names,
@@ -63,7 +64,7 @@ from chatproxy.service.message_rules import (
     message_key,
     sent_content,
 )
-from chatproxy.service.placing import SYSTEM_ROLES, Kept, Placing, only_new, window_for
+from chatproxy.service.placing import Kept, Placing, only_new, window_for
 from chatproxy.store.items import ROOT, ChatState, Message, chained
 
 
@@ -107,7 +108,7 @@ def place_request(
     # What is resent exactly as stored was checked when it came: only the rest is checked.
     resent = _resent_as_stored(path, convo)
     check_messages(sent, first + resent, None, names)
-    system = "\n\n".join(_text(m["content"]) for m in sent[:first]) if first else None
+    system = "\n\n".join(system_text(m["content"]) for m in sent[:first]) if first else None
     if not convo or convo[-1]["role"] not in ("user", "tool"):
         where = names.of(len(sent) - 1) if sent else names.whole
         raise ValidationFailed(
@@ -248,11 +249,6 @@ def _check_answers(
 def _unanswered(waiting: dict[str, str], names: Names) -> str:
     calls = ", ".join(f"{call!r:.80} (made in {origin})" for call, origin in waiting.items())
     return f"{calls}; send one {names.result} per call first"
-
-
-def _text(content: str | list[dict[str, Any]]) -> str:
-    """The text of a system message: its string, or its text parts one per line."""
-    return content if isinstance(content, str) else "\n".join(p["text"] for p in content)
 
 
 def _to_message(message: Mapping[str, Any]) -> Message:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatproxy.errors import NotFound, ValidationFailed
+from chatproxy.service.content import SYSTEM_ROLES
 from chatproxy.service.message_rules import MESSAGES, Names
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
@@ -25,9 +26,6 @@ from chatproxy.store.items import ROOT, ChatState, Content, Message
 def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
     """How many of the path's newest messages `placement.place_request` needs to see first."""
     return len(sent) + 1
-
-
-SYSTEM_ROLES = ("system", "developer")  # leading messages of these roles: a system prompt
 
 
 def only_new(sent: Sequence[Mapping[str, Any]]) -> bool:

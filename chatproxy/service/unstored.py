@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from chatproxy.service.content import leading_system
 from chatproxy.service.window import fit_window
 from chatproxy.store.items import Message
 
@@ -16,8 +17,6 @@ if TYPE_CHECKING:  # named in annotations only, which keeps `responses.py` four 
     from chatproxy.config import Settings
     from chatproxy.service.defaults import Defaults, TurnOptions
     from chatproxy.store.items import ChatState
-
-SYSTEM_ROLES = ("system", "developer")  # leading messages of these roles: a system prompt
 
 
 def build_unstored(
@@ -32,9 +31,8 @@ def build_unstored(
     (`instructions` and `sent`'s leading system messages, joined by a blank line as a stored
     turn's are; else the chat's), the newest messages of `state`'s path that fit, and the rest
     of `sent` (its input as chat messages)."""
-    first = next((n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent))
-    own = [instructions] if instructions else []
-    own += [_text(m.get("content")) for m in sent[:first]]
+    prompts, first = leading_system(sent)
+    own = [instructions, *prompts] if instructions else prompts
     sent = sent[first:]
     system = "\n\n".join(own) or defaults.system_prompt(state)
     call = defaults.call(state.settings, False, options)
@@ -45,13 +43,6 @@ def build_unstored(
     window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
     outgoing = [m.for_upstream() for m in window] + sent
     return [{"role": "system", "content": system}, *outgoing] if system else outgoing
-
-
-def _text(content: Any) -> str:
-    """The text of a system message: its string, or its text parts one per line."""
-    if isinstance(content, str):
-        return content
-    return "\n".join(p.get("text") or "" for p in content or [] if isinstance(p, dict))
 
 
 def _as_message(message: Mapping[str, Any]) -> Message:
