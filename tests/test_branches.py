@@ -189,3 +189,18 @@ def test_a_turn_sends_the_newest_messages_length_messages_of_its_path(
 
     history = ["q0", "a0", "q1", "a1"]
     assert sent(fake_upstream) == [*history[len(history) - expected :], "q2"]
+
+
+def test_a_trimmed_chats_first_messages_are_listed_and_are_versions_of_each_other(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, MAX_CHAT_MESSAGES="4")
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+
+    say(client, {"content": "q1 edited", "parent": 1}, "a1'", fake_upstream)  # 4, 5; 0, 1 dropped
+
+    assert client.get("/c/children", headers=WEB).get_json() == {"parent": None, "children": [2, 4]}
+    for query, ids in (("", [4, 5]), ("?leaf=3", [2, 3])):
+        history = client.get(f"/c/chat{query}", headers=WEB).get_json()
+        assert [(m["id"], m["siblings"]) for m in history] == [(ids[0], [2, 4]), (ids[1], [ids[1]])]

@@ -274,3 +274,24 @@ async def test_a_forks_save_lands_once_and_only_under_an_item_still_there(store:
     with pytest.raises(NotFound):
         await store.save_turn(CHAT, "t-gone", chained([ask("x"), reply("y")], gone.next_id, 3))
     assert (await store.load_items(CHAT, [gone.next_id])) == [None]
+
+
+@pytest.mark.anyio
+async def test_a_trimmed_chats_first_messages_are_those_that_start_its_paths(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(max_messages=4)
+    await linear(store, 2)  # q0 a0 q1 a1
+    await store.save_turn(CHAT, "e", chained([ask("e"), reply("ae")], 4, 1))  # 0 and 1 dropped
+
+    # 2 and 4 start the paths now (their parent was dropped); a dropped item has no children.
+    assert await store.children(CHAT, [None, 1, 2, 4]) == [[2, 4], [], [3], [5]]
+    copy = ChatRef(CHAT.tenant, "tree-copy")  # a trimmed chat's tree, imported as it is
+    tree = await store.load_tree(CHAT)
+    assert tree is not None
+    assert await store.save_tree(copy, tree)
+    assert await store.children(copy, [None, 1]) == [[2, 4], []]
+    assert await store.delete_items(CHAT, [4]) == [4]  # its child goes to the top
+    assert await store.children(CHAT, [None]) == [[2, 5]]
+    await store.save_turn(CHAT, "n", chained([ask("n"), reply("an")], 6, 3))  # 2 dropped
+    assert await store.children(CHAT, [None, 2]) == [[3, 5], []]

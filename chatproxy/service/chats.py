@@ -60,8 +60,9 @@ class Chats:
     ) -> list[dict[str, Any]]:
         """Return the path from the chat's first message to its current leaf (or to `leaf`),
         oldest first, each message with its `id`, `parent` and `siblings` (the ids of its
-        parent's children, itself among them, oldest first); with `summaries`, each summary
-        of the path (compaction) right after the last message it covers.
+        parent's children, itself among them, oldest first; the chat's first messages for one
+        whose parent trimming dropped); with `summaries`, each summary of the path
+        (compaction) right after the last message it covers.
 
         Without `limit` and `before`: the whole path, the system prompt first when the chat
         has one. With them: a page of at most `limit` messages before the message `before`.
@@ -72,6 +73,10 @@ class Chats:
             state = await self._store.load_page(chat, limit or DEFAULT_PAGE, before, leaf)
         parents = list(dict.fromkeys(m.parent for m in state.messages))
         kids = dict(zip(parents, await self._store.children(chat, parents), strict=True))
+        dropped = [parent for parent, found in kids.items() if parent is not None and not found]
+        if dropped:  # MAX_CHAT_MESSAGES dropped them: their children start paths, as first ones
+            (first,) = await self._store.children(chat, [None])
+            kids.update(dict.fromkeys(dropped, first))
         messages = [{**m.to_json(), "siblings": kids[m.parent] or [m.id]} for m in state.messages]
         if summaries:
             ids = [m.id for m in state.messages if m.id is not None]

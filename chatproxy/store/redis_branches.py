@@ -82,8 +82,11 @@ async def children(run: Run, keys: list[str], parents: Sequence[int | None]) -> 
         return []
     fields = ["root" if parent is None else parent for parent in parents]
     first, found = await run("children", keys, [], fields)
-    kept = int(first)  # the children below it were dropped by trimming
-    return [[kid for kid in kid_ids(kids) if kid >= kept] for kids in found]
+    kept = int(first)  # the items below it were dropped by trimming, their children kept
+    return [
+        [] if parent is not None and parent < kept else [k for k in kid_ids(kids) if k >= kept]
+        for parent, kids in zip(parents, found, strict=True)
+    ]
 
 
 async def set_leaf(run: Run, keys: list[str], item: int, descend: bool) -> int | None:

@@ -75,10 +75,12 @@ local m = tonumber(ARGV[6 + n])
 for i = 7 + n, 6 + n + m, 2 do  -- one at a time: unpack stops at a few thousand values
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
+local first = 7 + n + m <= #ARGV and tonumber((string.match(ARGV[7 + n + m], PLACED)))
 for i = 7 + n + m, #ARGV do
   local id, parent = string.match(ARGV[i], PLACED)
   redis.call('HSET', KEYS[1], id, ARGV[i])
-  add_child(parent, id)
+  -- One under an item MAX_CHAT_MESSAGES dropped (below the first) starts a path (CHILDREN).
+  add_child((parent ~= 'null' and tonumber(parent) < first) and 'null' or parent, id)
 end
 refresh(ARGV[2], ARGV[4], ARGV[3])
 return 1

@@ -50,7 +50,9 @@ end
 if #gone == 0 then return {} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 
-local function field_of(id) return id == 'null' and 'root' or id end
+-- Where `:kids` lists the children of `id`: one trimming dropped lists them under 'root'.
+local first = tonumber(redis.call('HGET', KEYS[2], 'first') or 0)
+local function field_of(id) return (id == 'null' or tonumber(id) < first) and 'root' or id end
 local function listed(field)  -- the ids `:kids` lists under `field`
   local ids = {}
   for kid in string.gmatch(redis.call('HGET', KEYS[3], field) or '', '%d+') do

@@ -135,23 +135,51 @@ for i = 17, #ARGV do
   end
   if count == 0 then first = tonumber(id) end
   redis.call('HSET', KEYS[1], id, raw)
-  add_child(parent, id)
+  -- Under an item trimming dropped (while the turn ran) it starts a path (CHILDREN).
+  add_child((parent ~= 'null' and tonumber(parent) < first) and 'null' or parent, id)
   count = count + 1
   last, leaf = tonumber(id), id
   if last >= next_id then next_id = last + 1 end
   parent = id
 end
 local most, misses = tonumber(ARGV[9]), 0
+local trimmed, listed = false, {}  -- whether any item was dropped; `:kids` of those dropped
 while most > 0 and count > most and first < next_id do  -- the oldest items go first
   local gone = redis.call('HDEL', KEYS[1], first)
   count = count - gone
   misses = gone == 1 and 0 or misses + 1
+  local kids = redis.call('HGET', KEYS[3], first)
+  if kids then listed[#listed + 1] = kids end
   redis.call('HDEL', KEYS[3], first, 's' .. first)  -- its children, and a summary ending there
-  first = first + 1
+  first, trimmed = first + 1, true
   if misses == 32 then  -- a wide gap (an imported chat's ids may lie far apart): skip it
     local lowest = next_id
     for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do lowest = math.min(lowest, tonumber(id)) end
     first, misses = lowest, 0
+  end
+end
+if trimmed then  -- the items kept under one dropped start paths: listed under 'root' (CHILDREN)
+  local roots = redis.call('HGET', KEYS[3], 'root')
+  if roots then listed[#listed + 1] = roots end
+  local raw = redis.call('HGET', KEYS[1], first)  -- the one numbered after its parent
+  local _, up = false, false
+  if raw then _, up = string.match(raw, PLACED) end
+  if up and up ~= 'null' and tonumber(up) < first then listed[#listed + 1] = tostring(first) end
+  local starts, seen = {}, {}
+  for _, kids in ipairs(listed) do
+    for kid in string.gmatch(kids, '%d+') do
+      local n = tonumber(kid)
+      if n >= first and not seen[n] then
+        seen[n] = true
+        starts[#starts + 1] = n
+      end
+    end
+  end
+  table.sort(starts)
+  if #starts > 0 then
+    redis.call('HSET', KEYS[3], 'root', table.concat(starts, ','))
+  else
+    redis.call('HDEL', KEYS[3], 'root')
   end
 end
 -- Numbers are formatted as text on their way to Redis, which costs more than the command: the

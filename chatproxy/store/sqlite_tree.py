@@ -15,6 +15,13 @@ from chatproxy.store.items import ROOT, ChatRef, Message, chained
 # A chat's items among a JSON array of ids.
 GIVEN = "tenant = ? AND chat_id = ? AND seq IN (SELECT value FROM json_each(?))"
 
+# The items that start a path: without a parent, or under one trimming dropped.
+FIRST_MESSAGES = (
+    "SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent IS NULL UNION"
+    " SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent <"
+    " (SELECT MIN(seq) FROM messages WHERE tenant = ? AND chat_id = ?) ORDER BY seq"
+)
+
 # Walks from one item up its parents; the outer query stops the walk once it has its rows.
 PATH = (
     "WITH RECURSIVE up(seq, parent, body) AS ("
@@ -106,12 +113,12 @@ def place(messages: Sequence[Message], next_id: int, leaf: int | None) -> list[M
 
 def children_of(db: sqlite3.Connection, chat: ChatRef, parent: int | None) -> list[int]:
     """The ids of the item's children in the order they were added (none for an item the chat
-    no longer holds: trimming dropped it)."""
+    no longer holds: trimming dropped it); for None, the items that start a path: those without
+    a parent, and those whose parent trimming dropped (numbered below every item kept)."""
     if parent is not None and not has_item(db, chat, parent):
         return []
     if parent is None:
-        query = "SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent IS NULL"
-        rows = db.execute(query + " ORDER BY seq", (chat.tenant, chat.chat_id)).fetchall()
+        rows = db.execute(FIRST_MESSAGES, (chat.tenant, chat.chat_id) * 3).fetchall()
     else:
         query = "SELECT seq FROM messages WHERE tenant = ? AND chat_id = ? AND parent = ?"
         rows = db.execute(query + " ORDER BY seq", (chat.tenant, chat.chat_id, parent)).fetchall()

@@ -265,3 +265,21 @@ def test_branch_controls_fit_a_phone_screen(
     expect(messages(phone).first.locator(".text")).to_have_text("An edit of the first")
     expect(messages(phone).nth(1)).to_contain_text(re.compile("You said: An edit"))
     fits()
+
+
+def test_a_trimmed_chats_first_message_steps_to_its_other_versions(
+    serve: Serve, page: Page
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    seed(base, "trimmed", "Plan a trip", "Somewhere warm")
+    old_path = stored(base, "trimmed")
+    answer = http("POST", f"{base}/trimmed/chat", {"content": "Somewhere cold", "parent": 1})
+    assert answer.status == 200, answer.body  # items 0 and 1 are dropped: two paths start now
+    page.goto(f"{base}/ui#chat=trimmed")
+    expect(messages(page)).to_have_count(2)
+
+    versions(messages(page).first, 2, 2).get_by_role("button", name="Previous version").click()
+
+    expect(messages(page).first).to_contain_text("Somewhere warm")
+    versions(messages(page).first, 1, 2)
+    assert shown(page) == stored(base, "trimmed") == old_path[2:]
