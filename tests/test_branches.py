@@ -114,6 +114,19 @@ def test_a_streamed_regeneration_is_stored_as_a_sibling(
     assert path(client) == [(0, "q0"), (2, "streamed again")]
 
 
+def test_a_page_of_a_given_path_holds_only_that_paths_messages(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+    say(client, {"content": "e", "parent": 1}, "ae", fake_upstream)  # 4, 5
+
+    # 5 is on the other branch: the page is of the path to 3, its messages numbered below 5.
+    assert path(client, "?leaf=3&limit=10&before=5") == [(0, "q0"), (1, "a0"), (2, "q1"), (3, "a1")]
+    assert path(client, "?leaf=3&limit=10&before=3") == [(0, "q0"), (1, "a0"), (2, "q1")]
+    assert path(client, "?limit=10&before=5") == [(0, "q0"), (1, "a0"), (4, "e")]
+
+
 def test_the_leaf_can_be_set_to_any_message_and_descend(
     client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:

@@ -79,6 +79,20 @@ async def test_a_page_below_an_id_the_chat_does_not_hold_counts_ids(store: Store
 
 
 @pytest.mark.anyio
+async def test_a_page_of_a_given_path_before_an_item_off_it_holds_that_paths_items(
+    store: Store,
+) -> None:
+    await linear(store, 3)  # items 0..5
+    await store.save_turn(CHAT, "b", chained([ask("b"), reply("ab")], 6, 3))  # 6, 7 under 3
+
+    page = await store.load_page(CHAT, 10, 5, leaf=7)  # 5 is on the other branch
+
+    assert [m.id for m in page.messages] == [0, 1, 2, 3]  # those numbered below it, not 4
+    assert [m.id for m in (await store.load_page(CHAT, 2, 6, leaf=7)).messages] == [2, 3]
+    assert [m.id for m in (await store.load_page(CHAT, 10, 5)).messages] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.anyio
 async def test_a_path_from_an_unknown_item_is_not_found(store: Store) -> None:
     await linear(store, 1)
 

@@ -129,14 +129,21 @@ class TreeModel(RuleBasedStateMachine):
         assert [m.id for m in state.messages] == expected
         assert [m.content for m in state.messages] == [self.items[i][1] for i in expected]
 
-    @rule(limit=st.integers(min_value=1, max_value=6), n=picks, held=st.booleans())
-    def read_a_page(self, limit: int, n: int, held: bool) -> None:
+    @rule(
+        limit=st.integers(min_value=1, max_value=6),
+        n=picks,
+        held=st.booleans(),
+        end=st.none() | picks,
+    )
+    def read_a_page(self, limit: int, n: int, held: bool, end: int | None) -> None:
         before = self.pick(n) if held else n % (self.next_id + 3)
-        state = self.run(self.store.load_page(CHAT, limit, before))
-        if before in self.items:
+        leaf = None if end is None or not self.items else self.pick(end)
+        state = self.run(self.store.load_page(CHAT, limit, before, leaf))
+        path = self.path(self.leaf if leaf is None else leaf)
+        if before in self.items and (leaf is None or before in path):  # the path above it
             expected = self.path(self.items[before][0], limit)
-        else:
-            expected = [i for i in self.path(self.leaf) if i < before][-limit:]
+        else:  # the path's items numbered below it
+            expected = [i for i in path if i < before][-limit:]
         assert [m.id for m in state.messages] == expected
 
     @rule(n=picks, root=st.booleans())

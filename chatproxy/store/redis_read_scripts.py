@@ -26,11 +26,12 @@ end
 """
 
 # Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
-# before ('' = none: else the page above that item, or, if the chat does not hold it, the items
-# numbered below it), ttl (0 = none), ttl_arg (its ARGV text), global and listing (the global
-# prompt's key and the tenant's listing, whose TTL is refreshed with the chat's; nil on a
-# cluster), and known, known_count, known_leaf: the turn id by which the caller knows
-# the newest known_count items of the path ending at known_leaf (false = none; see windows.py).
+# before ('' = none: else the page above that item, or, if the chat does not hold it or `at`
+# names a path it is not on, the items numbered below it), ttl (0 = none), ttl_arg (its ARGV
+# text), global and listing (the global prompt's key and the tenant's listing, whose TTL is
+# refreshed with the chat's; nil on a cluster), and known, known_count, known_leaf: the turn id
+# by which the caller knows the newest known_count items of the path ending at known_leaf
+# (false = none; see windows.py).
 # Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
 # newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
 # the newest summary on the path (false: none, or not looked for), the chat's last turn.
@@ -38,6 +39,14 @@ READ_PATH = """
 local below = false
 if before ~= '' then
   local raw = redis.call('HGET', KEYS[1], before)
+  if raw and at ~= '' then  -- a given path's page: one before an item off it is as for a gap
+    local id = from
+    while id and tonumber(id) > tonumber(before) do
+      local up = redis.call('HGET', KEYS[1], id)
+      id = up and string.match(up, PARENT)
+    end
+    if id ~= before then raw = false end
+  end
   if raw then from = string.match(raw, PARENT) or false else below = tonumber(before) end
 end
 local items, summary = {}, false

@@ -14,7 +14,7 @@ from chatproxy.errors import NotFound
 from chatproxy.store.items import ROOT, ChatState, Unsummarized
 from chatproxy.store.sqlite_chat import global_system_of, live_chat, touch
 from chatproxy.store.sqlite_summaries import fence_of, unsummarized, window_summary
-from chatproxy.store.sqlite_tree import has_item, parent_of, path_bodies
+from chatproxy.store.sqlite_tree import has_item, on_path, parent_of, path_bodies
 
 if TYPE_CHECKING:
     from chatproxy.store.decoding import DecodedMessages
@@ -47,6 +47,8 @@ def read_path(
     below = None
     if before is not None:
         above = parent_of(db, chat, before)
+        if above is not False and at is not None and not on_path(db, chat, at, before):
+            above = False  # a given path's page before an item off it: as for an id not held
         if above is False:
             below = before
         else:

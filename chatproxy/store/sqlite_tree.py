@@ -33,6 +33,17 @@ PATH = (
 )
 
 
+# Whether an item is on the path ending at another: a walk up from it, no higher than its id.
+ON_PATH = (
+    "WITH RECURSIVE up(seq, parent) AS ("
+    " SELECT seq, parent FROM messages WHERE tenant = ? AND chat_id = ? AND seq = ?"
+    " UNION ALL"
+    " SELECT m.seq, m.parent FROM messages AS m JOIN up"
+    " ON m.tenant = ? AND m.chat_id = ? AND m.seq = up.parent WHERE up.seq > ?)"
+    " SELECT 1 FROM up WHERE seq = ?"
+)
+
+
 def placed_before(
     db: sqlite3.Connection, chat: ChatRef, messages: Sequence[Message], *, fork: bool
 ) -> bool:
@@ -84,6 +95,16 @@ def parent_of(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> int | bool
         (chat.tenant, chat.chat_id, item_id),
     ).fetchone()
     return False if row is None else row[0]
+
+
+def on_path(db: sqlite3.Connection, chat: ChatRef, end: int, item_id: int) -> bool:
+    """Whether the item is on the path that ends at `end` (`ROOT`: none), walking up from `end`
+    no further than the item's id (ids grow down a path)."""
+    if end == ROOT:
+        return False
+    ids = (chat.tenant, chat.chat_id)
+    row = db.execute(ON_PATH, (*ids, end, *ids, item_id, item_id)).fetchone()
+    return row is not None
 
 
 def path_bodies(
