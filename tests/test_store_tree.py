@@ -3,6 +3,8 @@ any leaf, children, moving the leaf, and every field of an item kept as sent."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
@@ -309,3 +311,17 @@ async def test_a_trimmed_chats_first_messages_are_those_that_start_its_paths(
     assert await store.children(CHAT, [None]) == [[2, 5]]
     await store.save_turn(CHAT, "n", chained([ask("n"), reply("an")], 6, 3))  # 2 dropped
     assert await store.children(CHAT, [None, 2]) == [[3, 5], []]
+
+
+@pytest.mark.anyio
+async def test_moving_the_leaf_and_listing_children_refresh_the_ttl(make_store: MakeStore) -> None:
+    store = make_store(ttl_seconds=1)
+    await linear(store, 1)
+
+    for _ in range(2):  # 2.4 s in all: longer than the TTL, but never 1 s without a call
+        await asyncio.sleep(0.6)
+        assert await store.set_leaf(CHAT, 1) == 1
+        await asyncio.sleep(0.6)
+        assert await store.children(CHAT, [0]) == [[1]]
+
+    assert texts((await store.load_history(CHAT)).messages) == ["q0", "a0"]

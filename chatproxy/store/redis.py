@@ -141,7 +141,10 @@ class RedisStore(RedisCalls, RedisChats):
         return state_of(read, self.decoded, keep=True)
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
-        return await children(self._script, [*chat_keys(chat)], parents)
+        listing = index_key(chat.tenant)
+        found = await children(self._script, [*chat_keys(chat)], listing, parents, self._ttl or 0)
+        await self._listed_beside(chat)
+        return found
 
     async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         if not ids:
@@ -169,8 +172,11 @@ class RedisStore(RedisCalls, RedisChats):
         return sorted(int(item) for item in gone)
 
     async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
-        leaf = await set_leaf(self._script, [*chat_keys(chat), lock_key(chat)], item, descend)
+        keys, listing = [*chat_keys(chat), lock_key(chat)], index_key(chat.tenant)
+        leaf = await set_leaf(self._script, keys, listing, item, descend, self._ttl or 0)
         self._windows.forget(chat)
+        if leaf is not None:
+            await self._listed_beside(chat)
         return leaf
 
     async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:

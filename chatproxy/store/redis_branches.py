@@ -20,11 +20,17 @@ if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's 
 CHILDREN = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list   ARGV: item ids ('root' for the first messages)
+-- KEYS: items, meta, kids, old list, and on a single node the tenant's listing
+-- ARGV: ttl (0 = none), then item ids ('root' for the first messages)
 -- Returns the lowest id kept (children below it were dropped by trimming), then each one's
--- children, comma separated (false for none).
+-- children, comma separated (false for none); refreshes the TTL (the listing's too).
+if tonumber(ARGV[1]) > 0 then
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
+end
 local found = {}
-for i, field in ipairs(ARGV) do
+for i = 2, #ARGV do
+  local field = ARGV[i]
   local kids = redis.call('HGET', KEYS[3], field)
   local next_one = field == 'root' and '0' or tostring(tonumber(field) + 1)
   local raw = redis.call('HGET', KEYS[1], next_one)
@@ -34,7 +40,7 @@ for i, field in ipairs(ARGV) do
   if up == (field == 'root' and 'null' or field) and not listed then  -- see add_child
     kids = kids and (next_one .. ',' .. kids) or next_one
   end
-  found[i] = kids or false
+  found[i - 1] = kids or false
 end
 return {redis.call('HGET', KEYS[2], 'first') or 0, found}
 """
@@ -43,10 +49,12 @@ return {redis.call('HGET', KEYS[2], 'first') or 0, found}
 SET_LEAF = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list, lock   ARGV: item id, descend ('1': on to its newest
--- descendant by always taking the newest child)
+-- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
+-- ARGV: item id, descend ('1': on to its newest descendant by always taking the newest child),
+-- ttl (0 = none)
 -- Returns the new leaf, false if the chat does not hold the item, or -1 while a turn holds the
--- chat's lock (its save would move the leaf again). Windows known by the last turn
+-- chat's lock (its save would move the leaf again); a move refreshes the TTL (the listing's
+-- too). Windows known by the last turn
 -- (windows.py) are known by their last item too, so they no longer count once the leaf moves.
 local id = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], id) == 0 then
@@ -68,6 +76,10 @@ while ARGV[2] == '1' do
   id = newest
 end
 redis.call('HSET', KEYS[2], 'leaf', id)
+if tonumber(ARGV[3]) > 0 then
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  if KEYS[6] then redis.call('EXPIRE', KEYS[6], ARGV[3]) end
+end
 return tonumber(id)
 """
 )
@@ -76,12 +88,15 @@ return tonumber(id)
 BRANCH_SCRIPTS = {"children": CHILDREN, "set_leaf": SET_LEAF}
 
 
-async def children(run: Run, keys: list[str], parents: Sequence[int | None]) -> list[list[int]]:
-    """`Store.children` on the chat's `keys`."""
+async def children(
+    run: Run, keys: list[str], listing: str, parents: Sequence[int | None], ttl: int
+) -> list[list[int]]:
+    """`Store.children` on the chat's `keys`, refreshing their TTL and the tenant's `listing`'s
+    (`ttl` seconds; 0: none)."""
     if not parents:
         return []
     fields = ["root" if parent is None else parent for parent in parents]
-    first, found = await run("children", keys, [], fields)
+    first, found = await run("children", keys, [listing], [ttl, *fields])
     kept = int(first)  # the items below it were dropped by trimming, their children kept
     return [
         [] if parent is not None and parent < kept else [k for k in kid_ids(kids) if k >= kept]
@@ -89,9 +104,12 @@ async def children(run: Run, keys: list[str], parents: Sequence[int | None]) -> 
     ]
 
 
-async def set_leaf(run: Run, keys: list[str], item: int, descend: bool) -> int | None:
-    """`Store.set_leaf` on the chat's `keys` and its lock's."""
-    leaf = await run("set_leaf", keys, [], [item, "1" if descend else "0"])
+async def set_leaf(
+    run: Run, keys: list[str], listing: str, item: int, descend: bool, ttl: int
+) -> int | None:
+    """`Store.set_leaf` on the chat's `keys` and its lock's, refreshing their TTL and the
+    tenant's `listing`'s (`ttl` seconds; 0: none)."""
+    leaf = await run("set_leaf", keys, [listing], [item, "1" if descend else "0", ttl])
     if leaf == -1:
         raise ChatBusy()
     return None if leaf is None else int(leaf)

@@ -94,6 +94,8 @@ class SqliteStore(SqliteBase):
     @in_thread
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
         with self.file.transaction() as db:
+            if live_chat(db, chat) is not None:
+                touch(db, chat, self._expiry())
             return [children_of(db, chat, parent) for parent in parents]
 
     @in_thread
@@ -134,7 +136,7 @@ class SqliteStore(SqliteBase):
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         with self.file.transaction() as db:
-            return move_leaf(db, chat, item_id, descend=descend)
+            return move_leaf(db, chat, item_id, descend=descend, expires_at=self._expiry())
 
     @in_thread
     def chat_info(self, chat: ChatRef) -> ChatInfo | None:

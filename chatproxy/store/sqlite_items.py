@@ -61,9 +61,11 @@ def delete_given(
     return sorted(parents)
 
 
-def move_leaf(db: sqlite3.Connection, chat: ChatRef, item_id: int, *, descend: bool) -> int | None:
-    """Make the item (with `descend`, its newest descendant) the chat's leaf; return the new
-    leaf, None if the chat does not hold the item."""
+def move_leaf(
+    db: sqlite3.Connection, chat: ChatRef, item_id: int, *, descend: bool, expires_at: float | None
+) -> int | None:
+    """Make the item (with `descend`, its newest descendant) the chat's leaf, refreshing the
+    chat's TTL; return the new leaf, None if the chat does not hold the item."""
     if live_chat(db, chat) is None or not has_item(db, chat, item_id):
         return None
     if lock_holder(db, chat, time.time()) is not None:
@@ -73,4 +75,5 @@ def move_leaf(db: sqlite3.Connection, chat: ChatRef, item_id: int, *, descend: b
         "UPDATE chats SET leaf = ? WHERE tenant = ? AND chat_id = ?",
         (leaf, chat.tenant, chat.chat_id),
     )
+    touch(db, chat, expires_at)
     return leaf
