@@ -28,21 +28,24 @@ if tonumber(ARGV[1]) > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
   if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 end
-local found = {}
+local found, first = {}, redis.call('HGET', KEYS[2], 'first') or '0'
 for i = 2, #ARGV do
   local field = ARGV[i]
   local kids = redis.call('HGET', KEYS[3], field)
-  local next_one = field == 'root' and '0' or tostring(tonumber(field) + 1)
+  -- The child numbered right after its parent is found by its own parent (see add_child); the
+  -- first messages' is the lowest id kept, a first one if its parent is none or was dropped.
+  local next_one = field == 'root' and first or tostring(tonumber(field) + 1)
   local raw = redis.call('HGET', KEYS[1], next_one)
   local _, up = false, false
   if raw then _, up = string.match(raw, PLACED) end
   local listed = kids and string.find(',' .. kids .. ',', ',' .. next_one .. ',', 1, true)
-  if up == (field == 'root' and 'null' or field) and not listed then  -- see add_child
+  local starts = field == 'root' and up and (up == 'null' or tonumber(up) < tonumber(first))
+  if (up == field or starts) and not listed then
     kids = kids and (next_one .. ',' .. kids) or next_one
   end
   found[i - 1] = kids or false
 end
-return {redis.call('HGET', KEYS[2], 'first') or 0, found}
+return {first, found}
 """
 )
 

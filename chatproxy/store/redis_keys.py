@@ -7,9 +7,10 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
     chat:{<tenant>:<chat_id>}:kids       hash: item id (or `root`) -> its children's ids, in
                                          id order (the order they were added), comma
                                          separated, but the child numbered right after it
-                                         (id + 1; for `root`, 0), found by its own parent: a
-                                         chat without branches has no `:kids`; `root` also
-                                         lists the items under one trimming dropped; and
+                                         (id + 1; for `root`, the lowest id kept), found by
+                                         its own parent: a chat without branches has no
+                                         `:kids`; `root` also lists the items under one
+                                         trimming dropped; and
                                          `s<id>` -> the summary (JSON) of the path ending
                                          at that item (compaction), which so shares the
                                          chat's TTL, deletion and slot

@@ -143,7 +143,7 @@ for i = 17, #ARGV do
   parent = id
 end
 local most, misses = tonumber(ARGV[9]), 0
-local trimmed, listed = false, {}  -- whether any item was dropped; `:kids` of those dropped
+local listed = {}  -- the `:kids` of the items dropped
 while most > 0 and count > most and first < next_id do  -- the oldest items go first
   local gone = redis.call('HDEL', KEYS[1], first)
   count = count - gone
@@ -151,20 +151,18 @@ while most > 0 and count > most and first < next_id do  -- the oldest items go f
   local kids = redis.call('HGET', KEYS[3], first)
   if kids then listed[#listed + 1] = kids end
   redis.call('HDEL', KEYS[3], first, 's' .. first)  -- its children, and a summary ending there
-  first, trimmed = first + 1, true
+  first = first + 1
   if misses == 32 then  -- a wide gap (an imported chat's ids may lie far apart): skip it
     local lowest = next_id
     for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do lowest = math.min(lowest, tonumber(id)) end
     first, misses = lowest, 0
   end
 end
-if trimmed then  -- the items kept under one dropped start paths: listed under 'root' (CHILDREN)
+-- Those kept under an item dropped start paths: listed under 'root' (the one numbered right
+-- after its parent, now the first kept, CHILDREN finds by itself).
+if #listed > 0 then
   local roots = redis.call('HGET', KEYS[3], 'root')
   if roots then listed[#listed + 1] = roots end
-  local raw = redis.call('HGET', KEYS[1], first)  -- the one numbered after its parent
-  local _, up = false, false
-  if raw then _, up = string.match(raw, PLACED) end
-  if up and up ~= 'null' and tonumber(up) < first then listed[#listed + 1] = tostring(first) end
   local starts, seen = {}, {}
   for _, kids in ipairs(listed) do
     for kid in string.gmatch(kids, '%d+') do
