@@ -93,6 +93,9 @@ def test_items_and_instructions_make_the_turns_messages_and_instructions_are_not
     assert second.metadata == {}
     assert proxy.path(chat_of(first))[0] == ("system", SYSTEM)
     assert proxy.client.responses.retrieve(first.id).model_dump() == first.model_dump()
+    with pytest.raises(openai.BadRequestError) as streamed:  # events of no background response
+        proxy.client.responses.retrieve(first.id, stream=True)
+    assert streamed.value.param == "stream"  # type: ignore[attr-defined]
 
 
 def test_previous_response_id_continues_its_chat_and_an_older_one_forks_it(

@@ -57,6 +57,12 @@ async def create_response(ctx: Context) -> Answer:
 async def get_response(ctx: Context) -> Reply:
     found = await ctx.service.responses.find(_tenant(ctx), ctx.args["response_id"])
     ctx.log_fields["chat_id"] = found.chat
+    if ctx.request.query_params.get("stream", "").lower() == "true":  # the SDK would wait on
+        raise ValidationFailed(  # events that never come
+            "stream: only a background response streams again, and this proxy makes none;"
+            " leave stream out",
+            param="stream",
+        )
     return _stored(ctx, found)
 
 
