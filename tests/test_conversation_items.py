@@ -255,12 +255,12 @@ BAD: list[tuple[str, Call, str]] = [
                 {"type": "function_call", "call_id": "d", "name": "f", "arguments": "{}"},
             ],
         ),
-        "items",
+        "items[0]",  # the message the calls make, which starts at item 0
     ),
     (
         "blank message",
         lambda c, cid: c.conversations.items.create(cid, items=[{"role": "user", "content": " "}]),
-        "items",
+        "items[0]",
     ),
     (
         "long arguments",

@@ -637,6 +637,7 @@ def test_bad_request_is_refused_with_where(
         place_request(stored(*path), sent)
     assert message in caught.value.message
     assert caught.value.status == 400
+    assert caught.value.param == caught.value.message.split(": ", 1)[0]  # the field at fault
 
 
 def test_error_messages_never_repeat_message_text() -> None:

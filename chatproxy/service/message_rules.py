@@ -90,7 +90,12 @@ def check_messages(
     compare, naming it as `names` does."""
     names = names or MESSAGES
     for n in range(start, len(sent) if stop is None else stop):
-        _check_message(names.of(n), sent[n])
+        try:
+            _check_message(names.of(n), sent[n])
+        except ValidationFailed as exc:
+            if names.items is not None:  # the field is a chat message's: the item is named
+                exc.param = names.of(n)
+            raise
 
 
 def sent_content(message: Mapping[str, Any]) -> Any:
@@ -143,70 +148,70 @@ def _call_key(call: Mapping[str, Any]) -> Key:
 def _check_message(at: str, message: Mapping[str, Any]) -> None:
     role = message.get("role")
     if not isinstance(role, str) or role not in KNOWN_PARTS:
-        raise ValidationFailed(f"{at}.role: must be one of {', '.join(KNOWN_PARTS)}")
+        raise _refused(f"{at}.role: must be one of {', '.join(KNOWN_PARTS)}")
     _check_content(at, role, message.get("content"))
     calls = message.get("tool_calls")
     if calls is not None and role != "assistant":
-        raise ValidationFailed(f"{at}.tool_calls: only an assistant makes tool calls")
+        raise _refused(f"{at}.tool_calls: only an assistant makes tool calls")
     if calls is not None:
         _check_calls(f"{at}.tool_calls", calls)
     refusal = message.get("refusal")
     if refusal is not None and not isinstance(refusal, str):
-        raise ValidationFailed(f"{at}.refusal: must be a string")
+        raise _refused(f"{at}.refusal: must be a string")
     if role == "assistant" and message.get("content") in (None, []) and not (refusal or calls):
-        raise ValidationFailed(f"{at}: the assistant message has no content, refusal or tool_calls")
+        raise _refused(f"{at}: the assistant message has no content, refusal or tool_calls")
     call_id = message.get("tool_call_id")
     answers = isinstance(call_id, str) and call_id != ""
     if (role == "tool" and not answers) or (role != "tool" and call_id is not None):
         problem = "name the call this answers" if role == "tool" else "only a tool result has one"
-        raise ValidationFailed(f"{at}.tool_call_id: {problem}")
+        raise _refused(f"{at}.tool_call_id: {problem}")
     if not isinstance(message.get("name", ""), str):
-        raise ValidationFailed(f"{at}.name: must be a string")
+        raise _refused(f"{at}.name: must be a string")
 
 
 def _check_content(at: str, role: str, content: Any) -> None:
     if isinstance(content, str):
         if role == "user" and not content.strip():
-            raise ValidationFailed(f"{at}.content: the user message has no content")
+            raise _refused(f"{at}.content: the user message has no content")
         return
     if content is None and role == "assistant":
         return
     where = f"{at}.content"
     if not isinstance(content, list):
-        raise ValidationFailed(f"{where}: must be a string or a list of content parts")
+        raise _refused(f"{where}: must be a string or a list of content parts")
     known = KNOWN_PARTS[role]
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in known:
-            raise ValidationFailed(
+            raise _refused(
                 f"{where}[{j}].type: {kind!r:.40} is not a content part of {role} messages;"
                 f" use {', '.join(known)}"
             )
         if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
-            raise ValidationFailed(f"{where}[{j}].{kind}: must be a string")
+            raise _refused(f"{where}[{j}].{kind}: must be a string")
     if role == "user" and not _has_content(content):
-        raise ValidationFailed(f"{where}: the user message has no content")
+        raise _refused(f"{where}: the user message has no content")
 
 
 def _check_calls(where: str, calls: Any) -> None:
     if not isinstance(calls, list):
-        raise ValidationFailed(f"{where}: must be a list of tool calls")
+        raise _refused(f"{where}: must be a list of tool calls")
     seen: set[str] = set()
     for j, call in enumerate(calls):
         call_id = call.get("id") if isinstance(call, dict) else None
         if not (isinstance(call_id, str) and call_id):
-            raise ValidationFailed(f"{where}[{j}].id: each tool call needs an id")
+            raise _refused(f"{where}[{j}].id: each tool call needs an id")
         if call_id in seen:
-            raise ValidationFailed(f"{where}[{j}].id: {call_id!r:.80} is used twice")
+            raise _refused(f"{where}[{j}].id: {call_id!r:.80} is used twice")
         seen.add(call_id)
         kind = call.get("type", "function")
         if kind not in CALL_TYPES or not isinstance(call.get(kind), dict):
-            raise ValidationFailed(f"{where}[{j}]: must be a function or custom tool call")
+            raise _refused(f"{where}[{j}]: must be a function or custom tool call")
         if not isinstance(call[kind].get("name"), str):
-            raise ValidationFailed(f"{where}[{j}].{kind}.name: must be a string")
+            raise _refused(f"{where}[{j}].{kind}.name: must be a string")
         field = "arguments" if kind == "function" else "input"
         if not isinstance(call[kind].get(field), str):  # as OpenAI's API has it
-            raise ValidationFailed(f"{where}[{j}].{kind}.{field}: must be a string")
+            raise _refused(f"{where}[{j}].{kind}.{field}: must be a string")
 
 
 def replayable_calls(calls: list[Any] | None) -> list[Any] | None:
@@ -224,6 +229,12 @@ def replayable_calls(calls: list[Any] | None) -> list[Any] | None:
         if not isinstance(call.get("id", ""), str):
             raise ValueError(f"call {j}'s id must be a string")
     return calls
+
+
+def _refused(text: str) -> ValidationFailed:
+    """A refusal whose `param` is the place its text starts with (`messages[3].content: ...`),
+    as OpenAI names the field at fault."""
+    return ValidationFailed(text, param=text.split(": ", 1)[0])
 
 
 def _has_content(parts: list[dict[str, Any]]) -> bool:
