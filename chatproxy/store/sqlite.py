@@ -27,14 +27,7 @@ from chatproxy.store.idempotency import (
     IdempotencyClaim,
     IdempotentResult,
 )
-from chatproxy.store.items import (
-    ROOT,
-    ChatInfo,
-    ChatRef,
-    ChatState,
-    Message,
-    Unsummarized,
-)
+from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Message, Unsummarized
 from chatproxy.store.sqlite_base import SqliteBase
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
 from chatproxy.store.sqlite_export import read_tree, write_tree
@@ -86,10 +79,17 @@ class SqliteStore(SqliteBase):
 
     @in_thread
     def load_page(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+        self,
+        chat: ChatRef,
+        limit: int,
+        before: int | None,
+        leaf: int | None = None,
+        strict: bool = False,
     ) -> ChatState:
         with self.file.transaction() as db:
-            return read_path(db, chat, limit, before, leaf, self._expiry(), self.decoded)
+            return read_path(
+                db, chat, limit, before, leaf, self._expiry(), self.decoded, strict=strict
+            )
 
     @in_thread
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
