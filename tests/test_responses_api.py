@@ -662,3 +662,23 @@ def test_deleting_a_regenerated_reply_leaves_the_question_its_sibling_answers(
     # The first reply still answers its question.
     path = proxy.get("/regen/chat?leaf=1")[1:]  # after the system prompt
     assert [(m["id"], m["parent"]) for m in path] == [(0, None), (1, 0)]
+
+
+def test_a_chat_api_turn_after_messages_another_request_stored_has_only_its_own_input(
+    proxy: Proxy,
+) -> None:
+    # The conversation's first message is stored by the Conversations API, not by a turn.
+    asked = proxy.client.conversations.create(items=[user("Q")]).id  # message 0
+    proxy.post(f"/{asked}/chat", {"content": "Q2"})  # the turn stores 1, its reply 2
+    again = proxy.client.conversations.create(items=[user("Q")]).id  # message 0
+    proxy.post(f"/{again}/chat", {"parent": 0})  # a reply to it (1): the turn stores no input
+
+    assert [i.id for i in proxy.client.responses.input_items.list(f"resp_{asked}_2")] == [
+        f"msg_{asked}_1"
+    ]
+    assert list(proxy.client.responses.input_items.list(f"resp_{again}_1")) == []
+    proxy.client.responses.delete(f"resp_{asked}_2")
+    proxy.client.responses.delete(f"resp_{again}_1")
+
+    # What the Conversations API stored stays.
+    assert proxy.path(asked) == proxy.path(again) == [("system", SYSTEM), ("user", "Q")]

@@ -127,12 +127,18 @@ class Placing:
     keep: Kept | None = None
 
     def turn(self, reply: Message) -> list[Message]:
-        """The messages the turn stores: the new ones, then the reply, placed."""
+        """The messages the turn stores: the new ones, then the reply, placed. A reply of
+        another API keeps where its input starts only when the message above it is numbered
+        right before it and is not a reply (stored by another request: a conversation's items,
+        a regenerated question), which a Response's reader would count as its input."""
         placed = reply.placed(self.reply_id, self.reply_parent)
+        first = self.new[0].id if self.new else self.reply_id
+        assert first is not None  # placed
+        above = self.history[-1:] if self.new else self.asked[-1:]
         if self.keep is not None:
-            first = self.new[0].id if self.new else self.reply_id
-            assert first is not None  # placed
             placed = replace(placed, response=self.keep.response(first))
+        elif above and above[0].id == first - 1 and above[0].role != "assistant":
+            placed = replace(placed, response={"input_first": first})
         return [*self.new, placed]
 
 

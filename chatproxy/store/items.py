@@ -62,7 +62,9 @@ class Message:
     came through said with it: an assistant's `tool_calls`, a tool result's `tool_call_id`, a
     `name`; for replies also the model, why it stopped and its token usage, and for a reply
     made through `POST /v1/responses` the request's settings that its Response echoes
-    (`response`: instructions, metadata, tools, ...; see `http/responses_request.py`).
+    (`response`: instructions, metadata, tools, ...; see `http/responses_request.py`), and
+    where its turn's input starts (`input_first`, which a reply of another API may keep alone:
+    `service/placing.py`).
 
     Ids are numbers per chat, given in the order items are added, so a child's id is always
     above its parent's. `parent` is None for a first message (a chat may have several: an edit
