@@ -8,12 +8,15 @@ fake upstream was sent: only the path of the branch, never a sibling.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
+from chatproxy.store.items import Message
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import http
 from tests.ui.pages import PHONE, RECORD_REPLY_TEXTS, Serve, shoot, stored
+from tests.ui.test_replies import store_chat
 
 # The texts each message of the list shows, with its role: [("user", "A"), ("assistant", …)].
 SHOWN = """() => Array.from(document.querySelectorAll("#messages > li"),
@@ -283,3 +286,50 @@ def test_a_trimmed_chats_first_message_steps_to_its_other_versions(
     expect(messages(page).first).to_contain_text("Somewhere warm")
     versions(messages(page).first, 1, 2)
     assert shown(page) == stored(base, "trimmed") == old_path[2:]
+
+
+def test_editing_a_trimmed_chats_oldest_message_adds_a_version_of_it(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    seed(base, "trimmed", "Plan a trip", "Somewhere warm", "Three days")  # 0 and 1 are dropped
+    old_path = open_seeded(page, base, "trimmed")
+    expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()  # none left
+    oldest = messages(page).first
+    oldest.get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Somewhere cold")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(1)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    # A first message's edit starts a new path (`"parent": null`), not one under a dropped id.
+    assert upstream_saw(fake_upstream) == [("user", "Somewhere cold")]
+    assert shown(page) == stored(base, "trimmed")
+    assert shown(page) == [("user", "Somewhere cold"), ("assistant", said("Somewhere cold", 0))]
+    # The turn dropped the old version in turn (the chat holds 4): what followed it is a path.
+    page.reload()
+    expect(messages(page)).to_have_count(2)
+    versions(messages(page).first, 2, 2).get_by_role("button", name="Previous version").click()
+    versions(messages(page).first, 1, 2)
+    assert shown(page) == old_path[2:]
+
+
+def test_editing_the_first_message_shown_below_a_stored_system_message_keeps_it(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream, store_path: Path
+) -> None:
+    base = serve()
+    store_chat(  # as an import can hold: a system message at the start of the path
+        store_path,
+        "system-first",
+        [Message("system", "Speak French."), Message("user", "Hi"), Message("assistant", "Salut")],
+    )
+    page.goto(f"{base}/ui#chat=system-first")
+    expect(messages(page)).to_have_count(2)  # the system message is not shown
+    expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()
+
+    messages(page).first.get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Hello")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(1)
+    assert stored(base, "system-first")[:2] == [("system", "Speak French."), ("user", "Hello")]
+    versions(messages(page).first, 2, 2)

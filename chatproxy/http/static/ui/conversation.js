@@ -9,7 +9,7 @@ import { $ } from "./dom.js";
 import { messageOf } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
-import { entryElement, firstMessage, isMessageItem } from "./summaries.js";
+import { entryElement, firstMessage, isMessageItem, isSummary } from "./summaries.js";
 
 const HISTORY_PAGE = 50;
 
@@ -45,6 +45,7 @@ export async function openChat(id, isNew) {
   state.chatId = id;
   state.isNew = isNew;
   state.firstMessageId = null;
+  state.oldest = null;
   history.replaceState(null, "", `#chat=${encodeURIComponent(id)}`);
   // The composer stays disabled until the first chat is open, so nothing typed goes nowhere.
   $("message").disabled = false;
@@ -82,32 +83,57 @@ export function shownLeaf() {
 // A page of the path that ends at `leaf` (the chat's current leaf if undefined): its newest
 // messages; or the messages before the message `before`, the same on every path through it.
 // Each summary of the path comes right after the last message it covers.
-async function fetchPage(id, before, leaf) {
+async function fetchEntries(id, before, leaf) {
   let path = chatPath(id, `chat?include=summaries&limit=${HISTORY_PAGE}`);
   if (before !== undefined) path += `&before=${before}`;
   if (leaf !== undefined) path += `&leaf=${leaf}`;
   const answer = await api("GET", path);
-  const messages = Array.isArray(answer) ? answer : [];
-  return messages.filter((m) => m && typeof m === "object" && m.role !== "system");
+  const entries = Array.isArray(answer) ? answer : [];
+  return entries.filter((m) => m && typeof m === "object");
 }
 
-// Whether the path goes on above `oldest`: a message with a parent has an earlier page.
-function noteOldest(oldest) {
-  const more = oldest && typeof oldest.id === "number" && typeof oldest.parent === "number";
-  state.firstMessageId = more ? oldest.id : null;
+// What of a page is shown: not the system messages a chat may hold.
+function shownOf(entries) {
+  return entries.filter((m) => m.role !== "system");
+}
+
+async function fetchPage(id, before, leaf) {
+  return shownOf(await fetchEntries(id, before, leaf));
+}
+
+// Whether the path goes on above its oldest message read: a message with a parent has an
+// earlier page, unless this page came back short (MAX_CHAT_MESSAGES dropped that parent: the
+// path starts there). An empty earlier page leaves the one before it the oldest.
+function noteOldest(oldest, short) {
+  if (oldest) state.oldest = oldest;
+  const first = state.oldest;
+  const more = !short && first && typeof first.id === "number" && typeof first.parent === "number";
+  state.firstMessageId = more ? first.id : null;
   $("more-messages").hidden = state.firstMessageId === null;
+}
+
+// Whether `item` is the first message of the path, shown: its versions are the chat's first
+// messages, and an edit of it starts a new path (its parent, if any, is one trimming dropped).
+export function startsPath(item) {
+  let first = $("messages").firstElementChild;
+  while (first && !isMessageItem(first)) first = first.nextElementSibling;
+  const oldest = state.oldest;
+  const shown = oldest !== null && oldest.role !== "system"; // not a system message, hidden
+  return item === first && state.firstMessageId === null && shown;
 }
 
 async function loadHistory(before) {
   const id = state.chatId;
-  const messages = await fetchPage(id, before);
+  const entries = await fetchEntries(id, before);
   if (id !== state.chatId) return; // the user moved on meanwhile
+  const messages = shownOf(entries);
   const list = $("messages");
   const scroller = list.parentElement;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   list.prepend(...messages.map(entryElement));
   showControls(list);
-  noteOldest(firstMessage(messages));
+  const count = entries.filter((entry) => !isSummary(entry)).length;
+  noteOldest(firstMessage(entries), count < HISTORY_PAGE);
   setStored(true);
   updateEmpty();
   // Keep the view where it was when older messages come in above; start at the bottom.

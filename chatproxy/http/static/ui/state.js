@@ -10,5 +10,6 @@ export const state = {
   nextBefore: null,
   nextBeforeId: null,
   firstMessageId: null, // the oldest message shown, for paging back
+  oldest: null, // the oldest message of the path read (as the API gave it)
   sending: false,
 };

@@ -5,7 +5,7 @@
 import { ApiError, chatPath, request, serverEvents } from "./api.js";
 import { focusControl, openEditor, showControls } from "./branches.js";
 import { noteTurn } from "./chats.js";
-import { setStored, showChatHeader, shownLeaf, updateEmpty } from "./conversation.js";
+import { setStored, showChatHeader, shownLeaf, startsPath, updateEmpty } from "./conversation.js";
 import { $ } from "./dom.js";
 import { messageElement, messageOf, setMessage, setMeta, setText, textOf } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
@@ -130,8 +130,11 @@ export async function send(text) {
 export async function saveEdit(item, text) {
   const id = state.chatId;
   const old = messageOf(item);
-  const [mine, reply] = pair(text, old.parent);
-  const body = { content: text, parent: old.parent };
+  // The path's first message gets a sibling with no parent (its own parent may be one that
+  // MAX_CHAT_MESSAGES dropped, which the chat no longer holds).
+  const parent = startsPath(item) ? null : old.parent;
+  const [mine, reply] = pair(text, parent);
+  const body = { content: text, parent };
   const finished = await runTurn(body, [mine, reply], item, "edit");
   if (!finished) {
     if (item.isConnected) openEditor(item, text); // back as it was, the text kept to save again
