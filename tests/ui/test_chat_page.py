@@ -266,3 +266,27 @@ def test_chat_page_works_from_the_keyboard_alone(serve: Serve, page: Page) -> No
     page.keyboard.press("Shift+Tab")  # and to the chat's actions
     expect(page.get_by_role("button", name="Delete chat")).to_be_focused()
     shoot(page, "12-keyboard-focus")
+
+
+def test_a_turn_that_ends_after_another_chat_was_opened_leaves_that_chat_as_it_is(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    page.goto(base + "/ui")
+    fake_upstream.reply_text = "A reply long enough to switch chats while it streams in. " * 2
+    page.get_by_label("Message", exact=True).fill("Tell me something")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages li.assistant.streaming .text")).not_to_have_text("")
+    first = chat_id_of(page)
+
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator("#messages li")).to_have_count(0)
+    chats = page.get_by_role("navigation", name="Chats")
+    expect(chats.get_by_role("button", name=re.compile("2 messages"))).to_be_visible()
+    assert len(stored(base, first)) == 2  # the first chat's turn is done and stored
+
+    # The new chat is not stored yet: nothing to delete or export.
+    assert chat_id_of(page) != first
+    expect(page.get_by_role("button", name="Delete chat")).to_be_disabled()
+    expect(page.get_by_role("button", name="Export chat")).to_be_disabled()
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()

@@ -73,8 +73,11 @@ async function runTurn(body, shown, from, focus) {
     setText(reply, textOf(finished.content));
     reply.classList.remove("streaming");
     setMeta(reply, finished);
-    state.isNew = false;
-    setStored(true);
+    if (id === state.chatId) {
+      // Stored now: unless the user opened another chat meanwhile, which stays as it is.
+      state.isNew = false;
+      setStored(true);
+    }
     setStatus("");
     return finished;
   } catch (error) {
