@@ -290,3 +290,28 @@ def test_a_turn_that_ends_after_another_chat_was_opened_leaves_that_chat_as_it_i
     expect(page.get_by_role("button", name="Delete chat")).to_be_disabled()
     expect(page.get_by_role("button", name="Export chat")).to_be_disabled()
     expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+
+
+def test_a_reply_still_streaming_when_its_chat_is_opened_again_is_shown_once_done(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    page.goto(base + "/ui")
+    send_and_watch(page, "First question")
+    fake_upstream.reply_text = "A reply long enough to open the chat again while it streams. " * 2
+    page.get_by_label("Message", exact=True).fill("Second question")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages li.assistant.streaming .text")).not_to_have_text("")
+
+    chats = page.get_by_role("navigation", name="Chats")
+    chats.get_by_role("button", name=re.compile("First question")).click()  # the open chat
+    expect(chats.get_by_role("button", name=re.compile("4 messages"))).to_be_visible()
+    chat = chat_id_of(page)
+    assert len(stored(base, chat)) == 4  # the turn is done and stored
+
+    expect(page.locator("#messages li")).to_have_count(4)  # and shown: the path as it is now
+    assert [m.inner_text() for m in page.locator("#messages li .text").all()][2] == (
+        "Second question"
+    )
+    send_and_watch(page, "Third question")
+    assert stored(base, chat)[4] == ("user", "Third question")  # below the turn, not beside it

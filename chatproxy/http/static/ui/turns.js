@@ -5,7 +5,14 @@
 import { ApiError, chatPath, request, serverEvents } from "./api.js";
 import { focusControl, openEditor, showControls } from "./branches.js";
 import { noteTurn } from "./chats.js";
-import { setStored, showChatHeader, shownLeaf, startsPath, updateEmpty } from "./conversation.js";
+import {
+  openChat,
+  setStored,
+  showChatHeader,
+  shownLeaf,
+  startsPath,
+  updateEmpty,
+} from "./conversation.js";
 import { $ } from "./dom.js";
 import { messageElement, messageOf, setMessage, setMeta, setText, textOf } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
@@ -77,6 +84,9 @@ async function runTurn(body, shown, from, focus) {
       // Stored now: unless the user opened another chat meanwhile, which stays as it is.
       state.isNew = false;
       setStored(true);
+      // The chat was opened again meanwhile, its history read before this turn was stored:
+      // read it again, so that the turn is shown and a next message goes below it.
+      if (!reply.isConnected) openChat(id, false);
     }
     setStatus("");
     return finished;
