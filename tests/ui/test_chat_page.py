@@ -315,3 +315,31 @@ def test_a_reply_still_streaming_when_its_chat_is_opened_again_is_shown_once_don
     )
     send_and_watch(page, "Third question")
     assert stored(base, chat)[4] == ("user", "Third question")  # below the turn, not beside it
+
+
+def test_an_error_with_a_long_address_fits_a_phone_screen(
+    serve: Serve, phone: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    phone.goto(base + "/ui")
+    fake_upstream.script(  # as OpenAI words it, with an address wider than a phone
+        Fault.error(
+            400,
+            "Your organization must be verified to stream this model. Please go to: "
+            "https://platform.openai.com/settings/organization/general and click on Verify "
+            "Organization.",
+        )
+    )
+    phone.get_by_label("Message", exact=True).fill("Hello")
+    phone.keyboard.press("Enter")
+
+    alert = phone.get_by_role("alert")
+    expect(alert).to_contain_text("https://platform.openai.com/settings/organization/general")
+    widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1] == PHONE["width"], "the page scrolls sideways"
+    dismiss = alert.get_by_role("button", name="Dismiss").bounding_box()
+    assert dismiss is not None
+    assert dismiss["x"] + dismiss["width"] <= PHONE["width"]
+    alert.get_by_role("button", name="Dismiss").click()
+    expect(alert).to_be_hidden()
+    expect(phone.get_by_label("Message", exact=True)).to_have_value("Hello")
