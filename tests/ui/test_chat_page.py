@@ -343,3 +343,19 @@ def test_an_error_with_a_long_address_fits_a_phone_screen(
     alert.get_by_role("button", name="Dismiss").click()
     expect(alert).to_be_hidden()
     expect(phone.get_by_label("Message", exact=True)).to_have_value("Hello")
+
+
+def test_the_system_prompt_form_fits_a_phone_screen_with_a_long_default(
+    serve: Serve, phone: Page
+) -> None:
+    address = "https://intranet.example.com/policies/support/AnsweringGuidelinesVersion3.html"
+    base = serve(SYSTEM_PROMPT=f"Answer as our guidelines at {address} say.")
+    phone.goto(base + "/ui")
+    send_and_watch(phone, "Hello")
+    phone.get_by_role("button", name="System prompt").click()
+
+    expect(phone.locator("#system-source")).to_contain_text(address)
+    widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1] == PHONE["width"], "the page scrolls sideways"
+    source = phone.locator("#system-source").evaluate("el => [el.scrollWidth, el.clientWidth]")
+    assert source[0] <= source[1], "the default prompt runs out of its box"
