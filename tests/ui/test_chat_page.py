@@ -164,6 +164,19 @@ def test_wrong_api_key_is_reported_and_a_good_one_is_kept(serve: Serve, page: Pa
     expect(page.locator("#messages li")).to_have_count(2)
 
 
+def test_a_saved_key_the_server_no_longer_takes_is_reported_when_the_page_opens(
+    serve: Serve, page: Page
+) -> None:
+    base = serve(PROXY_API_KEYS=f"web={API_KEY}")
+    page.goto(base + "/ui")
+    page.evaluate("localStorage.setItem('chatproxy.apiKey', 'sk-revoked-key-0123456789')")
+    page.reload()  # as when the key saved here was revoked since
+
+    expect(page.get_by_role("dialog", name="API key")).to_be_hidden()  # a key is saved
+    expect(page.get_by_label("Message", exact=True)).to_be_enabled()  # the page has started
+    expect(page.get_by_role("alert")).to_contain_text("The server did not accept your API key")
+
+
 def test_rate_limited_send_is_reported_and_the_text_kept(
     serve: Serve, page: Page, fake_upstream: FakeUpstream
 ) -> None:

@@ -259,8 +259,11 @@ async function start() {
     openChat(wanted || newChatId(), !wanted);
     return;
   }
-  await loadChats(false);
+  const failed = await loadChats(false);
   await openChat(wanted || newChatId(), !wanted);
+  // Opening the chat clears the alert: a list that could not be read (a key revoked since it
+  // was saved, the server busy) is still said.
+  if (failed && $("error").hidden) showError(failed);
 }
 
 start();

@@ -37,6 +37,7 @@ export function renderChats() {
   $("more-chats").hidden = state.nextBefore === null;
 }
 
+// Load the first page of chats (or the next, `more`); on failure show the error and return it.
 export async function loadChats(more) {
   let path = `/chats?limit=${CHATS_PAGE}`;
   if (more && state.nextBefore !== null) {
@@ -48,8 +49,10 @@ export async function loadChats(more) {
     state.nextBefore = page.next_before;
     state.nextBeforeId = page.next_before_id;
     renderChats();
+    return null;
   } catch (error) {
     showError(error);
+    return error;
   }
 }
 
