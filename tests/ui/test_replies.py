@@ -288,6 +288,24 @@ def test_tool_calls_and_results_are_shown_collapsed_as_text(
     shoot(page, "16-tool-calls")
 
 
+def test_a_message_with_a_file_or_audio_names_them_not_images(
+    serve: Serve, page: Page, store_path: Path
+) -> None:
+    base = serve()
+    pdf = {"filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}
+    parts = [
+        {"type": "text", "text": "Summarize these"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}},
+        {"type": "file", "file": pdf},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+    ]
+    store_chat(store_path, "parts", [Message("user", parts), Message("assistant", "Done.")])
+    page.goto(base + "/ui#chat=parts")
+
+    mine = page.locator("#messages li.user .text")
+    expect(mine).to_have_text("Summarize these\n[image]\n[file: report.pdf]\n[audio]")
+
+
 def test_wide_code_and_tables_scroll_inside_the_reply_on_a_phone(
     serve: Serve, phone: Page, fake_upstream: FakeUpstream
 ) -> None:

@@ -20,11 +20,18 @@ export function setMessage(item, message) {
   messages.set(item, message);
 }
 
+// A part that is not text, as a placeholder: "[image]", "[file: report.pdf]", "[audio]".
+function placeholder(part) {
+  const file = part && part.type === "file" && part.file;
+  if (file) return typeof file.filename === "string" ? `[file: ${file.filename}]` : "[file]";
+  return part && part.type === "input_audio" ? "[audio]" : "[image]";
+}
+
 export function textOf(content) {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content
-    .map((part) => (part && part.type === "text" ? part.text : "[image]"))
+    .map((part) => (part && part.type === "text" ? part.text : placeholder(part)))
     .join("\n");
 }
 
