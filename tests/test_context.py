@@ -105,3 +105,30 @@ def test_a_2000_turn_chat_sends_only_what_fits_and_keeps_everything(
     assert cost + estimate_tokens("Be kind.") + 4 + estimate_tokens("and now?") + 4 <= 2500
     assert cost > 2500 - 100  # and the budget is used, not wasted
     assert len(client.get("/long/chat").get_json()) == 1 + 4002  # the full history is kept
+
+
+def test_a_tool_call_a_client_sent_counts_its_arguments_against_the_window(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(CONTEXT_TOKENS="2000", MAX_TOKENS="100", MESSAGES_LENGTH="20")
+    call = {"id": "call_1", "type": "function", "function": {"name": "save", "arguments": ""}}
+    call["function"]["arguments"] = json.dumps({"text": "x" * 6000})  # about 1500 tokens
+    messages = [
+        {"role": "user", "content": "Save my notes."},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "saved"},
+        {"role": "user", "content": "Thanks."},
+    ]
+    first = client.post(
+        "/v1/chat/completions", json={"messages": messages}, headers={"X-Chat-Id": "t"}
+    )
+    assert first.status_code == 200, first.get_json()
+
+    said = client.post("/t/chat", data=json.dumps({"content": "And now? " + "y" * 2000}))
+
+    assert said.status_code == 200, said.get_json()
+    sent = fake_upstream.chat_requests()[-1]["messages"]
+    tokens = sum(estimate_tokens(json.dumps(m)) for m in sent)  # arguments are text sent too
+    assert tokens <= 1900, sent  # the call does not fit beside the new message
+    assert all(not m.get("tool_calls") for m in sent)
+    assert sent[0]["role"] != "tool"  # and its result is not sent without it

@@ -141,8 +141,11 @@ class Message:
     @cached_property
     def text_tokens(self) -> tuple[int, int]:
         """The estimated tokens of its text, and its number of images (`tokens.py`), counted
-        once: a turn counts its whole window, whose messages the store keeps decoded."""
+        once: a turn counts its whole window, whose messages the store keeps decoded. Tool
+        calls are text sent too: a call a client sent (no exact count) counts as written."""
         text, images = content_text(self.content)
+        if self.tool_calls:
+            text = f"{text} {compact(self.tool_calls)}"
         return estimate_tokens(text), images
 
     def placed(self, item_id: int, parent: int | None) -> Message:
