@@ -258,3 +258,42 @@ def test_a_summary_too_large_for_a_smaller_window_is_left_out_not_a_failure(
     sent = turn_calls(fake_upstream)[-1]["messages"]
     assert all(SUMMARY_HEADING not in str(m["content"]) for m in sent)
     assert sent[-1] == {"role": "user", "content": "Still there?"}
+
+
+def test_an_empty_summary_still_counts_its_tokens_against_the_budget(
+    make_client: MakeClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(COMPACTION="summary", TOKEN_BUDGET_PER_DAY="100000", **SMALL_WINDOW)
+    answer = fake_upstream.handle_chat
+    usage = {"prompt_tokens": 150000, "completion_tokens": 0, "total_tokens": 150000}
+    empty = {
+        "id": "chatcmpl-empty",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4.1-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}
+        ],
+        "usage": usage,
+    }
+
+    def empty_summaries(handler: Any, body: dict[str, Any]) -> None:
+        if body["messages"][0]["content"] == PROMPT:  # the model read it all, and wrote nothing
+            fake_upstream._send_fault(handler, Fault(body=empty))
+            return
+        answer(handler, body)
+
+    monkeypatch.setattr(fake_upstream, "handle_chat", empty_summaries)
+    say(client, FACT)
+    for n in range(1, 10):  # until a summary falls due
+        say(client, filler(n))
+        time.sleep(0.3)  # it is asked for, and its answer read, in the background
+        if summary_calls(fake_upstream):
+            break
+    assert len(summary_calls(fake_upstream)) == 1
+
+    refused = client.post("/c/chat", data=json.dumps({"content": "And now?"}))
+
+    assert summaries(client) == []  # nothing kept of it
+    assert refused.status_code == 429, refused.get_json()  # but the model's tokens were used
+    assert refused.get_json()["code"] == "token_budget_exhausted"

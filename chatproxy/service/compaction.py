@@ -239,8 +239,7 @@ class Compactor:
         summary, made = found.summary, 0
         for run in pieces(found.messages, self._room):
             await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
-            summary = await self._fold(summary, run)
-            await self._quotas.spend(chat.tenant, (summary.usage or {}).get("total_tokens", 0))
+            summary = await self._fold(chat, summary, run)
             if not await self._store.save_summary(chat, summary, found.fence):
                 break
             made += 1
@@ -253,7 +252,11 @@ class Compactor:
         reserved = estimate_tokens(PROMPT) + 2 * self._config.summary_tokens + SLACK_TOKENS
         return max(self._settings.context_tokens - reserved, 1)
 
-    async def _fold(self, summary: Summary | None, run: Sequence[Message]) -> Summary:
+    async def _fold(
+        self, chat: ChatRef, summary: Summary | None, run: Sequence[Message]
+    ) -> Summary:
+        """The summary folded from `summary` and `run`; its tokens are counted once the model
+        answered, whatever it answered (an empty summary is not kept, but it was paid for)."""
         text = transcript(summary, run, self._room * CHARS_PER_TOKEN)
         messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
         deadline = time.monotonic() + self._settings.request_timeout
@@ -263,6 +266,7 @@ class Compactor:
             max_tokens=self._config.summary_tokens,
             deadline=deadline,
         )
+        await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         if not (completion.content or "").strip():
             raise UpstreamBadResponse("the summary came back empty")
         first = summary.first if summary else (run[0].id or 0)
