@@ -245,7 +245,7 @@ def _compaction(env: Env, model: str, context_tokens: int) -> Compaction:
 def _token_bounds(env: Env) -> tuple[int, int]:
     """MAX_TOKENS and CONTEXT_TOKENS, the reply's room within the window."""
     max_tokens = env.integer("MAX_TOKENS", 500, minimum=1)
-    context_tokens = env.integer("CONTEXT_TOKENS", 16_000, minimum=2)
+    context_tokens = env.integer("CONTEXT_TOKENS", 16_000, minimum=3)  # a summary: a third
     if context_tokens <= max_tokens:
         raise ConfigError(
             f"CONTEXT_TOKENS ({context_tokens}) must be larger than MAX_TOKENS ({max_tokens}):"

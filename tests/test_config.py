@@ -551,6 +551,13 @@ def test_a_summary_s_size_defaults_to_a_quarter_of_a_small_context() -> None:
     )
 
 
+def test_the_smallest_context_is_refused_by_its_own_name_not_by_the_summary_s() -> None:
+    # COMPACTION_SUMMARY_TOKENS unset: its default (1, at least) cannot be a third of 2
+    with pytest.raises(ConfigError, match=r"^CONTEXT_TOKENS must be at least 3, got 2"):
+        load_settings({"CONTEXT_TOKENS": "2", "MAX_TOKENS": "1"})
+    assert load_settings({"CONTEXT_TOKENS": "3", "MAX_TOKENS": "1"}).compaction.summary_tokens == 1
+
+
 def test_compaction_is_off_by_default_and_summarizes_with_the_chat_model() -> None:
     settings = load_settings({"MODEL": "m-chat", "COMPACTION": " Summary "})
     assert load_settings({}).compaction.mode == "off"
