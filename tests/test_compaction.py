@@ -297,3 +297,29 @@ def test_an_empty_summary_still_counts_its_tokens_against_the_budget(
     assert summaries(client) == []  # nothing kept of it
     assert refused.status_code == 429, refused.get_json()  # but the model's tokens were used
     assert refused.get_json()["code"] == "token_budget_exhausted"
+
+
+def test_a_chat_compacted_by_its_own_setting_sends_its_summary_in_a_fresh_process(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    window = {**SMALL_WINDOW, "COMPACTION_THRESHOLD": "100000"}  # first summaries only
+    client = make_client(**window)
+    client.post("/c/settings", data=json.dumps({"compaction": "summary"}))
+    say(client, FACT)
+    talk(client, range(1, 12))
+    wait_for_summary(client, covering=1)
+    made: list[dict[str, Any]] = []
+    while made != (made := summaries(client)):  # made in pieces: until the last is kept
+        time.sleep(0.5)
+    last = made[-1]["covers"][1]
+    n = 12
+    while say(client, filler(n))["id"] - last < 14:  # 13..16 messages past what it covers
+        n += 1
+    assert summaries(client)[-1]["covers"][1] == last  # the newest: 2 * MESSAGES_LENGTH finds it
+
+    restarted = make_client(**window)  # a new instance: it has not seen the chat compact
+    say(restarted, "What is my cat called?")
+
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert sent[0]["role"] == "system"
+    assert "Babbage" in sent[0]["content"]  # every later window sends the summary

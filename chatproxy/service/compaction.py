@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Sequence
 from contextvars import Context, copy_context
+from dataclasses import replace
 from typing import Any
 
 from chatproxy.config import Settings
@@ -40,7 +41,7 @@ from chatproxy.errors import ProxyError, UpstreamBadResponse
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.window import message_tokens
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, Message
+from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens
 from chatproxy.upstream.base import Upstream
@@ -164,6 +165,17 @@ class Compactor:
         if asked or self._config.mode == "summary" or chat in self._known:
             return most * READ_FACTOR
         return most
+
+    async def widen(
+        self, chat: ChatRef, state: ChatState, read: int, wide: int, at: int | None
+    ) -> ChatState:
+        """`state`, read with `read` messages; for a chat compacted by its own setting that this
+        process had not seen compact, read again with `wide` (its summary may lie above)."""
+        whole = len(state.messages) < read  # the path read to its first message
+        if whole or read >= wide or not compacting(self._settings, state.settings):
+            return state
+        again = await self._store.load_window(chat, wide, leaf=at)
+        return replace(state, messages=again.messages, summary=again.summary)
 
     def plan(
         self,

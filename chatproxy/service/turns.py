@@ -152,10 +152,10 @@ class ChatService:
             return StreamingTurn(replayed(replay), True, replay.get("id"), replay)
         try:
             await self._quotas.check_budget(chat.tenant)
-            lease = await self._guard.begin(
-                chat, self._window(chat, ask, options), ask.at, ask.reserve
-            )
+            read = self._window(chat, ask, options)
+            lease = await self._guard.begin(chat, read, ask.at, ask.reserve)
             try:
+                await self._widen(chat, lease, ask, read)
                 placing = await self._place(chat, lease.state, ask)
                 outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
                 stream = await self._upstream.stream(
@@ -198,6 +198,11 @@ class ChatService:
         most, asked = self._settings.messages_length, options.compact is not None
         return ask.window(self._compactor.read_limit(chat, most, asked))
 
+    async def _widen(self, chat: ChatRef, lease: Lease, ask: Ask, read: int) -> None:
+        """Read a chat compacted by its own setting as one (`Compactor.widen`)."""
+        wide = ask.window(self._compactor.read_limit(chat, self._settings.messages_length, True))
+        lease.state = await self._compactor.widen(chat, lease.state, read, wide, ask.at)
+
     async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
         """Place a turn (under its lock); a resent history that needs the whole path (that ends
         where the turn goes) to be placed reads it."""
@@ -223,9 +228,9 @@ class ChatService:
             return TurnResult(replay, replayed=True)
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
-            async with self._guard.locked(
-                chat, self._window(chat, ask, options), ask.at, ask.reserve
-            ) as lease:
+            read = self._window(chat, ask, options)
+            async with self._guard.locked(chat, read, ask.at, ask.reserve) as lease:
+                await self._widen(chat, lease, ask, read)
                 placing = await self._place(chat, lease.state, ask)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
         except BaseException:
