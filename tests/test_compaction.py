@@ -323,3 +323,16 @@ def test_a_chat_compacted_by_its_own_setting_sends_its_summary_in_a_fresh_proces
     sent = turn_calls(fake_upstream)[-1]["messages"]
     assert sent[0]["role"] == "system"
     assert "Babbage" in sent[0]["content"]  # every later window sends the summary
+
+
+def test_a_chat_trimmed_to_what_its_window_reads_makes_no_summary_of_what_is_gone(
+    make_client: MakeClient, fake_upstream: FakeUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = make_client(COMPACTION="summary", MAX_CHAT_MESSAGES="6", MESSAGES_LENGTH="10")
+    for n in range(8):  # MAX_CHAT_MESSAGES drops the oldest turns: the first kept has no parent
+        say(client, f"Turn {n}.")
+    time.sleep(0.5)  # a summary would be made in the background
+
+    assert [m["id"] for m in client.get("/c/chat").get_json()] == list(range(10, 16))
+    assert summary_calls(fake_upstream) == []  # everything kept fits the window
+    assert "compaction" not in capsys.readouterr().err  # none due through a dropped message

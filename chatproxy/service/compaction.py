@@ -12,7 +12,7 @@ messages after the summary that fit beside it.
   found no summary while the path goes on above what it read; the summary covers up to the
   newest message left out. A turn of such a chat reads `READ_FACTOR` times MESSAGES_LENGTH, so
   it counts the messages above the window without walking the chat, and meets the summary again
-  for several turns: a summary is not made on every turn.
+  for several turns.
 - **Off the reply's path.** A due summary is made after the turn is stored, in a task of its
   own (`after_save`), one at a time per chat in a process. It reads what the newest summary on
   the path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
@@ -47,6 +47,7 @@ from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens
 from chatproxy.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
+Path = Sequence[Message]  # a path's messages, oldest first
 
 SUMMARY_HEADING = "Summary of the earlier conversation:"
 READ_FACTOR = 2
@@ -92,15 +93,16 @@ def with_summary(system: str | None, summary: Summary | None) -> str | None:
 
 
 def due_through(
-    read: Sequence[Message], sent: Sequence[Message], summary: Summary | None, threshold: int
+    read: Path, sent: Path, summary: Summary | None, threshold: int, whole: bool = False
 ) -> int | None:
     """The item a summary is due through, or None: `read` is the path a turn read (oldest
-    first), `sent` the part of it its window sends, `summary` the one the window used."""
+    first), `sent` the part of it its window sends, `summary` the one the window used; `whole`:
+    the read reached the path's first message (whose parent trimming may have dropped)."""
     if not read:
         return None
     kept = {m.id for m in sent}
     left_out = [m for m in after_summary(read, summary) if m.id not in kept]
-    above = summary is None and read[0].parent is not None  # never summarized, never read
+    above = summary is None and read[0].parent is not None and not whole  # never summarized
     if not left_out:
         return read[0].parent if above else None
     if above or sum(message_tokens(m) for m in left_out) >= threshold:
@@ -169,8 +171,7 @@ class Compactor:
     async def widen(
         self, chat: ChatRef, state: ChatState, read: int, wide: int, at: int | None
     ) -> ChatState:
-        """`state`, read with `read` messages; for a chat compacted by its own setting that this
-        process had not seen compact, read again with `wide` (its summary may lie above)."""
+        """`state` (read `read`), read `wide` for a chat its own setting compacts (`_known`)."""
         whole = len(state.messages) < read  # the path read to its first message
         if whole or read >= wide or not compacting(self._settings, state.settings):
             return state
@@ -185,6 +186,7 @@ class Compactor:
         sent: Sequence[Message],
         summary: Summary | None,
         asked: int | None = None,
+        whole: bool = False,
     ) -> None:
         """Note whether the window of this turn (`on`: of a compacted chat) makes a summary
         due (made by `after_save`); `asked`: the turn holds its history to that many tokens
@@ -194,7 +196,7 @@ class Compactor:
             return
         _remember(self._known, chat)
         threshold = min(self._config.threshold, asked or self._config.threshold)
-        through = due_through(read, sent, summary, threshold)
+        through = due_through(read, sent, summary, threshold, whole)
         if through is None:
             self._due.pop(chat, None)
         else:
@@ -267,8 +269,7 @@ class Compactor:
     async def _fold(
         self, chat: ChatRef, summary: Summary | None, run: Sequence[Message]
     ) -> Summary:
-        """The summary folded from `summary` and `run`; its tokens are counted once the model
-        answered, whatever it answered (an empty summary is not kept, but it was paid for)."""
+        """`summary` with `run` folded in; its tokens count once the model answers (any way)."""
         text = transcript(summary, run, self._room * CHARS_PER_TOKEN)
         messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
         deadline = time.monotonic() + self._settings.request_timeout

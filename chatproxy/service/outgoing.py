@@ -10,6 +10,7 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.service.compaction import (
+    READ_FACTOR,
     Compactor,
     after_summary,
     compacting,
@@ -61,7 +62,10 @@ class Outgoing:
                 held += message_tokens(window[-1])
             held = min(budget, held)
             window = fit_window(system, window, asked, budget=held)
-        self._compactor.plan(chat, on, read if most else [], window, summary, options.compact)
+        whole = len(state.messages) < READ_FACTOR * self._settings.messages_length  # read short
+        self._compactor.plan(
+            chat, on, read if most else [], window, summary, options.compact, whole
+        )
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]
