@@ -336,3 +336,29 @@ def test_a_chat_trimmed_to_what_its_window_reads_makes_no_summary_of_what_is_gon
     assert [m["id"] for m in client.get("/c/chat").get_json()] == list(range(10, 16))
     assert summary_calls(fake_upstream) == []  # everything kept fits the window
     assert "compaction" not in capsys.readouterr().err  # none due through a dropped message
+
+
+AUTO = {"truncation": "auto"}  # a history past the window: its oldest messages left out
+
+
+def test_a_response_not_stored_sends_the_summary_of_the_chain_it_continues(
+    compacting: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    previous = None
+    for text in [FACT, *map(filler, range(1, 7))]:
+        body = {"model": MODEL, "input": text, "previous_response_id": previous, **AUTO}
+        made = compacting.post("/v1/responses", json=body)
+        assert made.status_code == 200, made.get_json()
+        previous = made.get_json()["id"]
+    chat = previous.removeprefix("resp_").rsplit("_", 1)[0]
+    wait_for_summary(compacting, covering=1, chat=chat)
+
+    body = {"model": MODEL, "input": "What is my cat called?", "store": False, **AUTO}
+    asked = compacting.post("/v1/responses", json={**body, "previous_response_id": previous})
+
+    assert asked.status_code == 200, asked.get_json()
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert sent[-1] == {"role": "user", "content": "What is my cat called?"}
+    assert sent[0]["role"] == "system"
+    assert "Babbage" in sent[0]["content"]  # every later window of the path sends it
+    assert all(FACT not in str(m["content"]) for m in sent[1:])

@@ -22,6 +22,7 @@ from chatproxy.service.defaults import CallOptions, Defaults, TurnOptions
 from chatproxy.service.placing import Placing
 from chatproxy.service.window import fit_window, message_tokens
 from chatproxy.store.items import ChatRef, ChatState, Message
+from chatproxy.store.summary import Summary
 from chatproxy.tokens import TOKENS_PER_MESSAGE, content_text, estimate_tokens
 
 
@@ -50,11 +51,9 @@ class Outgoing:
             most = max(most, 1)  # tool results go up with the message that made their calls
         read = placing.history
         on = options.compact is not None or compacting(self._settings, state.settings)
-        summary = summary_on(state.summary, read) if on else None
-        if summary is not None and _tokens_of(with_summary(system, summary), asked) > budget:
-            summary = None  # written for a larger window (settings changed): left out
-        system = with_summary(system, summary)
-        history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
+        system, history, summary = self.summarized(
+            state, system, read, most, asked, budget, options
+        )
         window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
         if options.compact:  # held to the request's threshold: the rest goes into the summary
             held = options.compact + _tokens_of(system, asked)
@@ -72,6 +71,26 @@ class Outgoing:
         if system:
             outgoing.insert(0, {"role": "system", "content": system})
         return outgoing, call
+
+    def summarized(
+        self,
+        state: ChatState,
+        system: str | None,
+        read: Sequence[Message],
+        most: int,
+        asked: Sequence[Message],
+        budget: int,
+        options: TurnOptions,
+    ) -> tuple[str | None, list[Message], Summary | None]:
+        """What a window of the path `read` (its newest `most`) sends before `asked`: the system
+        prompt, with the newest summary on the path for a compacted chat; the messages after
+        that summary; and the summary (None: none, or one too large for this window)."""
+        on = options.compact is not None or compacting(self._settings, state.settings)
+        summary = summary_on(state.summary, read) if on else None
+        if summary is not None and _tokens_of(with_summary(system, summary), asked) > budget:
+            summary = None  # written for a larger window (settings changed): left out
+        history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
+        return with_summary(system, summary), history, summary
 
 
 def _tokens_of(system: str | None, asked: Sequence[Message]) -> int:

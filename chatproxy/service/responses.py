@@ -91,6 +91,7 @@ class TurnMakers:
     stream: MakeTurn[StreamingTurn]
     pass_through: PassOn[TurnResult]
     stream_pass_through: PassOn[StreamingTurn]
+    summarized: Callable[..., Any]  # what a window of a path sends (unstored.Summarized)
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,9 @@ class Responses:
         if not ask.store:
             place = await self._place(ask, None)
             sent = self._messages(ask, place)[0]
+            state, summarized = place.state, self._makers.summarized
             unstored = build_unstored(
-                self._settings, self._defaults, place.state, sent, ask.instructions, options
+                self._settings, self._defaults, state, sent, ask.instructions, options, summarized
             )
             answer = await pass_on(ask.tenant, unstored, options)
             name = uuid.uuid4().hex  # names no chat's reply: it cannot be found

@@ -67,7 +67,8 @@ class ChatService:
         self._relays = Relays(self._guard, self._store_streamed)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
         passed = self._pass_through
-        makers = TurnMakers(self._turn, self._stream, passed.complete, passed.stream)
+        summarized = self._outgoing.summarized
+        makers = TurnMakers(self._turn, self._stream, passed.complete, passed.stream, summarized)
         self.responses = Responses(settings, store, self._defaults, makers)  # /v1/responses
 
     async def turn(

@@ -6,7 +6,7 @@ MESSAGES_LENGTH) that fit CONTEXT_TOKENS beside its input (`window.py`), then it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatproxy.service.content import leading_system
@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # named in annotations only, which keeps `responses.py` four 
     from chatproxy.config import Settings
     from chatproxy.service.defaults import Defaults, TurnOptions
     from chatproxy.store.items import ChatState
+    from chatproxy.store.summary import Summary
+
+    Summarized = Callable[
+        [ChatState, str | None, Sequence[Message], int, Sequence[Message], int, TurnOptions],
+        tuple[str | None, list[Message], Summary | None],
+    ]
 
 
 def build_unstored(
@@ -26,20 +32,22 @@ def build_unstored(
     sent: list[dict[str, Any]],
     instructions: str | None,
     options: TurnOptions,
+    summarized: Summarized,
 ) -> list[dict[str, Any]]:
     """Return the messages a response that is not stored sends: the system prompt
     (`instructions` and `sent`'s leading system messages, joined by a blank line as a stored
     turn's are; else the chat's), the newest messages of `state`'s path that fit, and the rest
-    of `sent` (its input as chat messages)."""
+    of `sent` (its input as chat messages); a compacted chat's with its summary (`summarized`:
+    `Outgoing.summarized`, as a stored turn's)."""
     prompts, first = leading_system(sent)
     own = [instructions, *prompts] if instructions else prompts
     sent = sent[first:]
     system = "\n\n".join(own) or defaults.system_prompt(state)
     call = defaults.call(state.settings, False, options)
     most = settings.messages_length
-    history = state.messages[len(state.messages) - most :] if most else []
     asked = [_as_message(m) for m in sent]
     budget = settings.context_tokens - call.max_tokens
+    system, history, _ = summarized(state, system, state.messages, most, asked, budget, options)
     window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
     outgoing = [m.for_upstream() for m in window] + sent
     return [{"role": "system", "content": system}, *outgoing] if system else outgoing
