@@ -450,6 +450,55 @@ def test_a_streamed_response_numbers_calls_as_stored_however_the_upstream_does(
     )
 
 
+def test_calls_whose_indexes_first_come_out_of_order_stream_as_they_are_stored(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    """A call's item is added when its first piece comes: the stored reply lists its calls in
+    that order too, so each item is done with the call it was added with (the openai SDK's
+    stream helper raises "Completed output item identity changed" otherwise)."""
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps({**head, 'choices': [choice]})}\n\n"
+
+    def call(index: int, call_id: str, name: str) -> dict[str, Any]:
+        function = {"name": name, "arguments": ""}
+        return {"index": index, "id": call_id, "type": "function", "function": function}
+
+    def arguments(index: int, text: str) -> dict[str, Any]:
+        return {"index": index, "function": {"arguments": text}}
+
+    body = chunk({"role": "assistant", "tool_calls": [call(1, "call_b", "g")]})
+    body += chunk({"tool_calls": [call(0, "call_a", "f")]})
+    body += chunk({"tool_calls": [arguments(1, '{"b":1}')]})
+    body += chunk({"tool_calls": [arguments(0, '{"a":1}')]})
+    body += chunk({}, "tool_calls") + "data: [DONE]\n\n"
+    fake_upstream.script(Fault(body=body, headers={"Content-Type": "text/event-stream"}))
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    request = {"model": "gpt-4.1-mini", "input": "go", "tools": [tool], "stream": True}
+
+    text = client.post("/v1/responses", json=request).get_data(as_text=True)
+
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    items: dict[str, dict[str, list[Any]]] = {}
+    for event in events:
+        if event["type"] in ("response.output_item.added", "response.output_item.done"):
+            item = event["item"]
+            seen = items.setdefault(item["id"], {"call_id": [], "name": []})
+            seen["call_id"].append(item["call_id"])
+            seen["name"].append(item["name"])
+    assert all(len(set(v["call_id"])) == len(set(v["name"])) == 1 for v in items.values())
+    streamed = events[-1]["response"]
+    stored = client.get(f"/v1/responses/{streamed['id']}").get_json()
+    calls = [(o["id"], o["call_id"], o["arguments"]) for o in streamed["output"]]
+    assert calls == [(o["id"], o["call_id"], o["arguments"]) for o in stored["output"]]
+    assert [(call_id, arguments) for _, call_id, arguments in calls] == [
+        ("call_b", '{"b":1}'),
+        ("call_a", '{"a":1}'),
+    ]
+
+
 def test_a_streamed_v1_replay_says_so_and_names_the_model_in_every_chunk(
     client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:

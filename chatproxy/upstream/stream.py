@@ -97,11 +97,12 @@ class ReplyParts:
             raise UpstreamError("the model provider's stream broke off")
 
     def completion(self) -> Completion:
-        """Return the whole reply once the stream has ended."""
+        """Return the whole reply once the stream has ended: its tool calls in the order their
+        first pieces came, as a Responses stream adds their items, whatever their `index`es."""
         message = {"role": "assistant", **joined(self._message)}
         if not message.get("content"):
             message["content"] = None
-        calls = sorted(message.get("tool_calls") or [], key=lambda c: c.get("index", 0))
+        calls = message.get("tool_calls") or []  # in the order their first pieces came
         if calls:
             message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
         choice = {"index": 0, "message": message, "finish_reason": self._finish}
