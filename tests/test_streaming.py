@@ -361,6 +361,34 @@ def test_a_connection_cut_after_the_last_event_still_stores_the_whole_reply(
     assert history(client, "c1") == [("user", "hi"), ("assistant", REPLY)]
 
 
+def test_a_body_left_open_after_done_does_not_hold_the_reply_back(
+    client: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply is whole at `data: [DONE]`: what the upstream sends after it is read only to
+    keep the connection, never waited for (here, the body's end comes 3 s later)."""
+    stream_chat = fake_upstream.stream_chat
+
+    def lingering(handler: Any, *args: Any) -> None:
+        end = handler.end_stream
+
+        def late_end() -> None:
+            time.sleep(3)
+            end()
+
+        handler.end_stream = late_end
+        stream_chat(handler, *args)
+
+    monkeypatch.setattr(fake_upstream, "stream_chat", lingering)
+    fake_upstream.reply_text = REPLY
+
+    started = time.monotonic()
+    events = parse_events(stream(client, "/c1/chat", {"content": "hi"}).get_data(as_text=True))
+
+    assert time.monotonic() - started < 1.5
+    assert events[-1][0] == "done"
+    assert history(client, "c1") == [("user", "hi"), ("assistant", REPLY)]
+
+
 @pytest.mark.parametrize("chat", ["azure", None], ids=["chat mode", "pass-through"])
 def test_a_first_chunk_without_choices_does_not_hold_the_stream(
     client: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch, chat: Any

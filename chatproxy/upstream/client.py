@@ -35,7 +35,7 @@ from chatproxy.upstream.rules import (
     split_proxy,
     status_error,
 )
-from chatproxy.upstream.stream import DRAIN_LINES, EventLines, ReplyParts
+from chatproxy.upstream.stream import DRAIN_LINES, DRAIN_SECONDS, EventLines, ReplyParts
 
 T = TypeVar("T")
 LINE_BYTES = 1 << 20  # the longest line of a stream read (aiohttp's default is 64 KiB)
@@ -232,9 +232,11 @@ async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
 
 async def _drain(lines: AsyncIterator[str]) -> None:
     """Read the little that follows `[DONE]`; a failure here only costs the connection, and so
-    does a body that goes on past DRAIN_LINES lines."""
+    does a body that goes on past DRAIN_LINES lines or is not over within DRAIN_SECONDS (the
+    reply is whole: it is not held back for a body left open)."""
     try:
-        for _ in range(DRAIN_LINES):
-            await anext(lines)
+        async with asyncio.timeout(DRAIN_SECONDS):
+            for _ in range(DRAIN_LINES):
+                await anext(lines)
     except (StopAsyncIteration, aiohttp.ClientError, OSError, TimeoutError):
         pass

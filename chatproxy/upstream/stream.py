@@ -22,6 +22,7 @@ from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.base import Completion, Delta, JsonObject
 
 DRAIN_LINES = 16
+DRAIN_SECONDS = 0.25  # the longest wait for the end of a body after `[DONE]`
 MAX_MESSAGE_CHARS = 500
 STREAMED_NO_TEXT = "the model provider streamed no text"
 # What a chunk says of the whole answer, kept for its reassembled body.
