@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -65,6 +66,43 @@ def test_an_upstream_timeout_mid_stream_is_the_error_object_of_a_plain_timeout(
         "param": None,
         "code": "upstream_timeout",
     }
+
+
+@pytest.mark.parametrize("chat", ["c1", None], ids=["chat", "pass-through"])
+def test_an_upstream_that_stalls_mid_stream_times_out_though_it_sends_keep_alive_comments(
+    make_client: MakeClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch,
+    chat: str | None,
+) -> None:  # fmt: skip
+    """UPSTREAM_TIMEOUT bounds the wait for the reply's next chunk: comments (`: ping`) that
+    keep a stalled stream's connection alive do not reset it."""
+    client = make_client(UPSTREAM_TIMEOUT="0.5")
+    stream_chat = fake_upstream.stream_chat
+
+    def pinging(handler: Any, *args: Any) -> None:
+        send, sent = handler.send_event, []
+
+        def send_event(payload: Any) -> None:
+            if len(sent) == 2:  # the first word is out: the model stalls, the connection pings
+                for _ in range(15):
+                    time.sleep(0.2)
+                    ping = b": ping\n\n"
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(ping), ping))
+                    handler.wfile.flush()
+            sent.append(payload)
+            send(payload)
+
+        handler.send_event = send_event
+        stream_chat(handler, *args)
+
+    monkeypatch.setattr(fake_upstream, "stream_chat", pinging)
+    fake_upstream.reply_text = "one two three"
+
+    started = time.monotonic()
+    events = v1_events(v1_turn(client, chat, stream=True))
+
+    assert time.monotonic() - started < 2  # the pings go on for 3 s
+    assert events[-1]["error"]["code"] == "upstream_timeout"
+    assert client.get("/c1/chat").get_json() == []
 
 
 def test_a_lease_that_ends_mid_stream_is_the_error_object_of_a_plain_turn_that_outlived_it(

@@ -94,7 +94,7 @@ class AsyncUpstream(Provider):
 
         async def attempt(timeout: float) -> AsyncReplyStream:
             response = await self._post("/chat/completions", body, timeout)
-            return AsyncReplyStream(response, model, messages)
+            return AsyncReplyStream(response, model, messages, timeout)
 
         return await self._with_retries(attempt, deadline)
 
@@ -172,13 +172,19 @@ class AsyncUpstream(Provider):
 class AsyncReplyStream:
     """A reply arriving in pieces: iterate (`async for`) for its chunks, then ask for the
     `Completion`. As `ReplyStream` does, it reads what follows `[DONE]` too, so the connection
-    can serve the next call."""
+    can serve the next call. A chunk that does not come within `timeout` of the one before is
+    a timeout, whatever else (comments: keep-alive pings) comes meanwhile."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, model: str, messages: Sequence[dict[str, Any]]
+        self,
+        response: aiohttp.ClientResponse,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        timeout: float,
     ):
         self._response = response
         self._reply = ReplyParts(model, messages)
+        self._timeout = timeout
 
     def __aiter__(self) -> AsyncIterator[Delta]:
         return self._chunks()
@@ -188,13 +194,14 @@ class AsyncReplyStream:
         error."""
         try:
             lines, events = _lines(self._response), EventLines()
-            async for line in lines:
-                chunk = events.feed(line)
+            while True:
+                async with asyncio.timeout(self._timeout):  # no yield within: one task's
+                    chunk = await _next_chunk(lines, events)
                 if events.done:
                     await _drain(lines)
+                if chunk is None:
                     break
-                if chunk is not None:
-                    yield self._reply.add(chunk)
+                yield self._reply.add(chunk)
         except UpstreamError:
             raise
         except TimeoutError as exc:
@@ -228,6 +235,15 @@ async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
     """The body's lines as they arrive, without their line ends."""
     async for raw in response.content:
         yield raw.removesuffix(b"\n").removesuffix(b"\r").decode(errors="replace")
+
+
+async def _next_chunk(lines: AsyncIterator[str], events: EventLines) -> JsonObject | None:
+    """Read lines up to the next chunk; None at `[DONE]` (`events.done`) or the body's end."""
+    async for line in lines:
+        chunk = events.feed(line)
+        if chunk is not None or events.done:
+            return chunk
+    return None
 
 
 async def _drain(lines: AsyncIterator[str]) -> None:
