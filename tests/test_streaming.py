@@ -527,6 +527,44 @@ def test_calls_whose_indexes_first_come_out_of_order_stream_as_they_are_stored(
     ]
 
 
+def test_a_reply_cut_at_its_cap_before_any_text_is_incomplete_streamed_or_not(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    """A reasoning model can spend the whole cap thinking: its reply is empty text, finish
+    reason `length`. Unstreamed, that is an incomplete Response; streamed, the same."""
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    usage = {"prompt_tokens": 5, "completion_tokens": 50, "total_tokens": 55}
+    message = {"role": "assistant", "content": ""}
+    whole = {**head, "object": "chat.completion", "usage": usage}
+    whole["choices"] = [{"index": 0, "message": message, "finish_reason": "length"}]
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return f"data: {json.dumps({**head, 'choices': choices, **extra})}\n\n"
+
+    body = chunk([{"index": 0, "delta": message, "finish_reason": None}])
+    body += chunk([{"index": 0, "delta": {}, "finish_reason": "length"}])
+    body += chunk([], usage=usage) + "data: [DONE]\n\n"
+    fake_upstream.script(
+        Fault(body=whole), Fault(body=body, headers={"Content-Type": "text/event-stream"})
+    )
+
+    plain = client.post("/v1/responses", json={"input": "think hard"}).get_json()
+    answer = client.post("/v1/responses", json={"input": "think hard", "stream": True})
+
+    assert (plain["status"], plain["incomplete_details"]) == (
+        "incomplete",
+        {"reason": "max_output_tokens"},
+    )
+    text = answer.get_data(as_text=True)
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    streamed = events[-1]
+    assert streamed["type"] == "response.incomplete"
+    assert streamed["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert streamed["response"]["usage"] == plain["usage"]
+    stored = client.get(f"/v1/responses/{streamed['response']['id']}").get_json()
+    assert stored["status"] == "incomplete"
+
+
 def test_a_streamed_v1_replay_says_so_and_names_the_model_in_every_chunk(
     client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:

@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import UpstreamBadResponse
 from chatproxy.service.compaction import Compactor
 from chatproxy.service.defaults import (
     NO_OPTIONS,
@@ -166,9 +165,8 @@ class ChatService:
                 )
                 pieces = aiter(stream)
                 opening = await read_opening(pieces)
-                if not opening or not opening[-1].adds:  # it ended before the reply began
-                    stream.completion()  # raises, as it finds neither text nor a tool call
-                    raise UpstreamBadResponse("the model provider streamed no text")
+                if not opening or not opening[-1].adds:  # it ended before the reply began:
+                    stream.completion()  # raises, but for empty text (cut at its cap)
             except BaseException:
                 await self._guard.end(chat, lease)
                 raise

@@ -27,6 +27,8 @@ MAX_MESSAGE_CHARS = 500
 STREAMED_NO_TEXT = "the model provider streamed no text"
 # What a chunk says of the whole answer, kept for its reassembled body.
 HEAD_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
+# The finish reasons of a reply that stopped before it was done: its text may be empty.
+CUT_SHORT = frozenset({"length", "content_filter"})
 # Fields a streamed delta sends whole, never in pieces.
 WHOLE_FIELDS = frozenset({"index", "type", "role", "id"})
 
@@ -101,8 +103,8 @@ class ReplyParts:
         """Return the whole reply once the stream has ended: its tool calls in the order their
         first pieces came, as a Responses stream adds their items, whatever their `index`es."""
         message = {"role": "assistant", **joined(self._message)}
-        if not message.get("content"):
-            message["content"] = None
+        if not message.get("content") and not self._cut_short(message):
+            message["content"] = None  # no text: calls only, or (neither) a bad response
         calls = message.get("tool_calls") or []  # in the order their first pieces came
         if calls:
             message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
@@ -112,6 +114,14 @@ class ReplyParts:
         if self._usage is not None:
             body["usage"] = self._usage
         return completion_of(body, body["model"], self._messages, STREAMED_NO_TEXT)
+
+    def _cut_short(self, message: JsonObject) -> bool:
+        """Whether a reply is empty text that stopped at its cap or its content filter before
+        any came (a reasoning model's that thought to the end of it): an incomplete reply, as
+        the same answer unstreamed is."""
+        calls, refusal = message.get("tool_calls"), message.get("refusal")
+        empty = message.get("content") == "" and not calls and not refusal
+        return empty and self._finish in CUT_SHORT
 
     def _add_first(self, choice: JsonObject, delta: Any) -> str:
         """Merge a delta of the first choice; return the text it adds."""
