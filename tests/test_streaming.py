@@ -565,6 +565,44 @@ def test_a_reply_cut_at_its_cap_before_any_text_is_incomplete_streamed_or_not(
     assert stored["status"] == "incomplete"
 
 
+@pytest.mark.parametrize("route", ["/c1/chat", "/v1/chat/completions", "/v1/responses"])
+def test_a_character_whose_utf16_halves_come_in_two_chunks_streams_and_is_stored_whole(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """An upstream that slices its text by UTF-16 code units (as JavaScript strings are) can
+    send an emoji's surrogate pair as two escapes in two chunks, each no text on its own: each
+    goes on as the escape it came as, and the stored reply has the emoji."""
+    head = '{"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":'
+    pieces = [("Hi ", "null"), ("\\ud83d", "null"), ("\\ude00", "null"), ("", '"stop"')]
+    body = "".join(
+        f'data: {head}[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":{finish}}}]}}\n\n'
+        for text, finish in pieces
+    )
+    fake_upstream.script(
+        Fault(body=body + "data: [DONE]\n\n", headers={"Content-Type": "text/event-stream"})
+    )
+    messages = [{"role": "user", "content": "hi"}]
+    request = {"/c1/chat": {"content": "hi"}, "/v1/chat/completions": {"messages": messages}}
+    headers = {"X-Chat-Id": "c1"} if route == "/v1/chat/completions" else {}
+
+    answer = client.post(
+        route, json={**request.get(route, {"input": "hi"}), "stream": True}, headers=headers
+    )
+
+    text = answer.get_data(as_text=True)
+    ends = {"/c1/chat": "event: done", "/v1/chat/completions": "data: [DONE]"}
+    assert (
+        text.strip()
+        .splitlines()[-2 if route == "/c1/chat" else -1]
+        .startswith(ends.get(route, 'data: {"type":"response.completed"'))
+    )
+    chat = "c1"
+    if route == "/v1/responses":
+        chat = json.loads(text.strip().splitlines()[-1][6:])["response"]["id"][5:]
+        chat = chat.rsplit("_", 1)[0]
+    assert history(client, chat)[-1] == ("assistant", "Hi \U0001f600")
+
+
 def test_a_streamed_v1_replay_says_so_and_names_the_model_in_every_chunk(
     client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:

@@ -45,7 +45,9 @@ class EventStream:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
             async for text in self.events:
-                body = text.encode()
+                # JSON, whose only characters past ASCII are in strings: a lone surrogate (half
+                # a character, as an upstream's chunk may hold) goes as its escape, `\ud83d`
+                body = text.encode(errors="backslashreplace")
                 await send({"type": "http.response.body", "body": body, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

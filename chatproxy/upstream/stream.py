@@ -164,14 +164,30 @@ class Pieces(list[str]):
 
 
 def joined(value: Any) -> Any:
-    """`value` with every `Pieces` in it joined into its string."""
+    """`value` with every `Pieces` in it joined into its string, and the halves of a character
+    that came apart (`paired`) made one again."""
     if isinstance(value, Pieces):
-        return "".join(value)
+        return paired("".join(value))
+    if isinstance(value, str):
+        return paired(value)
     if isinstance(value, dict):
         return {k: joined(v) for k, v in value.items()}
     if isinstance(value, list):
         return [joined(v) for v in value]
     return value
+
+
+def paired(text: str) -> str:
+    """`text` with each UTF-16 surrogate pair in it made the one character it stands for (an
+    upstream that slices its text by UTF-16 code units, as JavaScript strings are, can send
+    the two halves as escapes in two chunks); a half without its other half becomes U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _merge_items(have: list[Any], items: list[Any]) -> None:
