@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import sys
 import threading
@@ -601,6 +602,35 @@ def test_a_character_whose_utf16_halves_come_in_two_chunks_streams_and_is_stored
         chat = json.loads(text.strip().splitlines()[-1][6:])["response"]["id"][5:]
         chat = chat.rsplit("_", 1)[0]
     assert history(client, chat)[-1] == ("assistant", "Hi \U0001f600")
+
+
+@pytest.mark.parametrize("route", ["/c1/chat", "/v1/chat/completions", "/v1/responses"])
+def test_a_streamed_turns_log_line_has_its_tokens_or_the_error_that_ended_it(
+    client: ProxyClient,
+    fake_upstream: FakeUpstream,
+    caplog: pytest.LogCaptureFixture,
+    route: str,
+) -> None:
+    """The request's line is written once the stream has been sent: with the reply's tokens,
+    as a plain turn's, or the code of the error that ended the stream."""
+    caplog.set_level(logging.INFO, logger="chatproxy.requests")
+    usage = {"prompt_tokens": 7, "completion_tokens": 10, "total_tokens": 17}
+    fake_upstream.usage = usage
+    fake_upstream.reply_text = REPLY
+    messages = [{"role": "user", "content": "hi"}]
+    body = {"/c1/chat": {"content": "hi"}, "/v1/chat/completions": {"messages": messages}}
+    request = {**body.get(route, {"input": "hi"}), "stream": True}
+    headers = {"X-Chat-Id": "c1"} if route == "/v1/chat/completions" else {}
+
+    assert client.post(route, json=request, headers=headers).status_code == 200
+    fake_upstream.cut_stream_after = 3  # the next stream breaks off after its second word
+    assert client.post(route, json=request, headers=headers).status_code == 200
+
+    lines = [r.fields for r in caplog.records if r.name == "chatproxy.requests"]
+    assert [(line.get("tokens"), line.get("error")) for line in lines] == [
+        (usage, None),
+        (None, "upstream_error"),
+    ]
 
 
 def test_a_streamed_v1_replay_says_so_and_names_the_model_in_every_chunk(

@@ -32,6 +32,7 @@ from chatproxy.http.openapi_operation import Operation
 from chatproxy.jsontext import Unwritable, parse_sent
 from chatproxy.service.chats import Chats
 from chatproxy.service.conversations import Conversations
+from chatproxy.service.results import StreamEvent
 from chatproxy.service.transfer import Transfer
 from chatproxy.service.turns import ChatService
 from chatproxy.store.items import OPEN_TENANT, ChatRef, valid_chat_id
@@ -98,6 +99,17 @@ class Context:
         if not valid_chat_id(chat_id):
             raise InvalidChatId()
         return ChatRef(self.caller.tenant if self.caller else OPEN_TENANT, chat_id)
+
+    def note(self, event: StreamEvent) -> None:
+        """Note how a stream ended in the request's log line, as a plain answer's notes it
+        (written once the stream has been sent): the reply's tokens (and text, with
+        LOG_CONTENT), or the code of the error that ended it."""
+        if event.kind == "done":
+            self.log_fields["tokens"] = event.data.get("tokens")
+            if self.settings.log_content:
+                self.log_fields["reply"] = event.data.get("content")
+        elif event.kind == "error" and event.error is not None:
+            self.log_fields["error"] = event.error.code
 
     def query_int(self, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
         """Read an optional whole-number query parameter within bounds."""

@@ -68,7 +68,7 @@ async def chat_completions(ctx: Context) -> Answer:
         turn = await service.stream_turn_from_messages(
             chat, sent, idempotency_key=key, options=options
         )
-        return _sse(turn, request.include_usage)
+        return _sse(ctx, turn, request.include_usage)
     result = await ctx.service.turn_from_messages(chat, sent, idempotency_key=key, options=options)
     return _completion_reply(ctx, result)
 
@@ -84,7 +84,7 @@ async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -
     messages = cast("list[dict[str, Any]]", request.messages)  # validated plain dicts
     if request.stream:
         turn = await ctx.service.stream_pass_through(tenant, messages, options=request.options)
-        return _sse(turn, request.include_usage)
+        return _sse(ctx, turn, request.include_usage)
     result = await ctx.service.pass_through(tenant, messages, options=request.options)
     return _completion_reply(ctx, result)
 
@@ -137,19 +137,20 @@ def _completion_head(reply: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sse(turn: StreamingTurn, include_usage: bool) -> EventStream:
+def _sse(ctx: Context, turn: StreamingTurn, include_usage: bool) -> EventStream:
     headers = {"Cache-Control": "no-cache"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return EventStream(_lines(turn, include_usage), headers)
+    return EventStream(_lines(ctx, turn, include_usage), headers)
 
 
-async def _lines(turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]:
+async def _lines(ctx: Context, turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]:
     """The chat.completion.chunk events of a streamed turn, then `[DONE]`; an error ends the
     stream as an event that holds the same `error` object as the error's JSON answer."""
     chunks = Chunks(include_usage, turn.replay)
     async with aclosing(turn.events) as events:  # a reader that leaves lets go of the stream
         async for event in events:
+            ctx.note(event)
             if event.kind == "delta":
                 sent = chunks.delta(event.data["content"], event.chunk)
             elif event.kind == "done":

@@ -227,12 +227,13 @@ def _sse(
     headers = {"Cache-Control": "no-cache"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return EventStream(_frames(turn, events), headers)
+    return EventStream(_frames(ctx, turn, events), headers)
 
 
-async def _frames(turn: StreamingTurn, events: ResponseEvents) -> AsyncIterator[str]:
+async def _frames(ctx: Context, turn: StreamingTurn, events: ResponseEvents) -> AsyncIterator[str]:
     """The Responses events of a streamed turn, as server-sent events."""
     async with aclosing(turn.events) as stream:  # a reader that leaves lets go of the stream
         async for event in stream:
+            ctx.note(event)
             for sent in events.translate(event):
                 yield sse_frame(sent)

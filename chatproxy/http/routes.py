@@ -99,6 +99,7 @@ def _event_stream(ctx: Context, content: str | None, turn: StreamingTurn) -> Eve
     async def events() -> AsyncIterator[str]:
         async with aclosing(turn.events) as stream:
             async for event in stream:
+                ctx.note(event)
                 if event.kind == "delta" and not event.data["content"]:
                     continue  # a chunk without text (a role, a tool call's piece, usage)
                 data = compact(event.data)
