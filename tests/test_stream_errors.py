@@ -105,6 +105,28 @@ def test_an_upstream_that_stalls_mid_stream_times_out_though_it_sends_keep_alive
     assert client.get("/c1/chat").get_json() == []
 
 
+@pytest.mark.parametrize("chat", ["c1", None], ids=["chat", "pass-through"])
+def test_a_stream_that_fails_before_its_first_piece_is_a_plain_error_answer(
+    client: ProxyClient, fake_upstream: FakeUpstream, chat: str | None
+) -> None:
+    """An upstream stream whose first event is an error: nothing has been said, so the answer
+    is the JSON error a plain call gets (a 502 the SDKs raise as such, and retry), with or
+    without a chat id."""
+    error = {"error": {"message": "The server is overloaded.", "type": "server_error"}}
+    events = f"data: {json.dumps(error)}\n\n"
+    fake_upstream.script(Fault(body=events, headers={"Content-Type": "text/event-stream"}))
+
+    answer = v1_turn(client, chat, stream=True)
+
+    assert (answer.status_code, answer.mimetype) == (502, "application/json")
+    assert answer.get_json()["error"] == {
+        "message": "the model provider's stream failed: The server is overloaded.",
+        "type": "api_error",
+        "param": None,
+        "code": "upstream_error",
+    }
+
+
 def test_a_lease_that_ends_mid_stream_is_the_error_object_of_a_plain_turn_that_outlived_it(
     make_client: MakeClient, fake_upstream: FakeUpstream
 ) -> None:

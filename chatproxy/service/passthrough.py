@@ -19,8 +19,8 @@ from typing import Any
 from chatproxy.config import Settings
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.quotas import Quotas
-from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult, reply_of
-from chatproxy.upstream.base import ReplyStream, Upstream
+from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult, read_opening, reply_of
+from chatproxy.upstream.base import Delta, ReplyStream, Upstream
 
 
 class PassThrough:
@@ -45,10 +45,20 @@ class PassThrough:
         self, tenant: str, messages: Sequence[dict[str, Any]], options: TurnOptions
     ) -> StreamingTurn:
         """Send `messages` as they are and return the reply's events; anything that fails
-        before the stream opens raises."""
+        before the reply's first piece raises, as a chat's streamed turn's does (an error
+        answer the client's SDK knows, and retries if it is transient)."""
         call, deadline = await self._prepare(tenant, options)
         stream = await self._upstream.stream(messages, **call, deadline=deadline)
-        return StreamingTurn(PassedStream(stream, partial(self._quotas.spend, tenant)))
+        pieces = aiter(stream)
+        try:
+            opening = await read_opening(pieces)
+            if not opening or not opening[-1].adds:  # it ended before the reply began:
+                stream.completion()  # raises, but for empty text (cut at its cap)
+        except BaseException:
+            stream.close()
+            raise
+        spend = partial(self._quotas.spend, tenant)
+        return StreamingTurn(PassedStream(stream, pieces, opening, spend))
 
     async def _prepare(self, tenant: str, options: TurnOptions) -> tuple[dict[str, Any], float]:
         """Check the options and the tenant's budget; return the call's options and deadline."""
@@ -63,8 +73,18 @@ class PassedStream:
     or `error`. Its upstream connection is given back when it ends or when the reader leaves
     (`aclose`), however far it was read, even not at all."""
 
-    def __init__(self, stream: ReplyStream, spend: Callable[[int], Awaitable[None]]):
+    def __init__(
+        self,
+        stream: ReplyStream,
+        pieces: AsyncIterator[Delta],
+        opening: Sequence[Delta],
+        spend: Callable[[int], Awaitable[None]],
+    ):
+        """`opening`: the chunks read already, up to the reply's first piece; `pieces`: the
+        rest of `stream`'s."""
         self._stream = stream
+        self._pieces = pieces
+        self._opening = opening
         self._spend = spend
         self._events = self._read()
 
@@ -77,7 +97,9 @@ class PassedStream:
 
     async def _read(self) -> AsyncGenerator[StreamEvent, None]:
         try:
-            async for delta in self._stream:
+            for delta in self._opening:
+                yield StreamEvent.piece(delta)
+            async for delta in self._pieces:
                 yield StreamEvent.piece(delta)
             completion = self._stream.completion()
             await self._spend(completion.usage.get("total_tokens", 0))

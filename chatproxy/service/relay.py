@@ -38,17 +38,6 @@ class OpenTurn:
 StoreTurn = Callable[[OpenTurn, Completion], Awaitable[dict[str, Any]]]
 
 
-async def read_opening(pieces: AsyncIterator[Delta]) -> list[Delta]:
-    """Read a stream's chunks up to the first that adds to the reply (text, a tool call's
-    piece, ...), that one included; all of them if none does."""
-    opening = []
-    while (delta := await anext(pieces, None)) is not None:
-        opening.append(delta)
-        if delta.adds:
-            break
-    return opening
-
-
 class Relay:
     """A streamed turn's events: the chunks up to the reply's first piece (read already), the
     rest as the pump reads them, then `done` once the turn is stored, or `error`."""

@@ -86,6 +86,19 @@ async def replayed(reply: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
     yield StreamEvent("done", reply)
 
 
+async def read_opening(pieces: AsyncIterator[Delta]) -> list[Delta]:
+    """Read a stream's chunks up to the first that adds to the reply (text, a tool call's
+    piece, ...), that one included; all of them if none does. A streamed turn, a chat's or a
+    pass-through, reads these before it answers, so that a failure until then is an error
+    answer, not an event."""
+    opening = []
+    while (delta := await anext(pieces, None)) is not None:
+        opening.append(delta)
+        if delta.adds:
+            break
+    return opening
+
+
 def reply_of(completion: Completion) -> Message:
     """The reply a completion holds, as a chat stores it: its text, tool calls, model, why it
     stopped and its usage."""
