@@ -173,7 +173,8 @@ class AsyncReplyStream:
     """A reply arriving in pieces: iterate (`async for`) for its chunks, then ask for the
     `Completion`. As `ReplyStream` does, it reads what follows `[DONE]` too, so the connection
     can serve the next call. A chunk that does not come within `timeout` of the one before is
-    a timeout, whatever else (comments: keep-alive pings) comes meanwhile."""
+    a timeout, whatever else (comments: keep-alive pings) comes meanwhile: at the first line
+    after it, or when the connection's read timeout ends a silence."""
 
     def __init__(
         self,
@@ -195,8 +196,7 @@ class AsyncReplyStream:
         try:
             lines, events = _lines(self._response), EventLines()
             while True:
-                async with asyncio.timeout(self._timeout):  # no yield within: one task's
-                    chunk = await _next_chunk(lines, events)
+                chunk = await _next_chunk(lines, events, self._timeout)
                 if events.done:
                     await _drain(lines)
                 if chunk is None:
@@ -237,12 +237,20 @@ async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
         yield raw.removesuffix(b"\n").removesuffix(b"\r").decode(errors="replace")
 
 
-async def _next_chunk(lines: AsyncIterator[str], events: EventLines) -> JsonObject | None:
-    """Read lines up to the next chunk; None at `[DONE]` (`events.done`) or the body's end."""
+async def _next_chunk(
+    lines: AsyncIterator[str], events: EventLines, timeout: float
+) -> JsonObject | None:
+    """Read lines up to the next chunk; None at `[DONE]` (`events.done`) or the body's end.
+    Lines that bring none (comments: keep-alive pings) for `timeout` are a timeout; silence is
+    one already (the connection's read timeout). A clock read a line, not a timer a chunk."""
+    clock = asyncio.get_running_loop().time
+    give_up = clock() + timeout
     async for line in lines:
         chunk = events.feed(line)
         if chunk is not None or events.done:
             return chunk
+        if clock() > give_up:
+            raise TimeoutError
     return None
 
 
