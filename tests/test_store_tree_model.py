@@ -134,15 +134,13 @@ class TreeModel(RuleBasedStateMachine):
         n=picks,
         held=st.booleans(),
         end=st.none() | picks,
-        strict=st.booleans(),
     )
-    def read_a_page(self, limit: int, n: int, held: bool, end: int | None, strict: bool) -> None:
+    def read_a_page(self, limit: int, n: int, held: bool, end: int | None) -> None:
         before = self.pick(n) if held else n % (self.next_id + 3)
         leaf = None if end is None or not self.items else self.pick(end)
-        state = self.run(self.store.load_page(CHAT, limit, before, leaf, strict))
+        state = self.run(self.store.load_page(CHAT, limit, before, leaf))
         path = self.path(self.leaf if leaf is None else leaf)
-        checked = leaf is not None or strict
-        if before in self.items and (not checked or before in path):  # the path above it
+        if before in self.items and (leaf is None or before in path):  # the path above it
             expected = self.path(self.items[before][0], limit)
         else:  # the path's items numbered below it
             expected = [i for i in path if i < before][-limit:]

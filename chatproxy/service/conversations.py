@@ -10,11 +10,10 @@ tenant is a conversation, whichever route made it. What this module reads and wr
   TURN_WAIT_SECONDS, else `ChatBusy`), places them under the leaf and saves them fenced by
   the lock, releasing it in the same step;
 - a page of the path: newest first, walked up from the leaf or from the message of the
-  cursor only as far as the page reaches (`load_page`, which checks, walking parents only,
-  that the cursor is on the current path: else the path's messages numbered below it); oldest
-  first, the whole path is read (`load_history`, one round trip) and the page cut from it:
-  the store walks a path up from its end only, and the first page needs its start, so an
-  ascending walk of N messages reads N / page size paths;
+  cursor only as far as the page reaches (`load_page`), so any page costs what the first
+  does; oldest first, the whole path is read (`load_history`, one round trip) and the page
+  cut from it: the store walks a path up from its end only, and the first page needs its
+  start, so an ascending walk of N messages reads N / page size paths;
 - removing a message (`delete_items`: its children move up to its parent), refused with
   `ChatBusy` while a turn holds the chat.
 
@@ -144,17 +143,16 @@ class Conversations:
     ) -> list[Message]:
         """Up to `count` messages of the conversation's current path after the message
         `after` (oldest first, or newest first when `descending`); with `with_after`, that
-        message first too, if the path holds it. A cursor the path does not hold (removed, or
-        another branch's) goes on from where it was: the ids along a path grow."""
+        message first too, if the chat holds it. A cursor the chat no longer holds (removed)
+        goes on from where it was: the ids along a path grow."""
         if descending:
-            # The path's messages numbered below the cursor's (or up to it, with_after): those
-            # above it when it is on the path.
-            before = None if after is None else after + 1 if with_after else after
-            wanted = count + 1 if after is not None and with_after else count
-            state = await self._store.load_page(chat, wanted, before, strict=True)
+            state = await self._store.load_page(chat, count, after)
             _exists(chat, state)
             newest = state.messages[::-1]
-            return newest if newest[:1] and newest[0].id == after else newest[:count]
+            if after is not None and with_after:
+                cursor = await self.message(chat, after)
+                newest[:0] = [cursor] if cursor is not None else []
+            return newest
         state = await self._store.load_history(chat)
         _exists(chat, state)
         path = state.messages

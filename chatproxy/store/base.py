@@ -43,16 +43,11 @@ class Store(Protocol):
         first."""
 
     async def load_page(
-        self,
-        chat: ChatRef,
-        limit: int,
-        before: int | None,
-        leaf: int | None = None,
-        strict: bool = False,
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
     ) -> ChatState:
         """Return up to `limit` messages of the path ending at `leaf` that come before the item
-        `before` on it (None: the newest); for an id the chat does not hold, or with `leaf` (or
-        `strict`, for the current leaf's path) one not on that path, those numbered below it."""
+        `before` on it (None: the newest); for an id the chat does not hold, or with `leaf` one
+        not on that path, those numbered below it."""
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
         """Return the ids of each item's children in the order of their ids, which is the

@@ -94,21 +94,15 @@ class RedisStore(RedisCalls, RedisChats):
         return await self._read(chat, -1, None, leaf)
 
     async def load_page(
-        self,
-        chat: ChatRef,
-        limit: int,
-        before: int | None,
-        leaf: int | None = None,
-        strict: bool = False,
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
     ) -> ChatState:
-        return await self._read(chat, limit, before, leaf, strict)
+        return await self._read(chat, limit, before, leaf)
 
     async def _read(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None, strict: bool = False
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None
     ) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt."""
         args = [limit, "" if before is None else before, self._ttl or 0, start_arg(leaf)]
-        args.append(1 if strict else 0)
         beside = [GLOBAL_SYSTEM_KEY, index_key(chat.tenant)]
         read = await self._script("read_chat", list(chat_keys(chat)), beside, args)
         raise_if_missing(read)

@@ -27,11 +27,11 @@ end
 
 # Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
 # before ('' = none: else the page above that item, or, if the chat does not hold it or `at`
-# names a path it is not on, or with strict the leaf's path is not its, the items numbered below
-# it), ttl (0 = none), ttl_arg (its ARGV text), global and listing (the global prompt's key and
-# the tenant's listing, whose TTL is refreshed with the chat's; nil on a cluster), and known,
-# known_count, known_leaf: the turn id by which the caller knows the newest known_count items of
-# the path ending at known_leaf (false = none; see windows.py).
+# names a path it is not on, the items numbered below it), ttl (0 = none), ttl_arg (its ARGV
+# text), global and listing (the global prompt's key and the tenant's listing, whose TTL is
+# refreshed with the chat's; nil on a cluster), and known, known_count, known_leaf: the turn id
+# by which the caller knows the newest known_count items of the path ending at known_leaf
+# (false = none; see windows.py).
 # Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
 # newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
 # the newest summary on the path (false: none, or not looked for), the chat's last turn.
@@ -39,7 +39,7 @@ READ_PATH = """
 local below = false
 if before ~= '' then
   local raw = redis.call('HGET', KEYS[1], before)
-  if raw and (at ~= '' or strict) then  -- a given path's page: one off it is as for a gap
+  if raw and at ~= '' then  -- a given path's page: one before an item off it is as for a gap
     local id = from
     while id and tonumber(id) > tonumber(before) do
       local up = redis.call('HGET', KEYS[1], id)
@@ -99,10 +99,9 @@ READ_CHAT = (
     UPGRADE
     + """
 -- KEYS: items, meta, kids, old list, and on a single node the global prompt and the listing
--- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id),
---       strict ('1': a before off the leaf's path is as for one off a given path)
+-- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id)
 local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ttl_arg, global, listing, strict = ARGV[3], KEYS[5], KEYS[6], ARGV[5] == '1'
+local ttl_arg, global, listing = ARGV[3], KEYS[5], KEYS[6]
 local known, known_count, known_leaf = false, 0, ''
 
 """
@@ -137,7 +136,7 @@ elseif not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'PX', ARGV[4]) then
   end
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
 end
-local limit, before, ttl, strict = tonumber(ARGV[1]), '', tonumber(ARGV[2]), false
+local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
 local ttl_arg, global, listing = ARGV[2], KEYS[6], KEYS[7]
 local known, known_count, known_leaf = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6]), ARGV[8]
 """

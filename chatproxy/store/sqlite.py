@@ -27,7 +27,14 @@ from chatproxy.store.idempotency import (
     IdempotencyClaim,
     IdempotentResult,
 )
-from chatproxy.store.items import ROOT, ChatInfo, ChatRef, ChatState, Message, Unsummarized
+from chatproxy.store.items import (
+    ROOT,
+    ChatInfo,
+    ChatRef,
+    ChatState,
+    Message,
+    Unsummarized,
+)
 from chatproxy.store.sqlite_base import SqliteBase
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
 from chatproxy.store.sqlite_export import read_tree, write_tree
@@ -79,17 +86,10 @@ class SqliteStore(SqliteBase):
 
     @in_thread
     def load_page(
-        self,
-        chat: ChatRef,
-        limit: int,
-        before: int | None,
-        leaf: int | None = None,
-        strict: bool = False,
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
     ) -> ChatState:
         with self.file.transaction() as db:
-            return read_path(
-                db, chat, limit, before, leaf, self._expiry(), self.decoded, strict=strict
-            )
+            return read_path(db, chat, limit, before, leaf, self._expiry(), self.decoded)
 
     @in_thread
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:

@@ -31,10 +31,9 @@ def read_path(
     decoded: DecodedMessages,
     *,
     keep: bool = False,
-    strict: bool = False,
 ) -> ChatState:
-    """Read the path ending at `at` (None: the leaf; see `Store.load_page` for `before` and
-    `strict`), refreshing the chat's TTL; with `keep`, remember the messages decoded."""
+    """Read the path ending at `at` (None: the leaf; see `Store.load_page` for `before`),
+    refreshing the chat's TTL; with `keep`, remember the messages decoded."""
     row = live_chat(db, chat)
     global_system = global_system_of(db)
     if row is None:
@@ -48,8 +47,7 @@ def read_path(
     below = None
     if before is not None:
         above = parent_of(db, chat, before)
-        checked = (at is not None or strict) and above is not False
-        if checked and (start is None or not on_path(db, chat, start, before)):
+        if above is not False and at is not None and not on_path(db, chat, at, before):
             above = False  # a given path's page before an item off it: as for an id not held
         if above is False:
             below = before
