@@ -44,10 +44,15 @@ def _image_text(part: dict[str, Any]) -> dict[str, Any]:
 SYSTEM_ROLES = ("system", "developer")  # leading messages of these roles: a system prompt
 
 
+def prompt_end(sent: Sequence[Mapping[str, Any]]) -> int:
+    """Where a request's leading system or developer messages (its system prompt) end."""
+    return next((n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent))
+
+
 def leading_system(sent: Sequence[Mapping[str, Any]]) -> tuple[list[str], int]:
     """The texts of a request's leading system or developer messages (this turn's system
     prompt), and where the rest of its messages begin."""
-    first = next((n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent))
+    first = prompt_end(sent)
     return [system_text(m.get("content")) for m in sent[:first]], first
 
 

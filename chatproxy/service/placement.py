@@ -56,7 +56,7 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import fits, units
-from chatproxy.service.content import SYSTEM_ROLES, system_text
+from chatproxy.service.content import prompt_end, system_text
 from chatproxy.service.message_rules import (
     MESSAGES,
     Names,
@@ -100,9 +100,7 @@ def place_request(
     load the path from its first message and call again with `whole` (see the module's
     docstring; a path whose oldest messages were dropped, MAX_CHAT_MESSAGES, starts below a
     first message)."""
-    first = 0
-    while first < len(sent) and sent[first].get("role") in SYSTEM_ROLES:
-        first += 1
+    first = prompt_end(sent)
     check_messages(sent, 0, first, names)
     convo = sent[first:]
     # What is resent exactly as stored was checked when it came: only the rest is checked.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatproxy.errors import NotFound, ValidationFailed
-from chatproxy.service.content import SYSTEM_ROLES
+from chatproxy.service.content import prompt_end
 from chatproxy.service.message_rules import MESSAGES, Names
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
@@ -84,10 +84,7 @@ class Ask:
         if not self.fork:
             return 0
         sent = self.sent or ({"role": "user"},)
-        prompt = next(
-            (n for n, m in enumerate(sent) if m.get("role") not in SYSTEM_ROLES), len(sent)
-        )
-        return len(sent) - prompt + 1
+        return len(sent) - prompt_end(sent) + 1
 
     def window(self, history: int) -> int:
         """How many of the path's newest messages the turn reads, given MESSAGES_LENGTH: the
