@@ -8,7 +8,9 @@
 * canned answers -- ``reply_text`` (fixed reply), ``usage`` (fixed usage dict), ``omit_usage``
   (no usage at all, also not in streams) and ``delay`` (seconds to sleep before each chat answer);
 * one-shot faults -- ``script(Fault(...), ...)`` queues behaviours, each consumed by one chat
-  completion request: a scripted status/body/headers, a delay, or a dropped connection.
+  completion request: a scripted status/body/headers, a delay, or a dropped connection;
+* other servers' stream dialects -- ``same_call_index`` (every tool call's deltas carry
+  ``index`` 0, the calls told apart by their ``id`` only).
 
 ``reset()`` clears recordings and all scripted behaviour. State is guarded by a lock because the
 server answers on its own threads.
@@ -16,6 +18,7 @@ server answers on its own threads.
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import struct
@@ -82,6 +85,7 @@ class FakeUpstream(DevUpstream):
         self.delay = 0.0
         self.cut_stream_after: int | None = None  # drop a stream after this many events
         self.cut_stream_end = False  # drop a stream after all its events, before its last bytes
+        self.same_call_index = False
 
     # -- test API ----------------------------------------------------------------------------
     def script(self, *faults: Fault) -> None:
@@ -110,6 +114,7 @@ class FakeUpstream(DevUpstream):
             self.chunk_delay = 0.0
             self.cut_stream_after = None
             self.cut_stream_end = False
+            self.same_call_index = False
 
     # -- DevUpstream hooks -------------------------------------------------------------------
     def route(self, handler: DevRequestHandler) -> None:
@@ -163,7 +168,9 @@ class FakeUpstream(DevUpstream):
         answers: list[Answer],
         usage: dict[str, Any] | None,
     ) -> None:
-        """Stream as the dev upstream does, but break off after `cut_stream_after` events."""
+        """Stream as the dev upstream does, but break off after `cut_stream_after` events, or
+        in the dialect the flags set."""
+        self._speak_dialect(handler)
         cut = self.cut_stream_after
         if cut is not None:
             send, sent = handler.send_event, 0
@@ -189,6 +196,21 @@ class FakeUpstream(DevUpstream):
 
             handler.end_stream = reset  # type: ignore[method-assign]
         super().stream_chat(handler, body, base, answers, usage)
+
+    def _speak_dialect(self, handler: DevRequestHandler) -> None:
+        """Rewrite the events `handler` sends as `same_call_index` says."""
+        send = handler.send_event
+
+        def send_in_dialect(payload: Any) -> None:
+            if isinstance(payload, dict):
+                payload = copy.deepcopy(payload)
+                for choice in payload.get("choices") or []:
+                    for call in choice["delta"].get("tool_calls") or []:
+                        if self.same_call_index:
+                            call["index"] = 0
+            send(payload)
+
+        handler.send_event = send_in_dialect  # type: ignore[method-assign]
 
     @staticmethod
     def _send_fault(handler: DevRequestHandler, fault: Fault) -> None:

@@ -123,6 +123,27 @@ def test_parallel_tool_calls_are_put_together_from_their_pieces() -> None:
     assert completion.body["choices"][0]["message"]["tool_calls"] == completion.tool_calls
 
 
+def test_a_piece_with_another_calls_id_at_the_same_index_starts_a_call() -> None:
+    """Some servers number every call 0 and tell them apart by their ids; others repeat a
+    call's id on each of its pieces, which is still that call."""
+    chunks = [
+        call_piece(0, id="call_a", type="function", name="f", arguments='{"a":'),
+        call_piece(0, id="call_a", arguments="1}"),
+        call_piece(0, id="call_b", type="function", name="g", arguments=""),
+        call_piece(0, arguments='{"b":2}'),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    reply = ReplyParts("m", [{"role": "user", "content": "go"}])
+
+    for chunk in chunks:
+        reply.add(chunk)
+
+    assert reply.completion().tool_calls == [
+        {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": '{"b":2}'}},
+    ]
+
+
 def test_a_streamed_reply_keeps_its_logprobs_fingerprint_and_usage_details() -> None:
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     details = {**usage, "completion_tokens_details": {"reasoning_tokens": 1}}

@@ -20,8 +20,9 @@ the translator is made with the id the reply's item will have (`ResponseHead.rep
 service knows it before the reply is saved. A tool call's item is `fc_<n>_<k>`, k its place
 among the calls in the order their chunk `index`es first came, which is its place in the stored
 reply's calls however the upstream numbers them (OpenAI's from 0; gateways to Claude number a
-call after a text block 1); its item is added once its id and name have come, its arguments
-held until then.
+call after a text block 1; some servers number every call 0, and a piece with another call's id
+than the one at its index starts a call); its item is added once its id and name have come,
+its arguments held until then.
 
 A turn that fails after the stream began ends with an `error` event, then `response.failed`
 (its `error`: `responses_objects.response_error`). The `error` event carries the error both
@@ -136,15 +137,12 @@ class ResponseEvents:
         """Events for the tool-call pieces of an upstream chunk's first choice."""
         sent: list[JsonObject] = []
         for piece in _tool_call_pieces(chunk):
-            index = piece.get("index")
-            if type(index) is int and index >= 0:  # the call's place: where its index first came
-                k = self._places.setdefault(index, len(self._calls))
-            else:
-                k = len(self._calls)
+            call_id = _string(piece.get("id"))
+            k = self._place(piece.get("index"), call_id)
             call = self._calls.setdefault(k, _Item(-1, self._call_id(k)))
             function = piece.get("function")
             function = function if isinstance(function, dict) else {}
-            call.call_id = call.call_id or _string(piece.get("id"))
+            call.call_id = call.call_id or call_id
             call.name = call.name or _string(function.get("name"))
             arguments = _string(function.get("arguments"))
             if arguments:
@@ -154,6 +152,18 @@ class ResponseEvents:
             elif call.index >= 0 and arguments:
                 sent.append(self._arguments_delta(call, arguments))
         return sent
+
+    def _place(self, index: Any, call_id: str | None) -> int:
+        """A call piece's place: where its chunk `index` first came; a new one for a piece
+        without an index, or with another call's id than the one at its index (some servers
+        send every call with index 0)."""
+        if type(index) is not int or index < 0:
+            return len(self._calls)
+        k = self._places.setdefault(index, len(self._calls))
+        known = self._calls.get(k)
+        if known is not None and call_id and known.call_id not in (None, call_id):
+            k = self._places[index] = len(self._calls)
+        return k
 
     def _call_id(self, k: int) -> ItemId:
         return ItemId.of_call(self._head.reply_id, k, self._head.chat)

@@ -65,8 +65,8 @@ class EventLines:
 class ReplyParts:
     """A streamed reply gathered from its chunks: `add` reads a chunk (its first choice's
     deltas are merged as the official SDKs merge them: strings joined, a tool call's pieces
-    by their index), and once the stream has ended `check_finished` and `completion` say
-    whether and what it replied."""
+    by their index, but that a piece with another call's id starts a call), and once the
+    stream has ended `check_finished` and `completion` say whether and what it replied."""
 
     def __init__(self, model: str, messages: Sequence[dict[str, Any]]):
         self._messages = messages
@@ -141,8 +141,8 @@ class ReplyParts:
 def merge_delta(into: JsonObject, delta: JsonObject) -> None:
     """Add `delta` to what `into` holds of a streamed object: strings are joined (`joined`
     makes them strings again), objects merged, lists of objects with an `index` merged by it
-    and other lists extended; an `index`, `type`, `role` or `id` is replaced, as it is sent
-    whole."""
+    (`_merge_items`) and other lists extended; an `index`, `type`, `role` or `id` is replaced,
+    as it is sent whole."""
     for key, value in delta.items():
         have = into.get(key)
         if isinstance(value, str) and key not in WHOLE_FIELDS and isinstance(have, str | Pieces):
@@ -191,16 +191,28 @@ def paired(text: str) -> str:
 
 
 def _merge_items(have: list[Any], items: list[Any]) -> None:
-    """Merge each item with the one of the same `index` in `have`, or add it."""
+    """Merge each item with the newest one of the same `index` in `have`, or add it: an item
+    whose `id` is not that one's starts another (some servers send every tool call of a reply
+    with `index` 0, told apart by their ids only)."""
     for item in items:
         index = item.get("index") if isinstance(item, dict) else None
         same = None
         if index is not None:
-            same = next((h for h in have if isinstance(h, dict) and h.get("index") == index), None)
-        if same is not None:
+            same = next((h for h in reversed(have) if _index_of(h) == index), None)
+        if same is not None and not _another(same, item):
             merge_delta(same, item)
         else:
             have.append(copy.deepcopy(item))
+
+
+def _index_of(item: Any) -> Any:
+    return item.get("index") if isinstance(item, dict) else None
+
+
+def _another(have: JsonObject, item: JsonObject) -> bool:
+    """Whether `item` is not a piece of `have` although it has its index: it names another id."""
+    ids = have.get("id"), item.get("id")
+    return all(isinstance(i, str) and i for i in ids) and ids[0] != ids[1]
 
 
 def _says(value: Any) -> bool:
