@@ -10,7 +10,8 @@
 * one-shot faults -- ``script(Fault(...), ...)`` queues behaviours, each consumed by one chat
   completion request: a scripted status/body/headers, a delay, or a dropped connection;
 * other servers' stream dialects -- ``same_call_index`` (every tool call's deltas carry
-  ``index`` 0, the calls told apart by their ``id`` only).
+  ``index`` 0, the calls told apart by their ``id`` only), ``omit_finish_reason`` (no chunk
+  says why the reply ended) and ``omit_done`` (the body ends without ``data: [DONE]``).
 
 ``reset()`` clears recordings and all scripted behaviour. State is guarded by a lock because the
 server answers on its own threads.
@@ -86,6 +87,8 @@ class FakeUpstream(DevUpstream):
         self.cut_stream_after: int | None = None  # drop a stream after this many events
         self.cut_stream_end = False  # drop a stream after all its events, before its last bytes
         self.same_call_index = False
+        self.omit_finish_reason = False
+        self.omit_done = False
 
     # -- test API ----------------------------------------------------------------------------
     def script(self, *faults: Fault) -> None:
@@ -115,6 +118,8 @@ class FakeUpstream(DevUpstream):
             self.cut_stream_after = None
             self.cut_stream_end = False
             self.same_call_index = False
+            self.omit_finish_reason = False
+            self.omit_done = False
 
     # -- DevUpstream hooks -------------------------------------------------------------------
     def route(self, handler: DevRequestHandler) -> None:
@@ -198,16 +203,26 @@ class FakeUpstream(DevUpstream):
         super().stream_chat(handler, body, base, answers, usage)
 
     def _speak_dialect(self, handler: DevRequestHandler) -> None:
-        """Rewrite the events `handler` sends as `same_call_index` says."""
+        """Rewrite the events `handler` sends as `same_call_index`, `omit_finish_reason` and
+        `omit_done` say (left alone when none is set: a benchmark's streams cost no more)."""
+        if not (self.same_call_index or self.omit_finish_reason or self.omit_done):
+            return
         send = handler.send_event
 
         def send_in_dialect(payload: Any) -> None:
+            if payload == "[DONE]" and self.omit_done:
+                return
             if isinstance(payload, dict):
                 payload = copy.deepcopy(payload)
-                for choice in payload.get("choices") or []:
+                choices = payload.get("choices") or []
+                for choice in choices:
+                    if self.omit_finish_reason:
+                        choice["finish_reason"] = None
                     for call in choice["delta"].get("tool_calls") or []:
                         if self.same_call_index:
                             call["index"] = 0
+                if self.omit_finish_reason and choices and not any(c["delta"] for c in choices):
+                    return  # a chunk that said only why the reply ended
             send(payload)
 
         handler.send_event = send_in_dialect  # type: ignore[method-assign]

@@ -55,6 +55,12 @@ def test_an_error_event_or_a_non_chunk_raises(payload: str, message: str) -> Non
         chunks_of([f"data: {payload}", ""])
 
 
+def call_piece(index: int, **piece: Any) -> dict[str, Any]:
+    function = {k: piece.pop(k) for k in ("name", "arguments") if k in piece}
+    delta = {"tool_calls": [{"index": index, **piece, "function": function}]}
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
 def test_a_reply_gathers_its_texts_model_and_usage() -> None:
     reply = ReplyParts("m-1", [{"role": "user", "content": "hello"}])
     assert reply.add(delta("Hel")).text == "Hel"
@@ -62,7 +68,7 @@ def test_a_reply_gathers_its_texts_model_and_usage() -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     assert reply.add({"choices": [], "usage": usage}).text == ""
 
-    reply.check_finished()
+    reply.check_finished(done=False)  # a finish reason came: whole, with [DONE] or without
     completion = reply.completion()
     assert (completion.content, completion.model, completion.usage) == ("Hello", "m-2", usage)
     assert not completion.usage_estimated
@@ -73,23 +79,33 @@ def test_a_reply_without_usage_is_estimated_and_one_never_finished_raises() -> N
     reply.add(delta("Hi"))
 
     with pytest.raises(UpstreamError, match="broke off"):
-        reply.check_finished()
+        reply.check_finished(done=False)
     assert reply.completion().usage_estimated
+
+
+@pytest.mark.parametrize(
+    ("chunk", "finish"),
+    [(delta("Hi"), "stop"), (call_piece(0, id="c", type="function", name="f"), "tool_calls")],
+    ids=["text", "calls"],
+)
+def test_a_reply_that_ends_at_done_without_a_finish_reason_stopped(
+    chunk: dict[str, Any], finish: str
+) -> None:
+    reply = ReplyParts("m-1", [{"role": "user", "content": "hello"}])
+    reply.add(chunk)
+
+    reply.check_finished(done=True)
+
+    assert reply.completion().finish_reason == finish
 
 
 def test_a_reply_with_no_text_is_a_bad_response() -> None:
     reply = ReplyParts("m-1", [])
     reply.add(delta("", finish="stop"))
 
-    reply.check_finished()
+    reply.check_finished(done=True)
     with pytest.raises(UpstreamBadResponse):
         reply.completion()
-
-
-def call_piece(index: int, **piece: Any) -> dict[str, Any]:
-    function = {k: piece.pop(k) for k in ("name", "arguments") if k in piece}
-    delta = {"tool_calls": [{"index": index, **piece, "function": function}]}
-    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
 
 
 def test_parallel_tool_calls_are_put_together_from_their_pieces() -> None:

@@ -1,6 +1,6 @@
 """Streams from OpenAI-compatible servers other than OpenAI, through every route that streams:
-the fake upstream speaks their dialects (`FakeUpstream.same_call_index`), and what the client
-gets and what the chat stores must still be the reply."""
+the fake upstream speaks their dialects (`FakeUpstream.same_call_index`, `omit_finish_reason`,
+`omit_done`), and what the client gets and what the chat stores must still be the reply."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 
 ROUTES = ["/c1/chat", "/v1/chat/completions", "/v1/responses"]
+PASS_THROUGH = "/v1/chat/completions without a chat id"
 ASK = "Please call get_weather and get_time."
 
 
@@ -27,8 +28,10 @@ def ask(client: ProxyClient, route: str, text: str, tools: bool = False) -> Any:
     """A streamed turn on `route` (chat `c1`; a Responses turn makes its own chat)."""
     body: dict[str, Any] = {"/c1/chat": {"content": text}}.get(route, {})
     headers = {}
-    if route == "/v1/chat/completions":
-        body, headers = {"messages": [{"role": "user", "content": text}]}, {"X-Chat-Id": "c1"}
+    if route.startswith("/v1/chat/completions"):
+        body = {"messages": [{"role": "user", "content": text}]}
+        headers = {"X-Chat-Id": "c1"} if route == "/v1/chat/completions" else {}
+        route = "/v1/chat/completions"
     elif route == "/v1/responses":
         body = {"input": text}
     if tools:
@@ -44,12 +47,17 @@ def data_of(answer: Any) -> list[Any]:
     return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
 
 
+def chat_of(route: str, answer: Any) -> str:
+    """The chat a turn went in: `c1`, or the one its response's id names."""
+    if route != "/v1/responses":
+        return "c1"
+    response_id: str = data_of(answer)[-1]["response"]["id"]
+    return response_id.removeprefix("resp_").rsplit("_", 1)[0]
+
+
 def stored_reply(client: ProxyClient, route: str, answer: Any) -> dict[str, Any]:
     """The reply the turn stored, as `GET /<chat>/chat` shows it."""
-    chat = "c1"
-    if route == "/v1/responses":
-        chat = data_of(answer)[-1]["response"]["id"].removeprefix("resp_").rsplit("_", 1)[0]
-    reply: dict[str, Any] = client.get(f"/{chat}/chat").get_json()[-1]
+    reply: dict[str, Any] = client.get(f"/{chat_of(route, answer)}/chat").get_json()[-1]
     return reply
 
 
@@ -101,3 +109,73 @@ def test_parallel_calls_that_share_an_index_are_told_apart_by_their_ids(
         ]
         assert streamed == {0: '{"q": "dev"}', 1: '{"q": "dev"}'}
         assert output == done
+
+
+def ended(route: str, answer: Any) -> tuple[str, Any]:
+    """How a streamed answer ended: its last event's kind and what it said (`done` and the reply,
+    `[DONE]` and the finish reason the chunks gave, a Responses status, or `error`)."""
+    text = answer.get_data(as_text=True)
+    if route == "/c1/chat":
+        last = text.strip().split("\n\n")[-1].splitlines()
+        return last[0].removeprefix("event: "), json.loads(last[1][6:])
+    if route == "/v1/responses":
+        last = data_of(answer)[-1]
+        return last["type"], last.get("response", {}).get("status")
+    if not text.rstrip().endswith("data: [DONE]"):
+        return "error", data_of(answer)[-1]
+    finishes = [c["finish_reason"] for chunk in data_of(answer) for c in chunk["choices"]]
+    return "[DONE]", [f for f in finishes if f is not None]
+
+
+@pytest.mark.parametrize("route", [*ROUTES, PASS_THROUGH])
+def test_a_stream_that_ends_at_done_without_a_finish_reason_is_a_whole_reply(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """Some servers never say why a reply ended: `data: [DONE]` after its text is its end, as
+    it is after a finish reason, and the reply is stored as one that stopped."""
+    fake_upstream.omit_finish_reason = True
+    fake_upstream.reply_text = "one two three"
+
+    answer = ask(client, route, "hi")
+
+    assert answer.status_code == 200
+    kind, said = ended(route, answer)
+    if route == "/c1/chat":
+        assert (kind, said["content"], said["finish_reason"]) == ("done", "one two three", "stop")
+    elif route == "/v1/responses":
+        assert (kind, said) == ("response.completed", "completed")
+    else:
+        assert (kind, said) == ("[DONE]", ["stop"])  # told, as a client's SDK expects
+    if route != PASS_THROUGH:
+        reply = stored_reply(client, route, answer)
+        assert (reply["content"], reply["finish_reason"]) == ("one two three", "stop")
+
+
+@pytest.mark.parametrize("route", ROUTES[1:])
+def test_calls_that_end_at_done_without_a_finish_reason_finish_as_tool_calls(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    fake_upstream.omit_finish_reason = True
+
+    answer = ask(client, route, ASK, tools=True)
+
+    assert answer.status_code == 200
+    reply = stored_reply(client, route, answer)
+    assert [c["function"]["name"] for c in reply["tool_calls"]] == ["get_weather", "get_time"]
+    assert reply["finish_reason"] == "tool_calls"
+    if route == "/v1/chat/completions":
+        assert ended(route, answer) == ("[DONE]", ["tool_calls"])
+
+
+@pytest.mark.parametrize("route", [*ROUTES, PASS_THROUGH])
+def test_a_stream_that_ends_without_done_or_a_finish_reason_broke_off(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    fake_upstream.omit_finish_reason = fake_upstream.omit_done = True
+
+    answer = ask(client, route, "hi")
+
+    assert answer.status_code == 200  # the reply had begun: the error is the stream's end
+    assert ended(route, answer)[0] in ("error", "response.failed")
+    assert "the model provider's stream broke off" in answer.get_data(as_text=True)
+    assert client.get(f"/{chat_of(route, answer)}/chat").get_json() == []  # nothing stored

@@ -1,11 +1,13 @@
 """Own the `chat.completion.chunk`s a streamed turn on `/v1` is sent as.
 
 The upstream's chunks go to the client as the upstream sent them (text, tool-call deltas,
-logprobs, every choice), with two exceptions that keep a stream honest about its end. The
+logprobs, every choice), with three exceptions that keep a stream honest about its end. The
 chunks from the first that finishes a choice on (its finish reason, the usage) are held until
 the turn is whole, stored for a chat's turn: a turn that then fails ends with the error instead,
-as the client would otherwise take a finish reason for success. And the usage the proxy always
-asks for is sent on only if the client asked for it too (`stream_options.include_usage`).
+as the client would otherwise take a finish reason for success. The usage the proxy always
+asks for is sent on only if the client asked for it too (`stream_options.include_usage`). And
+a reply that an upstream ended at `data: [DONE]` without saying why (some servers never send a
+finish reason) gets a chunk that says it, as OpenAI's would: the reply's stored finish reason.
 
 A replayed turn has no upstream chunks: its chunks are built from the stored reply.
 """
@@ -30,13 +32,16 @@ class Chunks:
         self._created = int(time.time())
         self._held: list[JsonObject] = []
         self._upstream = False  # the upstream's chunks are sent (else: a replay)
+        self._last: JsonObject = {}  # the upstream's latest chunk
+        self._finished = False  # an upstream chunk said why the reply (the first choice) ended
         self._began = False  # a built chunk has carried the role
 
     def delta(self, text: str, chunk: JsonObject | None) -> list[JsonObject]:
         """What to send for a `delta` event: its chunk, or none while chunks are held."""
         if chunk is None:  # a replay: its text
             return [self._built({"content": text})]
-        self._upstream = True
+        self._upstream, self._last = True, chunk
+        self._finished = self._finished or _finishes_first(chunk)
         if self._held or _closing(chunk):
             self._held.append(chunk)
             return []
@@ -47,6 +52,8 @@ class Chunks:
         the stored `reply`), and the usage if the client asked for it and none was sent."""
         if self._upstream:
             sent = [self._shown(c) for c in self._held if self._include_usage or c.get("choices")]
+            if not self._finished:
+                sent.insert(0, self._finishing(reply))
         else:
             calls = reply.get("tool_calls") or []
             sent = [self._built({"tool_calls": _indexed(calls)})] if calls else []
@@ -60,6 +67,13 @@ class Chunks:
         if self._include_usage or "usage" not in chunk:
             return chunk
         return {k: v for k, v in chunk.items() if k != "usage"}
+
+    def _finishing(self, reply: JsonObject) -> JsonObject:
+        """The chunk that says why the reply ended, for an upstream whose chunks did not."""
+        head = {k: v for k, v in self._last.items() if k not in ("choices", "usage")}
+        finish = reply.get("finish_reason") or "stop"
+        choice: JsonObject = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+        return {**head, "object": "chat.completion.chunk", "choices": [choice]}
 
     def _built(
         self, delta: JsonObject, finish: str | None = None, reply: JsonObject | None = None
@@ -88,6 +102,14 @@ def _closing(chunk: JsonObject) -> bool:
     if not isinstance(choices, list) or not choices:
         return isinstance(chunk.get("usage"), dict)
     return any(isinstance(c, dict) and c.get("finish_reason") is not None for c in choices)
+
+
+def _finishes_first(chunk: JsonObject) -> bool:
+    """Whether a chunk says why the first choice ended."""
+    choices = chunk.get("choices")
+    choices = choices if isinstance(choices, list) else []
+    first = [c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0]
+    return any(c.get("finish_reason") is not None for c in first)
 
 
 def _indexed(calls: list[JsonObject]) -> list[JsonObject]:

@@ -193,8 +193,9 @@ class AsyncReplyStream:
     async def _chunks(self) -> AsyncIterator[Delta]:
         """Yield the reply's chunks as they arrive; a stream that breaks off is an upstream
         error."""
+        events = EventLines()
         try:
-            lines, events = _lines(self._response), EventLines()
+            lines = _lines(self._response)
             while True:
                 chunk = await _next_chunk(lines, events, self._timeout)
                 if events.done:
@@ -210,7 +211,7 @@ class AsyncReplyStream:
             raise UpstreamError("the model provider's stream broke off") from exc
         finally:
             self.close()
-        self._reply.check_finished()
+        self._reply.check_finished(events.done)
 
     def completion(self) -> Completion:
         """Return the whole reply once the stream has ended."""

@@ -94,9 +94,14 @@ class ReplyParts:
                 text += self._add_first(choice, delta)
         return Delta(chunk, text, adds)
 
-    def check_finished(self) -> None:
-        """Raise if the stream ended before the reply said it was complete."""
-        if not self._finished:
+    def check_finished(self, done: bool) -> None:
+        """Raise if the stream ended before the reply said it was complete: with no finish
+        reason, and not at `data: [DONE]` (`done`). Some servers never send a finish reason:
+        a reply they end at `[DONE]` stopped ("tool_calls" if it calls tools), as OpenAI
+        would have said."""
+        if done and self._finish is None:
+            self._finish = "tool_calls" if self._message.get("tool_calls") else "stop"
+        elif not self._finished:
             raise UpstreamError("the model provider's stream broke off")
 
     def completion(self) -> Completion:
