@@ -362,3 +362,46 @@ def test_a_response_not_stored_sends_the_summary_of_the_chain_it_continues(
     assert sent[0]["role"] == "system"
     assert "Babbage" in sent[0]["content"]  # every later window of the path sends it
     assert all(FACT not in str(m["content"]) for m in sent[1:])
+
+
+COMPACTED_BY = ["COMPACTION", "its own setting", "context_management"]
+
+
+@pytest.mark.parametrize("by", COMPACTED_BY)
+def test_a_response_not_stored_reads_the_chain_as_deep_as_a_stored_turn_does(
+    make_client: MakeClient, fake_upstream: FakeUpstream, by: str
+) -> None:
+    """A window of MESSAGES_LENGTH messages leaves out what a summary covers up to the message
+    just above it; two turns later that message is above the newest MESSAGES_LENGTH: a stored
+    turn of a compacted chat reads twice as many and meets the summary, and so must a turn not
+    stored (here in a new instance, which has not seen the chat compact)."""
+    window = {"MESSAGES_LENGTH": "4", "COMPACTION_THRESHOLD": "20"}
+    window["COMPACTION"] = "summary" if by == "COMPACTION" else "off"
+    client = make_client(**window)
+    more = {"context_management": [{"type": "compaction"}]} if by == "context_management" else {}
+    previous = None
+    for text in [FACT, "Turn one.", "Turn two.", "Turn three."]:
+        body = {"input": text, "previous_response_id": previous, **more}
+        made = client.post("/v1/responses", json=body)
+        assert made.status_code == 200, made.get_json()
+        previous = made.get_json()["id"]
+        chat = previous.removeprefix("resp_").rsplit("_", 1)[0]
+        if by == "its own setting" and text == FACT:
+            client.post(f"/{chat}/settings", json={"compaction": "summary"})
+    assert wait_for_summary(client, covering=1, chat=chat)["covers"] == [0, 1]
+    restarted = make_client(**window)
+
+    sent = []
+    for store in (False, True):
+        body = {"input": "What is my cat called?", "previous_response_id": previous, **more}
+        assert restarted.post("/v1/responses", json={**body, "store": store}).status_code == 200
+        sent.append(turn_calls(fake_upstream)[-1]["messages"])
+
+    assert sent[0] == sent[1]
+    assert sent[0][0]["content"].startswith(SUMMARY_HEADING)
+    assert "Babbage" in sent[0][0]["content"]
+    assert [m["content"] for m in sent[0][1:] if m["role"] == "user"] == [
+        "Turn two.",
+        "Turn three.",
+        "What is my cat called?",
+    ]

@@ -26,8 +26,8 @@ turn before stored below it is matched too (the AI SDK's tool loop resends the c
 step stored, naming only the replies before). The reply keeps the request's settings (`Kept`)
 and where the turn's input starts (`input_first`), for `GET`.
 
-With `store: false` nothing is written: the path the request continues (the newest
-MESSAGES_LENGTH messages) and its input go through the pass-through (`unstored.py` builds what
+With `store: false` nothing is written: the path the request continues (read as a compacted
+chat's stored turn reads it) and its input go through the pass-through (`unstored.py` builds what
 it sends), and its id (`resp_<hex>`) names no reply.
 """
 
@@ -42,14 +42,11 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ResponseNotFound
+from chatproxy.service.compaction import READ_FACTOR
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.message_rules import Names
 from chatproxy.service.placing import Ask, Kept, only_new, window_for
-from chatproxy.service.response_ids import (
-    missing_response,
-    named_reply,
-    response_id,
-)
+from chatproxy.service.response_ids import missing_response, named_reply, response_id
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.unstored import build_unstored
 from chatproxy.store.base import Store
@@ -253,10 +250,11 @@ class Responses:
         return _Place(chat, None, state)
 
     def _depth(self, ask: ResponseAsk, at: int | None) -> int:
-        """How many messages of the path ending at `at` (None: the leaf) to read: as many as
-        the history of a response not stored needs, and down to the oldest item its
-        references name (ids grow down a path)."""
-        depth = self._settings.messages_length if not ask.store else 1
+        """How many messages of the path ending at `at` (None: the leaf) to read: for a response
+        not stored, as many as a compacted chat's stored turn reads (so that it meets the same
+        summary, whatever compacts the chat), and down to the oldest item its references name
+        (ids grow down a path)."""
+        depth = READ_FACTOR * self._settings.messages_length if not ask.store else 1
         if ask.named and at is not None:
             depth = max(depth, at - min(ask.named) + 1)
         return depth
