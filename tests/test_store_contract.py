@@ -65,6 +65,19 @@ async def test_saved_turns_come_back_in_order_with_every_field(store: Store) -> 
 
 
 @pytest.mark.anyio
+async def test_a_turn_of_thousands_of_messages_is_stored_whole(store: Store) -> None:
+    # A client that resends a long history starts a chat with all of it in one save (Redis:
+    # written 1,000 at a time).
+    history = [m for n in range(2250) for m in turn(n)]
+    assert await store.save_turn(CHAT, "long", history)
+
+    state = await store.load_history(CHAT)
+
+    assert state.messages == chained(history, 0, None)
+    assert (state.leaf, state.next_id) == (4499, 4500)
+
+
+@pytest.mark.anyio
 async def test_window_holds_only_the_newest_messages_oldest_first(store: Store) -> None:
     for n in range(5):
         await store.save_turn(CHAT, f"t{n}", turn(n))

@@ -105,7 +105,8 @@ end
 if ARGV[4] ~= '0' and not holds then
   return -1
 end
-if ARGV[16] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+if ARGV[16] == '1' and not (meta[1] or meta[2] or meta[3] or meta[7])
+   and redis.call('EXISTS', KEYS[2]) == 0 then
   return -2  -- the chat was deleted while the turn ran
 end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
@@ -124,6 +125,7 @@ elseif head and up ~= 'null' and tonumber(up) >= first
 end
 local parent = meta[7] or 'null'
 local last, leaf, first_before = nil, nil, meta[5] and first
+local fields = {}  -- the items' ids and texts, for an HSET per 1,000 (unpack's bound)
 for i = 17, #ARGV do
   local raw = ARGV[i]
   local id, up = string.match(raw, PLACED)
@@ -134,7 +136,12 @@ for i = 17, #ARGV do
     raw = placed(id, parent, raw)
   end
   if count == 0 then first = tonumber(id) end
-  redis.call('HSET', KEYS[1], id, raw)
+  fields[#fields + 1] = id
+  fields[#fields + 1] = raw
+  if #fields == 2000 then
+    redis.call('HSET', KEYS[1], unpack(fields))
+    fields = {}
+  end
   -- Under an item trimming dropped (while the turn ran) it starts a path (CHILDREN).
   add_child((parent ~= 'null' and tonumber(parent) < first) and 'null' or parent, id)
   count = count + 1
@@ -142,6 +149,7 @@ for i = 17, #ARGV do
   if last >= next_id then next_id = last + 1 end
   parent = id
 end
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 local most, misses = tonumber(ARGV[9]), 0
 local listed = {}  -- the `:kids` of the items dropped
 while most > 0 and count > most and first < next_id do  -- the oldest items go first
@@ -182,7 +190,7 @@ if #listed > 0 then
 end
 -- Numbers are formatted as text on their way to Redis, which costs more than the command: the
 -- leaf goes as its ARGV text, and `first` only when it changed.
-local fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', count, 'appended', next_id}
+fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', count, 'appended', next_id}
 if first ~= first_before then
   table.insert(fields, 'first')
   table.insert(fields, first)
