@@ -2,7 +2,8 @@
 earliest messages starts with them), both stores, and the Responses API's `context_management`
 through the official SDK and the real server. What drops out of a chat's window is folded
 into a summary in the background, which later windows send with the system prompt; GET still
-has every message; summaries are incremental, per path, and never fail a turn."""
+has every message; summaries are incremental, per path, and never fail a turn. A Responses turn
+with `truncation: disabled` whose history does not fit has its summary made first."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import time
 from typing import Any
 
+import openai
 import pytest
 
 from chatproxy.service.compaction import PROMPT, SUMMARY_HEADING
@@ -17,7 +19,7 @@ from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.responses_client import MODEL, SYSTEM, chat_named, start_proxy
+from tests.responses_client import MODEL, SYSTEM, Proxy, chat_named, start_proxy
 
 FACT = "My name is Ada Lovelace and my cat is called Babbage."
 SMALL_WINDOW = {
@@ -405,3 +407,87 @@ def test_a_response_not_stored_reads_the_chain_as_deep_as_a_stored_turn_does(
         "Turn three.",
         "What is my cat called?",
     ]
+
+
+def respond(proxy: Proxy, text: str, previous: str | None, **more: Any) -> str:
+    """A stored response to `text` after `previous` (truncation: disabled, the default)."""
+    if not more.pop("stream", False):
+        return proxy.client.responses.create(
+            model=MODEL, input=text, previous_response_id=previous, **more
+        ).id
+    events = proxy.client.responses.create(
+        model=MODEL, input=text, previous_response_id=previous, stream=True, **more
+    )
+    done = [event.response for event in events if event.type == "response.completed"]
+    return done[0].id
+
+
+CHAIN = [FACT, *map(filler, range(1, 7))]  # outgrows SMALL_WINDOW's context at its fifth turn
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_chain_past_the_context_with_truncation_disabled_is_summarized_and_goes_on(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    proxy = start_proxy(start_server, proxy_env, COMPACTION="summary", **SMALL_WINDOW)
+    previous = None
+    for text in CHAIN:
+        previous = respond(proxy, text, previous, stream=stream)
+
+    calls = fake_upstream.chat_requests()
+    first = next(n for n, call in enumerate(calls) if call["messages"][0]["content"] == PROMPT)
+    outgrown = calls[first + 1]  # the turn that outgrew the context, once it was summarized
+    assert outgrown["messages"][-1] == {"role": "user", "content": CHAIN[4]}
+    assert turn_calls(fake_upstream)[4] == outgrown
+    for turn in turn_calls(fake_upstream)[4:]:  # it and every later turn send the summary
+        assert SUMMARY_HEADING in turn["messages"][0]["content"]
+        assert "Babbage" in turn["messages"][0]["content"]
+        assert all(FACT not in str(m["content"]) for m in turn["messages"][1:])
+    chat = chat_named(previous)
+    assert len(proxy.path(chat)) == 1 + 2 * len(CHAIN)  # the system prompt, and every turn
+    made = [m for m in proxy.get(f"/{chat}/chat?include=summaries") if "covers" in m]
+    assert made[0]["covers"][0] == 0
+
+
+def test_a_chain_asking_for_compaction_goes_on_past_the_context_and_one_without_is_refused(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    proxy = start_proxy(start_server, proxy_env, **SMALL_WINDOW)  # COMPACTION: off
+    compact = {"context_management": [{"type": "compaction"}]}
+    plain = asked = None
+    for text in CHAIN[:4]:
+        plain = respond(proxy, text, plain)
+    for text in CHAIN:
+        asked = respond(proxy, text, asked, **compact)
+    assert plain is not None
+    summarized = len(summary_calls(fake_upstream))
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        respond(proxy, CHAIN[4], plain)
+
+    assert (refused.value.code, refused.value.param) == ("context_length_exceeded", "input")
+    assert len(proxy.path(chat_named(plain))) == 1 + 2 * 4  # the refused turn stored nothing
+    assert len(summary_calls(fake_upstream)) == summarized >= 1  # and made no summary
+    sent = turn_calls(fake_upstream)[-1]["messages"]  # the last turn that asked for compaction
+    assert sent[-1] == {"role": "user", "content": CHAIN[-1]}
+    assert "Babbage" in sent[0]["content"]
+
+
+@pytest.mark.parametrize("chars", [2400, 2000], ids=["alone", "beside-a-summary"])
+def test_an_input_that_does_not_fit_beside_a_summary_is_refused_and_makes_none(
+    compacting: ProxyClient, fake_upstream: FakeUpstream, chars: int
+) -> None:
+    previous = None
+    for text in CHAIN[:4]:
+        body = {"model": MODEL, "input": text, "previous_response_id": previous}
+        previous = compacting.post("/v1/responses", json=body).get_json()["id"]
+    chat = previous.removeprefix("resp_").rsplit("_", 1)[0]
+
+    body = {"model": MODEL, "input": "x" * chars, "previous_response_id": previous}
+    refused = compacting.post("/v1/responses", json=body)
+
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "context_length_exceeded"
+    assert summary_calls(fake_upstream) == []
+    assert len(compacting.get(f"/{chat}/chat").get_json()) == 2 * 4
+    assert summaries(compacting, chat) == []

@@ -13,14 +13,15 @@ messages after the summary that fit beside it.
   newest message left out. A turn of such a chat reads `READ_FACTOR` times MESSAGES_LENGTH, so
   it counts the messages above the window without walking the chat, and meets the summary again
   for several turns.
-- **Off the reply's path.** A due summary is made after the turn is stored, in a task of its
-  own (`after_save`), one at a time per chat in a process. It reads what the newest summary on
-  the path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
-  whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit its
-  context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
-  removed, or the chat deleted, meanwhile). A failure is logged, without any text, and the
-  window meanwhile leaves the messages out as it would without compaction; the next turn tries
-  again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a
+- **Off the reply's path.** A due summary is made after the turn is stored, in a task of its own
+  (`after_save`), one at a time per chat in a process; only a turn that may not leave history
+  out and does not fit whole has it made first (`outgoing.SummaryDue`). It reads what the newest
+  summary on the path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages,
+  never the whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit
+  its context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
+  removed, or the chat deleted, meanwhile). A failure in the background is logged, without any
+  text, and the window leaves the messages out meanwhile, as without compaction; the next turn
+  tries again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a
   tenant over its budget makes no summary.
 - **Per path.** A summary is kept by the last item it covers, which a tree reaches by one path
   only: a branch below it uses it, a branch above it never does, and makes its own.
@@ -72,9 +73,8 @@ def summary_on(summary: Summary | None, path: Sequence[Message]) -> Summary | No
     """`summary`, if it ends at an item of `path` (oldest first) or at the one above it."""
     if summary is None or not path:
         return None
-    if summary.last == path[0].parent or any(m.id == summary.last for m in path):
-        return summary
-    return None
+    on = summary.last == path[0].parent or any(m.id == summary.last for m in path)
+    return summary if on else None
 
 
 def after_summary(path: Sequence[Message], summary: Summary | None) -> list[Message]:
@@ -230,7 +230,7 @@ class Compactor:
     async def _summarize(self, chat: ChatRef, through: int) -> None:
         started = time.monotonic()
         try:
-            made = await self.summarize(chat, through)
+            made = len(await self.summarize(chat, through))
         except ProxyError as error:
             log.warning(
                 "compaction: no summary made, the window leaves messages out (%s)",
@@ -246,17 +246,17 @@ class Compactor:
             if later is not None and not self._closed:
                 self._start(chat, *later)
 
-    async def summarize(self, chat: ChatRef, through: int) -> int:
+    async def summarize(self, chat: ChatRef, through: int, end: float = 0) -> list[Summary]:
         """Fold what the newest summary on the path ending at `through` does not cover into
-        it; return how many summaries were kept (one per piece)."""
+        it; return the summaries kept (one per piece), by `end` if set (a waiting turn's)."""
         found = await self._store.load_unsummarized(chat, through, FOLD_ITEMS)
-        summary, made = found.summary, 0
+        summary, made = found.summary, []
         for run in pieces(found.messages, self._room):
             await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
-            summary = await self._fold(chat, summary, run)
+            summary = await self._fold(chat, summary, run, end)
             if not await self._store.save_summary(chat, summary, found.fence):
                 break
-            made += 1
+            made.append(summary)
         return made
 
     @property
@@ -267,12 +267,12 @@ class Compactor:
         return max(self._settings.context_tokens - reserved, 1)
 
     async def _fold(
-        self, chat: ChatRef, summary: Summary | None, run: Sequence[Message]
+        self, chat: ChatRef, summary: Summary | None, run: Sequence[Message], end: float
     ) -> Summary:
         """`summary` with `run` folded in; its tokens count once the model answers (any way)."""
         text = transcript(summary, run, self._room * CHARS_PER_TOKEN)
         messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
-        deadline = time.monotonic() + self._settings.request_timeout
+        deadline = end or time.monotonic() + self._settings.request_timeout
         completion = await self._upstream.complete(
             messages,
             model=self._config.model,

@@ -1,14 +1,19 @@
 """Own what a stored turn sends upstream: the system prompt (with the newest summary on the
 path, when the chat is compacted: `compaction.py`), the newest messages of the path that fit
 the token budget (`window.py`), the messages asked; and the model, max_tokens and temperature
-to call with (`defaults.py`)."""
+to call with (`defaults.py`). A compacted chat's turn that may not leave history out
+(`truncation: disabled`) and whose history does not fit whole has its summary made first
+(`SummaryDue`, `Outgoing.build_summarized`): refused only if the messages asked do not fit
+beside one, or the summary made leaves too little room."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from chatproxy.config import Settings
+from chatproxy.errors import ContextLengthExceeded
 from chatproxy.service.compaction import (
     READ_FACTOR,
     Compactor,
@@ -23,7 +28,17 @@ from chatproxy.service.placing import Placing
 from chatproxy.service.window import fit_window, message_tokens
 from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
-from chatproxy.tokens import TOKENS_PER_MESSAGE, content_text, estimate_tokens
+from chatproxy.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, content_text, estimate_tokens
+
+
+class SummaryDue(ContextLengthExceeded):
+    """A compacted chat's window that may not leave history out and does not fit whole: the
+    refusal that a summary through the item `through`, made before the turn, lifts (not caught,
+    it is the refusal)."""
+
+    def __init__(self, refused: ContextLengthExceeded, through: int):
+        super().__init__(refused.message, param=refused.param)
+        self.through = through
 
 
 class Outgoing:
@@ -51,16 +66,24 @@ class Outgoing:
             most = max(most, 1)  # tool results go up with the message that made their calls
         read = placing.history
         on = options.compact is not None or compacting(self._settings, state.settings)
-        system, history, summary = self.summarized(
+        prompt, history, summary = self.summarized(
             state, system, read, most, asked, budget, options
         )
-        window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
+        try:
+            window = fit_window(prompt, history, asked, budget=budget, whole=not options.truncate)
+        except ContextLengthExceeded as refused:
+            if not on or options.truncate:  # not compacted, or the messages asked do not fit
+                raise
+            through = self._due_now(system, summary, history, asked, budget)
+            if through is None:
+                raise
+            raise SummaryDue(refused, through) from None
         if options.compact:  # held to the request's threshold: the rest goes into the summary
-            held = options.compact + _tokens_of(system, asked)
+            held = options.compact + _tokens_of(prompt, asked)
             if asked[0].role == "tool" and window:  # the calls go up with their results
                 held += message_tokens(window[-1])
             held = min(budget, held)
-            window = fit_window(system, window, asked, budget=held)
+            window = fit_window(prompt, window, asked, budget=held)
         whole = len(state.messages) < READ_FACTOR * self._settings.messages_length  # read short
         self._compactor.plan(
             chat, on, read if most else [], window, summary, options.compact, whole
@@ -68,9 +91,47 @@ class Outgoing:
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]
-        if system:
-            outgoing.insert(0, {"role": "system", "content": system})
+        if prompt:
+            outgoing.insert(0, {"role": "system", "content": prompt})
         return outgoing, call
+
+    async def build_summarized(
+        self,
+        chat: ChatRef,
+        state: ChatState,
+        placing: Placing,
+        options: TurnOptions,
+        due: SummaryDue,
+        deadline: float,
+    ) -> tuple[list[dict[str, Any]], CallOptions]:
+        """`build`, once the summary `due` asks for is made (within the turn's `deadline`, kept
+        as a summary made after a turn is): the window starts after it. Still refused if the
+        summary is too large to leave room (or none could be kept)."""
+        made = await self._compactor.summarize(chat, due.through, deadline)
+        if made:
+            state = replace(state, summary=made[-1])
+        return self.build(chat, state, placing, options)
+
+    def _due_now(
+        self,
+        system: str | None,
+        summary: Summary | None,
+        history: Sequence[Message],
+        asked: Sequence[Message],
+        budget: int,
+    ) -> int | None:
+        """The newest message of `history` a new summary must cover for the rest to fit
+        `budget` beside it (at most COMPACTION_SUMMARY_TOKENS, or as large as `summary`) and
+        `asked`; None if `asked` does not fit beside one, or nothing need be left out."""
+        chars = self._settings.compaction.summary_tokens * CHARS_PER_TOKEN
+        largest = Summary(0, 0, "x" * max(chars, len(summary.content) if summary else 0))
+        try:
+            kept = fit_window(with_summary(system, largest), history, asked, budget=budget)
+        except ContextLengthExceeded:
+            return None
+        ids = {m.id for m in kept}
+        left = [m.id for m in history if m.id not in ids]
+        return left[-1] if left else None
 
     def summarized(
         self,

@@ -37,7 +37,7 @@ from chatproxy.service.defaults import (
     check_one_choice,
 )
 from chatproxy.service.guard import Claim, Lease, TurnGuard
-from chatproxy.service.outgoing import Outgoing
+from chatproxy.service.outgoing import Outgoing, SummaryDue
 from chatproxy.service.passthrough import PassThrough
 from chatproxy.service.placement import place_request, place_sent
 from chatproxy.service.placing import Ask, Placing, place_turn
@@ -157,7 +157,11 @@ class ChatService:
             try:
                 await self._widen(chat, lease, ask, read)
                 placing = await self._place(chat, lease.state, ask)
-                outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
+                try:
+                    outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
+                except SummaryDue as due:  # truncation disabled: summarized before the turn
+                    build = self._outgoing.build_summarized
+                    outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
                 stream = await self._upstream.stream(
                     outgoing,
                     **call.options(),
@@ -246,7 +250,11 @@ class ChatService:
         lease: Lease,
         claim: Claim | None,
     ) -> TurnResult:
-        outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
+        try:
+            outgoing, call = self._outgoing.build(chat, lease.state, placing, options)
+        except SummaryDue as due:  # truncation disabled: summarized before the turn
+            build = self._outgoing.build_summarized
+            outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
         completion = await self._upstream.complete(
             outgoing,
             **call.options(),
