@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import openai
+import pytest
 
 from harness.fake_upstream import FakeUpstream
 from harness.server_process import http
@@ -28,6 +29,7 @@ WEATHER = {
         },
     },
 }
+CALLED = {"name": "get_time"}
 TIME = {
     "type": "function",
     "function": {
@@ -200,3 +202,56 @@ def test_a_chat_goes_on_after_a_reply_that_only_called_tools(
     sent = fake_upstream.chat_requests()[-1]["messages"]
     assert sent[-3] == {"role": "assistant", "content": None, "tool_calls": call["tool_calls"]}
     assert sent[-2:] == [result, {"role": "user", "content": "thanks"}]
+
+
+LONG = "x" * 32_001  # one over MAX_CONTENT_CHARS' default
+
+
+@pytest.mark.parametrize(
+    ("reply", "param"),
+    [
+        (
+            {
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": CALLED | {"arguments": LONG}}
+                ]
+            },
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            {
+                "tool_calls": [
+                    {"id": "c1", "type": "custom", "custom": {"name": "grep", "input": LONG}}
+                ]
+            },
+            "messages[1].tool_calls[0].custom.input",
+        ),
+        ({"content": None, "refusal": LONG}, "messages[1].refusal"),
+    ],
+    ids=["function-arguments", "custom-input", "refusal"],
+)
+@pytest.mark.parametrize("chat", [{"X-Chat-Id": "long-call"}, {}], ids=["chat", "pass-through"])
+def test_a_resent_reply_longer_than_the_limit_is_refused_and_nothing_is_stored(
+    openai_proxy: Proxy,
+    fake_upstream: FakeUpstream,
+    reply: dict[str, Any],
+    param: str,
+    chat: dict[str, str],
+) -> None:
+    client, url = openai_proxy
+    messages: list[Any] = [*ask("call get_time"), {"role": "assistant", **reply}]
+    if "tool_calls" in reply:
+        messages.append({"role": "tool", "tool_call_id": "c1", "content": "12:00"})
+    else:
+        messages.extend(ask("and now?"))
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=messages, extra_headers=chat)
+
+    assert refused.value.code == "invalid_request"
+    assert refused.value.param == param
+    assert refused.value.message.endswith(
+        f" - {param}: at most 32000 characters (MAX_CONTENT_CHARS)"
+    )
+    assert stored(url, "long-call") == []
+    assert fake_upstream.chat_requests() == []

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any, cast
 
@@ -33,6 +33,9 @@ from chatproxy.jsontext import compact
 from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store.items import ChatRef, valid_chat_id
 from chatproxy.tokens import content_text
+
+# The text a tool call of each kind holds: a function call's arguments, a custom tool's input.
+CALL_TEXT = {"function": "arguments", "custom": "input"}
 
 
 async def list_models(ctx: Context) -> Reply:
@@ -90,13 +93,33 @@ async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -
 
 
 def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
-    """Refuse a pass-through request with a message longer than MAX_CONTENT_CHARS, as a turn
-    of a chat is refused: the limit bounds what one message may cost, stored or not."""
+    """Refuse a message whose text, refusal or a tool call's arguments (a custom tool's input)
+    is longer than MAX_CONTENT_CHARS, naming it (`messages[2].tool_calls[0].function.arguments`),
+    before anything else: the limit bounds what one message may cost, stored or sent on."""
     for n, message in enumerate(messages):
-        if len(content_text(message.get("content"))[0]) > max_chars:
-            raise ValidationFailed(
-                f"messages[{n}]: at most {max_chars} characters (MAX_CONTENT_CHARS)"
-            )
+        for field, text in _limited_texts(message):
+            if len(text) > max_chars:
+                where = f"messages[{n}]{field}"
+                raise ValidationFailed(
+                    f"{where}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=where
+                )
+
+
+def _limited_texts(message: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The texts of a message held to MAX_CONTENT_CHARS, each with the field it is in: its
+    content's text (its text parts together), its refusal, and each tool call's arguments. A
+    field of another type is left to the message's checks (`message_rules.check_messages`)."""
+    yield "", content_text(message.get("content"))[0]
+    refusal = message.get("refusal")
+    if isinstance(refusal, str):  # an assistant's refusal is stored as its text
+        yield ".refusal", refusal
+    calls = message.get("tool_calls")
+    for j, call in enumerate(calls if isinstance(calls, list) else ()):
+        kind = call.get("type", "function") if isinstance(call, dict) else None
+        field = CALL_TEXT.get(kind) if isinstance(kind, str) else None
+        body = call.get(kind) if field is not None else None
+        if isinstance(body, dict) and isinstance(body.get(field), str):
+            yield f".tool_calls[{j}].{kind}.{field}", body[field]
 
 
 def _completion_reply(ctx: Context, result: TurnResult) -> Reply:
