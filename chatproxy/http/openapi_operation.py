@@ -104,12 +104,13 @@ def file_answer(description: str, media_type: str) -> Schema:
 
 @dataclass(frozen=True)
 class Operation:
-    """What the spec says of one route: its success answer, the error statuses it can answer
+    """What the spec says of one route: its success answer (None for a route the proxy only
+    refuses: what OpenAI's API offers and the proxy does not), the error statuses it can answer
     with, its parameters and body, and `more` answers of its own."""
 
     tag: str
     summary: str
-    ok: Schema
+    ok: Schema | None
     errors: tuple[int, ...] = ()
     params: tuple[Schema, ...] = ()
     body: str | None = None
@@ -130,7 +131,8 @@ class Operation:
             operation["security"] = []
         statuses = sorted(set(self.errors if public else (*self.errors, *AUTHED)))
         prefix = "OpenAIError" if openai else "Error"
-        operation["responses"] = {"200": self.ok} | {
+        operation["responses"] = {} if self.ok is None else {"200": self.ok}
+        operation["responses"] |= {
             str(status): {"$ref": f"#/components/responses/{prefix}{status}"} for status in statuses
         }
         operation["responses"].update(self.more)

@@ -223,6 +223,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(400, 404, 409),
         params=(param("response_id"),),
     ),
+    ("/v1/responses/{response_id}/cancel", "POST"): Operation(
+        "openai",
+        "Cancel a background response: refused (400) as OpenAI refuses a response that was not"
+        " made in the background, since the proxy answers every response when it is created",
+        None,
+        errors=(400, 404),
+        params=(param("response_id"),),
+    ),
     ("/v1/responses/{response_id}/input_items", "GET"): Operation(
         "openai",
         "The input items of a stored response's turn, a page at a time",

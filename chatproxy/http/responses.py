@@ -1,5 +1,7 @@
 """Own OpenAI's Responses API over chats: `POST /v1/responses` (plain and streamed),
-`GET /v1/responses/{response_id}` and `GET /v1/responses/{response_id}/input_items`.
+`GET` and `DELETE /v1/responses/{response_id}`, `GET /v1/responses/{response_id}/input_items`,
+and `POST /v1/responses/{response_id}/cancel`, refused as OpenAI refuses a response that was
+not made in the background (the proxy makes none).
 
 A response is the assistant reply it produced, and its id names that reply
 (`service/responses.py` maps one onto the other and places each turn): `previous_response_id`
@@ -73,6 +75,18 @@ async def delete_response(ctx: Context) -> Reply:
     return {"id": response_id, "object": "response", "deleted": True}
 
 
+async def cancel_response(ctx: Context) -> Reply:
+    """Refuse to cancel a response, as OpenAI refuses one not made in the background: the proxy
+    answers each response when it is created, so none is left running (an id the caller has
+    none of is a 404, as for `retrieve`)."""
+    found = await ctx.service.responses.find(_tenant(ctx), ctx.args["response_id"])
+    ctx.log_fields["chat_id"] = found.chat
+    raise ValidationFailed(
+        "Only responses created with background=true can be cancelled; this proxy answers"
+        f" every response when it is created ({ctx.args['response_id']!r} is complete)."
+    )
+
+
 async def list_input_items(ctx: Context) -> Reply:
     """The items of the response's turn's input, a page at a time, as OpenAI lists them."""
     limit = ctx.query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
@@ -105,6 +119,7 @@ ROUTES: list[Route] = [
     Route("/v1/responses", "POST", create_response),
     Route("/v1/responses/{response_id}", "GET", get_response),
     Route("/v1/responses/{response_id}", "DELETE", delete_response),
+    Route("/v1/responses/{response_id}/cancel", "POST", cancel_response),
     Route("/v1/responses/{response_id}/input_items", "GET", list_input_items),
 ]
 

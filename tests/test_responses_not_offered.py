@@ -1,0 +1,56 @@
+"""What the proxy's Responses API does not offer, answered as OpenAI answers it, so that the
+official openai SDK raises its usual errors: `client.responses.cancel` (only a background
+response can be cancelled, and the proxy makes none). The real server process, both stores."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.responses_client import MODEL, Proxy, chat_of, proxy
+
+__all__ = ["proxy"]  # the fixture this module's tests use
+
+
+def test_cancelling_a_response_is_refused_as_it_was_not_made_in_the_background(
+    proxy: Proxy,
+) -> None:
+    response = proxy.client.responses.create(model=MODEL, input="Hi")
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxy.client.responses.cancel(response.id)
+
+    assert refused.value.body == {
+        "message": "Only responses created with background=true can be cancelled; this proxy"
+        f" answers every response when it is created ({response.id!r} is complete).",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_request",
+    }
+    found = proxy.client.responses.retrieve(response.id)
+    assert found.model_dump() == response.model_dump()  # as it was
+
+
+@pytest.mark.parametrize("names", ["another tenant's", "no reply", "not stored", "malformed"])
+def test_cancelling_a_response_the_caller_has_none_of_is_not_found(
+    proxy: Proxy, names: str
+) -> None:
+    mine = proxy.client.responses.create(model=MODEL, input="Hi")
+    unstored = proxy.client.responses.create(model=MODEL, input="Hi", store=False)
+    client = proxy.other if names == "another tenant's" else proxy.client
+    response_id = {
+        "another tenant's": mine.id,
+        "no reply": f"resp_{chat_of(mine)}_7",
+        "not stored": unstored.id,
+        "malformed": "not-a-response",
+    }[names]
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.cancel(response_id)
+
+    assert missing.value.body == {
+        "message": f"Response with id {response_id!r} not found.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "not_found",
+    }
