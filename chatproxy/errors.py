@@ -10,7 +10,8 @@
     ├── Unauthorized                401 unauthorized         (WWW-Authenticate)
     ├── Forbidden                   403 admin_only
     ├── NotFound                    404 not_found
-    │   └── ResponseNotFound        404 not_found            (type invalid_request_error)
+    │   ├── ResponseNotFound        404 not_found            (type invalid_request_error)
+    │   └── NotOffered              404 not_found            (type invalid_request_error)
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
     ├── Conflict                    409 conflict             (Retry-After)
     │   ├── ChatBusy                409 chat_busy
@@ -142,6 +143,13 @@ class ResponseNotFound(NotFound):
     def __init__(self, message: str, *, param: str | None = None):
         super().__init__(message)
         self.param = param
+
+
+class NotOffered(NotFound):
+    """An endpoint of OpenAI's API that the proxy does not serve, answered as OpenAI answers a
+    URL it does not know."""
+
+    openai_type = "invalid_request_error"
 
 
 class MethodNotAllowed(ProxyError):

@@ -1,12 +1,17 @@
 """What the proxy's Responses API does not offer, answered as OpenAI answers it, so that the
 official openai SDK raises its usual errors: `client.responses.cancel` (only a background
-response can be cancelled, and the proxy makes none). The real server process, both stores."""
+response can be cancelled, and the proxy makes none), `client.responses.input_tokens.count` and
+`client.responses.compact` (endpoints the proxy does not serve). The real server process, both
+stores."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import openai
 import pytest
 
+from harness.fake_upstream import FakeUpstream
 from tests.responses_client import MODEL, Proxy, chat_of, proxy
 
 __all__ = ["proxy"]  # the fixture this module's tests use
@@ -54,3 +59,35 @@ def test_cancelling_a_response_the_caller_has_none_of_is_not_found(
         "param": None,
         "code": "not_found",
     }
+
+
+@pytest.mark.parametrize(
+    ("call", "endpoint"),
+    [
+        (
+            lambda client: client.responses.input_tokens.count(model=MODEL, input="How long?"),
+            "POST /v1/responses/input_tokens",
+        ),
+        (
+            lambda client: client.responses.compact(model=MODEL, input="Make it short."),
+            "POST /v1/responses/compact",
+        ),
+    ],
+    ids=["input-tokens-count", "compact"],
+)
+def test_an_endpoint_the_proxy_does_not_offer_is_not_found_naming_it(
+    proxy: Proxy, fake_upstream: FakeUpstream, call: Any, endpoint: str
+) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        call(proxy.client)
+
+    body = missing.value.body
+    assert isinstance(body, dict)
+    assert body["message"].startswith(f"{endpoint}: this proxy does not offer it")
+    assert (body["type"], body["param"], body["code"]) == (
+        "invalid_request_error",
+        None,
+        "not_found",
+    )
+    assert fake_upstream.chat_requests() == []
+    assert proxy.chats() == []

@@ -209,6 +209,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         params=(param("Idempotency-Key"),),
         body="ResponsesRequest",
     ),
+    ("/v1/responses/input_tokens", "POST"): Operation(
+        "openai",
+        "Count a request's input tokens: not offered (404); the proxy could only estimate what"
+        " the model would count",
+        None,
+        errors=(404,),
+    ),
+    ("/v1/responses/compact", "POST"): Operation(
+        "openai",
+        "Compact a conversation: not offered (404); `context_management` on `POST"
+        " /v1/responses` compacts a chat",
+        None,
+        errors=(404,),
+    ),
     ("/v1/responses/{response_id}", "GET"): Operation(
         "openai",
         "A stored response (any assistant reply of the caller's chats is one)",

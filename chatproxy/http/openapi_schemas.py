@@ -37,7 +37,8 @@ ERROR_STATUSES = {
     " `invalid_idempotency_key`, or `upstream_rejected` (the model provider refused the request).",
     401: "Missing or wrong API key (`unauthorized`).",
     403: "Changing the global system prompt needs an admin key (`admin_only`).",
-    404: "No such chat, response or conversation, or no route for this path (`not_found`).",
+    404: "No such chat, response or conversation, no route for this path, or an endpoint of"
+    " OpenAI's API that the proxy does not offer (`not_found`).",
     409: "`chat_busy`, `turn_lease_lost` or `idempotency_in_progress`: try again after"
     " `Retry-After` seconds.",
     413: "The body is larger than MAX_BODY_BYTES (`payload_too_large`).",

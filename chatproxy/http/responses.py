@@ -1,7 +1,8 @@
 """Own OpenAI's Responses API over chats: `POST /v1/responses` (plain and streamed),
 `GET` and `DELETE /v1/responses/{response_id}`, `GET /v1/responses/{response_id}/input_items`,
 and `POST /v1/responses/{response_id}/cancel`, refused as OpenAI refuses a response that was
-not made in the background (the proxy makes none).
+not made in the background (the proxy makes none); `POST /v1/responses/input_tokens` and
+`/compact` are a 404 that says the proxy does not offer them.
 
 A response is the assistant reply it produced, and its id names that reply
 (`service/responses.py` maps one onto the other and places each turn): `previous_response_id`
@@ -23,8 +24,8 @@ from contextlib import aclosing
 from functools import partial
 from typing import Any
 
-from chatproxy.errors import ValidationFailed
-from chatproxy.http.context import Answer, Context, Reply, Route
+from chatproxy.errors import NotOffered, ValidationFailed
+from chatproxy.http.context import Answer, Context, Handler, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_input import input_messages, referenced_ids
@@ -115,8 +116,27 @@ async def list_input_items(ctx: Context) -> Reply:
     }
 
 
+def not_offered(endpoint: str, instead: str) -> Handler:
+    """The handler of an endpoint of OpenAI's Responses API that the proxy does not serve: a
+    404 naming it (its path would otherwise read as a response id's, a 405)."""
+
+    async def refuse(ctx: Context) -> Reply:
+        raise NotOffered(f"POST {endpoint}: this proxy does not offer it; {instead}")
+
+    return refuse
+
+
+# Each before `/v1/responses/{response_id}`, which its path would match.
+NOT_OFFERED = {
+    "/v1/responses/input_tokens": "it could only estimate what the model would count; a"
+    " response's usage.input_tokens is the model's count of what its turn sent",
+    "/v1/responses/compact": "a chat is compacted by POST /v1/responses with"
+    ' context_management: [{"type": "compaction"}]',
+}
+
 ROUTES: list[Route] = [
     Route("/v1/responses", "POST", create_response),
+    *(Route(path, "POST", not_offered(path, instead)) for path, instead in NOT_OFFERED.items()),
     Route("/v1/responses/{response_id}", "GET", get_response),
     Route("/v1/responses/{response_id}", "DELETE", delete_response),
     Route("/v1/responses/{response_id}/cancel", "POST", cancel_response),
