@@ -274,6 +274,16 @@ BAD: list[tuple[str, Call, str]] = [
         "items[1].arguments",
     ),
     (
+        "long call id",
+        lambda c, cid: c.conversations.items.create(
+            cid,
+            items=[
+                {"type": "function_call", "call_id": "c" * 65, "name": "f", "arguments": "{}"},
+            ],
+        ),
+        "items[0].call_id",
+    ),
+    (
         "item reference",
         lambda c, cid: c.conversations.items.create(
             cid, items=[{"type": "item_reference", "id": f"msg_{cid}_0"}]

@@ -468,6 +468,16 @@ def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
             },
             "input[0].content[1].file_data",
         ),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "Look it up."},
+                    {"type": "function_call", "call_id": "c" * 65, "name": "f", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "c" * 65, "output": "1"},
+                ]
+            },
+            "input[1].call_id",
+        ),
     ],
     ids=[
         "item-type",
@@ -477,6 +487,7 @@ def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
         "tool",
         "long-arguments",
         "long-file",
+        "long-call-id",
     ],
 )
 def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
@@ -489,6 +500,8 @@ def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
         assert refused.value.param == param
     if param is not None and param.endswith(("arguments", "file_data")):
         assert f"{param}: at most 32000 characters (MAX_CONTENT_CHARS)" in refused.value.message
+    if "c" * 65 in str(body):
+        assert f"{param}: at most 64 characters, as OpenAI's API takes it" in refused.value.message
     if "conversation" in body:
         assert refused.value.param == "conversation"
     assert proxy.chats() == []
