@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 
@@ -141,3 +143,24 @@ def test_a_refused_field_is_named_as_the_errors_param(
         client.chat.completions.create(**body)  # type: ignore[call-overload]
 
     assert refused.value.param == param
+
+
+@pytest.mark.parametrize("chat", [{"X-Chat-Id": "long-file"}, {}], ids=["chat", "pass-through"])
+def test_a_file_longer_than_the_limit_is_refused_naming_its_data(
+    openai_proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream, chat: dict[str, str]
+) -> None:
+    client, url = openai_proxy
+    file = {"file_data": "x" * 32_001, "filename": "a.txt"}  # one over MAX_CONTENT_CHARS
+    content = [{"type": "text", "text": "Read this."}, {"type": "file", "file": file}]
+    messages: Any = [{"role": "user", "content": content}]
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="gpt-4.1-mini",
+            messages=messages,
+            extra_headers=chat,
+        )
+
+    assert refused.value.param == "messages[0].content[1].file.file_data"
+    assert stored(url, "long-file") == []
+    assert fake_upstream.chat_requests() == []

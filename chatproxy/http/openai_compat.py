@@ -93,9 +93,10 @@ async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -
 
 
 def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
-    """Refuse a message whose text, refusal or a tool call's arguments (a custom tool's input)
-    is longer than MAX_CONTENT_CHARS, naming it (`messages[2].tool_calls[0].function.arguments`),
-    before anything else: the limit bounds what one message may cost, stored or sent on."""
+    """Refuse a message whose text, refusal, a file's data or a tool call's arguments (a custom
+    tool's input) is longer than MAX_CONTENT_CHARS, naming it
+    (`messages[2].tool_calls[0].function.arguments`), before anything else: the limit bounds
+    what one message may cost, stored or sent on."""
     for n, message in enumerate(messages):
         for field, text in _limited_texts(message):
             if len(text) > max_chars:
@@ -107,9 +108,15 @@ def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
 
 def _limited_texts(message: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """The texts of a message held to MAX_CONTENT_CHARS, each with the field it is in: its
-    content's text (its text parts together), its refusal, and each tool call's arguments. A
-    field of another type is left to the message's checks (`message_rules.check_messages`)."""
-    yield "", content_text(message.get("content"))[0]
+    content's text (its text parts together), each file part's data (as a Responses request's
+    `input_file`), its refusal, and each tool call's arguments. A field of another type is left
+    to the message's checks (`message_rules.check_messages`)."""
+    content = message.get("content")
+    yield "", content_text(content)[0]
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else None
+        if isinstance(file, dict) and isinstance(file.get("file_data"), str):
+            yield f".content[{j}].file.file_data", file["file_data"]
     refusal = message.get("refusal")
     if isinstance(refusal, str):  # an assistant's refusal is stored as its text
         yield ".refusal", refusal
