@@ -107,3 +107,112 @@ def test_the_seed_route_refuses_a_message_under_calls_waiting_for_results(
         "user",
         "assistant",
     ]
+
+
+# --- What MAX_CONTENT_CHARS holds in a resent history ---------------------------------------------
+
+LIMITED = "10"  # MAX_CONTENT_CHARS for these tests: the model's replies are longer
+LONG = "x" * 11
+
+
+def refused(client: ProxyClient, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    answer = client.post(
+        "/v1/chat/completions", json={"messages": messages}, headers={"X-Chat-Id": "c"}
+    )
+    assert answer.status_code == 400, answer.get_json()
+    error: dict[str, Any] = answer.get_json()["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    "resent",
+    [
+        [u("A"), a(LONG), u("C")],
+        [a(LONG), u("C")],  # a cut history
+        [u("A"), a(f" {LONG}\n"), u("C")],  # matched as normalised, not as stored
+        [u("A"), {"role": "assistant", "content": [{"type": "text", "text": LONG}]}, u("C")],
+    ],
+    ids=["as-stored", "cut", "whitespace", "text-part"],
+)
+def test_a_resent_reply_longer_than_the_limit_is_matched_not_refused(
+    make_client: MakeClient, fake_upstream: FakeUpstream, resent: list[dict[str, Any]]
+) -> None:
+    client = make_client(MAX_CONTENT_CHARS=LIMITED)
+    v1(client, fake_upstream, [u("A")], LONG)  # the model's reply may be as long as MAX_TOKENS
+
+    v1(client, fake_upstream, resent, "D")
+
+    assert sent(fake_upstream) == ["A", LONG, "C"]
+    assert path(client) == [(0, "A"), (1, LONG), (2, "C"), (3, "D")]
+
+
+@pytest.mark.parametrize("reserialized", [False, True], ids=["as-stored", "re-serialized"])
+def test_a_resent_tool_call_longer_than_the_limit_is_matched_not_refused(
+    make_client: MakeClient, fake_upstream: FakeUpstream, reserialized: bool
+) -> None:
+    client = make_client(MAX_CONTENT_CHARS=LIMITED)
+    headers = {"X-Chat-Id": "c"}
+    body: dict[str, Any] = {"messages": [u("get_time")], "tools": [TIME]}
+    called = client.post("/v1/chat/completions", json=body, headers=headers).get_json()
+    calls = called["choices"][0]["message"]["tool_calls"]
+    arguments = calls[0]["function"]["arguments"]
+    assert len(arguments) > int(LIMITED)
+    if reserialized:  # as LangChain and `llm` send it back
+        calls = [{**calls[0], "function": {**calls[0]["function"], "arguments": f" {arguments}"}}]
+    result = {"role": "tool", "tool_call_id": calls[0]["id"], "content": "12:00"}
+    resent = {"role": "assistant", "content": None, "tool_calls": calls}
+    body["messages"] = [u("get_time"), resent, result]
+
+    answered = client.post("/v1/chat/completions", json=body, headers=headers)
+
+    assert answered.status_code == 200, answered.get_json()
+    stored = [m["role"] for m in client.get("/c/chat").get_json() if m["role"] != "system"]
+    assert stored == ["user", "assistant", "tool", "assistant"]
+    up = fake_upstream.chat_requests()[-1]["messages"]
+    assert up[-2]["tool_calls"][0]["function"]["arguments"] == arguments  # the stored call
+
+
+def test_a_dropped_reply_longer_than_the_limit_that_a_client_still_resends_is_not_refused(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    client = make_client(MAX_CONTENT_CHARS=LIMITED, MAX_CHAT_MESSAGES="2")
+    v1(client, fake_upstream, [u("A")], LONG)
+    v1(client, fake_upstream, [u("A"), a(LONG), u("C")], "D")  # A and the reply are dropped
+
+    v1(client, fake_upstream, [u("A"), a(LONG), u("C"), a("D"), u("E")], "F")
+
+    assert sent(fake_upstream) == ["C", "D", "E"]
+    assert [content for _, content in path(client)] == ["E", "F"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([u("A"), a("B"), u(LONG)], "messages[2]"),  # a new message
+        ([u("A"), a(LONG), u("C")], "messages[1]"),  # an edit of the reply
+        ([{"role": "system", "content": LONG}, u("A"), a("B"), u("C")], "messages[0]"),
+        ([u("X"), a("Y"), u(LONG)], "messages[2]"),  # a history of the client's own
+        ([u(LONG)], "messages[0]"),  # only new
+    ],
+    ids=["appended", "edited", "system", "own-history", "only-new"],
+)
+def test_a_new_message_longer_than_the_limit_is_refused_and_nothing_is_stored(
+    make_client: MakeClient,
+    fake_upstream: FakeUpstream,
+    messages: list[dict[str, Any]],
+    param: str,
+) -> None:
+    client = make_client(MAX_CONTENT_CHARS=LIMITED)
+    v1(client, fake_upstream, [u("A")], "B")
+    asked = len(fake_upstream.chat_requests())
+
+    error = refused(client, messages)
+
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "invalid_request",
+        param,
+    )
+    assert error["message"] == f"{param}: at most 10 characters (MAX_CONTENT_CHARS)"
+    assert path(client) == [(0, "A"), (1, "B")]
+    assert len(fake_upstream.chat_requests()) == asked

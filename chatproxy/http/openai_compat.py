@@ -4,38 +4,36 @@ The official SDKs work with `base_url=<proxy>/v1` and a proxy key as their `api_
 id (`X-Chat-Id` header, or `metadata.chat_id`) the client sends its new messages (a user message,
 tool results), or its whole history as most clients do, which is matched with the chat's path
 (`service/placement.py`): the proxy adds the stored history, stores what is new and the reply,
-exactly as `POST /<chat_id>/chat` does (locks, idempotency, budgets, tenants). Without one it
-is an authenticated pass-through that stores nothing. Either way the proxy owns only what
-`bodies.CompletionRequest` declares (the messages, the model, the max_tokens cap, streaming, the
-chat id); every other field reaches the model as the client sent it, and `n` other than 1 is
-refused with a chat id, whose turn keeps one reply. Answers are the upstream's
-`chat.completion` as it sent it, or with `stream: true` its `chat.completion.chunk`s
-(`completion_chunks.py`); a replayed Idempotency-Key answers the stored reply. Errors use
-OpenAI's `{"error": {...}}` shape, built in one place (`ProxyError.to_openai_json`): the answer
-to an error before a stream (see `app.py`) and the last chunk of a stream that an error ends
-hold the same `error` object.
+exactly as `POST /<chat_id>/chat` does (locks, idempotency, budgets, tenants); MAX_CONTENT_CHARS
+holds what the request adds, not what it resends (a reply of the model's may be longer). Without
+one it is an authenticated pass-through that stores nothing, each message held to
+MAX_CONTENT_CHARS. Either way the proxy owns only what `bodies.CompletionRequest` declares (the
+messages, the model, the max_tokens cap, streaming, the chat id); every other field reaches the
+model as the client sent it, and `n` other than 1 is refused with a chat id, whose turn keeps
+one reply. Answers are the upstream's `chat.completion` as it sent it, or with `stream: true`
+its `chat.completion.chunk`s (`completion_chunks.py`); a replayed Idempotency-Key answers the
+stored reply. Errors use OpenAI's `{"error": {...}}` shape, built in one place
+(`ProxyError.to_openai_json`): the answer to an error before a stream (see `app.py`) and the
+last chunk of a stream that an error ends hold the same `error` object.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any, cast
 
-from chatproxy.errors import InvalidChatId, ValidationFailed
-from chatproxy.http.bodies import ChatMessage, CompletionRequest
+from chatproxy.errors import InvalidChatId
+from chatproxy.http.bodies import CompletionRequest
 from chatproxy.http.completion_chunks import Chunks
 from chatproxy.http.context import Answer, Context, Reply, Route
 from chatproxy.http.event_stream import EventStream
 from chatproxy.jsontext import compact
+from chatproxy.service.message_rules import MESSAGES, check_lengths
 from chatproxy.service.results import StreamingTurn, TurnResult
 from chatproxy.store.items import ChatRef, valid_chat_id
-from chatproxy.tokens import content_text
-
-# The text a tool call of each kind holds: a function call's arguments, a custom tool's input.
-CALL_TEXT = {"function": "arguments", "custom": "input"}
 
 
 async def list_models(ctx: Context) -> Reply:
@@ -56,14 +54,13 @@ async def chat_completions(ctx: Context) -> Answer:
     chat_id = ctx.request.headers.get("X-Chat-Id")  # an empty one is an invalid id, not none
     if chat_id is None:
         chat_id = request.chat_id
-    if chat_id is None:
-        _check_lengths(request.messages, ctx.settings.max_content_chars)
+    if chat_id is None:  # nothing is known to be resent: every message is held to the limit
+        check_lengths(request.messages, ctx.settings.max_content_chars, MESSAGES)
         return await _pass_through(ctx, caller.tenant, request)
     if not valid_chat_id(chat_id):
         raise InvalidChatId()
     chat = ChatRef(caller.tenant, chat_id)
     ctx.log_fields["chat_id"] = chat_id
-    _check_lengths(request.messages, ctx.settings.max_content_chars)
     sent = request.messages
     key, options = idempotency_key, request.options
     if request.stream:
@@ -90,43 +87,6 @@ async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -
         return _sse(ctx, turn, request.include_usage)
     result = await ctx.service.pass_through(tenant, messages, options=request.options)
     return _completion_reply(ctx, result)
-
-
-def _check_lengths(messages: list[ChatMessage], max_chars: int) -> None:
-    """Refuse a message whose text, refusal, a file's data or a tool call's arguments (a custom
-    tool's input) is longer than MAX_CONTENT_CHARS, naming it
-    (`messages[2].tool_calls[0].function.arguments`), before anything else: the limit bounds
-    what one message may cost, stored or sent on."""
-    for n, message in enumerate(messages):
-        for field, text in _limited_texts(message):
-            if len(text) > max_chars:
-                where = f"messages[{n}]{field}"
-                raise ValidationFailed(
-                    f"{where}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=where
-                )
-
-
-def _limited_texts(message: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """The texts of a message held to MAX_CONTENT_CHARS, each with the field it is in: its
-    content's text (its text parts together), each file part's data (as a Responses request's
-    `input_file`), its refusal, and each tool call's arguments. A field of another type is left
-    to the message's checks (`message_rules.check_messages`)."""
-    content = message.get("content")
-    yield "", content_text(content)[0]
-    for j, part in enumerate(content if isinstance(content, list) else ()):
-        file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else None
-        if isinstance(file, dict) and isinstance(file.get("file_data"), str):
-            yield f".content[{j}].file.file_data", file["file_data"]
-    refusal = message.get("refusal")
-    if isinstance(refusal, str):  # an assistant's refusal is stored as its text
-        yield ".refusal", refusal
-    calls = message.get("tool_calls")
-    for j, call in enumerate(calls if isinstance(calls, list) else ()):
-        kind = call.get("type", "function") if isinstance(call, dict) else None
-        field = CALL_TEXT.get(kind) if isinstance(kind, str) else None
-        body = call.get(kind) if field is not None else None
-        if isinstance(body, dict) and isinstance(body.get(field), str):
-            yield f".tool_calls[{j}].{kind}.{field}", body[field]
 
 
 def _completion_reply(ctx: Context, result: TurnResult) -> Reply:

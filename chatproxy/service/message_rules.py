@@ -7,7 +7,9 @@ the types its role may send (user: text, image_url, input_audio, file; assistant
 refusal; the others: text); a user message with no content; tool calls other than an
 assistant's, or without an id (unique in the message) or a tool's name; an assistant message
 with neither content, a refusal nor tool calls (no model accepts one); a `refusal` that is not
-a string; a tool message without `tool_call_id`, or another message with one.
+a string; a tool message without `tool_call_id`, or another message with one. `check_lengths`
+refuses the first whose text, refusal, a file's data or a tool call's arguments is longer than
+MAX_CONTENT_CHARS (`messages[1].tool_calls[0].function.arguments`).
 
 `message_key` is what matching a resent history compares: role, content, tool calls (id, name,
 arguments) and `tool_call_id`, with the normalisations real clients need:
@@ -27,12 +29,13 @@ arguments) and `tool_call_id`, with the normalisations real clients need:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
+from chatproxy.tokens import content_text
 
 TEXT = ("text",)
 KNOWN_PARTS = {
@@ -43,6 +46,7 @@ KNOWN_PARTS = {
     "tool": TEXT,
 }
 CALL_TYPES = ("function", "custom")
+CALL_TEXT = {"function": "arguments", "custom": "input"}  # the text a call of each kind holds
 
 Key = tuple[Any, ...]
 
@@ -96,6 +100,44 @@ def check_messages(
             if names.items is not None:  # the field is a chat message's: the item is named
                 exc.param = names.of(n)
             raise
+
+
+def check_lengths(
+    sent: Sequence[Mapping[str, Any]], max_chars: int, names: Names, skip: range = range(0)
+) -> None:
+    """Refuse the first message of `sent` (but those in `skip`) whose text, refusal, a file's
+    data or a tool call's arguments (a custom tool's input) is longer than `max_chars`, naming
+    the field (`messages[2].tool_calls[0].function.arguments`)."""
+    for n in (*range(skip.start), *range(skip.stop, len(sent))):
+        for field, text in _limited_texts(sent[n]):
+            if len(text) > max_chars:
+                where = f"{names.of(n)}{field}"
+                raise ValidationFailed(
+                    f"{where}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=where
+                )
+
+
+def _limited_texts(message: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The texts of a message held to MAX_CONTENT_CHARS, each with the field it is in: its
+    content's text (its text parts together), each file part's data (as a Responses request's
+    `input_file`), its refusal, and each tool call's arguments. A field of another type is left
+    to `check_messages`."""
+    content = message.get("content")
+    yield "", content_text(content)[0]
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else None
+        if isinstance(file, dict) and isinstance(file.get("file_data"), str):
+            yield f".content[{j}].file.file_data", file["file_data"]
+    refusal = message.get("refusal")
+    if isinstance(refusal, str):  # an assistant's refusal is stored as its text
+        yield ".refusal", refusal
+    calls = message.get("tool_calls")
+    for j, call in enumerate(calls if isinstance(calls, list) else ()):
+        kind = call.get("type", "function") if isinstance(call, dict) else None
+        field = CALL_TEXT.get(kind) if isinstance(kind, str) else None
+        body = call.get(kind) if field is not None else None
+        if isinstance(body, dict) and isinstance(body.get(field), str):
+            yield f".tool_calls[{j}].{kind}.{field}", body[field]
 
 
 def sent_content(message: Mapping[str, Any]) -> Any:

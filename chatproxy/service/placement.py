@@ -44,8 +44,10 @@ A `ValidationFailed` names the message at fault (as `message_rules.Names` does: 
 or a Responses request's `input[n]`): one `check_messages` refuses, a result that answers no
 pending call or one already answered, a call without a result before the next other message or
 at the request's end (the model must see every call answered; a conversation's items may have
-stored some results), a request that does not end with a user message or tool results. Tool
-answers are checked in the new messages only: what matches is stored, and was checked then.
+stored some results), a request that does not end with a user message or tool results, and with
+`max_chars` a message over MAX_CONTENT_CHARS. Tool answers and lengths are checked in what the
+request adds only (lengths in its system prompt too): what matches is stored and was checked
+then, or is the model's own reply (MAX_TOKENS bounds it); what the path dropped is not sent.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from chatproxy.service.content import prompt_end, system_text
 from chatproxy.service.message_rules import (
     MESSAGES,
     Names,
+    check_lengths,
     check_messages,
     message_key,
     sent_content,
@@ -90,11 +93,12 @@ def place_request(
     whole: bool = False,
     names: Names = MESSAGES,
     anchored: bool = False,
+    max_chars: int | None = None,
 ) -> Placement | None:
     """Check a request's `messages` and place them on the chat's `path` (oldest first); a
     refusal names the message at fault as `names` does. An `anchored` request (a Responses
     request, which names where its input goes) whose history matches nothing goes at the end
-    of `path`, not on a new path from the root.
+    of `path`, not on a new path from the root. `max_chars` bounds the messages it adds.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
@@ -116,10 +120,13 @@ def place_request(
         )
     if only_new(convo):
         _check_answers(_waiting_after(path, len(path)), convo, first, names)
-        return Placement(system, None, [_to_message(m) for m in convo])
-    # A path shorter than the window the request needs is all the store holds: the whole path.
-    whole = whole or len(path) < window_for(sent)
-    return _place_history(path, convo, (first, names), system, (whole, anchored), resent)
+        placement: Placement | None = Placement(system, None, [_to_message(m) for m in convo])
+    else:  # a path shorter than the window the request needs is all the store holds: whole
+        whole = whole or len(path) < window_for(sent)
+        placement = _place_history(path, convo, (first, names), system, (whole, anchored), resent)
+    if placement is not None and max_chars is not None:  # the new messages end the request
+        check_lengths(sent, max_chars, names, skip=range(first, len(sent) - len(placement.new)))
+    return placement
 
 
 def _place_history(

@@ -65,6 +65,7 @@ class Ask:
     after_reply: bool = False  # `at` must be an assistant reply (a response's): see `check`
     names: Names = MESSAGES  # how a refusal names the messages of `sent`
     anchored: bool = False  # `sent` goes where `at` says: a history matching nothing too
+    max_chars: int | None = None  # MAX_CONTENT_CHARS for the messages `sent` adds
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from chatproxy.config import Settings
@@ -116,7 +117,7 @@ class ChatService:
     ) -> TurnResult:
         """A chat-mode `/v1/chat/completions` turn: `sent` is the request's messages, the new
         ones alone or a resent history, matched with the chat's path (`placement.py`)."""
-        ask = Ask(None, None, tuple(sent))
+        ask = Ask(None, None, tuple(sent), max_chars=self._settings.max_content_chars)
         return await self._turn(chat, ask, idempotency_key, options)
 
     async def stream_turn_from_messages(
@@ -128,7 +129,7 @@ class ChatService:
         options: TurnOptions = NO_OPTIONS,
     ) -> StreamingTurn:
         """Stream a chat-mode `/v1/chat/completions` turn (`sent` as for `turn_from_messages`)."""
-        ask = Ask(None, None, tuple(sent))
+        ask = Ask(None, None, tuple(sent), max_chars=self._settings.max_content_chars)
         return await self._stream(chat, ask, idempotency_key, options)
 
     async def pass_through(
@@ -213,12 +214,13 @@ class ChatService:
         if ask.sent is None:
             return place_turn(state, ask)
         path = state.messages
-        placement = place_request(path, ask.sent, names=ask.names, anchored=ask.anchored)
+        place = partial(
+            place_request, names=ask.names, anchored=ask.anchored, max_chars=ask.max_chars
+        )
+        placement = place(path, ask.sent)
         if placement is None:
             path = (await self._store.load_history(chat, ask.at)).messages
-            placement = place_request(
-                path, ask.sent, whole=True, names=ask.names, anchored=ask.anchored
-            )
+            placement = place(path, ask.sent, whole=True)
             assert placement is not None  # a whole path is always enough
         return place_sent(state, path, placement, at=ask.at, keep=ask.keep)
 
