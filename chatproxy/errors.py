@@ -11,7 +11,8 @@
     ├── Forbidden                   403 admin_only
     ├── NotFound                    404 not_found
     │   ├── ResponseNotFound        404 not_found            (type invalid_request_error)
-    │   └── NotOffered              404 not_found            (type invalid_request_error)
+    │   └── NoRoute                 404 not_found            (type invalid_request_error)
+    │       └── NotOffered          404 not_found
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
     ├── Conflict                    409 conflict             (Retry-After)
     │   ├── ChatBusy                409 chat_busy
@@ -145,11 +146,14 @@ class ResponseNotFound(NotFound):
         self.param = param
 
 
-class NotOffered(NotFound):
-    """An endpoint of OpenAI's API that the proxy does not serve, answered as OpenAI answers a
-    URL it does not know."""
+class NoRoute(NotFound):
+    """A path the proxy has no route for, answered as OpenAI answers a URL it does not know."""
 
     openai_type = "invalid_request_error"
+
+
+class NotOffered(NoRoute):
+    """An endpoint of OpenAI's API that the proxy does not serve (its message says so)."""
 
 
 class MethodNotAllowed(ProxyError):

@@ -164,3 +164,20 @@ def test_a_file_longer_than_the_limit_is_refused_naming_its_data(
     assert refused.value.param == "messages[0].content[1].file.file_data"
     assert stored(url, "long-file") == []
     assert fake_upstream.chat_requests() == []
+
+
+def test_an_endpoint_the_proxy_does_not_have_is_answered_as_openai_answers_an_unknown_url(
+    openai_proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream
+) -> None:
+    client, _ = openai_proxy
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+
+    assert missing.value.body == {
+        "message": "no route for /v1/embeddings",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "not_found",
+    }
+    assert fake_upstream.requests == []

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatproxy.config import Settings
-from chatproxy.errors import MethodNotAllowed, NotFound, ProxyError
+from chatproxy.errors import MethodNotAllowed, NoRoute, ProxyError
 from chatproxy.http import apidocs, exports, openai_compat, responses, routes, ui
 from chatproxy.http.auth import Authenticator, Caller
 from chatproxy.http.context import Answer, Context, Route
@@ -144,7 +144,7 @@ class ProxyApp:
         await self.quotas.admit_address(client_ip)  # every request: public, unknown, unauthorized
         if path is None:
             self.auth.authenticate(request.headers)  # with keys, say nothing more without one
-            raise NotFound(f"no route for {path_of(request)}")
+            raise NoRoute(f"no route for {path_of(request)}")
         fields["route"] = path.logged_as
         try:
             route = path.route_for(request.method)
