@@ -1,7 +1,8 @@
 """Pages of a conversation's path over a real store (both kinds): newest first, a page reads only
 its own messages, from the leaf or from deep in the path alike; oldest first reads the path once
-and cuts the page; pages follow the current path, not other branches; a cursor whose message
-was removed goes on from where it was."""
+and cuts the page; pages follow the current path, not other branches, but newest first the pages
+after a cursor finish its own path when the leaf moves meanwhile; a cursor whose message was
+removed goes on from where it was."""
 
 from __future__ import annotations
 
@@ -98,6 +99,23 @@ async def test_pages_follow_the_current_path_and_not_other_branches(store: Store
     assert ids(await conversations.path(CHAT, descending=False, after=2, count=10)) == [6]
     await store.set_leaf(CHAT, 5)
     assert ids(await conversations.path(CHAT, descending=False, count=10)) == list(range(6))
+
+
+@pytest.mark.anyio
+async def test_newest_first_pages_after_a_cursor_finish_its_path_when_the_leaf_moves(
+    store: Store,
+) -> None:
+    await seed(store, 8)
+    conversations = Conversations(load_settings({}), store)
+    first = await conversations.path(CHAT, descending=True, count=3)  # 7, 6, 5: the cursor is 5
+    edit = Message("user", "an edit of 4").placed(8, 3)
+    await store.save_turn(CHAT, "edit", [edit])  # the new leaf: the path 0, 1, 2, 3, 8
+
+    rest = await conversations.path(CHAT, descending=True, after=first[-1].id, count=10)
+    oldest_first = await conversations.path(CHAT, descending=False, after=3, count=10)
+
+    assert (ids(first), ids(rest)) == ([7, 6, 5], [4, 3, 2, 1, 0])  # the path it began on
+    assert ids(oldest_first) == [8]  # cut from the current path
 
 
 @pytest.mark.anyio
