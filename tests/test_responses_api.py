@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.responses import Response
 
-from harness.fake_upstream import FakeUpstream
+from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer
 from tests.responses_client import (
     MODEL,
@@ -695,3 +695,40 @@ def test_a_chat_api_turn_after_messages_another_request_stored_has_only_its_own_
 
     # What the Conversations API stored stays.
     assert proxy.path(asked) == proxy.path(again) == [("system", SYSTEM), ("user", "Q")]
+
+
+@pytest.mark.parametrize("answer", ["previous_response_id", "conversation item"])
+def test_a_call_the_model_gave_a_long_id_is_answered_by_that_id(
+    proxy: Proxy, fake_upstream: FakeUpstream, answer: str
+) -> None:
+    """OpenAI's API takes a `call_id` of up to 64 characters; another server's model may give a
+    longer one, which the chat holds, and its output names it (as it must: a call waiting)."""
+    call_id = "call_" + "7" * 80
+    call = {"id": call_id, "type": "function", "function": {"name": "get_weather"}}
+    call["function"]["arguments"] = '{"city": "Oslo"}'
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    usage = {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}
+    completion = {"id": "c", "object": "chat.completion", "created": 1, "model": MODEL}
+    fake_upstream.script(Fault(body={**completion, "choices": [choice], "usage": usage}))
+    conversation = proxy.client.conversations.create()
+    where: Any = {"conversation": conversation.id} if answer == "conversation item" else {}
+    called = proxy.client.responses.create(
+        model=MODEL, input="Weather in Oslo?", tools=[WEATHER], **where
+    )
+    output = {"type": "function_call_output", "call_id": call_id, "output": "Sunny"}
+
+    if answer == "conversation item":
+        proxy.client.conversations.items.create(conversation.id, items=[output])  # type: ignore[list-item]
+        done = proxy.client.responses.create(model=MODEL, input="And?", **where)
+    else:
+        done = proxy.client.responses.create(
+            model=MODEL,
+            input=[output],
+            previous_response_id=called.id,  # type: ignore[list-item]
+        )
+
+    assert [item.call_id for item in called.output] == [call_id]  # type: ignore[union-attr]
+    assert done.status == "completed"
+    tool = next(m for m in fake_upstream.chat_requests()[-1]["messages"] if m["role"] == "tool")
+    assert tool == {"role": "tool", "tool_call_id": call_id, "content": "Sunny"}

@@ -2,8 +2,10 @@
 Conversations request's `items` (the same items). Each text, tool call's arguments and file's
 data is held to it as the items were sent, before their shape is checked (`responses_input.py`
 translates them after), and a refusal names the field (`input[2].arguments`). A tool call's id
-(`call_id`), which the chat keeps with the call and its result, is held to the 64 characters
-OpenAI's API takes.
+(`call_id`), which the chat keeps with the call, is held to the 64 characters OpenAI's API
+takes; a call's output is not, as it must name a call the chat waits for (`placement.py`,
+`service/conversations.py`): one of the request's own, or one the model made, whose id another
+server's model may have made longer.
 
 Nothing here does I/O.
 """
@@ -23,7 +25,8 @@ MAX_CALL_ID = 64  # OpenAI's bound on an item's `call_id`
 def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
     """Refuse a string in `sent` (a request's `input`, walked as it was sent, before its shape
     is checked: without recursion, however deep it nests) of a field of `LIMITED_FIELDS` longer
-    than `max_chars`, or a `call_id` longer than MAX_CALL_ID, naming it (`input[2].arguments`)."""
+    than `max_chars`, or a call's `call_id` longer than MAX_CALL_ID, naming it
+    (`input[2].arguments`)."""
     stack: list[tuple[Any, str]] = [(sent, where)]
     while stack:
         node, at = stack.pop()
@@ -37,7 +40,8 @@ def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
                 raise ValidationFailed(
                     f"{path}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=path
                 )
-            if isinstance(value, str) and key == "call_id" and len(value) > MAX_CALL_ID:
+            long_id = key == "call_id" and isinstance(value, str) and len(value) > MAX_CALL_ID
+            if long_id and not str(node.get("type")).endswith("_output"):  # an output: see above
                 raise ValidationFailed(
                     f"{path}: at most {MAX_CALL_ID} characters, as OpenAI's API takes it",
                     param=path,
