@@ -8,7 +8,11 @@ import json
 from typing import Any
 
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
 
+from chatproxy.http.completion_chunks import Chunks
+from chatproxy.upstream.stream import ReplyParts
 from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 
@@ -66,8 +70,8 @@ def test_parallel_calls_that_share_an_index_are_told_apart_by_their_ids(
     client: ProxyClient, fake_upstream: FakeUpstream, route: str
 ) -> None:
     """Some servers send every call of a reply with `index` 0: a delta with another call's `id`
-    starts a new call. The client of `/v1` gets the deltas as they came; the stored reply and
-    the Responses stream have both calls, each with its own name and arguments."""
+    starts a new call. The stored reply, the Responses stream and the deltas a `/v1` client
+    gets (each call at an index of its own) have both calls, each with its name and arguments."""
     fake_upstream.same_call_index = True
 
     answer = ask(client, route, ASK, tools=True)
@@ -85,9 +89,8 @@ def test_parallel_calls_that_share_an_index_are_told_apart_by_their_ids(
             for choice in chunk["choices"]
             for call in choice["delta"].get("tool_calls") or []
         ]
-        assert {call["index"] for call in deltas} == {0}  # as the upstream sent them
-        assert [call["id"] for call in deltas if "id" in call] == [
-            c["id"] for c in reply["tool_calls"]
+        assert [(call["index"], call["id"]) for call in deltas if "id" in call] == [
+            (n, c["id"]) for n, c in enumerate(reply["tool_calls"])
         ]
     if route == "/v1/responses":
         events = data_of(answer)
@@ -109,6 +112,27 @@ def test_parallel_calls_that_share_an_index_are_told_apart_by_their_ids(
         ]
         assert streamed == {0: '{"q": "dev"}', 1: '{"q": "dev"}'}
         assert output == done
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", PASS_THROUGH])
+def test_an_sdk_puts_calls_that_shared_an_index_together_as_the_chat_stored_them(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """The official SDK merges a stream's tool-call deltas by their `index`, as OpenAI numbers
+    them: each call's deltas must come at an index of its own, or it makes one call of the two
+    (ids, names and arguments run together) and the history it resends is not the chat's."""
+    fake_upstream.same_call_index = True
+    state = ChatCompletionStreamState()
+
+    for chunk in data_of(ask(client, route, ASK, tools=True)):
+        state.handle_chunk(ChatCompletionChunk.model_validate(chunk))
+
+    message = state.get_final_completion().choices[0].message
+    calls = [(c.function.name, c.function.arguments) for c in message.tool_calls or []]
+    assert calls == [("get_weather", '{"q": "dev"}'), ("get_time", '{"q": "dev"}')]
+    if route == "/v1/chat/completions":
+        stored = client.get("/c1/chat").get_json()[-1]["tool_calls"]
+        assert [c.id for c in message.tool_calls or []] == [c["id"] for c in stored]
 
 
 def ended(route: str, answer: Any) -> tuple[str, Any]:
@@ -179,3 +203,47 @@ def test_a_stream_that_ends_without_done_or_a_finish_reason_broke_off(
     assert ended(route, answer)[0] in ("error", "response.failed")
     assert "the model provider's stream broke off" in answer.get_data(as_text=True)
     assert client.get(f"/{chat_of(route, answer)}/chat").get_json() == []  # nothing stored
+
+
+def calls_chunk(*pieces: dict[str, Any]) -> dict[str, Any]:
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    choice = {"index": 0, "delta": {"tool_calls": list(pieces)}, "finish_reason": None}
+    return {**head, "choices": [choice]}
+
+
+def piece(index: int, arguments: str, **call: str) -> dict[str, Any]:
+    """A tool-call delta; `name` and `id` start a call (with its type)."""
+    head = {"id": call["id"], "type": "function"} if "id" in call else {}
+    function = {"arguments": arguments, **({"name": call["name"]} if "name" in call else {})}
+    return {"index": index, **head, "function": function}
+
+
+def test_the_chunks_a_client_merges_by_index_hold_the_calls_the_chat_stores() -> None:
+    """Calls at one index told apart by their ids, pieces with and without an id (a repeated
+    one too), two calls' pieces in one chunk, and a call at an index of its own after them: a
+    client that merges the deltas by index gets the calls the stored reply holds, in order."""
+    chunks = [
+        calls_chunk(piece(0, "", id="call_a", name="f")),
+        calls_chunk(piece(0, '{"x":')),
+        calls_chunk(piece(0, "", id="call_b", name="g"), piece(0, '{"y":')),
+        calls_chunk(piece(1, "{}", id="call_c", name="h")),
+        calls_chunk(piece(0, "2}")),
+        calls_chunk(piece(0, "", id="call_b")),
+    ]
+    parts = ReplyParts("m", [{"role": "user", "content": "go"}])
+    sent, state = Chunks(include_usage=False), ChatCompletionStreamState()
+
+    for chunk in chunks:
+        parts.add(chunk)
+        for shown in sent.delta("", chunk):
+            state.handle_chunk(ChatCompletionChunk.model_validate(shown))
+    parts.check_finished(done=True)
+    for shown in sent.done(parts.completion().message | {"finish_reason": "tool_calls"}):
+        state.handle_chunk(ChatCompletionChunk.model_validate(shown))
+
+    stored = parts.completion().tool_calls or []
+    merged = state.get_final_completion().choices[0].message.tool_calls or []
+    calls = [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in stored]
+    assert calls == [("call_a", "f", '{"x":'), ("call_b", "g", '{"y":2}'), ("call_c", "h", "{}")]
+    assert [(c.id, c.function.name, c.function.arguments) for c in merged] == calls  # type: ignore[union-attr]
+    assert Chunks(include_usage=False).delta("", chunks[0])[0] is chunks[0]  # none moved
