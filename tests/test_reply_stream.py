@@ -85,8 +85,13 @@ def test_a_reply_without_usage_is_estimated_and_one_never_finished_raises() -> N
 
 @pytest.mark.parametrize(
     ("chunk", "finish"),
-    [(delta("Hi"), "stop"), (call_piece(0, id="c", type="function", name="f"), "tool_calls")],
-    ids=["text", "calls"],
+    [
+        (delta("Hi"), "stop"),
+        (call_piece(0, id="c", type="function", name="f"), "tool_calls"),
+        (call_piece(0, id="c", type="function", name="f", arguments='{"a": 1}'), "tool_calls"),
+        (call_piece(0, id="c", type="function", name="f", arguments='{"a": '), "length"),
+    ],
+    ids=["text", "calls", "whole-arguments", "cut-arguments"],
 )
 def test_a_reply_that_ends_at_done_without_a_finish_reason_stopped(
     chunk: dict[str, Any], finish: str

@@ -13,10 +13,11 @@ from openai.types.chat import ChatCompletionChunk
 
 from chatproxy.http.completion_chunks import Chunks
 from chatproxy.upstream.stream import ReplyParts
-from harness.fake_upstream import FakeUpstream
+from harness.fake_upstream import FakeUpstream, Fault
 from tests.asgi_client import ProxyClient
 
 ROUTES = ["/c1/chat", "/v1/chat/completions", "/v1/responses"]
+SSE = {"Content-Type": "text/event-stream"}
 PASS_THROUGH = "/v1/chat/completions without a chat id"
 ASK = "Please call get_weather and get_time."
 
@@ -189,6 +190,42 @@ def test_calls_that_end_at_done_without_a_finish_reason_finish_as_tool_calls(
     assert reply["finish_reason"] == "tool_calls"
     if route == "/v1/chat/completions":
         assert ended(route, answer) == ("[DONE]", ["tool_calls"])
+
+
+def event_stream(*chunks: dict[str, Any]) -> Fault:
+    """An upstream's streamed answer of `chunks`, then `data: [DONE]`."""
+    events = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks]
+    return Fault(body="".join([*events, "data: [DONE]\n\n"]), headers=SSE)
+
+
+@pytest.mark.parametrize("route", [*ROUTES, PASS_THROUGH])
+def test_a_call_whose_arguments_break_off_at_done_without_a_finish_reason_was_cut_short(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """A server that never says why a reply ended and stops mid-arguments (at its token cap):
+    the call is not whole, and the reply is one cut short (`length`), not a call to make."""
+    fake_upstream.script(
+        event_stream(
+            calls_chunk(piece(0, "", id="call_a", name="get_time")),
+            calls_chunk(piece(0, '{"zone": "Eu')),
+        )
+    )
+
+    answer = ask(client, route, "What time is it?", tools=route != "/c1/chat")
+
+    assert answer.status_code == 200
+    if route == "/v1/responses":
+        assert ended(route, answer) == ("response.incomplete", "incomplete")
+        response = data_of(answer)[-1]["response"]
+        assert response["incomplete_details"] == {"reason": "max_output_tokens"}
+    elif route == "/c1/chat":
+        assert ended(route, answer)[1]["finish_reason"] == "length"
+    else:
+        assert ended(route, answer) == ("[DONE]", ["length"])
+    if route != PASS_THROUGH:
+        reply = stored_reply(client, route, answer)
+        assert reply["finish_reason"] == "length"
+        assert reply["tool_calls"][0]["function"]["arguments"] == '{"zone": "Eu'  # as it came
 
 
 @pytest.mark.parametrize("route", [*ROUTES, PASS_THROUGH])

@@ -98,9 +98,12 @@ class ReplyParts:
         """Raise if the stream ended before the reply said it was complete: with no finish
         reason, and not at `data: [DONE]` (`done`). Some servers never send a finish reason:
         a reply they end at `[DONE]` stopped ("tool_calls" if it calls tools), as OpenAI
-        would have said."""
+        would have said; but one whose function call's arguments broke off (no JSON yet) was
+        cut short at its cap ("length")."""
         if done and self._finish is None:
-            self._finish = "tool_calls" if self._message.get("tool_calls") else "stop"
+            calls = joined(self._message.get("tool_calls")) or []
+            cut = any(map(_broke_off, calls))
+            self._finish = "length" if cut else "tool_calls" if calls else "stop"
         elif not self._finished:
             raise UpstreamError("the model provider's stream broke off")
 
@@ -218,6 +221,20 @@ def _another(have: JsonObject, item: JsonObject) -> bool:
     """Whether `item` is not a piece of `have` although it has its index: it names another id."""
     ids = have.get("id"), item.get("id")
     return all(isinstance(i, str) and i for i in ids) and ids[0] != ids[1]
+
+
+def _broke_off(call: Any) -> bool:
+    """Whether a streamed function call's arguments stop before their JSON is whole (none at
+    all is not: a call of no arguments, from a server that sends none)."""
+    function = call.get("function") if isinstance(call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if not isinstance(arguments, str) or not arguments.strip():  # a custom tool's: no JSON
+        return False
+    try:
+        parse(arguments)
+    except ValueError:
+        return True
+    return False
 
 
 def _says(value: Any) -> bool:
