@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ from pydantic import TypeAdapter
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
-from chatproxy.http.responses_lengths import check_lengths
-from chatproxy.service.message_rules import check_messages, message_key
+from chatproxy.http.responses_lengths import check_lengths, text_names
+from chatproxy.service import message_rules
+from chatproxy.service.message_rules import Names, check_messages, message_key
 from chatproxy.store.items import Message
 
 CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
@@ -415,7 +417,8 @@ def text(kind: str, field: str = "text") -> list[dict[str, str]]:
     return [{"type": kind, field: ELEVEN}]
 
 
-@pytest.mark.parametrize(
+# An item of each kind with a text over a limit of 10, and the field a refusal names.
+OVER_THE_LIMIT = pytest.mark.parametrize(
     ("item", "param"),
     [
         ({"role": "user", "content": ELEVEN}, "input[1].content"),
@@ -439,6 +442,9 @@ def text(kind: str, field: str = "text") -> list[dict[str, str]]:
         ),
     ],
 )
+
+
+@OVER_THE_LIMIT
 def test_a_text_arguments_or_file_over_the_limit_is_refused_naming_it(
     item: Any, param: str
 ) -> None:
@@ -503,3 +509,65 @@ def test_the_lengths_of_input_nested_past_the_recursion_limit_are_checked() -> N
     with pytest.raises(ValidationFailed) as refused:
         check_lengths([deep, {"type": "function_call_output", "output": "y" * 11}], 10)
     assert refused.value.param == "input[1].output"
+
+
+def translated(sent: Any) -> tuple[list[dict[str, Any]], Names]:
+    """`sent`'s chat messages, and how a refusal names them (`responses._input`)."""
+    origins: list[int] = []
+    messages = input_messages(sent, {5: Message("assistant", ELEVEN, id=5)}, origins)
+    return messages, Names(tuple(origins), partial(text_names, sent, tuple(origins)))
+
+
+def held(sent: Any) -> ValidationFailed:
+    """The refusal of `sent`'s chat messages over a limit of 10, as a stored request's placement
+    holds them (here every message is new)."""
+    messages, names = translated(sent)
+    with pytest.raises(ValidationFailed) as caught:
+        message_rules.check_lengths(messages, 10, names)
+    assert (
+        caught.value.message == f"{caught.value.param}: at most 10 characters (MAX_CONTENT_CHARS)"
+    )
+    return caught.value
+
+
+@OVER_THE_LIMIT
+def test_a_text_held_once_translated_is_named_as_in_the_item_it_came_from(
+    item: Any, param: str
+) -> None:
+    assert held([USER, item]).param == param
+    messages, names = translated([USER, item])
+    message_rules.check_lengths(messages, 11, names)  # at the limit: taken
+
+
+def call(call_id: str, arguments: str) -> dict[str, str]:
+    return {"type": "function_call", "call_id": call_id, "name": "f", "arguments": arguments}
+
+
+@pytest.mark.parametrize(
+    ("sent", "param"),
+    [
+        (ELEVEN, "input"),  # a string input: one message
+        (
+            [USER, {"role": "assistant", "content": "ok"}, call("a", "{}"), call("b", ELEVEN)],
+            "input[3].arguments",
+        ),
+        ([USER, {"type": "reasoning", "summary": []}, call("a", ELEVEN)], "input[2].arguments"),
+        ([USER, {"type": "item_reference", "id": "msg_5"}], "input[1]"),  # a stored message
+        (
+            [{"role": "user", "content": [{"type": "input_text", "text": "x" * 6}] * 2}],
+            "input[0].content",
+        ),
+        (
+            [
+                {"role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+                call("a", ELEVEN),
+            ],
+            "input[1].arguments",
+        ),
+    ],
+    ids=["string", "second-call", "after-reasoning", "reference", "parts-together", "reply-call"],
+)
+def test_a_text_of_a_message_of_several_items_is_named_by_the_item_it_came_from(
+    sent: Any, param: str
+) -> None:
+    assert held(sent).param == param

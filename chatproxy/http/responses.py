@@ -30,15 +30,15 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import carried_ids, message_items
-from chatproxy.http.responses_lengths import check_lengths
+from chatproxy.http.responses_lengths import check_lengths, text_names
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
+from chatproxy.service.message_rules import Names
 from chatproxy.service.placing import Kept
 from chatproxy.service.response_ids import response_id
 from chatproxy.service.responses import ResponseAsk
 from chatproxy.service.results import Found, Responded, StreamingTurn, TurnResult
 from chatproxy.store.items import Message
-from chatproxy.tokens import content_text
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -157,13 +157,7 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
         named or request.previous_response_id or request.conversation_id
     )
     named = carried_ids(request.input) if carried else named
-    max_chars = ctx.settings.max_content_chars
-    check_lengths(request.input, max_chars)
-    if request.instructions is not None and len(request.instructions) > max_chars:
-        raise ValidationFailed(
-            f"instructions: at most {max_chars} characters (MAX_CONTENT_CHARS)",
-            param="instructions",
-        )
+    _hold(request, ctx.settings.max_content_chars)
     settings = {
         **request.settings(),
         "previous_response_id": request.previous_response_id,
@@ -171,7 +165,7 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     }
     return ResponseAsk(
         _tenant(ctx),
-        partial(_input, request.input, max_chars),
+        partial(_input, request.input),
         Kept(settings, time.time()),
         instructions=request.instructions,
         previous=request.previous_response_id,
@@ -183,20 +177,32 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     )
 
 
-def _input(
-    sent: Any, max_chars: int, stored: Mapping[int, Message]
-) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
-    """The request's input as chat messages, each within MAX_CONTENT_CHARS, and the index in
-    `input` of the item each came from."""
+def _hold(request: ResponsesRequest, max_chars: int) -> None:
+    """Refuse, before anything is read, an item's `call_id` over OpenAI's bound, and with
+    `store: false` what the request carries over MAX_CONTENT_CHARS: its instructions and each
+    text, tool call's arguments and file's data of its input (nothing is matched, so all of it
+    is added; what it names by item reference is not carried). A stored request is held in what
+    it adds once its input is placed (`placement.py`): a chat's reply that a client resends may
+    be longer (MAX_TOKENS bounds it)."""
+    check_lengths(request.input, None if request.store else max_chars)
+    if request.store:
+        return
+    carried = {"instructions": request.instructions}
+    if isinstance(request.input, str):
+        carried["input"] = request.input
+    for param, text in carried.items():
+        if text is not None and len(text) > max_chars:
+            raise ValidationFailed(
+                f"{param}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=param
+            )
+
+
+def _input(sent: Any, stored: Mapping[int, Message]) -> tuple[list[dict[str, Any]], Names]:
+    """The request's input as chat messages, and how a refusal names each one and its texts:
+    by the item it came from (`input[2]`), and the field of it (`input[3].arguments`)."""
     origins: list[int] = []
     messages = input_messages(sent, stored, origins)
-    for message in messages:
-        if len(content_text(message.get("content"))[0]) > max_chars:
-            raise ValidationFailed(
-                f"input: each item at most {max_chars} characters (MAX_CONTENT_CHARS)",
-                param="input",
-            )
-    return messages, tuple(origins)
+    return messages, Names(tuple(origins), partial(text_names, sent, tuple(origins)))
 
 
 def _head(

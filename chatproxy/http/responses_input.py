@@ -26,8 +26,8 @@ the field (`param`: `input[3].content[1].type`).
   proxy keeps none (the Vercel AI SDK sends them back for reasoning models).
 - Any other item type (built-in tools' calls and outputs, custom tools, MCP, ...) is refused.
 
-Before its translation, `responses_lengths.check_lengths` holds each text, tool call's
-arguments and file's data to MAX_CONTENT_CHARS, naming the field (`input[2].arguments`).
+MAX_CONTENT_CHARS is `responses_lengths.py`'s: up front for what is all added, else once the
+messages are placed, in what they add, named by the field each text came from.
 
 Nothing here does I/O.
 """

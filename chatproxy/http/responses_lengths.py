@@ -1,20 +1,31 @@
 """Own MAX_CONTENT_CHARS for the items of a request: a Responses request's `input`, and a
-Conversations request's `items` (the same items). Each text, tool call's arguments and file's
-data is held to it as the items were sent, before their shape is checked (`responses_input.py`
-translates them after), and a refusal names the field (`input[2].arguments`). A tool call's id
-(`call_id`), which the chat keeps with the call, is held to the 64 characters OpenAI's API
-takes; a call's output is not, as it must name a call the chat waits for (`placement.py`,
-`service/conversations.py`): one of the request's own, or one the model made, whose id another
-server's model may have made longer.
+Conversations request's `items` (the same items).
+
+`check_lengths` holds each text, tool call's arguments and file's data to it as the items were
+sent, before their shape is checked (`responses_input.py` translates them after), and a refusal
+names the field (`input[2].arguments`): a Conversations request's items, and a Responses
+request's that is not stored (`store: false`), all of which the request adds. A tool call's id
+(`call_id`), which the chat keeps with the call and its result, is held to the 64 characters
+OpenAI's API takes, in every request; a call's output is not, as it must name a call the chat
+waits for (`placement.py`, `service/conversations.py`): one of the request's own, or one the
+model made, whose id another server's model may have made longer.
+
+A stored Responses request is held in what it adds only, once its input is placed on the chat
+(`service/placement.py`, as a chat-mode request's messages are): `text_names` says where in its
+items each text of a chat message it refuses came from, so that the refusal names the field
+(`input[3].arguments`; the text of a message of several text parts as a whole,
+`input[2].content`).
 
 Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
+from chatproxy.http.responses_items import parse_item_id
 
 # The fields of input items that hold what a message says (text, a tool call's arguments, a
 # file's data), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
@@ -22,11 +33,12 @@ LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments",
 MAX_CALL_ID = 64  # OpenAI's bound on an item's `call_id`
 
 
-def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
+def check_lengths(sent: Any, max_chars: int | None, where: str = "input") -> None:
     """Refuse a string in `sent` (a request's `input`, walked as it was sent, before its shape
     is checked: without recursion, however deep it nests) of a field of `LIMITED_FIELDS` longer
-    than `max_chars`, or a call's `call_id` longer than MAX_CALL_ID, naming it
+    than `max_chars` (None: any length), or a call's `call_id` longer than MAX_CALL_ID, naming it
     (`input[2].arguments`)."""
+    limit = max_chars if max_chars is not None else float("inf")
     stack: list[tuple[Any, str]] = [(sent, where)]
     while stack:
         node, at = stack.pop()
@@ -36,7 +48,7 @@ def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
         elif isinstance(node, list):
             inside = [(f"{at}[{n}]", None, value) for n, value in enumerate(node)]
         for path, key, value in inside:
-            if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
+            if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > limit:
                 raise ValidationFailed(
                     f"{path}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=path
                 )
@@ -47,3 +59,57 @@ def check_lengths(sent: Any, max_chars: int, where: str = "input") -> None:
                     param=path,
                 )
         stack.extend((value, path) for path, _, value in reversed(inside))
+
+
+TEXT_PARTS = {"input_text": "text", "output_text": "text", "refusal": "refusal"}
+
+
+def text_names(sent: Any, origins: Sequence[int], n: int) -> dict[str, str]:
+    """Name, for the chat message `n` that `responses_input.input_messages` made of `sent`
+    (`origins`: the index of the item each message came from), the field of `sent` that each
+    text it holds to MAX_CONTENT_CHARS came from, by the text's field in the message ("" for
+    its content), as `message_rules.Names.texts` takes them. Asked only of a message refused."""
+    if isinstance(sent, str):
+        return {"": "input"}
+    first = origins[n]
+    if n + 1 < len(origins) and origins[n + 1] == first:
+        return {}  # the stored call a tool result brought in before it: named by its item
+    end = next((i for i in origins[n + 1 :] if i > first), len(sent))
+    named: dict[str, str] = {}
+    calls = 0
+    for i in range(first, end):  # the items the message came from: itself, then its calls
+        item, where = sent[i], f"input[{i}]"
+        kind = item.get("type") or ("message" if "role" in item else "item_reference")
+        reference = parse_item_id(str(item.get("id"))) if kind == "item_reference" else None
+        if kind == "function_call" or (reference and reference.kind == "function_call"):
+            field = ".arguments" if reference is None else ""
+            named[f".tool_calls[{calls}].function.arguments"] = f"{where}{field}"
+            calls += 1
+        elif i == first and kind == "item_reference":
+            named[""] = where
+        elif i == first and kind == "message":
+            named.update(_content_names(item.get("content"), f"{where}.content"))
+        elif i == first and kind == "function_call_output":
+            named[""] = _text_name(item.get("output"), f"{where}.output")
+    return named
+
+
+def _content_names(content: Any, where: str) -> dict[str, str]:
+    """The names of a message item's text (`""`) and files, as its chat message holds them."""
+    named = {"": _text_name(content, where)}
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        if isinstance(part, dict) and part.get("type") == "input_file":
+            named[f".content[{j}].file.file_data"] = f"{where}[{j}].file_data"
+    return named
+
+
+def _text_name(value: Any, where: str) -> str:
+    """The name of the text of a content or an output: its one text part's, else its own."""
+    parts = value if isinstance(value, list) else []
+    texts = [
+        (j, p) for j, p in enumerate(parts) if isinstance(p, dict) and p.get("type") in TEXT_PARTS
+    ]
+    if len(texts) != 1:
+        return where
+    j, part = texts[0]
+    return f"{where}[{j}].{TEXT_PARTS[part['type']]}"

@@ -29,7 +29,7 @@ arguments) and `tool_call_id`, with the normalisations real clients need:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -56,9 +56,13 @@ class Names:
     """How a refusal names a request's message n: `messages[n]` (a chat completion request's),
     or, for messages translated from a Responses request's `input`, the item each came from
     (`items[n]`: its index in `input`, None for one of no item, the instructions), whose tool
-    result names its call `call_id` and is a `function_call_output`."""
+    result names its call `call_id` and is a `function_call_output`; `texts(n)` name the field
+    of its items that each text of message n that `check_lengths` holds came from (by the field
+    it has in the message, "" for its content: `{".tool_calls[0].function.arguments":
+    "input[3].arguments"}`), asked only of a message refused."""
 
     items: tuple[int | None, ...] | None = None
+    texts: Callable[[int], Mapping[str, str]] | None = None
 
     def of(self, n: int, field: str | None = None) -> str:
         """The name of message `n`, or of its `field`."""
@@ -69,6 +73,17 @@ class Names:
             where = "input" if item is None else f"input[{item}]"
             field = "call_id" if field == "tool_call_id" else field
         return where if field is None else f"{where}.{field}"
+
+    def of_text(self, n: int, field: str) -> str:
+        """The name of the text at `field` of message `n` (as `_limited_texts` says it)."""
+        named = self.texts(n).get(field) if self.texts is not None else None
+        return named or f"{self.of(n)}{field}"
+
+    def after(self, name: str) -> Names:
+        """These names, for the same messages after one of no item named `name` (a Responses
+        request's instructions, its system message)."""
+        texts = self.texts or (lambda n: {})
+        return Names((None, *(self.items or ())), lambda n: texts(n - 1) if n else {"": name})
 
     @property
     def whole(self) -> str:
@@ -111,7 +126,7 @@ def check_lengths(
     for n in (*range(skip.start), *range(skip.stop, len(sent))):
         for field, text in _limited_texts(sent[n]):
             if len(text) > max_chars:
-                where = f"{names.of(n)}{field}"
+                where = names.of_text(n, field)
                 raise ValidationFailed(
                     f"{where}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=where
                 )

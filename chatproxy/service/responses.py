@@ -20,11 +20,12 @@ Its messages are the request's instructions as a system message (this turn's sys
 never stored), then its input as chat messages (`ResponseAsk.input`: the edge's translation,
 given the messages of the path the turn continues, which its item references may name), placed
 as a chat-mode request's are (`placement.py`, on the path that ends where the turn goes): what
-a client resends of that path is matched, not stored twice. A resent history is matched on the
-path to the chat's leaf instead when that path passes through where the turn goes, so what a
-turn before stored below it is matched too (the AI SDK's tool loop resends the call its first
-step stored, naming only the replies before). The reply keeps the request's settings (`Kept`)
-and where the turn's input starts (`input_first`), for `GET`.
+a client resends of that path is matched, not stored twice nor held to MAX_CONTENT_CHARS (what
+the turn adds is). A resent history is matched on the path to the chat's leaf instead when that
+path passes through where the turn goes, so what a turn before stored below it is matched too
+(the AI SDK's tool loop resends the call its first step stored, naming only the replies
+before). The reply keeps the request's settings (`Kept`) and where the turn's input starts
+(`input_first`), for `GET`.
 
 With `store: false` nothing is written: the path the request continues (read as a compacted
 chat's stored turn reads it) and its input go through the pass-through (`unstored.py` builds what
@@ -55,9 +56,9 @@ from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, valid_chat_
 CHAIN = "chain-"
 LOOKBACK = 50  # messages read back from a reply for its turn's input, at first
 
-# The input as chat messages, given the stored messages its item references may name; and the
-# index in `input` of the item each message came from, by which a refusal names it.
-Translate = Callable[[Mapping[int, Message]], tuple[list[dict[str, Any]], tuple[int, ...]]]
+# The input as chat messages, given the stored messages its item references may name; and how
+# a refusal names each message and its texts (by the item and the field of it they came from).
+Translate = Callable[[Mapping[int, Message]], tuple[list[dict[str, Any]], Names]]
 MakeTurn = Callable[[ChatRef, Ask, str | None, TurnOptions], Awaitable[Answer]]
 PassOn = Callable[[str, Sequence[dict[str, Any]], TurnOptions], Awaitable[Answer]]
 
@@ -169,18 +170,17 @@ class Responses:
             name = uuid.uuid4().hex  # names no chat's reply: it cannot be found
             return Responded(f"resp_{name}", name, 0, ask.keep.created_at, answer)
         place = await self._place(ask, key)
-        origins: tuple[int, ...]
-        sent, origins = self._messages(ask, place)
+        sent, names = self._messages(ask, place)
         at = await self._below(place, sent)
         # Under a given message, a turn of new messages only is a fork (see `placing.Ask`); one
         # that resends a history is matched under the lock, so that ids are set aside exactly.
         fork = at is not None and at != ROOT and only_new(sent)
-        items: tuple[int | None, ...] = origins
         if ask.instructions:
             sent.insert(0, {"role": "system", "content": ask.instructions})
-            items = (None, *origins)  # the instructions are no input item
+            names = names.after("instructions")  # the instructions are no input item
         after_reply = ask.previous is not None and at == place.at
-        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, Names(items), True)
+        limit = self._settings.max_content_chars  # for what the turn adds (`placement.py`)
+        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, names, True, limit)
         try:
             answer = await make(place.chat, turn, key, options)
         except NotFound:  # the turn found no reply where `previous_response_id` said
@@ -274,11 +274,9 @@ class Responses:
             raise missing_response(text, previous=previous)
         return chat, state
 
-    def _messages(
-        self, ask: ResponseAsk, place: _Place
-    ) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
-        """The input as chat messages (and each one's item), its item references read from the
-        path the turn continues (they name nothing when they name another chat)."""
+    def _messages(self, ask: ResponseAsk, place: _Place) -> tuple[list[dict[str, Any]], Names]:
+        """The input as chat messages (and how a refusal names them), its item references read
+        from the path the turn continues (they name nothing when they name another chat)."""
         named_here = ask.named_chat in ("", place.chat.chat_id)
         path = place.state.messages if named_here else []
         return ask.input({m.id: m for m in path if m.id is not None})
