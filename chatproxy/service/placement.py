@@ -43,8 +43,8 @@ aligned, each message once (the Z-algorithm: linear).
 A `ValidationFailed` names the message at fault (as `message_rules.Names` does: `messages[n]`,
 or a Responses request's `input[n]`): one `check_messages` refuses, a result that answers no
 pending call or one already answered, a call without a result before the next other message or
-at the request's end (the model must see every call answered; a conversation's items may have
-stored some results), a request that does not end with a user message or tool results, and with
+at the request's end (`tool_answers.py`; a conversation's items may have stored some results),
+a request that does not end with a user message or tool results, and with
 `max_chars` a message over MAX_CONTENT_CHARS. Tool answers and lengths are checked in what the
 request adds only (lengths in its system prompt too): what matches is stored and was checked
 then, or is the model's own reply (MAX_TOKENS bounds it); what the path dropped is not sent.
@@ -68,6 +68,7 @@ from chatproxy.service.message_rules import (
     sent_content,
 )
 from chatproxy.service.placing import Kept, Placing, only_new, window_for
+from chatproxy.service.tool_answers import check_answers, waiting_after
 from chatproxy.store.items import ROOT, ChatState, Message, chained
 
 
@@ -119,7 +120,7 @@ def place_request(
             param=where,
         )
     if only_new(convo):
-        _check_answers(_waiting_after(path, len(path)), convo, first, names)
+        check_answers(waiting_after(path, len(path)), convo, first, names)
         placement: Placement | None = Placement(system, None, [_to_message(m) for m in convo])
     else:  # a path shorter than the window the request needs is all the store holds: whole
         whole = whole or len(path) < window_for(sent)
@@ -143,13 +144,13 @@ def _place_history(
     first, names = named
     at = resent
     if at:
-        parent, waiting, branch = path[-1].id, _waiting_after(path, len(path)), False
+        parent, waiting, branch = path[-1].id, waiting_after(path, len(path)), False
     else:
         found = _align(path, convo, *whole)
         if found is None:
             return None
         parent, waiting, branch, at = found
-    _check_answers(waiting, convo[at:], first + at, names)
+    check_answers(waiting, convo[at:], first + at, names)
     return Placement(system, parent, [_to_message(m) for m in convo[at:]], branch)
 
 
@@ -203,57 +204,11 @@ def _align(
     if fit is None and path and last_assistant >= 0 and not anchored:
         return ROOT, {}, True, 0
     if fit is None:  # user messages only, or anchored: nothing to keep apart, so at the leaf
-        return None, _waiting_after(path, len(path)), False, 0
+        return None, waiting_after(path, len(path)), False, 0
     end = fit.request + fit.length
     at = request[end].start if end < len(request) else len(convo)
     last = stored[fit.stored + fit.length - 1].end  # one past the last message that fits
-    return path[last - 1].id, _waiting_after(path, last), fit.stored + fit.length < size, at
-
-
-def _waiting_after(path: Sequence[Message], end: int) -> dict[str, str]:
-    """The calls left waiting for results after `path[:end]`, each with where it was made: the
-    calls above the results that end it but those answered (items may bring them in parts)."""
-    answered = set()
-    for message in reversed(path[:end]):
-        if message.role != "tool":
-            calls = message.tool_calls if message.role == "assistant" else None
-            made = f"the chat's message {message.id}"
-            return {str(c.get("id")): made for c in calls or [] if str(c.get("id")) not in answered}
-        answered.add(str(message.tool_call_id))
-    return {}
-
-
-def _check_answers(
-    waiting: dict[str, str], messages: Sequence[Mapping[str, Any]], first: int, names: Names
-) -> None:
-    """Check that tool results answer pending calls, each once, before anything else comes
-    (`messages` start at the request's message `first`)."""
-    answered: set[str] = set()
-    for n, message in enumerate(messages, first):
-        if message["role"] == "tool":
-            call = message["tool_call_id"]
-            if call in waiting:
-                del waiting[call]
-                answered.add(call)
-                continue
-            problem = "is answered twice" if call in answered else "answers no pending tool call"
-            where = names.of(n, "tool_call_id")
-            raise ValidationFailed(f"{where}: {call!r:.80} {problem}", param=where)
-        if waiting:
-            where = names.of(n)
-            unanswered = _unanswered(waiting, names)
-            raise ValidationFailed(f"{where}: no result yet for {unanswered}", param=where)
-        answered = set()
-        calls = message.get("tool_calls") or []
-        waiting = {call["id"]: names.of(n) for call in calls}
-    if waiting:
-        unanswered = _unanswered(waiting, names)
-        raise ValidationFailed(f"{names.whole}: no result for {unanswered}", param=names.whole)
-
-
-def _unanswered(waiting: dict[str, str], names: Names) -> str:
-    calls = ", ".join(f"{call!r:.80} (made in {origin})" for call, origin in waiting.items())
-    return f"{calls}; send one {names.result} per call first"
+    return path[last - 1].id, waiting_after(path, last), fit.stored + fit.length < size, at
 
 
 def _to_message(message: Mapping[str, Any]) -> Message:
