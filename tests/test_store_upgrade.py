@@ -307,6 +307,49 @@ async def test_an_old_redis_chat_is_listed_refreshed_and_deleted_whole_before_it
     assert (await store.load_history(CHAT)).exists is False
 
 
+# -- Redis: a chat trimmed before trimming listed the paths it starts ----------------------------
+
+
+def hvals(admin: redis.Redis) -> int:
+    """How many HVALS Redis has run (in scripts too): a read of every item of a chat."""
+    return int(admin.info("commandstats").get("cmdstat_hvals", {}).get("calls", 0))
+
+
+@pytest.mark.anyio
+async def test_a_chat_trimmed_before_trimming_listed_its_first_messages_lists_them_all(
+    open_redis: Callable[..., Store], admin: redis.Redis
+) -> None:
+    """Until trimming (MAX_CHAT_MESSAGES) listed under `:kids` 'root' the children it kept of the
+    items it dropped, it deleted those items' `:kids` with them: of their children only the
+    lowest id kept was still found (by itself), the others were no one's. Such a chat lists
+    them all once read, with a single look at every item."""
+    store = open_redis(3600)
+    asked = [Message("user", "q0"), Message("assistant", "a0")]
+    asked += [Message("user", "q1"), Message("assistant", "a1")]
+    assert await store.save_turn(CHAT, "t1", chained(asked, 0, None))
+    edit = [Message("user", "q1 edited"), Message("assistant", "a1 again")]
+    assert await store.save_turn(CHAT, "t2", chained(edit, 4, 1))  # `:kids` 1 -> 4
+    # That release's trim of the turn that left 4 items of 6: the two lowest and their `:kids`
+    # deleted, the lowest id kept noted.
+    admin.hdel(ITEMS, "0", "1")
+    admin.hdel(KIDS, "0", "s0", "1", "s1")
+    admin.hset(META, mapping={"first": "2", "messages": "4"})
+    assert admin.exists(KIDS) == 0
+    looked = hvals(admin)
+
+    assert await store.children(CHAT, [None, 1, 2, 4]) == [[2, 4], [], [3], [5]]
+
+    assert hvals(admin) == looked + 1
+    assert admin.hget(KIDS, "root") == "4"
+    assert 3000 < admin.ttl(KIDS) <= 3600  # made with the chat's TTL
+    assert await store.children(CHAT, [None]) == [[2, 4]]
+    assert hvals(admin) == looked + 1  # once for the chat
+    fresh = ChatRef("public", "fresh")  # never trimmed: no item below the first is looked for
+    assert await store.save_turn(fresh, "t1", chained(asked, 0, None))
+    assert await store.children(fresh, [None, 1]) == [[0], [2]]
+    assert hvals(admin) == looked + 1
+
+
 # -- SQLite: the file is upgraded at opening (migration 6) -------------------------------------
 
 

@@ -4,6 +4,8 @@ scripts and what `redis.py` sends them and makes of their answers, with the rule
 
 `:kids` lists a parent's children but the one numbered right after it, which a linear chat
 always has (`add_child`): both scripts find that one by the parent its own text starts with.
+Under `root` it also lists the items whose parent trimming dropped, which a chat trimmed by the
+releases before has listed once its first messages are read (`LIST_STARTS`).
 """
 
 from __future__ import annotations
@@ -17,18 +19,53 @@ from chatproxy.store.redis_scripts import UPGRADE
 if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
     from chatproxy.store.redis_calls import Run
 
+# Lists under 'root' every item whose parent is below `first` (the lowest id kept), once for a
+# chat trimmed before trimming listed them: until then it deleted the `:kids` of the items it
+# dropped, so of their children only the first kept was found (by itself), the others were no
+# one's. `starts` in the meta says the chat was checked; one never trimmed (first 0) needs none.
+LIST_STARTS = """
+local function list_starts(first, checked)
+  if first == '0' or checked then return end
+  local lowest, starts, seen = tonumber(first), {}, {}
+  for kid in string.gmatch(redis.call('HGET', KEYS[3], 'root') or '', '%d+') do
+    if tonumber(kid) >= lowest then
+      seen[kid] = true
+      starts[#starts + 1] = tonumber(kid)
+    end
+  end
+  local listed = #starts
+  for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+    local id, up = string.match(raw, PLACED)
+    if up and up ~= 'null' and tonumber(up) < lowest and id ~= first and not seen[id] then
+      seen[id] = true
+      starts[#starts + 1] = tonumber(id)
+    end
+  end
+  if #starts > listed then
+    table.sort(starts)
+    redis.call('HSET', KEYS[3], 'root', table.concat(starts, ','))
+  end
+  redis.call('HSET', KEYS[2], 'starts', 1)
+end
+"""
+
 CHILDREN = (
     UPGRADE
+    + LIST_STARTS
     + """
 -- KEYS: items, meta, kids, old list, and on a single node the tenant's listing
 -- ARGV: ttl (0 = none), then item ids ('root' for the first messages)
 -- Returns the lowest id kept (children below it were dropped by trimming), then each one's
 -- children, comma separated (false for none); refreshes the TTL (the listing's too).
+local found, meta = {}, redis.call('HMGET', KEYS[2], 'first', 'starts')
+local first = meta[1] or '0'
+for i = 2, #ARGV do
+  if ARGV[i] == 'root' then list_starts(first, meta[2]) break end
+end
 if tonumber(ARGV[1]) > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
   if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 end
-local found, first = {}, redis.call('HGET', KEYS[2], 'first') or '0'
 for i = 2, #ARGV do
   local field = ARGV[i]
   local kids = redis.call('HGET', KEYS[3], field)

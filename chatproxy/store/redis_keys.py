@@ -20,7 +20,9 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
                                          items), title, prompt/completion/total_tokens,
                                          settings, metadata (JSON, a conversation's), sums
                                          (set while the chat has a summary), pruned (how
-                                         many removals of items: a summary's fence)
+                                         many removals of items: a summary's fence), starts
+                                         (set once `root` was checked to list every item
+                                         under one trimming dropped: redis_branches.py)
     chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
