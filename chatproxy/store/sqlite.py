@@ -6,17 +6,16 @@ idempotency records are rows with an expiry, checked inside the same `BEGIN IMME
 transactions as the writes they guard. Each operation is written once, blocking, and runs in a
 worker thread (`in_thread`); the file, its connections and schema are `sqlite_file.py`'s and
 `sqlite_schema.py`'s; reading a path (a window, a page, the history) is `sqlite_paths.py`'s,
-reading and removing given items and moving the leaf `sqlite_items.py`'s, and whole chats' reads
-and writes `sqlite_export.py`'s.
+reading and removing given items and moving the leaf `sqlite_items.py`'s, whole chats' reads
+and writes `sqlite_export.py`'s, and the operations on chats as records (info, own fields, the
+listing, deletion) `sqlite_chats.py`'s (`SqliteChats`, which this store builds on).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from chatproxy.errors import NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
@@ -29,26 +28,23 @@ from chatproxy.store.idempotency import (
 )
 from chatproxy.store.items import (
     ROOT,
-    ChatInfo,
     ChatRef,
     ChatState,
     Message,
     Unsummarized,
 )
 from chatproxy.store.sqlite_base import SqliteBase
-from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
+from chatproxy.store.sqlite_chat import live_chat, lock_holder, touch
+from chatproxy.store.sqlite_chats import SqliteChats
 from chatproxy.store.sqlite_export import read_tree, write_tree
-from chatproxy.store.sqlite_file import in_thread, translated
+from chatproxy.store.sqlite_file import in_thread
 from chatproxy.store.sqlite_items import delete_given, live_item_bodies, move_leaf
 from chatproxy.store.sqlite_paths import read_path, read_unsummarized
 from chatproxy.store.sqlite_rows import (
-    INFO_COLUMNS,
     append_turn,
     claim,
     ensure_chat,
     holds_lock,
-    info_of,
-    listed_chats,
     record_answer,
     release_claim,
     release_lock,
@@ -65,7 +61,7 @@ from chatproxy.store.summary import Summary
 SWEEP_EVERY_SECONDS = 60.0
 
 
-class SqliteStore(SqliteBase):
+class SqliteStore(SqliteBase, SqliteChats):
     """Chats in one SQLite file, for coroutines; its file may be shared by worker processes."""
 
     kind = "sqlite"
@@ -137,30 +133,6 @@ class SqliteStore(SqliteBase):
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:
         with self.file.transaction() as db:
             return move_leaf(db, chat, item_id, descend=descend, expires_at=self._expiry())
-
-    @in_thread
-    def chat_info(self, chat: ChatRef) -> ChatInfo | None:
-        with self.file.transaction() as db:
-            if live_chat(db, chat) is None:
-                return None
-            touch(db, chat, self._expiry())
-            found = db.execute(
-                f"SELECT {INFO_COLUMNS} FROM chats WHERE tenant = ? AND chat_id = ?",  # noqa: S608
-                (chat.tenant, chat.chat_id),
-            ).fetchone()
-        return info_of(found)
-
-    @in_thread
-    def list_chats(
-        self,
-        tenant: str,
-        limit: int,
-        before: float | None,
-        after: str | None = None,
-        before_id: str = "",
-    ) -> list[ChatInfo]:
-        with translated():
-            return listed_chats(self.file.connection(), tenant, limit, (before, before_id), after)
 
     @in_thread
     def load_tree(self, chat: ChatRef) -> ChatTree | None:
@@ -250,45 +222,6 @@ class SqliteStore(SqliteBase):
     def release_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:
         with self.file.transaction() as db:
             release_claim(db, chat, key, fingerprint)
-
-    @in_thread
-    def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
-        self._set_column(chat, "system", content)
-
-    @in_thread
-    def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        self._set_column(chat, "settings", json.dumps(settings) if settings else None)
-
-    @in_thread
-    def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
-        text = None if metadata is None else compact(metadata)
-        return self._set_column(chat, "metadata", text, create=False)
-
-    def _set_column(
-        self, chat: ChatRef, column: str, value: str | None, *, create: bool = True
-    ) -> bool:
-        """Set (or with None clear) one of the chat's own columns, as its latest activity; with
-        `create`, a value set makes a chat that does not exist. Return whether the chat exists
-        (and so was changed)."""
-        now = time.time()
-        with self.file.transaction() as db:
-            if live_chat(db, chat) is None:
-                if value is None or not create:
-                    return False
-                ensure_chat(db, chat, now, self._expiry(now))
-            set_column(db, chat, column, value)
-            db.execute(
-                "UPDATE chats SET updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
-                (now, self._expiry(now), chat.tenant, chat.chat_id),
-            )
-        return True
-
-    @in_thread
-    def delete_chat(self, chat: ChatRef) -> bool:
-        with self.file.transaction() as db:
-            existed = live_chat(db, chat) is not None
-            delete_rows(db, chat)
-        return existed
 
     def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
         """Sweep expired rows at most once a minute per process."""
