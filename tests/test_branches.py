@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+import redis
 
 from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
@@ -217,3 +218,32 @@ def test_a_trimmed_chats_first_messages_are_listed_and_are_versions_of_each_othe
     for query, ids in (("", [4, 5]), ("?leaf=3", [2, 3])):
         history = client.get(f"/c/chat{query}", headers=WEB).get_json()
         assert [(m["id"], m["siblings"]) for m in history] == [(ids[0], [2, 4]), (ids[1], [ids[1]])]
+
+
+@pytest.mark.parametrize("store_kind", ["redis"])
+@pytest.mark.parametrize(
+    ("query", "siblings"),
+    [("", [[2, 4], [5]]), ("?limit=2&before=5", [[2, 4]]), ("?leaf=3", [[2, 4], [3]])],
+)
+def test_a_history_read_is_one_script_that_refreshes_the_chats_ttl_once(
+    make_client: MakeClient,
+    fake_upstream: FakeUpstream,
+    admin: redis.Redis,
+    query: str,
+    siblings: list[list[int]],
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, MAX_CHAT_MESSAGES="4")
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+    say(client, {"content": "e", "parent": 1}, "ae", fake_upstream)  # 4, 5; 0 and 1 dropped
+    assert client.get(f"/c/chat{query}", headers=WEB).status_code == 200  # its scripts loaded
+    admin.config_resetstat()
+
+    history = client.get(f"/c/chat{query}", headers=WEB).get_json()
+
+    assert [m["siblings"] for m in history] == siblings
+    stats = admin.info("commandstats")
+    # One script: the path, each message's versions, the TTL of the chat's three keys and of
+    # its tenant's listing, each refreshed once.
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    assert stats["cmdstat_expire"]["calls"] == 4

@@ -314,6 +314,35 @@ async def test_a_trimmed_chats_first_messages_are_those_that_start_its_paths(
 
 
 @pytest.mark.anyio
+async def test_a_path_read_with_children_has_its_messages_versions_as_children_lists_them(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(max_messages=6)
+    await linear(store, 2)  # q0 a0 q1 a1
+    await store.save_turn(CHAT, "e", chained([ask("e"), reply("ae")], 4, 1))
+    await store.save_turn(CHAT, "r", chained([reply("a0 again")], 6, 0))  # 0 dropped
+
+    history = await store.load_history(CHAT, children=True)
+    page = await store.load_page(CHAT, 1, 2, leaf=3, children=True)
+    plain = await store.load_page(CHAT, 1, 2, leaf=3)
+
+    assert [m.id for m in history.messages] == [6]
+    assert history.children == {None: [1, 6], 0: []}  # 0 dropped: no children
+    assert [m.id for m in page.messages] == [1]
+    assert page.children == {None: [1, 6], 0: []}
+    assert (await store.load_history(CHAT, leaf=5, children=True)).children == {
+        None: [1, 6],
+        0: [],
+        1: [2, 4],
+        4: [5],
+    }
+    assert plain.children is None
+    assert (await store.load_history(ChatRef(CHAT.tenant, "none"), children=True)).children == {
+        None: []
+    }
+
+
+@pytest.mark.anyio
 async def test_moving_the_leaf_and_listing_children_refresh_the_ttl(make_store: MakeStore) -> None:
     store = make_store(ttl_seconds=1)
     await linear(store, 1)

@@ -129,35 +129,37 @@ class TreeModel(RuleBasedStateMachine):
         assert [m.id for m in state.messages] == expected
         assert [m.content for m in state.messages] == [self.items[i][1] for i in expected]
 
+    def children(self, parent: int | None) -> list[int]:
+        """The item's children (None: the items that start a path, a trimmed parent's too)."""
+        if parent is None:
+            return sorted(i for i, (p, _) in self.items.items() if p is None or p not in self.items)
+        return sorted(i for i, (p, _) in self.items.items() if p == parent and p in self.items)
+
     @rule(
         limit=st.integers(min_value=1, max_value=6),
         n=picks,
         held=st.booleans(),
         end=st.none() | picks,
+        children=st.booleans(),
     )
-    def read_a_page(self, limit: int, n: int, held: bool, end: int | None) -> None:
+    def read_a_page(self, limit: int, n: int, held: bool, end: int | None, children: bool) -> None:
         before = self.pick(n) if held else n % (self.next_id + 3)
         leaf = None if end is None or not self.items else self.pick(end)
-        state = self.run(self.store.load_page(CHAT, limit, before, leaf))
+        state = self.run(self.store.load_page(CHAT, limit, before, leaf, children=children))
         path = self.path(self.leaf if leaf is None else leaf)
         if before in self.items and (leaf is None or before in path):  # the path above it
             expected = self.path(self.items[before][0], limit)
         else:  # the path's items numbered below it
             expected = [i for i in path if i < before][-limit:]
         assert [m.id for m in state.messages] == expected
+        parents = dict.fromkeys([None, *(self.items[i][0] for i in expected)])
+        assert state.children == ({p: self.children(p) for p in parents} if children else None)
 
     @rule(n=picks, root=st.booleans())
     def list_children(self, n: int, root: bool) -> None:
         parent = None if root else self.pick(n)
         (kids,) = self.run(self.store.children(CHAT, [parent]))
-        if parent is not None and parent not in self.items:
-            assert kids == []
-            return
-        if parent is None:  # the items that start a path: a trimmed parent's children too
-            starts = (i for i, (p, _) in self.items.items() if p is None or p not in self.items)
-            assert kids == sorted(starts)
-            return
-        assert kids == sorted(i for i, (p, _) in self.items.items() if p == parent)
+        assert kids == self.children(parent)  # none for an item the chat does not hold
 
     @rule(ns=st.lists(picks, min_size=1, max_size=3), missing=st.booleans())
     def delete_items(self, ns: list[int], missing: bool) -> None:

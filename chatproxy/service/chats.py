@@ -68,16 +68,16 @@ class Chats:
         has one. With them: a page of at most `limit` messages before the message `before`.
         """
         if limit is None and before is None:
-            state = await self._store.load_history(chat, leaf)
+            state = await self._store.load_history(chat, leaf, children=True)
         else:
-            state = await self._store.load_page(chat, limit or DEFAULT_PAGE, before, leaf)
-        parents = list(dict.fromkeys(m.parent for m in state.messages))
-        kids = dict(zip(parents, await self._store.children(chat, parents), strict=True))
-        dropped = [parent for parent, found in kids.items() if parent is not None and not found]
-        if dropped:  # MAX_CHAT_MESSAGES dropped them: their children start paths, as first ones
-            (first,) = await self._store.children(chat, [None])
-            kids.update(dict.fromkeys(dropped, first))
-        messages = [{**m.to_json(), "siblings": kids[m.parent] or [m.id]} for m in state.messages]
+            page = limit or DEFAULT_PAGE
+            state = await self._store.load_page(chat, page, before, leaf, children=True)
+        kids = state.children or {}
+        # A parent MAX_CHAT_MESSAGES dropped lists none: its children start paths, as first ones.
+        messages = [
+            {**m.to_json(), "siblings": kids.get(m.parent) or kids.get(None) or [m.id]}
+            for m in state.messages
+        ]
         if summaries:
             ids = [m.id for m in state.messages if m.id is not None]
             found = {

@@ -38,16 +38,25 @@ class Store(Protocol):
         `leaf` (None: the chat's current leaf), in one round trip. Raise `NotFound` for a leaf
         the chat does not hold."""
 
-    async def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
+    async def load_history(
+        self, chat: ChatRef, leaf: int | None = None, *, children: bool = False
+    ) -> ChatState:
         """Return the system prompts and every message of the path ending at `leaf`, oldest
-        first."""
+        first; with `children`, also the children of each message's parent and the chat's first
+        messages (`ChatState.children`), in the same read."""
 
     async def load_page(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+        self,
+        chat: ChatRef,
+        limit: int,
+        before: int | None,
+        leaf: int | None = None,
+        *,
+        children: bool = False,
     ) -> ChatState:
         """Return up to `limit` messages of the path ending at `leaf` that come before the item
         `before` on it (None: the newest); for an id the chat does not hold, or with `leaf` one
-        not on that path, those numbered below it."""
+        not on that path, those numbered below it. `children` as for `load_history`."""
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
         """Return the ids of each item's children in the order of their ids, which is the

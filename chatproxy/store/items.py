@@ -200,7 +200,9 @@ class ChatState:
     created or last deleted. `leaf` is the chat's current leaf (None before its first message),
     `next_id` the id its next message will get. A window's read (`Store.load_window`,
     `Store.begin_turn`) also finds the newest `summary` of an item it read or of the one just
-    above them, if the chat has one.
+    above them, if the chat has one. A read asked for `children` (`Store.load_history`,
+    `Store.load_page`) has them by parent, for the parent of each message and for None (the
+    chat's first messages), as `Store.children` answers them.
     """
 
     exists: bool
@@ -211,6 +213,7 @@ class ChatState:
     leaf: int | None = None
     next_id: int = 0
     summary: Summary | None = None
+    children: dict[int | None, list[int]] | None = None
 
 
 @dataclass(frozen=True)

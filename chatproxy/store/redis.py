@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from redis.asyncio.cluster import RedisCluster
@@ -42,7 +43,7 @@ from chatproxy.store.items import (
     title_of,
     usage_of,
 )
-from chatproxy.store.redis_branches import BRANCH_SCRIPTS, children, set_leaf
+from chatproxy.store.redis_branches import BRANCH_SCRIPTS, children, path_children, set_leaf
 from chatproxy.store.redis_calls import RedisCalls
 from chatproxy.store.redis_chats import RedisChats
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
@@ -88,28 +89,39 @@ class RedisStore(RedisCalls, RedisChats):
     }
 
     async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
-        return await self._read(chat, limit, None, leaf)
+        return await self._read(chat, limit, None, leaf, False)
 
-    async def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
-        return await self._read(chat, -1, None, leaf)
+    async def load_history(
+        self, chat: ChatRef, leaf: int | None = None, *, children: bool = False
+    ) -> ChatState:
+        return await self._read(chat, -1, None, leaf, children)
 
     async def load_page(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+        self,
+        chat: ChatRef,
+        limit: int,
+        before: int | None,
+        leaf: int | None = None,
+        *,
+        children: bool = False,
     ) -> ChatState:
-        return await self._read(chat, limit, before, leaf)
+        return await self._read(chat, limit, before, leaf, children)
 
     async def _read(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None
+        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None, kids: bool
     ) -> ChatState:
-        """Read the chat (and refresh its TTL) atomically, and the global prompt."""
+        """Read the chat (and refresh its TTL) atomically, and the global prompt; with `kids`,
+        the versions of the messages read (`ChatState.children`) in the same script."""
         args = [limit, "" if before is None else before, self._ttl or 0, start_arg(leaf)]
+        args.append("1" if kids else "")
         beside = [GLOBAL_SYSTEM_KEY, index_key(chat.tenant)]
         read = await self._script("read_chat", list(chat_keys(chat)), beside, args)
         raise_if_missing(read)
         if self._cluster:
             read[4] = await self._command("get", GLOBAL_SYSTEM_KEY)
             await self._listed_beside(chat)
-        return state_of(read, self.decoded)
+        state = state_of(read, self.decoded)
+        return replace(state, children=path_children(read[9])) if kids else state
 
     async def begin_turn(
         self,

@@ -5,13 +5,15 @@ scripts and what `redis.py` sends them and makes of their answers, with the rule
 `:kids` lists a parent's children but the one numbered right after it, which a linear chat
 always has (`add_child`): both scripts find that one by the parent its own text starts with.
 Under `root` it also lists the items whose parent trimming dropped, which a chat trimmed by the
-releases before has listed once its first messages are read (`LIST_STARTS`).
+releases before has listed once its first messages are read (`list_starts`). A path's read
+that answers its messages' versions (`redis_read_scripts.py`'s READ_CHAT) lists them with the
+same Lua functions (`LIST_CHILDREN`), in the same script.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatproxy.errors import ChatBusy
 from chatproxy.store.redis_scripts import UPGRADE
@@ -19,11 +21,14 @@ from chatproxy.store.redis_scripts import UPGRADE
 if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
     from chatproxy.store.redis_calls import Run
 
-# Lists under 'root' every item whose parent is below `first` (the lowest id kept), once for a
-# chat trimmed before trimming listed them: until then it deleted the `:kids` of the items it
-# dropped, so of their children only the first kept was found (by itself), the others were no
-# one's. `starts` in the meta says the chat was checked; one never trimmed (first 0) needs none.
-LIST_STARTS = """
+# The Lua functions that list children, for CHILDREN and for a path's read that answers its
+# messages' versions (READ_CHAT). `list_starts` lists under 'root' every item whose parent is
+# below `first` (the lowest id kept), once for a chat trimmed before trimming listed them: until
+# then it deleted the `:kids` of the items it dropped, so of their children only the first kept
+# was found (by itself), the others were no one's. `starts` in the meta says the chat was
+# checked; one never trimmed (first 0) needs none. `children_of` answers an item's children (or
+# 'root': the first messages), comma separated, false for none.
+LIST_CHILDREN = """
 local function list_starts(first, checked)
   if first == '0' or checked then return end
   local lowest, starts, seen = tonumber(first), {}, {}
@@ -47,11 +52,26 @@ local function list_starts(first, checked)
   end
   redis.call('HSET', KEYS[2], 'starts', 1)
 end
+local function children_of(field, first)
+  local kids = redis.call('HGET', KEYS[3], field)
+  -- The child numbered right after its parent is found by its own parent (see add_child); the
+  -- first messages' is the lowest id kept, a first one if its parent is none or was dropped.
+  local next_one = field == 'root' and first or tostring(tonumber(field) + 1)
+  local raw = redis.call('HGET', KEYS[1], next_one)
+  local _, up = false, false
+  if raw then _, up = string.match(raw, PLACED) end
+  local listed = kids and string.find(',' .. kids .. ',', ',' .. next_one .. ',', 1, true)
+  local starts = field == 'root' and up and (up == 'null' or tonumber(up) < tonumber(first))
+  if (up == field or starts) and not listed then
+    kids = kids and (next_one .. ',' .. kids) or next_one
+  end
+  return kids or false
+end
 """
 
 CHILDREN = (
     UPGRADE
-    + LIST_STARTS
+    + LIST_CHILDREN
     + """
 -- KEYS: items, meta, kids, old list, and on a single node the tenant's listing
 -- ARGV: ttl (0 = none), then item ids ('root' for the first messages)
@@ -67,20 +87,7 @@ if tonumber(ARGV[1]) > 0 then
   if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 end
 for i = 2, #ARGV do
-  local field = ARGV[i]
-  local kids = redis.call('HGET', KEYS[3], field)
-  -- The child numbered right after its parent is found by its own parent (see add_child); the
-  -- first messages' is the lowest id kept, a first one if its parent is none or was dropped.
-  local next_one = field == 'root' and first or tostring(tonumber(field) + 1)
-  local raw = redis.call('HGET', KEYS[1], next_one)
-  local _, up = false, false
-  if raw then _, up = string.match(raw, PLACED) end
-  local listed = kids and string.find(',' .. kids .. ',', ',' .. next_one .. ',', 1, true)
-  local starts = field == 'root' and up and (up == 'null' or tonumber(up) < tonumber(first))
-  if (up == field or starts) and not listed then
-    kids = kids and (next_one .. ',' .. kids) or next_one
-  end
-  found[i - 1] = kids or false
+  found[i - 1] = children_of(ARGV[i], first)
 end
 return {first, found}
 """
@@ -137,6 +144,22 @@ async def children(
         return []
     fields = ["root" if parent is None else parent for parent in parents]
     first, found = await run("children", keys, [listing], [ttl, *fields])
+    return listed_children(parents, first, found)
+
+
+def path_children(answer: list[Any]) -> dict[int | None, list[int]]:
+    """The children READ_CHAT answers for a path's versions (the lowest id kept, the fields it
+    read, what it found), by parent (None: the chat's first messages)."""
+    first, fields, found = answer
+    parents = [None if field == "root" else int(field) for field in fields]
+    return dict(zip(parents, listed_children(parents, first, found), strict=True))
+
+
+def listed_children(
+    parents: Sequence[int | None], first: str | int, found: Sequence[str | None]
+) -> list[list[int]]:
+    """Each parent's children as `Store.children` answers them, from what `children_of` found
+    and the lowest id kept, `first`."""
     kept = int(first)  # the items below it were dropped by trimming, their children kept
     return [
         [] if parent is not None and parent < kept else [k for k in kid_ids(kids) if k >= kept]

@@ -80,7 +80,7 @@ def millis(seconds: float) -> int:
 def state_of(read: list[Any], decoded: DecodedMessages, *, keep: bool = False) -> ChatState:
     """Turn the read scripts' answer into a ChatState; with `keep`, the decoded messages are
     kept for the next read (a turn's window)."""
-    exists, chat_system, raw_messages, settings, global_system, leaf, next_id, summary, _ = read
+    exists, chat_system, raw_messages, settings, global_system, leaf, next_id, summary, *_ = read
     return ChatState(
         exists=bool(exists),
         chat_system=chat_system,

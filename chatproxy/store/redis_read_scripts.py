@@ -2,12 +2,15 @@
 `load_history` and `load_page`, and `begin_turn`, which also takes the turn's lock), with the
 rules of `redis_scripts.py`: the chat's four keys first, `UPGRADE` first.
 
-`READ_CHAT` and `BEGIN_TURN` are made of the same two pieces, `FIND_START` (where the read
-starts) and `READ_PATH` (the read). A path is read by walking parents from its last item, each
-parent read from the start of the item's text, so a window costs the same at any depth of any
-chat.
+`READ_CHAT` and `BEGIN_TURN` are made of the same three pieces, `FIND_START` (where the read
+starts), `READ_PATH` (the read) and `ANSWER` (the TTL refreshed, the answer). A path is read by
+walking parents from its last item, each parent read from the start of the item's text, so a
+window costs the same at any depth of any chat. `READ_CHAT` may also find the versions of the
+items it read (`PATH_CHILDREN`, for `GET /<chat_id>/chat`), so that a page and its siblings
+are one call that refreshes the TTL once.
 """
 
+from chatproxy.store.redis_branches import LIST_CHILDREN
 from chatproxy.store.redis_scripts import UPGRADE
 
 # Finds where a read starts, given the local `at` ('' = the leaf, 'root' = before the first
@@ -27,14 +30,9 @@ end
 
 # Reads the newest messages of the path that ends at `from`, given locals limit (-1 = all),
 # before ('' = none: else the page above that item, or, if the chat does not hold it or `at`
-# names a path it is not on, the items numbered below it), ttl (0 = none), ttl_arg (its ARGV
-# text), global and listing (the global prompt's key and the tenant's listing, whose TTL is
-# refreshed with the chat's; nil on a cluster), and known, known_count, known_leaf: the turn id
-# by which the caller knows the newest known_count items of the path ending at known_leaf
-# (false = none; see windows.py).
-# Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
-# newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
-# the newest summary on the path (false: none, or not looked for), the chat's last turn.
+# names a path it is not on, the items numbered below it), and known, known_count, known_leaf:
+# the turn id by which the caller knows the newest known_count items of the path ending at
+# known_leaf (false = none; see windows.py).
 READ_PATH = """
 local below = false
 if before ~= '' then
@@ -80,6 +78,16 @@ elseif limit ~= 0 and from then
     end
   end
 end
+"""
+
+# Refreshes the chat's TTL and answers the read, given the locals READ_PATH leaves, ttl (0 =
+# none), ttl_arg (its ARGV text), global and listing (the global prompt's key and the tenant's
+# listing, whose TTL is refreshed with the chat's; nil on a cluster) and kids (the versions
+# PATH_CHILDREN found; false: not asked for).
+# Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
+# newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
+# the newest summary on the path (false: none, or not looked for), the chat's last turn, kids.
+ANSWER = """
 local exists
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl_arg)
@@ -92,21 +100,45 @@ end
 local global_system = false
 if global then global_system = redis.call('GET', global) end
 return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0, summary,
-        meta[4] or false}
+        meta[4] or false, kids}
+"""
+
+# With `children`, finds the versions of the items READ_PATH read (`LIST_CHILDREN`'s
+# children_of): {the lowest id kept, 'root' and each parent of theirs, their children}.
+PATH_CHILDREN = """
+local kids = false
+if children then
+  local kept = redis.call('HMGET', KEYS[2], 'first', 'starts')
+  local first, fields, seen, found = kept[1] or '0', {'root'}, {}, {}
+  list_starts(first, kept[2])
+  for _, raw in ipairs(items) do
+    local _, up = string.match(raw, PLACED)
+    if up ~= 'null' and not seen[up] then
+      seen[up] = true
+      fields[#fields + 1] = up
+    end
+  end
+  for i, field in ipairs(fields) do found[i] = children_of(field, first) end
+  kids = {first, fields, found}
+end
 """
 
 READ_CHAT = (
     UPGRADE
+    + LIST_CHILDREN
     + """
 -- KEYS: items, meta, kids, old list, and on a single node the global prompt and the listing
--- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id)
+-- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id),
+--       children ('1': with the versions of the items read)
 local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ttl_arg, global, listing = ARGV[3], KEYS[5], KEYS[6]
+local ttl_arg, global, listing, children = ARGV[3], KEYS[5], KEYS[6], ARGV[5] == '1'
 local known, known_count, known_leaf = false, 0, ''
 
 """
     + FIND_START
     + READ_PATH
+    + PATH_CHILDREN
+    + ANSWER
 )
 
 BEGIN_TURN = (
@@ -139,8 +171,10 @@ end
 local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
 local ttl_arg, global, listing = ARGV[2], KEYS[6], KEYS[7]
 local known, known_count, known_leaf = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6]), ARGV[8]
+local kids = false
 """
     + READ_PATH
+    + ANSWER
 )
 
 # By the name `RedisStore` runs them under.

@@ -39,7 +39,7 @@ from chatproxy.store.sqlite_chats import SqliteChats
 from chatproxy.store.sqlite_export import read_tree, write_tree
 from chatproxy.store.sqlite_file import in_thread
 from chatproxy.store.sqlite_items import delete_given, live_item_bodies, move_leaf
-from chatproxy.store.sqlite_paths import read_path, read_unsummarized
+from chatproxy.store.sqlite_paths import read_path, read_unsummarized, with_children
 from chatproxy.store.sqlite_rows import (
     append_turn,
     claim,
@@ -76,16 +76,26 @@ class SqliteStore(SqliteBase, SqliteChats):
             return read_path(db, chat, limit, None, leaf, self._expiry(), self.decoded)
 
     @in_thread
-    def load_history(self, chat: ChatRef, leaf: int | None = None) -> ChatState:
+    def load_history(
+        self, chat: ChatRef, leaf: int | None = None, *, children: bool = False
+    ) -> ChatState:
         with self.file.transaction() as db:
-            return read_path(db, chat, None, None, leaf, self._expiry(), self.decoded)
+            state = read_path(db, chat, None, None, leaf, self._expiry(), self.decoded)
+            return with_children(db, chat, state) if children else state
 
     @in_thread
     def load_page(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None = None
+        self,
+        chat: ChatRef,
+        limit: int,
+        before: int | None,
+        leaf: int | None = None,
+        *,
+        children: bool = False,
     ) -> ChatState:
         with self.file.transaction() as db:
-            return read_path(db, chat, limit, before, leaf, self._expiry(), self.decoded)
+            state = read_path(db, chat, limit, before, leaf, self._expiry(), self.decoded)
+            return with_children(db, chat, state) if children else state
 
     @in_thread
     def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:

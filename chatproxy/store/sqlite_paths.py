@@ -2,19 +2,20 @@
 `sqlite_tree.py`'s SQL: the window, page or history ending at the leaf or at a given item
 (`Store.load_window`, `load_page`, `load_history`, and the window `begin_turn` reads under its
 lock), with the chat's record and the summary a window carries; and the part of a path compaction
-reads (`Store.load_unsummarized`)."""
+reads (`Store.load_unsummarized`); the versions of a path's messages, read with it."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from chatproxy.errors import NotFound
 from chatproxy.store.items import ROOT, ChatState, Unsummarized
 from chatproxy.store.sqlite_chat import global_system_of, live_chat, touch
 from chatproxy.store.sqlite_summaries import fence_of, unsummarized, window_summary
-from chatproxy.store.sqlite_tree import has_item, on_path, parent_of, path_bodies
+from chatproxy.store.sqlite_tree import children_of, has_item, on_path, parent_of, path_bodies
 
 if TYPE_CHECKING:
     from chatproxy.store.decoding import DecodedMessages
@@ -59,6 +60,13 @@ def read_path(
     window = limit is not None and before is None  # a window's read: see ChatState
     summary = window_summary(db, chat, messages) if window else None
     return ChatState(True, row.system, global_system, messages, own, row.leaf, row.next_id, summary)
+
+
+def with_children(db: sqlite3.Connection, chat: ChatRef, state: ChatState) -> ChatState:
+    """`state` with its `children`: those of each message's parent and the chat's first
+    messages, read in the transaction `db` that read it."""
+    parents = dict.fromkeys([None, *(m.parent for m in state.messages)])
+    return replace(state, children={p: children_of(db, chat, p) for p in parents})
 
 
 def read_unsummarized(
