@@ -15,7 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 from chatproxy.store.items import Message
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import http
-from tests.ui.pages import PHONE, RECORD_REPLY_TEXTS, Serve, shoot, stored
+from tests.ui.pages import PHONE, RECORD_REPLY_TEXTS, Serve, send_and_watch, shoot, stored
 from tests.ui.test_replies import store_chat
 
 # The texts each message of the list shows, with its role: [("user", "A"), ("assistant", …)].
@@ -306,12 +306,32 @@ def test_editing_a_trimmed_chats_oldest_message_adds_a_version_of_it(
     assert upstream_saw(fake_upstream) == [("user", "Somewhere cold")]
     assert shown(page) == stored(base, "trimmed")
     assert shown(page) == [("user", "Somewhere cold"), ("assistant", said("Somewhere cold", 0))]
-    # The turn dropped the old version in turn (the chat holds 4): what followed it is a path.
+    # The turn dropped the old version in turn (the chat holds 4): what followed it is a path,
+    # the edit's other version now, as the page shows without being opened again.
+    versions(messages(page).first, 2, 2).get_by_role("button", name="Previous version").click()
+    expect(messages(page).first.locator(".text")).to_have_text("Three days")
+    versions(messages(page).first, 1, 2)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert shown(page) == old_path[2:]
     page.reload()
     expect(messages(page)).to_have_count(2)
-    versions(messages(page).first, 2, 2).get_by_role("button", name="Previous version").click()
     versions(messages(page).first, 1, 2)
-    assert shown(page) == old_path[2:]
+
+
+def test_versions_a_later_turn_trimmed_away_are_no_longer_offered(serve: Serve, page: Page) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    seed(base, "trimmed", "Plan a trip")
+    answer = http("POST", f"{base}/trimmed/chat", {"parent": 0})  # another reply: 2, beside 1
+    assert answer.status == 200, answer.body
+    open_seeded(page, base, "trimmed")
+    versions(messages(page).nth(1), 2, 2)
+
+    send_and_watch(page, "Three days")  # 0 dropped: 1 and 2 start paths, versions still
+    versions(messages(page).nth(1), 2, 2)
+    send_and_watch(page, "Four days")  # 1 and 2 dropped: the reply shown has no versions left
+
+    expect(page.get_by_role("group", name=re.compile("^Version"))).to_have_count(0)
+    assert shown(page)[2:] == stored(base, "trimmed")  # what the chat still holds
 
 
 def test_editing_the_first_message_shown_below_a_stored_system_message_keeps_it(
@@ -333,3 +353,19 @@ def test_editing_the_first_message_shown_below_a_stored_system_message_keeps_it(
     expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(1)
     assert stored(base, "system-first")[:2] == [("system", "Speak French."), ("user", "Hello")]
     versions(messages(page).first, 2, 2)
+
+
+def test_stepping_to_a_version_another_client_trimmed_away_says_so_and_drops_it(
+    serve: Serve, page: Page
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    seed(base, "trimmed", "Plan a trip")
+    answer = http("POST", f"{base}/trimmed/chat", {"parent": 0})  # another reply: 2, beside 1
+    assert answer.status == 200, answer.body
+    open_seeded(page, base, "trimmed")
+    seed(base, "trimmed", "Three days", "Four days")  # elsewhere: 0, 1 and 2 dropped
+
+    versions(messages(page).nth(1), 2, 2).get_by_role("button", name="Previous version").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("no such message")
+    expect(page.get_by_role("group", name=re.compile("^Version"))).to_have_count(0)

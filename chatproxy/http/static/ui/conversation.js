@@ -6,7 +6,7 @@ import { api, chatPath } from "./api.js";
 import { renderChats } from "./chats.js";
 import { focusControl, showControls, versionsOf } from "./branches.js";
 import { $ } from "./dom.js";
-import { messageOf } from "./messages.js";
+import { messageOf, setMessage } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
 import { entryElement, firstMessage, isMessageItem, isSummary } from "./summaries.js";
@@ -168,6 +168,31 @@ async function pathFrom(id, from, leaf) {
   return messages.slice(at);
 }
 
+// Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, versions shown here among them:
+// once a turn is stored (or a step finds a version gone), the versions on screen are checked, if
+// any are shown. The chat's first messages start at the lowest id it still holds (ids grow down
+// every path): a message whose parent is gone has them as its versions, one gone itself none.
+export async function dropGoneVersions(id) {
+  const list = $("messages");
+  const items = Array.from(list.children).filter(isMessageItem);
+  if (!items.some((item) => versionsOf(item).siblings.length > 1)) return;
+  try {
+    const { children: starts } = await api("GET", chatPath(id, "children"));
+    if (id !== state.chatId || !starts.length) return;
+    const kept = Math.min(...starts);
+    for (const item of items) {
+      const message = messageOf(item);
+      if (typeof message.id !== "number") continue;
+      const startsHere = message.parent === null || message.parent < kept;
+      if (message.id < kept) setMessage(item, { ...message, siblings: [] });
+      else if (startsHere) setMessage(item, { ...message, siblings: starts });
+    }
+    showControls(list);
+  } catch (error) {
+    showError(error);
+  }
+}
+
 // Show the version `step` away (-1 or 1) of a message, and below it the branch that continues
 // from that version to its newest message; that branch becomes the chat's current one.
 export async function stepVersion(item, step) {
@@ -184,6 +209,7 @@ export async function stepVersion(item, step) {
     setStatus(`Showing version ${at + step + 1} of ${siblings.length}.`);
   } catch (error) {
     showError(error);
+    if (error.status === 404) await dropGoneVersions(id);
   }
 }
 

@@ -6,6 +6,7 @@ import { ApiError, chatPath, request, serverEvents } from "./api.js";
 import { focusControl, openEditor, showControls } from "./branches.js";
 import { noteTurn } from "./chats.js";
 import {
+  dropGoneVersions,
   openChat,
   setStored,
   showChatHeader,
@@ -136,6 +137,7 @@ export async function send(text) {
   settle(mine, reply, finished, []);
   noteTurn(id, text, 2);
   showChatHeader();
+  await dropGoneVersions(id);
 }
 
 // Save the editor's text as another version of a user message: a new message beside it, whose
@@ -155,6 +157,7 @@ export async function saveEdit(item, text) {
   }
   settle(mine, reply, finished, old.siblings || [old.id]);
   noteTurn(id, old.parent === null ? text : "", 2);
+  await dropGoneVersions(id);
 }
 
 // Ask for another reply to the user message a reply answers; it goes beside the old one.
@@ -170,4 +173,5 @@ export async function regenerate(item) {
   setMessage(reply, { ...finished, siblings: [...(old.siblings || [old.id]), finished.id] });
   showControls($("messages"));
   noteTurn(id, "", 1);
+  await dropGoneVersions(id);
 }
