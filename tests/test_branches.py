@@ -128,6 +128,26 @@ def test_a_page_of_a_given_path_holds_only_that_paths_messages(
     assert path(client, "?limit=10&before=5") == [(0, "q0"), (1, "a0"), (4, "e")]
 
 
+def test_a_page_before_a_message_off_the_current_path_is_of_that_messages_own_path(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+    say(client, {"content": "q2"}, "a2", fake_upstream)  # 4, 5
+    say(client, {"content": "e", "parent": 1}, "ae", fake_upstream)  # 6, 7: the leaf moves
+
+    # A client that read the newest page before the edit goes on up the path it began (as the
+    # chat page does), not into the current path: 3 is not on it.
+    assert path(client, "?limit=2&before=4") == [(2, "q1"), (3, "a1")]
+    assert path(client, "?limit=2&before=2") == [(0, "q0"), (1, "a0")]
+    assert path(client, "?before=5") == [(0, "q0"), (1, "a0"), (2, "q1"), (3, "a1"), (4, "q2")]
+    # On the current path, or with it named by `leaf`: that path's messages only.
+    assert path(client, "?limit=2&before=7") == [(1, "a0"), (6, "e")]
+    assert path(client, "?leaf=7&limit=10&before=4") == [(0, "q0"), (1, "a0")]
+    # An id the chat does not hold: the current path's messages numbered below it.
+    assert path(client, "?limit=10&before=99") == [(0, "q0"), (1, "a0"), (6, "e"), (7, "ae")]
+
+
 def test_the_leaf_can_be_set_to_any_message_and_descend(
     client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:

@@ -128,7 +128,11 @@ PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}
 HISTORY_PAGE = (
     CHAT,
     query("limit", f"At most this many messages (1-{MAX_PAGE}).", PAGE_LIMIT),
-    query("before", "Only the messages before this one on the path.", ID),
+    query(
+        "before",
+        "Only the messages before this one on its path (the current one while it is on it).",
+        ID,
+    ),
     query("leaf", "The path that ends at this message (default: the current leaf).", ID),
     query(
         "include",

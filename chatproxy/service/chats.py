@@ -65,7 +65,9 @@ class Chats:
         (compaction) right after the last message it covers.
 
         Without `limit` and `before`: the whole path, the system prompt first when the chat
-        has one. With them: a page of at most `limit` messages before the message `before`.
+        has one. With them: a page of at most `limit` messages before the message `before` on
+        its own path (without `leaf`, one off the current path pages the path it is on: see
+        `Store.load_page`).
         """
         if limit is None and before is None:
             state = await self._store.load_history(chat, leaf, children=True)

@@ -56,7 +56,9 @@ class Store(Protocol):
     ) -> ChatState:
         """Return up to `limit` messages of the path ending at `leaf` that come before the item
         `before` on it (None: the newest); for an id the chat does not hold, or with `leaf` one
-        not on that path, those numbered below it. `children` as for `load_history`."""
+        not on that path, those numbered below it. Without `leaf`, an item off the current path
+        pages its own path (a client paging while the leaf moves goes on up the path it began).
+        `children` as for `load_history`."""
 
     async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
         """Return the ids of each item's children in the order of their ids, which is the
