@@ -804,7 +804,7 @@ def test_plain_comparison_places_a_resend_as_alignment_does(
     at = placement._resent_as_stored(path, convo)
     assert at == len(convo) - 1
     for seen in (path, window(path, convo)):
-        assert placement._align(seen, convo, False, False) == (path[-1].id, {}, False, at)
+        assert alignment.align(seen, convo, False, False) == (path[-1].id, len(seen), False, at)
 
 
 # --- cost -------------------------------------------------------------------------------------
@@ -828,8 +828,8 @@ def test_long_resent_history_reads_each_message_at_most_once(
     path = stored(*conversation)
     sent = [*map(form, conversation), u("continue")]
     made = []
-    key = placement.message_key
-    monkeypatch.setattr(placement, "message_key", lambda *args: made.append(1) or key(*args))
+    key = alignment.message_key
+    monkeypatch.setattr(alignment, "message_key", lambda *args: made.append(1) or key(*args))
     assert placed(window(path, sent), sent) == (None, path[-1].id, False, [u("continue")])
     assert len(made) == keys(path, sent)
 

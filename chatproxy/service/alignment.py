@@ -13,15 +13,17 @@ order). A fit says that the request's units from `request` on agree with the sto
   unit may be part of the request's run.
 
 Keys are interned as numbers, so what follows compares numbers, each pairing once at most (the
-Z-algorithm).
+Z-algorithm). `align` chooses among the fits of a request's messages on a stored path, as
+`placement`'s docstring states the rule, and says where the messages after the fit go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import NamedTuple
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, NamedTuple
 
-from chatproxy.service.message_rules import Key
+from chatproxy.service.message_rules import Key, message_key, sent_content
+from chatproxy.store.items import ROOT, Message
 
 
 class Unit(NamedTuple):
@@ -101,3 +103,42 @@ def prefix_lengths(pattern: list[int], text: list[int]) -> list[int]:
         if i + z[i] > right:
             left, right = i, i + z[i]
     return z[len(pattern) + 1 :]
+
+
+def align(
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool, anchored: bool
+) -> tuple[int | None, int, bool, int] | None:
+    """Align the request with the path, normalised: return the parent, where on the path it
+    ends (one past it), whether it is a branch, and where the new messages start; None: need
+    the whole path
+    (`complete`: `path` is the whole path, which may start at a message whose parent was
+    dropped: then the request may start before it)."""
+    stored = units([message_key(m.role, m.content, m.tool_calls, m.tool_call_id) for m in path])
+    request = units(
+        [
+            message_key(m["role"], sent_content(m), m.get("tool_calls"), m.get("tool_call_id"))
+            for m in convo
+        ]
+    )
+    cut = bool(path) and path[0].parent is not None
+    found = fits(request, stored, cut and complete)
+    size = len(stored)
+    last_assistant = max((i for i, u in enumerate(request) if u.key[0] == "assistant"), default=-1)
+    # A fit that reaches the leaf and adds no assistant message: a resend, decided in the
+    # window (every such fit that starts the request inside the path lies in it).
+    fit = next(
+        (f for f in found if f.stored + f.length == size and f.request + f.length > last_assistant),
+        None,
+    )
+    if fit is None and cut and not complete:
+        return None
+    if fit is None:  # an edit, a regenerate, or a history of its own: the longest agreement
+        fit = max(found, key=lambda f: f.length, default=None)
+    if fit is None and path and last_assistant >= 0 and not anchored:
+        return ROOT, 0, True, 0
+    if fit is None:  # user messages only, or anchored: nothing to keep apart, so at the leaf
+        return None, len(path), False, 0
+    end = fit.request + fit.length
+    at = request[end].start if end < len(request) else len(convo)
+    last = stored[fit.stored + fit.length - 1].end  # one past the last message that fits
+    return path[last - 1].id, last, fit.stored + fit.length < size, at

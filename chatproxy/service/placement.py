@@ -57,14 +57,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.service.alignment import fits, units
+from chatproxy.service.alignment import align
 from chatproxy.service.content import prompt_end, system_text
 from chatproxy.service.message_rules import (
     MESSAGES,
     Names,
     check_lengths,
     check_messages,
-    message_key,
     sent_content,
 )
 from chatproxy.service.placing import Kept, Placing, only_new, window_for
@@ -146,10 +145,11 @@ def _place_history(
     if at:
         parent, waiting, branch = path[-1].id, waiting_after(path, len(path)), False
     else:
-        found = _align(path, convo, *whole)
+        found = align(path, convo, *whole)
         if found is None:
             return None
-        parent, waiting, branch, at = found
+        parent, end, branch, at = found
+        waiting = waiting_after(path, end)
     check_answers(waiting, convo[at:], first + at, names)
     return Placement(system, parent, [_to_message(m) for m in convo[at:]], branch)
 
@@ -171,44 +171,6 @@ def _resent_as_stored(path: Sequence[Message], convo: Sequence[Mapping[str, Any]
         for m, p in zip(convo[:k], path[len(path) - k :], strict=True)
     )
     return k if same else 0
-
-
-def _align(
-    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool, anchored: bool
-) -> tuple[int | None, dict[str, str], bool, int] | None:
-    """Align the request with the path, normalised: return the parent, the calls waiting
-    there, whether it is a branch, and where the new messages start; None: need the whole path
-    (`complete`: `path` is the whole path, which may start at a message whose parent was
-    dropped: then the request may start before it)."""
-    stored = units([message_key(m.role, m.content, m.tool_calls, m.tool_call_id) for m in path])
-    request = units(
-        [
-            message_key(m["role"], sent_content(m), m.get("tool_calls"), m.get("tool_call_id"))
-            for m in convo
-        ]
-    )
-    cut = bool(path) and path[0].parent is not None
-    found = fits(request, stored, cut and complete)
-    size = len(stored)
-    last_assistant = max((i for i, u in enumerate(request) if u.key[0] == "assistant"), default=-1)
-    # A fit that reaches the leaf and adds no assistant message: a resend, decided in the
-    # window (every such fit that starts the request inside the path lies in it).
-    fit = next(
-        (f for f in found if f.stored + f.length == size and f.request + f.length > last_assistant),
-        None,
-    )
-    if fit is None and cut and not complete:
-        return None
-    if fit is None:  # an edit, a regenerate, or a history of its own: the longest agreement
-        fit = max(found, key=lambda f: f.length, default=None)
-    if fit is None and path and last_assistant >= 0 and not anchored:
-        return ROOT, {}, True, 0
-    if fit is None:  # user messages only, or anchored: nothing to keep apart, so at the leaf
-        return None, waiting_after(path, len(path)), False, 0
-    end = fit.request + fit.length
-    at = request[end].start if end < len(request) else len(convo)
-    last = stored[fit.stored + fit.length - 1].end  # one past the last message that fits
-    return path[last - 1].id, waiting_after(path, last), fit.stored + fit.length < size, at
 
 
 def _to_message(message: Mapping[str, Any]) -> Message:
