@@ -385,6 +385,64 @@ def test_a_window_of_a_dropped_path_asks_for_it_whole_when_it_cannot_decide() ->
     assert placed(window(path, resend), resend) == (None, 21, False, [u("q6")])
 
 
+# --- a conversation's history without the model's messages (the AI SDK's, `elided`) ----------
+
+TOOL_CHAT = [*AB, *TOOL_TURN]  # A 10, B 11, the question 12, its calls 13, results 14-15, 16
+ELIDED = [
+    pytest.param(ABCD, [u("A"), u("C"), u("E")], (None, 13, False, [u("E")]), id="resent-then-new"),
+    pytest.param(
+        ABCD,
+        [s("be brief"), u([{"type": "text", "text": "A"}]), u("C"), u("E")],
+        ("be brief", 13, False, [u("E")]),
+        id="system-prompt-and-text-parts",
+    ),
+    pytest.param(ABCD, [u("C"), u("E")], (None, 13, False, [u("E")]), id="cut-history"),
+    pytest.param(ABCD, [u("A"), u("C2")], (None, 11, True, [u("C2")]), id="an-edit-branches"),
+    pytest.param(ABCD, [u("A"), u("C")], (None, 12, True, []), id="a-regeneration"),
+    pytest.param(ABCD, [u("C")], (None, None, False, [u("C")]), id="one-message-is-new"),
+    pytest.param(
+        ABCD, [u("X"), u("Y")], (None, None, False, [u("X"), u("Y")]), id="nothing-matches"
+    ),
+    pytest.param(
+        TOOL_CHAT[:4], [u("A"), QUESTION, *RESULTS], (None, 13, False, RESULTS), id="results"
+    ),
+    pytest.param(
+        TOOL_CHAT[:4], [QUESTION, *RESULTS], (None, 13, False, RESULTS), id="a-steps-results"
+    ),
+    pytest.param(
+        TOOL_CHAT,
+        [u("A"), QUESTION, *RESULTS[::-1], u("E")],
+        (None, 16, False, [u("E")]),
+        id="results-resent",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "sent", "expected"), ELIDED)
+def test_history_without_the_models_messages_is_matched_with_the_others(
+    path: list[Sent], sent: list[Sent], expected: tuple[Any, ...]
+) -> None:
+    result = place_request(stored(*path), sent, anchored=True, elided=True)
+    assert result is not None
+    assert (result.system, result.parent, result.branch) == expected[:3]
+    assert [m.for_upstream() for m in result.new] == expected[3]
+
+
+def test_history_without_the_models_messages_is_a_branch_unless_elided() -> None:
+    assert placed(stored(*ABCD), [u("A"), u("C"), u("E")]) == (None, 10, True, [u("C"), u("E")])
+
+
+def test_a_window_too_short_for_an_elided_history_asks_for_the_whole_path() -> None:
+    conversation = [m for n in range(6) for m in (u(f"q{n}"), a(f"r{n}"))]
+    path = stored(*conversation)
+    sent = [u("q0"), u("q1"), u("q2 edited")]
+    assert window_for(sent, True) == 7
+    assert place_request(path[-7:], sent, anchored=True, elided=True) is None
+    result = place_request(path, sent, anchored=True, elided=True, whole=True)
+    assert result is not None
+    assert (result.parent, result.branch) == (13, True)
+
+
 def around(message: Sent) -> list[Sent]:
     """A conversation that holds `message` in the middle, ending in an assistant reply."""
     if message["role"] == "assistant" and message.get("tool_calls"):
@@ -778,6 +836,34 @@ def test_whole_history_client_stores_each_message_once(
         path, next_id = [*path, *turn][-(limit or len(conversation)) :], next_id + len(turn)
         done = answer + 1
     assert [m.for_upstream() for m in path] == conversation[-(limit or len(conversation)) :]
+
+
+@given(st.one_of(conversations(), conversations(words=("hi", "ok", "continue"))), st.data())
+def test_conversation_client_without_the_models_messages_stores_each_message_once(
+    conversation: list[Sent], data: st.DataObject
+) -> None:
+    """Replay a conversation as the AI SDK does with a conversation, its messages resent: each
+    request holds the user's messages and the tools' results so far, then the next user message
+    or results; the model answers with the next assistant message. What is stored is the
+    conversation, once, placed in the window the turn reads first."""
+    path: list[Message] = []
+    done = 0
+    while done < len(conversation):
+        answer = next(
+            n for n in range(done, len(conversation)) if conversation[n]["role"] == "assistant"
+        )
+        form = data.draw(st.sampled_from([0, 2]), label="form")
+        theirs = [resend(m, form) for m in conversation[:done] if m["role"] != "assistant"]
+        sent = [*theirs, *conversation[done:answer]]
+        result = place_request(path[-window_for(sent, True) :], sent, anchored=True, elided=True)
+        leaf = path[-1].id if path else None
+        assert result is not None
+        assert result.parent in (None, leaf)
+        assert result.branch is False
+        said = conversation[answer]
+        reply = Message("assistant", said["content"], tool_calls=said.get("tool_calls"))
+        path, done = [*path, *chained([*result.new, reply], len(path), leaf)], answer + 1
+    assert [m.for_upstream() for m in path] == conversation
 
 
 @given(st.one_of(conversations(), conversations(words=("hi", "ok", "continue"))), st.data())

@@ -3,7 +3,8 @@ upstream, both stores, two tenants): the official openai Node SDK (`tests/js/res
 create, continue, stream, retrieve, list input items page by page, a tool call's round trip,
 its error classes) and the Vercel AI SDK's default OpenAI provider (`tests/js/ai_sdk.mjs`: a
 conversation held the way an app holds one, plain and streamed, its earlier replies sent back
-as item references, with and without `previousResponseId`, and a tool the SDK runs). The tests
+as item references, with and without `previousResponseId`, in a conversation it names (only
+the new message, or all of them without the model's), and a tool the SDK runs). The tests
 read what the proxy stored (`GET /<chat_id>/chat`) and what the fake upstream was sent."""
 
 from __future__ import annotations
@@ -381,4 +382,61 @@ def test_ai_sdk_runs_a_tool_in_a_conversation_it_names(
         ("assistant", said(turns[2], 7)),
     ]
     assert held(proxy, conversation) == 8
+    assert sent_upstream(fake_upstream) == proxy.path(conversation)[:-1]
+
+
+@pytest.mark.parametrize("tools", [False, True], ids=["chat", "tool"])
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+def test_ai_sdk_continues_a_conversation_it_names_while_it_resends_its_messages(
+    proxy: Proxy, fake_upstream: FakeUpstream, stream: bool, tools: bool
+) -> None:
+    """An app built on useChat sends all its messages each turn; with
+    `providerOptions.openai.conversation` the SDK leaves out the model's replies and calls (they
+    have item ids: the conversation holds them), and sends the user's messages and the tools'
+    results. Each turn continues the conversation: nothing is stored twice, nothing branches."""
+    conversation = proxy.client.conversations.create().id
+    turns = ["Hi", "Use get_weather for Oslo.", "Thanks"] if tools else ["Hi", "Name?", "Bye"]
+
+    answered = ai_sdk(
+        proxy, turns, stream=stream, tools=tools, conversation=conversation, resend=True
+    )
+
+    replies = (1, 5, 7) if tools else (1, 3, 5)
+    ids = [turn["responseId"] for turn in answered]
+    assert ids == [f"resp_{conversation}_{n}" for n in replies]
+    texts = [turn["text"] for turn in answered]
+    assert (texts[0], texts[2]) == (said(turns[0], 1), said(turns[2], replies[2]))
+    results = []
+    if tools:  # the second step sent the history and the result, not the call it answers
+        (call,) = [p for p in answered[1]["steps"][0]["content"] if p["type"] == "tool-call"]
+        output = {"type": "function_call_output", "call_id": call["toolCallId"]}
+        results = [{**output, "output": "Sunny in dev"}]
+        assert answered[1]["sent"][1]["input"] == [
+            user_part(turns[0]),
+            user_part(turns[1]),
+            *results,
+        ]
+        assert texts[1] == "[dev upstream] The tools said: Sunny in dev."
+    else:
+        assert texts[1] == said(turns[1], 3)
+    # The last turn sent the user's messages and the tool's result, none of the model's items.
+    (last,) = answered[2]["sent"]
+    assert last["input"] == [
+        user_part(turns[0]),
+        user_part(turns[1]),
+        *results,
+        user_part(turns[2]),
+    ]
+    middle = [("assistant", None), ("tool", "Sunny in dev")] if tools else []
+    assert proxy.path(conversation) == [
+        ("system", SYSTEM),
+        ("user", turns[0]),
+        ("assistant", texts[0]),
+        ("user", turns[1]),
+        *middle,
+        ("assistant", texts[1]),
+        ("user", turns[2]),
+        ("assistant", texts[2]),
+    ]
+    assert held(proxy, conversation) == len(proxy.path(conversation)) - 1  # no branch
     assert sent_upstream(fake_upstream) == proxy.path(conversation)[:-1]

@@ -16,7 +16,7 @@ the field (`param`: `input[3].content[1].type`).
   arguments}}`) of the assistant message before them, or of a new one: a reply's text and its
   calls are one chat completion message, as the items they came from were one reply.
 - A `function_call_output` item is a `role: tool` message for its `call_id`, its output a
-  string or `input_text` parts (a chat completion tool result holds text only; `_add_output`).
+  string or `input_text` parts (a chat completion tool result holds text only).
 - An `item_reference` (`{"type": "item_reference", "id": ...}`, or `{"id": ...}` alone) names a
   stored item (`responses_items` ids, all of one chat): `referenced_ids` says which messages
   the caller must read, and `input_messages` puts each in its place, as the item it names (an
@@ -71,7 +71,7 @@ def input_messages(
         elif kind == "function_call":
             _add_call(messages, _call(item, where))
         elif kind == "function_call_output":
-            _add_output(messages, _call_output(item, where), stored or {})
+            messages.append(_call_output(item, where))
         elif kind == "item_reference":
             _add_referenced(messages, _reference(item, where), stored or {}, where)
         origins += [n] * (len(messages) - len(origins))
@@ -263,19 +263,6 @@ def _add_referenced(
         messages.append({"role": message.role, "content": message.content})
     else:
         raise _not_found(str(item_id), where)
-
-
-def _add_output(
-    messages: list[JsonObject], output: JsonObject, stored: Mapping[int, Message]
-) -> None:
-    """Add a tool result; one right after a user message (so answering nothing) comes after
-    the newest stored message if it made its call: the AI SDK continuing a conversation (whose
-    leaf that message is) leaves the call out."""
-    if messages and messages[-1]["role"] == "user" and stored:
-        made, calls = stored[max(stored)], stored[max(stored)].tool_calls or []
-        if made.role == "assistant" and output["tool_call_id"] in [c.get("id") for c in calls]:
-            messages.append({"role": "assistant", "content": made.content, "tool_calls": calls})
-    messages.append(output)
 
 
 def _not_found(item_id: str, where: str) -> ValidationFailed:

@@ -14,7 +14,9 @@ order). A fit says that the request's units from `request` on agree with the sto
 
 Keys are interned as numbers, so what follows compares numbers, each pairing once at most (the
 Z-algorithm). `align` chooses among the fits of a request's messages on a stored path, as
-`placement`'s docstring states the rule, and says where the messages after the fit go.
+`placement`'s docstring states the rule, and says where the messages after the fit go;
+`align_elided` does the same for a history that left out the model's messages, on the path's
+other messages.
 """
 
 from __future__ import annotations
@@ -105,14 +107,20 @@ def prefix_lengths(pattern: list[int], text: list[int]) -> list[int]:
     return z[len(pattern) + 1 :]
 
 
+Aligned = tuple[int | None, int, bool, int]
+
+
 def align(
-    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool, anchored: bool
-) -> tuple[int | None, int, bool, int] | None:
+    path: Sequence[Message],
+    convo: Sequence[Mapping[str, Any]],
+    complete: bool,
+    anchored: bool,
+    cut: bool | None = None,
+) -> Aligned | None:
     """Align the request with the path, normalised: return the parent, where on the path it
     ends (one past it), whether it is a branch, and where the new messages start; None: need
-    the whole path
-    (`complete`: `path` is the whole path, which may start at a message whose parent was
-    dropped: then the request may start before it)."""
+    the whole path (`complete`: `path` is the whole path, which may start at a message whose
+    parent was dropped, `cut` unless given: then the request may start before it)."""
     stored = units([message_key(m.role, m.content, m.tool_calls, m.tool_call_id) for m in path])
     request = units(
         [
@@ -120,7 +128,8 @@ def align(
             for m in convo
         ]
     )
-    cut = bool(path) and path[0].parent is not None
+    if cut is None:
+        cut = bool(path) and path[0].parent is not None
     found = fits(request, stored, cut and complete)
     size = len(stored)
     last_assistant = max((i for i, u in enumerate(request) if u.key[0] == "assistant"), default=-1)
@@ -142,3 +151,21 @@ def align(
     at = request[end].start if end < len(request) else len(convo)
     last = stored[fit.stored + fit.length - 1].end  # one past the last message that fits
     return path[last - 1].id, last, fit.stored + fit.length < size, at
+
+
+def align_elided(
+    path: Sequence[Message], convo: Sequence[Mapping[str, Any]], complete: bool, anchored: bool
+) -> Aligned | None:
+    """Align a history that left out the model's items (none of `convo` is an assistant
+    message) with the path's other messages, as `align` does. What follows the last match goes
+    after the model's items that follow it on the path (at the leaf when the match reaches the
+    path's newest message); a history that ends on a match asks again for a reply to it."""
+    theirs = [m for m in path if m.role != "assistant"]
+    found = align(theirs, convo, complete, anchored, bool(path) and path[0].parent is not None)
+    if found is None or found[0] is None:  # the whole path is needed; or at the leaf
+        return None if found is None else (None, len(path), False, found[3])
+    parent, _, _, at = found  # not ROOT: that is for a history with the model's messages
+    end = next(n for n, m in enumerate(path) if m.id == parent) + 1
+    while at < len(convo) and end < len(path) and path[end].role == "assistant":
+        end += 1
+    return path[end - 1].id, end, end < len(path), at

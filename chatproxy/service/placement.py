@@ -24,6 +24,13 @@ chat's path and says which are new and under which stored message they go. Leadi
   them, so the request may also start before the path. On `C, D` (`A, B` dropped), `[user A,
   assistant B, user C, assistant D, user E]` stores `E` under `D`, as on `A, B, C, D`; what
   comes before the path's first message is taken as dropped, not compared.
+- **A history without the model's messages** (`elided`: a Responses request that names a
+  conversation, which holds them; the Vercel AI SDK leaves out all that has an item id): more
+  than one message, none an assistant's, is aligned with the path's other messages, the
+  user's and the tools' results (`alignment.align_elided`), as above. On `A, B, C, D`,
+  `[user A, user C, user E]` stores `E` under `D`; `[user A, user C2]` stores `C2` under `B`;
+  `[user A, user C]` asks again for the reply to `C`; `[user C, tool]` on `A, B, C, D(calls)`
+  stores the result under `D`.
 
 Where the request fits in several places, a fit that reaches the leaf with no assistant message
 after it wins (the earliest: the most resent); else the longest agreement does (ties: the
@@ -57,7 +64,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
-from chatproxy.service.alignment import align
+from chatproxy.service.alignment import align, align_elided
 from chatproxy.service.content import prompt_end, system_text
 from chatproxy.service.message_rules import (
     MESSAGES,
@@ -94,11 +101,13 @@ def place_request(
     names: Names = MESSAGES,
     anchored: bool = False,
     max_chars: int | None = None,
+    elided: bool = False,
 ) -> Placement | None:
     """Check a request's `messages` and place them on the chat's `path` (oldest first); a
     refusal names the message at fault as `names` does. An `anchored` request (a Responses
     request, which names where its input goes) whose history matches nothing goes at the end
-    of `path`, not on a new path from the root. `max_chars` bounds the messages it adds.
+    of `path`, not on a new path from the root. `max_chars` bounds the messages it adds. An
+    `elided` request (a conversation's) may have left out the model's messages.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
@@ -118,12 +127,14 @@ def place_request(
             " to answer",
             param=where,
         )
-    if only_new(convo):
+    elided = elided and len(convo) > 1 and all(m["role"] != "assistant" for m in convo)
+    if only_new(convo) and not elided:
         check_answers(waiting_after(path, len(path)), convo, first, names)
         placement: Placement | None = Placement(system, None, [_to_message(m) for m in convo])
     else:  # a path shorter than the window the request needs is all the store holds: whole
-        whole = whole or len(path) < window_for(sent)
-        placement = _place_history(path, convo, (first, names), system, (whole, anchored), resent)
+        whole = whole or len(path) < window_for(sent, elided)
+        how = (whole, anchored, elided)
+        placement = _place_history(path, convo, (first, names), system, how, resent)
     if placement is not None and max_chars is not None:  # the new messages end the request
         check_lengths(sent, max_chars, names, skip=range(first, len(sent) - len(placement.new)))
     return placement
@@ -134,18 +145,20 @@ def _place_history(
     convo: Sequence[Mapping[str, Any]],
     named: tuple[int, Names],
     system: str | None,
-    whole: tuple[bool, bool],
+    how: tuple[bool, bool, bool],
     resent: int,
 ) -> Placement | None:
     """Find where a resent history agrees with the stored path and place what follows
     (`resent`: how many of its messages are, exactly as stored, the path's newest; `named`:
-    where `convo` starts in the request, and how its messages are named)."""
+    where `convo` starts in the request, and how its messages are named; `how`: whether `path`
+    is whole, the request anchored, its history elided)."""
     first, names = named
     at = resent
     if at:
         parent, waiting, branch = path[-1].id, waiting_after(path, len(path)), False
     else:
-        found = align(path, convo, *whole)
+        whole, anchored, elided = how
+        found = (align_elided if elided else align)(path, convo, whole, anchored)
         if found is None:
             return None
         parent, end, branch, at = found

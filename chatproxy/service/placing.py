@@ -23,9 +23,11 @@ from chatproxy.service.message_rules import MESSAGES, Names
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
 
-def window_for(sent: Sequence[Mapping[str, Any]]) -> int:
-    """How many of the path's newest messages `placement.place_request` needs to see first."""
-    return len(sent) + 1
+def window_for(sent: Sequence[Mapping[str, Any]], elided: bool = False) -> int:
+    """How many of the path's newest messages `placement.place_request` needs to see first;
+    twice as many for a history that may leave out the model's replies (`elided`: one for each
+    message sent, in a chat without tools)."""
+    return (2 if elided else 1) * len(sent) + 1
 
 
 def only_new(sent: Sequence[Mapping[str, Any]]) -> bool:
@@ -66,6 +68,7 @@ class Ask:
     names: Names = MESSAGES  # how a refusal names the messages of `sent`
     anchored: bool = False  # `sent` goes where `at` says: a history matching nothing too
     max_chars: int | None = None  # MAX_CONTENT_CHARS for the messages `sent` adds
+    elided: bool = False  # `sent` may leave out the model's items (a conversation holds them)
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
@@ -91,7 +94,7 @@ class Ask:
         """How many of the path's newest messages the turn reads, given MESSAGES_LENGTH: the
         history, the message asked again, or as many as a resent history needs to be matched."""
         if self.sent is not None:
-            return max(history, window_for(self.sent))
+            return max(history, window_for(self.sent, self.elided))
         return history + (self.content is None)
 
     def fingerprint(self) -> list[Any]:

@@ -9,7 +9,8 @@ A response's turn (`ResponseAsk`) goes
 - after `previous` (a response id): in its chat, under its reply (an older one forks a branch).
   Such a turn is a fork (`placing.Ask.fork`): it holds the chat's lock only to be placed, on
   ids set aside for it, so the forks of one chat, and the turns of a chain, run at once;
-- at the current leaf of `conversation` (a chat id), which must exist;
+- at the current leaf of `conversation` (a chat id), which must exist; its input may leave out
+  the model's items, which the conversation holds (`placement`'s `elided`: the AI SDK's);
 - else, when its input's item references name a chat (the Vercel AI SDK sends an earlier reply
   back by its item id, without `previous_response_id`), in that chat after the newest item
   they name; so too when, with no reference, its items carry ids of an existing chat's items
@@ -180,7 +181,8 @@ class Responses:
             names = names.after("instructions")  # the instructions are no input item
         after_reply = ask.previous is not None and at == place.at
         limit = self._settings.max_content_chars  # for what the turn adds (`placement.py`)
-        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, names, True, limit)
+        elided = ask.conversation is not None  # it holds the model's items, which clients omit
+        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, names, True, limit, elided)
         try:
             answer = await make(place.chat, turn, key, options)
         except NotFound:  # the turn found no reply where `previous_response_id` said

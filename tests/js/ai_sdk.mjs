@@ -4,16 +4,20 @@
 // Print every turn as JSON on stdout.
 //
 // Standard input is JSON: {"baseURL", "apiKey", "model", "turns": [user text, ...], "stream",
-// "previous", "conversation", "tools"}. With `stream` each turn is streamText (its textStream
-// read), else generateText. With `tools` the model has a get_weather tool (a zod schema; it returns
-// "Sunny in <city>") and the SDK runs up to 3 steps, sending the tool's result back. With
-// `previous` each request also passes a response id (providerOptions.openai.previousResponseId):
-// "turn", the last turn's (every step of a turn sends the same); "step", the last step's, set
-// per step with prepareStep (so a tool's result continues the response that called it).
+// "previous", "conversation", "resend", "tools"}. With `stream` each turn is streamText (its
+// textStream read), else generateText. With `tools` the model has a get_weather tool (a zod
+// schema; it returns "Sunny in <city>") and the SDK runs up to 3 steps, sending the tool's
+// result back. With `previous` each request also passes a response id
+// (providerOptions.openai.previousResponseId): "turn", the last turn's (every step of a turn
+// sends the same); "step", the last step's, set per step with prepareStep (so a tool's result
+// continues the response that called it).
 // With `conversation` (a conversation's id) each request names it (providerOptions.openai
 // .conversation) and each turn sends only its own user message, as the SDK's documentation
 // does: the conversation holds the rest (the SDK leaves out what has an item id, a step's
 // tool call among them, but still sends the turn's user message again with the call's result).
+// With `resend` too, each turn sends all the messages so far, as an app built on useChat does:
+// the SDK then leaves out every reply and call (they have item ids), not the user's messages
+// nor the tools' results.
 // Each turn prints {text, deltas, usage, responseId, steps, sent}: `sent` are the JSON bodies
 // the SDK posted to the proxy in that turn.
 import { createOpenAI } from '@ai-sdk/openai';
@@ -61,7 +65,7 @@ for (const text of plan.turns) {
   sent = [];
   const answer = await ask({
     model: openai(plan.model),
-    messages: plan.conversation ? messages.slice(-1) : messages,
+    messages: plan.conversation && !plan.resend ? messages.slice(-1) : messages,
     maxRetries: 0,
     ...(plan.tools && { tools: { get_weather: weather }, stopWhen: stepCountIs(3) }),
     ...(plan.previous === 'turn' && continuing(previousResponseId)),
