@@ -2,6 +2,17 @@
 
 The estimate is OpenAI's rule of thumb for English: a token is about four characters, plus a few
 tokens of overhead per message. It needs no tokenizer files, so it works offline and at cold start.
+A content part that is not text is counted by its kind, erring high (`part_tokens`):
+- an image: 85 tokens at `detail: low`, else 1,445: OpenAI's rule for an image at high detail
+  (`auto` is high for a large image) is 85 tokens and 170 for each 512-pixel tile of it scaled
+  to fit 2048x2048 and then to 768 pixels on its shorter side, which is at most 8 tiles (a
+  2048x768 image); the proxy does not decode an image to measure it;
+- a file's `file_data` (base64): as text of its length, a token per four characters (a file
+  given by `file_id` is not seen, and counts nothing);
+- audio's `data` (base64): about 10 tokens a second of audio (OpenAI counts a user's audio at
+  a token per 100 ms), its length taken from its size at a low rate for speech: 16,000 bytes a
+  second of `wav` (8 kHz, 16-bit, mono) and 4,000 of `mp3` (32 kbit/s), so 1,600 and 400 bytes
+  a token.
 """
 
 from __future__ import annotations
@@ -33,6 +44,36 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
+IMAGE_TOKENS = {"low": 85}
+LARGEST_IMAGE_TOKENS = 85 + 170 * 8  # high detail: 85, and 170 a tile of 8 at the most
+AUDIO_BYTES_PER_TOKEN = {"wav": 1_600}
+LEAST_AUDIO_BYTES_PER_TOKEN = 400  # mp3, and a format of another name
+
+
+def part_tokens(part: Mapping[str, Any]) -> int:
+    """Estimate the tokens of a content part that is not text (see the module's docstring)."""
+    kind = part.get("type")
+    body = part.get(kind) if isinstance(kind, str) else None
+    body = body if isinstance(body, dict) else {}
+    if kind == "image_url":
+        return IMAGE_TOKENS.get(str(body.get("detail")), LARGEST_IMAGE_TOKENS)
+    data = body.get("file_data" if kind == "file" else "data")
+    if not isinstance(data, str):
+        return 0
+    if kind == "file":
+        return estimate_tokens(data)
+    if kind == "input_audio":
+        rate = AUDIO_BYTES_PER_TOKEN.get(str(body.get("format")), LEAST_AUDIO_BYTES_PER_TOKEN)
+        return math.ceil(len(data) * 3 / 4 / rate)  # base64: 4 characters for 3 bytes
+    return 0
+
+
+def media_tokens(content: Any) -> int:
+    """Estimate the tokens of the parts of a content that are not text (none in a string)."""
+    parts = content if isinstance(content, list) else ()
+    return sum(part_tokens(p) for p in parts if isinstance(p, dict) and p.get("type") != "text")
+
+
 def content_text(content: Any) -> tuple[str, int]:
     """Return (joined text, number of image parts) of a string or a list of content parts."""
     if isinstance(content, str):
@@ -45,7 +86,10 @@ def content_text(content: Any) -> tuple[str, int]:
 def estimate_usage(messages: Iterable[Mapping[str, Any]], reply: str) -> dict[str, int]:
     """Estimate a chat completion's usage from the messages sent and the reply received."""
     prompt = sum(
-        estimate_tokens(content_text(m.get("content"))[0]) + TOKENS_PER_MESSAGE for m in messages
+        estimate_tokens(content_text(m.get("content"))[0])
+        + media_tokens(m.get("content"))
+        + TOKENS_PER_MESSAGE
+        for m in messages
     )
     completion = max(1, estimate_tokens(reply))
     return {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -14,7 +16,7 @@ from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, Message
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
-from chatproxy.tokens import estimate_tokens
+from chatproxy.tokens import estimate_tokens, estimate_usage
 from harness.fake_upstream import FakeUpstream
 from tests.conftest import MakeClient
 from tests.event_loop import run_on_own_loop
@@ -28,8 +30,89 @@ def reply(text: str, completion_tokens: int) -> Message:
 def test_a_reply_counts_its_exact_tokens_other_messages_are_estimated() -> None:
     assert message_tokens(reply("ok", 120)) == 124
     assert message_tokens(Message("user", "x" * 40)) == 14
-    image = [{"type": "text", "text": "abcd"}, {"type": "image_url", "image_url": {"url": "u"}}]
-    assert message_tokens(Message("user", image)) == 1 + 765 + 4
+
+
+def image(detail: str | None = None) -> dict[str, Any]:
+    url = {"url": "https://example.com/cat.png", **({"detail": detail} if detail else {})}
+    return {"type": "image_url", "image_url": url}
+
+
+def file(chars: int) -> dict[str, Any]:
+    data = "data:application/pdf;base64," + "A" * (chars - 28)
+    return {"type": "file", "file": {"file_data": data, "filename": "notes.pdf"}}
+
+
+def audio(data_bytes: int, kind: str) -> dict[str, Any]:
+    data = base64.b64encode(b"\0" * data_bytes).decode()
+    return {"type": "input_audio", "input_audio": {"data": data, "format": kind}}
+
+
+@pytest.mark.parametrize(
+    ("part", "tokens"),
+    [
+        pytest.param(image(), 1445, id="image-auto-as-high-at-its-largest"),
+        pytest.param(image("high"), 1445, id="image-high"),
+        pytest.param(image("low"), 85, id="image-low"),
+        pytest.param(file(6000), 1500, id="file-data-as-text"),
+        pytest.param({"type": "file", "file": {"file_id": "file-1"}}, 0, id="file-by-id"),
+        pytest.param(audio(48_000, "wav"), 30, id="wav"),
+        pytest.param(audio(48_000, "mp3"), 120, id="mp3"),
+    ],
+)
+def test_a_part_that_is_not_text_counts_by_its_kind_and_size(
+    part: dict[str, Any], tokens: int
+) -> None:
+    content = [{"type": "text", "text": "abcd"}, part]
+    assert message_tokens(Message("user", content)) == 1 + tokens + 4
+    usage = estimate_usage([{"role": "user", "content": content}], "ok")  # no usage upstream
+    assert usage["prompt_tokens"] == 1 + tokens + 4
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        pytest.param(image("high"), id="image"),
+        pytest.param(file(6000), id="file"),
+        pytest.param(audio(1300 * 400, "mp3"), id="audio"),
+    ],
+)
+def test_a_file_image_or_audio_in_the_history_counts_against_the_window(
+    make_client: MakeClient, fake_upstream: FakeUpstream, part: dict[str, Any]
+) -> None:
+    """A message with a large part is left out of a window it no longer fits beside the new
+    message (counted as nothing, or as a small image, it went up and overflowed the model)."""
+    client = make_client(CONTEXT_TOKENS="2100", MAX_TOKENS="100", MESSAGES_LENGTH="20")
+    content = [{"type": "text", "text": "Read this."}, part]
+    first = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": content}]},
+        headers={"X-Chat-Id": "media"},
+    )
+    assert first.status_code == 200, first.get_json()
+
+    said = client.post("/media/chat", data=json.dumps({"content": "And now? " + "y" * 3200}))
+
+    assert said.status_code == 200, said.get_json()
+    sent = fake_upstream.chat_requests()[-1]["messages"]
+    # The reply fits beside the new message; the message with the part, before it, does not.
+    assert [m["role"] for m in sent] == ["assistant", "user"]
+    assert sent[-1]["content"].startswith("And now?")
+
+
+def test_usage_estimated_when_the_upstream_gives_none_counts_a_file(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    """What a turn spends of TOKEN_BUDGET_PER_DAY when the upstream gives no usage."""
+    fake_upstream.omit_usage = True
+    client = make_client()
+    content = [{"type": "text", "text": "Read this."}, file(6000)]
+
+    answer = client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": content}]}
+    )
+
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["usage"]["prompt_tokens"] >= 1500
 
 
 def test_newest_messages_that_fit_are_kept_in_order() -> None:

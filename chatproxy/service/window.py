@@ -5,9 +5,9 @@ new message always go; then the newest messages of the window (at most `MESSAGES
 from the tail of the chat, so the cost does not grow with the chat) while they fit.
 
 Token counts: a reply's is exact (the upstream's `completion_tokens`, stored with it); other
-messages are estimated as characters / 4, plus 4 tokens of overhead per message and 765 per image
-(a high-detail image of up to 512x1024). No tokenizer files are needed, so this works offline and
-at cold start.
+messages are estimated as characters / 4, plus 4 tokens of overhead per message, and their
+images, files and audio by `tokens.part_tokens`'s rules. No tokenizer files are needed, so this
+works offline and at cold start.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
 if TYPE_CHECKING:  # a pure function of messages: it only reads them
     from chatproxy.store.items import Message
 
-TOKENS_PER_IMAGE = 765
-
 
 def message_tokens(message: Message) -> int:
     """Count a stored message's tokens: exact for replies, estimated otherwise."""
@@ -30,8 +28,7 @@ def message_tokens(message: Message) -> int:
     exact = usage.get("completion_tokens") if message.role == "assistant" else None
     if isinstance(exact, int):
         return exact + TOKENS_PER_MESSAGE
-    text, images = message.text_tokens
-    return text + images * TOKENS_PER_IMAGE + TOKENS_PER_MESSAGE
+    return message.estimated_tokens + TOKENS_PER_MESSAGE
 
 
 def fit_window(

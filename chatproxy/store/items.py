@@ -16,7 +16,7 @@ from typing import Any
 
 from chatproxy.jsontext import compact
 from chatproxy.store.summary import Summary
-from chatproxy.tokens import USAGE_FIELDS, content_text, estimate_tokens
+from chatproxy.tokens import USAGE_FIELDS, content_text, estimate_tokens, media_tokens
 
 Content = str | list[dict[str, Any]]
 
@@ -139,14 +139,14 @@ class Message:
         return sent
 
     @cached_property
-    def text_tokens(self) -> tuple[int, int]:
-        """The estimated tokens of its text, and its number of images (`tokens.py`), counted
+    def estimated_tokens(self) -> int:
+        """The estimated tokens of its content, its text and other parts (`tokens.py`), counted
         once: a turn counts its whole window, whose messages the store keeps decoded. Tool
         calls are text sent too: a call a client sent (no exact count) counts as written."""
-        text, images = content_text(self.content)
+        text = content_text(self.content)[0]
         if self.tool_calls:
             text = f"{text} {compact(self.tool_calls)}"
-        return estimate_tokens(text), images
+        return estimate_tokens(text) + media_tokens(self.content)
 
     def placed(self, item_id: int, parent: int | None) -> Message:
         """This message as the item `item_id` under `parent`.
