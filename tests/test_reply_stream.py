@@ -131,6 +131,7 @@ def test_parallel_tool_calls_are_put_together_from_their_pieces() -> None:
     assert [d.adds for d in deltas] == [False, True, True, True, True, True, False]
     assert all(d.text == "" for d in deltas)
     assert chunks == sent  # the chunks go to the client as they came: never changed
+    assert all(d.chunk is c for d, c in zip(deltas, chunks, strict=True))  # nor copied
     completion = reply.completion()
     assert completion.content is None
     assert completion.finish_reason == "tool_calls"
@@ -144,9 +145,20 @@ def test_parallel_tool_calls_are_put_together_from_their_pieces() -> None:
     assert completion.body["choices"][0]["message"]["tool_calls"] == completion.tool_calls
 
 
+def numbered(deltas: list[Any]) -> list[tuple[int, str | None]]:
+    """Each tool-call delta of the chunks `deltas` carry: its index and its id, if it has one."""
+    return [
+        (call["index"], call.get("id"))
+        for delta in deltas
+        for choice in delta.chunk["choices"]
+        for call in choice["delta"].get("tool_calls") or []
+    ]
+
+
 def test_a_piece_with_another_calls_id_at_the_same_index_starts_a_call() -> None:
     """Some servers number every call 0 and tell them apart by their ids; others repeat a
-    call's id on each of its pieces, which is still that call."""
+    call's id on each of its pieces, which is still that call. The chunks every reader gets
+    have them as OpenAI's: each call at an index of its own, its id in its first piece only."""
     chunks = [
         call_piece(0, id="call_a", type="function", name="f", arguments='{"a":'),
         call_piece(0, id="call_a", arguments="1}"),
@@ -154,11 +166,13 @@ def test_a_piece_with_another_calls_id_at_the_same_index_starts_a_call() -> None
         call_piece(0, arguments='{"b":2}'),
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     ]
+    sent = json.loads(json.dumps(chunks))
     reply = ReplyParts("m", [{"role": "user", "content": "go"}])
 
-    for chunk in chunks:
-        reply.add(chunk)
+    deltas = [reply.add(chunk) for chunk in chunks]
 
+    assert numbered(deltas) == [(0, "call_a"), (0, None), (1, "call_b"), (1, None)]
+    assert chunks == sent  # renumbered in copies: the chunks that came are not changed
     assert reply.completion().tool_calls == [
         {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
         {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": '{"b":2}'}},

@@ -271,8 +271,7 @@ def test_the_chunks_a_client_merges_by_index_hold_the_calls_the_chat_stores() ->
     sent, state = Chunks(include_usage=False), ChatCompletionStreamState()
 
     for chunk in chunks:
-        parts.add(chunk)
-        for shown in sent.delta("", chunk):
+        for shown in sent.delta("", parts.add(chunk).chunk):
             state.handle_chunk(ChatCompletionChunk.model_validate(shown))
     parts.check_finished(done=True)
     for shown in sent.done(parts.completion().message | {"finish_reason": "tool_calls"}):
@@ -283,4 +282,4 @@ def test_the_chunks_a_client_merges_by_index_hold_the_calls_the_chat_stores() ->
     calls = [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in stored]
     assert calls == [("call_a", "f", '{"x":'), ("call_b", "g", '{"y":2}'), ("call_c", "h", "{}")]
     assert [(c.id, c.function.name, c.function.arguments) for c in merged] == calls  # type: ignore[union-attr]
-    assert Chunks(include_usage=False).delta("", chunks[0])[0] is chunks[0]  # none moved
+    assert ReplyParts("m", []).add(chunks[0]).chunk is chunks[0]  # none moved

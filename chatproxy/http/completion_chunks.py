@@ -1,26 +1,22 @@
 """Own the `chat.completion.chunk`s a streamed turn on `/v1` is sent as.
 
 The upstream's chunks go to the client as the upstream sent them (text, tool-call deltas,
-logprobs, every choice), but that tool calls' deltas come as OpenAI's do, which clients merge
-by index (`CallIndexes`: some servers send every call at index 0, told apart by their ids, or
-repeat a call's id in each of its deltas), and with three exceptions that keep a stream honest
-about its end. The
-chunks from the first that finishes a choice on (its finish reason, the usage) are held until
-the turn is whole, stored for a chat's turn: a turn that then fails ends with the error instead,
-as the client would otherwise take a finish reason for success. The usage the proxy always
-asks for is sent on only if the client asked for it too (`stream_options.include_usage`). And
-a reply that an upstream ended at `data: [DONE]` without saying why (some servers never send a
-finish reason) gets a chunk that says it, as OpenAI's would: the reply's stored finish reason.
+logprobs, every choice; tool-call deltas numbered as OpenAI's already, whatever the server's
+numbering: `upstream.call_indexes`), with three exceptions that keep a stream honest about its
+end. The chunks from the first that finishes a choice on (its finish reason, the usage) are held
+until the turn is whole, stored for a chat's turn: a turn that then fails ends with the error
+instead, as the client would otherwise take a finish reason for success. The usage the proxy
+always asks for is sent on only if the client asked for it too (`stream_options.include_usage`).
+And a reply that an upstream ended at `data: [DONE]` without saying why (some servers never send
+a finish reason) gets a chunk that says it, as OpenAI's would: the reply's stored finish reason.
 
 A replayed turn has no upstream chunks: its chunks are built from the stored reply.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -40,13 +36,11 @@ class Chunks:
         self._last: JsonObject = {}  # the upstream's latest chunk
         self._finished = False  # an upstream chunk said why the reply (the first choice) ended
         self._began = False  # a built chunk has carried the role
-        self._indexes = CallIndexes()
 
     def delta(self, text: str, chunk: JsonObject | None) -> list[JsonObject]:
         """What to send for a `delta` event: its chunk, or none while chunks are held."""
         if chunk is None:  # a replay: its text
             return [self._built({"content": text})]
-        chunk = self._indexes.renumbered(chunk)
         self._upstream, self._last = True, chunk
         self._finished = self._finished or _finishes_first(chunk)
         if self._held or _closing(chunk):
@@ -100,63 +94,6 @@ class Chunks:
             "model": (reply or {}).get("model") or self._model,
             "choices": choices,
         }
-
-
-class CallIndexes:
-    """The tool-call deltas of a stream's chunks as OpenAI's come, which clients merge by their
-    index (strings joined, an `id` too): each call at an index of its own, its id in its first
-    delta only. A delta with another call's id than the one at its index (some servers send
-    every call at index 0) starts a call at the next free index, where that index's later deltas
-    go; a delta that repeats its call's id (some servers repeat it in each) is sent without it.
-    A chunk none of whose deltas changes is sent as it came."""
-
-    def __init__(self) -> None:
-        self._ids: dict[tuple[Any, int], str | None] = {}  # (choice, index sent): the call's id
-        self._moved: dict[tuple[Any, int], int] = {}  # (choice, index that came): index sent
-
-    def renumbered(self, chunk: JsonObject) -> JsonObject:
-        """`chunk`, or a copy of it with its deltas changed as the class says."""
-        sent = [
-            self._index(choice, call["index"], call.get("id"))
-            for choice, call in _call_pieces(chunk)
-        ]
-        if all(
-            n == call["index"] and not again
-            for (_, call), (n, again) in zip(_call_pieces(chunk), sent, strict=True)
-        ):
-            return chunk
-        chunk = copy.deepcopy(chunk)
-        for (_, call), (n, again) in zip(_call_pieces(chunk), sent, strict=True):
-            call["index"] = n
-            if again:
-                del call["id"]
-        return chunk
-
-    def _index(self, choice: Any, index: int, call_id: Any) -> tuple[int, bool]:
-        """The index a delta of the call at `index` (of the choice `choice`) is sent at, and
-        whether it repeats its call's id."""
-        call_id = call_id if isinstance(call_id, str) and call_id else None
-        sent = self._moved.get((choice, index))
-        known = self._ids.get((choice, sent)) if sent is not None else None
-        if sent is None or (call_id and known not in (None, call_id)):
-            taken = [n for c, n in self._ids if c == choice]
-            sent = index if sent is None and index not in taken else max(taken) + 1
-            self._moved[choice, index] = sent
-            known = None
-        if known is None:
-            self._ids[choice, sent] = call_id
-        return sent, call_id is not None and call_id == known
-
-
-def _call_pieces(chunk: JsonObject) -> Iterator[tuple[Any, JsonObject]]:
-    """The tool-call deltas of a chunk that have an index, each with its choice's index."""
-    choices = chunk.get("choices")
-    for choice in choices if isinstance(choices, list) else ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
-        for call in calls if isinstance(calls, list) else ():
-            if isinstance(call, dict) and type(call.get("index")) is int:
-                yield choice.get("index"), call
 
 
 def _closing(chunk: JsonObject) -> bool:

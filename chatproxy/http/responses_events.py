@@ -20,8 +20,8 @@ the translator is made with the id the reply's item will have (`ResponseHead.rep
 service knows it before the reply is saved. A tool call's item is `fc_<n>_<k>`, k its place
 among the calls in the order their chunk `index`es first came, which is its place in the stored
 reply's calls however the upstream numbers them (OpenAI's from 0; gateways to Claude number a
-call after a text block 1; some servers number every call 0, and a piece with another call's id
-than the one at its index starts a call); its item is added once its id and name have come,
+call after a text block 1; the calls of a server that numbers every call 0 come renumbered
+as OpenAI's, by `upstream.call_indexes`); its item is added once its id and name have come,
 its arguments held until then.
 
 A turn that fails after the stream began ends with an `error` event, then `response.failed`
@@ -138,7 +138,7 @@ class ResponseEvents:
         sent: list[JsonObject] = []
         for piece in _tool_call_pieces(chunk):
             call_id = _string(piece.get("id"))
-            k = self._place(piece.get("index"), call_id)
+            k = self._place(piece.get("index"))
             call = self._calls.setdefault(k, _Item(-1, self._call_id(k)))
             function = piece.get("function")
             function = function if isinstance(function, dict) else {}
@@ -153,17 +153,12 @@ class ResponseEvents:
                 sent.append(self._arguments_delta(call, arguments))
         return sent
 
-    def _place(self, index: Any, call_id: str | None) -> int:
+    def _place(self, index: Any) -> int:
         """A call piece's place: where its chunk `index` first came; a new one for a piece
-        without an index, or with another call's id than the one at its index (some servers
-        send every call with index 0)."""
+        without an index."""
         if type(index) is not int or index < 0:
             return len(self._calls)
-        k = self._places.setdefault(index, len(self._calls))
-        known = self._calls.get(k)
-        if known is not None and call_id and known.call_id not in (None, call_id):
-            k = self._places[index] = len(self._calls)
-        return k
+        return self._places.setdefault(index, len(self._calls))
 
     def _call_id(self, k: int) -> ItemId:
         return ItemId.of_call(self._head.reply_id, k, self._head.chat)

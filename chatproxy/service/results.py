@@ -35,7 +35,7 @@ class TurnResult:
 @dataclass(frozen=True)
 class StreamEvent:
     """One event of a streamed turn: a delta (`data` has its text; `chunk` is the upstream's
-    chunk as it came, None in a replay), the reply once it is whole (stored, for a chat's
+    chunk, `Delta.chunk`, None in a replay), the reply once it is whole (stored, for a chat's
     turn), or the error that ended the stream (`error`; `data` is its JSON body)."""
 
     kind: Literal["delta", "done", "error"]

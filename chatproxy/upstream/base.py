@@ -42,9 +42,10 @@ class Completion:
 
 @dataclass(frozen=True)
 class Delta:
-    """One chunk of a streamed reply, as the upstream sent it: the text it adds to the first
-    choice, and whether it adds anything to any choice (text, a piece of a tool call, a
-    refusal, ...) rather than only a role, a finish reason or usage."""
+    """One chunk of a streamed reply, as the upstream sent it but that its tool-call deltas
+    are numbered as OpenAI's (`call_indexes`): the text it adds to the first choice, and
+    whether it adds anything to any choice (text, a piece of a tool call, a refusal, ...)
+    rather than only a role, a finish reason or usage."""
 
     chunk: JsonObject
     text: str = ""

@@ -6,7 +6,9 @@ connection away, and every streamed turn then pays a new TCP and TLS handshake.
 
 What the lines mean is kept apart from how they are read: `EventLines` turns lines into chunks
 and `ReplyParts` gathers a reply from its chunks (text and tool calls alike, into the body a
-plain answer would have had), neither doing any I/O;
+plain answer would have had; each chunk's tool-call deltas numbered as OpenAI's first, by
+`call_indexes.CallIndexes`, for the reply and for every reader of the chunk), neither doing
+any I/O;
 `client.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
 """
 
@@ -20,6 +22,7 @@ from chatproxy.errors import UpstreamError
 from chatproxy.jsontext import parse
 from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.base import Completion, Delta, JsonObject
+from chatproxy.upstream.call_indexes import CallIndexes
 
 DRAIN_LINES = 16
 DRAIN_SECONDS = 0.25  # the longest wait for the end of a body after `[DONE]`
@@ -63,10 +66,10 @@ class EventLines:
 
 
 class ReplyParts:
-    """A streamed reply gathered from its chunks: `add` reads a chunk (its first choice's
-    deltas are merged as the official SDKs merge them: strings joined, a tool call's pieces
-    by their index, but that a piece with another call's id starts a call), and once the
-    stream has ended `check_finished` and `completion` say whether and what it replied."""
+    """A streamed reply gathered from its chunks: `add` reads a chunk (its tool-call deltas
+    renumbered as OpenAI's, then its first choice's deltas merged as the official SDKs merge
+    them: strings joined, a tool call's pieces by their index), and once the stream has ended
+    `check_finished` and `completion` say whether and what it replied."""
 
     def __init__(self, model: str, messages: Sequence[dict[str, Any]]):
         self._messages = messages
@@ -76,8 +79,12 @@ class ReplyParts:
         self._finish: str | None = None
         self._usage: Any = None
         self._finished = False
+        self._indexes = CallIndexes()
 
     def add(self, chunk: JsonObject) -> Delta:
+        """Read the stream's next chunk; return it as every reader sees it (its tool-call
+        deltas renumbered), with the text it adds to the reply."""
+        chunk = self._indexes.renumbered(chunk)
         for name in HEAD_FIELDS:
             if chunk.get(name) is not None:
                 self._head[name] = chunk[name]
@@ -199,15 +206,14 @@ def paired(text: str) -> str:
 
 
 def _merge_items(have: list[Any], items: list[Any]) -> None:
-    """Merge each item with the newest one of the same `index` in `have`, or add it: an item
-    whose `id` is not that one's starts another (some servers send every tool call of a reply
-    with `index` 0, told apart by their ids only)."""
+    """Merge each item with the newest one of the same `index` in `have`, or add it (an item
+    without an index too)."""
     for item in items:
         index = item.get("index") if isinstance(item, dict) else None
         same = None
         if index is not None:
             same = next((h for h in reversed(have) if _index_of(h) == index), None)
-        if same is not None and not _another(same, item):
+        if same is not None:
             merge_delta(same, item)
         else:
             have.append(copy.deepcopy(item))
@@ -215,12 +221,6 @@ def _merge_items(have: list[Any], items: list[Any]) -> None:
 
 def _index_of(item: Any) -> Any:
     return item.get("index") if isinstance(item, dict) else None
-
-
-def _another(have: JsonObject, item: JsonObject) -> bool:
-    """Whether `item` is not a piece of `have` although it has its index: it names another id."""
-    ids = have.get("id"), item.get("id")
-    return all(isinstance(i, str) and i for i in ids) and ids[0] != ids[1]
 
 
 def _broke_off(call: Any) -> bool:

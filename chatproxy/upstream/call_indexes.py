@@ -1,0 +1,74 @@
+"""Own the one rule for the tool-call deltas of an upstream's stream: each call at an index of
+its own, its id in its first delta only, as OpenAI's stream numbers them.
+
+Clients merge a stream's tool-call deltas by their index (strings joined, an `id` too), and so
+do the proxy's own readers of a stream: the reply it stores (`stream.ReplyParts`), the Responses
+events and the `/v1` chunks. Some OpenAI-compatible servers send every call of a reply at
+index 0, told apart by their ids only, and some repeat a call's id in each of its deltas; each
+chunk is renumbered once, as it is read (`ReplyParts.add`), so that every reader sees OpenAI's
+shape and none has a rule of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+class CallIndexes:
+    """The tool-call deltas of one stream's chunks as OpenAI's come. A delta with another
+    call's id than the one at its index (some servers send every call at index 0) starts a
+    call at the next free index, where that index's later deltas go; a delta that repeats its
+    call's id (some servers repeat it in each) is sent without it. A chunk none of whose deltas
+    changes is returned as it came (OpenAI's chunks, and every chunk without tool calls)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[Any, int], str | None] = {}  # (choice, index sent): the call's id
+        self._moved: dict[tuple[Any, int], int] = {}  # (choice, index that came): index sent
+
+    def renumbered(self, chunk: JsonObject) -> JsonObject:
+        """`chunk`, or a copy of it with its deltas changed as the class says."""
+        pieces = list(_call_pieces(chunk))
+        if not pieces:
+            return chunk
+        sent = [self._index(choice, call["index"], call.get("id")) for choice, call in pieces]
+        if all(
+            n == call["index"] and not again
+            for (_, call), (n, again) in zip(pieces, sent, strict=True)
+        ):
+            return chunk
+        chunk = copy.deepcopy(chunk)
+        for (_, call), (n, again) in zip(_call_pieces(chunk), sent, strict=True):
+            call["index"] = n
+            if again:
+                del call["id"]
+        return chunk
+
+    def _index(self, choice: Any, index: int, call_id: Any) -> tuple[int, bool]:
+        """The index a delta of the call at `index` (of the choice `choice`) is sent at, and
+        whether it repeats its call's id."""
+        call_id = call_id if isinstance(call_id, str) and call_id else None
+        sent = self._moved.get((choice, index))
+        known = self._ids.get((choice, sent)) if sent is not None else None
+        if sent is None or (call_id and known not in (None, call_id)):
+            taken = [n for c, n in self._ids if c == choice]
+            sent = index if sent is None and index not in taken else max(taken) + 1
+            self._moved[choice, index] = sent
+            known = None
+        if known is None:
+            self._ids[choice, sent] = call_id
+        return sent, call_id is not None and call_id == known
+
+
+def _call_pieces(chunk: JsonObject) -> Iterator[tuple[Any, JsonObject]]:
+    """The tool-call deltas of a chunk that have an index, each with its choice's index."""
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and type(call.get("index")) is int:
+                yield choice.get("index"), call
