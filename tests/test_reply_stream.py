@@ -179,6 +179,27 @@ def test_a_piece_with_another_calls_id_at_the_same_index_starts_a_call() -> None
     ]
 
 
+def test_a_piece_that_goes_back_to_an_earlier_calls_id_is_a_piece_of_that_call() -> None:
+    """Calls at one index whose pieces interleave (ids a, b, a): the third piece is call a's,
+    not a call of its own with a's id again. A piece without an id at that index is the
+    newest call's there (b's), as it was before the index's calls interleaved."""
+    chunks = [
+        call_piece(0, id="call_a", type="function", name="f", arguments='{"a":'),
+        call_piece(0, id="call_b", type="function", name="g", arguments='{"b":'),
+        call_piece(0, id="call_a", arguments="1}"),
+        call_piece(0, arguments="2}"),
+    ]
+    reply = ReplyParts("m", [{"role": "user", "content": "go"}])
+
+    deltas = [reply.add(chunk) for chunk in chunks]
+
+    assert numbered(deltas) == [(0, "call_a"), (1, "call_b"), (0, None), (1, None)]
+    assert reply.completion().tool_calls == [
+        {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": '{"b":2}'}},
+    ]
+
+
 def test_a_streamed_reply_keeps_its_logprobs_fingerprint_and_usage_details() -> None:
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     details = {**usage, "completion_tokens_details": {"reasoning_tokens": 1}}

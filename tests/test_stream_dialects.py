@@ -229,6 +229,47 @@ def test_a_call_whose_arguments_break_off_at_done_without_a_finish_reason_was_cu
 
 
 @pytest.mark.parametrize("route", [*ROUTES, PASS_THROUGH])
+def test_calls_whose_pieces_interleave_at_one_index_stay_two_calls(
+    client: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """A server that sends every call at index 0 and goes back to an earlier call's id (a, b,
+    a, b): the pieces are those of two calls, in the stored reply, in the chunks a `/v1`
+    client's SDK merges and in the Responses stream's items, not four calls or two a's."""
+    fake_upstream.script(
+        event_stream(
+            calls_chunk(piece(0, "", id="call_a", name="get_weather")),
+            calls_chunk(piece(0, "", id="call_b", name="get_time")),
+            calls_chunk(piece(0, '{"q": "Oslo"}', id="call_a")),
+            calls_chunk(piece(0, '{"q": "UTC"}', id="call_b")),
+        )
+    )
+    expected = [
+        ("call_a", "get_weather", '{"q": "Oslo"}'),
+        ("call_b", "get_time", '{"q": "UTC"}'),
+    ]
+
+    answer = ask(client, route, ASK, tools=route != "/c1/chat")
+
+    assert answer.status_code == 200
+    if route in ("/v1/chat/completions", PASS_THROUGH):
+        state = ChatCompletionStreamState()
+        for chunk in data_of(answer):
+            state.handle_chunk(ChatCompletionChunk.model_validate(chunk))
+        merged = state.get_final_completion().choices[0].message.tool_calls or []
+        assert [(c.id, c.function.name, c.function.arguments) for c in merged] == expected  # type: ignore[union-attr]
+    if route == "/v1/responses":
+        output = data_of(answer)[-1]["response"]["output"]
+        assert [(i.get("call_id"), i.get("name"), i.get("arguments")) for i in output] == expected
+    if route != PASS_THROUGH:
+        reply = stored_reply(client, route, answer)
+        calls = reply["tool_calls"]
+        assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls] == (
+            expected
+        )
+        assert reply["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("route", [*ROUTES, PASS_THROUGH])
 def test_a_stream_that_ends_without_done_or_a_finish_reason_broke_off(
     client: ProxyClient, fake_upstream: FakeUpstream, route: str
 ) -> None:

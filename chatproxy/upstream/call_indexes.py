@@ -19,15 +19,19 @@ JsonObject = dict[str, Any]
 
 
 class CallIndexes:
-    """The tool-call deltas of one stream's chunks as OpenAI's come. A delta with another
-    call's id than the one at its index (some servers send every call at index 0) starts a
-    call at the next free index, where that index's later deltas go; a delta that repeats its
-    call's id (some servers repeat it in each) is sent without it. A chunk none of whose deltas
-    changes is returned as it came (OpenAI's chunks, and every chunk without tool calls)."""
+    """The tool-call deltas of one stream's chunks as OpenAI's come. A delta that names a
+    call that came before goes to that call's index, without the id (some servers repeat it in
+    each delta, or go back to an earlier call at an index another call took since); one that
+    names a new call, at an index another call has, starts a call at the next free index
+    (some servers send every call at index 0). A delta without an id goes to the newest call
+    that came at its index. A chunk none of whose deltas changes is returned as it came
+    (OpenAI's chunks, and every chunk without tool calls)."""
 
     def __init__(self) -> None:
         self._ids: dict[tuple[Any, int], str | None] = {}  # (choice, index sent): the call's id
-        self._moved: dict[tuple[Any, int], int] = {}  # (choice, index that came): index sent
+        self._named: dict[tuple[Any, str], int] = {}  # (choice, a call's id): its index sent
+        # (choice, index that came): the index sent of the newest call that came at it
+        self._moved: dict[tuple[Any, int], int] = {}
 
     def renumbered(self, chunk: JsonObject) -> JsonObject:
         """`chunk`, or a copy of it with its deltas changed as the class says."""
@@ -51,16 +55,22 @@ class CallIndexes:
         """The index a delta of the call at `index` (of the choice `choice`) is sent at, and
         whether it repeats its call's id."""
         call_id = call_id if isinstance(call_id, str) and call_id else None
+        named = self._named.get((choice, call_id)) if call_id else None
+        if named is not None:  # a call that came before: where it went, wherever it comes now
+            self._moved.setdefault((choice, index), named)
+            return named, True
         sent = self._moved.get((choice, index))
         known = self._ids.get((choice, sent)) if sent is not None else None
-        if sent is None or (call_id and known not in (None, call_id)):
+        if sent is None or (call_id and known is not None):  # a new call
             taken = [n for c, n in self._ids if c == choice]
             sent = index if sent is None and index not in taken else max(taken) + 1
             self._moved[choice, index] = sent
             known = None
-        if known is None:
+        if known is None:  # the call's first delta, or the first to name it
             self._ids[choice, sent] = call_id
-        return sent, call_id is not None and call_id == known
+            if call_id:
+                self._named[choice, call_id] = sent
+        return sent, False
 
 
 def _call_pieces(chunk: JsonObject) -> Iterator[tuple[Any, JsonObject]]:
