@@ -12,7 +12,6 @@ shape and none has a rule of its own.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -35,7 +34,7 @@ class CallIndexes:
 
     def renumbered(self, chunk: JsonObject) -> JsonObject:
         """`chunk`, or a copy of it with its deltas changed as the class says."""
-        pieces = list(_call_pieces(chunk))
+        pieces = _call_pieces(chunk)
         if not pieces:
             return chunk
         sent = [self._index(choice, call["index"], call.get("id")) for choice, call in pieces]
@@ -73,12 +72,17 @@ class CallIndexes:
         return sent, False
 
 
-def _call_pieces(chunk: JsonObject) -> Iterator[tuple[Any, JsonObject]]:
-    """The tool-call deltas of a chunk that have an index, each with its choice's index."""
+def _call_pieces(chunk: JsonObject) -> list[tuple[Any, JsonObject]]:
+    """The tool-call deltas of a chunk that have an index, each with its choice's index (a
+    list, not a generator: most chunks have none, and are read once each)."""
+    pieces: list[tuple[Any, JsonObject]] = []
     choices = chunk.get("choices")
     for choice in choices if isinstance(choices, list) else ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
         calls = delta.get("tool_calls") if isinstance(delta, dict) else None
-        for call in calls if isinstance(calls, list) else ():
+        if not isinstance(calls, list):  # most chunks: text, or the end
+            continue
+        for call in calls:
             if isinstance(call, dict) and type(call.get("index")) is int:
-                yield choice.get("index"), call
+                pieces.append((choice.get("index"), call))
+    return pieces
