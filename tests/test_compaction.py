@@ -14,7 +14,8 @@ from typing import Any
 import openai
 import pytest
 
-from chatproxy.service.compaction import PROMPT, SUMMARY_HEADING
+from chatproxy.service.compaction import PROMPT
+from chatproxy.service.compaction_rules import SUMMARY_HEADING
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer
 from tests.asgi_client import ProxyClient

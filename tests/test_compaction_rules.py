@@ -1,14 +1,13 @@
-"""The pure rules of compaction (`service/compaction.py`): which summary a path may use, what a
-window sends beside it, when a summary is due and through which item, and how what is left out
-is cut into pieces that fit the summarizing call."""
+"""The pure rules of compaction (`service/compaction_rules.py`, `service/compaction.py`): which
+summary a path may use, what a window sends beside it, when a summary is due and through which
+item, and how what is left out is cut into pieces that fit the summarizing call."""
 
 from __future__ import annotations
 
-from chatproxy.service.compaction import (
+from chatproxy.service.compaction import due_through, pieces
+from chatproxy.service.compaction_rules import (
     SUMMARY_HEADING,
     after_summary,
-    due_through,
-    pieces,
     summary_on,
     transcript,
     with_summary,

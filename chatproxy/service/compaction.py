@@ -4,7 +4,8 @@ With compaction off (COMPACTION=off, the default, or a chat's own `compaction` s
 window keeps the newest messages that fit and the older ones are simply not sent. With
 `summary`, the messages left out are folded into a readable summary, and a window is the system
 prompt with the newest summary on its path appended under `SUMMARY_HEADING`, then the newest
-messages after the summary that fit beside it.
+messages after the summary that fit beside it (`compaction_rules.py`: which summary a path uses,
+what a window sends beside it, the text a summary is written from).
 
 - **When.** A turn's window notes that a summary is due (`Compactor.plan`) when the messages
   left out and not yet summarized come to COMPACTION_THRESHOLD tokens or more (or to the
@@ -39,18 +40,18 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import ProxyError, UpstreamBadResponse
+from chatproxy.service.compaction_rules import after_summary, transcript
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.window import message_tokens
 from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
-from chatproxy.tokens import CHARS_PER_TOKEN, content_text, estimate_tokens
+from chatproxy.tokens import CHARS_PER_TOKEN, estimate_tokens
 from chatproxy.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
 Path = Sequence[Message]  # a path's messages, oldest first
 
-SUMMARY_HEADING = "Summary of the earlier conversation:"
 READ_FACTOR = 2
 FOLD_ITEMS = 2000
 SLACK_TOKENS = 64  # the transcript's own lines
@@ -69,29 +70,6 @@ def compacting(settings: Settings, chat_settings: dict[str, Any]) -> bool:
     return (chat_settings.get("compaction") or settings.compaction.mode) == "summary"
 
 
-def summary_on(summary: Summary | None, path: Sequence[Message]) -> Summary | None:
-    """`summary`, if it ends at an item of `path` (oldest first) or at the one above it."""
-    if summary is None or not path:
-        return None
-    on = summary.last == path[0].parent or any(m.id == summary.last for m in path)
-    return summary if on else None
-
-
-def after_summary(path: Sequence[Message], summary: Summary | None) -> list[Message]:
-    """The messages of `path` that `summary` does not cover (ids grow along a path)."""
-    if summary is None:
-        return list(path)
-    return [m for m in path if (m.id or 0) > summary.last]
-
-
-def with_summary(system: str | None, summary: Summary | None) -> str | None:
-    """The system prompt a window sends: the chat's, then the summary."""
-    if summary is None:
-        return system
-    block = f"{SUMMARY_HEADING}\n{summary.content}"
-    return f"{system}\n\n{block}" if system else block
-
-
 def due_through(
     read: Path, sent: Path, summary: Summary | None, threshold: int, whole: bool = False
 ) -> int | None:
@@ -108,25 +86,6 @@ def due_through(
     if above or sum(message_tokens(m) for m in left_out) >= threshold:
         return left_out[-1].id
     return None
-
-
-def transcript(summary: Summary | None, messages: Sequence[Message], most_chars: int) -> str:
-    """The text a summary is written from: the summary so far and the new messages, each cut
-    to `most_chars` characters."""
-    lines = [f"Summary so far:\n{summary.content if summary else '(none)'}", "", "New messages:"]
-    for message in messages:
-        text = content_text(message.content)[0][:most_chars]
-        if message.tool_calls:
-            calls = ", ".join(_called(call) for call in message.tool_calls)
-            text = f"{text} (calls {calls})".strip()
-        lines.append(f"[{message.role}] {text}")
-    return "\n".join(lines)
-
-
-def _called(call: Any) -> str:
-    """The name a stored tool call calls (kept as the model wrote it: checked for nothing)."""
-    body = call.get(call.get("type") or "function") if isinstance(call, dict) else None
-    return str(body.get("name")) if isinstance(body, dict) else "?"
 
 
 def pieces(messages: Sequence[Message], room: int) -> list[list[Message]]:

@@ -14,14 +14,8 @@ from typing import Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import ContextLengthExceeded
-from chatproxy.service.compaction import (
-    READ_FACTOR,
-    Compactor,
-    after_summary,
-    compacting,
-    summary_on,
-    with_summary,
-)
+from chatproxy.service.compaction import READ_FACTOR, Compactor, compacting
+from chatproxy.service.compaction_rules import after_summary, summary_on, with_summary
 from chatproxy.service.content import without_images
 from chatproxy.service.defaults import CallOptions, Defaults, TurnOptions
 from chatproxy.service.placing import Placing
