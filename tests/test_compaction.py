@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -263,26 +264,23 @@ def test_a_summary_too_large_for_a_smaller_window_is_left_out_not_a_failure(
     assert sent[-1] == {"role": "user", "content": "Still there?"}
 
 
+def empty_reply(tokens: int) -> Fault:
+    """A completion with no text, of `tokens` tokens (the model read them, and wrote nothing)."""
+    usage = {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}
+    reply = {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}
+    body = {"id": "chatcmpl-empty", "object": "chat.completion", "created": 1, "model": MODEL}
+    return Fault(body={**body, "choices": [reply], "usage": usage})
+
+
 def test_an_empty_summary_still_counts_its_tokens_against_the_budget(
     make_client: MakeClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = make_client(COMPACTION="summary", TOKEN_BUDGET_PER_DAY="100000", **SMALL_WINDOW)
     answer = fake_upstream.handle_chat
-    usage = {"prompt_tokens": 150000, "completion_tokens": 0, "total_tokens": 150000}
-    empty = {
-        "id": "chatcmpl-empty",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4.1-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}
-        ],
-        "usage": usage,
-    }
 
     def empty_summaries(handler: Any, body: dict[str, Any]) -> None:
         if body["messages"][0]["content"] == PROMPT:  # the model read it all, and wrote nothing
-            fake_upstream._send_fault(handler, Fault(body=empty))
+            fake_upstream._send_fault(handler, empty_reply(150000))
             return
         answer(handler, body)
 
@@ -492,3 +490,125 @@ def test_an_input_that_does_not_fit_beside_a_summary_is_refused_and_makes_none(
     assert summary_calls(fake_upstream) == []
     assert len(compacting.get(f"/{chat}/chat").get_json()) == 2 * 4
     assert summaries(compacting, chat) == []
+
+
+def slow_summaries(up: FakeUpstream, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make each summary call take `seconds` (the turns' calls answer at once)."""
+    answer = up.handle_chat
+
+    def slow(handler: Any, body: dict[str, Any]) -> None:
+        if body["messages"][0]["content"] == PROMPT:
+            time.sleep(seconds)
+        answer(handler, body)
+
+    monkeypatch.setattr(up, "handle_chat", slow)
+
+
+def folded(up: FakeUpstream) -> list[str]:
+    """What the summary calls were given to fold in (their new messages, a line each)."""
+    texts = [call["messages"][1]["content"] for call in summary_calls(up)]
+    return [line for text in texts for line in text.rsplit("\nNew messages:\n", 1)[1].splitlines()]
+
+
+def response(client: ProxyClient, text: str, **more: Any) -> Any:
+    """The answer to a stored response to `text` (truncation: disabled unless `more` says)."""
+    return client.post("/v1/responses", json={"model": MODEL, "input": text, **more})
+
+
+def chain(client: ProxyClient, texts: list[str], **more: Any) -> str:
+    """The id of the last of the stored responses to `texts`, each after the one before."""
+    previous = None
+    for text in texts:
+        made = response(client, text, previous_response_id=previous, **more)
+        assert made.status_code == 200, made.get_json()
+        previous = made.get_json()["id"]
+    assert previous is not None
+    return previous
+
+
+def test_a_turn_that_needs_a_summary_while_one_is_made_waits_for_it_and_folds_only_the_rest(
+    compacting: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_summaries(fake_upstream, monkeypatch, 1.0)
+    previous = chain(compacting, CHAIN[:6], **AUTO)  # a summary falls due at the sixth
+    deadline = time.monotonic() + 20
+    while not summary_calls(fake_upstream):  # its summary is being made in the background
+        assert time.monotonic() < deadline, "no summary was asked for"
+        time.sleep(0.05)
+
+    made = response(compacting, CHAIN[6], previous_response_id=previous)  # past the context
+
+    assert made.status_code == 200, made.get_json()
+    assert folded(fake_upstream).count(f"[user] {FACT}") == 1
+    assert len(set(folded(fake_upstream))) == len(folded(fake_upstream))  # none folded twice
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert sent[-1] == {"role": "user", "content": CHAIN[6]}
+    assert "Babbage" in sent[0]["content"]
+
+
+def test_turns_after_one_response_that_need_the_same_summary_make_it_once(
+    compacting: ProxyClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_summaries(fake_upstream, monkeypatch, 0.5)
+    previous = chain(compacting, CHAIN[:4])  # the next turn outgrows the context
+
+    def fork(text: str) -> Any:
+        return response(compacting, text, previous_response_id=previous)
+
+    with ThreadPoolExecutor(2) as pool:  # both at once: a turn after a response takes no lock
+        made = list(pool.map(fork, [filler(41), filler(42)]))
+
+    assert [answer.status_code for answer in made] == [200, 200]
+    assert len(set(folded(fake_upstream))) == len(folded(fake_upstream))  # none folded twice
+    chat = chat_named(previous)
+    assert len(summaries(compacting, chat)) == len(summary_calls(fake_upstream)) >= 1
+    for sent in turn_calls(fake_upstream)[-2:]:
+        assert "Babbage" in sent["messages"][0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(Fault.error(500), 502), (Fault(delay=3.0), 504), (empty_reply(50), 502)],
+    ids=["failed", "too slow", "empty"],
+)
+def test_a_summary_made_first_that_fails_fails_the_turn_stores_nothing_and_frees_the_chat(
+    make_client: MakeClient, fake_upstream: FakeUpstream, fault: Fault, status: int
+) -> None:
+    client = make_client(COMPACTION="summary", REQUEST_TIMEOUT="2", **SMALL_WINDOW)
+    chat = client.post("/v1/conversations", json={}).get_json()["id"]
+    for text in CHAIN[:4]:  # a conversation's turns hold its lock
+        assert response(client, text, conversation=chat).status_code == 200
+    fake_upstream.script(fault)  # the summary the next turn needs first
+
+    refused = response(client, CHAIN[4], conversation=chat)
+
+    assert refused.status_code == status, refused.get_json()
+    assert turn_calls(fake_upstream)[-1]["messages"][-1]["content"] == CHAIN[3]  # none for it
+    assert len(client.get(f"/{chat}/chat").get_json()) == 2 * 4  # nothing stored
+    assert summaries(client, chat) == []
+    again = response(client, CHAIN[4], conversation=chat)  # at once: the lock was let go
+    assert again.status_code == 200, again.get_json()
+    assert len(summaries(client, chat)) == 1
+
+
+def test_a_turn_that_waits_for_a_summary_past_its_deadline_fails_and_frees_the_chat(
+    make_client: MakeClient, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = {**SMALL_WINDOW, "COMPACTION_THRESHOLD": "350"}  # due in two pieces, made in 3 s
+    client = make_client(COMPACTION="summary", REQUEST_TIMEOUT="2", **window)
+    slow_summaries(fake_upstream, monkeypatch, 1.5)
+    chat = client.post("/v1/conversations", json={}).get_json()["id"]
+    n = 0
+    while not summary_calls(fake_upstream):  # until one is being made in the background
+        assert n < 12, "no summary fell due"
+        assert response(client, filler(n), conversation=chat, **AUTO).status_code == 200
+        n += 1
+        time.sleep(0.1)
+
+    refused = response(client, filler(n), conversation=chat)  # it needs a summary first
+
+    assert refused.status_code == 504, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "upstream_timeout"
+    assert len(set(folded(fake_upstream))) == len(folded(fake_upstream))  # it made none
+    assert len(client.get(f"/{chat}/chat").get_json()) == 2 * n
+    assert response(client, "Hi.", conversation=chat, **AUTO).status_code == 200

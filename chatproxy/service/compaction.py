@@ -16,10 +16,11 @@ what a window sends beside it, the text a summary is written from).
   for several turns.
 - **Off the reply's path.** A due summary is made after the turn is stored, in a task of its own
   (`after_save`), one at a time per chat in a process; only a turn that may not leave history
-  out and does not fit whole has it made first (`outgoing.SummaryDue`). It reads what the newest
-  summary on the path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages,
-  never the whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit
-  its context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
+  out and does not fit whole has it made first (`outgoing.SummaryDue`), once the one being made
+  ends, from what that one kept (`summary_for_turn`). It reads what the newest summary on the
+  path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
+  whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit its
+  context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
   removed, or the chat deleted, meanwhile). A failure in the background is logged, without any
   text, and the window leaves the messages out meanwhile, as without compaction; the next turn
   tries again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a
@@ -39,7 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import ProxyError, UpstreamBadResponse
+from chatproxy.errors import ProxyError, UpstreamBadResponse, UpstreamTimeout
 from chatproxy.service.compaction_rules import after_summary, transcript
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.window import message_tokens
@@ -113,7 +114,7 @@ class Compactor:
         self._quotas = quotas
         self._known: dict[ChatRef, None] = {}  # chats seen compacting (with COMPACTION=off)
         self._due: dict[ChatRef, int] = {}
-        self._running: set[ChatRef] = set()
+        self._running: dict[ChatRef, asyncio.Event] = {}  # set once that summary is made
         # due while one was being made: made after it, in the context of the turn that made it
         # due (its log lines name that request)
         self._next: dict[ChatRef, tuple[int, Context]] = {}
@@ -173,7 +174,7 @@ class Compactor:
         self._start(chat, through)
 
     def _start(self, chat: ChatRef, through: int, context: Context | None = None) -> None:
-        self._running.add(chat)
+        self._running[chat] = asyncio.Event()
         made = self._summarize(chat, through)
         task = asyncio.get_running_loop().create_task(made, context=context)
         self._tasks.add(task)  # the loop keeps only a weak reference to a task
@@ -200,10 +201,45 @@ class Compactor:
         else:
             log.info("compaction: %d summaries made in %.2f s", made, time.monotonic() - started)
         finally:
-            self._running.discard(chat)
-            later = self._next.pop(chat, None)
-            if later is not None and not self._closed:
-                self._start(chat, *later)
+            self._ended(chat)
+
+    def _ended(self, chat: ChatRef) -> None:
+        """The chat's summary being made ended (made or not): wake the turns waiting for it,
+        and start the one that fell due meanwhile."""
+        self._running.pop(chat).set()
+        later = self._next.pop(chat, None)
+        if later is not None and not self._closed:
+            self._start(chat, *later)
+
+    async def summary_for_turn(
+        self, chat: ChatRef, through: int, ends: Sequence[int], end: float
+    ) -> Summary | None:
+        """The summary a turn that may not leave history out needs before its call, by its
+        deadline `end`: one through `through`, or through a later item of its path (`ends`,
+        through included). A summary of the chat being made (in the background, or for another
+        turn) is waited for first, and what it kept is used, as it is or folded on from: the
+        turn does not pay again for what that one folded. None: none could be kept."""
+        while True:
+            await self._made(chat, end)
+            kept = await self._store.load_summaries(chat, ends)
+            if kept:
+                return kept[max(kept)]  # ids grow along a path: the one that covers the most
+            if chat not in self._running:  # none began while the store was read
+                break
+        self._running[chat] = asyncio.Event()
+        try:
+            made = await self.summarize(chat, through, end)
+        finally:
+            self._ended(chat)
+        return made[-1] if made else None
+
+    async def _made(self, chat: ChatRef, end: float) -> None:
+        """Wait, until `end`, for the chat's summaries being made to end (UpstreamTimeout)."""
+        while (making := self._running.get(chat)) is not None:
+            try:
+                await asyncio.wait_for(making.wait(), max(end - time.monotonic(), 0))
+            except TimeoutError:
+                raise UpstreamTimeout("the chat's summary was not made in time") from None
 
     async def summarize(self, chat: ChatRef, through: int, end: float = 0) -> list[Summary]:
         """Fold what the newest summary on the path ending at `through` does not cover into

@@ -27,12 +27,13 @@ from chatproxy.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, content_text, 
 
 class SummaryDue(ContextLengthExceeded):
     """A compacted chat's window that may not leave history out and does not fit whole: the
-    refusal that a summary through the item `through`, made before the turn, lifts (not caught,
-    it is the refusal)."""
+    refusal that a summary through the item `through` (or one through any of `ends`: it and
+    the items after it), made before the turn, lifts (not caught, it is the refusal)."""
 
-    def __init__(self, refused: ContextLengthExceeded, through: int):
+    def __init__(self, refused: ContextLengthExceeded, through: int, ends: Sequence[int]):
         super().__init__(refused.message, param=refused.param)
         self.through = through
+        self.ends = ends
 
 
 class Outgoing:
@@ -71,7 +72,8 @@ class Outgoing:
             through = self._due_now(system, summary, history, asked, budget)
             if through is None:
                 raise
-            raise SummaryDue(refused, through) from None
+            ends = [m.id for m in history if m.id is not None and m.id >= through]
+            raise SummaryDue(refused, through, ends) from None
         if options.compact:  # held to the request's threshold: the rest goes into the summary
             held = options.compact + _tokens_of(prompt, asked)
             if asked[0].role == "tool" and window:  # the calls go up with their results
@@ -99,11 +101,12 @@ class Outgoing:
         deadline: float,
     ) -> tuple[list[dict[str, Any]], CallOptions]:
         """`build`, once the summary `due` asks for is made (within the turn's `deadline`, kept
-        as a summary made after a turn is): the window starts after it. Still refused if the
-        summary is too large to leave room (or none could be kept)."""
-        made = await self._compactor.summarize(chat, due.through, deadline)
-        if made:
-            state = replace(state, summary=made[-1])
+        as a summary made after a turn is; or found kept: `Compactor.summary_for_turn`): the
+        window starts after it. Still refused if the summary is too large to leave room (or
+        none could be kept)."""
+        made = await self._compactor.summary_for_turn(chat, due.through, due.ends, deadline)
+        if made is not None:
+            state = replace(state, summary=made)
         return self.build(chat, state, placing, options)
 
     def _due_now(
