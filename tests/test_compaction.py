@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from chatproxy.service.compaction import PROMPT
+from chatproxy.service.compaction import FOLD_ITEMS, PROMPT
 from chatproxy.service.compaction_rules import SUMMARY_HEADING
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer
@@ -510,7 +510,7 @@ def folded(up: FakeUpstream) -> list[str]:
     return [line for text in texts for line in text.rsplit("\nNew messages:\n", 1)[1].splitlines()]
 
 
-def response(client: ProxyClient, text: str, **more: Any) -> Any:
+def response(client: ProxyClient, text: str | list[dict[str, Any]], **more: Any) -> Any:
     """The answer to a stored response to `text` (truncation: disabled unless `more` says)."""
     return client.post("/v1/responses", json={"model": MODEL, "input": text, **more})
 
@@ -612,3 +612,27 @@ def test_a_turn_that_waits_for_a_summary_past_its_deadline_fails_and_frees_the_c
     assert len(set(folded(fake_upstream))) == len(folded(fake_upstream))  # it made none
     assert len(client.get(f"/{chat}/chat").get_json()) == 2 * n
     assert response(client, "Hi.", conversation=chat, **AUTO).status_code == 200
+
+
+def test_a_turn_past_the_context_with_more_unsummarized_messages_than_one_fold_reads_goes_on(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    wide = make_client(MESSAGES_LENGTH="10000", CONTEXT_TOKENS="128000", MAX_TOKENS="1000")
+    roles = ("user", "assistant")
+    said = [{"role": role, "content": f"{role} {n}"} for n in range(1300) for role in roles]
+    made = response(wide, [*said, {"role": "user", "content": "Go on."}])  # 2,601 messages
+    assert made.status_code == 200, made.get_json()
+    window = {"MESSAGES_LENGTH": "10000", "CONTEXT_TOKENS": "4000", "MAX_TOKENS": "100"}
+    narrow = make_client(COMPACTION="summary", COMPACTION_THRESHOLD="1000000", **window)
+
+    turn = response(narrow, "And now?", previous_response_id=made.get_json()["id"])
+
+    assert turn.status_code == 200, turn.get_json()  # not refused, the summary kept
+    chat = chat_named(turn.get_json()["id"])
+    first, last = summaries(narrow, chat)[-1]["covers"]
+    assert last - first + 1 == FOLD_ITEMS  # the newest it reads, up to where the window starts
+    assert "[user] user 0" not in folded(fake_upstream)  # what lies above them is not read
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert SUMMARY_HEADING in sent[0]["content"]
+    after = [m for m in narrow.get(f"/{chat}/chat").get_json() if m.get("id", -1) > last]
+    assert [m["content"] for m in sent[1:]] == [m["content"] for m in after[:-1]]
