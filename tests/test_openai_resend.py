@@ -92,10 +92,11 @@ def test_tool_results_never_go_up_without_the_message_that_made_their_calls(
     assert next(m["role"] for m in after["messages"] if m["role"] != "system") != "tool"
 
 
+@pytest.mark.parametrize("length", ["20", "0"])  # MESSAGES_LENGTH: 0 sends no history
 def test_the_seed_route_refuses_a_message_under_calls_waiting_for_results(
-    make_client: MakeClient, fake_upstream: FakeUpstream
+    make_client: MakeClient, fake_upstream: FakeUpstream, length: str
 ) -> None:
-    client = make_client()
+    client = make_client(MESSAGES_LENGTH=length)
     body: dict[str, Any] = {"messages": [u("get_time please")], "tools": [TIME]}
     client.post("/v1/chat/completions", json=body, headers={"X-Chat-Id": "c"})
 

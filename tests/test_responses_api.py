@@ -677,9 +677,11 @@ def test_deleting_a_regenerated_reply_leaves_the_question_its_sibling_answers(
     assert [(m["id"], m["parent"]) for m in path] == [(0, None), (1, 0)]
 
 
+@pytest.mark.parametrize("length", ["20", "0"])  # MESSAGES_LENGTH: 0 reads no history
 def test_a_chat_api_turn_after_messages_another_request_stored_has_only_its_own_input(
-    proxy: Proxy,
+    start_server: StartServer, proxy_env: dict[str, str], length: str
 ) -> None:
+    proxy = start_proxy(start_server, proxy_env, MESSAGES_LENGTH=length)
     # The conversation's first message is stored by the Conversations API, not by a turn.
     asked = proxy.client.conversations.create(items=[user("Q")]).id  # message 0
     proxy.post(f"/{asked}/chat", {"content": "Q2"})  # the turn stores 1, its reply 2

@@ -92,10 +92,15 @@ class Ask:
 
     def window(self, history: int) -> int:
         """How many of the path's newest messages the turn reads, given MESSAGES_LENGTH: the
-        history, the message asked again, or as many as a resent history needs to be matched."""
+        history, the message asked again, or as many as a resent history needs to be matched.
+        A new message reads at least the one it goes under (MESSAGES_LENGTH 0 sends none of
+        them): a reply waiting for tool results refuses it, and its reply keeps where its input
+        starts when that one is no reply (`Placing.turn`)."""
         if self.sent is not None:
             return max(history, window_for(self.sent, self.elided))
-        return history + (self.content is None)
+        if self.content is None:
+            return history + 1  # and the message asked again
+        return max(history, 1)
 
     def fingerprint(self) -> list[Any]:
         """What tells this ask from another, for an Idempotency-Key (a request of one user
