@@ -317,6 +317,20 @@ def test_a_response_not_stored_cannot_be_found_and_leaves_nothing(
     assert previous.value.param == "previous_response_id"
 
 
+def test_a_response_not_stored_continues_a_response_with_messages_length_0(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    proxy = start_proxy(start_server, proxy_env, MESSAGES_LENGTH="0")  # no history goes up
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+
+    passed = proxy.client.responses.create(
+        model=MODEL, input="My name?", previous_response_id=first.id, store=False
+    )
+
+    assert passed.output_text == said("My name?", 1)  # the system prompt
+    assert sent_upstream(fake_upstream) == [("system", SYSTEM), ("user", "My name?")]
+
+
 @pytest.mark.parametrize("store", [True, False], ids=["stored", "not-stored"])
 def test_a_leading_system_message_of_the_input_is_the_turns_system_prompt_stored_or_not(
     proxy: Proxy, fake_upstream: FakeUpstream, store: bool

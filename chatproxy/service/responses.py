@@ -255,8 +255,9 @@ class Responses:
         """How many messages of the path ending at `at` (None: the leaf) to read: for a response
         not stored, as many as a compacted chat's stored turn reads (so that it meets the same
         summary, whatever compacts the chat), and down to the oldest item its references name
-        (ids grow down a path)."""
-        depth = READ_FACTOR * self._settings.messages_length if not ask.store else 1
+        (ids grow down a path); at least the one at `at`, which a response continued must be
+        (MESSAGES_LENGTH 0 sends none of them)."""
+        depth = max(READ_FACTOR * self._settings.messages_length, 1) if not ask.store else 1
         if ask.named and at is not None:
             depth = max(depth, at - min(ask.named) + 1)
         return depth
