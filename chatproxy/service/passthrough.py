@@ -6,20 +6,25 @@ counts; the answer comes back whole, every choice of it. A streamed answer is re
 the edge: its events end with `done` (the reply, with its model and usage) or `error`, its
 tokens are charged once it is whole, and its upstream connection is given back however far it
 is read (a reader that leaves closes it, cancelling the answer, as a client of the model itself
-would).
+would). A stream that broke off before its usage came (it comes last) was still sent its
+prompt, which the provider bills: its estimate is charged then (`tokens.estimate_usage`, of the
+messages and the text read so far).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
 from chatproxy.config import Settings
+from chatproxy.errors import StoreError
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult, read_opening, reply_of
+from chatproxy.tokens import estimate_usage
 from chatproxy.upstream.base import Delta, ReplyStream, Upstream
 
 
@@ -58,7 +63,7 @@ class PassThrough:
             stream.close()
             raise
         spend = partial(self._quotas.spend, tenant)
-        return StreamingTurn(PassedStream(stream, pieces, opening, spend))
+        return StreamingTurn(PassedStream(stream, pieces, opening, spend, messages))
 
     async def _prepare(self, tenant: str, options: TurnOptions) -> tuple[dict[str, Any], float]:
         """Check the options and the tenant's budget; return the call's options and deadline."""
@@ -71,7 +76,9 @@ class PassThrough:
 class PassedStream:
     """The events of a pass-through stream: `delta`s, then `done` once its tokens are counted,
     or `error`. Its upstream connection is given back when it ends or when the reader leaves
-    (`aclose`), however far it was read, even not at all."""
+    (`aclose`), however far it was read, even not at all; its tokens are counted once, the
+    estimate of what was sent and read (`messages`, the text) if it breaks off before its
+    usage."""
 
     def __init__(
         self,
@@ -79,6 +86,7 @@ class PassedStream:
         pieces: AsyncIterator[Delta],
         opening: Sequence[Delta],
         spend: Callable[[int], Awaitable[None]],
+        messages: Sequence[dict[str, Any]],
     ):
         """`opening`: the chunks read already, up to the reply's first piece; `pieces`: the
         rest of `stream`'s."""
@@ -86,6 +94,9 @@ class PassedStream:
         self._pieces = pieces
         self._opening = opening
         self._spend = spend
+        self._messages = messages
+        self._text = "".join(delta.text for delta in opening)
+        self._counted = False
         self._events = self._read()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
@@ -100,12 +111,23 @@ class PassedStream:
             for delta in self._opening:
                 yield StreamEvent.piece(delta)
             async for delta in self._pieces:
+                self._text += delta.text
                 yield StreamEvent.piece(delta)
             completion = self._stream.completion()
-            await self._spend(completion.usage.get("total_tokens", 0))
+            await self._count(completion.usage.get("total_tokens", 0))
         except Exception as exc:
+            with suppress(StoreError):  # the reader is told of the stream's failure, not this
+                await self._count_estimate()  # it broke off: no usage came
             yield StreamEvent.failure(exc)
             return
         finally:
             self._stream.close()
         yield StreamEvent("done", reply_of(completion).to_json())
+
+    async def _count_estimate(self) -> None:
+        if not self._counted:
+            await self._count(estimate_usage(self._messages, self._text)["total_tokens"])
+
+    async def _count(self, tokens: int) -> None:
+        self._counted = True  # once, even if the count itself fails (the store away)
+        await self._spend(tokens)
