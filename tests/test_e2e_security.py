@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -190,3 +192,48 @@ def test_a_streamed_turn_is_logged_once_it_has_been_sent_with_its_whole_duration
     (turn,) = [e for e in lines if e.get("route") == "/<chat_id>/chat"]
     assert turn["stream"] is True
     assert float(turn["httpRequest"]["latency"].removesuffix("s")) >= 0.45
+
+
+UNSTORED = {  # a stream whose reply nobody stores, and its body for a prompt of `text`
+    "/v1/chat/completions": lambda text: {"messages": [{"role": "user", "content": text}]},
+    "/v1/responses": lambda text: {"input": text, "store": False},
+}
+
+
+@pytest.mark.parametrize("store_kind", ["redis", "sqlite"])
+@pytest.mark.parametrize("route", list(UNSTORED))
+def test_a_stream_nobody_stores_is_cancelled_when_its_client_hangs_up_and_counted(
+    start_server: StartServer, fake_upstream: FakeUpstream, proxy_env: dict[str, str], route: str
+) -> None:
+    """The server drops what is sent to a client that has gone: the proxy must notice, or it
+    reads the reply to its end (the provider generating, and billing, all of it for no one).
+    The stream is closed at the next chunk, and the tokens it was sent are counted as
+    estimated (its usage would have come last)."""
+    store = {k: v for k, v in proxy_env.items() if k in ("REDIS_URL", "STORE_PATH")}
+    env = {"GPT_API_KEY": GPT_KEY, "OPENAI_BASE_URL": fake_upstream.base_url, **store}
+    server = start_server(server_env(**env, TOKEN_BUDGET_PER_DAY="1000", WORKERS="1"))
+    fake_upstream.usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    assert http("POST", f"{server.url}/c1/chat", {"content": "hi"}).status == 200  # 0, reply 1
+
+    def budget_left() -> bool:  # regenerating a reply: refused after the budget is checked
+        again = http("POST", f"{server.url}/c1/chat", {"parent": 1})
+        assert again.status in (400, 429), again.body
+        return again.status == 400
+
+    assert budget_left()
+    fake_upstream.reply_text = " ".join(["word"] * 40)
+    fake_upstream.chunk_delay = 0.25  # 10 s to stream it all
+    body = UNSTORED[route]("x" * 8000)  # about 2,000 tokens
+    data = json.dumps({"model": "gpt-4.1-mini", **body, "stream": True}).encode()
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(head.encode() + data)
+        assert b"data: " in sock.recv(65536) + sock.recv(65536)  # the stream has begun
+
+    deadline = time.monotonic() + 5
+    while budget_left():
+        assert time.monotonic() < deadline, "the stream was read on after its client left"
+        time.sleep(0.1)

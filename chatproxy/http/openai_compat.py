@@ -84,7 +84,7 @@ async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -
     messages = cast("list[dict[str, Any]]", request.messages)  # validated plain dicts
     if request.stream:
         turn = await ctx.service.stream_pass_through(tenant, messages, options=request.options)
-        return _sse(ctx, turn, request.include_usage)
+        return _sse(ctx, turn, request.include_usage, until_gone=True)
     result = await ctx.service.pass_through(tenant, messages, options=request.options)
     return _completion_reply(ctx, result)
 
@@ -127,11 +127,14 @@ def _completion_head(reply: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sse(ctx: Context, turn: StreamingTurn, include_usage: bool) -> EventStream:
+def _sse(
+    ctx: Context, turn: StreamingTurn, include_usage: bool, *, until_gone: bool = False
+) -> EventStream:
+    """The answer of a streamed turn; `until_gone` for one nobody stores (`EventStream`)."""
     headers = {"Cache-Control": "no-cache"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return EventStream(_lines(ctx, turn, include_usage), headers)
+    return EventStream(_lines(ctx, turn, include_usage), headers, until_gone=until_gone)
 
 
 async def _lines(ctx: Context, turn: StreamingTurn, include_usage: bool) -> AsyncIterator[str]:

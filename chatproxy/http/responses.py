@@ -268,7 +268,7 @@ def _sse(
     headers = {"Cache-Control": "no-cache"}
     if turn.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return EventStream(_frames(ctx, turn, events), headers)
+    return EventStream(_frames(ctx, turn, events), headers, until_gone=not ask.store)
 
 
 async def _frames(ctx: Context, turn: StreamingTurn, events: ResponseEvents) -> AsyncIterator[str]:

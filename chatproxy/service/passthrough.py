@@ -6,9 +6,9 @@ counts; the answer comes back whole, every choice of it. A streamed answer is re
 the edge: its events end with `done` (the reply, with its model and usage) or `error`, its
 tokens are charged once it is whole, and its upstream connection is given back however far it
 is read (a reader that leaves closes it, cancelling the answer, as a client of the model itself
-would). A stream that broke off before its usage came (it comes last) was still sent its
-prompt, which the provider bills: its estimate is charged then (`tokens.estimate_usage`, of the
-messages and the text read so far).
+would). A stream that ends before its usage came (it comes last: the stream broke off, or the
+reader left) was still sent its prompt, which the provider bills: its estimate is charged then
+(`tokens.estimate_usage`, of the messages and the text read so far).
 """
 
 from __future__ import annotations
@@ -77,8 +77,7 @@ class PassedStream:
     """The events of a pass-through stream: `delta`s, then `done` once its tokens are counted,
     or `error`. Its upstream connection is given back when it ends or when the reader leaves
     (`aclose`), however far it was read, even not at all; its tokens are counted once, the
-    estimate of what was sent and read (`messages`, the text) if it breaks off before its
-    usage."""
+    estimate of what was sent and read (`messages`, the text) if it ends before its usage."""
 
     def __init__(
         self,
@@ -105,6 +104,7 @@ class PassedStream:
     async def aclose(self) -> None:
         await self._events.aclose()  # a generator never started runs no `finally`: close here
         self._stream.close()
+        await self._count_estimate()  # the reader left before the usage came
 
     async def _read(self) -> AsyncGenerator[StreamEvent, None]:
         try:
@@ -116,8 +116,7 @@ class PassedStream:
             completion = self._stream.completion()
             await self._count(completion.usage.get("total_tokens", 0))
         except Exception as exc:
-            with suppress(StoreError):  # the reader is told of the stream's failure, not this
-                await self._count_estimate()  # it broke off: no usage came
+            await self._count_estimate()  # it broke off: no usage came
             yield StreamEvent.failure(exc)
             return
         finally:
@@ -125,8 +124,11 @@ class PassedStream:
         yield StreamEvent("done", reply_of(completion).to_json())
 
     async def _count_estimate(self) -> None:
+        """Count the estimate, if nothing was counted; a store away then is not the reader's
+        concern (it is told of the stream's own failure, or has gone)."""
         if not self._counted:
-            await self._count(estimate_usage(self._messages, self._text)["total_tokens"])
+            with suppress(StoreError):
+                await self._count(estimate_usage(self._messages, self._text)["total_tokens"])
 
     async def _count(self, tokens: int) -> None:
         self._counted = True  # once, even if the count itself fails (the store away)
