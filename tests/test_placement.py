@@ -1,6 +1,6 @@
 """Where a chat-mode request's messages go in the chat's tree (`service/placement.py`, with the
-alignment of `service/alignment.py`, the message checks and the normalised comparison of
-`service/message_rules.py`).
+alignment of `service/alignment.py`, the message checks of `service/message_rules.py` and the
+normalised comparison of `service/message_keys.py`).
 
 Tables of requests in the shapes real clients send (LangChain, `llm chat`, the OpenAI SDK's tool
 loop and refusals, a Vercel-style resend), on paths whose oldest messages were dropped too, the

@@ -17,7 +17,8 @@ from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import ItemId, message_items, parse_item_id
 from chatproxy.http.responses_lengths import check_lengths, text_names
 from chatproxy.service import message_rules
-from chatproxy.service.message_rules import Names, check_messages, message_key
+from chatproxy.service.message_keys import message_key
+from chatproxy.service.message_rules import Names, check_messages
 from chatproxy.store.items import Message
 
 CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from chatproxy.service.message_rules import Key, message_key, sent_content
+from chatproxy.service.message_keys import Key, message_key, sent_content
 from chatproxy.store.items import ROOT, Message
 
 

@@ -40,7 +40,7 @@ A fit that starts before a dropped path's first message is earlier than any othe
 `alignment`), and is looked for in the whole path only: a path shorter than the window asked for
 (`placing.window_for`) is the whole path, as the store returns fewer only when it has no more.
 
-Matching compares messages as `message_rules.message_key` normalises them (a string and one
+Matching compares messages as `message_keys.message_key` normalises them (a string and one
 text part are alike, tool-call arguments are JSON values, ...), and a run of tool results as a
 set (any order); a request that starts inside a run matches the run it was cut from (and a path
 whose start was dropped inside a run, the request's run). The common resend, exactly as stored,
@@ -66,13 +66,8 @@ from typing import Any
 from chatproxy.errors import ValidationFailed
 from chatproxy.service.alignment import align, align_elided
 from chatproxy.service.content import prompt_end, system_text
-from chatproxy.service.message_rules import (
-    MESSAGES,
-    Names,
-    check_lengths,
-    check_messages,
-    sent_content,
-)
+from chatproxy.service.message_keys import sent_content
+from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, check_messages
 from chatproxy.service.placing import Kept, Placing, only_new, window_for
 from chatproxy.service.tool_answers import check_answers, waiting_after
 from chatproxy.store.items import ROOT, ChatState, Message, chained
