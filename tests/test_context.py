@@ -80,8 +80,10 @@ def test_a_file_image_or_audio_in_the_history_counts_against_the_window(
     make_client: MakeClient, fake_upstream: FakeUpstream, part: dict[str, Any]
 ) -> None:
     """A message with a large part is left out of a window it no longer fits beside the new
-    message (counted as nothing, or as a small image, it went up and overflowed the model)."""
-    client = make_client(CONTEXT_TOKENS="2100", MAX_TOKENS="100", MESSAGES_LENGTH="20")
+    message (counted as nothing, or as a small image, it went up and overflowed the model).
+    MAX_CONTENT_CHARS lets the audio's data in: over half a million characters."""
+    limits = {"CONTEXT_TOKENS": "2100", "MAX_TOKENS": "100", "MESSAGES_LENGTH": "20"}
+    client = make_client(**limits, MAX_CONTENT_CHARS="1000000")
     content = [{"type": "text", "text": "Read this."}, part]
     first = client.post(
         "/v1/chat/completions",

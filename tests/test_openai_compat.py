@@ -145,13 +145,33 @@ def test_a_refused_field_is_named_as_the_errors_param(
     assert refused.value.param == param
 
 
+LONG_DATA = "A" * 32_001  # one over MAX_CONTENT_CHARS
+
+
+@pytest.mark.parametrize(
+    ("part", "param"),
+    [
+        (
+            {"type": "file", "file": {"file_data": LONG_DATA, "filename": "a.txt"}},
+            "messages[0].content[1].file.file_data",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"data": LONG_DATA, "format": "wav"}},
+            "messages[0].content[1].input_audio.data",
+        ),
+    ],
+    ids=["file", "audio"],
+)
 @pytest.mark.parametrize("chat", [{"X-Chat-Id": "long-file"}, {}], ids=["chat", "pass-through"])
-def test_a_file_longer_than_the_limit_is_refused_naming_its_data(
-    openai_proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream, chat: dict[str, str]
+def test_a_file_or_audio_longer_than_the_limit_is_refused_naming_its_data(
+    openai_proxy: tuple[openai.OpenAI, str],
+    fake_upstream: FakeUpstream,
+    chat: dict[str, str],
+    part: dict[str, Any],
+    param: str,
 ) -> None:
     client, url = openai_proxy
-    file = {"file_data": "x" * 32_001, "filename": "a.txt"}  # one over MAX_CONTENT_CHARS
-    content = [{"type": "text", "text": "Read this."}, {"type": "file", "file": file}]
+    content = [{"type": "text", "text": "Read this."}, part]
     messages: Any = [{"role": "user", "content": content}]
 
     with pytest.raises(openai.BadRequestError) as refused:
@@ -161,7 +181,7 @@ def test_a_file_longer_than_the_limit_is_refused_naming_its_data(
             extra_headers=chat,
         )
 
-    assert refused.value.param == "messages[0].content[1].file.file_data"
+    assert refused.value.param == param
     assert stored(url, "long-file") == []
     assert fake_upstream.chat_requests() == []
 

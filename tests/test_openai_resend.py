@@ -186,6 +186,23 @@ def test_a_dropped_reply_longer_than_the_limit_that_a_client_still_resends_is_no
     assert [content for _, content in path(client)] == ["E", "F"]
 
 
+def test_resent_audio_longer_than_the_limit_is_matched_not_refused(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    """Audio stored while MAX_CONTENT_CHARS was higher goes on being resent: it is matched."""
+    audio = {"type": "input_audio", "input_audio": {"data": "A" * 12, "format": "wav"}}
+    heard = {"role": "user", "content": [{"type": "text", "text": "Hear"}, audio]}
+    v1(make_client(), fake_upstream, [heard], "B")
+    client = make_client(MAX_CONTENT_CHARS=LIMITED)
+
+    v1(client, fake_upstream, [heard, a("B"), u("C")], "D")
+
+    assert [content for _, content in path(client)][1:] == ["B", "C", "D"]
+    error = refused(client, [heard, a("B"), u("C"), a("D"), heard])  # the same audio, new
+    assert error["param"] == "messages[4].content[1].input_audio.data"
+    assert len(path(client)) == 4
+
+
 @pytest.mark.parametrize(
     ("messages", "param"),
     [
