@@ -2,6 +2,8 @@
 
 The estimate is OpenAI's rule of thumb for English: a token is about four characters, plus a few
 tokens of overhead per message. It needs no tokenizer files, so it works offline and at cold start.
+A message's tool calls count as their JSON text, in a chat's window and in an estimated usage
+alike (`estimate_message_tokens`).
 A content part that is not text is counted by its kind, erring high (`part_tokens`):
 - an image: 85 tokens at `detail: low`, else 1,445: OpenAI's rule for an image at high detail
   (`auto` is high for a large image) is 85 tokens and 170 for each 512-pixel tile of it scaled
@@ -17,6 +19,7 @@ A content part that is not text is counted by its kind, erring high (`part_token
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -83,12 +86,25 @@ def content_text(content: Any) -> tuple[str, int]:
     return " ".join(texts), sum(p.get("type") == "image_url" for p in parts)
 
 
+# A message's tool calls as the compact JSON text they are sent as (`jsontext.compact`'s
+# form, which this floor module may not import; only its length counts).
+_CALLS_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def estimate_message_tokens(content: Any, tool_calls: Any = None) -> int:
+    """Estimate the tokens of a message's content and tool calls (its overhead aside): its text
+    with its tool calls as their JSON text (the model is sent them), and its other parts."""
+    text = content_text(content)[0]
+    if tool_calls:
+        text = f"{text} {_CALLS_TEXT.encode(tool_calls)}"
+    return estimate_tokens(text) + media_tokens(content)
+
+
 def estimate_usage(messages: Iterable[Mapping[str, Any]], reply: str) -> dict[str, int]:
-    """Estimate a chat completion's usage from the messages sent and the reply received."""
+    """Estimate a chat completion's usage from the messages sent (each as a chat's window counts
+    it) and the reply received."""
     prompt = sum(
-        estimate_tokens(content_text(m.get("content"))[0])
-        + media_tokens(m.get("content"))
-        + TOKENS_PER_MESSAGE
+        estimate_message_tokens(m.get("content"), m.get("tool_calls")) + TOKENS_PER_MESSAGE
         for m in messages
     )
     completion = max(1, estimate_tokens(reply))

@@ -117,6 +117,40 @@ def test_usage_estimated_when_the_upstream_gives_none_counts_a_file(
     assert answer.get_json()["usage"]["prompt_tokens"] >= 1500
 
 
+def call(arguments: str) -> dict[str, Any]:
+    function = {"name": "lookup", "arguments": arguments}
+    return {"id": "call_1", "type": "function", "function": function}
+
+
+def test_a_messages_tool_calls_count_the_same_in_the_window_and_in_an_estimated_usage() -> None:
+    calls = [call(json.dumps({"query": "q" * 4000}))]
+    asked = Message("assistant", None, tool_calls=calls)
+
+    usage = estimate_usage([asked.for_upstream()], "ok")
+
+    assert message_tokens(asked) > 1000
+    assert usage["prompt_tokens"] == message_tokens(asked)
+
+
+@pytest.mark.parametrize("chat", [{"X-Chat-Id": "calls"}, {}], ids=["chat", "pass-through"])
+def test_usage_estimated_when_the_upstream_gives_none_counts_the_tool_calls_sent(
+    make_client: MakeClient, fake_upstream: FakeUpstream, chat: dict[str, str]
+) -> None:
+    """What a turn spends of TOKEN_BUDGET_PER_DAY for a history whose calls carry much."""
+    fake_upstream.omit_usage = True
+    client = make_client()
+    messages = [
+        {"role": "user", "content": "Look it up."},
+        {"role": "assistant", "content": None, "tool_calls": [call("q" * 4000)]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "found"},
+    ]
+
+    answer = client.post("/v1/chat/completions", json={"messages": messages}, headers=chat)
+
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["usage"]["prompt_tokens"] > 1000
+
+
 def test_newest_messages_that_fit_are_kept_in_order() -> None:
     history = [Message("user", "a" * 40), reply("b", 10), Message("user", "c" * 40), reply("d", 10)]
     new = Message("user", "new!")  # 1 + 4 tokens

@@ -16,7 +16,7 @@ from typing import Any
 
 from chatproxy.jsontext import compact
 from chatproxy.store.summary import Summary
-from chatproxy.tokens import USAGE_FIELDS, content_text, estimate_tokens, media_tokens
+from chatproxy.tokens import USAGE_FIELDS, estimate_message_tokens
 
 Content = str | list[dict[str, Any]]
 
@@ -143,10 +143,7 @@ class Message:
         """The estimated tokens of its content, its text and other parts (`tokens.py`), counted
         once: a turn counts its whole window, whose messages the store keeps decoded. Tool
         calls are text sent too: a call a client sent (no exact count) counts as written."""
-        text = content_text(self.content)[0]
-        if self.tool_calls:
-            text = f"{text} {compact(self.tool_calls)}"
-        return estimate_tokens(text) + media_tokens(self.content)
+        return estimate_message_tokens(self.content, self.tool_calls)
 
     def placed(self, item_id: int, parent: int | None) -> Message:
         """This message as the item `item_id` under `parent`.
