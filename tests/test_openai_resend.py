@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
+from chatproxy.config import RedisSettings
+from chatproxy.store.base import Store
+from chatproxy.store.items import ChatRef
+from chatproxy.store.redis import RedisStore
+from chatproxy.store.sqlite import SqliteStore
 from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
-from tests.conftest import MakeClient
+from tests.conftest import MakeClient, take_lock
+from tests.event_loop import run_on_own_loop
 from tests.test_openai_tools import TIME, WEATHER
 
 
@@ -234,3 +240,85 @@ def test_a_new_message_longer_than_the_limit_is_refused_and_nothing_is_stored(
     assert error["message"] == f"{param}: at most 10 characters (MAX_CONTENT_CHARS)"
     assert path(client) == [(0, "A"), (1, "B")]
     assert len(fake_upstream.chat_requests()) == asked
+
+
+def hold_lock(store_kind: str, env: dict[str, str], chat_id: str) -> None:
+    """Take a chat's turn lock in the app's store, as a turn running elsewhere holds it."""
+
+    async def take() -> None:
+        store: Store
+        if store_kind == "redis":
+            store = RedisStore.from_settings(RedisSettings(env["REDIS_URL"], False, 2.0), 3600)
+        else:
+            store = SqliteStore(env["STORE_PATH"], 3600)
+        try:
+            assert await take_lock(store, ChatRef("public", chat_id), "elsewhere", 30)
+        finally:
+            await store.close()
+
+    run_on_own_loop(take())
+
+
+SYSTEM_LONG = {"role": "system", "content": LONG}
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "param"),
+    [
+        ("/v1/chat/completions", {"messages": [u(LONG)]}, "messages[0]"),
+        ("/v1/chat/completions", {"messages": [SYSTEM_LONG, u("C")]}, "messages[0]"),
+        (
+            "/v1/chat/completions",
+            {"messages": [SYSTEM_LONG, u("A"), a("B"), u("C")]},
+            "messages[0]",
+        ),
+        ("/v1/responses", {"conversation": "c", "input": LONG}, "input"),
+        (
+            "/v1/responses",
+            {"conversation": "c", "instructions": LONG, "input": "C"},
+            "instructions",
+        ),
+    ],
+    ids=["only-new", "system", "system-of-a-history", "response", "instructions"],
+)
+def test_what_a_request_adds_whatever_the_chat_holds_is_refused_before_its_lock(
+    make_client: MakeClient,
+    fake_upstream: FakeUpstream,
+    store_kind: str,
+    proxy_env: dict[str, str],
+    route: str,
+    body: dict[str, Any],
+    param: str,
+) -> None:
+    """What a request adds whatever the chat holds (messages that are only new; a system
+    prompt, always) is refused before the chat's lock (and an Idempotency-Key's claim): a turn
+    that holds the chat does not keep it waiting, as it did until TURN_WAIT_SECONDS ran out
+    (409)."""
+    client = make_client(MAX_CONTENT_CHARS=LIMITED, TURN_WAIT_SECONDS="0.2")
+    v1(client, fake_upstream, [u("A")], "B")
+    hold_lock(store_kind, proxy_env, "c")
+
+    answer = client.post(route, json=body, headers={"X-Chat-Id": "c"})
+
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["param"] == param
+    assert path(client) == [(0, "A"), (1, "B")]
+
+
+def test_a_resent_historys_new_message_is_held_once_placed_under_the_lock(
+    make_client: MakeClient, fake_upstream: FakeUpstream, store_kind: str, proxy_env: dict[str, str]
+) -> None:
+    """Which messages of a resent history are new depends on the chat (any may match a stored
+    one), so their lengths are held where the turn is placed, under the chat's lock."""
+    client = make_client(MAX_CONTENT_CHARS=LIMITED, TURN_WAIT_SECONDS="0.2")
+    v1(client, fake_upstream, [u("A")], "B")
+    hold_lock(store_kind, proxy_env, "c")
+
+    answer = client.post(
+        "/v1/chat/completions",
+        json={"messages": [u("A"), a("B"), u(LONG)]},
+        headers={"X-Chat-Id": "c"},
+    )
+
+    assert answer.status_code == 409
+    assert answer.get_json()["error"]["code"] == "chat_busy"

@@ -68,7 +68,7 @@ from chatproxy.service.alignment import align, align_elided
 from chatproxy.service.content import prompt_end, system_text
 from chatproxy.service.message_keys import sent_content
 from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, check_messages
-from chatproxy.service.placing import Kept, Placing, only_new, window_for
+from chatproxy.service.placing import Kept, Placing, history_elided, only_new, window_for
 from chatproxy.service.tool_answers import check_answers, waiting_after
 from chatproxy.store.items import ROOT, ChatState, Message, chained
 
@@ -122,7 +122,7 @@ def place_request(
             " to answer",
             param=where,
         )
-    elided = elided and len(convo) > 1 and all(m["role"] != "assistant" for m in convo)
+    elided = history_elided(convo, elided)
     if only_new(convo) and not elided:
         check_answers(waiting_after(path, len(path)), convo, first, names)
         placement: Placement | None = Placement(system, None, [_to_message(m) for m in convo])

@@ -5,7 +5,9 @@ message (an edit is a new child of the edited message's parent), or before the f
 (`ROOT`: a new first message); or, with no message, asks the model again for the path that ends
 at a given user message (a regeneration: the new reply is a sibling of the replies it has).
 A chat-mode `/v1/chat/completions` request asks with the messages it sent (`Ask.sent`), which
-`placement.place_request` matches with the stored path (and `placement.place_sent` places).
+`placement.place_request` matches with the stored path (and `placement.place_sent` places);
+such an ask refuses when made (before the turn's claim and lock) what the request adds whatever
+the chat holds over MAX_CONTENT_CHARS: its system prompt, and messages that are only new.
 `place_turn` turns an ask and the window read under the turn's lock into a `Placing`: the
 messages to store, what goes upstream after the history, and where the reply goes. A turn made
 through `POST /v1/responses` also says what its reply keeps of the request (`Kept`).
@@ -19,7 +21,7 @@ from typing import Any
 
 from chatproxy.errors import NotFound, ValidationFailed
 from chatproxy.service.content import prompt_end
-from chatproxy.service.message_rules import MESSAGES, Names
+from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, check_messages
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
 
@@ -35,6 +37,13 @@ def only_new(sent: Sequence[Mapping[str, Any]]) -> bool:
     message (else they are a resent history, to be matched with the path)."""
     users = sum(1 for m in sent if m.get("role") == "user")
     return users <= 1 and not any(m.get("role") == "assistant" for m in sent)
+
+
+def history_elided(sent: Sequence[Mapping[str, Any]], elided: bool) -> bool:
+    """Whether a request's messages (after its system prompt) that may leave out the model's
+    (`elided`: a conversation's) are such a history, aligned with the path's other messages:
+    more than one, none an assistant's."""
+    return elided and len(sent) > 1 and all(m.get("role") != "assistant" for m in sent)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,21 @@ class Ask:
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
             raise ValidationFailed("parent: regenerating a reply needs a user message's id")
+        if self.sent is not None and self.max_chars is not None:
+            self._hold_added(self.sent, self.max_chars)
+
+    def _hold_added(self, sent: Sequence[Mapping[str, Any]], max_chars: int) -> None:
+        """Refuse, before the turn's claim, lock and reads, what `sent` adds whatever the chat
+        holds: its system prompt, and all of its messages when they are only new, which the
+        placement stores whole (`placement.place_request`), each checked as it would check them.
+        Which messages of a resent history are new, and held, only its placement can say: any
+        may match a stored one (a reply, or a message stored under a higher limit)."""
+        first = prompt_end(sent)
+        convo = sent[first:]
+        added = only_new(convo) and not history_elided(convo, self.elided)
+        end = len(sent) if added else first
+        check_messages(sent, 0, end, self.names)
+        check_lengths(sent[:end], max_chars, self.names)
 
     def check(self, state: ChatState) -> None:
         """Raise NotFound when the turn must go after an assistant reply and the window read
