@@ -331,6 +331,37 @@ def test_a_response_not_stored_continues_a_response_with_messages_length_0(
     assert sent_upstream(fake_upstream) == [("system", SYSTEM), ("user", "My name?")]
 
 
+@pytest.mark.parametrize("sent_back", ["item_reference", "history"])
+def test_a_response_not_stored_sends_what_it_sends_back_of_its_chat_once(
+    proxy: Proxy, fake_upstream: FakeUpstream, sent_back: str
+) -> None:
+    """`store: false` continues the path its item references (or previous_response_id) name,
+    and what the input sends back of that path is matched with it, as a stored turn's is: the
+    model sees each message once."""
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+    chat = chat_of(first)
+    where: dict[str, Any] = {}
+    if sent_back == "item_reference":
+        back: list[Any] = [{"type": "item_reference", "id": first.output[0].id}]
+    else:
+        back = [{"role": "user", "content": "I'm Ana."}, *first.output]
+        where["previous_response_id"] = first.id
+
+    passed = proxy.client.responses.create(
+        model=MODEL, input=[*back, {"role": "user", "content": "My name?"}], store=False, **where
+    )
+
+    assert sent_upstream(fake_upstream) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "My name?"),
+    ]
+    assert passed.output_text == said("My name?", 3)
+    assert proxy.chats() == [chat]
+    assert len(proxy.path(chat)) == 3
+
+
 @pytest.mark.parametrize("store", [True, False], ids=["stored", "not-stored"])
 def test_a_leading_system_message_of_the_input_is_the_turns_system_prompt_stored_or_not(
     proxy: Proxy, fake_upstream: FakeUpstream, store: bool

@@ -29,8 +29,9 @@ before). The reply keeps the request's settings (`Kept`) and where the turn's in
 (`input_first`), for `GET`.
 
 With `store: false` nothing is written: the path the request continues (read as a compacted
-chat's stored turn reads it) and its input go through the pass-through (`unstored.py` builds what
-it sends), and its id (`resp_<hex>`) names no reply.
+chat's stored turn reads it) and its input, placed on that path as a turn's is (what it sends
+back of it is sent once), go through the pass-through (`unstored.py` builds what it sends), and
+its id (`resp_<hex>`) names no reply.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.compaction import READ_FACTOR
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.message_rules import Names
-from chatproxy.service.placing import Ask, Kept, only_new, window_for
+from chatproxy.service.placing import Ask, Kept, Placing, only_new, window_for
 from chatproxy.service.response_ids import missing_response, named_reply, response_id
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.unstored import build_unstored
@@ -91,6 +92,7 @@ class TurnMakers:
     pass_through: PassOn[TurnResult]
     stream_pass_through: PassOn[StreamingTurn]
     summarized: Callable[..., Any]  # what a window of a path sends (unstored.Summarized)
+    place: Callable[[ChatRef, ChatState, Ask], Awaitable[Placing]]  # a turn's, with no lock
 
 
 @dataclass(frozen=True)
@@ -160,12 +162,14 @@ class Responses:
         make: MakeTurn[Answer],
         pass_on: PassOn[Answer],
     ) -> Responded[Answer]:
-        if not ask.store:
+        if not ask.store:  # its input is matched with the path it continues, as a turn's is
             place = await self._place(ask, None)
-            sent = self._messages(ask, place)[0]
+            sent, names = self._messages(ask, place)
+            matched = Ask(None, place.at, tuple(sent), names=names, anchored=True)
+            placed = await self._makers.place(place.chat, place.state, matched)
             state, summarized = place.state, self._makers.summarized
             unstored = build_unstored(
-                self._settings, self._defaults, state, sent, ask.instructions, options, summarized
+                self._settings, self._defaults, state, placed, ask.instructions, options, summarized
             )
             answer = await pass_on(ask.tenant, unstored, options)
             name = uuid.uuid4().hex  # names no chat's reply: it cannot be found

@@ -66,9 +66,9 @@ class ChatService:
         self._outgoing = Outgoing(settings, self._defaults, self._compactor)
         self._relays = Relays(self._guard, self._store_streamed)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
-        passed = self._pass_through
-        summarized = self._outgoing.summarized
-        makers = TurnMakers(self._turn, self._stream, passed.complete, passed.stream, summarized)
+        passed, turn, stream = self._pass_through, self._turn, self._stream
+        summarized, place = self._outgoing.summarized, self._place
+        makers = TurnMakers(turn, stream, passed.complete, passed.stream, summarized, place)
         self.responses = Responses(settings, store, self._defaults, makers)  # /v1/responses
 
     async def turn(
