@@ -523,6 +523,17 @@ def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
             },
             "input[1].call_id",
         ),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "Look it up."},
+                    {"type": "function_call", "call_id": "c" * 65, "name": "f", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "c" * 65, "output": "1"},
+                ],
+                "store": False,
+            },
+            "input[1].call_id",
+        ),
     ],
     ids=[
         "item-type",
@@ -533,6 +544,7 @@ def test_a_history_over_the_context_is_refused_unless_truncation_is_auto(
         "long-arguments",
         "long-file",
         "long-call-id",
+        "long-call-id-not-stored",
     ],
 )
 def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
@@ -744,12 +756,9 @@ def test_a_chat_api_turn_after_messages_another_request_stored_has_only_its_own_
     assert proxy.path(asked) == proxy.path(again) == [("system", SYSTEM), ("user", "Q")]
 
 
-@pytest.mark.parametrize("answer", ["previous_response_id", "conversation item"])
-def test_a_call_the_model_gave_a_long_id_is_answered_by_that_id(
-    proxy: Proxy, fake_upstream: FakeUpstream, answer: str
-) -> None:
-    """OpenAI's API takes a `call_id` of up to 64 characters; another server's model may give a
-    longer one, which the chat holds, and its output names it (as it must: a call waiting)."""
+def long_call(fake_upstream: FakeUpstream) -> str:
+    """Have the model's next reply call get_weather with an id over OpenAI's 64 characters, as
+    another server's model may; return the id."""
     call_id = "call_" + "7" * 80
     call = {"id": call_id, "type": "function", "function": {"name": "get_weather"}}
     call["function"]["arguments"] = '{"city": "Oslo"}'
@@ -758,6 +767,16 @@ def test_a_call_the_model_gave_a_long_id_is_answered_by_that_id(
     usage = {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}
     completion = {"id": "c", "object": "chat.completion", "created": 1, "model": MODEL}
     fake_upstream.script(Fault(body={**completion, "choices": [choice], "usage": usage}))
+    return call_id
+
+
+@pytest.mark.parametrize("answer", ["previous_response_id", "conversation item"])
+def test_a_call_the_model_gave_a_long_id_is_answered_by_that_id(
+    proxy: Proxy, fake_upstream: FakeUpstream, answer: str
+) -> None:
+    """OpenAI's API takes a `call_id` of up to 64 characters; another server's model may give a
+    longer one, which the chat holds, and its output names it (as it must: a call waiting)."""
+    call_id = long_call(fake_upstream)
     conversation = proxy.client.conversations.create()
     where: Any = {"conversation": conversation.id} if answer == "conversation item" else {}
     called = proxy.client.responses.create(
@@ -779,3 +798,32 @@ def test_a_call_the_model_gave_a_long_id_is_answered_by_that_id(
     assert done.status == "completed"
     tool = next(m for m in fake_upstream.chat_requests()[-1]["messages"] if m["role"] == "tool")
     assert tool == {"role": "tool", "tool_call_id": call_id, "content": "Sunny"}
+
+
+@pytest.mark.parametrize("resent", ["with its ids", "previous_response_id", "not stored"])
+def test_a_call_the_model_gave_a_long_id_may_be_sent_back_with_the_whole_input(
+    proxy: Proxy, fake_upstream: FakeUpstream, resent: str
+) -> None:
+    """A client that resends its whole input (`input += response.output`, the Vercel AI SDK)
+    sends the model's call back as a `function_call` item: it matches the call the chat holds,
+    so its id is not the client's and is not held to 64 characters (a new call's is)."""
+    call_id = long_call(fake_upstream)
+    history: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}]
+    called = proxy.client.responses.create(model=MODEL, input=history, tools=[WEATHER])
+    history += [*called.output, {"type": "function_call_output", "call_id": call_id, "output": "1"}]
+    where: dict[str, Any] = {}
+    if resent != "with its ids":
+        where["previous_response_id"] = called.id
+    if resent == "not stored":
+        where["store"] = False
+
+    done = proxy.client.responses.create(model=MODEL, input=history, tools=[WEATHER], **where)
+
+    assert done.status == "completed"
+    chat = chat_of(called)
+    assert proxy.chats() == [chat]
+    sent = fake_upstream.chat_requests()[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[2]["tool_calls"][0]["id"] == sent[3]["tool_call_id"] == call_id
+    # The call is stored once, its result and the reply after it (none when not stored).
+    assert len(proxy.path(chat)) == (3 if resent == "not stored" else 5)

@@ -178,15 +178,15 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
 
 
 def _hold(request: ResponsesRequest, max_chars: int) -> None:
-    """Refuse, before anything is read, an item's `call_id` over OpenAI's bound, and with
-    `store: false` what the request carries over MAX_CONTENT_CHARS: its instructions and each
-    text, tool call's arguments and file's data of its input (nothing is matched, so all of it
-    is added; what it names by item reference is not carried). A stored request is held in what
+    """Refuse, with `store: false`, before anything is read, what the request carries over
+    MAX_CONTENT_CHARS: its instructions and each text, tool call's arguments and file's data of
+    its input (what it names by item reference is not carried). A stored request is held in what
     it adds once its input is placed (`placement.py`): a chat's reply that a client resends may
-    be longer (MAX_TOKENS bounds it)."""
-    check_lengths(request.input, None if request.store else max_chars)
+    be longer (MAX_TOKENS bounds it); and so are the ids of the calls any request adds (a call
+    the model made, resent whole, is matched: another server's model may give longer ids)."""
     if request.store:
         return
+    check_lengths(request.input, max_chars, calls=False)
     carried = {"instructions": request.instructions}
     if isinstance(request.input, str):
         carried["input"] = request.input

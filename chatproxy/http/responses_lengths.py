@@ -4,16 +4,18 @@ Conversations request's `items` (the same items).
 `check_lengths` holds each text, tool call's arguments and file's data to it as the items were
 sent, before their shape is checked (`responses_input.py` translates them after), and a refusal
 names the field (`input[2].arguments`): a Conversations request's items, and a Responses
-request's that is not stored (`store: false`), all of which the request adds. A tool call's id
-(`call_id`), which the chat keeps with the call and its result, is held to the 64 characters
-OpenAI's API takes, in every request; a call's output is not, as it must name a call the chat
-waits for (`placement.py`, `service/conversations.py`): one of the request's own, or one the
-model made, whose id another server's model may have made longer.
+request's that is not stored (`store: false`), all of which the request adds. A Conversations
+request's tool call ids (`call_id`), which the chat keeps with the call and its result, are held
+to the 64 characters OpenAI's API takes here too; a call's output is not, as it must name a call
+the chat waits for (`placement.py`, `service/conversations.py`): one of the request's own, or
+one the model made, whose id another server's model may have made longer.
 
 A stored Responses request is held in what it adds only, once its input is placed on the chat
-(`service/placement.py`, as a chat-mode request's messages are): `text_names` says where in its
-items each text of a chat message it refuses came from, so that the refusal names the field
-(`input[3].arguments`; the text of a message of several text parts as a whole,
+(`service/placement.py`, as a chat-mode request's messages are), and so are the ids of the calls
+of any Responses request (a call the model made, which a client sends back whole, is matched,
+whatever its id): `text_names` says where in its items each text (and call id) of a chat
+message it refuses came from, so that the refusal names the field (`input[3].arguments`,
+`input[3].call_id`; the text of a message of several text parts as a whole,
 `input[2].content`).
 
 Nothing here does I/O.
@@ -26,19 +28,18 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_items import parse_item_id
+from chatproxy.service.placing import MAX_CALL_ID
 
 # The fields of input items that hold what a message says (text, a tool call's arguments, a
 # file's data), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
 LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments", "file_data"))
-MAX_CALL_ID = 64  # OpenAI's bound on an item's `call_id`
 
 
-def check_lengths(sent: Any, max_chars: int | None, where: str = "input") -> None:
+def check_lengths(sent: Any, max_chars: int, where: str = "input", *, calls: bool = True) -> None:
     """Refuse a string in `sent` (a request's `input`, walked as it was sent, before its shape
     is checked: without recursion, however deep it nests) of a field of `LIMITED_FIELDS` longer
-    than `max_chars` (None: any length), or a call's `call_id` longer than MAX_CALL_ID, naming it
+    than `max_chars`, or with `calls` a call's `call_id` longer than MAX_CALL_ID, naming it
     (`input[2].arguments`)."""
-    limit = max_chars if max_chars is not None else float("inf")
     stack: list[tuple[Any, str]] = [(sent, where)]
     while stack:
         node, at = stack.pop()
@@ -48,12 +49,12 @@ def check_lengths(sent: Any, max_chars: int | None, where: str = "input") -> Non
         elif isinstance(node, list):
             inside = [(f"{at}[{n}]", None, value) for n, value in enumerate(node)]
         for path, key, value in inside:
-            if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > limit:
+            if isinstance(value, str) and key in LIMITED_FIELDS and len(value) > max_chars:
                 raise ValidationFailed(
                     f"{path}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=path
                 )
             long_id = key == "call_id" and isinstance(value, str) and len(value) > MAX_CALL_ID
-            if long_id and not str(node.get("type")).endswith("_output"):  # an output: see above
+            if calls and long_id and not str(node.get("type")).endswith("_output"):  # see above
                 raise ValidationFailed(
                     f"{path}: at most {MAX_CALL_ID} characters, as OpenAI's API takes it",
                     param=path,
@@ -84,6 +85,7 @@ def text_names(sent: Any, origins: Sequence[int], n: int) -> dict[str, str]:
         if kind == "function_call" or (reference and reference.kind == "function_call"):
             field = ".arguments" if reference is None else ""
             named[f".tool_calls[{calls}].function.arguments"] = f"{where}{field}"
+            named[f".tool_calls[{calls}].id"] = f"{where}.call_id" if field else where
             calls += 1
         elif i == first and kind == "item_reference":
             named[""] = where

@@ -40,9 +40,9 @@ class Names:
     or, for messages translated from a Responses request's `input`, the item each came from
     (`items[n]`: its index in `input`, None for one of no item, the instructions), whose tool
     result names its call `call_id` and is a `function_call_output`; `texts(n)` name the field
-    of its items that each text of message n that `check_lengths` holds came from (by the field
-    it has in the message, "" for its content: `{".tool_calls[0].function.arguments":
-    "input[3].arguments"}`), asked only of a message refused."""
+    of its items that each text of message n that `check_lengths` holds, and each call's id,
+    came from (by its field in the message, "" for its content: `{".tool_calls[0].id":
+    "input[3].call_id"}`), asked only of a message refused."""
 
     items: tuple[int | None, ...] | None = None
     texts: Callable[[int], Mapping[str, str]] | None = None

@@ -51,10 +51,12 @@ A `ValidationFailed` names the message at fault (as `message_rules.Names` does: 
 or a Responses request's `input[n]`): one `check_messages` refuses, a result that answers no
 pending call or one already answered, a call without a result before the next other message or
 at the request's end (`tool_answers.py`; a conversation's items may have stored some results),
-a request that does not end with a user message or tool results, and with
-`max_chars` a message over MAX_CONTENT_CHARS. Tool answers and lengths are checked in what the
-request adds only (lengths in its system prompt too): what matches is stored and was checked
-then, or is the model's own reply (MAX_TOKENS bounds it); what the path dropped is not sent.
+a request that does not end with a user message or tool results, with
+`max_chars` a message over MAX_CONTENT_CHARS, and with `max_call_id` (a Responses request's) a
+tool call whose id is longer. Tool answers and lengths are checked in what the request adds
+only (lengths in its system prompt too): what matches is stored and was checked then, or is the
+model's own reply (MAX_TOKENS bounds it; another server's model may give a call a longer id
+than OpenAI's API takes); what the path dropped is not sent.
 """
 
 from __future__ import annotations
@@ -97,12 +99,14 @@ def place_request(
     anchored: bool = False,
     max_chars: int | None = None,
     elided: bool = False,
+    max_call_id: int | None = None,
 ) -> Placement | None:
     """Check a request's `messages` and place them on the chat's `path` (oldest first); a
     refusal names the message at fault as `names` does. An `anchored` request (a Responses
     request, which names where its input goes) whose history matches nothing goes at the end
-    of `path`, not on a new path from the root. `max_chars` bounds the messages it adds. An
-    `elided` request (a conversation's) may have left out the model's messages.
+    of `path`, not on a new path from the root. `max_chars` bounds the messages it adds, and
+    `max_call_id` the ids of the tool calls they make. An `elided` request (a conversation's)
+    may have left out the model's messages.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
@@ -130,9 +134,27 @@ def place_request(
         whole = whole or len(path) < window_for(sent, elided)
         how = (whole, anchored, elided)
         placement = _place_history(path, convo, (first, names), system, how, resent)
-    if placement is not None and max_chars is not None:  # the new messages end the request
-        check_lengths(sent, max_chars, names, skip=range(first, len(sent) - len(placement.new)))
+    if placement is not None:  # the new messages end the request
+        added = range(len(sent) - len(placement.new), len(sent))
+        if max_chars is not None:
+            check_lengths(sent, max_chars, names, skip=range(first, added.start))
+        if max_call_id is not None:
+            _check_call_ids(sent, added, max_call_id, names)
     return placement
+
+
+def _check_call_ids(
+    sent: Sequence[Mapping[str, Any]], added: range, most: int, names: Names
+) -> None:
+    """Refuse a tool call's id longer than `most` in the messages `added` (the client's own
+    calls: a call the model made is matched, whatever its id), naming it (`input[1].call_id`)."""
+    for n in added:
+        for j, call in enumerate(sent[n].get("tool_calls") or ()):
+            if len(call["id"]) > most:
+                where = names.of_text(n, f".tool_calls[{j}].id")
+                raise ValidationFailed(
+                    f"{where}: at most {most} characters, as OpenAI's API takes it", param=where
+                )
 
 
 def _place_history(

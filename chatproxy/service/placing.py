@@ -24,6 +24,8 @@ from chatproxy.service.content import prompt_end
 from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, check_messages
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
+MAX_CALL_ID = 64  # OpenAI's bound on a Responses item's `call_id`
+
 
 def window_for(sent: Sequence[Mapping[str, Any]], elided: bool = False) -> int:
     """How many of the path's newest messages `placement.place_request` needs to see first;
@@ -78,6 +80,7 @@ class Ask:
     anchored: bool = False  # `sent` goes where `at` says: a history matching nothing too
     max_chars: int | None = None  # MAX_CONTENT_CHARS for the messages `sent` adds
     elided: bool = False  # `sent` may leave out the model's items (a conversation holds them)
+    max_call_id: int | None = None  # a bound on the ids of the tool calls `sent` adds
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):

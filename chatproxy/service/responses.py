@@ -48,7 +48,7 @@ from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.compaction import READ_FACTOR
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.message_rules import Names
-from chatproxy.service.placing import Ask, Kept, Placing, only_new, window_for
+from chatproxy.service.placing import MAX_CALL_ID, Ask, Kept, Placing, only_new, window_for
 from chatproxy.service.response_ids import missing_response, named_reply, response_id
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.unstored import build_unstored
@@ -162,10 +162,12 @@ class Responses:
         make: MakeTurn[Answer],
         pass_on: PassOn[Answer],
     ) -> Responded[Answer]:
+        place = await self._place(ask, key if ask.store else None)
+        sent, names = self._messages(ask, place)
         if not ask.store:  # its input is matched with the path it continues, as a turn's is
-            place = await self._place(ask, None)
-            sent, names = self._messages(ask, place)
-            matched = Ask(None, place.at, tuple(sent), names=names, anchored=True)
+            matched = Ask(
+                None, place.at, tuple(sent), names=names, anchored=True, max_call_id=MAX_CALL_ID
+            )
             placed = await self._makers.place(place.chat, place.state, matched)
             state, summarized = place.state, self._makers.summarized
             unstored = build_unstored(
@@ -174,8 +176,6 @@ class Responses:
             answer = await pass_on(ask.tenant, unstored, options)
             name = uuid.uuid4().hex  # names no chat's reply: it cannot be found
             return Responded(f"resp_{name}", name, 0, ask.keep.created_at, answer)
-        place = await self._place(ask, key)
-        sent, names = self._messages(ask, place)
         at = await self._below(place, sent)
         # Under a given message, a turn of new messages only is a fork (see `placing.Ask`); one
         # that resends a history is matched under the lock, so that ids are set aside exactly.
@@ -184,9 +184,9 @@ class Responses:
             sent.insert(0, {"role": "system", "content": ask.instructions})
             names = names.after("instructions")  # the instructions are no input item
         after_reply = ask.previous is not None and at == place.at
-        limit = self._settings.max_content_chars  # for what the turn adds (`placement.py`)
         elided = ask.conversation is not None  # it holds the model's items, which clients omit
-        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, names, True, limit, elided)
+        rules = (self._settings.max_content_chars, elided, MAX_CALL_ID)  # see placement.py
+        turn = Ask(None, at, tuple(sent), ask.keep, fork, after_reply, names, True, *rules)
         try:
             answer = await make(place.chat, turn, key, options)
         except NotFound:  # the turn found no reply where `previous_response_id` said

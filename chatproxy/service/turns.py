@@ -214,8 +214,8 @@ class ChatService:
         if ask.sent is None:
             return place_turn(state, ask)
         path = state.messages
-        place = partial(place_request, names=ask.names, max_chars=ask.max_chars)
-        place = partial(place, anchored=ask.anchored, elided=ask.elided)
+        place = partial(place_request, names=ask.names, anchored=ask.anchored, elided=ask.elided)
+        place = partial(place, max_chars=ask.max_chars, max_call_id=ask.max_call_id)
         placement = place(path, ask.sent)
         if placement is None:
             path = (await self._store.load_history(chat, ask.at)).messages
