@@ -12,7 +12,8 @@ import openai
 import pytest
 
 from harness.fake_upstream import FakeUpstream
-from tests.responses_client import MODEL, Proxy, chat_of, proxy
+from harness.server_process import http
+from tests.responses_client import KEY, MODEL, Proxy, chat_of, proxy
 
 __all__ = ["proxy"]  # the fixture this module's tests use
 
@@ -81,13 +82,33 @@ def test_an_endpoint_the_proxy_does_not_offer_is_not_found_naming_it(
     with pytest.raises(openai.NotFoundError) as missing:
         call(proxy.client)
 
-    body = missing.value.body
-    assert isinstance(body, dict)
-    assert body["message"].startswith(f"{endpoint}: this proxy does not offer it")
-    assert (body["type"], body["param"], body["code"]) == (
+    assert_not_offered(missing.value.body, endpoint)
+    assert fake_upstream.chat_requests() == []
+    assert proxy.chats() == []
+
+
+def assert_not_offered(error: object, endpoint: str) -> None:
+    """`error` is the 404 in OpenAI's shape that says the proxy does not offer `endpoint`."""
+    assert isinstance(error, dict)
+    assert error["message"].startswith(f"{endpoint}: this proxy does not offer it")
+    assert (error["type"], error["param"], error["code"]) == (
         "invalid_request_error",
         None,
         "not_found",
     )
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT", "PATCH", "POST"])
+def test_every_method_of_an_endpoint_the_proxy_does_not_offer_is_not_found(
+    proxy: Proxy, fake_upstream: FakeUpstream, method: str
+) -> None:
+    """Not a 405 that says to use POST, which is a 404 too: each method is the same 404 in
+    OpenAI's shape, naming what was asked for."""
+    for path in ("/v1/responses/input_tokens", "/v1/responses/compact"):
+        body = {"model": MODEL, "input": "Hi"} if method in ("POST", "PUT", "PATCH") else None
+        reply = http(method, f"{proxy.url}{path}", body, headers={"X-API-Key": KEY})
+
+        assert (reply.status, reply.headers.get("Allow")) == (404, None)
+        assert_not_offered(reply.json()["error"], f"{method} {path}")
     assert fake_upstream.chat_requests() == []
     assert proxy.chats() == []

@@ -210,13 +210,17 @@ class Route:
     """One entry of the route table: a path in Starlette's form (`/{chat_id}/chat`), a method
     and its handler. A public route is answered without a key or quotas (it reads nothing a
     caller owns); `doc` is its OpenAPI operation when the route makes its own (a page's files),
-    else `openapi.py` has it by path and method."""
+    else `openapi.py` has it by path and method. A route not `offered` is an endpoint of
+    OpenAI's API that the proxy does not serve: its handler (a 404) answers every method of a
+    path whose routes are all such, so that none is a 405 telling to use the method it refuses
+    too (`router.py`)."""
 
     path: str
     method: str
     handler: Handler
     public: bool = False
     doc: Operation | None = None
+    offered: bool = True
 
 
 def preferred_media_type(accept: str | None) -> str | None:

@@ -2,7 +2,8 @@
 `GET` and `DELETE /v1/responses/{response_id}`, `GET /v1/responses/{response_id}/input_items`,
 and `POST /v1/responses/{response_id}/cancel`, refused as OpenAI refuses a response that was
 not made in the background (the proxy makes none); `POST /v1/responses/input_tokens` and
-`/compact` are a 404 that says the proxy does not offer them.
+`/compact` (and any other method of their paths) are a 404 that says the proxy does not offer
+them.
 
 A response is the assistant reply it produced, and its id names that reply
 (`service/responses.py` maps one onto the other and places each turn): `previous_response_id`
@@ -118,15 +119,17 @@ async def list_input_items(ctx: Context) -> Reply:
 
 def not_offered(endpoint: str, instead: str) -> Handler:
     """The handler of an endpoint of OpenAI's Responses API that the proxy does not serve: a
-    404 naming it (its path would otherwise read as a response id's, a 405)."""
+    404 naming the method and the endpoint, for every method (`Route.offered`; its path would
+    otherwise read as a response id's)."""
 
     async def refuse(ctx: Context) -> Reply:
-        raise NotOffered(f"POST {endpoint}: this proxy does not offer it; {instead}")
+        method = ctx.request.method
+        raise NotOffered(f"{method} {endpoint}: this proxy does not offer it; {instead}")
 
     return refuse
 
 
-# Each before `/v1/responses/{response_id}`, which its path would match.
+# Each before `/v1/responses/{response_id}`, which its path would match; POST is OpenAI's method.
 NOT_OFFERED = {
     "/v1/responses/input_tokens": "it could only estimate what the model would count; a"
     " response's usage.input_tokens is the model's count of what its turn sent",
@@ -136,7 +139,10 @@ NOT_OFFERED = {
 
 ROUTES: list[Route] = [
     Route("/v1/responses", "POST", create_response),
-    *(Route(path, "POST", not_offered(path, instead)) for path, instead in NOT_OFFERED.items()),
+    *(
+        Route(path, "POST", not_offered(path, instead), offered=False)
+        for path, instead in NOT_OFFERED.items()
+    ),
     Route("/v1/responses/{response_id}", "GET", get_response),
     Route("/v1/responses/{response_id}", "DELETE", delete_response),
     Route("/v1/responses/{response_id}/cancel", "POST", cancel_response),

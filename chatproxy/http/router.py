@@ -37,10 +37,13 @@ class PathRoutes:
         await self.answer(scope, receive, send, self)
 
     def route_for(self, method: str) -> Route:
-        """The route of `method` (HEAD is answered as GET), or a 405 naming the methods."""
+        """The route of `method` (HEAD is answered as GET), or a 405 naming the methods; on a
+        path of endpoints not offered, any of them (each is a 404, whatever the method)."""
         route = self.by_method.get(method)
         if route is None and method == "HEAD":
             route = self.by_method.get("GET")
+        if route is None and not any(each.offered for each in self.by_method.values()):
+            route = next(iter(self.by_method.values()))
         if route is None:
             allowed = set(self.by_method)
             raise MethodNotAllowed(sorted(allowed | ({"HEAD"} if "GET" in allowed else set())))
