@@ -10,8 +10,8 @@
     ├── Unauthorized                401 unauthorized         (WWW-Authenticate)
     ├── Forbidden                   403 admin_only
     ├── NotFound                    404 not_found
-    │   ├── ResponseNotFound        404 not_found            (type invalid_request_error)
-    │   └── NoRoute                 404 not_found            (type invalid_request_error)
+    │   ├── ResponseNotFound        404 not_found
+    │   └── NoRoute                 404 not_found
     │       └── NotOffered          404 not_found
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
     ├── Conflict                    409 conflict             (Retry-After)
@@ -35,7 +35,10 @@ Upstream errors say whether trying again may help (`retryable`); the model clien
 within the request's deadline (`upstream/rules.py` decides when).
 
 Lower layers translate foreign exceptions (redis, openai) into these at their boundary;
-`http/app.py` turns them into JSON responses in one place.
+`http/app.py` turns them into JSON responses in one place. In OpenAI's shape (under `/v1`) an
+error's `type` follows its status (`OPENAI_ERROR_TYPES`): a 404 is an `invalid_request_error`,
+as OpenAI answers a response, a conversation or a URL it has none of (its API has no
+`not_found_error`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from typing import Any
 OPENAI_ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
-    404: "not_found_error",
     409: "conflict_error",
     429: "rate_limit_error",
 }
@@ -58,7 +60,6 @@ class ProxyError(Exception):
     code = "internal"
     default_message = "internal error"
     param: str | None = None  # the request field at fault, in OpenAI's shape
-    openai_type: str | None = None  # its `type` in OpenAI's shape, when not the status's
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.default_message)
@@ -75,7 +76,6 @@ class ProxyError(Exception):
         kind = OPENAI_ERROR_TYPES.get(self.status, "invalid_request_error")
         if self.status >= 500:
             kind = "api_error"
-        kind = self.openai_type or kind
         error = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
         return {"error": error}
 
@@ -139,8 +139,6 @@ class NotFound(ProxyError):
 class ResponseNotFound(NotFound):
     """A response (or conversation) the caller has none of, answered as OpenAI answers it."""
 
-    openai_type = "invalid_request_error"
-
     def __init__(self, message: str, *, param: str | None = None):
         super().__init__(message)
         self.param = param
@@ -148,8 +146,6 @@ class ResponseNotFound(NotFound):
 
 class NoRoute(NotFound):
     """A path the proxy has no route for, answered as OpenAI answers a URL it does not know."""
-
-    openai_type = "invalid_request_error"
 
 
 class NotOffered(NoRoute):

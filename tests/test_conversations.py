@@ -137,6 +137,34 @@ def test_a_conversation_is_created_with_items_and_metadata_then_read_changed_and
     assert stored(proxy, made.id) == []
 
 
+def test_a_missing_conversation_or_item_is_not_found_as_openai_answers_it(
+    client: openai.OpenAI,
+) -> None:
+    """OpenAI's 404 for an object it has none of is an `invalid_request_error` (its API has no
+    `not_found_error`), as the proxy's for a missing response is."""
+    made = client.conversations.create(items=[{"role": "user", "content": "Hi"}]).id
+    gone = client.conversations.create().id
+    client.conversations.delete(gone)
+    asks: list[Any] = [
+        lambda: client.conversations.retrieve(gone),
+        lambda: client.conversations.update(gone, metadata={"k": "v"}),
+        lambda: client.conversations.delete(gone),
+        lambda: client.conversations.items.list(gone),
+        lambda: client.conversations.items.create(gone, items=[{"role": "user", "content": "x"}]),
+        lambda: client.conversations.items.retrieve(f"msg_{made}_9", conversation_id=made),
+        lambda: client.conversations.items.delete(f"msg_{made}_9", conversation_id=made),
+    ]
+
+    for ask in asks:
+        with pytest.raises(openai.NotFoundError) as missing:
+            ask()
+        assert isinstance(missing.value.body, dict)
+        assert (missing.value.body["type"], missing.value.body["code"]) == (
+            "invalid_request_error",
+            "not_found",
+        )
+
+
 def test_an_update_racing_a_delete_never_brings_the_conversation_back(
     client: openai.OpenAI, proxy: str
 ) -> None:
