@@ -827,3 +827,40 @@ def test_a_call_the_model_gave_a_long_id_may_be_sent_back_with_the_whole_input(
     assert sent[2]["tool_calls"][0]["id"] == sent[3]["tool_call_id"] == call_id
     # The call is stored once, its result and the reply after it (none when not stored).
     assert len(proxy.path(chat)) == (3 if resent == "not stored" else 5)
+
+
+def test_a_response_keeps_of_its_settings_what_the_proxy_understands(proxy: Proxy) -> None:
+    """Fields the proxy does not know inside `tools`, `tool_choice`, `text` and `reasoning` are
+    accepted (OpenAI adds such fields: a function tool's `defer_loading`, `reasoning.context`)
+    but neither sent nor kept with the reply: the Response, made or found again, echoes what
+    the turn used; a tool_choice's allowed tools once each."""
+    bulk = "x" * 10_000
+    schema = {"type": "object", "properties": {}}
+    created = proxy.client.responses.with_raw_response.create(
+        model=MODEL,
+        input="Hi",
+        tools=[{**WEATHER, "defer_loading": False, "junk": bulk}],  # type: ignore[list-item]
+        tool_choice={
+            "type": "allowed_tools",
+            "mode": "auto",
+            "tools": [{"type": "function", "name": "get_weather", "junk": bulk}] * 50,
+            "junk": bulk,
+        },
+        text={
+            "format": {"type": "json_schema", "name": "out", "schema": schema, "junk": bulk},
+            "junk": bulk,
+        },
+        reasoning={"effort": "low", "context": "auto", "junk": bulk},  # type: ignore[typeddict-unknown-key]
+    )
+
+    made = created.http_response.json()
+    found = proxy.get(f"/v1/responses/{made['id']}")
+    for shown in (made, found):
+        assert shown["tools"] == [{**WEATHER, "type": "function"}]
+        assert shown["tool_choice"] == {
+            "type": "allowed_tools",
+            "mode": "auto",
+            "tools": [{"type": "function", "name": "get_weather"}],
+        }
+        assert shown["text"] == {"format": {"type": "json_schema", "name": "out", "schema": schema}}
+        assert shown["reasoning"] == {"effort": "low", "summary": None}

@@ -197,7 +197,7 @@ def test_context_management_asks_the_turn_to_compact_its_chat() -> None:
     assert "context_management" not in asked.chat_fields()
 
 
-def test_the_settings_kept_are_what_the_client_sent_as_plain_json() -> None:
+def test_the_settings_kept_are_what_the_turn_used_as_plain_json() -> None:
     text = {"format": {"type": "json_object"}}
     request = parsed(
         instructions="Be brief.",
@@ -220,7 +220,7 @@ def test_the_settings_kept_are_what_the_client_sent_as_plain_json() -> None:
     assert settings["tool_choice"] == {"type": "function", "name": "get_weather"}
     assert settings["text"] == text
     assert (settings["truncation"], settings["store"]) == ("auto", False)
-    assert settings["reasoning"] == {"effort": "low"}
+    assert settings["reasoning"] == {"effort": "low", "summary": None}  # as OpenAI echoes it
     assert (settings["max_output_tokens"], settings["user"]) == (64, "u")
     assert parsed().settings()["tools"] is None  # left out: the Response echoes its default
 

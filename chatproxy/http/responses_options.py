@@ -15,6 +15,11 @@ field (`param`) when a chat completion model cannot take it.
 - `text.format`: `text` is the default (no `response_format`); `json_object` and `json_schema`
   (name, schema, strict, description) become `response_format`.
 
+A stored response keeps these options as the turn used them (`kept_options`), for its `GET`: a
+field the proxy does not know inside them (OpenAI adds some, such as a function tool's
+`defer_loading` or `reasoning.context`) is accepted, but neither sent nor kept, so that the
+settings kept with each reply hold what the proxy understands only.
+
 Nothing here does I/O.
 """
 
@@ -179,3 +184,33 @@ def reasoning_effort(reasoning: Any) -> str | None:
             param="reasoning.effort",
         )
     return effort
+
+
+FORMAT_FIELDS = ("type", "name", "schema", "strict", "description")
+
+
+def kept_options(settings: JsonObject) -> JsonObject:
+    """`settings` (a valid request's echoed fields) with its tools, tool_choice, text and
+    reasoning as the turn used them: their known fields (tools as `chat_tools` reads them, a
+    tool_choice's allowed tools once each), unknown ones left out."""
+    kept = dict(settings)
+    if settings.get("tools") is not None:
+        tools = chat_tools(settings["tools"])
+        kept["tools"] = [{"type": "function", **tool["function"]} for tool in tools]
+    choice = settings.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        kept["tool_choice"] = {"type": "function", "name": choice["name"]}
+    elif isinstance(choice, dict):
+        names = dict.fromkeys(tool["name"] for tool in choice["tools"])
+        allowed = [{"type": "function", "name": name} for name in names]
+        kept["tool_choice"] = {"type": "allowed_tools", "mode": choice["mode"], "tools": allowed}
+    text = settings.get("text")
+    if text is not None:
+        form = text.get("format")
+        kept["text"] = {key: text[key] for key in ("format", "verbosity") if key in text}
+        if isinstance(form, dict):
+            kept["text"]["format"] = {key: form[key] for key in FORMAT_FIELDS if key in form}
+    if settings.get("reasoning") is not None:
+        reasoning = settings["reasoning"]
+        kept["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
+    return kept

@@ -54,6 +54,7 @@ from chatproxy.http.responses_objects import ECHOED
 from chatproxy.http.responses_options import (
     chat_tool_choice,
     chat_tools,
+    kept_options,
     reasoning_effort,
     text_fields,
 )
@@ -235,8 +236,8 @@ class ResponsesRequest(BaseModel):
     def settings(self) -> JsonObject:
         """What a stored response keeps of its request (plain JSON), for the Response object
         its `GET` answers (`responses_objects.response_object`): the fields a Response echoes
-        (`ECHOED`), as the client sent them (null when it left one out)."""
-        kept = {name: getattr(self, name) for name in ECHOED}
+        (`ECHOED`), as the turn used them (`kept_options`; null when it left one out)."""
+        kept = kept_options({name: getattr(self, name) for name in ECHOED})
         if self.metadata is not None:
             kept["metadata"] = dict(self.metadata)
         return kept
