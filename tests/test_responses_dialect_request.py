@@ -399,6 +399,12 @@ def refusal(body: dict[str, Any]) -> ValidationFailed:
         ),
         ({"input": "hi", "text": {"verbosity": "loud"}}, "text.verbosity", "low, medium, high"),
         ({"input": "hi", "reasoning": {"effort": 3}}, "reasoning.effort", "reasoning effort"),
+        (
+            {"input": "hi", "reasoning": {"summary": "x" * 33}},
+            "reasoning.summary",
+            "reasoning summary",
+        ),
+        ({"input": "hi", "reasoning": {"summary": {"a": 1}}}, "reasoning.summary", "summary"),
         ({"input": "hi", "reasoning": "high"}, "reasoning", "valid dictionary"),
         (
             {"input": "hi", "background": True},

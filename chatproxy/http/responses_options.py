@@ -174,16 +174,17 @@ def _json_schema(form: JsonObject) -> JsonObject:
 
 def reasoning_effort(reasoning: Any) -> str | None:
     """The chat completion `reasoning_effort` of a request's `reasoning` (its `effort`); a
-    summary is not asked for: a chat completion returns no reasoning summary."""
+    summary is not asked for (a chat completion returns no reasoning summary), but kept, so it
+    is held as the effort is: a word (OpenAI's are auto, concise and detailed)."""
     if not isinstance(reasoning, dict):
         raise ValidationFailed("reasoning: must be an object", param="reasoning")
-    effort = reasoning.get("effort")
-    if effort is not None and (not isinstance(effort, str) or not 0 < len(effort) <= 32):
-        raise ValidationFailed(
-            "reasoning.effort: must be a reasoning effort (minimal, low, medium, high, ...)",
-            param="reasoning.effort",
-        )
-    return effort
+    kinds = {"effort": "effort (minimal, low, medium, high, ...)", "summary": "summary (auto, ...)"}
+    for field, kind in kinds.items():
+        value = reasoning.get(field)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 32):
+            where = f"reasoning.{field}"
+            raise ValidationFailed(f"{where}: must be a reasoning {kind}", param=where)
+    return reasoning.get("effort")
 
 
 FORMAT_FIELDS = ("type", "name", "schema", "strict", "description")
