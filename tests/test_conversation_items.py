@@ -297,6 +297,18 @@ BAD: list[tuple[str, Call, str]] = [
         ),
         "items[0].content[0].file_data",
     ),
+    (
+        "long filename",
+        lambda c, _: c.conversations.create(
+            items=[
+                {
+                    "role": "user",
+                    "content": [{"type": "input_file", "file_data": "aGk=", "filename": LONG}],
+                }
+            ]
+        ),
+        "items[0].content[0].filename",
+    ),
     ("order", lambda c, cid: c.conversations.items.list(cid, order="up"), "order"),  # type: ignore[arg-type]
     ("limit 0", lambda c, cid: c.conversations.items.list(cid, limit=0), "limit"),
     ("limit 101", lambda c, cid: c.conversations.items.list(cid, limit=101), "limit"),

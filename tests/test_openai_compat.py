@@ -156,11 +156,15 @@ LONG_DATA = "A" * 32_001  # one over MAX_CONTENT_CHARS
             "messages[0].content[1].file.file_data",
         ),
         (
+            {"type": "file", "file": {"file_data": "aGk=", "filename": LONG_DATA}},
+            "messages[0].content[1].file.filename",
+        ),
+        (
             {"type": "input_audio", "input_audio": {"data": LONG_DATA, "format": "wav"}},
             "messages[0].content[1].input_audio.data",
         ),
     ],
-    ids=["file", "audio"],
+    ids=["file", "filename", "audio"],
 )
 @pytest.mark.parametrize("chat", [{"X-Chat-Id": "long-file"}, {}], ids=["chat", "pass-through"])
 def test_a_file_or_audio_longer_than_the_limit_is_refused_naming_its_data(

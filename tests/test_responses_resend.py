@@ -99,6 +99,10 @@ def test_a_tool_loop_that_sends_back_a_call_longer_than_the_limit_goes_on(
 
 REPLY = object()  # stands for the first response's output items, sent back whole
 LONG_PARTS = [{"type": "input_text", "text": "Hi"}, {"type": "input_text", "text": LONG}]
+NAMED_FILE = [
+    {"type": "input_text", "text": "Read."},
+    {"type": "input_file", "file_data": "aGk=", "filename": LONG},  # a name as long as a text
+]
 
 
 @pytest.mark.parametrize(
@@ -131,8 +135,12 @@ LONG_PARTS = [{"type": "input_text", "text": "Hi"}, {"type": "input_text", "text
         ),
         ({"input": [user("Hi"), REPLY, user("And?")], "instructions": LONG}, "instructions"),
         ({"input": LONG}, "input"),
+        (
+            {"input": [user("Hi"), REPLY, {"role": "user", "content": NAMED_FILE}]},
+            "input[2].content[1].filename",
+        ),
     ],
-    ids=["appended", "parts", "own-call", "edited", "system", "instructions", "string"],
+    ids=["appended", "parts", "own-call", "edited", "system", "instructions", "string", "filename"],
 )
 def test_what_a_request_adds_over_the_limit_is_refused_and_nothing_is_stored(
     start_server: StartServer,

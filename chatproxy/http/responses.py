@@ -185,11 +185,12 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
 
 def _hold(request: ResponsesRequest, max_chars: int) -> None:
     """Refuse, with `store: false`, before anything is read, what the request carries over
-    MAX_CONTENT_CHARS: its instructions and each text, tool call's arguments and file's data of
-    its input (what it names by item reference is not carried). A stored request is held in what
-    it adds once its input is placed (`placement.py`): a chat's reply that a client resends may
-    be longer (MAX_TOKENS bounds it); and so are the ids of the calls any request adds (a call
-    the model made, resent whole, is matched: another server's model may give longer ids)."""
+    MAX_CONTENT_CHARS: its instructions and each text, tool call's arguments and file's data and
+    name of its input (what it names by item reference is not carried). A stored request is
+    held in what it adds once its input is placed (`placement.py`): a chat's reply that a client
+    resends may be longer (MAX_TOKENS bounds it); and so are the ids of the calls any request
+    adds (a call the model made, resent whole, is matched: another server's model may give
+    longer ids)."""
     if request.store:
         return
     check_lengths(request.input, max_chars, calls=False)

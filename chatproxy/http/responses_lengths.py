@@ -1,14 +1,14 @@
 """Own MAX_CONTENT_CHARS for the items of a request: a Responses request's `input`, and a
 Conversations request's `items` (the same items).
 
-`check_lengths` holds each text, tool call's arguments and file's data to it as the items were
-sent, before their shape is checked (`responses_input.py` translates them after), and a refusal
-names the field (`input[2].arguments`): a Conversations request's items, and a Responses
-request's that is not stored (`store: false`), all of which the request adds. A Conversations
-request's tool call ids (`call_id`), which the chat keeps with the call and its result, are held
-to the 64 characters OpenAI's API takes here too; a call's output is not, as it must name a call
-the chat waits for (`placement.py`, `service/conversations.py`): one of the request's own, or
-one the model made, whose id another server's model may have made longer.
+`check_lengths` holds each text, tool call's arguments, file's data and filename to it as the
+items were sent, before their shape is checked (`responses_input.py` translates them after),
+and a refusal names the field (`input[2].arguments`): a Conversations request's items, and a
+Responses request's that is not stored (`store: false`), all of which the request adds. A
+Conversations request's tool call ids (`call_id`), which the chat keeps with the call and its
+result, are held to the 64 characters OpenAI's API takes here too; a call's output is not, as
+it must name a call the chat waits for (`placement.py`, `service/conversations.py`): one of the
+request's own, or one the model made, whose id another server's model may have made longer.
 
 A stored Responses request is held in what it adds only, once its input is placed on the chat
 (`service/placement.py`, as a chat-mode request's messages are), and so are the ids of the calls
@@ -31,8 +31,10 @@ from chatproxy.http.responses_items import parse_item_id
 from chatproxy.service.placing import MAX_CALL_ID
 
 # The fields of input items that hold what a message says (text, a tool call's arguments, a
-# file's data), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
-LIMITED_FIELDS = frozenset(("content", "text", "refusal", "output", "arguments", "file_data"))
+# file's data and name), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
+LIMITED_FIELDS = frozenset(
+    ("content", "text", "refusal", "output", "arguments", "file_data", "filename")
+)
 
 
 def check_lengths(sent: Any, max_chars: int, where: str = "input", *, calls: bool = True) -> None:
@@ -102,6 +104,7 @@ def _content_names(content: Any, where: str) -> dict[str, str]:
     for j, part in enumerate(content if isinstance(content, list) else ()):
         if isinstance(part, dict) and part.get("type") == "input_file":
             named[f".content[{j}].file.file_data"] = f"{where}[{j}].file_data"
+            named[f".content[{j}].file.filename"] = f"{where}[{j}].filename"
     return named
 
 

@@ -8,8 +8,8 @@ refusal; the others: text); a user message with no content; tool calls other tha
 assistant's, or without an id (unique in the message) or a tool's name; an assistant message
 with neither content, a refusal nor tool calls (no model accepts one); a `refusal` that is not
 a string; a tool message without `tool_call_id`, or another message with one. `check_lengths`
-refuses the first whose text, refusal, a file's or audio's data or a tool call's arguments is
-longer than MAX_CONTENT_CHARS (`messages[1].tool_calls[0].function.arguments`).
+refuses the first whose text, refusal, a file's data or name, an audio's data or a tool call's
+arguments is longer than MAX_CONTENT_CHARS (`messages[1].tool_calls[0].function.arguments`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ KNOWN_PARTS = {
 }
 CALL_TYPES = ("function", "custom")
 CALL_TEXT = {"function": "arguments", "custom": "input"}  # the text a call of each kind holds
-DATA_FIELDS = {"file": "file_data", "input_audio": "data"}  # the base64 data a part holds
+# the fields of a part held to MAX_CONTENT_CHARS: its base64 data (and a file's name)
+DATA_FIELDS = {"file": ("file_data", "filename"), "input_audio": ("data",)}
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ def check_lengths(
     sent: Sequence[Mapping[str, Any]], max_chars: int, names: Names, skip: range = range(0)
 ) -> None:
     """Refuse the first message of `sent` (but those in `skip`) whose text, refusal, a file's
-    or audio's data or a tool call's arguments (a custom tool's input) is longer than
-    `max_chars`, naming the field (`messages[2].tool_calls[0].function.arguments`)."""
+    data or name, an audio's data or a tool call's arguments (a custom tool's input) is longer
+    than `max_chars`, naming the field (`messages[2].tool_calls[0].function.arguments`)."""
     for n in (*range(skip.start), *range(skip.stop, len(sent))):
         for field, text in _limited_texts(sent[n]):
             if len(text) > max_chars:
@@ -117,17 +118,19 @@ def check_lengths(
 
 def _limited_texts(message: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """The texts of a message held to MAX_CONTENT_CHARS, each with the field it is in: its
-    content's text (its text parts together), each file part's data (as a Responses request's
-    `input_file`) and audio part's data, its refusal, and each tool call's arguments. A field
-    of another type is left to `check_messages`."""
+    content's text (its text parts together), each file part's data and name (as a Responses
+    request's `input_file`) and audio part's data, its refusal, and each tool call's arguments.
+    A field of another type is left to `check_messages`."""
     content = message.get("content")
     yield "", content_text(content)[0]
     for j, part in enumerate(content if isinstance(content, list) else ()):
         kind = part.get("type") if isinstance(part, dict) else None
-        field = DATA_FIELDS.get(kind) if isinstance(kind, str) else None
-        body = part.get(kind) if field is not None else None
-        if isinstance(body, dict) and isinstance(body.get(field), str):
-            yield f".content[{j}].{kind}.{field}", body[field]
+        fields = DATA_FIELDS.get(kind, ()) if isinstance(kind, str) else ()
+        body = part.get(kind) if fields else None
+        held = body if isinstance(body, dict) else {}
+        for name in fields:
+            if isinstance(held.get(name), str):
+                yield f".content[{j}].{kind}.{name}", held[name]
     refusal = message.get("refusal")
     if isinstance(refusal, str):  # an assistant's refusal is stored as its text
         yield ".refusal", refusal
