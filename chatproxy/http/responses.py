@@ -36,8 +36,8 @@ from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.service.message_rules import Names
 from chatproxy.service.placing import Kept
+from chatproxy.service.response_asks import ResponseAsk
 from chatproxy.service.response_ids import response_id
-from chatproxy.service.responses import ResponseAsk
 from chatproxy.service.results import Found, Responded, StreamingTurn, TurnResult
 from chatproxy.store.items import Message
 

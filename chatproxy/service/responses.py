@@ -38,61 +38,29 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.compaction import READ_FACTOR
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.message_rules import Names
-from chatproxy.service.placing import MAX_CALL_ID, Ask, Kept, Placing, only_new, window_for
+from chatproxy.service.placing import MAX_CALL_ID, Ask, only_new, window_for
+from chatproxy.service.response_asks import ResponseAsk, TurnMakers
 from chatproxy.service.response_ids import missing_response, named_reply, response_id
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.unstored import build_unstored
 from chatproxy.store.base import Store
 from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, valid_chat_id
 
+if TYPE_CHECKING:
+    from chatproxy.service.response_asks import MakeTurn, PassOn
+
 CHAIN = "chain-"
 LOOKBACK = 50  # messages read back from a reply for its turn's input, at first
-
-# The input as chat messages, given the stored messages its item references may name; and how
-# a refusal names each message and its texts (by the item and the field of it they came from).
-Translate = Callable[[Mapping[int, Message]], tuple[list[dict[str, Any]], Names]]
-MakeTurn = Callable[[ChatRef, Ask, str | None, TurnOptions], Awaitable[Answer]]
-PassOn = Callable[[str, Sequence[dict[str, Any]], TurnOptions], Awaitable[Answer]]
-
-
-@dataclass(frozen=True)
-class ResponseAsk:
-    """A `POST /v1/responses` turn in the service's terms (see the module's docstring):
-    `named` are the ids of the messages its input's item references name, in `named_chat`
-    ("": the chat the turn goes in)."""
-
-    tenant: str
-    input: Translate
-    keep: Kept
-    instructions: str | None = None
-    previous: str | None = None
-    conversation: str | None = None
-    named: tuple[int, ...] = ()
-    named_chat: str = ""
-    carried: bool = False  # `named` are ids items carry: where the turn goes, if they exist
-    store: bool = True
-
-
-@dataclass(frozen=True)
-class TurnMakers:
-    """How the service makes a chat's turn and a pass-through, plain and streamed."""
-
-    turn: MakeTurn[TurnResult]
-    stream: MakeTurn[StreamingTurn]
-    pass_through: PassOn[TurnResult]
-    stream_pass_through: PassOn[StreamingTurn]
-    summarized: Callable[..., Any]  # what a window of a path sends (unstored.Summarized)
-    place: Callable[[ChatRef, ChatState, Ask], Awaitable[Placing]]  # a turn's, with no lock
 
 
 @dataclass(frozen=True)

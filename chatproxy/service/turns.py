@@ -44,7 +44,8 @@ from chatproxy.service.placement import place_request, place_sent
 from chatproxy.service.placing import Ask, Placing, place_turn
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays
-from chatproxy.service.responses import Responses, TurnMakers
+from chatproxy.service.response_asks import TurnMakers
+from chatproxy.service.responses import Responses
 from chatproxy.service.results import StreamingTurn, TurnResult, read_opening, replayed, reply_of
 from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, ChatState, Content
