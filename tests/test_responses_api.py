@@ -362,6 +362,27 @@ def test_a_response_not_stored_sends_what_it_sends_back_of_its_chat_once(
     assert len(proxy.path(chat)) == 3
 
 
+def test_a_response_not_stored_in_a_conversation_may_leave_out_the_models_items(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    """The Vercel AI SDK with a `conversation` resends the user's messages without the model's
+    (the conversation holds them); with `store: false` too, the model sees the conversation's
+    path with the new message after it, not the resent messages on a branch of their own."""
+    first = proxy.client.responses.create(model=MODEL, input="I'm Ana.")
+    chat = chat_of(first)
+    resent = [{"role": "user", "content": "I'm Ana."}, {"role": "user", "content": "My name?"}]
+
+    proxy.client.responses.create(model=MODEL, input=resent, conversation=chat, store=False)
+
+    assert sent_upstream(fake_upstream) == [
+        ("system", SYSTEM),
+        ("user", "I'm Ana."),
+        ("assistant", first.output_text),
+        ("user", "My name?"),
+    ]
+    assert len(proxy.path(chat)) == 3  # nothing stored: its system prompt and the first turn
+
+
 @pytest.mark.parametrize("store", [True, False], ids=["stored", "not-stored"])
 def test_a_leading_system_message_of_the_input_is_the_turns_system_prompt_stored_or_not(
     proxy: Proxy, fake_upstream: FakeUpstream, store: bool

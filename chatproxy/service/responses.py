@@ -133,8 +133,15 @@ class Responses:
         place = await self._place(ask, key if ask.store else None)
         sent, names = self._messages(ask, place)
         if not ask.store:  # its input is matched with the path it continues, as a turn's is
+            elided = ask.conversation is not None  # as a stored turn's (below)
             matched = Ask(
-                None, place.at, tuple(sent), names=names, anchored=True, max_call_id=MAX_CALL_ID
+                None,
+                place.at,
+                tuple(sent),
+                names=names,
+                anchored=True,
+                elided=elided,
+                max_call_id=MAX_CALL_ID,
             )
             placed = await self._makers.place(place.chat, place.state, matched)
             state, summarized = place.state, self._makers.summarized
