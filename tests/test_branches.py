@@ -267,3 +267,46 @@ def test_a_history_read_is_one_script_that_refreshes_the_chats_ttl_once(
     # its tenant's listing, each refreshed once.
     assert stats["cmdstat_evalsha"]["calls"] == 1
     assert stats["cmdstat_expire"]["calls"] == 4
+
+
+@pytest.mark.parametrize("store_kind", ["redis"])
+@pytest.mark.parametrize(("query", "children"), [("?parent=1", [2, 4]), ("", [0])])
+def test_a_childrens_read_is_one_script_that_refreshes_the_chats_ttl_once(
+    client: ProxyClient,
+    fake_upstream: FakeUpstream,
+    admin: redis.Redis,
+    query: str,
+    children: list[int],
+) -> None:
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+    say(client, {"content": "e", "parent": 1}, "ae", fake_upstream)  # 4, 5
+    assert client.get(f"/c/children{query}", headers=WEB).status_code == 200  # its script loaded
+    admin.config_resetstat()
+
+    found = client.get(f"/c/children{query}", headers=WEB).get_json()
+
+    assert found["children"] == children
+    stats = admin.info("commandstats")
+    # One script: whether the chat holds the parent, its children, the TTL of the chat's three
+    # keys and of its tenant's listing, each refreshed once.
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    assert stats["cmdstat_expire"]["calls"] == 4
+
+
+@pytest.mark.parametrize(("chat", "parent"), [("c", 99), ("c", 0), ("none", 0), ("none", 99)])
+def test_the_children_of_a_message_the_chat_does_not_hold_are_a_404(
+    make_client: MakeClient, fake_upstream: FakeUpstream, chat: str, parent: int
+) -> None:
+    client = make_client(PROXY_API_KEYS=KEYS, MAX_CHAT_MESSAGES="4")
+    say(client, {"content": "q0"}, "a0", fake_upstream)
+    say(client, {"content": "q1"}, "a1", fake_upstream)  # 2, 3
+    say(client, {"content": "q2"}, "a2", fake_upstream)  # 4, 5; 0 and 1 dropped
+
+    response = client.get(f"/{chat}/children?parent={parent}", headers=WEB)
+
+    assert response.status_code == 404
+    assert response.get_json()["error"]
+    assert client.get(f"/{chat}/children?parent=2", headers=WEB).status_code == (
+        200 if chat == "c" else 404
+    )

@@ -140,6 +140,21 @@ async def test_a_new_first_message_is_another_root(store: Store) -> None:
 
 
 @pytest.mark.anyio
+async def test_strict_children_are_not_found_for_an_item_the_chat_does_not_hold(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(max_messages=4)
+    await linear(store, 3)  # 0..5: 0 and 1 dropped
+
+    assert await store.children(CHAT, [None, 2], strict=True) == [[2], [3]]
+    assert await store.children(CHAT, [1, 9]) == [[], []]
+    for chat, parents in ((CHAT, [2, 9]), (CHAT, [None, 1]), (ChatRef("public", "none"), [0])):
+        with pytest.raises(NotFound):
+            await store.children(chat, parents, strict=True)
+    assert await store.children(ChatRef("public", "none"), [None], strict=True) == [[]]
+
+
+@pytest.mark.anyio
 async def test_setting_the_leaf_moves_the_path_and_can_descend(store: Store) -> None:
     await linear(store, 2)  # 0..3
     await store.save_turn(CHAT, "e", chained([ask("e"), reply("ae")], 4, 1))  # 4, 5 under 1

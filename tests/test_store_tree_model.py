@@ -155,11 +155,18 @@ class TreeModel(RuleBasedStateMachine):
         parents = dict.fromkeys([None, *(self.items[i][0] for i in expected)])
         assert state.children == ({p: self.children(p) for p in parents} if children else None)
 
-    @rule(n=picks, root=st.booleans())
-    def list_children(self, n: int, root: bool) -> None:
+    @rule(n=picks, root=st.booleans(), strict=st.booleans())
+    def list_children(self, n: int, root: bool, strict: bool) -> None:
         parent = None if root else self.pick(n)
-        (kids,) = self.run(self.store.children(CHAT, [parent]))
+        try:
+            (kids,) = self.run(self.store.children(CHAT, [parent], strict=strict))
+        except NotFound:
+            assert strict
+            assert parent is not None
+            assert parent not in self.items
+            return
         assert kids == self.children(parent)  # none for an item the chat does not hold
+        assert not strict or parent is None or parent in self.items
 
     @rule(ns=st.lists(picks, min_size=1, max_size=3), missing=st.booleans())
     def delete_items(self, ns: list[int], missing: bool) -> None:

@@ -93,9 +93,7 @@ class Chats:
 
     async def children(self, chat: ChatRef, parent: int | None) -> dict[str, Any]:
         """Return the ids of a message's children (None: of the chat's first messages)."""
-        if parent is not None:
-            await self._store.load_window(chat, 0, parent)  # NotFound unless the chat holds it
-        (kids,) = await self._store.children(chat, [parent])
+        (kids,) = await self._store.children(chat, [parent], strict=True)
         return {"parent": parent, "children": kids}
 
     async def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool) -> dict[str, Any]:

@@ -60,10 +60,13 @@ class Store(Protocol):
         pages its own path (a client paging while the leaf moves goes on up the path it began).
         `children` as for `load_history`."""
 
-    async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
+    async def children(
+        self, chat: ChatRef, parents: Sequence[int | None], *, strict: bool = False
+    ) -> list[list[int]]:
         """Return the ids of each item's children in the order of their ids, which is the
         order they were added in but for forks that saved after a later turn (None: the
-        messages that start a path)."""
+        messages that start a path); none for an item the chat does not hold, or with `strict`
+        raise `NotFound` for one, in the same read."""
 
     async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         """Return the chat's items `ids`, in that order, None for each it does not hold, in one

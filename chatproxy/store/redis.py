@@ -152,9 +152,11 @@ class RedisStore(RedisCalls, RedisChats):
         self._windows.read(chat, token, read[2], limit, seen=read[8] or None)
         return state_of(read, self.decoded, keep=True)
 
-    async def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
-        listing = index_key(chat.tenant)
-        found = await children(self._script, [*chat_keys(chat)], listing, parents, self._ttl or 0)
+    async def children(
+        self, chat: ChatRef, parents: Sequence[int | None], *, strict: bool = False
+    ) -> list[list[int]]:
+        keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
+        found = await children(self._script, keys, listing, parents, self._ttl or 0, strict)
         await self._listed_beside(chat)
         return found
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatproxy.errors import ChatBusy
+from chatproxy.errors import ChatBusy, NotFound
 from chatproxy.store.redis_scripts import UPGRADE
 
 if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
@@ -74,20 +74,29 @@ CHILDREN = (
     + LIST_CHILDREN
     + """
 -- KEYS: items, meta, kids, old list, and on a single node the tenant's listing
--- ARGV: ttl (0 = none), then item ids ('root' for the first messages)
+-- ARGV: ttl (0 = none), strict ('1': none of the items may be missing), then item ids ('root'
+--       for the first messages)
 -- Returns the lowest id kept (children below it were dropped by trimming), then each one's
--- children, comma separated (false for none); refreshes the TTL (the listing's too).
+-- children, comma separated (false for none); refreshes the TTL (the listing's too). Strict,
+-- returns {'missing'} for an item the chat does not hold, and refreshes nothing.
+if ARGV[2] == '1' then
+  for i = 3, #ARGV do
+    if ARGV[i] ~= 'root' and redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then
+      return {'missing'}
+    end
+  end
+end
 local found, meta = {}, redis.call('HMGET', KEYS[2], 'first', 'starts')
 local first = meta[1] or '0'
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   if ARGV[i] == 'root' then list_starts(first, meta[2]) break end
 end
 if tonumber(ARGV[1]) > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
   if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 end
-for i = 2, #ARGV do
-  found[i - 1] = children_of(ARGV[i], first)
+for i = 3, #ARGV do
+  found[i - 2] = children_of(ARGV[i], first)
 end
 return {first, found}
 """
@@ -136,14 +145,22 @@ BRANCH_SCRIPTS = {"children": CHILDREN, "set_leaf": SET_LEAF}
 
 
 async def children(
-    run: Run, keys: list[str], listing: str, parents: Sequence[int | None], ttl: int
+    run: Run,
+    keys: list[str],
+    listing: str,
+    parents: Sequence[int | None],
+    ttl: int,
+    strict: bool = False,
 ) -> list[list[int]]:
     """`Store.children` on the chat's `keys`, refreshing their TTL and the tenant's `listing`'s
     (`ttl` seconds; 0: none)."""
     if not parents:
         return []
     fields = ["root" if parent is None else parent for parent in parents]
-    first, found = await run("children", keys, [listing], [ttl, *fields])
+    answer = await run("children", keys, [listing], [ttl, "1" if strict else "", *fields])
+    if answer[0] == "missing":
+        raise NotFound("no such message in this chat")
+    first, found = answer
     return listed_children(parents, first, found)
 
 

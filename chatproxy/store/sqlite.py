@@ -98,9 +98,15 @@ class SqliteStore(SqliteBase, SqliteChats):
             return with_children(db, chat, state) if children else state
 
     @in_thread
-    def children(self, chat: ChatRef, parents: Sequence[int | None]) -> list[list[int]]:
+    def children(
+        self, chat: ChatRef, parents: Sequence[int | None], *, strict: bool = False
+    ) -> list[list[int]]:
         with self.file.transaction() as db:
-            if live_chat(db, chat) is not None:
+            live = live_chat(db, chat) is not None
+            held = [p for p in parents if p is not None]
+            if strict and held and not (live and all(has_item(db, chat, p) for p in held)):
+                raise NotFound("no such message in this chat")
+            if live:
                 touch(db, chat, self._expiry())
             return [children_of(db, chat, parent) for parent in parents]
 
