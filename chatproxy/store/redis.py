@@ -1,7 +1,8 @@
 """Own the Redis backend (Upstash in production): `RedisStore`, each operation's calls to Redis
 and what it makes of the answers, for coroutines of one event loop. The operations on chats as
 records (a chat's info and own fields, the tenant's listing, a chat's deletion, the global
-prompt) are `redis_chats.py`'s (`RedisChats`, which this store builds on beside `RedisCalls`).
+prompt) are `redis_chats.py`'s (`RedisChats`, which this store builds on beside `RedisCalls`),
+those on summaries `redis_summaries.py`'s (`RedisSummaries`, likewise).
 
 A turn is saved by one Lua script (check the lock token, append both messages, update meta,
 record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
@@ -39,7 +40,6 @@ from chatproxy.store.items import (
     ChatRef,
     ChatState,
     Message,
-    Unsummarized,
     title_of,
     usage_of,
 )
@@ -61,20 +61,14 @@ from chatproxy.store.redis_keys import (
 )
 from chatproxy.store.redis_read_scripts import READ_SCRIPTS
 from chatproxy.store.redis_scripts import SCRIPTS
-from chatproxy.store.redis_summaries import (
-    SUMMARY_SCRIPTS,
-    load_unsummarized,
-    save_summary,
-    summaries_of,
-)
-from chatproxy.store.summary import Summary
+from chatproxy.store.redis_summaries import RedisSummaries
 from chatproxy.store.windows import item_id
 
 if TYPE_CHECKING:
     from chatproxy.store.redis_limits import SharedRedisStorage
 
 
-class RedisStore(RedisCalls, RedisChats):
+class RedisStore(RedisCalls, RedisChats, RedisSummaries):
     """Chats in Redis, for coroutines of one event loop."""
 
     kind = "redis"
@@ -84,8 +78,8 @@ class RedisStore(RedisCalls, RedisChats):
         **BRANCH_SCRIPTS,
         **ITEM_SCRIPTS,
         **TREE_SCRIPTS,
-        **SUMMARY_SCRIPTS,
         **RedisChats.LUA,
+        **RedisSummaries.LUA,
     }
 
     async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
@@ -192,18 +186,6 @@ class RedisStore(RedisCalls, RedisChats):
         if leaf is not None:
             await self._listed_beside(chat)
         return leaf
-
-    async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
-        return await load_unsummarized(self._script, [*chat_keys(chat)], at, limit, self.decoded)
-
-    async def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
-        return await save_summary(self._script, [*chat_keys(chat)], summary, fence, self._ttl)
-
-    async def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
-        if not ids:
-            return {}
-        found = await self._command("hmget", chat_keys(chat)[2], [f"s{item}" for item in ids])
-        return summaries_of(ids, found)
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
         keys, listing = [*chat_keys(chat)], index_key(chat.tenant)

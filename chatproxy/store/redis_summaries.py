@@ -1,5 +1,7 @@
 """Own the Redis side of summaries (compaction: `Store.load_unsummarized`, `save_summary`,
-`load_summaries`): two Lua scripts and what `redis.py` sends them and makes of their answers.
+`load_summaries`): `RedisSummaries`, which `RedisStore` builds on, its two Lua scripts, and
+what it sends them and makes of their answers. It declares what it uses of `RedisCalls`, as
+`RedisChats` does, so that `redis.py` stays one import above `redis_calls.py`.
 
 A summary is kept in the chat's `:kids` hash as `s<id>`, by the last item it covers
 (`redis_keys.py`), so it shares the chat's TTL, deletion and slot. Like every script on a chat,
@@ -9,13 +11,14 @@ each is given the chat's four keys and starts with `UPGRADE`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatproxy.errors import NotFound
 from chatproxy.jsontext import compact
 from chatproxy.store.decoding import DecodedMessages
-from chatproxy.store.items import Unsummarized
+from chatproxy.store.items import ChatRef, Unsummarized
+from chatproxy.store.redis_keys import chat_keys
 from chatproxy.store.redis_scripts import UPGRADE
 from chatproxy.store.summary import Summary
 
@@ -108,3 +111,27 @@ def summaries_of(ids: Sequence[int], found: Sequence[str | None]) -> dict[int, S
         for item, raw in zip(ids, found, strict=True)
         if raw
     }
+
+
+class RedisSummaries:
+    """A chat's summaries in Redis, on the calls of `RedisCalls`."""
+
+    LUA: ClassVar[Mapping[str, str]] = SUMMARY_SCRIPTS
+
+    # What it uses of `RedisCalls`, which `RedisStore` builds on beside it.
+    _ttl: int | None
+    _script: Run
+    _command: Callable[..., Awaitable[Any]]
+    decoded: DecodedMessages
+
+    async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
+        return await load_unsummarized(self._script, [*chat_keys(chat)], at, limit, self.decoded)
+
+    async def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
+        return await save_summary(self._script, [*chat_keys(chat)], summary, fence, self._ttl)
+
+    async def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
+        if not ids:
+            return {}
+        found = await self._command("hmget", chat_keys(chat)[2], [f"s{item}" for item in ids])
+        return summaries_of(ids, found)
