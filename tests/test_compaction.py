@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
 import pytest
+import redis
 
 from chatproxy.service.compaction import FOLD_ITEMS, PROMPT
 from chatproxy.service.compaction_rules import SUMMARY_HEADING
@@ -636,3 +638,69 @@ def test_a_turn_past_the_context_with_more_unsummarized_messages_than_one_fold_r
     assert SUMMARY_HEADING in sent[0]["content"]
     after = [m for m in narrow.get(f"/{chat}/chat").get_json() if m.get("id", -1) > last]
     assert [m["content"] for m in sent[1:]] == [m["content"] for m in after[:-1]]
+
+
+@pytest.fixture
+def logging_all(admin: redis.Redis) -> Iterator[redis.Redis]:
+    """`admin`, with Redis logging every command (the slow log at no threshold) meanwhile."""
+    kept = admin.config_get("slowlog-*")
+    admin.config_set("slowlog-log-slower-than", 0)
+    admin.config_set("slowlog-max-len", 1000)
+    yield admin
+    for name, value in kept.items():
+        admin.config_set(name, value)
+
+
+def watch(admin: redis.Redis) -> None:
+    """Start counting the commands Redis is sent and runs afresh."""
+    admin.slowlog_reset()
+    admin.config_resetstat()
+
+
+def calls_of(admin: redis.Redis) -> tuple[list[str], dict[str, int]]:
+    """Since `watch`: the commands clients sent Redis, by name (the slow log gives each its
+    client's address; a script's own calls have none a client holds), and every command Redis
+    ran, by name, with its count (commandstats: a script's calls too), the watcher's left out."""
+    mine = admin.client_info()["addr"]
+    clients = {c["addr"] for c in admin.client_list()} - {mine}
+    logged = reversed(admin.slowlog_get(1000))
+    sent = [
+        bytes(e["command"]).decode().split()[0].lower()
+        for e in logged
+        if bytes(e["client_address"]).decode() in clients
+    ]
+    ran = {
+        name.removeprefix("cmdstat_"): int(stat["calls"])
+        for name, stat in admin.info("commandstats").items()
+    }
+    own = ("config|resetstat", "slowlog|get", "client|info", "client|list", "info")
+    return sent, {name: calls for name, calls in ran.items() if name not in own}
+
+
+@pytest.mark.parametrize("store_kind", ["redis"])
+@pytest.mark.parametrize("page", [False, True])
+def test_a_history_read_with_its_summaries_is_one_script_and_costs_one_hmget_more(
+    make_client: MakeClient, fake_upstream: FakeUpstream, logging_all: redis.Redis, page: bool
+) -> None:
+    admin = logging_all
+    client = make_client(COMPACTION="summary", **SMALL_WINDOW)
+    say(client, FACT)
+    talk(client, range(1, 6))
+    made = wait_for_summary(client, covering=1)
+    last = made["covers"][1]
+    plain = f"/c/chat?limit=4&before={last + 2}&" if page else "/c/chat?"
+    with_summaries = plain + "include=summaries"
+    for url in (plain, with_summaries):  # their scripts loaded
+        assert client.get(url).status_code == 200
+
+    watch(admin)
+    history = client.get(plain).get_json()
+    plain_sent, plain_ran = calls_of(admin)
+    watch(admin)
+    shown = client.get(with_summaries).get_json()
+    sent, ran = calls_of(admin)
+
+    assert [item for item in shown if item.get("type") != "summary"] == history
+    assert shown[[item.get("id") for item in shown].index(last) + 1] == made
+    assert sent == plain_sent == ["evalsha"]  # one round trip: the TTL refreshed once
+    assert ran == {**plain_ran, "hmget": plain_ran["hmget"] + 1}  # the summaries of its items

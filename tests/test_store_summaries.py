@@ -123,6 +123,29 @@ async def test_load_summaries_by_their_last_items(store: Store) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_history_read_asked_for_summaries_has_those_of_the_items_it_read(
+    store: Store,
+) -> None:
+    await linear(store, 3)  # items 0..5
+    await summarize(store, 1, "one")
+    await summarize(store, 3, "three")
+    await store.save_turn(CHAT, "b", chained([ask("b"), reply("ab")], 6, 2))  # 6, 7 under 2
+
+    found = await store.load_history(CHAT, 5, summaries=True)
+
+    assert found.summaries == {1: summary(1, "one"), 3: summary(3, "three")}
+    current = await store.load_history(CHAT, summaries=True)  # 0, 1, 2, 6, 7: 3 is not on it
+    assert current.summaries == {1: summary(1, "one")}
+    page = await store.load_page(CHAT, 2, 5, 5, children=True, summaries=True)  # items 3, 4
+    assert page.summaries == {3: summary(3, "three")}
+    assert page.children == {None: [0], 2: [3, 6], 3: [4]}  # asked for both: both, in one read
+    assert (await store.load_page(CHAT, 2, 2, summaries=True)).summaries == {1: summary(1, "one")}
+    assert (await store.load_history(CHAT)).summaries is None  # not asked for
+    empty = await store.load_history(ChatRef("public", "none"), summaries=True)
+    assert empty.summaries == {}
+
+
+@pytest.mark.anyio
 async def test_a_removal_of_items_drops_every_summary_and_fences_one_being_written(
     store: Store,
 ) -> None:

@@ -70,21 +70,20 @@ class Chats:
         `Store.load_page`).
         """
         if limit is None and before is None:
-            state = await self._store.load_history(chat, leaf, children=True)
+            state = await self._store.load_history(chat, leaf, children=True, summaries=summaries)
         else:
             page = limit or DEFAULT_PAGE
-            state = await self._store.load_page(chat, page, before, leaf, children=True)
+            state = await self._store.load_page(
+                chat, page, before, leaf, children=True, summaries=summaries
+            )
         kids = state.children or {}
         # A parent MAX_CHAT_MESSAGES dropped lists none: its children start paths, as first ones.
         messages = [
             {**m.to_json(), "siblings": kids.get(m.parent) or kids.get(None) or [m.id]}
             for m in state.messages
         ]
-        if summaries:
-            ids = [m.id for m in state.messages if m.id is not None]
-            found = {
-                k: v.to_json() for k, v in (await self._store.load_summaries(chat, ids)).items()
-            }
+        if state.summaries:
+            found = {item: summary.to_json() for item, summary in state.summaries.items()}
             messages = [shown for m in messages for shown in (m, found.get(m["id"])) if shown]
         system = self._defaults.system_prompt(state)
         if state.exists and system and limit is None and before is None:

@@ -39,11 +39,17 @@ class Store(Protocol):
         the chat does not hold."""
 
     async def load_history(
-        self, chat: ChatRef, leaf: int | None = None, *, children: bool = False
+        self,
+        chat: ChatRef,
+        leaf: int | None = None,
+        *,
+        children: bool = False,
+        summaries: bool = False,
     ) -> ChatState:
         """Return the system prompts and every message of the path ending at `leaf`, oldest
         first; with `children`, also the children of each message's parent and the chat's first
-        messages (`ChatState.children`), in the same read."""
+        messages (`ChatState.children`), and with `summaries` the summaries that end at its
+        messages (`ChatState.summaries`), in the same read."""
 
     async def load_page(
         self,
@@ -53,12 +59,13 @@ class Store(Protocol):
         leaf: int | None = None,
         *,
         children: bool = False,
+        summaries: bool = False,
     ) -> ChatState:
         """Return up to `limit` messages of the path ending at `leaf` that come before the item
         `before` on it (None: the newest); for an id the chat does not hold, or with `leaf` one
         not on that path, those numbered below it. Without `leaf`, an item off the current path
         pages its own path (a client paging while the leaf moves goes on up the path it began).
-        `children` as for `load_history`."""
+        `children` and `summaries` as for `load_history`."""
 
     async def children(
         self, chat: ChatRef, parents: Sequence[int | None], *, strict: bool = False

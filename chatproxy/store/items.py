@@ -199,7 +199,8 @@ class ChatState:
     `Store.begin_turn`) also finds the newest `summary` of an item it read or of the one just
     above them, if the chat has one. A read asked for `children` (`Store.load_history`,
     `Store.load_page`) has them by parent, for the parent of each message and for None (the
-    chat's first messages), as `Store.children` answers them.
+    chat's first messages), as `Store.children` answers them; one asked for `summaries`, the
+    summaries that end at its messages, by that message's id.
     """
 
     exists: bool
@@ -211,6 +212,7 @@ class ChatState:
     next_id: int = 0
     summary: Summary | None = None
     children: dict[int | None, list[int]] | None = None
+    summaries: dict[int, Summary] | None = None
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,17 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
     }
 
     async def load_window(self, chat: ChatRef, limit: int, leaf: int | None = None) -> ChatState:
-        return await self._read(chat, limit, None, leaf, False)
+        return await self._read(chat, limit, None, leaf, False, False)
 
     async def load_history(
-        self, chat: ChatRef, leaf: int | None = None, *, children: bool = False
+        self,
+        chat: ChatRef,
+        leaf: int | None = None,
+        *,
+        children: bool = False,
+        summaries: bool = False,
     ) -> ChatState:
-        return await self._read(chat, -1, None, leaf, children)
+        return await self._read(chat, -1, None, leaf, children, summaries)
 
     async def load_page(
         self,
@@ -98,16 +103,18 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
         leaf: int | None = None,
         *,
         children: bool = False,
+        summaries: bool = False,
     ) -> ChatState:
-        return await self._read(chat, limit, before, leaf, children)
+        return await self._read(chat, limit, before, leaf, children, summaries)
 
     async def _read(
-        self, chat: ChatRef, limit: int, before: int | None, leaf: int | None, kids: bool
+        self, chat: ChatRef, limit: int, before: int | None, at: int | None, kids: bool, sums: bool
     ) -> ChatState:
         """Read the chat (and refresh its TTL) atomically, and the global prompt; with `kids`,
-        the versions of the messages read (`ChatState.children`) in the same script."""
-        args = [limit, "" if before is None else before, self._ttl or 0, start_arg(leaf)]
-        args.append("1" if kids else "")
+        the versions of the messages read (`ChatState.children`), with `sums` their summaries
+        (`ChatState.summaries`), in the same script."""
+        args = [limit, "" if before is None else before, self._ttl or 0, start_arg(at)]
+        args += ["1" if kids else "", "1" if sums else ""]
         beside = [GLOBAL_SYSTEM_KEY, index_key(chat.tenant)]
         read = await self._script("read_chat", list(chat_keys(chat)), beside, args)
         raise_if_missing(read)

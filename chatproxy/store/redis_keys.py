@@ -81,6 +81,7 @@ def state_of(read: list[Any], decoded: DecodedMessages, *, keep: bool = False) -
     """Turn the read scripts' answer into a ChatState; with `keep`, the decoded messages are
     kept for the next read (a turn's window)."""
     exists, chat_system, raw_messages, settings, global_system, leaf, next_id, summary, *_ = read
+    sums = read[10]  # the summaries of the items read (None: not asked for)
     return ChatState(
         exists=bool(exists),
         chat_system=chat_system,
@@ -90,7 +91,15 @@ def state_of(read: list[Any], decoded: DecodedMessages, *, keep: bool = False) -
         leaf=int(leaf) if leaf else None,
         next_id=int(next_id),
         summary=Summary.from_json(json.loads(summary)) if summary else None,
+        summaries=None if sums is None else path_summaries(sums),
     )
+
+
+def path_summaries(found: list[str]) -> dict[int, Summary]:
+    """The summaries a path's read found, by the item each ends at (it answers that item's id,
+    then the summary, for each)."""
+    pairs = zip(found[::2], found[1::2], strict=True)
+    return {int(item): Summary.from_json(json.loads(raw)) for item, raw in pairs}
 
 
 def info_of(chat_id: str, fields: dict[str, str]) -> ChatInfo:

@@ -6,8 +6,9 @@ rules of `redis_scripts.py`: the chat's four keys first, `UPGRADE` first.
 starts), `READ_PATH` (the read) and `ANSWER` (the TTL refreshed, the answer). A path is read by
 walking parents from its last item, each parent read from the start of the item's text, so a
 window costs the same at any depth of any chat. `READ_CHAT` may also find the versions of the
-items it read (`PATH_CHILDREN`, for `GET /<chat_id>/chat`), so that a page and its siblings
-are one call that refreshes the TTL once.
+items it read (`PATH_CHILDREN`) and their summaries (`PATH_SUMMARIES`), for
+`GET /<chat_id>/chat`, so that a page, its siblings and its summaries are one call that
+refreshes the TTL once.
 """
 
 from chatproxy.store.redis_branches import LIST_CHILDREN
@@ -82,11 +83,12 @@ end
 
 # Refreshes the chat's TTL and answers the read, given the locals READ_PATH leaves, ttl (0 =
 # none), ttl_arg (its ARGV text), global and listing (the global prompt's key and the tenant's
-# listing, whose TTL is refreshed with the chat's; nil on a cluster) and kids (the versions
-# PATH_CHILDREN found; false: not asked for).
+# listing, whose TTL is refreshed with the chat's; nil on a cluster), kids (the versions
+# PATH_CHILDREN found) and sums (the summaries PATH_SUMMARIES found): each false if not asked for.
 # Returns: exists, own system prompt, the items (or, if the caller knows them, how many of its
 # newest the window holds), settings, the global prompt (false on a cluster), leaf, next id,
-# the newest summary on the path (false: none, or not looked for), the chat's last turn, kids.
+# the newest summary on the path (false: none, or not looked for), the chat's last turn, kids,
+# sums.
 ANSWER = """
 local exists
 if ttl > 0 then
@@ -100,7 +102,7 @@ end
 local global_system = false
 if global then global_system = redis.call('GET', global) end
 return {exists, meta[2], items, meta[3], global_system, meta[1] or false, meta[5] or 0, summary,
-        meta[4] or false, kids}
+        meta[4] or false, kids, sums}
 """
 
 # With `children`, finds the versions of the items READ_PATH read (`LIST_CHILDREN`'s
@@ -123,21 +125,45 @@ if children then
 end
 """
 
+# With `summaries`, finds the summaries that end at the items READ_PATH read, for a chat that
+# has had one ('sums' in its meta; else no call): {item id, summary, ...} for those there are.
+PATH_SUMMARIES = """
+local sums = summaries and {}
+if sums and meta[6] then
+  for i = 1, #items, 1000 do
+    local ids, fields = {}, {}
+    for j = i, math.min(i + 999, #items) do
+      ids[#ids + 1] = string.match(items[j], PLACED)
+      fields[#fields + 1] = 's' .. ids[#ids]
+    end
+    local found = redis.call('HMGET', KEYS[3], unpack(fields))
+    for j = 1, #ids do
+      if found[j] then
+        sums[#sums + 1] = ids[j]
+        sums[#sums + 1] = found[j]
+      end
+    end
+  end
+end
+"""
+
 READ_CHAT = (
     UPGRADE
     + LIST_CHILDREN
     + """
 -- KEYS: items, meta, kids, old list, and on a single node the global prompt and the listing
 -- ARGV: limit (-1 = all), before ('' = none), ttl (0 = none), at ('' = leaf, or an item id),
---       children ('1': with the versions of the items read)
+--       children ('1': with the versions of the items read), summaries ('1': with theirs)
 local limit, before, ttl, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local ttl_arg, global, listing, children = ARGV[3], KEYS[5], KEYS[6], ARGV[5] == '1'
+local summaries = ARGV[6] == '1'
 local known, known_count, known_leaf = false, 0, ''
 
 """
     + FIND_START
     + READ_PATH
     + PATH_CHILDREN
+    + PATH_SUMMARIES
     + ANSWER
 )
 
@@ -171,7 +197,7 @@ end
 local limit, before, ttl = tonumber(ARGV[1]), '', tonumber(ARGV[2])
 local ttl_arg, global, listing = ARGV[2], KEYS[6], KEYS[7]
 local known, known_count, known_leaf = ARGV[5] ~= '' and ARGV[5], tonumber(ARGV[6]), ARGV[8]
-local kids = false
+local kids, sums = false, false
 """
     + READ_PATH
     + ANSWER

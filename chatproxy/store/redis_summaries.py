@@ -1,7 +1,8 @@
 """Own the Redis side of summaries (compaction: `Store.load_unsummarized`, `save_summary`,
 `load_summaries`): `RedisSummaries`, which `RedisStore` builds on, its two Lua scripts, and
 what it sends them and makes of their answers. It declares what it uses of `RedisCalls`, as
-`RedisChats` does, so that `redis.py` stays one import above `redis_calls.py`.
+`RedisChats` does, so that `redis.py` stays one import above `redis_calls.py`. A path's read
+finds the summaries of its items itself (`redis_read_scripts.py`'s PATH_SUMMARIES).
 
 A summary is kept in the chat's `:kids` hash as `s<id>`, by the last item it covers
 (`redis_keys.py`), so it shares the chat's TTL, deletion and slot. Like every script on a chat,

@@ -39,7 +39,7 @@ from chatproxy.store.sqlite_chats import SqliteChats
 from chatproxy.store.sqlite_export import read_tree, write_tree
 from chatproxy.store.sqlite_file import in_thread
 from chatproxy.store.sqlite_items import delete_given, live_item_bodies, move_leaf
-from chatproxy.store.sqlite_paths import read_path, read_unsummarized, with_children
+from chatproxy.store.sqlite_paths import read_path, read_unsummarized, with_extras
 from chatproxy.store.sqlite_rows import (
     append_turn,
     claim,
@@ -77,11 +77,16 @@ class SqliteStore(SqliteBase, SqliteChats):
 
     @in_thread
     def load_history(
-        self, chat: ChatRef, leaf: int | None = None, *, children: bool = False
+        self,
+        chat: ChatRef,
+        leaf: int | None = None,
+        *,
+        children: bool = False,
+        summaries: bool = False,
     ) -> ChatState:
         with self.file.transaction() as db:
             state = read_path(db, chat, None, None, leaf, self._expiry(), self.decoded)
-            return with_children(db, chat, state) if children else state
+            return with_extras(db, chat, state, children=children, summaries=summaries)
 
     @in_thread
     def load_page(
@@ -92,10 +97,11 @@ class SqliteStore(SqliteBase, SqliteChats):
         leaf: int | None = None,
         *,
         children: bool = False,
+        summaries: bool = False,
     ) -> ChatState:
         with self.file.transaction() as db:
             state = read_path(db, chat, limit, before, leaf, self._expiry(), self.decoded)
-            return with_children(db, chat, state) if children else state
+            return with_extras(db, chat, state, children=children, summaries=summaries)
 
     @in_thread
     def children(

@@ -2,7 +2,8 @@
 `sqlite_tree.py`'s SQL: the window, page or history ending at the leaf or at a given item
 (`Store.load_window`, `load_page`, `load_history`, and the window `begin_turn` reads under its
 lock), with the chat's record and the summary a window carries; and the part of a path compaction
-reads (`Store.load_unsummarized`); the versions of a path's messages, read with it."""
+reads (`Store.load_unsummarized`); the versions and the summaries of a path's messages, read
+with it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from typing import TYPE_CHECKING
 from chatproxy.errors import NotFound
 from chatproxy.store.items import ROOT, ChatState, Unsummarized
 from chatproxy.store.sqlite_chat import global_system_of, live_chat, touch
-from chatproxy.store.sqlite_summaries import fence_of, unsummarized, window_summary
+from chatproxy.store.sqlite_summaries import (
+    fence_of,
+    summaries_at,
+    unsummarized,
+    window_summary,
+)
 from chatproxy.store.sqlite_tree import children_of, has_item, on_path, parent_of, path_bodies
 
 if TYPE_CHECKING:
@@ -62,11 +68,19 @@ def read_path(
     return ChatState(True, row.system, global_system, messages, own, row.leaf, row.next_id, summary)
 
 
-def with_children(db: sqlite3.Connection, chat: ChatRef, state: ChatState) -> ChatState:
-    """`state` with its `children`: those of each message's parent and the chat's first
-    messages, read in the transaction `db` that read it."""
-    parents = dict.fromkeys([None, *(m.parent for m in state.messages)])
-    return replace(state, children={p: children_of(db, chat, p) for p in parents})
+def with_extras(
+    db: sqlite3.Connection, chat: ChatRef, state: ChatState, *, children: bool, summaries: bool
+) -> ChatState:
+    """`state` with what a history's read asks for besides its path, read in the transaction
+    `db` that read it: its `children` (those of each message's parent and the chat's first
+    messages) and its `summaries` (those that end at its messages)."""
+    if children:
+        parents = dict.fromkeys([None, *(m.parent for m in state.messages)])
+        state = replace(state, children={p: children_of(db, chat, p) for p in parents})
+    if summaries:
+        ids = [m.id for m in state.messages if m.id is not None]
+        state = replace(state, summaries=summaries_at(db, chat, ids) if ids else {})
+    return state
 
 
 def read_unsummarized(
