@@ -44,6 +44,15 @@ def open_seeded(page: Page, base: str, chat: str, *texts: str) -> list[tuple[str
     return path
 
 
+def open_with_another_reply(page: Page, base: str, chat: str) -> None:
+    """Store a turn and another reply to its message (items 0, 1 and 2, beside 1), and open the
+    chat on the page."""
+    seed(base, chat, "Plan a trip")
+    answer = http("POST", f"{base}/{chat}/chat", {"parent": 0})
+    assert answer.status == 200, answer.body
+    open_seeded(page, base, chat)
+
+
 def shown(page: Page) -> list[tuple[str, str]]:
     return [(role, text) for role, text in page.evaluate(SHOWN)]
 
@@ -320,10 +329,7 @@ def test_editing_a_trimmed_chats_oldest_message_adds_a_version_of_it(
 
 def test_versions_a_later_turn_trimmed_away_are_no_longer_offered(serve: Serve, page: Page) -> None:
     base = serve(MAX_CHAT_MESSAGES="4")
-    seed(base, "trimmed", "Plan a trip")
-    answer = http("POST", f"{base}/trimmed/chat", {"parent": 0})  # another reply: 2, beside 1
-    assert answer.status == 200, answer.body
-    open_seeded(page, base, "trimmed")
+    open_with_another_reply(page, base, "trimmed")
     versions(messages(page).nth(1), 2, 2)
 
     send_and_watch(page, "Three days")  # 0 dropped: 1 and 2 start paths, versions still
@@ -332,6 +338,68 @@ def test_versions_a_later_turn_trimmed_away_are_no_longer_offered(serve: Serve, 
 
     expect(page.get_by_role("group", name=re.compile("^Version"))).to_have_count(0)
     assert shown(page)[2:] == stored(base, "trimmed")  # what the chat still holds
+    for dropped in (messages(page).nth(0), messages(page).nth(1)):  # nothing to act on
+        expect(dropped.get_by_role("button")).to_have_count(0)
+    expect(messages(page).nth(3).get_by_role("button", name="Regenerate reply")).to_be_visible()
+
+
+def test_a_message_whose_parent_a_later_turn_trimmed_away_is_edited_as_a_first_one(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    open_with_another_reply(page, base, "trimmed")
+    send_and_watch(page, "Three days")  # 3, 4
+    send_and_watch(page, "Four days")  # 5, 6: 0, 1 and 2 dropped, 3 starts a path
+    expect(messages(page).nth(1).get_by_role("button")).to_have_count(0)
+
+    messages(page).nth(2).get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Two days")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(2)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert upstream_saw(fake_upstream) == [("user", "Two days")]  # `"parent": null`
+    assert shown(page)[2:] == stored(base, "trimmed")
+    versions(messages(page).nth(2), 2, 2)  # beside "Three days", a first message too
+
+
+def test_an_edit_under_a_message_trimming_dropped_meanwhile_reads_the_chat_again(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")  # 0..3
+    send_and_watch(page, "Three days")  # 4, 5: 0 and 1 dropped, still on screen
+    messages(page).nth(2).get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Somewhere cold")
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("alert")).to_contain_text("no longer in the chat")
+    expect(messages(page)).to_have_count(4)
+    assert shown(page) == stored(base, "trimmed")  # read again: 2 starts the path
+    box = messages(page).first.get_by_label("Edited message")
+    expect(box).to_have_value("Somewhere cold")  # the edit, open again to save
+    expect(box).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(1)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert upstream_saw(fake_upstream) == [("user", "Somewhere cold")]
+    assert shown(page) == stored(base, "trimmed")
+    versions(messages(page).first, 2, 2)
+
+
+def test_regenerating_a_reply_trimming_dropped_meanwhile_reads_the_chat_again(
+    serve: Serve, page: Page
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")  # 0..3
+    seed(base, "trimmed", "Three days")  # elsewhere: 0 and 1 dropped
+
+    messages(page).nth(1).get_by_role("button", name="Regenerate reply").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("no longer in the chat")
+    expect(messages(page)).to_have_count(4)
+    assert shown(page) == stored(base, "trimmed")
+    expect(messages(page).first.get_by_role("button", name="Edit message")).to_be_visible()
 
 
 def test_editing_the_first_message_shown_below_a_stored_system_message_keeps_it(
@@ -359,10 +427,7 @@ def test_stepping_to_a_version_another_client_trimmed_away_says_so_and_drops_it(
     serve: Serve, page: Page
 ) -> None:
     base = serve(MAX_CHAT_MESSAGES="4")
-    seed(base, "trimmed", "Plan a trip")
-    answer = http("POST", f"{base}/trimmed/chat", {"parent": 0})  # another reply: 2, beside 1
-    assert answer.status == 200, answer.body
-    open_seeded(page, base, "trimmed")
+    open_with_another_reply(page, base, "trimmed")
     seed(base, "trimmed", "Three days", "Four days")  # elsewhere: 0, 1 and 2 dropped
 
     versions(messages(page).nth(1), 2, 2).get_by_role("button", name="Previous version").click()

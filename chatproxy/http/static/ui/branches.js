@@ -42,6 +42,7 @@ function placed(message) {
 }
 
 function controls(message, before) {
+  if (message.dropped) return null; // shown still, but the chat no longer holds it
   const bar = element("div", "actions");
   const steps = versions(message);
   if (steps) bar.append(steps);

@@ -168,11 +168,21 @@ async function pathFrom(id, from, leaf) {
   return messages.slice(at);
 }
 
+// The message shown with the id `messageId`, if any.
+export function shownItem(messageId) {
+  const items = Array.from($("messages").children).filter(isMessageItem);
+  return items.find((item) => messageOf(item).id === messageId);
+}
+
 // Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, versions shown here among them:
-// once a turn is stored (or a step finds a version gone), the versions on screen are checked, if
-// any are shown. The chat's first messages start at the lowest id it still holds (ids grow down
-// every path): a message whose parent is gone has them as its versions, one gone itself none.
-export async function dropGoneVersions(id) {
+// once a turn is stored (or a step finds a version gone), the messages on screen are checked, if
+// any versions are shown. The chat's first messages start at the lowest id it still holds (ids
+// grow down every path): a message whose parent is gone starts a path now, with them as its
+// versions (an edit of it is a first message, and a reply to a question gone cannot be asked
+// again); one gone itself stays on screen with nothing to act on (no versions, no Edit or
+// Regenerate). Without versions shown nothing is checked: an action on a message gone is
+// refused, and the chat is read again (turns.js).
+export async function dropGone(id) {
   const list = $("messages");
   const items = Array.from(list.children).filter(isMessageItem);
   if (!items.some((item) => versionsOf(item).siblings.length > 1)) return;
@@ -184,8 +194,8 @@ export async function dropGoneVersions(id) {
       const message = messageOf(item);
       if (typeof message.id !== "number") continue;
       const startsHere = message.parent === null || message.parent < kept;
-      if (message.id < kept) setMessage(item, { ...message, siblings: [] });
-      else if (startsHere) setMessage(item, { ...message, siblings: starts });
+      if (message.id < kept) setMessage(item, { ...message, siblings: [], dropped: true });
+      else if (startsHere) setMessage(item, { ...message, parent: null, siblings: starts });
     }
     showControls(list);
   } catch (error) {
@@ -209,7 +219,7 @@ export async function stepVersion(item, step) {
     setStatus(`Showing version ${at + step + 1} of ${siblings.length}.`);
   } catch (error) {
     showError(error);
-    if (error.status === 404) await dropGoneVersions(id);
+    if (error.status === 404) await dropGone(id);
   }
 }
 

@@ -51,6 +51,11 @@ function describe(error) {
   return `Something went wrong (HTTP ${status}). ${error.message}`.trim();
 }
 
+// A turn refused because a message it needs is gone; the chat was read again (turns.js).
+export const GONE_WORDS =
+  "A message this needs is no longer in the chat: a chat keeps only its newest messages, and " +
+  "another client may have removed some. The chat was read again: try again from what it shows.";
+
 export function showError(error) {
   $("error-text").textContent = typeof error === "string" ? error : describe(error);
   $("error").hidden = false;

@@ -6,17 +6,18 @@ import { ApiError, chatPath, request, serverEvents } from "./api.js";
 import { focusControl, openEditor, showControls } from "./branches.js";
 import { noteTurn } from "./chats.js";
 import {
-  dropGoneVersions,
+  dropGone,
   openChat,
   setStored,
   showChatHeader,
+  shownItem,
   shownLeaf,
   startsPath,
   updateEmpty,
 } from "./conversation.js";
 import { $ } from "./dom.js";
 import { messageElement, messageOf, setMessage, setMeta, setText, textOf } from "./messages.js";
-import { clearError, setStatus, showError } from "./notices.js";
+import { GONE_WORDS, clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
 
 function setSending(sending) {
@@ -56,7 +57,10 @@ async function readReply(response, reply, scroller) {
 // Show `shown` (the user's new message if any, then the reply) in place of `from` and all
 // below it (at the end if null), and post `body`; the control `focus` of the first one shown
 // takes the focus meanwhile. Return the stored reply; on failure put back what was shown
-// before, report the error and return null.
+// before, report the error and return null. A turn refused with 404 goes under a message the
+// chat no longer holds (MAX_CHAT_MESSAGES dropped it, after it was shown here or by another
+// client's turns, or another client removed it): the chat is read again, so that what is shown
+// and offered is what it holds, and the page says so.
 async function runTurn(body, shown, from, focus) {
   const id = state.chatId;
   const list = $("messages");
@@ -100,7 +104,12 @@ async function runTurn(body, shown, from, focus) {
       updateEmpty();
     }
     setStatus("");
-    showError(error);
+    if (error.status === 404 && id === state.chatId) {
+      await openChat(id, false);
+      if ($("error").hidden) showError(GONE_WORDS);
+    } else {
+      showError(error);
+    }
     return null;
   } finally {
     setSending(false);
@@ -137,7 +146,7 @@ export async function send(text) {
   settle(mine, reply, finished, []);
   noteTurn(id, text, 2);
   showChatHeader();
-  await dropGoneVersions(id);
+  await dropGone(id);
 }
 
 // Save the editor's text as another version of a user message: a new message beside it, whose
@@ -152,12 +161,14 @@ export async function saveEdit(item, text) {
   const body = { content: text, parent };
   const finished = await runTurn(body, [mine, reply], item, "edit");
   if (!finished) {
-    if (item.isConnected) openEditor(item, text); // back as it was, the text kept to save again
+    // Back as it was, the text kept to save again (on the message read again, if it was).
+    const again = item.isConnected ? item : shownItem(old.id);
+    if (again) openEditor(again, text);
     return;
   }
   settle(mine, reply, finished, old.siblings || [old.id]);
   noteTurn(id, old.parent === null ? text : "", 2);
-  await dropGoneVersions(id);
+  await dropGone(id);
 }
 
 // Ask for another reply to the user message a reply answers; it goes beside the old one.
@@ -173,5 +184,5 @@ export async function regenerate(item) {
   setMessage(reply, { ...finished, siblings: [...(old.siblings || [old.id]), finished.id] });
   showControls($("messages"));
   noteTurn(id, "", 1);
-  await dropGoneVersions(id);
+  await dropGone(id);
 }
