@@ -109,7 +109,7 @@ def test_a_summary_made_after_another_names_the_turn_that_made_it_due(
     written = io.StringIO()
     handler = logging.StreamHandler(written)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("chatproxy.service.compaction")
+    logger = logging.getLogger("chatproxy.service.compactor")
     answer = fake_upstream.handle_chat
 
     def slow_summaries(handler: Any, body: dict[str, Any]) -> None:

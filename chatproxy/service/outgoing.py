@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatproxy.config import Settings
 from chatproxy.errors import ContextLengthExceeded
-from chatproxy.service.compaction import READ_FACTOR, Compactor, compacting
+from chatproxy.service.compaction import READ_FACTOR, compacting
 from chatproxy.service.compaction_rules import after_summary, summary_on, with_summary
 from chatproxy.service.content import without_images
 from chatproxy.service.defaults import CallOptions, Defaults, TurnOptions
@@ -23,6 +23,9 @@ from chatproxy.service.window import fit_window, message_tokens
 from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, content_text, estimate_tokens
+
+if TYPE_CHECKING:  # given by the turns it builds for: importing it would deepen the chain
+    from chatproxy.service.compactor import Compactor
 
 
 class SummaryDue(ContextLengthExceeded):

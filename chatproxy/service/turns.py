@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.service.compaction import Compactor
+from chatproxy.service.compactor import Compactor
 from chatproxy.service.defaults import (
     NO_OPTIONS,
     Defaults,
