@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from chatproxy.service.compaction import FOLD_ITEMS, PROMPT
-from chatproxy.service.compaction_rules import SUMMARY_HEADING
+from chatproxy.service.compaction_rules import SUMMARY_HEADING, UNREAD
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer
 from tests.asgi_client import ProxyClient
@@ -704,3 +704,42 @@ def test_a_history_read_with_its_summaries_is_one_script_and_costs_one_hmget_mor
     assert shown[[item.get("id") for item in shown].index(last) + 1] == made
     assert sent == plain_sent == ["evalsha"]  # one round trip: the TTL refreshed once
     assert ran == {**plain_ran, "hmget": plain_ran["hmget"] + 1}  # the summaries of its items
+
+
+@pytest.mark.parametrize("pairs", [1500, 3000], ids=["one read", "past one read's reach"])
+def test_a_fold_past_more_messages_than_it_reads_goes_on_from_the_summary_above_them(
+    make_client: MakeClient, fake_upstream: FakeUpstream, pairs: int
+) -> None:
+    """A fold reads FOLD_ITEMS messages; the summary above them is met past the items between,
+    SEEK_ITEMS at a time (6,000 items: a second read of the store goes on from the first)."""
+    window = {"MESSAGES_LENGTH": "10000", "MAX_CHAT_MESSAGES": "0"}
+    wide = {**window, "COMPACTION": "off", "CONTEXT_TOKENS": "128000", "MAX_TOKENS": "1000"}
+    narrow = {**window, "COMPACTION": "summary", "COMPACTION_THRESHOLD": "1000000"}
+    narrow |= {"CONTEXT_TOKENS": "4000", "MAX_TOKENS": "100"}
+    early = [{"role": "user", "content": text} for text in [FACT, *map(filler, range(1, 60))]]
+    made = response(make_client(**wide), early)  # more than the narrow window holds
+    assert made.status_code == 200, made.get_json()
+    made = response(make_client(**narrow), "Go on.", previous_response_id=made.get_json()["id"])
+    assert made.status_code == 200, made.get_json()  # its summary made first: it holds FACT
+    chat = chat_named(made.get_json()["id"])
+    older = summaries(make_client(**narrow), chat)[-1]
+    assert "Babbage" in older["content"]
+    roles = ("user", "assistant")
+    more = [{"role": role, "content": f"{role} {n}"} for n in range(pairs) for role in roles]
+    more.append({"role": "user", "content": "And on."})
+    made = response(make_client(**wide), more, previous_response_id=made.get_json()["id"])
+    assert made.status_code == 200, made.get_json()
+    client = make_client(**narrow)
+    fake_upstream.reset()
+
+    turn = response(client, "What is my cat called?", previous_response_id=made.get_json()["id"])
+
+    assert turn.status_code == 200, turn.get_json()
+    so_far = summary_calls(fake_upstream)[0]["messages"][1]["content"]
+    assert so_far.startswith(f"Summary so far:\n{older['content']}\n\n{UNREAD}\n")  # not (none)
+    assert "[user] user 0" not in folded(fake_upstream)  # what lies between is not read
+    page = client.get(f"/{chat}/chat?include=summaries&limit=1000").get_json()  # the newest
+    newest = [item for item in page if item.get("type") == "summary"][-1]
+    assert newest["covers"][0] == older["covers"][0] == 0
+    assert "Babbage" in newest["content"]
+    assert "Babbage" in turn_calls(fake_upstream)[-1]["messages"][0]["content"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from chatproxy.service.compaction import due_through, pieces
 from chatproxy.service.compaction_rules import (
     SUMMARY_HEADING,
+    UNREAD,
     after_summary,
     summary_on,
     transcript,
@@ -82,6 +83,9 @@ def test_the_transcript_holds_the_summary_so_far_and_each_message_cut_short() ->
         "[user] hello\n[assistant] (calls lookup)"
     )
     assert transcript(None, [], 10).startswith("Summary so far:\n(none)\n")
+    assert transcript(summary(2), [asked], 5, unread=True) == (
+        f"Summary so far:\nthe user is Ada\n\n{UNREAD}\n\nNew messages:\n[user] hello"
+    )
 
 
 def test_the_transcript_names_calls_of_any_shape_a_model_wrote() -> None:

@@ -110,6 +110,42 @@ async def test_load_unsummarized_walks_up_to_the_newest_summary(store: Store) ->
 
 
 @pytest.mark.anyio
+async def test_load_unsummarized_goes_on_up_to_a_summary_above_what_it_reads_within_reach(
+    store: Store,
+) -> None:
+    await linear(store, 6)  # items 0..11
+    assert (await store.load_unsummarized(CHAT, 11, 2, reach=20)).above is None  # none to find
+    await summarize(store, 3)
+
+    far = await store.load_unsummarized(CHAT, 11, 2, reach=20)
+    near = await store.load_unsummarized(CHAT, 11, 8, reach=20)  # 4..11: 3 is just above
+    short = await store.load_unsummarized(CHAT, 11, 2, reach=3)  # passes 9, 8, 7: not 6
+
+    assert [m.id for m in far.messages] == [10, 11]
+    assert (far.summary, far.unread, far.above) == (summary(3), True, None)
+    assert [m.id for m in near.messages] == list(range(4, 12))
+    assert (near.summary, near.unread, near.above) == (summary(3), False, None)
+    assert [m.id for m in short.messages] == [10, 11]
+    assert (short.summary, short.unread, short.above) == (None, False, 6)
+    on = await store.load_unsummarized(CHAT, 6, 0, reach=3)  # from where it stopped
+    assert (on.messages, on.summary, on.unread, on.above) == ([], summary(3), True, None)
+    assert (await store.load_unsummarized(CHAT, 11, 2)).above == 9  # no reach: it goes on there
+
+
+@pytest.mark.anyio
+async def test_load_unsummarized_never_goes_on_to_a_summary_off_its_path(store: Store) -> None:
+    await linear(store, 3)  # items 0..5
+    await store.save_turn(CHAT, "above", chained([ask("q1 again"), reply("a1 again")], 6, 1))
+    await summarize(store, 7)  # on the branch off item 1
+    await store.save_turn(CHAT, "below", chained([ask("q3"), reply("a3")], 8, 5))
+
+    found = await store.load_unsummarized(CHAT, 9, 1, reach=20)
+
+    assert [m.id for m in found.messages] == [9]
+    assert (found.summary, found.unread, found.above) == (None, False, None)
+
+
+@pytest.mark.anyio
 async def test_load_summaries_by_their_last_items(store: Store) -> None:
     await linear(store, 3)
     await summarize(store, 1, "one")

@@ -33,7 +33,8 @@ from chatproxy.store.summary import Summary
 Path = Sequence[Message]  # a path's messages, oldest first
 
 READ_FACTOR = 2
-FOLD_ITEMS = 2000
+FOLD_ITEMS = 2000  # the most messages one summarizing reads
+SEEK_ITEMS = FOLD_ITEMS  # the most items one read passes, unread, to the summary above them
 SLACK_TOKENS = 64  # the transcript's own lines
 PROMPT = (
     "You keep the memory of a conversation between a user and an assistant. Fold the summary"

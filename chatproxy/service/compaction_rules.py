@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pure functions of messages and summaries: they only read th
     from chatproxy.store.summary import Summary
 
 SUMMARY_HEADING = "Summary of the earlier conversation:"
+UNREAD = "(Messages between the summary so far and the new messages were not read.)"
 
 
 def summary_on(summary: Summary | None, path: Sequence[Message]) -> Summary | None:
@@ -39,10 +40,15 @@ def with_summary(system: str | None, summary: Summary | None) -> str | None:
     return f"{system}\n\n{block}" if system else block
 
 
-def transcript(summary: Summary | None, messages: Sequence[Message], most_chars: int) -> str:
+def transcript(
+    summary: Summary | None, messages: Sequence[Message], most_chars: int, unread: bool = False
+) -> str:
     """The text a summary is written from: the summary so far and the new messages, each cut
-    to `most_chars` characters."""
-    lines = [f"Summary so far:\n{summary.content if summary else '(none)'}", "", "New messages:"]
+    to `most_chars` characters (`unread`: saying that messages between them were not read)."""
+    lines = [f"Summary so far:\n{summary.content if summary else '(none)'}", ""]
+    if unread:
+        lines += [UNREAD, ""]
+    lines.append("New messages:")
     for message in messages:
         text = content_text(message.content)[0][:most_chars]
         if message.tool_calls:

@@ -8,10 +8,12 @@ when a summary falls due): `Compactor`, one per process.
   path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
   whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit its
   context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
-  removed, or the chat deleted, meanwhile). A failure in the background is logged, without any
-  text, and the window leaves the messages out meanwhile, as without compaction; the next turn
-  tries again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a
-  tenant over its budget makes no summary.
+  removed, or the chat deleted, meanwhile). A summary further up the path than those messages
+  is still met, passing the items between unread (at most SEEK_ITEMS a read), and folded on
+  from, its transcript saying that messages were not read: what it holds is not lost. A
+  failure in the background is logged, without any text, and the window leaves the messages
+  out meanwhile, as without compaction; the next turn tries again. Its tokens count against
+  the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a tenant over its budget makes no summary.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from dataclasses import replace
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import ProxyError, UpstreamBadResponse, UpstreamTimeout
+from chatproxy.errors import NotFound, ProxyError, UpstreamBadResponse, UpstreamTimeout
 from chatproxy.service.compaction import (
     FOLD_ITEMS,
     PROMPT,
     READ_FACTOR,
+    SEEK_ITEMS,
     SLACK_TOKENS,
     compacting,
     due_through,
@@ -38,7 +41,7 @@ from chatproxy.service.compaction import (
 from chatproxy.service.compaction_rules import transcript
 from chatproxy.service.quotas import Quotas
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, ChatState, Message
+from chatproxy.store.items import ChatRef, ChatState, Message, Unsummarized
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import CHARS_PER_TOKEN, estimate_tokens
 from chatproxy.upstream.base import Upstream
@@ -189,15 +192,32 @@ class Compactor:
     async def summarize(self, chat: ChatRef, through: int, end: float = 0) -> list[Summary]:
         """Fold what the newest summary on the path ending at `through` does not cover into
         it; return the summaries kept (one per piece), by `end` if set (a waiting turn's)."""
-        found = await self._store.load_unsummarized(chat, through, FOLD_ITEMS)
-        summary, made = found.summary, []
+        found = await self._unsummarized(chat, through)
+        summary, unread, made = found.summary, found.unread, []
         for run in pieces(found.messages, self._room):
             await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
-            summary = await self._fold(chat, summary, run, end)
+            summary = await self._fold(chat, summary, run, end, unread)
+            unread = False
             if not await self._store.save_summary(chat, summary, found.fence):
                 break
             made.append(summary)
         return made
+
+    async def _unsummarized(self, chat: ChatRef, through: int) -> Unsummarized:
+        """What a fold through `through` reads: at most FOLD_ITEMS messages up from it, after
+        the newest summary on the path, met however far above them it lies (each read passes
+        at most SEEK_ITEMS items, reading none), so that what that summary holds is kept."""
+        found = await self._store.load_unsummarized(chat, through, FOLD_ITEMS, SEEK_ITEMS)
+        above = found.above
+        while above is not None:
+            try:
+                on = await self._store.load_unsummarized(chat, above, 0, SEEK_ITEMS)
+            except NotFound:  # trimmed (or deleted) meanwhile: none above; the save is fenced
+                break
+            if on.summary is not None:
+                return replace(found, summary=on.summary, unread=True)
+            above = on.above
+        return found
 
     @property
     def _room(self) -> int:
@@ -207,10 +227,16 @@ class Compactor:
         return max(self._settings.context_tokens - reserved, 1)
 
     async def _fold(
-        self, chat: ChatRef, summary: Summary | None, run: Sequence[Message], end: float
+        self,
+        chat: ChatRef,
+        summary: Summary | None,
+        run: Sequence[Message],
+        end: float,
+        unread: bool = False,
     ) -> Summary:
-        """`summary` with `run` folded in; its tokens count once the model answers (any way)."""
-        text = transcript(summary, run, self._room * CHARS_PER_TOKEN)
+        """`summary` with `run` folded in (`unread`: messages between them were not read); its
+        tokens count once the model answers (any way)."""
+        text = transcript(summary, run, self._room * CHARS_PER_TOKEN, unread)
         messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
         deadline = end or time.monotonic() + self._settings.request_timeout
         completion = await self._upstream.complete(

@@ -94,10 +94,17 @@ class Store(Protocol):
         Raise `ChatBusy` while a turn holds the chat's lock, unless the chat holds none of
         `ids`."""
 
-    async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
+    async def load_unsummarized(
+        self, chat: ChatRef, at: int, limit: int, reach: int = 0
+    ) -> Unsummarized:
         """Walk up the path ending at `at` to the newest summary on it: the messages after it
         (at most `limit`, the newest), that summary (None if the walk found none) and a fence
-        for `save_summary`. `NotFound` if the chat does not hold `at`."""
+        for `save_summary`. `NotFound` if the chat does not hold `at`.
+
+        When the path goes on above the `limit` messages and none of them has a summary, the
+        walk goes on up at most `reach` items more, reading none of them, to the newest summary
+        (`unread` if it passed items to get there); if it finds none there, `above` is the
+        item it stopped short of, to go on from (only for a chat that holds a summary)."""
         ...
 
     async def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:

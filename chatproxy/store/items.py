@@ -181,11 +181,15 @@ def chained(messages: Sequence[Message], first_id: int, parent: int | None) -> l
 @dataclass(frozen=True)
 class Unsummarized:
     """What `Store.load_unsummarized` found: the newest summary on a path (None: none), the
-    messages of the path after it (oldest first), and the fence `Store.save_summary` checks."""
+    messages of the path after it (oldest first), and the fence `Store.save_summary` checks;
+    `unread`: the summary lies further up than the messages read, past items not read; `above`:
+    the item a walk that found none stopped short of (the path goes on up from it)."""
 
     summary: Summary | None
     messages: list[Message]
     fence: str
+    unread: bool = False
+    above: int | None = None
 
 
 @dataclass(frozen=True)

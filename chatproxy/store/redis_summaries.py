@@ -39,9 +39,10 @@ LOAD_UNSUMMARIZED = (
     UPGRADE
     + FENCE
     + """
--- KEYS: items, meta, kids, old list   ARGV: the last item, most items to read
+-- KEYS: items, meta, kids, old list   ARGV: the last item, most items to read, most to pass
 -- Returns {'missing'} if the chat does not hold the item, else the fence, the newest summary
--- met walking up from the item (false: none), and the items after it, oldest first.
+-- met walking up from the item (false: none), the items after it, oldest first, 1 if the walk
+-- passed items it did not read to meet it, and the item a walk that met none stopped short of.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'missing'} end
 local seen, sums = fence()
 local items, id, n, summary = {}, ARGV[1], 0, false
@@ -60,7 +61,24 @@ end
 for i = 1, math.floor(n / 2) do
   items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
 end
-return {seen, summary, items}
+-- Past the limit, on up to the summary (parents only), at most ARGV[3] items a call.
+local passed, above = 0, false
+if sums and not summary and n == limit then
+  local reach = tonumber(ARGV[3])
+  while id do
+    summary = redis.call('HGET', KEYS[3], 's' .. id)
+    if summary then break end
+    local raw = redis.call('HGET', KEYS[1], id)
+    if not raw then break end
+    if passed == reach then
+      above = id
+      break
+    end
+    passed = passed + 1
+    id = string.match(raw, PARENT)
+  end
+end
+return {seen, summary, items, (summary and passed > 0) and 1 or 0, above}
 """
 )
 
@@ -86,15 +104,16 @@ SUMMARY_SCRIPTS = {"load_unsummarized": LOAD_UNSUMMARIZED, "save_summary": SAVE_
 
 
 async def load_unsummarized(
-    run: Run, keys: list[str], at: int, limit: int, decoded: DecodedMessages
+    run: Run, keys: list[str], walk: tuple[int, int, int], decoded: DecodedMessages
 ) -> Unsummarized:
-    """`Store.load_unsummarized` on the chat's `keys`."""
-    read = await run("load_unsummarized", keys, [], [at, limit])
+    """`Store.load_unsummarized` on the chat's `keys`, `walk` its `at`, `limit` and `reach`."""
+    read = await run("load_unsummarized", keys, [], list(walk))
     if read[0] == "missing":
         raise NotFound("no such message in this chat")
-    fence, summary, raws = read
+    fence, summary, raws, unread, above = read
     found = Summary.from_json(json.loads(summary)) if summary else None
-    return Unsummarized(found, decoded.decode(raws), str(fence))
+    messages = decoded.decode(raws)
+    return Unsummarized(found, messages, str(fence), bool(unread), int(above) if above else None)
 
 
 async def save_summary(
@@ -125,8 +144,11 @@ class RedisSummaries:
     _command: Callable[..., Awaitable[Any]]
     decoded: DecodedMessages
 
-    async def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
-        return await load_unsummarized(self._script, [*chat_keys(chat)], at, limit, self.decoded)
+    async def load_unsummarized(
+        self, chat: ChatRef, at: int, limit: int, reach: int = 0
+    ) -> Unsummarized:
+        keys = [*chat_keys(chat)]
+        return await load_unsummarized(self._script, keys, (at, limit, reach), self.decoded)
 
     async def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:
         return await save_summary(self._script, [*chat_keys(chat)], summary, fence, self._ttl)

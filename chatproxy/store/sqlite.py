@@ -132,9 +132,9 @@ class SqliteStore(SqliteBase, SqliteChats):
             return delete_given(db, chat, ids, now, self._expiry(now))
 
     @in_thread
-    def load_unsummarized(self, chat: ChatRef, at: int, limit: int) -> Unsummarized:
+    def load_unsummarized(self, chat: ChatRef, at: int, limit: int, reach: int = 0) -> Unsummarized:
         with self.file.transaction() as db:
-            return read_unsummarized(db, chat, at, limit, self.decoded)
+            return read_unsummarized(db, chat, (at, limit, reach), self.decoded)
 
     @in_thread
     def save_summary(self, chat: ChatRef, summary: Summary, fence: str) -> bool:

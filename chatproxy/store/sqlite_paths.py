@@ -2,8 +2,8 @@
 `sqlite_tree.py`'s SQL: the window, page or history ending at the leaf or at a given item
 (`Store.load_window`, `load_page`, `load_history`, and the window `begin_turn` reads under its
 lock), with the chat's record and the summary a window carries; and the part of a path compaction
-reads (`Store.load_unsummarized`); the versions and the summaries of a path's messages, read
-with it."""
+reads, with the summary above it (`Store.load_unsummarized`); the versions and the summaries of
+a path's messages, read with it."""
 
 from __future__ import annotations
 
@@ -17,15 +17,25 @@ from chatproxy.store.items import ROOT, ChatState, Unsummarized
 from chatproxy.store.sqlite_chat import global_system_of, live_chat, touch
 from chatproxy.store.sqlite_summaries import (
     fence_of,
+    newest_summary,
     summaries_at,
+    summarized_up_to,
     unsummarized,
     window_summary,
 )
-from chatproxy.store.sqlite_tree import children_of, has_item, on_path, parent_of, path_bodies
+from chatproxy.store.sqlite_tree import (
+    children_of,
+    has_item,
+    on_path,
+    parent_of,
+    path_bodies,
+    path_ids,
+)
 
 if TYPE_CHECKING:
     from chatproxy.store.decoding import DecodedMessages
     from chatproxy.store.items import ChatRef
+    from chatproxy.store.summary import Summary
 
 
 def read_path(
@@ -84,11 +94,32 @@ def with_extras(
 
 
 def read_unsummarized(
-    db: sqlite3.Connection, chat: ChatRef, at: int, limit: int, decoded: DecodedMessages
+    db: sqlite3.Connection, chat: ChatRef, walk: tuple[int, int, int], decoded: DecodedMessages
 ) -> Unsummarized:
-    """`Store.load_unsummarized` in the transaction `db`."""
+    """`Store.load_unsummarized` in the transaction `db`, `walk` its `at`, `limit`, `reach`."""
+    at, limit, reach = walk
     fence = fence_of(db, chat) if live_chat(db, chat) else None
     if fence is None or not has_item(db, chat, at):
         raise NotFound("no such message in this chat")
     messages = decoded.decode(path_bodies(db, chat, at, limit))
-    return Unsummarized(*unsummarized(db, chat, messages), fence)
+    summary, after = unsummarized(db, chat, messages)
+    start = messages[0].parent if messages else at
+    if summary is not None or len(messages) < limit or start is None:
+        return Unsummarized(summary, after, fence)
+    found, unread, above = summary_above(db, chat, start, reach)
+    return Unsummarized(found, after, fence, unread, above)
+
+
+def summary_above(
+    db: sqlite3.Connection, chat: ChatRef, start: int, reach: int
+) -> tuple[Summary | None, bool, int | None]:
+    """The newest summary on the path walking up from the item `start`, within `reach` items
+    more (by their ids, none read), whether the walk passed items to meet it, and the item a
+    walk that met none stopped short of; none of these for a chat without a summary there."""
+    if not summarized_up_to(db, chat, start):
+        return None, False, None
+    ids = path_ids(db, chat, start, reach + 1)
+    found = newest_summary(db, chat, ids)
+    if found is not None:
+        return found, found.last != start, None
+    return None, False, ids[-1] if len(ids) > reach else None

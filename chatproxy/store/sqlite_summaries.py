@@ -43,6 +43,12 @@ def newest_summary(db: sqlite3.Connection, chat: ChatRef, ids: Sequence[int]) ->
     return found[max(found)] if found else None
 
 
+def summarized_up_to(db: sqlite3.Connection, chat: ChatRef, item_id: int) -> bool:
+    """Whether the chat has a summary that ends at the item or at one numbered below it."""
+    query = "SELECT 1 FROM summaries WHERE tenant = ? AND chat_id = ? AND last_id <= ? LIMIT 1"
+    return db.execute(query, (*chat_params(chat), item_id)).fetchone() is not None
+
+
 def keep_summary(db: sqlite3.Connection, chat: ChatRef, summary: Summary) -> None:
     """Write the summary, in place of one that ends at the same item."""
     db.execute(

@@ -33,6 +33,16 @@ PATH = (
 )
 
 
+# The ids of a path, walking up from one item: as `PATH`, without reading the items.
+PATH_IDS = (
+    "WITH RECURSIVE up(seq, parent) AS ("
+    " SELECT seq, parent FROM messages WHERE tenant = ? AND chat_id = ? AND seq = ?"
+    " UNION ALL"
+    " SELECT m.seq, m.parent FROM messages AS m JOIN up"
+    " ON m.tenant = ? AND m.chat_id = ? AND m.seq = up.parent)"
+    " SELECT seq FROM up LIMIT ?"
+)
+
 # Whether an item is on the path ending at another: a walk up from it, no higher than its id.
 ON_PATH = (
     "WITH RECURSIVE up(seq, parent) AS ("
@@ -122,6 +132,13 @@ def path_bodies(
     bound = below if below is not None else 2**62
     rows = db.execute(PATH, (*params, bound, -1 if limit is None else limit)).fetchall()
     return [body for _, body in reversed(rows)]
+
+
+def path_ids(db: sqlite3.Connection, chat: ChatRef, start: int, limit: int) -> list[int]:
+    """The ids of the first `limit` items of the path walking up from `start` (none if the chat
+    does not hold it), newest first."""
+    ids = (chat.tenant, chat.chat_id)
+    return [seq for (seq,) in db.execute(PATH_IDS, (*ids, start, *ids, limit)).fetchall()]
 
 
 def place(messages: Sequence[Message], next_id: int, leaf: int | None) -> list[Message]:
