@@ -19,6 +19,7 @@ import redis
 
 from chatproxy.service.compaction import FOLD_ITEMS, PROMPT
 from chatproxy.service.compaction_rules import SUMMARY_HEADING, UNREAD
+from chatproxy.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, estimate_tokens
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer
 from tests.asgi_client import ProxyClient
@@ -743,3 +744,41 @@ def test_a_fold_past_more_messages_than_it_reads_goes_on_from_the_summary_above_
     assert newest["covers"][0] == older["covers"][0] == 0
     assert "Babbage" in newest["content"]
     assert "Babbage" in turn_calls(fake_upstream)[-1]["messages"][0]["content"]
+
+
+def large_summary(client: ProxyClient, texts: list[str]) -> tuple[str, dict[str, Any], int]:
+    """The last response of a chain of `texts` (truncation: auto), the newest of the summaries
+    made in the background meanwhile, once all are made, and how many they are."""
+    previous = chain(client, texts, **AUTO)
+    kept: list[dict[str, Any]] = []
+    while kept != (kept := summaries(client, chat_named(previous))):
+        time.sleep(0.5)
+    return previous, kept[-1], len(kept)
+
+
+LARGE = {"CONTEXT_TOKENS": "2000", "COMPACTION_SUMMARY_TOKENS": "600"}  # summaries of 600
+NARROW = {"CONTEXT_TOKENS": "400", "MAX_TOKENS": "50", "MESSAGES_LENGTH": "10"}  # of 100
+
+
+def test_a_fold_on_from_a_summary_larger_than_summaries_are_now_fits_its_call(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    wide = make_client(COMPACTION="summary", **{**SMALL_WINDOW, **LARGE})
+    previous, large, _ = large_summary(wide, [FACT, *map(filler, range(1, 10))])
+    client = make_client(**NARROW, COMPACTION_SUMMARY_TOKENS=None)
+    fake_upstream.reset()
+
+    turn = response(client, "Still there?", previous_response_id=previous)  # past it
+
+    assert turn.status_code == 200, turn.get_json()
+    calls = summary_calls(fake_upstream)
+    assert calls[0]["messages"][1]["content"].startswith(
+        f"Summary so far:\n{large['content'][:200]}"
+    )
+    for call in calls:  # the large one takes the room of the messages beside it
+        read = sum(estimate_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in call["messages"])
+        assert read + call["max_tokens"] <= 400
+    newest = summaries(client, chat_named(previous))[-1]
+    assert newest["covers"][0] == 0
+    assert newest["covers"][1] > large["covers"][1]
+    assert len(newest["content"]) <= 100 * CHARS_PER_TOKEN

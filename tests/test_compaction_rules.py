@@ -73,6 +73,13 @@ def test_what_is_left_out_is_cut_into_pieces_that_fit() -> None:
     assert pieces([], 28) == []
 
 
+def test_a_summary_so_far_larger_than_summaries_are_now_takes_the_first_piece_s_room() -> None:
+    messages = path(3)  # 14 tokens each
+    assert [[m.id for m in run] for run in pieces(messages, 28, taken=14)] == [[0], [1, 2]]
+    assert [[m.id for m in run] for run in pieces(messages, 28, taken=20)] == [[], [0, 1], [2]]
+    assert pieces([], 28, taken=1) == [[]]  # the summary so far, folded again alone
+
+
 def test_the_transcript_holds_the_summary_so_far_and_each_message_cut_short() -> None:
     calls = [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]
     asked = Message("user", "hello there", id=3, parent=2)
@@ -83,6 +90,9 @@ def test_the_transcript_holds_the_summary_so_far_and_each_message_cut_short() ->
         "[user] hello\n[assistant] (calls lookup)"
     )
     assert transcript(None, [], 10).startswith("Summary so far:\n(none)\n")
+    assert transcript(summary(2), [], 5, summary_chars=8) == (
+        "Summary so far:\nthe user\n\nNew messages:\n(none)"
+    )
     assert transcript(summary(2), [asked], 5, unread=True) == (
         f"Summary so far:\nthe user is Ada\n\n{UNREAD}\n\nNew messages:\n[user] hello"
     )

@@ -68,10 +68,12 @@ def due_through(
     return None
 
 
-def pieces(messages: Sequence[Message], room: int) -> list[list[Message]]:
-    """Split `messages` into runs that fit `room` tokens each (a longer message alone)."""
-    runs: list[list[Message]] = []
-    used = room
+def pieces(messages: Sequence[Message], room: int, taken: int = 0) -> list[list[Message]]:
+    """Split `messages` into runs that fit `room` tokens each (a longer message alone);
+    `taken` tokens of the first run's room are taken already (by a summary so far larger than
+    summaries are now): the first run is empty when what is left holds no message."""
+    runs: list[list[Message]] = [[]] if taken else []
+    used = taken or room
     for message in messages:
         tokens = message_tokens(message)
         if used + tokens > room:

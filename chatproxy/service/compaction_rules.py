@@ -41,14 +41,22 @@ def with_summary(system: str | None, summary: Summary | None) -> str | None:
 
 
 def transcript(
-    summary: Summary | None, messages: Sequence[Message], most_chars: int, unread: bool = False
+    summary: Summary | None,
+    messages: Sequence[Message],
+    most_chars: int,
+    unread: bool = False,
+    summary_chars: int | None = None,
 ) -> str:
-    """The text a summary is written from: the summary so far and the new messages, each cut
-    to `most_chars` characters (`unread`: saying that messages between them were not read)."""
-    lines = [f"Summary so far:\n{summary.content if summary else '(none)'}", ""]
+    """The text a summary is written from: the summary so far (cut to `summary_chars`) and the
+    new messages, each cut to `most_chars` characters (`unread`: saying that messages between
+    them were not read; none: the summary so far is written again)."""
+    so_far = summary.content[:summary_chars] if summary else "(none)"
+    lines = [f"Summary so far:\n{so_far}", ""]
     if unread:
         lines += [UNREAD, ""]
     lines.append("New messages:")
+    if not messages:
+        lines.append("(none)")
     for message in messages:
         text = content_text(message.content)[0][:most_chars]
         if message.tool_calls:

@@ -8,12 +8,14 @@ when a summary falls due): `Compactor`, one per process.
   path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
   whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit its
   context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
-  removed, or the chat deleted, meanwhile). A summary further up the path than those messages
-  is still met, passing the items between unread (at most SEEK_ITEMS a read), and folded on
-  from, its transcript saying that messages were not read: what it holds is not lost. A
-  failure in the background is logged, without any text, and the window leaves the messages
-  out meanwhile, as without compaction; the next turn tries again. Its tokens count against
-  the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a tenant over its budget makes no summary.
+  removed, or the chat deleted, meanwhile); a summary so far larger than summaries are now
+  takes the first piece's room (`pieces`' `taken`), and is folded again alone if it leaves
+  none. A summary further up the path than those messages is still met, passing the items
+  between unread (at most SEEK_ITEMS a read), and folded on from, its transcript saying that
+  messages were not read: what it holds is not lost. A failure in the background is logged,
+  without any text, and the window leaves the messages out meanwhile, as without compaction;
+  the next turn tries again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a
+  turn's do; a tenant over its budget makes no summary.
 """
 
 from __future__ import annotations
@@ -194,10 +196,10 @@ class Compactor:
         it; return the summaries kept (one per piece), by `end` if set (a waiting turn's)."""
         found = await self._unsummarized(chat, through)
         summary, unread, made = found.summary, found.unread, []
-        for run in pieces(found.messages, self._room):
+        for run in pieces(found.messages, self._room, self._beyond(summary)):
             await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
             summary = await self._fold(chat, summary, run, end, unread)
-            unread = False
+            unread = unread and not run  # told beside the first messages read
             if not await self._store.save_summary(chat, summary, found.fence):
                 break
             made.append(summary)
@@ -226,6 +228,14 @@ class Compactor:
         reserved = estimate_tokens(PROMPT) + 2 * self._config.summary_tokens + SLACK_TOKENS
         return max(self._settings.context_tokens - reserved, 1)
 
+    def _beyond(self, summary: Summary | None) -> int:
+        """The tokens a summary so far takes beyond COMPACTION_SUMMARY_TOKENS (one kept under
+        other settings, or imported), of the first piece's room: at most all of it."""
+        if summary is None:
+            return 0
+        over = estimate_tokens(summary.content) - self._config.summary_tokens
+        return min(max(over, 0), self._room)
+
     async def _fold(
         self,
         chat: ChatRef,
@@ -236,7 +246,9 @@ class Compactor:
     ) -> Summary:
         """`summary` with `run` folded in (`unread`: messages between them were not read); its
         tokens count once the model answers (any way)."""
-        text = transcript(summary, run, self._room * CHARS_PER_TOKEN, unread)
+        most = self._room * CHARS_PER_TOKEN  # a message's; a summary so far has its own too
+        ample = most + self._config.summary_tokens * CHARS_PER_TOKEN
+        text = transcript(summary, run, most, unread, ample)
         messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
         deadline = end or time.monotonic() + self._settings.request_timeout
         completion = await self._upstream.complete(
@@ -248,10 +260,10 @@ class Compactor:
         await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         if not (completion.content or "").strip():
             raise UpstreamBadResponse("the summary came back empty")
-        first = summary.first if summary else (run[0].id or 0)
+        ids = [m.id or 0 for m in run] or [summary.last if summary else 0]  # none: it alone
         return Summary(
-            first,
-            run[-1].id or 0,
+            summary.first if summary else ids[0],
+            ids[-1],
             (completion.content or "").strip(),
             model=completion.model,
             usage=completion.usage,
