@@ -760,6 +760,33 @@ LARGE = {"CONTEXT_TOKENS": "2000", "COMPACTION_SUMMARY_TOKENS": "600"}  # summar
 NARROW = {"CONTEXT_TOKENS": "400", "MAX_TOKENS": "50", "MESSAGES_LENGTH": "10"}  # of 100
 
 
+def test_a_turn_whose_kept_summary_is_too_large_for_a_smaller_window_has_it_folded_again(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    wide = make_client(COMPACTION="summary", **{**SMALL_WINDOW, **LARGE, "MESSAGES_LENGTH": "2"})
+    texts = [FACT, *map(filler, range(1, 10)), "Turn A.", "Turn B."]
+    previous, large, count = large_summary(wide, texts)  # it ends at the last filler's reply
+    assert len(large["content"]) > 350 * CHARS_PER_TOKEN  # more than the window below holds
+    client = make_client(**NARROW, COMPACTION_SUMMARY_TOKENS=None)
+    fake_upstream.reset()
+
+    turn = response(client, "Still there?", previous_response_id=previous)
+
+    assert turn.status_code == 200, turn.get_json()  # it was refused: context_length_exceeded
+    (call,) = summary_calls(fake_upstream)  # the large one, folded again alone
+    assert call["messages"][1]["content"].startswith(f"Summary so far:\n{large['content'][:200]}")
+    assert call["messages"][1]["content"].endswith("\nNew messages:\n(none)")
+    chat = chat_named(previous)
+    shorter = summaries(client, chat)[-1]
+    assert shorter["covers"] == large["covers"]  # kept in its place
+    assert len(shorter["content"]) <= 100 * CHARS_PER_TOKEN
+    assert len(summaries(client, chat)) == count
+    sent = turn_calls(fake_upstream)[-1]["messages"]
+    assert sent[0]["content"] == f"{SUMMARY_HEADING}\n{shorter['content']}"
+    asked = [m["content"] for m in sent if m["role"] == "user"]
+    assert asked == ["Turn A.", "Turn B.", "Still there?"]
+
+
 def test_a_fold_on_from_a_summary_larger_than_summaries_are_now_fits_its_call(
     make_client: MakeClient, fake_upstream: FakeUpstream
 ) -> None:

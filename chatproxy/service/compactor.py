@@ -162,18 +162,26 @@ class Compactor:
             self._start(chat, *later)
 
     async def summary_for_turn(
-        self, chat: ChatRef, through: int, ends: Sequence[int], end: float
+        self,
+        chat: ChatRef,
+        through: int,
+        ends: Sequence[int],
+        end: float,
+        stale: Summary | None = None,
     ) -> Summary | None:
         """The summary a turn that may not leave history out needs before its call, by its
         deadline `end`: one through `through`, or through a later item of its path (`ends`,
         through included). A summary of the chat being made (in the background, or for another
         turn) is waited for first, and what it kept is used, as it is or folded on from: the
-        turn does not pay again for what that one folded. None: none could be kept."""
+        turn does not pay again for what that one folded. `stale`: a summary kept through
+        `through` that the turn's window cannot hold (kept for a larger one), folded again
+        rather than used, unless that was done meanwhile. None: none could be kept."""
         while True:
             await self._made(chat, end)
             kept = await self._store.load_summaries(chat, ends)
-            if kept:
-                return kept[max(kept)]  # ids grow along a path: the one that covers the most
+            newest = kept[max(kept)] if kept else None  # ids grow along a path: the widest
+            if newest is not None and newest != stale:
+                return newest
             if chat not in self._running:  # none began while the store was read
                 break
         self._running[chat] = asyncio.Event()

@@ -3,8 +3,9 @@ path, when the chat is compacted: `compaction.py`), the newest messages of the p
 the token budget (`window.py`), the messages asked; and the model, max_tokens and temperature
 to call with (`defaults.py`). A compacted chat's turn that may not leave history out
 (`truncation: disabled`) and whose history does not fit whole has its summary made first
-(`SummaryDue`, `Outgoing.build_summarized`): refused only if the messages asked do not fit
-beside one, or the summary made leaves too little room."""
+(`SummaryDue`, `Outgoing.build_summarized`; a summary kept for a larger window, the settings
+changed since, is folded again to fit): refused only if the messages asked do not fit beside
+one, or the summary made leaves too little room."""
 
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ class SummaryDue(ContextLengthExceeded):
     refusal that a summary through the item `through` (or one through any of `ends`: it and
     the items after it), made before the turn, lifts (not caught, it is the refusal)."""
 
-    def __init__(self, refused: ContextLengthExceeded, through: int, ends: Sequence[int]):
+    def __init__(
+        self, refused: ContextLengthExceeded, through: int, ends: Sequence[int], dropped: bool
+    ):
         super().__init__(refused.message, param=refused.param)
         self.through = through
         self.ends = ends
+        self.dropped = dropped  # the path's summary was left out: too large for this window
 
 
 class Outgoing:
@@ -76,7 +80,8 @@ class Outgoing:
             if through is None:
                 raise
             ends = [m.id for m in history if m.id is not None and m.id >= through]
-            raise SummaryDue(refused, through, ends) from None
+            dropped = summary is None and summary_on(state.summary, read) is not None
+            raise SummaryDue(refused, through, ends, dropped) from None
         if options.compact:  # held to the request's threshold: the rest goes into the summary
             held = options.compact + _tokens_of(prompt, asked)
             if asked[0].role == "tool" and window:  # the calls go up with their results
@@ -105,12 +110,20 @@ class Outgoing:
     ) -> tuple[list[dict[str, Any]], CallOptions]:
         """`build`, once the summary `due` asks for is made (within the turn's `deadline`, kept
         as a summary made after a turn is; or found kept: `Compactor.summary_for_turn`): the
-        window starts after it. Still refused if the summary is too large to leave room (or
-        none could be kept)."""
+        window starts after it. One kept for a larger window (the settings changed since) is
+        folded again within COMPACTION_SUMMARY_TOKENS, in its place. Still refused if the
+        summary is too large to leave room (or none could be kept)."""
         made = await self._compactor.summary_for_turn(chat, due.through, due.ends, deadline)
         if made is not None:
             state = replace(state, summary=made)
-        return self.build(chat, state, placing, options)
+        try:
+            return self.build(chat, state, placing, options)
+        except SummaryDue as refused:
+            if made is None or not refused.dropped:
+                raise
+        compactor, last = self._compactor, made.last
+        again = await compactor.summary_for_turn(chat, last, [last], deadline, stale=made)
+        return self.build(chat, replace(state, summary=again or made), placing, options)
 
     def _due_now(
         self,
