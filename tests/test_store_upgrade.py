@@ -25,6 +25,7 @@ from chatproxy.store.items import ChatInfo, ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
 from chatproxy.store.sqlite_schema import MIGRATIONS
+from chatproxy.store.sqlite_tree import children_of, newest_descendant
 
 CHAT = ChatRef("public", "x")
 OTHER = ChatRef("public", "y")
@@ -509,5 +510,61 @@ async def test_a_sqlite_file_before_metadata_keeps_its_chats_and_takes_metadata(
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    finally:
+        db.close()
+
+
+# -- SQLite: a file of the release before messages_by_parent_and_seq (migration 10) --------------
+
+
+def branched_file(path: Path) -> None:
+    """Build a file at schema version 9 with one chat of a first message and two answers to it,
+    as that release wrote it."""
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:9]:
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 9")
+    db.execute(
+        "INSERT INTO chats (tenant, chat_id, created, updated, message_count, appended, leaf)"
+        " VALUES ('public', 'x', 900.0, 1001.5, 3, 3, 2)"
+    )
+    first, answer = chained(old_messages()[:2], 0, None)
+    again = Message("assistant", "a1 again", id=2, parent=0)
+    db.executemany(
+        "INSERT INTO messages (tenant, chat_id, seq, parent, body) VALUES ('public', 'x', ?, ?, ?)",
+        [(m.id, m.parent, m.dumps()) for m in (first, answer, again)],
+    )
+    db.commit()
+    db.close()
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_file_before_the_children_index_finds_a_messages_children_by_it(
+    tmp_path: Path,
+) -> None:
+    """A message's children are asked for by parent: each such query of the store searches an
+    index by the parent, where one ordered by seq read the whole chat for each parent."""
+    path = tmp_path / "chats.sqlite3"
+    branched_file(path)
+    store = SqliteStore(str(path), None)
+    try:
+        assert await store.children(CHAT, [None, 0]) == [[0], [1, 2]]
+        assert (await store.load_history(CHAT)).messages[-1].content == "a1 again"
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        ran: list[str] = []
+        db.set_trace_callback(ran.append)
+        assert children_of(db, CHAT, 0) == [1, 2]
+        assert newest_descendant(db, CHAT, 0) == 2
+        db.set_trace_callback(None)
+        by_parent = [query for query in ran if "parent = " in query]
+        assert len(by_parent) >= 2
+        for query in by_parent:
+            plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {query}"))
+            assert "parent=?" in plan, (query, plan)
     finally:
         db.close()

@@ -111,6 +111,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX chats_by_activity_and_id ON chats (tenant, updated, chat_id);
     DROP INDEX chats_by_activity;
     """,
+    # A message's children in the order they were added, by index: asked by parent and ordered
+    # by seq (or for its newest), SQLite chose messages_by_seq and read the whole chat for each
+    # parent, so a history's versions took time that grew with the square of its length.
+    """
+    CREATE INDEX messages_by_parent_and_seq ON messages (tenant, chat_id, parent, seq);
+    DROP INDEX messages_by_parent;
+    """,
 )
 
 
