@@ -354,14 +354,20 @@ async def test_a_chat_trimmed_before_trimming_listed_its_first_messages_lists_th
 # -- SQLite: the file is upgraded at opening (migration 6) -------------------------------------
 
 
+def file_at(path: Path, version: int) -> sqlite3.Connection:
+    """A new file at schema `version`, as the release that went no further made it."""
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:version]:
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {version}")
+    return db
+
+
 def old_file(path: Path, expires_at: float) -> None:
     """Build a file at schema version 5 with the rows the release before wrote: the old chat
     (trimmed: its messages 3-6 kept of 7), a chat of two messages, one with only a prompt."""
-    db = sqlite3.connect(path)
-    for script in MIGRATIONS[:5]:
-        for statement in filter(str.strip, script.split(";")):
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 5")
+    db = file_at(path, 5)
     chats = [
         ("x", None, "old-turn", 4, 7, "q1", 6, 4, 10),
         ("y", None, "y-turn", 2, 2, "q1", 3, 2, 5),
@@ -464,11 +470,7 @@ async def test_an_old_sqlite_chat_is_read_and_continued_under_its_newest_message
 
 def file_before_metadata(path: Path) -> None:
     """Build a file at schema version 6 with one chat of two items, as that release wrote it."""
-    db = sqlite3.connect(path)
-    for script in MIGRATIONS[:6]:
-        for statement in filter(str.strip, script.split(";")):
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 6")
+    db = file_at(path, 6)
     db.execute(
         "INSERT INTO chats (tenant, chat_id, system, created, updated, last_turn, message_count,"
         " appended, title, prompt_tokens, completion_tokens, total_tokens, leaf)"
@@ -520,11 +522,7 @@ async def test_a_sqlite_file_before_metadata_keeps_its_chats_and_takes_metadata(
 def branched_file(path: Path) -> None:
     """Build a file at schema version 9 with one chat of a first message and two answers to it,
     as that release wrote it."""
-    db = sqlite3.connect(path)
-    for script in MIGRATIONS[:9]:
-        for statement in filter(str.strip, script.split(";")):
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 9")
+    db = file_at(path, 9)
     db.execute(
         "INSERT INTO chats (tenant, chat_id, created, updated, message_count, appended, leaf)"
         " VALUES ('public', 'x', 900.0, 1001.5, 3, 3, 2)"
