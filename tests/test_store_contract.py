@@ -179,7 +179,7 @@ async def test_metadata_is_never_set_on_a_chat_that_does_not_exist(store: Store)
     assert await store.chat_info(deleted) is None
     assert not (await store.load_history(deleted)).exists
     assert await store.list_chats("public", 10, None) == []
-    await store.set_chat_settings(nothing, {"model": "m-2"})  # the chat routes' settings do
+    await store.update_chat_settings(nothing, {"model": "m-2"})  # the chat routes' settings do
     assert (await store.load_window(nothing, 5)).settings == {"model": "m-2"}
 
 

@@ -36,7 +36,7 @@ async def branched_chat(store: Store, chat: ChatRef = CHAT) -> None:
     await store.save_turn(chat, "edit", chained(again, 6, None))
     await store.set_leaf(chat, 3)
     await store.set_chat_system(chat, "Be brief.")
-    await store.set_chat_settings(chat, {"temperature": 0.5, "model": "m-2"})
+    await store.update_chat_settings(chat, {"temperature": 0.5, "model": "m-2"})
     await store.set_chat_metadata(chat, {"topic": "tests"})
     fence = (await store.load_unsummarized(chat, 3, 100)).fence
     assert await store.save_summary(chat, SUMMARY, fence)

@@ -112,7 +112,7 @@ async def test_a_settings_change_is_activity_in_the_order_and_the_cursor_alike(
 ) -> None:
     for n in range(4):
         await start(store, n)
-    await store.set_chat_settings(chat(1), {"model": "m-2"})
+    await store.update_chat_settings(chat(1), {"model": "m-2"})
 
     listed = [info.chat_id for info in await store.list_chats(TENANT, 10, None)]
     walked = await walk(store, 1)

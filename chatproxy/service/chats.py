@@ -41,12 +41,8 @@ class Chats:
         self._defaults.check(
             TurnOptions(model=changes.get("model"), max_tokens=changes.get("max_tokens"))
         )
-        if "system" in changes:
-            await self._store.set_chat_system(chat, changes.pop("system"))
         if changes:
-            current = (await self._store.load_window(chat, 0)).settings
-            merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
-            await self._store.set_chat_settings(chat, merged)
+            await self._store.update_chat_settings(chat, changes)
         return await self.chat_settings(chat)
 
     async def history(

@@ -14,7 +14,7 @@ never append. Idempotency records (per chat, by key) make a repeated request rep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the protocol names these only in its signatures
@@ -223,9 +223,12 @@ class Store(Protocol):
         """Set (or with None remove) one chat's own system prompt, as its latest activity;
         setting one makes a chat that does not exist (the chat routes set a prompt first)."""
 
-    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        """Replace a chat's own settings (model, temperature, max_tokens; {} removes them), as
-        its latest activity; setting them makes a chat that does not exist, as a prompt does."""
+    async def update_chat_settings(self, chat: ChatRef, changes: Mapping[str, Any]) -> None:
+        """Change some of a chat's own settings (model, temperature, max_tokens, compaction)
+        and, under `system`, its own system prompt, as its latest activity: a None value removes
+        that one, those not named stay. One step: changes that meet keep each other's, and a
+        change is written whole or not at all. A value set makes a chat that does not exist, as
+        a prompt does."""
 
     async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
         """Set (or with None remove) a chat's metadata (a conversation's; `ChatInfo.metadata`),

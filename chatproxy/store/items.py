@@ -7,9 +7,10 @@ under its parent, and the chat has a current leaf. The protocol over these is `s
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,6 +34,16 @@ def valid_chat_id(chat_id: str) -> bool:
     """Whether `chat_id` is 1-128 of `A-Z a-z 0-9 . _ @ : -`, not dots only (a path segment of
     dots means "this folder" or "the one above" to browsers and HTTP clients)."""
     return CHAT_ID.fullmatch(chat_id) is not None and chat_id.strip(".") != ""
+
+
+def changed_settings(current: str | None, changes: Mapping[str, Any]) -> str | None:
+    """Return the JSON of a chat's own settings (`current`, None for none) with `changes` made
+    (a None value removes that setting; `system`, the chat's own prompt, is not one), or None
+    when none are left."""
+    merged = {**(json.loads(current) if current else {}), **changes}
+    kept = {name: value for name, value in merged.items() if value is not None}
+    kept.pop("system", None)
+    return json.dumps(kept) if kept else None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Own the Redis side of chats as records beside their messages (`RedisChats`, which `RedisStore`
 builds on): a chat's record (`chat_info`) and its own fields (`set_chat_system`,
-`set_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's entry
-in it, a chat's deletion, and the global prompt. The Lua scripts it runs are `redis_listing.py`'s
-and `redis_meta_scripts.py`'s.
+`update_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's
+entry in it, a chat's deletion, and the global prompt. The Lua scripts it runs are
+`redis_listing.py`'s and `redis_meta_scripts.py`'s.
 
 It stands on `RedisCalls` (the client, the TTL, the calls), which `RedisStore` builds on beside
 it. It declares what it uses of it rather than subclass it, so that `redis.py` stays one import
@@ -12,17 +12,20 @@ declaration against `RedisCalls` where `RedisStore` joins the two.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chatproxy.errors import NotFound
+from chatproxy.errors import Conflict, NotFound
 from chatproxy.jsontext import compact
-from chatproxy.store.items import ChatInfo, ChatRef
+from chatproxy.store.items import ChatInfo, ChatRef, changed_settings
 from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY, chat_keys, index_key, info_of
 from chatproxy.store.redis_listing import LISTING_SCRIPTS
 from chatproxy.store.redis_meta_scripts import META_SCRIPTS
+
+# How often a change of a chat's settings is made again on the settings another change wrote
+# after it read them, before it gives up (409).
+SETTINGS_TRIES = 8
 
 if TYPE_CHECKING:
     from chatproxy.store.redis_calls import Pipeline, Run
@@ -101,8 +104,22 @@ class RedisChats:
     async def set_chat_system(self, chat: ChatRef, content: str | None) -> None:
         await self._set_field(chat, "system", content)
 
-    async def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        await self._set_field(chat, "settings", json.dumps(settings) if settings else None)
+    async def update_chat_settings(self, chat: ChatRef, changes: Mapping[str, Any]) -> None:
+        keys = list(chat_keys(chat))
+        system = changes.get("system")
+        mode = "keep" if "system" not in changes else "remove" if system is None else "set"
+        current = await self._command("hget", keys[1], "settings") or ""
+        for _ in range(SETTINGS_TRIES):  # each try another change's write came first
+            now = time.time()
+            merged = changed_settings(current, changes) or ""
+            args = [current, merged, mode, system or "", repr(now), self._ttl or 0, chat.chat_id]
+            done = await self._script("set_settings", keys, [index_key(chat.tenant)], args)
+            if not isinstance(done, list):
+                if done:
+                    await self._index_beside(chat, now)
+                return
+            current = done[0]
+        raise Conflict("the chat's settings are being changed by other requests; try again")
 
     async def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
         text = None if metadata is None else compact(metadata)
@@ -120,10 +137,8 @@ class RedisChats:
         done = await self._script(
             "set_field", list(chat_keys(chat)), [index_key(chat.tenant)], args
         )
-        if done and self._cluster:
-            pipe = self._redis.pipeline(transaction=False)
-            self._index(pipe, chat, now)
-            await self._execute(pipe)
+        if done:
+            await self._index_beside(chat, now)
         return bool(done)
 
     async def delete_chat(self, chat: ChatRef) -> bool:

@@ -1,6 +1,6 @@
 """Own the SQLite side of chats as records beside their messages (`SqliteChats`, which
 `SqliteStore` builds on): a chat's record (`chat_info`) and its own fields (`set_chat_system`,
-`set_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's
+`update_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's
 deletion, as `redis_chats.py` is the Redis store's.
 
 It stands on `SqliteBase` (the file, the TTL, the global prompt), which `SqliteStore` builds on
@@ -11,13 +11,13 @@ declaration against `SqliteBase` where `SqliteStore` joins the two.
 
 from __future__ import annotations
 
-import json
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chatproxy.jsontext import compact
-from chatproxy.store.items import ChatInfo, ChatRef
+from chatproxy.store.items import ChatInfo, ChatRef, changed_settings
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, touch
 from chatproxy.store.sqlite_file import in_thread, translated
 from chatproxy.store.sqlite_rows import (
@@ -68,8 +68,19 @@ class SqliteChats:
         self._set_column(chat, "system", content)
 
     @in_thread
-    def set_chat_settings(self, chat: ChatRef, settings: dict[str, Any]) -> None:
-        self._set_column(chat, "settings", json.dumps(settings) if settings else None)
+    def update_chat_settings(self, chat: ChatRef, changes: Mapping[str, Any]) -> None:
+        now = time.time()
+        with self.file.transaction() as db:
+            found = live_chat(db, chat)
+            merged = changed_settings(found.settings if found else None, changes)
+            if found is None:
+                if merged is None and changes.get("system") is None:
+                    return
+                ensure_chat(db, chat, now, self._expiry(now))
+            set_column(db, chat, "settings", merged)
+            if "system" in changes:
+                set_column(db, chat, "system", changes["system"])
+            self._changed(db, chat, now)
 
     @in_thread
     def set_chat_metadata(self, chat: ChatRef, metadata: dict[str, str] | None) -> bool:
@@ -89,11 +100,15 @@ class SqliteChats:
                     return False
                 ensure_chat(db, chat, now, self._expiry(now))
             set_column(db, chat, column, value)
-            db.execute(
-                "UPDATE chats SET updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
-                (now, self._expiry(now), chat.tenant, chat.chat_id),
-            )
+            self._changed(db, chat, now)
         return True
+
+    def _changed(self, db: sqlite3.Connection, chat: ChatRef, now: float) -> None:
+        """Make a change of the chat's own columns its latest activity."""
+        db.execute(
+            "UPDATE chats SET updated = ?, expires_at = ? WHERE tenant = ? AND chat_id = ?",
+            (now, self._expiry(now), chat.tenant, chat.chat_id),
+        )
 
     @in_thread
     def delete_chat(self, chat: ChatRef) -> bool:
