@@ -497,11 +497,13 @@ def test_tokens_are_counted_when_the_chat_is_deleted_while_the_model_answers(
     assert refused.get_json()["code"] == "token_budget_exhausted"
 
 
-def test_a_pass_through_stream_that_breaks_off_counts_its_estimated_tokens(
-    make_client: MakeClient, fake_upstream: FakeUpstream
+@pytest.mark.parametrize("chat", [None, "c2"], ids=["pass-through", "chat"])
+def test_a_stream_that_breaks_off_counts_its_estimated_tokens(
+    make_client: MakeClient, fake_upstream: FakeUpstream, chat: str | None
 ) -> None:
     """The usage comes with a stream's last chunk; one that broke off before it was still sent
-    the prompt, which the model provider bills: its estimated tokens count against the budget."""
+    the prompt, which the model provider bills: its estimated tokens count against the budget,
+    a pass-through's (no chat id) and a stored chat's turn's."""
     client = make_client(PROXY_API_KEYS=KEYS, TOKEN_BUDGET_PER_DAY="1000")
     fake_upstream.usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
     post(client, "/c1/chat", "hi", WEB_KEY)  # user 0, reply 1
@@ -512,7 +514,9 @@ def test_a_pass_through_stream_that_breaks_off_counts_its_estimated_tokens(
     prompt = [{"role": "user", "content": "x" * 8000}]  # about 2,000 tokens
     body = {"model": "gpt-4.1-mini", "messages": prompt, "stream": True}
 
-    broken = client.post("/v1/chat/completions", json=body, headers=bearer(WEB_KEY))
+    headers = bearer(WEB_KEY) if chat is None else {**bearer(WEB_KEY), "X-Chat-Id": chat}
+
+    broken = client.post("/v1/chat/completions", json=body, headers=headers)
 
     assert b'"code":"upstream_error"' in broken.data
     refused = client.post("/c1/chat", **regenerate)

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import suppress
 from functools import partial
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import StoreError
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.results import StreamEvent, StreamingTurn, TurnResult, read_opening, reply_of
-from chatproxy.tokens import estimate_usage
 from chatproxy.upstream.base import Delta, ReplyStream, Upstream
 
 
@@ -63,7 +60,8 @@ class PassThrough:
             stream.close()
             raise
         spend = partial(self._quotas.spend, tenant)
-        return StreamingTurn(PassedStream(stream, pieces, opening, spend, messages))
+        estimate = partial(self._quotas.spend_estimate, tenant, messages)
+        return StreamingTurn(PassedStream(stream, pieces, opening, spend, estimate))
 
     async def _prepare(self, tenant: str, options: TurnOptions) -> tuple[dict[str, Any], float]:
         """Check the options and the tenant's budget; return the call's options and deadline."""
@@ -85,15 +83,16 @@ class PassedStream:
         pieces: AsyncIterator[Delta],
         opening: Sequence[Delta],
         spend: Callable[[int], Awaitable[None]],
-        messages: Sequence[dict[str, Any]],
+        spend_estimate: Callable[[str], Awaitable[None]],
     ):
         """`opening`: the chunks read already, up to the reply's first piece; `pieces`: the
-        rest of `stream`'s."""
+        rest of `stream`'s; `spend_estimate(text)` counts the estimate of the messages sent and
+        `text` (`Quotas.spend_estimate`)."""
         self._stream = stream
         self._pieces = pieces
         self._opening = opening
         self._spend = spend
-        self._messages = messages
+        self._spend_estimate = spend_estimate
         self._text = "".join(delta.text for delta in opening)
         self._counted = False
         self._events = self._read()
@@ -124,11 +123,11 @@ class PassedStream:
         yield StreamEvent("done", reply_of(completion).to_json())
 
     async def _count_estimate(self) -> None:
-        """Count the estimate, if nothing was counted; a store away then is not the reader's
-        concern (it is told of the stream's own failure, or has gone)."""
+        """Count the estimate, if nothing was counted (a store away then is not the reader's
+        concern: it is told of the stream's own failure, or has gone)."""
         if not self._counted:
-            with suppress(StoreError):
-                await self._count(estimate_usage(self._messages, self._text)["total_tokens"])
+            self._counted = True
+            await self._spend_estimate(self._text)
 
     async def _count(self, tokens: int) -> None:
         self._counted = True  # once, even if the count itself fails (the store away)

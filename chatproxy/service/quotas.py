@@ -9,6 +9,13 @@ loaded, which would add about 60 ms to every cold start.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from typing import Any
+
+from chatproxy.errors import StoreError
+from chatproxy.tokens import estimate_usage
+
 Identity = tuple[str, str]  # ("key", "web") or ("ip", "203.0.113.7")
 
 
@@ -28,6 +35,16 @@ class Quotas:
 
     async def spend(self, tenant: str, tokens: int) -> None:
         """Count the tokens a turn used against `tenant`'s daily budget."""
+
+    async def spend_estimate(
+        self, tenant: str, sent: Iterable[Mapping[str, Any]], text: str = ""
+    ) -> None:
+        """Count the estimate of a model call that ended before its usage came (it comes last):
+        the provider was sent the prompt and bills it. `tokens.estimate_usage` of the messages
+        `sent` and the `text` read; a store away then is not the caller's concern (it is told
+        of the call's own failure)."""
+        with suppress(StoreError):
+            await self.spend(tenant, estimate_usage(sent, text)["total_tokens"])
 
     async def close(self) -> None:
         """Release the counters' connections."""

@@ -6,7 +6,9 @@ piece (text, or a tool call's); from then on the turn is a `Relay`'s. Its pump t
 upstream to the end, stores the turn (through the service's `store` callback) and releases its
 lock and key; the reader takes the events as they come. A client that hangs up or stops reading
 holds nothing but its events: the turn is stored once, complete, within its lock's lease.
-`Relays` keeps the pumps until they finish.
+`Relays` keeps the pumps until they finish. A stream that breaks off before its usage came (it
+comes last) was still sent its prompt, which the provider bills: the estimate of what was sent
+and read is counted then (`Quotas.spend_estimate`), as a pass-through stream's is.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.placing import Placing
+from chatproxy.service.quotas import Quotas
 from chatproxy.service.results import StreamEvent
 from chatproxy.store.items import ChatRef
 from chatproxy.upstream.base import Completion, Delta, ReplyStream
@@ -33,6 +36,7 @@ class OpenTurn:
     pieces: AsyncIterator[Delta]
     lease: Lease
     claim: Claim | None
+    sent: Sequence[dict[str, Any]]  # the messages that went upstream
 
 
 StoreTurn = Callable[[OpenTurn, Completion], Awaitable[dict[str, Any]]]
@@ -70,8 +74,9 @@ class Relay:
 class Relays:
     """The pumps of the streamed turns of one process."""
 
-    def __init__(self, guard: TurnGuard, store: StoreTurn) -> None:
+    def __init__(self, guard: TurnGuard, store: StoreTurn, quotas: Quotas) -> None:
         self._guard = guard
+        self._quotas = quotas
         self._store = store  # save the turn with its reply; return the reply as clients see it
         self._pumps: set[asyncio.Task[None]] = set()
 
@@ -79,16 +84,20 @@ class Relays:
         """Start the pump of `turn`, whose chunks up to the reply's first piece are `opening`;
         return its events."""
         relay = Relay(opening)
-        pump = asyncio.get_running_loop().create_task(self._pump(turn, relay))
+        text = "".join(delta.text for delta in opening)
+        pump = asyncio.get_running_loop().create_task(self._pump(turn, relay, text))
         self._pumps.add(pump)  # the loop keeps only a weak reference to a task
         pump.add_done_callback(self._pumps.discard)
         return relay
 
-    async def _pump(self, turn: OpenTurn, relay: Relay) -> None:
+    async def _pump(self, turn: OpenTurn, relay: Relay, text: str) -> None:
+        """Relay `turn`'s pieces and store it; `text`: the reply's, read up to its first piece."""
         try:
             async for delta in turn.pieces:
+                text += delta.text
                 relay.put(StreamEvent.piece(delta))
-        except Exception as exc:
+        except Exception as exc:  # it broke off: no usage came
+            await self._quotas.spend_estimate(turn.chat.tenant, turn.sent, text)
             relay.put(await self._finish(turn, exc))
         except BaseException:  # cancelled: the process is stopping
             await self._abandon(turn)

@@ -65,7 +65,7 @@ class ChatService:
         self._defaults = Defaults(settings)
         self._compactor = Compactor(settings, store, upstream, quotas)
         self._outgoing = Outgoing(settings, self._defaults, self._compactor)
-        self._relays = Relays(self._guard, self._store_streamed)
+        self._relays = Relays(self._guard, self._store_streamed, quotas)
         self._place = partial(place_ask, store)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
         passed, turn, stream = self._pass_through, self._turn, self._stream
@@ -181,7 +181,8 @@ class ChatService:
             if claim is not None:
                 await self._guard.forget(chat, claim)
             raise
-        relay = self._relays.relay(OpenTurn(chat, placing, stream, pieces, lease, claim), opening)
+        turn = OpenTurn(chat, placing, stream, pieces, lease, claim, outgoing)
+        relay = self._relays.relay(turn, opening)
         return StreamingTurn(relay, reply_id=placing.reply_id)
 
     async def _store_streamed(self, turn: OpenTurn, completion: Completion) -> dict[str, Any]:
