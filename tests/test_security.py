@@ -524,6 +524,38 @@ def test_a_stream_that_breaks_off_counts_its_estimated_tokens(
     assert refused.get_json()["code"] == "token_budget_exhausted"
 
 
+def test_a_pass_through_whose_n_choices_could_overshoot_the_budget_left_is_refused(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    """The budget is checked before a call; `n` multiplies what one call may use (n times its
+    max_tokens), so a request whose worst case is over what the key has left is refused."""
+    client = make_client(PROXY_API_KEYS=KEYS, TOKEN_BUDGET_PER_DAY="1000", MAX_TOKENS="1000")
+    fake_upstream.usage = {"prompt_tokens": 50, "completion_tokens": 50, "total_tokens": 100}
+    messages = [{"role": "user", "content": "hi"}]
+
+    def ask(n: int, max_tokens: int) -> Any:
+        body = {"model": "gpt-4.1-mini", "messages": messages, "n": n, "max_tokens": max_tokens}
+        return client.post("/v1/chat/completions", json=body, headers=bearer(WEB_KEY))
+
+    assert ask(1, 100).status_code == 200  # 100 tokens spent: 900 left
+    refused = ask(4, 250)  # up to 1,000
+    fits = ask(3, 300)  # up to 900
+    one = ask(1, 1000)  # one choice: checked as every call is, against what is spent
+
+    assert refused.status_code == 429
+    error = refused.get_json()["error"]
+    assert (error["code"], error["param"], error["type"]) == (
+        "token_budget_exhausted",
+        "n",
+        "rate_limit_error",
+    )
+    assert "1000 tokens" in error["message"]
+    assert "900 this key has left" in error["message"]
+    assert int(refused.headers["Retry-After"]) > 3600
+    assert (fits.status_code, one.status_code) == (200, 200)
+    assert [request["n"] for request in fake_upstream.chat_requests()] == [1, 3, 1]
+
+
 def test_a_spent_budget_still_replays_an_answered_request(
     make_client: MakeClient, fake_upstream: FakeUpstream
 ) -> None:

@@ -73,16 +73,28 @@ class CountedQuotas(Quotas):
         """Count one request of any kind against RATE_LIMIT_PER_ADDRESS."""
         await self._count(self._address_rates, "client address", "address", address)
 
-    async def check_budget(self, tenant: str) -> None:
-        """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day."""
+    async def check_budget(self, tenant: str, worst: int = 0) -> None:
+        """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day, or has
+        fewer left than `worst` (a call with `n` choices: the refusal names `n`)."""
         if self._budget is None:
             return
-        if not await _guarded(self._tokens.test(self._budget, "tokens", tenant)):
-            stats = await _guarded(self._tokens.get_window_stats(self._budget, "tokens", tenant))
+        if not worst and await _guarded(self._tokens.test(self._budget, "tokens", tenant)):
+            return  # one read, as ever: something is left
+        stats = await _guarded(self._tokens.get_window_stats(self._budget, "tokens", tenant))
+        budget = f"its budget of {self._budget.amount} tokens for the day"
+        if stats.remaining <= 0:
             raise TokenBudgetExhausted(
-                f"this key has used its budget of {self._budget.amount} tokens for the day",
+                f"this key has used {budget}", headers=_headers(self._budget, stats)
+            )
+        if worst > stats.remaining:
+            refused = TokenBudgetExhausted(
+                f"n: this request may use {worst} tokens (n times max_tokens), more than the"
+                f" {stats.remaining} this key has left of {budget}; ask for fewer choices or a"
+                " lower max_tokens",
                 headers=_headers(self._budget, stats),
             )
+            refused.param = "n"
+            raise refused
 
     async def spend(self, tenant: str, tokens: int) -> None:
         """Count the tokens a turn used against `tenant`'s daily budget."""

@@ -64,11 +64,16 @@ class PassThrough:
         return StreamingTurn(PassedStream(stream, pieces, opening, spend, estimate))
 
     async def _prepare(self, tenant: str, options: TurnOptions) -> tuple[dict[str, Any], float]:
-        """Check the options and the tenant's budget; return the call's options and deadline."""
+        """Check the options and the tenant's budget, which must hold what `n` choices may use
+        (n times max_tokens: the budget is checked before a call, not during it); return the
+        call's options and deadline."""
         self._defaults.check(options)
-        await self._quotas.check_budget(tenant)
+        call = self._defaults.call({}, False, options).options()
+        n = options.fields.get("n")
+        choices = n if type(n) is int and n > 1 else 1  # another n: the provider refuses it
+        await self._quotas.check_budget(tenant, call["max_tokens"] * choices if choices > 1 else 0)
         deadline = time.monotonic() + self._settings.request_timeout
-        return self._defaults.call({}, False, options).options(), deadline
+        return call, deadline
 
 
 class PassedStream:

@@ -30,8 +30,9 @@ class Quotas:
         """Count any request from `address` against RATE_LIMIT_PER_ADDRESS; raise `RateLimited`
         if it is over."""
 
-    async def check_budget(self, tenant: str) -> None:
-        """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day."""
+    async def check_budget(self, tenant: str, worst: int = 0) -> None:
+        """Raise `TokenBudgetExhausted` if `tenant` has spent its tokens for the day, or has
+        fewer left than `worst`, what a call with `n` choices may use (n times its max_tokens)."""
 
     async def spend(self, tenant: str, tokens: int) -> None:
         """Count the tokens a turn used against `tenant`'s daily budget."""
