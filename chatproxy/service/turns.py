@@ -40,15 +40,15 @@ from chatproxy.service.defaults import (
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.outgoing import Outgoing, SummaryDue
 from chatproxy.service.passthrough import PassThrough
-from chatproxy.service.placing import Ask, Placing
+from chatproxy.service.placement import place_request, place_sent
+from chatproxy.service.placing import Ask, Placing, place_turn
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays
 from chatproxy.service.response_asks import TurnMakers
 from chatproxy.service.responses import Responses
 from chatproxy.service.results import StreamingTurn, TurnResult, read_opening, replayed, reply_of
-from chatproxy.service.turn_places import place_ask
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, Content
+from chatproxy.store.items import ChatRef, ChatState, Content
 from chatproxy.upstream.base import Completion, Upstream
 
 
@@ -66,7 +66,6 @@ class ChatService:
         self._compactor = Compactor(settings, store, upstream, quotas)
         self._outgoing = Outgoing(settings, self._defaults, self._compactor)
         self._relays = Relays(self._guard, self._store_streamed, quotas)
-        self._place = partial(place_ask, store)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
         passed, turn, stream = self._pass_through, self._turn, self._stream
         summarized, place = self._outgoing.summarized, self._place
@@ -210,6 +209,22 @@ class ChatService:
         wide = ask.window(self._compactor.read_limit(chat, self._settings.messages_length, True))
         lease.state = await self._compactor.widen(chat, lease.state, read, wide, ask.at)
 
+    async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
+        """Place a turn (under its lock); a resent history that needs the whole path (that ends
+        where the turn goes) to be placed reads it."""
+        ask.check(state)
+        if ask.sent is None:
+            return place_turn(state, ask)
+        path = state.messages
+        place = partial(place_request, names=ask.names, anchored=ask.anchored, elided=ask.elided)
+        place = partial(place, max_chars=ask.max_chars, max_call_id=ask.max_call_id)
+        placement = place(path, ask.sent)
+        if placement is None:
+            path = (await self._store.load_history(chat, ask.at)).messages
+            placement = place(path, ask.sent, whole=True)
+            assert placement is not None  # a whole path is always enough
+        return place_sent(state, path, placement, at=ask.at, keep=ask.keep)
+
     async def _turn(
         self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
     ) -> TurnResult:
@@ -243,11 +258,7 @@ class ChatService:
         except SummaryDue as due:  # truncation disabled: summarized before the turn
             build = self._outgoing.build_summarized
             outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
-        completion = await self._upstream.complete(
-            outgoing,
-            **call.options(),
-            deadline=deadline,
-        )
+        completion = await self._upstream.complete(outgoing, **call.options(), deadline=deadline)
         body = await self._record(chat, placing, completion, lease, claim)
         return TurnResult(body, upstream=completion.body)
 
