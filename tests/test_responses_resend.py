@@ -170,22 +170,35 @@ def test_what_a_request_adds_over_the_limit_is_refused_and_nothing_is_stored(
     assert len(fake_upstream.chat_requests()) == asked
 
 
-def test_a_request_not_stored_is_held_in_what_it_carries_not_in_what_it_names(
-    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+@pytest.mark.parametrize("sent_back", ["output", "item_reference"])
+def test_a_request_not_stored_is_held_in_what_it_adds_as_a_stored_one_is(
+    start_server: StartServer,
+    proxy_env: dict[str, str],
+    fake_upstream: FakeUpstream,
+    sent_back: str,
 ) -> None:
-    """`store: false` matches nothing: every item it carries is held, as a `/v1/chat/completions`
-    request without a chat id is; a reply it names by item reference is the chat's own."""
+    """`store: false` places its input on the path it continues, as a stored request does, with
+    nothing written: a reply it sends back (whole, or by item reference) is the chat's own and
+    is matched, not held; what it adds is held."""
     proxy = limited(start_server, proxy_env)
     first = proxy.client.responses.create(model=MODEL, input=[user("Hi")])
-    named = {"type": "item_reference", "id": first.output[0].id}
+    back: list[Any] = (
+        [user("Hi"), *first.output]
+        if sent_back == "output"
+        else [{"type": "item_reference", "id": first.output[0].id}]
+    )
 
-    passed = proxy.client.responses.create(model=MODEL, input=[named, user("And?")], store=False)
+    passed = proxy.client.responses.create(model=MODEL, input=[*back, user("And?")], store=False)
+    asked = len(fake_upstream.chat_requests())
     with pytest.raises(openai.BadRequestError) as refused:
-        proxy.client.responses.create(
-            model=MODEL, input=[user("Hi"), *first.output, user("And?")], store=False
-        )
+        proxy.client.responses.create(model=MODEL, input=[*back, user(LONG)], store=False)
 
     assert passed.store is False
-    assert sent_upstream(fake_upstream)[-2:] == [("assistant", first.output_text), ("user", "And?")]
-    assert refused.value.param == "input[1].content[0].text"
+    assert sent_upstream(fake_upstream)[-3:] == [
+        ("user", "Hi"),
+        ("assistant", first.output_text),
+        ("user", "And?"),
+    ]
+    assert refused.value.param == f"input[{len(back)}].content"
+    assert len(fake_upstream.chat_requests()) == asked
     assert len(proxy.path(chat_of(first))) == 3

@@ -31,7 +31,7 @@ from chatproxy.http.event_stream import EventStream
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_input import input_messages, referenced_ids
 from chatproxy.http.responses_items import carried_ids, message_items
-from chatproxy.http.responses_lengths import check_lengths, text_names
+from chatproxy.http.responses_lengths import text_names
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.service.message_rules import Names
@@ -159,9 +159,7 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
     """The request in the service's terms: where it goes, its input's translation (given the
     stored messages its item references may name), and what its reply keeps."""
     named = referenced_ids(request.input)  # ids none of ours are refused before any read
-    carried = request.store and not (
-        named or request.previous_response_id or request.conversation_id
-    )
+    carried = not (named or request.previous_response_id or request.conversation_id)
     named = carried_ids(request.input) if carried else named
     _hold(request, ctx.settings.max_content_chars)
     settings = {
@@ -184,24 +182,17 @@ def _ask(ctx: Context, request: ResponsesRequest) -> ResponseAsk:
 
 
 def _hold(request: ResponsesRequest, max_chars: int) -> None:
-    """Refuse, with `store: false`, before anything is read, what the request carries over
-    MAX_CONTENT_CHARS: its instructions and each text, tool call's arguments and file's data and
-    name of its input (what it names by item reference is not carried). A stored request is
-    held in what it adds once its input is placed (`placement.py`): a chat's reply that a client
-    resends may be longer (MAX_TOKENS bounds it); and so are the ids of the calls any request
-    adds (a call the model made, resent whole, is matched: another server's model may give
-    longer ids)."""
-    if request.store:
+    """Refuse, with `store: false`, before anything is read, instructions over
+    MAX_CONTENT_CHARS (they are no input item, and are sent as they are). The input of any
+    request is held in what it adds once it is placed on the path it continues (`placement.py`,
+    `store: false` too, with nothing written): a chat's reply that a client resends may be
+    longer (MAX_TOKENS bounds it); and so are the ids of the calls it adds (a call the model
+    made, resent whole, is matched: another server's model may give longer ids)."""
+    if request.store or request.instructions is None or len(request.instructions) <= max_chars:
         return
-    check_lengths(request.input, max_chars, calls=False)
-    carried = {"instructions": request.instructions}
-    if isinstance(request.input, str):
-        carried["input"] = request.input
-    for param, text in carried.items():
-        if text is not None and len(text) > max_chars:
-            raise ValidationFailed(
-                f"{param}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=param
-            )
+    raise ValidationFailed(
+        f"instructions: at most {max_chars} characters (MAX_CONTENT_CHARS)", param="instructions"
+    )
 
 
 def _input(sent: Any, stored: Mapping[int, Message]) -> tuple[list[dict[str, Any]], Names]:

@@ -3,18 +3,18 @@ Conversations request's `items` (the same items).
 
 `check_lengths` holds each text, tool call's arguments, file's data and filename to it as the
 items were sent, before their shape is checked (`responses_input.py` translates them after),
-and a refusal names the field (`input[2].arguments`): a Conversations request's items, and a
-Responses request's that is not stored (`store: false`), all of which the request adds. A
-Conversations request's tool call ids (`call_id`), which the chat keeps with the call and its
-result, are held to the 64 characters OpenAI's API takes here too; a call's output is not, as
-it must name a call the chat waits for (`placement.py`, `service/conversations.py`): one of the
-request's own, or one the model made, whose id another server's model may have made longer.
+and a refusal names the field (`items[2].arguments`): a Conversations request's items, all of
+which the request adds. A Conversations request's tool call ids (`call_id`), which the chat
+keeps with the call and its result, are held to the 64 characters OpenAI's API takes here too;
+a call's output is not, as it must name a call the chat waits for (`placement.py`,
+`service/conversations.py`): one of the request's own, or one the model made, whose id another
+server's model may have made longer.
 
-A stored Responses request is held in what it adds only, once its input is placed on the chat
-(`service/placement.py`, as a chat-mode request's messages are), and so are the ids of the calls
-of any Responses request (a call the model made, which a client sends back whole, is matched,
-whatever its id): `text_names` says where in its items each text (and call id) of a chat
-message it refuses came from, so that the refusal names the field (`input[3].arguments`,
+A Responses request (stored or not) is held in what it adds only, once its input is placed on
+the path it continues (`service/placement.py`, as a chat-mode request's messages are), and so
+are the ids of the calls it adds (a call the model made, which a client sends back whole, is
+matched, whatever its id): `text_names` says where in its items each text (and call id) of a
+chat message it refuses came from, so that the refusal names the field (`input[3].arguments`,
 `input[3].call_id`; the text of a message of several text parts as a whole,
 `input[2].content`).
 

@@ -30,7 +30,8 @@ before). The reply keeps the request's settings (`Kept`) and where the turn's in
 
 With `store: false` nothing is written: the path the request continues (read as a compacted
 chat's stored turn reads it) and its input, placed on that path as a turn's is (what it sends
-back of it is sent once), go through the pass-through (`unstored.py` builds what it sends), and
+back of it is sent once, and only what it adds is held to MAX_CONTENT_CHARS), go through the
+pass-through (`unstored.py` builds what it sends), and
 its id (`resp_<hex>`) names no reply.
 """
 
@@ -140,6 +141,7 @@ class Responses:
                 tuple(sent),
                 names=names,
                 anchored=True,
+                max_chars=self._settings.max_content_chars,  # what it adds, as a turn's
                 elided=elided,
                 max_call_id=MAX_CALL_ID,
             )
