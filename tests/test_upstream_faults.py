@@ -86,6 +86,22 @@ def test_rejection_passes_on_the_upstream_message(
     assert response.get_json()["error"] == CONTEXT_TOO_LONG
 
 
+def test_an_exhausted_provider_quota_is_told_without_the_providers_words(
+    client: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    """The quota is the operator's account, which a tenant can neither see nor fix: the answer
+    says what happened, not what the provider told the operator (its plan, its billing)."""
+    words = "You exceeded your current quota, please check your plan and billing details."
+    fake_upstream.script(Fault.error(429, words, code="insufficient_quota"))
+
+    response = client.post("/c1/chat", data=json.dumps({"content": "hi"}))
+
+    assert response.status_code == 502
+    assert response.get_json()["code"] == "upstream_rejected"
+    assert "quota" in response.get_json()["error"]
+    assert "billing" not in response.get_data(as_text=True)
+
+
 def test_upstream_failure_leaves_no_orphan_user_message(
     client: ProxyClient, fake_upstream: FakeUpstream
 ) -> None:

@@ -206,8 +206,8 @@ def status_error(status: int, headers: Mapping[str, str], data: bytes) -> Upstre
     if not isinstance(message, str) or not message:
         message = f"the model provider refused the request (HTTP {status})"
     message = message[:MAX_MESSAGE_CHARS]
-    if status == 429 and error.get("code") == "insufficient_quota":
-        return UpstreamRejected(f"the model provider's quota is exhausted: {message}")
+    if status == 429 and error.get("code") == "insufficient_quota":  # the operator's account
+        return UpstreamRejected("the model provider's quota for this service is exhausted")
     if status == 429:
         return UpstreamRateLimited(_retry_after(headers.get))
     if status in (401, 403):
