@@ -50,6 +50,12 @@ from pydantic import (
 )
 
 from chatproxy.errors import ValidationFailed
+from chatproxy.http.responses_checks import (
+    check_input,
+    check_metadata,
+    conversation_id,
+    failure,
+)
 from chatproxy.http.responses_objects import ECHOED
 from chatproxy.http.responses_options import (
     chat_tool_choice,
@@ -62,10 +68,6 @@ from chatproxy.service.defaults import TurnOptions
 
 JsonObject = dict[str, Any]
 
-MAX_ITEMS = 10_000
-MAX_METADATA = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 # OpenAI features with no counterpart behind the proxy: refused by name.
 UNSUPPORTED = ("prompt", "moderation", "image", "access_programs")
 # Chat completion fields of the same name and meaning, passed on as sent.
@@ -130,7 +132,7 @@ class ResponsesRequest(BaseModel):
         try:
             return handler(data)
         except ValidationError as exc:
-            raise _failure(exc) from None
+            raise failure(exc) from None
 
     @field_validator("store", "stream", "truncation", mode="before")
     @classmethod
@@ -139,14 +141,14 @@ class ResponsesRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ResponsesRequest:
-        _check_input(self.input)
+        check_input(self.input)
         if self.conversation is not None and self.previous_response_id is not None:
             raise ValidationFailed(
                 "conversation: give either previous_response_id or conversation, not both",
                 param="conversation",
             )
-        _conversation_id(self.conversation)
-        _check_metadata(self.metadata)
+        conversation_id(self.conversation)
+        check_metadata(self.metadata)
         for name in CACHE_REFUSED:
             if (self.prompt_cache_options or {}).get(name):
                 where = f"prompt_cache_options.{name}"
@@ -190,7 +192,7 @@ class ResponsesRequest(BaseModel):
     @property
     def conversation_id(self) -> str | None:
         """The conversation's id, given as itself or as `{"id": ...}`."""
-        return _conversation_id(self.conversation)
+        return conversation_id(self.conversation)
 
     @property
     def cap(self) -> int | None:
@@ -241,59 +243,3 @@ class ResponsesRequest(BaseModel):
         if self.metadata is not None:
             kept["metadata"] = dict(self.metadata)
         return kept
-
-
-def _check_input(sent: Any) -> None:
-    """Refuse an `input` that is neither a string nor a list of items (the items themselves
-    are `responses_input`'s)."""
-    if isinstance(sent, str) and sent:
-        return
-    if isinstance(sent, list) and 0 < len(sent) <= MAX_ITEMS:
-        return
-    raise ValidationFailed(
-        f"input: must be a non-empty string or a list of 1-{MAX_ITEMS} input items",
-        param="input",
-    )
-
-
-def _conversation_id(conversation: Any) -> str | None:
-    """A conversation's id, given as itself or as `{"id": ...}`."""
-    if conversation is None:
-        return None
-    if isinstance(conversation, dict):
-        conversation = conversation.get("id")
-    if not isinstance(conversation, str) or not 0 < len(conversation) <= 128:
-        raise ValidationFailed(
-            'conversation: must be a conversation id or {"id": <conversation id>}',
-            param="conversation",
-        )
-    return conversation
-
-
-def _check_metadata(metadata: dict[str, str] | None) -> None:
-    """Refuse metadata beyond OpenAI's limits."""
-    if metadata is None:
-        return
-    if len(metadata) > MAX_METADATA:
-        raise ValidationFailed(f"metadata: at most {MAX_METADATA} pairs", param="metadata")
-    for key, value in metadata.items():
-        if len(key) > MAX_METADATA_KEY or len(value) > MAX_METADATA_VALUE:
-            raise ValidationFailed(
-                f"metadata: keys of at most {MAX_METADATA_KEY} characters, values of at most"
-                f" {MAX_METADATA_VALUE}",
-                param="metadata",
-            )
-
-
-def _failure(exc: ValidationError) -> ValidationFailed:
-    """The first problem of a request as OpenAI says it, naming the field
-    (`tools[2].type`)."""
-    first = exc.errors(include_url=False)[0]
-    param = ""
-    for part in first["loc"]:
-        param += f"[{part}]" if isinstance(part, int) else f".{part}" if param else str(part)
-    if first["type"] == "extra_forbidden":
-        return ValidationFailed(f"Unknown parameter: '{param}'.", param=param)
-    if first["type"] == "missing":
-        return ValidationFailed(f"Missing required parameter: '{param}'.", param=param)
-    return ValidationFailed(f"{param or 'body'}: {first['msg']}", param=param or None)
