@@ -9,7 +9,7 @@ and `ReplyParts` gathers a reply from its chunks (text and tool calls alike, int
 plain answer would have had; each chunk's tool-call deltas numbered as OpenAI's first, by
 `call_indexes.CallIndexes`, for the reply and for every reader of the chunk), neither doing
 any I/O;
-`client.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
+`reply_stream.AsyncReplyStream` reads the lines from aiohttp and translates its failures.
 """
 
 from __future__ import annotations
