@@ -32,7 +32,10 @@
         └── UpstreamTimeout         504 upstream_timeout
 
 Upstream errors say whether trying again may help (`retryable`); the model client retries those
-within the request's deadline (`upstream/rules.py` decides when).
+within the request's deadline (`upstream/rules.py` decides when). The error that ends a call
+also says how many of its attempts were lost (`lost_attempts`): sent, then never answered (timed
+out, or cut off), so the provider may have billed them; the service counts them against the
+tenant's budget.
 
 Lower layers translate foreign exceptions (redis, openai) into these at their boundary;
 `http/app.py` turns them into JSON responses in one place. In OpenAI's shape (under `/v1`) an
@@ -237,6 +240,7 @@ class UpstreamError(ProxyError):
     code = "upstream_error"
     default_message = "the model provider failed"
     retryable = True
+    lost_attempts = 0  # of the call it ends: sent and never answered (see the module's docstring)
 
 
 class UpstreamRejected(UpstreamError):

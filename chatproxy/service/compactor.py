@@ -259,12 +259,13 @@ class Compactor:
         text = transcript(summary, run, most, unread, ample)
         messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
         deadline = end or time.monotonic() + self._settings.request_timeout
-        completion = await self._upstream.complete(
+        asked = self._upstream.complete(
             messages,
             model=self._config.model,
             max_tokens=self._config.summary_tokens,
             deadline=deadline,
         )
+        completion = await self._quotas.counting_lost(chat.tenant, messages, asked)
         await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
         if not (completion.content or "").strip():
             raise UpstreamBadResponse("the summary came back empty")

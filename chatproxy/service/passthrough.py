@@ -8,7 +8,8 @@ tokens are charged once it is whole, and its upstream connection is given back h
 is read (a reader that leaves closes it, cancelling the answer, as a client of the model itself
 would). A stream that ends before its usage came (it comes last: the stream broke off, or the
 reader left) was still sent its prompt, which the provider bills: its estimate is charged then
-(`tokens.estimate_usage`, of the messages and the text read so far).
+(`tokens.estimate_usage`, of the messages and the text read so far). So is each attempt of the
+call that was sent and never answered (`Quotas.counting_lost`), as every model call's is.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class PassThrough:
     ) -> TurnResult:
         """Send `messages` as they are and return the reply."""
         call, deadline = await self._prepare(tenant, options)
-        completion = await self._upstream.complete(messages, **call, deadline=deadline)
+        asked = self._upstream.complete(messages, **call, deadline=deadline)
+        completion = await self._quotas.counting_lost(tenant, messages, asked)
         await self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
         return TurnResult(reply_of(completion).to_json(), upstream=completion.body)
 
@@ -50,7 +52,8 @@ class PassThrough:
         before the reply's first piece raises, as a chat's streamed turn's does (an error
         answer the client's SDK knows, and retries if it is transient)."""
         call, deadline = await self._prepare(tenant, options)
-        stream = await self._upstream.stream(messages, **call, deadline=deadline)
+        opened = self._upstream.stream(messages, **call, deadline=deadline)
+        stream = await self._quotas.counting_lost(tenant, messages, opened)
         pieces = aiter(stream)
         try:
             opening = await read_opening(pieces)

@@ -9,14 +9,25 @@ loaded, which would add about 60 ms to every cold start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from chatproxy.errors import StoreError
+from chatproxy.errors import StoreError, UpstreamError
 from chatproxy.tokens import estimate_usage
 
 Identity = tuple[str, str]  # ("key", "web") or ("ip", "203.0.113.7")
+
+
+class Tallied(Protocol):
+    """What a model call answers with: a `Completion` or a `ReplyStream`, which say how many of
+    the call's attempts were lost (sent, and never answered)."""
+
+    @property
+    def lost_attempts(self) -> int: ...
+
+
+Answer = TypeVar("Answer", bound=Tallied)
 
 
 class Quotas:
@@ -46,6 +57,31 @@ class Quotas:
         of the call's own failure)."""
         with suppress(StoreError):
             await self.spend(tenant, estimate_usage(sent, text)["total_tokens"])
+
+    async def counting_lost(
+        self, tenant: str, sent: Iterable[Mapping[str, Any]], call: Awaitable[Answer]
+    ) -> Answer:
+        """Await the model call `call` of the messages `sent`, and count the attempts it lost
+        (`lost_attempts`, told with its answer or its error), once, whether it answers or fails:
+        each was sent and never answered (it timed out, or its connection broke), and the
+        provider may have billed it. Each counts as a stream that broke off before any of its
+        text: the estimate of `sent` (`spend_estimate`). A call that lost none counts nothing
+        here; its answer's usage is counted by the caller."""
+        try:
+            answer = await call
+        except UpstreamError as exc:
+            if exc.lost_attempts:
+                await self._spend_lost(tenant, sent, exc.lost_attempts)
+            raise
+        if answer.lost_attempts:
+            await self._spend_lost(tenant, sent, answer.lost_attempts)
+        return answer
+
+    async def _spend_lost(
+        self, tenant: str, sent: Iterable[Mapping[str, Any]], attempts: int
+    ) -> None:
+        with suppress(StoreError):
+            await self.spend(tenant, attempts * estimate_usage(sent, "")["total_tokens"])
 
     async def close(self) -> None:
         """Release the counters' connections."""

@@ -164,11 +164,8 @@ class ChatService:
                 except SummaryDue as due:  # truncation disabled: summarized before the turn
                     build = self._outgoing.build_summarized
                     outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
-                stream = await self._upstream.stream(
-                    outgoing,
-                    **call.options(),
-                    deadline=deadline,
-                )
+                opened = self._upstream.stream(outgoing, **call.options(), deadline=deadline)
+                stream = await self._quotas.counting_lost(chat.tenant, outgoing, opened)
                 pieces = aiter(stream)
                 opening = await read_opening(pieces)
                 if not opening or not opening[-1].adds:  # it ended before the reply began:
@@ -258,7 +255,8 @@ class ChatService:
         except SummaryDue as due:  # truncation disabled: summarized before the turn
             build = self._outgoing.build_summarized
             outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
-        completion = await self._upstream.complete(outgoing, **call.options(), deadline=deadline)
+        asked = self._upstream.complete(outgoing, **call.options(), deadline=deadline)
+        completion = await self._quotas.counting_lost(chat.tenant, outgoing, asked)
         body = await self._record(chat, placing, completion, lease, claim)
         return TurnResult(body, upstream=completion.body)
 

@@ -22,7 +22,8 @@ class Completion:
     upstream sent none), and the whole answer (`body`; a streamed one reassembled).
 
     `content` is the reply's text: the message's content, else its refusal; None for a reply
-    that only calls tools."""
+    that only calls tools. `lost_attempts`: the attempts of a plain call before the one answered
+    that were sent and never answered (see `errors.UpstreamError`; a stream's are its own)."""
 
     content: str | None
     model: str
@@ -32,6 +33,7 @@ class Completion:
     finish_reason: str | None = None
     logprobs: JsonObject | None = None
     body: JsonObject = field(default_factory=dict)
+    lost_attempts: int = 0
 
     @property
     def tool_calls(self) -> list[JsonObject] | None:
@@ -54,7 +56,10 @@ class Delta:
 
 class ReplyStream(Protocol):
     """A reply arriving in pieces: iterate (`async for`) for its chunks (`Delta`), then ask for
-    the `Completion`; `close` gives the connection back however far it was read."""
+    the `Completion`; `close` gives the connection back however far it was read.
+    `lost_attempts`: the attempts to open it that were sent and never answered."""
+
+    lost_attempts: int
 
     def __aiter__(self) -> AsyncIterator[Delta]: ...
 
@@ -66,6 +71,8 @@ class ReplyStream(Protocol):
 class Upstream(Protocol):
     """The model provider: chat completions, plain or streamed, and moderation. Each call raises
     an `errors.UpstreamError` when it fails, within `deadline` (a `time.monotonic()` instant).
+    A completion says how many of its attempts were lost (sent, then never answered: the
+    provider may have billed them) with its answer or its error (`lost_attempts`).
 
     A completion's `fields` are the request's other fields (tools, response_format, seed, ...),
     sent as they are beside the model, messages, max_tokens and temperature."""

@@ -2,7 +2,8 @@
 
 Chat completions (whole or streamed) and moderation, with the failures, retries, deadlines,
 proxy and TLS settings that `chatproxy.upstream.rules` defines for any client; only the I/O is here
-(a streamed reply's lines are read by `reply_stream.AsyncReplyStream`).
+(a streamed reply's lines are read by `reply_stream.AsyncReplyStream`), and what of it tells an
+attempt that may have been sent (and was lost: `lost_attempts`) from one that was not.
 
 Its session is made on the event loop of its first call and belongs to that loop (a worker
 process has one); `aclose` releases it.
@@ -11,8 +12,10 @@ process has one); `aclose` releases it.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -30,6 +33,7 @@ from chatproxy.upstream.rules import (
     Provider,
     attempt_timeout,
     completion_body,
+    connect_timeout,
     json_object,
     moderation_of,
     proxy_for,
@@ -40,6 +44,9 @@ from chatproxy.upstream.rules import (
 
 T = TypeVar("T")
 LINE_BYTES = 1 << 20  # the longest line of a stream read (aiohttp's default is 64 KiB)
+# Failures before anything was sent: no connection (refused, DNS, TLS not trusted) or a proxy
+# that refused the tunnel. aiohttp's own connect timeout is told apart where it is caught.
+UNSENT = (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError)
 
 
 class AsyncUpstream(Provider):
@@ -74,10 +81,15 @@ class AsyncUpstream(Provider):
 
         async def attempt(timeout: float) -> Completion:
             response = await self._post("/chat/completions", body, timeout)
-            data = await _read(response.read())
-            return completion_of(json_object(data), model, messages)
+            try:
+                data = await _read(response.read())
+                return completion_of(json_object(data), model, messages)
+            except UpstreamError as exc:  # after its head said 200: the provider did the work
+                exc.lost_attempts = 1
+                raise
 
-        return await self._with_retries(attempt, deadline)
+        completion, lost = await self._with_retries(attempt, deadline)
+        return replace(completion, lost_attempts=lost) if lost else completion
 
     async def stream(
         self,
@@ -97,7 +109,9 @@ class AsyncUpstream(Provider):
             response = await self._post("/chat/completions", body, timeout)
             return AsyncReplyStream(response, model, messages, timeout)
 
-        return await self._with_retries(attempt, deadline)
+        stream, lost = await self._with_retries(attempt, deadline)
+        stream.lost_attempts = lost
+        return stream
 
     async def moderate(
         self, text: str, *, model: str, deadline: float | None = None
@@ -108,7 +122,8 @@ class AsyncUpstream(Provider):
             response = await self._post("/moderations", {"input": text, "model": model}, timeout)
             return moderation_of(json_object(await _read(response.read())), model)
 
-        return await self._with_retries(attempt, deadline)
+        result, _ = await self._with_retries(attempt, deadline)  # a moderation costs no tokens
+        return result
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -117,9 +132,14 @@ class AsyncUpstream(Provider):
 
     async def _post(self, path: str, body: JsonObject, timeout: float) -> aiohttp.ClientResponse:
         """Send one request; return the response, its body unread, if it succeeded, else raise
-        the proxy's error for it. Connecting, sending and waiting for the answer's head take at
-        most `timeout` together; each read of the body after that, at most `timeout` too."""
+        the proxy's error for it, lost (`lost_attempts` 1) if the request may have been sent.
+        Connecting, sending and waiting for the answer's head take at most `timeout` together;
+        each read of the body after that, at most `timeout` too. Connecting alone has a little
+        less (`connect_timeout`), so that a connect that takes it all fails as a connect."""
         session = self._session or self._open()
+        limits = aiohttp.ClientTimeout(
+            connect=connect_timeout(timeout), sock_read=timeout, ceil_threshold=math.inf
+        )
         try:
             async with asyncio.timeout(timeout):
                 response = await session.post(
@@ -128,13 +148,17 @@ class AsyncUpstream(Provider):
                     headers=self._headers,
                     proxy=self._proxy,
                     proxy_headers=self._proxy_headers,
-                    timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
+                    timeout=limits,
                     allow_redirects=False,
                 )
-        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
+        except aiohttp.ConnectionTimeoutError as exc:  # its connect's own: nothing was sent
             raise UpstreamTimeout() from exc
-        except aiohttp.ClientError as exc:  # refused, TLS not trusted, reset, malformed answer
+        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
+            raise _lost(UpstreamTimeout()) from exc
+        except UNSENT as exc:
             raise UpstreamError("could not reach the model provider") from exc
+        except aiohttp.ClientError as exc:  # reset after sending, malformed answer
+            raise _lost(UpstreamError("could not reach the model provider")) from exc
         if 200 <= response.status < 300:
             return response
         try:
@@ -147,17 +171,20 @@ class AsyncUpstream(Provider):
 
     async def _with_retries(
         self, attempt: Callable[[float], Awaitable[T]], deadline: float | None
-    ) -> T:
-        """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`."""
-        failures = 0
+    ) -> tuple[T, int]:
+        """Run `attempt(timeout)` up to 1 + max_retries times, all before `deadline`; return its
+        result and how many attempts were lost before it. The error that ends the call says how
+        many of all its attempts were (`lost_attempts`)."""
+        failures = lost = 0
         while True:
-            timeout = attempt_timeout(self._timeout, deadline)  # none starts past the deadline
-            try:
-                return await attempt(timeout)
+            try:  # none starts past the deadline (`attempt_timeout`)
+                return await attempt(attempt_timeout(self._timeout, deadline)), lost
             except UpstreamError as exc:
                 failures += 1
+                lost += exc.lost_attempts
                 pause = retry_pause(exc, failures, self._max_retries, deadline)
                 if pause is None:
+                    exc.lost_attempts = lost
                     raise
                 await asyncio.sleep(pause)
 
@@ -168,6 +195,12 @@ class AsyncUpstream(Provider):
         )
         self._session = aiohttp.ClientSession(connector=connector, read_bufsize=LINE_BYTES)
         return self._session
+
+
+def _lost(exc: UpstreamError) -> UpstreamError:
+    """`exc`, said of an attempt that may have been sent: the provider may have billed it."""
+    exc.lost_attempts = 1
+    return exc
 
 
 async def _read(body: Awaitable[bytes]) -> bytes:

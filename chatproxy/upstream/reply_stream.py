@@ -35,6 +35,7 @@ class AsyncReplyStream:
         self._response = response
         self._reply = ReplyParts(model, messages)
         self._timeout = timeout
+        self.lost_attempts = 0  # the attempts to open it before it (see `ReplyStream`)
 
     def __aiter__(self) -> AsyncIterator[Delta]:
         return self._chunks()

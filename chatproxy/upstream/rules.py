@@ -12,6 +12,12 @@ parses streams itself and does its own retries.
 Every failure is translated into the proxy's error tree, so nothing above the client ever sees
 an HTTP library's exception. Retries are decided here too: each attempt gets at most the time
 left before the request's deadline, and no retry starts that could not finish before it.
+
+An attempt that was sent and never answered (it timed out, or its connection broke after the
+request went out) may have been processed and billed by the provider: the client counts such
+attempts (`UpstreamError.lost_attempts`, `Completion.lost_attempts`) for the service to charge.
+One that never reached the provider (it could not connect, or its connect timed out) or that
+the provider answered with an error (429, 5xx, any other status) is not counted.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ DEFAULT_RETRY_AFTER = 5
 USER_AGENT = "chatproxy"
 MAX_ERROR_BYTES = 64 * 1024
 MIN_ATTEMPT_SECONDS = 0.5
+# A connect (a pooled connection waited for, TCP, TLS, a proxy's tunnel) that takes its attempt's
+# whole time fails as a connect, which sent nothing, not as the attempt's timeout, which may
+# have been billed: its own timeout ends this much sooner.
+CONNECT_LEAD_SECONDS = 0.05
 RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 4.0
 # What a call sets itself; a request's own fields never override these.
@@ -158,6 +168,11 @@ def attempt_timeout(timeout: float, deadline: float | None) -> float:
     if left <= MIN_ATTEMPT_SECONDS:
         raise UpstreamTimeout()
     return min(timeout, left)
+
+
+def connect_timeout(timeout: float) -> float:
+    """How long an attempt of `timeout` seconds may take to connect (see CONNECT_LEAD_SECONDS)."""
+    return timeout - min(CONNECT_LEAD_SECONDS, timeout / 2)
 
 
 def retry_pause(
