@@ -200,3 +200,18 @@ def test_a_summary_whose_first_attempt_timed_out_counts_it(
     lost, answered = summary_calls(fake_upstream)
     assert lost == answered
     assert left(client) == before - 2 * USAGE["total_tokens"] - estimate(lost)
+
+
+@pytest.mark.parametrize("route", ["v1 chat stream", "pass-through stream"])
+def test_a_stream_cut_off_before_its_reply_began_counts_its_estimate(
+    retrying: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """Its answer had begun (a chunk that says only the role) when the connection broke: the
+    provider had the request, and the proxy the failure before any of the reply to show."""
+    fake_upstream.cut_stream_after = 1
+
+    failed = ask(retrying, route)
+
+    assert failed.status_code == 502, failed.data
+    (sent,) = fake_upstream.chat_requests()
+    assert left(retrying) == BUDGET - estimate(sent)

@@ -54,13 +54,12 @@ class PassThrough:
         call, deadline = await self._prepare(tenant, options)
         opened = self._upstream.stream(messages, **call, deadline=deadline)
         stream = await self._quotas.counting_lost(tenant, messages, opened)
-        pieces = aiter(stream)
         try:
-            opening = await read_opening(pieces)
-            if not opening or not opening[-1].adds:  # it ended before the reply began:
-                stream.completion()  # raises, but for empty text (cut at its cap)
-        except BaseException:
+            pieces, opening = await read_opening(stream)
+        except BaseException as exc:
             stream.close()
+            if isinstance(exc, Exception):  # sent, then broke off (or ended) before the reply
+                await self._quotas.spend_estimate(tenant, messages)
             raise
         spend = partial(self._quotas.spend, tenant)
         estimate = partial(self._quotas.spend_estimate, tenant, messages)

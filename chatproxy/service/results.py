@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from chatproxy.errors import ProxyError
 from chatproxy.store.items import Message
-from chatproxy.upstream.base import Completion, Delta
+from chatproxy.upstream.base import Completion, Delta, ReplyStream
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +86,20 @@ async def replayed(reply: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
     yield StreamEvent("done", reply)
 
 
-async def read_opening(pieces: AsyncIterator[Delta]) -> list[Delta]:
-    """Read a stream's chunks up to the first that adds to the reply (text, a tool call's
-    piece, ...), that one included; all of them if none does. A streamed turn, a chat's or a
-    pass-through, reads these before it answers, so that a failure until then is an error
-    answer, not an event."""
+async def read_opening(stream: ReplyStream) -> tuple[AsyncIterator[Delta], list[Delta]]:
+    """Read `stream`'s chunks up to the first that adds to the reply (text, a tool call's
+    piece, ...), that one included; return the rest of its chunks and those. A streamed turn, a
+    chat's or a pass-through, reads these before it answers, so that a failure until then is an
+    error answer, not an event; so is a stream that ended before its reply began (but for empty
+    text, cut at its cap: `ReplyStream.completion`)."""
+    pieces = aiter(stream)
     opening = []
     while (delta := await anext(pieces, None)) is not None:
         opening.append(delta)
         if delta.adds:
-            break
-    return opening
+            return pieces, opening
+    stream.completion()  # raises, but for empty text
+    return pieces, opening
 
 
 def reply_of(completion: Completion) -> Message:

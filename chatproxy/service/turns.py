@@ -166,10 +166,11 @@ class ChatService:
                     outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
                 opened = self._upstream.stream(outgoing, **call.options(), deadline=deadline)
                 stream = await self._quotas.counting_lost(chat.tenant, outgoing, opened)
-                pieces = aiter(stream)
-                opening = await read_opening(pieces)
-                if not opening or not opening[-1].adds:  # it ended before the reply began:
-                    stream.completion()  # raises, but for empty text (cut at its cap)
+                try:
+                    pieces, opening = await read_opening(stream)
+                except Exception:  # it was sent, then broke off (or ended) before the reply began
+                    await self._quotas.spend_estimate(chat.tenant, outgoing)
+                    raise
             except BaseException:
                 await self._guard.end(chat, lease)
                 raise
