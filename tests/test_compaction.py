@@ -17,8 +17,8 @@ import openai
 import pytest
 import redis
 
-from chatproxy.service.compaction import FOLD_ITEMS, PROMPT
 from chatproxy.service.compaction_rules import SUMMARY_HEADING, UNREAD
+from chatproxy.service.folding import FOLD_ITEMS, PROMPT
 from chatproxy.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, estimate_tokens
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer

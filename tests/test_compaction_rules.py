@@ -1,10 +1,10 @@
-"""The pure rules of compaction (`service/compaction_rules.py`, `service/compaction.py`): which
-summary a path may use, what a window sends beside it, when a summary is due and through which
-item, and how what is left out is cut into pieces that fit the summarizing call."""
+"""The pure rules of compaction (`service/compaction_rules.py`, `compaction.py`, `folding.py`):
+which summary a path may use, what a window sends beside it, when a summary is due and through
+which item, and how what is left out is cut into pieces that fit the summarizing call."""
 
 from __future__ import annotations
 
-from chatproxy.service.compaction import due_through, pieces
+from chatproxy.service.compaction import due_through
 from chatproxy.service.compaction_rules import (
     SUMMARY_HEADING,
     UNREAD,
@@ -13,6 +13,7 @@ from chatproxy.service.compaction_rules import (
     transcript,
     with_summary,
 )
+from chatproxy.service.folding import pieces
 from chatproxy.store.items import Message, chained
 from chatproxy.store.summary import Summary
 

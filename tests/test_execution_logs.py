@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from chatproxy.logs import EXECUTION, JsonFormatter, execution
-from chatproxy.service.compaction import PROMPT
+from chatproxy.service.folding import PROMPT
 from harness.fake_upstream import FakeUpstream
 from harness.server_process import StartServer, http, server_env
 from tests.conftest import MakeClient

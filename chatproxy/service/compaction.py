@@ -5,8 +5,8 @@ window keeps the newest messages that fit and the older ones are simply not sent
 `summary`, the messages left out are folded into a readable summary, and a window is the system
 prompt with the newest summary on its path appended under `SUMMARY_HEADING`, then the newest
 messages after the summary that fit beside it (`compaction_rules.py`: which summary a path uses,
-what a window sends beside it, the text a summary is written from; `compactor.py`: when and how
-a due summary is made).
+what a window sends beside it, the text a summary is written from; `compactor.py`: when a due
+summary is made; `folding.py`: how).
 
 - **When.** A turn's window notes that a summary is due (`Compactor.plan`) when the messages
   left out and not yet summarized come to COMPACTION_THRESHOLD tokens or more (or to the
@@ -33,16 +33,6 @@ from chatproxy.store.summary import Summary
 Path = Sequence[Message]  # a path's messages, oldest first
 
 READ_FACTOR = 2
-FOLD_ITEMS = 2000  # the most messages one summarizing reads
-SEEK_ITEMS = FOLD_ITEMS  # the most items one read passes, unread, to the summary above them
-SLACK_TOKENS = 64  # the transcript's own lines
-PROMPT = (
-    "You keep the memory of a conversation between a user and an assistant. Fold the summary"
-    " so far and the new messages into one updated summary. Keep every fact, name, number,"
-    " decision, preference, instruction and open question that later turns may need, in the"
-    " order they came up; leave out small talk. Write plain text in the conversation's"
-    " language, and answer with the summary only."
-)
 
 
 def compacting(settings: Settings, chat_settings: dict[str, Any]) -> bool:
@@ -66,19 +56,3 @@ def due_through(
     if above or sum(message_tokens(m) for m in left_out) >= threshold:
         return left_out[-1].id
     return None
-
-
-def pieces(messages: Sequence[Message], room: int, taken: int = 0) -> list[list[Message]]:
-    """Split `messages` into runs that fit `room` tokens each (a longer message alone);
-    `taken` tokens of the first run's room are taken already (by a summary so far larger than
-    summaries are now): the first run is empty when what is left holds no message."""
-    runs: list[list[Message]] = [[]] if taken else []
-    used = taken or room
-    for message in messages:
-        tokens = message_tokens(message)
-        if used + tokens > room:
-            runs.append([])
-            used = 0
-        runs[-1].append(message)
-        used += tokens
-    return runs

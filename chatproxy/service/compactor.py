@@ -1,21 +1,12 @@
-"""Own when and how a chat's due summary is made (`compaction.py` owns what compaction is and
-when a summary falls due): `Compactor`, one per process.
+"""Own when a chat's due summary is made (`compaction.py` owns what compaction is and when a
+summary falls due, `folding.py` how one is made): `Compactor`, one per process.
 
 - **Off the reply's path.** A due summary is made after the turn is stored, in a task of its own
   (`after_save`), one at a time per chat in a process; only a turn that may not leave history
   out and does not fit whole has it made first (`outgoing.SummaryDue`), once the one being made
-  ends, from what that one kept (`summary_for_turn`). It reads what the newest summary on the
-  path does not cover (`Store.load_unsummarized`, at most `FOLD_ITEMS` messages, never the
-  whole chat) and folds it into that summary with COMPACTION_MODEL, in pieces that fit its
-  context, each kept at once (`Store.save_summary`, fenced: nothing is kept if items were
-  removed, or the chat deleted, meanwhile); a summary so far larger than summaries are now
-  takes the first piece's room (`pieces`' `taken`), and is folded again alone if it leaves
-  none. A summary further up the path than those messages is still met, passing the items
-  between unread (at most SEEK_ITEMS a read), and folded on from, its transcript saying that
-  messages were not read: what it holds is not lost. A failure in the background is logged,
+  ends, from what that one kept (`summary_for_turn`). A failure in the background is logged,
   without any text, and the window leaves the messages out meanwhile, as without compaction;
-  the next turn tries again. Its tokens count against the tenant's TOKEN_BUDGET_PER_DAY, as a
-  turn's do; a tenant over its budget makes no summary.
+  the next turn tries again.
 """
 
 from __future__ import annotations
@@ -29,23 +20,13 @@ from dataclasses import replace
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import NotFound, ProxyError, UpstreamBadResponse, UpstreamTimeout
-from chatproxy.service.compaction import (
-    FOLD_ITEMS,
-    PROMPT,
-    READ_FACTOR,
-    SEEK_ITEMS,
-    SLACK_TOKENS,
-    compacting,
-    due_through,
-    pieces,
-)
-from chatproxy.service.compaction_rules import transcript
+from chatproxy.errors import ProxyError, UpstreamTimeout
+from chatproxy.service.compaction import READ_FACTOR, compacting, due_through
+from chatproxy.service.folding import Folder
 from chatproxy.service.quotas import Quotas
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, ChatState, Message, Unsummarized
+from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
-from chatproxy.tokens import CHARS_PER_TOKEN, estimate_tokens
 from chatproxy.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
@@ -60,8 +41,7 @@ class Compactor:
         self._settings = settings
         self._config = settings.compaction
         self._store = store
-        self._upstream = upstream
-        self._quotas = quotas
+        self._folder = Folder(settings, store, upstream, quotas)
         self._known: dict[ChatRef, None] = {}  # chats seen compacting (with COMPACTION=off)
         self._due: dict[ChatRef, int] = {}
         self._running: dict[ChatRef, asyncio.Event] = {}  # set once that summary is made
@@ -140,7 +120,7 @@ class Compactor:
     async def _summarize(self, chat: ChatRef, through: int) -> None:
         started = time.monotonic()
         try:
-            made = len(await self.summarize(chat, through))
+            made = len(await self._folder.summarize(chat, through))
         except ProxyError as error:
             log.warning(
                 "compaction: no summary made, the window leaves messages out (%s)",
@@ -186,7 +166,7 @@ class Compactor:
                 break
         self._running[chat] = asyncio.Event()
         try:
-            made = await self.summarize(chat, through, end)
+            made = await self._folder.summarize(chat, through, end)
         finally:
             self._ended(chat)
         return made[-1] if made else None
@@ -198,85 +178,6 @@ class Compactor:
                 await asyncio.wait_for(making.wait(), max(end - time.monotonic(), 0))
             except TimeoutError:
                 raise UpstreamTimeout("the chat's summary was not made in time") from None
-
-    async def summarize(self, chat: ChatRef, through: int, end: float = 0) -> list[Summary]:
-        """Fold what the newest summary on the path ending at `through` does not cover into
-        it; return the summaries kept (one per piece), by `end` if set (a waiting turn's)."""
-        found = await self._unsummarized(chat, through)
-        summary, unread, made = found.summary, found.unread, []
-        for run in pieces(found.messages, self._room, self._beyond(summary)):
-            await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
-            summary = await self._fold(chat, summary, run, end, unread)
-            unread = unread and not run  # told beside the first messages read
-            if not await self._store.save_summary(chat, summary, found.fence):
-                break
-            made.append(summary)
-        return made
-
-    async def _unsummarized(self, chat: ChatRef, through: int) -> Unsummarized:
-        """What a fold through `through` reads: at most FOLD_ITEMS messages up from it, after
-        the newest summary on the path, met however far above them it lies (each read passes
-        at most SEEK_ITEMS items, reading none), so that what that summary holds is kept."""
-        found = await self._store.load_unsummarized(chat, through, FOLD_ITEMS, SEEK_ITEMS)
-        above = found.above
-        while above is not None:
-            try:
-                on = await self._store.load_unsummarized(chat, above, 0, SEEK_ITEMS)
-            except NotFound:  # trimmed (or deleted) meanwhile: none above; the save is fenced
-                break
-            if on.summary is not None:
-                return replace(found, summary=on.summary, unread=True)
-            above = on.above
-        return found
-
-    @property
-    def _room(self) -> int:
-        """The tokens of messages one summary call may read: COMPACTION_MODEL's context (taken
-        to be CONTEXT_TOKENS) less the prompt, the summary so far and the summary it writes."""
-        reserved = estimate_tokens(PROMPT) + 2 * self._config.summary_tokens + SLACK_TOKENS
-        return max(self._settings.context_tokens - reserved, 1)
-
-    def _beyond(self, summary: Summary | None) -> int:
-        """The tokens a summary so far takes beyond COMPACTION_SUMMARY_TOKENS (one kept under
-        other settings, or imported), of the first piece's room: at most all of it."""
-        if summary is None:
-            return 0
-        over = estimate_tokens(summary.content) - self._config.summary_tokens
-        return min(max(over, 0), self._room)
-
-    async def _fold(
-        self,
-        chat: ChatRef,
-        summary: Summary | None,
-        run: Sequence[Message],
-        end: float,
-        unread: bool = False,
-    ) -> Summary:
-        """`summary` with `run` folded in (`unread`: messages between them were not read); its
-        tokens count once the model answers (any way)."""
-        most = self._room * CHARS_PER_TOKEN  # a message's; a summary so far has its own too
-        ample = most + self._config.summary_tokens * CHARS_PER_TOKEN
-        text = transcript(summary, run, most, unread, ample)
-        messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": text}]
-        deadline = end or time.monotonic() + self._settings.request_timeout
-        asked = self._upstream.complete(
-            messages,
-            model=self._config.model,
-            max_tokens=self._config.summary_tokens,
-            deadline=deadline,
-        )
-        completion = await self._quotas.counting_lost(chat.tenant, messages, asked)
-        await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
-        if not (completion.content or "").strip():
-            raise UpstreamBadResponse("the summary came back empty")
-        ids = [m.id or 0 for m in run] or [summary.last if summary else 0]  # none: it alone
-        return Summary(
-            summary.first if summary else ids[0],
-            ids[-1],
-            (completion.content or "").strip(),
-            model=completion.model,
-            usage=completion.usage,
-        )
 
 
 def _remember(kept: dict[ChatRef, Any], chat: ChatRef, value: Any = None) -> None:
