@@ -121,6 +121,7 @@ class StoreModel(RuleBasedStateMachine):
         self.system: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
         self.last_turn: dict[ChatRef, str | None] = dict.fromkeys(CHATS)  # only the LAST one
         self.holder: dict[ChatRef, str | None] = dict.fromkeys(CHATS)
+        self.claimer: dict[ChatRef, str | None] = dict.fromkeys(CHATS)  # of its summaries
         self.idem: dict[tuple[ChatRef, str], Record] = {}
         self.global_system: str | None = None
 
@@ -225,7 +226,8 @@ class StoreModel(RuleBasedStateMachine):
         self.leaf[chat] = None
         self.system[chat] = None
         self.last_turn[chat] = None
-        # Both backends keep the chat's turn lock and its idempotency records (see the reply).
+        # Both backends keep the chat's turn lock, its summary claim and its idempotency records
+        # (see the reply).
 
     @rule(chat=chats, token=tokens, limit=st.integers(0, 5))
     def begin_turn(self, chat: ChatRef, token: str, limit: int) -> None:
@@ -241,6 +243,19 @@ class StoreModel(RuleBasedStateMachine):
         self.run(self.store.release_turn(chat, token))
         if self.holder[chat] == token:
             self.holder[chat] = None
+
+    @rule(chat=chats, token=tokens)
+    def claim_summary(self, chat: ChatRef, token: str) -> None:
+        free = self.claimer[chat] in (None, token)  # its holder takes it again
+        assert self.run(self.store.claim_summary(chat, token, LEASE)) is free
+        if free:
+            self.claimer[chat] = token
+
+    @rule(chat=chats, token=tokens)
+    def release_summary(self, chat: ChatRef, token: str) -> None:
+        self.run(self.store.release_summary(chat, token))
+        if self.claimer[chat] == token:
+            self.claimer[chat] = None
 
     @rule(chat=chats, key=keys, fingerprint=fingerprints)
     def claim_idempotency(self, chat: ChatRef, key: str, fingerprint: str) -> None:

@@ -1,9 +1,12 @@
 """The storage contract of summaries (compaction), run against every backend: a summary is kept
 by the last item it covers, found by a window's read on any path through that item and never on
 one that does not pass it, walked to by `load_unsummarized`, fenced by removals and deletion,
-and dropped with what it may tell of."""
+and dropped with what it may tell of; and the claim that makes a chat's summaries one at a time
+across processes."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -11,7 +14,7 @@ from chatproxy.errors import NotFound
 from chatproxy.store import ChatRef, Message, Store
 from chatproxy.store.items import chained
 from chatproxy.store.summary import Summary
-from tests.conftest import MakeStore
+from tests.conftest import MakeStore, take_lock
 
 CHAT = ChatRef("public", "summaries-1")
 
@@ -239,3 +242,48 @@ async def test_trimming_drops_the_summaries_of_the_items_it_drops(make_store: Ma
 
 async def linear_more(store: Store) -> None:
     await store.save_turn(CHAT, "more", [ask("q3"), reply("a3")])
+
+
+# --- The summary claim: one summary of a chat made at a time, across processes ---------------
+
+
+@pytest.mark.anyio
+async def test_a_summary_claim_has_one_holder_until_released(make_store: MakeStore) -> None:
+    one, other = make_store(), make_store()  # two processes' stores over one database
+    assert await one.claim_summary(CHAT, "a", 30) is True
+    assert await other.claim_summary(CHAT, "b", 30) is False
+    assert await other.claim_summary(ChatRef("public", "summaries-2"), "b", 30) is True
+    assert await other.claim_summary(ChatRef("other", CHAT.chat_id), "b", 30) is True
+    assert await one.claim_summary(CHAT, "a", 30) is True  # its holder takes it again
+
+    await other.release_summary(CHAT, "b")  # not its holder: nothing is released
+    assert await other.claim_summary(CHAT, "b", 30) is False
+    await one.release_summary(CHAT, "a")
+    assert await other.claim_summary(CHAT, "b", 30) is True
+
+
+@pytest.mark.anyio
+async def test_a_summary_claim_ends_with_its_lease_unless_its_holder_renews_it(
+    store: Store,
+) -> None:
+    assert await store.claim_summary(CHAT, "crashed", 0.2)
+    assert await store.claim_summary(ChatRef("public", "summaries-2"), "renewed", 0.2)
+    assert await store.claim_summary(ChatRef("public", "summaries-2"), "renewed", 30)
+    await asyncio.sleep(0.3)  # the first holder died without releasing its claim
+
+    assert await store.claim_summary(CHAT, "next", 30) is True
+    assert await store.claim_summary(CHAT, "crashed", 30) is False  # not its own any more
+    assert await store.claim_summary(ChatRef("public", "summaries-2"), "next", 30) is False
+
+
+@pytest.mark.anyio
+async def test_a_summary_claim_and_the_turn_lock_are_apart(store: Store) -> None:
+    assert await take_lock(store, CHAT, "turn", 30)
+    assert await store.claim_summary(CHAT, "turn", 30) is True  # a token of its own kind
+
+    await store.release_turn(CHAT, "turn")
+    assert await store.claim_summary(CHAT, "fold", 30) is False
+    assert await take_lock(store, CHAT, "another turn", 30) is True
+    await store.release_summary(CHAT, "turn")
+    assert await take_lock(store, CHAT, "a third turn", 30) is False
+    assert await store.claim_summary(CHAT, "fold", 30) is True

@@ -2,11 +2,16 @@
 summary falls due, `folding.py` how one is made): `Compactor`, one per process.
 
 - **Off the reply's path.** A due summary is made after the turn is stored, in a task of its own
-  (`after_save`), one at a time per chat in a process; only a turn that may not leave history
-  out and does not fit whole has it made first (`outgoing.SummaryDue`), once the one being made
-  ends, from what that one kept (`summary_for_turn`). A failure in the background is logged,
-  without any text, and the window leaves the messages out meanwhile, as without compaction;
-  the next turn tries again.
+  (`after_save`), one at a time per chat; only a turn that may not leave history out and does
+  not fit whole has it made first (`outgoing.SummaryDue`), once the one being made ends, from
+  what that one kept (`summary_for_turn`). A failure in the background is logged, without any
+  text, and the window leaves the messages out meanwhile, as without compaction; the next turn
+  tries again.
+- **One at a time.** In a process, a summary being made is an event that the others wait for;
+  across processes, the chat's summary claim (`Folder.claimed`), which a summary made elsewhere
+  holds: a turn waits for it as long as for one made here, to its deadline, and a summary in
+  the background for at most one lease (a holder that died has freed it by then); then each
+  folds on from what that one kept, or gives up (the next turn tries again).
 """
 
 from __future__ import annotations
@@ -120,7 +125,8 @@ class Compactor:
     async def _summarize(self, chat: ChatRef, through: int) -> None:
         started = time.monotonic()
         try:
-            made = len(await self._folder.summarize(chat, through))
+            async with self._folder.claimed(chat, started + self._folder.lease) as token:
+                made = len(await self._folder.summarize(chat, through, token))
         except ProxyError as error:
             log.warning(
                 "compaction: no summary made, the window leaves messages out (%s)",
@@ -152,24 +158,35 @@ class Compactor:
         """The summary a turn that may not leave history out needs before its call, by its
         deadline `end`: one through `through`, or through a later item of its path (`ends`,
         through included). A summary of the chat being made (in the background, or for another
-        turn) is waited for first, and what it kept is used, as it is or folded on from: the
-        turn does not pay again for what that one folded. `stale`: a summary kept through
-        `through` that the turn's window cannot hold (kept for a larger one), folded again
-        rather than used, unless that was done meanwhile. None: none could be kept."""
+        turn; in this process or another) is waited for first, and what it kept is used, as it
+        is or folded on from: the turn does not pay again for what that one folded. `stale`: a
+        summary kept through `through` that the turn's window cannot hold (kept for a larger
+        one), folded again rather than used, unless that was done meanwhile. None: none could
+        be kept."""
         while True:
             await self._made(chat, end)
-            kept = await self._store.load_summaries(chat, ends)
-            newest = kept[max(kept)] if kept else None  # ids grow along a path: the widest
-            if newest is not None and newest != stale:
-                return newest
+            if (kept := await self._kept(chat, ends, stale)) is not None:
+                return kept
             if chat not in self._running:  # none began while the store was read
                 break
         self._running[chat] = asyncio.Event()
         try:
-            made = await self._folder.summarize(chat, through, end)
+            async with self._folder.claimed(chat, end) as token:  # once another process's ends
+                if (kept := await self._kept(chat, ends, stale)) is not None:  # kept by it
+                    return kept
+                made = await self._folder.summarize(chat, through, token, end)
         finally:
             self._ended(chat)
         return made[-1] if made else None
+
+    async def _kept(
+        self, chat: ChatRef, ends: Sequence[int], stale: Summary | None
+    ) -> Summary | None:
+        """The summary kept through the latest of `ends` that has one (ids grow along a path:
+        the widest), unless that is `stale`."""
+        kept = await self._store.load_summaries(chat, ends)
+        newest = kept[max(kept)] if kept else None
+        return newest if newest != stale else None
 
     async def _made(self, chat: ChatRef, end: float) -> None:
         """Wait, until `end`, for the chat's summaries being made to end (UpstreamTimeout)."""

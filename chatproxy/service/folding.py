@@ -11,17 +11,26 @@ still met, passing the items between unread (at most SEEK_ITEMS a read), and fol
 its transcript saying that messages were not read: what it holds is not lost. Its tokens count
 against the tenant's TOKEN_BUDGET_PER_DAY, as a turn's do; a tenant over its budget makes no
 summary.
+
+A fold runs under the chat's summary claim (`claimed`, `Store.claim_summary`), so that two
+processes (Cloud Functions instances, workers on one SQLite file) never fold the same messages
+at once: one that finds it held waits, polling the store, until it is released or its own time
+is up. Its lease covers one model call within REQUEST_TIMEOUT and the save after it, and is
+renewed before each further piece: a holder that dies frees it within a lease.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from chatproxy.config import Settings
-from chatproxy.errors import NotFound, UpstreamBadResponse
+from chatproxy.errors import NotFound, UpstreamBadResponse, UpstreamTimeout
 from chatproxy.service.compaction_rules import transcript
 from chatproxy.service.window import message_tokens
 from chatproxy.store.items import ChatRef, Message, Unsummarized
@@ -36,6 +45,8 @@ if TYPE_CHECKING:  # given by the compactor: named in annotations only
 FOLD_ITEMS = 2000  # the most messages one summarizing reads
 SEEK_ITEMS = FOLD_ITEMS  # the most items one read passes, unread, to the summary above them
 SLACK_TOKENS = 64  # the transcript's own lines
+CLAIM_SLACK_SECONDS = 5.0  # a claim's lease beyond REQUEST_TIMEOUT: the budget's check, the save
+POLL_SECONDS = (0.05, 0.5)  # the first and the longest wait between tries of a claim held
 PROMPT = (
     "You keep the memory of a conversation between a user and an assistant. Fold the summary"
     " so far and the new messages into one updated summary. Keep every fact, name, number,"
@@ -71,12 +82,39 @@ class Folder:
         self._upstream = upstream
         self._quotas = quotas
 
-    async def summarize(self, chat: ChatRef, through: int, end: float = 0) -> list[Summary]:
+    @property
+    def lease(self) -> float:
+        """How long the chat's summary claim holds unrenewed: one piece's call and save."""
+        return self._settings.request_timeout + CLAIM_SLACK_SECONDS
+
+    @asynccontextmanager
+    async def claimed(self, chat: ChatRef, end: float) -> AsyncIterator[str]:
+        """Hold the chat's summary claim (its token) for the block, and release it after; while
+        another process holds it, wait, until `end` (then UpstreamTimeout)."""
+        token, wait = uuid.uuid4().hex, POLL_SECONDS[0]
+        while not await self._store.claim_summary(chat, token, self.lease):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise UpstreamTimeout("the chat's summary was not made in time")
+            await asyncio.sleep(min(wait, left))
+            wait = min(2 * wait, POLL_SECONDS[1])
+        try:
+            yield token
+        finally:
+            await self._store.release_summary(chat, token)
+
+    async def summarize(
+        self, chat: ChatRef, through: int, token: str, end: float = 0
+    ) -> list[Summary]:
         """Fold what the newest summary on the path ending at `through` does not cover into
-        it; return the summaries kept (one per piece), by `end` if set (a waiting turn's)."""
+        it, under the claim `token` holds (`claimed`); return the summaries kept (one per
+        piece), by `end` if set (a waiting turn's)."""
         found = await self._unsummarized(chat, through)
-        summary, unread, made = found.summary, found.unread, []
+        summary, unread = found.summary, found.unread
+        made: list[Summary] = []
         for run in pieces(found.messages, self._room, self._beyond(summary)):
+            if made and not await self._store.claim_summary(chat, token, self.lease):
+                break  # its lease ran out and another process took it: that one goes on
             await self._quotas.check_budget(chat.tenant)  # TokenBudgetExhausted: none made
             summary = await self._fold(chat, summary, run, end, unread)
             unread = unread and not run  # told beside the first messages read

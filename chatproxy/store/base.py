@@ -10,6 +10,8 @@ TTL. The global system prompt lives beside the chats.
 Turns on one chat are serialized by a turn lock held in the store: a random token with a lease.
 The save checks the token inside its atomic step (fencing), so a holder whose lease ran out can
 never append. Idempotency records (per chat, by key) make a repeated request replay its answer.
+A chat's summaries (compaction) are made one at a time across processes under a claim of the
+same kind: a token with a lease.
 """
 
 from __future__ import annotations
@@ -116,6 +118,16 @@ class Store(Protocol):
     async def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
         """The chat's summaries that end at any of the items `ids`, by that item."""
         ...
+
+    async def claim_summary(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+        """Take the chat's summary claim (one summary of a chat made at a time, across
+        processes) for `lease_seconds`, unless another token holds it unexpired; its holder
+        takes it again to renew the lease. Return whether `token` holds it now. Apart from the
+        turn lock: a turn and a summary of its chat may be made at once."""
+        ...
+
+    async def release_summary(self, chat: ChatRef, token: str) -> None:
+        """Release the chat's summary claim if `token` still holds it."""
 
     async def chat_info(self, chat: ChatRef) -> ChatInfo | None:
         """Return a chat's activity and token totals, or None if it does not exist."""

@@ -25,6 +25,10 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
                                          under one trimming dropped: redis_branches.py)
     chats:{<tenant>}                     sorted set of the tenant's chat ids by last activity
     chat:{<tenant>:<chat_id>}:lock       the turn lock: the holder's random token, PX lease
+    chat:{<tenant>:<chat_id>}:summarizing
+                                         the summary claim (compaction: one summary of the
+                                         chat made at a time, across processes): the holder's
+                                         random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
     system                               the global default system prompt (never expires)
 
@@ -65,6 +69,11 @@ def index_key(tenant: str) -> str:
 def lock_key(chat: ChatRef) -> str:
     """The chat's turn lock."""
     return f"chat:{chat.slot}:lock"
+
+
+def claim_key(chat: ChatRef) -> str:
+    """The chat's summary claim."""
+    return f"chat:{chat.slot}:summarizing"
 
 
 def idem_key(chat: ChatRef, key: str) -> str:

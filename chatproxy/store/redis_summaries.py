@@ -1,12 +1,15 @@
 """Own the Redis side of summaries (compaction: `Store.load_unsummarized`, `save_summary`,
-`load_summaries`): `RedisSummaries`, which `RedisStore` builds on, its two Lua scripts, and
-what it sends them and makes of their answers. It declares what it uses of `RedisCalls`, as
-`RedisChats` does, so that `redis.py` stays one import above `redis_calls.py`. A path's read
-finds the summaries of its items itself (`redis_read_scripts.py`'s PATH_SUMMARIES).
+`load_summaries`, and the claim under which one is made: `claim_summary`, `release_summary`):
+`RedisSummaries`, which `RedisStore` builds on, its Lua scripts, and what it sends them and
+makes of their answers. It declares what it uses of `RedisCalls`, as `RedisChats` does, so
+that `redis.py` stays one import above `redis_calls.py`. A path's read finds the summaries of
+its items itself (`redis_read_scripts.py`'s PATH_SUMMARIES).
 
 A summary is kept in the chat's `:kids` hash as `s<id>`, by the last item it covers
 (`redis_keys.py`), so it shares the chat's TTL, deletion and slot. Like every script on a chat,
-each is given the chat's four keys and starts with `UPGRADE`.
+each is given the chat's four keys and starts with `UPGRADE`. The claim is a key of its own in
+the chat's slot, `:summarizing`, which holds its holder's token for a lease (SET NX PX), and is
+released by compare-and-delete, as the turn lock is.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from chatproxy.errors import NotFound
 from chatproxy.jsontext import compact
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.items import ChatRef, Unsummarized
-from chatproxy.store.redis_keys import chat_keys
-from chatproxy.store.redis_scripts import UPGRADE
+from chatproxy.store.redis_keys import chat_keys, claim_key, millis
+from chatproxy.store.redis_scripts import RELEASE_TURN, UPGRADE
 from chatproxy.store.summary import Summary
 
 if TYPE_CHECKING:  # for annotations: at run time it would lengthen the store's import chain
@@ -99,8 +102,22 @@ return 1
 """
 )
 
-# By the name `RedisStore` runs them under.
-SUMMARY_SCRIPTS = {"load_unsummarized": LOAD_UNSUMMARIZED, "save_summary": SAVE_SUMMARY}
+CLAIM_SUMMARY = """
+-- KEYS: the claim   ARGV: token, lease (ms)
+-- Returns 1 if the token holds the claim now (taken, or taken again by its holder: renewed).
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# By the name `RedisStore` runs them under; a claim is released as a turn's lock is.
+SUMMARY_SCRIPTS = {
+    "load_unsummarized": LOAD_UNSUMMARIZED,
+    "save_summary": SAVE_SUMMARY,
+    "claim_summary": CLAIM_SUMMARY,
+    "release_summary": RELEASE_TURN,
+}
 
 
 async def load_unsummarized(
@@ -158,3 +175,10 @@ class RedisSummaries:
             return {}
         found = await self._command("hmget", chat_keys(chat)[2], [f"s{item}" for item in ids])
         return summaries_of(ids, found)
+
+    async def claim_summary(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+        args = [token, millis(lease_seconds)]
+        return bool(await self._script("claim_summary", [claim_key(chat)], [], args))
+
+    async def release_summary(self, chat: ChatRef, token: str) -> None:
+        await self._script("release_summary", [claim_key(chat)], [], [token])

@@ -1,14 +1,15 @@
 """Own the embedded SQLite backend, used when no Redis is configured.
 
 Same behaviour as Redis, TTL included: a chat whose `expires_at` has passed is treated as gone and
-deleted on its next access, and expired chats are swept from time to time. Turn locks and
-idempotency records are rows with an expiry, checked inside the same `BEGIN IMMEDIATE`
-transactions as the writes they guard. Each operation is written once, blocking, and runs in a
-worker thread (`in_thread`); the file, its connections and schema are `sqlite_file.py`'s and
-`sqlite_schema.py`'s; reading a path (a window, a page, the history) is `sqlite_paths.py`'s,
-reading and removing given items and moving the leaf `sqlite_items.py`'s, whole chats' reads
-and writes `sqlite_export.py`'s, and the operations on chats as records (info, own fields, the
-listing, deletion) `sqlite_chats.py`'s (`SqliteChats`, which this store builds on).
+deleted on its next access, and expired chats are swept from time to time. Turn locks,
+idempotency records and the claims under which summaries are made are rows with an expiry,
+checked inside the same `BEGIN IMMEDIATE` transactions as the writes they guard. Each operation
+is written once, blocking, and runs in a worker thread (`in_thread`); the file, its connections
+and schema are `sqlite_file.py`'s and `sqlite_schema.py`'s; reading a path (a window, a page,
+the history) is `sqlite_paths.py`'s, reading and removing given items and moving the leaf
+`sqlite_items.py`'s, whole chats' reads and writes `sqlite_export.py`'s, and the operations on
+chats as records (info, own fields, the listing, deletion) `sqlite_chats.py`'s (`SqliteChats`,
+which this store builds on).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ from chatproxy.store.sqlite_rows import (
     take_lock,
     trim,
 )
-from chatproxy.store.sqlite_summaries import fence_of, keep_summary, summaries_at
+from chatproxy.store.sqlite_summaries import claim as claim_summary
+from chatproxy.store.sqlite_summaries import fence_of, keep_summary, release, summaries_at
 from chatproxy.store.sqlite_tree import children_of, has_item, place, placed_before
 from chatproxy.store.summary import Summary
 
@@ -150,6 +152,16 @@ class SqliteStore(SqliteBase, SqliteChats):
     def load_summaries(self, chat: ChatRef, ids: Sequence[int]) -> dict[int, Summary]:
         with self.file.transaction() as db:
             return summaries_at(db, chat, ids) if ids and live_chat(db, chat) else {}
+
+    @in_thread
+    def claim_summary(self, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+        with self.file.transaction() as db:
+            return claim_summary(db, chat, token, lease_seconds)
+
+    @in_thread
+    def release_summary(self, chat: ChatRef, token: str) -> None:
+        with self.file.transaction() as db:
+            release(db, chat, token)
 
     @in_thread
     def set_leaf(self, chat: ChatRef, item_id: int, *, descend: bool = False) -> int | None:

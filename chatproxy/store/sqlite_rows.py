@@ -145,8 +145,8 @@ def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
 
 
 def sweep(db: sqlite3.Connection, now: float, entries_kept: float = DAY_SECONDS) -> None:
-    """Delete expired chats (a batch), records and locks, and the rate-limit entries older than
-    `entries_kept` seconds (the longest moving window counted in the file)."""
+    """Delete expired chats (a batch), records, locks and claims, and the rate-limit entries
+    older than `entries_kept` seconds (the longest moving window counted in the file)."""
     expired = db.execute(
         "SELECT tenant, chat_id FROM chats WHERE expires_at <= ? LIMIT ?", (now, SWEEP_BATCH)
     ).fetchall()
@@ -154,6 +154,7 @@ def sweep(db: sqlite3.Connection, now: float, entries_kept: float = DAY_SECONDS)
         delete_rows(db, ChatRef(tenant, chat_id))
     db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM turn_locks WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM summary_claims WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM limit_counters WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM limit_entries WHERE at <= ?", (now - entries_kept,))
 

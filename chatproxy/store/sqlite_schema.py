@@ -118,6 +118,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_by_parent_and_seq ON messages (tenant, chat_id, parent, seq);
     DROP INDEX messages_by_parent;
     """,
+    # The claim under which a chat's summary is made, one at a time across processes
+    # (compaction): its holder's token and when its lease ends.
+    """
+    CREATE TABLE summary_claims (
+        tenant TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (tenant, chat_id)
+    );
+    """,
 )
 
 

@@ -1,11 +1,13 @@
 """Own the SQL of summaries (compaction) in the SQLite store: the `summaries` table, by the last
-item each covers, and the fence a summary being written is checked against (the chat's creation
-and its `pruned` count of removals of items)."""
+item each covers, the fence a summary being written is checked against (the chat's creation
+and its `pruned` count of removals of items), and the claim under which one is made, a row of
+`summary_claims` with its holder's token and an expiry."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -80,3 +82,23 @@ def unsummarized(
     """The newest summary of an item of the path `messages`, and those after it."""
     summary = newest_summary(db, chat, [m.id for m in messages if m.id is not None])
     return summary, [m for m in messages if summary is None or (m.id or 0) > summary.last]
+
+
+def claim(db: sqlite3.Connection, chat: ChatRef, token: str, lease_seconds: float) -> bool:
+    """`Store.claim_summary` in the transaction `db`: taken if no other token holds it
+    unexpired, renewed if `token` does."""
+    now = time.time()
+    taken = db.execute(
+        "INSERT INTO summary_claims (tenant, chat_id, token, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (tenant, chat_id) DO UPDATE"
+        " SET token = excluded.token, expires_at = excluded.expires_at"
+        " WHERE summary_claims.token = excluded.token OR summary_claims.expires_at <= ?",
+        (*chat_params(chat), token, now + lease_seconds, now),
+    )
+    return taken.rowcount == 1
+
+
+def release(db: sqlite3.Connection, chat: ChatRef, token: str) -> None:
+    """`Store.release_summary` in the transaction `db`."""
+    query = "DELETE FROM summary_claims WHERE tenant = ? AND chat_id = ? AND token = ?"
+    db.execute(query, (*chat_params(chat), token))
