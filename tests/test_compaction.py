@@ -809,3 +809,34 @@ def test_a_fold_on_from_a_summary_larger_than_summaries_are_now_fits_its_call(
     assert newest["covers"][0] == 0
     assert newest["covers"][1] > large["covers"][1]
     assert len(newest["content"]) <= 100 * CHARS_PER_TOKEN
+
+
+def test_a_summary_too_large_for_the_window_is_folded_again_in_the_background_not_older_ones(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    wide = make_client(COMPACTION="summary", **{**SMALL_WINDOW, **LARGE, "MESSAGES_LENGTH": "2"})
+    for text in [FACT, *map(filler, range(1, 10)), "Turn A.", "Turn B."]:
+        say(wide, text)
+    kept: list[dict[str, Any]] = []
+    while kept != (kept := summaries(wide)):  # all made
+        time.sleep(0.5)
+    large = kept[-1]  # the window below sends the messages after it, and older ones too
+    assert len(large["content"]) > 350 * CHARS_PER_TOKEN
+    narrow = make_client(**NARROW, COMPACTION_SUMMARY_TOKENS=None)  # truncation allowed
+    fake_upstream.reset()
+
+    say(narrow, "Short 0.")  # leaves out the large one, and messages below its last
+    deadline = time.monotonic() + 20
+    while (now := summaries(narrow)) == kept:
+        assert time.monotonic() < deadline, "no summary was made"
+        time.sleep(0.05)
+
+    changed = [made for made in now if made not in kept]
+    assert [made["covers"] for made in changed] == [large["covers"]]  # it alone, in its place
+    assert len(changed[0]["content"]) <= 100 * CHARS_PER_TOKEN
+    (call,) = summary_calls(fake_upstream)
+    assert call["messages"][1]["content"].startswith(f"Summary so far:\n{large['content'][:200]}")
+    assert call["messages"][1]["content"].endswith("\nNew messages:\n(none)")
+    say(narrow, "Short 1.")
+    assert turn_calls(fake_upstream)[-1]["messages"][0]["content"].endswith(changed[0]["content"])
+    assert len(summary_calls(fake_upstream)) == 1

@@ -60,6 +60,18 @@ def test_a_summary_is_due_through_the_newest_message_left_out_past_the_threshold
     assert due_through([], [], None, threshold=1) is None
 
 
+def test_a_summary_the_window_left_out_for_its_size_is_due_again_before_any_older_one() -> None:
+    read = path(8, first=10, parent=9)  # items 10..17
+    large = summary(14)  # on the path, kept for a larger window: this one left it out
+    sent = read[3:]  # 13..17, without it
+    assert due_through(read, sent, None, threshold=1) == 12  # as if never summarized
+    assert due_through(read, sent, None, threshold=1, dropped=large) == 14  # it, alone
+    assert due_through(read, read, None, threshold=1, dropped=large) == 14  # though all fit
+    assert due_through(read, read[7:], None, threshold=1, dropped=large) == 16  # on from it
+    assert due_through(read, read[6:], None, threshold=15, dropped=large) == 14  # 15 is 14
+    assert due_through([], [], None, threshold=1, dropped=large) is None
+
+
 def test_a_path_never_summarized_that_goes_on_above_the_read_is_due_at_once() -> None:
     read = path(4, first=10, parent=9)
     assert due_through(read, read, None, threshold=10_000) == 9  # all sent: the one above

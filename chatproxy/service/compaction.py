@@ -12,7 +12,9 @@ summary is made; `folding.py`: how).
   left out and not yet summarized come to COMPACTION_THRESHOLD tokens or more (or to the
   `compact_threshold` a Responses turn holds its history to, if lower), or when its read
   found no summary while the path goes on above what it read; the summary covers up to the
-  newest message left out. A turn of such a chat reads `READ_FACTOR` times MESSAGES_LENGTH, so
+  newest message left out. A window that left the path's summary out for its size (kept for a
+  larger window) makes it due again, folded to fit alone or with what follows it, never an older
+  one below it. A turn of such a chat reads `READ_FACTOR` times MESSAGES_LENGTH, so
   it counts the messages above the window without walking the chat, and meets the summary again
   for several turns.
 - **Per path.** A summary is kept by the last item it covers, which a tree reaches by one path
@@ -41,13 +43,24 @@ def compacting(settings: Settings, chat_settings: dict[str, Any]) -> bool:
 
 
 def due_through(
-    read: Path, sent: Path, summary: Summary | None, threshold: int, whole: bool = False
+    read: Path,
+    sent: Path,
+    summary: Summary | None,
+    threshold: int,
+    whole: bool = False,
+    dropped: Summary | None = None,
 ) -> int | None:
     """The item a summary is due through, or None: `read` is the path a turn read (oldest
     first), `sent` the part of it its window sends, `summary` the one the window used; `whole`:
-    the read reached the path's first message (whose parent trimming may have dropped)."""
+    the read reached the path's first message (whose parent trimming may have dropped);
+    `dropped`: the summary on the path that the window left out for its size (kept for a larger
+    window), which is due again at least: folded again to fit, alone and in its place, or on
+    from, never an older one below it (the window would leave that out for this one)."""
     if not read:
         return None
+    if dropped is not None:
+        through = due_through(read, sent, dropped, threshold, whole)
+        return dropped.last if through is None else through
     kept = {m.id for m in sent}
     left_out = [m for m in after_summary(read, summary) if m.id not in kept]
     above = summary is None and read[0].parent is not None and not whole  # never summarized

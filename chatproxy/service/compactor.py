@@ -82,16 +82,18 @@ class Compactor:
         summary: Summary | None,
         asked: int | None = None,
         whole: bool = False,
+        dropped: Summary | None = None,
     ) -> None:
         """Note whether the window of this turn (`on`: of a compacted chat) makes a summary
         due (made by `after_save`); `asked`: the turn holds its history to that many tokens
-        itself, and a summary falls due at that many left out, if below COMPACTION_THRESHOLD."""
+        itself, and a summary falls due at that many left out, if below COMPACTION_THRESHOLD;
+        `dropped`: the path's summary, left out for its size (`compaction.due_through`)."""
         if not on:
             self._due.pop(chat, None)
             return
         _remember(self._known, chat)
         threshold = min(self._config.threshold, asked or self._config.threshold)
-        through = due_through(read, sent, summary, threshold, whole)
+        through = due_through(read, sent, summary, threshold, whole, dropped)
         if through is None:
             self._due.pop(chat, None)
         else:

@@ -71,6 +71,7 @@ class Outgoing:
         prompt, history, summary = self.summarized(
             state, system, read, most, asked, budget, options
         )
+        dropped = None if summary else summary_on(state.summary, read)  # compacted: too large
         try:
             window = fit_window(prompt, history, asked, budget=budget, whole=not options.truncate)
         except ContextLengthExceeded as refused:
@@ -80,8 +81,7 @@ class Outgoing:
             if through is None:
                 raise
             ends = [m.id for m in history if m.id is not None and m.id >= through]
-            dropped = summary is None and summary_on(state.summary, read) is not None
-            raise SummaryDue(refused, through, ends, dropped) from None
+            raise SummaryDue(refused, through, ends, dropped is not None) from None
         if options.compact:  # held to the request's threshold: the rest goes into the summary
             held = options.compact + _tokens_of(prompt, asked)
             if asked[0].role == "tool" and window:  # the calls go up with their results
@@ -90,7 +90,7 @@ class Outgoing:
             window = fit_window(prompt, window, asked, budget=held)
         whole = len(state.messages) < READ_FACTOR * self._settings.messages_length  # read short
         self._compactor.plan(
-            chat, on, read if most else [], window, summary, options.compact, whole
+            chat, on, read if most else [], window, summary, options.compact, whole, dropped
         )
         outgoing = [m.for_upstream() for m in [*window, *asked]]
         if call.model != self._settings.vision_model:
