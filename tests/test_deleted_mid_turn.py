@@ -15,7 +15,7 @@ import pytest
 from harness.fake_upstream import FakeUpstream
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
-from tests.test_reliability import in_background, post, wait_for
+from tests.test_reliability import contents, in_background, post, wait_for
 
 Turn = Callable[[ProxyClient, str], Any]
 
@@ -74,3 +74,26 @@ def test_a_chat_deleted_while_a_turn_waits_on_the_model_stays_deleted(
     assert client.get(f"/{chat}/chat").get_json() == []
     assert client.get("/chats").get_json()["chats"] == []
     assert client.get(f"/v1/conversations/{chat}").status_code == 404
+
+
+def test_a_keyed_turn_whose_chat_was_deleted_meanwhile_leaves_its_key_to_a_retry(
+    make_client: MakeClient, fake_upstream: FakeUpstream
+) -> None:
+    """Deleting a chat leaves a pending Idempotency-Key claim to its running turn (409 for the
+    same key meanwhile); the turn's save finds no chat and records no answer, its claim is
+    released, and a retry is a new turn of a new chat."""
+    client, other = make_client(), make_client()
+    assert post(client, "c1", "first").status_code == 200
+    fake_upstream.delay = 1.0
+    slow = in_background(lambda: post(client, "c1", "slow", key="k1"))
+    wait_for(lambda: len(fake_upstream.chat_requests()) == 2)
+
+    assert other.delete("/c1/chat").status_code == 200
+    assert post(other, "c1", "slow", key="k1").get_json()["code"] == "idempotency_in_progress"
+
+    assert slow.result(timeout=10).status_code == 404
+    fake_upstream.delay = 0.0
+    retry = post(client, "c1", "slow", key="k1")
+    assert retry.status_code == 200, retry.get_json()
+    assert "Idempotent-Replayed" not in retry.headers
+    assert contents(client, "c1") == [("user", "slow"), ("assistant", retry.get_json()["content"])]

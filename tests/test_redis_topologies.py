@@ -16,6 +16,7 @@ import pytest
 from chatproxy.config import ConfigError, RedisSettings, load_settings
 from chatproxy.errors import StoreError, StoreUnavailable
 from chatproxy.store.base import Store
+from chatproxy.store.idempotency import IdempotentResult
 from chatproxy.store.items import ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY, index_key
@@ -328,6 +329,26 @@ async def test_cluster_deletes_a_whole_chat_and_nothing_else(
     }
     with cluster.client() as client:
         assert client.zrange(index, 0, -1) == ["keep-me"]
+
+
+@pytest.mark.anyio
+async def test_cluster_deletes_idempotency_records_with_their_items_and_their_chat(
+    cluster: RedisClusterServers, cluster_store: Store
+) -> None:
+    """The deletes find the records by their links and are run again with them declared (a
+    script on a cluster touches the keys it is given)."""
+    for n, key in enumerate(("k1", "k2")):
+        assert (await cluster_store.claim_idempotency(CHAT, key, "body", 30)).state == "new"
+        answer = IdempotentResult(key, "body", f'{{"content": "{key}"}}')
+        assert await cluster_store.save_turn(CHAT, f"t{n}", turn(n), idempotent=answer)
+
+    assert await cluster_store.delete_items(CHAT, [1]) == [1]
+    held = set().union(*keys_per_node(cluster, f"chat:{CHAT.slot}:idem*").values())
+    assert held == {f"chat:{CHAT.slot}:idem:k2", f"chat:{CHAT.slot}:idems"}
+    assert await cluster_store.delete_chat(CHAT) is True
+
+    assert set().union(*keys_per_node(cluster, "chat:*").values()) == set()
+    assert (await cluster_store.claim_idempotency(CHAT, "k2", "body", 30)).state == "new"
 
 
 @pytest.mark.anyio

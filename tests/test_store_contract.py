@@ -11,7 +11,7 @@ import redis
 from redis.exceptions import MaxConnectionsError
 
 from chatproxy.config import RedisSettings, load_settings
-from chatproxy.errors import StoreUnavailable, TurnLeaseLost
+from chatproxy.errors import NotFound, StoreUnavailable, TurnLeaseLost
 from chatproxy.store import (
     ChatRef,
     IdempotencyClaim,
@@ -440,6 +440,70 @@ async def test_a_pending_claim_ends_with_its_lease(store: Store) -> None:
     assert await store.claim_idempotency(CHAT, "k", "body-1", 30) == IdempotencyClaim("new")
 
 
+async def keyed_turn(store: Store, chat: ChatRef, key: str, messages: list[Message]) -> None:
+    """Claim `key` and save `messages` as its turn, recording its answer."""
+    assert await store.claim_idempotency(chat, key, "body", 30) == IdempotencyClaim("new")
+    answer = IdempotentResult(key, "body", f'{{"content": "{key}"}}')
+    assert await store.save_turn(chat, f"turn-{key}", messages, idempotent=answer)
+
+
+@pytest.mark.anyio
+async def test_deleting_a_chat_removes_its_finished_idempotency_records(store: Store) -> None:
+    other = ChatRef("public", "chat-2")
+    await keyed_turn(store, CHAT, "k1", turn(1))
+    await keyed_turn(store, CHAT, "k2", turn(2))
+    await keyed_turn(store, other, "k1", turn(1))
+    assert await store.claim_idempotency(CHAT, "running", "body", 30) == IdempotencyClaim("new")
+
+    assert await store.delete_chat(CHAT) is True
+
+    for key in ("k1", "k2"):  # a retry is a new request: nothing of the deleted text replays
+        assert await store.claim_idempotency(CHAT, key, "body", 30) == IdempotencyClaim("new")
+    assert await store.claim_idempotency(CHAT, "running", "body", 30) == IdempotencyClaim("pending")
+    kept = IdempotencyClaim("done", '{"content": "k1"}')
+    assert await store.claim_idempotency(other, "k1", "body", 30) == kept
+
+
+@pytest.mark.anyio
+async def test_deleting_items_removes_the_records_of_the_turns_that_stored_them(
+    store: Store,
+) -> None:
+    await keyed_turn(store, CHAT, "k1", turn(1))  # items 0, 1
+    await keyed_turn(store, CHAT, "k2", [*turn(2), Message("user", "more")])  # items 2, 3, 4
+    await keyed_turn(store, CHAT, "k3", turn(3))  # items 5, 6
+    assert await store.save_turn(CHAT, "plain", turn(4))  # items 7, 8: no key
+    await keyed_turn(store, CHAT, "k5", turn(5))  # items 9, 10
+
+    assert await store.delete_items(CHAT, [3, 6]) == [3, 6]  # inside k2's turn; k3's reply
+    assert await store.delete_items(CHAT, [7, 8]) == [7, 8]  # no record stored them
+
+    for key, state in [("k1", "done"), ("k2", "new"), ("k3", "new"), ("k5", "done")]:
+        found = await store.claim_idempotency(CHAT, key, "body", 30)
+        assert found.state == state, key
+    assert await store.claim_idempotency(CHAT, "k5", "body", 30) == IdempotencyClaim(
+        "done", '{"content": "k5"}'
+    )
+
+
+@pytest.mark.anyio
+async def test_a_turn_saved_after_its_chat_was_deleted_records_no_answer(store: Store) -> None:
+    """A claim still pending when its chat is deleted stays pending; the turn's save then finds
+    no chat, stores nothing and records nothing, and the claim's release lets a retry in."""
+    await store.save_turn(CHAT, "t1", turn(1))
+    assert await store.claim_idempotency(CHAT, "k", "body", 30) == IdempotencyClaim("new")
+    assert await store.delete_chat(CHAT) is True
+    assert await store.claim_idempotency(CHAT, "k", "body", 30) == IdempotencyClaim("pending")
+
+    answer = IdempotentResult("k", "body", '{"content": "deleted"}')
+    with pytest.raises(NotFound):
+        await store.save_turn(CHAT, "t2", turn(2), idempotent=answer, existed=True)
+
+    assert await store.claim_idempotency(CHAT, "k", "body", 30) == IdempotencyClaim("pending")
+    await store.release_idempotency(CHAT, "k", "body")
+    assert await store.claim_idempotency(CHAT, "k", "body", 30) == IdempotencyClaim("new")
+    assert not (await store.load_history(CHAT)).exists
+
+
 # --- Redis only ----------------------------------------------------------------------------------
 
 
@@ -462,6 +526,59 @@ async def test_redis_store_loads_its_scripts_again_after_redis_forgets_them(
         assert [info.chat_id for info in chats] == ["chat-1"]
     finally:
         client.close()
+
+
+def commands(admin: redis.Redis) -> dict[str, int]:
+    """How many of each command Redis has run (in scripts too), by name."""
+    stats = admin.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+
+
+async def counted_save(store: Store, admin: redis.Redis, n: int, key: str | None) -> dict[str, int]:
+    """The commands a fenced turn's save runs, with an Idempotency-Key's answer or without."""
+    assert await store.begin_turn(CHAT, "tok", 30, 5) is not None
+    answer = None if key is None else IdempotentResult(key, "body", '{"content": "x"}')
+    before = commands(admin)
+    saved = await store.save_turn(
+        CHAT, f"t{n}", turn(n), lock_token="tok", release=True, idempotent=answer
+    )
+    assert saved
+    ran = {name: calls - before.get(name, 0) for name, calls in commands(admin).items()}
+    return {name: calls for name, calls in ran.items() if calls and name != "info"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store_kind", ["redis"])
+async def test_a_redis_save_links_its_record_and_a_save_without_a_key_runs_as_it_did(
+    make_store: MakeStore, admin: redis.Redis
+) -> None:
+    store = make_store()
+    await store.save_turn(CHAT, "t0", turn(0))  # items 0, 1
+
+    plain = await counted_save(store, admin, 1, None)  # items 2, 3
+    keyed = await counted_save(store, admin, 2, "k")  # items 4, 5
+
+    assert plain == {
+        "evalsha": 1,
+        "get": 1,  # the lock
+        "del": 1,  # released
+        "llen": 1,  # the layout before trees (UPGRADE)
+        "hmget": 1,
+        "hset": 2,  # the items, the meta
+        "hincrby": 3,
+        "expire": 4,  # the chat's three keys, the listing
+        "zadd": 1,  # the listing
+    }
+    more = {name: calls - plain.get(name, 0) for name, calls in keyed.items()}
+    assert {name: n for name, n in more.items() if n} == {
+        "hset": 1,  # the record
+        "expire": 2,  # the record, its links
+        "zremrangebyscore": 1,  # the links of records expired
+        "zadd": 1,  # its link
+    }
+    links = f"chat:{CHAT.slot}:idems"
+    assert admin.zrange(links, 0, -1) == [f"4 5 chat:{CHAT.slot}:idem:k"]
+    assert admin.ttl(f"chat:{CHAT.slot}:idem:k") < admin.ttl(links) <= 25 * 3600
 
 
 @pytest.mark.anyio

@@ -4,7 +4,8 @@ first kept message, the newest its leaf.
 Redis upgrades a chat kept as a list (`chat:{...}:msgs`) in place, in whichever script touches it
 first; SQLite upgrades the whole file at opening (migration 6). Each old layout is written here
 by hand, as the release before wrote it. A SQLite file of the release before chats had metadata
-(migration 7) keeps its chats and takes metadata.
+(migration 7) keeps its chats and takes metadata. Idempotency records written before they were
+linked to their turns' items (`:idems`; SQLite's migration 12) still replay.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import redis
 
 from chatproxy.config import RedisSettings
 from chatproxy.store.base import Store
+from chatproxy.store.idempotency import IdempotencyClaim, IdempotentResult
 from chatproxy.store.items import ChatInfo, ChatRef, Message, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.sqlite import SqliteStore
@@ -465,6 +467,15 @@ async def test_an_old_sqlite_chat_is_read_and_continued_under_its_newest_message
     assert (info.created, info.messages, info.title, info.tokens) == (900.0, 6, "q1", tokens)
 
 
+def assert_latest_schema(path: Path) -> None:
+    """The file at `path` has seen every migration."""
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    finally:
+        db.close()
+
+
 # -- SQLite: a file of the release before metadata (migration 7) --------------------------------
 
 
@@ -509,11 +520,7 @@ async def test_a_sqlite_file_before_metadata_keeps_its_chats_and_takes_metadata(
         assert (info.metadata, info.messages, info.title) == ({"topic": "old"}, 2, "q1")
     finally:
         await store.close()
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
-    finally:
-        db.close()
+    assert_latest_schema(path)
 
 
 # -- SQLite: a file of the release before messages_by_parent_and_seq (migration 10) --------------
@@ -566,3 +573,101 @@ async def test_a_sqlite_file_before_the_children_index_finds_a_messages_children
             assert "parent=?" in plan, (query, plan)
     finally:
         db.close()
+
+
+# -- Idempotency records written before they were linked to their turns' items -----------------
+
+
+def keyed(key: str, content: str) -> tuple[IdempotencyClaim, IdempotentResult]:
+    """The claim a finished record answers with `content`, and the answer that records it."""
+    response = json.dumps({"content": content})
+    return IdempotencyClaim("done", response), IdempotentResult(key, "body", response)
+
+
+@pytest.mark.anyio
+async def test_an_old_redis_idempotency_record_still_replays_and_outlives_its_chat(
+    open_redis: Callable[..., Store], admin: redis.Redis
+) -> None:
+    """The release before kept no links (`:idems`): its records answer as they did, and deleting
+    their chat cannot find them, so they stay until their 24 hours end; a record written now is
+    deleted with its items beside them."""
+    store = open_redis(3600)
+    assert await store.save_turn(CHAT, "t1", new_turn())  # items 0, 1
+    old, _ = keyed("old", "old answer")
+    record = "chat:{public:x}:idem:old"
+    admin.hset(record, mapping={"state": "done", "fingerprint": "body", "response": old.response})
+    admin.expire(record, 24 * 3600)
+    fresh, answer = keyed("new", "new answer")
+    assert await store.claim_idempotency(CHAT, "new", "body", 30) == IdempotencyClaim("new")
+    assert await store.save_turn(CHAT, "t2", new_turn(), idempotent=answer)  # items 2, 3
+
+    assert await store.claim_idempotency(CHAT, "old", "body", 30) == old
+    assert await store.claim_idempotency(CHAT, "new", "body", 30) == fresh
+    assert await store.delete_items(CHAT, [0, 3]) == [0, 3]
+    assert await store.claim_idempotency(CHAT, "new", "body", 30) == IdempotencyClaim("new")
+    assert await store.claim_idempotency(CHAT, "old", "body", 30) == old
+
+    assert await store.delete_chat(CHAT) is True
+    assert await store.claim_idempotency(CHAT, "old", "body", 30) == old
+    assert 0 < admin.ttl(record) <= 24 * 3600
+
+
+def file_before_links(path: Path) -> None:
+    """Build a file at schema version 10 with a chat of two items, a finished record of its
+    turn, a claim still pending, and a finished record of another chat, as that release wrote
+    them."""
+    db = file_at(path, 10)
+    db.executemany(
+        "INSERT INTO chats (tenant, chat_id, created, updated, message_count, appended, leaf)"
+        " VALUES ('public', ?, 900.0, 1001.5, 2, 2, 1)",
+        [("x",), ("y",)],
+    )
+    items = chained(old_messages()[:2], 0, None)
+    db.executemany(
+        "INSERT INTO messages (tenant, chat_id, seq, parent, body) VALUES (?, ?, ?, ?, ?)",
+        [("public", chat, m.id, m.parent, m.dumps()) for chat in "xy" for m in items],
+    )
+    old, _ = keyed("old", "old answer")
+    expires = time.time() + 24 * 3600
+    db.executemany(
+        "INSERT INTO idempotency VALUES ('public', ?, ?, 'body', ?, ?, ?)",
+        [
+            ("x", "old", "done", old.response, expires),
+            ("x", "running", "pending", None, time.time() + 30),
+            ("y", "old", "done", old.response, expires),
+        ],
+    )
+    db.commit()
+    db.close()
+
+
+@pytest.mark.anyio
+async def test_an_old_sqlite_idempotency_record_still_replays_and_goes_with_its_chat(
+    tmp_path: Path,
+) -> None:
+    """A record of a file before links (migration 12) answers as it did; deleting items cannot
+    tell whether its turn stored them, so it stays then, but deleting its chat finds it by the
+    chat and deletes it; a pending claim stays with its running turn."""
+    path = tmp_path / "chats.sqlite3"
+    file_before_links(path)
+    store = SqliteStore(str(path), None)
+    try:
+        old, _ = keyed("old", "old answer")
+        fresh, answer = keyed("new", "new answer")
+        assert await store.claim_idempotency(CHAT, "old", "body", 30) == old
+        assert await store.claim_idempotency(CHAT, "new", "body", 30) == IdempotencyClaim("new")
+        assert await store.save_turn(CHAT, "t2", new_turn(), idempotent=answer)  # items 2, 3
+        assert await store.claim_idempotency(CHAT, "new", "body", 30) == fresh
+
+        assert await store.delete_items(CHAT, [0, 2]) == [0, 2]
+        assert await store.claim_idempotency(CHAT, "new", "body", 30) == IdempotencyClaim("new")
+        assert await store.claim_idempotency(CHAT, "old", "body", 30) == old
+
+        assert await store.delete_chat(CHAT) is True
+        assert await store.claim_idempotency(CHAT, "old", "body", 30) == IdempotencyClaim("new")
+        pending = IdempotencyClaim("pending")
+        assert await store.claim_idempotency(CHAT, "running", "body", 30) == pending
+        assert await store.claim_idempotency(OTHER, "old", "body", 30) == old
+    finally:
+        await store.close()
+    assert_latest_schema(path)

@@ -92,7 +92,8 @@ class Store(Protocol):
         A removed item's children that stay, and a removed leaf, move to its nearest ancestor
         that stays (None if none does). The message count drops; the title and token totals
         (what the turns used) stay; the last saved turn is forgotten (a save of its id stores
-        again, a window Redis knew is read again), and so is every summary of the chat.
+        again, a window Redis knew is read again), and so is every summary of the chat, and
+        every finished idempotency record of a turn that stored one of the items removed.
         Raise `ChatBusy` while a turn holds the chat's lock, unless the chat holds none of
         `ids`."""
 
@@ -175,7 +176,8 @@ class Store(Protocol):
         metadata: dict[str, str] | None = None,
         existed: bool = False,
     ) -> bool:
-        """Add `messages` to the tree, record `idempotent` and set the chat's `metadata` (None:
+        """Add `messages` to the tree, record `idempotent` (linked to the items `messages`
+        become, whose deletion or the chat's deletes it) and set the chat's `metadata` (None:
         leave it), all in one atomic step; the last message becomes the chat's leaf. A save of
         no messages makes the chat's record (a conversation made without items).
 
@@ -257,8 +259,9 @@ class Store(Protocol):
     async def delete_chat(self, chat: ChatRef) -> bool:
         """Delete a chat's messages, system prompt and record; return whether it existed.
 
-        A running turn's lock is left to its holder, and idempotency records stay for their
-        24 hours, so a retried request still gets the answer it was given.
+        Its finished idempotency records go too, in the same step (a retry is a new request,
+        never a replay of the deleted text; on Redis, but for records written before they were
+        linked to their turns' items); a running turn's lock and pending claim are left to it.
         """
 
     async def close(self) -> None:

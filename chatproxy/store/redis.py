@@ -52,6 +52,7 @@ from chatproxy.store.redis_keys import (
     GLOBAL_SYSTEM_KEY,
     chat_keys,
     idem_key,
+    idems_key,
     index_key,
     lock_key,
     millis,
@@ -177,8 +178,8 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
             return []
         now = time.time()
         args = [repr(now), self._ttl or 0, chat.chat_id, *ids]
-        keys = [*chat_keys(chat), lock_key(chat)]
-        gone = await self._script("delete_items", keys, [index_key(chat.tenant)], args)
+        keys = [*chat_keys(chat), lock_key(chat), idems_key(chat)]
+        gone = await self._declaring("delete_items", keys, [index_key(chat.tenant)], args)
         if gone == -1:
             raise ChatBusy()
         if gone:
@@ -236,11 +237,11 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
         args.append("1" if existed else "0")
         raws = [m.dumps() if m.id is not None else "" for m in messages]
         args += [raw or compact(m.to_json()) for m, raw in zip(messages, raws, strict=True)]
-        keys = [
-            *chat_keys(chat),
-            lock_key(chat),
-            idem_key(chat, idempotent.key if idempotent else ""),
-        ]
+        keys = [*chat_keys(chat), lock_key(chat)]
+        if idempotent:  # and the links of the chat's records, which this one joins
+            keys += [idem_key(chat, idempotent.key), idems_key(chat)]
+        else:
+            keys.append(idem_key(chat, ""))
         saved = await self._script("save_turn", keys, [index_key(chat.tenant)], args)
         if saved == -1:
             raise TurnLeaseLost()

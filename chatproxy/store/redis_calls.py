@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Self
 from redis.asyncio.cluster import RedisCluster
 
 from chatproxy.config import RedisSettings
+from chatproxy.errors import Conflict
 from chatproxy.store.decoding import DecodedMessages
 from chatproxy.store.redis_client import CallSlots, Client, ScriptRunner, connect
 from chatproxy.store.windows import KnownWindows
@@ -18,6 +19,9 @@ Pipeline = Any  # a redis.asyncio pipeline of either topology
 
 # `RedisCalls._script`: a script by name, the chat's keys, the keys beside them, the arguments.
 Run = Callable[[str, list[str], list[str], list[Any]], Awaitable[Any]]
+
+# How often `RedisCalls._declaring` runs a script again with the keys it asked for.
+DECLARE_TRIES = 8
 
 
 class RedisCalls:
@@ -80,6 +84,23 @@ class RedisCalls:
             if self._runner is not None:
                 return await self._runner.run(self._scripts[name], keys + beside, args)
             return await self._scripts[name](keys=keys, args=args)  # a cluster's
+
+    async def _declaring(
+        self, name: str, keys: list[str], beside: list[str], args: list[Any]
+    ) -> Any:
+        """Run a script that also touches keys of the chat's slot it finds as it runs (the
+        idempotency records that `:idems` links, redis_idem_scripts.py), given after `keys`,
+        their count its first argument: until it is given them all it answers `again` and
+        those keys before it changes anything (but `UPGRADE`, which changes nothing when run
+        again), and is run again with them. Each try takes in the keys that other turns' saves
+        added meanwhile; after `DECLARE_TRIES`, `Conflict`."""
+        found: list[str] = []
+        for _ in range(DECLARE_TRIES):
+            answer = await self._script(name, [*keys, *found], beside, [len(found), *args])
+            if not (isinstance(answer, list) and answer[:1] == ["again"]):
+                return answer
+            found = answer[1:]
+        raise Conflict("the chat's turns kept adding to it during the delete; try again")
 
     async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Send one command, by its redis-py method name."""

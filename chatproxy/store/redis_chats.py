@@ -1,8 +1,9 @@
 """Own the Redis side of chats as records beside their messages (`RedisChats`, which `RedisStore`
 builds on): a chat's record (`chat_info`) and its own fields (`set_chat_system`,
 `update_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's
-entry in it, a chat's deletion, and the global prompt. The Lua scripts it runs are
-`redis_listing.py`'s and `redis_meta_scripts.py`'s.
+entry in it, a chat's deletion (with its finished idempotency records), and the global prompt.
+The Lua scripts it runs are `redis_listing.py`'s, `redis_meta_scripts.py`'s and
+`redis_idem_scripts.py`'s.
 
 It stands on `RedisCalls` (the client, the TTL, the calls), which `RedisStore` builds on beside
 it. It declares what it uses of it rather than subclass it, so that `redis.py` stays one import
@@ -19,7 +20,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from chatproxy.errors import Conflict, NotFound
 from chatproxy.jsontext import compact
 from chatproxy.store.items import ChatInfo, ChatRef, changed_settings
-from chatproxy.store.redis_keys import GLOBAL_SYSTEM_KEY, chat_keys, index_key, info_of
+from chatproxy.store.redis_idem_scripts import IDEM_SCRIPTS
+from chatproxy.store.redis_keys import (
+    GLOBAL_SYSTEM_KEY,
+    chat_keys,
+    idems_key,
+    index_key,
+    info_of,
+)
 from chatproxy.store.redis_listing import LISTING_SCRIPTS
 from chatproxy.store.redis_meta_scripts import META_SCRIPTS
 
@@ -36,7 +44,7 @@ if TYPE_CHECKING:
 class RedisChats:
     """Chats in Redis as records and listing entries, on the calls of `RedisCalls`."""
 
-    LUA: ClassVar[Mapping[str, str]] = {**LISTING_SCRIPTS, **META_SCRIPTS}
+    LUA: ClassVar[Mapping[str, str]] = {**LISTING_SCRIPTS, **META_SCRIPTS, **IDEM_SCRIPTS}
 
     # What it uses of `RedisCalls`, which `RedisStore` builds on beside it.
     _redis: Client
@@ -44,6 +52,7 @@ class RedisChats:
     _ttl: int | None
     _windows: KnownWindows
     _script: Run
+    _declaring: Run
     _command: Callable[..., Awaitable[Any]]
     _execute: Callable[[Pipeline], Awaitable[list[Any]]]
 
@@ -143,13 +152,11 @@ class RedisChats:
 
     async def delete_chat(self, chat: ChatRef) -> bool:
         self._windows.forget(chat)
-        pipe = self._redis.pipeline(transaction=False)
-        keys = chat_keys(chat)
-        for key in keys:  # one DEL each: a cluster pipeline refuses a DEL of several
-            pipe.delete(key)
-        pipe.zrem(index_key(chat.tenant), chat.chat_id)
-        deleted = await self._execute(pipe)
-        return sum(int(n) for n in deleted[: len(keys)]) > 0
+        keys, listing = [*chat_keys(chat), idems_key(chat)], index_key(chat.tenant)
+        found = await self._declaring("delete_chat", keys, [listing], [chat.chat_id])
+        if self._cluster:
+            await self._command("zrem", listing, chat.chat_id)
+        return int(found) > 0
 
     async def get_global_system(self) -> str | None:
         value = await self._command("get", GLOBAL_SYSTEM_KEY)

@@ -82,7 +82,7 @@ for i = 7 + n + m, #ARGV do
   -- One under an item MAX_CHAT_MESSAGES dropped (below the first) starts a path (CHILDREN).
   add_child((parent ~= 'null' and tonumber(parent) < first) and 'null' or parent, id)
 end
-refresh(ARGV[2], ARGV[4], ARGV[3])
+refresh(ARGV[2], ARGV[4], ARGV[3], KEYS[6])
 return 1
 """
 )

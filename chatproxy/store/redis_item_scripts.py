@@ -6,9 +6,11 @@ first.
 Removing an item moves its children under its nearest ancestor that stays, so their stored
 text, which starts with their parent, is written again; `:kids` stays as `add_child` keeps it:
 each parent's children in the order of their ids, but the one numbered right after it. A chat
-whose `:kids` lists that one too (the first release of trees) is read the same way.
+whose `:kids` lists that one too (the first release of trees) is read the same way. The
+finished idempotency records of the turns that stored an item removed go with it (`LINKED`).
 """
 
+from chatproxy.store.redis_idem_scripts import LINKED
 from chatproxy.store.redis_scripts import REFRESH, UPGRADE
 
 LOAD_ITEMS = (
@@ -33,12 +35,16 @@ return found
 DELETE_ITEMS = (
     UPGRADE
     + REFRESH
+    + LINKED
     + """
--- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
--- ARGV: now, ttl (0 = none), chat id, then the ids to remove
--- Returns the ids removed, or -1 (removing none) while a turn holds the chat's lock.
+-- KEYS: items, meta, kids, old list, lock, the links of the chat's idempotency records
+--       (`:idems`), the records declared (ARGV[1] of them), and on a single node the tenant's
+--       listing
+-- ARGV: how many records are declared, now, ttl (0 = none), chat id, then the ids to remove
+-- Returns the ids removed, or -1 (removing none) while a turn holds the chat's lock, or `again`
+-- (LINKED). The finished records of the turns that stored an item removed go with it.
 local up, gone = {}, {}  -- each removed item's parent ('null': none); the ids removed
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local raw = redis.call('HGET', KEYS[1], ARGV[i])
   local id, parent = false, false
   if raw then id, parent = string.match(raw, PLACED) end
@@ -49,6 +55,8 @@ for i = 4, #ARGV do
 end
 if #gone == 0 then return {} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+local links, records, missing = linked(6, gone)
+if missing then return again(records) end
 
 -- Where `:kids` lists the children of `id`: one trimming dropped lists them under 'root'.
 local first = tonumber(redis.call('HGET', KEYS[2], 'first') or 0)
@@ -141,8 +149,10 @@ if redis.call('HDEL', KEYS[2], 'sums') == 1 then
   end
 end
 redis.call('HINCRBY', KEYS[2], 'pruned', 1)
-redis.call('HSET', KEYS[2], 'messages', redis.call('HLEN', KEYS[1]), 'updated', ARGV[1])
-refresh(ARGV[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], 'messages', redis.call('HLEN', KEYS[1]), 'updated', ARGV[2])
+refresh(ARGV[3], ARGV[2], ARGV[4], KEYS[7 + tonumber(ARGV[1])])
+forget(records)
+for _, link in ipairs(links) do redis.call('ZREM', KEYS[6], link) end
 local removed = {}
 for i, id in ipairs(gone) do removed[i] = tonumber(id) end
 return removed

@@ -30,6 +30,11 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
                                          chat made at a time, across processes): the holder's
                                          random token, PX lease
     chat:{<tenant>:<chat_id>}:idem:<k>   idempotency record: state, fingerprint, response (24 h)
+    chat:{<tenant>:<chat_id>}:idems      sorted set: the finished records' links, each
+                                         `<first> <last> <record's key>` (the ids of the items
+                                         its turn stored, consecutive; -1 -1: none), scored
+                                         by when the record expires; what deleting the chat
+                                         or its items removes with them (redis_idem_scripts.py)
     system                               the global default system prompt (never expires)
 
 The release before chats were trees kept a chat's messages in a list, `chat:{...}:msgs`, oldest
@@ -79,6 +84,11 @@ def claim_key(chat: ChatRef) -> str:
 def idem_key(chat: ChatRef, key: str) -> str:
     """The chat's idempotency record of `key`."""
     return f"chat:{chat.slot}:idem:{key}"
+
+
+def idems_key(chat: ChatRef) -> str:
+    """The chat's links of its finished idempotency records to the items their turns stored."""
+    return f"chat:{chat.slot}:idems"
 
 
 def millis(seconds: float) -> int:

@@ -67,17 +67,17 @@ upgrade()
 """
 
 # Refreshes a chat's three keys' TTL (`ttl_arg`: seconds as ARGV text, '0' for none) and, on a
-# single node (KEYS[6]: the tenant's listing), the chat's entry there, scored `score`. A turn's
-# save does the same inline, on its hot path.
+# single node (`listing`: the tenant's listing, nil on a cluster), the chat's entry there,
+# scored `score`. A turn's save does the same inline, on its hot path.
 REFRESH = """
-local function refresh(ttl_arg, score, chat_id)
+local function refresh(ttl_arg, score, chat_id, listing)
   local ttl = tonumber(ttl_arg)
   for i = 1, 3 do
     if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl_arg) else redis.call('PERSIST', KEYS[i]) end
   end
-  if KEYS[6] then
-    redis.call('ZADD', KEYS[6], score, chat_id)
-    if ttl > 0 then redis.call('EXPIRE', KEYS[6], ttl_arg) end
+  if listing then
+    redis.call('ZADD', listing, score, chat_id)
+    if ttl > 0 then redis.call('EXPIRE', listing, ttl_arg) end
   end
 end
 """
@@ -85,7 +85,8 @@ end
 SAVE_TURN = (
     UPGRADE
     + """
--- KEYS: items, meta, kids, old list, lock, idem, and on a single node the tenant's listing
+-- KEYS: items, meta, kids, old list, lock, idem, with an idem fingerprint the chat's links of
+--       its records (`:idems`), and on a single node the tenant's listing
 -- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
 --       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
 --       (0 = all), prompt, completion and total tokens, title, chat id, metadata ('' = leave
@@ -219,13 +220,23 @@ local ttl = tonumber(ARGV[3])
 for i = 1, 3 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) else redis.call('PERSIST', KEYS[i]) end
 end
+local listing = KEYS[7]
 if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[6], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
   redis.call('EXPIRE', KEYS[6], ARGV[8])
+  -- Linked to the items the turn stored (their ids are consecutive), by which deleting them or
+  -- the chat finds it. A link is kept an hour past its record's expiry, by this clock: a save
+  -- on a clock ahead of this one by less never prunes it first.
+  local now, lasts = tonumber(ARGV[2]), tonumber(ARGV[8])
+  local from = last and (tonumber(head) or tonumber(meta[2] or 0)) or -1
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 3600)
+  redis.call('ZADD', KEYS[7], now + lasts, from .. ' ' .. (last or -1) .. ' ' .. KEYS[6])
+  redis.call('EXPIRE', KEYS[7], lasts + 3600)
+  listing = KEYS[8]
 end
-if KEYS[7] then
-  redis.call('ZADD', KEYS[7], ARGV[2], ARGV[14])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[7], ARGV[3]) end
+if listing then
+  redis.call('ZADD', listing, ARGV[2], ARGV[14])
+  if ttl > 0 then redis.call('EXPIRE', listing, ARGV[3]) end
 end
 return {1, first, meta[1] or false}  -- and the last turn it found (windows.py: a fork's)
 """

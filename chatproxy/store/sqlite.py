@@ -45,6 +45,7 @@ from chatproxy.store.sqlite_rows import (
     append_turn,
     claim,
     ensure_chat,
+    forget_answers,
     holds_lock,
     record_answer,
     release_claim,
@@ -131,7 +132,9 @@ class SqliteStore(SqliteBase, SqliteChats):
     def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
         now = time.time()
         with self.file.transaction() as db:
-            return delete_given(db, chat, ids, now, self._expiry(now))
+            removed = delete_given(db, chat, ids, now, self._expiry(now))
+            forget_answers(db, chat, removed)  # the answers their turns recorded
+            return removed
 
     @in_thread
     def load_unsummarized(self, chat: ChatRef, at: int, limit: int, reach: int = 0) -> Unsummarized:
@@ -213,7 +216,7 @@ class SqliteStore(SqliteBase, SqliteChats):
             if self._max_messages:
                 trim(db, chat, self._max_messages)
             if idempotent is not None:
-                record_answer(db, chat, idempotent, now + IDEMPOTENCY_TTL_SECONDS)
+                record_answer(db, chat, idempotent, now + IDEMPOTENCY_TTL_SECONDS, placed)
             self._maybe_sweep(db, now)
         return True
 

@@ -1,7 +1,7 @@
 """Own the SQLite side of chats as records beside their messages (`SqliteChats`, which
 `SqliteStore` builds on): a chat's record (`chat_info`) and its own fields (`set_chat_system`,
 `update_chat_settings`, `set_chat_metadata`), the tenant's listing (`list_chats`) and a chat's
-deletion, as `redis_chats.py` is the Redis store's.
+deletion (with its finished idempotency records), as `redis_chats.py` is the Redis store's.
 
 It stands on `SqliteBase` (the file, the TTL, the global prompt), which `SqliteStore` builds on
 beside it. It declares what it uses of it rather than subclass it, so that `sqlite.py` stays one
@@ -23,6 +23,7 @@ from chatproxy.store.sqlite_file import in_thread, translated
 from chatproxy.store.sqlite_rows import (
     INFO_COLUMNS,
     ensure_chat,
+    forget_answers,
     info_of,
     listed_chats,
     set_column,
@@ -115,4 +116,5 @@ class SqliteChats:
         with self.file.transaction() as db:
             existed = live_chat(db, chat) is not None
             delete_rows(db, chat)
+            forget_answers(db, chat, None)
         return existed

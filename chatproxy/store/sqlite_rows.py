@@ -198,11 +198,18 @@ def append_turn(
 
 
 def record_answer(
-    db: sqlite3.Connection, chat: ChatRef, idempotent: IdempotentResult, expires_at: float
+    db: sqlite3.Connection,
+    chat: ChatRef,
+    idempotent: IdempotentResult,
+    expires_at: float,
+    stored: Sequence[Message],
 ) -> None:
-    """Keep the answer of a finished turn under its idempotency key until `expires_at`."""
+    """Keep the answer of a finished turn under its idempotency key until `expires_at`, linked
+    to the items the turn `stored` (placed: their ids are consecutive)."""
+    ids = [m.id for m in stored if m.id is not None]
     db.execute(
-        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'done', ?, ?)",
+        "INSERT OR REPLACE INTO idempotency (tenant, chat_id, key, fingerprint, state, response,"
+        " expires_at, first_item, last_item) VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?)",
         (
             chat.tenant,
             chat.chat_id,
@@ -210,7 +217,26 @@ def record_answer(
             idempotent.fingerprint,
             idempotent.response,
             expires_at,
+            min(ids, default=None),
+            max(ids, default=None),
         ),
+    )
+
+
+def forget_answers(db: sqlite3.Connection, chat: ChatRef, ids: Sequence[int] | None) -> None:
+    """Delete the chat's finished idempotency records of the turns that stored one of the items
+    `ids` (None: every one, those written before they were linked too); a pending claim stays
+    with its running turn."""
+    params = (chat.tenant, chat.chat_id)
+    if ids is None:
+        db.execute(
+            "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND state = 'done'", params
+        )
+        return
+    db.executemany(
+        "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND state = 'done'"
+        " AND first_item <= ? AND last_item >= ?",
+        [(*params, item, item) for item in ids],
     )
 
 
@@ -226,7 +252,8 @@ def claim(
     ).fetchone()
     if row is None:
         db.execute(
-            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, 'pending', NULL, ?)",
+            "INSERT OR REPLACE INTO idempotency (tenant, chat_id, key, fingerprint, state,"
+            " expires_at) VALUES (?, ?, ?, ?, 'pending', ?)",
             (chat.tenant, chat.chat_id, key, fingerprint, now + lease_seconds),
         )
         return IdempotencyClaim("new")

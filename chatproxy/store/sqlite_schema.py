@@ -129,6 +129,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (tenant, chat_id)
     );
     """,
+    # A finished idempotency record's link to the items its turn stored (consecutive ids: the
+    # first and the last), which deleting them takes it with them; NULL: none, or written
+    # before (deleting its chat still takes it, by the chat).
+    """
+    ALTER TABLE idempotency ADD COLUMN first_item INTEGER;
+    ALTER TABLE idempotency ADD COLUMN last_item INTEGER;
+    """,
 )
 
 
