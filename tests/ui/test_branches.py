@@ -343,6 +343,16 @@ def test_versions_a_later_turn_trimmed_away_are_no_longer_offered(serve: Serve, 
     expect(messages(page).nth(3).get_by_role("button", name="Regenerate reply")).to_be_visible()
 
 
+def saved_as_a_first_message(page: Page, base: str, fake_upstream: FakeUpstream, text: str) -> None:
+    """Check that the edit `text` of the third message shown (the first two dropped) was saved as
+    a first message (`"parent": null`), beside the one it edits."""
+    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(2)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert upstream_saw(fake_upstream) == [("user", text)]
+    assert shown(page)[2:] == stored(base, "trimmed")
+    versions(messages(page).nth(2), 2, 2)
+
+
 def test_a_message_whose_parent_a_later_turn_trimmed_away_is_edited_as_a_first_one(
     serve: Serve, page: Page, fake_upstream: FakeUpstream
 ) -> None:
@@ -356,19 +366,36 @@ def test_a_message_whose_parent_a_later_turn_trimmed_away_is_edited_as_a_first_o
     page.get_by_label("Edited message").fill("Two days")
     page.keyboard.press("Enter")
 
-    expect(page.locator("#messages li.assistant:not(.streaming)")).to_have_count(2)
-    expect(page.get_by_role("alert")).to_be_hidden()
-    assert upstream_saw(fake_upstream) == [("user", "Two days")]  # `"parent": null`
-    assert shown(page)[2:] == stored(base, "trimmed")
-    versions(messages(page).nth(2), 2, 2)  # beside "Three days", a first message too
+    saved_as_a_first_message(page, base, fake_upstream, "Two days")  # beside "Three days"
 
 
-def test_an_edit_under_a_message_trimming_dropped_meanwhile_reads_the_chat_again(
+def test_messages_the_pages_own_turn_trimmed_away_offer_nothing_that_must_fail(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")  # 0..3, no versions
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(r.url) if r.status == 404 else None)
+    send_and_watch(page, "Three days")  # 4, 5: 0 and 1 dropped, still on screen
+
+    for dropped in (messages(page).nth(0), messages(page).nth(1)):  # nothing to act on
+        expect(dropped.get_by_role("button")).to_have_count(0)
+    kept = messages(page).nth(2)  # its parent is gone: it starts the path now
+    expect(messages(page).nth(3).get_by_role("button", name="Regenerate reply")).to_be_visible()
+    kept.get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Somewhere cold")
+    page.keyboard.press("Enter")
+
+    saved_as_a_first_message(page, base, fake_upstream, "Somewhere cold")  # beside "…warm"
+    assert refused == []
+
+
+def test_an_edit_under_a_message_another_client_trimmed_away_reads_the_chat_again(
     serve: Serve, page: Page, fake_upstream: FakeUpstream
 ) -> None:
     base = serve(MAX_CHAT_MESSAGES="4")
     open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")  # 0..3
-    send_and_watch(page, "Three days")  # 4, 5: 0 and 1 dropped, still on screen
+    seed(base, "trimmed", "Three days")  # elsewhere: 4, 5, and 0 and 1 dropped
     messages(page).nth(2).get_by_role("button", name="Edit message").click()
     page.get_by_label("Edited message").fill("Somewhere cold")
     page.keyboard.press("Enter")
@@ -434,3 +461,20 @@ def test_stepping_to_a_version_another_client_trimmed_away_says_so_and_drops_it(
 
     expect(page.get_by_role("alert")).to_contain_text("no such message")
     expect(page.get_by_role("group", name=re.compile("^Version"))).to_have_count(0)
+
+
+def test_once_a_turn_trims_what_is_above_the_page_earlier_messages_are_no_longer_offered(
+    serve: Serve, page: Page
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="52")
+    seed(base, "long", *(f"message {n}" for n in range(26)))  # 0..51
+    page.goto(base + "/ui#chat=long")
+    expect(messages(page)).to_have_count(50)  # 2..51
+    earlier = page.get_by_role("button", name="Show earlier messages")
+    expect(earlier).to_be_visible()
+
+    send_and_watch(page, "message 26")  # 52, 53: 0 and 1, above the page, dropped
+
+    expect(earlier).to_be_hidden()
+    assert shown(page) == stored(base, "long")
+    expect(messages(page).first.get_by_role("button", name="Edit message")).to_be_visible()

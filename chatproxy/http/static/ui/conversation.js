@@ -174,29 +174,29 @@ export function shownItem(messageId) {
   return items.find((item) => messageOf(item).id === messageId);
 }
 
-// Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, versions shown here among them:
-// once a turn is stored (or a step finds a version gone), the messages on screen are checked, if
-// any versions are shown. The chat's first messages start at the lowest id it still holds (ids
-// grow down every path): a message whose parent is gone starts a path now, with them as its
-// versions (an edit of it is a first message, and a reply to a question gone cannot be asked
-// again); one gone itself stays on screen with nothing to act on (no versions, no Edit or
-// Regenerate). Without versions shown nothing is checked: an action on a message gone is
-// refused, and the chat is read again (turns.js).
+// Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, some shown here among them: once a
+// turn is stored (or a step finds a version gone), the messages on screen are checked against
+// the chat's first messages, which start at the lowest id it still holds (ids grow down every
+// path). A message whose parent is gone starts a path now, with them as its versions (an edit of
+// it is a first message, and a reply to a question gone cannot be asked again); one gone itself
+// stays on screen with nothing to act on (no versions, no Edit or Regenerate), and nothing is
+// left above it to page back to. What another client drops meanwhile is found when an action
+// on it is refused, and the chat is read again (turns.js).
 export async function dropGone(id) {
   const list = $("messages");
-  const items = Array.from(list.children).filter(isMessageItem);
-  if (!items.some((item) => versionsOf(item).siblings.length > 1)) return;
   try {
     const { children: starts } = await api("GET", chatPath(id, "children"));
     if (id !== state.chatId || !starts.length) return;
     const kept = Math.min(...starts);
-    for (const item of items) {
+    for (const item of Array.from(list.children).filter(isMessageItem)) {
       const message = messageOf(item);
       if (typeof message.id !== "number") continue;
       const startsHere = message.parent === null || message.parent < kept;
       if (message.id < kept) setMessage(item, { ...message, siblings: [], dropped: true });
       else if (startsHere) setMessage(item, { ...message, parent: null, siblings: starts });
     }
+    const oldest = state.oldest;
+    if (oldest && typeof oldest.parent === "number" && oldest.parent < kept) noteOldest(null, true);
     showControls(list);
   } catch (error) {
     showError(error);
