@@ -372,3 +372,51 @@ def test_the_system_prompt_form_fits_a_phone_screen_with_a_long_default(
     assert widths[0] <= widths[1] == PHONE["width"], "the page scrolls sideways"
     source = phone.locator("#system-source").evaluate("el => [el.scrollWidth, el.clientWidth]")
     assert source[0] <= source[1], "the default prompt runs out of its box"
+
+
+# Where the message list is scrolled: [top, the most it can be], and the bottom edge it shows at.
+SCROLLED = """() => {
+  const box = document.getElementById("messages").parentElement;
+  return [box.scrollTop, box.scrollHeight - box.clientHeight, box.getBoundingClientRect().bottom];
+}"""
+
+
+def test_a_finished_reply_is_shown_whole_with_its_controls(serve: Serve, phone: Page) -> None:
+    base = serve()
+    for n in range(4):
+        assert http("POST", f"{base}/tall/chat", {"content": f"Question {n}"}).status == 200
+    phone.goto(base + "/ui#chat=tall")
+    expect(phone.locator("#messages > li")).to_have_count(8)
+
+    send_and_watch(phone, "One more")
+
+    top, most, bottom = phone.evaluate(SCROLLED)
+    assert top == most > 0  # still at the end, now that the reply has its controls
+    regenerate = phone.locator("#messages > li").last.get_by_role("button", name="Regenerate")
+    box = regenerate.bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= bottom
+
+
+def test_a_reply_streaming_in_leaves_the_view_where_the_reader_scrolled(
+    serve: Serve, phone: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    for n in range(4):
+        assert http("POST", f"{base}/tall/chat", {"content": f"Question {n}"}).status == 200
+    phone.goto(base + "/ui#chat=tall")
+    expect(phone.locator("#messages > li")).to_have_count(8)
+    fake_upstream.reply_text = "A long answer, word by word. " * 10
+    phone.get_by_label("Message", exact=True).fill("Tell me at length")
+    phone.keyboard.press("Enter")
+    expect(phone.locator("#messages li.streaming .text")).not_to_have_text("")
+
+    streaming = phone.evaluate("""() => {
+      document.getElementById("messages").parentElement.scrollTop = 0;  // up, to read
+      return document.querySelector("#messages li.streaming") !== null;
+    }""")
+    assert streaming
+    expect(phone.locator("#messages li.assistant:not(.streaming)")).to_have_count(5, timeout=10_000)
+    top, most, _ = phone.evaluate(SCROLLED)
+    assert top == 0 < most  # not pulled back down as the reply grew
+    expect(phone.locator("#messages > li").first).to_be_in_viewport()

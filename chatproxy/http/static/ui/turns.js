@@ -20,11 +20,21 @@ import { messageElement, messageOf, setMessage, setMeta, setText, textOf } from 
 import { GONE_WORDS, clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
 
+const END_SLACK = 16; // pixels from the end of the list that still count as at its end
+
 function setSending(sending) {
   state.sending = sending;
   $("send").disabled = sending;
   $("messages").setAttribute("aria-busy", String(sending));
   showControls($("messages"));
+}
+
+// Make the change `change` to the list; a view at its end (where a turn starts it) stays there,
+// so a reply is followed as it grows, and one scrolled up to read is left where it is.
+function keepEnd(scroller, change) {
+  const atEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= END_SLACK;
+  change();
+  if (atEnd) scroller.scrollTop = scroller.scrollHeight;
 }
 
 // Read a streamed turn's events; show the text as it grows, at most once a frame. Return the
@@ -34,8 +44,7 @@ async function readReply(response, reply, scroller) {
   let frame = 0;
   const show = () => {
     frame = 0;
-    setText(reply, text);
-    scroller.scrollTop = scroller.scrollHeight;
+    keepEnd(scroller, () => setText(reply, text));
   };
   try {
     for await (const { event, data } of serverEvents(response)) {
@@ -56,12 +65,13 @@ async function readReply(response, reply, scroller) {
 
 // Show `shown` (the user's new message if any, then the reply) in place of `from` and all
 // below it (at the end if null), and post `body`; the control `focus` of the first one shown
-// takes the focus meanwhile. Return the stored reply; on failure put back what was shown
-// before, report the error and return null. A turn refused with 404 goes under a message the
-// chat no longer holds (MAX_CHAT_MESSAGES dropped it, after it was shown here or by another
-// client's turns, or another client removed it): the chat is read again, so that what is shown
-// and offered is what it holds, and the page says so.
-async function runTurn(body, shown, from, focus) {
+// takes the focus meanwhile. Once the reply is stored, `settle(reply)` gives what is shown its
+// ids and versions, and their controls come. Return the stored reply; on failure put back what
+// was shown before, report the error and return null. A turn refused with 404 goes under a
+// message the chat no longer holds (MAX_CHAT_MESSAGES dropped it, after it was shown here or by
+// another client's turns, or another client removed it): the chat is read again, so that what is
+// shown and offered is what it holds, and the page says so.
+async function runTurn(body, shown, from, focus, settle) {
   const id = state.chatId;
   const list = $("messages");
   const reply = shown[shown.length - 1];
@@ -71,20 +81,24 @@ async function runTurn(body, shown, from, focus) {
   list.append(...shown); // appending moves nothing out: `removed` are taken out next
   removed.forEach((node) => node.remove());
   updateEmpty();
-  const scroller = list.parentElement;
-  scroller.scrollTop = scroller.scrollHeight;
   clearError();
   setSending(true);
   if (focus) focusControl(shown[0], focus);
+  const scroller = list.parentElement;
+  scroller.scrollTop = scroller.scrollHeight; // at the end, with the controls shown meanwhile
   setStatus("The assistant is replying…");
   try {
     const response = await request("POST", chatPath(id, "chat"), { ...body, stream: true }, {
       Accept: "text/event-stream",
     });
     const finished = await readReply(response, reply, scroller);
-    setText(reply, textOf(finished.content));
-    reply.classList.remove("streaming");
-    setMeta(reply, finished);
+    keepEnd(scroller, () => {
+      setText(reply, textOf(finished.content));
+      reply.classList.remove("streaming");
+      setMeta(reply, finished);
+      settle(finished);
+      setSending(false);
+    });
     if (id === state.chatId) {
       // Stored now: unless the user opened another chat meanwhile, which stays as it is.
       state.isNew = false;
@@ -129,7 +143,6 @@ function settle(mine, reply, finished, siblings) {
   const userId = finished.parent;
   setMessage(mine, { ...messageOf(mine), id: userId, siblings: [...siblings, userId] });
   setMessage(reply, { ...finished, siblings: [finished.id] });
-  showControls($("messages"));
 }
 
 // Send a new message below the newest one on screen (so what the user sees is what goes on).
@@ -138,12 +151,13 @@ export async function send(text) {
   const parent = shownLeaf();
   const [mine, reply] = pair(text, parent === undefined ? null : parent);
   const body = parent === undefined ? { content: text } : { content: text, parent };
-  const finished = await runTurn(body, [mine, reply], null);
+  const finished = await runTurn(body, [mine, reply], null, null, (stored) =>
+    settle(mine, reply, stored, []),
+  );
   if (!finished) {
     if (!$("message").value) $("message").value = text; // given back to send again
     return;
   }
-  settle(mine, reply, finished, []);
   noteTurn(id, text, 2);
   showChatHeader();
   await dropGone(id);
@@ -159,14 +173,15 @@ export async function saveEdit(item, text) {
   const parent = startsPath(item) ? null : old.parent;
   const [mine, reply] = pair(text, parent);
   const body = { content: text, parent };
-  const finished = await runTurn(body, [mine, reply], item, "edit");
+  const finished = await runTurn(body, [mine, reply], item, "edit", (stored) =>
+    settle(mine, reply, stored, old.siblings || [old.id]),
+  );
   if (!finished) {
     // Back as it was, the text kept to save again (on the message read again, if it was).
     const again = item.isConnected ? item : shownItem(old.id);
     if (again) openEditor(again, text);
     return;
   }
-  settle(mine, reply, finished, old.siblings || [old.id]);
   noteTurn(id, old.parent === null ? text : "", 2);
   await dropGone(id);
 }
@@ -176,13 +191,14 @@ export async function regenerate(item) {
   const id = state.chatId;
   const old = messageOf(item);
   const reply = messageElement({ role: "assistant", content: "", parent: old.parent });
-  const finished = await runTurn({ parent: old.parent }, [reply], item, "regenerate");
+  const siblings = old.siblings || [old.id];
+  const finished = await runTurn({ parent: old.parent }, [reply], item, "regenerate", (stored) =>
+    setMessage(reply, { ...stored, siblings: [...siblings, stored.id] }),
+  );
   if (!finished) {
     focusControl(item, "regenerate");
     return;
   }
-  setMessage(reply, { ...finished, siblings: [...(old.siblings || [old.id]), finished.id] });
-  showControls($("messages"));
   noteTurn(id, "", 1);
   await dropGone(id);
 }
