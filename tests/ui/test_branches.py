@@ -23,6 +23,9 @@ SHOWN = """() => Array.from(document.querySelectorAll("#messages > li"),
   (li) => [li.dataset.role, li.querySelector(":scope > .text").textContent.trim()])"""
 
 
+GONE_NOTE = "No longer in this chat: it keeps only its newest messages."
+
+
 def said(text: str, earlier: int) -> str:
     """The fake upstream's reply to `text` with `earlier` messages before it on the path."""
     return f"[dev upstream] You said: {text}. (I can see {earlier} earlier messages.)"
@@ -378,9 +381,13 @@ def test_messages_the_pages_own_turn_trimmed_away_offer_nothing_that_must_fail(
     page.on("response", lambda r: refused.append(r.url) if r.status == 404 else None)
     send_and_watch(page, "Three days")  # 4, 5: 0 and 1 dropped, still on screen
 
-    for dropped in (messages(page).nth(0), messages(page).nth(1)):  # nothing to act on
+    for dropped in (messages(page).nth(0), messages(page).nth(1)):  # nothing to act on, and why
         expect(dropped.get_by_role("button")).to_have_count(0)
+        expect(dropped.locator(".gone")).to_have_text(GONE_NOTE)
     kept = messages(page).nth(2)  # its parent is gone: it starts the path now
+    expect(page.locator("#messages .gone")).to_have_count(2)
+    messages(page).first.scroll_into_view_if_needed()
+    shoot(page, "25-trimmed-away")
     expect(messages(page).nth(3).get_by_role("button", name="Regenerate reply")).to_be_visible()
     kept.get_by_role("button", name="Edit message").click()
     page.get_by_label("Edited message").fill("Somewhere cold")

@@ -6,7 +6,7 @@ import { api, chatPath } from "./api.js";
 import { renderChats } from "./chats.js";
 import { focusControl, showControls, versionsOf } from "./branches.js";
 import { $ } from "./dom.js";
-import { messageOf, setMessage } from "./messages.js";
+import { markGone, messageOf, setMessage } from "./messages.js";
 import { clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
 import { entryElement, firstMessage, isMessageItem, isSummary } from "./summaries.js";
@@ -179,8 +179,8 @@ export function shownItem(messageId) {
 // the chat's first messages, which start at the lowest id it still holds (ids grow down every
 // path). A message whose parent is gone starts a path now, with them as its versions (an edit of
 // it is a first message, and a reply to a question gone cannot be asked again); one gone itself
-// stays on screen with nothing to act on (no versions, no Edit or Regenerate), and nothing is
-// left above it to page back to. What another client drops meanwhile is found when an action
+// stays on screen, marked so, with nothing to act on (no versions, no Edit or Regenerate), and
+// nothing is left above it to page back to. What another client drops meanwhile is found when an action
 // on it is refused, and the chat is read again (turns.js).
 export async function dropGone(id) {
   const list = $("messages");
@@ -192,8 +192,10 @@ export async function dropGone(id) {
       const message = messageOf(item);
       if (typeof message.id !== "number") continue;
       const startsHere = message.parent === null || message.parent < kept;
-      if (message.id < kept) setMessage(item, { ...message, siblings: [], dropped: true });
-      else if (startsHere) setMessage(item, { ...message, parent: null, siblings: starts });
+      if (message.id < kept) {
+        setMessage(item, { ...message, siblings: [], dropped: true });
+        markGone(item);
+      } else if (startsHere) setMessage(item, { ...message, parent: null, siblings: starts });
     }
     const oldest = state.oldest;
     if (oldest && typeof oldest.parent === "number" && oldest.parent < kept) noteOldest(null, true);

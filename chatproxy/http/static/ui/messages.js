@@ -114,3 +114,11 @@ export function setMeta(item, message) {
   }
   meta.textContent = parts.join(" · ");
 }
+
+// The message stays on screen, but the chat no longer holds it (MAX_CHAT_MESSAGES dropped it):
+// it says so, since it offers nothing to act on.
+export function markGone(item) {
+  item.classList.add("dropped");
+  if (item.querySelector(":scope > .gone")) return;
+  item.append(element("p", "gone", "No longer in this chat: it keeps only its newest messages."));
+}
