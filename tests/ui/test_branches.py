@@ -397,19 +397,26 @@ def test_messages_the_pages_own_turn_trimmed_away_offer_nothing_that_must_fail(
     assert refused == []
 
 
+def edit_after_turns_elsewhere(page: Page, base: str, *texts: str) -> None:
+    """Open a chat of two turns (items 0 to 3), store a turn of each text elsewhere (the chat
+    holds 4: each drops two items), then save an edit of the second question on the page: it is
+    refused, and the chat read again."""
+    open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")
+    seed(base, "trimmed", *texts)
+    messages(page).nth(2).get_by_role("button", name="Edit message").click()
+    page.get_by_label("Edited message").fill("Somewhere cold")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("no longer in the chat")
+    expect(messages(page)).to_have_count(4)
+    assert shown(page) == stored(base, "trimmed")
+
+
 def test_an_edit_under_a_message_another_client_trimmed_away_reads_the_chat_again(
     serve: Serve, page: Page, fake_upstream: FakeUpstream
 ) -> None:
     base = serve(MAX_CHAT_MESSAGES="4")
-    open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")  # 0..3
-    seed(base, "trimmed", "Three days")  # elsewhere: 4, 5, and 0 and 1 dropped
-    messages(page).nth(2).get_by_role("button", name="Edit message").click()
-    page.get_by_label("Edited message").fill("Somewhere cold")
-    page.keyboard.press("Enter")
+    edit_after_turns_elsewhere(page, base, "Three days")  # 0 and 1 dropped: 2 starts the path
 
-    expect(page.get_by_role("alert")).to_contain_text("no longer in the chat")
-    expect(messages(page)).to_have_count(4)
-    assert shown(page) == stored(base, "trimmed")  # read again: 2 starts the path
     box = messages(page).first.get_by_label("Edited message")
     expect(box).to_have_value("Somewhere cold")  # the edit, open again to save
     expect(box).to_be_focused()
@@ -419,6 +426,21 @@ def test_an_edit_under_a_message_another_client_trimmed_away_reads_the_chat_agai
     assert upstream_saw(fake_upstream) == [("user", "Somewhere cold")]
     assert shown(page) == stored(base, "trimmed")
     versions(messages(page).first, 2, 2)
+
+
+def test_an_edit_of_a_message_another_client_trimmed_away_keeps_its_text_to_send(
+    serve: Serve, page: Page
+) -> None:
+    base = serve(MAX_CHAT_MESSAGES="4")
+    edit_after_turns_elsewhere(page, base, "Three days", "Four days")  # 0 to 3 dropped
+
+    expect(page.get_by_label("Edited message")).to_have_count(0)  # nothing left to edit
+    box = page.get_by_label("Message", exact=True)
+    expect(box).to_have_value("Somewhere cold")
+    expect(box).to_be_focused()
+    expect(page.get_by_role("status")).to_have_text(
+        "The message you edited is gone: your text is in the message box, to send."
+    )
 
 
 def test_regenerating_a_reply_trimming_dropped_meanwhile_reads_the_chat_again(

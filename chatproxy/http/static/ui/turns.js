@@ -177,9 +177,15 @@ export async function saveEdit(item, text) {
     settle(mine, reply, stored, old.siblings || [old.id]),
   );
   if (!finished) {
-    // Back as it was, the text kept to save again (on the message read again, if it was).
+    // Back as it was, the text kept to save again (on the message read again, if it was); when
+    // the chat no longer holds the message, in the message box, to send rather than be lost.
     const again = item.isConnected ? item : shownItem(old.id);
     if (again) openEditor(again, text);
+    else if (id === state.chatId && !$("message").value) {
+      $("message").value = text;
+      $("message").focus();
+      setStatus("The message you edited is gone: your text is in the message box, to send.");
+    }
     return;
   }
   noteTurn(id, old.parent === null ? text : "", 2);
