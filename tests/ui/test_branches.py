@@ -456,6 +456,7 @@ def test_regenerating_a_reply_trimming_dropped_meanwhile_reads_the_chat_again(
     expect(messages(page)).to_have_count(4)
     assert shown(page) == stored(base, "trimmed")
     expect(messages(page).first.get_by_role("button", name="Edit message")).to_be_visible()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # not lost with the button
 
 
 def test_editing_the_first_message_shown_below_a_stored_system_message_keeps_it(
@@ -479,7 +480,7 @@ def test_editing_the_first_message_shown_below_a_stored_system_message_keeps_it(
     versions(messages(page).first, 2, 2)
 
 
-def test_stepping_to_a_version_another_client_trimmed_away_says_so_and_drops_it(
+def test_stepping_to_a_version_another_client_trimmed_away_says_so_and_reads_the_chat_again(
     serve: Serve, page: Page
 ) -> None:
     base = serve(MAX_CHAT_MESSAGES="4")
@@ -488,8 +489,11 @@ def test_stepping_to_a_version_another_client_trimmed_away_says_so_and_drops_it(
 
     versions(messages(page).nth(1), 2, 2).get_by_role("button", name="Previous version").click()
 
-    expect(page.get_by_role("alert")).to_contain_text("no such message")
+    expect(page.get_by_role("alert")).to_contain_text("no longer in the chat")
+    expect(messages(page)).to_have_count(4)  # what the chat holds: all that was shown is gone
+    assert shown(page) == stored(base, "trimmed")
     expect(page.get_by_role("group", name=re.compile("^Version"))).to_have_count(0)
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # not lost with the arrow
 
 
 def test_once_a_turn_trims_what_is_above_the_page_earlier_messages_are_no_longer_offered(

@@ -7,7 +7,7 @@ import { renderChats } from "./chats.js";
 import { focusControl, showControls, versionsOf } from "./branches.js";
 import { $ } from "./dom.js";
 import { markGone, messageOf, setMessage } from "./messages.js";
-import { clearError, setStatus, showError } from "./notices.js";
+import { GONE_WORDS, clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
 import { entryElement, firstMessage, isMessageItem, isSummary } from "./summaries.js";
 
@@ -175,13 +175,13 @@ export function shownItem(messageId) {
 }
 
 // Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, some shown here among them: once a
-// turn is stored (or a step finds a version gone), the messages on screen are checked against
-// the chat's first messages, which start at the lowest id it still holds (ids grow down every
-// path). A message whose parent is gone starts a path now, with them as its versions (an edit of
-// it is a first message, and a reply to a question gone cannot be asked again); one gone itself
-// stays on screen, marked so, with nothing to act on (no versions, no Edit or Regenerate), and
-// nothing is left above it to page back to. What another client drops meanwhile is found when an action
-// on it is refused, and the chat is read again (turns.js).
+// turn is stored, the messages on screen are checked against the chat's first messages, which
+// start at the lowest id it still holds (ids grow down every path). A message whose parent is
+// gone starts a path now, with them as its versions (an edit of it is a first message, and a
+// reply to a question gone cannot be asked again); one gone itself stays on screen, marked so,
+// with nothing to act on (no versions, no Edit or Regenerate), and nothing is left above it to
+// page back to. What another client drops meanwhile is found when an action on it is refused,
+// and the chat is read again (turns.js, and stepVersion below).
 export async function dropGone(id) {
   const list = $("messages");
   try {
@@ -220,8 +220,16 @@ export async function stepVersion(item, step) {
     showBranch(item, path.map(entryElement), step < 0 ? "previous" : "next");
     setStatus(`Showing version ${at + step + 1} of ${siblings.length}.`);
   } catch (error) {
-    showError(error);
-    if (error.status === 404) await dropGone(id);
+    if (error.status !== 404 || id !== state.chatId) {
+      showError(error);
+      return;
+    }
+    // The version is gone (another client's turns trimmed it, or it was removed): what is shown
+    // may be gone too, so the chat is read again, and the focus, on an arrow no more, goes to
+    // the message box.
+    await openChat(id, false);
+    if ($("error").hidden) showError(GONE_WORDS);
+    $("message").focus();
   }
 }
 

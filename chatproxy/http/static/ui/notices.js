@@ -51,7 +51,8 @@ function describe(error) {
   return `Something went wrong (HTTP ${status}). ${error.message}`.trim();
 }
 
-// A turn refused because a message it needs is gone; the chat was read again (turns.js).
+// A turn or a step to a version refused because a message it needs is gone; the chat was read
+// again (turns.js, conversation.js).
 export const GONE_WORDS =
   "A message this needs is no longer in the chat: a chat keeps only its newest messages, and " +
   "another client may have removed some. The chat was read again: try again from what it shows.";

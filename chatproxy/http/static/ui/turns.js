@@ -202,7 +202,8 @@ export async function regenerate(item) {
     setMessage(reply, { ...stored, siblings: [...siblings, stored.id] }),
   );
   if (!finished) {
-    focusControl(item, "regenerate");
+    if (item.isConnected) focusControl(item, "regenerate");
+    else $("message").focus(); // the chat was read again without it
     return;
   }
   noteTurn(id, "", 1);
