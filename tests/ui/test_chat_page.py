@@ -420,3 +420,22 @@ def test_a_reply_streaming_in_leaves_the_view_where_the_reader_scrolled(
     top, most, _ = phone.evaluate(SCROLLED)
     assert top == 0 < most  # not pulled back down as the reply grew
     expect(phone.locator("#messages > li").first).to_be_in_viewport()
+
+
+def test_the_chats_actions_take_one_row_on_a_phone(serve: Serve, phone: Page) -> None:
+    """Above the messages, which the on-screen keyboard leaves little room to, the chat's name
+    and its actions take two rows, not three."""
+    base = serve()
+    assert http("POST", f"{base}/narrow/chat", {"content": "Hello"}).status == 200
+    phone.goto(base + "/ui#chat=narrow")
+    expect(phone.locator("#messages > li")).to_have_count(2)
+
+    names = ("System prompt", "Export chat", "Delete chat")
+    boxes = [phone.get_by_role("button", name=name, exact=True).bounding_box() for name in names]
+    assert all(boxes)
+    assert len({box["y"] for box in boxes if box}) == 1, "the actions wrap"
+    for box in boxes:
+        assert box
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= PHONE["width"]
+        assert box["height"] >= 24, "too small a target for a finger"
