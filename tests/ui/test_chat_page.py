@@ -439,3 +439,30 @@ def test_the_chats_actions_take_one_row_on_a_phone(serve: Serve, phone: Page) ->
         assert box["x"] >= 0
         assert box["x"] + box["width"] <= PHONE["width"]
         assert box["height"] >= 24, "too small a target for a finger"
+
+
+def test_the_chat_list_open_on_a_phone_keeps_the_focus_out_of_the_chat_it_covers(
+    serve: Serve, phone: Page
+) -> None:
+    base = serve()
+    assert http("POST", f"{base}/covered/chat", {"content": "Hello"}).status == 200
+    phone.goto(base + "/ui#chat=covered")
+    expect(phone.locator("#messages > li")).to_have_count(2)
+    in_chat = "() => document.activeElement.closest('#chat') !== null"
+
+    toggle = phone.get_by_role("button", name="Chats", exact=True)
+    toggle.focus()
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_role("navigation", name="Chats")).to_be_visible()
+    for _ in range(12):  # round the page and back: never onto what the list covers
+        phone.keyboard.press("Tab")
+        assert not phone.evaluate(in_chat), "the focus went behind the chat list"
+    phone.keyboard.press("Escape")
+    expect(toggle).to_be_focused()
+    phone.get_by_role("button", name="System prompt").focus()
+    assert phone.evaluate(in_chat)  # reachable again once the list is closed
+
+    toggle.click()
+    phone.set_viewport_size({"width": 1100, "height": 720})  # wide: the list is beside the chat
+    phone.get_by_role("button", name="System prompt").focus()
+    assert phone.evaluate(in_chat)

@@ -19,6 +19,8 @@ import { KEY_STORAGE, state } from "./state.js";
 import { exportAll, exportChat, importFile } from "./transfer.js";
 import { regenerate, saveEdit, send } from "./turns.js";
 
+const NARROW = "(max-width: 760px)"; // as style.css's: the chat list opens over the chat
+
 function newChatId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[6] = (bytes[6] & 0x0f) | 0x40; // a version 4 UUID
@@ -236,6 +238,10 @@ function wireSidebar() {
       setSidebar(false);
       $("toggle-chats").focus();
     }
+  });
+  // A screen grown wide shows the list beside the chat: it covers nothing, so it is closed.
+  matchMedia(NARROW).addEventListener("change", (event) => {
+    if (!event.matches) setSidebar(false);
   });
 }
 

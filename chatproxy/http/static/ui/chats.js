@@ -73,7 +73,10 @@ export function noteTurn(id, firstText, added) {
   renderChats();
 }
 
+// Open or close the chat list over the chat (on a narrow screen): what it covers is inert
+// meanwhile, so the focus cannot go behind it.
 export function setSidebar(open) {
   $("sidebar").classList.toggle("open", open);
   $("toggle-chats").setAttribute("aria-expanded", String(open));
+  $("chat").inert = open;
 }
