@@ -466,3 +466,24 @@ def test_the_chat_list_open_on_a_phone_keeps_the_focus_out_of_the_chat_it_covers
     phone.set_viewport_size({"width": 1100, "height": 720})  # wide: the list is beside the chat
     phone.get_by_role("button", name="System prompt").focus()
     assert phone.evaluate(in_chat)
+
+
+def test_earlier_messages_are_paged_in_from_the_keyboard_without_losing_the_focus(
+    serve: Serve, page: Page
+) -> None:
+    base = serve()
+    for n in range(55):
+        assert http("POST", f"{base}/long/chat", {"content": f"message {n}"}).status == 200
+    page.goto(base + "/ui#chat=long")
+    messages = page.locator("#messages > li")
+    expect(messages).to_have_count(50)
+    earlier = page.get_by_role("button", name="Show earlier messages")
+    earlier.focus()
+
+    page.keyboard.press("Enter")
+    expect(messages).to_have_count(100)
+    expect(earlier).to_be_focused()  # to page on with Enter again
+    page.keyboard.press("Enter")
+    expect(messages).to_have_count(110)
+    expect(earlier).to_be_hidden()  # none left: the focus goes to the oldest message
+    expect(messages.first.get_by_role("button", name="Edit message")).to_be_focused()

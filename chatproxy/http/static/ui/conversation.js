@@ -140,16 +140,24 @@ async function loadHistory(before) {
   scroller.scrollTop = before === undefined ? scroller.scrollHeight : scroller.scrollHeight - fromBottom;
 }
 
+// Show the page before the oldest message shown. The button is only marked disabled meanwhile
+// (a disabled one would drop the focus); once none is left it goes, and the focus with it to
+// the oldest message's first control, where reading starts.
 export async function loadEarlier() {
   const button = $("more-messages");
-  button.disabled = true;
+  if (button.getAttribute("aria-disabled") === "true") return;
+  const focused = document.activeElement === button;
+  button.setAttribute("aria-disabled", "true");
   try {
     await loadHistory(state.firstMessageId);
   } catch (error) {
     showError(error);
   } finally {
-    button.disabled = false;
+    button.removeAttribute("aria-disabled");
   }
+  if (!focused || !button.hidden) return;
+  const control = $("messages").querySelector("button, summary, a[href]");
+  (control || $("message")).focus();
 }
 
 // The path from the message `from` down to `leaf`, read back a page at a time until it is in.
