@@ -487,3 +487,20 @@ def test_earlier_messages_are_paged_in_from_the_keyboard_without_losing_the_focu
     expect(messages).to_have_count(110)
     expect(earlier).to_be_hidden()  # none left: the focus goes to the oldest message
     expect(messages.first.get_by_role("button", name="Edit message")).to_be_focused()
+
+
+def test_an_error_dismissed_from_the_keyboard_leaves_the_focus_in_the_message_box(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    base = serve()
+    page.goto(base + "/ui")
+    fake_upstream.script(Fault.error(500))
+    page.get_by_label("Message", exact=True).fill("Hello")
+    page.keyboard.press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The model provider is unavailable")
+
+    alert.get_by_role("button", name="Dismiss").focus()
+    page.keyboard.press("Enter")
+    expect(alert).to_be_hidden()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # not on a hidden button

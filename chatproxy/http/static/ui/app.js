@@ -181,7 +181,10 @@ function wireChat() {
   on("remove-system", "click", () => saveSystem(""));
   on("cancel-system", "click", closeSystemForm);
   on("delete-chat", "click", deleteChat);
-  on("dismiss-error", "click", clearError);
+  on("dismiss-error", "click", () => {
+    clearError();
+    $("message").focus(); // not left on the button, hidden now
+  });
 }
 
 // The messages' version, edit and regenerate controls, and the editor an Edit opens.
