@@ -504,3 +504,24 @@ def test_an_error_dismissed_from_the_keyboard_leaves_the_focus_in_the_message_bo
     page.keyboard.press("Enter")
     expect(alert).to_be_hidden()
     expect(page.get_by_label("Message", exact=True)).to_be_focused()  # not on a hidden button
+
+
+def test_escape_closes_the_system_prompt_form_unsaved_as_cancel_does(
+    serve: Serve, page: Page
+) -> None:
+    base = serve()
+    assert http("POST", f"{base}/prompt/chat", {"content": "Hello"}).status == 200
+    page.goto(base + "/ui#chat=prompt")
+    expect(page.locator("#messages > li")).to_have_count(2)
+    opener = page.get_by_role("button", name="System prompt")
+    opener.focus()
+    page.keyboard.press("Enter")
+    box = page.get_by_label("System prompt for this chat")
+    expect(box).to_be_focused()
+    page.keyboard.type("Answer like a pirate.")
+
+    page.keyboard.press("Escape")
+    expect(box).to_be_hidden()
+    expect(opener).to_be_focused()
+    expect(opener).to_have_attribute("aria-expanded", "false")
+    assert http("GET", f"{base}/prompt/system").json()["source"] == "global"  # nothing saved

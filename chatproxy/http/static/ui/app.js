@@ -180,6 +180,9 @@ function wireChat() {
   on("system-form", "submit", withoutDefault(() => saveSystem($("system-text").value)));
   on("remove-system", "click", () => saveSystem(""));
   on("cancel-system", "click", closeSystemForm);
+  on("system-form", "keydown", (event) => {
+    if (event.key === "Escape") closeSystemForm(); // as in the edit box: cancels, unsaved
+  });
   on("delete-chat", "click", deleteChat);
   on("dismiss-error", "click", () => {
     clearError();
