@@ -374,6 +374,14 @@ def test_the_system_prompt_form_fits_a_phone_screen_with_a_long_default(
     assert source[0] <= source[1], "the default prompt runs out of its box"
 
 
+def open_one_turn(page: Page, base: str, chat: str) -> str:
+    """Store a turn of `chat` and open it on the page; return the server's URL."""
+    assert http("POST", f"{base}/{chat}/chat", {"content": "Hello"}).status == 200
+    page.goto(f"{base}/ui#chat={chat}")
+    expect(page.locator("#messages > li")).to_have_count(2)
+    return base
+
+
 # Where the message list is scrolled: [top, the most it can be], and the bottom edge it shows at.
 SCROLLED = """() => {
   const box = document.getElementById("messages").parentElement;
@@ -425,10 +433,7 @@ def test_a_reply_streaming_in_leaves_the_view_where_the_reader_scrolled(
 def test_the_chats_actions_take_one_row_on_a_phone(serve: Serve, phone: Page) -> None:
     """Above the messages, which the on-screen keyboard leaves little room to, the chat's name
     and its actions take two rows, not three."""
-    base = serve()
-    assert http("POST", f"{base}/narrow/chat", {"content": "Hello"}).status == 200
-    phone.goto(base + "/ui#chat=narrow")
-    expect(phone.locator("#messages > li")).to_have_count(2)
+    open_one_turn(phone, serve(), "narrow")
 
     names = ("System prompt", "Export chat", "Delete chat")
     boxes = [phone.get_by_role("button", name=name, exact=True).bounding_box() for name in names]
@@ -444,10 +449,7 @@ def test_the_chats_actions_take_one_row_on_a_phone(serve: Serve, phone: Page) ->
 def test_the_chat_list_open_on_a_phone_keeps_the_focus_out_of_the_chat_it_covers(
     serve: Serve, phone: Page
 ) -> None:
-    base = serve()
-    assert http("POST", f"{base}/covered/chat", {"content": "Hello"}).status == 200
-    phone.goto(base + "/ui#chat=covered")
-    expect(phone.locator("#messages > li")).to_have_count(2)
+    open_one_turn(phone, serve(), "covered")
     in_chat = "() => document.activeElement.closest('#chat') !== null"
 
     toggle = phone.get_by_role("button", name="Chats", exact=True)
@@ -509,10 +511,7 @@ def test_an_error_dismissed_from_the_keyboard_leaves_the_focus_in_the_message_bo
 def test_escape_closes_the_system_prompt_form_unsaved_as_cancel_does(
     serve: Serve, page: Page
 ) -> None:
-    base = serve()
-    assert http("POST", f"{base}/prompt/chat", {"content": "Hello"}).status == 200
-    page.goto(base + "/ui#chat=prompt")
-    expect(page.locator("#messages > li")).to_have_count(2)
+    base = open_one_turn(page, serve(), "prompt")
     opener = page.get_by_role("button", name="System prompt")
     opener.focus()
     page.keyboard.press("Enter")
