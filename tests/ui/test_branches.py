@@ -26,6 +26,18 @@ SHOWN = """() => Array.from(document.querySelectorAll("#messages > li"),
 GONE_NOTE = "No longer in this chat: it keeps only its newest messages."
 
 
+# Records whether the first two messages shown ever offer a control that acts (not one marked
+# disabled while a reply streams in) from the next change of the list on.
+RECORD_FIRST_TWO_USABLE = """() => {
+  window.firstTwoUsable = false;
+  const usable = '#messages > li:nth-child(-n+2) .actions button:not([aria-disabled="true"])';
+  new MutationObserver(() => {
+    if (document.querySelector(usable)) window.firstTwoUsable = true;
+  }).observe(document.getElementById("messages"), {subtree: true, childList: true,
+                                                     attributes: true});
+}"""
+
+
 def said(text: str, earlier: int) -> str:
     """The fake upstream's reply to `text` with `earlier` messages before it on the path."""
     return f"[dev upstream] You said: {text}. (I can see {earlier} earlier messages.)"
@@ -379,8 +391,10 @@ def test_messages_the_pages_own_turn_trimmed_away_offer_nothing_that_must_fail(
     open_seeded(page, base, "trimmed", "Plan a trip", "Somewhere warm")  # 0..3, no versions
     refused: list[str] = []
     page.on("response", lambda r: refused.append(r.url) if r.status == 404 else None)
+    page.evaluate(RECORD_FIRST_TWO_USABLE)
     send_and_watch(page, "Three days")  # 4, 5: 0 and 1 dropped, still on screen
 
+    assert page.evaluate("window.firstTwoUsable") is False  # not even until the page knew
     for dropped in (messages(page).nth(0), messages(page).nth(1)):  # nothing to act on, and why
         expect(dropped.get_by_role("button")).to_have_count(0)
         expect(dropped.locator(".gone")).to_have_text(GONE_NOTE)

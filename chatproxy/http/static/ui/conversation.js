@@ -183,34 +183,42 @@ export function shownItem(messageId) {
 }
 
 // Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, some shown here among them: once a
-// turn is stored, the messages on screen are checked against the chat's first messages, which
-// start at the lowest id it still holds (ids grow down every path). A message whose parent is
-// gone starts a path now, with them as its versions (an edit of it is a first message, and a
-// reply to a question gone cannot be asked again); one gone itself stays on screen, marked so,
-// with nothing to act on (no versions, no Edit or Regenerate), and nothing is left above it to
-// page back to. What another client drops meanwhile is found when an action on it is refused,
-// and the chat is read again (turns.js, and stepVersion below).
-export async function dropGone(id) {
-  const list = $("messages");
+// turn is stored, and before any control comes back, the page reads the chat's first messages,
+// which start at the lowest id it still holds (ids grow down every path), and checks the
+// messages on screen against them (dropGone). A message whose parent is gone starts a path now,
+// with them as its versions (an edit of it is a first message, and a reply to a question gone
+// cannot be asked again); one gone itself stays on screen, marked so, with nothing to act on (no
+// versions, no Edit or Regenerate), and nothing is left above it to page back to. What another
+// client drops meanwhile is found when an action on it is refused, and the chat is read again
+// (turns.js, and stepVersion below).
+
+// The ids of the chat's first messages; null, the error shown, if they could not be read.
+export async function readStarts(id) {
   try {
-    const { children: starts } = await api("GET", chatPath(id, "children"));
-    if (id !== state.chatId || !starts.length) return;
-    const kept = Math.min(...starts);
-    for (const item of Array.from(list.children).filter(isMessageItem)) {
-      const message = messageOf(item);
-      if (typeof message.id !== "number") continue;
-      const startsHere = message.parent === null || message.parent < kept;
-      if (message.id < kept) {
-        setMessage(item, { ...message, siblings: [], dropped: true });
-        markGone(item);
-      } else if (startsHere) setMessage(item, { ...message, parent: null, siblings: starts });
-    }
-    const oldest = state.oldest;
-    if (oldest && typeof oldest.parent === "number" && oldest.parent < kept) noteOldest(null, true);
-    showControls(list);
+    const { children } = await api("GET", chatPath(id, "children"));
+    return children;
   } catch (error) {
     showError(error);
+    return null;
   }
+}
+
+// Mark what trimming dropped of the messages shown, given the chat's first messages `starts`
+// (read by readStarts); the controls are the caller's to show again.
+export function dropGone(starts) {
+  if (!starts || !starts.length) return;
+  const kept = Math.min(...starts);
+  for (const item of Array.from($("messages").children).filter(isMessageItem)) {
+    const message = messageOf(item);
+    if (typeof message.id !== "number") continue;
+    const startsHere = message.parent === null || message.parent < kept;
+    if (message.id < kept) {
+      setMessage(item, { ...message, siblings: [], dropped: true });
+      markGone(item);
+    } else if (startsHere) setMessage(item, { ...message, parent: null, siblings: starts });
+  }
+  const oldest = state.oldest;
+  if (oldest && typeof oldest.parent === "number" && oldest.parent < kept) noteOldest(null, true);
 }
 
 // Show the version `step` away (-1 or 1) of a message, and below it the branch that continues

@@ -8,6 +8,7 @@ import { noteTurn } from "./chats.js";
 import {
   dropGone,
   openChat,
+  readStarts,
   setStored,
   showChatHeader,
   shownItem,
@@ -65,8 +66,9 @@ async function readReply(response, reply, scroller) {
 
 // Show `shown` (the user's new message if any, then the reply) in place of `from` and all
 // below it (at the end if null), and post `body`; the control `focus` of the first one shown
-// takes the focus meanwhile. Once the reply is stored, `settle(reply)` gives what is shown its
-// ids and versions, and their controls come. Return the stored reply; on failure put back what
+// takes the focus meanwhile. Once the reply is stored and the chat's first messages are read,
+// `settle(reply)` gives what is shown its ids and versions, what trimming dropped is marked
+// (dropGone), and the controls come back. Return the stored reply; on failure put back what
 // was shown before, report the error and return null. A turn refused with 404 goes under a
 // message the chat no longer holds (MAX_CHAT_MESSAGES dropped it, after it was shown here or by
 // another client's turns, or another client removed it): the chat is read again, so that what is
@@ -92,11 +94,14 @@ async function runTurn(body, shown, from, focus, settle) {
       Accept: "text/event-stream",
     });
     const finished = await readReply(response, reply, scroller);
+    // Stored: what trimming left of the chat is known before any control acts again.
+    const starts = await readStarts(id);
     keepEnd(scroller, () => {
       setText(reply, textOf(finished.content));
       reply.classList.remove("streaming");
       setMeta(reply, finished);
       settle(finished);
+      if (id === state.chatId) dropGone(starts);
       setSending(false);
     });
     if (id === state.chatId) {
@@ -160,7 +165,6 @@ export async function send(text) {
   }
   noteTurn(id, text, 2);
   showChatHeader();
-  await dropGone(id);
 }
 
 // Save the editor's text as another version of a user message: a new message beside it, whose
@@ -189,7 +193,6 @@ export async function saveEdit(item, text) {
     return;
   }
   noteTurn(id, old.parent === null ? text : "", 2);
-  await dropGone(id);
 }
 
 // Ask for another reply to the user message a reply answers; it goes beside the old one.
@@ -207,5 +210,4 @@ export async function regenerate(item) {
     return;
   }
   noteTurn(id, "", 1);
-  await dropGone(id);
 }
