@@ -24,6 +24,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from chatproxy.http.tool_limits import MAX_TOOLS, check_chat_tools
 from chatproxy.service.defaults import TurnOptions
 from chatproxy.store.items import ROOT
 
@@ -156,6 +157,11 @@ class ChatMessage(TypedDict):
     content: NotRequired[StrictStr | list[dict[str, Any]] | None]
 
 
+def _tools_schema(schema: dict[str, Any]) -> None:
+    """Say OpenAI's bound on `tools` in the field's JSON schema: at most MAX_TOOLS objects."""
+    schema["anyOf"][0].update(maxItems=MAX_TOOLS, items={"type": "object"})
+
+
 class CompletionRequest(BaseModel):
     """OpenAI's chat completion request. The proxy owns only the fields listed here: the
     `messages` (with a chat id, the new user message, after the stored history), the `model`
@@ -164,8 +170,10 @@ class CompletionRequest(BaseModel):
     `temperature` (with a chat id, the chat's setting when absent) and `metadata.chat_id`.
     Every other field (`tools`, `tool_choice`, `parallel_tool_calls`, `response_format`,
     `seed`, `top_p`, `stop`, `n`, `logprobs`, `user`, `reasoning_effort`, ..., and fields
-    this proxy does not know) reaches the model exactly as sent. With a chat id, `n` must be
-    1: a chat keeps one reply per turn."""
+    this proxy does not know) reaches the model exactly as sent, `tools` and the legacy
+    `functions` once held to OpenAI's bounds and MAX_TOOLS_CHARS (`tool_limits.py`, with the
+    validation context's `max_tools_chars`). With a chat id, `n` must be 1: a chat keeps one
+    reply per turn."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -181,6 +189,19 @@ class CompletionRequest(BaseModel):
         " header); other keys reach the model as sent.",
     )
     stream_options: dict[str, Any] | None = None
+    tools: list[Any] | None = Field(
+        default=None,
+        description=f"Sent to the model as they are: at most {MAX_TOOLS}, each function's (or"
+        " custom tool's) name 1-64 characters of A-Z a-z 0-9 _ -, and all of them (with the"
+        " legacy `functions`) at most MAX_TOOLS_CHARS characters of JSON.",
+        json_schema_extra=_tools_schema,
+    )
+
+    @model_validator(mode="after")
+    def _bounded_tools(self, info: ValidationInfo) -> CompletionRequest:
+        functions = (self.model_extra or {}).get("functions")
+        check_chat_tools(self.tools, functions, (info.context or {}).get("max_tools_chars"))
+        return self
 
     @field_validator("metadata")
     @classmethod
@@ -200,6 +221,8 @@ class CompletionRequest(BaseModel):
         """The fields passed on as they were sent: every field the proxy does not own, and
         `metadata` without a chat id (left out if that was all it held)."""
         fields = dict(self.model_extra or {})
+        if "tools" in self.model_fields_set:
+            fields["tools"] = self.tools  # as sent, null too
         if self.max_completion_tokens is not None:
             # Names the cap as the client did (reasoning models refuse `max_tokens`); the value
             # sent is the cap the proxy resolves (`upstream.rules.completion_body`).

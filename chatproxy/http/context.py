@@ -175,9 +175,11 @@ class Context:
         if not isinstance(data, dict):
             raise InvalidJSON()
         try:
-            return model.model_validate(
-                data, context={"max_chars": self.settings.max_content_chars}
-            )
+            bounds = {
+                "max_chars": self.settings.max_content_chars,
+                "max_tools_chars": self.settings.max_tools_chars,
+            }
+            return model.model_validate(data, context=bounds)
         except ValidationError as exc:
             raise ValidationFailed(_describe(exc), param=_param(exc)) from None
 

@@ -22,6 +22,7 @@ from chatproxy.http.openapi_operation import (
     ref,
     streamed,
 )
+from chatproxy.http.tool_limits import MAX_TOOLS
 from chatproxy.store.items import CHAT_ID
 
 NUMBER = "(0|[1-9][0-9]{0,17})"
@@ -102,7 +103,11 @@ REQUEST: Schema = {
         "metadata": nullable({"type": "object", "additionalProperties": STRING}),
         "user": _text(256),
         "safety_identifier": _text(64),
-        "tools": nullable({"type": "array"}),
+        "tools": {
+            **nullable({"type": "array", "maxItems": MAX_TOOLS, "items": {"type": "object"}}),
+            "description": "Function tools: each `name` 1-64 characters of A-Z a-z 0-9 _ -,"
+            " and all of them at most MAX_TOOLS_CHARS characters of JSON.",
+        },
         "tool_choice": {},
         "parallel_tool_calls": NULLABLE_BOOLEAN,
         "text": NULLABLE_OBJECT,

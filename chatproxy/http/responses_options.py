@@ -25,24 +25,21 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
+from chatproxy.http.tool_limits import check_tool_count, tool_name
 
 JsonObject = dict[str, Any]
 
-MAX_TOOLS = 128
-NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHOICES = ("auto", "none", "required")
 VERBOSITY = ("low", "medium", "high")
 
 
 def chat_tools(tools: Any) -> list[JsonObject]:
-    """The chat completion tools of a request's function tools."""
-    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
-        raise ValidationFailed(f"tools: must be a list of at most {MAX_TOOLS} tools", param="tools")
-    return [_chat_tool(tool, f"tools[{n}]") for n, tool in enumerate(tools)]
+    """The chat completion tools of a request's function tools (at most MAX_TOOLS; their size
+    is held by the request, `tool_limits.check_tools_size`)."""
+    return [_chat_tool(tool, f"tools[{n}]") for n, tool in enumerate(check_tool_count(tools))]
 
 
 def _chat_tool(tool: Any, where: str) -> JsonObject:
@@ -55,7 +52,7 @@ def _chat_tool(tool: Any, where: str) -> JsonObject:
             " model function tools only (type 'function'), and runs no built-in tools",
             param=f"{where}.type",
         )
-    function: JsonObject = {"name": _name(tool.get("name"), f"{where}.name")}
+    function: JsonObject = {"name": tool_name(tool.get("name"), f"{where}.name")}
     optional = {"description": str, "parameters": dict, "strict": bool}
     function.update(_optional(tool, optional, where))
     return {"type": "function", "function": function}
@@ -118,16 +115,10 @@ def _allowed(tool: Any, names: set[str], where: str) -> JsonObject:
 
 def _named(name: Any, names: set[str], where: str) -> JsonObject:
     """A chat tool choice of the function `name`, which must be one of the request's tools."""
-    name = _name(name, where)
+    name = tool_name(name, where)
     if name not in names:
         raise ValidationFailed(f"{where}: no function tool named {name!r} in tools", param=where)
     return {"type": "function", "function": {"name": name}}
-
-
-def _name(name: Any, where: str) -> str:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ValidationFailed(f"{where}: must be 1-64 characters of A-Z a-z 0-9 _ -", param=where)
-    return name
 
 
 def text_fields(text: Any) -> JsonObject:
@@ -162,7 +153,7 @@ def text_fields(text: Any) -> JsonObject:
 
 def _json_schema(form: JsonObject) -> JsonObject:
     """The chat completion `json_schema` of a `json_schema` text format."""
-    schema: JsonObject = {"name": _name(form.get("name"), "text.format.name")}
+    schema: JsonObject = {"name": tool_name(form.get("name"), "text.format.name")}
     if not isinstance(form.get("schema"), dict):
         raise ValidationFailed(
             "text.format.schema: required (a JSON schema object)", param="text.format.schema"

@@ -13,9 +13,11 @@ The fields, and what becomes of each:
   default `disabled`), `max_output_tokens` (the cap), `temperature`, and `context_management`
   (`[{"type": "compaction", "compact_threshold": N}]`: the turn compacts its chat, its history
   held to N tokens; see the README's "Long chats"): the service's;
-- to the model (`chat_fields`): `tools`, `tool_choice`, `parallel_tool_calls` (with tools),
-  `text` (`response_format`, `verbosity`), `reasoning.effort` (`reasoning_effort`), `top_p`,
-  `user`, `safety_identifier`, and the four that chat completions take as they are:
+- to the model (`chat_fields`): `tools` (at most 128 function tools, named as OpenAI takes
+  them, their JSON text within MAX_TOOLS_CHARS: `tool_limits.py`), `tool_choice`,
+  `parallel_tool_calls` (with tools), `text` (`response_format`, `verbosity`),
+  `reasoning.effort` (`reasoning_effort`), `top_p`, `user`, `safety_identifier`, and the four
+  that chat completions take as they are:
   `service_tier`, `prompt_cache_key`, `prompt_cache_retention`, `prompt_cache_options` (but
   its `prewarm`, a response that writes nothing, and `comparison_response_id`, which names a
   response of OpenAI's own: refused);
@@ -44,6 +46,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -64,6 +67,7 @@ from chatproxy.http.responses_options import (
     reasoning_effort,
     text_fields,
 )
+from chatproxy.http.tool_limits import check_tools_size
 from chatproxy.service.defaults import TurnOptions
 
 JsonObject = dict[str, Any]
@@ -140,7 +144,7 @@ class ResponsesRequest(BaseModel):
         return cls.model_fields[info.field_name].default if value is None else value
 
     @model_validator(mode="after")
-    def _check(self) -> ResponsesRequest:
+    def _check(self, info: ValidationInfo) -> ResponsesRequest:
         check_input(self.input)
         if self.conversation is not None and self.previous_response_id is not None:
             raise ValidationFailed(
@@ -160,6 +164,7 @@ class ResponsesRequest(BaseModel):
                 param="background",
             )
         self.chat_fields()  # refuses tools, tool_choice, text and reasoning it cannot send
+        check_tools_size("tools", (info.context or {}).get("max_tools_chars"), self.tools)
         self.compact_threshold()  # refuses what context_management holds but compaction
         return self
 
