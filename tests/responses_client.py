@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.responses import Response
 
-from harness.fake_upstream import FakeUpstream
+from harness.fake_upstream import FakeUpstream, Fault
 from harness.server_process import StartServer, http, server_env
 
 KEY = "responses-key-0123456789abcdef"
@@ -94,3 +94,16 @@ def said(text: str, earlier: int) -> str:
     """The fake upstream's reply to the user message `text` after `earlier` messages."""
     plural = "" if earlier == 1 else "s"
     return f"[dev upstream] You said: {text}. (I can see {earlier} earlier message{plural}.)"
+
+
+def script_call(fake_upstream: FakeUpstream, call_id: str, name: str = "get_weather") -> str:
+    """Have the model's next reply call the function `name` by the id `call_id` (as another
+    server's model may, either longer than OpenAI's 64 characters); return the id."""
+    call = {"id": call_id, "type": "function", "function": {"name": name}}
+    call["function"]["arguments"] = '{"city": "Oslo"}'
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    usage = {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}
+    completion = {"id": "c", "object": "chat.completion", "created": 1, "model": MODEL}
+    fake_upstream.script(Fault(body={**completion, "choices": [choice], "usage": usage}))
+    return call_id

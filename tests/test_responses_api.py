@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.responses import Response
 
-from harness.fake_upstream import FakeUpstream, Fault
+from harness.fake_upstream import FakeUpstream
 from harness.server_process import StartServer
 from tests.responses_client import (
     MODEL,
@@ -22,6 +22,7 @@ from tests.responses_client import (
     chat_of,
     proxy,
     said,
+    script_call,
     sent_upstream,
     start_proxy,
 )
@@ -777,18 +778,10 @@ def test_a_chat_api_turn_after_messages_another_request_stored_has_only_its_own_
     assert proxy.path(asked) == proxy.path(again) == [("system", SYSTEM), ("user", "Q")]
 
 
-def long_call(fake_upstream: FakeUpstream) -> str:
-    """Have the model's next reply call get_weather with an id over OpenAI's 64 characters, as
+def long_call(fake_upstream: FakeUpstream, name: str = "get_weather") -> str:
+    """Have the model's next reply call `name` with an id over OpenAI's 64 characters, as
     another server's model may; return the id."""
-    call_id = "call_" + "7" * 80
-    call = {"id": call_id, "type": "function", "function": {"name": "get_weather"}}
-    call["function"]["arguments"] = '{"city": "Oslo"}'
-    message = {"role": "assistant", "content": None, "tool_calls": [call]}
-    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
-    usage = {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}
-    completion = {"id": "c", "object": "chat.completion", "created": 1, "model": MODEL}
-    fake_upstream.script(Fault(body={**completion, "choices": [choice], "usage": usage}))
-    return call_id
+    return script_call(fake_upstream, "call_" + "7" * 80, name)
 
 
 @pytest.mark.parametrize("answer", ["previous_response_id", "conversation item"])
@@ -821,14 +814,16 @@ def test_a_call_the_model_gave_a_long_id_is_answered_by_that_id(
     assert tool == {"role": "tool", "tool_call_id": call_id, "content": "Sunny"}
 
 
+@pytest.mark.parametrize("name", ["get_weather", "f" * 65], ids=["long-id", "long-id-and-name"])
 @pytest.mark.parametrize("resent", ["with its ids", "previous_response_id", "not stored"])
 def test_a_call_the_model_gave_a_long_id_may_be_sent_back_with_the_whole_input(
-    proxy: Proxy, fake_upstream: FakeUpstream, resent: str
+    proxy: Proxy, fake_upstream: FakeUpstream, resent: str, name: str
 ) -> None:
     """A client that resends its whole input (`input += response.output`, the Vercel AI SDK)
     sends the model's call back as a `function_call` item: it matches the call the chat holds,
-    so its id is not the client's and is not held to 64 characters (a new call's is)."""
-    call_id = long_call(fake_upstream)
+    so its id and name are not the client's and are not held to 64 characters (a new call's
+    are)."""
+    call_id = long_call(fake_upstream, name)
     history: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}]
     called = proxy.client.responses.create(model=MODEL, input=history, tools=[WEATHER])
     history += [*called.output, {"type": "function_call_output", "call_id": call_id, "output": "1"}]
@@ -846,6 +841,7 @@ def test_a_call_the_model_gave_a_long_id_may_be_sent_back_with_the_whole_input(
     sent = fake_upstream.chat_requests()[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
     assert sent[2]["tool_calls"][0]["id"] == sent[3]["tool_call_id"] == call_id
+    assert sent[2]["tool_calls"][0]["function"]["name"] == name
     # The call is stored once, its result and the reply after it (none when not stored).
     assert len(proxy.path(chat)) == (3 if resent == "not stored" else 5)
 

@@ -178,7 +178,13 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: StrictStr | None = Field(default=None, min_length=1, max_length=128)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="Each message the request adds is held to MAX_CONTENT_CHARS (with a chat"
+        " id, not those it resends that match the chat's); with a chat id, the function names"
+        " of the tool calls it adds to 64 characters.",
+    )
     stream: StrictBool = False
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1)

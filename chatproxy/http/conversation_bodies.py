@@ -23,7 +23,10 @@ Metadata = dict[
     Annotated[str, StringConstraints(max_length=MAX_KEY_CHARS)],
     Annotated[StrictStr, StringConstraints(max_length=MAX_VALUE_CHARS)],
 ]
-ITEMS_DOC = f"Responses input items (at most {MAX_ITEMS}): messages, function calls, their outputs."
+ITEMS_DOC = (
+    f"Responses input items (at most {MAX_ITEMS}): messages, function calls (`call_id` and"
+    " `name` of at most 64 characters each, as OpenAI's API takes them), their outputs."
+)
 METADATA_DOC = (
     f"At most {MAX_METADATA_PAIRS} pairs of strings: keys of at most {MAX_KEY_CHARS} characters,"
     f" values of at most {MAX_VALUE_CHARS}."

@@ -67,7 +67,9 @@ REQUEST: Schema = {
                 {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {}},
             ],
             "description": "A user message, or input items (message, function_call,"
-            " function_call_output, item_reference, reasoning).",
+            " function_call_output, item_reference, reasoning). A function_call the input adds"
+            " (not one of the model's, sent back) has a `call_id` and a `name` of at most 64"
+            " characters each, as OpenAI's API takes them.",
         },
         "instructions": _text(),
         "previous_response_id": {

@@ -5,18 +5,18 @@ Conversations request's `items` (the same items).
 items were sent, before their shape is checked (`responses_input.py` translates them after),
 and a refusal names the field (`items[2].arguments`): a Conversations request's items, all of
 which the request adds. A Conversations request's tool call ids (`call_id`), which the chat
-keeps with the call and its result, are held to the 64 characters OpenAI's API takes here too;
-a call's output is not, as it must name a call the chat waits for (`placement.py`,
-`service/conversations.py`): one of the request's own, or one the model made, whose id another
-server's model may have made longer.
+keeps with the call and its result, and the names its `function_call`s call, are held to the
+64 characters OpenAI's API takes here too; a call's output is not, as it must name a call the
+chat waits for (`placement.py`, `service/conversations.py`): one of the request's own, or one
+the model made, whose id another server's model may have made longer.
 
 A Responses request (stored or not) is held in what it adds only, once its input is placed on
 the path it continues (`service/placement.py`, as a chat-mode request's messages are), and so
-are the ids of the calls it adds (a call the model made, which a client sends back whole, is
-matched, whatever its id): `text_names` says where in its items each text (and call id) of a
-chat message it refuses came from, so that the refusal names the field (`input[3].arguments`,
-`input[3].call_id`; the text of a message of several text parts as a whole,
-`input[2].content`).
+are the ids and names of the calls it adds (a call the model made, which a client sends back
+whole, is matched, whatever its id and name): `text_names` says where in its items each text
+(and call id and name) of a chat message it refuses came from, so that the refusal names the
+field (`input[3].arguments`, `input[3].call_id`, `input[3].name`; the text of a message of
+several text parts as a whole, `input[2].content`).
 
 Nothing here does I/O.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_items import parse_item_id
-from chatproxy.service.placing import MAX_CALL_ID
+from chatproxy.service.placing import MAX_CALL_ID, MAX_CALL_NAME
 
 # The fields of input items that hold what a message says (text, a tool call's arguments, a
 # file's data and name), each held to MAX_CONTENT_CHARS; ids, names and image URLs are not.
@@ -40,8 +40,8 @@ LIMITED_FIELDS = frozenset(
 def check_lengths(sent: Any, max_chars: int, where: str = "input", *, calls: bool = True) -> None:
     """Refuse a string in `sent` (a request's `input`, walked as it was sent, before its shape
     is checked: without recursion, however deep it nests) of a field of `LIMITED_FIELDS` longer
-    than `max_chars`, or with `calls` a call's `call_id` longer than MAX_CALL_ID, naming it
-    (`input[2].arguments`)."""
+    than `max_chars`, or with `calls` a call's `call_id` longer than MAX_CALL_ID or a
+    `function_call`'s `name` longer than MAX_CALL_NAME, naming it (`input[2].arguments`)."""
     stack: list[tuple[Any, str]] = [(sent, where)]
     while stack:
         node, at = stack.pop()
@@ -55,13 +55,23 @@ def check_lengths(sent: Any, max_chars: int, where: str = "input", *, calls: boo
                 raise ValidationFailed(
                     f"{path}: at most {max_chars} characters (MAX_CONTENT_CHARS)", param=path
                 )
-            long_id = key == "call_id" and isinstance(value, str) and len(value) > MAX_CALL_ID
-            if calls and long_id and not str(node.get("type")).endswith("_output"):  # see above
+            most = _call_bound(node, key) if calls else None
+            if most is not None and isinstance(value, str) and len(value) > most:
                 raise ValidationFailed(
-                    f"{path}: at most {MAX_CALL_ID} characters, as OpenAI's API takes it",
-                    param=path,
+                    f"{path}: at most {most} characters, as OpenAI's API takes it", param=path
                 )
         stack.extend((value, path) for path, _, value in reversed(inside))
+
+
+def _call_bound(node: Any, key: str | None) -> int | None:
+    """The bound on the field `key` of the item `node` when it is a call's: its `call_id`
+    (not an output's: see above) or a `function_call`'s `name`."""
+    kind = str(node.get("type")) if isinstance(node, dict) else ""
+    if key == "call_id" and not kind.endswith("_output"):
+        return MAX_CALL_ID
+    if key == "name" and kind == "function_call":
+        return MAX_CALL_NAME
+    return None
 
 
 TEXT_PARTS = {"input_text": "text", "output_text": "text", "refusal": "refusal"}
@@ -87,6 +97,7 @@ def text_names(sent: Any, origins: Sequence[int], n: int) -> dict[str, str]:
         if kind == "function_call" or (reference and reference.kind == "function_call"):
             field = ".arguments" if reference is None else ""
             named[f".tool_calls[{calls}].function.arguments"] = f"{where}{field}"
+            named[f".tool_calls[{calls}].function.name"] = f"{where}.name" if field else where
             named[f".tool_calls[{calls}].id"] = f"{where}.call_id" if field else where
             calls += 1
         elif i == first and kind == "item_reference":

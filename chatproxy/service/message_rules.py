@@ -41,8 +41,8 @@ class Names:
     or, for messages translated from a Responses request's `input`, the item each came from
     (`items[n]`: its index in `input`, None for one of no item, the instructions), whose tool
     result names its call `call_id` and is a `function_call_output`; `texts(n)` name the field
-    of its items that each text of message n that `check_lengths` holds, and each call's id,
-    came from (by its field in the message, "" for its content: `{".tool_calls[0].id":
+    of its items that each text of message n that `check_lengths` holds, and each call's id and
+    name, came from (by its field in the message, "" for its content: `{".tool_calls[0].id":
     "input[3].call_id"}`), asked only of a message refused."""
 
     items: tuple[int | None, ...] | None = None

@@ -52,11 +52,12 @@ or a Responses request's `input[n]`): one `check_messages` refuses, a result tha
 pending call or one already answered, a call without a result before the next other message or
 at the request's end (`tool_answers.py`; a conversation's items may have stored some results),
 a request that does not end with a user message or tool results, with
-`max_chars` a message over MAX_CONTENT_CHARS, and with `max_call_id` (a Responses request's) a
-tool call whose id is longer. Tool answers and lengths are checked in what the request adds
-only (lengths in its system prompt too): what matches is stored and was checked then, or is the
-model's own reply (MAX_TOKENS bounds it; another server's model may give a call a longer id
-than OpenAI's API takes); what the path dropped is not sent.
+`max_chars` a message over MAX_CONTENT_CHARS, a tool call that names a function (or a custom
+tool) at more than MAX_CALL_NAME characters, and with `max_call_id` (a Responses request's) one
+whose id is longer. Tool answers and lengths are checked in what the request adds only (lengths
+in its system prompt too): what matches is stored and was checked then, or is the model's own
+reply (MAX_TOKENS bounds it; another server's model may give a call a longer id or name than
+OpenAI's API takes); what the path dropped is not sent.
 """
 
 from __future__ import annotations
@@ -70,7 +71,14 @@ from chatproxy.service.alignment import align, align_elided
 from chatproxy.service.content import prompt_end, system_text
 from chatproxy.service.message_keys import sent_content
 from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, check_messages
-from chatproxy.service.placing import Kept, Placing, history_elided, only_new, window_for
+from chatproxy.service.placing import (
+    MAX_CALL_NAME,
+    Kept,
+    Placing,
+    history_elided,
+    only_new,
+    window_for,
+)
 from chatproxy.service.tool_answers import check_answers, waiting_after
 from chatproxy.store.items import ROOT, ChatState, Message, chained
 
@@ -105,8 +113,8 @@ def place_request(
     refusal names the message at fault as `names` does. An `anchored` request (a Responses
     request, which names where its input goes) whose history matches nothing goes at the end
     of `path`, not on a new path from the root. `max_chars` bounds the messages it adds, and
-    `max_call_id` the ids of the tool calls they make. An `elided` request (a conversation's)
-    may have left out the model's messages.
+    `max_call_id` the ids of the tool calls they make (their names, always, to MAX_CALL_NAME).
+    An `elided` request (a conversation's) may have left out the model's messages.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
@@ -138,23 +146,30 @@ def place_request(
         added = range(len(sent) - len(placement.new), len(sent))
         if max_chars is not None:
             check_lengths(sent, max_chars, names, skip=range(first, added.start))
-        if max_call_id is not None:
-            _check_call_ids(sent, added, max_call_id, names)
+        _check_calls(sent, added, max_call_id, names)
     return placement
 
 
-def _check_call_ids(
-    sent: Sequence[Mapping[str, Any]], added: range, most: int, names: Names
+def _check_calls(
+    sent: Sequence[Mapping[str, Any]], added: range, max_call_id: int | None, names: Names
 ) -> None:
-    """Refuse a tool call's id longer than `most` in the messages `added` (the client's own
-    calls: a call the model made is matched, whatever its id), naming it (`input[1].call_id`)."""
+    """Refuse, in the messages `added` (the client's own calls: a call the model made is
+    matched, whatever it holds), a tool call that names its function (or custom tool) at more
+    than MAX_CALL_NAME characters or, with `max_call_id`, whose id is longer than that, naming
+    it (`messages[1].tool_calls[0].function.name`, `input[1].call_id`)."""
     for n in added:
         for j, call in enumerate(sent[n].get("tool_calls") or ()):
-            if len(call["id"]) > most:
-                where = names.of_text(n, f".tool_calls[{j}].id")
-                raise ValidationFailed(
-                    f"{where}: at most {most} characters, as OpenAI's API takes it", param=where
-                )
+            kind = call.get("type", "function")
+            held = [(f".tool_calls[{j}].{kind}.name", call[kind]["name"], MAX_CALL_NAME)]
+            if max_call_id is not None:
+                held.append((f".tool_calls[{j}].id", call["id"], max_call_id))
+            for field, text, most in held:
+                if len(text) > most:
+                    where = names.of_text(n, field)
+                    raise ValidationFailed(
+                        f"{where}: at most {most} characters, as OpenAI's API takes it",
+                        param=where,
+                    )
 
 
 def _place_history(

@@ -25,6 +25,7 @@ from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, chec
 from chatproxy.store.items import ROOT, ChatState, Content, Message
 
 MAX_CALL_ID = 64  # OpenAI's bound on a Responses item's `call_id`
+MAX_CALL_NAME = 64  # OpenAI's bound on a function's name, which a call a client adds names
 
 
 def window_for(sent: Sequence[Mapping[str, Any]], elided: bool = False) -> int:
