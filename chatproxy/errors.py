@@ -25,7 +25,7 @@
     ├── StoreError                  500 store_error
     │   └── StoreUnavailable        503 store_unavailable    (Retry-After)
     └── UpstreamError               502 upstream_error
-        ├── UpstreamRejected        400/502 upstream_rejected (the upstream's own message)
+        ├── UpstreamRejected        400/502 upstream_rejected (its words on the request only)
         ├── UpstreamAuthFailed      502 upstream_auth
         ├── UpstreamBadResponse     502 upstream_bad_response
         ├── UpstreamRateLimited     503 upstream_rate_limited (Retry-After)
@@ -244,7 +244,8 @@ class UpstreamError(ProxyError):
 
 
 class UpstreamRejected(UpstreamError):
-    """The upstream refused the request; its message is passed on."""
+    """The upstream refused the request; its message is passed on when it is about the request,
+    not the operator's account with the provider (`upstream/provider_errors.py`)."""
 
     code = "upstream_rejected"
     retryable = False

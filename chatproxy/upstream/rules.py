@@ -43,7 +43,7 @@ from chatproxy.errors import (
 )
 from chatproxy.jsontext import parse
 from chatproxy.upstream.base import JsonObject
-from chatproxy.upstream.stream import MAX_MESSAGE_CHARS
+from chatproxy.upstream.provider_errors import tenant_message, withheld
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_RETRY_AFTER = 5
@@ -215,12 +215,11 @@ def _pause_before_retry(exc: UpstreamError, failures: int) -> float:
 
 
 def status_error(status: int, headers: Mapping[str, str], data: bytes) -> UpstreamError:
-    """The proxy's error for a failed call, from its status and OpenAI's error object."""
+    """The proxy's error for a failed call, from its status and OpenAI's error object. The
+    provider's message is passed on only for a refusal of the request itself: one about the
+    operator's account (`provider_errors.py`; a 402 always) is said without its words, as
+    are a 401, a 403, a 429 and a 5xx, which are the account's or the provider's."""
     error = _error_object(data)
-    message = error.get("message")
-    if not isinstance(message, str) or not message:
-        message = f"the model provider refused the request (HTTP {status})"
-    message = message[:MAX_MESSAGE_CHARS]
     if status == 429 and error.get("code") == "insufficient_quota":  # the operator's account
         return UpstreamRejected("the model provider's quota for this service is exhausted")
     if status == 429:
@@ -229,6 +228,12 @@ def status_error(status: int, headers: Mapping[str, str], data: bytes) -> Upstre
         return UpstreamAuthFailed()
     if status >= 500:
         return UpstreamError(f"the model provider failed (HTTP {status})")
+    if withheld(error, status) or status == 402:
+        return UpstreamRejected(
+            f"the model provider refused the call over this service's account with it, not"
+            f" over the request (HTTP {status})"
+        )
+    message = tenant_message(error) or f"the model provider refused the request (HTTP {status})"
     return UpstreamRejected(message, status=400 if status in (400, 413, 422) else 502)
 
 

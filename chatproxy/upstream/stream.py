@@ -23,10 +23,10 @@ from chatproxy.jsontext import parse
 from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.base import Completion, Delta, JsonObject
 from chatproxy.upstream.call_indexes import CallIndexes
+from chatproxy.upstream.provider_errors import tenant_message, withheld
 
 DRAIN_LINES = 16
 DRAIN_SECONDS = 0.25  # the longest wait for the end of a body after `[DONE]`
-MAX_MESSAGE_CHARS = 500
 STREAMED_NO_TEXT = "the model provider streamed no text"
 # What a chunk says of the whole answer, kept for its reassembled body.
 HEAD_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
@@ -61,7 +61,7 @@ class EventLines:
         if not isinstance(chunk, dict):
             raise UpstreamError("the model provider streamed something that is no chunk")
         if chunk.get("error"):
-            raise UpstreamError(f"the model provider's stream failed: {_error_text(chunk)}")
+            raise UpstreamError(_stream_failure(chunk))
         return chunk
 
 
@@ -242,8 +242,11 @@ def _says(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
 
-def _error_text(chunk: JsonObject) -> str:
-    """The message of an error event in a stream."""
+def _stream_failure(chunk: JsonObject) -> str:
+    """What a tenant is told of an error event in a stream: its message, unless it is about
+    the operator's account (`provider_errors.py`)."""
     error = chunk.get("error")
-    text = error.get("message") if isinstance(error, dict) else None
-    return str(text or "no message")[:MAX_MESSAGE_CHARS]
+    error = error if isinstance(error, dict) else {}
+    if withheld(error):
+        return "the model provider's stream failed over this service's account with it"
+    return f"the model provider's stream failed: {tenant_message(error) or 'no message'}"
