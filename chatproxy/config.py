@@ -96,7 +96,7 @@ class Settings:
     rate_limit_per_address: str | None = None
     token_budget_per_day: int = 0
     max_content_chars: int = 32_000
-    max_tools_chars: int = 32_000
+    max_tools_chars: int = 256_000
     max_chat_messages: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_content: bool = False
@@ -163,7 +163,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         rate_limit_per_address=env.parse("RATE_LIMIT_PER_ADDRESS", rate_limit),
         token_budget_per_day=env.integer("TOKEN_BUDGET_PER_DAY", 0, minimum=0),
         max_content_chars=env.integer("MAX_CONTENT_CHARS", 32_000, minimum=1),
-        max_tools_chars=env.integer("MAX_TOOLS_CHARS", 32_000, minimum=1),
+        max_tools_chars=env.integer("MAX_TOOLS_CHARS", 256_000, minimum=1),
         max_chat_messages=env.integer("MAX_CHAT_MESSAGES", 10_000, minimum=0, maximum=2**63 - 1),
         allowed_origins=env.parse("ALLOWED_ORIGINS", origins) or (),
         log_content=env.parse("LOG_CONTENT", boolean) or False,

@@ -70,8 +70,8 @@ LONG_NAME = "t" * 65
         ),
         ({"functions": [function("a.b")]}, "functions[0].name", "A-Z"),
         ({"functions": [function(f"f{n}") for n in range(129)]}, "functions", "at most 128"),
-        ({"tools": [chat_tool("big", "d" * 32_000)]}, "tools", "(MAX_TOOLS_CHARS)"),
-        ({"functions": [function("big", "d" * 32_000)]}, "functions", "(MAX_TOOLS_CHARS)"),
+        ({"tools": [chat_tool("big", "d" * 256_000)]}, "tools", "(MAX_TOOLS_CHARS)"),
+        ({"functions": [function("big", "d" * 256_000)]}, "functions", "(MAX_TOOLS_CHARS)"),
     ],
     ids=[
         "129-tools",
@@ -127,7 +127,7 @@ def test_tools_up_to_max_tools_chars_reach_the_model_and_one_character_more_is_r
     [
         ([response_tool(f"tool_{n}") for n in range(129)], "tools", "at most 128 tools"),
         ([response_tool(LONG_NAME)], "tools[0].name", "1-64 characters"),
-        ([response_tool("big", "d" * 32_000)], "tools", "(MAX_TOOLS_CHARS)"),
+        ([response_tool("big", "d" * 256_000)], "tools", "(MAX_TOOLS_CHARS)"),
     ],
     ids=["129-tools", "name-of-65", "over-max-tools-chars"],
 )
