@@ -27,7 +27,7 @@ from openai.types.chat import ChatCompletionMessage
 from chatproxy.errors import ValidationFailed
 from chatproxy.service import alignment, placement
 from chatproxy.service.placement import place_request
-from chatproxy.service.placing import window_for
+from chatproxy.service.placing import Ask, window_for
 from chatproxy.store.items import ROOT, Message, chained
 
 Sent = dict[str, Any]
@@ -704,6 +704,80 @@ def test_error_messages_never_repeat_message_text() -> None:
         with pytest.raises(ValidationFailed) as caught:
             place_request(stored(u(secret), a(secret)), sent)
         assert "hunter2" not in caught.value.message
+
+
+LIMIT = 10  # MAX_CONTENT_CHARS for the length tables below
+LONG = "x" * (LIMIT + 1)
+BRIEF = s("be brief")
+LONG_CALL = a(None, call("c1", arguments=json.dumps({"city": LONG})))
+
+# An over-long message in each place, and the step that refuses it: the ask, when it is made
+# (before the turn's claim and lock), holds the system prompt and messages that are only new;
+# the placement, which alone can tell them (under the lock), a resent history's new messages.
+OVER_LONG = [
+    pytest.param(AB, [u(LONG)], "ask", "messages[0]", id="only-new"),
+    pytest.param(AB, [BRIEF, u(LONG)], "ask", "messages[1]", id="only-new-after-a-system-prompt"),
+    pytest.param(AB, [s(LONG), u("C")], "ask", "messages[0]", id="system-of-a-new-message"),
+    pytest.param(
+        [QUESTION, CALLS], [t("call_1", LONG), t("call_2")], "ask", "messages[0]", id="results"
+    ),
+    pytest.param(AB, [s(LONG), *AB, u("C")], "ask", "messages[0]", id="system-of-a-history"),
+    pytest.param(AB, [BRIEF, *AB, u(LONG)], "placement", "messages[3]", id="appended"),
+    pytest.param(AB, [u("A"), a(LONG), u("C")], "placement", "messages[1]", id="edited-reply"),
+    pytest.param([], [u("X"), a("Y"), u(LONG)], "placement", "messages[2]", id="own-history"),
+    pytest.param(
+        AB,
+        [BRIEF, u("A"), LONG_CALL, t("c1"), u("C")],
+        "placement",
+        "messages[2].tool_calls[0].function.arguments",
+        id="client-tool-call",
+    ),
+]
+
+
+def refusal(path: list[Sent], sent: list[Sent]) -> tuple[str, ValidationFailed]:
+    """Which step of a turn refuses `sent` on `path` (`ask`: making the turn's ask; `placement`:
+    placing it, given what the ask checked), and how."""
+    try:
+        ask = Ask(None, None, tuple(sent), max_chars=LIMIT)
+    except ValidationFailed as exc:
+        return "ask", exc
+    with pytest.raises(ValidationFailed) as caught:
+        place_request(stored(*path), sent, max_chars=LIMIT, checked=ask.checked)
+    return "placement", caught.value
+
+
+@pytest.mark.parametrize(("path", "sent", "step", "param"), OVER_LONG)
+def test_an_over_long_message_is_refused_as_checking_every_message_refuses_it(
+    path: list[Sent], sent: list[Sent], step: str, param: str
+) -> None:
+    """Whether the ask held it (and the placement skips it) or the placement did, an over-long
+    message is refused with the error that the placement gives when it checks every message."""
+    with pytest.raises(ValidationFailed) as whole:
+        place_request(stored(*path), sent, max_chars=LIMIT)
+
+    refused_by, refused = refusal(path, sent)
+
+    assert refused_by == step
+    assert (refused.message, refused.param) == (whole.value.message, whole.value.param)
+    assert refused.message == f"{param}: at most {LIMIT} characters (MAX_CONTENT_CHARS)"
+
+
+@pytest.mark.parametrize(
+    ("sent", "max_chars", "checked"),
+    [
+        ([u("hi")], LIMIT, 1),
+        ([BRIEF, u("hi")], LIMIT, 2),
+        (RESULTS, LIMIT, 2),
+        ([BRIEF, *AB, u("C")], LIMIT, 1),  # a history: its system prompt only
+        ([*AB, u("C")], LIMIT, 0),
+        ([u("hi")], None, 0),  # no limit: the placement checks it all
+    ],
+)
+def test_an_ask_says_how_many_of_its_leading_messages_it_checked(
+    sent: list[Sent], max_chars: int | None, checked: int
+) -> None:
+    assert Ask(None, None, tuple(sent), max_chars=max_chars).checked == checked
 
 
 # --- properties -----------------------------------------------------------------------------

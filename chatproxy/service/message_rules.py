@@ -102,12 +102,17 @@ def check_messages(
 
 
 def check_lengths(
-    sent: Sequence[Mapping[str, Any]], max_chars: int, names: Names, skip: range = range(0)
+    sent: Sequence[Mapping[str, Any]],
+    max_chars: int,
+    names: Names,
+    skip: range = range(0),
+    start: int = 0,
 ) -> None:
-    """Refuse the first message of `sent` (but those in `skip`) whose text, refusal, a file's
-    data or name, an audio's data or a tool call's arguments (a custom tool's input) is longer
-    than `max_chars`, naming the field (`messages[2].tool_calls[0].function.arguments`)."""
-    for n in (*range(skip.start), *range(skip.stop, len(sent))):
+    """Refuse the first message of `sent` from `start` on (but those in `skip`) whose text,
+    refusal, a file's data or name, an audio's data or a tool call's arguments (a custom tool's
+    input) is longer than `max_chars`, naming the field
+    (`messages[2].tool_calls[0].function.arguments`)."""
+    for n in (*range(start, skip.start), *range(max(start, skip.stop), len(sent))):
         for field, text in _limited_texts(sent[n]):
             if len(text) > max_chars:
                 where = names.of_text(n, field)

@@ -57,7 +57,9 @@ tool) at more than MAX_CALL_NAME characters, and with `max_call_id` (a Responses
 whose id is longer. Tool answers and lengths are checked in what the request adds only (lengths
 in its system prompt too): what matches is stored and was checked then, or is the model's own
 reply (MAX_TOKENS bounds it; another server's model may give a call a longer id or name than
-OpenAI's API takes); what the path dropped is not sent.
+OpenAI's API takes); what the path dropped is not sent. The leading messages that the ask
+checked already, shapes and lengths, before the turn's claim (`checked`: its system prompt, or
+all of its messages when they are only new; `placing.Ask.checked`) are not checked again.
 """
 
 from __future__ import annotations
@@ -108,24 +110,27 @@ def place_request(
     max_chars: int | None = None,
     elided: bool = False,
     max_call_id: int | None = None,
+    checked: int = 0,
 ) -> Placement | None:
     """Check a request's `messages` and place them on the chat's `path` (oldest first); a
     refusal names the message at fault as `names` does. An `anchored` request (a Responses
     request, which names where its input goes) whose history matches nothing goes at the end
     of `path`, not on a new path from the root. `max_chars` bounds the messages it adds, and
     `max_call_id` the ids of the tool calls they make (their names, always, to MAX_CALL_NAME).
-    An `elided` request (a conversation's) may have left out the model's messages.
+    An `elided` request (a conversation's) may have left out the model's messages. The first
+    `checked` messages of `sent` passed `check_messages` and, with `max_chars`,
+    `check_lengths` already.
 
     Return None when the placement needs the whole path and `path` is only its newest part:
     load the path from its first message and call again with `whole` (see the module's
     docstring; a path whose oldest messages were dropped, MAX_CHAT_MESSAGES, starts below a
     first message)."""
     first = prompt_end(sent)
-    check_messages(sent, 0, first, names)
+    check_messages(sent, checked, first, names)
     convo = sent[first:]
     # What is resent exactly as stored was checked when it came: only the rest is checked.
     resent = _resent_as_stored(path, convo)
-    check_messages(sent, first + resent, None, names)
+    check_messages(sent, max(first + resent, checked), None, names)
     system = "\n\n".join(system_text(m["content"]) for m in sent[:first]) if first else None
     if not convo or convo[-1]["role"] not in ("user", "tool"):
         where = names.of(len(sent) - 1) if sent else names.whole
@@ -145,7 +150,7 @@ def place_request(
     if placement is not None:  # the new messages end the request
         added = range(len(sent) - len(placement.new), len(sent))
         if max_chars is not None:
-            check_lengths(sent, max_chars, names, skip=range(first, added.start))
+            check_lengths(sent, max_chars, names, skip=range(first, added.start), start=checked)
         _check_calls(sent, added, max_call_id, names)
     return placement
 

@@ -7,7 +7,8 @@ at a given user message (a regeneration: the new reply is a sibling of the repli
 A chat-mode `/v1/chat/completions` request asks with the messages it sent (`Ask.sent`), which
 `placement.place_request` matches with the stored path (and `placement.place_sent` places);
 such an ask refuses when made (before the turn's claim and lock) what the request adds whatever
-the chat holds over MAX_CONTENT_CHARS: its system prompt, and messages that are only new.
+the chat holds over MAX_CONTENT_CHARS: its system prompt, and messages that are only new, which
+the placement then does not check again (`Ask.checked`).
 `place_turn` turns an ask and the window read under the turn's lock into a `Placing`: the
 messages to store, what goes upstream after the history, and where the reply goes. A turn made
 through `POST /v1/responses` also says what its reply keeps of the request (`Kept`).
@@ -16,7 +17,7 @@ through `POST /v1/responses` also says what its reply keeps of the request (`Kep
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chatproxy.errors import NotFound, ValidationFailed
@@ -82,25 +83,30 @@ class Ask:
     max_chars: int | None = None  # MAX_CONTENT_CHARS for the messages `sent` adds
     elided: bool = False  # `sent` may leave out the model's items (a conversation holds them)
     max_call_id: int | None = None  # a bound on the ids of the tool calls `sent` adds
+    # how many leading messages of `sent` were held when the ask was made: the placement
+    # checks only the others (`placement.place_request`'s `checked`)
+    checked: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.sent is None and self.content is None and (self.at is None or self.at == ROOT):
             raise ValidationFailed("parent: regenerating a reply needs a user message's id")
         if self.sent is not None and self.max_chars is not None:
-            self._hold_added(self.sent, self.max_chars)
+            object.__setattr__(self, "checked", self._hold_added(self.sent, self.max_chars))
 
-    def _hold_added(self, sent: Sequence[Mapping[str, Any]], max_chars: int) -> None:
+    def _hold_added(self, sent: Sequence[Mapping[str, Any]], max_chars: int) -> int:
         """Refuse, before the turn's claim, lock and reads, what `sent` adds whatever the chat
         holds: its system prompt, and all of its messages when they are only new, which the
-        placement stores whole (`placement.place_request`), each checked as it would check them.
-        Which messages of a resent history are new, and held, only its placement can say: any
-        may match a stored one (a reply, or a message stored under a higher limit)."""
+        placement stores whole (`placement.place_request`), each checked as it would check them;
+        return how many leading messages that is. Which messages of a resent history are new,
+        and held, only its placement can say: any may match a stored one (a reply, or a message
+        stored under a higher limit)."""
         first = prompt_end(sent)
         convo = sent[first:]
         added = only_new(convo) and not history_elided(convo, self.elided)
         end = len(sent) if added else first
         check_messages(sent, 0, end, self.names)
         check_lengths(sent[:end], max_chars, self.names)
+        return end
 
     def check(self, state: ChatState) -> None:
         """Raise NotFound when the turn must go after an assistant reply and the window read

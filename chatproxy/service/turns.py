@@ -216,6 +216,7 @@ class ChatService:
         path = state.messages
         place = partial(place_request, names=ask.names, anchored=ask.anchored, elided=ask.elided)
         place = partial(place, max_chars=ask.max_chars, max_call_id=ask.max_call_id)
+        place = partial(place, checked=ask.checked)
         placement = place(path, ask.sent)
         if placement is None:
             path = (await self._store.load_history(chat, ask.at)).messages
