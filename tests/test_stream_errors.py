@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 import pytest
 
+from chatproxy.tokens import estimate_usage
 from harness.fake_upstream import FakeUpstream, Fault
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
@@ -193,3 +195,44 @@ def test_streamed_pass_throughs_spend_the_budget_and_are_then_refused_as_plain_c
     assert refused_stream.get_json() == refused_plain.get_json()
     assert refused_plain.get_json()["error"]["type"] == "rate_limit_error"
     assert refused_plain.get_json()["error"]["code"] == "token_budget_exhausted"
+
+
+BUDGET = 10_000  # TOKEN_BUDGET_PER_DAY, when one is set below
+
+
+def budget_left(client: ProxyClient) -> int:
+    """What is left of the budget, as a pass-through whose `n` choices could spend more than
+    that is told (refused before the call)."""
+    body = {"model": "gpt-4.1-mini", "messages": MESSAGES, "n": 128, "max_tokens": 500}
+    refused = client.post("/v1/chat/completions", json=body)
+    assert refused.status_code == 429, refused.get_json()
+    message = refused.get_json()["error"]["message"]
+    left = re.search(r"more than the (\d+) this key has left", message)
+    assert left is not None
+    return int(left[1])
+
+
+@pytest.mark.parametrize("budget", [None, str(BUDGET)], ids=["no-budget", "budget"])
+def test_a_chat_stream_that_breaks_off_counts_the_estimate_of_what_it_sent_and_read(
+    make_client: MakeClient, fake_upstream: FakeUpstream, budget: str | None
+) -> None:
+    """A chat's stream that breaks off after its reply began ends with the error, stores nothing
+    and releases the chat; under a token budget it counts the estimate of the messages it sent
+    and the text it had read, that exactly."""
+    client = make_client(TOKEN_BUDGET_PER_DAY=budget)
+    fake_upstream.reply_text = REPLY
+    fake_upstream.cut_stream_after = 4
+
+    events = native_events(client.post("/c1/chat", json={"content": "hi", "stream": True}))
+
+    read = "".join(data["content"] for kind, data in events if kind == "delta")
+    assert read
+    assert REPLY.startswith(read)  # a part of the reply: the stream broke off
+    assert read != REPLY
+    assert events[-1] == ("error", {"error": events[-1][1]["error"], "code": "upstream_error"})
+    assert client.get("/c1/chat").get_json() == []
+    if budget is not None:
+        sent = fake_upstream.chat_requests()[-1]["messages"]
+        assert budget_left(client) == BUDGET - estimate_usage(sent, read)["total_tokens"]
+    fake_upstream.cut_stream_after = None
+    assert client.post("/c1/chat", json={"content": "hi"}).status_code == 200  # the lock is free

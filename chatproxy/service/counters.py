@@ -45,6 +45,7 @@ class CountedQuotas(Quotas):
         self._requests = MovingWindowRateLimiter(storage)
         budget = settings.token_budget_per_day
         self._budget = limits.RateLimitItemPerDay(budget) if budget else None
+        self.counts_tokens = self._budget is not None
         self._tokens = FixedWindowRateLimiter(storage)
         self._close = close
 

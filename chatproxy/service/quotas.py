@@ -33,6 +33,8 @@ Answer = TypeVar("Answer", bound=Tallied)
 class Quotas:
     """Admits every request and sets no budget; `CountedQuotas` enforces configured limits."""
 
+    counts_tokens = False  # whether a budget (TOKEN_BUDGET_PER_DAY) counts the tokens spent
+
     async def admit(self, identity: Identity) -> None:
         """Count one request of an authenticated caller against RATE_LIMIT: its key's, or on a
         service without keys its address's; raise `RateLimited` if it is over."""

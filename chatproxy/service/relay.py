@@ -8,7 +8,8 @@ lock and key; the reader takes the events as they come. A client that hangs up o
 holds nothing but its events: the turn is stored once, complete, within its lock's lease.
 `Relays` keeps the pumps until they finish. A stream that breaks off before its usage came (it
 comes last) was still sent its prompt, which the provider bills: the estimate of what was sent
-and read is counted then (`Quotas.spend_estimate`), as a pass-through stream's is.
+and read is counted then (`Quotas.spend_estimate`), as a pass-through stream's is. The text read
+is kept for that estimate only, so only while a budget counts tokens.
 """
 
 from __future__ import annotations
@@ -84,20 +85,23 @@ class Relays:
         """Start the pump of `turn`, whose chunks up to the reply's first piece are `opening`;
         return its events."""
         relay = Relay(opening)
-        text = "".join(delta.text for delta in opening)
+        text = "".join(delta.text for delta in opening) if self._quotas.counts_tokens else None
         pump = asyncio.get_running_loop().create_task(self._pump(turn, relay, text))
         self._pumps.add(pump)  # the loop keeps only a weak reference to a task
         pump.add_done_callback(self._pumps.discard)
         return relay
 
-    async def _pump(self, turn: OpenTurn, relay: Relay, text: str) -> None:
-        """Relay `turn`'s pieces and store it; `text`: the reply's, read up to its first piece."""
+    async def _pump(self, turn: OpenTurn, relay: Relay, text: str | None) -> None:
+        """Relay `turn`'s pieces and store it; `text`: the reply's, read up to its first piece
+        (None: no budget counts tokens, and none is kept)."""
         try:
             async for delta in turn.pieces:
-                text += delta.text
+                if text is not None:
+                    text += delta.text
                 relay.put(StreamEvent.piece(delta))
         except Exception as exc:  # it broke off: no usage came
-            await self._quotas.spend_estimate(turn.chat.tenant, turn.sent, text)
+            if text is not None:
+                await self._quotas.spend_estimate(turn.chat.tenant, turn.sent, text)
             relay.put(await self._finish(turn, exc))
         except BaseException:  # cancelled: the process is stopping
             await self._abandon(turn)
