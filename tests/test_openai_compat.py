@@ -91,6 +91,30 @@ def test_without_a_chat_id_the_sdk_gets_a_plain_pass_through(
     assert listing["chats"] == []  # nothing was stored
 
 
+@pytest.mark.parametrize("chat", [{"X-Chat-Id": "null-stream"}, {}], ids=["chat", "pass-through"])
+def test_a_null_stream_is_answered_whole_as_the_sdks_types_allow(
+    openai_proxy: tuple[openai.OpenAI, str], fake_upstream: FakeUpstream, chat: dict[str, str]
+) -> None:
+    """The SDK types `stream` as optional (`stream=None` sends `"stream": null`), and OpenAI
+    reads null as its default, false."""
+    client, url = openai_proxy
+
+    completion = client.chat.completions.create(
+        model="gpt-4.1-mini",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=None,
+        extra_headers=chat,
+    )
+
+    assert completion.object == "chat.completion"
+    reply = completion.choices[0].message.content
+    assert reply
+    assert fake_upstream.chat_requests()[-1].get("stream", False) is False
+    assert stored(url, "null-stream") == (
+        [("system", "Be kind."), ("user", "Hi"), ("assistant", reply)] if chat else []
+    )
+
+
 def test_models_lists_the_allowed_models(openai_proxy: tuple[openai.OpenAI, str]) -> None:
     client, _ = openai_proxy
 

@@ -185,7 +185,7 @@ class CompletionRequest(BaseModel):
         " id, not those it resends that match the chat's); with a chat id, the function names"
         " of the tool calls it adds to 64 characters.",
     )
-    stream: StrictBool = False
+    stream: StrictBool | None = False  # null: false, as OpenAI reads it
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
@@ -208,6 +208,11 @@ class CompletionRequest(BaseModel):
         functions = (self.model_extra or {}).get("functions")
         check_chat_tools(self.tools, functions, (info.context or {}).get("max_tools_chars"))
         return self
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _null_stream_is_false(cls, value: Any) -> Any:
+        return False if value is None else value  # OpenAI's default, as the SDKs type it
 
     @field_validator("metadata")
     @classmethod
