@@ -586,6 +586,18 @@ def test_a_request_the_proxy_cannot_serve_is_refused_and_nothing_is_stored(
     assert proxy.chats() == []
 
 
+def test_a_feature_the_proxy_refuses_may_be_sent_as_null_as_the_sdks_types_allow(
+    proxy: Proxy, fake_upstream: FakeUpstream
+) -> None:
+    """The SDK types `prompt` and `moderation` as optional (None sends null): no prompt, no
+    moderation, which the proxy serves."""
+    response = proxy.client.responses.create(model=MODEL, input="Hi", prompt=None, moderation=None)
+
+    assert (response.status, response.output_text) == ("completed", said("Hi", 1))
+    assert sent_upstream(fake_upstream) == [("system", SYSTEM), ("user", "Hi")]
+    assert proxy.path(chat_of(response))[1:] == [("user", "Hi"), ("assistant", said("Hi", 1))]
+
+
 @pytest.mark.parametrize(
     ("sent", "param", "message"),
     [

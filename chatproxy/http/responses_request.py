@@ -29,7 +29,7 @@ The fields, and what becomes of each:
   sent without obfuscation);
 - refused, naming the field: `background: true` (no background responses), and `prompt`,
   `moderation`, `image`, `access_programs` (OpenAI features that a chat completion model behind
-  the proxy has no counterpart for);
+  the proxy has no counterpart for; null, which asks for none, is accepted);
 - any other field: 400 "Unknown parameter", as OpenAI answers.
 """
 
@@ -133,6 +133,8 @@ class ResponsesRequest(BaseModel):
             for name in UNSUPPORTED:
                 if data.get(name) is not None:
                     raise ValidationFailed(f"{name}: not supported by this proxy", param=name)
+            # Null asks for none of it, as the SDKs send an optional one left as None.
+            data = {k: v for k, v in data.items() if v is not None or k not in UNSUPPORTED}
         try:
             return handler(data)
         except ValidationError as exc:
