@@ -11,6 +11,7 @@
     ├── Forbidden                   403 admin_only
     ├── NotFound                    404 not_found
     │   ├── ResponseNotFound        404 not_found
+    │   ├── ModelNotFound           404 model_not_found
     │   └── NoRoute                 404 not_found
     │       └── NotOffered          404 not_found
     ├── MethodNotAllowed            405 method_not_allowed   (Allow header)
@@ -145,6 +146,17 @@ class ResponseNotFound(NotFound):
     def __init__(self, message: str, *, param: str | None = None):
         super().__init__(message)
         self.param = param
+
+
+class ModelNotFound(NotFound):
+    """A model the proxy does not allow (ALLOWED_MODELS), answered as OpenAI answers one it
+    does not have."""
+
+    code = "model_not_found"
+    param = "model"
+
+    def __init__(self, model: str):
+        super().__init__(f"The model '{model:.200}' does not exist")
 
 
 class NoRoute(NotFound):

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from harness.fake_upstream import FakeUpstream
-from harness.server_process import http
+from harness.server_process import StartServer, http, server_env
 from tests.conftest import SDK_KEY as PROXY_KEY
 
 
@@ -119,6 +119,27 @@ def test_models_lists_the_allowed_models(openai_proxy: tuple[openai.OpenAI, str]
     client, _ = openai_proxy
 
     assert [model.id for model in client.models.list()] == ["gpt-4.1-mini"]
+
+
+def test_a_model_is_retrieved_by_its_id_and_one_not_allowed_does_not_exist(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    allowed = "gpt-4.1-mini,meta-llama/Llama-3.1-8B"  # another server's model id may hold `/`
+    env = server_env(**proxy_env, PROXY_API_KEYS=f"sdk={PROXY_KEY}", ALLOWED_MODELS=allowed)
+    client = openai.OpenAI(api_key=PROXY_KEY, base_url=f"{start_server(env).url}/v1")
+
+    models = [client.models.retrieve(model) for model in allowed.split(",")]
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-unlisted")
+
+    assert models == list(client.models.list())
+    assert missing.value.body == {
+        "message": "The model 'gpt-unlisted' does not exist",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    assert fake_upstream.requests == []
 
 
 def test_errors_come_in_openai_shape_through_the_sdk(

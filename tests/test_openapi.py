@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from chatproxy.http import bodies, conversation_bodies
-from chatproxy.http.openapi import OPERATIONS
+from chatproxy.http.openapi import OPERATIONS, template
 from chatproxy.http.responses_request import ResponsesRequest
 from harness.server_process import StartServer, http, server_env
 from tests.asgi_client import ProxyClient
@@ -43,11 +43,11 @@ def served_spec(client: ProxyClient) -> dict[str, Any]:
 
 
 def app_rules() -> dict[tuple[str, str], bool]:
-    """Every (path, method) the running app's router answers, and whether it is public (a path
-    with one slash more is the same route)."""
+    """Every (path, method) the running app's router answers, its path as the spec writes it,
+    and whether it is public (a path with one slash more is the same route)."""
     router = sys.modules["main"].app.router
     return {
-        (route.path, method): handled.public
+        (template(route.path), method): handled.public
         for route in router.routes
         if route.path == "/" or not route.path.endswith("/")
         for method, handled in route.endpoint.by_method.items()

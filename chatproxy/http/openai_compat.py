@@ -1,4 +1,5 @@
-"""Own the OpenAI-compatible API: `POST /v1/chat/completions` and `GET /v1/models`.
+"""Own the OpenAI-compatible API: `POST /v1/chat/completions`, `GET /v1/models` and
+`GET /v1/models/{model}` (ALLOWED_MODELS; a model id may hold `/`, as other servers' do).
 
 The official SDKs work with `base_url=<proxy>/v1` and a proxy key as their `api_key`. With a chat
 id (`X-Chat-Id` header, or `metadata.chat_id`) the client sends its new messages (a user message,
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any, cast
 
-from chatproxy.errors import InvalidChatId
+from chatproxy.errors import InvalidChatId, ModelNotFound
 from chatproxy.http.bodies import CompletionRequest
 from chatproxy.http.completion_chunks import Chunks
 from chatproxy.http.context import Answer, Context, Reply, Route
@@ -37,13 +38,14 @@ from chatproxy.store.items import ChatRef, valid_chat_id
 
 
 async def list_models(ctx: Context) -> Reply:
-    return {
-        "object": "list",
-        "data": [
-            {"id": model, "object": "model", "created": 0, "owned_by": "chatproxy"}
-            for model in ctx.settings.allowed_models
-        ],
-    }
+    return {"object": "list", "data": [_model(model) for model in ctx.settings.allowed_models]}
+
+
+async def retrieve_model(ctx: Context) -> Reply:
+    model = ctx.args["model"]
+    if model not in ctx.settings.allowed_models:
+        raise ModelNotFound(model)
+    return _model(model)
 
 
 async def chat_completions(ctx: Context) -> Answer:
@@ -76,7 +78,12 @@ async def chat_completions(ctx: Context) -> Answer:
 ROUTES: list[Route] = [
     Route("/v1/chat/completions", "POST", chat_completions),
     Route("/v1/models", "GET", list_models),
+    Route("/v1/models/{model:path}", "GET", retrieve_model),
 ]
+
+
+def _model(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "chatproxy"}
 
 
 async def _pass_through(ctx: Context, tenant: str, request: CompletionRequest) -> Answer:

@@ -2,10 +2,11 @@
 of the docs and the pages.
 
 The spec is generated from the route table (`build_spec(routes)`): each route's operation
-(`openapi_operation.Operation`) is its own `doc`, or the one listed by its path and method in
-`OPERATIONS`, gathered here with the schemas from the module of each API (`openapi_chats.py`,
-`openapi_settings.py`, `openapi_completions.py`, `openapi_responses.py`,
-`openapi_conversations.py`, `openapi_exports.py`); whether it needs a key comes from the route.
+(`openapi_operation.Operation`) is its own `doc`, or the one listed by its path (as OpenAPI
+writes it, `template`) and method in `OPERATIONS`, gathered here with the schemas from the
+module of each API (`openapi_chats.py`, `openapi_settings.py`, `openapi_completions.py`,
+`openapi_responses.py`, `openapi_conversations.py`, `openapi_exports.py`); whether it needs a
+key comes from the route.
 `openapi_schemas.py` puts the components together: the APIs' schemas beside the shared parts
 (bodies from the pydantic models of `bodies.py`, errors, parameters). `apidocs.py` serves the
 spec at `GET /openapi.json`.
@@ -13,6 +14,7 @@ spec at `GET /openapi.json`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -87,6 +89,12 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
+def template(path: str) -> str:
+    """A route's path as OpenAPI writes it: Starlette's `{model:path}` (a value that may hold
+    `/`) is `{model}`."""
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+
+
 class Described(Protocol):
     """A route as the spec sees it (`context.Route`)."""
 
@@ -104,10 +112,11 @@ def build_spec(routes: Iterable[Described]) -> dict[str, Any]:
     """Return the OpenAPI document of `routes` (a route table), in its order."""
     paths: Schema = {}
     for route in routes:
-        operation = route.doc or OPERATIONS[(route.path, route.method)]
-        openai = route.path.startswith("/v1/")
+        path = template(route.path)
+        operation = route.doc or OPERATIONS[(path, route.method)]
+        openai = path.startswith("/v1/")
         rendered = operation.render(public=route.public, openai=openai)
-        paths.setdefault(route.path, {})[route.method.lower()] = rendered
+        paths.setdefault(path, {})[route.method.lower()] = rendered
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "chatproxy", "version": API_VERSION, "description": DESCRIPTION},

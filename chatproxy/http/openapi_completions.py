@@ -1,6 +1,6 @@
-"""Own how the spec describes OpenAI's chat completions and model list (`http/openai_compat.py`):
-the two operations, the chat completion and its stream's events, a tool call, the list of
-models, in OpenAI's shapes. `openapi.py` lists the operations with the others',
+"""Own how the spec describes OpenAI's chat completions and models (`http/openai_compat.py`):
+the operations, the chat completion and its stream's events, a tool call, a model and the list
+of models, in OpenAI's shapes. `openapi.py` lists the operations with the others',
 `openapi_schemas.py` puts the schemas among the components; the request body is `bodies.py`'s
 `CompletionRequest`.
 """
@@ -21,19 +21,17 @@ from chatproxy.http.openapi_operation import (
 )
 
 SCHEMAS: dict[str, Schema] = {
+    "Model": object_of(
+        ["id", "object", "created", "owned_by"],
+        id=STRING,
+        object={"const": "model"},
+        created={"type": "integer"},
+        owned_by=STRING,
+    ),
     "ModelList": object_of(
         ["object", "data"],
         object={"const": "list"},
-        data={
-            "type": "array",
-            "items": object_of(
-                ["id", "object", "created", "owned_by"],
-                id=STRING,
-                object={"const": "model"},
-                created={"type": "integer"},
-                owned_by=STRING,
-            ),
-        },
+        data={"type": "array", "items": ref("Model")},
     ),
     "ChatCompletionChoice": object_of(
         ["index", "message", "finish_reason"],
@@ -74,6 +72,15 @@ SCHEMAS: dict[str, Schema] = {
     },
 }
 
+MODEL: Schema = {
+    "name": "model",
+    "in": "path",
+    "required": True,
+    "description": "A model's id (as a request's `model`, at most 128 characters); one that"
+    " holds `/` (as other servers' do) is sent as it is, or with `%2F` (as the SDKs send it).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+}
+
 # A server-sent event, as each event of a `text/event-stream` answer is described in OpenAPI 3.1.
 SSE_COMPLETION: Schema = {
     "type": "object",
@@ -97,5 +104,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "openai",
         "The models this proxy allows (ALLOWED_MODELS)",
         ok("The models.", ref("ModelList")),
+    ),
+    ("/v1/models/{model}", "GET"): Operation(
+        "openai",
+        "A model this proxy allows (ALLOWED_MODELS); another is a 404, `model_not_found`",
+        ok("The model.", ref("Model")),
+        errors=(404,),
+        params=(MODEL,),
     ),
 }

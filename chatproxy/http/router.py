@@ -3,8 +3,8 @@
 Each path of the table becomes one Starlette route whose endpoint (`PathRoutes`) holds that
 path's routes by method; the app answers the request with it (`answer(scope, receive, send,
 path)`), or with none when no path matches. Starlette matches the path and converts its values
-(`{chat_id}`: any characters but `/`); the methods are ours to check, so that a wrong one is a
-JSON 405 naming the right ones.
+(`{chat_id}`: any characters but `/`; `{model:path}`: any, `/` too); the methods are ours to
+check, so that a wrong one is a JSON 405 naming the right ones.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class PathRoutes:
         self.by_method = by_method
         self.params = list(compile_path(path)[2])
         # Logged as the README writes routes: `/<chat_id>/chat`.
-        self.logged_as = re.sub(r"\{(\w+)\}", r"<\1>", path)
+        self.logged_as = re.sub(r"\{(\w+)(?::\w+)?\}", r"<\1>", path)
         self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
