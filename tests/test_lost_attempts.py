@@ -23,6 +23,7 @@ from harness.fake_upstream import FakeUpstream, Fault
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
 from tests.test_compaction import CHAIN, SMALL_WINDOW, response, summary_calls
+from tests.test_openai_fields import MAX_TOKENS_REFUSED
 
 BUDGET = 10000
 USAGE = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
@@ -103,8 +104,9 @@ def test_a_timed_out_attempt_that_was_retried_counts_its_estimate(
         ([Fault(drop=True)], 1),  # reset after the request was sent
         ([Fault.error(500)], 0),  # the provider says it did nothing
         ([Fault.error(503), SLOW], 1),
+        ([SLOW, MAX_TOKENS_REFUSED], 1),  # the call is made again with max_completion_tokens
     ],
-    ids=["reset", "500", "503 then timeout"],
+    ids=["reset", "500", "503 then timeout", "timeout then max_tokens refused"],
 )
 def test_only_attempts_sent_and_not_answered_count(
     make_client: MakeClient, fake_upstream: FakeUpstream, faults: list[Fault], lost: int

@@ -12,7 +12,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from harness.fake_upstream import FakeUpstream
+from harness.fake_upstream import FakeUpstream, Fault
+from harness.server_process import StartServer, server_env
 from tests.conftest import MakeClient
 from tests.test_openai_tools import MODEL, TIME, WEATHER, Proxy, ask, stored
 
@@ -253,3 +254,52 @@ def test_a_reasoning_request_without_a_cap_sends_the_default_as_reasoning_models
     sent = fake_upstream.chat_requests()[-1]
     assert (sent["reasoning_effort"], sent["max_completion_tokens"]) == ("low", 100)
     assert "max_tokens" not in sent
+
+
+# OpenAI's answer to `max_tokens` sent to one of its reasoning models (gpt-5, o3, o4-mini, ...).
+MAX_TOKENS_REFUSED = Fault(
+    400,
+    {
+        "error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model."
+            " Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }
+    },
+)
+
+
+def test_a_model_that_refuses_max_tokens_gets_the_cap_as_max_completion_tokens(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    """Clients that name no cap (the Responses API without max_output_tokens, LangChain, llm)
+    get the proxy's default, MAX_TOKENS: a model that refuses it as `max_tokens` is sent it as
+    `max_completion_tokens`, at once and on every later call; other models as before."""
+    env = {**proxy_env, "PROXY_API_KEYS": "sdk=sdk-key-0123456789abcdef", "MAX_TOKENS": "90"}
+    server = start_server(server_env(**env, ALLOWED_MODELS="gpt-5-mini"))
+    client = openai.OpenAI(
+        api_key="sdk-key-0123456789abcdef", base_url=f"{server.url}/v1", max_retries=0
+    )
+    fake_upstream.script(MAX_TOKENS_REFUSED)
+
+    first = client.responses.create(model="gpt-5-mini", input="Hi")
+    streamed = client.chat.completions.create(
+        model="gpt-5-mini", messages=ask("Again"), stream=True, extra_headers={"X-Chat-Id": "r"}
+    )
+    reply = "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
+    other = client.chat.completions.create(model=MODEL, messages=ask("Hi"))
+
+    assert first.status == "completed"
+    assert first.output_text.startswith("[dev upstream] You said: Hi.")
+    assert reply.startswith("[dev upstream] You said: Again.")
+    assert other.choices[0].message.content
+    sent = fake_upstream.chat_requests()
+    caps = [(r["model"], r.get("max_tokens"), r.get("max_completion_tokens")) for r in sent]
+    assert caps == [
+        ("gpt-5-mini", 90, None),  # refused
+        ("gpt-5-mini", None, 90),
+        ("gpt-5-mini", None, 90),
+        (MODEL, 90, None),
+    ]

@@ -3,7 +3,9 @@
 Chat completions (whole or streamed) and moderation, with the failures, retries, deadlines,
 proxy and TLS settings that `chatproxy.upstream.rules` defines for any client; only the I/O is here
 (a streamed reply's lines are read by `reply_stream.AsyncReplyStream`), and what of it tells an
-attempt that may have been sent (and was lost: `lost_attempts`) from one that was not.
+attempt that may have been sent (and was lost: `lost_attempts`) from one that was not. A
+model that refuses the cap as `max_tokens` (OpenAI's reasoning models: gpt-5, o3, ...) is called
+again with it as `max_completion_tokens`, and sent it so from then on, in this process.
 
 Its session is made on the event loop of its first call and belongs to that loop (a worker
 process has one); `aclose` releases it.
@@ -16,6 +18,7 @@ import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -30,6 +33,7 @@ from chatproxy.upstream.reply_stream import AsyncReplyStream
 from chatproxy.upstream.rules import (
     MAX_ERROR_BYTES,
     POOL_CONNECTIONS,
+    CapRefused,
     Provider,
     attempt_timeout,
     completion_body,
@@ -55,6 +59,7 @@ class AsyncUpstream(Provider):
     def __init__(self, base_url: str, api_key: str, **options: Any):
         super().__init__(base_url, api_key, **options)
         self._session: aiohttp.ClientSession | None = None
+        self._completion_caps: set[str] = set()  # models that refused the cap as `max_tokens`
         self._proxy: str | None = None
         self._proxy_headers: dict[str, str] | None = None
         if proxy := proxy_for(self._base_url):
@@ -77,18 +82,21 @@ class AsyncUpstream(Provider):
         deadline: float | None = None,
     ) -> Completion:
         """Return the model's reply to `messages`, trying again on transient failures."""
-        body = completion_body(messages, model, max_tokens, temperature, fields)
 
-        async def attempt(timeout: float) -> Completion:
-            response = await self._post("/chat/completions", body, timeout)
-            try:
-                data = await _read(response.read())
-                return completion_of(json_object(data), model, messages)
-            except UpstreamError as exc:  # after its head said 200: the provider did the work
-                exc.lost_attempts = 1
-                raise
+        async def call(request: JsonObject) -> tuple[Completion, int]:
+            async def attempt(timeout: float) -> Completion:
+                response = await self._post("/chat/completions", request, timeout)
+                try:
+                    data = await _read(response.read())
+                    return completion_of(json_object(data), model, messages)
+                except UpstreamError as exc:  # after its head said 200: the provider did it
+                    exc.lost_attempts = 1
+                    raise
 
-        completion, lost = await self._with_retries(attempt, deadline)
+            return await self._with_retries(attempt, deadline)
+
+        body = partial(completion_body, messages, model, max_tokens, temperature, fields)
+        completion, lost = await self._capped(model, body, call)
         return replace(completion, lost_attempts=lost) if lost else completion
 
     async def stream(
@@ -102,14 +110,19 @@ class AsyncUpstream(Provider):
         deadline: float | None = None,
     ) -> AsyncReplyStream:
         """Open a streamed completion; failures to open it are retried like `complete`'s."""
-        body = completion_body(messages, model, max_tokens, temperature, fields)
-        body.update(stream=True, stream_options={"include_usage": True})
 
-        async def attempt(timeout: float) -> AsyncReplyStream:
-            response = await self._post("/chat/completions", body, timeout)
-            return AsyncReplyStream(response, model, messages, timeout)
+        def body(**cap: bool) -> JsonObject:
+            made = completion_body(messages, model, max_tokens, temperature, fields, **cap)
+            return {**made, "stream": True, "stream_options": {"include_usage": True}}
 
-        stream, lost = await self._with_retries(attempt, deadline)
+        async def call(request: JsonObject) -> tuple[AsyncReplyStream, int]:
+            async def attempt(timeout: float) -> AsyncReplyStream:
+                response = await self._post("/chat/completions", request, timeout)
+                return AsyncReplyStream(response, model, messages, timeout)
+
+            return await self._with_retries(attempt, deadline)
+
+        stream, lost = await self._capped(model, body, call)
         stream.lost_attempts = lost
         return stream
 
@@ -168,6 +181,30 @@ class AsyncUpstream(Provider):
         finally:
             response.release()
         raise status_error(response.status, response.headers, data)
+
+    async def _capped(
+        self,
+        model: str,
+        body: Callable[..., JsonObject],
+        call: Callable[[JsonObject], Awaitable[tuple[T, int]]],
+    ) -> tuple[T, int]:
+        """Make `call` with the request `body(completion_cap=...)`: the cap as
+        `max_completion_tokens` for a model that refused it as `max_tokens` (OpenAI's reasoning
+        models do), which is known from its first refusal, when the call is made again (what
+        the refused call lost counts with it)."""
+        known = model in self._completion_caps
+        try:
+            return await call(body(completion_cap=known))
+        except CapRefused as refused:
+            if known:
+                raise
+            self._completion_caps.add(model)
+            try:
+                result, lost = await call(body(completion_cap=True))
+            except UpstreamError as exc:
+                exc.lost_attempts += refused.lost_attempts
+                raise
+            return result, lost + refused.lost_attempts
 
     async def _with_retries(
         self, attempt: Callable[[float], Awaitable[T]], deadline: float | None

@@ -139,22 +139,29 @@ def split_proxy(proxy: str) -> tuple[str, tuple[str, str] | None]:
     return urlunsplit(bare), (unquote(parts.username), unquote(parts.password or ""))
 
 
+class CapRefused(UpstreamRejected):
+    """The model refused the cap as `max_tokens` (OpenAI's reasoning models take only
+    `max_completion_tokens`): the client calls it again with the cap under that name."""
+
+
 def completion_body(
     messages: Sequence[dict[str, Any]],
     model: str,
     max_tokens: int,
     temperature: float | None,
     fields: Mapping[str, Any] | None = None,
+    *,
+    completion_cap: bool = False,
 ) -> JsonObject:
     """A chat completion request: the request's own `fields` as they are, and the call's model,
     messages, max_tokens and temperature (sent only when one is set), which no field overrides
     (nor a `stream` or `stream_options` of theirs). The cap goes as `max_completion_tokens`
-    when the request named it so, or asked for reasoning (`reasoning_effort`): OpenAI's
-    reasoning models refuse `max_tokens`."""
+    when the request named it so, or asked for reasoning (`reasoning_effort`), or the model is
+    known to refuse `max_tokens` (`completion_cap`): OpenAI's reasoning models do."""
     fields = fields or {}
     body = {k: v for k, v in fields.items() if k not in CALL_FIELDS}
     named = "max_completion_tokens" in fields or "reasoning_effort" in fields
-    cap = "max_completion_tokens" if named else "max_tokens"
+    cap = "max_completion_tokens" if named or completion_cap else "max_tokens"
     body.update({"model": model, "messages": list(messages), cap: max_tokens})
     if temperature is not None:
         body["temperature"] = temperature
@@ -234,6 +241,8 @@ def status_error(status: int, headers: Mapping[str, str], data: bytes) -> Upstre
             f" over the request (HTTP {status})"
         )
     message = tenant_message(error) or f"the model provider refused the request (HTTP {status})"
+    if status == 400 and error.get("param") == "max_tokens" and "max_completion_tokens" in message:
+        return CapRefused(message, status=400)
     return UpstreamRejected(message, status=400 if status in (400, 413, 422) else 502)
 
 
