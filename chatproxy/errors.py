@@ -221,8 +221,11 @@ class RateLimited(ProxyError):
 
 
 class TokenBudgetExhausted(RateLimited):
-    code = "token_budget_exhausted"
+    code = "token_budget_exhausted"  # hours to wait: the SDKs are told not to retry at once
     default_message = "this key has used its token budget for the day"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str]):
+        super().__init__(message, headers={**headers, "X-Should-Retry": "false"})
 
 
 class PayloadTooLarge(ProxyError):

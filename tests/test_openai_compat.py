@@ -250,3 +250,30 @@ def test_an_endpoint_the_proxy_does_not_have_is_answered_as_openai_answers_an_un
         "code": "not_found",
     }
     assert fake_upstream.requests == []
+
+
+def test_a_spent_token_budget_is_not_retried_by_the_sdk(
+    start_server: StartServer, proxy_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    """A 429 `token_budget_exhausted` says `x-should-retry: false`: its wait is hours, which
+    the SDKs do not wait out, and without it they tried again at once (twice, by default), each
+    try counted against RATE_LIMIT; a rate limit of seconds is still theirs to retry."""
+    fake_upstream.usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+    env = server_env(**proxy_env, PROXY_API_KEYS=f"sdk={PROXY_KEY}", TOKEN_BUDGET_PER_DAY="20")
+    url = start_server(env).url
+    message = [{"role": "user", "content": "hi"}]
+    tries: list[int] = []
+    hooks = {"response": [lambda response: tries.append(response.status_code)]}
+    with openai.OpenAI(
+        api_key=PROXY_KEY,
+        base_url=f"{url}/v1",
+        max_retries=2,
+        http_client=openai.DefaultHttpxClient(event_hooks=hooks),
+    ) as client:
+        client.chat.completions.create(model="gpt-4.1-mini", messages=message)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="gpt-4.1-mini", messages=message)  # type: ignore[arg-type]
+
+    assert refused.value.code == "token_budget_exhausted"
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert tries == [200, 429]

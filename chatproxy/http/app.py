@@ -213,6 +213,7 @@ CORS_HEADERS_OUT = [
     "RateLimit-Remaining",
     "RateLimit-Reset",
     "Idempotent-Replayed",
+    "X-Should-Retry",
 ]
 
 

@@ -34,6 +34,11 @@ HEADERS: dict[str, Schema] = {
     },
     "RateLimit-Remaining": {"description": "What is left of them.", "schema": DIGITS},
     "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": DIGITS},
+    "X-Should-Retry": {
+        "description": "`false` with `token_budget_exhausted`: its wait is hours, so the openai"
+        " SDKs are told not to try again at once.",
+        "schema": {"type": "string", "enum": ["false"]},
+    },
     "WWW-Authenticate": {"description": "The scheme to authenticate with.", "schema": STRING},
     "Location": {"description": "Where the resource is.", "schema": STRING},
     "Idempotent-Replayed": {

@@ -131,7 +131,9 @@ def _error_response(status: int, schema: str) -> Schema:
     elif status == 503:
         response["headers"] = headers("Retry-After")
     if status == 429:
-        limits = headers("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+        limits = headers(
+            "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "X-Should-Retry"
+        )
         response["headers"] = {**response["headers"], **limits}
     if status == 401:
         response["headers"] = headers("WWW-Authenticate", required=True)
