@@ -335,19 +335,15 @@ def test_an_error_with_a_long_address_fits_a_phone_screen(
 ) -> None:
     base = serve()
     phone.goto(base + "/ui")
+    address = "https://images.example.com/uploads/2026/12/a-very-long-file-name-for-a-phone.png"
     fake_upstream.script(  # as OpenAI words it, with an address wider than a phone
-        Fault.error(
-            400,
-            "Your organization must be verified to stream this model. Please go to: "
-            "https://platform.openai.com/settings/organization/general and click on Verify "
-            "Organization.",
-        )
+        Fault.error(400, f"Error while downloading {address}. Upstream status code: 404.")
     )
     phone.get_by_label("Message", exact=True).fill("Hello")
     phone.keyboard.press("Enter")
 
     alert = phone.get_by_role("alert")
-    expect(alert).to_contain_text("https://platform.openai.com/settings/organization/general")
+    expect(alert).to_contain_text(address)
     widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1] == PHONE["width"], "the page scrolls sideways"
     dismiss = alert.get_by_role("button", name="Dismiss").bounding_box()
