@@ -1,4 +1,5 @@
-"""Own where a chat-mode request's messages go in the chat's tree: a pure decision, no I/O.
+"""Own where a chat-mode request's messages go in the chat's tree: a pure decision, no I/O, but
+for `place_ask`, which places a turn's ask and reads the whole path when its window is not enough.
 
 `place_request(path, sent)` checks a request's `messages` against the newest messages of the
 chat's path and says which are new and under which stored message they go. Leading `system` or
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from chatproxy.errors import ValidationFailed
@@ -75,14 +77,17 @@ from chatproxy.service.message_keys import sent_content
 from chatproxy.service.message_rules import MESSAGES, Names, check_lengths, check_messages
 from chatproxy.service.placing import (
     MAX_CALL_NAME,
+    Ask,
     Kept,
     Placing,
     history_elided,
     only_new,
+    place_turn,
     window_for,
 )
 from chatproxy.service.tool_answers import check_answers, waiting_after
-from chatproxy.store.items import ROOT, ChatState, Message, chained
+from chatproxy.store.base import Store
+from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, chained
 
 
 @dataclass(frozen=True)
@@ -265,3 +270,21 @@ def _up_to(path: Sequence[Message], parent: int | None) -> list[Message]:
     # The placement's parent is a message of the path it was given: this one.
     end = next(n for n in range(len(path) - 1, -1, -1) if path[n].id == parent)
     return list(path[: end + 1])
+
+
+async def place_ask(store: Store, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
+    """Place a turn (under its lock); a resent history that needs the whole path (that ends
+    where the turn goes) to be placed reads it from `store`."""
+    ask.check(state)
+    if ask.sent is None:
+        return place_turn(state, ask)
+    path = state.messages
+    place = partial(place_request, names=ask.names, anchored=ask.anchored, elided=ask.elided)
+    place = partial(place, max_chars=ask.max_chars, max_call_id=ask.max_call_id)
+    place = partial(place, checked=ask.checked)
+    placement = place(path, ask.sent)
+    if placement is None:
+        path = (await store.load_history(chat, ask.at)).messages
+        placement = place(path, ask.sent, whole=True)
+        assert placement is not None  # a whole path is always enough
+    return place_sent(state, path, placement, at=ask.at, keep=ask.keep)

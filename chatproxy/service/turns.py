@@ -40,15 +40,15 @@ from chatproxy.service.defaults import (
 from chatproxy.service.guard import Claim, Lease, TurnGuard
 from chatproxy.service.outgoing import Outgoing, SummaryDue
 from chatproxy.service.passthrough import PassThrough
-from chatproxy.service.placement import place_request, place_sent
-from chatproxy.service.placing import Ask, Placing, place_turn
+from chatproxy.service.placement import place_ask
+from chatproxy.service.placing import Ask, Placing
 from chatproxy.service.quotas import Quotas
 from chatproxy.service.relay import OpenTurn, Relays
 from chatproxy.service.response_asks import TurnMakers
 from chatproxy.service.responses import Responses
 from chatproxy.service.results import StreamingTurn, TurnResult, read_opening, replayed, reply_of
 from chatproxy.store.base import Store
-from chatproxy.store.items import ChatRef, ChatState, Content
+from chatproxy.store.items import ChatRef, Content
 from chatproxy.upstream.base import Completion, Upstream
 
 
@@ -67,6 +67,7 @@ class ChatService:
         self._outgoing = Outgoing(settings, self._defaults, self._compactor)
         self._relays = Relays(self._guard, self._store_streamed, quotas)
         self._pass_through = PassThrough(settings, upstream, quotas, self._defaults)
+        self._place = partial(place_ask, store)
         passed, turn, stream = self._pass_through, self._turn, self._stream
         summarized, place = self._outgoing.summarized, self._place
         makers = TurnMakers(turn, stream, passed.complete, passed.stream, summarized, place)
@@ -206,23 +207,6 @@ class ChatService:
         """Read a chat compacted by its own setting as one (`Compactor.widen`)."""
         wide = ask.window(self._compactor.read_limit(chat, self._settings.messages_length, True))
         lease.state = await self._compactor.widen(chat, lease.state, read, wide, ask.at)
-
-    async def _place(self, chat: ChatRef, state: ChatState, ask: Ask) -> Placing:
-        """Place a turn (under its lock); a resent history that needs the whole path (that ends
-        where the turn goes) to be placed reads it."""
-        ask.check(state)
-        if ask.sent is None:
-            return place_turn(state, ask)
-        path = state.messages
-        place = partial(place_request, names=ask.names, anchored=ask.anchored, elided=ask.elided)
-        place = partial(place, max_chars=ask.max_chars, max_call_id=ask.max_call_id)
-        place = partial(place, checked=ask.checked)
-        placement = place(path, ask.sent)
-        if placement is None:
-            path = (await self._store.load_history(chat, ask.at)).messages
-            placement = place(path, ask.sent, whole=True)
-            assert placement is not None  # a whole path is always enough
-        return place_sent(state, path, placement, at=ask.at, keep=ask.keep)
 
     async def _turn(
         self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
