@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -92,9 +93,10 @@ class Context:
         path: str = self.request.scope["path"]
         return path
 
-    @property
+    @cached_property
     def chat(self) -> ChatRef:
-        """Return the validated chat addressed by the URL, in the caller's tenant."""
+        """Return the validated chat addressed by the URL, in the caller's tenant (checked and
+        built once: the app names it in the log line before the handler uses it)."""
         chat_id = self.args["chat_id"]
         if not valid_chat_id(chat_id):
             raise InvalidChatId()
@@ -160,8 +162,12 @@ class Context:
         return key
 
     def prefers(self, media_type: str) -> bool:
-        """Say whether `media_type` comes first in the request's `Accept` header."""
-        return preferred_media_type(self.request.headers.get("Accept")) == media_type
+        """Say whether `media_type` comes first in the request's `Accept` header (a lower-case
+        type: one the header does not name is not ranked, as for almost every turn)."""
+        accept = self.request.headers.get("Accept")
+        if accept is None or media_type not in accept.lower():
+            return False
+        return preferred_media_type(accept) == media_type
 
     async def body(self, model: type[B]) -> B:
         """Read the body as JSON (whatever the Content-Type, as curl -d sends) and validate it."""

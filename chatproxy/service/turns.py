@@ -23,8 +23,8 @@ chats that are not turns are `chats.py`'s. This module never touches HTTP.
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -192,8 +192,9 @@ class ChatService:
         """Claim an Idempotency-Key; return the claim, or the answer to replay."""
         self._defaults.check(options)
         check_one_choice(options)
-        request: list[Any] = [*ask.fingerprint(), options.model, options.temperature]
-        request.append(options.max_tokens)
+        if idempotency_key is None:  # nothing to claim: no fingerprint to build
+            return None, None
+        request = [*ask.fingerprint(), options.model, options.temperature, options.max_tokens]
         if options.fields:  # a request without them keeps the fingerprint it always had
             request.append(dict(options.fields))
         return await self._guard.claim(chat, idempotency_key, request)
@@ -218,10 +219,13 @@ class ChatService:
         try:
             await self._quotas.check_budget(chat.tenant)  # after the claim: a replay costs nothing
             read = self._window(chat, ask, options)
-            async with self._guard.locked(chat, read, ask.at, ask.reserve) as lease:
+            lease = await self._guard.begin(chat, read, ask.at, ask.reserve)
+            try:  # `guard.locked` without a context manager's own cost: this is every turn
                 await self._widen(chat, lease, ask, read)
                 placing = await self._place(chat, lease.state, ask)
                 return await self._locked_turn(chat, placing, options, deadline, lease, claim)
+            finally:
+                await self._guard.end(chat, lease)
         except BaseException:
             if claim is not None:
                 await self._guard.forget(chat, claim)
@@ -261,7 +265,7 @@ class ChatService:
         body = turn[-1].to_json()
         answer = claim.answer(body) if claim is not None else None
         await self._quotas.spend(chat.tenant, completion.usage.get("total_tokens", 0))
-        await self._guard.save(chat, uuid.uuid4().hex, turn, lease, answer)
+        await self._guard.save(chat, secrets.token_hex(16), turn, lease, answer)
         self._compactor.after_save(chat)
         return body
 

@@ -11,7 +11,7 @@ Why that is safe (tests/test_known_windows.py drives each case against a real Re
 messages change only by a save, which sets `last_turn` to its own turn id, by a delete of items
 (`delete_items`), which removes `last_turn`, or all at once with the whole chat (delete, expiry:
 the messages and the hash expire together), which removes `last_turn` too. Only ids of this
-process's own saves of a turn it began are remembered, and those are random (uuid4), so no other
+process's own saves of a turn it began are remembered, and those are random (16 bytes): no other
 write can leave one behind. Between a turn's read and its save, every other writer of the chat's
 messages waits for its turn lock (a delete of items refuses to run while it is held), but a fork
 and a delete of the whole chat. A fork (`begin_turn(reserve=…)`) adds only its own items, on ids
