@@ -20,7 +20,7 @@ from chatproxy.service.compaction_rules import after_summary, summary_on, with_s
 from chatproxy.service.content import without_images
 from chatproxy.service.defaults import CallOptions, Defaults, TurnOptions
 from chatproxy.service.placing import Placing
-from chatproxy.service.window import fit_window, message_tokens
+from chatproxy.service.window import fit_window, message_tokens, upstream_messages
 from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, content_text, estimate_tokens
@@ -92,7 +92,7 @@ class Outgoing:
         self._compactor.plan(
             chat, on, read if most else [], window, summary, options.compact, whole, dropped
         )
-        outgoing = [m.for_upstream() for m in [*window, *asked]]
+        outgoing = upstream_messages(window, asked)
         if call.model != self._settings.vision_model:
             outgoing = [without_images(m) for m in outgoing]
         if prompt:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatproxy.service.window import fit_window
+from chatproxy.service.window import fit_window, upstream_messages
 
 if TYPE_CHECKING:  # named in annotations only, which keeps `responses.py` four floors up
     from chatproxy.config import Settings
@@ -50,5 +50,5 @@ def build_unstored(
     budget = settings.context_tokens - call.max_tokens
     system, history, _ = summarized(state, system, placing.history, most, asked, budget, options)
     window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
-    outgoing = [m.for_upstream() for m in [*window, *asked]]
+    outgoing = upstream_messages(window, asked)
     return [{"role": "system", "content": system}, *outgoing] if system else outgoing

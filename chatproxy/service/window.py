@@ -8,12 +8,17 @@ Token counts: a reply's is exact (the upstream's `completion_tokens`, stored wit
 messages are estimated as characters / 4, plus 4 tokens of overhead per message, and their
 images, files and audio by `tokens.part_tokens`'s rules. No tokenizer files are needed, so this
 works offline and at cold start.
+
+What is sent of the window is what a model accepts (`upstream_messages`): a path may hold
+results whose calls were deleted, calls whose results were, or an import's such items, which
+OpenAI refuses (400). Those are left out of what is sent, never of the chat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from chatproxy.errors import ContextLengthExceeded
 from chatproxy.tokens import TOKENS_PER_MESSAGE, estimate_tokens
@@ -75,3 +80,50 @@ def fit_window(
     while kept and kept[0].role == "tool":  # their calls did not fit
         kept.pop(0)
     return kept + asked[:1] if needed is not None else kept
+
+
+def upstream_messages(window: list[Message], asked: Sequence[Message]) -> list[dict[str, Any]]:
+    """The chat completion messages of a turn: its window of the path, as a model accepts it
+    (`answered_window`), then the messages it asks (checked when placed), as they are."""
+    return [m.for_upstream() for m in [*answered_window(window, asked), *asked]]
+
+
+def answered_window(window: list[Message], asked: Sequence[Message]) -> list[Message]:
+    """`window` without what a model refuses before `asked`: a tool result whose call is not in
+    the assistant message above its run of results (its call's message was deleted), and the
+    calls of a message that its results do not all answer when another message follows them
+    (their results were deleted); such a message goes with its text and the calls answered,
+    or not at all when it has neither. The calls of the window's last message, when `asked`
+    starts with results (they answer them now), wait as they are. A window without tool
+    messages or calls is returned as it is, after one pass."""
+    for message in window:
+        if message.tool_calls or message.role == "tool":
+            break
+    else:
+        return window  # the plain turn's: nothing to leave out
+    answering = bool(asked) and asked[0].role == "tool"
+    kept: list[Message] = []
+    n, end = 0, len(window)
+    while n < end:
+        message, n = window[n], n + 1
+        if message.role == "tool":
+            continue  # no call above its run of results (its message was deleted): left out
+        calls = message.tool_calls if message.role == "assistant" else None
+        if not calls:
+            kept.append(message)
+            continue
+        made = {call.get("id") for call in calls}
+        results, answered = [], set()  # each call's first result
+        while n < end and window[n].role == "tool":
+            result, n = window[n], n + 1
+            call = result.tool_call_id
+            if call is not None and call in made and call not in answered:
+                results.append(result)
+                answered.add(call)
+        if len(answered) < len(calls) and not (n == end and answering):
+            left = [call for call in calls if call.get("id") in answered]
+            if not (left or message.content):
+                continue  # nothing of it is left to send
+            message = replace(message, tool_calls=left or None)
+        kept += [message, *results]
+    return kept
