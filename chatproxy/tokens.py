@@ -3,7 +3,8 @@
 The estimate is OpenAI's rule of thumb for English: a token is about four characters, plus a few
 tokens of overhead per message. It needs no tokenizer files, so it works offline and at cold start.
 A message's tool calls count as their JSON text, in a chat's window and in an estimated usage
-alike (`estimate_message_tokens`).
+alike (`estimate_message_tokens`); so do a request's tool definitions, sent beside its messages
+with each call (`chars_tokens` of the characters `http.tool_limits` measured of them).
 A content part that is not text is counted by its kind, erring high (`part_tokens`):
 - an image: 85 tokens at `detail: low`, else 1,445: OpenAI's rule for an image at high detail
   (`auto` is high for a large image) is 85 tokens and 170 for each 512-pixel tile of it scaled
@@ -44,7 +45,12 @@ def is_count(value: Any) -> bool:
 
 def estimate_tokens(text: str) -> int:
     """Estimate the tokens of `text` as ceil(characters / 4)."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    return chars_tokens(len(text))
+
+
+def chars_tokens(chars: int) -> int:
+    """Estimate the tokens of a text `chars` characters long: ceil(chars / 4)."""
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 IMAGE_TOKENS = {"low": 85}
@@ -100,10 +106,13 @@ def estimate_message_tokens(content: Any, tool_calls: Any = None) -> int:
     return estimate_tokens(text) + media_tokens(content)
 
 
-def estimate_usage(messages: Iterable[Mapping[str, Any]], reply: str) -> dict[str, int]:
+def estimate_usage(
+    messages: Iterable[Mapping[str, Any]], reply: str, tools: int = 0
+) -> dict[str, int]:
     """Estimate a chat completion's usage from the messages sent (each as a chat's window counts
-    it) and the reply received."""
-    prompt = sum(
+    it), the estimated tokens of the tool definitions sent beside them (`tools`) and the reply
+    received."""
+    prompt = tools + sum(
         estimate_message_tokens(m.get("content"), m.get("tool_calls")) + TOKENS_PER_MESSAGE
         for m in messages
     )

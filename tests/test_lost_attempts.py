@@ -3,7 +3,8 @@
 An attempt that timed out, or whose connection broke after it was sent, may have been processed
 and billed by the model provider although the proxy got nothing back; the call is then retried,
 or fails. Each such attempt counts the estimate of the messages it sent, as a stream that broke
-off does (`tokens.estimate_usage`), once, whichever route made the call. An attempt that never
+off does (`tokens.estimate_usage`), once, whichever route made the call, with the tool
+definitions it sent beside them (their JSON text's characters / 4). An attempt that never
 reached the provider (a connect failure, a connect timed out) or that the provider refused (429,
 5xx) counts nothing.
 """
@@ -18,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from chatproxy.tokens import estimate_usage
+from chatproxy.jsontext import compact
+from chatproxy.tokens import estimate_tokens, estimate_usage
 from harness.fake_upstream import FakeUpstream, Fault
 from tests.asgi_client import ProxyClient
 from tests.conftest import MakeClient
@@ -58,14 +60,24 @@ def estimate(sent: dict[str, Any]) -> int:
     return estimate_usage(sent["messages"], "")["total_tokens"]
 
 
-def ask(client: ProxyClient, route: str) -> Any:
-    """One turn of `QUESTION` by `route`; the answer, a stream read whole."""
+def responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat completion `tools` as a Responses request gives them."""
+    return [{"type": "function", **tool["function"]} for tool in tools]
+
+
+def ask(client: ProxyClient, route: str, tools: list[dict[str, Any]] | None = None) -> Any:
+    """One turn of `QUESTION` by `route` (with the chat completion `tools`, if any: a Responses
+    request gives them in its own form); the answer, a stream read whole."""
     if route == "chat":
         return client.post("/c1/chat", data=json.dumps({"content": QUESTION}))
     if route.startswith("responses"):
         body = {"model": MODEL, "input": QUESTION, "store": route == "responses"}
+        if tools:
+            body["tools"] = responses_tools(tools)
         return client.post("/v1/responses", json=body)
     body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}]}
+    if tools:
+        body["tools"] = tools
     headers = {"X-Chat-Id": "c1"} if route.startswith("v1 chat") else {}
     return client.post(
         "/v1/chat/completions", json={**body, "stream": "stream" in route}, headers=headers
@@ -217,3 +229,66 @@ def test_a_stream_cut_off_before_its_reply_began_counts_its_estimate(
     assert failed.status_code == 502, failed.data
     (sent,) = fake_upstream.chat_requests()
     assert left(retrying) == BUDGET - estimate(sent)
+
+
+PARAMETERS = {"type": "object", "properties": {"query": {"type": "string"}}}
+LOOKUP = {"name": "lookup", "description": "d" * 2000, "parameters": PARAMETERS}
+TOOLS = [{"type": "function", "function": LOOKUP}]  # about 530 tokens
+
+
+def tools_estimate(route: str) -> int:
+    """What `TOOLS` count, as the request of `route` gave them: their JSON text's estimate."""
+    given = responses_tools(TOOLS) if route.startswith("responses") else TOOLS
+    return estimate_tokens(compact(given))
+
+
+@pytest.mark.parametrize("route", [route for route in ROUTES if route != "chat"])
+def test_a_timed_out_attempt_counts_the_tools_it_sent(
+    retrying: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """The tool definitions went to the provider with the messages, and it bills them."""
+    fake_upstream.script(SLOW)
+
+    answer = ask(retrying, route, TOOLS)
+
+    assert answer.status_code == 200, answer.data
+    lost, answered = fake_upstream.chat_requests()
+    assert lost == answered
+    assert lost["tools"] == TOOLS
+    spent = USAGE["total_tokens"] + estimate(lost) + tools_estimate(route)
+    assert left(retrying) == BUDGET - spent
+
+
+@pytest.mark.parametrize("route", ["v1 chat stream", "pass-through stream"])
+def test_a_stream_cut_off_counts_the_tools_it_sent(
+    retrying: ProxyClient, fake_upstream: FakeUpstream, route: str
+) -> None:
+    """Before its reply began, as after (the text read counts too): the tools were sent."""
+    fake_upstream.cut_stream_after = 1
+
+    failed = ask(retrying, route, TOOLS)
+
+    assert failed.status_code == 502, failed.data
+    (sent,) = fake_upstream.chat_requests()
+    assert left(retrying) == BUDGET - estimate(sent) - tools_estimate(route)
+
+
+def test_a_chat_stream_cut_off_after_its_reply_began_counts_the_tools_it_sent(
+    retrying: ProxyClient, fake_upstream: FakeUpstream
+) -> None:
+    """A chat's stream, once its reply began, is read to its end by the turn's relay."""
+    fake_upstream.reply_text = "One two three four five."
+    fake_upstream.cut_stream_after = 3  # the role, two words, then the connection breaks
+
+    streamed = ask(retrying, "v1 chat stream", TOOLS)
+
+    assert streamed.status_code == 200
+    lines = streamed.get_data(as_text=True).splitlines()
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    said = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
+    read = "".join(text or "" for text in said)
+    assert read == "One two"  # two words, and the stream broke off
+    assert "error" in chunks[-1], chunks
+    (sent,) = fake_upstream.chat_requests()
+    counted = estimate_usage(sent["messages"], read)["total_tokens"] + tools_estimate("v1 chat")
+    assert left(retrying) == BUDGET - counted

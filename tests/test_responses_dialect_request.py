@@ -15,7 +15,9 @@ from pydantic import BaseModel
 
 from chatproxy.errors import ValidationFailed
 from chatproxy.http.responses_request import ResponsesRequest
+from chatproxy.jsontext import compact
 from chatproxy.service.defaults import TurnOptions
+from chatproxy.tokens import estimate_tokens
 
 WEATHER_PARAMETERS = {
     "type": "object",
@@ -178,14 +180,16 @@ def test_a_request_means_these_chat_completion_fields(
     assert parsed(**body).chat_fields() == fields
 
 
-def test_the_turns_options_carry_model_cap_temperature_and_fields() -> None:
+def test_the_turns_options_carry_model_cap_temperature_fields_and_the_tools_estimate() -> None:
     request = parsed(
         model="m", max_output_tokens=50, temperature=1, tools=[WEATHER], truncation="auto"
     )
     fields = {"tools": [CHAT_WEATHER], "max_completion_tokens": 50}
+    tools = estimate_tokens(compact([WEATHER]))  # as the request gave them
     assert request.options == TurnOptions(
-        "m", 50, 1.0, fields, truncate=True, cap_name="max_output_tokens"
+        "m", 50, 1.0, fields, truncate=True, cap_name="max_output_tokens", tool_tokens=tools
     )
+    assert parsed().options.tool_tokens == 0
 
 
 def test_context_management_asks_the_turn_to_compact_its_chat() -> None:

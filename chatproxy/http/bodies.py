@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -27,6 +28,7 @@ from typing_extensions import TypedDict
 from chatproxy.http.tool_limits import MAX_TOOLS, check_chat_tools
 from chatproxy.service.defaults import TurnOptions
 from chatproxy.store.items import ROOT
+from chatproxy.tokens import chars_tokens
 
 MAX_URL_CHARS = 2048
 MAX_PAGE = 1000
@@ -202,11 +204,13 @@ class CompletionRequest(BaseModel):
         " legacy `functions`) at most MAX_TOOLS_CHARS characters of JSON.",
         json_schema_extra=_tools_schema,
     )
+    _tools_chars: int = PrivateAttr(0)  # the JSON text of `tools` and `functions`, measured
 
     @model_validator(mode="after")
     def _bounded_tools(self, info: ValidationInfo) -> CompletionRequest:
         functions = (self.model_extra or {}).get("functions")
-        check_chat_tools(self.tools, functions, (info.context or {}).get("max_tools_chars"))
+        max_chars = (info.context or {}).get("max_tools_chars")
+        self._tools_chars = check_chat_tools(self.tools, functions, max_chars)
         return self
 
     @field_validator("stream", mode="before")
@@ -248,7 +252,10 @@ class CompletionRequest(BaseModel):
     def options(self) -> TurnOptions:
         cap = self.max_completion_tokens or self.max_tokens
         name = "max_tokens" if self.max_completion_tokens is None else "max_completion_tokens"
-        return TurnOptions(self.model, cap, self.temperature, self.fields, cap_name=name)
+        tools = chars_tokens(self._tools_chars)
+        return TurnOptions(
+            self.model, cap, self.temperature, self.fields, cap_name=name, tool_tokens=tools
+        )
 
     @property
     def include_usage(self) -> bool:

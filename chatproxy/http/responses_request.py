@@ -41,6 +41,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -69,6 +70,7 @@ from chatproxy.http.responses_options import (
 )
 from chatproxy.http.tool_limits import check_tools_size
 from chatproxy.service.defaults import TurnOptions
+from chatproxy.tokens import chars_tokens
 
 JsonObject = dict[str, Any]
 
@@ -123,6 +125,7 @@ class ResponsesRequest(BaseModel):
     prompt_cache_key: StrictStr | None = Field(default=None, max_length=1024)
     prompt_cache_retention: StrictStr | None = Field(default=None, max_length=32)
     prompt_cache_options: dict[StrictStr, Any] | None = None
+    _tools_chars: int = PrivateAttr(0)  # the JSON text of `tools`, measured
 
     @model_validator(mode="wrap")
     @classmethod
@@ -166,7 +169,8 @@ class ResponsesRequest(BaseModel):
                 param="background",
             )
         self.chat_fields()  # refuses tools, tool_choice, text and reasoning it cannot send
-        check_tools_size("tools", (info.context or {}).get("max_tools_chars"), self.tools)
+        max_chars = (info.context or {}).get("max_tools_chars")
+        self._tools_chars = check_tools_size("tools", max_chars, self.tools or None)
         self.compact_threshold()  # refuses what context_management holds but compaction
         return self
 
@@ -208,13 +212,14 @@ class ResponsesRequest(BaseModel):
 
     @property
     def options(self) -> TurnOptions:
-        """The turn's model, cap, temperature and other fields for the upstream call, and
-        whether its history may be cut to fit (`truncation: auto`)."""
+        """The turn's model, cap, temperature and other fields for the upstream call (and what
+        its tools cost), and whether its history may be cut to fit (`truncation: auto`)."""
         fields = self.chat_fields()
         truncate = self.truncation == "auto"
         compact = self.compact_threshold()
+        cap_name, tools = "max_output_tokens", chars_tokens(self._tools_chars)
         return TurnOptions(
-            self.model, self.cap, self.temperature, fields, truncate, compact, "max_output_tokens"
+            self.model, self.cap, self.temperature, fields, truncate, compact, cap_name, tools
         )
 
     def chat_fields(self) -> JsonObject:

@@ -9,7 +9,10 @@ could send a megabyte of them, which the operator pays for as prompt tokens.
 name; other types are the model's to judge) and its legacy `functions`;
 `responses_options.chat_tools` holds a Responses request's function tools with `tool_name`,
 and `check_tools_size` their JSON text. A refusal is a `ValidationFailed` naming the field
-(`tools[2].function.name`), as OpenAI names it. Nothing here does I/O.
+(`tools[2].function.name`), as OpenAI names it. The characters measured are returned too: the
+turn counts the tools' tokens from them (`TurnOptions.tool_tokens`: against CONTEXT_TOKENS and
+in the token budget's estimates), so the definitions are written as JSON once, and not at all
+for a request without any. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -39,24 +42,24 @@ def tool_name(name: Any, where: str) -> str:
     return name
 
 
-def check_tools_size(where: str, max_chars: int | None, *definitions: Any) -> None:
-    """Refuse tool `definitions` whose JSON text is, together, longer than `max_chars`
-    (MAX_TOOLS_CHARS; None: not held), naming `where`."""
-    if max_chars is None:
-        return
+def check_tools_size(where: str, max_chars: int | None, *definitions: Any) -> int:
+    """The characters of the JSON text of tool `definitions` (each may be None: none), together;
+    refuse them if that is more than `max_chars` (MAX_TOOLS_CHARS; None: not held), naming
+    `where`."""
     size = sum(len(compact(value)) for value in definitions if value is not None)
-    if size > max_chars:
+    if max_chars is not None and size > max_chars:
         raise ValidationFailed(
             f"{where}: the tool definitions are {size} characters of JSON; at most {max_chars}"
             " (MAX_TOOLS_CHARS), as each turn sends them to the model",
             param=where,
         )
+    return size
 
 
-def check_chat_tools(tools: Any, functions: Any, max_chars: int | None) -> None:
+def check_chat_tools(tools: Any, functions: Any, max_chars: int | None) -> int:
     """Hold a chat completion request's `tools` and legacy `functions` (either may be None):
     at most MAX_TOOLS of each, each function (or custom tool) named as OpenAI takes it, and
-    their JSON text together within `max_chars`."""
+    their JSON text together within `max_chars`; return that text's characters."""
     for n, tool in enumerate(check_tool_count(tools) if tools is not None else ()):
         where = f"tools[{n}]"
         if not isinstance(tool, dict):
@@ -75,4 +78,5 @@ def check_chat_tools(tools: Any, functions: Any, max_chars: int | None) -> None:
         if not isinstance(function, dict):
             raise ValidationFailed(f"{where}: must be an object (a function)", param=where)
         tool_name(function.get("name"), f"{where}.name")
-    check_tools_size("tools" if tools is not None else "functions", max_chars, tools, functions)
+    where = "tools" if tools is not None else "functions"
+    return check_tools_size(where, max_chars, tools, functions)

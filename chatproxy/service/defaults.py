@@ -3,7 +3,9 @@ prompt come from the turn, else the chat's settings, else the configuration; and
 chat may choose (ALLOWED_MODELS, at most MAX_TOKENS, one choice for a stored turn).
 
 A turn's other fields (tools, response_format, seed, ...) are not the proxy's: they travel with
-the turn as they were sent (`TurnOptions.fields`) and reach the model unchanged."""
+the turn as they were sent (`TurnOptions.fields`) and reach the model unchanged. Its tool
+definitions are counted, though: what they cost the model in tokens (`TurnOptions.tool_tokens`)
+is sent beside the messages with each call, against CONTEXT_TOKENS and the token budget."""
 
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ class TurnOptions:
     request's other fields, passed on as they are. `truncate` says whether the oldest history
     may be left out to fit CONTEXT_TOKENS (else the turn is refused); `compact`, that the turn
     compacts its chat (`compaction.py`) with its window's history held to that many tokens (a
-    Responses request's `context_management`; 0: no bound but CONTEXT_TOKENS)."""
+    Responses request's `context_management`; 0: no bound but CONTEXT_TOKENS). `tool_tokens`:
+    the estimated tokens of the tool definitions among `fields` (their JSON text as the request
+    measured it, `http.tool_limits`; 0 without any), sent with each call beside the messages."""
 
     model: str | None = None
     max_tokens: int | None = None
@@ -31,6 +35,7 @@ class TurnOptions:
     truncate: bool = True
     compact: int | None = None
     cap_name: str = "max_tokens"  # what the request called max_tokens (its errors name it)
+    tool_tokens: int = 0
 
 
 NO_OPTIONS = TurnOptions()

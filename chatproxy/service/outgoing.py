@@ -1,11 +1,11 @@
 """Own what a stored turn sends upstream: the system prompt (with the newest summary on the
 path, when the chat is compacted: `compaction.py`), the newest messages of the path that fit
-the token budget (`window.py`), the messages asked; and the model, max_tokens and temperature
-to call with (`defaults.py`). A compacted chat's turn that may not leave history out
-(`truncation: disabled`) and whose history does not fit whole has its summary made first
-(`SummaryDue`, `Outgoing.build_summarized`; a summary kept for a larger window, the settings
-changed since, is folded again to fit): refused only if the messages asked do not fit beside
-one, or the summary made leaves too little room."""
+the token budget beside it and the request's tool definitions (`window.py`), the messages
+asked; and the model, max_tokens and temperature to call with (`defaults.py`). A compacted
+chat's turn that may not leave history out (`truncation: disabled`) and whose history does not
+fit whole has its summary made first (`SummaryDue`, `Outgoing.build_summarized`; a summary kept
+for a larger window, the settings changed since, is folded again to fit): refused only if the
+messages asked do not fit beside one, or the summary made leaves too little room."""
 
 from __future__ import annotations
 
@@ -72,22 +72,23 @@ class Outgoing:
             state, system, read, most, asked, budget, options
         )
         dropped = None if summary else summary_on(state.summary, read)  # compacted: too large
+        tools, whole = options.tool_tokens, not options.truncate
         try:
-            window = fit_window(prompt, history, asked, budget=budget, whole=not options.truncate)
+            window = fit_window(prompt, history, asked, budget=budget, whole=whole, tools=tools)
         except ContextLengthExceeded as refused:
             if not on or options.truncate:  # not compacted, or the messages asked do not fit
                 raise
-            through = self._due_now(system, summary, history, asked, budget)
+            through = self._due_now(system, summary, history, asked, budget, tools)
             if through is None:
                 raise
             ends = [m.id for m in history if m.id is not None and m.id >= through]
             raise SummaryDue(refused, through, ends, dropped is not None) from None
         if options.compact:  # held to the request's threshold: the rest goes into the summary
-            held = options.compact + _tokens_of(prompt, asked)
+            held = options.compact + _tokens_of(prompt, asked, tools)
             if asked[0].role == "tool" and window:  # the calls go up with their results
                 held += message_tokens(window[-1])
             held = min(budget, held)
-            window = fit_window(prompt, window, asked, budget=held)
+            window = fit_window(prompt, window, asked, budget=held, tools=tools)
         whole = len(state.messages) < READ_FACTOR * self._settings.messages_length  # read short
         self._compactor.plan(
             chat, on, read if most else [], window, summary, options.compact, whole, dropped
@@ -132,14 +133,17 @@ class Outgoing:
         history: Sequence[Message],
         asked: Sequence[Message],
         budget: int,
+        tools: int,
     ) -> int | None:
         """The newest message of `history` a new summary must cover for the rest to fit
-        `budget` beside it (at most COMPACTION_SUMMARY_TOKENS, or as large as `summary`) and
-        `asked`; None if `asked` does not fit beside one, or nothing need be left out."""
+        `budget` beside it (at most COMPACTION_SUMMARY_TOKENS, or as large as `summary`), the
+        `tools` and `asked`; None if `asked` does not fit beside one, or nothing need be left
+        out."""
         chars = self._settings.compaction.summary_tokens * CHARS_PER_TOKEN
         largest = Summary(0, 0, "x" * max(chars, len(summary.content) if summary else 0))
+        prompt = with_summary(system, largest)
         try:
-            kept = fit_window(with_summary(system, largest), history, asked, budget=budget)
+            kept = fit_window(prompt, history, asked, budget=budget, tools=tools)
         except ContextLengthExceeded:
             return None
         ids = {m.id for m in kept}
@@ -158,16 +162,19 @@ class Outgoing:
     ) -> tuple[str | None, list[Message], Summary | None]:
         """What a window of the path `read` (its newest `most`) sends before `asked`: the system
         prompt, with the newest summary on the path for a compacted chat; the messages after
-        that summary; and the summary (None: none, or one too large for this window)."""
+        that summary; and the summary (None: none, or one too large for this window beside the
+        messages asked and the request's tools)."""
         on = options.compact is not None or compacting(self._settings, state.settings)
         summary = summary_on(state.summary, read) if on else None
-        if summary is not None and _tokens_of(with_summary(system, summary), asked) > budget:
+        tools = options.tool_tokens
+        if summary is not None and _tokens_of(with_summary(system, summary), asked, tools) > budget:
             summary = None  # written for a larger window (settings changed): left out
         history = after_summary(read[max(0, len(read) - most) :] if most else [], summary)
         return with_summary(system, summary), history, summary
 
 
-def _tokens_of(system: str | None, asked: Sequence[Message]) -> int:
-    """What the system prompt and the messages asked count against a window's budget."""
+def _tokens_of(system: str | None, asked: Sequence[Message], tools: int) -> int:
+    """What the system prompt, the tool definitions (`tools`, their tokens) and the messages
+    asked count against a window's budget."""
     prompt = estimate_tokens(system) + TOKENS_PER_MESSAGE if system else 0
-    return prompt + sum(message_tokens(message) for message in asked)
+    return prompt + tools + sum(message_tokens(message) for message in asked)

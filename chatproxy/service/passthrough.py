@@ -8,8 +8,9 @@ tokens are charged once it is whole, and its upstream connection is given back h
 is read (a reader that leaves closes it, cancelling the answer, as a client of the model itself
 would). A stream that ends before its usage came (it comes last: the stream broke off, or the
 reader left) was still sent its prompt, which the provider bills: its estimate is charged then
-(`tokens.estimate_usage`, of the messages and the text read so far). So is each attempt of the
-call that was sent and never answered (`Quotas.counting_lost`), as every model call's is.
+(`tokens.estimate_usage`, of the messages, the tool definitions and the text read so far). So
+is each attempt of the call that was sent and never answered (`Quotas.counting_lost`), as
+every model call's is.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class PassThrough:
         """Send `messages` as they are and return the reply."""
         call, deadline = await self._prepare(tenant, options)
         asked = self._upstream.complete(messages, **call, deadline=deadline)
-        completion = await self._quotas.counting_lost(tenant, messages, asked)
+        tools = options.tool_tokens
+        completion = await self._quotas.counting_lost(tenant, messages, asked, tools)
         await self._quotas.spend(tenant, completion.usage.get("total_tokens", 0))
         return TurnResult(reply_of(completion).to_json(), upstream=completion.body)
 
@@ -53,16 +55,17 @@ class PassThrough:
         answer the client's SDK knows, and retries if it is transient)."""
         call, deadline = await self._prepare(tenant, options)
         opened = self._upstream.stream(messages, **call, deadline=deadline)
-        stream = await self._quotas.counting_lost(tenant, messages, opened)
+        tools = options.tool_tokens
+        stream = await self._quotas.counting_lost(tenant, messages, opened, tools)
         try:
             pieces, opening = await read_opening(stream)
         except BaseException as exc:
             stream.close()
             if isinstance(exc, Exception):  # sent, then broke off (or ended) before the reply
-                await self._quotas.spend_estimate(tenant, messages)
+                await self._quotas.spend_estimate(tenant, messages, tools=tools)
             raise
         spend = partial(self._quotas.spend, tenant)
-        estimate = partial(self._quotas.spend_estimate, tenant, messages)
+        estimate = partial(self._quotas.spend_estimate, tenant, messages, tools=tools)
         return StreamingTurn(PassedStream(stream, pieces, opening, spend, estimate))
 
     async def _prepare(self, tenant: str, options: TurnOptions) -> tuple[dict[str, Any], float]:
@@ -93,8 +96,8 @@ class PassedStream:
         spend_estimate: Callable[[str], Awaitable[None]],
     ):
         """`opening`: the chunks read already, up to the reply's first piece; `pieces`: the
-        rest of `stream`'s; `spend_estimate(text)` counts the estimate of the messages sent and
-        `text` (`Quotas.spend_estimate`)."""
+        rest of `stream`'s; `spend_estimate(text)` counts the estimate of what was sent (the
+        messages, the tools) and `text` (`Quotas.spend_estimate`)."""
         self._stream = stream
         self._pieces = pieces
         self._opening = opening

@@ -51,39 +51,45 @@ class Quotas:
         """Count the tokens a turn used against `tenant`'s daily budget."""
 
     async def spend_estimate(
-        self, tenant: str, sent: Iterable[Mapping[str, Any]], text: str = ""
+        self, tenant: str, sent: Iterable[Mapping[str, Any]], text: str = "", tools: int = 0
     ) -> None:
         """Count the estimate of a model call that ended before its usage came (it comes last):
         the provider was sent the prompt and bills it. `tokens.estimate_usage` of the messages
-        `sent` and the `text` read; a store away then is not the caller's concern (it is told
-        of the call's own failure)."""
+        `sent`, the tool definitions sent beside them (`tools`: their estimated tokens) and the
+        `text` read; a store away then is not the caller's concern (it is told of the call's
+        own failure)."""
         with suppress(StoreError):
-            await self.spend(tenant, estimate_usage(sent, text)["total_tokens"])
+            await self.spend(tenant, estimate_usage(sent, text, tools)["total_tokens"])
 
     async def counting_lost(
-        self, tenant: str, sent: Iterable[Mapping[str, Any]], call: Awaitable[Answer]
+        self,
+        tenant: str,
+        sent: Iterable[Mapping[str, Any]],
+        call: Awaitable[Answer],
+        tools: int = 0,
     ) -> Answer:
-        """Await the model call `call` of the messages `sent`, and count the attempts it lost
-        (`lost_attempts`, told with its answer or its error), once, whether it answers or fails:
-        each was sent and never answered (it timed out, or its connection broke), and the
-        provider may have billed it. Each counts as a stream that broke off before any of its
-        text: the estimate of `sent` (`spend_estimate`). A call that lost none counts nothing
-        here; its answer's usage is counted by the caller."""
+        """Await the model call `call` of the messages `sent` (with tool definitions of `tools`
+        estimated tokens), and count the attempts it lost (`lost_attempts`, told with its
+        answer or its error), once, whether it answers or fails: each was sent and never
+        answered (it timed out, or its connection broke), and the provider may have billed it.
+        Each counts as a stream that broke off before any of its text: the estimate of `sent`
+        and `tools` (`spend_estimate`). A call that lost none counts nothing here; its answer's
+        usage is counted by the caller."""
         try:
             answer = await call
         except UpstreamError as exc:
             if exc.lost_attempts:
-                await self._spend_lost(tenant, sent, exc.lost_attempts)
+                await self._spend_lost(tenant, sent, tools, exc.lost_attempts)
             raise
         if answer.lost_attempts:
-            await self._spend_lost(tenant, sent, answer.lost_attempts)
+            await self._spend_lost(tenant, sent, tools, answer.lost_attempts)
         return answer
 
     async def _spend_lost(
-        self, tenant: str, sent: Iterable[Mapping[str, Any]], attempts: int
+        self, tenant: str, sent: Iterable[Mapping[str, Any]], tools: int, attempts: int
     ) -> None:
         with suppress(StoreError):
-            await self.spend(tenant, attempts * estimate_usage(sent, "")["total_tokens"])
+            await self.spend(tenant, attempts * estimate_usage(sent, "", tools)["total_tokens"])
 
     async def close(self) -> None:
         """Release the counters' connections."""

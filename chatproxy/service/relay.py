@@ -8,8 +8,9 @@ lock and key; the reader takes the events as they come. A client that hangs up o
 holds nothing but its events: the turn is stored once, complete, within its lock's lease.
 `Relays` keeps the pumps until they finish. A stream that breaks off before its usage came (it
 comes last) was still sent its prompt, which the provider bills: the estimate of what was sent
-and read is counted then (`Quotas.spend_estimate`), as a pass-through stream's is. The text read
-is kept for that estimate only, so only while a budget counts tokens.
+(its messages and tool definitions) and read is counted then (`Quotas.spend_estimate`), as a
+pass-through stream's is. The text read is kept for that estimate only, so only while a budget
+counts tokens.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class OpenTurn:
     lease: Lease
     claim: Claim | None
     sent: Sequence[dict[str, Any]]  # the messages that went upstream
+    tools: int = 0  # the estimated tokens of the tool definitions that went with them
 
 
 StoreTurn = Callable[[OpenTurn, Completion], Awaitable[dict[str, Any]]]
@@ -101,7 +103,7 @@ class Relays:
                 relay.put(StreamEvent.piece(delta))
         except Exception as exc:  # it broke off: no usage came
             if text is not None:
-                await self._quotas.spend_estimate(turn.chat.tenant, turn.sent, text)
+                await self._quotas.spend_estimate(turn.chat.tenant, turn.sent, text, turn.tools)
             relay.put(await self._finish(turn, exc))
         except BaseException:  # cancelled: the process is stopping
             await self._abandon(turn)

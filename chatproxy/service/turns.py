@@ -166,11 +166,12 @@ class ChatService:
                     build = self._outgoing.build_summarized
                     outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
                 opened = self._upstream.stream(outgoing, **call.options(), deadline=deadline)
-                stream = await self._quotas.counting_lost(chat.tenant, outgoing, opened)
+                tools = options.tool_tokens
+                stream = await self._quotas.counting_lost(chat.tenant, outgoing, opened, tools)
                 try:
                     pieces, opening = await read_opening(stream)
                 except Exception:  # it was sent, then broke off (or ended) before the reply began
-                    await self._quotas.spend_estimate(chat.tenant, outgoing)
+                    await self._quotas.spend_estimate(chat.tenant, outgoing, tools=tools)
                     raise
             except BaseException:
                 await self._guard.end(chat, lease)
@@ -179,7 +180,7 @@ class ChatService:
             if claim is not None:
                 await self._guard.forget(chat, claim)
             raise
-        turn = OpenTurn(chat, placing, stream, pieces, lease, claim, outgoing)
+        turn = OpenTurn(chat, placing, stream, pieces, lease, claim, outgoing, tools)
         relay = self._relays.relay(turn, opening)
         return StreamingTurn(relay, reply_id=placing.reply_id)
 
@@ -246,7 +247,8 @@ class ChatService:
             build = self._outgoing.build_summarized
             outgoing, call = await build(chat, lease.state, placing, options, due, deadline)
         asked = self._upstream.complete(outgoing, **call.options(), deadline=deadline)
-        completion = await self._quotas.counting_lost(chat.tenant, outgoing, asked)
+        tools = options.tool_tokens
+        completion = await self._quotas.counting_lost(chat.tenant, outgoing, asked, tools)
         body = await self._record(chat, placing, completion, lease, claim)
         return TurnResult(body, upstream=completion.body)
 

@@ -2,10 +2,10 @@
 it is written, so it goes through the pass-through with the system prompt (the request's
 instructions and its input's leading system or developer messages, as a stored turn's, else the
 chat's), the newest messages of the path it continues (at most MESSAGES_LENGTH) that fit
-CONTEXT_TOKENS beside its input (`window.py`), then its input. The input is placed on that path
-as a stored turn's is (`placement.py`, by the service): what it sends back of the path (an
-`item_reference` to a reply, a resent history) is matched with it, so the model sees each
-message once."""
+CONTEXT_TOKENS beside its input and its tool definitions (`window.py`), then its input. The
+input is placed on that path as a stored turn's is (`placement.py`, by the service): what it
+sends back of the path (an `item_reference` to a reply, a resent history) is matched with it,
+so the model sees each message once."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def build_unstored(
     asked = placing.asked
     budget = settings.context_tokens - call.max_tokens
     system, history, _ = summarized(state, system, placing.history, most, asked, budget, options)
-    window = fit_window(system, history, asked, budget=budget, whole=not options.truncate)
+    whole, tools = not options.truncate, options.tool_tokens
+    window = fit_window(system, history, asked, budget=budget, whole=whole, tools=tools)
     outgoing = upstream_messages(window, asked)
     return [{"role": "system", "content": system}, *outgoing] if system else outgoing

@@ -1,13 +1,15 @@
 """Own the choice of what history goes upstream: the newest messages that fit a token budget.
 
-The budget is `CONTEXT_TOKENS - MAX_TOKENS` (the reply needs room too). The system prompt and the
-new message always go; then the newest messages of the window (at most `MESSAGES_LENGTH`, read
-from the tail of the chat, so the cost does not grow with the chat) while they fit.
+The budget is `CONTEXT_TOKENS - MAX_TOKENS` (the reply needs room too). The system prompt, the
+request's tool definitions (sent beside the messages, each call again) and the new message always
+go; then the newest messages of the window (at most `MESSAGES_LENGTH`, read from the tail of the
+chat, so the cost does not grow with the chat) while they fit.
 
 Token counts: a reply's is exact (the upstream's `completion_tokens`, stored with it); other
 messages are estimated as characters / 4, plus 4 tokens of overhead per message, and their
 images, files and audio by `tokens.part_tokens`'s rules. No tokenizer files are needed, so this
-works offline and at cold start.
+works offline and at cold start. The tools are counted as their JSON text is, characters / 4
+(`TurnOptions.tool_tokens`).
 
 What is sent of the window is what a model accepts (`upstream_messages`): a path may hold
 results whose calls were deleted, calls whose results were, or an import's such items, which
@@ -43,11 +45,13 @@ def fit_window(
     *,
     budget: int,
     whole: bool = False,
+    tools: int = 0,
 ) -> list[Message]:
-    """Return the newest messages of `history` that fit `budget` beside the system prompt and
-    the new message (or messages: tool results, a user message), oldest first; refuse new
-    messages that cannot fit at all, and with `whole` a history that does not fit whole (a
-    Responses request with `truncation: disabled`: `ContextLengthExceeded`).
+    """Return the newest messages of `history` that fit `budget` beside the system prompt, the
+    `tools` (the tokens of the tool definitions sent) and the new message (or messages: tool
+    results, a user message), oldest first; refuse new messages that cannot fit at all, and
+    with `whole` a history that does not fit whole (a Responses request with
+    `truncation: disabled`: `ContextLengthExceeded`).
 
     Tool results go up with the message that made their calls, or a model refuses them: new
     results need the newest message of `history` (their calls), and the window never starts
@@ -56,13 +60,14 @@ def fit_window(
     needed = len(history) if asked and asked[0].role == "tool" and history else None
     if needed is not None:
         asked, history = [history[-1], *asked], history[:-1]
-    used = sum(message_tokens(message) for message in asked)
+    used = tools + sum(message_tokens(message) for message in asked)
     if system:
         used += estimate_tokens(system) + TOKENS_PER_MESSAGE
     if used > budget:  # context_length_exceeded, as OpenAI answers a request too long
+        beside = f" and the tool definitions (about {tools})" if tools else ""
         raise ContextLengthExceeded(
-            f"content: the message needs about {used} tokens with the system prompt, more than"
-            f" the {budget} this chat may send (CONTEXT_TOKENS - MAX_TOKENS)"
+            f"content: the message needs about {used} tokens with the system prompt{beside},"
+            f" more than the {budget} this chat may send (CONTEXT_TOKENS - MAX_TOKENS)"
         )
     kept: list[Message] = []
     for message in reversed(history):
