@@ -564,7 +564,8 @@ async def test_a_redis_save_links_its_record_and_a_save_without_a_key_runs_as_it
         "del": 1,  # released
         "llen": 1,  # the layout before trees (UPGRADE)
         "hmget": 1,
-        "hset": 2,  # the items, the meta (with the token counts added up)
+        "hset": 2,  # the items, the meta
+        "hincrby": 3,
         "expire": 4,  # the chat's three keys, the listing
         "zadd": 1,  # the listing
     }
