@@ -1,7 +1,8 @@
 """An Idempotency-Key's recorded answer goes with what it answered, on both stores: after
-`DELETE /<chat_id>/chat`, `DELETE /v1/conversations/{id}` or `DELETE /v1/responses/{id}`, a retry
-with the same key and body is a new request, never a replay of the deleted text. Each test runs
-the real server process over the fake upstream (`proxy_env`), spoken to over HTTP.
+`DELETE /<chat_id>/chat`, `DELETE /v1/conversations/{id}` or `DELETE /v1/responses/{id}`, or
+after `POST /import?on_conflict=replace` over its chat, a retry with the same key and body is a
+new request, never a replay of the removed text.
+Each test runs the real server process over the fake upstream (`proxy_env`), spoken to over HTTP.
 """
 
 from __future__ import annotations
@@ -90,3 +91,22 @@ def test_a_retry_after_its_response_was_deleted_makes_a_new_response(
     assert http("GET", f"{url}/v1/responses/{response}").status == 404
     found = http("GET", f"{url}/v1/responses/{retry.json()['id']}")
     assert (found.status, found.json()["output"]) == (200, retry.json()["output"])
+
+
+def test_a_retry_after_an_import_replaced_its_chat_is_a_new_turn(
+    url: str, fake_upstream: FakeUpstream
+) -> None:
+    body = {"content": "my secret"}
+    sent_twice(url, "/c1/chat", body)
+    assert http("POST", url + "/c2/chat", {"content": "other text"}).status == 200
+    document = {**http("GET", url + "/c2/export").json(), "id": "c1"}
+
+    imported = http("POST", url + "/import?on_conflict=replace", document)
+    assert (imported.status, imported.json()["imported"]) == (200, ["c1"]), imported.body
+
+    retry = http("POST", url + "/c1/chat", body, headers=KEY)
+    assert (retry.status, replayed(retry)) == (200, False), retry.body
+    assert len(fake_upstream.chat_requests()) == 3  # the model answered it again
+    history = [m["content"] for m in http("GET", url + "/c1/chat").json()]
+    assert history[0] == "other text"
+    assert history[2:] == ["my secret", retry.json()["content"]]

@@ -352,6 +352,23 @@ async def test_cluster_deletes_idempotency_records_with_their_items_and_their_ch
 
 
 @pytest.mark.anyio
+async def test_cluster_import_replacing_a_chat_deletes_its_idempotency_records(
+    cluster: RedisClusterServers, cluster_store: Store
+) -> None:
+    assert (await cluster_store.claim_idempotency(CHAT, "k1", "body", 30)).state == "new"
+    answer = IdempotentResult("k1", "body", '{"content": "k1"}')
+    assert await cluster_store.save_turn(CHAT, "t1", turn(1), idempotent=answer)
+    tree = await cluster_store.load_tree(CHAT)
+    assert tree is not None
+
+    assert await cluster_store.save_tree(CHAT, tree, replace=True) is True
+
+    assert set().union(*keys_per_node(cluster, f"chat:{CHAT.slot}:idem*").values()) == set()
+    assert (await cluster_store.claim_idempotency(CHAT, "k1", "body", 30)).state == "new"
+    assert (await cluster_store.load_history(CHAT)).messages == chained(turn(1), 0, None)
+
+
+@pytest.mark.anyio
 async def test_cluster_loads_and_deletes_items_and_lists_the_chat_with_its_metadata(
     cluster_store: Store,
 ) -> None:

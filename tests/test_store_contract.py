@@ -20,6 +20,7 @@ from chatproxy.store import (
     Store,
     open_store,
 )
+from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.items import ChatState, chained
 from chatproxy.store.redis import RedisStore
 from chatproxy.store.redis_client import connect
@@ -483,6 +484,29 @@ async def test_deleting_items_removes_the_records_of_the_turns_that_stored_them(
     assert await store.claim_idempotency(CHAT, "k5", "body", 30) == IdempotencyClaim(
         "done", '{"content": "k5"}'
     )
+
+
+@pytest.mark.anyio
+async def test_replacing_a_chat_by_import_removes_its_finished_idempotency_records(
+    store: Store,
+) -> None:
+    other = ChatRef("public", "chat-2")
+    await keyed_turn(store, CHAT, "k1", turn(1))
+    await keyed_turn(store, CHAT, "k2", turn(2))
+    await keyed_turn(store, other, "k1", turn(1))
+    assert await store.claim_idempotency(CHAT, "running", "body", 30) == IdempotencyClaim("new")
+    tree = ChatTree("chat-1", 2000.0, 2001.0, chained(turn(9), 0, None), leaf=1)
+
+    assert await store.save_tree(CHAT, tree) is False  # not replaced: its records stay
+    done = IdempotencyClaim("done", '{"content": "k1"}')
+    assert await store.claim_idempotency(CHAT, "k1", "body", 30) == done
+    assert await store.save_tree(CHAT, tree, replace=True) is True
+
+    for key in ("k1", "k2"):  # a retry is a new request: nothing of the replaced text replays
+        assert await store.claim_idempotency(CHAT, key, "body", 30) == IdempotencyClaim("new")
+    assert await store.claim_idempotency(CHAT, "running", "body", 30) == IdempotencyClaim("pending")
+    assert await store.claim_idempotency(other, "k1", "body", 30) == done
+    assert contents((await store.load_history(CHAT)).messages) == ["question 9", "answer 9"]
 
 
 @pytest.mark.anyio

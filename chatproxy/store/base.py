@@ -159,10 +159,11 @@ class Store(Protocol):
         parents kept), its leaf, record, times and token totals, listed by `tree.updated`.
 
         A chat that exists is left as it is (False), or with `replace` removed first, all in
-        the same step. Raise `ChatBusy` (writing nothing) while a turn holds the chat's lock,
-        and `ValidationFailed` for a tree of more items than the store keeps
-        (MAX_CHAT_MESSAGES). The tree's shape is the caller's to check: every parent an item
-        of it, numbered below its child."""
+        the same step; the finished idempotency records of the chat written over go too, as
+        `delete_chat` takes them (a pending claim stays with its running turn). Raise
+        `ChatBusy` (writing nothing) while a turn holds the chat's lock, and `ValidationFailed`
+        for a tree of more items than the store keeps (MAX_CHAT_MESSAGES). The tree's shape is
+        the caller's to check: every parent an item of it, numbered below its child."""
 
     async def save_turn(
         self,

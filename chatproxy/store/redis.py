@@ -203,10 +203,10 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
 
     async def save_tree(self, chat: ChatRef, tree: ChatTree, *, replace: bool = False) -> bool:
         self._windows.forget(chat)
-        keys, listing = [*chat_keys(chat), lock_key(chat)], index_key(chat.tenant)
-        args = (keys, listing, chat.chat_id, tree)
+        keys = [*chat_keys(chat), lock_key(chat), idems_key(chat)]
+        args = (keys, index_key(chat.tenant), chat.chat_id, tree)
         saved = await save_tree(
-            self._script, *args, replace=replace, ttl=self._ttl, most=self._max_messages
+            self._declaring, *args, replace=replace, ttl=self._ttl, most=self._max_messages
         )
         if saved:
             await self._index_beside(chat, tree.updated)

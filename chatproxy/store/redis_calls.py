@@ -100,7 +100,7 @@ class RedisCalls:
             if not (isinstance(answer, list) and answer[:1] == ["again"]):
                 return answer
             found = answer[1:]
-        raise Conflict("the chat's turns kept adding to it during the delete; try again")
+        raise Conflict("the chat's turns kept adding to it meanwhile; try again")
 
     async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Send one command, by its redis-py method name."""

@@ -5,7 +5,9 @@ Both start with `UPGRADE` (a chat of the layout before trees is read as items) a
 the chat's keys, the tenant's listing beside them on a single node. A chat is written whole in
 one script: its keys are removed and written again, each item's text as `Message.dumps` wrote
 it (so its id and parent lead it), and `:kids` by `add_child`, which leaves out a child
-numbered right after its parent, as every other script does.
+numbered right after its parent, as every other script does. The finished idempotency records
+of the chat written over go in the same step, as a chat's deletion takes them
+(`redis_idem_scripts.py`): a retry must not replay what it no longer holds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from chatproxy.errors import ChatBusy
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree, check_size
 from chatproxy.store.decoding import DecodedMessages
+from chatproxy.store.redis_idem_scripts import LINKED
 from chatproxy.store.redis_scripts import REFRESH, UPGRADE
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
@@ -52,37 +55,46 @@ return {meta, items, sums}
 SAVE_TREE = (
     UPGRADE
     + REFRESH
+    + LINKED
     + """
--- KEYS: items, meta, kids, old list, lock, and on a single node the tenant's listing
--- ARGV: replace ('1' or '0'), ttl (0 = none), chat id, updated (the listing's score), n, then
---       n texts: the meta hash's fields and values, then m, then m texts: `:kids`'s field and
---       value of each summary, then each item's stored text in id order
--- Returns 1 when written, 0 when the chat exists (and not replace), -1 while a turn holds it.
-if redis.call('EXISTS', KEYS[2]) == 1 and ARGV[1] ~= '1' then return 0 end
+-- KEYS: items, meta, kids, old list, lock, the links of the chat's idempotency records
+--       (`:idems`), the records declared (ARGV[1] of them), and on a single node the tenant's
+--       listing
+-- ARGV: how many records are declared, replace ('1' or '0'), ttl (0 = none), chat id, updated
+--       (the listing's score), n, then n texts: the meta hash's fields and values, then m, then
+--       m texts: `:kids`'s field and value of each summary, then each item's stored text in id
+--       order
+-- Returns 1 when written, 0 when the chat exists (and not replace), -1 while a turn holds it,
+-- or `again` (LINKED). The chat's finished records go: they answered with what it held.
+if redis.call('EXISTS', KEYS[2]) == 1 and ARGV[2] ~= '1' then return 0 end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+local _, records, missing = linked(6, nil)
+if missing then return again(records) end
+forget(records)
+redis.call('DEL', KEYS[6])
 -- A summary being written of the chat replaced is fenced off (redis_summaries.py: FENCE).
 local pruned = redis.call('EXISTS', KEYS[2]) == 1 and (redis.call('HGET', KEYS[2], 'pruned') or 0)
 -- Ids handed out stay handed out: a fork that set some aside saves on them later.
 local appended = tonumber(redis.call('HGET', KEYS[2], 'appended') or 0)
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-local n = tonumber(ARGV[5])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + n))
+local n = tonumber(ARGV[6])
+redis.call('HSET', KEYS[2], unpack(ARGV, 7, 6 + n))
 if pruned then redis.call('HSET', KEYS[2], 'pruned', tonumber(pruned) + 1) end
 if appended > tonumber(redis.call('HGET', KEYS[2], 'appended')) then
   redis.call('HSET', KEYS[2], 'appended', appended)
 end
-local m = tonumber(ARGV[6 + n])
-for i = 7 + n, 6 + n + m, 2 do  -- one at a time: unpack stops at a few thousand values
+local m = tonumber(ARGV[7 + n])
+for i = 8 + n, 7 + n + m, 2 do  -- one at a time: unpack stops at a few thousand values
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
-local first = 7 + n + m <= #ARGV and tonumber((string.match(ARGV[7 + n + m], PLACED)))
-for i = 7 + n + m, #ARGV do
+local first = 8 + n + m <= #ARGV and tonumber((string.match(ARGV[8 + n + m], PLACED)))
+for i = 8 + n + m, #ARGV do
   local id, parent = string.match(ARGV[i], PLACED)
   redis.call('HSET', KEYS[1], id, ARGV[i])
   -- One under an item MAX_CHAT_MESSAGES dropped (below the first) starts a path (CHILDREN).
   add_child((parent ~= 'null' and tonumber(parent) < first) and 'null' or parent, id)
 end
-refresh(ARGV[2], ARGV[4], ARGV[3], KEYS[6])
+refresh(ARGV[3], ARGV[5], ARGV[4], KEYS[7 + tonumber(ARGV[1])])
 return 1
 """
 )
@@ -135,7 +147,8 @@ async def save_tree(
     most: int,
 ) -> bool:
     """Write the whole chat `chat_id` (see `Store.save_tree`) in one script on its `keys` (the
-    chat's and its lock) and its tenant's `listing`; whether it was written."""
+    chat's, its lock and its records' links), run by `RedisCalls._declaring`, and its tenant's
+    `listing`; whether it was written."""
     check_size(tree, most)
     fields = _meta_fields(tree)
     args: list[Any] = ["1" if replace else "0", ttl or 0, chat_id, repr(tree.updated)]

@@ -1,7 +1,8 @@
 """The Lua of the Redis backend that removes a chat's finished idempotency records with what
 they answered: `LINKED`, the pieces that find them by their links (`:idems`, written by the
-turn's save in `redis_scripts.py`), which `redis_item_scripts.py`'s `DELETE_ITEMS` is built on,
-and `DELETE_CHAT` (`redis_chats.py`'s `delete_chat`).
+turn's save in `redis_scripts.py`), which `redis_item_scripts.py`'s `DELETE_ITEMS` and
+`redis_export.py`'s `SAVE_TREE` (an import replacing the chat) are built on, and `DELETE_CHAT`
+(`redis_chats.py`'s `delete_chat`).
 
 A record's key is found in its link as the script runs, and a script may touch only the keys it
 is given (Redis Cluster's rule, which some hosted Redis enforce on a single node too): such a

@@ -1,5 +1,7 @@
 """Own the SQLite side of whole chats (`Store.load_tree`, `Store.save_tree`): one transaction
-each, on the chat's row and its items' rows (an item's `seq` is its id)."""
+each, on the chat's row and its items' rows (an item's `seq` is its id). A chat written over
+takes its finished idempotency records with it, as its deletion does: a retry must not replay
+what it no longer holds."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from chatproxy.errors import ChatBusy
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree, check_size
 from chatproxy.store.sqlite_chat import delete_rows, live_chat, lock_holder, touch
+from chatproxy.store.sqlite_rows import forget_answers
 from chatproxy.store.sqlite_summaries import keep_summary
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import USAGE_FIELDS
@@ -85,6 +88,7 @@ def write_tree(
         pruned = None if before is None else before[0]
         appended = tree.next_id if before is None else max(tree.next_id, before[1])
         delete_rows(db, chat)
+        forget_answers(db, chat, None)
         db.execute(
             "INSERT INTO chats (tenant, chat_id, system, created, updated, expires_at,"
             " message_count, appended, title, prompt_tokens, completion_tokens, total_tokens,"
