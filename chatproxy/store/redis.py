@@ -47,6 +47,7 @@ from chatproxy.store.redis_branches import BRANCH_SCRIPTS, children, path_childr
 from chatproxy.store.redis_calls import RedisCalls
 from chatproxy.store.redis_chats import RedisChats
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
+from chatproxy.store.redis_idem_scripts import CLAIM_SCRIPTS
 from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
 from chatproxy.store.redis_keys import (
     GLOBAL_SYSTEM_KEY,
@@ -75,6 +76,7 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
     kind = "redis"
     LUA: ClassVar[Mapping[str, str]] = {
         **SCRIPTS,
+        **CLAIM_SCRIPTS,
         **READ_SCRIPTS,
         **BRANCH_SCRIPTS,
         **ITEM_SCRIPTS,

@@ -1,14 +1,40 @@
-"""The Lua of the Redis backend that removes a chat's finished idempotency records with what
-they answered: `LINKED`, the pieces that find them by their links (`:idems`, written by the
-turn's save in `redis_scripts.py`), which `redis_item_scripts.py`'s `DELETE_ITEMS` and
-`redis_export.py`'s `SAVE_TREE` (an import replacing the chat) are built on, and `DELETE_CHAT`
-(`redis_chats.py`'s `delete_chat`).
+"""The Lua of the Redis backend for a chat's idempotency records: the claims of their keys
+(`CLAIM_SCRIPTS`, which `RedisStore` runs), and their removal with what they answered:
+`LINKED`, the pieces that find them by their links (`:idems`, written by the turn's save in
+`redis_scripts.py`), which `redis_item_scripts.py`'s `DELETE_ITEMS` and `redis_export.py`'s
+`SAVE_TREE` (an import replacing the chat) are built on, and `DELETE_CHAT` (`redis_chats.py`'s
+`delete_chat`).
 
 A record's key is found in its link as the script runs, and a script may touch only the keys it
 is given (Redis Cluster's rule, which some hosted Redis enforce on a single node too): such a
 script is given the records it knows of after its own keys (`RedisCalls._declaring`), and
 answers `again` and every record it must touch, before it changes anything (but `UPGRADE`,
 which changes nothing when run again), until they are all given.
+"""
+
+CLAIM_IDEMPOTENCY = """
+-- KEYS: idem   ARGV: fingerprint, pending lease (ms)
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'fingerprint', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'new'}
+end
+if redis.call('HGET', KEYS[1], 'fingerprint') ~= ARGV[1] then
+  return {'mismatch'}
+end
+if state == 'pending' then
+  return {'pending'}
+end
+return {'done', redis.call('HGET', KEYS[1], 'response')}
+"""
+
+RELEASE_IDEMPOTENCY = """
+if redis.call('HGET', KEYS[1], 'state') == 'pending'
+   and redis.call('HGET', KEYS[1], 'fingerprint') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 LINKED = """
@@ -71,6 +97,12 @@ if listing then redis.call('ZREM', listing, ARGV[2]) end
 return found
 """
 )
+
+# By the name `RedisStore` runs them under.
+CLAIM_SCRIPTS = {
+    "claim_idempotency": CLAIM_IDEMPOTENCY,
+    "release_idempotency": RELEASE_IDEMPOTENCY,
+}
 
 # By the name `RedisChats` runs them under.
 IDEM_SCRIPTS = {"delete_chat": DELETE_CHAT}

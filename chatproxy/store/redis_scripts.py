@@ -1,8 +1,9 @@
 """The Lua scripts of the Redis backend (`redis.py`) that write a turn (its save, the release of
-its lock, the claims of idempotency keys), and the pieces the others are built from: `UPGRADE`,
-which every script on a chat starts with, and `REFRESH`. The others are grouped by what they do,
-each in a module of its own (`redis_read_scripts.py` for a path's reads, `redis_branches.py` for
-a chat's branches, `redis_item_scripts.py` for given items, ...).
+its lock), and the pieces the others are built from: `UPGRADE`, which every script on a chat
+starts with, and `REFRESH`. The others are grouped by what they do, each in a module of its own
+(`redis_read_scripts.py` for a path's reads, `redis_branches.py` for a chat's branches,
+`redis_item_scripts.py` for given items, `redis_idem_scripts.py` for idempotency keys' claims
+and records, ...).
 
 Each runs atomically in Redis, and each touches only keys of one chat (one hash slot), so they
 also run on a Redis Cluster. On a single node some are also given a key outside the chat (the
@@ -249,35 +250,8 @@ end
 return 0
 """
 
-CLAIM_IDEMPOTENCY = """
--- KEYS: idem   ARGV: fingerprint, pending lease (ms)
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  redis.call('HSET', KEYS[1], 'state', 'pending', 'fingerprint', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {'new'}
-end
-if redis.call('HGET', KEYS[1], 'fingerprint') ~= ARGV[1] then
-  return {'mismatch'}
-end
-if state == 'pending' then
-  return {'pending'}
-end
-return {'done', redis.call('HGET', KEYS[1], 'response')}
-"""
-
-RELEASE_IDEMPOTENCY = """
-if redis.call('HGET', KEYS[1], 'state') == 'pending'
-   and redis.call('HGET', KEYS[1], 'fingerprint') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 # By the name `RedisStore` runs them under.
 SCRIPTS = {
     "save_turn": SAVE_TURN,
     "release_turn": RELEASE_TURN,
-    "claim_idempotency": CLAIM_IDEMPOTENCY,
-    "release_idempotency": RELEASE_IDEMPOTENCY,
 }
