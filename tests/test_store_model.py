@@ -226,8 +226,11 @@ class StoreModel(RuleBasedStateMachine):
         self.leaf[chat] = None
         self.system[chat] = None
         self.last_turn[chat] = None
-        # Both backends keep the chat's turn lock, its summary claim and its idempotency records
-        # (see the reply).
+        # Its finished idempotency records go with it; the turn lock, the summary claim and a
+        # pending claim stay with their holders.
+        for key, record in list(self.idem.items()):
+            if key[0] == chat and record.state == "done":
+                del self.idem[key]
 
     @rule(chat=chats, token=tokens, limit=st.integers(0, 5))
     def begin_turn(self, chat: ChatRef, token: str, limit: int) -> None:
