@@ -1,7 +1,7 @@
 """An Idempotency-Key's recorded answer goes with what it answered, on both stores: after
-`DELETE /<chat_id>/chat`, `DELETE /v1/conversations/{id}` or `DELETE /v1/responses/{id}`, or
-after `POST /import?on_conflict=replace` over its chat, a retry with the same key and body is a
-new request, never a replay of the removed text.
+`DELETE /<chat_id>/chat`, `DELETE /v1/conversations/{id}` or `DELETE /v1/responses/{id}`, after
+`POST /import?on_conflict=replace` over its chat, or once MAX_CHAT_MESSAGES dropped its turn's
+items, a retry with the same key and body is a new request, never a replay of the removed text.
 Each test runs the real server process over the fake upstream (`proxy_env`), spoken to over HTTP.
 """
 
@@ -22,6 +22,12 @@ MODEL = "gpt-4.1-mini"
 def url(start_server: StartServer, proxy_env: dict[str, str]) -> str:
     """The URL of the real server process over the fake upstream and the chosen store."""
     return start_server(server_env(**proxy_env)).url
+
+
+@pytest.fixture
+def trimming_url(start_server: StartServer, proxy_env: dict[str, str]) -> str:
+    """As `url`, with a chat kept to its newest 4 messages."""
+    return start_server(server_env(**proxy_env, MAX_CHAT_MESSAGES="4")).url
 
 
 def replayed(reply: Reply) -> bool:
@@ -109,4 +115,21 @@ def test_a_retry_after_an_import_replaced_its_chat_is_a_new_turn(
     assert len(fake_upstream.chat_requests()) == 3  # the model answered it again
     history = [m["content"] for m in http("GET", url + "/c1/chat").json()]
     assert history[0] == "other text"
+    assert history[2:] == ["my secret", retry.json()["content"]]
+
+
+def test_a_retry_of_a_turn_that_trimming_dropped_is_a_new_turn(
+    trimming_url: str, fake_upstream: FakeUpstream
+) -> None:
+    url, kept = trimming_url, {"Idempotency-Key": "retry-me-2"}
+    sent_twice(url, "/c1/chat", {"content": "my secret"})  # items 0, 1
+    sent_twice(url, "/c1/chat", {"content": "kept"}, kept)  # items 2, 3
+    assert http("POST", url + "/c1/chat", {"content": "third"}).status == 200  # 0, 1 dropped
+
+    again = http("POST", url + "/c1/chat", {"content": "kept"}, headers=kept)
+    assert (again.status, replayed(again)) == (200, True), again.body
+    retry = http("POST", url + "/c1/chat", {"content": "my secret"}, headers=KEY)
+    assert (retry.status, replayed(retry)) == (200, False), retry.body
+    assert len(fake_upstream.chat_requests()) == 4  # the model answered it again
+    history = [m["content"] for m in http("GET", url + "/c1/chat").json()]
     assert history[2:] == ["my secret", retry.json()["content"]]

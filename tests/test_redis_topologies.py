@@ -369,6 +369,26 @@ async def test_cluster_import_replacing_a_chat_deletes_its_idempotency_records(
 
 
 @pytest.mark.anyio
+async def test_cluster_trimming_deletes_the_records_of_the_turns_it_drops(
+    cluster: RedisClusterServers,
+) -> None:
+    settings = RedisSettings(url=cluster.url, ssl=False, socket_timeout=2.0, cluster=True)
+    store = RedisStore.from_settings(settings, 3600, 2)
+    try:
+        for n, key in enumerate(("k1", "k2")):  # items 0, 1; then 2, 3, and 0, 1 dropped
+            assert (await store.claim_idempotency(CHAT, key, "body", 30)).state == "new"
+            answer = IdempotentResult(key, "body", f'{{"content": "{key}"}}')
+            assert await store.save_turn(CHAT, f"t{n}", turn(n), idempotent=answer)
+
+        held = set().union(*keys_per_node(cluster, f"chat:{CHAT.slot}:idem*").values())
+        assert held == {f"chat:{CHAT.slot}:idem:k2", f"chat:{CHAT.slot}:idems"}
+        assert (await store.claim_idempotency(CHAT, "k1", "body", 30)).state == "new"
+        assert (await store.load_history(CHAT)).messages == chained(turn(1), 2, 1)
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
 async def test_cluster_loads_and_deletes_items_and_lists_the_chat_with_its_metadata(
     cluster_store: Store,
 ) -> None:

@@ -510,6 +510,41 @@ async def test_replacing_a_chat_by_import_removes_its_finished_idempotency_recor
 
 
 @pytest.mark.anyio
+async def test_trimming_removes_the_records_of_the_turns_whose_items_all_went(
+    make_store: MakeStore,
+) -> None:
+    """MAX_CHAT_MESSAGES drops the oldest items in the save: a record goes in the same step
+    once its turn's last item is dropped; one with an item kept still replays, and so does
+    one whose turn stored no items (a conversation made with a key)."""
+    store = make_store(max_messages=5)
+
+    async def states() -> dict[str, str]:
+        """Each key's state, a claim of one found new released again."""
+        found = {}
+        for key in ("made", "k1", "k2", "k3"):
+            found[key] = (await store.claim_idempotency(CHAT, key, "body", 30)).state
+            if found[key] == "new":
+                await store.release_idempotency(CHAT, key, "body")
+        return found
+
+    await keyed_turn(store, CHAT, "made", [])  # no items
+    await keyed_turn(store, CHAT, "k1", turn(1))  # items 0, 1
+    await keyed_turn(store, CHAT, "k2", [*turn(2), Message("user", "more")])  # items 2, 3, 4
+    assert await store.save_turn(CHAT, "p1", turn(3))  # items 5, 6: 0, 1 dropped
+
+    assert await states() == {"made": "done", "k1": "new", "k2": "done", "k3": "new"}
+
+    await keyed_turn(store, CHAT, "k3", turn(4))  # items 7, 8: 2, 3 dropped, 4 kept
+    assert await store.claim_idempotency(CHAT, "k2", "body", 30) == IdempotencyClaim(
+        "done", '{"content": "k2"}'
+    )
+    assert await store.save_turn(CHAT, "p2", turn(5))  # items 9, 10: 4, 5 dropped
+
+    assert await states() == {"made": "done", "k1": "new", "k2": "new", "k3": "done"}
+    assert [m.id for m in (await store.load_history(CHAT)).messages] == [6, 7, 8, 9, 10]
+
+
+@pytest.mark.anyio
 async def test_a_turn_saved_after_its_chat_was_deleted_records_no_answer(store: Store) -> None:
     """A claim still pending when its chat is deleted stays pending; the turn's save then finds
     no chat, stores nothing and records nothing, and the claim's release lets a retry in."""
@@ -603,6 +638,32 @@ async def test_a_redis_save_links_its_record_and_a_save_without_a_key_runs_as_it
     links = f"chat:{CHAT.slot}:idems"
     assert admin.zrange(links, 0, -1) == [f"4 5 chat:{CHAT.slot}:idem:k"]
     assert admin.ttl(f"chat:{CHAT.slot}:idem:k") < admin.ttl(links) <= 25 * 3600
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store_kind", ["redis"])
+async def test_a_redis_save_that_trims_is_run_again_only_for_a_record_it_drops(
+    make_store: MakeStore, admin: redis.Redis
+) -> None:
+    """A record's key is found in its link, and a script touches only the keys it is given:
+    a save that drops a record's last item asks for it first and is run again with it."""
+    store = make_store(max_messages=4)
+    await store.save_turn(CHAT, "t0", turn(0))  # items 0, 1
+
+    untrimmed = await counted_save(store, admin, 1, None)  # items 2, 3
+    keyed = await counted_save(store, admin, 2, "k")  # items 4, 5: 0, 1 dropped
+    kept = await counted_save(store, admin, 3, None)  # items 6, 7: 2, 3 dropped; k's kept
+    dropped = await counted_save(store, admin, 4, None)  # items 8, 9: k's 4, 5 dropped
+
+    assert untrimmed == {  # as a save without MAX_CHAT_MESSAGES runs
+        "evalsha": 1, "get": 1, "del": 1, "llen": 1, "hmget": 1, "hset": 2, "hincrby": 3,
+        "expire": 4, "zadd": 1,
+    }  # fmt: skip
+    assert (keyed["evalsha"], kept["evalsha"], dropped["evalsha"]) == (1, 1, 2)
+    assert "zrange" not in untrimmed
+    assert admin.exists(f"chat:{CHAT.slot}:idem:k", f"chat:{CHAT.slot}:idems") == 0
+    assert admin.exists(f"chat:{CHAT.slot}:lock") == 0  # released by the run that saved
+    assert [m.id for m in (await store.load_history(CHAT)).messages] == [6, 7, 8, 9]
 
 
 @pytest.mark.anyio

@@ -101,6 +101,7 @@ class Record:
     state: str  # "pending" or "done"
     fingerprint: str
     response: str | None = None
+    last: int | None = None  # a finished one's: the last item its turn stored
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -186,11 +187,19 @@ class StoreModel(RuleBasedStateMachine):
         self.messages[chat] += placed
         self.appended[chat] += len(turn)
         self.leaf[chat] = placed[-1].id
-        if self.max_messages:  # the lowest ids beyond the limit go, in the same step
-            self.messages[chat] = self.messages[chat][-self.max_messages :]
         self.last_turn[chat] = turn_id
         if answer is not None:
-            self.idem[chat, answer.key] = Record("done", answer.fingerprint, answer.response)
+            record = Record("done", answer.fingerprint, answer.response, placed[-1].id)
+            self.idem[chat, answer.key] = record
+        if self.max_messages and len(self.messages[chat]) > self.max_messages:
+            # the lowest ids beyond the limit go in the same step, and the finished records of
+            # the turns whose items all went
+            self.messages[chat] = self.messages[chat][-self.max_messages :]
+            first = self.messages[chat][0].id
+            for key, kept in list(self.idem.items()):
+                gone = kept.last is not None and first is not None and kept.last < first
+                if key[0] == chat and kept.state == "done" and gone:
+                    del self.idem[key]
 
     @rule(chat=chats, limit=st.integers(0, 5))
     def load_window(self, chat: ChatRef, limit: int) -> None:

@@ -178,9 +178,10 @@ class Store(Protocol):
         existed: bool = False,
     ) -> bool:
         """Add `messages` to the tree, record `idempotent` (linked to the items `messages`
-        become, whose deletion or the chat's deletes it) and set the chat's `metadata` (None:
-        leave it), all in one atomic step; the last message becomes the chat's leaf. A save of
-        no messages makes the chat's record (a conversation made without items).
+        become: deleting or trimming them all, or deleting or replacing the chat, deletes it)
+        and set the chat's `metadata` (None: leave it), all in one atomic step; the last message
+        becomes the chat's leaf. A save of no messages makes the chat's record (a conversation
+        made without items).
 
         A message with an id is stored as it is placed (`Message.placed`, `chained`); one
         without is given the chat's next id and placed under the message before it, the first
@@ -199,7 +200,8 @@ class Store(Protocol):
         With `lock_token`, raise `TurnLeaseLost` unless that token still holds the chat's turn
         lock, and with `release` also release that lock in the same step (a repeated save
         releases it too). With a message limit, the oldest items beyond it (the lowest ids) are
-        dropped in the same step.
+        dropped in the same step, and the finished idempotency records of the turns whose items
+        all went (the last below the first kept; a record of no items stays).
         """
 
     async def begin_turn(

@@ -6,14 +6,16 @@ those on summaries `redis_summaries.py`'s (`RedisSummaries`, likewise).
 
 A turn is saved by one Lua script (check the lock token, append both messages, update meta,
 record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
-retried save cannot store a turn twice. Reads are one script too, which also refreshes the
-chat's TTL and its tenant's listing's (a listing outlives the chats it lists, those that only
+retried save cannot store a turn twice; it is run again only when its trim drops the records of
+turns it was not given (`RedisCalls._declaring`). Reads are one script too, which also refreshes
+the chat's TTL and its tenant's listing's (a listing outlives the chats it lists, those that only
 reads keep alive too). On a single node each of these is one call, with the global prompt and
 the tenant's listing in it; a cluster, which refuses keys of other slots in one script, reads or
 updates those in a second. The keys are `redis_keys.py`'s, the scripts' Lua source
 `redis_scripts.py`'s (and `redis_read_scripts.py`'s, for a path's reads;
 `redis_branches.py`'s, for a chat's branches; `redis_item_scripts.py`'s, for given items;
-`redis_export.py`'s, for whole chats; `redis_summaries.py`'s, for summaries), the calls
+`redis_export.py`'s, for whole chats; `redis_idem_scripts.py`'s, for idempotency keys' claims;
+`redis_summaries.py`'s, for summaries), the calls
 `redis_calls.py`'s (`RedisCalls`, which this store builds on: the client, the scripts by name,
 the bound on calls in flight). A turn of a chat whose last save was this process's own is not
 sent its window again (`windows.py`).
@@ -239,12 +241,10 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
         args.append("1" if existed else "0")
         raws = [m.dumps() if m.id is not None else "" for m in messages]
         args += [raw or compact(m.to_json()) for m, raw in zip(messages, raws, strict=True)]
-        keys = [*chat_keys(chat), lock_key(chat)]
-        if idempotent:  # and the links of the chat's records, which this one joins
-            keys += [idem_key(chat, idempotent.key), idems_key(chat)]
-        else:
-            keys.append(idem_key(chat, ""))
-        saved = await self._script("save_turn", keys, [index_key(chat.tenant)], args)
+        record = idem_key(chat, idempotent.key if idempotent else "")
+        # and the links of the chat's records, which a record joins and a trim reads
+        keys = [*chat_keys(chat), lock_key(chat), record, idems_key(chat)]
+        saved = await self._declaring("save_turn", keys, [index_key(chat.tenant)], args)
         if saved == -1:
             raise TurnLeaseLost()
         if saved == -2:

@@ -55,7 +55,7 @@ for i = 5, #ARGV do
 end
 if #gone == 0 then return {} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
-local links, records, missing = linked(6, gone)
+local links, records, missing = linked(6, holding(gone))
 if missing then return again(records) end
 
 -- Where `:kids` lists the children of `id`: one trimming dropped lists them under 'root'.

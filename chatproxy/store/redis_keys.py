@@ -34,8 +34,9 @@ Keys of one chat share a hash tag, so a Redis Cluster keeps them on one slot:
                                          `<first> <last> <record's key>` (the ids of the items
                                          its turn stored, consecutive; -1 -1: none), scored
                                          by when the record expires; what deleting the chat
-                                         or its items, or an import replacing the chat,
-                                         removes with them (redis_idem_scripts.py)
+                                         or its items, an import replacing the chat or a
+                                         save trimming its items removes with them
+                                         (redis_idem_scripts.py)
     system                               the global default system prompt (never expires)
 
 The release before chats were trees kept a chat's messages in a list, `chat:{...}:msgs`, oldest

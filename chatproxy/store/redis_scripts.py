@@ -12,6 +12,8 @@ second one. Every script on a chat is given the chat's four keys first (`redis_k
 items, meta, kids, and the message list of the layout before trees) and starts with `UPGRADE`.
 """
 
+from chatproxy.store.redis_idem_scripts import LINKED, TRIMMED
+
 # Turns a chat kept as a list (the layout before trees) into items, in place: message n becomes
 # item first + n under the one before it (the first under the leaf, if the chat has items: the
 # release before wrote to a chat upgraded already); the newest is the leaf. LLEN of a missing
@@ -85,37 +87,44 @@ end
 
 SAVE_TURN = (
     UPGRADE
+    + LINKED
+    + TRIMMED
     + """
--- KEYS: items, meta, kids, old list, lock, idem, with an idem fingerprint the chat's links of
---       its records (`:idems`), and on a single node the tenant's listing
--- ARGV: turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes, 2 = and release the lock),
---       lock token, idem fingerprint ('' = none), idem response, idem ttl, most items kept
---       (0 = all), prompt, completion and total tokens, title, chat id, metadata ('' = leave
---       it), whether the chat had a record when the turn began ('1': a save that finds none
---       stores nothing: the chat was deleted meanwhile), then per message its stored text
---       (Message.dumps, which starts with its id and parent); or its JSON without them, for
---       the next id under the one before it (the first: the leaf).
-local holds = redis.call('GET', KEYS[5]) == ARGV[5]
-if ARGV[4] == '2' and holds then
-  redis.call('DEL', KEYS[5])
+-- KEYS: items, meta, kids, old list, lock, idem, the chat's links of its records (`:idems`),
+--       the records declared (ARGV[1] of them), and on a single node the tenant's listing
+-- ARGV: how many records are declared, turn_id, now, ttl (0 = none), fenced (0 = no, 1 = yes,
+--       2 = and release the lock), lock token, idem fingerprint ('' = none), idem response,
+--       idem ttl, most items kept (0 = all), prompt, completion and total tokens, title, chat
+--       id, metadata ('' = leave it), whether the chat had a record when the turn began ('1':
+--       a save that finds none stores nothing: the chat was deleted meanwhile), then per
+--       message its stored text (Message.dumps, which starts with its id and parent); or its
+--       JSON without them, for the next id under the one before it (the first: the leaf).
+-- A save that trims takes the finished records of the turns whose items all go (TRIMMED): it
+-- answers `again` (LINKED) before it changes anything if one was not declared.
+local holds = redis.call('GET', KEYS[5]) == ARGV[6]
+-- The lock goes in the step (a repeated save's too), but not in a run that asks for records.
+local function release()
+  if ARGV[5] == '2' and holds then redis.call('DEL', KEYS[5]) end
 end
 local meta = redis.call('HMGET', KEYS[2], 'last_turn', 'appended', 'created', 'title', 'first',
                         'messages', 'leaf')
-if meta[1] == ARGV[1] then
+if meta[1] == ARGV[2] then
+  release()
   return 0
 end
-if ARGV[4] ~= '0' and not holds then
+if ARGV[5] ~= '0' and not holds then
   return -1
 end
-if ARGV[16] == '1' and not (meta[1] or meta[2] or meta[3] or meta[7])
+if ARGV[17] == '1' and not (meta[1] or meta[2] or meta[3] or meta[7])
    and redis.call('EXISTS', KEYS[2]) == 0 then
+  release()
   return -2  -- the chat was deleted while the turn ran
 end
 local next_id, first, count = tonumber(meta[2] or 0), tonumber(meta[5] or 0), tonumber(meta[6] or 0)
-local head, up = string.match(ARGV[17] or '', PLACED)
-if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, under a live item
+local head, up = string.match(ARGV[18] or '', PLACED)
+if ARGV[5] == '0' then  -- unfenced (a fork's): placed messages land once, under a live item
   local found = head and redis.call('HGET', KEYS[1], head)
-  if found and found == ARGV[17] then  -- this save landed before
+  if found and found == ARGV[18] then  -- this save landed before
     return 0
   end
   if found or (head and up ~= 'null' and redis.call('HEXISTS', KEYS[1], up) == 0) then
@@ -123,12 +132,22 @@ if ARGV[4] == '0' then  -- unfenced (a fork's): placed messages land once, under
   end
 elseif head and up ~= 'null' and tonumber(up) >= first
        and redis.call('HEXISTS', KEYS[1], up) == 0 then
+  release()
   return -2  -- its parent gone: deleted (one trimmed away is below the first item kept)
 end
+local most, adds = tonumber(ARGV[10]), #ARGV - 17
+if most > 0 and count + adds > most then  -- it trims
+  local added, at = adding(18, next_id)
+  if takes_undeclared(7, count == 0 and at or first, count + adds - most, added, KEYS[6]) then
+    local _, records = linked(7, nil)
+    return again(records)
+  end
+end
+release()
 local parent = meta[7] or 'null'
 local last, leaf, first_before = nil, nil, meta[5] and first
 local fields = {}  -- the items' ids and texts, for an HSET per 1,000 (unpack's bound)
-for i = 17, #ARGV do
+for i = 18, #ARGV do
   local raw = ARGV[i]
   local id, up = string.match(raw, PLACED)
   if id then
@@ -152,9 +171,10 @@ for i = 17, #ARGV do
   parent = id
 end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-local most, misses = tonumber(ARGV[9]), 0
+local misses, dropped = 0, false
 local listed = {}  -- the `:kids` of the items dropped
 while most > 0 and count > most and first < next_id do  -- the oldest items go first
+  dropped = true
   local gone = redis.call('HDEL', KEYS[1], first)
   count = count - gone
   misses = gone == 1 and 0 or misses + 1
@@ -192,7 +212,7 @@ if #listed > 0 then
 end
 -- Numbers are formatted as text on their way to Redis, which costs more than the command: the
 -- leaf goes as its ARGV text, and `first` only when it changed.
-fields = {'updated', ARGV[2], 'last_turn', ARGV[1], 'messages', count, 'appended', next_id}
+fields = {'updated', ARGV[3], 'last_turn', ARGV[2], 'messages', count, 'appended', next_id}
 if first ~= first_before then
   table.insert(fields, 'first')
   table.insert(fields, first)
@@ -203,41 +223,41 @@ if leaf then
 end
 if not meta[3] then
   table.insert(fields, 'created')
-  table.insert(fields, ARGV[2])
+  table.insert(fields, ARGV[3])
 end
-if ARGV[13] ~= '' and not meta[4] then
+if ARGV[14] ~= '' and not meta[4] then
   table.insert(fields, 'title')
-  table.insert(fields, ARGV[13])
+  table.insert(fields, ARGV[14])
 end
-if ARGV[15] ~= '' then
+if ARGV[16] ~= '' then
   table.insert(fields, 'metadata')
-  table.insert(fields, ARGV[15])
+  table.insert(fields, ARGV[16])
 end
 redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[10])
-redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[11])
-redis.call('HINCRBY', KEYS[2], 'total_tokens', ARGV[12])
-local ttl = tonumber(ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[11])
+redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[12])
+redis.call('HINCRBY', KEYS[2], 'total_tokens', ARGV[13])
+local ttl = tonumber(ARGV[4])
 for i = 1, 3 do
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) else redis.call('PERSIST', KEYS[i]) end
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ARGV[4]) else redis.call('PERSIST', KEYS[i]) end
 end
-local listing = KEYS[7]
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[6], 'state', 'done', 'fingerprint', ARGV[6], 'response', ARGV[7])
-  redis.call('EXPIRE', KEYS[6], ARGV[8])
+local listing = KEYS[8 + tonumber(ARGV[1])]
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[6], 'state', 'done', 'fingerprint', ARGV[7], 'response', ARGV[8])
+  redis.call('EXPIRE', KEYS[6], ARGV[9])
   -- Linked to the items the turn stored (their ids are consecutive), by which deleting them or
-  -- the chat finds it. A link is kept an hour past its record's expiry, by this clock: a save
-  -- on a clock ahead of this one by less never prunes it first.
-  local now, lasts = tonumber(ARGV[2]), tonumber(ARGV[8])
+  -- the chat, or a trim dropping them, finds it. A link is kept an hour past its record's
+  -- expiry, by this clock: a save on a clock ahead of this one by less never prunes it first.
+  local now, lasts = tonumber(ARGV[3]), tonumber(ARGV[9])
   local from = last and (tonumber(head) or tonumber(meta[2] or 0)) or -1
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 3600)
   redis.call('ZADD', KEYS[7], now + lasts, from .. ' ' .. (last or -1) .. ' ' .. KEYS[6])
   redis.call('EXPIRE', KEYS[7], lasts + 3600)
-  listing = KEYS[8]
 end
+if dropped then forget_dropped(7, first, KEYS[6]) end
 if listing then
-  redis.call('ZADD', listing, ARGV[2], ARGV[14])
-  if ttl > 0 then redis.call('EXPIRE', listing, ARGV[3]) end
+  redis.call('ZADD', listing, ARGV[3], ARGV[15])
+  if ttl > 0 then redis.call('EXPIRE', listing, ARGV[4]) end
 end
 return {1, first, meta[1] or false}  -- and the last turn it found (windows.py: a fork's)
 """

@@ -213,10 +213,10 @@ class SqliteStore(SqliteBase, SqliteChats):
             append_turn(db, chat, turn_id, placed, now, self._expiry(now))
             if metadata is not None:
                 set_column(db, chat, "metadata", compact(metadata))
-            if self._max_messages:
-                trim(db, chat, self._max_messages)
             if idempotent is not None:
                 record_answer(db, chat, idempotent, now + IDEMPOTENCY_TTL_SECONDS, placed)
+            if self._max_messages:  # (and the records of the turns whose items all go)
+                trim(db, chat, self._max_messages)
             self._maybe_sweep(db, now)
         return True
 

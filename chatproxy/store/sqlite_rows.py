@@ -125,14 +125,21 @@ def set_column(db: sqlite3.Connection, chat: ChatRef, column: str, value: str | 
 def trim(db: sqlite3.Connection, chat: ChatRef, most: int) -> None:
     """Keep only the newest `most` messages of the chat (MAX_CHAT_MESSAGES): those of the
     highest item ids (`seq`), as Redis keeps them, whatever order they were written in (a fork
-    saves its messages, numbered below a later turn's, after it)."""
+    saves its messages, numbered below a later turn's, after it). The finished idempotency
+    records of the turns whose items all went (the last below the first kept) go with them."""
     params = (chat.tenant, chat.chat_id)
-    db.execute(
+    dropped = db.execute(
         "DELETE FROM messages WHERE tenant = ? AND chat_id = ? AND seq <= ("
         " SELECT seq FROM messages WHERE tenant = ? AND chat_id = ?"
         " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
         (*params, *params, most),
-    )
+    ).rowcount
+    if dropped:
+        db.execute(
+            "DELETE FROM idempotency WHERE tenant = ? AND chat_id = ? AND state = 'done'"
+            " AND last_item < (SELECT MIN(seq) FROM messages WHERE tenant = ? AND chat_id = ?)",
+            (*params, *params),
+        )
     db.execute(
         "UPDATE chats SET message_count = MIN(message_count, ?) WHERE tenant = ? AND chat_id = ?",
         (most, *params),
