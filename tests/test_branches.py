@@ -84,7 +84,8 @@ def test_editing_the_first_message_starts_a_new_path(
 
     assert sent(fake_upstream) == ["again"]
     assert path(client) == [(2, "again"), (3, "fresh")]
-    assert client.get("/c/children", headers=WEB).get_json() == {"parent": None, "children": [0, 2]}
+    first = client.get("/c/children", headers=WEB).get_json()
+    assert first == {"parent": None, "children": [0, 2], "messages": 4}
 
 
 def test_regenerate_asks_again_and_stores_a_sibling_reply(
@@ -197,6 +198,8 @@ def test_another_tenants_messages_are_not_found(
     assert post(client, {"parent": 0}, OPS).status_code == 404
     assert client.get("/c/chat?leaf=1", headers=OPS).status_code == 404
     assert client.get("/c/children?parent=0", headers=OPS).status_code == 404
+    empty = {"parent": None, "children": [], "messages": 0}  # nothing of the web key's chat
+    assert client.get("/c/children", headers=OPS).get_json() == empty
     leaf = client.post("/c/leaf", data=json.dumps({"id": 0}), headers=OPS)
     assert leaf.status_code == 404
     assert path(client) == [(0, "q0"), (1, "a0")]
@@ -234,7 +237,10 @@ def test_a_trimmed_chats_first_messages_are_listed_and_are_versions_of_each_othe
 
     say(client, {"content": "q1 edited", "parent": 1}, "a1'", fake_upstream)  # 4, 5; 0, 1 dropped
 
-    assert client.get("/c/children", headers=WEB).get_json() == {"parent": None, "children": [2, 4]}
+    # What trimming left: the paths' starts, and as many messages as GET /chats lists.
+    first = client.get("/c/children", headers=WEB).get_json()
+    assert first == {"parent": None, "children": [2, 4], "messages": 4}
+    assert client.get("/chats", headers=WEB).get_json()["chats"][0]["messages"] == 4
     for query, ids in (("", [4, 5]), ("?leaf=3", [2, 3])):
         history = client.get(f"/c/chat{query}", headers=WEB).get_json()
         assert [(m["id"], m["siblings"]) for m in history] == [(ids[0], [2, 4]), (ids[1], [ids[1]])]

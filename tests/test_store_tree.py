@@ -155,6 +155,24 @@ async def test_strict_children_are_not_found_for_an_item_the_chat_does_not_hold(
 
 
 @pytest.mark.anyio
+async def test_a_trimmed_chats_first_messages_come_with_what_it_holds(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(max_messages=4)
+    await linear(store, 2)  # 0..3
+    await store.save_turn(CHAT, "e", chained([ask("e"), reply("ae")], 4, 1))  # 0 and 1 dropped
+
+    assert await store.first_messages(CHAT) == ([2, 4], 4)
+    info = await store.chat_info(CHAT)
+    assert info is not None
+    assert info.messages == 4  # counted as the listing counts them
+    assert await store.delete_items(CHAT, [5]) == [5]
+    assert await store.first_messages(CHAT) == ([2, 4], 3)
+    assert await store.first_messages(ChatRef("public", "none")) == ([], 0)
+    assert await store.first_messages(ChatRef("web", CHAT.chat_id)) == ([], 0)
+
+
+@pytest.mark.anyio
 async def test_setting_the_leaf_moves_the_path_and_can_descend(store: Store) -> None:
     await linear(store, 2)  # 0..3
     await store.save_turn(CHAT, "e", chained([ask("e"), reply("ae")], 4, 1))  # 4, 5 under 1

@@ -1,7 +1,7 @@
 """The tree operations of the store contract as a model: random saves under the leaf or under any
 item, leaf moves, deletes of items (their children moved up), path reads from any item, pages,
-children and items by id, with trimming; a real backend and a plain in-memory tree side by side,
-every answer compared."""
+children (the first messages with the chat's count too) and items by id, with trimming; a real
+backend and a plain in-memory tree side by side, every answer compared."""
 
 from __future__ import annotations
 
@@ -167,6 +167,11 @@ class TreeModel(RuleBasedStateMachine):
             return
         assert kids == self.children(parent)  # none for an item the chat does not hold
         assert not strict or parent is None or parent in self.items
+
+    @rule()
+    def list_first_messages(self) -> None:
+        found = self.run(self.store.first_messages(CHAT))
+        assert found == (self.children(None), len(self.items))
 
     @rule(ns=st.lists(picks, min_size=1, max_size=3), missing=st.booleans())
     def delete_items(self, ns: list[int], missing: bool) -> None:

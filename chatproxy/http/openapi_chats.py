@@ -96,6 +96,11 @@ SCHEMAS: dict[str, Schema] = {
         ["parent", "children"],
         parent={**nullable(COUNT), "description": "null: the chat's first messages."},
         children={"type": "array", "items": COUNT, "description": "Their ids, oldest first."},
+        messages={
+            **COUNT,
+            "description": "With the first messages (no `parent` asked for): how many messages"
+            " the chat holds now, as GET /chats counts them.",
+        },
     ),
     "Leaf": object_of(["leaf"], leaf={**COUNT, "description": "The chat's current leaf now."}),
     "ChatSummary": object_of(

@@ -87,7 +87,12 @@ class Chats:
         return messages
 
     async def children(self, chat: ChatRef, parent: int | None) -> dict[str, Any]:
-        """Return the ids of a message's children (None: of the chat's first messages)."""
+        """Return the ids of a message's children; for None, those of the chat's first
+        messages and how many messages the chat holds: what a turn's save left of it (trimming,
+        MAX_CHAT_MESSAGES, drops the oldest), read in one step."""
+        if parent is None:
+            kids, count = await self._store.first_messages(chat)
+            return {"parent": None, "children": kids, "messages": count}
         (kids,) = await self._store.children(chat, [parent], strict=True)
         return {"parent": parent, "children": kids}
 

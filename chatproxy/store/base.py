@@ -77,6 +77,12 @@ class Store(Protocol):
         messages that start a path); none for an item the chat does not hold, or with `strict`
         raise `NotFound` for one, in the same read."""
 
+    async def first_messages(self, chat: ChatRef) -> tuple[list[int], int]:
+        """Return the ids of the messages that start a path (as `children` of None) and how
+        many messages the chat holds (as `chat_info` counts them), in one read: what a save
+        left of a chat that trimming (MAX_CHAT_MESSAGES) dropped the oldest of. ([], 0) for a
+        chat that does not exist."""
+
     async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         """Return the chat's items `ids`, in that order, None for each it does not hold, in one
         round trip that refreshes the chat's TTL like every read."""

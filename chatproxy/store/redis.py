@@ -162,9 +162,15 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
         self, chat: ChatRef, parents: Sequence[int | None], *, strict: bool = False
     ) -> list[list[int]]:
         keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
-        found = await children(self._script, keys, listing, parents, self._ttl or 0, strict)
+        found, _ = await children(self._script, keys, listing, parents, self._ttl or 0, strict)
         await self._listed_beside(chat)
         return found
+
+    async def first_messages(self, chat: ChatRef) -> tuple[list[int], int]:
+        keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
+        (found,), count = await children(self._script, keys, listing, [None], self._ttl or 0)
+        await self._listed_beside(chat)
+        return found, count
 
     async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         if not ids:

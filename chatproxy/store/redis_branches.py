@@ -1,6 +1,6 @@
-"""Own the Redis side of a chat's branches (`Store.children`, `Store.set_leaf`): the two Lua
-scripts and what `redis.py` sends them and makes of their answers, with the rules of
-`redis_scripts.py`: the chat's four keys first, `UPGRADE` first.
+"""Own the Redis side of a chat's branches (`Store.children` and `first_messages`,
+`Store.set_leaf`): the two Lua scripts and what `redis.py` sends them and makes of their
+answers, with the rules of `redis_scripts.py`: the chat's four keys first, `UPGRADE` first.
 
 `:kids` lists a parent's children but the one numbered right after it, which a linear chat
 always has (`add_child`): both scripts find that one by the parent its own text starts with.
@@ -77,8 +77,9 @@ CHILDREN = (
 -- ARGV: ttl (0 = none), strict ('1': none of the items may be missing), then item ids ('root'
 --       for the first messages)
 -- Returns the lowest id kept (children below it were dropped by trimming), then each one's
--- children, comma separated (false for none); refreshes the TTL (the listing's too). Strict,
--- returns {'missing'} for an item the chat does not hold, and refreshes nothing.
+-- children, comma separated (false for none), then how many messages the chat holds; refreshes
+-- the TTL (the listing's too). Strict, returns {'missing'} for an item the chat does not hold,
+-- and refreshes nothing.
 if ARGV[2] == '1' then
   for i = 3, #ARGV do
     if ARGV[i] ~= 'root' and redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then
@@ -86,7 +87,7 @@ if ARGV[2] == '1' then
     end
   end
 end
-local found, meta = {}, redis.call('HMGET', KEYS[2], 'first', 'starts')
+local found, meta = {}, redis.call('HMGET', KEYS[2], 'first', 'starts', 'messages')
 local first = meta[1] or '0'
 for i = 3, #ARGV do
   if ARGV[i] == 'root' then list_starts(first, meta[2]) break end
@@ -98,7 +99,7 @@ end
 for i = 3, #ARGV do
   found[i - 2] = children_of(ARGV[i], first)
 end
-return {first, found}
+return {first, found, tonumber(meta[3] or 0)}
 """
 )
 
@@ -151,17 +152,17 @@ async def children(
     parents: Sequence[int | None],
     ttl: int,
     strict: bool = False,
-) -> list[list[int]]:
-    """`Store.children` on the chat's `keys`, refreshing their TTL and the tenant's `listing`'s
-    (`ttl` seconds; 0: none)."""
+) -> tuple[list[list[int]], int]:
+    """`Store.children` on the chat's `keys`, and how many messages the chat holds, refreshing
+    their TTL and the tenant's `listing`'s (`ttl` seconds; 0: none)."""
     if not parents:
-        return []
+        return [], 0
     fields = ["root" if parent is None else parent for parent in parents]
     answer = await run("children", keys, [listing], [ttl, "1" if strict else "", *fields])
     if answer[0] == "missing":
         raise NotFound("no such message in this chat")
-    first, found = answer
-    return listed_children(parents, first, found)
+    first, found, count = answer
+    return listed_children(parents, first, found), int(count)
 
 
 def path_children(answer: list[Any]) -> dict[int | None, list[int]]:

@@ -120,6 +120,18 @@ class SqliteStore(SqliteBase, SqliteChats):
             return [children_of(db, chat, parent) for parent in parents]
 
     @in_thread
+    def first_messages(self, chat: ChatRef) -> tuple[list[int], int]:
+        with self.file.transaction() as db:
+            if live_chat(db, chat) is None:
+                return [], 0
+            touch(db, chat, self._expiry())
+            (count,) = db.execute(
+                "SELECT message_count FROM chats WHERE tenant = ? AND chat_id = ?",
+                (chat.tenant, chat.chat_id),
+            ).fetchone()
+            return children_of(db, chat, None), count
+
+    @in_thread
     def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
         if not ids:
             return []

@@ -56,18 +56,19 @@ export async function loadChats(more) {
   }
 }
 
-// A turn stored `added` messages: the chat moves to the top of the list, listed now if it is
-// new (titled `firstText`, its first message, if known).
-export function noteTurn(id, firstText, added) {
+// A turn stored `added` messages, and the chat holds `held` now (null: not known), which is
+// fewer when trimming (MAX_CHAT_MESSAGES) dropped its oldest: the chat moves to the top of the
+// list, listed now if it is new (titled `firstText`, its first message, if known).
+export function noteTurn(id, firstText, added, held) {
   const now = Date.now() / 1000;
   let chat = state.chats.find((c) => c.id === id);
   if (chat) {
     state.chats = state.chats.filter((c) => c !== chat);
-    chat.messages += added;
+    chat.messages = held ?? chat.messages + added;
     chat.updated = now;
   } else {
     const title = firstText.slice(0, TITLE_CHARS);
-    chat = { id, title, created: now, updated: now, messages: added };
+    chat = { id, title, created: now, updated: now, messages: held ?? added };
   }
   state.chats.unshift(chat);
   renderChats();

@@ -184,27 +184,28 @@ export function shownItem(messageId) {
 
 // Trimming (MAX_CHAT_MESSAGES) drops a chat's oldest messages, some shown here among them: once a
 // turn is stored, and before any control comes back, the page reads the chat's first messages,
-// which start at the lowest id it still holds (ids grow down every path), and checks the
-// messages on screen against them (dropGone). A message whose parent is gone starts a path now,
-// with them as its versions (an edit of it is a first message, and a reply to a question gone
-// cannot be asked again); one gone itself stays on screen, marked so, with nothing to act on (no
-// versions, no Edit or Regenerate), and nothing is left above it to page back to. What another
-// client drops meanwhile is found when an action on it is refused, and the chat is read again
-// (turns.js, and stepVersion below).
+// which start at the lowest id it still holds (ids grow down every path), with the number of
+// messages it holds (the chat list's count), and checks the messages on screen against them
+// (dropGone). A message whose parent is gone starts a path now, with them as its versions (an
+// edit of it is a first message, and a reply to a question gone cannot be asked again); one gone
+// itself stays on screen, marked so, with nothing to act on (no versions, no Edit or
+// Regenerate), and nothing is left above it to page back to. What another client drops
+// meanwhile is found when an action on it is refused, and the chat is read again (turns.js, and
+// stepVersion below).
 
-// The ids of the chat's first messages; null, the error shown, if they could not be read.
+// The chat's first messages and its size, as GET children answers them: `children` (their ids)
+// and `messages` (how many it holds); null, the error shown, if they could not be read.
 export async function readStarts(id) {
   try {
-    const { children } = await api("GET", chatPath(id, "children"));
-    return children;
+    return await api("GET", chatPath(id, "children"));
   } catch (error) {
     showError(error);
     return null;
   }
 }
 
-// Mark what trimming dropped of the messages shown, given the chat's first messages `starts`
-// (read by readStarts); the controls are the caller's to show again.
+// Mark what trimming dropped of the messages shown, given the ids of the chat's first messages
+// `starts` (read by readStarts); the controls are the caller's to show again.
 export function dropGone(starts) {
   if (!starts || !starts.length) return;
   const kept = Math.min(...starts);

@@ -68,11 +68,12 @@ async function readReply(response, reply, scroller) {
 // below it (at the end if null), and post `body`; the control `focus` of the first one shown
 // takes the focus meanwhile. Once the reply is stored and the chat's first messages are read,
 // `settle(reply)` gives what is shown its ids and versions, what trimming dropped is marked
-// (dropGone), and the controls come back. Return the stored reply; on failure put back what
-// was shown before, report the error and return null. A turn refused with 404 goes under a
-// message the chat no longer holds (MAX_CHAT_MESSAGES dropped it, after it was shown here or by
-// another client's turns, or another client removed it): the chat is read again, so that what is
-// shown and offered is what it holds, and the page says so.
+// (dropGone), and the controls come back. Return how many messages the chat holds now (what
+// trimming left; null if that could not be read); on failure put back what was shown before,
+// report the error and return false. A turn refused with 404 goes under a message the chat no
+// longer holds (MAX_CHAT_MESSAGES dropped it, after it was shown here or by another client's
+// turns, or another client removed it): the chat is read again, so that what is shown and
+// offered is what it holds, and the page says so.
 async function runTurn(body, shown, from, focus, settle) {
   const id = state.chatId;
   const list = $("messages");
@@ -95,13 +96,13 @@ async function runTurn(body, shown, from, focus, settle) {
     });
     const finished = await readReply(response, reply, scroller);
     // Stored: what trimming left of the chat is known before any control acts again.
-    const starts = await readStarts(id);
+    const left = await readStarts(id);
     keepEnd(scroller, () => {
       setText(reply, textOf(finished.content));
       reply.classList.remove("streaming");
       setMeta(reply, finished);
       settle(finished);
-      if (id === state.chatId) dropGone(starts);
+      if (id === state.chatId) dropGone(left && left.children);
       setSending(false);
     });
     if (id === state.chatId) {
@@ -113,7 +114,7 @@ async function runTurn(body, shown, from, focus, settle) {
       if (!reply.isConnected) openChat(id, false);
     }
     setStatus("");
-    return finished;
+    return left ? left.messages : null;
   } catch (error) {
     // Nothing is stored when a turn fails: the view goes back to what it was (unless another
     // chat is open by now).
@@ -129,7 +130,7 @@ async function runTurn(body, shown, from, focus, settle) {
     } else {
       showError(error);
     }
-    return null;
+    return false;
   } finally {
     setSending(false);
   }
@@ -156,14 +157,14 @@ export async function send(text) {
   const parent = shownLeaf();
   const [mine, reply] = pair(text, parent === undefined ? null : parent);
   const body = parent === undefined ? { content: text } : { content: text, parent };
-  const finished = await runTurn(body, [mine, reply], null, null, (stored) =>
+  const held = await runTurn(body, [mine, reply], null, null, (stored) =>
     settle(mine, reply, stored, []),
   );
-  if (!finished) {
+  if (held === false) {
     if (!$("message").value) $("message").value = text; // given back to send again
     return;
   }
-  noteTurn(id, text, 2);
+  noteTurn(id, text, 2, held);
   showChatHeader();
 }
 
@@ -177,10 +178,10 @@ export async function saveEdit(item, text) {
   const parent = startsPath(item) ? null : old.parent;
   const [mine, reply] = pair(text, parent);
   const body = { content: text, parent };
-  const finished = await runTurn(body, [mine, reply], item, "edit", (stored) =>
+  const held = await runTurn(body, [mine, reply], item, "edit", (stored) =>
     settle(mine, reply, stored, old.siblings || [old.id]),
   );
-  if (!finished) {
+  if (held === false) {
     // Back as it was, the text kept to save again (on the message read again, if it was); when
     // the chat no longer holds the message, in the message box, to send rather than be lost.
     const again = item.isConnected ? item : shownItem(old.id);
@@ -192,7 +193,7 @@ export async function saveEdit(item, text) {
     }
     return;
   }
-  noteTurn(id, old.parent === null ? text : "", 2);
+  noteTurn(id, old.parent === null ? text : "", 2, held);
 }
 
 // Ask for another reply to the user message a reply answers; it goes beside the old one.
@@ -201,13 +202,13 @@ export async function regenerate(item) {
   const old = messageOf(item);
   const reply = messageElement({ role: "assistant", content: "", parent: old.parent });
   const siblings = old.siblings || [old.id];
-  const finished = await runTurn({ parent: old.parent }, [reply], item, "regenerate", (stored) =>
+  const held = await runTurn({ parent: old.parent }, [reply], item, "regenerate", (stored) =>
     setMessage(reply, { ...stored, siblings: [...siblings, stored.id] }),
   );
-  if (!finished) {
+  if (held === false) {
     if (item.isConnected) focusControl(item, "regenerate");
     else $("message").focus(); // the chat was read again without it
     return;
   }
-  noteTurn(id, "", 1);
+  noteTurn(id, "", 1, held);
 }

@@ -1,0 +1,43 @@
+"""The chat list in the side bar, and as a drawer over the chat on a phone: what it says of each
+chat once a turn is stored, and how the keyboard gets into, through and out of it.
+
+The fixtures (`tests/ui/conftest.py`) start the real server process with the fake upstream and
+open the page in Debian's Chromium, driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from harness.server_process import http
+from tests.ui.pages import Serve, chat_id_of, send_and_watch
+
+
+def test_the_list_counts_the_messages_a_trimmed_chat_holds_after_a_turn(
+    serve: Serve, page: Page
+) -> None:
+    """MAX_CHAT_MESSAGES drops a chat's oldest messages at a save: the list says what is left,
+    from the read the page makes after every turn, not from one more request."""
+    base = serve(MAX_CHAT_MESSAGES="4")
+    page.goto(base + "/ui")
+    chats = page.get_by_role("navigation", name="Chats")
+    send_and_watch(page, "First question")
+    send_and_watch(page, "Second question")
+    link = chats.get_by_role("button", name=re.compile("First question"))
+    expect(link).to_contain_text("4 messages")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.removeprefix(base)))
+
+    send_and_watch(page, "Third question")  # the first turn is dropped
+    expect(link).to_contain_text("4 messages")
+    with page.expect_response(re.compile(r"/children$")):
+        page.locator("#messages > li").last.get_by_role("button", name="Regenerate reply").click()
+    expect(page.locator("#messages li.streaming")).to_have_count(0)
+    expect(link).to_contain_text("4 messages")  # one more reply, and one more dropped
+
+    chat = chat_id_of(page)
+    listed = http("GET", f"{base}/chats").json()["chats"]
+    assert [(c["id"], c["messages"]) for c in listed] == [(chat, 4)]
+    assert asked == [f"/{chat}/chat", f"/{chat}/children"] * 2  # a turn, and what it left
