@@ -41,3 +41,34 @@ def test_the_list_counts_the_messages_a_trimmed_chat_holds_after_a_turn(
     listed = http("GET", f"{base}/chats").json()["chats"]
     assert [(c["id"], c["messages"]) for c in listed] == [(chat, 4)]
     assert asked == [f"/{chat}/chat", f"/{chat}/children"] * 2  # a turn, and what it left
+
+
+def open_chat_list(phone: Page, base: str, chat: str = "") -> None:
+    """Open the page on a phone (at `chat`, if given) and the chat list over it, from the
+    keyboard: the focus stays on the Chats button."""
+    phone.goto(f"{base}/ui#chat={chat}" if chat else f"{base}/ui")
+    expect(phone.get_by_label("Message", exact=True)).to_be_enabled()  # the page has started
+    toggle = phone.get_by_role("button", name="Chats", exact=True)
+    toggle.focus()
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_role("navigation", name="Chats")).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+
+
+def expect_closed(phone: Page) -> None:
+    expect(phone.get_by_role("navigation", name="Chats")).to_be_hidden()
+    toggle = phone.get_by_role("button", name="Chats", exact=True)
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+
+
+def test_the_skip_link_closes_the_chat_list_over_the_chat_to_reach_the_message_box(
+    serve: Serve, phone: Page
+) -> None:
+    open_chat_list(phone, serve())
+
+    phone.keyboard.press("Shift+Tab")  # back from the Chats button to the page's first link
+    expect(phone.get_by_role("link", name="Skip to the message box")).to_be_focused()
+    phone.keyboard.press("Enter")
+
+    expect_closed(phone)
+    expect(phone.get_by_label("Message", exact=True)).to_be_focused()

@@ -148,6 +148,13 @@ async function showServer() {
   }
 }
 
+// Put the focus in the message box, closing the chat list first if it is open over the chat (on
+// a narrow screen): what the list covers is inert, so the box could not take the focus.
+function toMessageBox() {
+  setSidebar(false);
+  $("message").focus();
+}
+
 // -- wiring -------------------------------------------------------------------------------------
 
 function on(id, type, listener) {
@@ -163,7 +170,7 @@ function withoutDefault(action) {
 
 function wireChat() {
   // The skip link moves focus itself: following "#message" would replace the chat in the URL.
-  on("skip", "click", withoutDefault(() => $("message").focus()));
+  on("skip", "click", withoutDefault(toMessageBox));
   on("composer", "submit", withoutDefault(submitMessage));
   on("message", "keydown", (event) => {
     if (isSend(event)) {
@@ -220,8 +227,7 @@ function wireBranches() {
 function wireSidebar() {
   on("new-chat", "click", () => {
     openChat(newChatId(), true);
-    setSidebar(false);
-    $("message").focus();
+    toMessageBox();
   });
   on("chat-list", "click", (event) => {
     const button = event.target.closest("button[data-chat-id]");
