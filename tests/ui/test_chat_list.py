@@ -72,3 +72,27 @@ def test_the_skip_link_closes_the_chat_list_over_the_chat_to_reach_the_message_b
 
     expect_closed(phone)
     expect(phone.get_by_label("Message", exact=True)).to_be_focused()
+
+
+def seed_chats(base: str, *chats: str) -> None:
+    """Store a turn in each of `chats`, its message "Hello <chat>"."""
+    for chat in chats:
+        assert http("POST", f"{base}/{chat}/chat", {"content": f"Hello {chat}"}).status == 200
+
+
+def test_a_chat_chosen_from_the_list_on_a_phone_leaves_the_focus_in_the_message_box(
+    serve: Serve, phone: Page
+) -> None:
+    """The list closes over the chosen chat, and its button with it: the focus goes on to the
+    message box, as after New chat, not to the page's start."""
+    base = serve()
+    seed_chats(base, "one", "two")
+    open_chat_list(phone, base, "one")
+    chats = phone.get_by_role("navigation", name="Chats")
+    chats.get_by_role("button", name=re.compile("Hello two")).focus()
+
+    phone.keyboard.press("Enter")
+
+    expect_closed(phone)
+    expect(phone.locator("#messages > li").first).to_have_text(re.compile("Hello two"))
+    expect(phone.get_by_label("Message", exact=True)).to_be_focused()

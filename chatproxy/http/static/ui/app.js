@@ -233,7 +233,9 @@ function wireSidebar() {
     const button = event.target.closest("button[data-chat-id]");
     if (!button) return;
     openChat(button.dataset.chatId, false);
-    setSidebar(false);
+    // Open over the chat (on a narrow screen), the list closes, the button with the focus in it:
+    // the focus goes on to the message box, as after New chat.
+    if ($("sidebar").classList.contains("open")) toMessageBox();
   });
   on("more-chats", "click", () => loadChats(true));
   on("export-chat", "click", exportChat);
