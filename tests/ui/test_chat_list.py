@@ -11,6 +11,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from harness.fake_upstream import FakeUpstream
 from harness.server_process import http
 from tests.ui.pages import Serve, chat_id_of, send_and_watch
 
@@ -96,3 +97,31 @@ def test_a_chat_chosen_from_the_list_on_a_phone_leaves_the_focus_in_the_message_
     expect_closed(phone)
     expect(phone.locator("#messages > li").first).to_have_text(re.compile("Hello two"))
     expect(phone.get_by_label("Message", exact=True)).to_be_focused()
+
+
+def test_the_lists_button_keeps_the_focus_when_the_list_is_shown_again(
+    serve: Serve, page: Page, fake_upstream: FakeUpstream
+) -> None:
+    """The list is drawn again when a chat is chosen or a turn is stored: the focus on one of
+    its buttons stays on that chat's, not dropped to the page's start."""
+    base = serve()
+    seed_chats(base, "one", "two")
+    page.goto(f"{base}/ui#chat=one")
+    expect(page.locator("#messages > li")).to_have_count(2)
+    chats = page.get_by_role("navigation", name="Chats")
+    two = chats.get_by_role("button", name=re.compile("Hello two"))
+    two.focus()
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages > li").first).to_have_text(re.compile("Hello two"))
+    expect(two).to_have_attribute("aria-current", "true")
+    expect(two).to_be_focused()
+
+    fake_upstream.reply_text = "A reply long enough to move to the list while it streams. " * 2
+    page.get_by_label("Message", exact=True).fill("And again")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages li.assistant.streaming .text")).not_to_have_text("")
+    one = chats.get_by_role("button", name=re.compile("Hello one"))
+    one.focus()
+    expect(two).to_contain_text("4 messages")  # stored, and the list drawn again
+    expect(one).to_be_focused()

@@ -31,10 +31,18 @@ function chatItem(chat) {
   return item;
 }
 
+// Draw the list again (a chat chosen, a turn stored, a page more): its buttons are new, so the
+// focus on one of them goes to its chat's new one rather than to the page's start.
 export function renderChats() {
-  $("chat-list").replaceChildren(...state.chats.map(chatItem));
+  const list = $("chat-list");
+  const active = document.activeElement;
+  const focused = list.contains(active) ? active.dataset.chatId : null;
+  list.replaceChildren(...state.chats.map(chatItem));
   $("chats-empty").hidden = state.chats.length > 0;
   $("more-chats").hidden = state.nextBefore === null;
+  const buttons = Array.from(list.querySelectorAll("button[data-chat-id]"));
+  const again = buttons.find((button) => button.dataset.chatId === focused);
+  if (again) again.focus();
 }
 
 // Load the first page of chats (or the next, `more`); on failure show the error and return it.
