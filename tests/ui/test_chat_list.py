@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from harness.fake_upstream import FakeUpstream
 from harness.server_process import http
@@ -125,3 +125,29 @@ def test_the_lists_button_keeps_the_focus_when_the_list_is_shown_again(
     one.focus()
     expect(two).to_contain_text("4 messages")  # stored, and the list drawn again
     expect(one).to_be_focused()
+
+
+def test_older_chats_are_listed_once_and_the_focus_goes_on_to_them(
+    serve: Serve, page: Page
+) -> None:
+    """A second press of "Show older chats" while a page comes asks for nothing; once none is
+    left the button goes, and the focus to the first chat it brought, not to the page's start."""
+    base = serve()
+    seed_chats(base, *(f"c{n}" for n in range(21)))  # a page of 20, then one more
+    page.goto(base + "/ui")
+    listed = page.locator("#chat-list > li")
+    expect(listed).to_have_count(20)
+    held: list[Route] = []
+    page.route("**/chats?*", lambda route: held.append(route))  # each page asked for waits
+    older = page.get_by_role("button", name="Show older chats")
+    older.focus()
+
+    with page.expect_request("**/chats?*"):
+        page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # again, before the page has come
+    held[0].continue_()
+
+    expect(older).to_be_hidden()
+    expect(listed).to_have_count(21)
+    expect(page.get_by_role("button", name=re.compile("^Hello c0 "))).to_be_focused()
+    assert len(held) == 1  # the second press asked for nothing

@@ -10,7 +10,7 @@
 
 import { API_BASE, api, chatPath, validChatId } from "./api.js";
 import { closeEditor, editorOf, openEditor, usable } from "./branches.js";
-import { loadChats, setSidebar } from "./chats.js";
+import { loadChats, loadOlder, setSidebar } from "./chats.js";
 import { loadEarlier, openChat, showSystem, stepVersion } from "./conversation.js";
 import { $ } from "./dom.js";
 import { copyCode } from "./markdown.js";
@@ -237,7 +237,7 @@ function wireSidebar() {
     // the focus goes on to the message box, as after New chat.
     if ($("sidebar").classList.contains("open")) toMessageBox();
   });
-  on("more-chats", "click", () => loadChats(true));
+  on("more-chats", "click", loadOlder);
   on("export-chat", "click", exportChat);
   on("export-all", "click", exportAll);
   on("import-chats", "click", () => $("import-file").click());

@@ -1,7 +1,7 @@
 // The chat list in the side bar: loaded page by page, and kept current as turns are sent.
 
 import { api } from "./api.js";
-import { $, element } from "./dom.js";
+import { $, element, loadMore } from "./dom.js";
 import { showError } from "./notices.js";
 import { state } from "./state.js";
 
@@ -62,6 +62,17 @@ export async function loadChats(more) {
     showError(error);
     return error;
   }
+}
+
+// Show the next page of chats; once none is left, the focus goes to the first chat it brought
+// (to the last chat, if it brought none).
+export function loadOlder() {
+  const shown = state.chats.length;
+  const first = () => {
+    const buttons = $("chat-list").querySelectorAll("button[data-chat-id]");
+    return buttons[Math.min(shown, buttons.length - 1)] || $("new-chat");
+  };
+  return loadMore($("more-chats"), () => loadChats(true), first);
 }
 
 // A turn stored `added` messages, and the chat holds `held` now (null: not known), which is

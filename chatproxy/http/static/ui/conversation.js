@@ -5,7 +5,7 @@
 import { api, chatPath } from "./api.js";
 import { renderChats } from "./chats.js";
 import { focusControl, showControls, versionsOf } from "./branches.js";
-import { $ } from "./dom.js";
+import { $, loadMore } from "./dom.js";
 import { markGone, messageOf, setMessage } from "./messages.js";
 import { GONE_WORDS, clearError, setStatus, showError } from "./notices.js";
 import { state } from "./state.js";
@@ -140,24 +140,12 @@ async function loadHistory(before) {
   scroller.scrollTop = before === undefined ? scroller.scrollHeight : scroller.scrollHeight - fromBottom;
 }
 
-// Show the page before the oldest message shown. The button is only marked disabled meanwhile
-// (a disabled one would drop the focus); once none is left it goes, and the focus with it to
-// the oldest message's first control, where reading starts.
-export async function loadEarlier() {
-  const button = $("more-messages");
-  if (button.getAttribute("aria-disabled") === "true") return;
-  const focused = document.activeElement === button;
-  button.setAttribute("aria-disabled", "true");
-  try {
-    await loadHistory(state.firstMessageId);
-  } catch (error) {
-    showError(error);
-  } finally {
-    button.removeAttribute("aria-disabled");
-  }
-  if (!focused || !button.hidden) return;
-  const control = $("messages").querySelector("button, summary, a[href]");
-  (control || $("message")).focus();
+// Show the page before the oldest message shown; once none is left, the focus goes to the
+// oldest message's first control, where reading starts.
+export function loadEarlier() {
+  const load = () => loadHistory(state.firstMessageId).catch(showError);
+  const oldest = () => $("messages").querySelector("button, summary, a[href]") || $("message");
+  return loadMore($("more-messages"), load, oldest);
 }
 
 // The path from the message `from` down to `leaf`, read back a page at a time until it is in.
