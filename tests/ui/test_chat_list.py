@@ -151,3 +151,29 @@ def test_older_chats_are_listed_once_and_the_focus_goes_on_to_them(
     expect(listed).to_have_count(21)
     expect(page.get_by_role("button", name=re.compile("^Hello c0 "))).to_be_focused()
     assert len(held) == 1  # the second press asked for nothing
+
+
+def test_escape_closes_the_chat_list_on_a_phone_from_the_top_bar_too(
+    serve: Serve, phone: Page
+) -> None:
+    """The list is open with the focus still on its Chats button (or on the API key button):
+    Escape closes it there too; in the API key dialog Escape closes only the dialog."""
+    open_chat_list(phone, serve())
+    toggle = phone.get_by_role("button", name="Chats", exact=True)
+
+    phone.keyboard.press("Escape")
+    expect_closed(phone)
+    expect(toggle).to_be_focused()
+
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_role("navigation", name="Chats")).to_be_visible()
+    phone.get_by_role("button", name="API key").focus()
+    phone.keyboard.press("Enter")
+    dialog = phone.get_by_role("dialog", name="API key")
+    expect(dialog).to_be_visible()
+    phone.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(phone.get_by_role("navigation", name="Chats")).to_be_visible()
+    phone.keyboard.press("Escape")  # back on the API key button
+    expect_closed(phone)
+    expect(phone.get_by_role("button", name="API key")).to_be_focused()

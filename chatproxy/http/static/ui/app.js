@@ -247,11 +247,15 @@ function wireSidebar() {
     if (file) importFile(file);
   });
   on("toggle-chats", "click", () => setSidebar(!$("sidebar").classList.contains("open")));
-  on("sidebar", "keydown", (event) => {
-    if (event.key === "Escape" && $("sidebar").classList.contains("open")) {
-      setSidebar(false);
-      $("toggle-chats").focus();
-    }
+  // Escape closes the list open over the chat wherever the focus is (in the list, or still on
+  // the top bar's buttons), but in a dialog, which Escape closes instead. The focus in the list
+  // goes to its Chats button, as the list hides it.
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || !$("sidebar").classList.contains("open")) return;
+    if (event.target.closest("dialog")) return;
+    const within = $("sidebar").contains(document.activeElement);
+    setSidebar(false);
+    if (within) $("toggle-chats").focus();
   });
   // A screen grown wide shows the list beside the chat: it covers nothing, so it is closed.
   matchMedia(NARROW).addEventListener("change", (event) => {
