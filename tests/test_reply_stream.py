@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from chatproxy.errors import UpstreamBadResponse, UpstreamError
 from chatproxy.upstream.answers import completion_of, usage_counts
 from chatproxy.upstream.stream import EventLines, ReplyParts
+from chatproxy.upstream_errors import UpstreamBadResponse, UpstreamError
 
 
 def chunks_of(lines: list[str]) -> tuple[list[dict[str, Any]], bool]:

@@ -18,11 +18,12 @@ from openai.lib.streaming.responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from chatproxy.errors import ProxyError, UpstreamTimeout
+from chatproxy.errors import ProxyError
 from chatproxy.http.responses_events import ResponseEvents, sse_frame
 from chatproxy.http.responses_objects import ResponseHead, response_object
 from chatproxy.service.results import StreamEvent
 from chatproxy.store.items import Message
+from chatproxy.upstream_errors import UpstreamTimeout
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 HEAD = ResponseHead("resp_s", 1_700_000_000.0, "gpt-4.1-mini", reply_id=4)

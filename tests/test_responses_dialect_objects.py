@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from openai.types.responses import Response
 
-from chatproxy.errors import StoreUnavailable, UpstreamRateLimited, UpstreamTimeout
+from chatproxy.errors import StoreUnavailable
 from chatproxy.http.responses_objects import ECHOED, ResponseHead, response_object
 from chatproxy.http.responses_request import ResponsesRequest
 from chatproxy.store.items import Message
+from chatproxy.upstream_errors import UpstreamRateLimited, UpstreamTimeout
 
 HEAD = ResponseHead("resp_abc", 1_700_000_000.5, "gpt-4.1-mini", reply_id=7)
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}

@@ -19,10 +19,11 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 
 from chatproxy.config import load_settings
-from chatproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
+from chatproxy.errors import ProxyError
 from chatproxy.upstream import rules as upstream_module
 from chatproxy.upstream.base import Completion
 from chatproxy.upstream.client import AsyncUpstream
+from chatproxy.upstream_errors import UpstreamError, UpstreamTimeout
 from harness.fake_upstream import FakeUpstream, Fault
 from harness.redis_server import make_certificates
 from tests.event_loop import LoopThread

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from chatproxy import errors
+from chatproxy import (
+    errors,
+    upstream_errors,  # noqa: F401  (`_error_codes` walks its errors too)
+)
 from chatproxy.http import bodies, openapi_conversations, openapi_exports, openapi_responses
 from chatproxy.http.openapi_operation import (
     COUNT,

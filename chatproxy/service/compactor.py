@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from chatproxy.config import Settings
-from chatproxy.errors import ProxyError, UpstreamTimeout
+from chatproxy.errors import ProxyError
 from chatproxy.service.compaction import READ_FACTOR, compacting, due_through
 from chatproxy.service.folding import Folder
 from chatproxy.service.quotas import Quotas
@@ -33,6 +33,7 @@ from chatproxy.store.base import Store
 from chatproxy.store.items import ChatRef, ChatState, Message
 from chatproxy.store.summary import Summary
 from chatproxy.upstream.base import Upstream
+from chatproxy.upstream_errors import UpstreamTimeout
 
 log = logging.getLogger(__name__)
 

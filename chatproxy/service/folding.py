@@ -30,12 +30,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from chatproxy.config import Settings
-from chatproxy.errors import NotFound, UpstreamBadResponse, UpstreamTimeout
+from chatproxy.errors import NotFound
 from chatproxy.service.compaction_rules import transcript
 from chatproxy.service.window import message_tokens
 from chatproxy.store.items import ChatRef, Message, Unsummarized
 from chatproxy.store.summary import Summary
 from chatproxy.tokens import CHARS_PER_TOKEN, estimate_tokens
+from chatproxy.upstream_errors import UpstreamBadResponse, UpstreamTimeout
 
 if TYPE_CHECKING:  # given by the compactor: named in annotations only
     from chatproxy.service.quotas import Quotas

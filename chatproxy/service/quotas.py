@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol, TypeVar
 
-from chatproxy.errors import StoreError, UpstreamError
+from chatproxy.errors import StoreError
 from chatproxy.tokens import estimate_usage
+from chatproxy.upstream_errors import UpstreamError
 
 Identity = tuple[str, str]  # ("key", "web") or ("ip", "203.0.113.7")
 

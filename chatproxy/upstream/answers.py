@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.errors import UpstreamBadResponse
 from chatproxy.tokens import (
     MAX_DETAIL_NAME,
     MAX_DETAILS,
@@ -22,6 +21,7 @@ from chatproxy.tokens import (
     is_count,
 )
 from chatproxy.upstream.base import Completion, JsonObject
+from chatproxy.upstream_errors import UpstreamBadResponse
 
 NO_TEXT = "the model provider returned no text"
 

@@ -23,7 +23,8 @@ class Completion:
 
     `content` is the reply's text: the message's content, else its refusal; None for a reply
     that only calls tools. `lost_attempts`: the attempts of a plain call before the one answered
-    that were sent and never answered (see `errors.UpstreamError`; a stream's are its own)."""
+    that were sent and never answered (see `upstream_errors.UpstreamError`; a stream's are its
+    own)."""
 
     content: str | None
     model: str
@@ -70,9 +71,9 @@ class ReplyStream(Protocol):
 
 class Upstream(Protocol):
     """The model provider: chat completions, plain or streamed, and moderation. Each call raises
-    an `errors.UpstreamError` when it fails, within `deadline` (a `time.monotonic()` instant).
-    A completion says how many of its attempts were lost (sent, then never answered: the
-    provider may have billed them) with its answer or its error (`lost_attempts`).
+    an `upstream_errors.UpstreamError` when it fails, within `deadline` (a `time.monotonic()`
+    instant). A completion says how many of its attempts were lost (sent, then never answered:
+    the provider may have billed them) with its answer or its error (`lost_attempts`).
 
     A completion's `fields` are the request's other fields (tools, response_format, seed, ...),
     sent as they are beside the model, messages, max_tokens and temperature."""

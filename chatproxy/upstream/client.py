@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import aiohttp
 import certifi
 
-from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.jsontext import compact_bytes
 from chatproxy.upstream import rules as shared
 from chatproxy.upstream.answers import completion_of
@@ -45,6 +44,7 @@ from chatproxy.upstream.rules import (
     split_proxy,
     status_error,
 )
+from chatproxy.upstream_errors import UpstreamError, UpstreamTimeout
 
 T = TypeVar("T")
 LINE_BYTES = 1 << 20  # the longest line of a stream read (aiohttp's default is 64 KiB)

@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 
-from chatproxy.errors import UpstreamError, UpstreamTimeout
 from chatproxy.upstream.base import Completion, Delta, JsonObject
 from chatproxy.upstream.stream import DRAIN_LINES, DRAIN_SECONDS, EventLines, ReplyParts
+from chatproxy.upstream_errors import UpstreamError, UpstreamTimeout
 
 
 class AsyncReplyStream:

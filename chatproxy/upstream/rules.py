@@ -33,7 +33,10 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chatproxy.config import Settings
-from chatproxy.errors import (
+from chatproxy.jsontext import parse
+from chatproxy.upstream.base import JsonObject
+from chatproxy.upstream.provider_errors import tenant_message, withheld
+from chatproxy.upstream_errors import (
     UpstreamAuthFailed,
     UpstreamBadResponse,
     UpstreamError,
@@ -41,9 +44,6 @@ from chatproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from chatproxy.jsontext import parse
-from chatproxy.upstream.base import JsonObject
-from chatproxy.upstream.provider_errors import tenant_message, withheld
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_RETRY_AFTER = 5

@@ -18,12 +18,12 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from chatproxy.errors import UpstreamError
 from chatproxy.jsontext import parse
 from chatproxy.upstream.answers import completion_of
 from chatproxy.upstream.base import Completion, Delta, JsonObject
 from chatproxy.upstream.call_indexes import CallIndexes
 from chatproxy.upstream.provider_errors import tenant_message, withheld
+from chatproxy.upstream_errors import UpstreamError
 
 DRAIN_LINES = 16
 DRAIN_SECONDS = 0.25  # the longest wait for the end of a body after `[DONE]`
