@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from chatproxy.http.openapi_operation import STRING, Operation, Schema, ok, query, ref
-from chatproxy.service.chat_document import ChatDocument
+from chatproxy.service.document_schema import ChatDocument
 
 MODELS: dict[str, type[BaseModel]] = {"ChatDocument": ChatDocument}
 

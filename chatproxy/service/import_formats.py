@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from chatproxy.service import chat_document
+from chatproxy.service import document_schema
 from chatproxy.store.chat_tree import DocumentError
 
 Format = Literal["native", "chatgpt", "openwebui"]
@@ -27,7 +27,7 @@ def detect(data: Any) -> Format | None:
     first = data[0] if isinstance(data, list) and data else data
     if not isinstance(first, dict):
         return None
-    if first.get("format") == chat_document.FORMAT:
+    if first.get("format") == document_schema.FORMAT:
         return "native"
     if "mapping" in first:
         return "chatgpt"
