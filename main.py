@@ -11,7 +11,8 @@ from dotenv import load_dotenv
 from starlette.requests import Request
 
 from chatproxy.config import load_settings
-from chatproxy.http.app import create_app, with_cors
+from chatproxy.http.app import create_app
+from chatproxy.http.cors import with_cors
 from chatproxy.http.every_path import serve_every_path
 from chatproxy.logs import configure_logging
 

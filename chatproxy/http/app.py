@@ -20,10 +20,9 @@ import time
 from typing import Any
 
 from starlette.background import BackgroundTask
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from chatproxy.config import Settings
 from chatproxy.errors import MethodNotAllowed, NoRoute, ProxyError
@@ -43,10 +42,6 @@ from chatproxy.service.transfer import Transfer
 from chatproxy.service.turns import ChatService
 from chatproxy.store import Store, open_store
 
-STAINLESS = (
-    "Arch", "Helper-Method", "Lang", "OS", "Package-Version", "Retry-Count", "Runtime",
-    "Runtime-Version", "Timeout",
-)  # fmt: skip
 log = logging.getLogger("chatproxy")
 access_log = logging.getLogger("chatproxy.requests")
 
@@ -193,46 +188,6 @@ def _response(result: Answer) -> Response | EventStream:
     if not isinstance(result, tuple):
         return json_response(result)
     return json_response(*result)
-
-
-CORS_HEADERS_IN = [
-    "Authorization",
-    "X-API-Key",
-    "Content-Type",
-    "Idempotency-Key",
-    "X-Chat-Id",
-    # What the official openai SDK for JavaScript sends from a browser
-    # (`dangerouslyAllowBrowser`): its platform, retry and helper headers, and the account's.
-    *(f"X-Stainless-{name}" for name in STAINLESS),
-    "OpenAI-Organization",
-    "OpenAI-Project",
-]
-CORS_HEADERS_OUT = [
-    "Retry-After",
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Reset",
-    "Idempotent-Replayed",
-    "X-Should-Retry",
-]
-
-
-def with_cors(app: ASGIApp, origins: tuple[str, ...]) -> ASGIApp:
-    """Answer browsers from `origins` (ALLOWED_ORIGINS) with Starlette's CORS middleware,
-    preflights included.
-
-    Origins not on the list get no CORS headers; with no list, no CORS at all.
-    """
-    if not origins:
-        return app
-    return CORSMiddleware(
-        app,
-        allow_origins=list(origins),
-        allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=CORS_HEADERS_IN,
-        expose_headers=CORS_HEADERS_OUT,
-        max_age=600,
-    )
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
