@@ -2,7 +2,9 @@
 and what it makes of the answers, for coroutines of one event loop. The operations on chats as
 records (a chat's info and own fields, the tenant's listing, a chat's deletion, the global
 prompt) are `redis_chats.py`'s (`RedisChats`, which this store builds on beside `RedisCalls`),
-those on summaries `redis_summaries.py`'s (`RedisSummaries`, likewise).
+those on a chat's items beyond a turn's (its children and leaf, given items)
+`redis_items.py`'s (`RedisItems`, likewise), those on summaries `redis_summaries.py`'s
+(`RedisSummaries`, likewise).
 
 A turn is saved by one Lua script (check the lock token, append both messages, update meta,
 record the idempotent answer, refresh TTLs), which ignores a turn id it has already saved, so a
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from redis.asyncio.cluster import RedisCluster
 
-from chatproxy.errors import ChatBusy, NotFound, TurnLeaseLost
+from chatproxy.errors import NotFound, TurnLeaseLost
 from chatproxy.jsontext import compact
 from chatproxy.store.chat_tree import ChatTree
 from chatproxy.store.idempotency import (
@@ -45,12 +47,12 @@ from chatproxy.store.items import (
     title_of,
     usage_of,
 )
-from chatproxy.store.redis_branches import BRANCH_SCRIPTS, children, path_children, set_leaf
+from chatproxy.store.redis_branches import path_children
 from chatproxy.store.redis_calls import RedisCalls
 from chatproxy.store.redis_chats import RedisChats
 from chatproxy.store.redis_export import TREE_SCRIPTS, load_tree, save_tree
 from chatproxy.store.redis_idem_scripts import CLAIM_SCRIPTS
-from chatproxy.store.redis_item_scripts import ITEM_SCRIPTS
+from chatproxy.store.redis_items import RedisItems
 from chatproxy.store.redis_keys import (
     GLOBAL_SYSTEM_KEY,
     chat_keys,
@@ -72,7 +74,7 @@ if TYPE_CHECKING:
     from chatproxy.store.redis_limits import SharedRedisStorage
 
 
-class RedisStore(RedisCalls, RedisChats, RedisSummaries):
+class RedisStore(RedisCalls, RedisChats, RedisItems, RedisSummaries):
     """Chats in Redis, for coroutines of one event loop."""
 
     kind = "redis"
@@ -80,8 +82,7 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
         **SCRIPTS,
         **CLAIM_SCRIPTS,
         **READ_SCRIPTS,
-        **BRANCH_SCRIPTS,
-        **ITEM_SCRIPTS,
+        **RedisItems.LUA,
         **TREE_SCRIPTS,
         **RedisChats.LUA,
         **RedisSummaries.LUA,
@@ -157,53 +158,6 @@ class RedisStore(RedisCalls, RedisChats, RedisSummaries):
             read[2] = known.raws[len(known.raws) - read[2] :]
         self._windows.read(chat, token, read[2], limit, seen=read[8] or None)
         return state_of(read, self.decoded, keep=True)
-
-    async def children(
-        self, chat: ChatRef, parents: Sequence[int | None], *, strict: bool = False
-    ) -> list[list[int]]:
-        keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
-        found, _ = await children(self._script, keys, listing, parents, self._ttl or 0, strict)
-        await self._listed_beside(chat)
-        return found
-
-    async def first_messages(self, chat: ChatRef) -> tuple[list[int], int]:
-        keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
-        (found,), count = await children(self._script, keys, listing, [None], self._ttl or 0)
-        await self._listed_beside(chat)
-        return found, count
-
-    async def load_items(self, chat: ChatRef, ids: Sequence[int]) -> list[Message | None]:
-        if not ids:
-            return []
-        args = [self._ttl or 0, *ids]
-        raws = await self._script(
-            "load_items", list(chat_keys(chat)), [index_key(chat.tenant)], args
-        )
-        await self._listed_beside(chat)
-        found = iter(self.decoded.decode([raw for raw in raws if raw]))
-        return [next(found) if raw else None for raw in raws]
-
-    async def delete_items(self, chat: ChatRef, ids: Sequence[int]) -> list[int]:
-        if not ids:
-            return []
-        now = time.time()
-        args = [repr(now), self._ttl or 0, chat.chat_id, *ids]
-        keys = [*chat_keys(chat), lock_key(chat), idems_key(chat)]
-        gone = await self._declaring("delete_items", keys, [index_key(chat.tenant)], args)
-        if gone == -1:
-            raise ChatBusy()
-        if gone:
-            self._windows.forget(chat)
-            await self._index_beside(chat, now)
-        return sorted(int(item) for item in gone)
-
-    async def set_leaf(self, chat: ChatRef, item: int, *, descend: bool = False) -> int | None:
-        keys, listing = [*chat_keys(chat), lock_key(chat)], index_key(chat.tenant)
-        leaf = await set_leaf(self._script, keys, listing, item, descend, self._ttl or 0)
-        self._windows.forget(chat)
-        if leaf is not None:
-            await self._listed_beside(chat)
-        return leaf
 
     async def load_tree(self, chat: ChatRef) -> ChatTree | None:
         keys, listing = [*chat_keys(chat)], index_key(chat.tenant)
