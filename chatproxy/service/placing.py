@@ -11,7 +11,8 @@ the chat holds over MAX_CONTENT_CHARS: its system prompt, and messages that are 
 the placement then does not check again (`Ask.checked`).
 `place_turn` turns an ask and the window read under the turn's lock into a `Placing`: the
 messages to store, what goes upstream after the history, and where the reply goes. A turn made
-through `POST /v1/responses` also says what its reply keeps of the request (`Kept`).
+through `POST /v1/responses` also says what its reply keeps of the request (`Kept`), where
+its input starts; a reply made by another API says where by its ids (`stored_with`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ class Kept:
     def response(self, input_first: int) -> dict[str, Any]:
         """The reply's `response`, its turn's input being the items from `input_first` on."""
         return {**self.settings, "created_at": self.created_at, "input_first": input_first}
+
+
+def stored_with(reply_id: int, path: Sequence[Message]) -> int:
+    """The first id of the input a reply made by another API stored with it (it kept no
+    `input_first`): the messages after the reply before it whose ids run up to the reply's,
+    as a turn saves its messages and its reply on consecutive ids. A regeneration stored none:
+    its question is an earlier turn's, which another reply answers."""
+    first = reply_id
+    for message in reversed(path):
+        if message.role == "assistant" or message.id != first - 1:
+            break
+        first -= 1
+    return first
 
 
 @dataclass(frozen=True)

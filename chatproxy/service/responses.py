@@ -49,13 +49,13 @@ from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.compaction import READ_FACTOR
 from chatproxy.service.defaults import Defaults, TurnOptions
 from chatproxy.service.message_rules import Names
-from chatproxy.service.placing import MAX_CALL_ID, Ask, only_new, window_for
+from chatproxy.service.placing import MAX_CALL_ID, Ask, only_new, stored_with, window_for
 from chatproxy.service.response_asks import ResponseAsk, TurnMakers
 from chatproxy.service.response_ids import missing_response, named_reply, response_id
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.unstored import build_unstored
 from chatproxy.store.base import Store
-from chatproxy.store.items import ROOT, ChatRef, ChatState, Message, valid_chat_id
+from chatproxy.store.items import ROOT, ChatRef, ChatState, valid_chat_id
 
 if TYPE_CHECKING:
     from chatproxy.service.response_asks import MakeTurn, PassOn
@@ -99,7 +99,7 @@ class Responses:
 
     async def find(self, tenant: str, text: str, *, inputs: bool = False) -> Found:
         """The response `text` names, and with `inputs` its turn's input messages: those from
-        the first it stored (`input_first`; for a reply made by another API, `_stored_with`)
+        the first it stored (`input_first`; for a reply made by another API, `stored_with`)
         to the reply."""
         chat, state = await self._reply(tenant, text, lambda _: LOOKBACK if inputs else 1)
         reply = state.messages[-1]
@@ -111,7 +111,7 @@ class Responses:
             state = await self._store.load_window(chat, reply.id - first + 1, reply.id)
         path = state.messages[:-1]
         if type(first) is not int:
-            first = _stored_with(reply.id, path)
+            first = stored_with(reply.id, path)
         return Found(chat.chat_id, reply, [m for m in path if m.id is not None and m.id >= first])
 
     async def delete(self, tenant: str, text: str) -> str:
@@ -264,16 +264,3 @@ class Responses:
         named_here = ask.named_chat in ("", place.chat.chat_id)
         path = place.state.messages if named_here else []
         return ask.input({m.id: m for m in path if m.id is not None})
-
-
-def _stored_with(reply_id: int, path: Sequence[Message]) -> int:
-    """The first id of the input a reply made by another API stored with it (it kept no
-    `input_first`): the messages after the reply before it whose ids run up to the reply's,
-    as a turn saves its messages and its reply on consecutive ids. A regeneration stored none:
-    its question is an earlier turn's, which another reply answers."""
-    first = reply_id
-    for message in reversed(path):
-        if message.role == "assistant" or message.id != first - 1:
-            break
-        first -= 1
-    return first
