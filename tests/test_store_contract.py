@@ -319,6 +319,20 @@ async def test_an_expired_lease_lets_another_holder_in(store: Store) -> None:
 
 
 @pytest.mark.anyio
+async def test_turn_held_says_whether_a_turn_holds_the_lock(store: Store) -> None:
+    assert await store.turn_held(CHAT) is False
+    await take_lock(store, CHAT, "a", 30)
+    assert await store.turn_held(CHAT) is True
+    assert await store.turn_held(ChatRef("public", "other")) is False
+
+    await store.release_turn(CHAT, "a")
+    assert await store.turn_held(CHAT) is False
+    await take_lock(store, CHAT, "slow", 0.2)
+    await asyncio.sleep(0.3)
+    assert await store.turn_held(CHAT) is False  # an expired lease holds nothing
+
+
+@pytest.mark.anyio
 async def test_save_is_fenced_by_the_lock_token(store: Store) -> None:
     await take_lock(store, CHAT, "holder", 30)
 

@@ -256,6 +256,10 @@ class StoreModel(RuleBasedStateMachine):
         if self.holder[chat] == token:
             self.holder[chat] = None
 
+    @rule(chat=chats)
+    def turn_held(self, chat: ChatRef) -> None:
+        assert self.run(self.store.turn_held(chat)) is (self.holder[chat] is not None)
+
     @rule(chat=chats, token=tokens)
     def claim_summary(self, chat: ChatRef, token: str) -> None:
         free = self.claimer[chat] in (None, token)  # its holder takes it again

@@ -9,6 +9,7 @@ is sent beside the messages with each call, against CONTEXT_TOKENS and the token
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,12 @@ class TurnOptions:
     compact: int | None = None
     cap_name: str = "max_tokens"  # what the request called max_tokens (its errors name it)
     tool_tokens: int = 0
+    begun: float | None = None  # when the request began (monotonic), if before the turn
+
+    def deadline(self, timeout: float) -> float:
+        """When the turn must end: `timeout` (REQUEST_TIMEOUT) after its request began (a
+        response that waited for the turn it continues: `responses.py`), else from now."""
+        return (time.monotonic() if self.begun is None else self.begun) + timeout
 
 
 NO_OPTIONS = TurnOptions()

@@ -7,7 +7,8 @@ round trips. A claim hashes the key and the request, so the same key with anothe
 apart. The save is fenced by the lock token and idempotent by turn id, and is retried through a
 store outage (the upstream's answer is already paid for). Releases that meet a store outage are
 retried in the background (a task on the event loop) until they work or the lease would have
-ended them, so a turn cut short never leaves its chat locked or its key pending.
+ended them, so a turn cut short never leaves its chat locked or its key pending. What waits for
+another turn to end without taking the lock (`wait_out_turn`) polls with the same back-off.
 """
 
 from __future__ import annotations
@@ -73,6 +74,35 @@ class Lease:
     detached: bool = False
 
 
+class Backoff:
+    """Pauses between tries at what another holds, jittered, from LOCK_POLL_FIRST doubling up
+    to LOCK_POLL_MAX, for `seconds` in all (from when it is made)."""
+
+    def __init__(self, seconds: float):
+        self._give_up = time.monotonic() + seconds
+        self._pause = LOCK_POLL_FIRST
+
+    async def pause(self) -> bool:
+        """Sleep before the next try; False, at once, when the time is up."""
+        left = self._give_up - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(left, self._pause * random.uniform(0.5, 1.0)))
+        self._pause = min(self._pause * 2, LOCK_POLL_MAX)
+        return True
+
+
+async def wait_out_turn(store: Store, chat: ChatRef, seconds: float) -> bool:
+    """Wait while a turn holds the chat's lock, up to `seconds`; return whether one held it
+    (False, after one read, when none does)."""
+    if not await store.turn_held(chat):
+        return False
+    waiting = Backoff(seconds)
+    while await waiting.pause() and await store.turn_held(chat):
+        pass
+    return True
+
+
 class TurnGuard:
     """Locks, claims, saves and releases for the turns of one store."""
 
@@ -125,14 +155,10 @@ class TurnGuard:
         turn holds it: `Store.begin_turn`), so the forks of a chat run at once."""
         token = secrets.token_hex(16)
         lease = self._settings.turn_lease_seconds
-        give_up = time.monotonic() + self._settings.turn_wait_seconds
-        pause = LOCK_POLL_FIRST
+        waiting = Backoff(self._settings.turn_wait_seconds)
         while (state := await self._begin(chat, token, lease, window, at, reserve)) is None:
-            left = give_up - time.monotonic()
-            if left <= 0:
+            if not await waiting.pause():
                 raise ChatBusy()
-            await asyncio.sleep(min(left, pause * random.uniform(0.5, 1.0)))
-            pause = min(pause * 2, LOCK_POLL_MAX)
         fork = reserve > 0
         return Lease(token, state, released=fork, detached=fork)
 

@@ -15,7 +15,6 @@ every model call's is.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -77,8 +76,7 @@ class PassThrough:
         n = options.fields.get("n")
         choices = n if type(n) is int and n > 1 else 1  # another n: the provider refuses it
         await self._quotas.check_budget(tenant, call["max_tokens"] * choices if choices > 1 else 0)
-        deadline = time.monotonic() + self._settings.request_timeout
-        return call, deadline
+        return call, options.deadline(self._settings.request_timeout)
 
 
 class PassedStream:

@@ -8,7 +8,8 @@ nothing in the caller's tenant, is a `ResponseNotFound`.
 A response's turn (`ResponseAsk`) goes
 - after `previous` (a response id): in its chat, under its reply (an older one forks a branch).
   Such a turn is a fork (`placing.Ask.fork`): it holds the chat's lock only to be placed, on
-  ids set aside for it, so the forks of one chat, and the turns of a chain, run at once;
+  ids set aside for it, so the forks of one chat, and the turns of a chain, run at once (one
+  not found while a turn holds its chat, maybe storing it, is looked for again after: `_waited`);
 - at the current leaf of `conversation` (a chat id), which must exist; its input may leave out
   the model's items, which the conversation holds (`placement`'s `elided`: the AI SDK's);
 - else, when its input's item references name a chat (the Vercel AI SDK sends an earlier reply
@@ -38,9 +39,10 @@ its id (`resp_<hex>`) names no reply.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +50,16 @@ from chatproxy.config import Settings
 from chatproxy.errors import NotFound, ResponseNotFound
 from chatproxy.service.compaction import READ_FACTOR
 from chatproxy.service.defaults import Defaults, TurnOptions
+from chatproxy.service.guard import wait_out_turn
 from chatproxy.service.message_rules import Names
 from chatproxy.service.placing import MAX_CALL_ID, Ask, only_new, stored_with, window_for
 from chatproxy.service.response_asks import ResponseAsk, TurnMakers
-from chatproxy.service.response_ids import missing_response, named_reply, response_id
+from chatproxy.service.response_ids import (
+    missing_response,
+    named_reply,
+    parse_response_id,
+    response_id,
+)
 from chatproxy.service.results import Answer, Found, Responded, StreamingTurn, TurnResult
 from chatproxy.service.unstored import build_unstored
 from chatproxy.store.base import Store
@@ -131,6 +139,24 @@ class Responses:
         make: MakeTurn[Answer],
         pass_on: PassOn[Answer],
     ) -> Responded[Answer]:
+        begun = time.monotonic()
+        try:
+            return await self._respond_once(ask, key, options, make, pass_on)
+        except ResponseNotFound as missing:
+            previous = ask.previous if missing.param == "previous_response_id" else None
+            if previous is None or not await self._waited(ask.tenant, previous, begun):
+                raise
+        options = replace(options, begun=begun)  # the request's deadline counts the wait
+        return await self._respond_once(ask, key, options, make, pass_on)
+
+    async def _respond_once(
+        self,
+        ask: ResponseAsk,
+        key: str | None,
+        options: TurnOptions,
+        make: MakeTurn[Answer],
+        pass_on: PassOn[Answer],
+    ) -> Responded[Answer]:
         place = await self._place(ask, key if ask.store else None)
         sent, names = self._messages(ask, place)
         if not ask.store:  # its input is matched with the path it continues, as a turn's is
@@ -177,6 +203,14 @@ class Responses:
         created_at = kept.get("created_at", ask.keep.created_at)
         chat_id = place.chat.chat_id
         return Responded(response_id(chat_id, reply_id), chat_id, reply_id, created_at, answer)
+
+    async def _waited(self, tenant: str, previous: str, begun: float) -> bool:
+        """Whether the response `previous`, not found, names a chat a turn holds (which may be
+        storing it): waited for, up to TURN_WAIT_SECONDS from when the request `begun`."""
+        found = parse_response_id(previous)
+        wait = begun + self._settings.turn_wait_seconds - time.monotonic()
+        chat = ChatRef(tenant, found[0]) if found else None
+        return chat is not None and await wait_out_turn(self._store, chat, wait)
 
     async def _place(self, ask: ResponseAsk, key: str | None) -> _Place:
         """Where a response's turn goes, with the path it continues read as deep as its item

@@ -149,7 +149,7 @@ class ChatService:
     async def _stream(
         self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
     ) -> StreamingTurn:
-        deadline = time.monotonic() + self._settings.request_timeout
+        deadline = options.deadline(self._settings.request_timeout)
         claim, replay = await self._claim(chat, ask, options, idempotency_key)
         if replay is not None:
             return StreamingTurn(replayed(replay), True, replay.get("id"), replay)
@@ -213,7 +213,7 @@ class ChatService:
     async def _turn(
         self, chat: ChatRef, ask: Ask, idempotency_key: str | None, options: TurnOptions
     ) -> TurnResult:
-        deadline = time.monotonic() + self._settings.request_timeout
+        deadline = options.deadline(self._settings.request_timeout)
         claim, replay = await self._claim(chat, ask, options, idempotency_key)
         if replay is not None:
             return TurnResult(replay, replayed=True)

@@ -234,6 +234,10 @@ class Store(Protocol):
     async def release_turn(self, chat: ChatRef, token: str) -> None:
         """Release the turn lock if `token` still holds it."""
 
+    async def turn_held(self, chat: ChatRef) -> bool:
+        """Whether a turn holds the chat's lock now (an unexpired lease), in one read that
+        changes nothing (not the chat's TTL)."""
+
     async def claim_idempotency(
         self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
     ) -> IdempotencyClaim:

@@ -229,6 +229,9 @@ class RedisStore(RedisCalls, RedisChats, RedisItems, RedisSummaries):
     async def release_turn(self, chat: ChatRef, token: str) -> None:
         await self._script("release_turn", [lock_key(chat)], [], [token])
 
+    async def turn_held(self, chat: ChatRef) -> bool:
+        return bool(await self._command("exists", lock_key(chat)))  # a lease expires the key
+
     async def claim_idempotency(
         self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
     ) -> IdempotencyClaim:

@@ -261,6 +261,11 @@ class SqliteStore(SqliteBase, SqliteChats):
             release_lock(db, chat, token)
 
     @in_thread
+    def turn_held(self, chat: ChatRef) -> bool:
+        with self.file.transaction() as db:
+            return lock_holder(db, chat, time.time()) is not None
+
+    @in_thread
     def claim_idempotency(
         self, chat: ChatRef, key: str, fingerprint: str, lease_seconds: float
     ) -> IdempotencyClaim:
