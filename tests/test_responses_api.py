@@ -246,7 +246,8 @@ def test_examples_of_its_own_go_where_a_response_names_not_on_a_new_path(
         ("user", "Translate: dog. And my name?"),
     ]
     assert proxy.get(f"/{chat}/children?parent=1") == {"parent": 1, "children": [2]}
-    assert proxy.get(f"/{chat}/children") == {"parent": None, "children": [0]}
+    first_messages = {"parent": None, "children": [0], "messages": 6}  # the two turns' six
+    assert proxy.get(f"/{chat}/children") == first_messages
 
 
 def test_a_conversation_is_a_chat_and_its_turn_goes_at_the_leaf(
