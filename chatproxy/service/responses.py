@@ -146,8 +146,7 @@ class Responses:
             previous = ask.previous if missing.param == "previous_response_id" else None
             if previous is None or not await self._waited(ask.tenant, previous, begun):
                 raise
-        options = replace(options, begun=begun)  # the request's deadline counts the wait
-        return await self._respond_once(ask, key, options, make, pass_on)
+        return await self._respond_once(ask, key, replace(options, begun=begun), make, pass_on)
 
     async def _respond_once(
         self,
